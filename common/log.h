@@ -1,0 +1,16 @@
+/* Logging: one line per event, "level message key=value ...", to stderr. Under systemd
+ * (JOURNAL_STREAM set) lines carry a <N> syslog priority prefix instead of a timestamp. */
+#pragma once
+
+enum { LOG_LVL_DEBUG = 0, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+void log_set_level(int level);
+int log_get_level(void);
+/* Parses "debug", "info", "warn", "error"; returns -1 when unknown. */
+int log_level_parse(const char *s);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)

@@ -1,0 +1,182 @@
+/* Task and result types, their JSON codec and validation, Redis key names and the bounds on
+ * every untrusted size. The wire format is specified in proto/PROTOCOL.md. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+/* ---- bounds on untrusted input (PROTOCOL.md, "Limits") ---- */
+#define PROTO_TASK_MAX_BYTES     (16u * 1024 * 1024) /* one stream entry's payload */
+#define PROTO_ID_MAX             64
+#define PROTO_CODE_MAX           (1u * 1024 * 1024)
+#define PROTO_STDIN_MAX          (4u * 1024 * 1024)
+#define PROTO_ARGS_MAX           (64u * 1024) /* args JSON text */
+#define PROTO_ARGV_MAX           256
+#define PROTO_ENV_MAX            64
+#define PROTO_ENV_NAME_MAX       128
+#define PROTO_ENV_VALUE_MAX      4096
+#define PROTO_FILES_MAX          64
+#define PROTO_FILE_PATH_MAX      255
+#define PROTO_FILES_TOTAL_MAX    (8u * 1024 * 1024) /* decoded input files, summed */
+#define PROTO_NAME_MAX           128                /* image, runtime, reply stream names */
+#define PROTO_RETURN_MAX         4096               /* function mode return value JSON */
+#define PROTO_OUT_FILES_MAX      100
+#define PROTO_OUT_FILES_TOTAL    (8u * 1024 * 1024)
+
+/* ---- Redis names (PROTOCOL.md, "Keys") ---- */
+#define PROTO_KEY_TASKS          "aisp:tasks"
+#define PROTO_GROUP              "aisp"
+#define PROTO_KEY_RESULTS        "aisp:results"
+#define PROTO_KEY_DEAD           "aisp:dead"
+#define PROTO_KEY_NODES          "aisp:nodes"
+#define PROTO_KEY_RESULT_PREFIX  "aisp:result:"
+#define PROTO_KEY_NODE_PREFIX    "aisp:node:"
+
+typedef enum proto_lang {
+	PROTO_LANG_PYTHON = 0,
+	PROTO_LANG_JAVASCRIPT,
+	PROTO_LANG_SHELL,
+	PROTO_LANG__COUNT,
+} proto_lang;
+
+typedef enum proto_mode {
+	PROTO_MODE_SCRIPT = 0,
+	PROTO_MODE_FUNCTION,
+} proto_mode;
+
+typedef enum proto_status {
+	PROTO_STATUS_OK = 0,       /* the program ran and exited (any exit code) or was signalled */
+	PROTO_STATUS_TIMEOUT,      /* wall time limit reached; sandbox destroyed */
+	PROTO_STATUS_OOM,          /* killed by the memory limit */
+	PROTO_STATUS_OUTPUT_LIMIT, /* stdout/stderr/output files over their caps */
+	PROTO_STATUS_ERROR,        /* function mode: main() raised, or its value was not JSON */
+	PROTO_STATUS_SANDBOX_ERROR, /* the sandbox itself failed: the node's fault, retryable */
+	PROTO_STATUS_REJECTED,     /* the task was invalid; it never ran */
+	PROTO_STATUS_INTERNAL,     /* gave up after retries (dead-lettered) */
+	PROTO_STATUS__COUNT,
+} proto_status;
+
+/* Names as on the wire ("python", "function", "output_limit"...); NULL when out of range. */
+const char *proto_lang_name(proto_lang l);
+const char *proto_mode_name(proto_mode m);
+const char *proto_status_name(proto_status s);
+int proto_lang_parse(const char *s, proto_lang *out);
+int proto_status_parse(const char *s, proto_status *out);
+
+typedef struct proto_file {
+	char *path; /* relative, validated: no "..", no leading "/", no empty components */
+	uint8_t *data;
+	size_t len;
+} proto_file;
+
+typedef struct proto_env {
+	char *name; /* [A-Za-z_][A-Za-z0-9_]*, not one of the reserved names */
+	char *value;
+} proto_env;
+
+/* Limits; a field of 0 means "not set" (the node's default applies). */
+typedef struct proto_limits {
+	int64_t cpus_milli;      /* CFS quota in thousandths of a CPU */
+	int64_t memory_bytes;    /* memory (swap equal) */
+	int64_t timeout_ms;      /* wall time */
+	int64_t pids;
+	int64_t nofile;
+	int64_t fsize_bytes;     /* RLIMIT_FSIZE */
+	int64_t workspace_bytes; /* /workspace tmpfs size (and /tmp) */
+	int64_t stdout_bytes;
+	int64_t stderr_bytes;
+} proto_limits;
+
+typedef struct proto_task {
+	char *id;
+	proto_lang lang;
+	proto_mode mode;
+	char *code;
+	size_t code_len;
+	uint8_t *stdin_data;
+	size_t stdin_len;
+	/* "args": script mode, a JSON array of strings (argv after the program); function mode,
+	 * any JSON value passed to main(args). args_json is the canonical JSON text or NULL. */
+	char *args_json;
+	char **argv;
+	size_t argc;
+	proto_env *env; /* sorted by name, names unique */
+	size_t n_env;
+	proto_file *files; /* sorted by path, paths unique */
+	size_t n_files;
+	char *image;   /* name or "sha256:<64 hex>"; NULL: the node's default */
+	char *runtime; /* NULL: the node's default */
+	proto_limits limits;
+	char *reply_stream; /* NULL: none */
+	bool nondeterministic;
+} proto_task;
+
+typedef struct proto_usage {
+	int64_t wall_ms;
+	int64_t cpu_ms;
+	int64_t memory_peak_bytes;
+} proto_usage;
+
+/* What came out of one run in a sandbox. */
+typedef struct proto_output {
+	proto_status status;
+	int exit_code; /* -1 when signalled or not run */
+	int signal;    /* 0 when exited normally */
+	buf out;       /* stdout, at most the cap */
+	buf err;       /* stderr, at most the cap */
+	bool stdout_truncated;
+	bool stderr_truncated;
+	proto_file *files; /* from /workspace/out, sorted by path */
+	size_t n_files;
+	bool files_truncated;
+	char *return_value; /* function mode: JSON text (<= PROTO_RETURN_MAX) or NULL */
+	char *error;        /* human-readable reason for error/sandbox_error/rejected, or NULL */
+} proto_output;
+
+typedef struct proto_result {
+	char *id;
+	proto_output output;
+	proto_usage usage;
+	char *node_id;
+	char *runtime;
+	char *image_digest; /* "sha256:..." or NULL (rejected before resolving) */
+	int64_t received_ms, started_ms, finished_ms; /* wall clock, ms since epoch */
+	int attempts;
+	char *execution_digest; /* "sha256:..." or NULL */
+	char *attestation;      /* the DSSE envelope as JSON text, or NULL */
+} proto_result;
+
+void proto_task_init(proto_task *t);
+void proto_task_deinit(proto_task *t);
+void proto_output_init(proto_output *o);
+void proto_output_deinit(proto_output *o);
+void proto_result_init(proto_result *r);
+void proto_result_deinit(proto_result *r);
+
+/* Checks a task id against [A-Za-z0-9._-]{1,64}. */
+bool proto_id_valid(const char *id);
+/* Checks a relative file path: 1..255 bytes, no leading '/', no "." or ".." or empty
+ * component, no NUL or control bytes. Returns 0 or -1 with a reason in *e. */
+int proto_path_valid(const char *path, err **e);
+
+/* Parses and validates a task from JSON bytes (PROTOCOL.md, "Task"). Returns 0, or -1 with a
+ * precise, client-facing message in *e. If the id could be read even though the task is
+ * invalid, *id_out (optional) receives a copy so that a rejected result can be published. */
+int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out, err **e);
+/* Serialises a task to JSON (as a scheduler would send it). */
+void proto_task_to_json(const proto_task *t, buf *out);
+/* Serialises a result to JSON (PROTOCOL.md, "Result"); the attestation is embedded as an
+ * object, not a string. */
+void proto_result_to_json(const proto_result *r, buf *out);
+/* Parses a result document (for aisp wait/verify). Returns 0 or -1 with *e. */
+int proto_result_parse(const char *json, size_t len, proto_result *r, err **e);
+
+/* Applies node defaults and maxima: every unset field of t->limits takes defaults'; a field
+ * above maxima is an error naming it ("limits.memory_mb 8192 is above the node maximum
+ * 4096"). */
+int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const proto_limits *maxima,
+			 err **e);
