@@ -156,6 +156,8 @@ void proto_output_init(proto_output *o);
 void proto_output_deinit(proto_output *o);
 void proto_result_init(proto_result *r);
 void proto_result_deinit(proto_result *r);
+/* Frees an array of n env pairs (names and values). */
+void proto_env_list_free(proto_env *l, size_t n);
 
 /* Checks a task id against [A-Za-z0-9._-]{1,64}. */
 bool proto_id_valid(const char *id);

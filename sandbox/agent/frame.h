@@ -1,0 +1,105 @@
+/* The framed protocol between the host (sandbox/) and the in-sandbox agent, over the
+ * container's stdin (host -> agent) and stdout (agent -> host).
+ *
+ * Frame: type (1 byte) | payload length (u32, big-endian) | payload. A payload above
+ * FRAME_MAX is a protocol error: the reader stops and the sandbox is destroyed.
+ * This header is shared by the agent (static, libc only) and the host; frame.c depends on
+ * nothing but libc.
+ *
+ * Sequence:  agent -> READY (payload: agent version)        when the interpreter is warm
+ *            host  -> TASK  (payload: fields, below)         exactly once
+ *            agent -> STDOUT, STDERR, FILE*, RETURN?, EXIT   EXIT is always last
+ * A sandbox serves one task; after EXIT the host destroys it.
+ *
+ * TASK payload: a sequence of fields, each tag (1 byte) | length (u32 BE) | bytes.
+ * RESULT frames: STDOUT/STDERR payload = the captured bytes (<= the caps); FILE payload =
+ * path, NUL, contents; RETURN payload = JSON text; EXIT payload = see frame_exit.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRAME_HEADER   5
+#define FRAME_MAX      (32u * 1024 * 1024)
+#define AGENT_VERSION  "aisp-agent/1"
+
+enum frame_type {
+	FRAME_READY = 'R',
+	FRAME_TASK = 'T',
+	FRAME_STDOUT = 'O',
+	FRAME_STDERR = 'E',
+	FRAME_FILE = 'F',
+	FRAME_RETURN = 'V',
+	FRAME_EXIT = 'X',
+};
+
+enum frame_field {
+	FIELD_MODE = 1,           /* 1 byte: 0 script, 1 function */
+	FIELD_CODE = 2,           /* program text */
+	FIELD_STDIN = 3,          /* bytes */
+	FIELD_ARG = 4,            /* one argv entry (script mode), repeated, in order */
+	FIELD_ARGS_JSON = 5,      /* function mode: JSON text of args */
+	FIELD_ENV = 6,            /* "NAME=VALUE", repeated */
+	FIELD_FILE = 7,           /* path NUL contents, repeated */
+	FIELD_STDOUT_MAX = 8,     /* u64 BE */
+	FIELD_STDERR_MAX = 9,     /* u64 BE */
+	FIELD_FSIZE_MAX = 10,     /* u64 BE, RLIMIT_FSIZE for the program */
+	FIELD_NOFILE_MAX = 11,    /* u64 BE, RLIMIT_NOFILE for the program */
+	FIELD_OUT_FILES_MAX = 12, /* u64 BE, max number of output files */
+	FIELD_OUT_BYTES_MAX = 13, /* u64 BE, max total bytes of output files */
+	FIELD_NPROC_MAX = 14,     /* u64 BE, RLIMIT_NPROC for the program (0: none) */
+};
+
+/* EXIT flags */
+#define EXIT_F_SIGNALED        0x01 /* killed by a signal; code holds the signal number */
+#define EXIT_F_STDOUT_TRUNC    0x02
+#define EXIT_F_STDERR_TRUNC    0x04
+#define EXIT_F_FILES_TRUNC     0x08
+#define EXIT_F_OUTPUT_LIMIT    0x10 /* the program was killed for exceeding an output cap */
+#define EXIT_F_FUNCTION_ERROR  0x20 /* function mode: main raised, or bad return value */
+#define EXIT_F_SETUP_ERROR     0x40 /* the agent could not run the program (input files...) */
+
+/* EXIT payload: flags (1 byte) | code (i32 BE) | message (rest, UTF-8, may be empty). */
+typedef struct frame_exit {
+	uint8_t flags;
+	int32_t code; /* exit code, or the signal number when EXIT_F_SIGNALED */
+	const char *msg; /* borrowed from the payload; not NUL-terminated */
+	size_t msg_len;
+} frame_exit;
+
+/* Incremental frame reader: feed bytes, take complete frames. */
+typedef struct frame_reader {
+	uint8_t *buf; /* owned */
+	size_t len, cap;
+	bool error; /* a frame over FRAME_MAX (or an unknown type) was seen: stop */
+} frame_reader;
+
+void frame_reader_init(frame_reader *r);
+void frame_reader_deinit(frame_reader *r);
+/* Appends bytes; returns -1 (and sets error) on a bad header. */
+int frame_reader_feed(frame_reader *r, const void *p, size_t n);
+/* Takes the next whole frame: returns 1 and sets *type, *payload (borrowed until the next
+ * call), *len; 0 when more bytes are needed; -1 on a protocol error. */
+int frame_reader_next(frame_reader *r, uint8_t *type, const uint8_t **payload, size_t *len);
+
+/* Writers append to a caller-owned growing byte array (data/len/cap as in frame_reader). */
+typedef struct frame_buf {
+	uint8_t *data;
+	size_t len, cap;
+} frame_buf;
+
+void frame_buf_free(frame_buf *b);
+void frame_put_header(frame_buf *b, uint8_t type, uint32_t len);
+void frame_put(frame_buf *b, uint8_t type, const void *payload, size_t len);
+void frame_put_field(frame_buf *b, uint8_t tag, const void *p, size_t n);
+void frame_put_field_u64(frame_buf *b, uint8_t tag, uint64_t v);
+void frame_put_exit(frame_buf *b, uint8_t flags, int32_t code, const char *msg);
+
+/* Field iterator over a TASK payload: returns 1 with *tag, *p, *n; 0 at the end; -1 when the
+ * payload is malformed (a field running past the end). */
+int frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
+		     const uint8_t **p, size_t *n);
+uint64_t frame_get_u64(const uint8_t *p, size_t n); /* 0 when n != 8 */
+int frame_parse_exit(const uint8_t *payload, size_t len, frame_exit *out);

@@ -1,0 +1,147 @@
+/* Sandboxes: OCI bundles, the runtime driver (runsc, runc, any OCI CLI), the agent protocol,
+ * limits, output collection and host-side usage.
+ *
+ * A sandbox is created and started asynchronously on a libevent loop (the spawn helper's loop
+ * must be initialised: spawn_loop_init), reports "ready" when its agent has the interpreter
+ * warm, runs exactly one task, and is then destroyed (also asynchronously: runsc takes seconds
+ * to wind down, which must never sit on a task's path).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/proto.h"
+#include "sandbox/image.h"
+
+struct event_base;
+
+/* ---- runtimes ---- */
+
+typedef enum sandbox_runtime_kind {
+	SANDBOX_RT_RUNSC = 0, /* gVisor: --network=none, --platform */
+	SANDBOX_RT_RUNC,      /* runc: seccomp deny-list, user namespace where allowed */
+	SANDBOX_RT_OCI,       /* any other OCI CLI (crun, kata-runtime): treated like runc */
+} sandbox_runtime_kind;
+
+typedef struct sandbox_runtime_opts {
+	const char *name;     /* "runsc", "runc", "crun"... (what tasks ask for) */
+	const char *path;     /* the binary; NULL: name looked up in PATH */
+	sandbox_runtime_kind kind;
+	const char *platform; /* runsc only; NULL: "ptrace" */
+	const char *root;     /* runtime state dir (--root); NULL: <state_dir>/<name> */
+	const char *const *extra_flags; /* NULL-terminated global flags, or NULL */
+} sandbox_runtime_opts;
+
+typedef struct sandbox_runtime sandbox_runtime;
+
+/* Probes the runtime (`<bin> --version`); fails with a message naming it when it is missing
+ * or broken. */
+int sandbox_runtime_new(sandbox_runtime **out, const sandbox_runtime_opts *o,
+			const char *state_dir, err **e);
+sandbox_runtime *sandbox_runtime_free(sandbox_runtime *rt);
+const char *sandbox_runtime_name(const sandbox_runtime *rt);
+/* The first line of `--version`. Borrowed. */
+const char *sandbox_runtime_version(const sandbox_runtime *rt);
+/* The flags that shape execution, space-separated (for the environment digest). Borrowed. */
+const char *sandbox_runtime_flags(const sandbox_runtime *rt);
+sandbox_runtime_kind sandbox_runtime_get_kind(const sandbox_runtime *rt);
+/* Lists container ids in the runtime's state dir that start with the prefix (leftovers).
+ * Returns the count, or -1. */
+int sandbox_runtime_list(const sandbox_runtime *rt, const char *prefix, char ***ids, err **e);
+
+/* ---- the node context ---- */
+
+typedef struct sandbox_ctx_opts {
+	const char *state_dir;  /* bundles and runtime state; default /run/aisp */
+	const char *agent_path; /* the static agent binary */
+	const char *cgroup_parent; /* cgroup path prefix; default "/aisp" */
+	const char *id_prefix;  /* container id prefix; default "aisp-" */
+} sandbox_ctx_opts;
+
+typedef struct sandbox_ctx sandbox_ctx;
+
+int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ctx_opts *o,
+		    err **e);
+sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx);
+
+/* ---- sandboxes ---- */
+
+/* What a sandbox is built for: fixed at creation (container-level limits cannot change
+ * afterwards, so a pool serves only tasks whose container limits equal its own). */
+typedef struct sandbox_spec {
+	const sandbox_runtime *rt; /* borrowed; outlives the sandbox */
+	const char *rootfs;        /* the image's read-only rootfs */
+	const char *image_digest;  /* "sha256:..." */
+	proto_lang lang;
+	int64_t cpus_milli;
+	int64_t memory_bytes;
+	int64_t pids;
+	int64_t workspace_bytes;
+} sandbox_spec;
+
+/* The container-level part of resolved limits, as a spec would hold it. */
+void sandbox_spec_set_limits(sandbox_spec *s, const proto_limits *l);
+/* True when a task with these resolved limits can run in a sandbox built for s. */
+bool sandbox_spec_fits(const sandbox_spec *s, const proto_limits *l);
+
+typedef struct sandbox sandbox;
+
+typedef enum sandbox_state {
+	SANDBOX_CREATING = 0,
+	SANDBOX_READY,
+	SANDBOX_RUNNING,
+	SANDBOX_DONE,
+	SANDBOX_DEAD,       /* the agent died or the container failed */
+	SANDBOX_DESTROYING,
+} sandbox_state;
+
+/* Called once creation finished: e == NULL on success (state READY), otherwise the sandbox
+ * failed (state DEAD) and the caller must sandbox_destroy() it. e is borrowed. */
+typedef void (*sandbox_ready_fn)(sandbox *sb, const err *e, void *arg);
+/* Called when a READY sandbox dies on its own (agent EOF, container killed from outside). */
+typedef void (*sandbox_died_fn)(sandbox *sb, void *arg);
+/* Called once the task finished: out holds the status and everything collected (status
+ * SANDBOX_ERROR when the sandbox failed); usage is measured on the host. Both borrowed. */
+typedef void (*sandbox_done_fn)(sandbox *sb, const proto_output *out, const proto_usage *usage,
+				void *arg);
+/* Called when the sandbox is gone (runtime state deleted, bundle and cgroup removed). */
+typedef void (*sandbox_gone_fn)(void *arg);
+
+/* Starts creating a sandbox; on return *out exists in state CREATING. Returns -1 with *e only
+ * when nothing was started (bundle could not be written, runtime could not be spawned). */
+int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn cb, void *arg,
+		   sandbox **out, err **e);
+/* While READY, tell cb when the sandbox dies on its own. */
+void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg);
+/* Hands the task to a READY sandbox. The task must outlive the callback. timeout_ms is the
+ * wall limit measured from now, enforced here by destroying the container. */
+int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
+		void *arg, err **e);
+/* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
+ * this call; cb (optional) runs when everything is gone. Safe in any state. */
+void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);
+
+const char *sandbox_id(const sandbox *sb);
+sandbox_state sandbox_get_state(const sandbox *sb);
+const sandbox_spec *sandbox_get_spec(const sandbox *sb);
+/* Milliseconds (monotonic) when the sandbox became READY; 0 before. */
+int64_t sandbox_ready_at(const sandbox *sb);
+/* pid of the container's init (the agent) on the host, or 0. */
+int sandbox_pid(const sandbox *sb);
+/* Number of sandboxes of this context not yet fully gone. */
+size_t sandbox_ctx_live(const sandbox_ctx *ctx);
+
+/* The facts of the environment a task ran in, as sorted "key" -> "value" pairs for the
+ * environment digest (ATTESTATION.md, "Environment"): runtime name/version/flags, limits, uid,
+ * gid, cwd, hostname, every environment variable, network, agent version, architecture.
+ * Returns the count; the caller frees with proto_env_list_free(). */
+size_t sandbox_environment(const sandbox_spec *spec, const proto_task *t,
+			   const proto_limits *resolved, proto_env **out);
+
+/* The fixed environment every program sees, before the task's own variables (documented in
+ * PROTOCOL.md): PATH, HOME, LANG, TZ, PYTHONHASHSEED, ... NULL-terminated "NAME=VALUE". */
+extern const char *const sandbox_base_env[];
+/* True when a task may not set this variable (it is part of the fixed environment). */
+bool sandbox_env_reserved(const char *name);
