@@ -45,7 +45,7 @@ void log_msg(int level, const char *fmt, ...)
 		gmtime_r(&tv.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s ",
-				      (long)tv.tv_usec / 1000, names[level]);
+		                      (long)tv.tv_usec / 1000, names[level]);
 	}
 	va_list ap;
 	va_start(ap, fmt);

@@ -152,13 +152,13 @@ static char *read_capture(int fd, size_t max, size_t *len, bool trim)
 	}
 	if (trim)
 		while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' ' ||
-				     b.data[b.len - 1] == '\r' || b.data[b.len - 1] == '\t'))
+		                     b.data[b.len - 1] == '\r' || b.data[b.len - 1] == '\t'))
 			b.data[--b.len] = 0;
 	return buf_steal(&b, len);
 }
 
-static void fill_result(spawn_result *r, pid_t pid, int st, bool timed_out, int out_fd,
-			int err_fd, size_t max)
+static void fill_result(spawn_result *r, pid_t pid, int st, bool timed_out, int out_fd, int err_fd,
+                        size_t max)
 {
 	r->pid = pid;
 	r->status = status_code(st);
@@ -197,7 +197,7 @@ int spawn_run(const spawn_opts *o, spawn_result *r, err **e)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	fill_result(r, pid, st, timed_out, out_fd, err_fd,
-		    o->capture_max ? o->capture_max : CAPTURE_DEFAULT);
+	            o->capture_max ? o->capture_max : CAPTURE_DEFAULT);
 	return 0;
 }
 

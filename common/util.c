@@ -109,13 +109,12 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
-int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-		  err **e)
+int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e)
 {
 	_cleanup_free_ char *tmp = xasprintf(".%s.tmp.%d", name, (int)getpid());
 	unlinkat(dirfd, tmp, 0);
 	_cleanup_close_ int fd =
-		openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return err_set(e, errno, "create %s", tmp);
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {

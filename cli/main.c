@@ -1,0 +1,63 @@
+/* aisp: the command line for schedulers (submit, wait, result), auditors (verify), and
+ * operators (keygen, nodes, image, run). Dispatches to one cmd_* function per command. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/cleanup.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+};
+
+static const struct command commands[] = {
+#ifdef HAVE_CMD_RUN
+    {"run", cmd_run, "run a task locally in a sandbox (no Redis)"},
+#endif
+#ifdef HAVE_CMD_SUBMIT
+    {"submit", cmd_submit, "submit a task to the network (--wait for its result)"},
+    {"wait", cmd_wait, "wait for a task's result"},
+    {"result", cmd_result, "print a task's result document"},
+    {"nodes", cmd_nodes, "list live nodes and their pools"},
+#endif
+#ifdef HAVE_CMD_VERIFY
+    {"verify", cmd_verify, "verify a result's signed attestation"},
+#endif
+#ifdef HAVE_CMD_KEYGEN
+    {"keygen", cmd_keygen, "create a node signing key pair"},
+#endif
+#ifdef HAVE_CMD_IMAGE
+    {"image", cmd_image, "build, list, export and import sandbox images"},
+#endif
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: aisp COMMAND [ARGS...]   (aisp COMMAND --help for details)\n\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-8s %s\n", c->name, c->usage);
+	fprintf(f, "\nexit codes of run / submit --wait: the program's exit code; 124 timeout, "
+	           "125 output limit, 126 sandbox error or internal, 137 out of memory, "
+	           "1 function error, 2 rejected or usage error\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("aisp %s\n", AISP_VERSION);
+		return 0;
+	}
+	for (const struct command *c = commands; c->name; c++)
+		if (!strcmp(argv[1], c->name))
+			return c->fn(argc - 1, argv + 1);
+	fprintf(stderr, "aisp: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
