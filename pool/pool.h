@@ -15,11 +15,11 @@
 typedef struct pool pool;
 
 typedef struct pool_opts {
-	size_t max_live;         /* node-wide cap on sandboxes in any state; default 32 */
-	size_t max_creating;     /* concurrent creations; default 2 */
-	int64_t max_age_ms;      /* recycle warm sandboxes older than this; 0: never */
-	int64_t backoff_min_ms;  /* after a failed creation; default 200 */
-	int64_t backoff_max_ms;  /* default 30000 */
+	size_t max_live;        /* node-wide cap on sandboxes in any state; default 32 */
+	size_t max_creating;    /* concurrent creations; default 2 */
+	int64_t max_age_ms;     /* recycle warm sandboxes older than this; 0: never */
+	int64_t backoff_min_ms; /* after a failed creation; default 200 */
+	int64_t backoff_max_ms; /* default 30000 */
 } pool_opts;
 
 int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e);

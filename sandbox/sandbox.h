@@ -26,11 +26,11 @@ typedef enum sandbox_runtime_kind {
 } sandbox_runtime_kind;
 
 typedef struct sandbox_runtime_opts {
-	const char *name;     /* "runsc", "runc", "crun"... (what tasks ask for) */
-	const char *path;     /* the binary; NULL: name looked up in PATH */
+	const char *name; /* "runsc", "runc", "crun"... (what tasks ask for) */
+	const char *path; /* the binary; NULL: name looked up in PATH */
 	sandbox_runtime_kind kind;
-	const char *platform; /* runsc only; NULL: "ptrace" */
-	const char *root;     /* runtime state dir (--root); NULL: <state_dir>/<name> */
+	const char *platform;           /* runsc only; NULL: "ptrace" */
+	const char *root;               /* runtime state dir (--root); NULL: <state_dir>/<name> */
 	const char *const *extra_flags; /* NULL-terminated global flags, or NULL */
 } sandbox_runtime_opts;
 
@@ -38,8 +38,8 @@ typedef struct sandbox_runtime sandbox_runtime;
 
 /* Probes the runtime (`<bin> --version`); fails with a message naming it when it is missing
  * or broken. */
-int sandbox_runtime_new(sandbox_runtime **out, const sandbox_runtime_opts *o,
-			const char *state_dir, err **e);
+int sandbox_runtime_new(sandbox_runtime **out, const sandbox_runtime_opts *o, const char *state_dir,
+                        err **e);
 sandbox_runtime *sandbox_runtime_free(sandbox_runtime *rt);
 const char *sandbox_runtime_name(const sandbox_runtime *rt);
 /* The first line of `--version`. Borrowed. */
@@ -54,17 +54,17 @@ int sandbox_runtime_list(const sandbox_runtime *rt, const char *prefix, char ***
 /* ---- the node context ---- */
 
 typedef struct sandbox_ctx_opts {
-	const char *state_dir;  /* bundles and runtime state; default /run/aisp */
-	const char *agent_path; /* the static agent binary */
+	const char *state_dir;     /* bundles and runtime state; default /run/aisp */
+	const char *agent_path;    /* the static agent binary */
 	const char *cgroup_parent; /* cgroup path prefix; default "/aisp" */
-	const char *id_prefix;  /* container id prefix; default "aisp-" */
+	const char *id_prefix;     /* container id prefix; default "aisp-" */
 } sandbox_ctx_opts;
 
 typedef struct sandbox_ctx sandbox_ctx;
 
-int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ctx_opts *o,
-		    err **e);
+int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ctx_opts *o, err **e);
 sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx);
+struct event_base *sandbox_ctx_base(const sandbox_ctx *ctx);
 
 /* ---- sandboxes ---- */
 
@@ -93,7 +93,7 @@ typedef enum sandbox_state {
 	SANDBOX_READY,
 	SANDBOX_RUNNING,
 	SANDBOX_DONE,
-	SANDBOX_DEAD,       /* the agent died or the container failed */
+	SANDBOX_DEAD, /* the agent died or the container failed */
 	SANDBOX_DESTROYING,
 } sandbox_state;
 
@@ -105,20 +105,20 @@ typedef void (*sandbox_died_fn)(sandbox *sb, void *arg);
 /* Called once the task finished: out holds the status and everything collected (status
  * SANDBOX_ERROR when the sandbox failed); usage is measured on the host. Both borrowed. */
 typedef void (*sandbox_done_fn)(sandbox *sb, const proto_output *out, const proto_usage *usage,
-				void *arg);
+                                void *arg);
 /* Called when the sandbox is gone (runtime state deleted, bundle and cgroup removed). */
 typedef void (*sandbox_gone_fn)(void *arg);
 
 /* Starts creating a sandbox; on return *out exists in state CREATING. Returns -1 with *e only
  * when nothing was started (bundle could not be written, runtime could not be spawned). */
 int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn cb, void *arg,
-		   sandbox **out, err **e);
+                   sandbox **out, err **e);
 /* While READY, tell cb when the sandbox dies on its own. */
 void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg);
 /* Hands the task to a READY sandbox. The task must outlive the callback. timeout_ms is the
  * wall limit measured from now, enforced here by destroying the container. */
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
-		void *arg, err **e);
+                void *arg, err **e);
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
  * this call; cb (optional) runs when everything is gone. Safe in any state. */
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);
@@ -138,10 +138,21 @@ size_t sandbox_ctx_live(const sandbox_ctx *ctx);
  * gid, cwd, hostname, every environment variable, network, agent version, architecture.
  * Returns the count; the caller frees with proto_env_list_free(). */
 size_t sandbox_environment(const sandbox_spec *spec, const proto_task *t,
-			   const proto_limits *resolved, proto_env **out);
+                           const proto_limits *resolved, proto_env **out);
 
 /* The fixed environment every program sees, before the task's own variables (documented in
- * PROTOCOL.md): PATH, HOME, LANG, TZ, PYTHONHASHSEED, ... NULL-terminated "NAME=VALUE". */
+ * PROTOCOL.md; a task may not override them: proto_env_reserved()). NULL-terminated
+ * "NAME=VALUE". */
 extern const char *const sandbox_base_env[];
-/* True when a task may not set this variable (it is part of the fixed environment). */
-bool sandbox_env_reserved(const char *name);
+
+/* The node's built-in limit defaults (PROTOCOL.md, "Limits"): 4 CPUs, 4 GiB, 600 s, 512 pids,
+ * 1024 open files, 256 MiB file size, 512 MiB /workspace, 1 MiB stdout and stderr. */
+void sandbox_limits_default(proto_limits *l);
+
+/* Resolves a runtime's kind from its name: "runsc" -> RUNSC, "runc" -> RUNC, others -> OCI. */
+sandbox_runtime_kind sandbox_runtime_kind_for(const char *name);
+
+/* Where the agent binary is: $AISP_AGENT, else next to the running binary in a build tree
+ * (<exe dir>/../sandbox/agent/aisp-agent), else the installed <libexecdir>/aisp/aisp-agent.
+ * Owned by the caller. */
+char *sandbox_agent_default_path(void);

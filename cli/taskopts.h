@@ -1,0 +1,29 @@
+/* The task options shared by `aisp run` and `aisp submit`: flags -> a task JSON document, so
+ * a local run and a submitted task go through the same parser and validation (proto/). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+#define CLI_TASK_FILES_MAX 64
+
+typedef struct cli_task_opts {
+	const char *id, *lang, *image, *runtime, *code, *code_file, *stdin_file, *args_json;
+	const char *timeout, *memory, *cpus;
+	const char *files[CLI_TASK_FILES_MAX]; /* "PATH=LOCALFILE" */
+	const char *env[CLI_TASK_FILES_MAX];   /* "NAME=VALUE" */
+	int n_files, n_env;
+	bool function;
+} cli_task_opts;
+
+/* Consumes the task option at argv[*i] (advancing *i past its value). Returns 1 when it was
+ * one, 0 when argv[*i] is not a task option, -1 with *e on a missing value. */
+int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e);
+/* Builds the task JSON (reading the named files). Returns 0 or -1 with *e. */
+int cli_task_json(const cli_task_opts *o, buf *out, err **e);
+/* The usage text of the task options. */
+extern const char cli_task_usage[];
+/* Maps a result to the process exit status documented in `aisp --help`. */
+int cli_exit_status(int status, int exit_code, int signal);

@@ -1,0 +1,465 @@
+/* Warm pools (see pool.h). Each entry (one per spec) keeps a stack of READY sandboxes, a
+ * queue of takers waiting on a miss, and counts; creations for waiting takers start at once,
+ * refills only under the node's creation cap, with backoff after failures. */
+#include "pool/pool.h"
+
+#include <event2/event.h>
+#include <yajl/yajl_gen.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "common/xalloc.h"
+
+typedef struct waiter {
+	pool_take_fn cb;
+	void *arg;
+	int64_t since_us;
+	struct waiter *next;
+} waiter;
+
+typedef struct entry {
+	pool *p;
+	sandbox_spec spec; /* strings owned */
+	size_t target;
+	sandbox **warm; /* READY, newest last */
+	size_t n_warm, cap_warm;
+	size_t creating, busy;
+	waiter *waiters, *waiters_tail;
+	size_t n_waiters;
+	int64_t backoff_ms, retry_at_ms;
+	uint64_t created, failed, hits, misses, recycled, died;
+} entry;
+
+struct pool {
+	sandbox_ctx *ctx;
+	pool_opts o;
+	entry **entries;
+	size_t n_entries;
+	size_t creating, destroying, live;
+	double acquire_ms_sum;
+	struct event *tick;
+	bool shutting_down;
+	void (*shutdown_cb)(void *);
+	void *shutdown_arg;
+};
+
+static void refill(pool *p);
+
+static bool spec_equal(const sandbox_spec *a, const sandbox_spec *b)
+{
+	return a->rt == b->rt && a->lang == b->lang && !strcmp(a->rootfs, b->rootfs) &&
+	       a->cpus_milli == b->cpus_milli && a->memory_bytes == b->memory_bytes &&
+	       a->pids == b->pids && a->workspace_bytes == b->workspace_bytes;
+}
+
+static entry *find_entry(pool *p, const sandbox_spec *s)
+{
+	for (size_t i = 0; i < p->n_entries; i++)
+		if (spec_equal(&p->entries[i]->spec, s))
+			return p->entries[i];
+	return NULL;
+}
+
+static entry *new_entry(pool *p, const sandbox_spec *s, size_t target)
+{
+	entry *en = xzalloc(sizeof(*en));
+	en->p = p;
+	en->spec = *s;
+	en->spec.rootfs = xstrdup(s->rootfs);
+	en->spec.image_digest = s->image_digest ? xstrdup(s->image_digest) : NULL;
+	en->target = target;
+	p->entries = xreallocarray(p->entries, p->n_entries + 1, sizeof(entry *));
+	p->entries[p->n_entries++] = en;
+	return en;
+}
+
+static void maybe_shutdown_done(pool *p)
+{
+	if (p->shutting_down && p->live == 0 && p->shutdown_cb) {
+		void (*cb)(void *) = p->shutdown_cb;
+		p->shutdown_cb = NULL;
+		cb(p->shutdown_arg);
+	}
+}
+
+static void on_gone(void *arg)
+{
+	pool *p = arg;
+	p->destroying--;
+	p->live--;
+	if (p->shutting_down)
+		maybe_shutdown_done(p);
+	else
+		refill(p);
+}
+
+static void destroy(pool *p, sandbox *sb)
+{
+	p->destroying++;
+	sandbox_destroy(sb, on_gone, p);
+}
+
+static void warm_remove(entry *en, sandbox *sb)
+{
+	for (size_t i = 0; i < en->n_warm; i++)
+		if (en->warm[i] == sb) {
+			memmove(&en->warm[i], &en->warm[i + 1], (en->n_warm - i - 1) * sizeof(sb));
+			en->n_warm--;
+			return;
+		}
+}
+
+static void on_died(sandbox *sb, void *arg)
+{
+	entry *en = arg;
+	warm_remove(en, sb);
+	en->died++;
+	destroy(en->p, sb);
+	refill(en->p);
+}
+
+static void hand_out(entry *en, sandbox *sb, waiter *w)
+{
+	pool *p = en->p;
+	en->busy++;
+	p->acquire_ms_sum += (double)(now_mono_us() - w->since_us) / 1000.0;
+	sandbox_watch(sb, NULL, NULL);
+	w->cb(sb, NULL, w->arg);
+	free(w);
+}
+
+static waiter *pop_waiter(entry *en)
+{
+	waiter *w = en->waiters;
+	if (w) {
+		en->waiters = w->next;
+		if (!en->waiters)
+			en->waiters_tail = NULL;
+		en->n_waiters--;
+	}
+	return w;
+}
+
+static void on_ready(sandbox *sb, const err *e, void *arg)
+{
+	entry *en = arg;
+	pool *p = en->p;
+	en->creating--;
+	p->creating--;
+	if (e) {
+		en->failed++;
+		en->backoff_ms = en->backoff_ms ? en->backoff_ms * 2 : p->o.backoff_min_ms;
+		if (en->backoff_ms > p->o.backoff_max_ms)
+			en->backoff_ms = p->o.backoff_max_ms;
+		en->retry_at_ms = now_mono_ms() + en->backoff_ms;
+		destroy(p, sb);
+		/* A waiting task hears about the failure (the node retries it later) rather than
+		 * waiting through the backoff. */
+		waiter *w = pop_waiter(en);
+		if (w) {
+			w->cb(NULL, e, w->arg);
+			free(w);
+		}
+		refill(p);
+		return;
+	}
+	en->created++;
+	en->backoff_ms = 0;
+	if (p->shutting_down) {
+		destroy(p, sb);
+		return;
+	}
+	waiter *w = pop_waiter(en);
+	if (w) {
+		hand_out(en, sb, w);
+		return;
+	}
+	if (en->n_warm == en->cap_warm) {
+		en->cap_warm = en->cap_warm ? 2 * en->cap_warm : 8;
+		en->warm = xreallocarray(en->warm, en->cap_warm, sizeof(sandbox *));
+	}
+	en->warm[en->n_warm++] = sb;
+	sandbox_watch(sb, on_died, en);
+}
+
+static int start_one(entry *en, err **e)
+{
+	pool *p = en->p;
+	sandbox *sb;
+	if (sandbox_create(p->ctx, &en->spec, on_ready, en, &sb, e) < 0) {
+		en->failed++;
+		return -1;
+	}
+	en->creating++;
+	p->creating++;
+	p->live++;
+	return 0;
+}
+
+static void refill(pool *p)
+{
+	if (p->shutting_down)
+		return;
+	int64_t now = now_mono_ms();
+	for (size_t i = 0; i < p->n_entries; i++) {
+		entry *en = p->entries[i];
+		if (en->retry_at_ms > now)
+			continue;
+		/* Takers waiting on a miss get their creations at once, cap or not. */
+		while (en->creating < en->n_waiters) {
+			err *e = NULL;
+			if (start_one(en, &e) < 0) {
+				waiter *w = pop_waiter(en);
+				w->cb(NULL, e, w->arg);
+				free(w);
+				err_free(e);
+			}
+		}
+		while (en->n_warm + en->creating < en->target + en->n_waiters &&
+		       p->creating < p->o.max_creating && p->live < p->o.max_live) {
+			if (start_one(en, NULL) < 0) {
+				en->retry_at_ms = now + p->o.backoff_min_ms;
+				break;
+			}
+		}
+	}
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	pool *p = arg;
+	int64_t now = now_mono_ms();
+	for (size_t i = 0; p->o.max_age_ms > 0 && i < p->n_entries; i++) {
+		entry *en = p->entries[i];
+		/* Recycle at most one per pool per tick, oldest first, so a pool never empties. */
+		if (en->n_warm > 0 && now - sandbox_ready_at(en->warm[0]) > p->o.max_age_ms) {
+			sandbox *sb = en->warm[0];
+			warm_remove(en, sb);
+			en->recycled++;
+			destroy(p, sb);
+		}
+	}
+	refill(p);
+}
+
+int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e)
+{
+	pool *p = xzalloc(sizeof(*p));
+	p->ctx = ctx;
+	p->o = *o;
+	if (!p->o.max_live)
+		p->o.max_live = 32;
+	if (!p->o.max_creating)
+		p->o.max_creating = 2;
+	if (!p->o.backoff_min_ms)
+		p->o.backoff_min_ms = 200;
+	if (!p->o.backoff_max_ms)
+		p->o.backoff_max_ms = 30000;
+	p->tick = event_new(sandbox_ctx_base(ctx), -1, EV_PERSIST, on_tick, p);
+	struct timeval tv = {1, 0};
+	if (!p->tick || event_add(p->tick, &tv) < 0) {
+		pool_free(p);
+		return err_set(e, 0, "pool: cannot add its timer");
+	}
+	*out = p;
+	return 0;
+}
+
+pool *pool_free(pool *p)
+{
+	if (!p)
+		return NULL;
+	if (p->tick)
+		event_free(p->tick);
+	for (size_t i = 0; i < p->n_entries; i++) {
+		entry *en = p->entries[i];
+		waiter *w;
+		while ((w = pop_waiter(en)))
+			free(w);
+		free(en->warm);
+		free((char *)en->spec.rootfs);
+		free((char *)en->spec.image_digest);
+		free(en);
+	}
+	free(p->entries);
+	free(p);
+	return NULL;
+}
+
+int pool_add(pool *p, const sandbox_spec *spec, size_t warm_target, err **e)
+{
+	entry *en = find_entry(p, spec);
+	if (en && en->target > 0)
+		return err_set(e, 0, "pool %s/%s/%s is declared twice",
+		               sandbox_runtime_name(spec->rt), spec->image_digest,
+		               proto_lang_name(spec->lang));
+	if (en)
+		en->target = warm_target;
+	else
+		new_entry(p, spec, warm_target);
+	refill(p);
+	return 0;
+}
+
+void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bool *hit)
+{
+	entry *en = find_entry(p, spec);
+	if (!en)
+		en = new_entry(p, spec, 0); /* an on-demand pool: cold creations only */
+	waiter *w = xzalloc(sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	w->since_us = now_mono_us();
+	if (en->n_warm > 0 && !p->shutting_down) {
+		sandbox *sb = en->warm[--en->n_warm];
+		en->hits++;
+		if (hit)
+			*hit = true;
+		hand_out(en, sb, w);
+		return;
+	}
+	en->misses++;
+	if (hit)
+		*hit = false;
+	if (p->shutting_down) {
+		err *e = NULL;
+		err_set(&e, 0, "the pool is shutting down");
+		cb(NULL, e, arg);
+		err_free(e);
+		free(w);
+		return;
+	}
+	if (en->waiters_tail)
+		en->waiters_tail->next = w;
+	else
+		en->waiters = w;
+	en->waiters_tail = w;
+	en->n_waiters++;
+	en->retry_at_ms = 0; /* a waiting task does not sit out a backoff */
+	refill(p);
+}
+
+void pool_release(pool *p, sandbox *sb)
+{
+	entry *en = find_entry(p, sandbox_get_spec(sb));
+	if (en && en->busy > 0)
+		en->busy--;
+	destroy(p, sb);
+	refill(p);
+}
+
+void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg)
+{
+	p->shutting_down = true;
+	p->shutdown_cb = cb;
+	p->shutdown_arg = arg;
+	for (size_t i = 0; i < p->n_entries; i++) {
+		entry *en = p->entries[i];
+		waiter *w;
+		while ((w = pop_waiter(en))) {
+			err *e = NULL;
+			err_set(&e, 0, "the pool is shutting down");
+			w->cb(NULL, e, w->arg);
+			err_free(e);
+			free(w);
+		}
+		while (en->n_warm > 0)
+			destroy(p, en->warm[--en->n_warm]);
+	}
+	maybe_shutdown_done(p);
+}
+
+void pool_get_stats(const pool *p, pool_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->destroying = p->destroying;
+	out->acquire_ms_sum = p->acquire_ms_sum;
+	for (size_t i = 0; i < p->n_entries; i++) {
+		const entry *en = p->entries[i];
+		out->creating += en->creating;
+		out->warm += en->n_warm;
+		out->busy += en->busy;
+		out->created += en->created;
+		out->failed += en->failed;
+		out->hits += en->hits;
+		out->misses += en->misses;
+		out->recycled += en->recycled;
+		out->died += en->died;
+	}
+}
+
+static void js(yajl_gen g, const char *k, const char *v)
+{
+	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+	yajl_gen_string(g, (const unsigned char *)v, strlen(v));
+}
+
+static void ji(yajl_gen g, const char *k, uint64_t v)
+{
+	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+	yajl_gen_integer(g, (long long)v);
+}
+
+void pool_describe_json(const pool *p, buf *out)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < p->n_entries; i++) {
+		const entry *en = p->entries[i];
+		yajl_gen_map_open(g);
+		js(g, "runtime", sandbox_runtime_name(en->spec.rt));
+		js(g, "image", en->spec.image_digest ? en->spec.image_digest : "");
+		js(g, "lang", proto_lang_name(en->spec.lang));
+		ji(g, "target", en->target);
+		ji(g, "warm", en->n_warm);
+		ji(g, "creating", en->creating);
+		ji(g, "busy", en->busy);
+		ji(g, "hits", en->hits);
+		ji(g, "misses", en->misses);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	const unsigned char *b;
+	size_t n;
+	yajl_gen_get_buf(g, &b, &n);
+	buf_append(out, b, n);
+	yajl_gen_free(g);
+}
+
+void pool_metrics(const pool *p, buf *out)
+{
+	buf_append_str(out, "# TYPE aisp_pool_sandboxes gauge\n");
+	for (size_t i = 0; i < p->n_entries; i++) {
+		const entry *en = p->entries[i];
+		const char *rt = sandbox_runtime_name(en->spec.rt);
+		const char *lang = proto_lang_name(en->spec.lang);
+		const char *img = en->spec.image_digest ? en->spec.image_digest : "";
+		struct {
+			const char *state;
+			size_t n;
+		} st[] = {{"creating", en->creating}, {"warm", en->n_warm}, {"busy", en->busy}};
+		for (size_t k = 0; k < 3; k++)
+			buf_appendf(out,
+			            "aisp_pool_sandboxes{runtime=\"%s\",image=\"%s\",lang=\"%s\","
+			            "state=\"%s\"} %zu\n",
+			            rt, img, lang, st[k].state, st[k].n);
+		buf_appendf(out, "aisp_pool_target{runtime=\"%s\",image=\"%s\",lang=\"%s\"} %zu\n",
+		            rt, img, lang, en->target);
+	}
+	pool_stats s;
+	pool_get_stats(p, &s);
+	buf_appendf(
+	    out,
+	    "# TYPE aisp_pool_destroying gauge\naisp_pool_destroying %zu\n"
+	    "# TYPE aisp_sandbox_creations_total counter\naisp_sandbox_creations_total %" PRIu64
+	    "\n# TYPE aisp_sandbox_creation_failures_total counter\n"
+	    "aisp_sandbox_creation_failures_total %" PRIu64 "\n"
+	    "# TYPE aisp_pool_hits_total counter\naisp_pool_hits_total %" PRIu64 "\n"
+	    "# TYPE aisp_pool_misses_total counter\naisp_pool_misses_total %" PRIu64 "\n"
+	    "# TYPE aisp_pool_recycled_total counter\naisp_pool_recycled_total %" PRIu64 "\n"
+	    "# TYPE aisp_pool_died_total counter\naisp_pool_died_total %" PRIu64 "\n",
+	    s.destroying, s.created, s.failed, s.hits, s.misses, s.recycled, s.died);
+}

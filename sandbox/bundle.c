@@ -1,0 +1,317 @@
+/* OCI bundle generation: a typed description of the container serialised to config.json with
+ * yajl_gen (never printf), written atomically on the bundle's directory fd. */
+#include "sandbox/bundle.h"
+
+#include <string.h>
+#include <yajl/yajl_gen.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+
+DEFINE_CLEANUP_FUNC(yajl_gen, yajl_gen_free)
+
+static void s(yajl_gen g, const char *str)
+{
+	yajl_gen_string(g, (const unsigned char *)str, strlen(str));
+}
+
+static void kv(yajl_gen g, const char *k, const char *v)
+{
+	s(g, k);
+	s(g, v);
+}
+
+static void ki(yajl_gen g, const char *k, int64_t v)
+{
+	s(g, k);
+	yajl_gen_integer(g, v);
+}
+
+static void kb(yajl_gen g, const char *k, bool v)
+{
+	s(g, k);
+	yajl_gen_bool(g, v);
+}
+
+static void str_array(yajl_gen g, const char *k, const char *const *v)
+{
+	s(g, k);
+	yajl_gen_array_open(g);
+	for (; v && *v; v++)
+		s(g, *v);
+	yajl_gen_array_close(g);
+}
+
+static void mount(yajl_gen g, const char *dst, const char *type, const char *src,
+                  const char *const *opts)
+{
+	yajl_gen_map_open(g);
+	kv(g, "destination", dst);
+	kv(g, "type", type);
+	kv(g, "source", src);
+	str_array(g, "options", opts);
+	yajl_gen_map_close(g);
+}
+
+static void gen_process(yajl_gen g, const bundle_spec *b)
+{
+	static const char *const none[] = {NULL};
+	s(g, "process");
+	yajl_gen_map_open(g);
+	kb(g, "terminal", false);
+	s(g, "user");
+	yajl_gen_map_open(g);
+	ki(g, "uid", 65534);
+	ki(g, "gid", 65534);
+	yajl_gen_map_close(g);
+	str_array(g, "args", b->args);
+	str_array(g, "env", b->env);
+	kv(g, "cwd", "/workspace");
+	s(g, "capabilities");
+	yajl_gen_map_open(g);
+	str_array(g, "bounding", none);
+	str_array(g, "effective", none);
+	str_array(g, "inheritable", none);
+	str_array(g, "permitted", none);
+	str_array(g, "ambient", none);
+	yajl_gen_map_close(g);
+	s(g, "rlimits");
+	yajl_gen_array_open(g);
+	struct {
+		const char *type;
+		int64_t v;
+	} rl[] = {{"RLIMIT_CORE", 0}, {"RLIMIT_NOFILE", b->nofile}};
+	for (size_t i = 0; i < ARRAY_SIZE(rl); i++) {
+		yajl_gen_map_open(g);
+		kv(g, "type", rl[i].type);
+		ki(g, "hard", rl[i].v);
+		ki(g, "soft", rl[i].v);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	kb(g, "noNewPrivileges", true);
+	yajl_gen_map_close(g);
+}
+
+static void gen_mounts(yajl_gen g, const bundle_spec *b)
+{
+	_cleanup_free_ char *ws = xasprintf("size=%lld", (long long)b->workspace_bytes);
+	const char *proc_o[] = {"nosuid", "noexec", "nodev", NULL};
+	const char *dev_o[] = {"nosuid", "strictatime", "mode=755", "size=65536k", NULL};
+	const char *shm_o[] = {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k", NULL};
+	const char *sys_o[] = {"nosuid", "noexec", "nodev", "ro", NULL};
+	const char *tmp_o[] = {"nosuid", "nodev", "mode=1777", ws, NULL};
+	const char *agent_o[] = {"rbind", "ro", "nosuid", "nodev", NULL};
+	s(g, "mounts");
+	yajl_gen_array_open(g);
+	mount(g, "/proc", "proc", "proc", proc_o);
+	mount(g, "/dev", "tmpfs", "tmpfs", dev_o);
+	mount(g, "/dev/shm", "tmpfs", "shm", shm_o);
+	mount(g, "/sys", "sysfs", "sysfs", sys_o);
+	mount(g, "/workspace", "tmpfs", "tmpfs", tmp_o);
+	mount(g, "/tmp", "tmpfs", "tmpfs", tmp_o);
+	mount(g, "/.aisp", "bind", b->agent_dir, agent_o);
+	yajl_gen_array_close(g);
+}
+
+/* The deny-list: syscalls a sandboxed program has no business making. Everything else is
+ * allowed (the default docker profile is an allow-list; a deny-list keeps Python and Node
+ * working on any kernel while closing the known escape and attack surface). */
+static const char *const denied_syscalls[] = {
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "vhangup",
+    "vm86",
+    "vm86old",
+    NULL,
+};
+
+static void gen_seccomp(yajl_gen g)
+{
+	s(g, "seccomp");
+	yajl_gen_map_open(g);
+	kv(g, "defaultAction", "SCMP_ACT_ALLOW");
+	str_array(
+	    g, "architectures",
+	    (const char *const[]){"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", NULL});
+	s(g, "syscalls");
+	yajl_gen_array_open(g);
+	yajl_gen_map_open(g);
+	str_array(g, "names", denied_syscalls);
+	kv(g, "action", "SCMP_ACT_ERRNO");
+	ki(g, "errnoRet", 1); /* EPERM */
+	yajl_gen_map_close(g);
+	/* clone3 cannot be filtered by flags: ENOSYS makes libc fall back to clone. */
+	yajl_gen_map_open(g);
+	str_array(g, "names", (const char *const[]){"clone3", NULL});
+	kv(g, "action", "SCMP_ACT_ERRNO");
+	ki(g, "errnoRet", 38); /* ENOSYS */
+	yajl_gen_map_close(g);
+	/* clone with any namespace flag: CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET */
+	yajl_gen_map_open(g);
+	str_array(g, "names", (const char *const[]){"clone", NULL});
+	kv(g, "action", "SCMP_ACT_ERRNO");
+	ki(g, "errnoRet", 1);
+	s(g, "args");
+	yajl_gen_array_open(g);
+	yajl_gen_map_open(g);
+	ki(g, "index", 0);
+	ki(g, "value", 0x7E020000);
+	ki(g, "valueTwo", 0);
+	kv(g, "op", "SCMP_CMP_MASKED_EQ");
+	yajl_gen_map_close(g);
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+}
+
+static void gen_linux(yajl_gen g, const bundle_spec *b)
+{
+	static const char *const masked[] = {"/proc/acpi",
+	                                     "/proc/asound",
+	                                     "/proc/kcore",
+	                                     "/proc/keys",
+	                                     "/proc/latency_stats",
+	                                     "/proc/timer_list",
+	                                     "/proc/timer_stats",
+	                                     "/proc/sched_debug",
+	                                     "/proc/scsi",
+	                                     "/sys/firmware",
+	                                     "/sys/devices/virtual/powercap",
+	                                     NULL};
+	static const char *const readonly[] = {
+	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
+	s(g, "linux");
+	yajl_gen_map_open(g);
+	s(g, "namespaces");
+	yajl_gen_array_open(g);
+	const char *ns[] = {"pid", "ipc", "uts", "mount", "network", "cgroup", NULL};
+	for (const char **n = ns; *n; n++) {
+		if (!strcmp(*n, "cgroup") && b->kind == SANDBOX_RT_RUNSC)
+			continue;
+		yajl_gen_map_open(g);
+		kv(g, "type", *n);
+		yajl_gen_map_close(g);
+	}
+	if (b->userns) {
+		yajl_gen_map_open(g);
+		kv(g, "type", "user");
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+	if (b->userns) {
+		const char *maps[] = {"uidMappings", "gidMappings"};
+		for (int i = 0; i < 2; i++) {
+			s(g, maps[i]);
+			yajl_gen_array_open(g);
+			yajl_gen_map_open(g);
+			ki(g, "containerID", 0);
+			ki(g, "hostID", b->userns_base);
+			ki(g, "size", 65536);
+			yajl_gen_map_close(g);
+			yajl_gen_array_close(g);
+		}
+	}
+	s(g, "resources");
+	yajl_gen_map_open(g);
+	s(g, "memory");
+	yajl_gen_map_open(g);
+	ki(g, "limit", b->memory_bytes);
+	ki(g, "swap", b->memory_bytes);
+	yajl_gen_map_close(g);
+	s(g, "cpu");
+	yajl_gen_map_open(g);
+	ki(g, "quota", b->cpus_milli * 100);
+	ki(g, "period", 100000);
+	yajl_gen_map_close(g);
+	s(g, "pids");
+	yajl_gen_map_open(g);
+	ki(g, "limit", b->pids);
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	kv(g, "cgroupsPath", b->cgroups_path);
+	str_array(g, "maskedPaths", masked);
+	str_array(g, "readonlyPaths", readonly);
+	if (b->kind != SANDBOX_RT_RUNSC)
+		gen_seccomp(g);
+	yajl_gen_map_close(g);
+}
+
+void bundle_config_json(const bundle_spec *b, buf *out)
+{
+	_cleanup_(yajl_gen_freep) yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	kv(g, "ociVersion", "1.0.2");
+	gen_process(g, b);
+	s(g, "root");
+	yajl_gen_map_open(g);
+	kv(g, "path", b->rootfs);
+	kb(g, "readonly", true);
+	yajl_gen_map_close(g);
+	kv(g, "hostname", "sandbox");
+	gen_mounts(g, b);
+	gen_linux(g, b);
+	yajl_gen_map_close(g);
+	const unsigned char *p;
+	size_t n;
+	yajl_gen_get_buf(g, &p, &n);
+	buf_append(out, p, n);
+}
+
+int bundle_write(int dirfd, const bundle_spec *b, err **e)
+{
+	buf json = BUF_INIT;
+	bundle_config_json(b, &json);
+	int r = write_file_at(dirfd, "config.json", json.data, json.len, 0644, e);
+	buf_deinit(&json);
+	return r;
+}

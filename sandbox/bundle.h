@@ -1,0 +1,27 @@
+/* OCI bundle generation (internal to sandbox/). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/util.h"
+#include "sandbox/sandbox.h"
+
+typedef struct bundle_spec {
+	sandbox_runtime_kind kind;
+	const char *rootfs;
+	const char *agent_dir;   /* bind-mounted read-only at /.aisp */
+	const char *const *args; /* the agent's argv */
+	const char *const *env;  /* NAME=VALUE, NULL-terminated */
+	const char *cgroups_path;
+	int64_t cpus_milli, memory_bytes, pids, nofile, workspace_bytes;
+	bool userns;         /* runc-like runtimes: a user namespace mapping 0..65535 */
+	int64_t userns_base; /* host id that container id 0 maps to */
+} bundle_spec;
+
+/* Appends the config.json for b to out. */
+void bundle_config_json(const bundle_spec *b, buf *out);
+/* Writes dirfd/config.json atomically. */
+int bundle_write(int dirfd, const bundle_spec *b, err **e);
