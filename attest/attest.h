@@ -1,0 +1,151 @@
+/* Attestations: canonical digests of a task's input, output, exit and environment, the
+ * execution digest, Ed25519 node keys, the signed in-toto Statement in a DSSE envelope, its
+ * verification, and the per-node hash chain. Every byte is specified in attest/ATTESTATION.md. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "proto/proto.h"
+
+/* "sha256:" + 64 hex digits + NUL. */
+#define ATTEST_DIGEST_LEN 72
+#define ATTEST_SIG_LEN    64
+/* The largest key file, envelope or chain state file we read. */
+#define ATTEST_PEM_MAX      (16u * 1024)
+#define ATTEST_ENVELOPE_MAX (64u * 1024 * 1024)
+
+#define ATTEST_STATEMENT_TYPE "https://in-toto.io/Statement/v1"
+#define ATTEST_PREDICATE_TYPE "https://aisp.dev/attestation/execution/v1"
+#define ATTEST_PAYLOAD_TYPE   "application/vnd.in-toto+json"
+
+/* ---- keys ---- */
+
+/* An Ed25519 key: a private key (which can also verify) or a public key alone. */
+typedef struct attest_key attest_key;
+
+/* Creates a fresh private key. Returns 0, or -1 with *e. */
+int attest_key_generate(attest_key **out, err **e);
+/* Loads a private key from a PEM file (PKCS#8). Refuses a file that is not a regular file, is
+ * a symlink, or is readable or writable by group or others. Returns 0, or -1 with *e. */
+int attest_key_load_private(attest_key **out, const char *path, err **e);
+/* Loads a private key from PEM text in memory (no mode check: the caller read it). */
+int attest_key_from_private_pem(attest_key **out, const char *pem, size_t len, err **e);
+/* Loads a public key from a PEM file / from PEM text (SubjectPublicKeyInfo). */
+int attest_key_load_public(attest_key **out, const char *path, err **e);
+int attest_key_from_public_pem(attest_key **out, const char *pem, size_t len, err **e);
+/* Writes DIR/private.pem (0600, created with O_EXCL|O_NOFOLLOW) and DIR/public.pem (0644).
+ * Without force an existing file is an error; with force existing files are replaced
+ * atomically. The key must be private. Returns 0, or -1 with *e. */
+int attest_key_write_pair(const attest_key *k, const char *dir, bool force, err **e);
+/* "sha256:" + hex SHA-256 of the public key's DER SubjectPublicKeyInfo. Borrowed; valid until
+ * attest_key_free(). */
+const char *attest_key_id(const attest_key *k);
+/* The public key as PEM text. Caller frees. */
+char *attest_key_public_pem(const attest_key *k);
+bool attest_key_is_private(const attest_key *k);
+/* Ed25519 signature of data into sig. Returns 0, or -1 with *e (e.g. a public key). */
+int attest_key_sign(const attest_key *k, const void *data, size_t len, uint8_t sig[ATTEST_SIG_LEN],
+                    err **e);
+/* True when sig is a valid signature of data by k. */
+bool attest_key_verify(const attest_key *k, const void *data, size_t len, const uint8_t *sig,
+                       size_t sig_len);
+/* Frees a key; NULL is fine. Returns NULL. */
+attest_key *attest_key_free(attest_key *k);
+
+/* ---- canonical encodings and digests (ATTESTATION.md, "Encoding") ---- */
+
+/* Appends one field: tag bytes, NUL, u64 big-endian length, value bytes. */
+void attest_field(buf *b, const char *tag, const void *value, size_t len);
+/* "sha256:<hex>" of n bytes into out. */
+void attest_sha256_str(const void *p, size_t n, char out[ATTEST_DIGEST_LEN]);
+
+/* The input encoding of a task (lang, mode, code, stdin, args, env, files; not the id). */
+void attest_input_encoding(const proto_task *t, buf *out);
+void attest_input_digest(const proto_task *t, char out[ATTEST_DIGEST_LEN]);
+/* The output encoding (stdout, stderr, truncation flags, files, return value). */
+void attest_output_encoding(const proto_output *o, buf *out);
+void attest_output_digest(const proto_output *o, char out[ATTEST_DIGEST_LEN]);
+/* The exit encoding: status name, exit code ("" when none), signal ("" when none). It enters
+ * the execution digest as bytes, not hashed. */
+void attest_exit_encoding(proto_status status, int exit_code, int signal, buf *out);
+/* The environment encoding of n (key, value) pairs, sorted here by key (bytewise). Duplicate
+ * keys are an error. Returns 0, or -1 with *e. */
+int attest_environment_encoding(const proto_env *pairs, size_t n, buf *out, err **e);
+int attest_environment_digest(const proto_env *pairs, size_t n, char out[ATTEST_DIGEST_LEN],
+                              err **e);
+/* SHA-256 of the execution encoding of the five parts (digests as "sha256:<hex>" text, "" for
+ * an image digest that is not known). */
+void attest_execution_digest(const char *image_digest, const char *input_digest,
+                             const char *output_digest, const void *exit_enc, size_t exit_len,
+                             const char *environment_digest, char out[ATTEST_DIGEST_LEN]);
+
+/* ---- signing ---- */
+
+/* Everything one attestation is made of. All borrowed. */
+typedef struct attest_claim {
+	const proto_task *task;     /* NULL when the task never parsed (input_digest "") */
+	const proto_result *result; /* output, usage, timings, node id, runtime, image, attempts */
+	const proto_limits *limits; /* resolved; NULL: all zero */
+	const proto_env *env;       /* sandbox_environment() pairs */
+	size_t n_env;
+	const char
+	    *previous;     /* this node's previous attestation digest; NULL or "" for the first */
+	uint64_t sequence; /* this attestation's number in the node's chain (first: 1) */
+} attest_claim;
+
+/* Builds the statement, signs it, and returns (each caller-owned) the DSSE envelope JSON, the
+ * execution digest and the attestation digest (SHA-256 of the statement bytes, the chain
+ * link). Any out pointer may be NULL. Returns 0, or -1 with *e. */
+int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
+                char **execution_digest, char **attestation_digest, err **e);
+/* The DSSE pre-authentication encoding of a payload. */
+void attest_pae(const char *type, const void *payload, size_t len, buf *out);
+
+/* ---- verification ---- */
+
+/* Called once per check, in order: signature, key_id, statement, subjects, output_digest, exit,
+ * image_digest, environment_digest, input_digest (only with a task), execution_digest,
+ * metadata, chain (from the second result of a verifier on). detail is NULL on success. */
+typedef void (*attest_check_fn)(void *ud, const char *name, bool ok, const char *detail);
+
+/* Verifies results in order, checking the chain between consecutive ones. */
+typedef struct attest_verifier attest_verifier;
+attest_verifier *attest_verifier_new(void);
+attest_verifier *attest_verifier_free(attest_verifier *v);
+/* Checks one parsed result (its attestation field holds the envelope). pub NULL makes the
+ * signature check fail ("no public key"); task NULL skips input_digest. The DSSE signature is
+ * verified before the statement is parsed; if it fails, no other check runs. Returns 0 when
+ * every check passed, 1 when one failed (each reported through cb). */
+int attest_verifier_check(attest_verifier *v, const proto_result *r, const attest_key *pub,
+                          const proto_task *task, attest_check_fn cb, void *ud);
+/* One result document (JSON): parses it with proto_result_parse() and checks it alone.
+ * Returns 0 when all pass, 1 when a check failed, -1 with *e when it is not a result. */
+int attest_verify_result(const char *result_json, size_t len, const attest_key *pub,
+                         const proto_task *task, attest_check_fn cb, void *ud, err **e);
+/* The attestation digest of an envelope (SHA-256 of its decoded payload), without checking
+ * the signature. Returns 0, or -1 with *e. */
+int attest_envelope_digest(const char *envelope_json, char out[ATTEST_DIGEST_LEN], err **e);
+
+/* ---- the node's hash chain (a state file kept by the daemon) ---- */
+
+typedef struct attest_chain {
+	char previous[ATTEST_DIGEST_LEN]; /* "" before the first attestation */
+	uint64_t sequence;                /* number of the last attestation, 0 before the first */
+} attest_chain;
+
+#define ATTEST_CHAIN_INIT                                                                          \
+	{                                                                                          \
+		"", 0                                                                              \
+	}
+
+/* Loads dirfd/name ({"previous":"sha256:...","sequence":N}); a missing file is a fresh chain.
+ * Returns 0, or -1 with *e (unreadable or malformed file). */
+int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e);
+/* Writes the state atomically (write_file_at, mode 0600). */
+int attest_chain_save(int dirfd, const char *name, const attest_chain *c, err **e);
+/* Records a signed attestation: previous = digest, sequence = its sequence. */
+void attest_chain_advance(attest_chain *c, const char *attestation_digest, uint64_t sequence);

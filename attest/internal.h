@@ -1,0 +1,42 @@
+/* Helpers shared by the attest/ source files; not part of the module's interface. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "attest/attest.h"
+
+/* A yajl generator that remembers its first failure. */
+typedef struct jg {
+	yajl_gen g;
+	yajl_gen_status st;
+} jg;
+
+void jg_init(jg *j);
+void jg_deinit(jg *j);
+void jg_str(jg *j, const char *s);
+void jg_int(jg *j, long long v);
+void jg_kstr(jg *j, const char *k, const char *v);
+void jg_kint(jg *j, const char *k, long long v);
+void jg_open(jg *j, bool map);
+void jg_close(jg *j, bool map);
+/* The text (caller frees), or -1 with *e when a call failed. */
+int jg_take(jg *j, char **out, size_t *len, err **e);
+
+/* The statement's subject array for an output. */
+void attest_subjects(jg *j, const proto_output *o);
+
+/* Standard base64 with padding, no line breaks. Caller frees. */
+char *attest_b64_encode(const void *p, size_t n);
+/* Strict decoding (alphabet, length a multiple of 4, padding only at the end). Returns the
+ * bytes (caller frees, NUL added after them) and their count, or NULL. */
+uint8_t *attest_b64_decode(const char *s, size_t *n);
+
+/* A function-mode return value as it is hashed: the JSON text re-generated compactly (key
+ * order, number text and string contents kept; the form a result document carries), or the
+ * text unchanged when it is not JSON. NULL for NULL. Caller frees. */
+char *attest_return_text(const char *rv);
