@@ -74,6 +74,7 @@ typedef struct frame_reader {
 	uint8_t *buf; /* owned */
 	size_t len, cap;
 	bool error; /* a frame over FRAME_MAX (or an unknown type) was seen: stop */
+	size_t off;  /* start of the bytes not yet taken by frame_reader_next() */
 } frame_reader;
 
 void frame_reader_init(frame_reader *r);
@@ -81,7 +82,8 @@ void frame_reader_deinit(frame_reader *r);
 /* Appends bytes; returns -1 (and sets error) on a bad header. */
 int frame_reader_feed(frame_reader *r, const void *p, size_t n);
 /* Takes the next whole frame: returns 1 and sets *type, *payload (borrowed until the next
- * call), *len; 0 when more bytes are needed; -1 on a protocol error. */
+ * frame_reader_feed() or frame_reader_deinit()), *len; 0 when more bytes are needed; -1
+ * on a protocol error. */
 int frame_reader_next(frame_reader *r, uint8_t *type, const uint8_t **payload, size_t *len);
 
 /* Writers append to a caller-owned growing byte array (data/len/cap as in frame_reader). */

@@ -1,0 +1,200 @@
+/* The agent frame protocol (frame.h): an incremental reader, writers and the TASK field and
+ * EXIT payload parsers. libc only: this file is linked into the static agent and the host. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sandbox/agent/frame.h"
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static bool type_known(uint8_t t)
+{
+	switch (t) {
+	case FRAME_READY:
+	case FRAME_TASK:
+	case FRAME_STDOUT:
+	case FRAME_STDERR:
+	case FRAME_FILE:
+	case FRAME_RETURN:
+	case FRAME_EXIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Grows *data to hold need bytes; allocation failure aborts (this file has no xmalloc). */
+static void grow(uint8_t **data, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 256;
+	while (c < need)
+		c = c > SIZE_MAX / 2 ? need : c * 2;
+	uint8_t *p = realloc(*data, c);
+	if (!p)
+		abort();
+	*data = p;
+	*cap = c;
+}
+
+void frame_reader_init(frame_reader *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void frame_reader_deinit(frame_reader *r)
+{
+	free(r->buf);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Checks the header of the next frame, if complete: -1 and error when it is bad. */
+static int reader_check(frame_reader *r)
+{
+	if (r->len - r->off < FRAME_HEADER)
+		return 0;
+	const uint8_t *h = r->buf + r->off;
+	if (!type_known(h[0]) || get_u32(h + 1) > FRAME_MAX) {
+		r->error = true;
+		return -1;
+	}
+	return 0;
+}
+
+int frame_reader_feed(frame_reader *r, const void *p, size_t n)
+{
+	if (r->error)
+		return -1;
+	/* Frames handed out are no longer borrowed: move the unread bytes to the front. */
+	if (r->off) {
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+	}
+	if (n) {
+		grow(&r->buf, &r->cap, r->len + n);
+		memcpy(r->buf + r->len, p, n);
+		r->len += n;
+	}
+	return reader_check(r);
+}
+
+int frame_reader_next(frame_reader *r, uint8_t *type, const uint8_t **payload, size_t *len)
+{
+	if (r->error || reader_check(r) < 0)
+		return -1;
+	size_t avail = r->len - r->off;
+	if (avail < FRAME_HEADER)
+		return 0;
+	const uint8_t *h = r->buf + r->off;
+	size_t n = get_u32(h + 1);
+	if (avail - FRAME_HEADER < n)
+		return 0;
+	*type = h[0];
+	*payload = h + FRAME_HEADER;
+	*len = n;
+	r->off += FRAME_HEADER + n;
+	return 1;
+}
+
+void frame_buf_free(frame_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static void buf_add(frame_buf *b, const void *p, size_t n)
+{
+	if (!n)
+		return;
+	grow(&b->data, &b->cap, b->len + n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+void frame_put_header(frame_buf *b, uint8_t type, uint32_t len)
+{
+	uint8_t h[FRAME_HEADER];
+	h[0] = type;
+	put_u32(h + 1, len);
+	buf_add(b, h, sizeof(h));
+}
+
+void frame_put(frame_buf *b, uint8_t type, const void *payload, size_t len)
+{
+	frame_put_header(b, type, (uint32_t)len);
+	buf_add(b, payload, len);
+}
+
+void frame_put_field(frame_buf *b, uint8_t tag, const void *p, size_t n)
+{
+	/* Same layout as a frame header: tag | u32 BE length. */
+	frame_put_header(b, tag, (uint32_t)n);
+	buf_add(b, p, n);
+}
+
+void frame_put_field_u64(frame_buf *b, uint8_t tag, uint64_t v)
+{
+	uint8_t p[8];
+	put_u32(p, (uint32_t)(v >> 32));
+	put_u32(p + 4, (uint32_t)v);
+	frame_put_field(b, tag, p, sizeof(p));
+}
+
+void frame_put_exit(frame_buf *b, uint8_t flags, int32_t code, const char *msg)
+{
+	size_t n = msg ? strlen(msg) : 0;
+	uint8_t h[5];
+	h[0] = flags;
+	put_u32(h + 1, (uint32_t)code);
+	frame_put_header(b, FRAME_EXIT, (uint32_t)(sizeof(h) + n));
+	buf_add(b, h, sizeof(h));
+	buf_add(b, msg, n);
+}
+
+int frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
+                     const uint8_t **p, size_t *n)
+{
+	if (*off == len)
+		return 0;
+	if (*off > len || len - *off < 5)
+		return -1;
+	size_t flen = get_u32(payload + *off + 1);
+	if (len - *off - 5 < flen)
+		return -1;
+	*tag = payload[*off];
+	*p = payload + *off + 5;
+	*n = flen;
+	*off += 5 + flen;
+	return 1;
+}
+
+uint64_t frame_get_u64(const uint8_t *p, size_t n)
+{
+	if (n != 8)
+		return 0;
+	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
+}
+
+int frame_parse_exit(const uint8_t *payload, size_t len, frame_exit *out)
+{
+	if (len < 5)
+		return -1;
+	out->flags = payload[0];
+	out->code = (int32_t)get_u32(payload + 1);
+	out->msg = (const char *)payload + 5;
+	out->msg_len = len - 5;
+	return 0;
+}

@@ -1,0 +1,763 @@
+/* Tests of the in-sandbox agent: the real aisp-agent binary runs on the host (no container)
+ * with pipes for its stdin and stdout and a temporary directory standing in for /workspace;
+ * the test speaks the frame protocol to it exactly as the host does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+#include "sandbox/agent/frame.h"
+
+#define MAX_FILES 16
+
+typedef struct out_file {
+	char *path;
+	uint8_t *data;
+	size_t len;
+} out_file;
+
+typedef struct result {
+	buf out, err;
+	char *ret; /* NUL-terminated; NULL without a RETURN frame */
+	out_file files[MAX_FILES];
+	size_t nfiles;
+	bool got_exit;
+	uint8_t flags;
+	int32_t code;
+	char *msg;       /* NUL-terminated */
+	int64_t task_us; /* from writing TASK to reading EXIT */
+	int nframes_after_exit;
+} result;
+
+static char *tmp_root; /* holds ws/ and a secret file outside it */
+static char *ws;
+
+static void result_free(result *r)
+{
+	buf_deinit(&r->out);
+	buf_deinit(&r->err);
+	free(r->ret);
+	free(r->msg);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		free(r->files[i].path);
+		free(r->files[i].data);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *agent_path(void)
+{
+	static char path[4096];
+	const char *root = getenv("AISP_BUILD_ROOT");
+	snprintf(path, sizeof(path), "%s/sandbox/agent/aisp-agent", root ? root : ".");
+	return path;
+}
+
+/* Fresh workspace for every test. */
+static int setup_ws(void **state)
+{
+	char tmpl[] = "/tmp/aisp-agent-test-XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	tmp_root = xstrdup(tmpl);
+	ws = xasprintf("%s/ws", tmp_root);
+	assert_int_equal(mkdir(ws, 0755), 0);
+	return 0;
+}
+
+static int teardown_ws(void **state)
+{
+	_cleanup_err_ err *e = NULL;
+	assert_int_equal(rm_rf_at(AT_FDCWD, tmp_root, &e), 0);
+	free(ws);
+	free(tmp_root);
+	return 0;
+}
+
+static pid_t start_agent(const char *lang, int *to, int *from)
+{
+	int in[2], out[2];
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		const char *argv[] = {agent_path(), "--lang", lang, "--workspace", ws, NULL};
+		const char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "BASE_VAR=base",
+		                      "PYTHONHASHSEED=0", NULL};
+		execve(argv[0], (char *const *)argv, (char *const *)envp);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	*to = in[1];
+	*from = out[0];
+	return pid;
+}
+
+/* Reads one frame (blocking); returns 1, or 0 at EOF. The payload is owned by the caller. */
+static int read_frame(int fd, frame_reader *r, uint8_t *type, uint8_t **payload, size_t *len)
+{
+	for (;;) {
+		const uint8_t *p;
+		int k = frame_reader_next(r, type, &p, len);
+		assert_true(k >= 0);
+		if (k == 1) {
+			*payload = xmemdup(p, *len ? *len : 1);
+			return 1;
+		}
+		uint8_t chunk[65536];
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		assert_true(n >= 0);
+		if (n == 0)
+			return 0;
+		assert_int_equal(frame_reader_feed(r, chunk, (size_t)n), 0);
+	}
+}
+
+/* Starts an agent, waits for READY, sends the raw frame bytes, collects every frame. */
+static void run_raw(const char *lang, const frame_buf *task, result *res)
+{
+	memset(res, 0, sizeof(*res));
+	int to, from;
+	pid_t pid = start_agent(lang, &to, &from);
+	frame_reader r;
+	frame_reader_init(&r);
+	uint8_t type;
+	uint8_t *p;
+	size_t n;
+	assert_int_equal(read_frame(from, &r, &type, &p, &n), 1);
+	assert_int_equal(type, FRAME_READY);
+	assert_int_equal(n, strlen(AGENT_VERSION));
+	assert_memory_equal(p, AGENT_VERSION, n);
+	free(p);
+	int64_t t0 = now_mono_us();
+	assert_int_equal(write_all(to, task->data, task->len), 0);
+	close(to);
+	while (read_frame(from, &r, &type, &p, &n) == 1) {
+		if (res->got_exit) {
+			res->nframes_after_exit++;
+		} else if (type == FRAME_STDOUT) {
+			buf_append(&res->out, p, n);
+		} else if (type == FRAME_STDERR) {
+			buf_append(&res->err, p, n);
+		} else if (type == FRAME_RETURN) {
+			res->ret = xstrndup((char *)p, n);
+		} else if (type == FRAME_FILE) {
+			assert_true(res->nfiles < MAX_FILES);
+			size_t plen = strnlen((char *)p, n);
+			assert_true(plen < n);
+			out_file *f = &res->files[res->nfiles++];
+			f->path = xstrdup((char *)p);
+			f->len = n - plen - 1;
+			f->data = xmemdup(p + plen + 1, f->len ? f->len : 1);
+		} else if (type == FRAME_EXIT) {
+			res->task_us = now_mono_us() - t0;
+			frame_exit ex;
+			assert_int_equal(frame_parse_exit(p, n, &ex), 0);
+			res->got_exit = true;
+			res->flags = ex.flags;
+			res->code = ex.code;
+			res->msg = xstrndup(ex.msg, ex.msg_len);
+		} else {
+			fail_msg("unexpected frame type %c", type);
+		}
+		free(p);
+	}
+	close(from);
+	frame_reader_deinit(&r);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_true(res->got_exit);
+	assert_int_equal(res->nframes_after_exit, 0);
+}
+
+/* A task under construction: the fields; wrapped in a TASK frame by run(). */
+static void run(const char *lang, const frame_buf *fields, result *res)
+{
+	frame_buf f = {0};
+	frame_put(&f, FRAME_TASK, fields->data, fields->len);
+	run_raw(lang, &f, res);
+	frame_buf_free(&f);
+}
+
+static void put_str(frame_buf *b, uint8_t tag, const char *s)
+{
+	frame_put_field(b, tag, s, strlen(s));
+}
+
+static void put_mode(frame_buf *b, uint8_t mode)
+{
+	frame_put_field(b, FIELD_MODE, &mode, 1);
+}
+
+/* Runs code with no stdin, args or env in the given mode. */
+static void run_code(const char *lang, uint8_t mode, const char *code, result *res)
+{
+	frame_buf b = {0};
+	put_mode(&b, mode);
+	put_str(&b, FIELD_CODE, code);
+	run(lang, &b, res);
+	frame_buf_free(&b);
+}
+
+static const char *out_str(result *r)
+{
+	return buf_str(&r->out);
+}
+
+/* argv, env, stdin, stdout, stderr and the exit code, in script mode. */
+static void script_basics(const char *lang, const char *code)
+{
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, code);
+	put_str(&b, FIELD_ARG, "first arg");
+	put_str(&b, FIELD_ARG, "second");
+	put_str(&b, FIELD_ENV, "TASK_VAR=from task");
+	put_str(&b, FIELD_ENV, "BASE_VAR=overridden");
+	put_str(&b, FIELD_STDIN, "line from stdin\n");
+	result r;
+	run(lang, &b, &r);
+	assert_string_equal(out_str(&r), "args=first arg|second\n"
+	                                 "task=from task base=overridden\n"
+	                                 "stdin=line from stdin\n");
+	assert_string_equal(buf_str(&r.err), "to stderr\n");
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 3);
+	frame_buf_free(&b);
+	result_free(&r);
+}
+
+static void test_python_script(void **state)
+{
+	script_basics("python", "import sys, os\n"
+	                        "print('args=' + '|'.join(sys.argv[1:]))\n"
+	                        "print('task=%s base=%s' % (os.environ['TASK_VAR'], "
+	                        "os.environ['BASE_VAR']))\n"
+	                        "print('stdin=' + sys.stdin.read(), end='')\n"
+	                        "print('to stderr', file=sys.stderr)\n"
+	                        "sys.exit(3)\n");
+}
+
+static void test_javascript_script(void **state)
+{
+	script_basics("javascript",
+	              "console.log('args=' + process.argv.slice(2).join('|'));\n"
+	              "console.log(`task=${process.env.TASK_VAR} base=${process.env.BASE_VAR}`);\n"
+	              "process.stdout.write('stdin=' + require('fs').readFileSync(0, 'utf8'));\n"
+	              "console.error('to stderr');\n"
+	              "process.exitCode = 3;\n");
+}
+
+static void test_shell_script(void **state)
+{
+	script_basics("shell", "IFS='|'; echo \"args=$*\"\n"
+	                       "echo \"task=$TASK_VAR base=$BASE_VAR\"\n"
+	                       "printf 'stdin=%s\\n' \"$(cat)\"\n"
+	                       "echo to stderr >&2\n"
+	                       "exit 3\n");
+}
+
+/* The environment is exactly the agent's own plus the task's, and argv[0] is main.py. */
+static void test_python_env_exact(void **state)
+{
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE,
+	        "import os, sys\n"
+	        "print(sorted(os.environ.items()))\n"
+	        "print(sys.argv[0], __name__, os.getcwd() == os.path.dirname(__file__))\n");
+	put_str(&b, FIELD_ENV, "A=1");
+	result r;
+	run("python", &b, &r);
+	assert_string_equal(out_str(&r), "[('A', '1'), ('BASE_VAR', 'base'), ('LANG', 'C.UTF-8'), "
+	                                 "('PATH', '/usr/bin:/bin'), ('PYTHONHASHSEED', '0')]\n"
+	                                 "main.py __main__ True\n");
+	assert_int_equal(r.code, 0);
+	frame_buf_free(&b);
+	result_free(&r);
+}
+
+static void test_script_errors(void **state)
+{
+	result r;
+	run_code("python", 0, "print('before')\n1/0\n", &r);
+	assert_string_equal(out_str(&r), "before\n");
+	assert_non_null(strstr(buf_str(&r.err), "ZeroDivisionError"));
+	assert_non_null(strstr(buf_str(&r.err), "main.py\", line 2"));
+	assert_int_equal(r.code, 1);
+	assert_int_equal(r.flags, 0);
+	result_free(&r);
+
+	run_code("javascript", 0, "console.log('a'); process.exit(7); console.log('b');", &r);
+	assert_string_equal(out_str(&r), "a\n");
+	assert_int_equal(r.code, 7);
+	result_free(&r);
+
+	run_code("javascript", 0, "throw new Error('bad thing')", &r);
+	assert_non_null(strstr(buf_str(&r.err), "bad thing"));
+	assert_int_equal(r.code, 1);
+	result_free(&r);
+
+	/* A timer keeps the event loop alive; the process still ends when it is drained. */
+	run_code("javascript", 0, "setTimeout(() => console.log('later'), 20)", &r);
+	assert_string_equal(out_str(&r), "later\n");
+	assert_int_equal(r.code, 0);
+	result_free(&r);
+
+	run_code("shell", 0, "kill -9 $$", &r);
+	assert_int_equal(r.flags, EXIT_F_SIGNALED);
+	assert_int_equal(r.code, SIGKILL);
+	result_free(&r);
+}
+
+static void run_function(const char *lang, const char *code, const char *args, result *r)
+{
+	frame_buf b = {0};
+	put_mode(&b, 1);
+	put_str(&b, FIELD_CODE, code);
+	if (args)
+		put_str(&b, FIELD_ARGS_JSON, args);
+	run(lang, &b, r);
+	frame_buf_free(&b);
+}
+
+static void expect_function_error(const char *lang, const char *code, const char *in_msg)
+{
+	result r;
+	run_function(lang, code, "{}", &r);
+	assert_null(r.ret);
+	assert_true(r.flags & EXIT_F_FUNCTION_ERROR);
+	if (!strstr(r.msg, in_msg))
+		fail_msg("message \"%s\" lacks \"%s\"", r.msg, in_msg);
+	result_free(&r);
+}
+
+static void test_python_function(void **state)
+{
+	result r;
+	run_function("python",
+	             "def main(args):\n    print('side')\n"
+	             "    return {'sum': args['a'] + args['b'], 'l': [None, True]}\n",
+	             "{\"a\": 2, \"b\": 40}", &r);
+	assert_string_equal(r.ret, "{\"sum\": 42, \"l\": [null, true]}");
+	assert_string_equal(out_str(&r), "side\n");
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 0);
+	result_free(&r);
+
+	expect_function_error("python", "def main(a):\n    raise ValueError('boom')\n",
+	                      "ValueError: boom");
+	expect_function_error("python", "def main(a):\n    return object()\n",
+	                      "not JSON serializable");
+	expect_function_error("python", "def main(a):\n    return 'x' * 5000\n", "over 4096");
+	expect_function_error("python", "x = 1\n", "needs a function main");
+	expect_function_error("python", "import sys\ndef main(a):\n    sys.exit(0)\n",
+	                      "ended before main returned");
+}
+
+static void test_javascript_function(void **state)
+{
+	result r;
+	run_function("javascript",
+	             "async function main(args) {\n"
+	             "  await new Promise((r) => setTimeout(r, 10));\n"
+	             "  return {sum: args.a + args.b};\n"
+	             "}\n",
+	             "{\"a\": 2, \"b\": 40}", &r);
+	assert_string_equal(r.ret, "{\"sum\":42}");
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 0);
+	result_free(&r);
+
+	run_function("javascript", "module.exports.main = (a) => a.length;", "[1,2,3]", &r);
+	assert_string_equal(r.ret, "3");
+	result_free(&r);
+
+	expect_function_error("javascript", "function main() { throw new TypeError('boom'); }",
+	                      "TypeError: boom");
+	expect_function_error("javascript", "async function main() { throw new Error('later'); }",
+	                      "Error: later");
+	expect_function_error("javascript", "function main() { return 1n; }", "BigInt");
+	expect_function_error("javascript", "function main() { return 'x'.repeat(5000); }",
+	                      "over 4096");
+	expect_function_error("javascript", "const x = 1;", "needs a function main");
+
+	run_function("shell", "echo hi", NULL, &r);
+	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+	assert_string_equal(r.msg, "function mode is not supported for shell");
+	result_free(&r);
+}
+
+static void test_files(void **state)
+{
+	_cleanup_free_ char *secret = xasprintf("%s/secret", tmp_root);
+	_cleanup_close_ int sfd = open(secret, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	assert_true(sfd >= 0);
+	assert_int_equal(write_all(sfd, "SECRET", 6), 0);
+
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	_cleanup_free_ char *code =
+	    xasprintf("import os\n"
+	              "print(open('in/deep/er/data.txt').read())\n"
+	              "open('out/b.txt', 'w').write('bee')\n"
+	              "os.makedirs('out/sub')\n"
+	              "open('out/sub/a.bin', 'wb').write(bytes(range(256)))\n"
+	              "open('out/empty', 'w').close()\n"
+	              "os.symlink('%s', 'out/link')\n"
+	              "os.symlink('..', 'out/up')\n"
+	              "os.symlink('%s', 'out/hostdir')\n"
+	              "os.mkfifo('out/fifo')\n",
+	              secret, tmp_root);
+	put_str(&b, FIELD_CODE, code);
+	frame_put_field(&b, FIELD_FILE, "in/deep/er/data.txt\0input!", 26);
+	result r;
+	run("python", &b, &r);
+	assert_string_equal(buf_str(&r.err), "");
+	assert_string_equal(out_str(&r), "input!\n");
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.nfiles, 3);
+	assert_string_equal(r.files[0].path, "b.txt");
+	assert_int_equal(r.files[0].len, 3);
+	assert_memory_equal(r.files[0].data, "bee", 3);
+	assert_string_equal(r.files[1].path, "empty");
+	assert_int_equal(r.files[1].len, 0);
+	assert_string_equal(r.files[2].path, "sub/a.bin");
+	assert_int_equal(r.files[2].len, 256);
+	assert_int_equal(r.files[2].data[255], 255);
+	for (size_t i = 0; i < r.nfiles; i++)
+		assert_null(memmem(r.files[i].data, r.files[i].len, "SECRET", 6));
+	frame_buf_free(&b);
+	result_free(&r);
+}
+
+static void test_files_limits(void **state)
+{
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "for i in range(5): open('out/f%d' % i, 'w').write('x' * 10)\n");
+	frame_put_field_u64(&b, FIELD_OUT_FILES_MAX, 3);
+	result r;
+	run("python", &b, &r);
+	assert_int_equal(r.nfiles, 3);
+	assert_string_equal(r.files[2].path, "f2");
+	assert_int_equal(r.flags, EXIT_F_FILES_TRUNC);
+	result_free(&r);
+
+	frame_buf_free(&b);
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "for i in range(5): open('out/f%d' % i, 'w').write('x' * 10)\n");
+	frame_put_field_u64(&b, FIELD_OUT_BYTES_MAX, 25);
+	run("python", &b, &r);
+	assert_int_equal(r.nfiles, 2);
+	assert_int_equal(r.flags, EXIT_F_FILES_TRUNC);
+	result_free(&r);
+	frame_buf_free(&b);
+}
+
+static void test_input_path_rejected(void **state)
+{
+	static const char *const bad[] = {"../escape", "/abs", "a//b", "a/./b", "a/", ""};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		frame_buf b = {0};
+		put_mode(&b, 0);
+		put_str(&b, FIELD_CODE, "print('ran')");
+		size_t n = strlen(bad[i]);
+		uint8_t f[64];
+		memcpy(f, bad[i], n);
+		memcpy(f + n, "\0x", 2);
+		frame_put_field(&b, FIELD_FILE, f, n + 2);
+		result r;
+		run("shell", &b, &r);
+		assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+		assert_string_equal(out_str(&r), "");
+		result_free(&r);
+		frame_buf_free(&b);
+	}
+	_cleanup_free_ char *escaped = xasprintf("%s/escape", tmp_root);
+	assert_int_equal(access(escaped, F_OK), -1);
+}
+
+/* rlimits reach the program: set with prlimit() on the warm interpreter, with setrlimit()
+ * in the shell's child. */
+static void rlimit_case(const char *lang, const char *code, const char *expect)
+{
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, code);
+	frame_put_field_u64(&b, FIELD_FSIZE_MAX, 1000);
+	frame_put_field_u64(&b, FIELD_NOFILE_MAX, 77);
+	result r;
+	run(lang, &b, &r);
+	assert_string_equal(out_str(&r), expect);
+	assert_int_equal(r.code, 0);
+	result_free(&r);
+	frame_buf_free(&b);
+}
+
+static void test_rlimits(void **state)
+{
+	rlimit_case("python",
+	            "import os, resource\n"
+	            "print(resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+	            "try:\n"
+	            "    with open('big', 'wb') as f: f.write(b'x' * 5000)\n"
+	            "except OSError:\n"
+	            "    pass\n"
+	            "print(os.path.getsize('big'))\n",
+	            "(77, 77)\n1000\n");
+	rlimit_case("shell", "ulimit -n; head -c 5000 /dev/zero > big; echo $?; wc -c < big",
+	            "77\n153\n1000\n");
+}
+
+static void expect_cap(const char *lang, const char *code, uint8_t tag, uint8_t trunc)
+{
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, code);
+	frame_put_field_u64(&b, tag, 1000);
+	result r;
+	run(lang, &b, &r);
+	assert_int_equal(r.flags, EXIT_F_OUTPUT_LIMIT | trunc | EXIT_F_SIGNALED);
+	assert_int_equal(r.code, SIGKILL);
+	buf *s = tag == FIELD_STDOUT_MAX ? &r.out : &r.err;
+	assert_int_equal(s->len, 1000);
+	assert_int_equal(s->data[0], 'x');
+	assert_int_equal(s->data[999], 'x');
+	result_free(&r);
+	frame_buf_free(&b);
+}
+
+static void test_output_caps(void **state)
+{
+	/* Programs that never stop printing: the agent has to kill them. */
+	expect_cap("python", "import sys\nwhile True: sys.stdout.write('x' * 100)\n",
+	           FIELD_STDOUT_MAX, EXIT_F_STDOUT_TRUNC);
+	expect_cap("shell", "while :; do echo xxxxxxxxxxxxxxx >&2; done", FIELD_STDERR_MAX,
+	           EXIT_F_STDERR_TRUNC);
+	expect_cap("javascript", "for (;;) process.stdout.write('x'.repeat(100));",
+	           FIELD_STDOUT_MAX, EXIT_F_STDOUT_TRUNC);
+
+	/* Exactly the cap is not over it. */
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "head -c 1000 /dev/zero");
+	frame_put_field_u64(&b, FIELD_STDOUT_MAX, 1000);
+	result r;
+	run("shell", &b, &r);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.out.len, 1000);
+	result_free(&r);
+	frame_buf_free(&b);
+}
+
+/* Frame-like bytes in the output are data; the program sees none of the agent's fds. */
+static void test_no_injection(void **state)
+{
+	result r;
+	run_code(
+	    "python", 0,
+	    "import os, sys\n"
+	    "fake = b'X\\x00\\x00\\x00\\x05\\x00\\x00\\x00\\x00\\x2a' + b'V\\x00\\x00\\x00\\x01' "
+	    "+ b'7'\n"
+	    "sys.stdout.buffer.write(fake)\n"
+	    "sys.stdout.flush()\n"
+	    "sys.stderr.buffer.write(fake)\n"
+	    "bad = []\n"
+	    "for fd in range(3, 256):\n"
+	    "    try:\n"
+	    "        os.fstat(fd)\n"
+	    "        bad.append(fd)\n"
+	    "    except OSError:\n"
+	    "        pass\n"
+	    "print(bad, file=sys.stderr)\n"
+	    "sys.exit(9)\n",
+	    &r);
+	assert_int_equal(r.out.len, 16);
+	assert_memory_equal(r.out.data,
+	                    "X\0\0\0\5\0\0\0\0\x2aV\0\0\0\1"
+	                    "7",
+	                    16);
+	assert_int_equal(r.err.len, 16 + 3);
+	assert_memory_equal(r.err.data + 16, "[]\n", 3);
+	assert_null(r.ret);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 9);
+	result_free(&r);
+
+	run_code("shell", 0, "ls /proc/self/fd", &r);
+	assert_string_equal(out_str(&r), "0\n1\n2\n3\n"); /* 3: ls's own directory fd */
+	result_free(&r);
+}
+
+static void big_echo(const char *lang, const char *code)
+{
+	size_t n = 4u * 1024 * 1024;
+	uint8_t *in = xmalloc(n);
+	for (size_t i = 0; i < n; i++)
+		in[i] = (uint8_t)(i * 7 + i / 4096);
+	frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, code);
+	frame_put_field(&b, FIELD_STDIN, in, n);
+	frame_put_field_u64(&b, FIELD_STDOUT_MAX, 8u * 1024 * 1024);
+	result r;
+	run(lang, &b, &r);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.out.len, n);
+	assert_memory_equal(r.out.data, in, n);
+	result_free(&r);
+	frame_buf_free(&b);
+	free(in);
+}
+
+static void test_large_stdin(void **state)
+{
+	big_echo("shell", "cat");
+	big_echo("python", "import sys\n"
+	                   "while True:\n"
+	                   "    b = sys.stdin.buffer.read1(4096)\n"
+	                   "    if not b: break\n"
+	                   "    sys.stdout.buffer.write(b); sys.stdout.flush()\n");
+}
+
+static void test_malformed_task(void **state)
+{
+	/* A field that runs past the end of the TASK payload. */
+	uint8_t bad_field[] = {FIELD_CODE, 0, 0, 1, 0, 'x'};
+	frame_buf f = {0};
+	frame_put(&f, FRAME_TASK, bad_field, sizeof(bad_field));
+	result r;
+	run_raw("python", &f, &r);
+	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+	assert_non_null(strstr(r.msg, "malformed"));
+	result_free(&r);
+	frame_buf_free(&f);
+
+	/* A frame of an unknown type. */
+	frame_put_header(&f, 'Z', 3);
+	run_raw("shell", &f, &r);
+	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+	result_free(&r);
+	frame_buf_free(&f);
+
+	/* A header announcing more than FRAME_MAX. */
+	frame_put_header(&f, FRAME_TASK, FRAME_MAX + 1);
+	run_raw("javascript", &f, &r);
+	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+	result_free(&r);
+	frame_buf_free(&f);
+}
+
+static void test_warm_timing(void **state)
+{
+	const char *langs[][2] = {
+	    {"python", "print(1+1)"}, {"javascript", "console.log(1+1)"}, {"shell", "echo 2"}};
+	for (size_t i = 0; i < ARRAY_SIZE(langs); i++) {
+		result r;
+		run_code(langs[i][0], 0, langs[i][1], &r);
+		assert_string_equal(out_str(&r), "2\n");
+		print_message("# warm %s print(1+1): TASK to EXIT %.2f ms\n", langs[i][0],
+		              r.task_us / 1000.0);
+		result_free(&r);
+	}
+}
+
+/* The frame codec itself: split feeds, field iteration, exit payloads, bounds. */
+static void test_frame_codec(void **state)
+{
+	frame_buf b = {0};
+	frame_put_field(&b, FIELD_CODE, "abc", 3);
+	frame_put_field_u64(&b, FIELD_STDOUT_MAX, 0x0102030405060708ull);
+	frame_buf f = {0};
+	frame_put(&f, FRAME_TASK, b.data, b.len);
+	frame_put_exit(&f, EXIT_F_SIGNALED, -9, "msg");
+	frame_reader r;
+	frame_reader_init(&r);
+	uint8_t type;
+	const uint8_t *p;
+	size_t n, off = 0;
+	for (size_t i = 0; i < f.len; i++) /* byte by byte */
+		assert_int_equal(frame_reader_feed(&r, f.data + i, 1), 0);
+	assert_int_equal(frame_reader_next(&r, &type, &p, &n), 1);
+	assert_int_equal(type, FRAME_TASK);
+	assert_int_equal(n, b.len);
+	uint8_t tag;
+	const uint8_t *v;
+	size_t vn;
+	assert_int_equal(frame_next_field(p, n, &off, &tag, &v, &vn), 1);
+	assert_int_equal(tag, FIELD_CODE);
+	assert_memory_equal(v, "abc", 3);
+	assert_int_equal(frame_next_field(p, n, &off, &tag, &v, &vn), 1);
+	assert_int_equal(frame_get_u64(v, vn), 0x0102030405060708ull);
+	assert_int_equal(frame_next_field(p, n, &off, &tag, &v, &vn), 0);
+	assert_int_equal(frame_next_field(p, n - 1, &(size_t){0}, &tag, &v, &vn), 1);
+	assert_int_equal(frame_reader_next(&r, &type, &p, &n), 1);
+	frame_exit ex;
+	assert_int_equal(frame_parse_exit(p, n, &ex), 0);
+	assert_int_equal(ex.flags, EXIT_F_SIGNALED);
+	assert_int_equal(ex.code, -9);
+	assert_int_equal(ex.msg_len, 3);
+	assert_int_equal(frame_reader_next(&r, &type, &p, &n), 0);
+	assert_int_equal(frame_parse_exit(p, 4, &ex), -1);
+	assert_int_equal(frame_get_u64(v, 7), 0);
+
+	/* The truncated second field of a cut payload. */
+	off = 0;
+	assert_int_equal(frame_next_field(b.data, b.len - 1, &off, &tag, &v, &vn), 1);
+	assert_int_equal(frame_next_field(b.data, b.len - 1, &off, &tag, &v, &vn), -1);
+
+	frame_buf_free(&f);
+	frame_put_header(&f, FRAME_STDOUT, FRAME_MAX + 1);
+	assert_int_equal(frame_reader_feed(&r, f.data, f.len), -1);
+	assert_true(r.error);
+	assert_int_equal(frame_reader_next(&r, &type, &p, &n), -1);
+	frame_reader_deinit(&r);
+	frame_buf_free(&f);
+	frame_buf_free(&b);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_frame_codec),
+	    cmocka_unit_test_setup_teardown(test_python_script, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_javascript_script, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_shell_script, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_python_env_exact, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_script_errors, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_python_function, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_javascript_function, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_files, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_files_limits, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_input_path_rejected, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_rlimits, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_output_caps, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_no_injection, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_large_stdin, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_malformed_task, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_warm_timing, setup_ws, teardown_ws),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
