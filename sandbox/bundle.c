@@ -195,21 +195,26 @@ static void gen_seccomp(yajl_gen g)
 	kv(g, "action", "SCMP_ACT_ERRNO");
 	ki(g, "errnoRet", 38); /* ENOSYS */
 	yajl_gen_map_close(g);
-	/* clone with any namespace flag: CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET */
-	yajl_gen_map_open(g);
-	str_array(g, "names", (const char *const[]){"clone", NULL});
-	kv(g, "action", "SCMP_ACT_ERRNO");
-	ki(g, "errnoRet", 1);
-	s(g, "args");
-	yajl_gen_array_open(g);
-	yajl_gen_map_open(g);
-	ki(g, "index", 0);
-	ki(g, "value", 0x7E020000);
-	ki(g, "valueTwo", 0);
-	kv(g, "op", "SCMP_CMP_MASKED_EQ");
-	yajl_gen_map_close(g);
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
+	/* clone with any namespace flag (one rule per flag: rules for a syscall are OR'ed):
+	 * CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
+	static const int64_t ns_flags[] = {0x00020000, 0x02000000, 0x04000000, 0x08000000,
+	                                   0x10000000, 0x20000000, 0x40000000};
+	for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++) {
+		yajl_gen_map_open(g);
+		str_array(g, "names", (const char *const[]){"clone", NULL});
+		kv(g, "action", "SCMP_ACT_ERRNO");
+		ki(g, "errnoRet", 1);
+		s(g, "args");
+		yajl_gen_array_open(g);
+		yajl_gen_map_open(g);
+		ki(g, "index", 0);
+		ki(g, "value", ns_flags[i]);
+		ki(g, "valueTwo", ns_flags[i]);
+		kv(g, "op", "SCMP_CMP_MASKED_EQ");
+		yajl_gen_map_close(g);
+		yajl_gen_array_close(g);
+		yajl_gen_map_close(g);
+	}
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 }

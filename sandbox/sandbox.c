@@ -334,7 +334,12 @@ static bool handle_frame(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
 	if (sb->state == SANDBOX_CREATING) {
 		if (type != FRAME_READY) {
 			err *e = NULL;
-			err_set(&e, 0, "agent sent frame '%c' before READY", type);
+			frame_exit x;
+			if (type == FRAME_EXIT && frame_parse_exit(p, n, &x) == 0)
+				err_set(&e, 0, "agent failed before READY: %.*s", (int)x.msg_len,
+				        x.msg);
+			else
+				err_set(&e, 0, "agent sent frame '%c' before READY", type);
 			creation_failed(sb, e);
 			return false;
 		}

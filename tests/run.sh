@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds (normal and sanitizer builds),
+# makes sure the default sandbox image is in the store (cached: built once per machine), runs
+# every suite with `meson test`, and ends with one line: "N passed, N failed, N skipped".
+#   tests/run.sh            everything
+#   tests/run.sh --quick    unit suites only (no containers)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+step() { printf '\n== %s\n' "$*"; }
+die() { echo "tests/run.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
+
+step "dependencies"
+./deploy/install-deps.sh || die "installing dependencies failed"
+
+step "build (normal)"
+if [ ! -f build/build.ninja ]; then meson setup build >/dev/null || die "meson setup failed"; fi
+ninja -C build || die "build failed"
+
+step "build (AddressSanitizer + UndefinedBehaviorSanitizer)"
+if [ ! -f build-asan/build.ninja ]; then
+	meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null ||
+		die "meson setup (sanitizers) failed"
+fi
+ninja -C build-asan || die "sanitizer build failed"
+
+if [ $quick -eq 0 ]; then
+	step "sandbox image (cached in the image store)"
+	./build/cli/aisp image build default || die "building the default image failed"
+fi
+
+suites=(--suite unit)
+[ $quick -eq 0 ] && suites=()
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+step "tests (normal build)"
+meson test -C build --print-errorlogs --num-processes 1 "${suites[@]}"
+step "tests (sanitizer build)"
+meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit --suite sanitize
+
+# One summary over both runs, from meson's machine-readable logs.
+python3 - "$root/build/meson-logs/testlog.json" "$root/build-asan/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        f += 1
+        continue
+    for line in lines:
+        r = json.loads(line).get("result")
+        if r in ("OK", "EXPECTEDFAIL"):
+            p += 1
+        elif r == "SKIP":
+            s += 1
+        else:
+            f += 1
+print(f"{p} passed, {f} failed, {s} skipped")
+sys.exit(1 if f else 0)
+PY

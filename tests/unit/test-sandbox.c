@@ -1,0 +1,158 @@
+/* Unit tests for sandbox/: golden config.json per runtime profile, the environment facts, the
+ * spec/limit matching. (Real containers are exercised by tests/integration/test-sandbox.sh.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+#include "sandbox/bundle.h"
+#include "sandbox/sandbox.h"
+
+static void check_golden(const char *name, const buf *got)
+{
+	char *path = xasprintf("%s/tests/unit/golden/%s", getenv("AISP_SOURCE_ROOT"), name);
+	if (getenv("AISP_REGEN_GOLDEN")) {
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fwrite(got->data, 1, got->len, f);
+		fputc('\n', f);
+		fclose(f);
+	}
+	buf want = BUF_INIT;
+	err *e = NULL;
+	assert_int_equal(read_file_at(AT_FDCWD, path, 1 << 20, &want, &e), 0);
+	while (want.len && want.data[want.len - 1] == '\n')
+		want.data[--want.len] = 0;
+	assert_string_equal(buf_str(got), buf_str(&want));
+	buf_deinit(&want);
+	free(path);
+}
+
+static void golden_for(sandbox_runtime_kind kind, const char *name)
+{
+	const char *args[] = {"/.aisp/aisp-agent", "--lang", "python", NULL};
+	bundle_spec b = {
+	    .kind = kind,
+	    .rootfs = "/var/lib/aisp/images/rootfs/abc/rootfs",
+	    .agent_dir = "/run/aisp/agent",
+	    .args = args,
+	    .env = sandbox_base_env,
+	    .cgroups_path = "/aisp/aisp-1-1-0001",
+	    .cpus_milli = 4000,
+	    .memory_bytes = 4LL << 30,
+	    .pids = 512,
+	    .nofile = 4096,
+	    .workspace_bytes = 512LL << 20,
+	};
+	buf got = BUF_INIT;
+	bundle_config_json(&b, &got);
+	check_golden(name, &got);
+	/* properties the hardening depends on, independent of the golden text */
+	const char *s = buf_str(&got);
+	assert_non_null(strstr(s, "\"readonly\":true"));
+	assert_non_null(strstr(s, "\"noNewPrivileges\":true"));
+	assert_non_null(strstr(s, "\"uid\":65534"));
+	assert_non_null(strstr(s, "\"bounding\":[]"));
+	assert_non_null(strstr(s, "\"type\":\"network\""));
+	assert_non_null(strstr(s, "\"hostname\":\"sandbox\""));
+	assert_non_null(strstr(s, "\"quota\":400000"));
+	assert_non_null(strstr(s, "\"swap\":4294967296"));
+	bool seccomp = strstr(s, "\"seccomp\"") != NULL;
+	assert_int_equal(seccomp, kind != SANDBOX_RT_RUNSC);
+	if (seccomp)
+		for (const char *sc = "keyctl\0bpf\0ptrace\0mount\0unshare\0io_uring_setup\0"; *sc;
+		     sc += strlen(sc) + 1) {
+			char *q = xasprintf("\"%s\"", sc);
+			assert_non_null(strstr(s, q));
+			free(q);
+		}
+	buf_deinit(&got);
+}
+
+static void test_golden_runsc(void **state)
+{
+	golden_for(SANDBOX_RT_RUNSC, "config-runsc.json");
+}
+
+static void test_golden_runc(void **state)
+{
+	golden_for(SANDBOX_RT_RUNC, "config-runc.json");
+}
+
+static void test_golden_oci(void **state)
+{
+	golden_for(SANDBOX_RT_OCI, "config-oci.json");
+}
+
+static void test_environment_facts(void **state)
+{
+	sandbox_runtime *rt;
+	err *e = NULL;
+	char dir[] = "/tmp/aisp-rt-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	sandbox_runtime_opts ro = {.name = "runc", .kind = SANDBOX_RT_RUNC};
+	assert_int_equal(sandbox_runtime_new(&rt, &ro, dir, &e), 0);
+	assert_non_null(strstr(sandbox_runtime_version(rt), "runc version"));
+	sandbox_spec spec = {.rt = rt, .rootfs = "/r", .image_digest = "sha256:00", .lang = 0};
+	proto_limits l;
+	sandbox_limits_default(&l);
+	sandbox_spec_set_limits(&spec, &l);
+	assert_true(sandbox_spec_fits(&spec, &l));
+	proto_limits l2 = l;
+	l2.memory_bytes /= 2;
+	assert_false(sandbox_spec_fits(&spec, &l2));
+	l2 = l;
+	l2.timeout_ms = 5; /* per-task limits do not need another sandbox */
+	assert_true(sandbox_spec_fits(&spec, &l2));
+
+	proto_env env[] = {{(char *)"ALPHA", (char *)"x"}, {(char *)"ZED", (char *)"1"}};
+	proto_task t = {.n_env = 2, .env = env};
+	proto_env *kv;
+	size_t n = sandbox_environment(&spec, &t, &l, &kv);
+	assert_true(n > 20);
+	for (size_t i = 1; i < n; i++)
+		assert_true(strcmp(kv[i - 1].name, kv[i].name) < 0);
+	bool saw_alpha = false, saw_tz = false, saw_rt = false;
+	for (size_t i = 0; i < n; i++) {
+		saw_alpha |= !strcmp(kv[i].name, "env.ALPHA") && !strcmp(kv[i].value, "x");
+		saw_tz |= !strcmp(kv[i].name, "env.TZ") && !strcmp(kv[i].value, "UTC");
+		saw_rt |= !strcmp(kv[i].name, "runtime.name") && !strcmp(kv[i].value, "runc");
+	}
+	assert_true(saw_alpha && saw_tz && saw_rt);
+	proto_env_list_free(kv, n);
+	sandbox_runtime_free(rt);
+	rm_rf_at(AT_FDCWD, dir, NULL);
+}
+
+static void test_runtime_missing(void **state)
+{
+	sandbox_runtime *rt = NULL;
+	err *e = NULL;
+	sandbox_runtime_opts ro = {
+	    .name = "kata", .path = "/nonexistent/kata-runtime", .kind = SANDBOX_RT_OCI};
+	assert_int_equal(sandbox_runtime_new(&rt, &ro, "/tmp/aisp-rt-missing", &e), -1);
+	assert_non_null(strstr(err_msg(e), "runtime kata is not usable"));
+	assert_non_null(strstr(err_msg(e), "/nonexistent/kata-runtime"));
+	err_free(e);
+	rm_rf_at(AT_FDCWD, "/tmp/aisp-rt-missing", NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_golden_runsc),    cmocka_unit_test(test_golden_runc),
+	    cmocka_unit_test(test_golden_oci),      cmocka_unit_test(test_environment_facts),
+	    cmocka_unit_test(test_runtime_missing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
