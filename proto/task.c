@@ -1,0 +1,606 @@
+/* Task documents (PROTOCOL.md, "Task"): strict parsing and validation with client-facing
+ * messages, and the inverse serialisation used by `aisp submit`. */
+#include "proto/proto.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+#include "proto/internal.h"
+#include "proto/json.h"
+
+static const char *const task_fields[] = {
+    "v",   "id",    "lang",  "mode",    "code",   "stdin",        "stdin_b64",        "args",
+    "env", "files", "image", "runtime", "limits", "reply_stream", "nondeterministic",
+};
+static const char *const limits_fields[] = {
+    "cpus",     "memory_mb",    "timeout_s",    "pids",         "nofile",
+    "fsize_mb", "workspace_mb", "stdout_bytes", "stderr_bytes",
+};
+static const char *const file_fields[] = {"path", "content_b64"};
+
+/* Rejects the first key of obj that is not in allowed; prefix names the enclosing field. */
+static int check_unknown(yajl_val obj, const char *const *allowed, size_t n, const char *prefix,
+                         err **e)
+{
+	for (size_t i = 0; i < obj->u.object.len; i++) {
+		const char *k = obj->u.object.keys[i];
+		size_t j = 0;
+		while (j < n && strcmp(k, allowed[j]) != 0)
+			j++;
+		if (j == n) {
+			_cleanup_free_ char *full = xasprintf("%s%s", prefix, k);
+			_cleanup_free_ char *q = proto_quote(full, strlen(full));
+			return err_set(e, 0, "unknown field %s", q);
+		}
+	}
+	return 0;
+}
+
+/* A string field: *out is NULL when absent (and -1 "missing field" when required). */
+static int get_string(yajl_val obj, const char *key, const char *wire, bool required,
+                      const char **out, err **e)
+{
+	yajl_val v = proto_json_get(obj, key);
+	*out = NULL;
+	if (!v) {
+		if (required)
+			return err_set(e, 0, "missing field \"%s\"", wire);
+		return 0;
+	}
+	if (!YAJL_IS_STRING(v))
+		return err_set(e, 0, "field \"%s\" must be a string", wire);
+	*out = v->u.string;
+	return 0;
+}
+
+static bool name_chars(const char *s, const char *extra, size_t max)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > max)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      strchr(extra, c)))
+			return false;
+	}
+	return true;
+}
+
+static bool is_hex64(const char *s)
+{
+	return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* Image references are store names (a file name in the store: no '/') or manifest digests. */
+static bool image_valid(const char *s)
+{
+	if (strncmp(s, "sha256:", 7) == 0)
+		return is_hex64(s + 7);
+	return name_chars(s, "._:-", PROTO_NAME_MAX) && s[0] != '.' && s[0] != '-' && s[0] != ':';
+}
+
+static bool env_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 1 || n > PROTO_ENV_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* "1", "0.5", "2.125" (at most 3 significant decimals; further zeros allowed) -> thousandths. */
+static int parse_milli(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i = 0;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (i >= 12)
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	v *= 1000;
+	if (s[i] == '.') {
+		i++;
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		int64_t scale = 100;
+		for (; s[i] >= '0' && s[i] <= '9'; i++) {
+			if (scale == 0 && s[i] != '0')
+				return -1;
+			v += (s[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (s[i] != 0 || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_limits(yajl_val obj, proto_limits *l, err **e)
+{
+	if (!YAJL_IS_OBJECT(obj))
+		return err_set(e, 0, "field \"limits\" must be an object");
+	if (check_unknown(obj, limits_fields, ARRAY_SIZE(limits_fields), "limits.", e) < 0)
+		return -1;
+	static const struct {
+		const char *name;
+		size_t off;
+		int64_t unit; /* 0: decimal with up to 3 places, stored in thousandths */
+	} fields[] = {
+	    {"cpus", offsetof(proto_limits, cpus_milli), 0},
+	    {"memory_mb", offsetof(proto_limits, memory_bytes), 1 << 20},
+	    {"timeout_s", offsetof(proto_limits, timeout_ms), 0},
+	    {"pids", offsetof(proto_limits, pids), 1},
+	    {"nofile", offsetof(proto_limits, nofile), 1},
+	    {"fsize_mb", offsetof(proto_limits, fsize_bytes), 1 << 20},
+	    {"workspace_mb", offsetof(proto_limits, workspace_bytes), 1 << 20},
+	    {"stdout_bytes", offsetof(proto_limits, stdout_bytes), 1},
+	    {"stderr_bytes", offsetof(proto_limits, stderr_bytes), 1},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+		yajl_val v = proto_json_get(obj, fields[i].name);
+		int64_t *dst = (int64_t *)((char *)l + fields[i].off);
+		if (!v)
+			continue;
+		if (fields[i].unit == 0) {
+			if (!YAJL_IS_NUMBER(v) || parse_milli(v->u.number.r, dst) < 0)
+				return err_set(e, 0,
+				               "field \"limits.%s\" must be a positive number with "
+				               "at most 3 decimals",
+				               fields[i].name);
+			continue;
+		}
+		if (!YAJL_IS_INTEGER(v) || v->u.number.i <= 0)
+			return err_set(e, 0, "field \"limits.%s\" must be a positive integer",
+			               fields[i].name);
+		if (v->u.number.i > INT64_MAX / fields[i].unit)
+			return err_set(e, 0, "field \"limits.%s\" is too large", fields[i].name);
+		*dst = v->u.number.i * fields[i].unit;
+	}
+	return 0;
+}
+
+static int parse_stdin(yajl_val root, proto_task *t, err **e)
+{
+	const char *text, *b64;
+	if (get_string(root, "stdin", "stdin", false, &text, e) < 0 ||
+	    get_string(root, "stdin_b64", "stdin_b64", false, &b64, e) < 0)
+		return -1;
+	if (text && b64)
+		return err_set(e, 0, "fields \"stdin\" and \"stdin_b64\" are mutually exclusive");
+	if (text) {
+		t->stdin_len = strlen(text);
+		if (t->stdin_len > PROTO_STDIN_MAX)
+			return err_set(e, 0,
+			               "field \"stdin\" is %zu bytes, above the %u-byte limit",
+			               t->stdin_len, PROTO_STDIN_MAX);
+		t->stdin_data = xmemdup(text, t->stdin_len + 1);
+	} else if (b64) {
+		size_t n = strlen(b64);
+		if (proto_b64_decoded_max(n) > PROTO_STDIN_MAX + 3)
+			return err_set(e, 0,
+			               "field \"stdin_b64\" decodes to more than the %u-byte limit",
+			               PROTO_STDIN_MAX);
+		if (proto_b64_decode(b64, n, &t->stdin_data, &t->stdin_len) < 0)
+			return err_set(e, 0, "field \"stdin_b64\" is not valid base64");
+		if (t->stdin_len > PROTO_STDIN_MAX)
+			return err_set(e, 0,
+			               "field \"stdin_b64\" decodes to %zu bytes, above the "
+			               "%u-byte limit",
+			               t->stdin_len, PROTO_STDIN_MAX);
+	}
+	return 0;
+}
+
+static int parse_args(yajl_val root, proto_task *t, err **e)
+{
+	yajl_val v = proto_json_get(root, "args");
+	if (!v)
+		return 0;
+	if (t->mode == PROTO_MODE_SCRIPT) {
+		if (!YAJL_IS_ARRAY(v))
+			return err_set(e, 0, "script mode args must be an array of strings");
+		size_t n = v->u.array.len;
+		if (n > PROTO_ARGV_MAX)
+			return err_set(e, 0, "field \"args\" has %zu entries, above the %d limit",
+			               n, PROTO_ARGV_MAX);
+		for (size_t i = 0; i < n; i++)
+			if (!YAJL_IS_STRING(v->u.array.values[i]))
+				return err_set(e, 0,
+				               "script mode args must be an array of strings "
+				               "(args[%zu] is not a string)",
+				               i);
+		if (n == 0)
+			return 0; /* [] and absent are the same task */
+		t->argv = xcalloc(n + 1, sizeof(char *));
+		for (size_t i = 0; i < n; i++)
+			t->argv[i] = xstrdup(v->u.array.values[i]->u.string);
+		t->argc = n;
+	} else if (YAJL_IS_NULL(v)) {
+		return 0; /* null and absent are the same call */
+	}
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	proto_json_gen_value(g, v);
+	buf b = BUF_INIT;
+	proto_json_gen_take(g, &b);
+	if (b.len > PROTO_ARGS_MAX) {
+		size_t n = b.len;
+		buf_deinit(&b);
+		return err_set(e, 0, "field \"args\" is %zu bytes as JSON, above the %u-byte limit",
+		               n, PROTO_ARGS_MAX);
+	}
+	t->args_json = buf_steal(&b, NULL);
+	return 0;
+}
+
+static int cmp_env(const void *a, const void *b)
+{
+	return strcmp(((const proto_env *)a)->name, ((const proto_env *)b)->name);
+}
+
+static int parse_env(yajl_val root, proto_task *t, err **e)
+{
+	yajl_val v = proto_json_get(root, "env");
+	if (!v)
+		return 0;
+	if (!YAJL_IS_OBJECT(v))
+		return err_set(e, 0, "field \"env\" must be an object of strings");
+	size_t n = v->u.object.len;
+	if (n > PROTO_ENV_MAX)
+		return err_set(e, 0, "field \"env\" has %zu entries, above the %d limit", n,
+		               PROTO_ENV_MAX);
+	t->env = xcalloc(n ? n : 1, sizeof(proto_env));
+	for (size_t i = 0; i < n; i++) {
+		const char *name = v->u.object.keys[i];
+		yajl_val val = v->u.object.values[i];
+		_cleanup_free_ char *q = proto_quote(name, strlen(name));
+		if (!env_name_valid(name))
+			return err_set(e, 0, "env name %s must match [A-Za-z_][A-Za-z0-9_]{0,%d}",
+			               q, PROTO_ENV_NAME_MAX - 1);
+		if (proto_env_reserved(name))
+			return err_set(e, 0, "env name %s is reserved", q);
+		if (!YAJL_IS_STRING(val))
+			return err_set(e, 0, "env %s must be a string", q);
+		size_t len = strlen(val->u.string);
+		if (len > PROTO_ENV_VALUE_MAX)
+			return err_set(e, 0, "env %s is %zu bytes, above the %d-byte limit", q, len,
+			               PROTO_ENV_VALUE_MAX);
+		t->env[i].name = xstrdup(name);
+		t->env[i].value = xstrdup(val->u.string);
+		t->n_env = i + 1;
+	}
+	qsort(t->env, t->n_env, sizeof(proto_env), cmp_env);
+	return 0;
+}
+
+static int cmp_file(const void *a, const void *b)
+{
+	return strcmp(((const proto_file *)a)->path, ((const proto_file *)b)->path);
+}
+
+static const proto_file *find_file(const proto_file *f, size_t n, const char *path)
+{
+	proto_file key = {.path = (char *)path};
+	return bsearch(&key, f, n, sizeof(proto_file), cmp_file);
+}
+
+static int parse_file(yajl_val v, size_t i, proto_file *f, size_t *total, err **e)
+{
+	if (!YAJL_IS_OBJECT(v))
+		return err_set(e, 0, "files[%zu] must be an object", i);
+	_cleanup_free_ char *prefix = xasprintf("files[%zu].", i);
+	if (check_unknown(v, file_fields, ARRAY_SIZE(file_fields), prefix, e) < 0)
+		return -1;
+	_cleanup_free_ char *wpath = xasprintf("files[%zu].path", i);
+	_cleanup_free_ char *wcontent = xasprintf("files[%zu].content_b64", i);
+	const char *path, *content;
+	if (get_string(v, "path", wpath, true, &path, e) < 0 ||
+	    get_string(v, "content_b64", wcontent, true, &content, e) < 0)
+		return -1;
+	err *why = NULL;
+	if (proto_path_valid(path, &why) < 0) {
+		_cleanup_free_ char *q = proto_quote(path, strlen(path));
+		err_set(e, 0, "%s %s is not a valid relative path: %s", wpath, q, err_msg(why));
+		err_free(why);
+		return -1;
+	}
+	size_t n = strlen(content);
+	if (proto_b64_decoded_max(n) > PROTO_FILES_TOTAL_MAX - *total + 3)
+		return err_set(e, 0, "input files total more than the %u-byte limit",
+		               PROTO_FILES_TOTAL_MAX);
+	if (proto_b64_decode(content, n, &f->data, &f->len) < 0)
+		return err_set(e, 0, "%s is not valid base64", wcontent);
+	f->path = xstrdup(path);
+	*total += f->len;
+	if (*total > PROTO_FILES_TOTAL_MAX)
+		return err_set(e, 0, "input files total more than the %u-byte limit",
+		               PROTO_FILES_TOTAL_MAX);
+	return 0;
+}
+
+static int parse_files(yajl_val root, proto_task *t, err **e)
+{
+	yajl_val v = proto_json_get(root, "files");
+	if (!v)
+		return 0;
+	if (!YAJL_IS_ARRAY(v))
+		return err_set(e, 0, "field \"files\" must be an array");
+	size_t n = v->u.array.len;
+	if (n > PROTO_FILES_MAX)
+		return err_set(e, 0, "field \"files\" has %zu entries, above the %d limit", n,
+		               PROTO_FILES_MAX);
+	t->files = xcalloc(n ? n : 1, sizeof(proto_file));
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		t->n_files = i + 1;
+		if (parse_file(v->u.array.values[i], i, &t->files[i], &total, e) < 0)
+			return -1;
+	}
+	qsort(t->files, n, sizeof(proto_file), cmp_file);
+	for (size_t i = 0; i < n; i++) {
+		const char *p = t->files[i].path;
+		_cleanup_free_ char *q = proto_quote(p, strlen(p));
+		if (i > 0 && strcmp(t->files[i - 1].path, p) == 0)
+			return err_set(e, 0, "duplicate file path %s", q);
+		/* "a" and "a/b" cannot both be files. */
+		_cleanup_free_ char *dir = xstrdup(p);
+		for (char *s = strrchr(dir, '/'); s; s = strrchr(dir, '/')) {
+			*s = 0;
+			if (find_file(t->files, n, dir)) {
+				_cleanup_free_ char *qd = proto_quote(dir, strlen(dir));
+				return err_set(e, 0, "file path %s is also the directory of %s", qd,
+				               q);
+			}
+		}
+	}
+	return 0;
+}
+
+static int parse_names(yajl_val root, proto_task *t, err **e)
+{
+	const char *image, *runtime, *reply;
+	if (get_string(root, "image", "image", false, &image, e) < 0 ||
+	    get_string(root, "runtime", "runtime", false, &runtime, e) < 0 ||
+	    get_string(root, "reply_stream", "reply_stream", false, &reply, e) < 0)
+		return -1;
+	if (image && !image_valid(image))
+		return err_set(e, 0,
+		               "field \"image\" must be an image name "
+		               "([A-Za-z0-9][A-Za-z0-9._:-]{0,127}) or sha256:<64 lower-case hex>");
+	if (runtime && !name_chars(runtime, "._-", PROTO_NAME_MAX))
+		return err_set(e, 0, "field \"runtime\" must match [A-Za-z0-9._-]{1,128}");
+	if (reply && !name_chars(reply, ":._-", PROTO_NAME_MAX))
+		return err_set(e, 0, "field \"reply_stream\" must match [A-Za-z0-9:._-]{1,128}");
+	t->image = image ? xstrdup(image) : NULL;
+	t->runtime = runtime ? xstrdup(runtime) : NULL;
+	t->reply_stream = reply ? xstrdup(reply) : NULL;
+	yajl_val nd = proto_json_get(root, "nondeterministic");
+	if (nd && !YAJL_IS_TRUE(nd) && !YAJL_IS_FALSE(nd))
+		return err_set(e, 0, "field \"nondeterministic\" must be true or false");
+	t->nondeterministic = YAJL_IS_TRUE(nd);
+	return 0;
+}
+
+static int parse_head(yajl_val root, proto_task *t, err **e)
+{
+	yajl_val v = proto_json_get(root, "v");
+	if (v && !(YAJL_IS_INTEGER(v) && v->u.number.i == 1))
+		return err_set(e, 0, "field \"v\" must be 1 (the only protocol version)");
+	const char *id, *lang, *mode, *code;
+	if (get_string(root, "id", "id", true, &id, e) < 0)
+		return -1;
+	if (!proto_id_valid(id))
+		return err_set(e, 0, "field \"id\" must match [A-Za-z0-9._-]{1,64}");
+	if (get_string(root, "lang", "lang", true, &lang, e) < 0)
+		return -1;
+	if (proto_lang_parse(lang, &t->lang) < 0)
+		return err_set(e, 0, "field \"lang\" must be one of python, javascript, shell");
+	if (get_string(root, "mode", "mode", false, &mode, e) < 0)
+		return -1;
+	if (!mode || strcmp(mode, "script") == 0)
+		t->mode = PROTO_MODE_SCRIPT;
+	else if (strcmp(mode, "function") == 0)
+		t->mode = PROTO_MODE_FUNCTION;
+	else
+		return err_set(e, 0, "field \"mode\" must be one of script, function");
+	if (t->mode == PROTO_MODE_FUNCTION && t->lang == PROTO_LANG_SHELL)
+		return err_set(e, 0, "function mode is not supported for shell");
+	if (get_string(root, "code", "code", true, &code, e) < 0)
+		return -1;
+	t->code_len = strlen(code);
+	if (t->code_len > PROTO_CODE_MAX)
+		return err_set(e, 0, "field \"code\" is %zu bytes, above the %u-byte limit",
+		               t->code_len, PROTO_CODE_MAX);
+	t->id = xstrdup(id);
+	t->code = xmemdup(code, t->code_len + 1);
+	return 0;
+}
+
+static int task_from_tree(yajl_val root, proto_task *t, err **e)
+{
+	if (!YAJL_IS_OBJECT(root))
+		return err_set(e, 0, "task must be a JSON object");
+	if (check_unknown(root, task_fields, ARRAY_SIZE(task_fields), "", e) < 0 ||
+	    parse_head(root, t, e) < 0 || parse_stdin(root, t, e) < 0 ||
+	    parse_args(root, t, e) < 0 || parse_env(root, t, e) < 0 ||
+	    parse_files(root, t, e) < 0 || parse_names(root, t, e) < 0)
+		return -1;
+	yajl_val limits = proto_json_get(root, "limits");
+	if (limits && parse_limits(limits, &t->limits, e) < 0)
+		return -1;
+	return 0;
+}
+
+static size_t count_key(yajl_val obj, const char *key)
+{
+	size_t n = 0;
+	for (size_t i = 0; YAJL_IS_OBJECT(obj) && i < obj->u.object.len; i++)
+		n += strcmp(obj->u.object.keys[i], key) == 0;
+	return n;
+}
+
+static void set_id_out(yajl_val root, char **id_out)
+{
+	if (!id_out)
+		return;
+	const char *id = proto_json_get_str(root, "id");
+	if (id && proto_id_valid(id))
+		*id_out = xstrdup(id);
+}
+
+int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out, err **e)
+{
+	proto_task_init(t);
+	if (id_out)
+		*id_out = NULL;
+	if (len > PROTO_TASK_MAX_BYTES)
+		return err_set(e, 0, "task is %zu bytes, above the %u-byte limit", len,
+		               PROTO_TASK_MAX_BYTES);
+	_cleanup_yajl_val_ yajl_val root = NULL;
+	int rc = proto_json_parse_ex(json, len, &root, true, e);
+	if (rc == -1)
+		return err_prefix(e, "task is not valid JSON");
+	if (rc < 0) {
+		/* A duplicate "id" makes the id unreadable; any other duplicate does not. */
+		if (root && count_key(root, "id") == 1)
+			set_id_out(root, id_out);
+		return -1;
+	}
+	if (task_from_tree(root, t, e) < 0) {
+		set_id_out(root, id_out);
+		proto_task_deinit(t);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- serialisation ---- */
+
+static void gen_limits(yajl_gen g, const proto_limits *l)
+{
+	const int64_t mib = 1 << 20;
+	struct {
+		const char *name;
+		int64_t v, unit; /* unit 0: thousandths */
+	} f[] = {
+	    {"cpus", l->cpus_milli, 0},
+	    {"memory_mb", l->memory_bytes, mib},
+	    {"timeout_s", l->timeout_ms, 0},
+	    {"pids", l->pids, 1},
+	    {"nofile", l->nofile, 1},
+	    {"fsize_mb", l->fsize_bytes, mib},
+	    {"workspace_mb", l->workspace_bytes, mib},
+	    {"stdout_bytes", l->stdout_bytes, 1},
+	    {"stderr_bytes", l->stderr_bytes, 1},
+	};
+	bool any = false;
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
+		any |= f[i].v > 0;
+	if (!any)
+		return;
+	proto_json_gen_str(g, "limits");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+		if (f[i].v <= 0)
+			continue;
+		proto_json_gen_str(g, f[i].name);
+		if (f[i].unit == 0) {
+			_cleanup_free_ char *s = proto_milli_str(f[i].v);
+			proto_json_gen_number(g, s);
+		} else {
+			/* Byte counts that are not whole MiB round up: never below what was set. */
+			proto_json_gen_int(g, (f[i].v + f[i].unit - 1) / f[i].unit);
+		}
+	}
+	yajl_gen_map_close(g);
+}
+
+static void gen_args(yajl_gen g, const proto_task *t)
+{
+	if (t->args_json) {
+		proto_json_gen_str(g, "args");
+		if (proto_json_gen_json(g, t->args_json, strlen(t->args_json), NULL) < 0)
+			proto_json_gen_null(g);
+	} else if (t->argc > 0) {
+		proto_json_gen_str(g, "args");
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < t->argc; i++)
+			proto_json_gen_str(g, t->argv[i]);
+		yajl_gen_array_close(g);
+	}
+}
+
+void proto_task_to_json(const proto_task *t, buf *out)
+{
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	yajl_gen_map_open(g);
+	proto_json_gen_str(g, "v");
+	proto_json_gen_int(g, 1);
+	proto_json_gen_str(g, "id");
+	proto_json_gen_str(g, t->id ? t->id : "");
+	proto_json_gen_str(g, "lang");
+	proto_json_gen_str(g, proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
+	proto_json_gen_str(g, "mode");
+	proto_json_gen_str(g, proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
+	proto_json_gen_str(g, "code");
+	proto_json_gen_strn(g, t->code ? t->code : "", t->code_len);
+	if (t->stdin_len > 0) {
+		if (proto_utf8_valid(t->stdin_data, t->stdin_len) &&
+		    !memchr(t->stdin_data, 0, t->stdin_len)) {
+			proto_json_gen_str(g, "stdin");
+			proto_json_gen_strn(g, (const char *)t->stdin_data, t->stdin_len);
+		} else {
+			_cleanup_free_ char *b = proto_b64_encode(t->stdin_data, t->stdin_len);
+			proto_json_gen_str(g, "stdin_b64");
+			proto_json_gen_str(g, b);
+		}
+	}
+	gen_args(g, t);
+	if (t->n_env > 0) {
+		proto_json_gen_str(g, "env");
+		yajl_gen_map_open(g);
+		for (size_t i = 0; i < t->n_env; i++) {
+			proto_json_gen_str(g, t->env[i].name);
+			proto_json_gen_str(g, t->env[i].value);
+		}
+		yajl_gen_map_close(g);
+	}
+	if (t->n_files > 0) {
+		proto_json_gen_str(g, "files");
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < t->n_files; i++) {
+			_cleanup_free_ char *b =
+			    proto_b64_encode(t->files[i].data, t->files[i].len);
+			yajl_gen_map_open(g);
+			proto_json_gen_str(g, "path");
+			proto_json_gen_str(g, t->files[i].path);
+			proto_json_gen_str(g, "content_b64");
+			proto_json_gen_str(g, b);
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_array_close(g);
+	}
+	const struct {
+		const char *k, *v;
+	} names[] = {
+	    {"image", t->image}, {"runtime", t->runtime}, {"reply_stream", t->reply_stream}};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		if (names[i].v) {
+			proto_json_gen_str(g, names[i].k);
+			proto_json_gen_str(g, names[i].v);
+		}
+	}
+	gen_limits(g, &t->limits);
+	if (t->nondeterministic) {
+		proto_json_gen_str(g, "nondeterministic");
+		proto_json_gen_bool(g, true);
+	}
+	yajl_gen_map_close(g);
+	proto_json_gen_take(g, out);
+}
