@@ -1,0 +1,562 @@
+/* aispd's configuration (config.h): defaults in one function, an inih handler that parses
+ * every number strictly and names file:line on the first error, then a validation pass. */
+#include "daemon/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+
+#define MB (1024 * 1024)
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Splits on commas and/or spaces; empty items dropped. Returns a NULL-terminated array. */
+static char **split_list(const char *s, const char *seps, size_t *n_out)
+{
+	size_t n = 0;
+	char **v = xcalloc(1, sizeof(*v));
+	_cleanup_free_ char *copy = xstrdup(s);
+	char *save = NULL;
+	for (char *tok = strtok_r(copy, seps, &save); tok; tok = strtok_r(NULL, seps, &save)) {
+		v = xreallocarray(v, n + 2, sizeof(*v));
+		v[n++] = xstrdup(tok);
+		v[n] = NULL;
+	}
+	if (n_out)
+		*n_out = n;
+	return v;
+}
+
+void config_defaults(config *c)
+{
+	memset(c, 0, sizeof(*c));
+	char host[256] = "node";
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
+		strcpy(host, "node");
+	host[sizeof(host) - 1] = '\0';
+	c->node_id = xstrdup(host);
+	c->slots = 4;
+	c->state_dir = xstrdup("/var/lib/aisp/state");
+	c->run_dir = xstrdup("/run/aisp");
+	c->key_path = xstrdup("/etc/aisp/node-key/private.pem");
+	c->create_key = false;
+	c->log_level = LOG_LVL_INFO;
+	c->agent_path = xstrdup("/usr/libexec/aisp/aisp-agent");
+	c->heartbeat_ms = 2000;
+	c->drain_s = 30;
+
+	c->redis_address = xstrdup("127.0.0.1:6379");
+	c->redis_timeout_ms = 2000;
+	c->result_ttl_s = 86400;
+	c->reclaim_ms = 30000;
+	c->max_deliveries = 3;
+	c->block_ms = 1000;
+
+	c->image_store = xstrdup("/var/lib/aisp/images");
+	c->image_default = xstrdup("default");
+
+	c->runtime_default = xstrdup("runsc");
+	c->enabled = split_list("runsc,runc", ", ", &c->n_enabled);
+
+	proto_limits d = {
+	    .cpus_milli = 4000,
+	    .memory_bytes = 4096LL * MB,
+	    .timeout_ms = 600 * 1000,
+	    .pids = 256,
+	    .nofile = 1024,
+	    .fsize_bytes = 64LL * MB,
+	    .workspace_bytes = 256LL * MB,
+	    .stdout_bytes = 1 * MB,
+	    .stderr_bytes = 1 * MB,
+	};
+	c->limits_default = d;
+	c->limits_max = d;
+
+	c->pool_max_live = 32;
+	c->pool_max_creating = 2;
+	c->pool_max_age_s = 600;
+
+	c->http_listen = xstrdup("127.0.0.1:9464");
+}
+
+static void runtime_deinit(config_runtime *r)
+{
+	free(r->name);
+	free(r->path);
+	free(r->kind);
+	free(r->platform);
+	free_strv(r->flags);
+}
+
+void config_deinit(config *c)
+{
+	free(c->path);
+	free(c->node_id);
+	free(c->state_dir);
+	free(c->run_dir);
+	free(c->key_path);
+	free(c->agent_path);
+	free(c->redis_address);
+	free(c->redis_password);
+	free(c->redis_user);
+	free(c->image_store);
+	free(c->image_default);
+	for (size_t i = 0; i < c->n_runtimes; i++)
+		runtime_deinit(&c->runtimes[i]);
+	free(c->runtimes);
+	free(c->runtime_default);
+	free_strv(c->enabled);
+	for (size_t i = 0; i < c->n_targets; i++) {
+		free(c->targets[i].runtime);
+		free(c->targets[i].image);
+		free(c->targets[i].lang);
+	}
+	free(c->targets);
+	free(c->http_listen);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The parse state: the first error wins (inih reports its line). */
+struct parse_ctx {
+	config *c;
+	char *error;
+};
+
+static int fail(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct parse_ctx *p, const char *fmt, ...)
+{
+	if (!p->error) {
+		va_list ap;
+		va_start(ap, fmt);
+		p->error = xvasprintf(fmt, ap);
+		va_end(ap);
+	}
+	return 0;
+}
+
+static int num(struct parse_ctx *p, const char *sec, const char *key, const char *v, int64_t min,
+               int64_t max, int64_t *out)
+{
+	if (parse_i64(v, min, max, out) < 0) {
+		if (errno == ERANGE)
+			fail(p, "[%s] %s = \"%s\": out of range %lld..%lld", sec, key, v,
+			     (long long)min, (long long)max);
+		else
+			fail(p, "[%s] %s = \"%s\": not an integer", sec, key, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int boolean(struct parse_ctx *p, const char *sec, const char *key, const char *v, bool *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1") || !strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0") || !strcmp(v, "off"))
+		*out = false;
+	else
+		return fail(p, "[%s] %s = \"%s\": expected true or false", sec, key, v), -1;
+	return 0;
+}
+
+/* CPUs as a decimal with up to three fractional digits ("0.5", "2") -> thousandths. */
+static int parse_cpus(const char *v, int64_t *milli)
+{
+	const char *dot = strchr(v, '.');
+	int64_t whole = 0, frac = 0;
+	_cleanup_free_ char *w = xstrndup(v, dot ? (size_t)(dot - v) : strlen(v));
+	if (parse_i64(w, 0, 1024, &whole) < 0)
+		return -1;
+	if (dot) {
+		size_t fl = strlen(dot + 1);
+		if (fl == 0 || fl > 3 || strspn(dot + 1, "0123456789") != fl)
+			return -1;
+		char buf3[4] = "000";
+		memcpy(buf3, dot + 1, fl);
+		if (parse_i64(buf3, 0, 999, &frac) < 0)
+			return -1;
+	}
+	*milli = whole * 1000 + frac;
+	return *milli > 0 ? 0 : -1;
+}
+
+struct limit_key {
+	const char *name;
+	size_t off;
+	int64_t scale;
+	int64_t max; /* in the key's own unit */
+};
+
+static const struct limit_key limit_keys[] = {
+    {"memory_mb", offsetof(proto_limits, memory_bytes), MB, 1024 * 1024},
+    {"timeout_s", offsetof(proto_limits, timeout_ms), 1000, 7 * 86400},
+    {"pids", offsetof(proto_limits, pids), 1, 1 << 22},
+    {"nofile", offsetof(proto_limits, nofile), 1, 1 << 20},
+    {"fsize_mb", offsetof(proto_limits, fsize_bytes), MB, 1024 * 1024},
+    {"workspace_mb", offsetof(proto_limits, workspace_bytes), MB, 1024 * 1024},
+    {"stdout_bytes", offsetof(proto_limits, stdout_bytes), 1, 1LL << 32},
+    {"stderr_bytes", offsetof(proto_limits, stderr_bytes), 1, 1LL << 32},
+};
+
+static int handle_limits(struct parse_ctx *p, const char *key, const char *v)
+{
+	proto_limits *l = &p->c->limits_default;
+	const char *k = key;
+	if (!strncmp(key, "max_", 4)) {
+		l = &p->c->limits_max;
+		k = key + 4;
+	}
+	if (!strcmp(k, "cpus")) {
+		if (parse_cpus(v, &l->cpus_milli) < 0)
+			return fail(p, "[limits] %s = \"%s\": expected CPUs like 2 or 0.5", key, v);
+		return 1;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(limit_keys); i++) {
+		if (strcmp(k, limit_keys[i].name))
+			continue;
+		int64_t n;
+		if (num(p, "limits", key, v, 1, limit_keys[i].max, &n) < 0)
+			return 0;
+		*(int64_t *)((char *)l + limit_keys[i].off) = n * limit_keys[i].scale;
+		return 1;
+	}
+	return fail(p, "[limits] unknown key \"%s\"", key);
+}
+
+static config_runtime *runtime_get(config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_runtimes; i++)
+		if (!strcmp(c->runtimes[i].name, name))
+			return &c->runtimes[i];
+	c->runtimes = xreallocarray(c->runtimes, c->n_runtimes + 1, sizeof(*c->runtimes));
+	config_runtime *r = &c->runtimes[c->n_runtimes++];
+	memset(r, 0, sizeof(*r));
+	r->name = xstrdup(name);
+	return r;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 0 && n <= 64 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static int handle_runtime(struct parse_ctx *p, const char *name, const char *key, const char *v)
+{
+	if (!name_ok(name))
+		return fail(p, "[runtime.%s]: invalid runtime name", name);
+	config_runtime *r = runtime_get(p->c, name);
+	if (!strcmp(key, "path")) {
+		if (v[0] != '/')
+			return fail(p, "[runtime.%s] path = \"%s\": must be absolute", name, v);
+		set_str(&r->path, v);
+	} else if (!strcmp(key, "kind")) {
+		if (strcmp(v, "runsc") && strcmp(v, "runc") && strcmp(v, "oci"))
+			return fail(p, "[runtime.%s] kind = \"%s\": expected runsc, runc or oci",
+			            name, v);
+		set_str(&r->kind, v);
+	} else if (!strcmp(key, "platform")) {
+		set_str(&r->platform, v);
+	} else if (!strcmp(key, "flags")) {
+		free_strv(r->flags);
+		r->flags = split_list(v, " \t", NULL);
+	} else {
+		return fail(p, "[runtime.%s] unknown key \"%s\"", name, key);
+	}
+	return 1;
+}
+
+static int handle_pool(struct parse_ctx *p, const char *key, const char *v)
+{
+	config *c = p->c;
+	if (!strcmp(key, "max_live"))
+		return num(p, "pool", key, v, 1, 4096, &c->pool_max_live) == 0;
+	if (!strcmp(key, "max_creating"))
+		return num(p, "pool", key, v, 1, 256, &c->pool_max_creating) == 0;
+	if (!strcmp(key, "max_age_s"))
+		return num(p, "pool", key, v, 0, 86400 * 30, &c->pool_max_age_s) == 0;
+	/* runtime/image/lang = N */
+	_cleanup_free_ char *copy = xstrdup(key);
+	char *s1 = strchr(copy, '/');
+	char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	if (!s1 || !s2 || strchr(s2 + 1, '/'))
+		return fail(p, "[pool] unknown key \"%s\" (targets are runtime/image/lang = N)",
+		            key);
+	*s1 = *s2 = '\0';
+	if (!name_ok(copy) || !name_ok(s1 + 1) || !name_ok(s2 + 1))
+		return fail(p, "[pool] \"%s\": invalid runtime, image or language name", key);
+	int64_t n;
+	if (num(p, "pool", key, v, 0, 1024, &n) < 0)
+		return 0;
+	c->targets = xreallocarray(c->targets, c->n_targets + 1, sizeof(*c->targets));
+	c->targets[c->n_targets++] = (config_pool_target){
+	    .runtime = xstrdup(copy), .image = xstrdup(s1 + 1), .lang = xstrdup(s2 + 1), .warm = n};
+	return 1;
+}
+
+static int handle_node(struct parse_ctx *p, const char *key, const char *v)
+{
+	config *c = p->c;
+	if (!strcmp(key, "id")) {
+		if (!name_ok(v))
+			return fail(p, "[node] id = \"%s\": expected [A-Za-z0-9._-]{1,64}", v);
+		set_str(&c->node_id, v);
+	} else if (!strcmp(key, "slots")) {
+		return num(p, "node", key, v, 1, 1024, &c->slots) == 0;
+	} else if (!strcmp(key, "state_dir") || !strcmp(key, "run_dir") || !strcmp(key, "key") ||
+	           !strcmp(key, "agent")) {
+		if (v[0] != '/')
+			return fail(p, "[node] %s = \"%s\": must be an absolute path", key, v);
+		char **dst = !strcmp(key, "state_dir") ? &c->state_dir
+		             : !strcmp(key, "run_dir") ? &c->run_dir
+		             : !strcmp(key, "key")     ? &c->key_path
+		                                       : &c->agent_path;
+		set_str(dst, v);
+	} else if (!strcmp(key, "create_key")) {
+		return boolean(p, "node", key, v, &c->create_key) == 0;
+	} else if (!strcmp(key, "log_level")) {
+		int l = log_level_parse(v);
+		if (l < 0)
+			return fail(
+			    p, "[node] log_level = \"%s\": expected debug, info, warn or error", v);
+		c->log_level = l;
+	} else if (!strcmp(key, "heartbeat_ms")) {
+		return num(p, "node", key, v, 100, 600000, &c->heartbeat_ms) == 0;
+	} else if (!strcmp(key, "drain_s")) {
+		return num(p, "node", key, v, 0, 86400, &c->drain_s) == 0;
+	} else {
+		return fail(p, "[node] unknown key \"%s\"", key);
+	}
+	return 1;
+}
+
+static int handle_redis(struct parse_ctx *p, const char *key, const char *v)
+{
+	config *c = p->c;
+	if (!strcmp(key, "address")) {
+		_cleanup_free_ char *h = NULL, *u = NULL;
+		int port;
+		err *e = NULL;
+		if (config_split_address(v, &h, &port, &u, &e) < 0) {
+			fail(p, "[redis] address: %s", err_msg(e));
+			err_free(e);
+			return 0;
+		}
+		set_str(&c->redis_address, v);
+	} else if (!strcmp(key, "password")) {
+		set_str(&c->redis_password, v);
+	} else if (!strcmp(key, "user")) {
+		set_str(&c->redis_user, v);
+	} else if (!strcmp(key, "timeout_ms")) {
+		return num(p, "redis", key, v, 10, 600000, &c->redis_timeout_ms) == 0;
+	} else if (!strcmp(key, "result_ttl_s")) {
+		return num(p, "redis", key, v, 1, 365LL * 86400, &c->result_ttl_s) == 0;
+	} else if (!strcmp(key, "reclaim_ms")) {
+		return num(p, "redis", key, v, 300, 86400000, &c->reclaim_ms) == 0;
+	} else if (!strcmp(key, "max_deliveries")) {
+		return num(p, "redis", key, v, 1, 1000, &c->max_deliveries) == 0;
+	} else if (!strcmp(key, "block_ms")) {
+		return num(p, "redis", key, v, 10, 60000, &c->block_ms) == 0;
+	} else {
+		return fail(p, "[redis] unknown key \"%s\"", key);
+	}
+	return 1;
+}
+
+static int handler(void *user, const char *section, const char *key, const char *v)
+{
+	struct parse_ctx *p = user;
+	config *c = p->c;
+	if (p->error)
+		return 0;
+	if (!strcmp(section, "node"))
+		return handle_node(p, key, v);
+	if (!strcmp(section, "redis"))
+		return handle_redis(p, key, v);
+	if (!strcmp(section, "images")) {
+		if (!strcmp(key, "store")) {
+			if (v[0] != '/')
+				return fail(p, "[images] store = \"%s\": must be absolute", v);
+			set_str(&c->image_store, v);
+		} else if (!strcmp(key, "default")) {
+			set_str(&c->image_default, v);
+		} else {
+			return fail(p, "[images] unknown key \"%s\"", key);
+		}
+		return 1;
+	}
+	if (!strncmp(section, "runtime.", 8))
+		return handle_runtime(p, section + 8, key, v);
+	if (!strcmp(section, "runtimes")) {
+		if (!strcmp(key, "default")) {
+			set_str(&c->runtime_default, v);
+		} else if (!strcmp(key, "enabled")) {
+			free_strv(c->enabled);
+			c->enabled = split_list(v, ", ", &c->n_enabled);
+		} else {
+			return fail(p, "[runtimes] unknown key \"%s\"", key);
+		}
+		return 1;
+	}
+	if (!strcmp(section, "limits"))
+		return handle_limits(p, key, v);
+	if (!strcmp(section, "pool"))
+		return handle_pool(p, key, v);
+	if (!strcmp(section, "http")) {
+		if (strcmp(key, "listen"))
+			return fail(p, "[http] unknown key \"%s\"", key);
+		if (v[0]) {
+			_cleanup_free_ char *h = NULL, *u = NULL;
+			int port;
+			err *e = NULL;
+			if (config_split_address(v, &h, &port, &u, &e) < 0 || u) {
+				fail(p, "[http] listen = \"%s\": expected host:port", v);
+				err_free(e);
+				return 0;
+			}
+		}
+		set_str(&c->http_listen, v);
+		return 1;
+	}
+	return fail(p, "unknown section [%s]", section);
+}
+
+/* Checks that need the whole file. Returns 0 or -1 with *e. */
+static int validate(const config *c, const char *name, err **e)
+{
+	if (c->n_enabled == 0)
+		return err_set(e, 0, "%s: [runtimes] enabled is empty", name);
+	if (!config_runtime_enabled(c, c->runtime_default)) {
+		_cleanup_free_ char *l = config_enabled_list(c, ", ");
+		return err_set(e, 0, "%s: [runtimes] default \"%s\" is not enabled (enabled: %s)",
+		               name, c->runtime_default, l);
+	}
+	for (size_t i = 0; i < c->n_runtimes; i++) {
+		const config_runtime *r = &c->runtimes[i];
+		if (!r->kind && strcmp(r->name, "runsc") && strcmp(r->name, "runc"))
+			return err_set(e, 0, "%s: [runtime.%s] needs kind = runsc, runc or oci",
+			               name, r->name);
+	}
+	const int64_t *d = (const int64_t *)&c->limits_default;
+	const int64_t *m = (const int64_t *)&c->limits_max;
+	static const char *const lnames[] = {"cpus",         "memory_mb",    "timeout_s",
+	                                     "pids",         "nofile",       "fsize_mb",
+	                                     "workspace_mb", "stdout_bytes", "stderr_bytes"};
+	for (size_t i = 0; i < sizeof(proto_limits) / sizeof(int64_t); i++)
+		if (d[i] > m[i])
+			return err_set(e, 0, "%s: [limits] %s is above max_%s", name, lnames[i],
+			               lnames[i]);
+	for (size_t i = 0; i < c->n_targets; i++)
+		if (!config_runtime_enabled(c, c->targets[i].runtime))
+			return err_set(e, 0, "%s: [pool] %s/%s/%s: runtime \"%s\" is not enabled",
+			               name, c->targets[i].runtime, c->targets[i].image,
+			               c->targets[i].lang, c->targets[i].runtime);
+	return 0;
+}
+
+static int finish(config *c, struct parse_ctx *p, int rc, const char *name, err **e)
+{
+	if (rc == -1)
+		return err_set(e, errno, "%s: cannot open", name);
+	if (rc == -2)
+		return err_set(e, ENOMEM, "%s: out of memory", name);
+	if (rc > 0 || p->error) {
+		int r = err_set(e, 0, "%s:%d: %s", name, rc,
+		                p->error ? p->error
+		                         : "syntax error (expected [section] or key = value)");
+		free(p->error);
+		return r;
+	}
+	return validate(c, name, e);
+}
+
+int config_load(config *c, const char *path, err **e)
+{
+	struct parse_ctx p = {.c = c};
+	set_str(&c->path, path);
+	int rc = ini_parse(path, handler, &p);
+	return finish(c, &p, rc, path, e);
+}
+
+int config_load_string(config *c, const char *name, const char *text, err **e)
+{
+	struct parse_ctx p = {.c = c};
+	int rc = ini_parse_string(text, handler, &p);
+	return finish(c, &p, rc, name, e);
+}
+
+const config_runtime *config_find_runtime(const config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_runtimes; i++)
+		if (!strcmp(c->runtimes[i].name, name))
+			return &c->runtimes[i];
+	return NULL;
+}
+
+bool config_runtime_enabled(const config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_enabled; i++)
+		if (!strcmp(c->enabled[i], name))
+			return true;
+	return false;
+}
+
+char *config_enabled_list(const config *c, const char *sep)
+{
+	buf b = BUF_INIT;
+	for (size_t i = 0; i < c->n_enabled; i++) {
+		if (i)
+			buf_append_str(&b, sep);
+		buf_append_str(&b, c->enabled[i]);
+	}
+	return buf_steal(&b, NULL);
+}
+
+int config_split_address(const char *addr, char **host, int *port, char **unix_path, err **e)
+{
+	*host = NULL;
+	*unix_path = NULL;
+	*port = 0;
+	if (!strncmp(addr, "unix:", 5)) {
+		if (addr[5] != '/')
+			return err_set(e, 0, "\"%s\": expected unix:/absolute/path", addr);
+		*unix_path = xstrdup(addr + 5);
+		return 0;
+	}
+	const char *colon = strrchr(addr, ':');
+	if (!colon || colon == addr)
+		return err_set(e, 0, "\"%s\": expected host:port or unix:/path", addr);
+	int64_t p;
+	if (parse_i64(colon + 1, 1, 65535, &p) < 0)
+		return err_set(e, 0, "\"%s\": bad port", addr);
+	const char *h = addr;
+	size_t hl = (size_t)(colon - addr);
+	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	*host = xstrndup(h, hl);
+	*port = (int)p;
+	return 0;
+}

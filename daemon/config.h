@@ -1,0 +1,93 @@
+/* aispd's configuration: an INI file read once with inih, validated, then const.
+ * Every key and its default is documented in deploy/aispd.conf.example. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "proto/proto.h"
+
+#define CONFIG_PATH_DEFAULT "/etc/aisp/aispd.conf"
+
+typedef struct config_runtime {
+	char *name;     /* the section suffix: [runtime.NAME] */
+	char *path;     /* NULL: NAME looked up in PATH */
+	char *kind;     /* "runsc", "runc" or "oci"; NULL: guessed from the name */
+	char *platform; /* runsc only; NULL: the runtime's default */
+	char **flags;   /* NULL-terminated extra global flags (split on spaces) */
+} config_runtime;
+
+typedef struct config_pool_target {
+	char *runtime, *image, *lang;
+	int64_t warm;
+} config_pool_target;
+
+typedef struct config {
+	char *path; /* the file read, or NULL when only defaults */
+
+	/* [node] */
+	char *node_id;
+	int64_t slots;
+	char *state_dir;
+	char *run_dir;
+	char *key_path;
+	bool create_key;
+	int log_level;
+	char *agent_path;
+	int64_t heartbeat_ms;
+	int64_t drain_s;
+
+	/* [redis] */
+	char *redis_address; /* host:port or unix:/path */
+	char *redis_password;
+	char *redis_user;
+	int64_t redis_timeout_ms;
+	int64_t result_ttl_s;
+	int64_t reclaim_ms;
+	int64_t max_deliveries;
+	int64_t block_ms;
+
+	/* [images] */
+	char *image_store;
+	char *image_default;
+
+	/* [runtime.NAME] and [runtimes] */
+	config_runtime *runtimes;
+	size_t n_runtimes;
+	char *runtime_default;
+	char **enabled; /* NULL-terminated */
+	size_t n_enabled;
+
+	/* [limits] */
+	proto_limits limits_default;
+	proto_limits limits_max;
+
+	/* [pool] */
+	int64_t pool_max_live;
+	int64_t pool_max_creating;
+	int64_t pool_max_age_s;
+	config_pool_target *targets;
+	size_t n_targets;
+
+	/* [http] */
+	char *http_listen; /* "" disables */
+} config;
+
+/* Fills c with every default (the one place defaults live). */
+void config_defaults(config *c);
+/* Reads path over the defaults. Returns 0, or -1 with *e naming "path:line: reason". */
+int config_load(config *c, const char *path, err **e);
+/* Same, from a string (tests); name is used in messages. */
+int config_load_string(config *c, const char *name, const char *text, err **e);
+void config_deinit(config *c);
+
+/* The [runtime.NAME] section for name, or NULL. Borrowed. */
+const config_runtime *config_find_runtime(const config *c, const char *name);
+bool config_runtime_enabled(const config *c, const char *name);
+/* "runsc, runc": the enabled runtimes for messages. Caller frees. */
+char *config_enabled_list(const config *c, const char *sep);
+
+/* Splits "host:port" / "unix:/path" (Redis) or "host:port" (HTTP). Returns 0 or -1 with *e. */
+int config_split_address(const char *addr, char **host, int *port, char **unix_path, err **e);

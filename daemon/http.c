@@ -1,0 +1,124 @@
+/* aispd's HTTP endpoints on evhttp (loopback by default): /metrics in the Prometheus text
+ * format and /healthz (200 "ok" only when Redis is connected, the node is not draining, and
+ * the pool can create sandboxes or has warm ones; 503 with the reason otherwise). */
+#include "daemon/node.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/xalloc.h"
+
+static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+                  const char *body, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, body, len);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", ctype);
+	evhttp_send_reply(req, code, reason, b);
+	evbuffer_free(b);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+	node *n = arg;
+	buf b = BUF_INIT;
+	metrics_render(&n->m, &b);
+	pool_stats s;
+	pool_get_stats(n->pool, &s);
+	buf_appendf(&b,
+	            "# HELP aisp_sandbox_creations_total Sandboxes created.\n"
+	            "# TYPE aisp_sandbox_creations_total counter\n"
+	            "aisp_sandbox_creations_total %llu\n"
+	            "# HELP aisp_sandbox_creation_failures_total Sandbox creations that failed.\n"
+	            "# TYPE aisp_sandbox_creation_failures_total counter\n"
+	            "aisp_sandbox_creation_failures_total %llu\n",
+	            (unsigned long long)s.created, (unsigned long long)s.failed);
+	buf_appendf(&b,
+	            "# HELP aisp_pool_takes_total Sandboxes taken, by warm hit or cold miss.\n"
+	            "# TYPE aisp_pool_takes_total counter\n"
+	            "aisp_pool_takes_total{result=\"hit\"} %llu\n"
+	            "aisp_pool_takes_total{result=\"miss\"} %llu\n",
+	            (unsigned long long)s.hits, (unsigned long long)s.misses);
+	buf_appendf(&b,
+	            "# HELP aisp_pool_sandboxes_total Sandboxes of this node by state.\n"
+	            "# TYPE aisp_pool_sandboxes_total gauge\n"
+	            "aisp_pool_sandboxes_total{state=\"creating\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"warm\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"busy\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"destroying\"} %zu\n",
+	            s.creating, s.warm, s.busy, s.destroying);
+	pool_metrics(n->pool, &b);
+	buf_appendf(&b,
+	            "# HELP aisp_redis_reconnects_total Redis reconnections (both connections).\n"
+	            "# TYPE aisp_redis_reconnects_total counter\n"
+	            "aisp_redis_reconnects_total %llu\n",
+	            (unsigned long long)(rconn_reconnects(n->rc) + rconn_reconnects(n->rd)));
+	buf_appendf(&b,
+	            "# HELP aisp_redis_connected 1 when both Redis connections are ready.\n"
+	            "# TYPE aisp_redis_connected gauge\naisp_redis_connected %d\n",
+	            rconn_ready(n->rc) && rconn_ready(n->rd));
+	buf_appendf(&b,
+	            "# HELP aisp_slots Task slots of this node.\n# TYPE aisp_slots gauge\n"
+	            "aisp_slots %lld\n"
+	            "# HELP aisp_busy_slots Tasks in flight.\n# TYPE aisp_busy_slots gauge\n"
+	            "aisp_busy_slots %zu\n",
+	            (long long)n->cfg->slots, n->busy);
+	reply(req, 200, "OK", "text/plain; version=0.0.4", buf_str(&b), b.len);
+	buf_deinit(&b);
+}
+
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+	node *n = arg;
+	_cleanup_free_ char *why = NULL;
+	node_update_health(n);
+	pool_stats s;
+	pool_get_stats(n->pool, &s);
+	if (!rconn_ready(n->rc) || !rconn_ready(n->rd))
+		why = xasprintf("redis %s not connected: %s\n", n->cfg->redis_address,
+		                rconn_last_error(rconn_ready(n->rc) ? n->rd : n->rc));
+	else if (n->draining)
+		why = xstrdup("draining\n");
+	else if (n->creation_failing && s.warm == 0)
+		why = xstrdup("the pool's last sandbox creation failed and no sandbox is warm\n");
+	if (why)
+		reply(req, 503, "Service Unavailable", "text/plain", why, strlen(why));
+	else
+		reply(req, 200, "OK", "text/plain", "ok\n", 3);
+}
+
+static void on_other(struct evhttp_request *req, void *arg)
+{
+	static const char msg[] = "not found: try /metrics or /healthz\n";
+	reply(req, 404, "Not Found", "text/plain", msg, sizeof(msg) - 1);
+}
+
+int http_start(node *n, err **e)
+{
+	const char *listen = n->cfg->http_listen;
+	if (!listen || !listen[0])
+		return 0;
+	_cleanup_free_ char *host = NULL, *path = NULL;
+	int port;
+	if (config_split_address(listen, &host, &port, &path, e) < 0)
+		return err_prefix(e, "http listen");
+	n->http = evhttp_new(n->base);
+	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	if (evhttp_bind_socket(n->http, host, (uint16_t)port) < 0)
+		return err_set(e, 0, "http listen %s: cannot bind (in use, or not a local address)",
+		               listen);
+	evhttp_set_cb(n->http, "/metrics", on_metrics, n);
+	evhttp_set_cb(n->http, "/healthz", on_healthz, n);
+	evhttp_set_gencb(n->http, on_other, n);
+	return 0;
+}
+
+void http_stop(node *n)
+{
+	if (n->http)
+		evhttp_free(n->http);
+	n->http = NULL;
+}

@@ -1,0 +1,122 @@
+/* aispd, the node daemon: reads its config, runs the startup checks, then serves tasks from
+ * Redis on one libevent loop until SIGTERM/SIGINT (drain, release, exit 0). */
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/spawn.h"
+#include "common/util.h"
+#include "daemon/node.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: aispd [--config PATH] [--check] [--version]\n"
+	           "  --config PATH  configuration file (default " CONFIG_PATH_DEFAULT ")\n"
+	           "  --check        run the startup checks and exit (0 when all pass)\n");
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	log_info("%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	node_drain(arg);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	log_warn("SIGHUP: reload not supported; restart aispd to apply a new configuration");
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool check_only = false;
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'k'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	for (int o; (o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1;) {
+		switch (o) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'k':
+			check_only = true;
+			break;
+		case 'V':
+			printf("aispd %s\n", AISP_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	_cleanup_err_ err *e = NULL;
+	config cfg;
+	config_defaults(&cfg);
+	if (config_load(&cfg, path ? path : CONFIG_PATH_DEFAULT, &e) < 0) {
+		log_error("config: %s", err_msg(e));
+		return 1;
+	}
+	log_set_level(cfg.log_level);
+	srandom((unsigned)(now_mono_us() ^ getpid()));
+	signal(SIGPIPE, SIG_IGN);
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("PR_SET_CHILD_SUBREAPER failed: orphaned runtime processes will not be "
+		         "reaped by aispd");
+
+	struct event_base *base = event_base_new();
+	if (!base || spawn_loop_init(base, &e) < 0) {
+		log_error("event loop: %s", e ? err_msg(e) : "event_base_new failed");
+		return 1;
+	}
+	node n = {.cfg = &cfg, .base = base, .state_dirfd = -1, .started_ms = now_wall_ms()};
+	if (checks_run(&n, &e) < 0) {
+		log_error("startup check failed: %s", err_msg(e));
+		return 1;
+	}
+	if (check_only) {
+		printf("aispd: all startup checks passed\n");
+		return 0;
+	}
+	if (http_start(&n, &e) < 0) {
+		log_error("%s", err_msg(e));
+		return 1;
+	}
+	n.ev_term = evsignal_new(base, SIGTERM, on_stop_signal, &n);
+	n.ev_int = evsignal_new(base, SIGINT, on_stop_signal, &n);
+	n.ev_hup = evsignal_new(base, SIGHUP, on_hup, &n);
+	event_add(n.ev_term, NULL);
+	event_add(n.ev_int, NULL);
+	event_add(n.ev_hup, NULL);
+
+	log_info("aispd %s node %s: %lld slots, runtimes %s, images %s, redis %s, http %s",
+	         AISP_VERSION, cfg.node_id, (long long)cfg.slots, n.runtimes_csv, n.images_csv,
+	         cfg.redis_address, cfg.http_listen[0] ? cfg.http_listen : "off");
+	node_start(&n);
+	event_base_dispatch(base);
+
+	http_stop(&n);
+	rconn_free(n.rc);
+	rconn_free(n.rd);
+	log_info("aispd stopped");
+	return 0;
+}
