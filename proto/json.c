@@ -37,6 +37,36 @@ void proto_json_gen_str(yajl_gen g, const char *s)
 	proto_json_gen_strn(g, s, strlen(s));
 }
 
+void proto_json_gen_text(yajl_gen g, const char *s, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t i = 0;
+	while (i < n) {
+		size_t l = proto_utf8_seq(p + i, n - i);
+		if (l && p[i])
+			i += l;
+		else
+			break;
+	}
+	if (i == n) {
+		proto_json_gen_strn(g, s, n);
+		return;
+	}
+	buf b = BUF_INIT;
+	for (i = 0; i < n;) {
+		size_t l = proto_utf8_seq(p + i, n - i);
+		if (l && p[i]) {
+			buf_append(&b, p + i, l);
+			i += l;
+		} else {
+			buf_append(&b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	proto_json_gen_strn(g, (const char *)b.data, b.len);
+	buf_deinit(&b);
+}
+
 void proto_json_gen_int(yajl_gen g, int64_t v)
 {
 	yajl_gen_integer(g, (long long)v);

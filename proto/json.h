@@ -33,6 +33,10 @@ yajl_gen proto_json_gen_new(void);
 /* Emitters; they ignore yajl's status (only misuse of the generator can fail, a bug). */
 void proto_json_gen_strn(yajl_gen g, const char *s, size_t n);
 void proto_json_gen_str(yajl_gen g, const char *s); /* NUL-terminated */
+/* Emits bytes that may not be valid UTF-8 (messages that quote a program's output, paths from
+ * a sandbox) as a string: invalid sequences and NUL bytes become U+FFFD, so the document
+ * stays valid and parseable by proto_json_parse(). */
+void proto_json_gen_text(yajl_gen g, const char *s, size_t n);
 void proto_json_gen_int(yajl_gen g, int64_t v);
 void proto_json_gen_bool(yajl_gen g, bool v);
 void proto_json_gen_null(yajl_gen g);
@@ -46,11 +50,13 @@ int proto_json_gen_json(yajl_gen g, const char *text, size_t len, err **e);
 /* Appends the generated text to out and resets the generator (buffer and state) for reuse. */
 void proto_json_gen_take(yajl_gen g, buf *out);
 
-/* Parses len bytes of JSON text into *out (owned by the caller: yajl_tree_free()).
- * Returns 0; -1 when the text is not JSON (the message is yajl's, e.g. "parse error: premature
- * EOF", without any prefix); -2 when it is JSON but outside our bounds (the message is complete:
- * "duplicate key \"x\"", "JSON nesting deeper than 32 levels", "JSON text is N bytes, above
- * the M-byte limit", "string contains U+0000 (\u0000)"). *out is NULL on error. */
+/* Parses len bytes of JSON text (no NUL terminator needed) into *out (owned by the caller:
+ * yajl_tree_free()). Returns 0; -1 when the text is not JSON (the message is yajl's, e.g.
+ * "parse error: premature EOF", without any prefix); -2 when it is JSON but outside our bounds
+ * (the message is complete: "duplicate key \"x\"", "JSON nesting deeper than 32 levels",
+ * "JSON text is N bytes, above the M-byte limit", "string contains U+0000 (\u0000)").
+ * *out is NULL on error. Numbers keep their text in u.number.r; YAJL_IS_INTEGER only for
+ * integer text within int64. */
 int proto_json_parse(const char *text, size_t len, yajl_val *out, err **e);
 
 /* The value of key in obj, or NULL when obj is not an object or has no such key. Borrowed. */

@@ -202,8 +202,7 @@ bool proto_env_reserved(const char *name)
 
 /* ---- text helpers ---- */
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 when invalid. */
-static size_t utf8_seq(const uint8_t *p, size_t n)
+size_t proto_utf8_seq(const uint8_t *p, size_t n)
 {
 	uint8_t c = p[0];
 	if (c < 0x80)
@@ -238,7 +237,7 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
 bool proto_utf8_valid(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n;) {
-		size_t l = utf8_seq(p + i, n - i);
+		size_t l = proto_utf8_seq(p + i, n - i);
 		if (!l)
 			return false;
 		i += l;
@@ -256,7 +255,7 @@ char *proto_quote(const char *s, size_t n)
 			buf_append_str(&b, "...");
 			break;
 		}
-		size_t l = utf8_seq(p + i, n - i);
+		size_t l = proto_utf8_seq(p + i, n - i);
 		if (p[i] == '"' || p[i] == '\\')
 			buf_appendf(&b, "\\%c", p[i]);
 		else if (l == 1 && p[i] >= 0x20 && p[i] != 0x7f)

@@ -37,7 +37,7 @@ static void gen_kv_str(yajl_gen g, const char *k, const char *v)
 	if (!v)
 		return;
 	proto_json_gen_str(g, k);
-	proto_json_gen_str(g, v);
+	proto_json_gen_text(g, v, strlen(v));
 }
 
 static void gen_kv_int(yajl_gen g, const char *k, int64_t v)

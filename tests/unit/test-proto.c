@@ -502,6 +502,15 @@ static void test_result_rejected_and_signal(void **state)
 	assert_null(p.image_digest);
 	assert_null(p.output.return_value);
 	proto_result_deinit(&p);
+	buf_reset(&j);
+
+	/* an error message quoting bytes that are not UTF-8 still makes a parseable result */
+	free(r.output.error);
+	r.output.error = xstrdup("main raised: bad \xff byte");
+	proto_result_to_json(&r, &j);
+	assert_int_equal(proto_result_parse(buf_str(&j), j.len, &p, &e), 0);
+	assert_string_equal(p.output.error, "main raised: bad \xef\xbf\xbd byte");
+	proto_result_deinit(&p);
 	proto_result_deinit(&r);
 	buf_deinit(&j);
 
@@ -771,6 +780,12 @@ static void test_json(void **state)
 	proto_json_gen_strn(g, "a\0/\"\x01", 5);
 	proto_json_gen_take(g, &out);
 	assert_string_equal(buf_str(&out), "\"a\\u0000/\\\"\\u0001\"");
+	/* text that is not UTF-8 (or has NUL) is repaired with U+FFFD, valid text kept as is */
+	buf_reset(&out);
+	proto_json_gen_text(g, "ok\xc3\xa9\xff\0\xe2\x82", 8);
+	proto_json_gen_take(g, &out);
+	assert_string_equal(buf_str(&out),
+	                    "\"ok\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
 	buf_deinit(&out);
 
 	static const struct {
