@@ -80,6 +80,14 @@ static void child_exec(const spawn_opts *o, int in, int out, int errfd, int errp
 	syscall(SYS_close_range, errpipe + 1, ~0U, 0);
 	if (o->cwd && chdir(o->cwd) < 0)
 		goto fail;
+	if (o->cgroup_procs) {
+		/* best effort: a missing cgroup only costs the priority, never the command */
+		int cg = open(o->cgroup_procs, O_WRONLY | O_CLOEXEC);
+		if (cg >= 0) {
+			(void)!write(cg, "0", 1);
+			close(cg);
+		}
+	}
 	if (o->envp)
 		execvpe(o->argv[0], (char *const *)o->argv, (char *const *)o->envp);
 	else

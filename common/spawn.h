@@ -24,14 +24,15 @@ enum {
 };
 
 typedef struct spawn_opts {
-	const char *const *argv; /* argv[0]: a path, or a name looked up in PATH */
-	const char *const *envp; /* NULL: inherit the caller's environment */
-	const char *cwd;         /* NULL: inherit */
-	int stdin_fd;            /* an fd, or SPAWN_NULL */
-	int stdout_fd;           /* an fd, SPAWN_NULL or SPAWN_CAPTURE */
-	int stderr_fd;           /* an fd, SPAWN_NULL or SPAWN_CAPTURE */
-	int64_t timeout_ms;      /* 0: no deadline */
-	size_t capture_max;      /* 0: 64 KiB */
+	const char *const *argv;  /* argv[0]: a path, or a name looked up in PATH */
+	const char *const *envp;  /* NULL: inherit the caller's environment */
+	const char *cwd;          /* NULL: inherit */
+	int stdin_fd;             /* an fd, or SPAWN_NULL */
+	int stdout_fd;            /* an fd, SPAWN_NULL or SPAWN_CAPTURE */
+	int stderr_fd;            /* an fd, SPAWN_NULL or SPAWN_CAPTURE */
+	int64_t timeout_ms;       /* 0: no deadline */
+	size_t capture_max;       /* 0: 64 KiB */
+	const char *cgroup_procs; /* a cgroup.procs file the child joins before exec, or NULL */
 } spawn_opts;
 
 #define SPAWN_OPTS_INIT                                                                            \

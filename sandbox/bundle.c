@@ -277,6 +277,8 @@ static void gen_linux(yajl_gen g, const bundle_spec *b)
 	yajl_gen_map_open(g);
 	ki(g, "quota", b->cpus_milli * 100);
 	ki(g, "period", 100000);
+	if (b->cpu_shares > 0)
+		ki(g, "shares", b->cpu_shares);
 	yajl_gen_map_close(g);
 	s(g, "pids");
 	yajl_gen_map_open(g);

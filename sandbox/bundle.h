@@ -17,6 +17,7 @@ typedef struct bundle_spec {
 	const char *const *env;  /* NAME=VALUE, NULL-terminated */
 	const char *cgroups_path;
 	int64_t cpus_milli, memory_bytes, pids, nofile, workspace_bytes;
+	int64_t cpu_shares;  /* 0: the runtime's default */
 	bool userns;         /* runc-like runtimes: a user namespace mapping 0..65535 */
 	int64_t userns_base; /* host id that container id 0 maps to */
 } bundle_spec;

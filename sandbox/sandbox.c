@@ -25,6 +25,15 @@
 #define CREATE_TIMEOUT_MS 60000
 #define DELETE_TIMEOUT_MS 60000
 #define AGENT_NAME        "aisp-agent"
+/* CPU priority, by cgroup v1 shares: a sandbox warming up (runtime start, interpreter
+ * start-up) gets a small share so that it never slows a task that is running; it is raised to
+ * the full share when its agent reports READY. Runtime plumbing after a task (delete) runs in
+ * a low-share cgroup of its own. */
+#define WARMING_SHARES  16
+#define RUNNING_SHARES  1024
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
+#define PLUMBING_CGROUP "/sys/fs/cgroup/cpu/aisp-plumbing"
 
 static const char *const cgroup_ctrls[] = {
     "memory", "cpu",     "cpuacct",  "pids",       "cpuset",  "devices", "freezer",
@@ -104,6 +113,16 @@ static uint64_t cgroup_oom_kills(const sandbox *sb)
 	return p ? strtoull(p + 9, NULL, 10) : 0;
 }
 
+static void cgroup_write(const sandbox *sb, const char *ctrl, const char *file, const char *v)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s/%s/%s", ctrl, sb->ctx->cgroup_parent,
+	         sb->id, file);
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0)
+		(void)!write(fd, v, strlen(v));
+}
+
 static void cgroup_remove(const sandbox *sb)
 {
 	char path[512];
@@ -146,6 +165,13 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 	}
 	if (mkdir_p(ctx->bundles_dir, 0700, e) < 0 || install_agent(ctx, o->agent_path, e) < 0)
 		goto fail;
+	if (mkdir(PLUMBING_CGROUP, 0755) == 0 || errno == EEXIST) {
+		int fd = open(PLUMBING_CGROUP "/cpu.shares", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)!write(fd, STR(WARMING_SHARES), strlen(STR(WARMING_SHARES)));
+			close(fd);
+		}
+	}
 	ctx->bundles_fd = open(ctx->bundles_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ctx->bundles_fd < 0) {
 		err_set(e, errno, "open %s", ctx->bundles_dir);
@@ -255,6 +281,7 @@ static void creation_failed(sandbox *sb, err *e)
 static void become_ready(sandbox *sb)
 {
 	event_del(sb->timer);
+	cgroup_write(sb, "cpu", "cpu.shares", STR(RUNNING_SHARES));
 	sb->state = SANDBOX_READY;
 	sb->ready_at = now_mono_ms();
 	sb->ready_cb(sb, NULL, sb->ready_arg);
@@ -566,6 +593,7 @@ static int start_container(sandbox *sb, err **e)
 	o.stdout_fd = out[1];
 	o.stderr_fd = SPAWN_CAPTURE; /* also the container's fd 2: the agent closes it at once */
 	o.timeout_ms = CREATE_TIMEOUT_MS;
+	o.cgroup_procs = PLUMBING_CGROUP "/cgroup.procs";
 	int r = spawn_start(&o, on_spawned, sb, NULL, e);
 	close(in[0]);
 	close(out[1]);
@@ -700,6 +728,7 @@ static void finish_destroy(sandbox *sb)
 	o.argv = argv;
 	o.stdout_fd = SPAWN_NULL;
 	o.timeout_ms = DELETE_TIMEOUT_MS;
+	o.cgroup_procs = PLUMBING_CGROUP "/cgroup.procs";
 	if (spawn_start(&o, on_deleted, sb, NULL, NULL) < 0) {
 		spawn_result none = {0};
 		on_deleted(&none, sb);
