@@ -133,7 +133,8 @@ static void list_images(node *n)
 	}
 	if (d)
 		closedir(d);
-	n->images_csv = buf_steal(&b, NULL);
+	n->images_csv = xstrdup(buf_str(&b));
+	buf_deinit(&b);
 }
 
 static int check_pool(node *n, err **e)

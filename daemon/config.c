@@ -530,7 +530,9 @@ char *config_enabled_list(const config *c, const char *sep)
 			buf_append_str(&b, sep);
 		buf_append_str(&b, c->enabled[i]);
 	}
-	return buf_steal(&b, NULL);
+	char *s = xstrdup(buf_str(&b)); /* buf_steal of an empty buf is not terminated */
+	buf_deinit(&b);
+	return s;
 }
 
 int config_split_address(const char *addr, char **host, int *port, char **unix_path, err **e)
