@@ -4,7 +4,10 @@
 # (layout in lib.sh). Everything is built in a temporary directory; the store only changes at
 # the end, so a failed build leaves it as it was. Prints "image NAME sha256:<hex>" on success.
 #
-# Environment: AISP_RECIPE (a recipe file instead of images/NAME.recipe), TMPDIR.
+# Environment: AISP_RECIPE (a recipe file instead of images/NAME.recipe), TMPDIR,
+# AISP_IMAGE_CACHED_OK=1: do nothing when the store already holds NAME built from this very
+# recipe and these scripts (their SHA-256 is kept in <store>/recipes/NAME.sha256), so a
+# changed recipe is rebuilt while an unchanged one is never rebuilt.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -19,6 +22,15 @@ store=$2
 valid_name "$name" || die "invalid image name \"$name\" (expected [a-z0-9][a-z0-9._-]{0,63})"
 recipe=${AISP_RECIPE:-$here/$name.recipe}
 [[ -f $recipe ]] || die "no recipe for image $name (looked for $recipe)"
+
+fingerprint=$(cat "$recipe" "$here/build-image.sh" "$here/lib.sh" | sha256sum | cut -d' ' -f1)
+if [[ ${AISP_IMAGE_CACHED_OK:-0} == 1 && -f $store/names/$name && -f $store/recipes/$name.sha256 ]]; then
+	cached=$(<"$store/names/$name")
+	if [[ $(<"$store/recipes/$name.sha256") == "$fingerprint" && -d $store/rootfs/${cached#sha256:}/rootfs ]]; then
+		echo "image $name $cached (cached)"
+		exit 0
+	fi
+fi
 
 need_tool mmdebstrap mmdebstrap
 need_tool umoci umoci
@@ -88,7 +100,9 @@ GROUP
 		rm -rf "${r:?}/$d"
 		mkdir -m 0755 "$r/$d"
 	done
-	chmod 1777 "$r/tmp"
+	# runc gives a tmpfs the mode of the directory it is mounted on, so the writable mount
+	# points must carry the mode the sandbox user needs.
+	chmod 1777 "$r/tmp" "$r/workspace"
 	mkdir -p "$r/root"
 	chmod 0700 "$r/root"
 } >>"$log" 2>&1 || fail "post-processing the rootfs"
@@ -120,4 +134,7 @@ rm -rf "$r" "$tmp/layer.tar"
 
 # 5. Into the store.
 digest=$(store_commit "$tmp/oci" "$name" "$store")
+mkdir -p "$store/recipes"
+printf '%s\n' "$fingerprint" >"$store/recipes/.$name.sha256.tmp"
+mv -f "$store/recipes/.$name.sha256.tmp" "$store/recipes/$name.sha256"
 echo "image $name $digest (built in $(($(date +%s) - start)) s)"

@@ -15,6 +15,7 @@ die() { echo "tests/run.sh: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 step "dependencies"
 ./deploy/install-deps.sh || die "installing dependencies failed"
+./deploy/prepare-host.sh || die "preparing the host's cgroups failed"
 
 step "build (normal)"
 if [ ! -f build/build.ninja ]; then meson setup build >/dev/null || die "meson setup failed"; fi
