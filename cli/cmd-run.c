@@ -66,6 +66,10 @@ static void print_result(run *r, const proto_output *o, const proto_usage *u)
 		res.usage = *u;
 		res.runtime = (char *)sandbox_runtime_name(r->rt);
 		res.image_digest = (char *)r->spec.image_digest;
+		res.finished_ms = now_wall_ms();
+		res.started_ms = res.finished_ms - u->wall_ms;
+		res.received_ms = res.started_ms;
+		res.attempts = 1;
 		buf b = BUF_INIT;
 		proto_result_to_json(&res, &b);
 		printf("%s\n", buf_str(&b));
@@ -315,6 +319,7 @@ int cmd_run(int argc, char **argv)
 		store = SANDBOX_IMAGE_STORE_DEFAULT;
 	if (parse_args(&r, argc, argv, &t, &rt_name, &store, &state, &pool_size) < 0)
 		return 2;
+	bool state_given = state != NULL;
 	_cleanup_free_ char *state_own = state ? NULL : xasprintf("/run/aisp/run-%d", getpid());
 	if (!state)
 		state = state_own;
@@ -352,7 +357,8 @@ out:
 	if (r.poll)
 		event_free(r.poll);
 	pool_free(r.pool);
-	if (r.sctx)
+	/* Only an empty state dir is removed: a leaked container keeps its state for inspection. */
+	if (r.sctx && sandbox_ctx_live(r.sctx) == 0 && !state_given)
 		rm_rf_at(AT_FDCWD, state, NULL);
 	sandbox_ctx_free(r.sctx);
 	sandbox_runtime_free(r.rt);

@@ -85,6 +85,8 @@ store_commit()
 			die "unpacking $name failed: $msg"
 		fi
 		rm -rf "$store/rootfs/$hex"
+		# traversable (not listable) for the runtime's mapped root under a user namespace
+		chmod 0711 "$staging/bundle"
 		mv -T "$staging/bundle" "$store/rootfs/$hex"
 		rm -rf "$staging" "$staging.log"
 	fi

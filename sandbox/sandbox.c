@@ -29,7 +29,10 @@
  * start-up) gets a small share so that it never slows a task that is running; it is raised to
  * the full share when its agent reports READY. Runtime plumbing after a task (delete) runs in
  * a low-share cgroup of its own. */
-#define WARMING_SHARES  16
+#define WARMING_SHARES 16
+/* Under runc, container ids 0..65535 map to host ids USERNS_BASE.. (the sandbox user 65534 is
+ * host uid 165534, which owns nothing on the host). */
+#define USERNS_BASE     100000
 #define RUNNING_SHARES  1024
 #define STR_(x)         #x
 #define STR(x)          STR_(x)
@@ -49,6 +52,7 @@ struct sandbox_ctx {
 	char *id_prefix;
 	uint64_t seq;
 	size_t live;
+	bool userns; /* the kernel allows user namespaces: runc sandboxes get one */
 };
 
 struct sandbox {
@@ -163,7 +167,7 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 		err_set(e, 0, "no agent binary configured");
 		goto fail;
 	}
-	if (mkdir_p(ctx->bundles_dir, 0700, e) < 0 || install_agent(ctx, o->agent_path, e) < 0)
+	if (mkdir_p(ctx->bundles_dir, 0711, e) < 0 || install_agent(ctx, o->agent_path, e) < 0)
 		goto fail;
 	if (mkdir(PLUMBING_CGROUP, 0755) == 0 || errno == EEXIST) {
 		int fd = open(PLUMBING_CGROUP "/cpu.shares", O_WRONLY | O_CLOEXEC);
@@ -172,6 +176,16 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 			close(fd);
 		}
 	}
+	/* Traversable, not listable: a user-namespaced runtime reaches the agent through it. */
+	chmod(ctx->state_dir, 0711);
+	buf uns = BUF_INIT;
+	int64_t max_uns = 0;
+	if (read_file_at(AT_FDCWD, "/proc/sys/user/max_user_namespaces", 32, &uns, NULL) == 0) {
+		uns.data[strcspn((char *)uns.data, "\n")] = 0;
+		parse_i64(buf_str(&uns), 0, INT64_MAX, &max_uns);
+	}
+	buf_deinit(&uns);
+	ctx->userns = max_uns > 0 && !getenv("AISP_NO_USERNS");
 	ctx->bundles_fd = open(ctx->bundles_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ctx->bundles_fd < 0) {
 		err_set(e, errno, "open %s", ctx->bundles_dir);
@@ -568,6 +582,8 @@ static int write_bundle(sandbox *sb, err **e)
 	    .pids = sb->spec.pids,
 	    .nofile = 4096,
 	    .workspace_bytes = sb->spec.workspace_bytes,
+	    .userns = sb->ctx->userns && sandbox_runtime_get_kind(sb->spec.rt) == SANDBOX_RT_RUNC,
+	    .userns_base = USERNS_BASE,
 	};
 	return bundle_write(dfd, &b, e);
 }
