@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The README's run command: installs what is missing, builds, builds the default sandbox image
+# if the store lacks it, starts a local redis-server on loopback (its own port and directory),
+# a node key and aispd, submits example tasks with `aisp submit --wait`, verifies each result's
+# signed attestation with `aisp verify`, and stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "dependencies"
+./deploy/install-deps.sh
+./deploy/prepare-host.sh
+
+say "build"
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build
+aisp=$root/build/cli/aisp
+aispd=$root/build/daemon/aispd
+
+say "sandbox image"
+"$aisp" image build default
+
+work=$(mktemp -d /tmp/aisp-quickstart.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+say "redis-server (embedded default, 127.0.0.1, own port and directory)"
+rport=$(free_port)
+mkdir -p "$work/redis"
+redis-server --bind 127.0.0.1 --port "$rport" --dir "$work/redis" --save "" --appendonly no \
+	--protected-mode yes >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$rport" ping
+export AISP_REDIS=127.0.0.1:$rport
+
+say "node key and aispd"
+"$aisp" keygen --out "$work/key"
+hport=$(free_port)
+cat >"$work/aispd.conf" <<CONF
+[node]
+id = quickstart
+slots = 2
+state_dir = $work/state
+run_dir = /run/aisp-quickstart
+key = $work/key/private.pem
+agent = $root/build/sandbox/agent/aisp-agent
+[redis]
+address = 127.0.0.1:$rport
+[runtimes]
+default = runsc
+enabled = runsc, runc
+[pool]
+runsc/default/python = 1
+runc/default/javascript = 1
+[http]
+listen = 127.0.0.1:$hport
+CONF
+"$aispd" --config "$work/aispd.conf" 2>"$work/aispd.log" &
+pids+=($!)
+for _ in $(seq 300); do
+	curl -fs "http://127.0.0.1:$hport/healthz" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+curl -fs "http://127.0.0.1:$hport/healthz" && echo || { cat "$work/aispd.log"; exit 1; }
+
+run_example() {
+	local id=$1
+	shift
+	say "task $id: aisp submit --wait $*"
+	"$aisp" submit --id "$id" --wait --wait-timeout 120 "$@" || echo "(exit status $?)"
+	echo "-- verify:"
+	"$aisp" verify --redis "$AISP_REDIS" "$id"
+}
+sfx=$(date +%s)
+run_example "hello-$sfx" -c 'import platform; print("hello from", platform.python_implementation(), "in a gVisor sandbox")'
+run_example "js-$sfx" --runtime runc --lang javascript -c 'console.log([1, 2, 3].map(x => x * x))'
+run_example "sh-$sfx" --lang shell -c 'echo "$(id -u) in $(pwd) on $(hostname)"; exit 3'
+run_example "fn-$sfx" --function --args '{"n": 20}' -c '
+def main(args):
+    a, b = 0, 1
+    for _ in range(args["n"]):
+        a, b = b, a + b
+    return {"fib": a}'
+
+say "the node"
+"$aisp" nodes
+curl -fs "http://127.0.0.1:$hport/metrics" | grep -E '^aisp_tasks_total' || true
+say "done: stopping aispd and redis-server"
