@@ -643,6 +643,42 @@ static void test_result_document(void **state)
 	proto_result_deinit(&r);
 }
 
+/* A killed program with binary output and no files: null exit code, a signal, base64 stdout in
+ * the result document, no return value subject. */
+static void test_signalled(void **state)
+{
+	struct fx *f = *state;
+	proto_result r;
+	fixture_result(&r);
+	proto_output_deinit(&r.output);
+	r.output.status = PROTO_STATUS_TIMEOUT;
+	r.output.signal = 9;
+	buf_append(&r.output.out, "\xff\x00\xfe", 3);
+	free(sign_into(f->key, &f->task, &r, NULL, 1));
+	_cleanup_free_ char *stmt = NULL;
+	const char *p = strstr(r.attestation, "\"payload\":\"") + 11;
+	_cleanup_free_ char *b64 = xstrndup(p, strcspn(p, "\""));
+	size_t len = 0;
+	stmt = (char *)attest_b64_decode(b64, &len);
+	assert_non_null(strstr(stmt, "\"status\":\"timeout\",\"exit_code\":null,\"signal\":9"));
+	assert_null(strstr(stmt, "return_value"));
+	buf doc = BUF_INIT;
+	proto_result_to_json(&r, &doc);
+	struct checks c = {0};
+	_cleanup_err_ err *e = NULL;
+	assert_int_equal(attest_verify_result(buf_str(&doc), doc.len, f->key, NULL, record, &c, &e),
+	                 0);
+	assert_string_equal(failed(&c), "");
+	/* The same output claimed as an exit 0 fails the exit check. */
+	r.output.status = PROTO_STATUS_OK;
+	r.output.exit_code = 0;
+	r.output.signal = 0;
+	int ret;
+	assert_string_equal(verify_once(&r, f->key, NULL, &c, &ret), "exit");
+	buf_deinit(&doc);
+	proto_result_deinit(&r);
+}
+
 /* ---- golden vectors ---- */
 
 static char *testdata(const char *name)
@@ -799,6 +835,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_tamper_keys_and_task, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_chain, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_result_document, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_signalled, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_golden),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
