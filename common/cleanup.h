@@ -34,7 +34,7 @@ static inline void cleanup_fclosep(FILE **f)
 
 /* Defines a cleanup function `name` for a pointer to `type` released by `func`. */
 #define DEFINE_CLEANUP_FUNC(type, func)                                                            \
-	static inline void func##p(type *p)                                                        \
+	static inline __attribute__((unused)) void func##p(type *p)                                \
 	{                                                                                          \
 		if (*p)                                                                            \
 			func(*p);                                                                  \

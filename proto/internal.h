@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "proto/proto.h"
 
 /* A client string quoted for an error message: "..." with control bytes, '"', '\\' and bytes
  * >= 0x80 that are not valid UTF-8 escaped, cut at 80 bytes with "...". Caller frees. */
@@ -32,3 +33,20 @@ char *proto_milli_str(int64_t milli);
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,
  * returns -2 with the tree in *out anyway (so that a rejected task's id can still be read). */
 int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_soft, err **e);
+
+/* The limits as they appear on the wire ("limits.<name>"), one table for parsing and
+ * resolving. unit: internal units per wire unit; 0: a decimal with up to 3 places, stored in
+ * thousandths (cpus, timeout_s). */
+typedef struct proto_limit_field {
+	size_t offset;
+	const char *name;
+	int64_t unit;
+} proto_limit_field;
+
+#define PROTO_LIMIT_FIELDS 9
+extern const proto_limit_field proto_limit_fields[PROTO_LIMIT_FIELDS];
+
+static inline int64_t *proto_limit_at(proto_limits *l, size_t offset)
+{
+	return (int64_t *)(void *)((char *)l + offset);
+}

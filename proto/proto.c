@@ -354,31 +354,25 @@ char *proto_milli_str(int64_t milli)
 
 /* ---- limits ---- */
 
-typedef struct limit_field {
-	size_t offset;
-	const char *wire; /* "limits.memory_mb" */
-	int64_t unit;     /* internal units per wire unit; 0: thousandths printed as decimal */
-} limit_field;
-
 #define LF(f, w, u)                                                                                \
 	{                                                                                          \
 		offsetof(proto_limits, f), w, u                                                    \
 	}
-static const limit_field limit_fields[] = {
-    LF(cpus_milli, "limits.cpus", 0),
-    LF(memory_bytes, "limits.memory_mb", 1 << 20),
-    LF(timeout_ms, "limits.timeout_s", 0),
-    LF(pids, "limits.pids", 1),
-    LF(nofile, "limits.nofile", 1),
-    LF(fsize_bytes, "limits.fsize_mb", 1 << 20),
-    LF(workspace_bytes, "limits.workspace_mb", 1 << 20),
-    LF(stdout_bytes, "limits.stdout_bytes", 1),
-    LF(stderr_bytes, "limits.stderr_bytes", 1),
+const proto_limit_field proto_limit_fields[PROTO_LIMIT_FIELDS] = {
+    LF(cpus_milli, "cpus", 0),
+    LF(memory_bytes, "memory_mb", 1 << 20),
+    LF(timeout_ms, "timeout_s", 0),
+    LF(pids, "pids", 1),
+    LF(nofile, "nofile", 1),
+    LF(fsize_bytes, "fsize_mb", 1 << 20),
+    LF(workspace_bytes, "workspace_mb", 1 << 20),
+    LF(stdout_bytes, "stdout_bytes", 1),
+    LF(stderr_bytes, "stderr_bytes", 1),
 };
 
 /* A value in the field's wire unit, exact: "8192", "0.5", or for a byte count that is not a
  * whole number of MiB, "N bytes". */
-static char *limit_str(const limit_field *f, int64_t v)
+static char *limit_str(const proto_limit_field *f, int64_t v)
 {
 	if (f->unit == 0)
 		return proto_milli_str(v);
@@ -390,23 +384,24 @@ static char *limit_str(const limit_field *f, int64_t v)
 int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const proto_limits *maxima,
                          err **e)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(limit_fields); i++) {
-		const limit_field *f = &limit_fields[i];
-		int64_t *v = (int64_t *)((char *)l + f->offset);
-		int64_t def = *(const int64_t *)((const char *)defaults + f->offset);
-		int64_t max = *(const int64_t *)((const char *)maxima + f->offset);
+	for (size_t i = 0; i < PROTO_LIMIT_FIELDS; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		int64_t *v = proto_limit_at(l, f->offset);
+		int64_t def = *proto_limit_at((proto_limits *)defaults, f->offset);
+		int64_t max = *proto_limit_at((proto_limits *)maxima, f->offset);
 		if (*v == 0) {
 			*v = def;
 			continue;
 		}
 		if (*v < 0) {
 			_cleanup_free_ char *vs = limit_str(f, *v);
-			return err_set(e, 0, "%s %s must be positive", f->wire, vs);
+			return err_set(e, 0, "limits.%s %s must be positive", f->name, vs);
 		}
 		if (max > 0 && *v > max) {
 			_cleanup_free_ char *vs = limit_str(f, *v);
 			_cleanup_free_ char *ms = limit_str(f, max);
-			return err_set(e, 0, "%s %s is above the node maximum %s", f->wire, vs, ms);
+			return err_set(e, 0, "limits.%s %s is above the node maximum %s", f->name,
+			               vs, ms);
 		}
 	}
 	return 0;

@@ -128,24 +128,10 @@ static int parse_limits(yajl_val obj, proto_limits *l, err **e)
 		return err_set(e, 0, "field \"limits\" must be an object");
 	if (check_unknown(obj, limits_fields, ARRAY_SIZE(limits_fields), "limits.", e) < 0)
 		return -1;
-	static const struct {
-		const char *name;
-		size_t off;
-		int64_t unit; /* 0: decimal with up to 3 places, stored in thousandths */
-	} fields[] = {
-	    {"cpus", offsetof(proto_limits, cpus_milli), 0},
-	    {"memory_mb", offsetof(proto_limits, memory_bytes), 1 << 20},
-	    {"timeout_s", offsetof(proto_limits, timeout_ms), 0},
-	    {"pids", offsetof(proto_limits, pids), 1},
-	    {"nofile", offsetof(proto_limits, nofile), 1},
-	    {"fsize_mb", offsetof(proto_limits, fsize_bytes), 1 << 20},
-	    {"workspace_mb", offsetof(proto_limits, workspace_bytes), 1 << 20},
-	    {"stdout_bytes", offsetof(proto_limits, stdout_bytes), 1},
-	    {"stderr_bytes", offsetof(proto_limits, stderr_bytes), 1},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(fields); i++) {
+	const proto_limit_field *fields = proto_limit_fields;
+	for (size_t i = 0; i < PROTO_LIMIT_FIELDS; i++) {
 		yajl_val v = proto_json_get(obj, fields[i].name);
-		int64_t *dst = (int64_t *)((char *)l + fields[i].off);
+		int64_t *dst = proto_limit_at(l, fields[i].offset);
 		if (!v)
 			continue;
 		if (fields[i].unit == 0) {
