@@ -12,6 +12,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "cli/cli.h"
+#include "cli/local.h"
 #include "cli/taskopts.h"
 #include "common/cleanup.h"
 #include "common/spawn.h"
@@ -56,16 +57,20 @@ static void usage(FILE *f)
 	    cli_task_usage);
 }
 
-static void print_result(run *r, const proto_output *o, const proto_usage *u)
+static void print_result(run *r, const cli_local_result *lr, const char *runtime)
 {
+	const proto_output *o = &lr->out;
+	const proto_usage *u = &lr->usage;
 	if (r->json) {
 		proto_result res;
 		proto_result_init(&res);
 		res.id = r->task.id;
 		res.output = *o;
 		res.usage = *u;
-		res.runtime = (char *)sandbox_runtime_name(r->rt);
-		res.image_digest = (char *)r->spec.image_digest;
+		res.runtime = (char *)runtime;
+		res.image_digest = (char *)lr->image_digest;
+		/* unsigned: a local run has no node key; the digest is the node's, byte for byte */
+		res.execution_digest = (char *)lr->execution_digest;
 		res.finished_ms = now_wall_ms();
 		res.started_ms = res.finished_ms - u->wall_ms;
 		res.received_ms = res.started_ms;
@@ -85,38 +90,6 @@ static void print_result(run *r, const proto_output *o, const proto_usage *u)
 	}
 	fflush(stdout);
 	r->status = cli_exit_status(o->status, o->exit_code, o->signal);
-}
-
-/* ---- one task ---- */
-
-static void on_gone(void *arg)
-{
-	event_base_loopbreak(((run *)arg)->base);
-}
-
-static void on_done(sandbox *sb, const proto_output *o, const proto_usage *u, void *arg)
-{
-	run *r = arg;
-	print_result(r, o, u);
-	sandbox_destroy(sb, on_gone, r);
-}
-
-static void on_ready(sandbox *sb, const err *e, void *arg)
-{
-	run *r = arg;
-	err *e2 = NULL;
-	if (e) {
-		fprintf(stderr, "aisp: sandbox_error: %s\n", err_msg(e));
-		r->status = 126;
-		sandbox_destroy(sb, on_gone, r);
-		return;
-	}
-	if (sandbox_run(sb, &r->task, &r->lim, on_done, r, &e2) < 0) {
-		fprintf(stderr, "aisp: %s\n", err_msg(e2));
-		err_free(e2);
-		r->status = 126;
-		sandbox_destroy(sb, on_gone, r);
-	}
 }
 
 /* ---- --warm N ---- */
@@ -277,8 +250,7 @@ static int parse_args(run *r, int argc, char **argv, cli_task_opts *t, const cha
 	return 0;
 }
 
-static int setup(run *r, const cli_task_opts *t, const char *rt_name, const char *store,
-                 const char *state, sandbox_image *img, err **e)
+static int setup_task(run *r, const cli_task_opts *t, err **e)
 {
 	buf json = BUF_INIT;
 	int rc = cli_task_json(t, &json, e);
@@ -294,6 +266,12 @@ static int setup(run *r, const cli_task_opts *t, const char *rt_name, const char
 	r->lim = r->task.limits;
 	if (proto_limits_resolve(&r->lim, &defaults, &defaults, e) < 0)
 		return err_prefix(e, "rejected");
+	return 0;
+}
+
+static int setup_pool(run *r, const char *rt_name, const char *store, const char *state,
+                      sandbox_image *img, err **e)
+{
 	if (sandbox_image_resolve(store, r->task.image ? r->task.image : "default", img, e) < 0)
 		return -1;
 	sandbox_runtime_opts ro = {.name = rt_name, .kind = sandbox_runtime_kind_for(rt_name)};
@@ -309,6 +287,25 @@ static int setup(run *r, const cli_task_opts *t, const char *rt_name, const char
 	return 0;
 }
 
+static int run_once(run *r, const char *rt_name, const char *store, const char *state)
+{
+	cli_local_opts lo = {.runtime = rt_name,
+	                     .image = r->task.image ? r->task.image : "default",
+	                     .store = store,
+	                     .state_dir = state};
+	cli_local_result lr;
+	err *e = NULL;
+	if (cli_local_run(&lo, &r->task, &r->lim, &lr, &e) < 0) {
+		fprintf(stderr, "aisp run: %s\n", err_msg(e));
+		err_free(e);
+		cli_local_result_deinit(&lr);
+		return 126;
+	}
+	print_result(r, &lr, rt_name);
+	cli_local_result_deinit(&lr);
+	return r->status;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	run r = {.status = 126};
@@ -319,43 +316,41 @@ int cmd_run(int argc, char **argv)
 		store = SANDBOX_IMAGE_STORE_DEFAULT;
 	if (parse_args(&r, argc, argv, &t, &rt_name, &store, &state, &pool_size) < 0)
 		return 2;
+	signal(SIGPIPE, SIG_IGN);
+	proto_task_init(&r.task);
+	err *e = NULL;
+	if (setup_task(&r, &t, &e) < 0) {
+		fprintf(stderr, "aisp run: %s\n", err_msg(e));
+		err_free(e);
+		proto_task_deinit(&r.task);
+		return 2;
+	}
+	if (r.warm_n == 0) {
+		int status = run_once(&r, rt_name, store, state);
+		proto_task_deinit(&r.task);
+		return status;
+	}
 	bool state_given = state != NULL;
 	_cleanup_free_ char *state_own = state ? NULL : xasprintf("/run/aisp/run-%d", getpid());
 	if (!state)
 		state = state_own;
-	proto_task_init(&r.task);
 	sandbox_image img = {0};
-	err *e = NULL;
 	r.base = event_base_new();
-	signal(SIGPIPE, SIG_IGN);
-	if (spawn_loop_init(r.base, &e) < 0 || setup(&r, &t, rt_name, store, state, &img, &e) < 0) {
-		bool rejected = e && !strncmp(err_msg(e), "rejected", 8);
+	pool_opts po = {0};
+	r.lat_us = xcalloc((size_t)r.warm_n, sizeof(int64_t));
+	r.poll = evtimer_new(r.base, on_poll, &r);
+	if (spawn_loop_init(r.base, &e) < 0 ||
+	    setup_pool(&r, rt_name, store, state, &img, &e) < 0 ||
+	    pool_new(&r.pool, r.sctx, &po, &e) < 0 ||
+	    pool_add(r.pool, &r.spec, (size_t)pool_size, &e) < 0) {
 		fprintf(stderr, "aisp run: %s\n", err_msg(e));
-		r.status = rejected ? 2 : 126;
 		goto out;
 	}
-	if (r.warm_n > 0) {
-		pool_opts po = {0};
-		r.lat_us = xcalloc((size_t)r.warm_n, sizeof(int64_t));
-		r.poll = evtimer_new(r.base, on_poll, &r);
-		if (pool_new(&r.pool, r.sctx, &po, &e) < 0 ||
-		    pool_add(r.pool, &r.spec, (size_t)pool_size, &e) < 0) {
-			fprintf(stderr, "aisp run: %s\n", err_msg(e));
-			goto out;
-		}
-		take_next(&r);
-	} else {
-		sandbox *sb;
-		if (sandbox_create(r.sctx, &r.spec, on_ready, &r, &sb, &e) < 0) {
-			fprintf(stderr, "aisp run: sandbox_error: %s\n", err_msg(e));
-			goto out;
-		}
-	}
+	take_next(&r);
 	event_base_dispatch(r.base);
 out:
 	err_free(e);
-	if (r.poll)
-		event_free(r.poll);
+	event_free(r.poll);
 	pool_free(r.pool);
 	/* Only an empty state dir is removed: a leaked container keeps its state for inspection. */
 	if (r.sctx && sandbox_ctx_live(r.sctx) == 0 && !state_given)

@@ -34,6 +34,7 @@ void buf_reserve(buf *b, size_t extra)
 		cap *= 2;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	b->data[b->len] = 0; /* always a C string, also when nothing was appended yet */
 }
 
 void buf_append(buf *b, const void *p, size_t n)

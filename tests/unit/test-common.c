@@ -50,6 +50,11 @@ static void test_buf(void **state)
 	assert_int_equal(n, 8);
 	assert_null(b.data);
 	free(s);
+	/* an empty buffer is stolen as an empty, terminated string */
+	s = buf_steal(&b, &n);
+	assert_int_equal(n, 0);
+	assert_string_equal(s, "");
+	free(s);
 }
 
 static void test_parse_i64(void **state)
@@ -164,7 +169,7 @@ static void test_spawn_fds_closed_and_signals_reset(void **state)
 	int leak = open("/dev/null", O_RDONLY); /* not CLOEXEC on purpose */
 	assert_true(leak > 2);
 	char *script = xasprintf("ls /proc/self/fd | sort -n | tr '\\n' ' '; "
-				 "grep SigBlk /proc/self/status");
+	                         "grep SigBlk /proc/self/status");
 	const char *argv[] = {"sh", "-c", script, NULL};
 	spawn_opts o = SPAWN_OPTS_INIT;
 	o.argv = argv;
@@ -177,7 +182,7 @@ static void test_spawn_fds_closed_and_signals_reset(void **state)
 	assert_int_equal(spawn_run(&o, &r, &e), 0);
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	/* ls itself opens one fd (3) for the directory; nothing else above 2 */
-	
+
 	assert_non_null(strstr(r.out, "0 1 2 3 SigBlk"));
 	assert_non_null(strstr(r.out, "SigBlk:\t0000000000000000"));
 	spawn_result_deinit(&r);
@@ -236,16 +241,16 @@ static void test_spawn_async(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_err_context),
-		cmocka_unit_test(test_buf),
-		cmocka_unit_test(test_parse_i64),
-		cmocka_unit_test(test_cleanup_steal),
-		cmocka_unit_test(test_atomic_files),
-		cmocka_unit_test(test_spawn_ok_and_exit_code),
-		cmocka_unit_test(test_spawn_missing_binary),
-		cmocka_unit_test(test_spawn_deadline),
-		cmocka_unit_test(test_spawn_fds_closed_and_signals_reset),
-		cmocka_unit_test(test_spawn_async),
+	    cmocka_unit_test(test_err_context),
+	    cmocka_unit_test(test_buf),
+	    cmocka_unit_test(test_parse_i64),
+	    cmocka_unit_test(test_cleanup_steal),
+	    cmocka_unit_test(test_atomic_files),
+	    cmocka_unit_test(test_spawn_ok_and_exit_code),
+	    cmocka_unit_test(test_spawn_missing_binary),
+	    cmocka_unit_test(test_spawn_deadline),
+	    cmocka_unit_test(test_spawn_fds_closed_and_signals_reset),
+	    cmocka_unit_test(test_spawn_async),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,147 @@
+/* One task in one local sandbox (see local.h): the same bundle, agent, status logic and
+ * digests as the node, driven by a private event loop. */
+#include "cli/local.h"
+
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/spawn.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+#include "sandbox/sandbox.h"
+
+typedef struct local_run {
+	struct event_base *base;
+	const proto_task *task;
+	const proto_limits *lim;
+	cli_local_result *res;
+	err *e;
+	bool finished;
+} local_run;
+
+static void copy_output(proto_output *dst, const proto_output *src)
+{
+	proto_output_init(dst);
+	dst->status = src->status;
+	dst->exit_code = src->exit_code;
+	dst->signal = src->signal;
+	buf_append(&dst->out, src->out.data, src->out.len);
+	buf_append(&dst->err, src->err.data, src->err.len);
+	dst->stdout_truncated = src->stdout_truncated;
+	dst->stderr_truncated = src->stderr_truncated;
+	dst->files_truncated = src->files_truncated;
+	dst->files = xcalloc(src->n_files, sizeof(proto_file));
+	for (size_t i = 0; i < src->n_files; i++) {
+		dst->files[i].path = xstrdup(src->files[i].path);
+		dst->files[i].data = xmemdup(src->files[i].data, src->files[i].len);
+		dst->files[i].len = src->files[i].len;
+	}
+	dst->n_files = src->n_files;
+	dst->return_value = src->return_value ? xstrdup(src->return_value) : NULL;
+	dst->error = src->error ? xstrdup(src->error) : NULL;
+}
+
+static void on_gone(void *arg)
+{
+	local_run *l = arg;
+	l->finished = true;
+	event_base_loopbreak(l->base);
+}
+
+static void on_done(sandbox *sb, const proto_output *o, const proto_usage *u, void *arg)
+{
+	local_run *l = arg;
+	copy_output(&l->res->out, o);
+	l->res->usage = *u;
+	sandbox_destroy(sb, on_gone, l);
+}
+
+static void on_ready(sandbox *sb, const err *e, void *arg)
+{
+	local_run *l = arg;
+	if (e)
+		err_set(&l->e, 0, "%s", err_msg(e));
+	else if (sandbox_run(sb, l->task, l->lim, on_done, l, &l->e) == 0)
+		return;
+	sandbox_destroy(sb, on_gone, l);
+}
+
+static int digests(cli_local_result *r, const proto_task *t, err **e)
+{
+	attest_input_digest(t, r->input_digest);
+	attest_output_digest(&r->out, r->output_digest);
+	if (attest_environment_digest(r->env, r->n_env, r->environment_digest, e) < 0)
+		return -1;
+	buf exit_enc = BUF_INIT;
+	attest_exit_encoding(r->out.status, r->out.exit_code, r->out.signal, &exit_enc);
+	attest_execution_digest(r->image_digest, r->input_digest, r->output_digest, exit_enc.data,
+	                        exit_enc.len, r->environment_digest, r->execution_digest);
+	buf_deinit(&exit_enc);
+	return 0;
+}
+
+int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limits *lim,
+                  cli_local_result *r, err **e)
+{
+	memset(r, 0, sizeof(*r));
+	proto_output_init(&r->out);
+	_cleanup_free_ char *state_own =
+	    o->state_dir ? NULL : xasprintf("/run/aisp/run-%d", getpid());
+	const char *state = o->state_dir ? o->state_dir : state_own;
+	local_run l = {.task = t, .lim = lim, .res = r};
+	sandbox_image img = {0};
+	sandbox_runtime *rt = NULL;
+	sandbox_ctx *ctx = NULL;
+	sandbox *sb;
+	_cleanup_free_ char *agent = sandbox_agent_default_path();
+	l.base = event_base_new();
+	int rc = -1;
+	if (spawn_loop_init(l.base, e) < 0 ||
+	    sandbox_image_resolve(o->store, o->image, &img, e) < 0)
+		goto out;
+	snprintf(r->image_digest, sizeof(r->image_digest), "%s", img.digest);
+	sandbox_runtime_opts ro = {.name = o->runtime,
+	                           .kind = sandbox_runtime_kind_for(o->runtime)};
+	if (sandbox_runtime_new(&rt, &ro, state, e) < 0)
+		goto out;
+	r->runtime_version = xstrdup(sandbox_runtime_version(rt));
+	sandbox_ctx_opts co = {.state_dir = state, .agent_path = agent, .id_prefix = "aisp-run-"};
+	if (sandbox_ctx_new(&ctx, l.base, &co, e) < 0)
+		goto out;
+	sandbox_spec spec = {
+	    .rt = rt, .rootfs = img.rootfs, .image_digest = img.digest, .lang = t->lang};
+	sandbox_spec_set_limits(&spec, lim);
+	r->n_env = sandbox_environment(&spec, t, lim, &r->env);
+	if (sandbox_create(ctx, &spec, on_ready, &l, &sb, e) < 0)
+		goto out;
+	while (!l.finished)
+		event_base_dispatch(l.base);
+	if (l.e) {
+		*e = steal_pointer(&l.e);
+		err_prefix(e, "sandbox_error");
+		goto out;
+	}
+	rc = digests(r, t, e);
+out:
+	if (ctx && sandbox_ctx_live(ctx) == 0 && !o->state_dir)
+		rm_rf_at(AT_FDCWD, state, NULL);
+	sandbox_ctx_free(ctx);
+	sandbox_runtime_free(rt);
+	sandbox_image_deinit(&img);
+	spawn_loop_deinit();
+	event_base_free(l.base);
+	return rc;
+}
+
+void cli_local_result_deinit(cli_local_result *r)
+{
+	proto_output_deinit(&r->out);
+	proto_env_list_free(r->env, r->n_env);
+	free(r->runtime_version);
+	memset(r, 0, sizeof(*r));
+}
