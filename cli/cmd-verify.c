@@ -14,6 +14,8 @@
 
 #include "attest/attest.h"
 #include "cli/cli.h"
+#include "cli/replay.h"
+#include "sandbox/image.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -29,6 +31,8 @@ struct verify_opts {
 	redisContext *redis;
 	attest_key *pubkey; /* from --pubkey: used for every result */
 	bool any_failed;
+	bool replay;       /* --replay: re-execute each result's task and compare */
+	const char *store; /* --store: the image store for --replay */
 };
 
 static void verify_usage(FILE *f)
@@ -37,6 +41,9 @@ static void verify_usage(FILE *f)
 	    f,
 	    "usage: aisp verify RESULT... [--task TASK.json] [--pubkey PEM | --redis "
 	    "HOST:PORT]\n"
+	    "                  [--replay [--store DIR]]\n"
+	    "  --replay re-executes the task (needs --task) in the same image, runtime and\n"
+	    "  limits, and compares output, exit, environment and the execution digest.\n"
 	    "  RESULT is a result JSON file, or a task id with --redis. Prints one line per\n"
 	    "  check (PASS name / FAIL name: why); exits 0 only when every check passes.\n"
 	    "  Several results are also checked as one node's hash chain, in the order given.\n");
@@ -132,9 +139,8 @@ static int result_key(struct verify_opts *o, const proto_result *r, attest_key *
  * on_check(o, ...). Nothing is replayed yet. */
 static void verify_replay_hook(struct verify_opts *o, const proto_task *task, const proto_result *r)
 {
-	(void)o;
-	(void)task;
-	(void)r;
+	if (o->replay)
+		cli_replay(task, r, o->store, on_check, o);
 }
 
 static int verify_one(struct verify_opts *o, attest_verifier *v, const char *arg,
@@ -179,12 +185,14 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
 	    {"task", required_argument, NULL, 't'},
 	    {"pubkey", required_argument, NULL, 'k'},
 	    {"redis", required_argument, NULL, 'r'},
+	    {"replay", no_argument, NULL, 'R'},
+	    {"store", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "t:k:r:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:k:r:Rs:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			o->task_path = optarg;
@@ -194,6 +202,12 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
 			break;
 		case 'r':
 			o->redis_addr = optarg;
+			break;
+		case 'R':
+			o->replay = true;
+			break;
+		case 's':
+			o->store = optarg;
 			break;
 		case 'h':
 			verify_usage(stdout);
@@ -214,8 +228,10 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
 
 int cmd_verify(int argc, char **argv)
 {
-	struct verify_opts o = {0};
+	struct verify_opts o = {.store = getenv("AISP_IMAGE_STORE")};
 	int ret = parse_args(argc, argv, &o);
+	if (!o.store || !*o.store)
+		o.store = SANDBOX_IMAGE_STORE_DEFAULT;
 	if (ret >= 0)
 		return ret;
 	_cleanup_err_ err *e = NULL;
