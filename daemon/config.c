@@ -157,6 +157,9 @@ static int fail(struct parse_ctx *p, const char *fmt, ...)
 static int num(struct parse_ctx *p, const char *sec, const char *key, const char *v, int64_t min,
                int64_t max, int64_t *out)
 {
+	size_t len = strlen(v), sign = v[0] == '-';
+	if (len <= sign || strspn(v + sign, "0123456789") != len - sign)
+		return fail(p, "[%s] %s = \"%s\": not an integer", sec, key, v), -1;
 	if (parse_i64(v, min, max, out) < 0) {
 		if (errno == ERANGE)
 			fail(p, "[%s] %s = \"%s\": out of range %lld..%lld", sec, key, v,
@@ -452,11 +455,12 @@ static int validate(const config *c, const char *name, err **e)
 		return err_set(e, 0, "%s: [runtimes] default \"%s\" is not enabled (enabled: %s)",
 		               name, c->runtime_default, l);
 	}
-	for (size_t i = 0; i < c->n_runtimes; i++) {
-		const config_runtime *r = &c->runtimes[i];
-		if (!r->kind && strcmp(r->name, "runsc") && strcmp(r->name, "runc"))
+	for (size_t i = 0; i < c->n_enabled; i++) {
+		const char *rt = c->enabled[i];
+		const config_runtime *r = config_find_runtime(c, rt);
+		if ((!r || !r->kind) && strcmp(rt, "runsc") && strcmp(rt, "runc"))
 			return err_set(e, 0, "%s: [runtime.%s] needs kind = runsc, runc or oci",
-			               name, r->name);
+			               name, rt);
 	}
 	const int64_t *d = (const int64_t *)&c->limits_default;
 	const int64_t *m = (const int64_t *)&c->limits_max;

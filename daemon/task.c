@@ -537,9 +537,30 @@ static void on_lease(rconn *rc, redisReply *r, void *arg)
 	drop(t);
 }
 
+/* Another entry of the same id is already past admission on this node. (The lease script
+ * would take this node's own lease for it: it cannot tell two local entries apart.) */
+static bool running_here(const task *t)
+{
+	for (const task *o = t->n->tasks; o; o = o->next)
+		if (o != t && o->parsed && o->stage >= ST_LEASE && !strcmp(o->id, t->id))
+			return true;
+	return false;
+}
+
 static void lease(task *t)
 {
 	node *n = t->n;
+	if (running_here(t)) {
+		if (t->fresh) {
+			log_info("task %s entry %s: the same id is running on this node; "
+				 "acknowledged as a duplicate",
+				 t->id, t->entry);
+			ack_drop(t);
+		} else {
+			finish(t);
+		}
+		return;
+	}
 	t->stage = ST_LEASE;
 	_cleanup_free_ char *ttl = xasprintf("%lld", (long long)n->cfg->reclaim_ms);
 	const char *kv[] = {t->result_key, t->running_key, n->cfg->node_id, ttl};

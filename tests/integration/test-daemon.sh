@@ -90,7 +90,7 @@ cleanup() {
 	done
 	# sandboxes may leave tmpfs mounts below run dirs
 	grep -o " $TMP[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-	rm -rf "$TMP"
+	if [ -n "${KEEP_TMP:-}" ]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 
@@ -120,6 +120,13 @@ wait_for() {
 		[ $i -ge $limit ] && return 1
 		sleep 0.1
 	done
+}
+
+# is VALUE COMMAND...: true when COMMAND prints VALUE (re-run on every poll of wait_for).
+is() {
+	local want=$1
+	shift
+	[ "$("$@" 2>/dev/null)" = "$want" ]
 }
 
 # node_conf NAME [EXTRA-INI-LINES]: writes the node's config (its own state and run dirs).
@@ -249,7 +256,7 @@ if wait_for 10 has_result "entry-$entry" && [[ "$(field "entry-$entry" error)" =
 else
 	not_ok "rejected: stream entry without a task field"
 fi
-check "rejected results are acknowledged and deleted from aisp:tasks" wait_for 5 test "$(R XLEN aisp:tasks)" = 0
+check "rejected results are acknowledged and deleted from aisp:tasks" wait_for 5 is 0 R XLEN aisp:tasks
 check "rejected results announced on aisp:results" test "$(events b6)" = 1
 kill -0 "${NODE_PID[n1]}" 2>/dev/null && ok "node still serving after bad tasks" || not_ok "node still serving after bad tasks"
 
@@ -258,7 +265,7 @@ R XADD aisp:tasks '*' task '{"id":"d1","lang":"python","code":"x","image":"nope1
 R XADD aisp:tasks '*' task '{"id":"d1","lang":"python","code":"x","image":"nope2"}' >/dev/null
 wait_for 10 has_result d1
 sleep 0.5 # the second entry is handled right after the first; the checks below poll anyway
-if wait_for 10 test "$(R XLEN aisp:tasks)" = 0 && [ "$(events d1)" = 1 ] && [[ "$(field d1 error)" == *nope1* ]]; then
+if wait_for 10 is 0 R XLEN aisp:tasks && [ "$(events d1)" = 1 ] && [[ "$(field d1 error)" == *nope1* ]]; then
 	ok "duplicate id: one result (the first), one event, both entries acknowledged"
 else
 	not_ok "duplicate id: one result, one event" "events $(events d1), XLEN $(R XLEN aisp:tasks), error $(field d1 error)"
@@ -297,9 +304,9 @@ check "unknown path is 404" test "$code" = 404
 # Redis restarted under a running node: /healthz says so, the node reconnects and serves.
 stop_redis
 hz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz"; }
-check "/healthz is 503 while redis is down" wait_for 10 test "$(hz)" = 503
+check "/healthz is 503 while redis is down" wait_for 10 is 503 hz
 start_redis
-check "node reconnects after a redis restart (/healthz 200)" wait_for 20 test "$(hz)" = 200
+check "node reconnects after a redis restart (/healthz 200)" wait_for 20 is 200 hz
 m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics")
 rc=$(echo "$m" | sed -n 's/^aisp_redis_reconnects_total //p')
 check "aisp_redis_reconnects_total counts it ($rc)" test "${rc:-0}" -ge 1
@@ -362,7 +369,7 @@ code='import random; print(random.SystemRandom().random())'
 R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$code\"}" >/dev/null
 R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$code\"}" >/dev/null
 wait_for 60 has_result twice
-wait_for 20 test "$(R XLEN aisp:tasks)" = 0
+wait_for 20 is 0 R XLEN aisp:tasks
 runs=$(grep -c "task twice: running in" "$TMP/node-n1/log")
 if [ "$(events twice)" = 1 ] && [ "$runs" = 1 ] && [ "$(R XLEN aisp:tasks)" = 0 ]; then
 	ok "same id twice: one execution, one result, both entries acknowledged"
@@ -377,7 +384,7 @@ HTTP_PORT= node_conf n2
 start_node n2
 wait_for 20 registered n2
 for i in $(seq 1 100); do
-	printf 'XADD aisp:tasks * task {"id":"bulk-%d","lang":"shell","code":"echo %d"}\n' "$i" "$i"
+	printf "XADD aisp:tasks * task '{\"id\":\"bulk-%d\",\"lang\":\"shell\",\"code\":\"echo %d\"}'\n" "$i" "$i"
 done | R >/dev/null
 all_results() {
 	local i
@@ -432,7 +439,7 @@ fi
 
 # redis-server restarted mid-run: every task exactly one result.
 for i in $(seq 1 20); do
-	printf 'XADD aisp:tasks * task {"id":"rr-%d","lang":"shell","code":"sleep 0.3; echo %d"}\n' "$i" "$i"
+	printf "XADD aisp:tasks * task '{\"id\":\"rr-%d\",\"lang\":\"shell\",\"code\":\"sleep 0.3; echo %d\"}'\n" "$i" "$i"
 done | R >/dev/null
 wait_for 60 has_result rr-2
 stop_redis

@@ -1,0 +1,353 @@
+/* Unit tests of aispd's configuration (daemon/config.c) and metrics rendering
+ * (daemon/metrics.c). The Redis side is covered by tests/integration/test-daemon.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "daemon/config.h"
+#include "daemon/metrics.h"
+
+#define MB (1024LL * 1024)
+
+/* Loads text over the defaults; returns the error message (caller frees) or NULL. */
+static char *load(config *c, const char *text)
+{
+	err *e = NULL;
+	config_defaults(c);
+	if (config_load_string(c, "t.conf", text, &e) == 0)
+		return NULL;
+	char *m = xstrdup(err_msg(e));
+	err_free(e);
+	return m;
+}
+
+static void expect_error(const char *text, const char *want)
+{
+	config c;
+	char *m = load(&c, text);
+	if (!m || strcmp(m, want) != 0)
+		fail_msg("config:\n%s\ngot:  %s\nwant: %s", text, m ? m : "(no error)", want);
+	free(m);
+	config_deinit(&c);
+}
+
+static void test_defaults(void **state)
+{
+	config c;
+	config_defaults(&c);
+	assert_non_null(c.node_id);
+	assert_true(strlen(c.node_id) > 0);
+	assert_int_equal(c.slots, 4);
+	assert_string_equal(c.state_dir, "/var/lib/aisp/state");
+	assert_string_equal(c.run_dir, "/run/aisp");
+	assert_string_equal(c.key_path, "/etc/aisp/node-key/private.pem");
+	assert_false(c.create_key);
+	assert_string_equal(c.redis_address, "127.0.0.1:6379");
+	assert_null(c.redis_password);
+	assert_int_equal(c.redis_timeout_ms, 2000);
+	assert_int_equal(c.result_ttl_s, 86400);
+	assert_int_equal(c.reclaim_ms, 30000);
+	assert_int_equal(c.max_deliveries, 3);
+	assert_int_equal(c.block_ms, 1000);
+	assert_string_equal(c.image_store, "/var/lib/aisp/images");
+	assert_string_equal(c.image_default, "default");
+	assert_string_equal(c.runtime_default, "runsc");
+	assert_int_equal(c.n_enabled, 2);
+	assert_string_equal(c.enabled[0], "runsc");
+	assert_string_equal(c.enabled[1], "runc");
+	assert_null(c.enabled[2]);
+	assert_int_equal(c.limits_default.cpus_milli, 4000);
+	assert_int_equal(c.limits_default.memory_bytes, 4096 * MB);
+	assert_int_equal(c.limits_default.timeout_ms, 600000);
+	assert_int_equal(c.limits_default.stdout_bytes, 1 * MB);
+	assert_memory_equal(&c.limits_default, &c.limits_max, sizeof(proto_limits));
+	assert_int_equal(c.pool_max_live, 32);
+	assert_int_equal(c.pool_max_creating, 2);
+	assert_int_equal(c.n_targets, 0);
+	assert_string_equal(c.http_listen, "127.0.0.1:9464");
+	char *l = config_enabled_list(&c, ", ");
+	assert_string_equal(l, "runsc, runc");
+	free(l);
+	config_deinit(&c);
+}
+
+static void test_full(void **state)
+{
+	config c;
+	char *m = load(&c, "[node]\n"
+	                   "id = node-7\n"
+	                   "slots = 8\n"
+	                   "state_dir = /srv/state\n"
+	                   "create_key = yes\n"
+	                   "log_level = debug\n"
+	                   "drain_s = 5\n"
+	                   "[redis]\n"
+	                   "address = unix:/run/redis.sock\n"
+	                   "password = s3cret\n"
+	                   "user = aisp-node\n"
+	                   "reclaim_ms = 3000\n"
+	                   "max_deliveries = 5\n"
+	                   "[images]\n"
+	                   "store = /srv/images\n"
+	                   "default = py\n"
+	                   "[runtime.crun]\n"
+	                   "path = /usr/bin/crun\n"
+	                   "kind = oci\n"
+	                   "flags = --debug  --systemd-cgroup\n"
+	                   "[runtimes]\n"
+	                   "default = runc\n"
+	                   "enabled = runc,crun\n"
+	                   "[limits]\n"
+	                   "cpus = 0.5\n"
+	                   "memory_mb = 512\n"
+	                   "max_memory_mb = 8192\n"
+	                   "timeout_s = 30\n"
+	                   "[pool]\n"
+	                   "max_live = 10\n"
+	                   "runc/default/python = 2\n"
+	                   "crun/py/shell = 0\n"
+	                   "[http]\n"
+	                   "listen =\n");
+	if (m)
+		fail_msg("%s", m);
+	assert_string_equal(c.node_id, "node-7");
+	assert_int_equal(c.slots, 8);
+	assert_string_equal(c.state_dir, "/srv/state");
+	assert_true(c.create_key);
+	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
+	assert_int_equal(c.drain_s, 5);
+	assert_string_equal(c.redis_address, "unix:/run/redis.sock");
+	assert_string_equal(c.redis_password, "s3cret");
+	assert_string_equal(c.redis_user, "aisp-node");
+	assert_int_equal(c.reclaim_ms, 3000);
+	assert_int_equal(c.max_deliveries, 5);
+	assert_string_equal(c.image_store, "/srv/images");
+	assert_string_equal(c.image_default, "py");
+	const config_runtime *r = config_find_runtime(&c, "crun");
+	assert_non_null(r);
+	assert_string_equal(r->path, "/usr/bin/crun");
+	assert_string_equal(r->kind, "oci");
+	assert_string_equal(r->flags[0], "--debug");
+	assert_string_equal(r->flags[1], "--systemd-cgroup");
+	assert_null(r->flags[2]);
+	assert_null(config_find_runtime(&c, "runsc"));
+	assert_true(config_runtime_enabled(&c, "crun"));
+	assert_false(config_runtime_enabled(&c, "runsc"));
+	assert_int_equal(c.limits_default.cpus_milli, 500);
+	assert_int_equal(c.limits_default.memory_bytes, 512 * MB);
+	assert_int_equal(c.limits_max.memory_bytes, 8192 * MB);
+	assert_int_equal(c.limits_default.timeout_ms, 30000);
+	assert_int_equal(c.limits_max.timeout_ms, 600000);
+	assert_int_equal(c.pool_max_live, 10);
+	assert_int_equal(c.n_targets, 2);
+	assert_string_equal(c.targets[0].runtime, "runc");
+	assert_string_equal(c.targets[0].image, "default");
+	assert_string_equal(c.targets[0].lang, "python");
+	assert_int_equal(c.targets[0].warm, 2);
+	assert_string_equal(c.targets[1].runtime, "crun");
+	assert_int_equal(c.targets[1].warm, 0);
+	assert_string_equal(c.http_listen, "");
+	config_deinit(&c);
+}
+
+static void test_errors(void **state)
+{
+	expect_error("[node]\nslots = 4x\n", "t.conf:2: [node] slots = \"4x\": not an integer");
+	expect_error("[node]\nslots = 0\n", "t.conf:2: [node] slots = \"0\": out of range 1..1024");
+	expect_error("[node]\nslots = \n", "t.conf:2: [node] slots = \"\": not an integer");
+	expect_error("\n\n[redis]\nreclaim_ms = 99999999999999999999\n",
+	             "t.conf:4: [redis] reclaim_ms = \"99999999999999999999\": out of range "
+	             "300..86400000");
+	expect_error("[node]\nid = has space\n",
+	             "t.conf:2: [node] id = \"has space\": expected [A-Za-z0-9._-]{1,64}");
+	expect_error("[node]\nstate_dir = relative\n",
+	             "t.conf:2: [node] state_dir = \"relative\": must be an absolute path");
+	expect_error("[node]\ncreate_key = maybe\n",
+	             "t.conf:2: [node] create_key = \"maybe\": expected true or false");
+	expect_error("[node]\nlog_level = loud\n",
+	             "t.conf:2: [node] log_level = \"loud\": expected debug, info, warn or error");
+	expect_error("[node]\nslot = 4\n", "t.conf:2: [node] unknown key \"slot\"");
+	expect_error("[nodes]\nslots = 4\n", "t.conf:2: unknown section [nodes]");
+	expect_error("[redis]\naddress = localhost\n",
+	             "t.conf:2: [redis] address: \"localhost\": expected host:port or unix:/path");
+	expect_error("[redis]\naddress = h:70000\n",
+	             "t.conf:2: [redis] address: \"h:70000\": bad port");
+	expect_error("[limits]\ncpus = 1.2345\n",
+	             "t.conf:2: [limits] cpus = \"1.2345\": expected CPUs like 2 or 0.5");
+	expect_error("[limits]\ncpus = 0\n",
+	             "t.conf:2: [limits] cpus = \"0\": expected CPUs like 2 or 0.5");
+	expect_error("[limits]\nmemory = 5\n", "t.conf:2: [limits] unknown key \"memory\"");
+	expect_error("[limits]\nmemory_mb = -1\n",
+	             "t.conf:2: [limits] memory_mb = \"-1\": out of range 1..1048576");
+	expect_error(
+	    "[pool]\nrunc/python = 2\n",
+	    "t.conf:2: [pool] unknown key \"runc/python\" (targets are runtime/image/lang = N)");
+	expect_error("[runtime.crun]\nkind = docker\n",
+	             "t.conf:2: [runtime.crun] kind = \"docker\": expected runsc, runc or oci");
+	expect_error("[http]\nlisten = nowhere\n",
+	             "t.conf:2: [http] listen = \"nowhere\": expected host:port");
+	expect_error("[node]\nthis is not ini\n",
+	             "t.conf:2: syntax error (expected [section] or key = value)");
+	/* the first error wins */
+	expect_error("[node]\nslots = x\nslots = y\n",
+	             "t.conf:2: [node] slots = \"x\": not an integer");
+}
+
+static void test_validation(void **state)
+{
+	expect_error("[runtimes]\ndefault = crun\n",
+	             "t.conf: [runtimes] default \"crun\" is not enabled (enabled: runsc, runc)");
+	expect_error("[runtimes]\nenabled = ,\n", "t.conf: [runtimes] enabled is empty");
+	expect_error("[runtimes]\ndefault = crun\nenabled = crun\n",
+	             "t.conf: [runtime.crun] needs kind = runsc, runc or oci");
+	expect_error("[limits]\nmemory_mb = 8192\n",
+	             "t.conf: [limits] memory_mb is above max_memory_mb");
+	expect_error("[pool]\nkata/default/python = 1\n",
+	             "t.conf: [pool] kata/default/python: runtime \"kata\" is not enabled");
+}
+
+static void test_missing_file(void **state)
+{
+	config c;
+	err *e = NULL;
+	config_defaults(&c);
+	assert_int_equal(config_load(&c, "/nonexistent/aispd.conf", &e), -1);
+	assert_string_equal(err_msg(e),
+	                    "/nonexistent/aispd.conf: cannot open: No such file or directory");
+	err_free(e);
+	config_deinit(&c);
+}
+
+/* deploy/aispd.conf.example documents every default: loading it changes nothing. */
+static void test_example_is_defaults(void **state)
+{
+	const char *root = getenv("AISP_SOURCE_ROOT");
+	if (!root)
+		skip();
+	char *path = xasprintf("%s/deploy/aispd.conf.example", root);
+	config d, c;
+	err *e = NULL;
+	config_defaults(&d);
+	config_defaults(&c);
+	if (config_load(&c, path, &e) < 0)
+		fail_msg("%s", err_msg(e));
+	assert_string_equal(c.node_id, d.node_id);
+	assert_int_equal(c.slots, d.slots);
+	assert_string_equal(c.state_dir, d.state_dir);
+	assert_string_equal(c.run_dir, d.run_dir);
+	assert_string_equal(c.key_path, d.key_path);
+	assert_string_equal(c.agent_path, d.agent_path);
+	assert_int_equal(c.create_key, d.create_key);
+	assert_int_equal(c.log_level, d.log_level);
+	assert_int_equal(c.heartbeat_ms, d.heartbeat_ms);
+	assert_int_equal(c.drain_s, d.drain_s);
+	assert_string_equal(c.redis_address, d.redis_address);
+	assert_int_equal(c.redis_timeout_ms, d.redis_timeout_ms);
+	assert_int_equal(c.result_ttl_s, d.result_ttl_s);
+	assert_int_equal(c.reclaim_ms, d.reclaim_ms);
+	assert_int_equal(c.max_deliveries, d.max_deliveries);
+	assert_int_equal(c.block_ms, d.block_ms);
+	assert_string_equal(c.image_store, d.image_store);
+	assert_string_equal(c.image_default, d.image_default);
+	assert_string_equal(c.runtime_default, d.runtime_default);
+	assert_int_equal(c.n_enabled, d.n_enabled);
+	assert_memory_equal(&c.limits_default, &d.limits_default, sizeof(proto_limits));
+	assert_memory_equal(&c.limits_max, &d.limits_max, sizeof(proto_limits));
+	assert_int_equal(c.pool_max_live, d.pool_max_live);
+	assert_int_equal(c.pool_max_creating, d.pool_max_creating);
+	assert_int_equal(c.pool_max_age_s, d.pool_max_age_s);
+	assert_int_equal(c.n_targets, 0);
+	assert_int_equal(c.n_runtimes, 0);
+	assert_string_equal(c.http_listen, d.http_listen);
+	config_deinit(&c);
+	config_deinit(&d);
+	free(path);
+}
+
+static void test_split_address(void **state)
+{
+	char *h, *u;
+	int p;
+	err *e = NULL;
+	assert_int_equal(config_split_address("127.0.0.1:6379", &h, &p, &u, &e), 0);
+	assert_string_equal(h, "127.0.0.1");
+	assert_int_equal(p, 6379);
+	assert_null(u);
+	free(h);
+	assert_int_equal(config_split_address("[::1]:7000", &h, &p, &u, &e), 0);
+	assert_string_equal(h, "::1");
+	assert_int_equal(p, 7000);
+	free(h);
+	assert_int_equal(config_split_address("unix:/run/r.sock", &h, &p, &u, &e), 0);
+	assert_null(h);
+	assert_string_equal(u, "/run/r.sock");
+	free(u);
+	assert_int_equal(config_split_address("unix:rel", &h, &p, &u, &e), -1);
+	err_free(e);
+	e = NULL;
+	assert_int_equal(config_split_address(":80", &h, &p, &u, &e), -1);
+	err_free(e);
+}
+
+static void test_histogram(void **state)
+{
+	metrics_hist h = {0};
+	metrics_hist_observe(&h, 0.0005); /* <= 0.001 */
+	metrics_hist_observe(&h, 0.001);  /* <= 0.001 (bounds are inclusive) */
+	metrics_hist_observe(&h, 0.3);    /* <= 0.5 */
+	metrics_hist_observe(&h, 1000);   /* +Inf */
+	buf b = BUF_INIT;
+	metrics_hist_render(&h, "x_seconds", "help text", &b);
+	const char *s = buf_str(&b);
+	assert_non_null(strstr(s, "# TYPE x_seconds histogram\n"));
+	assert_non_null(strstr(s, "x_seconds_bucket{le=\"0.001\"} 2\n"));
+	assert_non_null(strstr(s, "x_seconds_bucket{le=\"0.25\"} 2\n"));
+	assert_non_null(strstr(s, "x_seconds_bucket{le=\"0.5\"} 3\n"));
+	assert_non_null(strstr(s, "x_seconds_bucket{le=\"120\"} 3\n"));
+	assert_non_null(strstr(s, "x_seconds_bucket{le=\"+Inf\"} 4\n"));
+	assert_non_null(strstr(s, "x_seconds_count 4\n"));
+	assert_non_null(strstr(s, "x_seconds_sum 1000.301500\n"));
+	buf_deinit(&b);
+}
+
+static void test_render(void **state)
+{
+	metrics m = {0};
+	m.tasks[PROTO_STATUS_OK] = 7;
+	m.tasks[PROTO_STATUS_REJECTED] = 2;
+	m.duplicates = 1;
+	m.queue_lag_s = 1.5;
+	buf b = BUF_INIT;
+	metrics_render(&m, &b);
+	const char *s = buf_str(&b);
+	assert_non_null(strstr(s, "aisp_tasks_total{status=\"ok\"} 7\n"));
+	assert_non_null(strstr(s, "aisp_tasks_total{status=\"rejected\"} 2\n"));
+	assert_non_null(strstr(s, "aisp_tasks_total{status=\"timeout\"} 0\n"));
+	assert_non_null(strstr(s, "aisp_duplicates_total 1\n"));
+	assert_non_null(strstr(s, "aisp_queue_lag_seconds 1.500\n"));
+	assert_non_null(strstr(s, "aisp_acquire_seconds_count 0\n"));
+	assert_non_null(strstr(s, "aisp_execute_seconds_bucket{le=\"+Inf\"} 0\n"));
+	assert_non_null(strstr(s, "aisp_publish_seconds_sum 0.000000\n"));
+	buf_deinit(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),        cmocka_unit_test(test_validation),
+	    cmocka_unit_test(test_missing_file),  cmocka_unit_test(test_example_is_defaults),
+	    cmocka_unit_test(test_split_address), cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_render),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
