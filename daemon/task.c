@@ -553,8 +553,8 @@ static void lease(task *t)
 	if (running_here(t)) {
 		if (t->fresh) {
 			log_info("task %s entry %s: the same id is running on this node; "
-				 "acknowledged as a duplicate",
-				 t->id, t->entry);
+			         "acknowledged as a duplicate",
+			         t->id, t->entry);
 			ack_drop(t);
 		} else {
 			finish(t);
@@ -637,5 +637,13 @@ void task_release(task *t, rconn_reply_fn cb, void *arg)
 	node *n = t->n;
 	log_info("task %s entry %s: released for another node", t->id ? t->id : "?", t->entry);
 	node_release_entry(n, t->entry, t->leased ? t->running_key : NULL, cb, arg);
+	if (t->sb) {
+		/* Still running: destroy it now (pool_shutdown only owns idle sandboxes). A
+		 * destroyed sandbox never calls on_done, so that callback's reference on t is
+		 * never dropped: this happens only on the way out of the process. */
+		sandbox *sb = t->sb;
+		t->sb = NULL;
+		pool_release(n->pool, sb);
+	}
 	finish(t);
 }
