@@ -34,6 +34,38 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	log_warn("SIGHUP: reload not supported; restart aispd to apply a new configuration");
 }
 
+static void free_event(struct event *ev)
+{
+	if (ev)
+		event_free(ev);
+}
+
+/* Everything the node holds, once the loop has ended (the pool is shut down by then). */
+static void node_teardown(node *n)
+{
+	http_stop(n);
+	n->rc = rconn_free(n->rc);
+	n->rd = rconn_free(n->rd);
+	struct event *evs[] = {n->ev_term,  n->ev_int,     n->ev_hup,  n->ev_heartbeat,
+	                       n->ev_lease, n->ev_reclaim, n->ev_drain};
+	for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
+		free_event(evs[i]);
+	n->pool = pool_free(n->pool);
+	n->sbx = sandbox_ctx_free(n->sbx);
+	for (size_t i = 0; i < n->n_rts; i++)
+		sandbox_runtime_free(n->rts[i]);
+	free(n->rts);
+	for (size_t i = 0; i < n->n_imgs; i++)
+		sandbox_image_deinit(&n->imgs[i]);
+	free(n->imgs);
+	n->key = attest_key_free(n->key);
+	free(n->pubkey_pem);
+	free(n->runtimes_csv);
+	free(n->images_csv);
+	if (n->state_dirfd >= 0)
+		close(n->state_dirfd);
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -114,9 +146,10 @@ int main(int argc, char **argv)
 	node_start(&n);
 	event_base_dispatch(base);
 
-	http_stop(&n);
-	rconn_free(n.rc);
-	rconn_free(n.rd);
+	node_teardown(&n);
+	spawn_loop_deinit();
+	event_base_free(base);
+	config_deinit(&cfg);
 	log_info("aispd stopped");
 	return 0;
 }
