@@ -101,7 +101,8 @@ export AISP_REDIS=127.0.0.1:$PORT
 start_redis() {
 	mkdir -p "$TMP/redis"
 	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP/redis" --save '' \
-		--appendonly yes --appendfsync always --logfile "$TMP/redis/log" &
+		--appendonly yes --appendfsync always --logfile "$TMP/redis/log" \
+		--enable-debug-command local &
 	REDIS_PID=$!
 	wait_for 10 redis_up
 }
@@ -129,7 +130,7 @@ is() {
 	[ "$("$@" 2>/dev/null)" = "$want" ]
 }
 
-# node_conf NAME [EXTRA-INI-LINES]: writes the node's config (its own state and run dirs).
+# node_conf NAME: writes the node's config (its own state and run dirs).
 node_conf() {
 	local name=$1 d=$TMP/node-$1
 	mkdir -p "$d"
@@ -141,7 +142,7 @@ slots = ${SLOTS:-2}
 state_dir = $d/state
 run_dir = $d/run
 key = $TMP/key/private.pem
-agent = $AGENT
+agent = ${NODE_AGENT:-$AGENT}
 log_level = debug
 heartbeat_ms = 500
 drain_s = ${DRAIN_S:-20}
@@ -500,6 +501,49 @@ else
 	not_ok "released task finished by n2" "node $(field released node)"
 fi
 stop_node n2
+
+# Sandbox errors: retried with backoff, then dead-lettered with an internal result. The agent
+# of this node exits at once, so every sandbox dies while starting.
+printf '#!/bin/sh\nexit 1\n' >"$TMP/broken-agent"
+chmod 755 "$TMP/broken-agent"
+NODE_AGENT=$TMP/broken-agent REDIS_EXTRA="max_deliveries = 2" HTTP_PORT= node_conf broken
+start_node broken
+wait_for 20 registered broken
+R XADD aisp:tasks '*' task '{"id":"doomed","lang":"shell","code":"echo never"}' >/dev/null
+if wait_for 60 has_result doomed && [ "$(field doomed status)" = internal ] &&
+	[ "$(field doomed attempts)" = 2 ] && [[ "$(field doomed error)" == "gave up after 2 deliveries: "* ]]; then
+	ok "sandbox error: retried, then an internal result after max_deliveries ($(field doomed error | head -c 120))"
+else
+	not_ok "sandbox error: internal result after max_deliveries" "status $(field doomed status), attempts $(field doomed attempts), error $(field doomed error)"
+fi
+dead=$(R XRANGE aisp:dead - +)
+if [[ "$dead" == *doomed* ]] && [[ "$dead" == *deliveries* ]] && [[ "$dead" == *'"code":"echo never"'* ]]; then
+	ok "aisp:dead holds the entry with its reason, deliveries and task"
+else
+	not_ok "aisp:dead holds the entry" "$dead"
+fi
+check "the dead entry is acknowledged and deleted" wait_for 10 is 0 R XLEN aisp:tasks
+check "retry logged with backoff" grep -q "task doomed entry .*: sandbox error (.*); retry 1 in" "$TMP/node-broken/log"
+stop_node broken
+
+# A request that times out (the server stalls longer than timeout_ms): the connection is
+# dropped and re-made, and the node serves again.
+HTTP_PORT= node_conf n1
+start_node n1
+wait_for 20 registered n1
+R DEBUG SLEEP 2.5 >/dev/null
+if wait_for 20 grep -q "connection lost: request timed out" "$TMP/node-n1/log"; then
+	ok "a Redis request past timeout_ms drops the connection"
+else
+	not_ok "a Redis request past timeout_ms drops the connection" "$(tail -5 "$TMP/node-n1/log")"
+fi
+R XADD aisp:tasks '*' task '{"id":"after-stall","lang":"shell","code":"echo back"}' >/dev/null
+if wait_for 60 has_result after-stall && [ "$(field after-stall stdout)" = back ]; then
+	ok "the node reconnects and serves after the stall"
+else
+	not_ok "the node reconnects and serves after the stall" "$(tail -5 "$TMP/node-n1/log")"
+fi
+stop_node n1
 
 echo "1..$n"
 [ $failed = 0 ]
