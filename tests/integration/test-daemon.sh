@@ -190,6 +190,36 @@ HTTP_PORT=$(free_port)
 
 # ---------------------------------------------------------------- part 1: no sandbox needed
 
+# Startup checks: each failure names what to do; --check runs them and exits.
+# startup_fails DESCRIPTION EXPECTED-MESSAGE SED-EXPRESSION: edits the config, expects exit 1.
+startup_fails() {
+	local what=$1 want=$2 out rc
+	sed "$3" "$TMP/node-chk/aispd.conf" >"$TMP/node-chk/bad.conf"
+	out=$("$AISPD" --config "$TMP/node-chk/bad.conf" --check 2>&1)
+	rc=$?
+	if [ $rc = 1 ] && [[ "$out" == *"$want"* ]]; then
+		ok "startup check: $what"
+	else
+		not_ok "startup check: $what" "exit $rc: $out" "want: $want"
+	fi
+}
+HTTP_PORT= node_conf chk
+out=$("$AISPD" --config "$TMP/node-chk/aispd.conf" --check 2>&1)
+check "aispd --check passes with a good config" test $? = 0
+startup_fails "missing key" "no node key at $TMP/nokey/private.pem: run \`aisp keygen --out $TMP/nokey\` or set create_key = true" "s|^key = .*|key = $TMP/nokey/private.pem|"
+startup_fails "runtime missing" "runtime runc: " "s|^\[runtimes\]|[runtime.runc]\npath = /nonexistent/runc\n[runtimes]|"
+startup_fails "image missing" "image nope" "s|^store = .*|store = $STORE\ndefault = nope|"
+startup_fails "agent missing" "agent /nonexistent/agent is missing" "s|^agent = .*|agent = /nonexistent/agent|"
+startup_fails "config error names file:line" "$TMP/node-chk/bad.conf:3: [node] slots = \"many\": not an integer" "s|^slots = .*|slots = many|"
+startup_fails "state dir not writable" "state dir /proc/aisp-state is not usable" "s|^state_dir = .*|state_dir = /proc/aisp-state|"
+sed "s|^key = .*|key = $TMP/newkey/private.pem\ncreate_key = true|" "$TMP/node-chk/aispd.conf" >"$TMP/node-chk/ck.conf"
+if "$AISPD" --config "$TMP/node-chk/ck.conf" --check >/dev/null 2>&1 &&
+	[ "$(stat -c %a "$TMP/newkey/private.pem")" = 600 ] && [ -f "$TMP/newkey/public.pem" ]; then
+	ok "create_key = true creates the key pair (private.pem 0600)"
+else
+	not_ok "create_key = true creates the key pair"
+fi
+
 # Redis down at start: the node says so, keeps retrying, and registers once Redis is up.
 node_conf n1
 start_node n1
