@@ -157,6 +157,7 @@ store = $STORE
 [runtimes]
 default = runc
 enabled = runc, runsc
+${POOL_EXTRA:-}
 [http]
 listen = ${HTTP_PORT:+127.0.0.1:$HTTP_PORT}
 EOF
@@ -411,9 +412,15 @@ fi
 check "a third submit of the id gets the first result" test "$(head -1 "$TMP/out")" = "$(field twice stdout | head -1)"
 
 # 100 tasks through 2 nodes.
-HTTP_PORT= node_conf n2
+POOL_EXTRA=$'[pool]\nrunc/default/shell = 1' HTTP_PORT= node_conf n2
 start_node n2
 wait_for 20 registered n2
+pool_warm() { "$AISP" nodes 2>/dev/null | grep '^n2 ' | grep -q 'runc/[0-9a-f]*/shell 1/1 warm'; }
+if wait_for 60 pool_warm; then
+	ok "warm pool target runc/default/shell = 1: aisp nodes shows it warm"
+else
+	not_ok "warm pool target: aisp nodes shows it warm" "$("$AISP" nodes 2>&1)"
+fi
 for i in $(seq 1 100); do
 	printf "XADD aisp:tasks * task '{\"id\":\"bulk-%d\",\"lang\":\"shell\",\"code\":\"echo %d\"}'\n" "$i" "$i"
 done | R >/dev/null
