@@ -24,8 +24,12 @@ say "sandbox image"
 work=$(mktemp -d /tmp/aisp-quickstart.XXXXXX)
 pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	# aispd first (it drains and destroys its sandboxes), then redis-server
+	local i
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
+	done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -82,7 +86,7 @@ run_example() {
 sfx=$(date +%s)
 run_example "hello-$sfx" -c 'import platform; print("hello from", platform.python_implementation(), "in a gVisor sandbox")'
 run_example "js-$sfx" --runtime runc --lang javascript -c 'console.log([1, 2, 3].map(x => x * x))'
-run_example "sh-$sfx" --lang shell -c 'echo "$(id -u) in $(pwd) on $(hostname)"; exit 3'
+run_example "sh-$sfx" --lang shell -c 'echo "uid $(id -u) in $(pwd) on $(uname -n)"; exit 3'
 run_example "fn-$sfx" --function --args '{"n": 20}' -c '
 def main(args):
     a, b = 0, 1

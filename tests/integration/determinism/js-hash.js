@@ -1,0 +1,1 @@
+const c = require("crypto"); console.log(c.createHash("sha256").update("aisp".repeat(1000)).digest("hex"))

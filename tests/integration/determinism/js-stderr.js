@@ -1,0 +1,1 @@
+console.error("warning!"); console.log("value"); process.exitCode = 2

@@ -1,0 +1,1 @@
+function f() { throw new TypeError("bad input") } console.log("before"); f()

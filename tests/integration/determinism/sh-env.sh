@@ -1,0 +1,1 @@
+echo "$HOME $LANG $TZ $HOSTNAME $(pwd) $(id -u)"; date -u -d @0 +%Y

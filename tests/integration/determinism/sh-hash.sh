@@ -1,0 +1,1 @@
+printf aisp | sha256sum; seq 1 1000 | md5sum
