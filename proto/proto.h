@@ -10,31 +10,31 @@
 #include "common/err.h"
 
 /* ---- bounds on untrusted input (PROTOCOL.md, "Limits") ---- */
-#define PROTO_TASK_MAX_BYTES     (16u * 1024 * 1024) /* one stream entry's payload */
-#define PROTO_ID_MAX             64
-#define PROTO_CODE_MAX           (1u * 1024 * 1024)
-#define PROTO_STDIN_MAX          (4u * 1024 * 1024)
-#define PROTO_ARGS_MAX           (64u * 1024) /* args JSON text */
-#define PROTO_ARGV_MAX           256
-#define PROTO_ENV_MAX            64
-#define PROTO_ENV_NAME_MAX       128
-#define PROTO_ENV_VALUE_MAX      4096
-#define PROTO_FILES_MAX          64
-#define PROTO_FILE_PATH_MAX      255
-#define PROTO_FILES_TOTAL_MAX    (8u * 1024 * 1024) /* decoded input files, summed */
-#define PROTO_NAME_MAX           128                /* image, runtime, reply stream names */
-#define PROTO_RETURN_MAX         4096               /* function mode return value JSON */
-#define PROTO_OUT_FILES_MAX      100
-#define PROTO_OUT_FILES_TOTAL    (8u * 1024 * 1024)
+#define PROTO_TASK_MAX_BYTES  (16u * 1024 * 1024) /* one stream entry's payload */
+#define PROTO_ID_MAX          64
+#define PROTO_CODE_MAX        (1u * 1024 * 1024)
+#define PROTO_STDIN_MAX       (4u * 1024 * 1024)
+#define PROTO_ARGS_MAX        (64u * 1024) /* args JSON text */
+#define PROTO_ARGV_MAX        256
+#define PROTO_ENV_MAX         64
+#define PROTO_ENV_NAME_MAX    128
+#define PROTO_ENV_VALUE_MAX   4096
+#define PROTO_FILES_MAX       64
+#define PROTO_FILE_PATH_MAX   255
+#define PROTO_FILES_TOTAL_MAX (8u * 1024 * 1024) /* decoded input files, summed */
+#define PROTO_NAME_MAX        128                /* image, runtime, reply stream names */
+#define PROTO_RETURN_MAX      4096               /* function mode return value JSON */
+#define PROTO_OUT_FILES_MAX   100
+#define PROTO_OUT_FILES_TOTAL (8u * 1024 * 1024)
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
-#define PROTO_KEY_TASKS          "aisp:tasks"
-#define PROTO_GROUP              "aisp"
-#define PROTO_KEY_RESULTS        "aisp:results"
-#define PROTO_KEY_DEAD           "aisp:dead"
-#define PROTO_KEY_NODES          "aisp:nodes"
-#define PROTO_KEY_RESULT_PREFIX  "aisp:result:"
-#define PROTO_KEY_NODE_PREFIX    "aisp:node:"
+#define PROTO_KEY_TASKS         "aisp:tasks"
+#define PROTO_GROUP             "aisp"
+#define PROTO_KEY_RESULTS       "aisp:results"
+#define PROTO_KEY_DEAD          "aisp:dead"
+#define PROTO_KEY_NODES         "aisp:nodes"
+#define PROTO_KEY_RESULT_PREFIX "aisp:result:"
+#define PROTO_KEY_NODE_PREFIX   "aisp:node:"
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -55,8 +55,8 @@ typedef enum proto_status {
 	PROTO_STATUS_OUTPUT_LIMIT, /* stdout/stderr/output files over their caps */
 	PROTO_STATUS_ERROR,        /* function mode: main() raised, or its value was not JSON */
 	PROTO_STATUS_SANDBOX_ERROR, /* the sandbox itself failed: the node's fault, retryable */
-	PROTO_STATUS_REJECTED,     /* the task was invalid; it never ran */
-	PROTO_STATUS_INTERNAL,     /* gave up after retries (dead-lettered) */
+	PROTO_STATUS_REJECTED,      /* the task was invalid; it never ran */
+	PROTO_STATUS_INTERNAL,      /* gave up after retries (dead-lettered) */
 	PROTO_STATUS__COUNT,
 } proto_status;
 
@@ -80,9 +80,9 @@ typedef struct proto_env {
 
 /* Limits; a field of 0 means "not set" (the node's default applies). */
 typedef struct proto_limits {
-	int64_t cpus_milli;      /* CFS quota in thousandths of a CPU */
-	int64_t memory_bytes;    /* memory (swap equal) */
-	int64_t timeout_ms;      /* wall time */
+	int64_t cpus_milli;   /* CFS quota in thousandths of a CPU */
+	int64_t memory_bytes; /* memory (swap equal) */
+	int64_t timeout_ms;   /* wall time */
 	int64_t pids;
 	int64_t nofile;
 	int64_t fsize_bytes;     /* RLIMIT_FSIZE */
@@ -185,4 +185,4 @@ int proto_result_parse(const char *json, size_t len, proto_result *r, err **e);
  * above maxima is an error naming it ("limits.memory_mb 8192 is above the node maximum
  * 4096"). */
 int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const proto_limits *maxima,
-			 err **e);
+                         err **e);

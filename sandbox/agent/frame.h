@@ -21,9 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_HEADER   5
-#define FRAME_MAX      (32u * 1024 * 1024)
-#define AGENT_VERSION  "aisp-agent/1"
+#define FRAME_HEADER  5
+#define FRAME_MAX     (32u * 1024 * 1024)
+#define AGENT_VERSION "aisp-agent/1"
 
 enum frame_type {
 	FRAME_READY = 'R',
@@ -53,18 +53,18 @@ enum frame_field {
 };
 
 /* EXIT flags */
-#define EXIT_F_SIGNALED        0x01 /* killed by a signal; code holds the signal number */
-#define EXIT_F_STDOUT_TRUNC    0x02
-#define EXIT_F_STDERR_TRUNC    0x04
-#define EXIT_F_FILES_TRUNC     0x08
-#define EXIT_F_OUTPUT_LIMIT    0x10 /* the program was killed for exceeding an output cap */
-#define EXIT_F_FUNCTION_ERROR  0x20 /* function mode: main raised, or bad return value */
-#define EXIT_F_SETUP_ERROR     0x40 /* the agent could not run the program (input files...) */
+#define EXIT_F_SIGNALED       0x01 /* killed by a signal; code holds the signal number */
+#define EXIT_F_STDOUT_TRUNC   0x02
+#define EXIT_F_STDERR_TRUNC   0x04
+#define EXIT_F_FILES_TRUNC    0x08
+#define EXIT_F_OUTPUT_LIMIT   0x10 /* the program was killed for exceeding an output cap */
+#define EXIT_F_FUNCTION_ERROR 0x20 /* function mode: main raised, or bad return value */
+#define EXIT_F_SETUP_ERROR    0x40 /* the agent could not run the program (input files...) */
 
 /* EXIT payload: flags (1 byte) | code (i32 BE) | message (rest, UTF-8, may be empty). */
 typedef struct frame_exit {
 	uint8_t flags;
-	int32_t code; /* exit code, or the signal number when EXIT_F_SIGNALED */
+	int32_t code;    /* exit code, or the signal number when EXIT_F_SIGNALED */
 	const char *msg; /* borrowed from the payload; not NUL-terminated */
 	size_t msg_len;
 } frame_exit;
@@ -74,7 +74,7 @@ typedef struct frame_reader {
 	uint8_t *buf; /* owned */
 	size_t len, cap;
 	bool error; /* a frame over FRAME_MAX (or an unknown type) was seen: stop */
-	size_t off;  /* start of the bytes not yet taken by frame_reader_next() */
+	size_t off; /* start of the bytes not yet taken by frame_reader_next() */
 } frame_reader;
 
 void frame_reader_init(frame_reader *r);
@@ -102,6 +102,6 @@ void frame_put_exit(frame_buf *b, uint8_t flags, int32_t code, const char *msg);
 /* Field iterator over a TASK payload: returns 1 with *tag, *p, *n; 0 at the end; -1 when the
  * payload is malformed (a field running past the end). */
 int frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
-		     const uint8_t **p, size_t *n);
+                     const uint8_t **p, size_t *n);
 uint64_t frame_get_u64(const uint8_t *p, size_t n); /* 0 when n != 8 */
 int frame_parse_exit(const uint8_t *payload, size_t len, frame_exit *out);
