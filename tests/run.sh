@@ -28,6 +28,13 @@ if [ ! -f build-asan/build.ninja ]; then
 fi
 ninja -C build-asan || die "sanitizer build failed"
 
+step "build (clang + libFuzzer targets)"
+if [ ! -f build-fuzz/build.ninja ]; then
+	CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null ||
+		die "meson setup (fuzz) failed"
+fi
+ninja -C build-fuzz || die "fuzz build failed"
+
 if [ $quick -eq 0 ]; then
 	step "sandbox image (cached in the image store)"
 	./build/cli/aisp image build default || die "building the default image failed"
@@ -40,11 +47,22 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 step "tests (normal build)"
 meson test -C build --print-errorlogs --num-processes 1 "${suites[@]}"
-step "tests (sanitizer build)"
-meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit --suite sanitize
+step "tests (sanitizer build: unit and integration suites)"
+if [ $quick -eq 0 ]; then
+	meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit --suite integration \
+		--no-suite slow
+else
+	meson test -C build-asan --print-errorlogs --num-processes 1 --suite unit
+fi
+logs=("$root/build/meson-logs/testlog.json" "$root/build-asan/meson-logs/testlog.json")
+if [ $quick -eq 0 ]; then
+	step "fuzzing (each target for a bounded time)"
+	meson test -C build-fuzz --print-errorlogs --num-processes 1 --suite fuzz
+	logs+=("$root/build-fuzz/meson-logs/testlog.json")
+fi
 
 # One summary over both runs, from meson's machine-readable logs.
-python3 - "$root/build/meson-logs/testlog.json" "$root/build-asan/meson-logs/testlog.json" <<'PY'
+python3 - "${logs[@]}" <<'PY'
 import json, sys
 p = f = s = 0
 for path in sys.argv[1:]:

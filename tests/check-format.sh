@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every .c and .h of the project is clang-formatted (.clang-format at the root).
+cd "$(dirname "$0")/.."
+bad=0
+n=0
+while IFS= read -r f; do
+	n=$((n + 1))
+	if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then
+		echo "not formatted: $f (clang-format -i $f)"
+		bad=$((bad + 1))
+	fi
+done < <(find common proto attest sandbox pool daemon cli tests -name '*.[ch]' | sort)
+echo "$n files checked, $bad not formatted"
+[ "$bad" -eq 0 ]
