@@ -128,7 +128,7 @@ int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limi
 	}
 	rc = digests(r, t, e);
 out:
-	if (ctx && sandbox_ctx_live(ctx) == 0 && !o->state_dir)
+	if ((!ctx || sandbox_ctx_live(ctx) == 0) && !o->state_dir)
 		rm_rf_at(AT_FDCWD, state, NULL);
 	sandbox_ctx_free(ctx);
 	sandbox_runtime_free(rt);

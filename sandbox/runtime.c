@@ -41,9 +41,6 @@ int sandbox_runtime_new(sandbox_runtime **out, const sandbox_runtime_opts *o, co
 	rt->kind = o->kind;
 	rt->bin = xstrdup(o->path ? o->path : o->name);
 	rt->root = o->root ? xstrdup(o->root) : xasprintf("%s/%s", state_dir, o->name);
-	if (mkdir_p(rt->root, 0700, e) < 0)
-		return err_prefix(e, "runtime %s: state dir", rt->name);
-
 	const char *argv[] = {rt->bin, "--version", NULL};
 	spawn_opts so = SPAWN_OPTS_INIT;
 	so.argv = argv;
@@ -60,6 +57,8 @@ int sandbox_runtime_new(sandbox_runtime **out, const sandbox_runtime_opts *o, co
 	rt->version = nl ? xstrndup(r.out, (size_t)(nl - r.out)) : xstrdup(r.out);
 	spawn_result_deinit(&r);
 
+	if (mkdir_p(rt->root, 0700, e) < 0)
+		return err_prefix(e, "runtime %s: state dir", rt->name);
 	buf flags = BUF_INIT;
 	if (rt->kind == SANDBOX_RT_RUNSC) {
 		add_global(rt, xstrdup("--network=none"));
