@@ -137,9 +137,39 @@ static void list_images(node *n)
 	buf_deinit(&b);
 }
 
-static int check_pool(node *n, err **e)
+/* Resolves every warm target first (nothing is created while a later one may still fail),
+ * then, unless dry, creates the sandbox context and the pool and declares the targets. */
+static int check_pool(node *n, bool dry, err **e)
 {
 	const config *c = n->cfg;
+	_cleanup_free_ sandbox_spec *specs = xcalloc(c->n_targets + 1, sizeof(*specs));
+	for (size_t i = 0; i < c->n_targets; i++) {
+		const config_pool_target *pt = &c->targets[i];
+		sandbox_spec *spec = &specs[i];
+		proto_lang lang;
+		spec->rt = node_runtime(n, pt->runtime);
+		if (!spec->rt)
+			return err_set(e, 0, "[pool] %s/%s/%s: runtime not enabled", pt->runtime,
+			               pt->image, pt->lang);
+		if (proto_lang_parse(pt->lang, &lang) < 0)
+			return err_set(e, 0, "[pool] %s/%s/%s: unknown language \"%s\"",
+			               pt->runtime, pt->image, pt->lang, pt->lang);
+		const sandbox_image *img = node_image(n, pt->image, e);
+		if (!img)
+			return err_prefix(e, "[pool] %s/%s/%s: image", pt->runtime, pt->image,
+			                  pt->lang);
+		spec->rootfs = img->rootfs;
+		spec->image_digest = img->digest;
+		spec->lang = lang;
+		sandbox_spec_set_limits(spec, &c->limits_default);
+		for (size_t k = 0; k < i; k++)
+			if (specs[k].rt == spec->rt && specs[k].lang == spec->lang &&
+			    !strcmp(specs[k].image_digest, spec->image_digest))
+				return err_set(e, 0, "[pool] %s/%s/%s: declared twice", pt->runtime,
+				               pt->image, pt->lang);
+	}
+	if (dry)
+		return 0;
 	_cleanup_free_ char *prefix = xasprintf("aisp-%s-", c->node_id);
 	sandbox_ctx_opts so = {
 	    .state_dir = c->run_dir,
@@ -157,30 +187,13 @@ static int check_pool(node *n, err **e)
 		return err_prefix(e, "pool");
 	for (size_t i = 0; i < c->n_targets; i++) {
 		const config_pool_target *pt = &c->targets[i];
-		sandbox_spec spec = {0};
-		proto_lang lang;
-		spec.rt = node_runtime(n, pt->runtime);
-		if (!spec.rt)
-			return err_set(e, 0, "[pool] %s/%s/%s: runtime not enabled", pt->runtime,
-			               pt->image, pt->lang);
-		if (proto_lang_parse(pt->lang, &lang) < 0)
-			return err_set(e, 0, "[pool] %s/%s/%s: unknown language \"%s\"",
-			               pt->runtime, pt->image, pt->lang, pt->lang);
-		const sandbox_image *img = node_image(n, pt->image, e);
-		if (!img)
-			return err_prefix(e, "[pool] %s/%s/%s: image", pt->runtime, pt->image,
-			                  pt->lang);
-		spec.rootfs = img->rootfs;
-		spec.image_digest = img->digest;
-		spec.lang = lang;
-		sandbox_spec_set_limits(&spec, &c->limits_default);
-		if (pool_add(n->pool, &spec, (size_t)pt->warm, e) < 0)
+		if (pool_add(n->pool, &specs[i], (size_t)pt->warm, e) < 0)
 			return err_prefix(e, "[pool] %s/%s/%s", pt->runtime, pt->image, pt->lang);
 	}
 	return 0;
 }
 
-int checks_run(node *n, err **e)
+int checks_run(node *n, bool dry, err **e)
 {
 	const config *c = n->cfg;
 	if (check_dir("state dir", c->state_dir, 0700, &n->state_dirfd, e) < 0)
@@ -199,5 +212,5 @@ int checks_run(node *n, err **e)
 		return err_prefix(e, "image %s (build it with `aisp image build %s`)",
 		                  c->image_default, c->image_default);
 	list_images(n);
-	return check_pool(n, e);
+	return check_pool(n, dry, e);
 }

@@ -40,9 +40,19 @@ static void free_event(struct event *ev)
 		event_free(ev);
 }
 
-/* Everything the node holds, once the loop has ended (the pool is shut down by then). */
+static void on_pool_gone(void *arg)
+{
+	event_base_loopexit(arg, NULL);
+}
+
+/* Everything the node holds, once the loop has ended. A pool that was not shut down (a
+ * startup failure after it began warming) is shut down here first. */
 static void node_teardown(node *n)
 {
+	if (n->pool && !n->stopping) {
+		pool_shutdown(n->pool, on_pool_gone, n->base);
+		event_base_dispatch(n->base);
+	}
 	http_stop(n);
 	n->rc = rconn_free(n->rc);
 	n->rd = rconn_free(n->rd);
@@ -64,6 +74,27 @@ static void node_teardown(node *n)
 	free(n->images_csv);
 	if (n->state_dirfd >= 0)
 		close(n->state_dirfd);
+}
+
+/* Serves until the drain is over (SIGTERM/SIGINT). */
+static void serve(node *n)
+{
+	struct event_base *base = n->base;
+	const config *c = n->cfg;
+	n->ev_term = evsignal_new(base, SIGTERM, on_stop_signal, n);
+	n->ev_int = evsignal_new(base, SIGINT, on_stop_signal, n);
+	n->ev_hup = evsignal_new(base, SIGHUP, on_hup, n);
+	event_add(n->ev_term, NULL);
+	event_add(n->ev_int, NULL);
+	event_add(n->ev_hup, NULL);
+
+	log_info("aispd %s node %s: %lld slots, runtimes %s, images %s, redis %s, http %s",
+	         AISP_VERSION, c->node_id, (long long)c->slots, n->runtimes_csv, n->images_csv,
+	         c->redis_address, c->http_listen[0] ? c->http_listen : "off");
+	node_start(n);
+	event_base_dispatch(base);
+
+	log_info("aispd stopped");
 }
 
 int main(int argc, char **argv)
@@ -121,35 +152,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	node n = {.cfg = &cfg, .base = base, .state_dirfd = -1, .started_ms = now_wall_ms()};
-	if (checks_run(&n, &e) < 0) {
+	int rc = 0;
+	if (checks_run(&n, check_only, &e) < 0) {
 		log_error("startup check failed: %s", err_msg(e));
-		return 1;
-	}
-	if (check_only) {
+		rc = 1;
+	} else if (check_only) {
 		printf("aispd: all startup checks passed\n");
-		return 0;
-	}
-	if (http_start(&n, &e) < 0) {
+	} else if (http_start(&n, &e) < 0) {
 		log_error("%s", err_msg(e));
-		return 1;
+		rc = 1;
+	} else {
+		serve(&n);
 	}
-	n.ev_term = evsignal_new(base, SIGTERM, on_stop_signal, &n);
-	n.ev_int = evsignal_new(base, SIGINT, on_stop_signal, &n);
-	n.ev_hup = evsignal_new(base, SIGHUP, on_hup, &n);
-	event_add(n.ev_term, NULL);
-	event_add(n.ev_int, NULL);
-	event_add(n.ev_hup, NULL);
-
-	log_info("aispd %s node %s: %lld slots, runtimes %s, images %s, redis %s, http %s",
-	         AISP_VERSION, cfg.node_id, (long long)cfg.slots, n.runtimes_csv, n.images_csv,
-	         cfg.redis_address, cfg.http_listen[0] ? cfg.http_listen : "off");
-	node_start(&n);
-	event_base_dispatch(base);
-
 	node_teardown(&n);
 	spawn_loop_deinit();
 	event_base_free(base);
 	config_deinit(&cfg);
-	log_info("aispd stopped");
-	return 0;
+	return rc;
 }

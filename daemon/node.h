@@ -123,6 +123,7 @@ void http_stop(node *n);
 
 /* ---- checks.c ---- */
 /* Everything the node needs before it can serve: runtimes, images, directories, cgroups, the
- * key, the chain, the sandbox context and the pool. Returns 0 or -1 with a message for the
- * operator in *e. */
-int checks_run(node *n, err **e);
+ * key, the chain, the sandbox context and the pool (dry: the pool's targets are checked but
+ * neither the context nor the pool is created, so nothing starts). Returns 0 or -1 with a
+ * message for the operator in *e. */
+int checks_run(node *n, bool dry, err **e);

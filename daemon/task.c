@@ -639,11 +639,14 @@ void task_release(task *t, rconn_reply_fn cb, void *arg)
 	node_release_entry(n, t->entry, t->leased ? t->running_key : NULL, cb, arg);
 	if (t->sb) {
 		/* Still running: destroy it now (pool_shutdown only owns idle sandboxes). A
-		 * destroyed sandbox never calls on_done, so that callback's reference on t is
-		 * never dropped: this happens only on the way out of the process. */
+		 * destroyed sandbox never calls on_done, so the reference that callback held is
+		 * dropped here (after finish, which dropped the list's). */
 		sandbox *sb = t->sb;
 		t->sb = NULL;
 		pool_release(n->pool, sb);
+		finish(t);
+		drop(t);
+		return;
 	}
 	finish(t);
 }
