@@ -3,7 +3,6 @@
  * the pool with its warm targets. Redis is not checked here: it is waited for. */
 #include "daemon/node.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -119,24 +118,6 @@ static int check_runtimes(node *n, err **e)
 	return 0;
 }
 
-static void list_images(node *n)
-{
-	buf b = BUF_INIT;
-	_cleanup_free_ char *dir = xasprintf("%s/names", n->cfg->image_store);
-	DIR *d = opendir(dir);
-	for (struct dirent *de = d ? readdir(d) : NULL; de; de = readdir(d)) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (b.len)
-			buf_append_str(&b, ",");
-		buf_append_str(&b, de->d_name);
-	}
-	if (d)
-		closedir(d);
-	n->images_csv = xstrdup(buf_str(&b));
-	buf_deinit(&b);
-}
-
 /* Resolves every warm target first (nothing is created while a later one may still fail),
  * then, unless dry, creates the sandbox context and the pool and declares the targets. */
 static int check_pool(node *n, bool dry, err **e)
@@ -211,6 +192,6 @@ int checks_run(node *n, bool dry, err **e)
 	if (!node_image(n, c->image_default, e))
 		return err_prefix(e, "image %s (build it with `aisp image build %s`)",
 		                  c->image_default, c->image_default);
-	list_images(n);
+	node_list_images(n);
 	return check_pool(n, dry, e);
 }

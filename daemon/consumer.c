@@ -9,6 +9,7 @@
  * once; then the node deletes its registry hash and leaves aisp:nodes. */
 #include "daemon/node.h"
 
+#include <dirent.h>
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,25 @@ const sandbox_image *node_image(node *n, const char *name_or_digest, err **e)
 		n->imgs = xcalloc(64, sizeof(*n->imgs));
 	n->imgs[n->n_imgs] = img;
 	return &n->imgs[n->n_imgs++];
+}
+
+void node_list_images(node *n)
+{
+	buf b = BUF_INIT;
+	_cleanup_free_ char *dir = xasprintf("%s/names", n->cfg->image_store);
+	DIR *d = opendir(dir);
+	for (struct dirent *de = d ? readdir(d) : NULL; de; de = readdir(d)) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (b.len)
+			buf_append_str(&b, ",");
+		buf_append_str(&b, de->d_name);
+	}
+	if (d)
+		closedir(d);
+	free(n->images_csv);
+	n->images_csv = xstrdup(buf_str(&b));
+	buf_deinit(&b);
 }
 
 /* ---- releasing (shutdown) ---- */
@@ -227,6 +247,7 @@ static void heartbeat(node *n)
 	if (!rconn_ready(n->rc) || n->stopping)
 		return;
 	node_update_health(n);
+	node_list_images(n); /* images built since the start are served: announce them */
 	_cleanup_free_ char *key = xasprintf(PROTO_KEY_NODE_PREFIX "%s", c->node_id);
 	_cleanup_free_ char *slots = xasprintf("%lld", (long long)c->slots);
 	_cleanup_free_ char *busy = xasprintf("%zu", n->busy);

@@ -87,6 +87,9 @@ const sandbox_runtime *node_runtime(const node *n, const char *name);
  * Returns NULL with *e when the store does not have it. */
 const sandbox_image *node_image(node *n, const char *name_or_digest, err **e);
 
+/* Re-reads the image names in the store into images_csv (for the registry). */
+void node_list_images(node *n);
+
 /* ---- task.c ---- */
 task *task_new(node *n, const char *entry, const char *payload, size_t len, bool fresh);
 /* Starts the task path: parse, validate, lease, acquire, run, publish. */
