@@ -240,7 +240,7 @@ static int handle_limits(struct parse_ctx *p, const char *key, const char *v)
 		int64_t n;
 		if (num(p, "limits", key, v, 1, limit_keys[i].max, &n) < 0)
 			return 0;
-		*(int64_t *)((char *)l + limit_keys[i].off) = n * limit_keys[i].scale;
+		*(int64_t *)(void *)((char *)l + limit_keys[i].off) = n * limit_keys[i].scale;
 		return 1;
 	}
 	return fail(p, "[limits] unknown key \"%s\"", key);
