@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", c->name, c->usage);
 	fprintf(f, "\nexit codes of run / submit --wait: the program's exit code; 124 timeout, "
 	           "125 output limit, 126 sandbox error or internal, 137 out of memory, "
-	           "1 function error, 2 rejected or usage error\n");
+	           "1 function error, 2 rejected or usage error, 3 --wait-timeout reached\n");
 }
 
 int main(int argc, char **argv)
