@@ -79,17 +79,11 @@ static void print_result(run *r, const cli_local_result *lr, const char *runtime
 		proto_result_to_json(&res, &b);
 		printf("%s\n", buf_str(&b));
 		buf_deinit(&b);
+		fflush(stdout);
+		r->status = cli_exit_status(o->status, o->exit_code, o->signal);
 	} else {
-		fwrite(o->out.data, 1, o->out.len, stdout);
-		fwrite(o->err.data, 1, o->err.len, stderr);
-		if (o->return_value)
-			printf("%s\n", o->return_value);
-		if (o->status != PROTO_STATUS_OK)
-			fprintf(stderr, "aisp: %s%s%s\n", proto_status_name(o->status),
-			        o->error ? ": " : "", o->error ? o->error : "");
+		r->status = cli_print_output(o);
 	}
-	fflush(stdout);
-	r->status = cli_exit_status(o->status, o->exit_code, o->signal);
 }
 
 /* ---- --warm N ---- */

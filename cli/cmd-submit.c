@@ -101,21 +101,15 @@ static int print_result(const char *cmd, const char *json, size_t len, bool as_j
 		fprintf(stderr, "aisp %s: unreadable result: %s\n", cmd, err_msg(e));
 		return 1;
 	}
-	const proto_output *o = &r.output;
+	int status;
 	if (as_json) {
 		fwrite(json, 1, len, stdout);
 		fputc('\n', stdout);
+		fflush(stdout);
+		status = cli_exit_status(r.output.status, r.output.exit_code, r.output.signal);
 	} else {
-		fwrite(o->out.data ? (const char *)o->out.data : "", 1, o->out.len, stdout);
-		fwrite(o->err.data ? (const char *)o->err.data : "", 1, o->err.len, stderr);
-		if (o->return_value)
-			printf("%s\n", o->return_value);
-		if (o->status != PROTO_STATUS_OK)
-			fprintf(stderr, "aisp: %s%s%s\n", proto_status_name(o->status),
-			        o->error ? ": " : "", o->error ? o->error : "");
+		status = cli_print_output(&r.output);
 	}
-	fflush(stdout);
-	int status = cli_exit_status(o->status, o->exit_code, o->signal);
 	proto_result_deinit(&r);
 	return status;
 }

@@ -11,6 +11,7 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "proto/json.h"
 #include "proto/proto.h"
 
 const char cli_task_usage[] =
@@ -45,6 +46,19 @@ int cli_exit_status(int status, int exit_code, int signal)
 	default:
 		return 126;
 	}
+}
+
+int cli_print_output(const proto_output *o)
+{
+	fwrite(buf_str(&o->out), 1, o->out.len, stdout);
+	fwrite(buf_str(&o->err), 1, o->err.len, stderr);
+	if (o->return_value)
+		printf("%s\n", o->return_value);
+	if (o->status != PROTO_STATUS_OK)
+		fprintf(stderr, "aisp: %s%s%s\n", proto_status_name(o->status),
+		        o->error ? ": " : "", o->error ? o->error : "");
+	fflush(stdout);
+	return cli_exit_status(o->status, o->exit_code, o->signal);
 }
 
 int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
@@ -86,41 +100,13 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
 	return 1;
 }
 
-static void gs(yajl_gen g, const char *s)
-{
-	yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
+#define gs proto_json_gen_str
 
 static void gen_b64(yajl_gen g, const uint8_t *p, size_t n)
 {
 	_cleanup_free_ char *out = xmalloc(4 * ((n + 2) / 3) + 1);
 	int len = EVP_EncodeBlock((unsigned char *)out, p, (int)n);
 	yajl_gen_string(g, (const unsigned char *)out, (size_t)len);
-}
-
-static void gen_tree(yajl_gen g, yajl_val v)
-{
-	if (YAJL_IS_OBJECT(v)) {
-		yajl_gen_map_open(g);
-		for (size_t i = 0; i < v->u.object.len; i++) {
-			gs(g, v->u.object.keys[i]);
-			gen_tree(g, v->u.object.values[i]);
-		}
-		yajl_gen_map_close(g);
-	} else if (YAJL_IS_ARRAY(v)) {
-		yajl_gen_array_open(g);
-		for (size_t i = 0; i < v->u.array.len; i++)
-			gen_tree(g, v->u.array.values[i]);
-		yajl_gen_array_close(g);
-	} else if (YAJL_IS_STRING(v)) {
-		gs(g, v->u.string);
-	} else if (YAJL_IS_NUMBER(v)) {
-		yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-	} else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
-		yajl_gen_bool(g, YAJL_IS_TRUE(v));
-	} else {
-		yajl_gen_null(g);
-	}
 }
 
 static int read_path(const char *path, size_t max, buf *out, err **e)
@@ -243,7 +229,7 @@ static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
 		if (!v)
 			return err_set(e, 0, "--args is not valid JSON: %s", msg);
 		gs(g, "args");
-		gen_tree(g, v);
+		proto_json_gen_value(g, v);
 		yajl_tree_free(v);
 	}
 	const struct {

@@ -6,6 +6,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "proto/proto.h"
 
 #define CLI_TASK_FILES_MAX 64
 
@@ -25,5 +26,8 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e);
 int cli_task_json(const cli_task_opts *o, buf *out, err **e);
 /* The usage text of the task options. */
 extern const char cli_task_usage[];
+/* Prints a program's output as the program would have (stdout, stderr, the return value, and
+ * the status when it is not ok) and returns the exit status documented in `aisp --help`. */
+int cli_print_output(const proto_output *o);
 /* Maps a result to the process exit status documented in `aisp --help`. */
 int cli_exit_status(int status, int exit_code, int signal);

@@ -5,6 +5,8 @@
 
 #include <event2/event.h>
 #include <yajl/yajl_gen.h>
+
+#include "proto/json.h"
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,42 +393,26 @@ void pool_get_stats(const pool *p, pool_stats *out)
 	}
 }
 
-static void js(yajl_gen g, const char *k, const char *v)
-{
-	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
-	yajl_gen_string(g, (const unsigned char *)v, strlen(v));
-}
-
-static void ji(yajl_gen g, const char *k, uint64_t v)
-{
-	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
-	yajl_gen_integer(g, (long long)v);
-}
-
 void pool_describe_json(const pool *p, buf *out)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < p->n_entries; i++) {
 		const entry *en = p->entries[i];
 		yajl_gen_map_open(g);
-		js(g, "runtime", sandbox_runtime_name(en->spec.rt));
-		js(g, "image", en->spec.image_digest ? en->spec.image_digest : "");
-		js(g, "lang", proto_lang_name(en->spec.lang));
-		ji(g, "target", en->target);
-		ji(g, "warm", en->n_warm);
-		ji(g, "creating", en->creating);
-		ji(g, "busy", en->busy);
-		ji(g, "hits", en->hits);
-		ji(g, "misses", en->misses);
+		proto_json_gen_kstr(g, "runtime", sandbox_runtime_name(en->spec.rt));
+		proto_json_gen_kstr(g, "image", en->spec.image_digest ? en->spec.image_digest : "");
+		proto_json_gen_kstr(g, "lang", proto_lang_name(en->spec.lang));
+		proto_json_gen_kint(g, "target", en->target);
+		proto_json_gen_kint(g, "warm", en->n_warm);
+		proto_json_gen_kint(g, "creating", en->creating);
+		proto_json_gen_kint(g, "busy", en->busy);
+		proto_json_gen_kint(g, "hits", en->hits);
+		proto_json_gen_kint(g, "misses", en->misses);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	const unsigned char *b;
-	size_t n;
-	yajl_gen_get_buf(g, &b, &n);
-	buf_append(out, b, n);
-	yajl_gen_free(g);
+	proto_json_gen_take(g, out);
 }
 
 void pool_metrics(const pool *p, buf *out)

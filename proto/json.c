@@ -77,6 +77,33 @@ void proto_json_gen_bool(yajl_gen g, bool v)
 	yajl_gen_bool(g, v);
 }
 
+void proto_json_gen_kstr(yajl_gen g, const char *k, const char *v)
+{
+	proto_json_gen_str(g, k);
+	proto_json_gen_str(g, v);
+}
+
+void proto_json_gen_kint(yajl_gen g, const char *k, int64_t v)
+{
+	proto_json_gen_str(g, k);
+	proto_json_gen_int(g, v);
+}
+
+void proto_json_gen_kbool(yajl_gen g, const char *k, bool v)
+{
+	proto_json_gen_str(g, k);
+	proto_json_gen_bool(g, v);
+}
+
+void proto_json_gen_kstrs(yajl_gen g, const char *k, const char *const *v)
+{
+	proto_json_gen_str(g, k);
+	yajl_gen_array_open(g);
+	for (; v && *v; v++)
+		proto_json_gen_str(g, *v);
+	yajl_gen_array_close(g);
+}
+
 void proto_json_gen_null(yajl_gen g)
 {
 	yajl_gen_null(g);

@@ -40,6 +40,12 @@ void proto_json_gen_text(yajl_gen g, const char *s, size_t n);
 void proto_json_gen_int(yajl_gen g, int64_t v);
 void proto_json_gen_bool(yajl_gen g, bool v);
 void proto_json_gen_null(yajl_gen g);
+/* A key and its value, for maps: "k": "v" / "k": 1 / "k": true / "k": ["a", "b"] (the array
+ * from a NULL-terminated list). */
+void proto_json_gen_kstr(yajl_gen g, const char *k, const char *v);
+void proto_json_gen_kint(yajl_gen g, const char *k, int64_t v);
+void proto_json_gen_kbool(yajl_gen g, const char *k, bool v);
+void proto_json_gen_kstrs(yajl_gen g, const char *k, const char *const *v);
 /* Emits a number from its JSON text as is ("1.5"); the caller guarantees it is valid. */
 void proto_json_gen_number(yajl_gen g, const char *text);
 /* Emits a parsed tree (objects keep their key order, numbers their original text). */

@@ -40,18 +40,6 @@ static void gen_kv_str(yajl_gen g, const char *k, const char *v)
 	proto_json_gen_text(g, v, strlen(v));
 }
 
-static void gen_kv_int(yajl_gen g, const char *k, int64_t v)
-{
-	proto_json_gen_str(g, k);
-	proto_json_gen_int(g, v);
-}
-
-static void gen_kv_bool(yajl_gen g, const char *k, bool v)
-{
-	proto_json_gen_str(g, k);
-	proto_json_gen_bool(g, v);
-}
-
 /* Embeds JSON text as a value; text that does not parse is left out (the producer's bug; the
  * document stays valid). */
 static void gen_kv_json(yajl_gen g, const char *k, const char *text)
@@ -75,7 +63,7 @@ static void gen_files(yajl_gen g, const proto_output *o)
 		yajl_gen_map_open(g);
 		gen_kv_str(g, "path", f->path);
 		gen_kv_str(g, "content_b64", enc);
-		gen_kv_int(g, "size", (int64_t)f->len);
+		proto_json_gen_kint(g, "size", (int64_t)f->len);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
@@ -86,7 +74,7 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	const proto_output *o = &r->output;
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
-	gen_kv_int(g, "v", 1);
+	proto_json_gen_kint(g, "v", 1);
 	gen_kv_str(g, "id", r->id ? r->id : "");
 	gen_kv_str(g, "status",
 	           proto_status_name(o->status) ? proto_status_name(o->status) : "internal");
@@ -102,25 +90,25 @@ void proto_result_to_json(const proto_result *r, buf *out)
 		proto_json_gen_null(g);
 	gen_bytes(g, "stdout", &o->out);
 	gen_bytes(g, "stderr", &o->err);
-	gen_kv_bool(g, "stdout_truncated", o->stdout_truncated);
-	gen_kv_bool(g, "stderr_truncated", o->stderr_truncated);
+	proto_json_gen_kbool(g, "stdout_truncated", o->stdout_truncated);
+	proto_json_gen_kbool(g, "stderr_truncated", o->stderr_truncated);
 	gen_files(g, o);
-	gen_kv_bool(g, "files_truncated", o->files_truncated);
+	proto_json_gen_kbool(g, "files_truncated", o->files_truncated);
 	gen_kv_json(g, "return_value", o->return_value);
 	gen_kv_str(g, "error", o->error);
 	proto_json_gen_str(g, "usage");
 	yajl_gen_map_open(g);
-	gen_kv_int(g, "wall_ms", r->usage.wall_ms);
-	gen_kv_int(g, "cpu_ms", r->usage.cpu_ms);
-	gen_kv_int(g, "memory_peak_bytes", r->usage.memory_peak_bytes);
+	proto_json_gen_kint(g, "wall_ms", r->usage.wall_ms);
+	proto_json_gen_kint(g, "cpu_ms", r->usage.cpu_ms);
+	proto_json_gen_kint(g, "memory_peak_bytes", r->usage.memory_peak_bytes);
 	yajl_gen_map_close(g);
 	gen_kv_str(g, "node", r->node_id);
 	gen_kv_str(g, "runtime", r->runtime);
 	gen_kv_str(g, "image_digest", r->image_digest);
-	gen_kv_int(g, "received_at_ms", r->received_ms);
-	gen_kv_int(g, "started_at_ms", r->started_ms);
-	gen_kv_int(g, "finished_at_ms", r->finished_ms);
-	gen_kv_int(g, "attempts", r->attempts);
+	proto_json_gen_kint(g, "received_at_ms", r->received_ms);
+	proto_json_gen_kint(g, "started_at_ms", r->started_ms);
+	proto_json_gen_kint(g, "finished_at_ms", r->finished_ms);
+	proto_json_gen_kint(g, "attempts", r->attempts);
 	gen_kv_str(g, "execution_digest", r->execution_digest);
 	gen_kv_json(g, "attestation", r->attestation);
 	yajl_gen_map_close(g);

@@ -5,42 +5,20 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
+#include "proto/json.h"
+
 #include "common/cleanup.h"
 #include "common/xalloc.h"
 
-DEFINE_CLEANUP_FUNC(yajl_gen, yajl_gen_free)
-
 static void s(yajl_gen g, const char *str)
 {
-	yajl_gen_string(g, (const unsigned char *)str, strlen(str));
+	proto_json_gen_str(g, str);
 }
 
-static void kv(yajl_gen g, const char *k, const char *v)
-{
-	s(g, k);
-	s(g, v);
-}
-
-static void ki(yajl_gen g, const char *k, int64_t v)
-{
-	s(g, k);
-	yajl_gen_integer(g, v);
-}
-
-static void kb(yajl_gen g, const char *k, bool v)
-{
-	s(g, k);
-	yajl_gen_bool(g, v);
-}
-
-static void str_array(yajl_gen g, const char *k, const char *const *v)
-{
-	s(g, k);
-	yajl_gen_array_open(g);
-	for (; v && *v; v++)
-		s(g, *v);
-	yajl_gen_array_close(g);
-}
+#define kv        proto_json_gen_kstr
+#define ki        proto_json_gen_kint
+#define kb        proto_json_gen_kbool
+#define str_array proto_json_gen_kstrs
 
 static void mount(yajl_gen g, const char *dst, const char *type, const char *src,
                   const char *const *opts)
@@ -295,7 +273,7 @@ static void gen_linux(yajl_gen g, const bundle_spec *b)
 
 void bundle_config_json(const bundle_spec *b, buf *out)
 {
-	_cleanup_(yajl_gen_freep) yajl_gen g = yajl_gen_alloc(NULL);
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
 	kv(g, "ociVersion", "1.0.2");
 	gen_process(g, b);
@@ -308,10 +286,7 @@ void bundle_config_json(const bundle_spec *b, buf *out)
 	gen_mounts(g, b);
 	gen_linux(g, b);
 	yajl_gen_map_close(g);
-	const unsigned char *p;
-	size_t n;
-	yajl_gen_get_buf(g, &p, &n);
-	buf_append(out, p, n);
+	proto_json_gen_take(g, out);
 }
 
 int bundle_write(int dirfd, const bundle_spec *b, err **e)
