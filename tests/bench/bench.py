@@ -1,0 +1,978 @@
+#!/usr/bin/env python3
+"""The benchmark driver of tests/bench/run.sh (python3 standard library only).
+
+Measures, in one run and on this machine, with the project's own binaries:
+  - baselines: bare host `/usr/bin/python3 -c 'print(1+1)'`, and a cold `runc run` /
+    `runsc run` of the same program per task from a plain OCI bundle (the image's rootfs,
+    read-only), including the delete, the way a pool-less worker would;
+  - the sandbox creation rate per runtime: `aisp run --warm N --pool-size 2` creates, starts,
+    readies, runs and destroys N sandboxes one after the other through the project's pool
+    (max_creating 2, as aispd); rate = N / wall time of the whole command;
+  - end-to-end latency through a local redis-server and aispd, from just before XADD to the
+    arrival of the result on the task's reply stream (XREAD BLOCK). The reply-stream entry is
+    written by the same Lua script as the result key, so its arrival is the moment the key
+    became readable. Corpus x concurrency x (warm pool | pool disabled) x runtime;
+  - sustained throughput (closed loop, `slots` workers) for >= 60 s per runtime, aispd's CPU
+    time (utime+stime of /proc/PID/stat) per task and RSS over it;
+  - memory: RSS and PSS summed over every process of one warm sandbox per runtime and language
+    (its memory cgroup's processes plus every process whose command line names the container:
+    runc's init, runsc's sentry, gofer and ptrace stubs).
+
+Every loop is bounded in count and in time. Everything started (redis-server, aispd, leftover
+containers) is stopped by pid at exit. Writes raw.json, summary.json and results.md into
+--out; plot.gp turns the .dat files it also writes into PNGs.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+CORPUS = {
+    # name: (lang, code, expected stdout)
+    "python": ("python", "print(1+1)", "2\n"),
+    "javascript": ("javascript", "console.log(2)", "2\n"),
+    "shell": ("shell", "echo hi", "hi\n"),
+    "python_cpu50": (
+        "python",
+        "import time\nt = time.process_time()\n"
+        "while time.process_time() - t < 0.05:\n    pass\nprint('done')",
+        "done\n",
+    ),
+}
+RUNTIMES = ("runc", "runsc")
+LANGS = ("python", "javascript", "shell")
+TASK_DEADLINE_S = 120  # one task's result must arrive within this
+T0 = time.monotonic()
+
+
+def log(msg):
+    print("[bench %6.1fs] %s" % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
+
+
+def pct(values, p):
+    """Nearest-rank percentile (p in 0..100) of values; None when empty."""
+    if not values:
+        return None
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, int(math.ceil(p / 100.0 * len(v))) - 1))
+    return v[k]
+
+
+def stats(values):
+    return {
+        "n": len(values),
+        "p50": pct(values, 50),
+        "p95": pct(values, 95),
+        "p99": pct(values, 99),
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------- a minimal RESP client
+
+
+class RedisError(Exception):
+    pass
+
+
+class Redis:
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.sock.makefile("rb")
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+    def cmd(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._read()
+
+    def _read(self):
+        line = self.f.readline()
+        if not line.endswith(b"\r\n"):
+            raise RedisError("connection closed")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            raise RedisError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            return data[:-2]
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._read() for _ in range(n)]
+        raise RedisError("bad reply type %r" % t)
+
+
+# ---------------------------------------------------------------- processes we start
+
+
+class Procs:
+    """Every long-lived child, stopped by pid (SIGTERM, bounded wait, SIGKILL)."""
+
+    def __init__(self):
+        self.items = []
+
+    def start(self, argv, logpath, **kw):
+        lf = open(logpath, "ab")
+        p = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT, **kw)
+        lf.close()
+        self.items.append(p)
+        return p
+
+    def stop(self, p, grace_s=30):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if p in self.items:
+            self.items.remove(p)
+
+    def stop_all(self):
+        for p in reversed(list(self.items)):
+            self.stop(p)
+
+
+def reap_containers(run_dir):
+    """Kills and deletes containers a node left behind (it was killed, or outlived its grace)."""
+    for rt in RUNTIMES:
+        root = os.path.join(run_dir, rt)
+        if not os.path.isdir(root):
+            continue
+        r = subprocess.run([rt, "--root", root, "list", "-q"], capture_output=True, timeout=30)
+        for cid in r.stdout.decode().split():
+            subprocess.run([rt, "--root", root, "kill", cid, "KILL"], capture_output=True, timeout=30)
+            force = "-force" if rt == "runsc" else "-f"
+            subprocess.run([rt, "--root", root, "delete", force, cid], capture_output=True, timeout=30)
+
+
+def umount_below(path):
+    with open("/proc/mounts") as f:
+        mounts = [ln.split()[1] for ln in f]
+    for m in sorted((m for m in mounts if m.startswith(path + "/")), reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+
+
+# ---------------------------------------------------------------- /proc helpers
+
+
+def proc_cpu_ms(pid):
+    """(own utime+stime, reaped children's cutime+cstime) of pid, in ms."""
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    fields = s[s.rindex(")") + 2 :].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    ut, st, cut, cst = (int(fields[i]) for i in (11, 12, 13, 14))
+    return (ut + st) * 1000.0 / hz, (cut + cst) * 1000.0 / hz
+
+
+def proc_kb(pid, key, fname="status"):
+    try:
+        with open("/proc/%d/%s" % (pid, fname)) as f:
+            for ln in f:
+                if ln.startswith(key + ":"):
+                    return int(ln.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def sandbox_pids(sid):
+    """Every host process of container sid: its cgroups' processes, processes whose command
+    line names it (runsc sentry, gofer, stubs), and their descendants."""
+    pids = set()
+    for ctrl in ("memory", "pids", "cpu,cpuacct"):
+        try:
+            with open("/sys/fs/cgroup/%s/aisp/%s/cgroup.procs" % (ctrl, sid)) as f:
+                pids.update(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    parent = {}
+    needle = sid.encode()
+    for pid in all_pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if needle in f.read():
+                    pids.add(pid)
+            with open("/proc/%d/stat" % pid) as f:
+                s = f.read()
+            parent[pid] = int(s[s.rindex(")") + 2 :].split()[1])
+        except (OSError, ValueError):
+            continue
+    changed = True
+    while changed:  # descendants (bounded: each pass adds at least one pid or stops)
+        changed = False
+        for pid, pp in parent.items():
+            if pp in pids and pid not in pids:
+                pids.add(pid)
+                changed = True
+    return pids
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def time_cmd(argv, expect, timeout=120, **kw):
+    t = time.perf_counter()
+    r = subprocess.run(argv, capture_output=True, timeout=timeout, **kw)
+    ms = (time.perf_counter() - t) * 1000.0
+    ok = r.returncode == 0 and r.stdout.decode(errors="replace") == expect
+    return ms, ok, r
+
+
+def host_baseline(n):
+    lat, fails = [], 0
+    for _ in range(n):
+        ms, ok, _ = time_cmd(["/usr/bin/python3", "-c", "print(1+1)"], "2\n")
+        lat.append(ms)
+        fails += 0 if ok else 1
+    return dict(stats(lat), failures=fails, samples=lat)
+
+
+def write_bundle(bdir, rootfs, args):
+    """A plain OCI bundle: `runc spec`'s default config, the image rootfs read-only."""
+    os.makedirs(bdir, exist_ok=True)
+    subprocess.run(["runc", "spec", "--bundle", bdir], check=True, capture_output=True)
+    path = os.path.join(bdir, "config.json")
+    with open(path) as f:
+        c = json.load(f)
+    c["root"] = {"path": rootfs, "readonly": True}
+    c["process"]["terminal"] = False
+    c["process"]["args"] = args
+    c["process"]["env"] = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"]
+    c["process"]["user"] = {"uid": 65534, "gid": 65534}
+    c["hostname"] = "sandbox"
+    c["mounts"].append(
+        {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=65536k"]}
+    )
+    with open(path, "w") as f:
+        json.dump(c, f)
+
+
+def cold_runtime_baseline(rt, n, rootfs, tmp, deadline):
+    """`RT run` + `RT delete` of python3 -c 'print(1+1)' per task, sequentially."""
+    bdir = os.path.join(tmp, "bundle-" + rt)
+    root = os.path.join(tmp, "state-" + rt)
+    write_bundle(bdir, rootfs, ["/usr/bin/python3", "-c", "print(1+1)"])
+    glob = ["--root", root]
+    if rt == "runsc":
+        glob += ["--network=none", "--platform=ptrace"]
+    force = "-force" if rt == "runsc" else "-f"
+    lat, fails, err = [], 0, ""
+    for i in range(n):
+        if time.monotonic() > deadline and lat:
+            break
+        cid = "bench-%s-%d-%d" % (rt, os.getpid(), i)
+        t = time.perf_counter()
+        r = subprocess.run([rt] + glob + ["run", "--bundle", bdir, cid], capture_output=True, timeout=120)
+        subprocess.run([rt] + glob + ["delete", force, cid], capture_output=True, timeout=60)
+        lat.append((time.perf_counter() - t) * 1000.0)
+        if r.returncode != 0 or r.stdout != b"2\n":
+            fails += 1
+            err = (r.stderr or b"").decode(errors="replace")[-300:]
+    return dict(stats(lat), failures=fails, last_error=err, samples=lat)
+
+
+def create_rate(aisp, rt, n, tmp):
+    """Sandboxes per second through the project's pool: `aisp run --warm N --pool-size 2`
+    creates, starts, readies (interpreter warm), runs and destroys N sandboxes."""
+    state = os.path.join(tmp, "createrate-" + rt)
+    t = time.perf_counter()
+    r = subprocess.run(
+        [aisp, "run", "--runtime", rt, "--warm", str(n), "--pool-size", "2", "--state-dir", state, "-c", "print(1+1)"],
+        capture_output=True,
+        timeout=600,
+    )
+    wall = time.perf_counter() - t
+    out = {}
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        pass
+    ok = r.returncode == 0 and out.get("ok") == n
+    return {
+        "n": n,
+        "wall_s": wall,
+        "per_s": n / wall if ok else None,
+        "ok": ok,
+        "warm_run_p50_ms": out.get("p50_ms"),
+        "error": "" if ok else (r.stderr.decode(errors="replace")[-300:] or "exit %d" % r.returncode),
+    }
+
+
+# ---------------------------------------------------------------- redis-server and aispd
+
+
+class Node:
+    def __init__(self, b, name, port, targets, slots, max_live):
+        self.b = b
+        self.name = name
+        self.dir = os.path.join(b.tmp, "node-" + name)
+        self.run_dir = os.path.join(self.dir, "run")
+        self.http = free_port()
+        os.makedirs(self.dir)
+        pool = "\n".join("%s = %d" % (k, v) for k, v in targets.items())
+        conf = """[node]
+id = bench-{name}
+slots = {slots}
+state_dir = {d}/state
+run_dir = {run}
+key = {key}
+agent = {agent}
+log_level = info
+[redis]
+address = 127.0.0.1:{port}
+[images]
+store = {store}
+[runtimes]
+default = runsc
+enabled = runsc, runc
+[pool]
+max_live = {max_live}
+{pool}
+[http]
+listen = 127.0.0.1:{http}
+""".format(
+            name=name,
+            slots=slots,
+            d=self.dir,
+            run=self.run_dir,
+            key=b.key,
+            agent=b.agent,
+            port=port,
+            store=b.store,
+            max_live=max_live,
+            pool=pool,
+            http=self.http,
+        )
+        self.conf = os.path.join(self.dir, "aispd.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.targets = targets
+        self.proc = b.procs.start([b.aispd, "--config", self.conf], os.path.join(self.dir, "log"))
+        self.pid = self.proc.pid
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("aispd exited %s: %s" % (self.proc.returncode, self.log_tail()))
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.http, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("aispd not healthy after 60 s: " + self.log_tail())
+
+    def log_tail(self):
+        try:
+            with open(os.path.join(self.dir, "log"), errors="replace") as f:
+                return f.read()[-1500:]
+        except OSError:
+            return ""
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http, timeout=5) as r:
+            text = r.read().decode()
+        m = {}
+        for ln in text.splitlines():
+            if ln and not ln.startswith("#"):
+                k, _, v = ln.rpartition(" ")
+                try:
+                    m[k] = float(v)
+                except ValueError:
+                    pass
+        return m
+
+    def pool_settled(self, m):
+        """Every target warm, nothing being created or destroyed."""
+        if m.get("aisp_pool_destroying", 0) > 0:
+            return False
+        for k, v in m.items():
+            if k.startswith("aisp_pool_sandboxes{") and 'state="creating"' in k and v > 0:
+                return False
+            if k.startswith("aisp_pool_target{"):
+                warm = k.replace("aisp_pool_target{", "aisp_pool_sandboxes{")[:-1] + ',state="warm"}'
+                if m.get(warm, 0) < v:
+                    return False
+        return True
+
+    def wait_settled(self, limit_s):
+        t = time.monotonic()
+        while time.monotonic() - t < limit_s:
+            if self.pool_settled(self.metrics()):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def warm_sandboxes(self):
+        """{lang: [container id, ...]} of this node's bundles (all idle when the pool settled)."""
+        out = {}
+        bdir = os.path.join(self.run_dir, "bundles")
+        for sid in os.listdir(bdir) if os.path.isdir(bdir) else []:
+            try:
+                with open(os.path.join(bdir, sid, "config.json")) as f:
+                    args = json.load(f)["process"]["args"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if "--lang" in args:
+                out.setdefault(args[args.index("--lang") + 1], []).append(sid)
+        return out
+
+    def stop(self):
+        self.b.procs.stop(self.proc, grace_s=60)
+        reap_containers(self.run_dir)
+        umount_below(self.dir)
+
+
+def submit_and_wait(r, reply, last, rt, name, tid):
+    """Submits one task and waits for its result on the worker's own reply stream, read from
+    last (the id of the last entry seen, so a result that arrives before XREAD is not missed).
+    Returns (ms or None, ok, error, new last)."""
+    lang, code, expect = CORPUS[name]
+    task = json.dumps({"id": tid, "lang": lang, "code": code, "runtime": rt, "reply_stream": reply})
+    t = time.perf_counter()
+    r.cmd("XADD", "aisp:tasks", "*", "task", task)
+    end = time.monotonic() + TASK_DEADLINE_S
+    while time.monotonic() < end:
+        rep = r.cmd("XREAD", "BLOCK", 1000, "STREAMS", reply, last)
+        if not rep:
+            continue
+        for _key, entries in rep:
+            for eid, fields in entries:
+                last = eid.decode()
+                f = dict(zip(fields[::2], fields[1::2]))
+                if f.get(b"id", b"").decode() != tid:
+                    continue
+                ms = (time.perf_counter() - t) * 1000.0
+                res = json.loads(f[b"result"])
+                ok = res.get("status") == "ok" and res.get("stdout") == expect
+                err = "" if ok else "%s %s" % (res.get("status"), res.get("error", res.get("stdout")))
+                return ms, ok, err, last
+    return None, False, "no result within %d s" % TASK_DEADLINE_S, last
+
+
+def drive(b, rt, name, conc, n_tasks, duration_s=None):
+    """Closed loop: conc workers, each submits its next task when the previous result arrived.
+    Stops after n_tasks, or (duration_s) when the time is up. Returns latencies and errors."""
+    lock = threading.Lock()
+    state = {"next": 0, "lat": [], "fails": 0, "err": ""}
+    t0 = time.monotonic()
+    stop_at = t0 + (duration_s if duration_s else 600)
+
+    def worker(w):
+        r = Redis(b.port, timeout=TASK_DEADLINE_S + 10)
+        reply = "bench:reply:%d:%d:%d" % (os.getpid(), b.seq, w)
+        last = "0-0"
+        try:
+            while True:
+                with lock:
+                    i = state["next"]
+                    if (not duration_s and i >= n_tasks) or time.monotonic() >= stop_at:
+                        return
+                    state["next"] += 1
+                tid = "b%d-%s-%s-%d-%d" % (b.seq, rt, name, conc, i)
+                ms, ok, err, last = submit_and_wait(r, reply, last, rt, name, tid)
+                with lock:
+                    if ms is not None:
+                        state["lat"].append(ms)
+                    if not ok:
+                        state["fails"] += 1
+                        state["err"] = err
+                        if ms is None:
+                            return
+        finally:
+            r.close()
+
+    b.seq += 1
+    ths = [threading.Thread(target=worker, args=(w,)) for w in range(conc)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    state["elapsed_s"] = time.monotonic() - t0
+    return state
+
+
+# ---------------------------------------------------------------- the plan
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.quick = a.quick
+        self.aisp = os.path.join(a.build, "cli", "aisp")
+        self.aispd = os.path.join(a.build, "daemon", "aispd")
+        self.agent = os.path.join(a.build, "sandbox", "agent", "aisp-agent")
+        self.store = a.store
+        self.out = a.out
+        self.procs = Procs()
+        self.tmp = tempfile.mkdtemp(prefix="aisp-bench.")
+        os.chmod(self.tmp, 0o711)
+        self.seq = 0
+        self.raw = {
+            "quick": self.quick,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "host": {"cpus": os.cpu_count(), "kernel": os.uname().release},
+            "latency": [],
+            "baselines": {},
+            "create_rate": {},
+            "throughput": {},
+            "memory": {},
+            "aispd": {},
+        }
+        self.key = os.path.join(self.tmp, "key", "private.pem")
+
+    def rootfs(self):
+        with open(os.path.join(self.store, "names", "default")) as f:
+            digest = f.read().strip()
+        return os.path.join(self.store, "rootfs", digest.split(":", 1)[1], "rootfs")
+
+    def plan(self):
+        q = self.quick
+        return {
+            "host_n": 30 if q else 200,
+            "cold_base_n": {"runc": 10 if q else 40, "runsc": 6 if q else 30},
+            "create_n": 12 if q else 40,
+            "concurrency": [1, 2, 4, 8, 16],
+            # languages swept over every concurrency; the others run at concurrency 1 only
+            "sweep": ["python"] if q else list(CORPUS),
+            # tasks per warm cell, by program and concurrency
+            "warm_n": (lambda name, c: max(8, c) if name == "python" else 4)
+            if q
+            else (lambda name, c: max(30, 2 * c) if name.startswith("python") else max(16, c)),
+            "cold_conc": [1, 4, 16] if q else [1, 2, 4, 8, 16],
+            "cold_n": (lambda c: max(4, c)) if q else (lambda c: max(12, 2 * c)),
+            "cold_langs": ["python"] if q else list(CORPUS),
+            # (the first cells are the ones summary.json needs: python at concurrency 1)
+            # warm targets: at least the largest concurrency a language is swept over
+            "targets": {"python": 16, "javascript": 4 if q else 16, "shell": 4 if q else 16},
+            "slots": 16,
+            "throughput_s": 20 if q else 60,
+            "throughput_conc": 8,
+            "settle_s": 60 if q else 120,
+            # time budgets of the latency cells of one runtime: cells left when one runs out
+            # are skipped (and listed in raw.json), so that the whole run stays bounded
+            "warm_budget_s": 100 if q else 420,
+            "cold_budget_s": 40 if q else 180,
+        }
+
+    def run(self):
+        p = self.plan()
+        self.raw["plan"] = {k: v for k, v in p.items() if not callable(v)}
+        subprocess.run([self.aisp, "keygen", "--out", os.path.dirname(self.key)], check=True, capture_output=True)
+        rootfs = self.rootfs()
+
+        log("baseline: bare host /usr/bin/python3 -c 'print(1+1)' x%d" % p["host_n"])
+        self.raw["baselines"]["host_python"] = host_baseline(p["host_n"])
+        for rt in RUNTIMES:
+            n = p["cold_base_n"][rt]
+            log("baseline: cold `%s run` + delete of the same program x%d" % (rt, n))
+            self.raw["baselines"]["cold_%s_run" % rt] = cold_runtime_baseline(
+                rt, n, rootfs, self.tmp, time.monotonic() + (60 if self.quick else 300)
+            )
+        for rt in RUNTIMES:
+            log("sandbox creation rate: aisp run --runtime %s --warm %d --pool-size 2" % (rt, p["create_n"]))
+            self.raw["create_rate"][rt] = create_rate(self.aisp, rt, p["create_n"], self.tmp)
+            log("  %s" % self.raw["create_rate"][rt])
+
+        self.start_redis()
+        for rt in RUNTIMES:
+            self.warm_runtime(rt, p)
+            self.cold_runtime(rt, p)
+
+    def start_redis(self):
+        self.port = free_port()
+        d = os.path.join(self.tmp, "redis")
+        os.makedirs(d)
+        self.redis = self.procs.start(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", d, "--save", "", "--appendonly", "no"],
+            os.path.join(d, "log"),
+        )
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                r = Redis(self.port, timeout=1)
+                r.cmd("PING")
+                r.close()
+                return
+            except (OSError, RedisError):
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def cell(self, node, rt, mode, name, conc, n, settle_s, round_size=None):
+        """n tasks of program name at concurrency conc. Warm cells run in rounds of at most the
+        pool's target, each after the pool refilled, so that they measure the warm path while
+        the pool holds (the sustained throughput run measures the pool running dry)."""
+        st = {"lat": [], "fails": 0, "err": ""}
+        settled = True
+        m0 = node.metrics()
+        left = n
+        rounds = 0
+        while left > 0 and rounds < 100:
+            # warm: the pool refilled; cold: no sandbox still winding down from the last cell
+            if not node.wait_settled(settle_s):
+                settled = False
+            k = min(left, round_size) if round_size else left
+            r = drive(self, rt, name, min(conc, k), k)
+            st["lat"] += r["lat"]
+            st["fails"] += r["fails"]
+            st["err"] = r["err"] or st["err"]
+            left -= k
+            rounds += 1
+        m1 = node.metrics()
+        hits = m1.get("aisp_pool_hits_total", 0) - m0.get("aisp_pool_hits_total", 0)
+        misses = m1.get("aisp_pool_misses_total", 0) - m0.get("aisp_pool_misses_total", 0)
+        c = dict(
+            stats(st["lat"]),
+            runtime=rt,
+            mode=mode,
+            program=name,
+            concurrency=conc,
+            failures=st["fails"],
+            last_error=st["err"],
+            pool_hits=int(hits),
+            pool_misses=int(misses),
+            settled_before=settled,
+            rounds=rounds,
+            samples=st["lat"],
+        )
+        self.raw["latency"].append(c)
+        log(
+            "  %s %-5s %-12s c=%-2d n=%-3d p50 %7.1f p95 %7.1f p99 %7.1f ms  hits %d misses %d fails %d"
+            % (rt, mode, name, conc, c["n"], c["p50"] or -1, c["p95"] or -1, c["p99"] or -1, hits, misses, st["fails"])
+        )
+        if st["fails"]:
+            log("    last error: " + st["err"])
+
+    def warm_runtime(self, rt, p):
+        targets = {"%s/default/%s" % (rt, lang): p["targets"][lang] for lang in LANGS}
+        log("aispd %s, warm pool %s" % (rt, targets))
+        node = Node(self, "warm-" + rt, self.port, targets, p["slots"], sum(targets.values()) + p["slots"] + 8)
+        try:
+            if not node.wait_settled(p["settle_s"] * 2):
+                log("  pool did not fill within %d s" % (p["settle_s"] * 2))
+            self.memory(node, rt)
+            end = time.monotonic() + p["warm_budget_s"]
+            # every program at concurrency 1 first, then upwards: a budget cuts the high end
+            for conc in p["concurrency"]:
+                for name in CORPUS:
+                    if conc != 1 and name not in p["sweep"]:
+                        continue
+                    if self.over_budget(end, rt, "warm", name, conc):
+                        continue
+                    self.cell(node, rt, "warm", name, conc, p["warm_n"](name, conc), p["settle_s"],
+                              round_size=p["targets"][CORPUS[name][0]])
+            self.throughput(node, rt, p)
+        finally:
+            node.stop()
+
+    def cold_runtime(self, rt, p):
+        log("aispd %s, pool disabled (no targets: every task creates its sandbox)" % rt)
+        node = Node(self, "cold-" + rt, self.port, {}, p["slots"], p["slots"] + 8)
+        try:
+            end = time.monotonic() + p["cold_budget_s"]
+            for conc in p["cold_conc"]:
+                for name in p["cold_langs"]:
+                    if conc != 1 and name != "python":
+                        continue
+                    if self.over_budget(end, rt, "cold", name, conc):
+                        continue
+                    self.cell(node, rt, "cold", name, conc, p["cold_n"](conc), p["settle_s"])
+        finally:
+            node.stop()
+
+    def over_budget(self, end, rt, mode, name, conc):
+        if time.monotonic() < end:
+            return False
+        log("  skipped %s %s %s c=%d: out of the time budget" % (rt, mode, name, conc))
+        self.raw.setdefault("skipped", []).append({"runtime": rt, "mode": mode, "program": name, "concurrency": conc})
+        return True
+
+    def memory(self, node, rt):
+        per = {}
+        for lang, sids in sorted(node.warm_sandboxes().items()):
+            rows = []
+            for sid in sids[:3]:
+                pids = sandbox_pids(sid)
+                rss = sum(proc_kb(pid, "VmRSS") for pid in pids)
+                pss = sum(proc_kb(pid, "Pss", "smaps_rollup") for pid in pids)
+                rows.append({"id": sid, "processes": len(pids), "rss_mib": rss / 1024.0, "pss_mib": pss / 1024.0})
+            if rows:
+                per[lang] = {
+                    "rss_mib": sum(r["rss_mib"] for r in rows) / len(rows),
+                    "pss_mib": sum(r["pss_mib"] for r in rows) / len(rows),
+                    "processes": rows[0]["processes"],
+                    "sampled": rows,
+                }
+                log("  memory %s %s: RSS %.1f MiB, PSS %.1f MiB over %d processes" % (rt, lang, per[lang]["rss_mib"], per[lang]["pss_mib"], per[lang]["processes"]))
+        self.raw["memory"][rt] = per
+        self.raw["aispd"].setdefault(rt, {})["rss_idle_mib"] = proc_kb(node.pid, "VmRSS") / 1024.0
+
+    def throughput(self, node, rt, p):
+        node.wait_settled(p["settle_s"])
+        log("sustained throughput %s: python print(1+1), %d workers, %d s" % (rt, p["throughput_conc"], p["throughput_s"]))
+        m0 = node.metrics()
+        cpu0, ccpu0 = proc_cpu_ms(node.pid)
+        st = drive(self, rt, "python", p["throughput_conc"], 0, duration_s=p["throughput_s"])
+        cpu1, ccpu1 = proc_cpu_ms(node.pid)
+        m1 = node.metrics()
+        done = len(st["lat"])
+        created = m1.get("aisp_sandbox_creations_total", 0) - m0.get("aisp_sandbox_creations_total", 0)
+        tp = {
+            "duration_s": st["elapsed_s"],
+            "tasks": done,
+            "failures": st["fails"],
+            "last_error": st["err"],
+            "tps": done / st["elapsed_s"] if st["elapsed_s"] > 0 else None,
+            "latency": stats(st["lat"]),
+            "pool_hits": int(m1.get("aisp_pool_hits_total", 0) - m0.get("aisp_pool_hits_total", 0)),
+            "pool_misses": int(m1.get("aisp_pool_misses_total", 0) - m0.get("aisp_pool_misses_total", 0)),
+            "node_creations_per_s": created / st["elapsed_s"],
+        }
+        self.raw["throughput"][rt] = tp
+        a = self.raw["aispd"].setdefault(rt, {})
+        a["cpu_ms_per_task"] = (cpu1 - cpu0) / done if done else None
+        a["children_cpu_ms_per_task"] = (ccpu1 - ccpu0) / done if done else None
+        a["rss_after_throughput_mib"] = proc_kb(node.pid, "VmRSS") / 1024.0
+        a["rss_peak_mib"] = proc_kb(node.pid, "VmHWM") / 1024.0
+        log("  %d tasks in %.1f s: %.2f tasks/s (fails %d), aispd %.2f ms CPU/task" % (done, st["elapsed_s"], tp["tps"] or 0, st["fails"], a["cpu_ms_per_task"] or -1))
+
+    def cleanup(self):
+        self.procs.stop_all()
+        for d in os.listdir(self.tmp) if os.path.isdir(self.tmp) else []:
+            if d.startswith("node-"):
+                reap_containers(os.path.join(self.tmp, d, "run"))
+        for rt in RUNTIMES:
+            reap_containers(os.path.join(self.tmp, "state-" + rt))
+        umount_below(self.tmp)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def find_cell(raw, rt, mode, name, conc):
+    for c in raw["latency"]:
+        if (c["runtime"], c["mode"], c["program"], c["concurrency"]) == (rt, mode, name, conc):
+            return c
+    return None
+
+
+def summarize(raw):
+    def cell(rt, mode, name, conc, k):
+        c = find_cell(raw, rt, mode, name, conc)
+        return c[k] if c and c["n"] else None
+
+    b = raw["baselines"]
+    s = {
+        "host_python_p50": b["host_python"]["p50"],
+        "warm_runsc_python_p50": cell("runsc", "warm", "python", 1, "p50"),
+        "warm_runsc_python_p99": cell("runsc", "warm", "python", 1, "p99"),
+        "warm_runc_python_p50": cell("runc", "warm", "python", 1, "p50"),
+        "warm_runc_python_p99": cell("runc", "warm", "python", 1, "p99"),
+        "cold_runsc_python_p50": cell("runsc", "cold", "python", 1, "p50"),
+        "cold_runc_python_p50": cell("runc", "cold", "python", 1, "p50"),
+        "cold_runsc_run_python_p50": b.get("cold_runsc_run", {}).get("p50"),
+        "cold_runc_run_python_p50": b.get("cold_runc_run", {}).get("p50"),
+    }
+    for rt in RUNTIMES:
+        tp = raw["throughput"].get(rt, {})
+        cr = raw["create_rate"].get(rt, {})
+        mem = raw["memory"].get(rt, {})
+        s["throughput_%s_tps" % rt] = tp.get("tps")
+        s["create_rate_%s_per_s" % rt] = cr.get("per_s")
+        s["warm_sandbox_rss_%s_mib" % rt] = mem.get("python", {}).get("rss_mib")
+        for lang in LANGS:
+            s["warm_sandbox_rss_%s_%s_mib" % (rt, lang)] = mem.get(lang, {}).get("rss_mib")
+            s["warm_sandbox_pss_%s_%s_mib" % (rt, lang)] = mem.get(lang, {}).get("pss_mib")
+        s["warm_%s_python_p99_c8" % rt] = cell(rt, "warm", "python", 8, "p99")
+        s["aispd_rss_%s_mib" % rt] = raw["aispd"].get(rt, {}).get("rss_after_throughput_mib")
+        s["aispd_cpu_ms_per_task_%s" % rt] = raw["aispd"].get(rt, {}).get("cpu_ms_per_task")
+    per = [raw["aispd"].get(rt, {}).get("cpu_ms_per_task") for rt in RUNTIMES]
+    per = [x for x in per if x is not None]
+    s["aispd_cpu_ms_per_task"] = sum(per) / len(per) if per else None
+
+    def ratio(a, bb):
+        return a / bb if a is not None and bb else None
+
+    s["ratios"] = {
+        "warm_runsc_python_p50 / host_python_p50 (target < 1)": ratio(s["warm_runsc_python_p50"], s["host_python_p50"]),
+        "warm_runc_python_p50 / host_python_p50 (target < 0.5)": ratio(s["warm_runc_python_p50"], s["host_python_p50"]),
+        "cold_runsc_python_p50 / warm_runsc_python_p50 (target > 20)": ratio(s["cold_runsc_python_p50"], s["warm_runsc_python_p50"]),
+        "cold_runsc_run_python_p50 / warm_runsc_python_p50 (target > 20)": ratio(s["cold_runsc_run_python_p50"], s["warm_runsc_python_p50"]),
+        "throughput_runsc_tps / create_rate_runsc_per_s (target > 0.9)": ratio(s["throughput_runsc_tps"], s["create_rate_runsc_per_s"]),
+        "throughput_runc_tps / create_rate_runc_per_s (target > 0.9)": ratio(s["throughput_runc_tps"], s["create_rate_runc_per_s"]),
+        "warm_runsc_python_p99 c8 / c1 (target <= 2)": ratio(s["warm_runsc_python_p99_c8"], s["warm_runsc_python_p99"]),
+        "warm_runc_python_p99 c8 / c1 (target <= 2)": ratio(s["warm_runc_python_p99_c8"], s["warm_runc_python_p99"]),
+    }
+    s["quick"] = raw["quick"]
+    s["started_at"] = raw["started_at"]
+    return s
+
+
+def f1(v, fmt="%.1f"):
+    return "-" if v is None else fmt % v
+
+
+def markdown(raw, s):
+    L = []
+    L.append("Measured %s on %d cores (kernel %s)%s. Latency: XADD to result readable, ms."
+             % (raw["started_at"], raw["host"]["cpus"], raw["host"]["kernel"], ", `--quick`" if raw["quick"] else ""))
+    L.append("")
+    L.append("| figure | value | ratio | target |")
+    L.append("| --- | --- | --- | --- |")
+    r = s["ratios"]
+    L.append("| bare host `python3 -c 'print(1+1)'` p50 | %s ms | 1 | |" % f1(s["host_python_p50"]))
+    L.append("| warm runsc, Python p50 / p99 | %s / %s ms | %s x host | < 1 |" % (
+        f1(s["warm_runsc_python_p50"]), f1(s["warm_runsc_python_p99"]), f1(r["warm_runsc_python_p50 / host_python_p50 (target < 1)"], "%.2f")))
+    L.append("| warm runc, Python p50 / p99 | %s / %s ms | %s x host | < 0.5 |" % (
+        f1(s["warm_runc_python_p50"]), f1(s["warm_runc_python_p99"]), f1(r["warm_runc_python_p50 / host_python_p50 (target < 0.5)"], "%.2f")))
+    L.append("| cold runsc (pool disabled), Python p50 | %s ms | %s x warm | > 20 |" % (
+        f1(s["cold_runsc_python_p50"]), f1(r["cold_runsc_python_p50 / warm_runsc_python_p50 (target > 20)"])))
+    L.append("| cold runc (pool disabled), Python p50 | %s ms | | |" % f1(s["cold_runc_python_p50"]))
+    L.append("| `runsc run` + delete per task, p50 | %s ms | %s x warm runsc | > 20 |" % (
+        f1(s["cold_runsc_run_python_p50"]), f1(r["cold_runsc_run_python_p50 / warm_runsc_python_p50 (target > 20)"])))
+    L.append("| `runc run` + delete per task, p50 | %s ms | | |" % f1(s["cold_runc_run_python_p50"]))
+    for rt in RUNTIMES:
+        L.append("| %s sustained throughput / creation rate | %s / %s per s | %s | > 0.9 |" % (
+            rt, f1(s["throughput_%s_tps" % rt], "%.2f"), f1(s["create_rate_%s_per_s" % rt], "%.2f"),
+            f1(r["throughput_%s_tps / create_rate_%s_per_s (target > 0.9)" % (rt, rt)], "%.2f")))
+    for rt in RUNTIMES:
+        L.append("| warm %s Python p99 at concurrency 8 vs 1 | %s / %s ms | %s | <= 2 |" % (
+            rt, f1(s["warm_%s_python_p99_c8" % rt]), f1(s["warm_%s_python_p99" % rt]),
+            f1(r["warm_%s_python_p99 c8 / c1 (target <= 2)" % rt], "%.2f")))
+    L.append("| aispd CPU per task (runc / runsc) | %s / %s ms | | |" % (
+        f1(s["aispd_cpu_ms_per_task_runc"], "%.2f"), f1(s["aispd_cpu_ms_per_task_runsc"], "%.2f")))
+    L.append("| aispd RSS (runc / runsc node) | %s / %s MiB | | |" % (f1(s["aispd_rss_runc_mib"]), f1(s["aispd_rss_runsc_mib"])))
+    L.append("")
+    L.append("Memory of one warm sandbox (sum over its host processes; RSS counts shared pages in each, PSS splits them):")
+    L.append("")
+    L.append("| runtime | " + " | ".join(LANGS) + " |")
+    L.append("| --- |" + " --- |" * len(LANGS))
+    for rt in RUNTIMES:
+        L.append("| %s | %s |" % (rt, " | ".join(
+            "RSS %s / PSS %s MiB" % (f1(s["warm_sandbox_rss_%s_%s_mib" % (rt, lang)]), f1(s["warm_sandbox_pss_%s_%s_mib" % (rt, lang)]))
+            for lang in LANGS)))
+    L.append("")
+    L.append("End-to-end latency, ms (p50 / p95 / p99; pool hits/misses during the cell):")
+    L.append("")
+    L.append("| runtime | pool | program | concurrency | n | p50 | p95 | p99 | hits/misses | failures |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    order = {name: i for i, name in enumerate(CORPUS)}
+    for c in sorted(raw["latency"], key=lambda c: (c["runtime"], c["mode"] != "warm", order[c["program"]], c["concurrency"])):
+        L.append("| %s | %s | %s | %d | %d | %s | %s | %s | %d/%d | %d |" % (
+            c["runtime"], c["mode"], c["program"], c["concurrency"], c["n"], f1(c["p50"]), f1(c["p95"]),
+            f1(c["p99"]), c["pool_hits"], c["pool_misses"], c["failures"]))
+    L.append("")
+    return "\n".join(L)
+
+
+def write_dat(raw, out):
+    """latency_<rt>_<mode>.dat: concurrency p50 p95 p99 (python print(1+1)); warm_vs_cold.dat."""
+    for rt in RUNTIMES:
+        for mode in ("warm", "cold"):
+            with open(os.path.join(out, "latency_%s_%s.dat" % (rt, mode)), "w") as f:
+                f.write("# concurrency p50 p95 p99 (ms)\n")
+                for c in sorted((c for c in raw["latency"] if (c["runtime"], c["mode"], c["program"]) == (rt, mode, "python")),
+                                key=lambda c: c["concurrency"]):
+                    if c["n"]:
+                        f.write("%d %.3f %.3f %.3f\n" % (c["concurrency"], c["p50"], c["p95"], c["p99"]))
+    with open(os.path.join(out, "warm_vs_cold.dat"), "w") as f:
+        f.write("# label p50_ms (concurrency 1, python print(1+1))\n")
+        b = raw["baselines"]
+        rows = [("host python3", b["host_python"]["p50"])]
+        for rt in RUNTIMES:
+            w = find_cell(raw, rt, "warm", "python", 1)
+            c = find_cell(raw, rt, "cold", "python", 1)
+            rows.append(("warm %s" % rt, w["p50"] if w else None))
+            rows.append(("cold %s (aispd)" % rt, c["p50"] if c else None))
+            rows.append(("%s run+delete" % rt, b.get("cold_%s_run" % rt, {}).get("p50")))
+        for label, v in rows:
+            if v is not None:
+                f.write('"%s" %.3f\n' % (label, v))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--store", default="/var/lib/aisp/images")
+    ap.add_argument("--report-only", action="store_true", help="rewrite outputs from OUT/raw.json")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    if a.report_only:
+        with open(os.path.join(a.out, "raw.json")) as f:
+            raw = json.load(f)
+    else:
+        b = Bench(a)
+
+        def on_signal(sig, _frm):
+            raise SystemExit(128 + sig)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            b.run()
+        finally:
+            b.raw["elapsed_s"] = time.monotonic() - T0
+            b.cleanup()
+            with open(os.path.join(a.out, "raw.json"), "w") as f:
+                json.dump(b.raw, f, indent=1)
+        raw = b.raw
+    s = summarize(raw)
+    with open(os.path.join(a.out, "summary.json"), "w") as f:
+        json.dump(s, f, indent=2, sort_keys=True)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(markdown(raw, s))
+    write_dat(raw, a.out)
+    failures = sum(c["failures"] for c in raw["latency"]) + sum(t.get("failures", 0) for t in raw["throughput"].values())
+    log("done in %.0f s; %d failed tasks" % (raw.get("elapsed_s", 0), failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
