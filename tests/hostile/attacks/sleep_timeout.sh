@@ -1,0 +1,3 @@
+# Sleep past the timeout.
+sleep 600
+echo "never printed"
