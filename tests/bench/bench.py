@@ -575,7 +575,7 @@ class Bench:
         return {
             "host_n": 30 if q else 200,
             "cold_base_n": {"runc": 10 if q else 40, "runsc": 6 if q else 30},
-            "create_n": 12 if q else 40,
+            "create_n": 8 if q else 40,
             "concurrency": [1, 2, 4, 8, 16],
             # languages swept over every concurrency; the others run at concurrency 1 only
             "sweep": ["python"] if q else list(CORPUS),
@@ -590,13 +590,13 @@ class Bench:
             # warm targets: at least the largest concurrency a language is swept over
             "targets": {"python": 16, "javascript": 4 if q else 16, "shell": 4 if q else 16},
             "slots": 16,
-            "throughput_s": 20 if q else 60,
+            "throughput_s": 15 if q else 60,
             "throughput_conc": 8,
             "settle_s": 60 if q else 120,
             # time budgets of the latency cells of one runtime: cells left when one runs out
             # are skipped (and listed in raw.json), so that the whole run stays bounded
-            "warm_budget_s": 100 if q else 420,
-            "cold_budget_s": 40 if q else 180,
+            "warm_budget_s": 70 if q else 420,
+            "cold_budget_s": 25 if q else 180,
         }
 
     def run(self):

@@ -50,7 +50,10 @@ fi
 [ -f "$store/names/default" ] || { echo "run.sh: no image \"default\" in $store: $build/cli/aisp image build default" >&2; exit 1; }
 
 mkdir -p "$out"
-[ ${#report[@]} -gt 0 ] || : >"$out/bench.log"
+if [ ${#report[@]} = 0 ]; then
+	rm -f "$out"/{results.md,summary.json,raw.json,*.dat,*.png}
+	: >"$out/bench.log"
+fi
 pid=
 stop() {
 	if [ -n "$pid" ]; then
@@ -66,7 +69,11 @@ rc=0
 pid=$!
 wait "$pid" || rc=$?
 pid=
-gnuplot -e "dir='$out'" "$here/plot.gp"
+if [ ! -f "$out/summary.json" ]; then
+	echo "run.sh: the run stopped early (exit $rc); what it measured is in $out/raw.json" >&2
+	exit $rc
+fi
+gnuplot -e "dir='$out'" "$here/plot.gp" || rc=1
 cat "$out/results.md"
 echo "results: $out (summary.json, results.md, raw.json, latency_by_concurrency.png, warm_vs_cold.png)"
 
