@@ -81,6 +81,9 @@ nl_require() {
 # ---------------------------------------------------------------- temp dir, cleanup
 
 NL_TMP=$(mktemp -d /tmp/aisp-nl.XXXXXX)
+# runc's user namespace (container root = host uid 100000) must traverse to a rootfs or state
+# dir placed below it (the image store copy of the faults suite)
+chmod 0711 "$NL_TMP"
 # A tag unique to this run: node ids (and so container ids and cgroups) carry it.
 NL_TAG=t$$
 declare -A NODE_PID=()
