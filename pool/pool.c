@@ -187,11 +187,13 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 	sandbox_watch(sb, on_died, en);
 }
 
-static int start_one(entry *en, err **e)
+static int start_one(entry *en, bool urgent, err **e)
 {
 	pool *p = en->p;
 	sandbox *sb;
-	if (sandbox_create(p->ctx, &en->spec, on_ready, en, &sb, e) < 0) {
+	sandbox_spec spec = en->spec;
+	spec.urgent = urgent;
+	if (sandbox_create(p->ctx, &spec, on_ready, en, &sb, e) < 0) {
 		en->failed++;
 		return -1;
 	}
@@ -213,7 +215,7 @@ static void refill(pool *p)
 		/* Takers waiting on a miss get their creations at once, cap or not. */
 		while (en->creating < en->n_waiters) {
 			err *e = NULL;
-			if (start_one(en, &e) < 0) {
+			if (start_one(en, true, &e) < 0) {
 				waiter *w = pop_waiter(en);
 				w->cb(NULL, e, w->arg);
 				free(w);
@@ -222,7 +224,7 @@ static void refill(pool *p)
 		}
 		while (en->n_warm + en->creating < en->target + en->n_waiters &&
 		       p->creating < p->o.max_creating && p->live < p->o.max_live) {
-			if (start_one(en, NULL) < 0) {
+			if (start_one(en, false, NULL) < 0) {
 				en->retry_at_ms = now + p->o.backoff_min_ms;
 				break;
 			}

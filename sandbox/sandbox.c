@@ -581,6 +581,7 @@ static int write_bundle(sandbox *sb, err **e)
 	    .memory_bytes = sb->spec.memory_bytes,
 	    .pids = sb->spec.pids,
 	    .nofile = 4096,
+	    .cpu_shares = sb->spec.urgent ? RUNNING_SHARES : WARMING_SHARES,
 	    .workspace_bytes = sb->spec.workspace_bytes,
 	    .userns = sb->ctx->userns && sandbox_runtime_get_kind(sb->spec.rt) == SANDBOX_RT_RUNC,
 	    .userns_base = USERNS_BASE,

@@ -79,6 +79,9 @@ typedef struct sandbox_spec {
 	int64_t memory_bytes;
 	int64_t pids;
 	int64_t workspace_bytes;
+	/* A task is waiting for this sandbox (a miss): it warms up at full CPU priority instead of
+	 * the low priority of a refill. Not part of what a sandbox is built for. */
+	bool urgent;
 } sandbox_spec;
 
 /* The container-level part of resolved limits, as a spec would hold it. */
