@@ -31,6 +31,13 @@ static void mount(yajl_gen g, const char *dst, const char *type, const char *src
 	yajl_gen_map_close(g);
 }
 
+/* The agent (PID 1) starts as the container's uid 0 with only what it needs to start the
+ * program as 65534 with nothing (its own user, so the program cannot reach the agent's pipes
+ * or signal it) and to end the program's processes. The program's child drops the bounding
+ * set and every id before exec. */
+static const char *const agent_caps[] = {"CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL",
+                                         NULL};
+
 static void gen_process(yajl_gen g, const bundle_spec *b)
 {
 	static const char *const none[] = {NULL};
@@ -39,18 +46,18 @@ static void gen_process(yajl_gen g, const bundle_spec *b)
 	kb(g, "terminal", false);
 	s(g, "user");
 	yajl_gen_map_open(g);
-	ki(g, "uid", 65534);
-	ki(g, "gid", 65534);
+	ki(g, "uid", 0);
+	ki(g, "gid", 0);
 	yajl_gen_map_close(g);
 	str_array(g, "args", b->args);
 	str_array(g, "env", b->env);
 	kv(g, "cwd", "/workspace");
 	s(g, "capabilities");
 	yajl_gen_map_open(g);
-	str_array(g, "bounding", none);
-	str_array(g, "effective", none);
+	str_array(g, "bounding", agent_caps);
+	str_array(g, "effective", agent_caps);
 	str_array(g, "inheritable", none);
-	str_array(g, "permitted", none);
+	str_array(g, "permitted", agent_caps);
 	str_array(g, "ambient", none);
 	yajl_gen_map_close(g);
 	s(g, "rlimits");

@@ -569,7 +569,8 @@ static int write_bundle(sandbox *sb, err **e)
 		return err_set(e, errno, "open bundle %s", sb->id);
 	_cleanup_free_ char *agent = xasprintf("/.aisp/%s", AGENT_NAME);
 	_cleanup_free_ char *cg = xasprintf("%s/%s", ctx->cgroup_parent, sb->id);
-	const char *args[] = {agent, "--lang", proto_lang_name(sb->spec.lang), NULL};
+	const char *args[] = {agent,    "--lang", proto_lang_name(sb->spec.lang),
+	                      "--user", "65534",  NULL};
 	bundle_spec b = {
 	    .kind = sandbox_runtime_get_kind(sb->spec.rt),
 	    .rootfs = sb->spec.rootfs,

@@ -7,6 +7,7 @@
  * are pipes the agent created, everything else is close-on-exec or closed before exec, and
  * the agent is non-dumpable so /proc/1/fd is closed to the program too. */
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -46,6 +47,57 @@ typedef struct child {
 	{                                                                                          \
 		.pid = -1, .in = -1, .out = -1, .err = -1, .task = -1, .res = -1                   \
 	}
+
+/* Who runs what. In a sandbox the agent is started as uid 0 holding only CAP_SETUID,
+ * CAP_SETGID, CAP_SETPCAP and CAP_KILL (config.json), and the program runs as prog_uid with no
+ * capability at all: a different user from the agent, so it can neither open the agent's pipes
+ * through /proc/1/fd (gVisor ignores the non-dumpable flag) nor signal it. Whenever the agent
+ * touches /workspace it acts as the program's user (effective ids only), so what it writes
+ * belongs to the program and what it reads is what the program could read. Without --user
+ * (tests on the host) everything runs as the caller. */
+static uid_t prog_uid = (uid_t)-1;
+
+static bool split(void)
+{
+	return prog_uid != (uid_t)-1;
+}
+
+/* Effective (and with real: also real) ids become the program's; the saved ids stay 0, which
+ * is what lets as_agent() come back. */
+static int as_program(bool real)
+{
+	if (!split())
+		return 0;
+	uid_t r = real ? prog_uid : (uid_t)-1;
+	if (setresgid(r, prog_uid, (gid_t)-1) < 0 || setresuid(r, prog_uid, (uid_t)-1) < 0)
+		return -1;
+	return 0;
+}
+
+static void as_agent(void)
+{
+	if (!split())
+		return;
+	if (setresuid(0, 0, (uid_t)-1) < 0 || setresgid(0, 0, (gid_t)-1) < 0)
+		_exit(3);          /* never run on with the wrong identity */
+	prctl(PR_SET_DUMPABLE, 0); /* an id change resets it */
+}
+
+/* In the program's child, before exec: no capability can ever come back (empty bounding set),
+ * then every id becomes the program's, which clears the permitted and effective sets. */
+static int drop_to_program(void)
+{
+	if (!split())
+		return 0;
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	gid_t g = prog_uid;
+	if (setgroups(1, &g) < 0 || setresgid(g, g, g) < 0 ||
+	    setresuid(prog_uid, prog_uid, prog_uid) < 0)
+		return -1;
+	return 0;
+}
 
 static int sigchld_pipe[2] = {-1, -1};
 
@@ -200,6 +252,8 @@ static void child_exec(const char *const argv[], char *const envp[], int fds[5],
 			_exit(127);
 	if (syscall(SYS_close_range, keep, ~0u, 0u) < 0)
 		close_from((int)keep);
+	if (drop_to_program() < 0)
+		_exit(127);
 	if (l && apply_rlimits(0, l) < 0)
 		_exit(127);
 	execve(argv[0], (char *const *)argv, envp);
@@ -611,9 +665,18 @@ static void run_task(child *c, enum lang lang, int wsfd, const agent_task *t)
 		send_exit(EXIT_F_SETUP_ERROR, -1, "function mode is not supported for shell");
 		return;
 	}
-	if (agent_write_inputs(wsfd, t, msg, sizeof(msg)) < 0 ||
-	    (mkdirat(wsfd, "out", 0755) < 0 && errno != EEXIST &&
-	     snprintf(msg, sizeof(msg), "mkdir out: %s", strerror(errno)))) {
+	int wr = as_program(false);
+	if (wr == 0)
+		wr = agent_write_inputs(wsfd, t, msg, sizeof(msg));
+	else
+		snprintf(msg, sizeof(msg), "cannot act as uid %u: %s", (unsigned)prog_uid,
+		         strerror(errno));
+	if (wr == 0 && mkdirat(wsfd, "out", 0755) < 0 && errno != EEXIST) {
+		snprintf(msg, sizeof(msg), "mkdir out: %s", strerror(errno));
+		wr = -1;
+	}
+	as_agent();
+	if (wr < 0) {
 		send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 		return;
 	}
@@ -647,8 +710,14 @@ static void run_task(child *c, enum lang lang, int wsfd, const agent_task *t)
 			snprintf(msg, sizeof(msg), "the interpreter died before the task");
 			goto setup_error;
 		}
-		if (apply_rlimits(c->pid, &lim) < 0) {
-			snprintf(msg, sizeof(msg), "prlimit: %s", strerror(errno));
+		/* prlimit on another process needs the target's ids to match our real ones */
+		int rl = as_program(true);
+		if (rl == 0)
+			rl = apply_rlimits(c->pid, &lim);
+		int saved = errno;
+		as_agent();
+		if (rl < 0) {
+			snprintf(msg, sizeof(msg), "prlimit: %s", strerror(saved));
 			kill_task(c);
 			goto setup_error;
 		}
@@ -665,7 +734,9 @@ static void run_task(child *c, enum lang lang, int wsfd, const agent_task *t)
 	frame_put(&out, FRAME_STDOUT, io.out.b.data, io.out.b.len);
 	frame_put(&out, FRAME_STDERR, io.err.b.data, io.err.b.len);
 	send_buf(&out);
-	agent_collect_outputs(wsfd, t->out_files_max, t->out_bytes_max, &out, &files_trunc);
+	if (as_program(false) == 0)
+		agent_collect_outputs(wsfd, t->out_files_max, t->out_bytes_max, &out, &files_trunc);
+	as_agent();
 	if (send_return)
 		frame_put(&out, FRAME_RETURN, io.res.b.data + 1, io.res.b.len - 1);
 	frame_put_exit(&out, flags | (files_trunc ? EXIT_F_FILES_TRUNC : 0), code, msg);
@@ -712,8 +783,9 @@ static int read_task(frame_reader *r, agent_task *t, char *msg, size_t msz)
 
 static void usage(void)
 {
-	send_exit(EXIT_F_SETUP_ERROR, -1,
-	          "usage: aisp-agent --lang python|javascript|shell [--workspace DIR]");
+	send_exit(
+	    EXIT_F_SETUP_ERROR, -1,
+	    "usage: aisp-agent --lang python|javascript|shell [--workspace DIR] [--user UID]");
 	exit(2);
 }
 
@@ -749,6 +821,8 @@ int main(int argc, char **argv)
 			lang_s = argv[++i];
 		else if (!strcmp(argv[i], "--workspace") && i + 1 < argc)
 			ws = argv[++i];
+		else if (!strcmp(argv[i], "--user") && i + 1 < argc)
+			prog_uid = (uid_t)strtoul(argv[++i], NULL, 10);
 		else
 			usage();
 	}

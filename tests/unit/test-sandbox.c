@@ -61,8 +61,15 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 	const char *s = buf_str(&got);
 	assert_non_null(strstr(s, "\"readonly\":true"));
 	assert_non_null(strstr(s, "\"noNewPrivileges\":true"));
-	assert_non_null(strstr(s, "\"uid\":65534"));
-	assert_non_null(strstr(s, "\"bounding\":[]"));
+	/* the agent: container uid 0 with exactly four capabilities, never the dangerous ones */
+	assert_non_null(strstr(s, "\"uid\":0"));
+	assert_non_null(strstr(s, "\"bounding\":[\"CAP_SETUID\",\"CAP_SETGID\",\"CAP_SETPCAP\","
+	                          "\"CAP_KILL\"]"));
+	assert_non_null(strstr(s, "\"inheritable\":[]"));
+	assert_non_null(strstr(s, "\"ambient\":[]"));
+	for (const char *cap = "CAP_SYS_ADMIN\0CAP_NET_RAW\0CAP_SYS_PTRACE\0CAP_DAC_OVERRIDE\0";
+	     *cap; cap += strlen(cap) + 1)
+		assert_null(strstr(s, cap));
 	assert_non_null(strstr(s, "\"type\":\"network\""));
 	assert_non_null(strstr(s, "\"hostname\":\"sandbox\""));
 	assert_non_null(strstr(s, "\"quota\":400000"));
