@@ -127,6 +127,16 @@ static void cgroup_write(const sandbox *sb, const char *ctrl, const char *file, 
 		(void)!write(fd, v, strlen(v));
 }
 
+/* How often the pids limit refused a fork ("max N" in pids.events). */
+static uint64_t cgroup_pids_max_hits(const sandbox *sb)
+{
+	char b[128];
+	if (cgroup_read(sb, "pids", "pids.events", b, sizeof(b)) < 0)
+		return 0;
+	const char *p = strstr(b, "max ");
+	return p ? strtoull(p + 4, NULL, 10) : 0;
+}
+
 static void cgroup_remove(const sandbox *sb)
 {
 	char path[512];
@@ -316,8 +326,17 @@ static void run_finish(sandbox *sb, proto_status status, const char *why)
 {
 	stop_io(sb);
 	read_usage(sb);
-	if (status == PROTO_STATUS_SANDBOX_ERROR && cgroup_oom_kills(sb) > 0)
+	if (status == PROTO_STATUS_SANDBOX_ERROR && cgroup_oom_kills(sb) > 0) {
 		status = PROTO_STATUS_OOM;
+	} else if (status == PROTO_STATUS_SANDBOX_ERROR && cgroup_pids_max_hits(sb) > 0) {
+		/* gVisor's ptrace platform spends host processes per task thread: a program that
+		 * exhausts its pids limit takes the sandbox down with it. That is the program's
+		 * doing, not the node's: killed, like a process killed by SIGKILL. */
+		status = PROTO_STATUS_OK;
+		sb->out.exit_code = -1;
+		sb->out.signal = SIGKILL;
+		why = "the sandbox was killed: the program reached its process limit";
+	}
 	sb->out.status = status;
 	if (why && !sb->out.error)
 		sb->out.error = xstrdup(why);
