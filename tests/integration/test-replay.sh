@@ -31,6 +31,7 @@ runc/default/python = 1
 [http]
 listen =
 CONF
+trap 'cleanup; rm -rf /run/aisp-replay-$$' EXIT
 "$AISPD_BIN" --config "$TMP/aispd.conf" 2>"$TMP/aispd.log" &
 node=$!
 PIDS+=($node)
