@@ -346,13 +346,37 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 	refill(p);
 }
 
+typedef struct release {
+	pool *p;
+	sandbox *sb;
+} release;
+
+static void on_release(evutil_socket_t fd, short what, void *arg)
+{
+	release *r = arg;
+	sandbox_destroy(r->sb, on_gone, r->p);
+	refill(r->p);
+	free(r);
+}
+
 void pool_release(pool *p, sandbox *sb)
 {
 	entry *en = find_entry(p, sandbox_get_spec(sb));
 	if (en && en->busy > 0)
 		en->busy--;
-	destroy(p, sb);
-	refill(p);
+	/* Destroying and refilling spawn runtime processes (milliseconds of fork, exec and cgroup
+	 * work): they wait for the next loop iteration, so that whatever the caller sends with
+	 * the task's result (the publish) goes out first. Counted as destroying from now on. */
+	p->destroying++;
+	release *r = xmalloc(sizeof(*r));
+	*r = (release){p, sb};
+	/* a real (1 ms) timer: event_base_once() runs a zero timeout in this very iteration */
+	struct timeval soon = {0, 1000};
+	if (event_base_once(sandbox_ctx_base(p->ctx), -1, EV_TIMEOUT, on_release, r, &soon) < 0) {
+		free(r);
+		sandbox_destroy(sb, on_gone, p);
+		refill(p);
+	}
 }
 
 void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg)
