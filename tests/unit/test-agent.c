@@ -166,7 +166,7 @@ static void run_raw(const char *lang, const frame_buf *task, result *res)
 			out_file *f = &res->files[res->nfiles++];
 			f->path = xstrdup((char *)p);
 			f->len = n - plen - 1;
-			f->data = xmemdup(p + plen + 1, f->len ? f->len : 1);
+			f->data = xmemdup(p + plen + 1, f->len); /* an empty file: a 1-byte block */
 		} else if (type == FRAME_EXIT) {
 			res->task_us = now_mono_us() - t0;
 			frame_exit ex;
