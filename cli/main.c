@@ -13,24 +13,14 @@ struct command {
 };
 
 static const struct command commands[] = {
-#ifdef HAVE_CMD_RUN
     {"run", cmd_run, "run a task locally in a sandbox (no Redis)"},
-#endif
-#ifdef HAVE_CMD_SUBMIT
     {"submit", cmd_submit, "submit a task to the network (--wait for its result)"},
     {"wait", cmd_wait, "wait for a task's result"},
     {"result", cmd_result, "print a task's result document"},
     {"nodes", cmd_nodes, "list live nodes and their pools"},
-#endif
-#ifdef HAVE_CMD_VERIFY
     {"verify", cmd_verify, "verify a result's signed attestation"},
-#endif
-#ifdef HAVE_CMD_KEYGEN
     {"keygen", cmd_keygen, "create a node signing key pair"},
-#endif
-#ifdef HAVE_CMD_IMAGE
     {"image", cmd_image, "build, list, export and import sandbox images"},
-#endif
     {NULL, NULL, NULL},
 };
 
