@@ -83,6 +83,20 @@ void attest_execution_digest(const char *image_digest, const char *input_digest,
                              const char *output_digest, const void *exit_enc, size_t exit_len,
                              const char *environment_digest, char out[ATTEST_DIGEST_LEN]);
 
+/* The digests of one run (ATTESTATION.md, "Execution digest"), composed in this one place for
+ * the node and for local runs (aisp run, aisp verify --replay). */
+typedef struct attest_digests {
+	char input[ATTEST_DIGEST_LEN]; /* "" when the task never parsed */
+	char output[ATTEST_DIGEST_LEN];
+	char environment[ATTEST_DIGEST_LEN];
+	char execution[ATTEST_DIGEST_LEN];
+} attest_digests;
+
+/* Computes every digest of a run: task NULL gives an empty input digest, image_digest NULL an
+ * empty image digest. Returns 0, or -1 with *e (duplicate environment keys). */
+int attest_compute_digests(const char *image_digest, const proto_task *task, const proto_output *o,
+                           const proto_env *env, size_t n_env, attest_digests *out, err **e);
+
 /* ---- signing ---- */
 
 /* Everything one attestation is made of. All borrowed. */

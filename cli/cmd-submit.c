@@ -12,6 +12,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "cli/cli.h"
+#include "cli/redis.h"
 #include "cli/taskopts.h"
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -30,51 +31,13 @@ static const char redis_usage[] =
     "  --redis ADDR       host:port or unix:/path (default $AISP_REDIS or 127.0.0.1:6379);\n"
     "                     $AISP_REDIS_USER and $AISP_REDIS_PASSWORD authenticate\n";
 
-/* Connects (5 s), authenticates, and sets a command timeout of block_ms + 5 s. */
+/* Connects and authenticates; commands time out after block_ms + 5 s. Prints the error. */
 static redisContext *connect_redis(const char *cmd, const char *addr, int64_t block_ms)
 {
-	if (!addr)
-		addr = getenv("AISP_REDIS");
-	if (!addr || !*addr)
-		addr = "127.0.0.1:6379";
-	struct timeval tv = {5, 0};
-	redisContext *c;
-	if (!strncmp(addr, "unix:", 5)) {
-		c = redisConnectUnixWithTimeout(addr + 5, tv);
-	} else {
-		const char *colon = strrchr(addr, ':');
-		int64_t port;
-		if (!colon || parse_i64(colon + 1, 1, 65535, &port) < 0) {
-			fprintf(stderr, "aisp %s: bad Redis address \"%s\"\n", cmd, addr);
-			return NULL;
-		}
-		_cleanup_free_ char *host = xstrndup(addr, (size_t)(colon - addr));
-		c = redisConnectWithTimeout(host, (int)port, tv);
-	}
-	if (!c || c->err) {
-		fprintf(stderr, "aisp %s: redis %s: %s\n", cmd, addr, c ? c->errstr : "no memory");
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	tv.tv_sec = (time_t)(block_ms / 1000 + 5);
-	tv.tv_usec = (suseconds_t)(block_ms % 1000) * 1000;
-	redisSetTimeout(c, tv);
-	const char *pw = getenv("AISP_REDIS_PASSWORD");
-	if (pw && *pw) {
-		const char *user = getenv("AISP_REDIS_USER");
-		redisReply *r = user && *user ? redisCommand(c, "AUTH %s %s", user, pw)
-		                              : redisCommand(c, "AUTH %s", pw);
-		bool ok = r && r->type != REDIS_REPLY_ERROR;
-		if (!ok)
-			fprintf(stderr, "aisp %s: redis AUTH: %s\n", cmd, r ? r->str : c->errstr);
-		if (r)
-			freeReplyObject(r);
-		if (!ok) {
-			redisFree(c);
-			return NULL;
-		}
-	}
+	_cleanup_err_ err *e = NULL;
+	redisContext *c = cli_redis_connect(addr, block_ms + 5000, &e);
+	if (!c)
+		fprintf(stderr, "aisp %s: %s\n", cmd, err_msg(e));
 	return c;
 }
 
@@ -249,7 +212,7 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 		close(fd);
 		hex_encode(rnd, sizeof(rnd), hex);
 		free(t.reply_stream);
-		t.reply_stream = xasprintf("aisp:reply:%s", hex);
+		t.reply_stream = xasprintf(PROTO_KEY_REPLY_PREFIX "%s", hex);
 		*reply = xstrdup(t.reply_stream);
 	}
 	*id = xstrdup(t.id);

@@ -148,10 +148,6 @@ size_t sandbox_environment(const sandbox_spec *spec, const proto_task *t,
  * "NAME=VALUE". */
 extern const char *const sandbox_base_env[];
 
-/* The node's built-in limit defaults (PROTOCOL.md, "Limits"): 4 CPUs, 4 GiB, 600 s, 512 pids,
- * 1024 open files, 256 MiB file size, 512 MiB /workspace, 1 MiB stdout and stderr. */
-void sandbox_limits_default(proto_limits *l);
-
 /* Resolves a runtime's kind from its name: "runsc" -> RUNSC, "runc" -> RUNC, others -> OCI. */
 sandbox_runtime_kind sandbox_runtime_kind_for(const char *name);
 

@@ -57,7 +57,7 @@ static void make_task(job *j, proto_lang lang, const char *code)
 	err *e = NULL;
 	proto_task_init(&j->task);
 	assert_int_equal(proto_task_parse(json, strlen(json), &j->task, NULL, &e), 0);
-	sandbox_limits_default(&j->lim);
+	proto_limits_default(&j->lim);
 }
 
 static void on_done(sandbox *sb, const proto_output *o, const proto_usage *u, void *arg)
@@ -81,7 +81,7 @@ static sandbox_spec spec_for(sandbox_runtime *rt, proto_lang lang)
 {
 	sandbox_spec s = {.rt = rt, .rootfs = img.rootfs, .image_digest = img.digest, .lang = lang};
 	proto_limits l;
-	sandbox_limits_default(&l);
+	proto_limits_default(&l);
 	sandbox_spec_set_limits(&s, &l);
 	return s;
 }

@@ -112,7 +112,7 @@ static void test_environment_facts(void **state)
 	assert_non_null(strstr(sandbox_runtime_version(rt), "runc version"));
 	sandbox_spec spec = {.rt = rt, .rootfs = "/r", .image_digest = "sha256:00", .lang = 0};
 	proto_limits l;
-	sandbox_limits_default(&l);
+	proto_limits_default(&l);
 	sandbox_spec_set_limits(&spec, &l);
 	assert_true(sandbox_spec_fits(&spec, &l));
 	proto_limits l2 = l;
