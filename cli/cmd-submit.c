@@ -221,15 +221,19 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 	return 0;
 }
 
-int cmd_submit(int argc, char **argv)
+typedef struct submit_args {
+	cli_task_opts task;
+	bool wait, json;
+	double wait_timeout;
+	const char *addr;
+} submit_args;
+
+/* Returns -1 to go on, or the exit status (--help, a usage error). */
+static int parse_submit(submit_args *s, int argc, char **argv)
 {
-	cli_task_opts o = {0};
-	bool wait = false, json = false;
-	double wait_timeout = 0;
-	const char *addr = NULL;
 	for (int i = 1; i < argc; i++) {
 		_cleanup_err_ err *e = NULL;
-		int k = cli_task_opt(&o, argc, argv, &i, &e);
+		int k = cli_task_opt(&s->task, argc, argv, &i, &e);
 		if (k < 0) {
 			fprintf(stderr, "aisp submit: %s\n", err_msg(e));
 			return 2;
@@ -239,37 +243,46 @@ int cmd_submit(int argc, char **argv)
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--wait")) {
-			wait = true;
+			s->wait = true;
 		} else if (!strcmp(a, "--json")) {
-			json = true;
+			s->json = true;
 		} else if (next && !strcmp(a, "--wait-timeout")) {
-			if (parse_seconds("submit", argv[++i], &wait_timeout) < 0)
+			if (parse_seconds("submit", argv[++i], &s->wait_timeout) < 0)
 				return 2;
 		} else if (next && !strcmp(a, "--redis")) {
-			addr = argv[++i];
+			s->addr = argv[++i];
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			submit_usage(stdout);
 			return 0;
-		} else if (a[0] != '-' && !o.code && !o.code_file) {
-			o.code_file = a;
+		} else if (a[0] != '-' && !s->task.code && !s->task.code_file) {
+			s->task.code_file = a;
 		} else {
 			fprintf(stderr, "aisp submit: unknown or incomplete option \"%s\"\n", a);
 			submit_usage(stderr);
 			return 2;
 		}
 	}
-	if (!o.code && !o.code_file) {
+	if (!s->task.code && !s->task.code_file) {
 		fprintf(stderr, "aisp submit: no program: give -c CODE or FILE\n");
 		submit_usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+int cmd_submit(int argc, char **argv)
+{
+	submit_args s = {0};
+	int rc = parse_submit(&s, argc, argv);
+	if (rc >= 0)
+		return rc;
 	buf doc = BUF_INIT;
 	_cleanup_free_ char *id = NULL, *reply = NULL;
-	if (build_task(&o, wait, &doc, &id, &reply) < 0) {
+	if (build_task(&s.task, s.wait, &doc, &id, &reply) < 0) {
 		buf_deinit(&doc);
 		return 2;
 	}
-	_cleanup_redis_ redisContext *c = connect_redis("submit", addr, POLL_BLOCK_MS);
+	_cleanup_redis_ redisContext *c = connect_redis("submit", s.addr, POLL_BLOCK_MS);
 	if (!c) {
 		buf_deinit(&doc);
 		return 1;
@@ -279,16 +292,16 @@ int cmd_submit(int argc, char **argv)
 	buf_deinit(&doc);
 	if (reply_failed("submit", c, r))
 		return 1;
-	if (!wait) {
+	if (!s.wait) {
 		printf("%s\n", id);
 		return 0;
 	}
 	size_t len = 0;
-	_cleanup_free_ char *res = wait_result("submit", c, id, reply, wait_timeout, &len);
+	_cleanup_free_ char *res = wait_result("submit", c, id, reply, s.wait_timeout, &len);
 	freeReplyObject(redisCommand(c, "DEL %s", reply));
 	if (!res)
 		return c->err ? 1 : EXIT_WAIT_TIMEOUT;
-	return print_result("submit", res, len, json);
+	return print_result("submit", res, len, s.json);
 }
 
 /* aisp wait ID / aisp result ID share their options. */

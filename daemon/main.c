@@ -56,10 +56,9 @@ static void serve(node *n)
 	log_info("aispd stopped");
 }
 
-int main(int argc, char **argv)
+/* Returns -1 to go on, or the exit status (--help, --version, a usage error). */
+static int parse_args(int argc, char **argv, const char **path, bool *check_only)
 {
-	const char *path = NULL;
-	bool check_only = false;
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'k'},
@@ -70,10 +69,10 @@ int main(int argc, char **argv)
 	for (int o; (o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1;) {
 		switch (o) {
 		case 'c':
-			path = optarg;
+			*path = optarg;
 			break;
 		case 'k':
-			check_only = true;
+			*check_only = true;
 			break;
 		case 'V':
 			printf("aispd %s\n", AISP_VERSION);
@@ -90,21 +89,24 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	return -1;
+}
 
-	_cleanup_err_ err *e = NULL;
-	config cfg;
-	config_defaults(&cfg);
-	if (config_load(&cfg, path ? path : CONFIG_PATH_DEFAULT, &e) < 0) {
-		log_error("config: %s", err_msg(e));
-		return 1;
-	}
-	log_set_level(cfg.log_level);
+/* The process-wide settings every run needs, before the loop exists. */
+static void setup_process(const config *cfg)
+{
+	log_set_level(cfg->log_level);
 	srandom((unsigned)(now_mono_us() ^ getpid()));
 	signal(SIGPIPE, SIG_IGN);
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER failed: orphaned runtime processes will not be "
 		         "reaped by aispd");
+}
 
+/* Builds the node on a loop and serves (or only checks). Returns the exit status. */
+static int run(const config *cfg, bool check_only)
+{
+	_cleanup_err_ err *e = NULL;
 	struct event_base *base = event_base_new();
 	if (!base || spawn_loop_init(base, &e) < 0) {
 		log_error("event loop: %s", e ? err_msg(e) : "event_base_new failed");
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
 	}
 	node *n = NULL;
 	int rc = 0;
-	if (node_new(&n, &cfg, base, check_only, &e) < 0) {
+	if (node_new(&n, cfg, base, check_only, &e) < 0) {
 		log_error("startup check failed: %s", err_msg(e));
 		rc = 1;
 	} else if (check_only) {
@@ -126,6 +128,26 @@ int main(int argc, char **argv)
 	node_free(n);
 	spawn_loop_deinit();
 	event_base_free(base);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	bool check_only = false;
+	int rc = parse_args(argc, argv, &path, &check_only);
+	if (rc >= 0)
+		return rc;
+	_cleanup_err_ err *e = NULL;
+	config cfg;
+	config_defaults(&cfg);
+	if (config_load(&cfg, path ? path : CONFIG_PATH_DEFAULT, &e) < 0) {
+		log_error("config: %s", err_msg(e));
+		config_deinit(&cfg);
+		return 1;
+	}
+	setup_process(&cfg);
+	rc = run(&cfg, check_only);
 	config_deinit(&cfg);
 	return rc;
 }

@@ -467,71 +467,71 @@ static void gen_args(yajl_gen g, const proto_task *t)
 	}
 }
 
+static void gen_stdin(yajl_gen g, const proto_task *t)
+{
+	if (t->stdin_len == 0)
+		return;
+	if (proto_utf8_valid(t->stdin_data, t->stdin_len) &&
+	    !memchr(t->stdin_data, 0, t->stdin_len)) {
+		proto_json_gen_str(g, "stdin");
+		proto_json_gen_strn(g, (const char *)t->stdin_data, t->stdin_len);
+	} else {
+		_cleanup_free_ char *b = proto_b64_encode(t->stdin_data, t->stdin_len);
+		proto_json_gen_kstr(g, "stdin_b64", b);
+	}
+}
+
+static void gen_env(yajl_gen g, const proto_task *t)
+{
+	if (t->n_env == 0)
+		return;
+	proto_json_gen_str(g, "env");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < t->n_env; i++)
+		proto_json_gen_kstr(g, t->env[i].name, t->env[i].value);
+	yajl_gen_map_close(g);
+}
+
+static void gen_files(yajl_gen g, const proto_task *t)
+{
+	if (t->n_files == 0)
+		return;
+	proto_json_gen_str(g, "files");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < t->n_files; i++) {
+		_cleanup_free_ char *b = proto_b64_encode(t->files[i].data, t->files[i].len);
+		yajl_gen_map_open(g);
+		proto_json_gen_kstr(g, "path", t->files[i].path);
+		proto_json_gen_kstr(g, "content_b64", b);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+}
+
 void proto_task_to_json(const proto_task *t, buf *out)
 {
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
-	proto_json_gen_str(g, "v");
-	proto_json_gen_int(g, 1);
-	proto_json_gen_str(g, "id");
-	proto_json_gen_str(g, t->id ? t->id : "");
-	proto_json_gen_str(g, "lang");
-	proto_json_gen_str(g, proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
-	proto_json_gen_str(g, "mode");
-	proto_json_gen_str(g, proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
+	proto_json_gen_kint(g, "v", 1);
+	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
+	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
+	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
 	proto_json_gen_str(g, "code");
 	proto_json_gen_strn(g, t->code ? t->code : "", t->code_len);
-	if (t->stdin_len > 0) {
-		if (proto_utf8_valid(t->stdin_data, t->stdin_len) &&
-		    !memchr(t->stdin_data, 0, t->stdin_len)) {
-			proto_json_gen_str(g, "stdin");
-			proto_json_gen_strn(g, (const char *)t->stdin_data, t->stdin_len);
-		} else {
-			_cleanup_free_ char *b = proto_b64_encode(t->stdin_data, t->stdin_len);
-			proto_json_gen_str(g, "stdin_b64");
-			proto_json_gen_str(g, b);
-		}
-	}
+	gen_stdin(g, t);
 	gen_args(g, t);
-	if (t->n_env > 0) {
-		proto_json_gen_str(g, "env");
-		yajl_gen_map_open(g);
-		for (size_t i = 0; i < t->n_env; i++) {
-			proto_json_gen_str(g, t->env[i].name);
-			proto_json_gen_str(g, t->env[i].value);
-		}
-		yajl_gen_map_close(g);
-	}
-	if (t->n_files > 0) {
-		proto_json_gen_str(g, "files");
-		yajl_gen_array_open(g);
-		for (size_t i = 0; i < t->n_files; i++) {
-			_cleanup_free_ char *b =
-			    proto_b64_encode(t->files[i].data, t->files[i].len);
-			yajl_gen_map_open(g);
-			proto_json_gen_str(g, "path");
-			proto_json_gen_str(g, t->files[i].path);
-			proto_json_gen_str(g, "content_b64");
-			proto_json_gen_str(g, b);
-			yajl_gen_map_close(g);
-		}
-		yajl_gen_array_close(g);
-	}
+	gen_env(g, t);
+	gen_files(g, t);
 	const struct {
 		const char *k, *v;
 	} names[] = {
 	    {"image", t->image}, {"runtime", t->runtime}, {"reply_stream", t->reply_stream}};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (names[i].v) {
-			proto_json_gen_str(g, names[i].k);
-			proto_json_gen_str(g, names[i].v);
-		}
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].v)
+			proto_json_gen_kstr(g, names[i].k, names[i].v);
 	gen_limits(g, &t->limits);
-	if (t->nondeterministic) {
-		proto_json_gen_str(g, "nondeterministic");
-		proto_json_gen_bool(g, true);
-	}
+	if (t->nondeterministic)
+		proto_json_gen_kbool(g, "nondeterministic", true);
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
 }
