@@ -55,7 +55,7 @@ ssize_t age_b64_decode(const char *s, size_t len, bool padded, uint8_t *out, siz
 	memcpy(quads, s, data);
 	size_t q = (data + 3) / 4 * 4;
 	memset(quads + data, '=', q - data);
-	uint8_t tmp[AGE_COLUMNS];
+	uint8_t tmp[AGE_COLUMNS] = {0};
 	if (q && EVP_DecodeBlock(tmp, (const unsigned char *)quads, (int)q) < (int)n)
 		return -1;
 	char again[AGE_COLUMNS + 8];

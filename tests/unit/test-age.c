@@ -371,11 +371,14 @@ static void test_key_text_errors(void **state)
 	expect_recipient_error("age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwb",
 	                       "'b' is not in the bech32 alphabet");
 	/* The right checksum over 31 bytes: a valid bech32 string of the wrong length. */
-	uint8_t short_key[31] = {1};
-	_cleanup_free_ char *s = attest_bech32_encode("age", short_key, sizeof(short_key), false);
+	uint8_t key[33] = {1};
+	_cleanup_free_ char *s = attest_bech32_encode("age", key, 31, false);
 	expect_recipient_error(s, "expected 32 bytes, got 31");
-	_cleanup_free_ char *t = attest_bech32_encode("age-secret-key-", short_key, 32, false);
+	/* An identity must be upper case, and of 32 bytes. */
+	_cleanup_free_ char *t = attest_bech32_encode("age-secret-key-", key, 32, false);
 	expect_identity_error(t, "not an age identity");
+	_cleanup_free_ char *u = attest_bech32_encode("AGE-SECRET-KEY-", key, 33, true);
+	expect_identity_error(u, "expected 32 bytes after AGE-SECRET-KEY-, got 33");
 	expect_identity_error(
 	    "AGE-SECRET-KEY-PQ-1XX76JRALNLXDMEW0CRK45QMCCH4X06SE84UN3VPM33W6HWDX0H3S"
 	    "K3ZQFR",
