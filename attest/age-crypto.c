@@ -9,20 +9,13 @@
 #include <openssl/params.h>
 
 #include "attest/age-internal.h"
+#include "attest/internal.h"
 #include "common/cleanup.h"
 
 DEFINE_CLEANUP_FUNC(EVP_KDF *, EVP_KDF_free)
 DEFINE_CLEANUP_FUNC(EVP_KDF_CTX *, EVP_KDF_CTX_free)
 DEFINE_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 DEFINE_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free)
-
-static const char *ossl_reason(void)
-{
-	unsigned long code = ERR_get_error();
-	ERR_clear_error();
-	const char *r = code ? ERR_reason_error_string(code) : NULL;
-	return r ? r : "unknown OpenSSL error";
-}
 
 static bool b64_char(char c)
 {
@@ -108,7 +101,7 @@ int age_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t sal
 	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
 	*p = OSSL_PARAM_construct_end();
 	if (!ctx || EVP_KDF_derive(ctx, out, AGE_KEY_LEN, params) != 1)
-		return err_set(e, 0, "HKDF-SHA-256: %s", ossl_reason());
+		return err_set(e, 0, "HKDF-SHA-256: %s", attest_ossl_reason());
 	return 0;
 }
 
@@ -119,7 +112,7 @@ int age_hmac(const uint8_t key[AGE_KEY_LEN], const void *p, size_t n, uint8_t ou
 	if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, AGE_KEY_LEN, p, n, out, AGE_KEY_LEN,
 	               &len) ||
 	    len != AGE_KEY_LEN)
-		return err_set(e, 0, "HMAC-SHA-256: %s", ossl_reason());
+		return err_set(e, 0, "HMAC-SHA-256: %s", attest_ossl_reason());
 	return 0;
 }
 
@@ -128,7 +121,7 @@ EVP_CIPHER_CTX *age_aead_new(const uint8_t key[AGE_KEY_LEN], bool encrypt, err *
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	if (!c || EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, key, NULL, encrypt) != 1) {
 		EVP_CIPHER_CTX_free(c);
-		err_set(e, 0, "ChaCha20-Poly1305: %s", ossl_reason());
+		err_set(e, 0, "ChaCha20-Poly1305: %s", attest_ossl_reason());
 		return NULL;
 	}
 	return c;
@@ -142,7 +135,7 @@ int age_aead_seal(EVP_CIPHER_CTX *c, const uint8_t nonce[12], const uint8_t *p, 
 	    (n && EVP_EncryptUpdate(c, out, &len, p, (int)n) != 1) ||
 	    EVP_EncryptFinal_ex(c, out + len, &fin) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, AGE_TAG_LEN, out + n) != 1)
-		return err_set(e, 0, "ChaCha20-Poly1305 seal: %s", ossl_reason());
+		return err_set(e, 0, "ChaCha20-Poly1305 seal: %s", attest_ossl_reason());
 	return 0;
 }
 
@@ -172,7 +165,7 @@ EVP_PKEY *age_x25519_key(const uint8_t secret[AGE_KEY_LEN], uint8_t public_key[A
 	size_t len = AGE_KEY_LEN;
 	if (!k || EVP_PKEY_get_raw_public_key(k, public_key, &len) != 1 || len != AGE_KEY_LEN) {
 		EVP_PKEY_free(k);
-		err_set(e, 0, "X25519 key: %s", ossl_reason());
+		err_set(e, 0, "X25519 key: %s", attest_ossl_reason());
 		return NULL;
 	}
 	return k;
@@ -186,7 +179,7 @@ int age_x25519(EVP_PKEY *priv, const uint8_t point[AGE_KEY_LEN], uint8_t out[AGE
 	size_t len = AGE_KEY_LEN;
 	if (!peer || !ctx || EVP_PKEY_derive_init(ctx) != 1 ||
 	    EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) != 1)
-		return err_set(e, 0, "X25519: %s", ossl_reason());
+		return err_set(e, 0, "X25519: %s", attest_ossl_reason());
 	/* OpenSSL's X25519 fails exactly when the result is all zeros (RFC 7748, section 6.1):
 	 * the point has small order. age requires aborting then. */
 	if (EVP_PKEY_derive(ctx, out, &len) != 1 || len != AGE_KEY_LEN) {

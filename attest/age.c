@@ -14,6 +14,7 @@
 #include <openssl/rand.h>
 
 #include "attest/age-internal.h"
+#include "attest/internal.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -51,28 +52,40 @@ static char *quote(const char *s)
 	return n > 24 ? xasprintf("%.24s...", s) : xstrdup(s);
 }
 
-static int identity_parse(attest_age_identity **out, const char *text, err **e)
+/* The 32 bytes of a bech32 key whose HRP is exactly hrp (so also in its case). */
+static int key_decode(const char *text, const char *hrp, uint8_t out[AGE_KEY_LEN], err **e)
 {
-	char *hrp = NULL;
+	char *got = NULL;
 	uint8_t *data = NULL;
 	size_t n = 0;
-	int r = -1;
-	if (strncmp(text, "AGE-SECRET-KEY-PQ-1", 19) == 0)
-		err_set(e, 0, "post-quantum (hybrid) identities are not supported");
-	else if (strncmp(text, "AGE-PLUGIN-", 11) == 0)
-		err_set(e, 0, "plugin identities are not supported");
-	else if (strncmp(text, IDENTITY_HRP "1", strlen(IDENTITY_HRP) + 1) != 0)
-		err_set(e, 0, "not an age identity (expected \"" IDENTITY_HRP "1...\")");
-	else if (attest_bech32_decode(text, &hrp, &data, &n, e) == 0) {
-		if (strcmp(hrp, IDENTITY_HRP) != 0 || n != AGE_KEY_LEN)
-			err_set(e, 0, "expected 32 bytes after " IDENTITY_HRP ", got %zu", n);
-		else
-			r = identity_new(out, data, e);
-	}
-	if (data)
-		OPENSSL_cleanse(data, n);
+	if (attest_bech32_decode(text, &got, &data, &n, e) < 0)
+		return -1;
+	int r = 0;
+	if (strcmp(got, hrp) != 0)
+		r = err_set(e, 0, "unsupported type \"%s\"", got);
+	else if (n != AGE_KEY_LEN)
+		r = err_set(e, 0, "expected a 32-byte key, got %zu bytes", n);
+	else
+		memcpy(out, data, AGE_KEY_LEN);
+	OPENSSL_cleanse(data, n);
 	free(data);
-	free(hrp);
+	free(got);
+	return r;
+}
+
+static int identity_parse(attest_age_identity **out, const char *text, err **e)
+{
+	uint8_t secret[AGE_KEY_LEN];
+	if (strncmp(text, "AGE-SECRET-KEY-PQ-1", 19) == 0)
+		return err_set(e, 0, "post-quantum (hybrid) identities are not supported");
+	if (strncmp(text, "AGE-PLUGIN-", 11) == 0)
+		return err_set(e, 0, "plugin identities are not supported");
+	if (strncmp(text, IDENTITY_HRP "1", strlen(IDENTITY_HRP) + 1) != 0)
+		return err_set(e, 0, "not an age identity (expected \"" IDENTITY_HRP "1...\")");
+	if (key_decode(text, IDENTITY_HRP, secret, e) < 0)
+		return -1;
+	int r = identity_new(out, secret, e);
+	OPENSSL_cleanse(secret, sizeof(secret));
 	return r;
 }
 
@@ -113,32 +126,23 @@ attest_age_identity **attest_age_identities_free(attest_age_identity **ids, size
 	return NULL;
 }
 
+static int recipient_parse(attest_age_recipient *out, const char *text, err **e)
+{
+	if (strncmp(text, "age1pq1", 7) == 0)
+		return err_set(e, 0, "post-quantum (hybrid) recipients are not supported");
+	if (strncmp(text, "ssh-", 4) == 0)
+		return err_set(e, 0, "SSH recipients are not supported");
+	if (strncmp(text, RECIPIENT_HRP "1", 4) != 0)
+		return err_set(e, 0, "not an age recipient (expected \"age1...\")");
+	return key_decode(text, RECIPIENT_HRP, out->key, e);
+}
+
 int attest_age_recipient_parse(attest_age_recipient *out, const char *text, err **e)
 {
+	if (recipient_parse(out, text, e) == 0)
+		return 0;
 	_cleanup_free_ char *q = quote(text);
-	char *hrp = NULL;
-	uint8_t *data = NULL;
-	size_t n = 0;
-	int r = -1;
-	if (strncmp(text, "age1pq1", 7) == 0)
-		err_set(e, 0, "post-quantum (hybrid) recipients are not supported");
-	else if (strncmp(text, "ssh-", 4) == 0)
-		err_set(e, 0, "SSH recipients are not supported");
-	else if (strncmp(text, RECIPIENT_HRP "1", 4) != 0)
-		err_set(e, 0, "not an age recipient (expected \"age1...\")");
-	else if (attest_bech32_decode(text, &hrp, &data, &n, e) == 0) {
-		if (strcmp(hrp, RECIPIENT_HRP) != 0)
-			err_set(e, 0, "unsupported recipient type \"%s\"", hrp);
-		else if (n != AGE_KEY_LEN)
-			err_set(e, 0, "expected 32 bytes, got %zu", n);
-		else {
-			memcpy(out->key, data, AGE_KEY_LEN);
-			r = 0;
-		}
-	}
-	free(data);
-	free(hrp);
-	return r < 0 ? err_prefix(e, "age: recipient \"%s\"", q) : 0;
+	return err_prefix(e, "age: recipient \"%s\"", q);
 }
 
 void attest_age_recipient_format(const attest_age_recipient *r,
@@ -198,34 +202,10 @@ int attest_age_identities_parse(const char *text, size_t len, attest_age_identit
 	return 0;
 }
 
-/* Reads a secret file through one fd, so the checked file is the read file. */
-static int read_identity_file(const char *path, buf *out, err **e)
-{
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-	struct stat st;
-	if (fd < 0)
-		return err_set(e, errno, "open %s", path);
-	if (fstat(fd, &st) < 0)
-		return err_set(e, errno, "stat %s", path);
-	if (!S_ISREG(st.st_mode))
-		return err_set(e, 0, "%s: not a regular file", path);
-	if (st.st_mode & 077)
-		return err_set(e, 0,
-		               "age identity %s has mode %04o: it must not be accessible by group "
-		               "or others (chmod 600 %s)",
-		               path, (unsigned)(st.st_mode & 07777), path);
-	if (st.st_size > (off_t)ATTEST_AGE_IDENTITY_FILE_MAX)
-		return err_set(e, 0, "%s: larger than %u bytes", path,
-		               ATTEST_AGE_IDENTITY_FILE_MAX);
-	if (read_all(fd, out, ATTEST_AGE_IDENTITY_FILE_MAX) < 0)
-		return err_set(e, errno, "read %s", path);
-	return 0;
-}
-
 int attest_age_identities_load(const char *path, attest_age_identity ***ids, size_t *n, err **e)
 {
 	buf b = BUF_INIT;
-	int r = read_identity_file(path, &b, e);
+	int r = attest_read_secret_file(path, true, ATTEST_AGE_IDENTITY_FILE_MAX, &b, e);
 	if (r == 0 && attest_age_identities_parse(buf_str(&b), b.len, ids, n, e) < 0)
 		r = err_prefix(e, "%s", path);
 	if (b.data)

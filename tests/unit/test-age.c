@@ -373,12 +373,12 @@ static void test_key_text_errors(void **state)
 	/* The right checksum over 31 bytes: a valid bech32 string of the wrong length. */
 	uint8_t key[33] = {1};
 	_cleanup_free_ char *s = attest_bech32_encode("age", key, 31, false);
-	expect_recipient_error(s, "expected 32 bytes, got 31");
+	expect_recipient_error(s, "expected a 32-byte key, got 31 bytes");
 	/* An identity must be upper case, and of 32 bytes. */
 	_cleanup_free_ char *t = attest_bech32_encode("age-secret-key-", key, 32, false);
 	expect_identity_error(t, "not an age identity");
 	_cleanup_free_ char *u = attest_bech32_encode("AGE-SECRET-KEY-", key, 33, true);
-	expect_identity_error(u, "expected 32 bytes after AGE-SECRET-KEY-, got 33");
+	expect_identity_error(u, "expected a 32-byte key, got 33 bytes");
 	expect_identity_error(
 	    "AGE-SECRET-KEY-PQ-1XX76JRALNLXDMEW0CRK45QMCCH4X06SE84UN3VPM33W6HWDX0H3S"
 	    "K3ZQFR",
