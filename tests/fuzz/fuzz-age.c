@@ -9,7 +9,8 @@
  *   3  the armor decoder: what decodes, re-armored, decodes to the same bytes.
  * Failures must come with a message and a class and leave nothing allocated (ASan/LSan).
  * The seed corpus (tests/fuzz/corpus/age/) is the uncompressed vectors of attest/testdata/age
- * in each mode. */
+ * in each mode that fits them: NAME.dec (mode 0: the file), NAME.hdr (1: the binary file),
+ * NAME.str (2: the bytes after the MAC line), NAME.arm (3: the armored file). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
