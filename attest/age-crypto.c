@@ -1,5 +1,5 @@
-/* The primitives age is built from, each over OpenSSL 3.0: strict base64 (OpenSSL's block
- * coder with the canonical checks it lacks), HKDF-SHA-256, HMAC-SHA-256, ChaCha20-Poly1305 and
+/* The primitives age is built from, each over OpenSSL 3.0: base64 in age's two forms (over the
+ * project's one strict coder, proto_b64_*), HKDF-SHA-256, HMAC-SHA-256, ChaCha20-Poly1305 and
  * X25519. Every intermediate secret is wiped here before it goes out of scope. */
 #include <string.h>
 
@@ -11,79 +11,63 @@
 #include "attest/age-internal.h"
 #include "attest/internal.h"
 #include "common/cleanup.h"
+#include "proto/proto.h"
 
 DEFINE_CLEANUP_FUNC(EVP_KDF *, EVP_KDF_free)
 DEFINE_CLEANUP_FUNC(EVP_KDF_CTX *, EVP_KDF_CTX_free)
 DEFINE_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 DEFINE_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free)
 
-static bool b64_char(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
-}
-
 ssize_t age_b64_decode(const char *s, size_t len, bool padded, uint8_t *out, size_t cap)
 {
 	char quads[AGE_COLUMNS + 8];
-	size_t data = len;
-	if (len > AGE_COLUMNS + 4)
+	if (len > AGE_COLUMNS + 4 || (!padded && (len % 4 == 1 || memchr(s, '=', len))))
 		return -1;
-	if (padded) {
-		if (len % 4)
-			return -1;
-		while (data && len - data < 2 && s[data - 1] == '=')
-			data--;
-	} else if (len % 4 == 1) {
+	/* Unpadded text is given its padding, so that one strict decoder (proto_b64_decode:
+	 * alphabet, padding, unused bits zero) judges both forms. */
+	size_t q = padded ? len : (len + 3) / 4 * 4;
+	memcpy(quads, s, len);
+	memset(quads + len, '=', q - len);
+	uint8_t *d = NULL;
+	size_t n = 0;
+	if (proto_b64_decode(quads, q, &d, &n) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < data; i++)
-		if (!b64_char(s[i]))
-			return -1;
-	size_t n = data / 4 * 3 + (data % 4 ? data % 4 - 1 : 0);
-	if (n > cap)
-		return -1;
-	/* OpenSSL decodes whole quads: pad to one, decode, then re-encode to refuse a non-zero
-	 * unused bit (the one thing a canonical encoding adds). */
-	memcpy(quads, s, data);
-	size_t q = (data + 3) / 4 * 4;
-	memset(quads + data, '=', q - data);
-	uint8_t tmp[AGE_COLUMNS] = {0};
-	if (q && EVP_DecodeBlock(tmp, (const unsigned char *)quads, (int)q) < (int)n)
-		return -1;
-	char again[AGE_COLUMNS + 8];
-	EVP_EncodeBlock((unsigned char *)again, tmp, (int)n);
-	bool canonical = memcmp(again, quads, q) == 0;
-	if (canonical)
-		memcpy(out, tmp, n);
-	OPENSSL_cleanse(tmp, sizeof(tmp));
-	return canonical ? (ssize_t)n : -1;
+	ssize_t r = n <= cap ? (ssize_t)n : -1;
+	if (r >= 0)
+		memcpy(out, d, n);
+	OPENSSL_cleanse(d, n);
+	free(d);
+	return r;
 }
 
-static size_t b64_line(buf *b, const uint8_t *p, size_t n, bool padded)
+/* The base64 text of p[0..n), without its padding when raw. Caller frees. */
+static char *b64_text(const uint8_t *p, size_t n, bool padded, size_t *len)
 {
-	char line[AGE_COLUMNS + 1];
-	int len = EVP_EncodeBlock((unsigned char *)line, p, (int)n);
-	while (!padded && len && line[len - 1] == '=')
-		len--;
-	buf_append(b, line, (size_t)len);
-	return (size_t)len;
+	char *t = proto_b64_encode(p, n);
+	*len = strlen(t);
+	while (!padded && *len && t[*len - 1] == '=')
+		t[--*len] = '\0';
+	return t;
 }
 
 bool age_b64_wrap(buf *b, const uint8_t *p, size_t n, bool padded)
 {
-	for (; n >= AGE_LINE_BYTES; p += AGE_LINE_BYTES, n -= AGE_LINE_BYTES) {
-		b64_line(b, p, AGE_LINE_BYTES, padded);
+	size_t len = 0, off = 0;
+	_cleanup_free_ char *t = b64_text(p, n, padded, &len);
+	buf_reserve(b, len + len / AGE_COLUMNS);
+	for (; len - off >= AGE_COLUMNS; off += AGE_COLUMNS) {
+		buf_append(b, t + off, AGE_COLUMNS);
 		buf_append(b, "\n", 1);
 	}
-	return b64_line(b, p, n, padded) == 0;
+	buf_append(b, t + off, len - off);
+	return len == off;
 }
 
 void age_b64_raw(buf *b, const uint8_t *p, size_t n)
 {
-	for (; n > AGE_LINE_BYTES; p += AGE_LINE_BYTES, n -= AGE_LINE_BYTES)
-		b64_line(b, p, AGE_LINE_BYTES, false);
-	b64_line(b, p, n, false);
+	size_t len = 0;
+	_cleanup_free_ char *t = b64_text(p, n, false, &len);
+	buf_append(b, t, len);
 }
 
 int age_hkdf(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
