@@ -86,9 +86,11 @@ typedef enum llm_cost_source {
 	LLM_COST_PRICE_TABLE, /* the node's prices and the reported token counts */
 } llm_cost_source;
 
-/* What a call produced. On success every field is set; on failure attempts and status say
- * how far it got and the rest is empty. Strings are NUL-terminated and owned by the call
- * until fn returns; fn may take them with steal_pointer(). */
+/* What a call produced. On success every field is set (id and finish_reason when the provider
+ * sent them). On failure content, model, id, finish_reason, usage and cost are empty; attempts
+ * and status say how far it got, request_json is what was sent, and response_json is the body
+ * when a 2xx response was read. Strings are NUL-terminated and owned by the call until fn
+ * returns; fn may take them with steal_pointer(). */
 typedef struct llm_result {
 	char *content; /* choices[0].message.content: the step output (redacted) */
 	size_t content_len;

@@ -314,6 +314,31 @@ static void test_llm_wire(void **state)
 	outcome_deinit(&o);
 }
 
+/* [[mock echo]] hands the input back unchanged (how chain tests feed JSON to a script step);
+ * temperatures are written as exact decimals. */
+static void test_llm_echo_and_temperature(void **state)
+{
+	llm_options opt = options();
+	const char *input = "{\"items\": [{\"price\": 2.5}], \"currency\": \"EUR\"}";
+	struct {
+		int milli;
+		const char *text;
+	} t[] = {{0, "\"temperature\":0,"},
+	         {1250, "\"temperature\":1.25,"},
+	         {2000, "\"temperature\":2,"}};
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		llm_request rq = request("Extract. [[mock echo]]", input);
+		rq.temperature_milli = t[i].milli;
+		outcome o;
+		run_llm(&opt, &rq, &o);
+		assert_null(o.err);
+		assert_string_equal(o.r.content, input);
+		if (!strstr(o.r.request_json, t[i].text))
+			fail_msg("%s not in %s", t[i].text, o.r.request_json);
+		outcome_deinit(&o);
+	}
+}
+
 static void test_llm_max_tokens(void **state)
 {
 	llm_options opt = options();
@@ -846,6 +871,7 @@ int main(void)
 	    cmocka_unit_test(test_llm_refused_requests),
 	    cmocka_unit_test(test_llm_success),
 	    cmocka_unit_test(test_llm_wire),
+	    cmocka_unit_test(test_llm_echo_and_temperature),
 	    cmocka_unit_test(test_llm_max_tokens),
 	    cmocka_unit_test(test_llm_retry_after_then_success),
 	    cmocka_unit_test(test_llm_retry_502_503),
