@@ -370,6 +370,10 @@ static int setup_security(http_call *call, const http_request *rq, err **e)
 	SETOPT(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket, failed);
 	SETOPT(h, CURLOPT_OPENSOCKETDATA, call, failed);
 	SETOPT(h, CURLOPT_NOSIGNAL, 1L, failed);
+	/* Without it, removing a handle (cancel, timeout) while its name is still being resolved
+	 * joins the resolver thread: the loop would block until getaddrinfo() returns. With it
+	 * the thread is detached and frees its own data when it ends (7.87+). */
+	SETOPT(h, CURLOPT_QUICK_EXIT, 1L, failed);
 	int64_t ct =
 	    rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
 	int64_t tt = rq->timeout_ms > 0 ? rq->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
