@@ -36,7 +36,9 @@ typedef struct entry {
 } entry;
 
 struct pool {
-	sandbox_ctx *ctx;
+	struct event_base *base;
+	const pool_ops *ops;
+	void *ops_ctx;
 	pool_opts o;
 	entry **entries;
 	size_t n_entries;
@@ -101,7 +103,7 @@ static void on_gone(void *arg)
 static void destroy(pool *p, sandbox *sb)
 {
 	p->destroying++;
-	sandbox_destroy(sb, on_gone, p);
+	p->ops->destroy(p->ops_ctx, sb, on_gone, p);
 }
 
 static void warm_remove(entry *en, sandbox *sb)
@@ -128,7 +130,7 @@ static void hand_out(entry *en, sandbox *sb, waiter *w)
 	pool *p = en->p;
 	en->busy++;
 	p->acquire_ms_sum += (double)(now_mono_us() - w->since_us) / 1000.0;
-	sandbox_watch(sb, NULL, NULL);
+	p->ops->watch(p->ops_ctx, sb, NULL, NULL);
 	w->cb(sb, NULL, w->arg);
 	free(w);
 }
@@ -184,7 +186,7 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 		en->warm = xreallocarray(en->warm, en->cap_warm, sizeof(sandbox *));
 	}
 	en->warm[en->n_warm++] = sb;
-	sandbox_watch(sb, on_died, en);
+	p->ops->watch(p->ops_ctx, sb, on_died, en);
 }
 
 static int start_one(entry *en, bool urgent, err **e)
@@ -193,7 +195,7 @@ static int start_one(entry *en, bool urgent, err **e)
 	sandbox *sb;
 	sandbox_spec spec = en->spec;
 	spec.urgent = urgent;
-	if (sandbox_create(p->ctx, &spec, on_ready, en, &sb, e) < 0) {
+	if (p->ops->create(p->ops_ctx, &spec, on_ready, en, &sb, e) < 0) {
 		en->failed++;
 		return -1;
 	}
@@ -239,7 +241,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; p->o.max_age_ms > 0 && i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		/* Recycle at most one per pool per tick, oldest first, so a pool never empties. */
-		if (en->n_warm > 0 && now - sandbox_ready_at(en->warm[0]) > p->o.max_age_ms) {
+		if (en->n_warm > 0 &&
+		    now - p->ops->ready_at(p->ops_ctx, en->warm[0]) > p->o.max_age_ms) {
 			sandbox *sb = en->warm[0];
 			warm_remove(en, sb);
 			en->recycled++;
@@ -249,10 +252,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	refill(p);
 }
 
-int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e)
+int pool_new(pool **out, struct event_base *base, const pool_ops *ops, void *ops_ctx,
+             const pool_opts *o, err **e)
 {
 	pool *p = xzalloc(sizeof(*p));
-	p->ctx = ctx;
+	p->base = base;
+	p->ops = ops;
+	p->ops_ctx = ops_ctx;
 	p->o = *o;
 	if (!p->o.max_live)
 		p->o.max_live = 32;
@@ -262,8 +268,10 @@ int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e)
 		p->o.backoff_min_ms = 200;
 	if (!p->o.backoff_max_ms)
 		p->o.backoff_max_ms = 30000;
-	p->tick = event_new(sandbox_ctx_base(ctx), -1, EV_PERSIST, on_tick, p);
-	struct timeval tv = {1, 0};
+	if (p->o.tick_ms <= 0)
+		p->o.tick_ms = 1000;
+	p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+	struct timeval tv = {p->o.tick_ms / 1000, (p->o.tick_ms % 1000) * 1000};
 	if (!p->tick || event_add(p->tick, &tv) < 0) {
 		pool_free(p);
 		return err_set(e, 0, "pool: cannot add its timer");
@@ -354,14 +362,14 @@ typedef struct release {
 static void on_release(evutil_socket_t fd, short what, void *arg)
 {
 	release *r = arg;
-	sandbox_destroy(r->sb, on_gone, r->p);
+	r->p->ops->destroy(r->p->ops_ctx, r->sb, on_gone, r->p);
 	refill(r->p);
 	free(r);
 }
 
 void pool_release(pool *p, sandbox *sb)
 {
-	entry *en = find_entry(p, sandbox_get_spec(sb));
+	entry *en = find_entry(p, p->ops->spec_of(p->ops_ctx, sb));
 	if (en && en->busy > 0)
 		en->busy--;
 	/* Destroying and refilling spawn runtime processes (milliseconds of fork, exec and cgroup
@@ -372,9 +380,9 @@ void pool_release(pool *p, sandbox *sb)
 	*r = (release){p, sb};
 	/* a real (1 ms) timer: event_base_once() runs a zero timeout in this very iteration */
 	struct timeval soon = {0, 1000};
-	if (event_base_once(sandbox_ctx_base(p->ctx), -1, EV_TIMEOUT, on_release, r, &soon) < 0) {
+	if (event_base_once(p->base, -1, EV_TIMEOUT, on_release, r, &soon) < 0) {
 		free(r);
-		sandbox_destroy(sb, on_gone, p);
+		p->ops->destroy(p->ops_ctx, sb, on_gone, p);
 		refill(p);
 	}
 }
