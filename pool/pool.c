@@ -147,6 +147,29 @@ static waiter *pop_waiter(entry *en)
 	return w;
 }
 
+/* A creation failed (or could not start): the pool's refills wait, twice as long as after the
+ * previous failure, up to the maximum. Waiting takers do not (see start_for_waiters). */
+static void note_failure(entry *en)
+{
+	pool *p = en->p;
+	en->failed++;
+	en->backoff_ms = en->backoff_ms ? en->backoff_ms * 2 : p->o.backoff_min_ms;
+	if (en->backoff_ms > p->o.backoff_max_ms)
+		en->backoff_ms = p->o.backoff_max_ms;
+	en->retry_at_ms = now_mono_ms() + en->backoff_ms;
+}
+
+static void keep_warm(entry *en, sandbox *sb)
+{
+	pool *p = en->p;
+	if (en->n_warm == en->cap_warm) {
+		en->cap_warm = en->cap_warm ? 2 * en->cap_warm : 8;
+		en->warm = xreallocarray(en->warm, en->cap_warm, sizeof(sandbox *));
+	}
+	en->warm[en->n_warm++] = sb;
+	p->ops->watch(p->ops_ctx, sb, on_died, en);
+}
+
 static void on_ready(sandbox *sb, const err *e, void *arg)
 {
 	entry *en = arg;
@@ -154,11 +177,7 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 	en->creating--;
 	p->creating--;
 	if (e) {
-		en->failed++;
-		en->backoff_ms = en->backoff_ms ? en->backoff_ms * 2 : p->o.backoff_min_ms;
-		if (en->backoff_ms > p->o.backoff_max_ms)
-			en->backoff_ms = p->o.backoff_max_ms;
-		en->retry_at_ms = now_mono_ms() + en->backoff_ms;
+		note_failure(en);
 		destroy(p, sb);
 		/* A waiting task hears about the failure (the node retries it later) rather than
 		 * waiting through the backoff. */
@@ -171,22 +190,19 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 		return;
 	}
 	en->created++;
-	en->backoff_ms = 0;
+	en->backoff_ms = 0; /* the runtime works again: so do the refills */
+	en->retry_at_ms = 0;
 	if (p->shutting_down) {
 		destroy(p, sb);
 		return;
 	}
 	waiter *w = pop_waiter(en);
-	if (w) {
+	if (w)
 		hand_out(en, sb, w);
-		return;
-	}
-	if (en->n_warm == en->cap_warm) {
-		en->cap_warm = en->cap_warm ? 2 * en->cap_warm : 8;
-		en->warm = xreallocarray(en->warm, en->cap_warm, sizeof(sandbox *));
-	}
-	en->warm[en->n_warm++] = sb;
-	p->ops->watch(p->ops_ctx, sb, on_died, en);
+	else
+		keep_warm(en, sb);
+	/* this creation's slot under the cap is free: the next refill need not wait for a tick */
+	refill(p);
 }
 
 static int start_one(entry *en, bool urgent, err **e)
@@ -196,7 +212,7 @@ static int start_one(entry *en, bool urgent, err **e)
 	sandbox_spec spec = en->spec;
 	spec.urgent = urgent;
 	if (p->ops->create(p->ops_ctx, &spec, on_ready, en, &sb, e) < 0) {
-		en->failed++;
+		note_failure(en);
 		return -1;
 	}
 	en->creating++;
@@ -205,32 +221,35 @@ static int start_one(entry *en, bool urgent, err **e)
 	return 0;
 }
 
+/* Takers waiting on a miss get their creations at once, whatever the caps and the backoff; a
+ * creation already under way counts as theirs (it is handed to the first waiter when ready). */
+static void start_for_waiters(entry *en)
+{
+	while (en->creating < en->n_waiters) {
+		err *e = NULL;
+		if (start_one(en, true, &e) < 0) {
+			waiter *w = pop_waiter(en);
+			w->cb(NULL, e, w->arg);
+			free(w);
+			err_free(e);
+		}
+	}
+}
+
+/* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
+ * creations, under the node's caps and outside the pool's backoff. */
 static void refill(pool *p)
 {
 	if (p->shutting_down)
 		return;
-	int64_t now = now_mono_ms();
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
-		if (en->retry_at_ms > now)
-			continue;
-		/* Takers waiting on a miss get their creations at once, cap or not. */
-		while (en->creating < en->n_waiters) {
-			err *e = NULL;
-			if (start_one(en, true, &e) < 0) {
-				waiter *w = pop_waiter(en);
-				w->cb(NULL, e, w->arg);
-				free(w);
-				err_free(e);
-			}
-		}
-		while (en->n_warm + en->creating < en->target + en->n_waiters &&
-		       p->creating < p->o.max_creating && p->live < p->o.max_live) {
-			if (start_one(en, false, NULL) < 0) {
-				en->retry_at_ms = now + p->o.backoff_min_ms;
+		start_for_waiters(en);
+		while (en->retry_at_ms <= now_mono_ms() &&
+		       en->n_warm + en->creating < en->target + en->n_waiters &&
+		       p->creating < p->o.max_creating && p->live < p->o.max_live)
+			if (start_one(en, false, NULL) < 0)
 				break;
-			}
-		}
 	}
 }
 
@@ -350,7 +369,6 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 		en->waiters = w;
 	en->waiters_tail = w;
 	en->n_waiters++;
-	en->retry_at_ms = 0; /* a waiting task does not sit out a backoff */
 	refill(p);
 }
 
@@ -443,6 +461,8 @@ void pool_describe_json(const pool *p, buf *out)
 		proto_json_gen_kint(g, "busy", en->busy);
 		proto_json_gen_kint(g, "hits", en->hits);
 		proto_json_gen_kint(g, "misses", en->misses);
+		proto_json_gen_kint(g, "failed", en->failed);
+		proto_json_gen_kint(g, "backoff_ms", en->backoff_ms);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);

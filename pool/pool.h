@@ -80,8 +80,10 @@ typedef struct pool_stats {
 
 /* Totals over all pools. */
 void pool_get_stats(const pool *p, pool_stats *out);
-/* Per-pool state as a JSON array (for the node registry and aisp nodes):
- * [{"runtime":..,"image":..,"lang":..,"target":N,"warm":N,"creating":N,"busy":N}, ...] */
+/* Per-pool state as a JSON array (for the node registry and aisp nodes), in declaration order:
+ * [{"runtime":..,"image":..,"lang":..,"target":N,"warm":N,"creating":N,"busy":N,"hits":N,
+ *   "misses":N,"failed":N,"backoff_ms":N}, ...]; backoff_ms is the current failure backoff
+ * (0: none). */
 void pool_describe_json(const pool *p, buf *out);
 /* Prometheus lines for every pool (aisp_pool_sandboxes{runtime,image,lang,state} ...). */
 void pool_metrics(const pool *p, buf *out);
