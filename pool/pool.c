@@ -469,37 +469,91 @@ void pool_describe_json(const pool *p, buf *out)
 	proto_json_gen_take(g, out);
 }
 
-void pool_metrics(const pool *p, buf *out)
+/* ---- Prometheus text (format 0.0.4) ----
+ * The pool is the only emitter of the aisp_pool_* and aisp_sandbox_* families. Each family is
+ * written once, with # HELP and # TYPE, all its samples together. */
+
+static void family(buf *out, const char *name, const char *type, const char *help)
 {
-	buf_append_str(out, "# TYPE aisp_pool_sandboxes gauge\n");
+	buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(buf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_appendf(out, "\\%c", *s);
+		else if (*s == '\n')
+			buf_append_str(out, "\\n");
+		else
+			buf_append(out, s, 1);
+	}
+}
+
+/* name{runtime="..",image="..",lang=".." and what follows (the caller closes the braces). */
+static void pool_sample(buf *out, const char *name, const entry *en)
+{
+	buf_appendf(out, "%s{runtime=\"", name);
+	label_value(out, sandbox_runtime_name(en->spec.rt));
+	buf_append_str(out, "\",image=\"");
+	label_value(out, en->spec.image_digest ? en->spec.image_digest : "");
+	buf_appendf(out, "\",lang=\"%s\"", proto_lang_name(en->spec.lang));
+}
+
+static void per_pool_metrics(const pool *p, buf *out)
+{
+	family(out, "aisp_pool_sandboxes", "gauge",
+	       "Sandboxes of each warm pool by state (creating, warm, busy).");
 	for (size_t i = 0; i < p->n_entries; i++) {
 		const entry *en = p->entries[i];
-		const char *rt = sandbox_runtime_name(en->spec.rt);
-		const char *lang = proto_lang_name(en->spec.lang);
-		const char *img = en->spec.image_digest ? en->spec.image_digest : "";
-		struct {
-			const char *state;
-			size_t n;
-		} st[] = {{"creating", en->creating}, {"warm", en->n_warm}, {"busy", en->busy}};
-		for (size_t k = 0; k < 3; k++)
-			buf_appendf(out,
-			            "aisp_pool_sandboxes{runtime=\"%s\",image=\"%s\",lang=\"%s\","
-			            "state=\"%s\"} %zu\n",
-			            rt, img, lang, st[k].state, st[k].n);
-		buf_appendf(out, "aisp_pool_target{runtime=\"%s\",image=\"%s\",lang=\"%s\"} %zu\n",
-		            rt, img, lang, en->target);
+		const char *state[] = {"creating", "warm", "busy"};
+		size_t n[] = {en->creating, en->n_warm, en->busy};
+		for (size_t k = 0; k < 3; k++) {
+			pool_sample(out, "aisp_pool_sandboxes", en);
+			buf_appendf(out, ",state=\"%s\"} %zu\n", state[k], n[k]);
+		}
 	}
+	family(out, "aisp_pool_target", "gauge", "Warm sandboxes each pool aims at.");
+	for (size_t i = 0; i < p->n_entries; i++) {
+		pool_sample(out, "aisp_pool_target", p->entries[i]);
+		buf_appendf(out, "} %zu\n", p->entries[i]->target);
+	}
+}
+
+void pool_metrics(const pool *p, buf *out)
+{
+	per_pool_metrics(p, out);
 	pool_stats s;
 	pool_get_stats(p, &s);
-	buf_appendf(
-	    out,
-	    "# TYPE aisp_pool_destroying gauge\naisp_pool_destroying %zu\n"
-	    "# TYPE aisp_sandbox_creations_total counter\naisp_sandbox_creations_total %" PRIu64
-	    "\n# TYPE aisp_sandbox_creation_failures_total counter\n"
-	    "aisp_sandbox_creation_failures_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_hits_total counter\naisp_pool_hits_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_misses_total counter\naisp_pool_misses_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_recycled_total counter\naisp_pool_recycled_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_died_total counter\naisp_pool_died_total %" PRIu64 "\n",
-	    s.destroying, s.created, s.failed, s.hits, s.misses, s.recycled, s.died);
+	family(out, "aisp_pool_sandboxes_total", "gauge", "Sandboxes of this node by state.");
+	buf_appendf(out,
+	            "aisp_pool_sandboxes_total{state=\"creating\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"warm\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"busy\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"destroying\"} %zu\n",
+	            s.creating, s.warm, s.busy, s.destroying);
+	family(out, "aisp_pool_destroying", "gauge", "Sandboxes being destroyed.");
+	buf_appendf(out, "aisp_pool_destroying %zu\n", s.destroying);
+	family(out, "aisp_pool_takes_total", "counter",
+	       "Sandboxes taken, by warm hit or cold miss.");
+	buf_appendf(out,
+	            "aisp_pool_takes_total{result=\"hit\"} %" PRIu64 "\n"
+	            "aisp_pool_takes_total{result=\"miss\"} %" PRIu64 "\n",
+	            s.hits, s.misses);
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} counters[] = {
+	    {"aisp_pool_hits_total", "Takes served by a warm sandbox.", s.hits},
+	    {"aisp_pool_misses_total", "Takes that needed a creation.", s.misses},
+	    {"aisp_pool_recycled_total", "Warm sandboxes replaced for their age.", s.recycled},
+	    {"aisp_pool_died_total", "Warm sandboxes that died on their own.", s.died},
+	    {"aisp_sandbox_creations_total", "Sandboxes created.", s.created},
+	    {"aisp_sandbox_creation_failures_total", "Sandbox creations that failed.", s.failed},
+	};
+	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++) {
+		family(out, counters[i].name, "counter", counters[i].help);
+		buf_appendf(out, "%s %" PRIu64 "\n", counters[i].name, counters[i].v);
+	}
 }

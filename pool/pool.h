@@ -85,5 +85,9 @@ void pool_get_stats(const pool *p, pool_stats *out);
  *   "misses":N,"failed":N,"backoff_ms":N}, ...]; backoff_ms is the current failure backoff
  * (0: none). */
 void pool_describe_json(const pool *p, buf *out);
-/* Prometheus lines for every pool (aisp_pool_sandboxes{runtime,image,lang,state} ...). */
+/* Appends the Prometheus text (format 0.0.4) of every pool/sandbox family, each once with
+ * # HELP and # TYPE and its samples together: aisp_pool_sandboxes{runtime,image,lang,state},
+ * aisp_pool_target{runtime,image,lang}, aisp_pool_sandboxes_total{state}, aisp_pool_destroying,
+ * aisp_pool_takes_total{result}, aisp_pool_{hits,misses,recycled,died}_total,
+ * aisp_sandbox_creations_total, aisp_sandbox_creation_failures_total. */
 void pool_metrics(const pool *p, buf *out);
