@@ -73,6 +73,7 @@ static struct event_base *base;
 static struct event *heartbeat;
 static fake F;
 static sandbox_runtime *rt, *rt_odd;
+static sandbox_spec py, sh; /* two pools of one image on rt */
 static char rt_dir[] = "/tmp/aisp-test-pool-XXXXXX";
 
 static fake_sb *fk(sandbox *sb)
@@ -263,6 +264,28 @@ static pool_stats stats(const pool *p)
 	return s;
 }
 
+/* Every count of pool_get_stats() (not the acquire latency) equals want's. */
+static void assert_stats(const pool *p, pool_stats want)
+{
+	pool_stats got = stats(p);
+	const size_t g1[] = {got.creating, got.warm, got.busy, got.destroying};
+	const size_t w1[] = {want.creating, want.warm, want.busy, want.destroying};
+	const uint64_t g2[] = {got.created, got.failed,   got.hits,
+	                       got.misses,  got.recycled, got.died};
+	const uint64_t w2[] = {want.created, want.failed,   want.hits,
+	                       want.misses,  want.recycled, want.died};
+	for (size_t i = 0; i < 4; i++)
+		if (g1[i] != w1[i])
+			fail_msg("gauge %zu (creating, warm, busy, destroying): %zu, want %zu", i,
+			         g1[i], w1[i]);
+	for (size_t i = 0; i < 6; i++)
+		if (g2[i] != w2[i])
+			fail_msg(
+			    "counter %zu (created, failed, hits, misses, recycled, died): %llu, "
+			    "want %llu",
+			    i, (unsigned long long)g2[i], (unsigned long long)w2[i]);
+}
+
 typedef struct taker {
 	int calls;
 	int id; /* the fake's id, -1 on an error */
@@ -335,8 +358,7 @@ static long long described(const pool *p, size_t i, const char *key)
 static void test_refill_to_target(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_creating = 2});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 3);
+	add(p, &py, 3);
 	assert_int_equal(F.n, 2); /* the creation cap */
 	assert_int_equal(F.urgent, 0);
 	/* each finished creation frees a slot for the next at once, without waiting for a tick */
@@ -344,10 +366,7 @@ static void test_refill_to_target(void **state)
 	assert_int_equal(F.n, 3);
 	fake_finish(1, true);
 	fake_finish(2, true);
-	pool_stats st = stats(p);
-	assert_int_equal(st.warm, 3);
-	assert_int_equal(st.creating, 0);
-	assert_int_equal(st.created, 3);
+	assert_stats(p, (pool_stats){.warm = 3, .created = 3});
 	spin(5);
 	assert_int_equal(F.n, 3); /* nothing beyond the target */
 	assert_int_equal(F.max_creating, 2);
@@ -357,10 +376,8 @@ static void test_refill_to_target(void **state)
 static void test_creation_cap_across_pools(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_creating = 2});
-	sandbox_spec a = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	sandbox_spec b = spec_for(rt, "sha256:aa", PROTO_LANG_SHELL);
-	add(p, &a, 3);
-	add(p, &b, 3);
+	add(p, &py, 3);
+	add(p, &sh, 3);
 	assert_int_equal(F.n, 2);
 	for (int i = 0; i < 6; i++) {
 		fake_finish(i, true);
@@ -375,17 +392,15 @@ static void test_creation_cap_across_pools(void **state)
 static void test_live_cap(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_live = 3, .max_creating = 8});
-	sandbox_spec a = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	sandbox_spec b = spec_for(rt, "sha256:aa", PROTO_LANG_SHELL);
-	add(p, &a, 2);
-	add(p, &b, 2);
+	add(p, &py, 2);
+	add(p, &sh, 2);
 	assert_int_equal(F.n, 3);
 	for (int i = 0; i < 3; i++)
 		fake_finish(i, true);
 	assert_int_equal(F.n, 3);
 	assert_int_equal(stats(p).warm, 3);
 	taker t = {0};
-	assert_true(take(p, &a, &t));
+	assert_true(take(p, &py, &t));
 	pool_release(p, t.sb);
 	RUN_UNTIL(F.n_destroyed == 1);
 	assert_int_equal(F.n, 3); /* a sandbox being destroyed still counts */
@@ -401,15 +416,14 @@ static void test_live_cap(void **state)
 static void test_miss_creates_beyond_caps(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_live = 1, .max_creating = 1});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 1);
+	add(p, &py, 1);
 	assert_int_equal(F.n, 1);
 	taker a = {0}, b = {0};
 	/* the first taker waits for the creation already under way; the second gets its own at
 	 * once, though both caps are reached */
-	assert_false(take(p, &s, &a));
+	assert_false(take(p, &py, &a));
 	assert_int_equal(F.n, 1);
-	assert_false(take(p, &s, &b));
+	assert_false(take(p, &py, &b));
 	assert_int_equal(F.n, 2);
 	assert_int_equal(F.urgent, 1);
 	assert_true(F.sb[1]->spec.urgent);
@@ -419,11 +433,7 @@ static void test_miss_creates_beyond_caps(void **state)
 	assert_int_equal(b.calls, 0);
 	fake_finish(0, true);
 	assert_int_equal(b.id, 0);
-	pool_stats st = stats(p);
-	assert_int_equal(st.misses, 2);
-	assert_int_equal(st.hits, 0);
-	assert_int_equal(st.busy, 2);
-	assert_int_equal(st.warm, 0);
+	assert_stats(p, (pool_stats){.busy = 2, .created = 2, .misses = 2});
 	pool_release(p, a.sb);
 	pool_release(p, b.sb);
 	shutdown_all(p);
@@ -433,12 +443,11 @@ static void test_burst_larger_than_pool(void **state)
 {
 	F.auto_ready = F.auto_gone = true;
 	pool *p = new_pool((pool_opts){.max_creating = 2});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 2);
+	add(p, &py, 2);
 	RUN_UNTIL(stats(p).warm == 2);
 	taker t[5] = {0};
 	for (int i = 0; i < 5; i++) {
-		bool hit = take(p, &s, &t[i]);
+		bool hit = take(p, &py, &t[i]);
 		assert_int_equal(hit, i < 2);
 		assert_int_equal(t[i].calls, i < 2); /* a hit is served before pool_take returns */
 	}
@@ -456,12 +465,8 @@ static void test_burst_larger_than_pool(void **state)
 	for (int i = 0; i < 5; i++)
 		pool_release(p, t[i].sb);
 	RUN_UNTIL(F.n_gone == 5 && stats(p).warm == 2 && stats(p).creating == 0);
-	pool_stats st = stats(p);
 	assert_int_equal(F.n, 7);
-	assert_int_equal(st.hits, 2);
-	assert_int_equal(st.misses, 3);
-	assert_int_equal(st.created, 7);
-	assert_int_equal(st.busy, 0);
+	assert_stats(p, (pool_stats){.warm = 2, .created = 7, .hits = 2, .misses = 3});
 	shutdown_all(p);
 }
 
@@ -470,10 +475,8 @@ static void test_burst_larger_than_pool(void **state)
 static void test_ageing_one_per_pool_per_tick(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_creating = 8, .max_age_ms = 60000, .tick_ms = 2});
-	sandbox_spec a = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	sandbox_spec b = spec_for(rt, "sha256:aa", PROTO_LANG_SHELL);
-	add(p, &a, 3);
-	add(p, &b, 2);
+	add(p, &py, 3);
+	add(p, &sh, 2);
 	assert_int_equal(F.n, 5);
 	for (int i = 0; i < 5; i++)
 		fake_finish(i, true);
@@ -506,8 +509,7 @@ static void test_backoff_doubles_to_max_and_resets(void **state)
 	F.auto_ready = F.auto_gone = true;
 	F.fail = 5;
 	pool *p = new_pool((pool_opts){.backoff_min_ms = 10, .backoff_max_ms = 40, .tick_ms = 1});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 1);
+	add(p, &py, 1);
 	const long long want[5] = {10, 20, 40, 40, 40};
 	for (int k = 0; k < 5; k++) {
 		RUN_UNTIL(stats(p).failed == (uint64_t)k + 1);
@@ -527,8 +529,7 @@ static void test_backoff_and_waiters(void **state)
 	const int64_t hour = 3600 * 1000;
 	pool *p = new_pool((pool_opts){
 	    .max_creating = 4, .backoff_min_ms = hour, .backoff_max_ms = 4 * hour, .tick_ms = 1});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 2);
+	add(p, &py, 2);
 	assert_int_equal(F.n, 2);
 	fake_finish(0, false);
 	fake_finish(1, false);
@@ -537,7 +538,7 @@ static void test_backoff_and_waiters(void **state)
 	assert_int_equal(F.n, 2);
 	/* a taker gets its creation at once, and only its own: refills still wait */
 	taker a = {0}, b = {0};
-	assert_false(take(p, &s, &a));
+	assert_false(take(p, &py, &a));
 	assert_int_equal(F.n, 3);
 	assert_true(F.sb[2]->spec.urgent);
 	/* the failure reaches the waiting taker at once */
@@ -548,7 +549,7 @@ static void test_backoff_and_waiters(void **state)
 	assert_int_equal(described(p, 0, "backoff_ms"), 4 * hour);
 	assert_int_equal(F.n, 3);
 	/* a success resets the backoff and the refills resume at once */
-	assert_false(take(p, &s, &b));
+	assert_false(take(p, &py, &b));
 	assert_int_equal(F.n, 4);
 	fake_finish(3, true);
 	assert_int_equal(b.id, 3);
@@ -562,17 +563,15 @@ static void test_backoff_and_waiters(void **state)
 static void test_refused_creation(void **state)
 {
 	pool *p = new_pool((pool_opts){0});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	sandbox_spec d = spec_for(rt, "sha256:aa", PROTO_LANG_SHELL);
 	/* a taker whose creation cannot start hears it before pool_take returns */
 	F.refuse = 1;
 	taker a = {0};
-	assert_false(take(p, &s, &a));
+	assert_false(take(p, &py, &a));
 	assert_int_equal(a.calls, 1);
 	assert_string_equal(a.err, "fake: refused");
 	/* a refill that cannot start backs off like one that failed */
 	F.refuse = 1;
-	add(p, &d, 1);
+	add(p, &sh, 1);
 	assert_int_equal(F.refused, 2);
 	assert_int_equal(F.n, 0);
 	assert_int_equal(described(p, 1, "backoff_ms"), 200);
@@ -587,8 +586,7 @@ static void test_warm_death_is_replaced(void **state)
 {
 	F.auto_ready = F.auto_gone = true;
 	pool *p = new_pool((pool_opts){0});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 2);
+	add(p, &py, 2);
 	RUN_UNTIL(stats(p).warm == 2);
 	assert_true(fake_kill(0));
 	assert_int_equal(stats(p).died, 1);
@@ -599,7 +597,7 @@ static void test_warm_death_is_replaced(void **state)
 	RUN_UNTIL(stats(p).warm == 2 && stats(p).destroying == 0);
 	/* a sandbox handed out is no longer watched: its death is its taker's business */
 	taker t = {0};
-	assert_true(take(p, &s, &t));
+	assert_true(take(p, &py, &t));
 	assert_false(fake_kill(t.id));
 	assert_int_equal(stats(p).died, 1);
 	pool_release(p, t.sb);
@@ -611,11 +609,10 @@ static void test_warm_death_is_replaced(void **state)
 static void test_release_destroys_later_and_refills(void **state)
 {
 	pool *p = new_pool((pool_opts){0});
-	sandbox_spec s = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	add(p, &s, 1);
+	add(p, &py, 1);
 	fake_finish(0, true);
 	taker t = {0};
-	assert_true(take(p, &s, &t));
+	assert_true(take(p, &py, &t));
 	assert_int_equal(stats(p).busy, 1);
 	pool_release(p, t.sb);
 	/* not destroyed yet: whatever the caller does next goes first */
@@ -637,23 +634,21 @@ static void test_release_destroys_later_and_refills(void **state)
 static void test_shutdown(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_creating = 3});
-	sandbox_spec a = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
-	sandbox_spec b = spec_for(rt, "sha256:aa", PROTO_LANG_SHELL);
-	add(p, &a, 3);
+	add(p, &py, 3);
 	for (int i = 0; i < 3; i++)
 		fake_finish(i, true);
 	taker busy = {0}, waiting = {0}, late = {0};
-	assert_true(take(p, &a, &busy));
+	assert_true(take(p, &py, &busy));
 	assert_int_equal(busy.id, 2); /* the newest */
-	add(p, &b, 1);                /* refills: 3 for the first pool, 4 for the second */
-	assert_false(take(p, &b, &waiting));
+	add(p, &sh, 1);               /* refills: 3 for the first pool, 4 for the second */
+	assert_false(take(p, &sh, &waiting));
 	assert_int_equal(F.n, 6); /* 5: the second pool's target beside its waiting taker */
 	int downs = 0;
 	pool_shutdown(p, on_down, &downs);
 	assert_int_equal(waiting.calls, 1);
 	assert_string_equal(waiting.err, "the pool is shutting down");
 	assert_int_equal(F.n_destroyed, 2); /* the warm ones, at once */
-	assert_false(take(p, &a, &late));
+	assert_false(take(p, &py, &late));
 	assert_int_equal(late.calls, 1);
 	assert_string_equal(late.err, "the pool is shutting down");
 	/* creations that end now are destroyed, whatever their outcome; nothing new starts */
@@ -716,17 +711,13 @@ static void test_stats_and_describe(void **state)
 {
 	taker t[3] = {0};
 	pool *p = scene(t);
-	pool_stats st = stats(p);
-	assert_int_equal(st.creating, 3);
-	assert_int_equal(st.warm, 0);
-	assert_int_equal(st.busy, 2);
-	assert_int_equal(st.destroying, 1);
-	assert_int_equal(st.created, 2);
-	assert_int_equal(st.failed, 1);
-	assert_int_equal(st.hits, 2);
-	assert_int_equal(st.misses, 1);
-	assert_int_equal(st.recycled, 0);
-	assert_int_equal(st.died, 0);
+	assert_stats(p, (pool_stats){.creating = 3,
+	                             .busy = 2,
+	                             .destroying = 1,
+	                             .created = 2,
+	                             .failed = 1,
+	                             .hits = 2,
+	                             .misses = 1});
 	buf b = BUF_INIT;
 	pool_describe_json(p, &b);
 	assert_string_equal(
@@ -952,6 +943,8 @@ static void test_metrics_text(void **state)
 static int setup(void **state)
 {
 	memset(&F, 0, sizeof(F));
+	py = spec_for(rt, "sha256:aa", PROTO_LANG_PYTHON);
+	sh = spec_for(rt, "sha256:aa", PROTO_LANG_SHELL);
 	base = event_base_new();
 	heartbeat = event_new(base, -1, EV_PERSIST, on_heartbeat, NULL);
 	struct timeval tv = {0, 10000};
