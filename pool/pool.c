@@ -1,6 +1,9 @@
 /* Warm pools (see pool.h). Each entry (one per spec) keeps a stack of READY sandboxes, a
  * queue of takers waiting on a miss, and counts; creations for waiting takers start at once,
- * refills only under the node's creation cap, with backoff after failures. */
+ * refills only under the node's caps and outside the entry's failure backoff. Sandboxes are
+ * made and unmade only through p->ops (pool_sandbox_ops in sandbox-ops.c, or a test's fakes),
+ * and every callback the pool gives them runs later from the loop; takers' callbacks run from
+ * the pool, so they must not free it (pool_shutdown first). */
 #include "pool/pool.h"
 
 #include <event2/event.h>
