@@ -62,12 +62,14 @@ pool *pool_free(pool *p);
 /* Declares a warm pool for a spec (copied) with a warm target. Returns -1 on a duplicate key. */
 int pool_add(pool *p, const sandbox_spec *spec, size_t warm_target, err **e);
 
-/* Called with a READY sandbox (e == NULL), or with the error that made creating one fail. */
+/* Called once with a READY sandbox (e == NULL), or with the error that made creating one fail
+ * or "the pool is shutting down" (e borrowed). It may call into the pool, but not free it. */
 typedef void (*pool_take_fn)(sandbox *sb, const err *e, void *arg);
 
 /* Asks for a READY sandbox for spec. A warm hit calls cb before returning (*hit = true); a miss
- * creates one (the cold path) and calls cb from the loop later. The caller owns the sandbox
- * it receives and gives it back with pool_release() after its task. */
+ * creates one (the cold path) and calls cb from the loop later, or before returning when the
+ * creation cannot even start. The caller owns the sandbox it receives and gives it back with
+ * pool_release() after its task. */
 void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bool *hit);
 /* Gives a used sandbox back: it is destroyed in the background and its pool refills. */
 void pool_release(pool *p, sandbox *sb);
