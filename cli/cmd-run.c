@@ -335,7 +335,7 @@ int cmd_run(int argc, char **argv)
 	r.poll = evtimer_new(r.base, on_poll, &r);
 	if (spawn_loop_init(r.base, &e) < 0 ||
 	    setup_pool(&r, rt_name, store, state, &img, &e) < 0 ||
-	    pool_new(&r.pool, r.sctx, &po, &e) < 0 ||
+	    pool_new(&r.pool, r.base, &pool_sandbox_ops, r.sctx, &po, &e) < 0 ||
 	    pool_add(r.pool, &r.spec, (size_t)pool_size, &e) < 0) {
 		fprintf(stderr, "aisp run: %s\n", err_msg(e));
 		goto out;

@@ -131,7 +131,7 @@ static int make_pool(node *n, const sandbox_spec *specs, err **e)
 	    .max_creating = (size_t)c->pool_max_creating,
 	    .max_age_ms = c->pool_max_age_s * 1000,
 	};
-	if (pool_new(&n->pool, n->sbx, &po, e) < 0)
+	if (pool_new(&n->pool, n->base, &pool_sandbox_ops, n->sbx, &po, e) < 0)
 		return err_prefix(e, "pool");
 	for (size_t i = 0; i < c->n_targets; i++) {
 		const config_pool_target *pt = &c->targets[i];

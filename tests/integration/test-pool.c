@@ -161,7 +161,7 @@ static void burst(sandbox_runtime *rt)
 	pool *p;
 	err *e = NULL;
 	pool_opts o = {0};
-	assert_int_equal(pool_new(&p, ctx, &o, &e), 0);
+	assert_int_equal(pool_new(&p, base, &pool_sandbox_ops, ctx, &o, &e), 0);
 	sandbox_spec s = spec_for(rt, PROTO_LANG_PYTHON);
 	assert_int_equal(pool_add(p, &s, 2, &e), 0);
 	struct warm_wait w = {p, 2};
@@ -239,7 +239,7 @@ static void test_killed_warm_sandbox_is_replaced(void **state)
 	pool *p;
 	err *e = NULL;
 	pool_opts o = {0};
-	assert_int_equal(pool_new(&p, ctx, &o, &e), 0);
+	assert_int_equal(pool_new(&p, base, &pool_sandbox_ops, ctx, &o, &e), 0);
 	sandbox_spec s = spec_for(rt_runc, PROTO_LANG_SHELL);
 	assert_int_equal(pool_add(p, &s, 1, &e), 0);
 	struct warm_wait w = {p, 1};
@@ -265,7 +265,7 @@ static void test_mixed_pools_interleaved(void **state)
 	pool *p;
 	err *e = NULL;
 	pool_opts o = {.max_creating = 3};
-	assert_int_equal(pool_new(&p, ctx, &o, &e), 0);
+	assert_int_equal(pool_new(&p, base, &pool_sandbox_ops, ctx, &o, &e), 0);
 	sandbox_spec specs[3] = {spec_for(rt_runsc, PROTO_LANG_PYTHON),
 	                         spec_for(rt_runc, PROTO_LANG_JAVASCRIPT),
 	                         spec_for(rt_runsc, PROTO_LANG_SHELL)};
