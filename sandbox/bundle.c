@@ -38,7 +38,7 @@ static void mount(yajl_gen g, const char *dst, const char *type, const char *src
 static const char *const agent_caps[] = {"CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL",
                                          NULL};
 
-static void gen_process(yajl_gen g, const bundle_spec *b)
+static void gen_process(yajl_gen g, const sandbox_bundle_spec *b)
 {
 	static const char *const none[] = {NULL};
 	s(g, "process");
@@ -78,7 +78,7 @@ static void gen_process(yajl_gen g, const bundle_spec *b)
 	yajl_gen_map_close(g);
 }
 
-static void gen_mounts(yajl_gen g, const bundle_spec *b)
+static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 {
 	_cleanup_free_ char *ws = xasprintf("size=%lld", (long long)b->workspace_bytes);
 	const char *proc_o[] = {"nosuid", "noexec", "nodev", NULL};
@@ -204,7 +204,7 @@ static void gen_seccomp(yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
-static void gen_linux(yajl_gen g, const bundle_spec *b)
+static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
 {
 	static const char *const masked[] = {"/proc/acpi",
 	                                     "/proc/asound",
@@ -278,7 +278,7 @@ static void gen_linux(yajl_gen g, const bundle_spec *b)
 	yajl_gen_map_close(g);
 }
 
-void bundle_config_json(const bundle_spec *b, buf *out)
+void sandbox_bundle_config_json(const sandbox_bundle_spec *b, buf *out)
 {
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
@@ -296,10 +296,10 @@ void bundle_config_json(const bundle_spec *b, buf *out)
 	proto_json_gen_take(g, out);
 }
 
-int bundle_write(int dirfd, const bundle_spec *b, err **e)
+int sandbox_bundle_write(int dirfd, const sandbox_bundle_spec *b, err **e)
 {
 	buf json = BUF_INIT;
-	bundle_config_json(b, &json);
+	sandbox_bundle_config_json(b, &json);
 	int r = write_file_at(dirfd, "config.json", json.data, json.len, 0644, e);
 	buf_deinit(&json);
 	return r;

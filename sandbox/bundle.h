@@ -9,7 +9,7 @@
 #include "common/util.h"
 #include "sandbox/sandbox.h"
 
-typedef struct bundle_spec {
+typedef struct sandbox_bundle_spec {
 	sandbox_runtime_kind kind;
 	const char *rootfs;
 	const char *agent_dir;   /* bind-mounted read-only at /.aisp */
@@ -20,9 +20,9 @@ typedef struct bundle_spec {
 	int64_t cpu_shares;  /* 0: the runtime's default */
 	bool userns;         /* runc-like runtimes: a user namespace mapping 0..65535 */
 	int64_t userns_base; /* host id that container id 0 maps to */
-} bundle_spec;
+} sandbox_bundle_spec;
 
 /* Appends the config.json for b to out. */
-void bundle_config_json(const bundle_spec *b, buf *out);
+void sandbox_bundle_config_json(const sandbox_bundle_spec *b, buf *out);
 /* Writes dirfd/config.json atomically. */
-int bundle_write(int dirfd, const bundle_spec *b, err **e);
+int sandbox_bundle_write(int dirfd, const sandbox_bundle_spec *b, err **e);

@@ -62,8 +62,8 @@ struct sandbox {
 	sandbox_state state;
 	int in_fd, out_fd; /* host -> agent, agent -> host */
 	struct event *rd_ev, *wr_ev, *timer;
-	frame_reader fr;
-	frame_buf wbuf;
+	sandbox_frame_reader fr;
+	sandbox_frame_buf wbuf;
 	size_t woff;
 	pid_t init_pid;
 	bool spawning;  /* `run --detach` not finished yet */
@@ -346,8 +346,8 @@ static void run_finish(sandbox *sb, proto_status status, const char *why)
 
 static void on_exit_frame(sandbox *sb, const uint8_t *p, size_t n)
 {
-	frame_exit x;
-	if (frame_parse_exit(p, n, &x) < 0) {
+	sandbox_frame_exit x;
+	if (sandbox_frame_parse_exit(p, n, &x) < 0) {
 		run_finish(sb, PROTO_STATUS_SANDBOX_ERROR, "agent sent a malformed EXIT frame");
 		return;
 	}
@@ -394,8 +394,8 @@ static bool handle_frame(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
 	if (sb->state == SANDBOX_CREATING) {
 		if (type != FRAME_READY) {
 			err *e = NULL;
-			frame_exit x;
-			if (type == FRAME_EXIT && frame_parse_exit(p, n, &x) == 0)
+			sandbox_frame_exit x;
+			if (type == FRAME_EXIT && sandbox_frame_parse_exit(p, n, &x) == 0)
 				err_set(&e, 0, "agent failed before READY: %.*s", (int)x.msg_len,
 				        x.msg);
 			else
@@ -473,7 +473,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			on_agent_gone(sb);
 			return;
 		}
-		if (frame_reader_feed(&sb->fr, chunk, (size_t)n) < 0)
+		if (sandbox_frame_reader_feed(&sb->fr, chunk, (size_t)n) < 0)
 			break;
 		if ((size_t)n < sizeof(chunk))
 			break;
@@ -482,7 +482,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	const uint8_t *p;
 	size_t len;
 	int r;
-	while ((r = frame_reader_next(&sb->fr, &type, &p, &len)) > 0)
+	while ((r = sandbox_frame_reader_next(&sb->fr, &type, &p, &len)) > 0)
 		if (!handle_frame(sb, type, p, len))
 			return;
 	if (r < 0 || sb->fr.error) {
@@ -509,7 +509,7 @@ static void flush_writes(sandbox *sb)
 		}
 		sb->woff += (size_t)n;
 	}
-	frame_buf_free(&sb->wbuf);
+	sandbox_frame_buf_free(&sb->wbuf);
 	sb->woff = 0;
 }
 
@@ -590,7 +590,7 @@ static int write_bundle(sandbox *sb, err **e)
 	_cleanup_free_ char *cg = xasprintf("%s/%s", ctx->cgroup_parent, sb->id);
 	const char *args[] = {agent,    "--lang", proto_lang_name(sb->spec.lang),
 	                      "--user", "65534",  NULL};
-	bundle_spec b = {
+	sandbox_bundle_spec b = {
 	    .kind = sandbox_runtime_get_kind(sb->spec.rt),
 	    .rootfs = sb->spec.rootfs,
 	    .agent_dir = ctx->agent_dir,
@@ -606,7 +606,7 @@ static int write_bundle(sandbox *sb, err **e)
 	    .userns = sb->ctx->userns && sandbox_runtime_get_kind(sb->spec.rt) == SANDBOX_RT_RUNC,
 	    .userns_base = USERNS_BASE,
 	};
-	return bundle_write(dfd, &b, e);
+	return sandbox_bundle_write(dfd, &b, e);
 }
 
 static int start_container(sandbox *sb, err **e)
@@ -623,7 +623,7 @@ static int start_container(sandbox *sb, err **e)
 	_cleanup_free_ char *bdir = xasprintf("%s/%s", sb->ctx->bundles_dir, sb->id);
 	_cleanup_free_ char *pidf = xasprintf("%s/pid", bdir);
 	const char *cmd[] = {"run", "--detach", "--bundle", bdir, "--pid-file", pidf, sb->id, NULL};
-	_cleanup_free_ const char **argv = runtime_argv(sb->spec.rt, cmd);
+	_cleanup_free_ const char **argv = sandbox_runtime_argv(sb->spec.rt, cmd);
 	spawn_opts o = SPAWN_OPTS_INIT;
 	o.argv = argv;
 	o.stdin_fd = in[0];
@@ -659,7 +659,7 @@ int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn 
 	spec_copy(&sb->spec, spec);
 	sb->ready_cb = cb;
 	sb->ready_arg = arg;
-	frame_reader_init(&sb->fr);
+	sandbox_frame_reader_init(&sb->fr);
 	proto_output_init(&sb->out);
 	snprintf(sb->id, sizeof(sb->id), "%s%d-%" PRIu64 "-%04x", ctx->id_prefix, (int)getpid(),
 	         ++ctx->seq, (unsigned)(now_mono_us() & 0xffff));
@@ -668,7 +668,7 @@ int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn 
 		err_prefix(e, "sandbox %s (%s)", sb->id, sandbox_runtime_name(spec->rt));
 		rm_rf_at(ctx->bundles_fd, sb->id, NULL);
 		event_free(sb->timer);
-		frame_reader_deinit(&sb->fr);
+		sandbox_frame_reader_deinit(&sb->fr);
 		proto_output_deinit(&sb->out);
 		spec_free(&sb->spec);
 		free(sb);
@@ -688,36 +688,36 @@ void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg)
 
 /* ---- run ---- */
 
-static void put_task(frame_buf *f, const proto_task *t, const proto_limits *l)
+static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limits *l)
 {
-	frame_buf body = {0};
+	sandbox_frame_buf body = {0};
 	uint8_t mode = t->mode == PROTO_MODE_FUNCTION ? 1 : 0;
-	frame_put_field(&body, FIELD_MODE, &mode, 1);
-	frame_put_field(&body, FIELD_CODE, t->code, t->code_len);
-	frame_put_field(&body, FIELD_STDIN, t->stdin_data, t->stdin_len);
+	sandbox_frame_put_field(&body, FIELD_MODE, &mode, 1);
+	sandbox_frame_put_field(&body, FIELD_CODE, t->code, t->code_len);
+	sandbox_frame_put_field(&body, FIELD_STDIN, t->stdin_data, t->stdin_len);
 	for (size_t i = 0; i < t->argc; i++)
-		frame_put_field(&body, FIELD_ARG, t->argv[i], strlen(t->argv[i]));
+		sandbox_frame_put_field(&body, FIELD_ARG, t->argv[i], strlen(t->argv[i]));
 	if (t->args_json)
-		frame_put_field(&body, FIELD_ARGS_JSON, t->args_json, strlen(t->args_json));
+		sandbox_frame_put_field(&body, FIELD_ARGS_JSON, t->args_json, strlen(t->args_json));
 	for (size_t i = 0; i < t->n_env; i++) {
 		_cleanup_free_ char *kv = xasprintf("%s=%s", t->env[i].name, t->env[i].value);
-		frame_put_field(&body, FIELD_ENV, kv, strlen(kv));
+		sandbox_frame_put_field(&body, FIELD_ENV, kv, strlen(kv));
 	}
 	for (size_t i = 0; i < t->n_files; i++) {
 		size_t pl = strlen(t->files[i].path);
 		_cleanup_free_ uint8_t *v = xmalloc(pl + 1 + t->files[i].len);
 		memcpy(v, t->files[i].path, pl + 1);
 		memcpy(v + pl + 1, t->files[i].data, t->files[i].len);
-		frame_put_field(&body, FIELD_FILE, v, pl + 1 + t->files[i].len);
+		sandbox_frame_put_field(&body, FIELD_FILE, v, pl + 1 + t->files[i].len);
 	}
-	frame_put_field_u64(&body, FIELD_STDOUT_MAX, (uint64_t)l->stdout_bytes);
-	frame_put_field_u64(&body, FIELD_STDERR_MAX, (uint64_t)l->stderr_bytes);
-	frame_put_field_u64(&body, FIELD_FSIZE_MAX, (uint64_t)l->fsize_bytes);
-	frame_put_field_u64(&body, FIELD_NOFILE_MAX, (uint64_t)l->nofile);
-	frame_put_field_u64(&body, FIELD_OUT_FILES_MAX, PROTO_OUT_FILES_MAX);
-	frame_put_field_u64(&body, FIELD_OUT_BYTES_MAX, PROTO_OUT_FILES_TOTAL);
-	frame_put(f, FRAME_TASK, body.data, body.len);
-	frame_buf_free(&body);
+	sandbox_frame_put_field_u64(&body, FIELD_STDOUT_MAX, (uint64_t)l->stdout_bytes);
+	sandbox_frame_put_field_u64(&body, FIELD_STDERR_MAX, (uint64_t)l->stderr_bytes);
+	sandbox_frame_put_field_u64(&body, FIELD_FSIZE_MAX, (uint64_t)l->fsize_bytes);
+	sandbox_frame_put_field_u64(&body, FIELD_NOFILE_MAX, (uint64_t)l->nofile);
+	sandbox_frame_put_field_u64(&body, FIELD_OUT_FILES_MAX, PROTO_OUT_FILES_MAX);
+	sandbox_frame_put_field_u64(&body, FIELD_OUT_BYTES_MAX, PROTO_OUT_FILES_TOTAL);
+	sandbox_frame_put(f, FRAME_TASK, body.data, body.len);
+	sandbox_frame_buf_free(&body);
 }
 
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
@@ -746,8 +746,8 @@ static void on_deleted(const spawn_result *r, void *arg)
 	sb->ctx->live--;
 	sandbox_gone_fn cb = sb->gone_cb;
 	void *cb_arg = sb->gone_arg;
-	frame_reader_deinit(&sb->fr);
-	frame_buf_free(&sb->wbuf);
+	sandbox_frame_reader_deinit(&sb->fr);
+	sandbox_frame_buf_free(&sb->wbuf);
 	proto_output_deinit(&sb->out);
 	spec_free(&sb->spec);
 	free(sb);
@@ -760,7 +760,7 @@ static void finish_destroy(sandbox *sb)
 	if (sb->init_pid > 0)
 		kill(sb->init_pid, SIGKILL);
 	const char *cmd[] = {"delete", "--force", sb->id, NULL};
-	_cleanup_free_ const char **argv = runtime_argv(sb->spec.rt, cmd);
+	_cleanup_free_ const char **argv = sandbox_runtime_argv(sb->spec.rt, cmd);
 	spawn_opts o = SPAWN_OPTS_INIT;
 	o.argv = argv;
 	o.stdout_fd = SPAWN_NULL;

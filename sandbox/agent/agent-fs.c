@@ -235,7 +235,7 @@ static size_t read_output(int outfd, const char *path, size_t max, uint8_t **out
 	return plen + 1 + got;
 }
 
-void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, frame_buf *b,
+void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc)
 {
 	out_list l = {0};
@@ -264,7 +264,7 @@ void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, fra
 		}
 		if (!n)
 			continue;
-		frame_put(b, FRAME_FILE, payload, n);
+		sandbox_frame_put(b, FRAME_FILE, payload, n);
 		total += n - strlen(l.paths[i]) - 1;
 		count++;
 	}

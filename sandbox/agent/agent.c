@@ -133,7 +133,7 @@ static int write_full(int fd, const void *p, size_t n)
 }
 
 /* Frames go to fd 1 (the host); nothing else is ever written there. */
-static void send_buf(frame_buf *b)
+static void send_buf(sandbox_frame_buf *b)
 {
 	if (write_full(STDOUT_FILENO, b->data, b->len) < 0)
 		_exit(1); /* the host is gone */
@@ -142,10 +142,10 @@ static void send_buf(frame_buf *b)
 
 static void send_exit(uint8_t flags, int32_t code, const char *msg)
 {
-	frame_buf b = {0};
-	frame_put_exit(&b, flags, code, msg);
+	sandbox_frame_buf b = {0};
+	sandbox_frame_put_exit(&b, flags, code, msg);
 	send_buf(&b);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 static int64_t now_ms(void)
@@ -337,13 +337,13 @@ int agent_task_parse(agent_task *t, const uint8_t *payload, size_t len, char *ms
 	uint8_t tag;
 	const uint8_t *p;
 	int r;
-	while ((r = frame_next_field(payload, len, &off, &tag, &p, &n)) == 1) {
+	while ((r = sandbox_frame_next_field(payload, len, &off, &tag, &p, &n)) == 1) {
 		bool u64 = tag >= FIELD_STDOUT_MAX && tag <= FIELD_NPROC_MAX;
 		if (u64 && n != 8) {
 			snprintf(msg, msz, "malformed TASK: field %u is not a u64", tag);
 			return -1;
 		}
-		uint64_t v = u64 ? frame_get_u64(p, n) : 0;
+		uint64_t v = u64 ? sandbox_frame_get_u64(p, n) : 0;
 		switch (tag) {
 		case FIELD_MODE:
 			if (n != 1 || p[0] > 1) {
@@ -476,21 +476,21 @@ static void free_strv(char **v)
 }
 
 /* The bootstrap's task payload: MODE, CODE, ARG*, ARGS_JSON, ENV* (the whole environment). */
-static void boot_payload(frame_buf *b, const agent_task *t, char **env)
+static void boot_payload(sandbox_frame_buf *b, const agent_task *t, char **env)
 {
-	frame_put_field(b, FIELD_MODE, &t->mode, 1);
-	frame_put_field(b, FIELD_CODE, t->code.p, t->code.n);
+	sandbox_frame_put_field(b, FIELD_MODE, &t->mode, 1);
+	sandbox_frame_put_field(b, FIELD_CODE, t->code.p, t->code.n);
 	for (size_t i = 0; i < t->nargv; i++)
-		frame_put_field(b, FIELD_ARG, t->argv[i].p, t->argv[i].n);
+		sandbox_frame_put_field(b, FIELD_ARG, t->argv[i].p, t->argv[i].n);
 	if (t->args_json.p)
-		frame_put_field(b, FIELD_ARGS_JSON, t->args_json.p, t->args_json.n);
+		sandbox_frame_put_field(b, FIELD_ARGS_JSON, t->args_json.p, t->args_json.n);
 	for (size_t i = 0; env[i]; i++)
-		frame_put_field(b, FIELD_ENV, env[i], strlen(env[i]));
+		sandbox_frame_put_field(b, FIELD_ENV, env[i], strlen(env[i]));
 }
 
 /* A captured stream, kept up to max bytes. */
 typedef struct capture {
-	frame_buf b;
+	sandbox_frame_buf b;
 	uint64_t max;
 	bool over;
 } capture;
@@ -642,7 +642,7 @@ static void judge(const child *c, const agent_task *t, task_io *io, uint8_t *fla
 	}
 	if (t->mode != 1)
 		return;
-	const frame_buf *r = &io->res.b;
+	const sandbox_frame_buf *r = &io->res.b;
 	if (r->len && r->data[0] == 'V' && r->len - 1 <= AGENT_RETURN_MAX && !io->res.over &&
 	    !(*flags & EXIT_F_SIGNALED)) {
 		*send_return = true;
@@ -682,7 +682,7 @@ static void run_task(child *c, enum lang lang, int wsfd, const agent_task *t)
 	}
 	rlimits lim = {t->fsize_max, t->nofile_max, t->nproc_max};
 	char **env = task_env(t);
-	frame_buf payload = {0};
+	sandbox_frame_buf payload = {0};
 	task_io io = {.out.max = t->stdout_max,
 	              .err.max = t->stderr_max,
 	              .res.max = 1 + AGENT_RETURN_MAX + 4096,
@@ -730,39 +730,39 @@ static void run_task(child *c, enum lang lang, int wsfd, const agent_task *t)
 	int32_t code;
 	bool send_return, files_trunc = false;
 	judge(c, t, &io, &flags, &code, msg, sizeof(msg), &send_return);
-	frame_buf out = {0};
-	frame_put(&out, FRAME_STDOUT, io.out.b.data, io.out.b.len);
-	frame_put(&out, FRAME_STDERR, io.err.b.data, io.err.b.len);
+	sandbox_frame_buf out = {0};
+	sandbox_frame_put(&out, FRAME_STDOUT, io.out.b.data, io.out.b.len);
+	sandbox_frame_put(&out, FRAME_STDERR, io.err.b.data, io.err.b.len);
 	send_buf(&out);
 	if (as_program(false) == 0)
 		agent_collect_outputs(wsfd, t->out_files_max, t->out_bytes_max, &out, &files_trunc);
 	as_agent();
 	if (send_return)
-		frame_put(&out, FRAME_RETURN, io.res.b.data + 1, io.res.b.len - 1);
-	frame_put_exit(&out, flags | (files_trunc ? EXIT_F_FILES_TRUNC : 0), code, msg);
+		sandbox_frame_put(&out, FRAME_RETURN, io.res.b.data + 1, io.res.b.len - 1);
+	sandbox_frame_put_exit(&out, flags | (files_trunc ? EXIT_F_FILES_TRUNC : 0), code, msg);
 	send_buf(&out);
-	frame_buf_free(&out);
-	frame_buf_free(&io.out.b);
-	frame_buf_free(&io.err.b);
-	frame_buf_free(&io.res.b);
-	frame_buf_free(&payload);
+	sandbox_frame_buf_free(&out);
+	sandbox_frame_buf_free(&io.out.b);
+	sandbox_frame_buf_free(&io.err.b);
+	sandbox_frame_buf_free(&io.res.b);
+	sandbox_frame_buf_free(&payload);
 	free_strv(env);
 	return;
 setup_error:
 	send_exit(EXIT_F_SETUP_ERROR, -1, msg);
-	frame_buf_free(&payload);
+	sandbox_frame_buf_free(&payload);
 	free_strv(env);
 }
 
 /* Reads frames from the host until the TASK; returns 1 with *t parsed, 0 on EOF, -1 after
  * reporting a malformed frame. */
-static int read_task(frame_reader *r, agent_task *t, char *msg, size_t msz)
+static int read_task(sandbox_frame_reader *r, agent_task *t, char *msg, size_t msz)
 {
 	for (;;) {
 		uint8_t type;
 		const uint8_t *p;
 		size_t n;
-		int k = frame_reader_next(r, &type, &p, &n);
+		int k = sandbox_frame_reader_next(r, &type, &p, &n);
 		if (k == 1 && type == FRAME_TASK)
 			return agent_task_parse(t, p, n, msg, msz) < 0 ? -1 : 1;
 		if (k == 1 || k < 0) {
@@ -777,7 +777,7 @@ static int read_task(frame_reader *r, agent_task *t, char *msg, size_t msz)
 			continue;
 		if (got <= 0)
 			return 0;
-		frame_reader_feed(r, chunk, (size_t)got);
+		sandbox_frame_reader_feed(r, chunk, (size_t)got);
 	}
 }
 
@@ -848,13 +848,13 @@ int main(int argc, char **argv)
 		send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 		return 1;
 	}
-	frame_buf b = {0};
-	frame_put(&b, FRAME_READY, AGENT_VERSION, strlen(AGENT_VERSION));
+	sandbox_frame_buf b = {0};
+	sandbox_frame_put(&b, FRAME_READY, AGENT_VERSION, strlen(AGENT_VERSION));
 	send_buf(&b);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 
-	frame_reader r;
-	frame_reader_init(&r);
+	sandbox_frame_reader r;
+	sandbox_frame_reader_init(&r);
 	agent_task t;
 	int k = read_task(&r, &t, msg, sizeof(msg));
 	if (k == 1)
@@ -863,6 +863,6 @@ int main(int argc, char **argv)
 		send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 	kill_task(&c);
 	agent_task_deinit(&t);
-	frame_reader_deinit(&r);
+	sandbox_frame_reader_deinit(&r);
 	return k == 0 ? 1 : 0;
 }

@@ -47,7 +47,7 @@ int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz);
 
 /* Appends FILE frames for the regular files below wsfd/out (sorted by path, at most max_files
  * files and max_bytes bytes of contents) to b; sets *trunc when some were left out. */
-void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, frame_buf *b,
+void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc);
 
 /* The interpreters' bootstrap programs (agent-boot.c). */

@@ -41,7 +41,7 @@ static void check_golden(const char *name, const buf *got)
 static void golden_for(sandbox_runtime_kind kind, const char *name)
 {
 	const char *args[] = {"/.aisp/aisp-agent", "--lang", "python", NULL};
-	bundle_spec b = {
+	sandbox_bundle_spec b = {
 	    .kind = kind,
 	    .rootfs = "/var/lib/aisp/images/rootfs/abc/rootfs",
 	    .agent_dir = "/run/aisp/agent",
@@ -55,7 +55,7 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 	    .workspace_bytes = 512LL << 20,
 	};
 	buf got = BUF_INIT;
-	bundle_config_json(&b, &got);
+	sandbox_bundle_config_json(&b, &got);
 	check_golden(name, &got);
 	/* properties the hardening depends on, independent of the golden text */
 	const char *s = buf_str(&got);
