@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/util.h"
 #include "common/xalloc.h"
 #include "sandbox/agent/agent.h"
 
@@ -117,25 +118,10 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static int write_full(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	while (n) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Frames go to fd 1 (the host); nothing else is ever written there. */
 static void send_buf(sandbox_frame_buf *b)
 {
-	if (write_full(STDOUT_FILENO, b->data, b->len) < 0)
+	if (write_all(STDOUT_FILENO, b->data, b->len) < 0)
 		_exit(1); /* the host is gone */
 	b->len = 0;
 }
@@ -146,13 +132,6 @@ static void send_exit(uint8_t flags, int32_t code, const char *msg)
 	sandbox_frame_put_exit(&b, flags, code, msg);
 	send_buf(&b);
 	sandbox_frame_buf_free(&b);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Ends every process of the task: the program's process group and, as PID 1 of the sandbox,
@@ -306,16 +285,16 @@ static int warm_up(child *c, enum lang lang, char *msg, size_t msz)
 	if (r == 1 && ready == 'r')
 		return 0;
 	/* It died: say how, with the start of what it printed. */
-	char err[512] = "";
+	char text[512] = "";
 	fcntl(c->err, F_SETFL, O_NONBLOCK);
-	ssize_t n = read(c->err, err, sizeof(err) - 1);
-	err[n > 0 ? n : 0] = '\0';
+	ssize_t n = read(c->err, text, sizeof(text) - 1);
+	text[n > 0 ? n : 0] = '\0';
 	int st = 0;
 	waitpid(c->pid, &st, 0);
 	c->exited = true;
 	snprintf(msg, msz, "warm-up: %s %s %d: %s", argv[0],
 	         WIFSIGNALED(st) ? "killed by signal" : "exited",
-	         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), err);
+	         WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), text);
 	return -1;
 }
 
@@ -576,16 +555,16 @@ static void run_io(child *c, task_io *io)
 			kill_task(c);
 			close_fd(&c->in);
 			close_fd(&c->task);
-			deadline = now_ms() + DRAIN_MS;
+			deadline = now_mono_ms() + DRAIN_MS;
 		}
 		if (c->exited && c->out < 0 && c->err < 0 && c->res < 0)
 			break;
-		if (deadline >= 0 && now_ms() >= deadline)
+		if (deadline >= 0 && now_mono_ms() >= deadline)
 			break;
 		struct pollfd pfd[6];
 		for (size_t i = 0; i < 6; i++)
 			pfd[i] = (struct pollfd){*fds[i], i < 2 ? POLLOUT : POLLIN, 0};
-		int timeout = deadline < 0 ? -1 : (int)(deadline - now_ms());
+		int timeout = deadline < 0 ? -1 : (int)(deadline - now_mono_ms());
 		if (poll(pfd, 6, timeout < 0 && deadline >= 0 ? 0 : timeout) < 0 && errno != EINTR)
 			break;
 		if (pfd[0].revents)
