@@ -204,24 +204,8 @@ static void gen_seccomp(yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
-static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
+static void gen_namespaces(yajl_gen g, const sandbox_bundle_spec *b)
 {
-	static const char *const masked[] = {"/proc/acpi",
-	                                     "/proc/asound",
-	                                     "/proc/kcore",
-	                                     "/proc/keys",
-	                                     "/proc/latency_stats",
-	                                     "/proc/timer_list",
-	                                     "/proc/timer_stats",
-	                                     "/proc/sched_debug",
-	                                     "/proc/scsi",
-	                                     "/sys/firmware",
-	                                     "/sys/devices/virtual/powercap",
-	                                     NULL};
-	static const char *const readonly[] = {
-	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
-	s(g, "linux");
-	yajl_gen_map_open(g);
 	s(g, "namespaces");
 	yajl_gen_array_open(g);
 	const char *ns[] = {"pid", "ipc", "uts", "mount", "network", "cgroup", NULL};
@@ -238,19 +222,24 @@ static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	if (b->userns) {
-		const char *maps[] = {"uidMappings", "gidMappings"};
-		for (int i = 0; i < 2; i++) {
-			s(g, maps[i]);
-			yajl_gen_array_open(g);
-			yajl_gen_map_open(g);
-			ki(g, "containerID", 0);
-			ki(g, "hostID", b->userns_base);
-			ki(g, "size", 65536);
-			yajl_gen_map_close(g);
-			yajl_gen_array_close(g);
-		}
+	if (!b->userns)
+		return;
+	const char *maps[] = {"uidMappings", "gidMappings"};
+	for (int i = 0; i < 2; i++) {
+		s(g, maps[i]);
+		yajl_gen_array_open(g);
+		yajl_gen_map_open(g);
+		ki(g, "containerID", 0);
+		ki(g, "hostID", b->userns_base);
+		ki(g, "size", 65536);
+		yajl_gen_map_close(g);
+		yajl_gen_array_close(g);
 	}
+}
+
+/* The cgroup limits. Only a v2 host gets "unified" (runc refuses it on v1). */
+static void gen_resources(yajl_gen g, const sandbox_bundle_spec *b)
+{
 	s(g, "resources");
 	yajl_gen_map_open(g);
 	s(g, "memory");
@@ -269,7 +258,36 @@ static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
 	yajl_gen_map_open(g);
 	ki(g, "limit", b->pids);
 	yajl_gen_map_close(g);
+	if (b->cpu_weight > 0) {
+		_cleanup_free_ char *w = xasprintf("%lld", (long long)b->cpu_weight);
+		s(g, "unified");
+		yajl_gen_map_open(g);
+		kv(g, "cpu.weight", w);
+		yajl_gen_map_close(g);
+	}
 	yajl_gen_map_close(g);
+}
+
+static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
+{
+	static const char *const masked[] = {"/proc/acpi",
+	                                     "/proc/asound",
+	                                     "/proc/kcore",
+	                                     "/proc/keys",
+	                                     "/proc/latency_stats",
+	                                     "/proc/timer_list",
+	                                     "/proc/timer_stats",
+	                                     "/proc/sched_debug",
+	                                     "/proc/scsi",
+	                                     "/sys/firmware",
+	                                     "/sys/devices/virtual/powercap",
+	                                     NULL};
+	static const char *const readonly[] = {
+	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
+	s(g, "linux");
+	yajl_gen_map_open(g);
+	gen_namespaces(g, b);
+	gen_resources(g, b);
 	kv(g, "cgroupsPath", b->cgroups_path);
 	str_array(g, "maskedPaths", masked);
 	str_array(g, "readonlyPaths", readonly);

@@ -12,12 +12,13 @@
 typedef struct sandbox_bundle_spec {
 	sandbox_runtime_kind kind;
 	const char *rootfs;
-	const char *agent_dir;   /* bind-mounted read-only at /.aisp */
-	const char *const *args; /* the agent's argv */
-	const char *const *env;  /* NAME=VALUE, NULL-terminated */
-	const char *cgroups_path;
+	const char *agent_dir;    /* bind-mounted read-only at /.aisp */
+	const char *const *args;  /* the agent's argv */
+	const char *const *env;   /* NAME=VALUE, NULL-terminated */
+	const char *cgroups_path; /* linux.cgroupsPath (sandbox_cgroup_config_for) */
 	int64_t cpus_milli, memory_bytes, pids, nofile, workspace_bytes;
 	int64_t cpu_shares;  /* 0: the runtime's default */
+	int64_t cpu_weight;  /* cgroup v2 only, else 0: linux.resources.unified["cpu.weight"] */
 	bool userns;         /* runc-like runtimes: a user namespace mapping 0..65535 */
 	int64_t userns_base; /* host id that container id 0 maps to */
 } sandbox_bundle_spec;
