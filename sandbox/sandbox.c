@@ -2,7 +2,7 @@
  * one task over the framed pipe protocol -> output, status, host-side usage -> destroy in the
  * background. The host never opens a path inside the sandbox: everything the program produced
  * arrives as frame payloads from the agent, so nothing it planted (links, FIFOs, devices) can
- * be followed by host code. */
+ * be followed by host code. Usage and CPU priority go through the cgroup backend (cgroup.h). */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -19,28 +19,18 @@
 #include "common/xalloc.h"
 #include "sandbox/agent/frame.h"
 #include "sandbox/bundle.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/runtime.h"
 #include "sandbox/sandbox.h"
 
 #define CREATE_TIMEOUT_MS 60000
 #define DELETE_TIMEOUT_MS 60000
 #define AGENT_NAME        "aisp-agent"
-/* CPU priority, by cgroup v1 shares: a sandbox warming up (runtime start, interpreter
- * start-up) gets a small share so that it never slows a task that is running; it is raised to
- * the full share when its agent reports READY. Runtime plumbing after a task (delete) runs in
- * a low-share cgroup of its own. */
-#define WARMING_SHARES 16
 /* Under runc, container ids 0..65535 map to host ids USERNS_BASE.. (the sandbox user 65534 is
  * host uid 165534, which owns nothing on the host). */
-#define USERNS_BASE     100000
-#define RUNNING_SHARES  1024
-#define STR_(x)         #x
-#define STR(x)          STR_(x)
-#define PLUMBING_CGROUP "/sys/fs/cgroup/cpu/aisp-plumbing"
-
-static const char *const cgroup_ctrls[] = {
-    "memory", "cpu",     "cpuacct",  "pids",       "cpuset",  "devices", "freezer",
-    "blkio",  "net_cls", "net_prio", "perf_event", "hugetlb", "systemd", NULL};
+#define USERNS_BASE 100000
+/* How often memory.current is sampled while a task runs, when the hierarchy keeps no peak. */
+#define SAMPLE_MS 50
 
 struct sandbox_ctx {
 	struct event_base *base;
@@ -48,7 +38,7 @@ struct sandbox_ctx {
 	char *bundles_dir;
 	int bundles_fd;
 	char *agent_dir;
-	char *cgroup_parent;
+	sandbox_cgroup *cg;
 	char *id_prefix;
 	uint64_t seq;
 	size_t live;
@@ -61,7 +51,7 @@ struct sandbox {
 	sandbox_spec spec; /* strings owned (copies) */
 	sandbox_state state;
 	int in_fd, out_fd; /* host -> agent, agent -> host */
-	struct event *rd_ev, *wr_ev, *timer;
+	struct event *rd_ev, *wr_ev, *timer, *sample_ev;
 	sandbox_frame_reader fr;
 	sandbox_frame_buf wbuf;
 	size_t woff;
@@ -80,72 +70,9 @@ struct sandbox {
 	proto_usage usage;
 	int64_t run_start_us;
 	uint64_t cpu_start_ns;
+	uint64_t memory_sampled; /* highest memory.current seen (cgroup v2 without memory.peak) */
 	bool got_exit;
 };
-
-/* ---- cgroups (v1 hierarchies; the runtime creates <parent>/<id> in each) ---- */
-
-static int cgroup_read(const sandbox *sb, const char *ctrl, const char *file, char *out, size_t n)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s/%s/%s", ctrl, sb->ctx->cgroup_parent,
-	         sb->id, file);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t r = read(fd, out, n - 1);
-	if (r < 0)
-		return -1;
-	out[r] = 0;
-	return 0;
-}
-
-static uint64_t cgroup_u64(const sandbox *sb, const char *ctrl, const char *file)
-{
-	char b[64];
-	if (cgroup_read(sb, ctrl, file, b, sizeof(b)) < 0)
-		return 0;
-	return strtoull(b, NULL, 10);
-}
-
-static uint64_t cgroup_oom_kills(const sandbox *sb)
-{
-	char b[256];
-	if (cgroup_read(sb, "memory", "memory.oom_control", b, sizeof(b)) < 0)
-		return 0;
-	const char *p = strstr(b, "oom_kill ");
-	return p ? strtoull(p + 9, NULL, 10) : 0;
-}
-
-static void cgroup_write(const sandbox *sb, const char *ctrl, const char *file, const char *v)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s/%s/%s", ctrl, sb->ctx->cgroup_parent,
-	         sb->id, file);
-	_cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0)
-		(void)!write(fd, v, strlen(v));
-}
-
-/* How often the pids limit refused a fork ("max N" in pids.events). */
-static uint64_t cgroup_pids_max_hits(const sandbox *sb)
-{
-	char b[128];
-	if (cgroup_read(sb, "pids", "pids.events", b, sizeof(b)) < 0)
-		return 0;
-	const char *p = strstr(b, "max ");
-	return p ? strtoull(p + 4, NULL, 10) : 0;
-}
-
-static void cgroup_remove(const sandbox *sb)
-{
-	char path[512];
-	for (const char *const *c = cgroup_ctrls; *c; c++) {
-		snprintf(path, sizeof(path), "/sys/fs/cgroup/%s%s/%s", *c, sb->ctx->cgroup_parent,
-		         sb->id);
-		rmdir(path);
-	}
-}
 
 /* ---- context ---- */
 
@@ -171,7 +98,6 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 	ctx->state_dir = xstrdup(o->state_dir ? o->state_dir : "/run/aisp");
 	ctx->bundles_dir = xasprintf("%s/bundles", ctx->state_dir);
 	ctx->agent_dir = xasprintf("%s/agent", ctx->state_dir);
-	ctx->cgroup_parent = xstrdup(o->cgroup_parent ? o->cgroup_parent : "/aisp");
 	ctx->id_prefix = xstrdup(o->id_prefix ? o->id_prefix : "aisp-");
 	if (!o->agent_path) {
 		err_set(e, 0, "no agent binary configured");
@@ -179,13 +105,9 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 	}
 	if (mkdir_p(ctx->bundles_dir, 0711, e) < 0 || install_agent(ctx, o->agent_path, e) < 0)
 		goto fail;
-	if (mkdir(PLUMBING_CGROUP, 0755) == 0 || errno == EEXIST) {
-		int fd = open(PLUMBING_CGROUP "/cpu.shares", O_WRONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			(void)!write(fd, STR(WARMING_SHARES), strlen(STR(WARMING_SHARES)));
-			close(fd);
-		}
-	}
+	sandbox_cgroup_opts co = {.root = o->cgroup_root, .parent = o->cgroup_parent};
+	if (sandbox_cgroup_new(&ctx->cg, &co, e) < 0)
+		goto fail;
 	/* Traversable, not listable: a user-namespaced runtime reaches the agent through it. */
 	chmod(ctx->state_dir, 0711);
 	buf uns = BUF_INIT;
@@ -218,7 +140,7 @@ sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx)
 	free(ctx->state_dir);
 	free(ctx->bundles_dir);
 	free(ctx->agent_dir);
-	free(ctx->cgroup_parent);
+	sandbox_cgroup_free(ctx->cg);
 	free(ctx->id_prefix);
 	free(ctx);
 	return NULL;
@@ -232,6 +154,11 @@ struct event_base *sandbox_ctx_base(const sandbox_ctx *ctx)
 size_t sandbox_ctx_live(const sandbox_ctx *ctx)
 {
 	return ctx->live;
+}
+
+const char *sandbox_ctx_cgroup(const sandbox_ctx *ctx)
+{
+	return sandbox_cgroup_name(ctx->cg);
 }
 
 /* ---- specs ---- */
@@ -285,12 +212,19 @@ static void stop_io(sandbox *sb)
 		event_del(sb->wr_ev);
 	if (sb->timer)
 		event_del(sb->timer);
+	if (sb->sample_ev)
+		event_del(sb->sample_ev);
+}
+
+static void set_timer_of(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(ev, &tv);
 }
 
 static void set_timer(sandbox *sb, int64_t ms)
 {
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(sb->timer, &tv);
+	set_timer_of(sb->timer, ms);
 }
 
 static void creation_failed(sandbox *sb, err *e)
@@ -305,30 +239,30 @@ static void creation_failed(sandbox *sb, err *e)
 static void become_ready(sandbox *sb)
 {
 	event_del(sb->timer);
-	cgroup_write(sb, "cpu", "cpu.shares", STR(RUNNING_SHARES));
+	sandbox_cgroup_set_prio(sb->ctx->cg, sb->id, SANDBOX_CGROUP_RUNNING);
 	sb->state = SANDBOX_READY;
 	sb->ready_at = now_mono_ms();
 	sb->ready_cb(sb, NULL, sb->ready_arg);
 }
 
-static void read_usage(sandbox *sb)
+static void read_usage(sandbox *sb, sandbox_cgroup_usage *u)
 {
 	sb->usage.wall_ms = (now_mono_us() - sb->run_start_us + 500) / 1000;
-	uint64_t cpu = cgroup_u64(sb, "cpuacct", "cpuacct.usage");
+	sandbox_cgroup_read(sb->ctx->cg, sb->id, sb->memory_sampled, u);
 	sb->usage.cpu_ms =
-	    cpu > sb->cpu_start_ns ? (int64_t)((cpu - sb->cpu_start_ns) / 1000000) : 0;
-	sb->usage.memory_peak_bytes =
-	    (int64_t)cgroup_u64(sb, "memory", "memory.max_usage_in_bytes");
+	    u->cpu_ns > sb->cpu_start_ns ? (int64_t)((u->cpu_ns - sb->cpu_start_ns) / 1000000) : 0;
+	sb->usage.memory_peak_bytes = (int64_t)u->memory_peak_bytes;
 }
 
 /* Ends the run with a status decided on the host (timeout, sandbox death, bad frames). */
 static void run_finish(sandbox *sb, proto_status status, const char *why)
 {
 	stop_io(sb);
-	read_usage(sb);
-	if (status == PROTO_STATUS_SANDBOX_ERROR && cgroup_oom_kills(sb) > 0) {
+	sandbox_cgroup_usage u;
+	read_usage(sb, &u);
+	if (status == PROTO_STATUS_SANDBOX_ERROR && u.oom_kills > 0) {
 		status = PROTO_STATUS_OOM;
-	} else if (status == PROTO_STATUS_SANDBOX_ERROR && cgroup_pids_max_hits(sb) > 0) {
+	} else if (status == PROTO_STATUS_SANDBOX_ERROR && u.pids_max_hits > 0) {
 		/* gVisor's ptrace platform spends host processes per task thread: a program that
 		 * exhausts its pids limit takes the sandbox down with it. That is the program's
 		 * doing, not the node's: killed, like a process killed by SIGKILL. */
@@ -363,12 +297,14 @@ static void on_exit_frame(sandbox *sb, const uint8_t *p, size_t n)
 	}
 	if (x.msg_len)
 		o->error = xstrndup(x.msg, x.msg_len);
+	sandbox_cgroup_usage u;
+	sandbox_cgroup_read(sb->ctx->cg, sb->id, sb->memory_sampled, &u);
 	proto_status st = PROTO_STATUS_OK;
 	if (x.flags & EXIT_F_SETUP_ERROR)
 		st = PROTO_STATUS_SANDBOX_ERROR;
 	else if (x.flags & EXIT_F_OUTPUT_LIMIT)
 		st = PROTO_STATUS_OUTPUT_LIMIT;
-	else if (cgroup_oom_kills(sb) > 0 && (x.flags & EXIT_F_SIGNALED))
+	else if (u.oom_kills > 0 && (x.flags & EXIT_F_SIGNALED))
 		st = PROTO_STATUS_OOM;
 	else if (x.flags & EXIT_F_FUNCTION_ERROR)
 		st = PROTO_STATUS_ERROR;
@@ -518,6 +454,14 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 	flush_writes(arg);
 }
 
+static void on_sample(evutil_socket_t fd, short what, void *arg)
+{
+	sandbox *sb = arg;
+	if (sb->state != SANDBOX_RUNNING ||
+	    !sandbox_cgroup_sample(sb->ctx->cg, sb->id, &sb->memory_sampled))
+		event_del(sb->sample_ev);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	sandbox *sb = arg;
@@ -587,7 +531,10 @@ static int write_bundle(sandbox *sb, err **e)
 	if (dfd < 0)
 		return err_set(e, errno, "open bundle %s", sb->id);
 	_cleanup_free_ char *agent = xasprintf("/.aisp/%s", AGENT_NAME);
-	_cleanup_free_ char *cg = xasprintf("%s/%s", ctx->cgroup_parent, sb->id);
+	sandbox_cgroup_config cg;
+	sandbox_cgroup_config_for(ctx->cg, sb->id,
+	                          sb->spec.urgent ? SANDBOX_CGROUP_RUNNING : SANDBOX_CGROUP_WARMING,
+	                          &cg);
 	const char *args[] = {agent,    "--lang", proto_lang_name(sb->spec.lang),
 	                      "--user", "65534",  NULL};
 	sandbox_bundle_spec b = {
@@ -596,17 +543,20 @@ static int write_bundle(sandbox *sb, err **e)
 	    .agent_dir = ctx->agent_dir,
 	    .args = args,
 	    .env = sandbox_base_env,
-	    .cgroups_path = cg,
+	    .cgroups_path = cg.path,
 	    .cpus_milli = sb->spec.cpus_milli,
 	    .memory_bytes = sb->spec.memory_bytes,
 	    .pids = sb->spec.pids,
 	    .nofile = 4096,
-	    .cpu_shares = sb->spec.urgent ? RUNNING_SHARES : WARMING_SHARES,
+	    .cpu_shares = cg.cpu_shares,
+	    .cpu_weight = cg.cpu_weight,
 	    .workspace_bytes = sb->spec.workspace_bytes,
 	    .userns = sb->ctx->userns && sandbox_runtime_get_kind(sb->spec.rt) == SANDBOX_RT_RUNC,
 	    .userns_base = USERNS_BASE,
 	};
-	return sandbox_bundle_write(dfd, &b, e);
+	int r = sandbox_bundle_write(dfd, &b, e);
+	sandbox_cgroup_config_deinit(&cg);
+	return r;
 }
 
 static int start_container(sandbox *sb, err **e)
@@ -630,7 +580,7 @@ static int start_container(sandbox *sb, err **e)
 	o.stdout_fd = out[1];
 	o.stderr_fd = SPAWN_CAPTURE; /* also the container's fd 2: the agent closes it at once */
 	o.timeout_ms = CREATE_TIMEOUT_MS;
-	o.cgroup_procs = sb->spec.urgent ? NULL : PLUMBING_CGROUP "/cgroup.procs";
+	o.cgroup_procs = sb->spec.urgent ? NULL : sandbox_cgroup_plumbing_procs(sb->ctx->cg);
 	int r = spawn_start(&o, on_spawned, sb, NULL, e);
 	close(in[0]);
 	close(out[1]);
@@ -664,6 +614,7 @@ int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn 
 	snprintf(sb->id, sizeof(sb->id), "%s%d-%" PRIu64 "-%04x", ctx->id_prefix, (int)getpid(),
 	         ++ctx->seq, (unsigned)(now_mono_us() & 0xffff));
 	sb->timer = evtimer_new(ctx->base, on_timer, sb);
+	sb->sample_ev = event_new(ctx->base, -1, EV_PERSIST, on_sample, sb);
 	if (write_bundle(sb, e) < 0 || start_container(sb, e) < 0) {
 		err_prefix(e, "sandbox %s (%s)", sb->id, sandbox_runtime_name(spec->rt));
 		rm_rf_at(ctx->bundles_fd, sb->id, NULL);
@@ -729,7 +680,11 @@ int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, 
 	sb->done_cb = cb;
 	sb->done_arg = arg;
 	sb->run_start_us = now_mono_us();
-	sb->cpu_start_ns = cgroup_u64(sb, "cpuacct", "cpuacct.usage");
+	sandbox_cgroup_usage u;
+	sandbox_cgroup_read(sb->ctx->cg, sb->id, 0, &u);
+	sb->cpu_start_ns = u.cpu_ns;
+	if (sandbox_cgroup_sample(sb->ctx->cg, sb->id, &sb->memory_sampled))
+		set_timer_of(sb->sample_ev, SAMPLE_MS);
 	put_task(&sb->wbuf, t, resolved);
 	set_timer(sb, resolved->timeout_ms > 0 ? resolved->timeout_ms : 600000);
 	flush_writes(sb);
@@ -742,7 +697,7 @@ static void on_deleted(const spawn_result *r, void *arg)
 {
 	sandbox *sb = arg;
 	rm_rf_at(sb->ctx->bundles_fd, sb->id, NULL);
-	cgroup_remove(sb);
+	sandbox_cgroup_remove(sb->ctx->cg, sb->id);
 	sb->ctx->live--;
 	sandbox_gone_fn cb = sb->gone_cb;
 	void *cb_arg = sb->gone_arg;
@@ -765,7 +720,7 @@ static void finish_destroy(sandbox *sb)
 	o.argv = argv;
 	o.stdout_fd = SPAWN_NULL;
 	o.timeout_ms = DELETE_TIMEOUT_MS;
-	o.cgroup_procs = PLUMBING_CGROUP "/cgroup.procs";
+	o.cgroup_procs = sandbox_cgroup_plumbing_procs(sb->ctx->cg);
 	if (spawn_start(&o, on_deleted, sb, NULL, NULL) < 0) {
 		spawn_result none = {0};
 		on_deleted(&none, sb);
@@ -787,7 +742,9 @@ void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg)
 		event_free(sb->wr_ev);
 	if (sb->timer)
 		event_free(sb->timer);
-	sb->rd_ev = sb->wr_ev = sb->timer = NULL;
+	if (sb->sample_ev)
+		event_free(sb->sample_ev);
+	sb->rd_ev = sb->wr_ev = sb->timer = sb->sample_ev = NULL;
 	if (sb->in_fd >= 0)
 		close(sb->in_fd);
 	if (sb->out_fd >= 0)
