@@ -16,6 +16,7 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "sandbox/bundle.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/sandbox.h"
 
 static void check_golden(const char *name, const buf *got)
@@ -38,7 +39,8 @@ static void check_golden(const char *name, const buf *got)
 	free(path);
 }
 
-static void golden_for(sandbox_runtime_kind kind, const char *name)
+/* cg: the cgroup fields a backend gives (NULL: a path and the runtime's default priority) */
+static void golden_for(sandbox_runtime_kind kind, const char *name, const sandbox_cgroup_config *cg)
 {
 	const char *args[] = {"/.aisp/aisp-agent", "--lang", "python", NULL};
 	sandbox_bundle_spec b = {
@@ -54,6 +56,11 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 	    .nofile = 4096,
 	    .workspace_bytes = 512LL << 20,
 	};
+	if (cg) {
+		b.cgroups_path = cg->path;
+		b.cpu_shares = cg->cpu_shares;
+		b.cpu_weight = cg->cpu_weight;
+	}
 	buf got = BUF_INIT;
 	sandbox_bundle_config_json(&b, &got);
 	check_golden(name, &got);
@@ -76,6 +83,8 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 	assert_non_null(strstr(s, "\"swap\":4294967296"));
 	bool seccomp = strstr(s, "\"seccomp\"") != NULL;
 	assert_int_equal(seccomp, kind != SANDBOX_RT_RUNSC);
+	/* linux.resources.unified only for cgroup v2 (runc refuses it on v1) */
+	assert_int_equal(strstr(s, "\"unified\"") != NULL, cg && cg->cpu_weight > 0);
 	if (seccomp)
 		for (const char *sc = "keyctl\0bpf\0ptrace\0mount\0unshare\0io_uring_setup\0"; *sc;
 		     sc += strlen(sc) + 1) {
@@ -88,17 +97,41 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 
 static void test_golden_runsc(void **state)
 {
-	golden_for(SANDBOX_RT_RUNSC, "config-runsc.json");
+	golden_for(SANDBOX_RT_RUNSC, "config-runsc.json", NULL);
 }
 
 static void test_golden_runc(void **state)
 {
-	golden_for(SANDBOX_RT_RUNC, "config-runc.json");
+	golden_for(SANDBOX_RT_RUNC, "config-runc.json", NULL);
 }
 
 static void test_golden_oci(void **state)
 {
-	golden_for(SANDBOX_RT_OCI, "config-oci.json");
+	golden_for(SANDBOX_RT_OCI, "config-oci.json", NULL);
+}
+
+/* The cgroup fields each backend puts in config.json for a sandbox warming up. */
+static void golden_cgroup(sandbox_cgroup_version v, sandbox_runtime_kind kind, const char *name)
+{
+	sandbox_cgroup *cg = NULL;
+	sandbox_cgroup_opts o = {.root = "/nonexistent", .version = v};
+	assert_int_equal(sandbox_cgroup_new(&cg, &o, NULL), 0);
+	sandbox_cgroup_config c;
+	sandbox_cgroup_config_for(cg, "aisp-1-1-0001", SANDBOX_CGROUP_WARMING, &c);
+	golden_for(kind, name, &c);
+	sandbox_cgroup_config_deinit(&c);
+	sandbox_cgroup_free(cg);
+}
+
+static void test_golden_cgroup_v1(void **state)
+{
+	golden_cgroup(SANDBOX_CGROUP_V1, SANDBOX_RT_RUNC, "config-runc-cgroup-v1.json");
+}
+
+static void test_golden_cgroup_v2(void **state)
+{
+	golden_cgroup(SANDBOX_CGROUP_V2, SANDBOX_RT_RUNC, "config-runc-cgroup-v2.json");
+	golden_cgroup(SANDBOX_CGROUP_V2, SANDBOX_RT_RUNSC, "config-runsc-cgroup-v2.json");
 }
 
 static void test_environment_facts(void **state)
@@ -157,8 +190,9 @@ static void test_runtime_missing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_golden_runsc),    cmocka_unit_test(test_golden_runc),
-	    cmocka_unit_test(test_golden_oci),      cmocka_unit_test(test_environment_facts),
+	    cmocka_unit_test(test_golden_runsc),     cmocka_unit_test(test_golden_runc),
+	    cmocka_unit_test(test_golden_oci),       cmocka_unit_test(test_golden_cgroup_v1),
+	    cmocka_unit_test(test_golden_cgroup_v2), cmocka_unit_test(test_environment_facts),
 	    cmocka_unit_test(test_runtime_missing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
