@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "sandbox/agent/agent.h"
 #include "sandbox/agent/frame.h"
 
 #define MAX_FILES 16
@@ -44,6 +45,7 @@ typedef struct result {
 
 static char *tmp_root; /* holds ws/ and a secret file outside it */
 static char *ws;
+static const char *agent_user; /* --user for the next agents, or NULL */
 
 static void result_free(result *r)
 {
@@ -79,6 +81,7 @@ static int setup_ws(void **state)
 
 static int teardown_ws(void **state)
 {
+	agent_user = NULL;
 	_cleanup_err_ err *e = NULL;
 	assert_int_equal(rm_rf_at(AT_FDCWD, tmp_root, &e), 0);
 	free(ws);
@@ -96,7 +99,9 @@ static pid_t start_agent(const char *lang, int *to, int *from)
 	if (pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
-		const char *argv[] = {agent_path(), "--lang", lang, "--workspace", ws, NULL};
+		const char *argv[] = {agent_path(),  "--lang", lang,
+		                      "--workspace", ws,       agent_user ? "--user" : NULL,
+		                      agent_user,    NULL};
 		const char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "BASE_VAR=base",
 		                      "PYTHONHASHSEED=0", NULL};
 		execve(argv[0], (char *const *)argv, (char *const *)envp);
@@ -738,6 +743,170 @@ static void test_frame_codec(void **state)
 	sandbox_frame_buf_free(&b);
 }
 
+/* ---- the program's identity (--user; needs root, as in a sandbox) ---- */
+
+#define AS_USER_OK "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
+
+/* As a sandbox does: the program runs as 65534 in a workspace it can write. */
+static void as_user_65534(void)
+{
+	if (geteuid() != 0)
+		skip();
+	agent_user = "65534";
+	assert_int_equal(chmod(ws, 01777), 0);
+}
+
+/* The program runs as 65534 with no other group, what the agent wrote for it is 65534's, and
+ * while it runs the agent (its parent) is back to uid and gid 0: real, effective, saved and fs
+ * ids alike. */
+static void test_user_shell(void **state)
+{
+	as_user_65534();
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE,
+	        "id -u; id -g; id -G; grep -E '^(Uid|Gid):' /proc/$PPID/status; cat in/data.txt;"
+	        " echo made > out/o.txt");
+	sandbox_frame_put_field(&b, FIELD_FILE, "in/data.txt\0input", 18);
+	result r;
+	run("shell", &b, &r);
+	assert_string_equal(out_str(&r), "65534\n65534\n65534\n" AS_USER_OK "input");
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.nfiles, 1);
+	assert_string_equal(r.files[0].path, "o.txt");
+	assert_memory_equal(r.files[0].data, "made\n", 5);
+	const char *owned[] = {"in", "in/data.txt", "out", "out/o.txt", NULL};
+	for (const char **f = owned; *f; f++) {
+		char *p = xasprintf("%s/%s", ws, *f);
+		struct stat st;
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		free(p);
+	}
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* The warm interpreter gets its limits through prlimit(), for which the agent takes the
+ * program's real ids too: afterwards all of them are back. */
+static void test_user_python(void **state)
+{
+	as_user_65534();
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE,
+	        "import os, resource, sys\n"
+	        "print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
+	        "print(resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+	        "s = open('/proc/%d/status' % os.getppid()).read().splitlines()\n"
+	        "sys.stdout.write(''.join(l + '\\n' for l in s if l[:4] in ('Uid:', 'Gid:')))\n");
+	sandbox_frame_put_field_u64(&b, FIELD_NOFILE_MAX, 77);
+	result r;
+	run("python", &b, &r);
+	assert_string_equal(out_str(&r), "65534 65534 65534 [65534]\n(77, 77)\n" AS_USER_OK);
+	assert_int_equal(r.code, 0);
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* A failing step as the program's user (an input file it may not write) is a setup error; the
+ * agent is itself again to report it. */
+static void test_user_setup_error(void **state)
+{
+	as_user_65534();
+	char *d = xasprintf("%s/ro", ws);
+	assert_int_equal(mkdir(d, 0755), 0); /* root's: 65534 cannot write in it */
+	free(d);
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "echo never");
+	sandbox_frame_put_field(&b, FIELD_FILE, "ro/x.txt\0data", 13);
+	result r;
+	run("shell", &b, &r);
+	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+	assert_non_null(strstr(r.msg, "input file ro/x.txt"));
+	assert_non_null(strstr(r.msg, "Permission denied"));
+	assert_int_equal(r.out.len, 0);
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* agent_as_program() itself (agent-child.c, linked into this test), in a child process so that
+ * the test's own ids stay. */
+typedef struct ids_seen {
+	uid_t ruid, euid;
+	gid_t egid;
+} ids_seen;
+
+static int record_and_fail(void *arg)
+{
+	ids_seen *s = arg;
+	s->ruid = getuid();
+	s->euid = geteuid();
+	s->egid = getegid();
+	errno = EACCES;
+	return -1;
+}
+
+/* 0 when every check holds, else the number of the first that failed */
+static int check_as_program(bool real)
+{
+	agent_prog_uid = 65534;
+	ids_seen s = {0};
+	char msg[128] = "";
+	if (agent_as_program(real, record_and_fail, &s, msg, sizeof(msg)) != -1 || errno != EACCES)
+		return 1;
+	if (s.euid != 65534 || s.egid != 65534 || s.ruid != (real ? 65534 : 0))
+		return 2;
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+	if (getresuid(&r, &e, &sv) < 0 || r || e || sv || getresgid(&gr, &ge, &gs) < 0 || gr ||
+	    ge || gs)
+		return 3;
+	return msg[0] ? 4 : 0;
+}
+
+static int in_child(int (*fn)(bool), bool arg)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(arg));
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static int ran_fn(void *arg)
+{
+	*(bool *)arg = true;
+	return 0;
+}
+
+/* Without the right to become the program's user: fn does not run, and since the agent cannot
+ * be sure of its ids either it ends itself (3) rather than run on. */
+static int check_cannot_switch(bool unused)
+{
+	if (setresuid(1234, 1234, 1234) < 0)
+		return 10;
+	agent_prog_uid = 65534;
+	bool ran = false;
+	char msg[128];
+	agent_as_program(false, ran_fn, &ran, msg, sizeof(msg));
+	return ran ? 11 : 12; /* not reached: agent_as_program() exits 3 */
+}
+
+static void test_as_program(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(in_child(check_as_program, false), 0);
+	assert_int_equal(in_child(check_as_program, true), 0);
+	assert_int_equal(in_child(check_cannot_switch, false), 3);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -759,6 +928,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_large_stdin, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_malformed_task, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_warm_timing, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_user_shell, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_user_python, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_user_setup_error, setup_ws, teardown_ws),
+	    cmocka_unit_test(test_as_program),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
