@@ -136,6 +136,44 @@ static void assert_slurp(const char *rel, const char *want)
 	free(got);
 }
 
+/* ID's priority file holds what each priority writes. */
+static void check_prio(sandbox_cgroup *cg, const char *file, const char *running,
+                       const char *warming)
+{
+	sandbox_cgroup_set_prio(cg, ID, SANDBOX_CGROUP_RUNNING);
+	assert_slurp(file, running);
+	sandbox_cgroup_set_prio(cg, ID, SANDBOX_CGROUP_WARMING);
+	assert_slurp(file, warming);
+}
+
+/* config.json's cgroup fields for ID: the path, cpu.shares (both hierarchies: runtimes that
+ * ignore "unified" convert shares to a weight, 16 -> 1) and the exact v2 weight. */
+static void check_config(sandbox_cgroup *cg, int64_t weight_warming, int64_t weight_running)
+{
+	sandbox_cgroup_config c;
+	sandbox_cgroup_config_for(cg, ID, SANDBOX_CGROUP_WARMING, &c);
+	assert_string_equal(c.path, "/aisp/" ID);
+	assert_int_equal(c.cpu_shares, 16);
+	assert_int_equal(c.cpu_weight, weight_warming);
+	sandbox_cgroup_config_deinit(&c);
+	sandbox_cgroup_config_for(cg, ID, SANDBOX_CGROUP_RUNNING, &c);
+	assert_int_equal(c.cpu_shares, 1024);
+	assert_int_equal(c.cpu_weight, weight_running);
+	sandbox_cgroup_config_deinit(&c);
+}
+
+/* What the backend reads for id, given the peak sampled so far. */
+static void expect_usage(sandbox_cgroup *cg, const char *id, uint64_t sampled, uint64_t cpu_ns,
+                         uint64_t peak, uint64_t oom_kills, uint64_t pids_max_hits)
+{
+	sandbox_cgroup_usage u;
+	sandbox_cgroup_read(cg, id, sampled, &u);
+	assert_int_equal(u.cpu_ns, cpu_ns);
+	assert_int_equal(u.memory_peak_bytes, peak);
+	assert_int_equal(u.oom_kills, oom_kills);
+	assert_int_equal(u.pids_max_hits, pids_max_hits);
+}
+
 /* ---- the flat-keyed parser ---- */
 
 static void test_keyed(void **state)
@@ -212,20 +250,12 @@ static void test_v1(void **state)
 	char *procs = xasprintf("%s/cpu/aisp-plumbing/cgroup.procs", root);
 	assert_string_equal(sandbox_cgroup_plumbing_procs(cg), procs);
 	free(procs);
-	sandbox_cgroup_usage u;
-	sandbox_cgroup_read(cg, ID, 0, &u);
-	assert_int_equal(u.cpu_ns, 1234567890);
-	assert_int_equal(u.memory_peak_bytes, 73400320);
-	assert_int_equal(u.oom_kills, 2);
-	assert_int_equal(u.pids_max_hits, 5);
+	expect_usage(cg, ID, 0, 1234567890, 73400320, 2, 5);
 	/* memory.max_usage_in_bytes keeps the peak: nothing to sample */
 	uint64_t peak = 0;
 	assert_false(sandbox_cgroup_sample(cg, ID, &peak));
 	assert_int_equal(peak, 0);
-	sandbox_cgroup_set_prio(cg, ID, SANDBOX_CGROUP_RUNNING);
-	assert_slurp("cpu/aisp/" ID "/cpu.shares", "1024");
-	sandbox_cgroup_set_prio(cg, ID, SANDBOX_CGROUP_WARMING);
-	assert_slurp("cpu/aisp/" ID "/cpu.shares", "16");
+	check_prio(cg, "cpu/aisp/" ID "/cpu.shares", "1024", "16");
 	sandbox_cgroup_free(cg);
 }
 
@@ -233,15 +263,9 @@ static void test_v1_old_and_missing(void **state)
 {
 	fixture("cgroup-v1");
 	sandbox_cgroup *cg = backend(SANDBOX_CGROUP_V1);
-	sandbox_cgroup_usage u;
 	/* memory.oom_control before 4.13 has no oom_kill; the other controllers have nothing */
-	sandbox_cgroup_read(cg, ID_OLD, 0, &u);
-	assert_int_equal(u.oom_kills, 0);
-	assert_int_equal(u.memory_peak_bytes, 1048576);
-	assert_int_equal(u.cpu_ns, 0);
-	assert_int_equal(u.pids_max_hits, 0);
-	sandbox_cgroup_read(cg, ID_NONE, 0, &u);
-	assert_int_equal(u.cpu_ns + u.memory_peak_bytes + u.oom_kills + u.pids_max_hits, 0);
+	expect_usage(cg, ID_OLD, 0, 0, 1048576, 0, 0);
+	expect_usage(cg, ID_NONE, 0, 0, 0, 0, 0);
 	sandbox_cgroup_free(cg);
 }
 
@@ -249,15 +273,7 @@ static void test_v1_config_remove(void **state)
 {
 	fixture("cgroup-v1");
 	sandbox_cgroup *cg = backend(SANDBOX_CGROUP_V1);
-	sandbox_cgroup_config c;
-	sandbox_cgroup_config_for(cg, ID, SANDBOX_CGROUP_WARMING, &c);
-	assert_string_equal(c.path, "/aisp/" ID);
-	assert_int_equal(c.cpu_shares, 16);
-	assert_int_equal(c.cpu_weight, 0); /* runc refuses linux.resources.unified on v1 */
-	sandbox_cgroup_config_deinit(&c);
-	sandbox_cgroup_config_for(cg, ID, SANDBOX_CGROUP_RUNNING, &c);
-	assert_int_equal(c.cpu_shares, 1024);
-	sandbox_cgroup_config_deinit(&c);
+	check_config(cg, 0, 0); /* runc refuses linux.resources.unified on v1 */
 	/* what the runtime left: one (empty, as cgroupfs shows them to rmdir) dir per controller */
 	const char *ctrls[] = {"memory", "cpu", "pids", "freezer", "systemd", NULL};
 	for (const char **k = ctrls; *k; k++) {
@@ -289,16 +305,8 @@ static void test_v2(void **state)
 	/* memory.peak exists: nothing to sample */
 	uint64_t peak = 0;
 	assert_false(sandbox_cgroup_sample(cg, ID, &peak));
-	sandbox_cgroup_usage u;
-	sandbox_cgroup_read(cg, ID, peak, &u);
-	assert_int_equal(u.cpu_ns, 1234567000ULL);
-	assert_int_equal(u.memory_peak_bytes, 73400320);
-	assert_int_equal(u.oom_kills, 1);
-	assert_int_equal(u.pids_max_hits, 3);
-	sandbox_cgroup_set_prio(cg, ID, SANDBOX_CGROUP_RUNNING);
-	assert_slurp("aisp/" ID "/cpu.weight", "100");
-	sandbox_cgroup_set_prio(cg, ID, SANDBOX_CGROUP_WARMING);
-	assert_slurp("aisp/" ID "/cpu.weight", "1");
+	expect_usage(cg, ID, peak, 1234567000ULL, 73400320, 1, 3);
+	check_prio(cg, "aisp/" ID "/cpu.weight", "100", "1");
 	sandbox_cgroup_free(cg);
 }
 
@@ -325,15 +333,9 @@ static void test_v2_sampled_peak(void **state)
 	put("aisp/" ID_OLD "/memory.current", "20971520\n");
 	assert_true(sandbox_cgroup_sample(cg, ID_OLD, &peak));
 	assert_int_equal(peak, 41943040);
-	sandbox_cgroup_usage u;
-	sandbox_cgroup_read(cg, ID_OLD, peak, &u);
-	assert_int_equal(u.memory_peak_bytes, 41943040);
+	expect_usage(cg, ID_OLD, peak, 2500000, 41943040, 0, 0);
 	put("aisp/" ID_OLD "/memory.current", "52428800\n"); /* higher at the end than sampled */
-	sandbox_cgroup_read(cg, ID_OLD, peak, &u);
-	assert_int_equal(u.memory_peak_bytes, 52428800);
-	assert_int_equal(u.cpu_ns, 2500000);
-	assert_int_equal(u.oom_kills, 0);
-	assert_int_equal(u.pids_max_hits, 0);
+	expect_usage(cg, ID_OLD, peak, 2500000, 52428800, 0, 0);
 	sandbox_cgroup_free(cg);
 }
 
@@ -341,26 +343,14 @@ static void test_v2_config_remove(void **state)
 {
 	fixture("cgroup-v2");
 	sandbox_cgroup *cg = backend(SANDBOX_CGROUP_V2);
-	sandbox_cgroup_config c;
-	sandbox_cgroup_config_for(cg, ID, SANDBOX_CGROUP_WARMING, &c);
-	assert_string_equal(c.path, "/aisp/" ID);
-	assert_int_equal(c.cpu_shares, 16); /* what runtimes without "unified" convert: weight 1 */
-	assert_int_equal(c.cpu_weight, 1);
-	sandbox_cgroup_config_deinit(&c);
-	sandbox_cgroup_config_for(cg, ID, SANDBOX_CGROUP_RUNNING, &c);
-	assert_int_equal(c.cpu_shares, 1024);
-	assert_int_equal(c.cpu_weight, 100);
-	sandbox_cgroup_config_deinit(&c);
+	check_config(cg, 1, 100);
 	char *d = xasprintf("%s/aisp/%s", root, ID_NONE);
 	assert_int_equal(mkdir(d, 0755), 0);
 	free(d);
 	sandbox_cgroup_remove(cg, ID_NONE);
 	assert_false(exists("aisp/" ID_NONE));
 	/* reading a cgroup that is gone gives zeros (and does not decide memory.peak) */
-	sandbox_cgroup_usage u;
-	sandbox_cgroup_read(cg, ID_NONE, 7, &u);
-	assert_int_equal(u.cpu_ns + u.oom_kills + u.pids_max_hits, 0);
-	assert_int_equal(u.memory_peak_bytes, 7);
+	expect_usage(cg, ID_NONE, 7, 0, 7, 0, 0);
 	uint64_t peak = 0;
 	assert_false(sandbox_cgroup_sample(cg, ID, &peak)); /* ID has memory.peak */
 	sandbox_cgroup_free(cg);
