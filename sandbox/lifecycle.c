@@ -4,7 +4,7 @@
  *   EOF, bad frame, wall time--> DONE;  CREATING --any failure--> DEAD;  READY --EOF--> DEAD;
  *   every state --destroy--> DESTROYING --deleted--> (freed)
  *
- * Every (state, event) pair has one entry in the table below, and only the entry's action
+ * Every (state, event) pair has one cell in the table below, and only the cell's action
  * changes the state. Two actions do nothing, and say why: `never` for an event that cannot
  * happen in that state (the timer is not armed, the pipes are closed, the spawn has ended),
  * `ignore` for one that can and needs nothing (an agent talking out of turn while READY; the
@@ -333,31 +333,37 @@ static bool gone(sandbox *sb, const sandbox_event *ev)
 
 /* ---- the table ---- */
 
-/* One column per event, in sandbox_event_type order: a row that misses one does not compile. */
-#define ROW(spawned, spawn_failed, ready_frame, result_frame, exit_frame, bad_frame, agent_eof,    \
-            timer, sample, run, destroy, deleted)                                                  \
+/* One row per event, one column per state in sandbox_state order: a row that misses a state
+ * does not compile, nor does a row given twice (-Woverride-init). */
+#define ROW(creating, ready, running, done, dead, destroying)                                      \
 	{                                                                                          \
-		spawned, spawn_failed, ready_frame, result_frame, exit_frame, bad_frame,           \
-		    agent_eof, timer, sample, run, destroy, deleted                                \
+		creating, ready, running, done, dead, destroying                                   \
 	}
-_Static_assert(SANDBOX_EV_COUNT == 12, "every event is a column of ROW");
+#define EV(name) [SANDBOX_EV_##name]
 
 // clang-format off
-static const action lifecycle[][SANDBOX_EV_COUNT] = {
-/*                         spawned     spawn_failed  ready_frame result_frame exit_frame  bad_frame  agent_eof  timer           sample  run        destroy  deleted */
-[SANDBOX_CREATING]   = ROW(created,    spawn_failed, got_ready,  early_frame, early_exit, early_bad, early_eof, create_timeout, never,  not_ready, destroy, never),
-[SANDBOX_READY]      = ROW(never,      never,        ignore,     ignore,      ignore,     died,      died,      never,          never,  run,       destroy, never),
-[SANDBOX_RUNNING]    = ROW(never,      never,        run_bad,    run_result,  run_exit,   run_bad,   run_lost,  run_timeout,    sample, not_ready, destroy, never),
-[SANDBOX_DONE]       = ROW(never,      never,        never,      never,       never,      quiet,     quiet,     never,          never,  not_ready, destroy, never),
-[SANDBOX_DEAD]       = ROW(dead_pid,   ignore,       never,      never,       never,      quiet,     quiet,     never,          never,  not_ready, destroy, never),
-[SANDBOX_DESTROYING] = ROW(delete_now, delete_now,   never,      never,       never,      never,     never,     never,          never,  not_ready, ignore,  gone),
+static const action lifecycle[][SANDBOX_DESTROYING + 1] = {
+/*                    CREATING        READY      RUNNING      DONE       DEAD       DESTROYING */
+EV(SPAWNED)      = ROW(created,        never,     never,       never,     dead_pid,  delete_now),
+EV(SPAWN_FAILED) = ROW(spawn_failed,   never,     never,       never,     ignore,    delete_now),
+EV(READY_FRAME)  = ROW(got_ready,      ignore,    run_bad,     never,     never,     never),
+EV(RESULT_FRAME) = ROW(early_frame,    ignore,    run_result,  never,     never,     never),
+EV(EXIT_FRAME)   = ROW(early_exit,     ignore,    run_exit,    never,     never,     never),
+EV(BAD_FRAME)    = ROW(early_bad,      died,      run_bad,     quiet,     quiet,     never),
+EV(AGENT_EOF)    = ROW(early_eof,      died,      run_lost,    quiet,     quiet,     never),
+EV(TIMER)        = ROW(create_timeout, never,     run_timeout, never,     never,     never),
+EV(SAMPLE)       = ROW(never,          never,     sample,      never,     never,     never),
+EV(RUN)          = ROW(not_ready,      run,       not_ready,   not_ready, not_ready, not_ready),
+EV(DESTROY)      = ROW(destroy,        destroy,   destroy,     destroy,   destroy,   ignore),
+EV(DELETED)      = ROW(never,          never,     never,       never,     never,     gone),
 };
 // clang-format on
-_Static_assert(ARRAY_SIZE(lifecycle) == SANDBOX_DESTROYING + 1, "every state is a row");
+_Static_assert(ARRAY_SIZE(lifecycle) == SANDBOX_EV_COUNT, "every event is a row");
+_Static_assert(SANDBOX_DESTROYING == 5, "every state is a column of ROW");
 
 bool sandbox_step(sandbox *sb, const sandbox_event *ev)
 {
-	return lifecycle[sb->state][ev->type](sb, ev);
+	return lifecycle[ev->type][sb->state](sb, ev);
 }
 
 bool sandbox_step_type(sandbox *sb, sandbox_event_type type)

@@ -18,11 +18,11 @@
 
 /* Who runs what. In a sandbox the agent is started as uid 0 holding only CAP_SETUID,
  * CAP_SETGID, CAP_SETPCAP and CAP_KILL (config.json), and the program runs as agent_prog_uid
- * with no capability at all: a different user from the agent, so it can neither open the agent's pipes
- * through /proc/1/fd (gVisor ignores the non-dumpable flag) nor signal it. Whenever the agent
- * touches /workspace it acts as the program's user (effective ids only), so what it writes
- * belongs to the program and what it reads is what the program could read. Without --user
- * (tests on the host) everything runs as the caller. */
+ * with no capability at all: a different user from the agent, so it can neither open the
+ * agent's pipes through /proc/1/fd (gVisor ignores the non-dumpable flag) nor signal it.
+ * Whenever the agent touches /workspace it acts as the program's user (effective ids only), so
+ * what it writes belongs to the program and what it reads is what the program could read.
+ * Without --user (tests on the host) everything runs as the caller. */
 uid_t agent_prog_uid = (uid_t)-1;
 
 static bool split(void)

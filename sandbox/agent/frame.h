@@ -82,8 +82,8 @@ void sandbox_frame_reader_deinit(sandbox_frame_reader *r);
 /* Appends bytes; returns -1 (and sets error) on a bad header. */
 int sandbox_frame_reader_feed(sandbox_frame_reader *r, const void *p, size_t n);
 /* Takes the next whole frame: returns 1 and sets *type, *payload (borrowed until the next
- * sandbox_frame_reader_feed() or sandbox_frame_reader_deinit()), *len; 0 when more bytes are needed; -1
- * on a protocol error. */
+ * sandbox_frame_reader_feed() or sandbox_frame_reader_deinit()), *len; 0 when more bytes are
+ * needed; -1 on a protocol error. */
 int sandbox_frame_reader_next(sandbox_frame_reader *r, uint8_t *type, const uint8_t **payload,
                               size_t *len);
 
