@@ -37,6 +37,8 @@
 #define PROTO_KEY_NODE_PREFIX    "aisp:node:"
 #define PROTO_KEY_RUNNING_PREFIX "aisp:running:" /* the run lease of a task id */
 #define PROTO_KEY_REPLY_PREFIX   "aisp:reply:"   /* reply streams */
+#define PROTO_KEY_WAITERS_PREFIX "aisp:waiters:" /* reply streams of duplicates of a running id */
+#define PROTO_KEY_HANDOFF_PREFIX "aisp:handoff:" /* hops of an entry between unlike nodes */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -214,8 +216,15 @@ void proto_result_deinit(proto_result *r);
 /* Frees an array of n env pairs (names and values). */
 void proto_env_list_free(proto_env *l, size_t n);
 
+/* A client string quoted for an error message: "..." with control bytes, '"', '\\' and bytes
+ * >= 0x80 that are not valid UTF-8 escaped, cut at 80 bytes with "...". Caller frees. */
+char *proto_quote(const char *s, size_t n);
+
 /* Checks a task id against [A-Za-z0-9._-]{1,64}. */
 bool proto_id_valid(const char *id);
+/* Checks a reply stream name: "aisp:reply:" then [A-Za-z0-9:._-], at most PROTO_NAME_MAX
+ * bytes in all (reply streams have their own key space: PROTOCOL.md, "Keys"). */
+bool proto_reply_stream_valid(const char *name);
 /* Checks a relative file path: 1..255 bytes, no leading '/', no "." or ".." or empty
  * component, no NUL or control bytes. Returns 0 or -1 with a reason in *e. */
 int proto_path_valid(const char *path, err **e);
@@ -224,10 +233,18 @@ int proto_path_valid(const char *path, err **e);
  * HOSTNAME TMPDIR, and every name starting with AISP_ or LD_. */
 bool proto_env_reserved(const char *name);
 
+/* Where a task's result goes, as far as it could be read from a task that may be invalid. */
+typedef struct proto_task_head {
+	char *id;           /* a valid id, or NULL */
+	char *reply_stream; /* a valid reply stream, or NULL */
+} proto_task_head;
+void proto_task_head_deinit(proto_task_head *h);
+
 /* Parses and validates a task from JSON bytes (PROTOCOL.md, "Task"). Returns 0, or -1 with a
- * precise, client-facing message in *e. If the id could be read even though the task is
- * invalid, *id_out (optional) receives a copy so that a rejected result can be published. */
-int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out, err **e);
+ * precise, client-facing message in *e. head (optional, freed with proto_task_head_deinit)
+ * receives the id and reply stream whenever they can be read, also from an invalid task, so
+ * that a rejected result reaches the client. */
+int proto_task_parse(const char *json, size_t len, proto_task *t, proto_task_head *head, err **e);
 /* Serialises a task to JSON (as a scheduler would send it). */
 void proto_task_to_json(const proto_task *t, buf *out);
 /* Serialises a result to JSON (PROTOCOL.md, "Result"); the attestation is embedded as an

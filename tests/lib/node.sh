@@ -191,7 +191,7 @@ address = 127.0.0.1:$REDIS_PORT
 reclaim_ms = ${RECLAIM_MS:-3000}
 max_deliveries = ${MAX_DELIVERIES:-3}
 timeout_ms = 2000
-block_ms = 500
+block_ms = ${BLOCK_MS:-500}
 [images]
 store = ${NODE_STORE:-$STORE}
 [runtimes]
