@@ -142,6 +142,18 @@ void gw_decision_deinit(gw_decision *d);
 void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto_task *t,
                      gw_decision *d);
 
+typedef enum gw_kind {
+	GW_KIND_TOOL = 0,
+	GW_KIND_LANGUAGE,
+	GW_KIND_RUNTIME,
+	GW_KIND_IMAGE,
+	GW_KIND_SKILL,
+} gw_kind;
+/* True when the key allows this name of this kind (allow list, then not blocked). */
+bool gw_policy_allows(const gw_key *k, gw_kind kind, const char *name);
+/* The key's allow and block lists of a kind. Borrowed. */
+const gw_list *gw_policy_list(const gw_key *k, gw_kind kind, bool blocked);
+
 /* A token bucket: rate_milli tokens per second (thousandths), at most burst tokens. */
 typedef struct gw_bucket {
 	int64_t tokens_micro; /* millionths of a token */

@@ -476,6 +476,22 @@ void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto
 	limits_allowed(k, &t->limits, d);
 }
 
+const gw_list *gw_policy_list(const gw_key *k, gw_kind kind, bool blocked)
+{
+	const gw_list *l[][2] = {{&k->allow_tools, &k->block_tools},
+	                         {&k->allow_languages, &k->block_languages},
+	                         {&k->allow_runtimes, &k->block_runtimes},
+	                         {&k->allow_images, &k->block_images},
+	                         {&k->allow_skills, &k->block_skills}};
+	return l[kind][blocked];
+}
+
+bool gw_policy_allows(const gw_key *k, gw_kind kind, const char *name)
+{
+	return list_has(gw_policy_list(k, kind, false), name) &&
+	       !list_has(gw_policy_list(k, kind, true), name);
+}
+
 bool gw_bucket_take(gw_bucket *b, int64_t rate_milli, int64_t burst, int64_t now_ms,
                     int64_t *retry_after_s)
 {

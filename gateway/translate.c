@@ -4,7 +4,6 @@
  * proto_task_parse()'s, so the gateway and the node give the same messages. */
 #include "gateway/core.h"
 
-#include <math.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,7 +239,8 @@ static int64_t micros(double v)
 		return 0;
 	if (v > 9e18)
 		return INT64_MAX;
-	return (int64_t)ceil(v);
+	int64_t i = (int64_t)v;
+	return (double)i < v ? i + 1 : i; /* rounded up */
 }
 
 int64_t gw_cost_max(const gw_config *c, const proto_limits *l)
