@@ -74,6 +74,29 @@ static void test_config_values(void **state)
 	gw_config_deinit(&c);
 }
 
+/* The shipped examples are valid files. */
+static void test_examples_parse(void **state)
+{
+	const char *src = getenv("AISP_SOURCE_ROOT");
+	if (!src)
+		skip();
+	_cleanup_free_ char *conf = xasprintf("%s/deploy/aisp-gateway.conf.example", src);
+	_cleanup_free_ char *keys = xasprintf("%s/deploy/aisp-gateway-keys.conf.example", src);
+	gw_config c;
+	gw_config_defaults(&c);
+	err *e = NULL;
+	if (gw_config_load(&c, conf, &e) < 0)
+		fail_msg("%s", err_msg(e));
+	assert_string_equal(c.listen, "127.0.0.1:8080");
+	gw_config_deinit(&c);
+	gw_keys k = {0};
+	if (gw_keys_load(&k, keys, &e) < 0)
+		fail_msg("%s", err_msg(e));
+	assert_int_equal(k.n, 1);
+	assert_non_null(gw_keys_find(&k, "aisk_example-never-use-this-key", 31));
+	gw_keys_deinit(&k);
+}
+
 /* ---- keys ---- */
 
 static const char keys_text[] = "[key.alice]\n"
@@ -448,6 +471,7 @@ int main(void)
 	    cmocka_unit_test(test_config_defaults),
 	    cmocka_unit_test(test_config_errors),
 	    cmocka_unit_test(test_config_values),
+	    cmocka_unit_test(test_examples_parse),
 	    cmocka_unit_test(test_keys_parse_and_find),
 	    cmocka_unit_test(test_keys_errors),
 	    cmocka_unit_test(test_key_section),
