@@ -211,10 +211,7 @@ static void on_nodes(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *
 		gen_node(j, &nodes[i]);
 	yajl_gen_array_close(j);
 	yajl_gen_map_close(j);
-	buf b = BUF_INIT;
-	proto_json_gen_take(j, &b);
-	gw_send_json(c, 200, &b);
-	buf_deinit(&b);
+	gw_send_gen(c, 200, j);
 }
 
 void gw_nodes(gw_call *c)
@@ -328,10 +325,7 @@ static void on_tools(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *
 		proto_json_gen_kstr(j, "trustLevel", k->trust_level);
 	proto_json_gen_kstr(j, "timestamp", ts);
 	yajl_gen_map_close(j);
-	buf b = BUF_INIT;
-	proto_json_gen_take(j, &b);
-	gw_send_json(c, 200, &b);
-	buf_deinit(&b);
+	gw_send_gen(c, 200, j);
 }
 
 void gw_tools(gw_call *c)
@@ -368,10 +362,7 @@ static void on_running(rconn *rc, redisReply *r, void *arg)
 	if (running)
 		proto_json_gen_kstr(j, "node", r->str);
 	yajl_gen_map_close(j);
-	buf b = BUF_INIT;
-	proto_json_gen_take(j, &b);
-	gw_send_json(c, 200, &b);
-	buf_deinit(&b);
+	gw_send_gen(c, 200, j);
 }
 
 static void on_task_result(rconn *rc, redisReply *r, void *arg)

@@ -75,17 +75,18 @@ struct parse_ctx {
 	char *error;
 };
 
-static int fail(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(struct parse_ctx *p, const char *fmt, ...)
+int gw_ini_fail(char **error, const char *fmt, ...)
 {
-	if (!p->error) {
+	if (!*error) {
 		va_list ap;
 		va_start(ap, fmt);
-		p->error = xvasprintf(fmt, ap);
+		*error = xvasprintf(fmt, ap);
 		va_end(ap);
 	}
 	return 0;
 }
+
+#define fail(p, ...) gw_ini_fail(&(p)->error, __VA_ARGS__)
 
 /* A whole decimal integer within [min, max]. Returns the inih status (1 ok, 0 error). */
 static int num(struct parse_ctx *p, const char *sec, const char *key, const char *v, int64_t min,

@@ -56,6 +56,8 @@ typedef struct gw_config {
 } gw_config;
 
 void gw_config_defaults(gw_config *c);
+/* For inih handlers: keeps the first error message in *error; returns 0 (inih's "error"). */
+int gw_ini_fail(char **error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reads path (or text, for tests) over the defaults. Returns 0, or -1 with *e naming
  * "file:line: reason" (or "file: reason" for whole-file checks). */
 int gw_config_load(gw_config *c, const char *path, err **e);

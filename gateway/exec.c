@@ -248,6 +248,23 @@ static void event_line(gw_call *c, const char *event, const buf *rest, buf *line
 	}
 }
 
+/* Ends a call with a problem: a problem+json reply, or for a stream already under way an
+ * "error" event with the same members, then the end of the stream. */
+static void abort_call(gw_call *c, int status, const char *slug, const char *detail)
+{
+	if (!c->streaming) {
+		gw_send_problem(c, status, slug, detail, NULL);
+		return;
+	}
+	buf body = BUF_INIT, line = BUF_INIT;
+	gw_problem_render(&body, status, slug, detail, c->path, NULL);
+	event_line(c, "error", &body, &line);
+	gw_stream_line(c, &line);
+	gw_stream_end(c);
+	buf_deinit(&body);
+	buf_deinit(&line);
+}
+
 static void complete(gw_waiter *w, const char *json, size_t len)
 {
 	proto_limits limits = w->limits;
@@ -257,12 +274,8 @@ static void complete(gw_waiter *w, const char *json, size_t len)
 	_cleanup_err_ err *e = NULL;
 	if (gw_result_body(c, json, len, &limits, &body, &e) < 0) {
 		log_warn("task %s: %s", c->task_id, err_msg(e));
-		if (stream) {
-			buf_deinit(&body);
-			gw_stream_end(c);
-			return;
-		}
-		gw_send_problem(c, 502, "bad-result", err_msg(e), NULL);
+		buf_deinit(&body);
+		abort_call(c, 502, "bad-result", err_msg(e));
 		return;
 	}
 	if (stream) {
@@ -570,24 +583,32 @@ static bool allowed(gw_call *c, const gw_exec_req *r, proto_task *t)
 	return false;
 }
 
-void gw_exec(gw_call *c, bool dry_default)
+int gw_exec_begin(gw_call *c, bool dry_default, gw_exec_req *r)
 {
 	if (gw_authenticate(c) < 0)
-		return;
+		return -1;
 	size_t len = 0;
 	_cleanup_free_ char *body = gw_read_json_body(c, &len);
 	if (!body)
-		return;
+		return -1;
+	_cleanup_err_ err *e = NULL;
+	if (gw_exec_req_parse(body, len, c->g->cfg->id, dry_default, r, &e) < 0) {
+		gw_send_problem(c, 400, "invalid-request", err_msg(e), NULL);
+		return -1;
+	}
+	c->agent_id = r->agent_id ? xstrdup(r->agent_id) : NULL;
+	c->tool = xstrdup(r->tool);
+	c->task_id = xstrdup(r->task_id);
+	c->dry_run = r->dry_run;
+	return 0;
+}
+
+void gw_exec(gw_call *c, bool dry_default)
+{
 	gw_exec_req r;
 	_cleanup_err_ err *e = NULL;
-	if (gw_exec_req_parse(body, len, c->g->cfg->id, dry_default, &r, &e) < 0) {
-		gw_send_problem(c, 400, "invalid-request", err_msg(e), NULL);
+	if (gw_exec_begin(c, dry_default, &r) < 0)
 		return;
-	}
-	c->agent_id = r.agent_id ? xstrdup(r.agent_id) : NULL;
-	c->tool = xstrdup(r.tool);
-	c->task_id = xstrdup(r.task_id);
-	c->dry_run = r.dry_run;
 	if (r.dry_run) {
 		gw_simulate_req(c, &r);
 	} else if (r.skill) {

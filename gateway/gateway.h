@@ -140,6 +140,9 @@ void gw_conn_reply_chunk(gw_conns *cs, struct evhttp_request *req, struct evbuff
 void gw_conn_reply_end(gw_conns *cs, struct evhttp_request *req);
 
 /* ---- exec.c ---- */
+/* The start of exec and simulate: the key, the body, its translation into r; the call's
+ * record gets the agent, tool, task id and dry run. Returns 0, or -1 after a reply. */
+int gw_exec_begin(gw_call *c, bool dry_default, gw_exec_req *r);
 /* POST /v1/exec and /exec/tool (dry_default: dryRun when the body does not say). */
 void gw_exec(gw_call *c, bool dry_default);
 /* Starts reading the reply stream (when rd is ready). */
@@ -189,6 +192,13 @@ size_t gw_calllog_backlog(const gw_calllog *l);
 bool gw_calllog_idle(const gw_calllog *l);
 /* The SQL that creates secureexec_calls and its indexes. */
 const char *gw_calllog_schema(void);
+
+/* "k": "v" (any bytes, as text) or "k": null when v is NULL; for maps. */
+void gw_gen_kstr_or_null(yajl_gen g, const char *k, const char *v);
+/* A string value, or null when v is NULL. */
+void gw_gen_str_or_null(yajl_gen g, const char *v);
+/* Sends the generator's document as application/json (finishes the call). */
+void gw_send_gen(gw_call *c, int status, yajl_gen g);
 
 /* Base64 (standard, padded). Caller frees. */
 char *gw_b64(const void *p, size_t n);

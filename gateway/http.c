@@ -55,13 +55,18 @@ static void call_free(gw_call *c)
 	free(c);
 }
 
-static void kstr_or_null(yajl_gen g, const char *k, const char *v)
+void gw_gen_str_or_null(yajl_gen g, const char *v)
 {
-	proto_json_gen_str(g, k);
 	if (v)
 		proto_json_gen_text(g, v, strlen(v));
 	else
 		proto_json_gen_null(g);
+}
+
+void gw_gen_kstr_or_null(yajl_gen g, const char *k, const char *v)
+{
+	proto_json_gen_str(g, k);
+	gw_gen_str_or_null(g, v);
 }
 
 /* The call record (the columns of secureexec_calls, calllog.c). */
@@ -74,23 +79,24 @@ static void call_record(const gw_call *c, int64_t latency_ms, buf *out)
 	proto_json_gen_kint(g, "ts_ms", c->ts_ms);
 	proto_json_gen_kstr(g, "gateway_id", cfg->id);
 	proto_json_gen_kstr(g, "endpoint", c->path);
-	kstr_or_null(g, "key_id", c->key ? c->key->id : NULL);
-	kstr_or_null(g, "caller_agent_id", c->agent_id);
-	kstr_or_null(g, "tool_name", c->tool);
+	gw_gen_kstr_or_null(g, "key_id", c->key ? c->key->id : NULL);
+	gw_gen_kstr_or_null(g, "caller_agent_id", c->agent_id);
+	gw_gen_kstr_or_null(g, "tool_name", c->tool);
 	proto_json_gen_kbool(g, "dry_run", c->dry_run);
-	kstr_or_null(g, "status", c->status);
+	gw_gen_kstr_or_null(g, "status", c->status);
 	proto_json_gen_kint(g, "http_status", c->http_status);
 	proto_json_gen_kbool(g, "iam_approved", c->decided && c->decision.verdict == GW_ALLOW);
-	kstr_or_null(g, "iam_decision", c->decided ? gw_verdict_name(c->decision.verdict) : NULL);
-	kstr_or_null(g, "iam_detail", c->decision.detail);
-	kstr_or_null(g, "trust_level", c->key ? c->key->trust_level : NULL);
-	kstr_or_null(g, "proof_hash", c->proof_hash);
+	gw_gen_kstr_or_null(g, "iam_decision",
+	                    c->decided ? gw_verdict_name(c->decision.verdict) : NULL);
+	gw_gen_kstr_or_null(g, "iam_detail", c->decision.detail);
+	gw_gen_kstr_or_null(g, "trust_level", c->key ? c->key->trust_level : NULL);
+	gw_gen_kstr_or_null(g, "proof_hash", c->proof_hash);
 	proto_json_gen_kint(g, "latency_ms", latency_ms);
-	kstr_or_null(g, "node_id", c->node);
-	kstr_or_null(g, "task_id", c->task_id);
+	gw_gen_kstr_or_null(g, "node_id", c->node);
+	gw_gen_kstr_or_null(g, "task_id", c->task_id);
 	proto_json_gen_kint(g, "cost_micros", c->cost_micros);
 	proto_json_gen_kstr(g, "currency", cfg->currency);
-	kstr_or_null(g, "payment_protocol", NULL);
+	gw_gen_kstr_or_null(g, "payment_protocol", NULL);
 	proto_json_gen_kstr(g, "schema_version", GW_SCHEMA_VERSION);
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
@@ -135,6 +141,14 @@ void gw_send(gw_call *c, int status, const char *ctype, const char *body, size_t
 void gw_send_json(gw_call *c, int status, const buf *body)
 {
 	gw_send(c, status, "application/json", buf_str(body), body->len);
+}
+
+void gw_send_gen(gw_call *c, int status, yajl_gen g)
+{
+	buf b = BUF_INIT;
+	proto_json_gen_take(g, &b);
+	gw_send_json(c, status, &b);
+	buf_deinit(&b);
 }
 
 void gw_send_problem(gw_call *c, int status, const char *slug, const char *detail,

@@ -107,17 +107,7 @@ struct keys_ctx {
 	char *error;
 };
 
-static int kfail(struct keys_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int kfail(struct keys_ctx *p, const char *fmt, ...)
-{
-	if (!p->error) {
-		va_list ap;
-		va_start(ap, fmt);
-		p->error = xvasprintf(fmt, ap);
-		va_end(ap);
-	}
-	return 0;
-}
+#define kfail(p, ...) gw_ini_fail(&(p)->error, __VA_ARGS__)
 
 static gw_key *key_get(gw_keys *k, const char *id)
 {

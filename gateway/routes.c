@@ -82,10 +82,7 @@ static void on_health(gw_call *c)
 	proto_json_gen_kstr(j, "timestamp", ts);
 	proto_json_gen_kstr(j, "schemaVersion", GW_SCHEMA_VERSION);
 	yajl_gen_map_close(j);
-	buf b = BUF_INIT;
-	proto_json_gen_take(j, &b);
-	gw_send_json(c, up ? 200 : 503, &b);
-	buf_deinit(&b);
+	gw_send_gen(c, up ? 200 : 503, j);
 }
 
 static void on_healthz(gw_call *c)

@@ -155,11 +155,7 @@ static void gen_nodes(const sim *s, yajl_gen g, const gw_node_info *nodes, size_
 		view_deinit(&v);
 	}
 	yajl_gen_array_close(g);
-	proto_json_gen_str(g, "node");
-	if (res->node)
-		proto_json_gen_text(g, res->node, strlen(res->node));
-	else
-		proto_json_gen_null(g);
+	gw_gen_kstr_or_null(g, "node", res->node);
 	proto_json_gen_kbool(g, "servable", res->node != NULL);
 }
 
@@ -173,11 +169,7 @@ static void gen_resolved(yajl_gen g, const sim *s, resolved *res)
 	}
 	proto_json_gen_str(g, "resolved");
 	yajl_gen_map_open(g);
-	proto_json_gen_str(g, "runtime");
-	if (res->runtime)
-		proto_json_gen_text(g, res->runtime, strlen(res->runtime));
-	else
-		proto_json_gen_null(g); /* the node's default, which the registry does not say */
+	gw_gen_kstr_or_null(g, "runtime", res->runtime);
 	proto_json_gen_str(g, "image");
 	if (s->valid && s->t.image)
 		proto_json_gen_str(g, s->t.image);
@@ -194,11 +186,7 @@ static void gen_validation(yajl_gen g, const sim *s)
 	proto_json_gen_str(g, "validation");
 	yajl_gen_map_open(g);
 	proto_json_gen_kbool(g, "valid", s->valid);
-	proto_json_gen_str(g, "error");
-	if (s->error)
-		proto_json_gen_text(g, s->error, strlen(s->error));
-	else
-		proto_json_gen_null(g);
+	gw_gen_kstr_or_null(g, "error", s->error);
 	yajl_gen_map_close(g);
 	if (s->valid) {
 		proto_json_gen_str(g, "task");
@@ -230,11 +218,7 @@ static void simulation(const sim *s, const gw_node_info *nodes, size_t n, bool r
 	yajl_gen_map_close(g);
 	proto_json_gen_kbool(g, "iamApproved", c->decision.verdict == GW_ALLOW);
 	proto_json_gen_kstr(g, "iamDecision", gw_verdict_name(c->decision.verdict));
-	proto_json_gen_str(g, "iamDetail");
-	if (c->decision.detail)
-		proto_json_gen_text(g, c->decision.detail, strlen(c->decision.detail));
-	else
-		proto_json_gen_null(g);
+	gw_gen_kstr_or_null(g, "iamDetail", c->decision.detail);
 	gen_validation(g, s);
 	resolved res = {0};
 	gen_nodes(s, g, reg_ok ? nodes : NULL, reg_ok ? n : 0, &res);
@@ -349,21 +333,9 @@ void gw_simulate_req(gw_call *c, gw_exec_req *r)
 
 void gw_simulate(gw_call *c)
 {
-	if (gw_authenticate(c) < 0)
-		return;
-	size_t len = 0;
-	_cleanup_free_ char *body = gw_read_json_body(c, &len);
-	if (!body)
-		return;
 	gw_exec_req r;
-	_cleanup_err_ err *e = NULL;
-	if (gw_exec_req_parse(body, len, c->g->cfg->id, true, &r, &e) < 0) {
-		gw_send_problem(c, 400, "invalid-request", err_msg(e), NULL);
+	if (gw_exec_begin(c, true, &r) < 0)
 		return;
-	}
-	c->agent_id = r.agent_id ? xstrdup(r.agent_id) : NULL;
-	c->tool = xstrdup(r.tool);
-	c->task_id = xstrdup(r.task_id);
 	gw_simulate_req(c, &r);
 	gw_exec_req_deinit(&r);
 }
