@@ -230,18 +230,23 @@ int gw_result_body(gw_call *c, const char *result, size_t len, const proto_limit
 
 /* ---- answering a waiter ---- */
 
-static void event_line(gw_call *c, const char *event, const buf *rest, buf *line)
+/* One NDJSON line: {"event": ..., then (head) "jobId" and "timestamp", then the members of
+ * rest (a JSON object; NULL: none). A rest that has its own jobId and timestamp (a result or
+ * pending body) is given with head false, so that no key appears twice. */
+static void event_line(gw_call *c, const char *event, bool head, const buf *rest, buf *line)
 {
 	char ts[32];
 	gw_iso8601(now_wall_ms(), ts);
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
 	proto_json_gen_kstr(g, "event", event);
-	proto_json_gen_kstr(g, "jobId", c->task_id);
-	proto_json_gen_kstr(g, "timestamp", ts);
+	if (head) {
+		proto_json_gen_kstr(g, "jobId", c->task_id);
+		proto_json_gen_kstr(g, "timestamp", ts);
+	}
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, line);
-	if (rest && rest->len > 2) { /* splice the body's members in: {"event":..., <body>} */
+	if (rest && rest->len > 2) { /* splice the members in */
 		line->len--;
 		buf_append_str(line, ",");
 		buf_append(line, rest->data + 1, rest->len - 1);
@@ -258,7 +263,7 @@ static void abort_call(gw_call *c, int status, const char *slug, const char *det
 	}
 	buf body = BUF_INIT, line = BUF_INIT;
 	gw_problem_render(&body, status, slug, detail, c->path, NULL);
-	event_line(c, "error", &body, &line);
+	event_line(c, "error", true, &body, &line);
 	gw_stream_line(c, &line);
 	gw_stream_end(c);
 	buf_deinit(&body);
@@ -280,7 +285,7 @@ static void complete(gw_waiter *w, const char *json, size_t len)
 	}
 	if (stream) {
 		buf line = BUF_INIT;
-		event_line(c, "result", &body, &line);
+		event_line(c, "result", false, &body, &line);
 		gw_stream_line(c, &line);
 		buf_deinit(&line);
 		gw_stream_end(c);
@@ -307,7 +312,7 @@ static void pending(gw_waiter *w)
 	proto_json_gen_take(g, &body);
 	if (stream) {
 		buf line = BUF_INIT;
-		event_line(c, "pending", &body, &line);
+		event_line(c, "pending", false, &body, &line);
 		gw_stream_line(c, &line);
 		buf_deinit(&line);
 		gw_stream_end(c);
@@ -399,7 +404,8 @@ static void forward_event(gw *g, const char *id, const char *event, const redisR
 	for (size_t i = 0; i + 1 < f->elements; i += 2) {
 		const redisReply *k = f->element[i], *v = f->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
-		    !strcmp(k->str, "event") || !strcmp(k->str, "id") || !strcmp(k->str, "jobId"))
+		    !strcmp(k->str, "event") || !strcmp(k->str, "id") || !strcmp(k->str, "jobId") ||
+		    !strcmp(k->str, "timestamp"))
 			continue;
 		proto_json_gen_text(j, k->str, k->len);
 		proto_json_gen_text(j, v->str, v->len);
@@ -410,7 +416,7 @@ static void forward_event(gw *g, const char *id, const char *event, const redisR
 		if (strcmp(w->task_id, id) || !w->stream || w->done)
 			continue;
 		buf_reset(&line);
-		event_line(w->c, event, &rest, &line);
+		event_line(w->c, event, true, &rest, &line);
 		gw_stream_line(w->c, &line);
 		g->m.events_forwarded++;
 	}
@@ -508,7 +514,7 @@ static void on_xadd(rconn *rc, redisReply *r, void *arg)
 	if (w->stream) {
 		buf line = BUF_INIT;
 		gw_stream_begin(w->c);
-		event_line(w->c, "queued", NULL, &line);
+		event_line(w->c, "queued", true, NULL, &line);
 		gw_stream_line(w->c, &line);
 		buf_deinit(&line);
 	}
