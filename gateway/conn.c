@@ -40,8 +40,16 @@ typedef struct gw_conn gw_conn;
 struct gw_conn {
 	gw_conns *cs;
 	struct bufferevent *bev;
-	int64_t deadline_ms;  /* 0 while the gateway handles a request */
-	uint64_t bytes_in;    /* received since the last reply completed */
+	int64_t deadline_ms; /* 0 while the gateway handles a request */
+	uint64_t bytes_in;   /* received since the last reply completed */
+	/* what has arrived of the current request, to say precisely why evhttp refused it */
+	bool in_body;
+	buf head;               /* the request line and headers so far (bounded) */
+	int64_t content_length; /* -1: none */
+	bool chunked;
+	uint64_t body_in;
+	char chunk1[24]; /* the start of a chunked body: its first chunk-size line */
+	size_t chunk1_len;
 	size_t foreign_start; /* offset of evhttp's own bytes in the output, or SIZE_MAX */
 	bool own;             /* inside a gw_conn_send* call */
 	bool rewriting;
@@ -76,22 +84,80 @@ static void send_raw(gw_conn *c, int status, const char *slug, const char *detai
 	buf_deinit(&msg);
 }
 
-static const char *page_detail(const gw_conns *cs, int status, char *tmp, size_t n)
+/* Why evhttp refused the request (its page only says 400 or 413): the status to answer, the
+ * problem's slug and a precise detail, from what arrived of the request. */
+static int page_detail(const gw_conn *c, int status, const char **slug, char *tmp, size_t n)
 {
-	const gw_config *cfg = cs->g->cfg;
-	if (status == 413)
+	const gw_config *cfg = c->cs->g->cfg;
+	long long mh = (long long)cfg->max_headers_bytes, mb = (long long)cfg->max_body_bytes;
+	*slug = "malformed-request";
+	if (!c->in_body && c->head.len > (size_t)cfg->max_headers_bytes) {
+		*slug = "headers-too-large";
+		snprintf(tmp, n, "the request line and headers are more than the %lld-byte limit",
+		         mh);
+		return 431;
+	}
+	if (status != 413 || !c->in_body) {
 		snprintf(tmp, n,
-		         "the request's headers are above the %lld-byte limit or its body is above "
-		         "the %lld-byte limit",
-		         (long long)cfg->max_headers_bytes, (long long)cfg->max_body_bytes);
-	else if (status == 400)
-		snprintf(tmp, n,
-		         "malformed HTTP request: the request line, a header or the chunked "
-		         "body could not be parsed");
-	else
-		snprintf(tmp, n, "the HTTP request could not be served (%d %s)", status,
-		         gw_status_reason(status));
-	return tmp;
+		         "malformed HTTP request: the request line or a header could not be "
+		         "parsed");
+		return 400;
+	}
+	if (c->content_length > mb) {
+		*slug = "too-large";
+		snprintf(tmp, n, "the body is %lld bytes, above the %lld-byte limit",
+		         (long long)c->content_length, mb);
+		return 413;
+	}
+	if (c->chunked && c->body_in <= (uint64_t)mb) {
+		char *end = NULL;
+		long long size = strtoll(c->chunk1, &end, 16);
+		if (end != c->chunk1 && size > mb) {
+			*slug = "too-large";
+			snprintf(tmp, n, "a chunk of %lld bytes is above the %lld-byte body limit",
+			         size, mb);
+			return 413;
+		}
+		snprintf(tmp, n, "malformed HTTP request: the chunked body could not be read");
+		return 400;
+	}
+	*slug = "too-large";
+	snprintf(tmp, n,
+	         "the request's headers or body are above their limits (%lld and %lld bytes)", mh,
+	         mb);
+	return 413;
+}
+
+/* The request line and headers are complete (end: just past the blank line): the body's
+ * framing, for page_detail. */
+static void head_done(gw_conn *c, size_t end)
+{
+	c->in_body = true;
+	c->body_in = c->head.len - end;
+	c->head.data[end] = '\0';
+	const char *h = (const char *)c->head.data;
+	const char *cl = strcasestr(h, "\r\nContent-Length:");
+	c->content_length = cl ? strtoll(cl + 17, NULL, 10) : -1;
+	const char *te = strcasestr(h, "\r\nTransfer-Encoding:");
+	const char *eol = te ? strstr(te + 2, "\r\n") : NULL;
+	const char *ch = te ? strcasestr(te, "chunked") : NULL;
+	c->chunked = ch && eol && ch < eol;
+	c->chunk1_len = c->body_in < sizeof(c->chunk1) - 1 ? c->body_in : sizeof(c->chunk1) - 1;
+	memcpy(c->chunk1, h + end, c->chunk1_len);
+	c->chunk1[c->chunk1_len] = '\0';
+	buf_deinit(&c->head);
+}
+
+static void request_reset(gw_conn *c)
+{
+	c->bytes_in = 0;
+	c->in_body = false;
+	buf_deinit(&c->head);
+	c->content_length = -1;
+	c->chunked = false;
+	c->body_in = 0;
+	c->chunk1_len = 0;
+	c->chunk1[0] = '\0';
 }
 
 /* Replaces evhttp's HTML page at the end of the output (from foreign_start on). */
@@ -115,9 +181,10 @@ static void rewrite_page(gw_conn *c)
 	if (!strcasestr(head, "\r\nContent-Type: text/html"))
 		return; /* 100 Continue and the like pass */
 	char detail[256];
+	const char *slug;
 	buf body = BUF_INIT, msg = BUF_INIT;
-	gw_problem_render(&body, status, status == 413 ? "too-large" : "malformed-request",
-	                  page_detail(c->cs, status, detail, sizeof(detail)), NULL, NULL);
+	status = page_detail(c, status, &slug, detail, sizeof(detail));
+	gw_problem_render(&body, status, slug, detail, NULL, NULL);
 	buf_appendf(&msg,
 	            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
 	            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
@@ -160,7 +227,40 @@ static void on_output(struct evbuffer *b, const struct evbuffer_cb_info *info, v
 static void on_input(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
 {
 	gw_conn *c = arg;
+	if (!info->n_added)
+		return;
 	c->bytes_in += info->n_added;
+	if (c->in_body) {
+		if (c->chunked && c->chunk1_len < sizeof(c->chunk1) - 1) {
+			struct evbuffer_ptr p;
+			evbuffer_ptr_set(b, &p, info->orig_size - info->n_deleted,
+			                 EVBUFFER_PTR_SET);
+			ev_ssize_t got =
+			    evbuffer_copyout_from(b, &p, c->chunk1 + c->chunk1_len,
+			                          sizeof(c->chunk1) - 1 - c->chunk1_len);
+			c->chunk1_len += got > 0 ? (size_t)got : 0;
+			c->chunk1[c->chunk1_len] = '\0';
+		}
+		c->body_in += info->n_added;
+		return;
+	}
+	/* copy the new bytes (at most max_headers_bytes + 4 kept) and look for the blank line */
+	size_t cap = (size_t)c->cs->g->cfg->max_headers_bytes + 4, old = c->head.len;
+	size_t take = old >= cap ? 0 : info->n_added < cap - old ? info->n_added : cap - old;
+	if (take) {
+		struct evbuffer_ptr p;
+		evbuffer_ptr_set(b, &p, info->orig_size - info->n_deleted, EVBUFFER_PTR_SET);
+		buf_reserve(&c->head, take + 1);
+		ev_ssize_t got = evbuffer_copyout_from(b, &p, c->head.data + old, take);
+		c->head.len += got > 0 ? (size_t)got : 0;
+		c->head.data[c->head.len] = '\0';
+	} else {
+		return; /* over the limit: evhttp refuses it, page_detail says why */
+	}
+	size_t from = old > 3 ? old - 3 : 0;
+	const char *end = memmem(c->head.data + from, c->head.len - from, "\r\n\r\n", 4);
+	if (end)
+		head_done(c, (size_t)(end - (const char *)c->head.data) + 4);
 }
 
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
@@ -175,6 +275,7 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 	c->cs = cs;
 	c->bev = bev;
 	c->foreign_start = SIZE_MAX;
+	c->content_length = -1;
 	c->deadline_ms = now_mono_ms() + cs->g->cfg->request_timeout_s * 1000;
 	c->fix_ev = event_new(base, -1, 0, on_fix, c);
 	evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
@@ -196,6 +297,7 @@ static void conn_free(gw_conn *c)
 	evbuffer_remove_cb(bufferevent_get_input(c->bev), on_input, c);
 	event_free(c->fix_ev);
 	bufferevent_decref(c->bev);
+	buf_deinit(&c->head);
 	free(c);
 }
 
@@ -277,7 +379,7 @@ static void on_complete(struct evhttp_request *req, void *arg)
 {
 	gw_conn *c = arg;
 	c->deadline_ms = now_mono_ms() + c->cs->g->cfg->request_timeout_s * 1000;
-	c->bytes_in = 0;
+	request_reset(c);
 }
 
 void gw_conn_request_begin(gw_conns *cs, struct evhttp_request *req)

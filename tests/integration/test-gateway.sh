@@ -292,7 +292,7 @@ check "unknown path -> 404 problem" req GET "$BASE" /nope --status 404
 check "wrong method -> 405 problem" req GET "$BASE" /v1/exec --status 405
 raw() { "${CLIENT[@]}" raw "$GW_PORT" "$@" >>"$GW/raw.log" 2>&1; }
 check "a garbage request line -> 400 problem+json, not HTML" raw 'GARBAGE\r\n\r\n' --status 400
-check "huge headers -> problem+json, not HTML" raw 'GET /health HTTP/1.1\r\nHost: x\r\nX-Big: @@\r\n\r\n' --repeat 20000 --status 400 --status 413 --status 431
+check "huge headers -> 431 problem+json, not HTML" raw 'GET /health HTTP/1.1\r\nHost: x\r\nX-Big: @@\r\n\r\n' --repeat 20000 --status 431
 check "a huge body -> 413 problem+json" raw "POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{" --status 413
 CHUNKED=$(printf '%s' "$SIM_PY" | wc -c)
 printf 'POST /v1/exec/simulate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' "$K_FULL" "$CHUNKED" "$SIM_PY" >"$GW/chunked.req"
@@ -305,7 +305,9 @@ while True:
 sys.stdout.write(d.decode())' "$GW_PORT" "$GW/chunked.req" | grep -q '"status":"simulated"'
 }
 check "a chunked body is decoded and served (200 simulated)" chunked_ok
-check "a malformed chunked body -> problem+json" raw 'POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n' --status 400 --status 413
+check "a malformed chunked body -> 400 problem+json" raw 'POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n' --status 400
+check "a chunk above the body limit -> 413 problem+json" raw 'POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n7fffff\r\n{' --status 413
+check "the precise details" sh -c "grep -q 'the request line and headers are more than the 8192-byte limit' '$GW/raw.log' && grep -q 'the body is 5000000 bytes, above the 1048576-byte limit' '$GW/raw.log' && grep -q 'a chunk of 8388607 bytes is above the 1048576-byte body limit' '$GW/raw.log' && grep -q 'the chunked body could not be read' '$GW/raw.log'"
 check "evhttp's error pages were rewritten (counted)" test "$(gw_metric aisp_gateway_error_pages_rewritten_total)" -ge 4
 grep -qi '<html' "$GW/raw.log" && not_ok "no HTML anywhere" || ok "no HTML anywhere"
 check "slow clients (slowloris) are closed at request_timeout_s while others are served" \
