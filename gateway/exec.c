@@ -373,8 +373,7 @@ void gw_waiters_free_all(gw *g)
 		while (g->waiters[b]) {
 			gw_waiter *w = g->waiters[b];
 			gw_call *c = waiter_finish(w);
-			gw_send_problem(c, 503, "shutting-down", "the gateway is shutting down",
-			                NULL);
+			abort_call(c, 503, "shutting-down", "the gateway is shutting down");
 		}
 	free(g->waiters);
 	g->waiters = NULL;

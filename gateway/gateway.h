@@ -22,6 +22,7 @@ struct event_base;
 struct event;
 struct evhttp;
 struct evhttp_request;
+struct evhttp_bound_socket;
 struct evbuffer;
 
 typedef struct gw gw;
@@ -85,6 +86,7 @@ struct gw {
 	char *pubkey_pem;
 	char *reply_stream;
 	struct evhttp *http;
+	struct evhttp_bound_socket *listener;
 	gw_conns *conns;
 
 	gw_waiter **waiters; /* hash table by task id */
@@ -103,6 +105,8 @@ struct gw {
 gw_call *gw_call_begin(gw *g, struct evhttp_request *req, gw_route route, const char *path);
 int gw_http_start(gw *g, err **e);
 void gw_http_stop(gw *g);
+/* Stops accepting connections; open ones are served until gw_http_stop(). */
+void gw_http_close_listener(gw *g);
 /* Replies (each finishes the call: metrics, call record, free). */
 void gw_send(gw_call *c, int status, const char *ctype, const char *body, size_t len);
 void gw_send_json(gw_call *c, int status, const buf *body);

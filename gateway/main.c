@@ -194,10 +194,10 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("%s received: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	gw_waiters_free_all(g);
-	gw_http_stop(g);
+	gw_waiters_free_all(g); /* each gets 503 (or an error event) */
+	gw_http_close_listener(g);
 	g->stopping = true;
-	/* records already handed to Redis get their replies; then exit */
+	/* the replies drain and records already handed to Redis get their replies; then exit */
 	struct event *ev = event_new(g->base, -1, EV_PERSIST, on_flush_tick, g);
 	struct timeval tv = {0, 50000};
 	event_add(ev, &tv);

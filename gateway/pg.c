@@ -202,6 +202,11 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	start_connect(arg);
 }
 
+static void on_notice(void *arg, const char *msg)
+{
+	log_debug("postgres: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 static void start_connect(pgc *p)
 {
 	p->conn = PQconnectStart(p->conninfo);
@@ -210,6 +215,7 @@ static void start_connect(pgc *p)
 		return;
 	}
 	PQsetnonblocking(p->conn, 1);
+	PQsetNoticeProcessor(p->conn, on_notice, p);
 	p->state = PG_CONNECTING;
 	arm_deadline(p);
 	wait_io(p, EV_WRITE);

@@ -267,15 +267,24 @@ int gw_http_start(gw *g, err **e)
 	evhttp_set_allowed_methods(g->http, 0xffff);
 	evhttp_set_default_content_type(g->http, "application/json");
 	g->conns = gw_conns_new(g);
-	if (evhttp_bind_socket(g->http, host, (uint16_t)port) < 0)
+	g->listener = evhttp_bind_socket_with_handle(g->http, host, (uint16_t)port);
+	if (!g->listener)
 		return err_set(e, 0, "listen %s: cannot bind (in use, or not a local address)",
 		               cfg->listen);
 	evhttp_set_gencb(g->http, on_request, g);
 	return 0;
 }
 
+void gw_http_close_listener(gw *g)
+{
+	if (g->http && g->listener)
+		evhttp_del_accept_socket(g->http, g->listener);
+	g->listener = NULL;
+}
+
 void gw_http_stop(gw *g)
 {
+	g->listener = NULL;
 	if (g->http)
 		evhttp_free(g->http);
 	g->http = NULL;

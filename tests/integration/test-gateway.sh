@@ -377,9 +377,20 @@ check "every row of the outage's load is there (1500 simulate calls after the fi
 	test "$(psqlq "select count(*) from secureexec_calls where endpoint = '/v1/exec/simulate'")" -ge 3500
 
 # ---------------------------------------------------------------- shutdown
+# two calls waiting (one plain, one NDJSON) when SIGTERM comes: each hears back
+jq -nc '{lang:"python", code:"import time; time.sleep(20)", runtime:"runc"}' >"$GW/slow.json"
+"${CLIENT[@]}" ndjson "$BASE" "$K_FULL" "$GW/slow.json" >"$GW/slow.out" 2>&1 &
+SLOW=$!
+req POST "$BASE" /v1/exec --key "$K_FULL" --body "@$GW/slow.json" --status 503 >"$GW/slow2.out" 2>&1 &
+SLOW2=$!
+wait_for 20 sh -c "[ \"\$(curl -s $BASE/metrics | awk '\$1 == \"aisp_gateway_waiters\" {print \$2}')\" = 2 ]"
 kill -TERM "$GW_PID"
 wait "$GW_PID"
 is "aisp-gateway exits 0 on SIGTERM" "$?" 0
+wait "$SLOW2"
+is "a call waiting at SIGTERM gets 503 problem+json" "$?" 0
+wait "$SLOW"
+is "an NDJSON call waiting at SIGTERM gets an error event, then the end" "$(tail -1 "$GW/slow.out")" "events: queued error"
 check "the gateway's log has no error line" sh -c "! grep -q ' error ' '$GW/log'"
 node_stop n1
 done_testing
