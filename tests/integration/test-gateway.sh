@@ -40,13 +40,13 @@ pg_start() {
 	pg_ctl -o "-k $PG_DIR -p $PG_PORT -c listen_addresses=''" -l "$PG_DIR/log" -w start >/dev/null
 }
 pg_pid() { head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null; }
-pg_kill() { # SIGKILL the postmaster, then its children go
-	local p
+pg_kill() { # SIGKILL the postmaster; its backends exit when they see it gone
+	local p kids
 	p=$(pg_pid)
-	[ -n "$p" ] && kill -KILL "$p"
-	wait_for 20 sh -c "! pgrep -f -- '-D $PG_DIR/data' >/dev/null && ! pgrep -u postgres -f 'postgres: ' -P $p >/dev/null"
-	pkill -KILL -u postgres -f "postgres: .*" -P "$p" 2>/dev/null
-	return 0
+	[ -n "$p" ] || return 1
+	kids=$(pgrep -P "$p" | tr '\n' ' ')
+	kill -KILL "$p"
+	wait_for 30 sh -c "for k in $p $kids; do kill -0 \$k 2>/dev/null && exit 1; done; exit 0"
 }
 pg_cleanup() {
 	pg_ctl -m immediate stop >/dev/null 2>&1
