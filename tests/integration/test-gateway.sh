@@ -157,6 +157,26 @@ prom_ok() { # every sample's family has exactly one HELP and one TYPE, before it
 }
 check "/metrics is valid Prometheus text (one HELP and TYPE per family)" prom_ok "$GW/metrics.txt"
 
+# curl, endpoint by endpoint: status and Content-Type (the Python client checks the bodies)
+curl_is() { # curl_is METHOD PATH WANT-STATUS WANT-CTYPE [BODY]
+	local got
+	got=$(curl -s -o /dev/null -w '%{http_code} %{content_type}' -X "$1" -H "Authorization: Bearer $K_FULL" \
+		${5:+-H 'Content-Type: application/json' -d "$5"} "$BASE$2")
+	is "curl $1 $2" "$got" "$3 $4"
+}
+curl_is GET /health 200 application/json
+curl_is GET /v1/health 200 application/json
+curl_is GET /healthz 200 text/plain
+curl_is GET /metrics 200 "text/plain; version=0.0.4"
+curl_is GET /v1/tools 200 application/json
+curl_is GET /exec/tools 200 application/json
+curl_is GET /v1/nodes 200 application/json
+curl_is GET /v1/tasks/never-submitted 404 application/problem+json
+curl_is POST /v1/exec/simulate 200 application/json '{"lang":"shell","code":"true","runtime":"runc"}'
+curl_is POST /exec/simulate 200 application/json '{"tool":{"name":"run_code","args":{"language":"shell","code":"true"}}}'
+curl_is POST /exec/tool 200 application/json '{"tool":{"name":"run_code","args":{"language":"shell","code":"true"}}}'
+curl_is POST /v1/exec 200 application/json '{"lang":"shell","code":"echo curl","runtime":"runc"}'
+
 # ---------------------------------------------------------------- 3. IAM outcomes
 SEED_PY='{"agentId":"agent-1","tool":{"name":"run_code","args":{"language":"python","code":"print(6*7)"}},"dryRun":false}'
 problem() { # problem DESC STATUS DECISION KEY BODY [PATH]
