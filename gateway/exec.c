@@ -446,14 +446,26 @@ static void handle_entry(gw *g, const redisReply *fields)
 	}
 }
 
+static void on_reread_later(evutil_socket_t fd, short what, void *arg)
+{
+	gw *g = arg;
+	g->reading = false;
+	gw_replies_read(g);
+}
+
 static void on_replies(rconn *rc, redisReply *r, void *arg)
 {
 	gw *g = arg;
 	g->reading = false;
 	if (!r)
 		return; /* the connection is being re-made; on_ready reads again */
-	if (r->type == REDIS_REPLY_ERROR) {
-		log_warn("XREAD %s: %s", g->reply_stream, r->str);
+	if (r->type == REDIS_REPLY_ERROR) { /* e.g. WRONGTYPE: try again in a second, not at once */
+		static const struct timeval second = {1, 0};
+		log_warn("XREAD %s: %s (the GET fallback still serves waiting calls)",
+		         g->reply_stream, r->str);
+		g->reading = true;
+		event_base_once(g->base, -1, EV_TIMEOUT, on_reread_later, g, &second);
+		return;
 	} else if (r->type == REDIS_REPLY_ARRAY) {
 		for (size_t s = 0; s < r->elements; s++) {
 			redisReply *st = r->element[s];
