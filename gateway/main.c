@@ -128,10 +128,18 @@ static int key_add(int argc, char **argv)
 
 /* ---- the daemon ---- */
 
-static int load_key(gw *g, err **e)
+/* The signing key; with create_key a missing key is made (but --check writes nothing: it only
+ * says the key would be made). */
+static int load_key(gw *g, bool check, err **e)
 {
 	const gw_config *c = g->cfg;
-	if (access(c->key_path, F_OK) < 0 && errno == ENOENT && c->create_key) {
+	bool missing = access(c->key_path, F_OK) < 0 && errno == ENOENT;
+	if (missing && c->create_key && check) {
+		printf("aisp-gateway: the signing key %s is missing and will be created at start\n",
+		       c->key_path);
+		return 0;
+	}
+	if (missing && c->create_key) {
 		_cleanup_free_ char *copy = xstrdup(c->key_path);
 		attest_key *k = NULL;
 		if (strcmp(basename(copy), "private.pem"))
@@ -155,12 +163,12 @@ static int load_key(gw *g, err **e)
 	return 0;
 }
 
-static int prepare(gw *g, err **e)
+static int prepare(gw *g, bool check, err **e)
 {
 	if (gw_keys_load(&g->keys, g->cfg->keys_file, e) < 0)
 		return err_prefix(e, "keys file");
 	g->buckets = xcalloc(g->keys.n + 1, sizeof(*g->buckets));
-	return load_key(g, e);
+	return load_key(g, check, e);
 }
 
 static void on_rc_ready(rconn *rc, void *arg)
@@ -264,13 +272,13 @@ static int run(const char *path, bool check)
 	gw g = {.cfg = &cfg};
 	g.reply_stream = xasprintf(GW_REPLY_PREFIX "%s", cfg.id);
 	int rc = 0;
-	if (prepare(&g, &e) < 0) {
+	if (prepare(&g, check, &e) < 0) {
 		log_error("%s", err_msg(e));
 		rc = 1;
 	} else if (check) {
 		printf("aisp-gateway: configuration, keys file (%zu keys) and signing key %s are "
 		       "valid\n",
-		       g.keys.n, attest_key_id(g.key));
+		       g.keys.n, g.key ? attest_key_id(g.key) : "(to be created)");
 	} else {
 		g.base = event_base_new();
 		if (gw_http_start(&g, &e) < 0) {

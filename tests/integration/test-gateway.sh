@@ -130,8 +130,12 @@ req() { "${CLIENT[@]}" req "$@"; }
 jqr() { jq -r "$2" "$1"; }
 
 # ---------------------------------------------------------------- 1. config and keys
-check "--check accepts the config (and creates the signing key)" \
-	"$GATEWAY" --config "$GW/gw.conf" --check
+out=$("$GATEWAY" --config "$GW/gw.conf" --check 2>&1)
+check "--check accepts the config and says the key will be created, writing nothing" \
+	sh -c "grep -q 'will be created at start' <<'E'
+$out
+E
+[ ! -e '$GW/key' ]"
 gw_conf "$GW/bad.conf" "[http]
 max_connections = 12x"
 out=$("$GATEWAY" --config "$GW/bad.conf" --check 2>&1)
