@@ -82,7 +82,7 @@ GW_ID=gw-$NL_TAG
 REPLY=aisp:reply:gw:$GW_ID
 addkey() { "$GATEWAY" key add --file "$GW/keys.conf" --id "$@" 2>>"$GW/keyadd.log"; }
 K_FULL=$(addkey full --set block_skills=shell_exec)
-K_PY=$(addkey py --set allow_languages=python --set block_runtimes=runsc \
+K_PY=$(addkey py --set allow_languages=python --set block_runtimes=runsc --set block_images=secret-image \
 	--set max_memory_mb=256 --set max_timeout_s=20 --set trust_level=L1)
 K_NOTOOLS=$(addkey notools --set block_tools=run_code)
 K_RATE=$(addkey rate --set rate_per_s=0.01 --set burst=2)
@@ -197,6 +197,8 @@ problem "blocked language -> 403" 403 language_blocked "$K_PY" \
 	'{"tool":{"name":"run_code","args":{"language":"javascript","code":"1","runtime":"runc"}}}'
 problem "blocked runtime -> 403" 403 runtime_blocked "$K_PY" \
 	'{"tool":{"name":"run_code","args":{"language":"python","code":"1","runtime":"runsc"}}}'
+problem "blocked image -> 403" 403 image_blocked "$K_PY" \
+	'{"lang":"python","code":"1","runtime":"runc","image":"secret-image"}'
 problem "limits above the key's maximum -> 403" 403 limit_exceeded "$K_PY" \
 	'{"lang":"python","code":"1","runtime":"runc","limits":{"memory_mb":1024}}'
 check "the limit detail names the limit and the maximum" grep -q 'limits.memory_mb 1024 is above the maximum 256 of key py' "$GW/p.json"
