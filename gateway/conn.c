@@ -134,6 +134,9 @@ static void head_done(gw_conn *c, size_t end)
 {
 	c->in_body = true;
 	c->body_in = c->head.len - end;
+	c->chunk1_len = c->body_in < sizeof(c->chunk1) - 1 ? c->body_in : sizeof(c->chunk1) - 1;
+	memcpy(c->chunk1, c->head.data + end, c->chunk1_len);
+	c->chunk1[c->chunk1_len] = '\0';
 	c->head.data[end] = '\0';
 	const char *h = (const char *)c->head.data;
 	const char *cl = strcasestr(h, "\r\nContent-Length:");
@@ -142,9 +145,6 @@ static void head_done(gw_conn *c, size_t end)
 	const char *eol = te ? strstr(te + 2, "\r\n") : NULL;
 	const char *ch = te ? strcasestr(te, "chunked") : NULL;
 	c->chunked = ch && eol && ch < eol;
-	c->chunk1_len = c->body_in < sizeof(c->chunk1) - 1 ? c->body_in : sizeof(c->chunk1) - 1;
-	memcpy(c->chunk1, h + end, c->chunk1_len);
-	c->chunk1[c->chunk1_len] = '\0';
 	buf_deinit(&c->head);
 }
 
