@@ -432,6 +432,20 @@ check "the outage was seen as PostgreSQL errors" test "$(gw_metric aisp_gateway_
 check "every row of the outage's load is there (2000 + 4000 simulate calls at least)" \
 	test "$(psqlq "select count(*) from secureexec_calls where endpoint = '/v1/exec/simulate'")" -ge 6000
 
+# ---------------------------------------------------------------- Redis restarted under a call
+# the call still gets its result: the reply stream is read on from the last id seen, and every
+# waiter looks at aisp:result:<id> once the reply connection is back
+jq -nc '{id:"gwtest-redis-restart", lang:"python", code:"import time; time.sleep(3); print(\"survived\")", runtime:"runc"}' >"$GW/rr.json"
+req POST "$BASE" /v1/exec --key "$K_FULL" --body "@$GW/rr.json" --schema ExecResponse --out "$GW/rr.out.json" &
+RR=$!
+wait_for 30 sh -c "[ \"\$(redis-cli -p $REDIS_PORT EXISTS aisp:running:gwtest-redis-restart)\" = 1 ]"
+redis_stop
+redis_start
+wait "$RR"
+is "a call waiting across a Redis restart gets its result" "$?/$(jqr "$GW/rr.out.json" .result.output)" "0/survived"
+check "the gateway reconnected (counted)" test "$(gw_metric aisp_gateway_redis_reconnects_total)" -ge 2
+wait_for 30 sh -c "[ \"\$(curl -s $BASE/healthz)\" = ok ]"
+
 # ---------------------------------------------------------------- shutdown
 # two calls waiting (one plain, one NDJSON) when SIGTERM comes: each hears back
 jq -nc '{lang:"python", code:"import time; time.sleep(20)", runtime:"runc"}' >"$GW/slow.json"
