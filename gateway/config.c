@@ -4,7 +4,9 @@
 #include "gateway/core.h"
 
 #include <errno.h>
+#include <event2/util.h>
 #include <ini.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,11 +126,17 @@ static int address(struct parse_ctx *p, const char *sec, const char *key, const 
 {
 	const char *colon = strrchr(v, ':');
 	int64_t port;
-	bool is_unix = !strncmp(v, "unix:/", 6);
-	if (is_unix ? !unix_ok
-	            : (!colon || colon == v || parse_i64(colon + 1, 1, 65535, &port) < 0))
-		return fail(p, "[%s] %s = \"%s\": expected host:port%s", sec, key, v,
-		            unix_ok ? " or unix:/path" : "");
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	/* a listen address is an IP address and a port, never a name to resolve */
+	if (!unix_ok && evutil_parse_sockaddr_port(v, (struct sockaddr *)&ss, &sl) < 0)
+		return fail(p,
+		            "[%s] %s = \"%s\": expected an IP address and port (127.0.0.1:8080, "
+		            "[::1]:8080)",
+		            sec, key, v);
+	if (unix_ok && strncmp(v, "unix:/", 6) &&
+	    (!colon || colon == v || parse_i64(colon + 1, 1, 65535, &port) < 0))
+		return fail(p, "[%s] %s = \"%s\": expected host:port or unix:/path", sec, key, v);
 	set_str(dst, v);
 	return 1;
 }

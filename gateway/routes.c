@@ -2,8 +2,12 @@
  * limits, and the endpoints that need no key: /health, /healthz, /metrics. */
 #include "gateway/gateway.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +18,8 @@
 
 static const char *const route_names[GW_ROUTE__COUNT] = {
     "exec", "simulate", "tools", "task", "nodes", "health", "healthz", "metrics", "other"};
+
+#define LISTEN_BACKLOG 1024
 
 typedef enum handler_id {
 	H_EXEC,
@@ -248,17 +254,31 @@ static void on_request(struct evhttp_request *req, void *arg)
 	gw_send_problem(c, 404, "not-found", d, NULL);
 }
 
+/* The listening socket, with a backlog of LISTEN_BACKLOG: evhttp's default (128) drops SYNs
+ * when a few hundred clients connect at once, and each drop costs the client a 1 s retry. */
+static int listen_on(gw *g, err **e)
+{
+	const char *addr = g->cfg->listen;
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) < 0)
+		return err_set(e, 0, "listen %s: expected an IP address and a port", addr);
+	struct evconnlistener *l = evconnlistener_new_bind(
+	    g->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    LISTEN_BACKLOG, (struct sockaddr *)&ss, sl);
+	if (!l)
+		return err_set(e, errno, "listen %s: cannot bind", addr);
+	g->listener = evhttp_bind_listener(g->http, l);
+	if (!g->listener) {
+		evconnlistener_free(l);
+		return err_set(e, 0, "listen %s: evhttp_bind_listener failed", addr);
+	}
+	return 0;
+}
+
 int gw_http_start(gw *g, err **e)
 {
 	const gw_config *cfg = g->cfg;
-	const char *colon = strrchr(cfg->listen, ':');
-	_cleanup_free_ char *host = xstrndup(cfg->listen, (size_t)(colon - cfg->listen));
-	int64_t port = 0;
-	parse_i64(colon + 1, 1, 65535, &port);
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
-	}
 	g->http = evhttp_new(g->base);
 	evhttp_set_max_body_size(g->http, cfg->max_body_bytes);
 	evhttp_set_max_headers_size(g->http, cfg->max_headers_bytes);
@@ -267,10 +287,8 @@ int gw_http_start(gw *g, err **e)
 	evhttp_set_allowed_methods(g->http, 0xffff);
 	evhttp_set_default_content_type(g->http, "application/json");
 	g->conns = gw_conns_new(g);
-	g->listener = evhttp_bind_socket_with_handle(g->http, host, (uint16_t)port);
-	if (!g->listener)
-		return err_set(e, 0, "listen %s: cannot bind (in use, or not a local address)",
-		               cfg->listen);
+	if (listen_on(g, e) < 0)
+		return -1;
 	evhttp_set_gencb(g->http, on_request, g);
 	return 0;
 }

@@ -48,7 +48,9 @@ static void test_config_errors(void **state)
 	config_error("[gateway]\nid = a/b\n", "gw.conf:2: [gateway] id = \"a/b\"");
 	config_error("[gateway]\nid = abcdefghijklmnopqrstuvwxyz\n",
 	             "expected [A-Za-z0-9._-]{1,24}");
-	config_error("[gateway]\nlisten = nowhere\n", "expected host:port");
+	config_error("[gateway]\nlisten = nowhere\n", "expected an IP address and port");
+	config_error("[gateway]\nlisten = localhost:8080\n", "expected an IP address and port");
+	config_error("[redis]\naddress = nowhere\n", "expected host:port or unix:/path");
 	config_error("[nope]\nx = 1\n", "gw.conf:2: unknown section [nope]");
 	config_error("[redis]\ncolour = red\n", "[redis] unknown key \"colour\"");
 	config_error("[gateway]\nwait_ms = 1000\npoll_ms = 2000\n",
