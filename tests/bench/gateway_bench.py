@@ -2,48 +2,17 @@
 """The gateway's overhead over the Redis path (issue 22): the same warm task, print(1+1),
 alternately through Redis as a scheduler does it (XADD aisp:tasks with a reply stream, then
 XREAD BLOCK on it) and through aisp-gateway (POST /v1/exec on a keep-alive connection).
-Prints one JSON object with both distributions. Standard library only (RESP by hand)."""
+Prints one JSON object with both distributions. Standard library only (bench.py's RESP client)."""
 import argparse
 import http.client
 import json
-import socket
+import os
 import statistics
 import sys
 import time
 
-
-class Resp:
-    """A minimal Redis client: argv commands, replies parsed into Python values."""
-
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.f = self.s.makefile("rb")
-
-    def cmd(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.s.sendall(b"".join(out))
-        return self.read()
-
-    def read(self):
-        line = self.f.readline()
-        t, rest = line[:1], line[1:-2]
-        if t in (b"+", b"-"):
-            return rest.decode()
-        if t == b":":
-            return int(rest)
-        if t == b"$":
-            n = int(rest)
-            if n < 0:
-                return None
-            data = self.f.read(n + 2)[:-2]
-            return data
-        if t == b"*":
-            n = int(rest)
-            return None if n < 0 else [self.read() for _ in range(n)]
-        raise RuntimeError(f"bad reply {line!r}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import Redis  # noqa: E402  (the bench's own RESP client)
 
 
 def redis_path(r, task, stream, last):
@@ -90,7 +59,7 @@ def main():
     p.add_argument("-n", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     a = p.parse_args()
-    r = Resp(a.redis_port)
+    r = Redis(a.redis_port, timeout=120)
     host, port = a.gateway.split(":")
     c = http.client.HTTPConnection(host, int(port), timeout=120)
     run = f"{int(time.time())}"
