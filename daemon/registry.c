@@ -13,21 +13,24 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
-/* max_<field> for every limit (internal units, PROTOCOL.md "Limits"), for schedulers routing
- * tasks and for nodes handing off a task they do not serve. */
+/* max_<field> and default_<field> for every limit (internal units, PROTOCOL.md "Limits"), for
+ * schedulers and gateways routing tasks and for nodes handing off a task they do not serve. */
 static void advertise_limits(node *n, const char *key)
 {
-	const char *argv[2 + 2 * PROTO_LIMIT_COUNT];
-	size_t lens[2 + 2 * PROTO_LIMIT_COUNT];
-	char names[PROTO_LIMIT_COUNT][48], values[PROTO_LIMIT_COUNT][24];
+	enum { N = 2 * PROTO_LIMIT_COUNT };
+	const char *argv[2 + 2 * N];
+	size_t lens[2 + 2 * N];
+	char names[N][48], values[N][24];
 	int argc = 0;
 	argv[argc++] = "HSET";
 	argv[argc++] = key;
-	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
-		const proto_limit_field *f = &proto_limit_fields[i];
-		snprintf(names[i], sizeof(names[i]), "max_%s", f->field);
+	for (size_t i = 0; i < N; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i % PROTO_LIMIT_COUNT];
+		bool max = i < PROTO_LIMIT_COUNT;
+		snprintf(names[i], sizeof(names[i]), "%s_%s", max ? "max" : "default", f->field);
 		snprintf(values[i], sizeof(values[i]), "%lld",
-		         (long long)proto_limit_get(&n->cfg->limits_max, f));
+		         (long long)proto_limit_get(
+		             max ? &n->cfg->limits_max : &n->cfg->limits_default, f));
 		argv[argc++] = names[i];
 		argv[argc++] = values[i];
 	}

@@ -13,9 +13,6 @@ size_t proto_utf8_seq(const uint8_t *p, size_t n);
 /* True when p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool proto_utf8_valid(const uint8_t *p, size_t n);
 
-/* Formats thousandths as a decimal without trailing zeros: 1500 -> "1.5". Caller frees. */
-char *proto_milli_str(int64_t milli);
-
 #include <yajl/yajl_tree.h>
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,
  * returns -2 with the tree in *out anyway (so that a rejected task's id can still be read). */

@@ -139,6 +139,9 @@ static inline int64_t proto_limit_get(const proto_limits *l, const proto_limit_f
 /* The built-in defaults (the dflt column): the node's defaults and maxima when its config
  * sets none, and what `aisp run` applies locally. */
 void proto_limits_default(proto_limits *l);
+/* Formats thousandths as a decimal without trailing zeros: 1500 -> "1.5". Caller frees. */
+char *proto_milli_str(int64_t milli);
+
 /* Parses a limit from its wire text ("512", "0.5") into internal units: a positive integer,
  * or for unit-0 fields a positive decimal with at most 3 places. Returns 0, or -1 with a
  * message naming "limits.<wire>" in *e ("must be a positive integer", "must be a positive

@@ -9,6 +9,6 @@ while IFS= read -r f; do
 		echo "not formatted: $f (clang-format -i $f)"
 		bad=$((bad + 1))
 	fi
-done < <(find common proto attest sandbox pool daemon cli tests -name '*.[ch]' | sort)
+done < <(find common proto attest sandbox pool daemon cli gateway tests -name '*.[ch]' | sort)
 echo "$n files checked, $bad not formatted"
 [ "$bad" -eq 0 ]
