@@ -23,6 +23,8 @@
 /* How often the node looks at its own pending list for entries it does not run (handed to it
  * by another node, or left by a previous life). */
 #define SCAN_MS 1000
+/* How often the node asks whether a client cancelled a task it holds. */
+#define CANCEL_MS 500
 
 static void consumer_stop(node *n);
 static void maybe_finish_stop(node *n);
@@ -316,6 +318,64 @@ static void on_reclaim_tick(evutil_socket_t fd, short what, void *arg)
 	consumer_read_more(n);
 }
 
+/* ---- cancels ---- */
+
+/* The ids whose cancel keys one MGET asked about, in order. */
+typedef struct cancel_ask {
+	node *n;
+	size_t n_ids;
+	char *ids[];
+} cancel_ask;
+
+static void on_cancels(rconn *rc, redisReply *r, void *arg)
+{
+	cancel_ask *a = arg;
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == a->n_ids)
+		for (size_t i = 0; i < a->n_ids; i++) {
+			if (r->element[i]->type == REDIS_REPLY_NIL)
+				continue;
+			/* The task may have ended (or be another entry of the id) by now. */
+			for (size_t k = 0; k < a->n->n_tasks; k++) {
+				task *t = a->n->tasks[k];
+				if (task_lease_key(t) && !strcmp(task_id(t), a->ids[i])) {
+					task_cancel(t);
+					break;
+				}
+			}
+		}
+	for (size_t i = 0; i < a->n_ids; i++)
+		free(a->ids[i]);
+	free(a);
+}
+
+/* Every half second, one MGET of the cancel keys (aisp:cancel:<id>) of the tasks this node
+ * holds a lease for; a queued task's cancel is seen by its LEASE. */
+static void on_cancel_tick(evutil_socket_t fd, short what, void *arg)
+{
+	node *n = arg;
+	if (!rconn_ready(n->rc) || n->cons.stopping)
+		return;
+	cancel_ask *a = xzalloc(sizeof(*a) + n->n_tasks * sizeof(char *));
+	a->n = n;
+	_cleanup_free_ const char **argv = xcalloc(n->n_tasks + 1, sizeof(char *));
+	_cleanup_free_ size_t *lens = xcalloc(n->n_tasks + 1, sizeof(size_t));
+	argv[0] = "MGET";
+	for (size_t i = 0; i < n->n_tasks; i++)
+		if (task_lease_key(n->tasks[i])) {
+			a->ids[a->n_ids] = xstrdup(task_id(n->tasks[i]));
+			argv[++a->n_ids] =
+			    xasprintf(PROTO_KEY_CANCEL_PREFIX "%s", task_id(n->tasks[i]));
+		}
+	for (size_t i = 0; i <= a->n_ids; i++)
+		lens[i] = strlen(argv[i]);
+	if (a->n_ids)
+		rconn_cmdv(n->rc, on_cancels, a, 0, (int)a->n_ids + 1, argv, lens);
+	for (size_t i = 1; i <= a->n_ids; i++)
+		free((char *)argv[i]);
+	if (!a->n_ids)
+		free(a);
+}
+
 static void on_scan_tick(evutil_socket_t fd, short what, void *arg)
 {
 	node *n = arg;
@@ -358,6 +418,7 @@ void consumer_start(node *n)
 	rec = rec < 500 ? 500 : rec > 5000 ? 5000 : rec;
 	n->cons.ev_reclaim = every(n, rec, on_reclaim_tick);
 	n->cons.ev_scan = every(n, SCAN_MS, on_scan_tick);
+	n->cons.ev_cancel = every(n, CANCEL_MS, on_cancel_tick);
 }
 
 void consumer_task_gone(node *n)
@@ -438,9 +499,9 @@ void consumer_drain(node *n)
 void consumer_deinit(node *n)
 {
 	consumer *c = &n->cons;
-	struct event *evs[] = {c->ev_lease, c->ev_reclaim, c->ev_scan, c->ev_drain};
+	struct event *evs[] = {c->ev_lease, c->ev_reclaim, c->ev_scan, c->ev_cancel, c->ev_drain};
 	for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
 		if (evs[i])
 			event_free(evs[i]);
-	c->ev_lease = c->ev_reclaim = c->ev_scan = c->ev_drain = NULL;
+	c->ev_lease = c->ev_reclaim = c->ev_scan = c->ev_cancel = c->ev_drain = NULL;
 }

@@ -43,7 +43,7 @@ typedef struct consumer {
 	bool draining;
 	bool stopping;   /* releasing, deregistering, shutting the pool */
 	int outstanding; /* shutdown replies still awaited */
-	struct event *ev_lease, *ev_reclaim, *ev_scan, *ev_drain;
+	struct event *ev_lease, *ev_reclaim, *ev_scan, *ev_cancel, *ev_drain;
 } consumer;
 
 typedef struct node {

@@ -104,20 +104,22 @@ static const char lease_lua[] =
             "  ack(KEYS[3], ARGV[3], ARGV[4])\n"
             "  return {2, 0}\n"
             "end\n"
-            "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
             "local p = redis.call('XPENDING', KEYS[3], ARGV[3], ARGV[4], ARGV[4], 1)\n"
             "local n = 1\n"
             "if p[1] then n = p[1][4] end\n"
+            "if redis.call('EXISTS', KEYS[6]) == 1 then return {4, n} end\n"
+            "redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])\n"
             "return {1, n}\n";
 
 void script_lease(rconn *rc, const script_lease_args *a, rconn_reply_fn cb, void *arg)
 {
-	call *c = call_new(SCRIPT_LEASE, cb, arg, 5);
+	call *c = call_new(SCRIPT_LEASE, cb, arg, 6);
 	put_key(c, PROTO_KEY_RESULT_PREFIX, a->id);  /* KEYS[1] */
 	put_key(c, PROTO_KEY_RUNNING_PREFIX, a->id); /* KEYS[2] */
 	put_str(c, PROTO_KEY_TASKS);                 /* KEYS[3] */
 	put_str(c, a->reply_stream);                 /* KEYS[4], "" for none */
 	put_key(c, PROTO_KEY_WAITERS_PREFIX, a->id); /* KEYS[5] */
+	put_key(c, PROTO_KEY_CANCEL_PREFIX, a->id);  /* KEYS[6] */
 	put_str(c, a->node_id);                      /* ARGV[1] */
 	put_int(c, a->ttl_ms);                       /* ARGV[2] */
 	put_str(c, PROTO_GROUP);                     /* ARGV[3] */

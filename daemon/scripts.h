@@ -19,7 +19,8 @@
  * entry acknowledged); 1: leased (also when the lease was this node's own, left by a previous
  * life), deliveries = the entry's delivery count (XPENDING); 2: another node holds the lease
  * and the entry was fresh: a duplicate (its reply stream now waits for the result, entry
- * acknowledged); 3: another node holds the lease of a reclaimed entry: left pending. */
+ * acknowledged); 3: another node holds the lease of a reclaimed entry: left pending; 4: a
+ * client cancelled the id before it ran (no lease taken; the node publishes `cancelled`). */
 typedef struct script_lease_args {
 	const char *id;
 	const char *entry;

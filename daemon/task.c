@@ -44,11 +44,12 @@ typedef enum tevent {
 	TE_RAN,       /* the sandbox reported the run */
 	TE_TIMER,     /* the task's timer fired */
 	TE_RELEASE,   /* shutdown: give the entry back */
+	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>) */
 	TE__COUNT,
 } tevent;
 
 static const char *const event_names[TE__COUNT] = {
-    "start", "reply", "sandbox", "ran", "timer", "release",
+    "start", "reply", "sandbox", "ran", "timer", "release", "cancel",
 };
 
 typedef struct task_ev {
@@ -72,6 +73,7 @@ struct task {
 	bool parsed;  /* t holds a parsed task */
 	bool planned; /* plan holds a resolved plan */
 	bool dead;    /* publishing an internal result after max_deliveries */
+	bool cancel;  /* a client asked to cancel it: it never starts a program */
 
 	char *entry;
 	char *bad_entry;
@@ -338,6 +340,12 @@ static void duplicate(task *t)
 	finish(t);
 }
 
+static void publish_cancelled(task *t)
+{
+	make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran");
+	publish(t);
+}
+
 static void reject(task *t, const char *msg)
 {
 	if (t->client_id && t->h->ops->id_active(t->h->arg, t, t->id)) {
@@ -396,6 +404,10 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		dead_letter(t);
 		return;
 	}
+	if (t->cancel) {
+		publish_cancelled(t);
+		return;
+	}
 	int64_t ms = rconn_backoff_ms(t->deliveries - 1, 500, 30000);
 	log_warn("task %s entry %s: sandbox error (%s); retry %d in %lld ms", t->id, t->entry,
 	         t->fault, t->deliveries, (long long)ms);
@@ -424,7 +436,9 @@ static void on_reclaim_reply(task *t, const task_ev *ev)
 	}
 	if (ev->reply)
 		t->deliveries++;
-	if (t->planned)
+	if (t->cancel)
+		publish_cancelled(t);
+	else if (t->planned)
 		acquire(t);
 	else
 		decide(t); /* the fault came before a plan: look again */
@@ -467,6 +481,11 @@ static void run(task *t, sandbox *sb)
 
 static void on_sandbox_event(task *t, const task_ev *ev)
 {
+	if (ev->sb && t->cancel) {
+		pool_release(t->h->pool, ev->sb);
+		publish_cancelled(t);
+		return;
+	}
 	if (!ev->sb) {
 		fault(t, err_msg(ev->e));
 		return;
@@ -509,6 +528,10 @@ static void on_lease_reply(task *t, const task_ev *ev)
 		         t->id, t->entry);
 		t->h->m->duplicates++;
 		finish(t);
+	} else if (code == 4) {
+		log_info("task %s entry %s: cancelled before it ran", t->id, t->entry);
+		t->deliveries = (int)r->element[1]->integer;
+		publish_cancelled(t);
 	} else if (code == 3) {
 		/* A reclaimed entry whose lease has not expired yet: leave it pending, it will
 		 * be reclaimed again (see daemon/README.md, "A held lease"). */
@@ -518,7 +541,10 @@ static void on_lease_reply(task *t, const task_ev *ev)
 	} else {
 		t->leased = true;
 		t->deliveries = (int)r->element[1]->integer;
-		acquire(t);
+		if (t->cancel)
+			publish_cancelled(t);
+		else
+			acquire(t);
 	}
 }
 
@@ -679,6 +705,33 @@ static void release_running(task *t, const task_ev *ev)
 	drop(t);
 }
 
+/* ---- cancel ---- */
+
+/* In any state before the program starts: it never will (acquire and the backoff look). */
+static void note_cancel(task *t, const task_ev *ev)
+{
+	if (!t->cancel)
+		log_info("task %s entry %s: cancel requested", t->id, t->entry);
+	t->cancel = true;
+}
+
+/* Running: the sandbox ends the run now; its report (status cancelled, what the program
+ * printed so far) becomes the result. */
+static void cancel_running(task *t, const task_ev *ev)
+{
+	note_cancel(t, ev);
+	sandbox_stop(t->sb, PROTO_STATUS_CANCELLED, "cancelled by request while it ran");
+}
+
+/* Waiting to retry after a sandbox error: the retry will not come. */
+static void cancel_backoff(task *t, const task_ev *ev)
+{
+	note_cancel(t, ev);
+	if (t->timer)
+		evtimer_del(t->timer);
+	publish_cancelled(t);
+}
+
 /* A sandbox handed out after the task was released goes straight back. */
 static void return_sandbox(task *t, const task_ev *ev)
 {
@@ -694,14 +747,21 @@ typedef void (*handler)(task *t, const task_ev *ev);
 static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_NEW] = {[TE_START] = admit, [TE_RELEASE] = release},
     [TS_HANDOFF] = {[TE_REPLY] = on_handoff_reply, [TE_RELEASE] = release},
-    [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release},
-    [TS_ACQUIRE] = {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release},
-    [TS_RUN] = {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running},
+    [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
+    [TS_ACQUIRE] =
+        {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
+    [TS_RUN] =
+        {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
     [TS_PUBLISH] =
         {[TE_REPLY] = on_publish_reply, [TE_TIMER] = send_publish, [TE_RELEASE] = release},
-    [TS_FAULT] = {[TE_REPLY] = on_pending_reply, [TE_TIMER] = send_pending, [TE_RELEASE] = release},
-    [TS_BACKOFF] = {[TE_TIMER] = send_reclaim, [TE_RELEASE] = release},
-    [TS_RECLAIM] = {[TE_REPLY] = on_reclaim_reply, [TE_RELEASE] = release},
+    [TS_FAULT] = {[TE_REPLY] = on_pending_reply,
+                  [TE_TIMER] = send_pending,
+                  [TE_RELEASE] = release,
+                  [TE_CANCEL] = note_cancel},
+    [TS_BACKOFF] =
+        {[TE_TIMER] = send_reclaim, [TE_RELEASE] = release, [TE_CANCEL] = cancel_backoff},
+    [TS_RECLAIM] =
+        {[TE_REPLY] = on_reclaim_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_DONE] = {[TE_SANDBOX] = return_sandbox, [TE_RAN] = return_sandbox},
 };
 
@@ -738,6 +798,12 @@ task *task_new(const task_host *h, const char *entry, const char *payload, size_
 	t->received_ms = now_wall_ms();
 	t->deliveries = 1;
 	return t;
+}
+
+void task_cancel(task *t)
+{
+	task_ev ev = {.kind = TE_CANCEL};
+	task_step(t, &ev);
 }
 
 void task_start(task *t)

@@ -83,6 +83,10 @@ void task_start(task *t);
  * Redis answered (or failed). The task finishes (gone) before this returns. */
 void task_release(task *t, rconn_reply_fn cb, void *arg);
 
+/* A client asked to cancel this task: a running program is stopped (its result says
+ * cancelled, with what it printed so far); one that has not started never will. */
+void task_cancel(task *t);
+
 const char *task_entry(const task *t);
 /* The task id, or NULL before it was read. */
 const char *task_id(const task *t);

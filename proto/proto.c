@@ -16,7 +16,8 @@
 static const char *const lang_names[PROTO_LANG__COUNT] = {"python", "javascript", "shell"};
 static const char *const mode_names[] = {"script", "function"};
 static const char *const status_names[PROTO_STATUS__COUNT] = {
-    "ok", "timeout", "oom", "output_limit", "error", "sandbox_error", "rejected", "internal",
+    "ok",       "timeout",  "oom",       "output_limit", "error", "sandbox_error",
+    "rejected", "internal", "cancelled",
 };
 
 const char *proto_lang_name(proto_lang l)

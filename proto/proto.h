@@ -39,6 +39,7 @@
 #define PROTO_KEY_REPLY_PREFIX   "aisp:reply:"   /* reply streams */
 #define PROTO_KEY_WAITERS_PREFIX "aisp:waiters:" /* reply streams of duplicates of a running id */
 #define PROTO_KEY_HANDOFF_PREFIX "aisp:handoff:" /* hops of an entry between unlike nodes */
+#define PROTO_KEY_CANCEL_PREFIX  "aisp:cancel:"  /* a client's request to cancel a task id */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -61,6 +62,7 @@ typedef enum proto_status {
 	PROTO_STATUS_SANDBOX_ERROR, /* the sandbox itself failed: the node's fault, retryable */
 	PROTO_STATUS_REJECTED,      /* the task was invalid; it never ran */
 	PROTO_STATUS_INTERNAL,      /* gave up after retries (dead-lettered) */
+	PROTO_STATUS_CANCELLED, /* cancelled by a client (aisp:cancel:<id>): before or while it ran */
 	PROTO_STATUS__COUNT,
 } proto_status;
 

@@ -129,6 +129,10 @@ void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg);
  * returns (the agent's pipe is already broken). */
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
                 void *arg, err **e);
+/* Ends a RUNNING task now, by its owner's decision (a cancel, a revocation): the container is
+ * killed and the done callback reports status (with why as its error, copied) and whatever
+ * the run collected so far. Ignored in any other state. */
+void sandbox_stop(sandbox *sb, proto_status status, const char *why);
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
  * this call; cb (optional) runs when everything is gone. Safe in any state. */
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);
