@@ -29,6 +29,7 @@ typedef struct cur {
 	const char *p, *end;
 	int line;
 	err **e;
+	const char *table, *key; /* while a value is parsed: named in its errors */
 } cur;
 
 static int fail(cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -38,6 +39,9 @@ static int fail(cur *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	_cleanup_free_ char *msg = xvasprintf(fmt, ap);
 	va_end(ap);
+	if (c->key)
+		return err_set(c->e, 0, "%s:%d: %s%s%s: %s", c->file, c->line, c->table,
+		               *c->table ? "." : "", c->key, msg);
 	return err_set(c->e, 0, "%s:%d: %s", c->file, c->line, msg);
 }
 
@@ -419,7 +423,10 @@ static int parse_keyval(cur *c, skill_toml_doc *d, const char *table)
 	if (r == 0) {
 		c->p++;
 		skip_ws(c);
+		c->table = table;
+		c->key = it.key;
 		r = parse_value(c, &it);
+		c->key = NULL;
 	}
 	if (r < 0) {
 		item_deinit(&it);
