@@ -16,6 +16,7 @@
 struct secrets_redactor {
 	buf *pats;
 	size_t n;
+	bool star; /* a pattern holds '*': a mask next to text could spell it again */
 };
 
 typedef struct span {
@@ -28,6 +29,7 @@ static void add_pat(secrets_redactor *r, const void *p, size_t n)
 		if (r->pats[i].len == n && !memcmp(r->pats[i].data, p, n))
 			return;
 	r->pats = xreallocarray(r->pats, r->n + 1, sizeof(*r->pats));
+	r->star |= memchr(p, '*', n) != NULL;
 	r->pats[r->n] = (buf)BUF_INIT;
 	buf_append(&r->pats[r->n++], p, n);
 }
@@ -183,10 +185,11 @@ static size_t find_spans(const secrets_redactor *r, const buf *b, bool truncated
 	return n;
 }
 
-size_t secrets_redact(const secrets_redactor *r, buf *b, bool truncated)
+/* One pass: every span found becomes a mask. Returns the masks written. */
+static size_t redact_pass(const secrets_redactor *r, buf *b, bool truncated)
 {
 	span *s;
-	size_t n = r && b->len ? find_spans(r, b, truncated, &s) : 0;
+	size_t n = b->len ? find_spans(r, b, truncated, &s) : 0;
 	if (n == 0)
 		return 0;
 	qsort(s, n, sizeof(*s), span_cmp);
@@ -206,6 +209,17 @@ size_t secrets_redact(const secrets_redactor *r, buf *b, bool truncated)
 	OPENSSL_cleanse(b->data, b->cap);
 	buf_deinit(b);
 	*b = out;
+	return masks;
+}
+
+size_t secrets_redact(const secrets_redactor *r, buf *b, bool truncated)
+{
+	if (!r)
+		return 0;
+	size_t masks = redact_pass(r, b, truncated);
+	/* Each pass shortens b (a match is >= 8 bytes, its mask 3), so this ends. */
+	for (size_t more = masks; r->star && more;)
+		masks += more = redact_pass(r, b, false);
 	return masks;
 }
 

@@ -324,6 +324,10 @@ static void test_redact_values(void **state)
 	secrets_redactor *none = secrets_redactor_new(NULL, 0);
 	expect_redacted(none, "sk-live-0123456789", "sk-live-0123456789");
 	secrets_redactor_free(none);
+	/* a value that holds the mask: masking must not spell it again */
+	secrets_redactor *star = redactor("***abcde", NULL);
+	expect_redacted(star, "***abcdeabcde!", "***!");
+	secrets_redactor_free(star);
 	secrets_redactor *tiny = redactor("abc", NULL); /* never from a lookup: ignored */
 	expect_redacted(tiny, "abcabc", "abcabc");
 	secrets_redactor_free(tiny);
