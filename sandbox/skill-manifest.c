@@ -87,15 +87,17 @@ static bool semver_idents(const char *s, size_t n, bool numeric_strict)
 static bool version_valid(const char *v)
 {
 	size_t n = strlen(v);
-	if (n < 5 || n > VERSION_MAX)
+	if (n > VERSION_MAX)
 		return false;
 	size_t core = strcspn(v, "-+");
 	const char *p = v;
 	for (int part = 0; part < 3; part++) {
-		size_t len = strcspn(p, part < 2 ? "." : "-+");
-		if (p + len > v + core || !semver_num(p, len))
+		size_t len = strcspn(p, ".-+");
+		if (!semver_num(p, len))
 			return false;
-		p += len + (part < 2);
+		p += len;
+		if (part < 2 && *p++ != '.')
+			return false;
 	}
 	if (p != v + core)
 		return false;

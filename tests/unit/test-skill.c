@@ -267,6 +267,11 @@ static const struct {
                                           "version (MAJOR.MINOR.PATCH, e.g. \"1.2.0\")"},
     {"version = \"01.0.0\"\n", "skill.toml:1: version: \"01.0.0\" is not a semantic version "
                                "(MAJOR.MINOR.PATCH, e.g. \"1.2.0\")"},
+    /* found by fuzzing: read past the end of "2.8888888885" */
+    {"version = \"2.8888888885\"\n", "skill.toml:1: version: \"2.8888888885\" is not a semantic "
+                                     "version (MAJOR.MINOR.PATCH, e.g. \"1.2.0\")"},
+    {"version = \"1.2.3.4\"\n", "skill.toml:1: version: \"1.2.3.4\" is not a semantic version "
+                                "(MAJOR.MINOR.PATCH, e.g. \"1.2.0\")"},
     {"version = \"1.0.0-01\"\n", "skill.toml:1: version: \"1.0.0-01\" is not a semantic version "
                                  "(MAJOR.MINOR.PATCH, e.g. \"1.2.0\")"},
     {"language = \"ruby\"\n", "skill.toml:1: language: must be \"python\" or \"javascript\", "
