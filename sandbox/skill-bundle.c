@@ -147,6 +147,8 @@ static int write_bundle_dir(exporting *x, int dirfd, const char *dir, err **e)
 int sandbox_skill_export_dir(const char *store, const char *name_or_digest, const char *dir,
                              err **e)
 {
+	if (!dir || !*dir)
+		return err_set(e, 0, "export: no bundle directory");
 	exporting x;
 	int r = export_begin(&x, store, name_or_digest, e);
 	if (r == 0 && mkdir(dir, 0755) < 0)

@@ -159,9 +159,9 @@ static char *member_path(const uint8_t *h, bool gnu)
 		buf_append_str(&b, "/");
 	}
 	buf_append(&b, h + H_NAME, nlen);
-	char *p = buf_steal(&b, NULL);
-	size_t skip = strncmp(p, "./", 2) ? 0 : 2;
-	memmove(p, p + skip, strlen(p + skip) + 1);
+	const char *s = buf_str(&b);
+	char *p = xstrdup(strncmp(s, "./", 2) ? s : s + 2);
+	buf_deinit(&b);
 	size_t n = strlen(p);
 	if (n && p[n - 1] == '/')
 		p[n - 1] = '\0';
