@@ -152,83 +152,76 @@ static char *shown(const char *s)
 	return buf_steal(&b, NULL);
 }
 
-static int want_string(ctx *c, const skill_toml_item *it)
+/* A string checked by valid() (NULL: any string), copied into *dst. rule says what it must be. */
+static int set_string(ctx *c, const skill_toml_item *it, bool (*valid)(const char *),
+                      const char *rule, char **dst)
 {
 	if (it->type != SKILL_TOML_STRING)
 		return fail(c, it, "must be a string");
+	if (valid && !valid(it->str)) {
+		_cleanup_free_ char *q = shown(it->str);
+		return fail(c, it, "%s is not %s", q, rule);
+	}
+	*dst = xstrdup(it->str);
+	return 0;
+}
+
+/* A string that must be one of two words; *out gets 0 for the first, 1 for the second. */
+static int set_choice(ctx *c, const skill_toml_item *it, const char *a, const char *b, int *out)
+{
+	if (it->type != SKILL_TOML_STRING)
+		return fail(c, it, "must be a string");
+	if (strcmp(it->str, a) && strcmp(it->str, b)) {
+		_cleanup_free_ char *q = shown(it->str);
+		return fail(c, it, "must be \"%s\" or \"%s\", not %s", a, b, q);
+	}
+	*out = strcmp(it->str, a) != 0;
 	return 0;
 }
 
 static int set_name(ctx *c, const skill_toml_item *it)
 {
-	if (want_string(c, it) < 0)
-		return -1;
-	if (!sandbox_skill_name_valid(it->str)) {
-		_cleanup_free_ char *q = shown(it->str);
-		return fail(c, it,
-		            "%s is not a skill name ([a-z][a-z0-9_]{0,63}, not a Python keyword)",
-		            q);
-	}
-	c->m->name = xstrdup(it->str);
-	return 0;
+	return set_string(c, it, sandbox_skill_name_valid,
+	                  "a skill name ([a-z][a-z0-9_]{0,63}, not a Python keyword)", &c->m->name);
 }
 
 static int set_version(ctx *c, const skill_toml_item *it)
 {
-	if (want_string(c, it) < 0)
-		return -1;
-	if (!version_valid(it->str)) {
-		_cleanup_free_ char *q = shown(it->str);
-		return fail(c, it,
-		            "%s is not a semantic version (MAJOR.MINOR.PATCH, e.g. \"1.2.0\")", q);
-	}
-	c->m->version = xstrdup(it->str);
-	return 0;
+	return set_string(c, it, version_valid,
+	                  "a semantic version (MAJOR.MINOR.PATCH, e.g. \"1.2.0\")", &c->m->version);
 }
 
 static int set_language(ctx *c, const skill_toml_item *it)
 {
-	if (want_string(c, it) < 0)
+	int js = 0;
+	if (set_choice(c, it, "python", "javascript", &js) < 0)
 		return -1;
-	if (!strcmp(it->str, "python") || !strcmp(it->str, "javascript")) {
-		c->m->lang = it->str[0] == 'p' ? PROTO_LANG_PYTHON : PROTO_LANG_JAVASCRIPT;
-		return 0;
-	}
-	_cleanup_free_ char *q = shown(it->str);
-	return fail(c, it, "must be \"python\" or \"javascript\", not %s", q);
+	c->m->lang = js ? PROTO_LANG_JAVASCRIPT : PROTO_LANG_PYTHON;
+	return 0;
 }
 
 static int set_mode(ctx *c, const skill_toml_item *it)
 {
-	if (want_string(c, it) < 0)
+	int sealed = 0;
+	if (set_choice(c, it, "source", "sealed", &sealed) < 0)
 		return -1;
-	if (!strcmp(it->str, "source") || !strcmp(it->str, "sealed")) {
-		c->m->mode = it->str[1] == 'o' ? SANDBOX_SKILL_SOURCE : SANDBOX_SKILL_SEALED;
-		return 0;
-	}
-	_cleanup_free_ char *q = shown(it->str);
-	return fail(c, it, "must be \"source\" or \"sealed\", not %s", q);
+	c->m->mode = sealed ? SANDBOX_SKILL_SEALED : SANDBOX_SKILL_SOURCE;
+	return 0;
 }
 
 static int set_description(ctx *c, const skill_toml_item *it)
 {
-	if (want_string(c, it) < 0)
-		return -1;
-	if (strlen(it->str) > SANDBOX_SKILL_DESC_MAX)
+	if (it->type == SKILL_TOML_STRING && strlen(it->str) > SANDBOX_SKILL_DESC_MAX)
 		return fail(c, it, "%zu bytes, over the cap of %d", strlen(it->str),
 		            SANDBOX_SKILL_DESC_MAX);
-	c->m->description = xstrdup(it->str);
-	return 0;
+	return set_string(c, it, NULL, NULL, &c->m->description);
 }
 
 /* The entrypoint is kept as written ("code/leads/sync.py:main"); checked once the language is
  * known (check_entrypoint). */
 static int set_entrypoint(ctx *c, const skill_toml_item *it)
 {
-	if (want_string(c, it) < 0)
-		return -1;
-	c->m->entry_path = xstrdup(it->str);
-	return 0;
+	return set_string(c, it, NULL, NULL, &c->m->entry_path);
 }
 
 /* A list of unique names, each checked by valid(). */

@@ -158,47 +158,49 @@ static void test_lookup(void **state)
 	secrets_values_free(v, 1);
 }
 
+/* A lookup of up to two names for skill that must fail with want. */
+static void expect_lookup_error(fixture *f, const char *skill, const char *a, const char *b,
+                                const char *want)
+{
+	char *names[] = {S(a), S(b)};
+	secret_value *v;
+	err *e = NULL;
+	assert_int_equal(secrets_lookup(f->s, skill, names, b ? 2 : 1, &v, &e), -1);
+	assert_string_equal(err_msg(e), want);
+	assert_null(v);
+	err_free(e);
+}
+
 /* A skill receives only what it declares and what it was granted: declaring another skill's
  * secret name, or a node-wide secret without a grant, gets nothing. */
 static void test_lookup_declared_only(void **state)
 {
 	fixture *f = *state;
-	secret_value *v;
-	err *e = NULL;
-	char *theirs[] = {S("SALESFORCE_API_KEY")};
-	assert_int_equal(secrets_lookup(f->s, "other", theirs, 1, &v, &e), -1);
-	assert_string_equal(err_msg(e), "skill other declares the secret SALESFORCE_API_KEY, which "
-	                                "this node does not hold");
-	char *ungranted[] = {S("SALESFORCE_ORG_ID")};
-	assert_int_equal(secrets_lookup(f->s, "other", ungranted, 1, &v, &e), -1);
-	assert_string_equal(err_msg(e), "skill other declares the secret SALESFORCE_ORG_ID, which "
-	                                "this node does not hold");
-	char *shared[] = {S("SHARED_TOKEN")};
-	assert_int_equal(secrets_lookup(f->s, "salesforce", shared, 1, &v, &e), -1);
-	assert_string_equal(err_msg(e), "skill salesforce declares the secret SHARED_TOKEN, which "
-	                                "this node does not hold");
-	char *missing[] = {S("SALESFORCE_API_KEY"), S("NOPE_TOKEN")};
-	assert_int_equal(secrets_lookup(f->s, "salesforce", missing, 2, &v, &e), -1);
-	assert_string_equal(err_msg(e), "skill salesforce declares the secret NOPE_TOKEN, which "
-	                                "this node does not hold");
-	char *reserved[] = {S("LD_PRELOAD")};
-	assert_int_equal(secrets_lookup(f->s, "salesforce", reserved, 1, &v, &e), -1);
-	assert_string_equal(err_msg(e), "skill salesforce declares \"LD_PRELOAD\", which is not a "
-	                                "secret name");
-	assert_int_equal(secrets_lookup(f->s, "../skills/salesforce", theirs, 1, &v, &e), -1);
-	assert_string_equal(err_msg(e), "invalid skill name \"../skills/salesforce\"");
-	err_free(e);
+	expect_lookup_error(f, "other", "SALESFORCE_API_KEY", NULL,
+	                    "skill other declares the secret SALESFORCE_API_KEY, which this node "
+	                    "does not hold");
+	expect_lookup_error(
+	    f, "other", "SALESFORCE_ORG_ID", NULL,
+	    "skill other declares the secret SALESFORCE_ORG_ID, which this node does "
+	    "not hold");
+	expect_lookup_error(
+	    f, "salesforce", "SHARED_TOKEN", NULL,
+	    "skill salesforce declares the secret SHARED_TOKEN, which this node does "
+	    "not hold");
+	expect_lookup_error(
+	    f, "salesforce", "SALESFORCE_API_KEY", "NOPE_TOKEN",
+	    "skill salesforce declares the secret NOPE_TOKEN, which this node does not "
+	    "hold");
+	expect_lookup_error(f, "salesforce", "LD_PRELOAD", NULL,
+	                    "skill salesforce declares \"LD_PRELOAD\", which is not a secret name");
+	expect_lookup_error(f, "../skills/salesforce", "SALESFORCE_API_KEY", NULL,
+	                    "invalid skill name \"../skills/salesforce\"");
 }
 
 static void expect_refused(fixture *f, const char *want_suffix)
 {
-	char *names[] = {S("SALESFORCE_API_KEY")};
-	secret_value *v;
-	err *e = NULL;
-	assert_int_equal(secrets_lookup(f->s, "salesforce", names, 1, &v, &e), -1);
 	_cleanup_free_ char *want = xasprintf("secret store %s: %s", f->dir, want_suffix);
-	assert_string_equal(err_msg(e), want);
-	err_free(e);
+	expect_lookup_error(f, "salesforce", "SALESFORCE_API_KEY", NULL, want);
 }
 
 static void test_file_rules(void **state)

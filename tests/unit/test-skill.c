@@ -112,9 +112,29 @@ static void test_toml_accepts(void **state)
 	skill_toml_deinit(&d);
 }
 
-static const struct {
+/* A text and the exact message its parse must fail with. */
+typedef struct error_case {
 	const char *text, *msg;
-} toml_errors[] = {
+} error_case;
+
+/* Parses each case with parse (which returns 0 or -1 with *e, and leaves nothing on failure)
+ * and checks the message. */
+static void check_error_cases(const error_case *cases, size_t n,
+                              int (*parse)(const char *text, err **e))
+{
+	for (size_t i = 0; i < n; i++) {
+		err *e = NULL;
+		int r = parse(cases[i].text, &e);
+		if (r == 0 || strcmp(err_msg(e), cases[i].msg)) {
+			fprintf(stderr, "case %zu: %s\n  got:  %s\n  want: %s\n", i, cases[i].text,
+			        r == 0 ? "(accepted)" : err_msg(e), cases[i].msg);
+			fail();
+		}
+		err_free(e);
+	}
+}
+
+static const error_case toml_errors[] = {
     {"a = 1\na = 2\n", "t.toml:2: a defined twice (first at line 1)"},
     {"[t]\nb = 1\nb = 2", "t.toml:3: [t] b defined twice (first at line 2)"},
     {"[t]\n[t]\n", "t.toml:2: table [t] defined twice (first at line 1)"},
@@ -166,21 +186,19 @@ static const struct {
     {"# \x7f", "t.toml:1: control character 0x7f"},
 };
 
+static int parse_toml(const char *text, err **e)
+{
+	skill_toml_doc d;
+	int r = skill_toml_parse("t.toml", text, strlen(text), &d, e);
+	assert_null(r == 0 ? NULL : d.items);
+	if (r == 0)
+		skill_toml_deinit(&d);
+	return r;
+}
+
 static void test_toml_errors(void **state)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(toml_errors); i++) {
-		skill_toml_doc d;
-		err *e = NULL;
-		const char *t = toml_errors[i].text;
-		int r = skill_toml_parse("t.toml", t, strlen(t), &d, &e);
-		if (r == 0 || strcmp(err_msg(e), toml_errors[i].msg)) {
-			fprintf(stderr, "case %zu: %s\n  got:  %s\n  want: %s\n", i, t,
-			        r == 0 ? "(accepted)" : err_msg(e), toml_errors[i].msg);
-			fail();
-		}
-		assert_null(d.items);
-		err_free(e);
-	}
+	check_error_cases(toml_errors, ARRAY_SIZE(toml_errors), parse_toml);
 }
 
 /* Caps: keys, tables, array elements; NUL inside the text. */
@@ -249,9 +267,7 @@ static void test_manifest_example(void **state)
 #define BASE  "name = \"demo\"\nversion = \"1.0.0\"\nlanguage = \"python\"\n"
 #define ENTRY "entrypoint = \"code/run.py:main\"\n"
 
-static const struct {
-	const char *text, *msg;
-} manifest_errors[] = {
+static const error_case manifest_errors[] = {
     {"version = \"1.0.0\"\nlanguage = \"python\"\n" ENTRY,
      "skill.toml: name: missing (a manifest sets name, version, language and entrypoint)"},
     {BASE, "skill.toml: entrypoint: missing (a manifest sets name, version, language and "
@@ -316,21 +332,19 @@ static const struct {
     {"name = \"x\"\nname = \"y\"\n", "skill.toml:2: name defined twice (first at line 1)"},
 };
 
+static int parse_manifest(const char *text, err **e)
+{
+	sandbox_skill_manifest m;
+	int r = sandbox_skill_manifest_parse("skill.toml", text, strlen(text), &m, e);
+	assert_null(r == 0 ? NULL : m.name);
+	if (r == 0)
+		sandbox_skill_manifest_deinit(&m);
+	return r;
+}
+
 static void test_manifest_errors(void **state)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(manifest_errors); i++) {
-		sandbox_skill_manifest m;
-		err *e = NULL;
-		const char *t = manifest_errors[i].text;
-		int r = sandbox_skill_manifest_parse("skill.toml", t, strlen(t), &m, &e);
-		if (r == 0 || strcmp(err_msg(e), manifest_errors[i].msg)) {
-			fprintf(stderr, "case %zu: %s\n  got:  %s\n  want: %s\n", i, t,
-			        r == 0 ? "(accepted)" : err_msg(e), manifest_errors[i].msg);
-			fail();
-		}
-		assert_null(m.name);
-		err_free(e);
-	}
+	check_error_cases(manifest_errors, ARRAY_SIZE(manifest_errors), parse_manifest);
 	buf d = BUF_INIT;
 	buf_append_str(&d, BASE ENTRY "description = \"");
 	for (int i = 0; i < SANDBOX_SKILL_DESC_MAX + 1; i++)
