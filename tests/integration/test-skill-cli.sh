@@ -9,18 +9,6 @@ AISP=${AISP_BIN:?}
 SRC=${AISP_SOURCE_ROOT:?}/tests/data/skills/salesforce
 export AISP_SKILL_STORE=$TMP/store
 
-# expect NAME WANT_RC GREP_PATTERN CMD...: runs CMD, checks its exit status and output.
-expect() {
-	local name=$1 want=$2 pat=$3
-	shift 3
-	"$@" >"$TMP/out" 2>&1
-	local got=$?
-	if [ "$got" -eq "$want" ] && grep -q -e "$pat" "$TMP/out"; then
-		ok "$name"
-	else
-		not_ok "$name (exit $got, want $want; output: $(head -c 600 "$TMP/out" | tr '\n' '|'))"
-	fi
-}
 # The canonical list of proto/SKILLS.md, "Digest", with coreutils only.
 canonical_digest() {
 	(
