@@ -91,7 +91,7 @@ static int skill_ls(const opts *o)
 	_cleanup_err_ err *e = NULL;
 	sandbox_skill *v;
 	size_t n;
-	if (sandbox_skill_list(o->store, &v, &n, &e) < 0)
+	if (sandbox_skill_list(o->store, true, &v, &n, &e) < 0)
 		return fail(e);
 	printf("%-24s %-12s %-10s %-71s %s\n", "NAME", "VERSION", "LANGUAGE", "DIGEST", "BYTES");
 	for (size_t i = 0; i < n; i++)

@@ -230,8 +230,8 @@ typedef struct sandbox_skill {
 	sandbox_skill_manifest manifest;
 	char *digest; /* "sha256:<hex>" */
 	char *dir;    /* absolute path of <store>/skills/<hex> (what is mounted) */
-	/* Entries and bytes of the tree: filled by add, import, list and verify, which walk it;
-	 * 0 from resolve, which reads only the manifest (it is on a task's path). */
+	/* Entries and bytes of the tree: filled by add, import, list (with walk) and verify,
+	 * which walk it; 0 from resolve, which reads only the manifest (it is on a task's path). */
 	uint64_t files, bytes;
 } sandbox_skill;
 
@@ -256,9 +256,11 @@ int sandbox_skill_add(const char *store, const char *src, bool replace, sandbox_
  * tree). "skill X is not in the store at S" when missing. Returns 0 with *out or -1. */
 int sandbox_skill_resolve(const char *store, const char *name_or_digest, sandbox_skill *out,
                           err **e);
-/* Every skill of the store, sorted by name. Returns 0 with *out (n entries; free with
- * sandbox_skill_list_free) or -1. A missing store is an empty list. */
-int sandbox_skill_list(const char *store, sandbox_skill **out, size_t *n, err **e);
+/* Every skill of the store, sorted by name; with walk, each tree is walked for its counts
+ * (files, bytes), else only manifests are read (cheap enough for a registry heartbeat). Returns
+ * 0 with *out (n entries; free with sandbox_skill_list_free) or -1. A missing store is an
+ * empty list. */
+int sandbox_skill_list(const char *store, bool walk, sandbox_skill **out, size_t *n, err **e);
 /* Removes a skill (its name, then its tree). *digest_out (optional) receives its digest. */
 int sandbox_skill_remove(const char *store, const char *name_or_digest, char **digest_out, err **e);
 /* Recomputes the digest of a stored tree and compares it with its name in the store. Returns

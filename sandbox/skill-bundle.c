@@ -218,7 +218,8 @@ static int extract_entry(extract *x, const char *rel, bool dir, bool exec, const
 		if (mkdirat(pfd, base, 0700) < 0)
 			return err_set(e, errno == EEXIST ? 0 : errno, "archive: skill/%s: %s",
 			               shown, errno == EEXIST ? "listed twice" : "create");
-		_cleanup_close_ int d = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+		_cleanup_close_ int d =
+		    openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		return d < 0 || fchmod(d, 0755) < 0 ? err_set(e, errno, "archive: skill/%s", shown)
 		                                    : 0;
 	}

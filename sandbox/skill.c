@@ -436,7 +436,7 @@ static int skill_cmp(const void *a, const void *b)
 	              ((const sandbox_skill *)b)->manifest.name);
 }
 
-static int list_names(skill_store *s, DIR *d, sandbox_skill **out, size_t *n, err **e)
+static int list_names(skill_store *s, DIR *d, bool walk, sandbox_skill **out, size_t *n, err **e)
 {
 	struct dirent *de;
 	while ((de = readdir(d))) {
@@ -444,9 +444,11 @@ static int list_names(skill_store *s, DIR *d, sandbox_skill **out, size_t *n, er
 			continue; /* ".", "..", a write_file_at() temporary */
 		sandbox_skill sk;
 		skill_tree t;
-		if (skill_store_walk(s, de->d_name, &sk, &t, e) < 0)
+		if (walk ? skill_store_walk(s, de->d_name, &sk, &t, e)
+		         : skill_store_resolve(s, de->d_name, &sk, e))
 			return -1;
-		skill_tree_deinit(&t);
+		if (walk)
+			skill_tree_deinit(&t);
 		*out = xreallocarray(*out, *n + 1, sizeof(**out));
 		(*out)[(*n)++] = sk;
 	}
@@ -454,7 +456,7 @@ static int list_names(skill_store *s, DIR *d, sandbox_skill **out, size_t *n, er
 	return 0;
 }
 
-int sandbox_skill_list(const char *store, sandbox_skill **out, size_t *n, err **e)
+int sandbox_skill_list(const char *store, bool walk, sandbox_skill **out, size_t *n, err **e)
 {
 	*out = NULL;
 	*n = 0;
@@ -473,7 +475,7 @@ int sandbox_skill_list(const char *store, sandbox_skill **out, size_t *n, err **
 	int r = 0;
 	if (!d && errno != ENOENT)
 		r = err_set(e, errno, "skill store %s: open names", s.abs);
-	if (d && (r = list_names(&s, d, out, n, e)) < 0) {
+	if (d && (r = list_names(&s, d, walk, out, n, e)) < 0) {
 		sandbox_skill_list_free(*out, *n);
 		*out = NULL;
 		*n = 0;

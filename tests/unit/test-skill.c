@@ -939,7 +939,7 @@ static void test_list(void **state)
 	sandbox_skill *v;
 	size_t n;
 	err *e = NULL;
-	assert_int_equal(sandbox_skill_list(store, &v, &n, &e), 0); /* no store yet: empty */
+	assert_int_equal(sandbox_skill_list(store, true, &v, &n, &e), 0); /* no store: empty */
 	assert_int_equal(n, 0);
 	_cleanup_free_ char *a = make_skill(root, "a", NULL);
 	_cleanup_free_ char *b =
@@ -948,11 +948,16 @@ static void test_list(void **state)
 	               "entrypoint = \"code/pkg/run.py\"\n");
 	assert_int_equal(sandbox_skill_add(store, a, false, NULL, NULL, &e), 0);
 	assert_int_equal(sandbox_skill_add(store, b, false, NULL, NULL, &e), 0);
-	assert_int_equal(sandbox_skill_list(store, &v, &n, &e), 0);
+	assert_int_equal(sandbox_skill_list(store, true, &v, &n, &e), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(v[0].manifest.name, "alpha");
 	assert_string_equal(v[1].manifest.name, "demo");
 	assert_int_equal(v[1].files, 7);
+	sandbox_skill_list_free(v, n);
+	assert_int_equal(sandbox_skill_list(store, false, &v, &n, &e), 0); /* manifests only */
+	assert_int_equal(n, 2);
+	assert_string_equal(v[1].digest + 7, strrchr(v[1].dir, '/') + 1);
+	assert_int_equal(v[1].files, 0);
 	sandbox_skill_list_free(v, n);
 	rmtree(root);
 }
