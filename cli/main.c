@@ -25,6 +25,8 @@ static const struct command commands[] = {
     {"seal", cmd_seal, "encrypt to age recipients (a node's age.pub, a buyer's age1...)"},
     {"unseal", cmd_unseal, "decrypt an age file with an age identity"},
     {"image", cmd_image, "build, list, export and import sandbox images"},
+    {"skill", cmd_skill, "add, list, export, import and remove the node's skills"},
+    {"blob", cmd_blob, "put a file into Redis as a content-addressed blob, get one back"},
     {NULL, NULL, NULL},
 };
 

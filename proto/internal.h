@@ -8,10 +8,7 @@
 #include "common/err.h"
 #include "proto/proto.h"
 
-/* Length of the valid UTF-8 sequence at p (1..4; n > 0), or 0 when invalid. */
-size_t proto_utf8_seq(const uint8_t *p, size_t n);
-/* True when p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-bool proto_utf8_valid(const uint8_t *p, size_t n);
+/* proto_utf8_seq() and proto_utf8_valid() are in proto.h. */
 
 #include <yajl/yajl_tree.h>
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,

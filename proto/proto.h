@@ -26,6 +26,20 @@
 #define PROTO_RETURN_MAX      4096               /* function mode return value JSON */
 #define PROTO_OUT_FILES_MAX   100
 #define PROTO_OUT_FILES_TOTAL (8u * 1024 * 1024)
+/* Blobs (proto/SKILLS.md, "Blobs"): content-addressed byte strings shared through Redis. */
+#define PROTO_BLOB_MAX        (8u * 1024 * 1024)  /* one blob */
+#define PROTO_BLOBS_MAX       16                  /* input blobs one task lists */
+#define PROTO_BLOBS_TOTAL     (32u * 1024 * 1024) /* input blobs of one task, summed */
+#define PROTO_OUT_BLOBS_MAX   16                  /* output blobs one task creates */
+#define PROTO_OUT_BLOBS_TOTAL (32u * 1024 * 1024) /* output blobs of one task, summed */
+#define PROTO_BLOB_TTL_S      86400               /* default TTL of a blob key */
+#define PROTO_BLOB_TTL_MAX_S  (30 * 86400)        /* the longest TTL `aisp blob put` sets */
+#define PROTO_BLOB_ID_LEN     71                  /* "sha256:" + 64 hex, without the NUL */
+/* The runtime's structured log (proto/SKILLS.md, "The runtime module"): a result's `logs`. */
+#define PROTO_LOG_MAX          (64u * 1024) /* the log file, as collected */
+#define PROTO_LOG_ENTRIES_MAX  256
+#define PROTO_LOG_MESSAGE_MAX  2048 /* bytes of one entry's message */
+#define PROTO_LOGS_PREVIEW_MAX 2048 /* logs_preview: stdout + stderr, cut on UTF-8 */
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
 #define PROTO_KEY_TASKS          "aisp:tasks"
@@ -40,6 +54,7 @@
 #define PROTO_KEY_WAITERS_PREFIX "aisp:waiters:" /* reply streams of duplicates of a running id */
 #define PROTO_KEY_HANDOFF_PREFIX "aisp:handoff:" /* hops of an entry between unlike nodes */
 #define PROTO_KEY_CANCEL_PREFIX  "aisp:cancel:"  /* a client's request to cancel a task id */
+#define PROTO_KEY_BLOB_PREFIX    "aisp:blob:"    /* + blob id: the blob's bytes, SET NX, TTL */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -233,6 +248,8 @@ bool proto_reply_stream_valid(const char *name);
 /* Checks a relative file path: 1..255 bytes, no leading '/', no "." or ".." or empty
  * component, no NUL or control bytes. Returns 0 or -1 with a reason in *e. */
 int proto_path_valid(const char *path, err **e);
+/* Environment variable names: [A-Za-z_][A-Za-z0-9_]*, 1..PROTO_ENV_NAME_MAX bytes. */
+bool proto_env_name_valid(const char *name);
 /* True when a task may not set this environment variable: PATH HOME LANG LC_ALL TZ
  * PYTHONHASHSEED PYTHONDONTWRITEBYTECODE PYTHONUNBUFFERED NODE_OPTIONS USER LOGNAME SHELL PWD
  * HOSTNAME TMPDIR, and every name starting with AISP_ or LD_. */
@@ -257,6 +274,25 @@ void proto_task_to_json(const proto_task *t, buf *out);
 void proto_result_to_json(const proto_result *r, buf *out);
 /* Parses a result document (for aisp wait/verify). Returns 0 or -1 with *e. */
 int proto_result_parse(const char *json, size_t len, proto_result *r, err **e);
+
+/* ---- blobs (proto/SKILLS.md, "Blobs") ---- */
+
+/* True when id is a blob id: "sha256:" and 64 lower-case hex digits, nothing else. */
+bool proto_blob_id_valid(const char *id);
+/* The blob id of n bytes: "sha256:<hex of SHA-256(p)>" into out. */
+void proto_blob_id_of(const void *p, size_t n, char out[PROTO_BLOB_ID_LEN + 1]);
+/* The Redis key of a valid blob id: "aisp:blob:sha256:<hex>". Caller frees. */
+char *proto_blob_key(const char *id);
+/* Checks that data is the blob named by id (a valid id whose digest matches). Returns 0, or
+ * -1 with "blob ID: not a blob id (expected sha256: and 64 lower-case hex digits)", "blob ID:
+ * N bytes, over the cap of M" or "blob ID: the bytes do not match the digest (they hash to
+ * sha256:...)" in *e. */
+int proto_blob_check(const char *id, const void *data, size_t n, err **e);
+
+/* Length of the valid UTF-8 sequence at p (1..4; n > 0), or 0 when invalid. */
+size_t proto_utf8_seq(const uint8_t *p, size_t n);
+/* True when p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+bool proto_utf8_valid(const uint8_t *p, size_t n);
 
 /* Standard base64 (RFC 4648 section 4, with padding, no line breaks). Caller frees. */
 char *proto_b64_encode(const uint8_t *p, size_t n);

@@ -82,7 +82,7 @@ static bool image_valid(const char *s)
 	return name_chars(s, "._:-", PROTO_NAME_MAX) && s[0] != '.' && s[0] != '-' && s[0] != ':';
 }
 
-static bool env_name_valid(const char *s)
+bool proto_env_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n < 1 || n > PROTO_ENV_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
@@ -204,7 +204,7 @@ static int parse_env(yajl_val root, proto_task *t, err **e)
 		const char *name = v->u.object.keys[i];
 		yajl_val val = v->u.object.values[i];
 		_cleanup_free_ char *q = proto_quote(name, strlen(name));
-		if (!env_name_valid(name))
+		if (!proto_env_name_valid(name))
 			return err_set(e, 0, "env name %s must match [A-Za-z_][A-Za-z0-9_]{0,%d}",
 			               q, PROTO_ENV_NAME_MAX - 1);
 		if (proto_env_reserved(name))

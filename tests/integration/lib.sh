@@ -18,6 +18,19 @@ check() {
 is() {
 	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (got '$2', want '$3')"; fi
 }
+# expect "description" WANT_RC GREP_PATTERN command...: ok when the command exits WANT_RC and
+# its output (stdout and stderr) matches the pattern
+expect() {
+	local d=$1 want=$2 pat=$3
+	shift 3
+	"$@" >"$TMP/expect.out" 2>&1
+	local got=$?
+	if [ "$got" -eq "$want" ] && grep -q -e "$pat" "$TMP/expect.out"; then
+		ok "$d"
+	else
+		not_ok "$d (exit $got, want $want; output: $(head -c 600 "$TMP/expect.out" | tr '\n' '|'))"
+	fi
+}
 diag() { echo "# $*"; }
 done_testing() {
 	echo "1..$TAP_N"
