@@ -35,8 +35,11 @@ static void fuzz_task(const char *p, size_t n)
 		err_free(e);
 		return;
 	}
-	if (id || e)
+	/* On success the head names the task's own id and reply stream. */
+	if (e || !head.id || strcmp(head.id, t.id) != 0 ||
+	    (head.reply_stream == NULL) != (t.reply_stream == NULL))
 		abort();
+	proto_task_head_deinit(&head);
 	buf a = BUF_INIT, b = BUF_INIT;
 	proto_task_to_json(&t, &a);
 	if (proto_task_parse(buf_str(&a), a.len, &t2, NULL, &e) < 0)
