@@ -141,6 +141,27 @@ static void fill_rejected(proto_result *r)
 	r->attempts = 1;
 }
 
+/* PROTOCOL.md's example: the job-42 task's result. */
+static void fill_protocol_result(proto_result *r)
+{
+	ran(r, "job-42");
+	free(r->image_digest);
+	r->image_digest =
+	    xstrdup("sha256:6b1f0e0a0c2f4e6d8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f");
+	r->received_ms = 1700000000000;
+	r->started_ms = 1700000000003;
+	r->finished_ms = 1700000000044;
+	buf_append_str(&r->output.out, "hello world ['--verbose']\n");
+	add_file(&r->output, "greeting.txt", "hello world", 11);
+}
+
+/* PROTOCOL.md's rejected example: job-43 asked for ruby. */
+static void fill_protocol_rejected(proto_result *r)
+{
+	fill_rejected(r);
+	r->received_ms = r->finished_ms = 1700000000100;
+}
+
 const fx_vector fx_vectors[] = {
     {"01-basic", fill_basic, &fx_limits},
     {"02-escapes", fill_escapes, &fx_limits},
@@ -153,11 +174,20 @@ const fx_vector fx_vectors[] = {
 };
 const size_t fx_n_vectors = ARRAY_SIZE(fx_vectors);
 
+const fx_vector fx_examples[] = {
+    {"protocol-result", fill_protocol_result, NULL},
+    {"protocol-rejected", fill_protocol_rejected, NULL},
+};
+const size_t fx_n_examples = ARRAY_SIZE(fx_examples);
+
 const fx_vector *fx_vector_named(const char *name)
 {
 	for (size_t i = 0; i < fx_n_vectors; i++)
 		if (!strcmp(fx_vectors[i].name, name))
 			return &fx_vectors[i];
+	for (size_t i = 0; i < fx_n_examples; i++)
+		if (!strcmp(fx_examples[i].name, name))
+			return &fx_examples[i];
 	fail_msg("no vector %s", name);
 	return NULL;
 }

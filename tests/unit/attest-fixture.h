@@ -22,6 +22,10 @@ typedef struct fx_vector {
 /* The chain of golden vectors, in order. */
 extern const fx_vector fx_vectors[];
 extern const size_t fx_n_vectors;
+/* The results shown in proto/PROTOCOL.md, "Examples" (attest/testdata/protocol-*): not part
+ * of the chain. */
+extern const fx_vector fx_examples[];
+extern const size_t fx_n_examples;
 /* The resolved limits every vector that ran claims. */
 extern const proto_limits fx_limits;
 

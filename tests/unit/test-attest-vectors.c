@@ -173,6 +173,78 @@ static void test_golden(void **state)
 	attest_key_free(k);
 }
 
+/* ---- the results shown in PROTOCOL.md ---- */
+
+/* The JSON block after "<!-- example:NAME -->" in text, in canonical form (caller frees). */
+static char *doc_example(const char *text, const char *name)
+{
+	_cleanup_free_ char *marker = xasprintf("<!-- example:%s -->", name);
+	const char *p = strstr(text, marker);
+	if (!p || !(p = strstr(p, "```json\n")))
+		fail_msg("PROTOCOL.md has no example:%s", name);
+	p += 8;
+	const char *end = strstr(p, "\n```");
+	_cleanup_yajl_val_ yajl_val v = NULL;
+	_cleanup_err_ err *e = NULL;
+	if (!end || proto_json_parse(p, (size_t)(end - p), &v, &e) < 0)
+		fail_msg("PROTOCOL.md example:%s is not JSON: %s", name, e ? err_msg(e) : "");
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	proto_json_gen_value(g, v);
+	buf b = BUF_INIT;
+	proto_json_gen_take(g, &b);
+	return buf_steal(&b, NULL);
+}
+
+/* proto/PROTOCOL.md's example results are real: signed with the test key, as stored in
+ * attest/testdata/protocol-*, and they verify (the first against the example task). */
+static void test_protocol_examples(void **state)
+{
+	static const char *const blocks[] = {"result", "result-rejected"};
+	attest_key *k = fx_test_key();
+	bool regen = getenv("AISP_REGEN_VECTORS") && !strcmp(getenv("AISP_REGEN_VECTORS"), "1");
+	_cleanup_free_ char *md_path = source_file("proto/PROTOCOL.md");
+	buf md = BUF_INIT;
+	read_text(md_path, &md);
+	char *prev =
+	    xstrdup("sha256:5d2bd4e1a6b1e3f4c9a0d7e8f1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e");
+	for (size_t i = 0; i < fx_n_examples; i++) {
+		fx_case c;
+		fx_case_init(&c, &fx_examples[i]);
+		char *digest = fx_sign(k, &c, prev, 41 + i);
+		buf doc = BUF_INIT, stored = BUF_INIT;
+		proto_result_to_json(&c.result, &doc);
+		buf_append_str(&doc, "\n");
+		if (regen)
+			write_vector(c.v->name, "result.json", &doc);
+		_cleanup_free_ char *rp = xasprintf("%s/result.json", c.v->name);
+		_cleanup_free_ char *rpath = fx_testdata(rp);
+		read_text(rpath, &stored);
+		if (strcmp(buf_str(&stored), buf_str(&doc)))
+			fail_msg("%s/result.json differs from what the code signs now", c.v->name);
+		_cleanup_free_ char *shown = doc_example(buf_str(&md), blocks[i]);
+		if (strncmp(shown, buf_str(&stored), stored.len - 1) ||
+		    strlen(shown) != stored.len - 1)
+			fail_msg(
+			    "PROTOCOL.md example:%s is not attest/testdata/%s/result.json: paste "
+			    "it there (pretty-printed)",
+			    blocks[i], c.v->name);
+		fx_checks checks = {0};
+		_cleanup_err_ err *e = NULL;
+		int ret = attest_verify_result(shown, strlen(shown), k, c.has_task ? &c.task : NULL,
+		                               fx_record, &checks, &e);
+		if (ret != 0)
+			fail_msg("PROTOCOL.md example:%s: %s fails", blocks[i], fx_failed(&checks));
+		buf_deinit(&doc);
+		buf_deinit(&stored);
+		fx_case_deinit(&c);
+		free(prev);
+		prev = digest;
+	}
+	free(prev);
+	buf_deinit(&md);
+	attest_key_free(k);
+}
+
 /* ---- the fields of a result and what covers them ---- */
 
 /* Property paths of the schema: "usage", "usage.wall_ms", "files[].path", ... */
@@ -460,6 +532,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_golden),
+	    cmocka_unit_test(test_protocol_examples),
 	    cmocka_unit_test(test_tamper_every_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
