@@ -28,6 +28,9 @@ void jg_close(jg *j, bool map);
 /* The text (caller frees), or -1 with *e when a call failed. */
 int jg_take(jg *j, char **out, size_t *len, err **e);
 
+/* The DSSE envelope JSON of a payload and its signature by the key kid (caller frees). */
+int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
+                        char **out, err **e);
 /* The statement's subject array for an output. */
 void attest_subjects(jg *j, const proto_output *o);
 

@@ -234,7 +234,7 @@ static int gen_statement(const attest_claim *c, const attest_digests *p, const c
 	return jg_take(&j, out, len, e);
 }
 
-static int gen_envelope(const char *payload, size_t len, const uint8_t *sig, const char *kid,
+int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e)
 {
 	_cleanup_free_ char *p64 = proto_b64_encode((const uint8_t *)payload, len);
@@ -274,7 +274,7 @@ int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json
 	if (r < 0)
 		return err_prefix(e, "attest");
 	_cleanup_free_ char *env = NULL;
-	if (gen_envelope(stmt, stmt_len, sig, kid, &env, e) < 0)
+	if (attest_envelope_gen(stmt, stmt_len, sig, kid, &env, e) < 0)
 		return err_prefix(e, "attest: envelope");
 	if (attestation_digest) {
 		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);

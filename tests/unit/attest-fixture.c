@@ -366,6 +366,19 @@ const char *fx_detail(const fx_checks *c, const char *name)
 	return "";
 }
 
+int fx_verify_doc(const proto_result *r, const attest_key *pub, const proto_task *t, buf *doc,
+                  fx_checks *c)
+{
+	_cleanup_err_ err *e = NULL;
+	memset(c, 0, sizeof(*c));
+	buf_reset(doc);
+	proto_result_to_json(r, doc);
+	int ret = attest_verify_result(buf_str(doc), doc->len, pub, t, fx_record, c, &e);
+	if (ret < 0)
+		fail_msg("not a result: %s", err_msg(e));
+	return ret;
+}
+
 const char *fx_verify(const proto_result *r, const attest_key *pub, const proto_task *t,
                       fx_checks *c, int *ret)
 {
@@ -400,21 +413,8 @@ void fx_resign(const attest_key *k, proto_result *r, const char *from, const cha
 	uint8_t sig[ATTEST_SIG_LEN];
 	assert_int_equal(attest_key_sign(k, pae.data, pae.len, sig, &e), 0);
 	buf_deinit(&pae);
-	_cleanup_free_ char *np = proto_b64_encode((const uint8_t *)stmt, len);
-	_cleanup_free_ char *ns = proto_b64_encode(sig, sizeof(sig));
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	jg_open(&j, true);
-	jg_kstr(&j, "payloadType", ATTEST_PAYLOAD_TYPE);
-	jg_kstr(&j, "payload", np);
-	jg_str(&j, "signatures");
-	jg_open(&j, false);
-	jg_open(&j, true);
-	jg_kstr(&j, "keyid", attest_key_id(k));
-	jg_kstr(&j, "sig", ns);
-	jg_close(&j, true);
-	jg_close(&j, false);
-	jg_close(&j, true);
 	free(r->attestation);
-	assert_int_equal(jg_take(&j, &r->attestation, NULL, &e), 0);
+	r->attestation = NULL;
+	assert_int_equal(attest_envelope_gen(stmt, len, sig, attest_key_id(k), &r->attestation, &e),
+	                 0);
 }

@@ -73,6 +73,10 @@ const char *fx_detail(const fx_checks *c, const char *name);
 /* Verifies r alone (a fresh verifier) into *c; returns fx_failed(c) and the return in *ret. */
 const char *fx_verify(const proto_result *r, const attest_key *pub, const proto_task *t,
                       fx_checks *c, int *ret);
+/* r as a result document into doc, then verified alone into *c; returns what
+ * attest_verify_result() returned (a document that is not a result fails the test). */
+int fx_verify_doc(const proto_result *r, const attest_key *pub, const proto_task *t, buf *doc,
+                  fx_checks *c);
 /* The decoded statement of an envelope (caller frees). */
 char *fx_statement(const char *envelope, size_t *len);
 /* Rewrites the statement of r's envelope (from -> to, same length) and signs it again with k,
