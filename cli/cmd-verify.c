@@ -121,27 +121,30 @@ static int load_result(struct verify_opts *o, const char *arg, buf *out, err **e
 	return r;
 }
 
-/* The key kept by key id (aisp:key:<id>, which outlives the node): it must hash to that id
- * and belong to the result's node. 0 with *out, 1 when Redis has no such key, or -1 with *e. */
+/* The key kept by key id (aisp:key:<id>, which outlives the node): it must hash to that id,
+ * and the result's node must have registered it (field node.<node id>; nodes may share a
+ * key). 0 with *out, 1 when Redis has no such key, or -1 with *e. */
 static int key_by_id(struct verify_opts *o, const proto_result *r, const char *kid,
                      attest_key **out, err **e)
 {
 	_cleanup_free_ char *key = xasprintf("%s%s", PROTO_KEY_KEY_PREFIX, kid);
-	buf pem = BUF_INIT, owner = BUF_INIT;
+	_cleanup_free_ char *field = xasprintf("node.%s", r->node_id);
+	buf pem = BUF_INIT, seen = BUF_INIT;
 	int ret = redis_string(o, "HGET", key, "pubkey", &pem, e);
-	if (ret == 0)
-		ret = redis_string(o, "HGET", key, "node", &owner, e);
+	int owner = ret == 0 ? redis_string(o, "HGET", key, field, &seen, e) : 0;
+	if (ret == 0 && owner < 0)
+		ret = -1;
 	if (ret == 0)
 		ret = attest_key_from_public_pem(out, buf_str(&pem), pem.len, e);
 	if (ret == 0 && strcmp(attest_key_id(*out), kid))
 		ret = err_set(e, 0, "%s holds a key whose id is not %s", key, kid);
-	else if (ret == 0 && strcmp(buf_str(&owner), r->node_id))
-		ret = err_set(e, 0, "key %s belongs to node %s, the result names node %s", kid,
-		              buf_str(&owner), r->node_id);
+	else if (ret == 0 && owner == 1)
+		ret = err_set(e, 0, "key %s is not registered to node %s (%s has no %s)", kid,
+		              r->node_id, key, field);
 	if (ret != 0)
 		*out = attest_key_free(*out);
 	buf_deinit(&pem);
-	buf_deinit(&owner);
+	buf_deinit(&seen);
 	return ret;
 }
 

@@ -123,14 +123,17 @@ if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
 		"$AISP" verify golden-1 --redis "127.0.0.1:$port"
 	# A stopped node's key stays by key id (aisp:key:<id>): its results still verify.
 	kid=$(jq -r '.attestation.signatures[0].keyid' "$R")
-	redis-cli -p "$port" HSET "aisp:key:$kid" pubkey "$(cat "$DATA/test-pub.pem")" node node-a >/dev/null
+	redis-cli -p "$port" HSET "aisp:key:$kid" pubkey "$(cat "$DATA/test-pub.pem")" \
+		node.node-a 1767225600000 >/dev/null
 	expect "the key by key id verifies without the node's entry" 0 '^PASS signature' \
 		"$AISP" verify golden-1 --redis "127.0.0.1:$port"
-	redis-cli -p "$port" HSET "aisp:key:$kid" node node-b >/dev/null
-	expect "a key id registered to another node is refused" 1 'belongs to node node-b' \
+	redis-cli -p "$port" HDEL "aisp:key:$kid" node.node-a >/dev/null
+	redis-cli -p "$port" HSET "aisp:key:$kid" node.node-b 1767225600000 >/dev/null
+	expect "a key id not registered to the result's node is refused" 1 'not registered to node node-a' \
 		"$AISP" verify golden-1 --redis "127.0.0.1:$port"
 	"$AISP" keygen --out "$W/other" >/dev/null
-	redis-cli -p "$port" HSET "aisp:key:$kid" pubkey "$(cat "$W/other/public.pem")" node node-a >/dev/null
+	redis-cli -p "$port" HSET "aisp:key:$kid" pubkey "$(cat "$W/other/public.pem")" \
+		node.node-a 1767225600000 >/dev/null
 	expect "a key that does not hash to its key id is refused" 1 'whose id is not' \
 		"$AISP" verify golden-1 --redis "127.0.0.1:$port"
 	# aisp submit --task-out writes exactly the task it sends; --nondeterministic marks it.
