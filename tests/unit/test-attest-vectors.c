@@ -195,6 +195,19 @@ static char *doc_example(const char *text, const char *name)
 	return buf_steal(&b, NULL);
 }
 
+/* The signed example is of the example task shown above it. */
+static void check_example_task(const char *md)
+{
+	_cleanup_free_ char *task = doc_example(md, "task");
+	_cleanup_free_ char *tp = fx_testdata("protocol-result/task.json");
+	buf stored = BUF_INIT;
+	read_text(tp, &stored);
+	if (strncmp(task, buf_str(&stored), strlen(task)) || strlen(task) + 1 != stored.len)
+		fail_msg(
+		    "PROTOCOL.md example:task is not attest/testdata/protocol-result/task.json");
+	buf_deinit(&stored);
+}
+
 /* proto/PROTOCOL.md's example results are real: signed with the test key, as stored in
  * attest/testdata/protocol-*, and they verify (the first against the example task). */
 static void test_protocol_examples(void **state)
@@ -205,6 +218,7 @@ static void test_protocol_examples(void **state)
 	_cleanup_free_ char *md_path = source_file("proto/PROTOCOL.md");
 	buf md = BUF_INIT;
 	read_text(md_path, &md);
+	check_example_task(buf_str(&md));
 	char *prev =
 	    xstrdup("sha256:5d2bd4e1a6b1e3f4c9a0d7e8f1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e");
 	for (size_t i = 0; i < fx_n_examples; i++) {
