@@ -367,7 +367,8 @@ static void duplicate(task *t)
 
 static void publish_cancelled(task *t)
 {
-	make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran");
+	if (make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran") < 0)
+		return give_back(t);
 	publish(t);
 }
 
