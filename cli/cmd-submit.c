@@ -161,7 +161,11 @@ static void submit_usage(FILE *f)
 	        "  --wait             wait for the result, print it as `aisp run` does and exit\n"
 	        "                     with the program's status\n"
 	        "  --wait-timeout S   give up waiting after S seconds (default: wait forever)\n"
-	        "  --json             with --wait, print the result document\n%s\n"
+	        "  --json             with --wait, print the result document\n"
+	        "  --nondeterministic mark the task nondeterministic: a replay (aisp verify\n"
+	        "                     --replay) then accepts a different output\n"
+	        "  --task-out FILE    write the exact task document sent (for aisp verify --task)\n"
+	        "%s\n"
 	        "Without --wait, prints the task id. Exit status with --wait: the program's exit\n"
 	        "code; 124 timeout, 125 output limit, 126 sandbox error or internal, 137 out of\n"
 	        "memory, 1 function error, 2 rejected or usage error, 3 --wait-timeout reached,\n"
@@ -186,11 +190,10 @@ static int parse_seconds(const char *cmd, const char *s, double *out)
 }
 
 /* The task document to submit: the shared task options through the same parser the node
- * uses, plus a private reply stream when waiting. */
-/* *reply: the reply stream to wait on (with wait): the task's own --reply-stream, or a
- * private one made here (*own_reply: delete it after the wait). */
-static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, char **reply,
-                      bool *own_reply)
+ * uses, and the nondeterministic flag. *reply: the reply stream to wait on (with wait): the
+ * task's own --reply-stream, or a private one made here (*own_reply: delete it after). */
+static int build_task(const cli_task_opts *o, bool wait, bool nondeterministic, buf *out, char **id,
+                      char **reply, bool *own_reply)
 {
 	_cleanup_err_ err *e = NULL;
 	buf raw = BUF_INIT;
@@ -229,6 +232,7 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 		*reply = xstrdup(t.reply_stream);
 		*own_reply = true;
 	}
+	t.nondeterministic |= nondeterministic;
 	*id = xstrdup(t.id);
 	proto_task_to_json(&t, out);
 	proto_task_deinit(&t);
@@ -254,9 +258,10 @@ static void warn_if_no_node(redisContext *c)
 
 typedef struct submit_args {
 	cli_task_opts task;
-	bool wait, json;
+	bool wait, json, nondeterministic;
 	double wait_timeout;
 	const char *addr, *out;
+	const char *task_out; /* --task-out FILE */
 } submit_args;
 
 /* Returns -1 to go on, or the exit status (--help, a usage error). */
@@ -277,6 +282,10 @@ static int parse_submit(submit_args *s, int argc, char **argv)
 			s->wait = true;
 		} else if (!strcmp(a, "--json")) {
 			s->json = true;
+		} else if (!strcmp(a, "--nondeterministic")) {
+			s->nondeterministic = true;
+		} else if (next && !strcmp(a, "--task-out")) {
+			s->task_out = argv[++i];
 		} else if (next && !strcmp(a, "--wait-timeout")) {
 			if (parse_seconds("submit", argv[++i], &s->wait_timeout) < 0)
 				return 2;
@@ -312,9 +321,16 @@ int cmd_submit(int argc, char **argv)
 	buf doc = BUF_INIT;
 	_cleanup_free_ char *id = NULL, *reply = NULL;
 	bool own_reply = false;
-	if (build_task(&s.task, s.wait, &doc, &id, &reply, &own_reply) < 0) {
+	if (build_task(&s.task, s.wait, s.nondeterministic, &doc, &id, &reply, &own_reply) < 0) {
 		buf_deinit(&doc);
 		return 2;
+	}
+	/* Written before it is sent: a task that cannot be audited later is not submitted. */
+	_cleanup_err_ err *we = NULL;
+	if (s.task_out && write_file_path(s.task_out, doc.data, doc.len, 0644, &we) < 0) {
+		fprintf(stderr, "aisp submit: --task-out %s: %s\n", s.task_out, err_msg(we));
+		buf_deinit(&doc);
+		return 1;
 	}
 	_cleanup_redis_ redisContext *c = connect_redis("submit", s.addr, POLL_BLOCK_MS);
 	if (!c) {
