@@ -73,6 +73,11 @@ static int print_result(const char *cmd, const char *json, size_t len, bool as_j
 		fputc('\n', stdout);
 		fflush(stdout);
 		status = cli_exit_status(r.output.status, r.output.exit_code, r.output.signal);
+		_cleanup_err_ err *se = NULL;
+		if (out_dir && r.output.n_files && cli_save_outputs(&r.output, out_dir, &se) < 0) {
+			fprintf(stderr, "aisp %s: %s\n", cmd, err_msg(se));
+			status = status ? status : CLI_EXIT_NOT_SAVED;
+		}
 	} else {
 		status = cli_print_output(&r.output, out_dir);
 	}
@@ -169,7 +174,8 @@ static void submit_usage(FILE *f)
 	        "Without --wait, prints the task id. Exit status with --wait: the program's exit\n"
 	        "code; 124 timeout, 125 output limit, 126 sandbox error or internal, 137 out of\n"
 	        "memory, 1 function error, 2 rejected or usage error, 3 --wait-timeout reached,\n"
-	        "4 Redis unreachable or failing, 130 cancelled. The status is also printed on\n"
+	        "4 Redis unreachable or failing, 5 --out could not save the output files (the\n"
+	        "program succeeded), 130 cancelled. The status is also printed on\n"
 	        "stderr (\"aisp: timeout\"), so a program's own exit 124 or SIGKILL (137) is told\n"
 	        "apart from a timeout or out of memory by that line, or by --json's status.\n"
 	        "  --out DIR          with --wait, save the output files below DIR\n",

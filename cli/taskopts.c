@@ -125,7 +125,8 @@ int cli_save_outputs(const proto_output *o, const char *dir, err **e)
 int cli_print_output(const proto_output *o, const char *out_dir)
 {
 	_cleanup_err_ err *e = NULL;
-	if (o->n_files && out_dir && cli_save_outputs(o, out_dir, &e) < 0)
+	bool not_saved = o->n_files && out_dir && cli_save_outputs(o, out_dir, &e) < 0;
+	if (not_saved)
 		fprintf(stderr, "aisp: %s\n", err_msg(e));
 	else if (o->n_files && out_dir)
 		fprintf(stderr, "aisp: %zu output file%s saved in %s\n", o->n_files,
@@ -143,7 +144,8 @@ int cli_print_output(const proto_output *o, const char *out_dir)
 		fprintf(stderr, "aisp: %s%s%s\n", proto_status_name(o->status),
 		        o->error ? ": " : "", o->error ? o->error : "");
 	fflush(stdout);
-	return cli_exit_status(o->status, o->exit_code, o->signal);
+	int status = cli_exit_status(o->status, o->exit_code, o->signal);
+	return not_saved && status == 0 ? CLI_EXIT_NOT_SAVED : status;
 }
 
 int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)

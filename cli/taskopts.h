@@ -9,6 +9,8 @@
 #include "proto/proto.h"
 
 #define CLI_TASK_FILES_MAX 64
+/* The program succeeded but --out could not save its output files. */
+#define CLI_EXIT_NOT_SAVED 5
 
 typedef struct cli_task_opts {
 	const char *id, *lang, *image, *runtime, *code, *code_file, *stdin_file, *args_json;

@@ -112,7 +112,10 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 
 int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e)
 {
-	_cleanup_free_ char *tmp = xasprintf(".%s.tmp.%d", name, (int)getpid());
+	/* The temporary name stays short whatever name is (a NAME_MAX-long name must still be
+	 * writable); the pid and a counter keep concurrent writers apart. */
+	static unsigned seq;
+	_cleanup_free_ char *tmp = xasprintf(".aisp-tmp.%d.%u.%.32s", (int)getpid(), seq++, name);
 	unlinkat(dirfd, tmp, 0);
 	_cleanup_close_ int fd =
 	    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);

@@ -198,6 +198,11 @@ static void on_autoclaim(rconn *rc, redisReply *r, void *arg)
 	if (r && r->type == REDIS_REPLY_ERROR) {
 		log_warn("XAUTOCLAIM: %s", r->str);
 	} else if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && !n->cons.stopping) {
+		/* Redis looks at COUNT x 10 pending entries per call: go on from where it stopped,
+		 * so that entries behind many live ones are reached too ("0-0" after a full pass). */
+		if (r->element[0]->type == REDIS_REPLY_STRING &&
+		    r->element[0]->len < sizeof(n->cons.claim_cursor))
+			memcpy(n->cons.claim_cursor, r->element[0]->str, r->element[0]->len + 1);
 		size_t k = handle_entries(n, r->element[1], false);
 		if (k)
 			log_info("reclaimed %zu entries idle over %lld ms", k,
@@ -211,7 +216,8 @@ static void read_claim(node *n, size_t free_slots)
 	_cleanup_free_ char *idle = xasprintf("%lld", (long long)n->cfg->reclaim_ms);
 	_cleanup_free_ char *count = xasprintf("%zu", free_slots);
 	rconn_cmd(n->rc, on_autoclaim, n, "XAUTOCLAIM", PROTO_KEY_TASKS, PROTO_GROUP,
-	          n->cfg->node_id, idle, "0-0", "COUNT", count, NULL);
+	          n->cfg->node_id, idle, n->cons.claim_cursor[0] ? n->cons.claim_cursor : "0-0",
+	          "COUNT", count, NULL);
 }
 
 /* The read loop: one read at a time, by priority — the pending scan (always first after a

@@ -37,9 +37,10 @@ typedef struct consumer {
 	 * due; the read loop runs it when the read in flight (a blocking XREADGROUP returns
 	 * within block_ms) has come back. */
 	enum { READ_NONE = 0, READ_NEW, READ_CLAIM, READ_SCAN } in_flight;
-	size_t reserved; /* slots the read in flight may fill */
-	bool want_claim; /* an XAUTOCLAIM is due */
-	bool want_scan;  /* a pending scan is due */
+	size_t reserved;       /* slots the read in flight may fill */
+	bool want_claim;       /* an XAUTOCLAIM is due */
+	bool want_scan;        /* a pending scan is due */
+	char claim_cursor[48]; /* where the next XAUTOCLAIM starts ("": 0-0) */
 	bool draining;
 	bool stopping;   /* releasing, deregistering, shutting the pool */
 	int outstanding; /* shutdown replies still awaited */

@@ -65,7 +65,10 @@ static call *call_new(script_id s, rconn_reply_fn cb, void *arg, int nkeys)
 	return c;
 }
 
-/* Shared by every script that acknowledges an entry or tells a reply stream. */
+/* Shared by every script that acknowledges an entry or tells a reply stream. A reply stream
+ * and the waiters set are the client's to break (a stream at its maximum id, a string at the
+ * name): telling them goes through redis.pcall, so that a client's key never decides whether
+ * a result is published (Redis does not roll a failed script back). */
 #define PRELUDE                                                                                    \
 	"local function ack(tasks, group, entry)\n"                                                \
 	"  if entry ~= '' then\n"                                                                  \
@@ -74,12 +77,12 @@ static call *call_new(script_id s, rconn_reply_fn cb, void *arg, int nkeys)
 	"  end\n"                                                                                  \
 	"end\n"                                                                                    \
 	"local function tell(stream, id, result, ttl)\n"                                           \
-	"  redis.call('XADD', stream, '*', 'id', id, 'result', result)\n"                          \
-	"  redis.call('PEXPIRE', stream, ttl)\n"                                                   \
+	"  redis.pcall('XADD', stream, '*', 'id', id, 'result', result)\n"                         \
+	"  redis.pcall('PEXPIRE', stream, ttl)\n"                                                  \
 	"end\n"                                                                                    \
 	"local function wait(waiters, stream, ttl)\n"                                              \
-	"  redis.call('SADD', waiters, stream)\n"                                                  \
-	"  redis.call('PEXPIRE', waiters, ttl)\n"                                                  \
+	"  redis.pcall('SADD', waiters, stream)\n"                                                 \
+	"  redis.pcall('PEXPIRE', waiters, ttl)\n"                                                 \
 	"end\n"
 
 static void put_key(call *c, const char *prefix, const char *id)
@@ -160,13 +163,20 @@ void script_duplicate(rconn *rc, const script_duplicate_args *a, rconn_reply_fn 
 /* ---- PUBLISH and DEAD ---- */
 
 /* The waiting reply streams are named in a set, not in KEYS: fine on a single Redis (the
- * protocol does not support Redis Cluster). */
+ * protocol does not support Redis Cluster). A result key that already holds exactly this
+ * result is this call's own earlier publish (a retry after a lost reply): published, not
+ * discarded, and nothing is told twice. */
 #define PUBLISH_LUA                                                                                \
 	"local function audit()\n"                                                                 \
 	"  if KEYS[7] == '' then return end\n"                                                     \
 	"  redis.call('XADD', KEYS[7], 'MAXLEN', '~', '100000', '*', 'id', ARGV[5],\n"             \
 	"             'sequence', ARGV[9], 'result', ARGV[1])\n"                                   \
 	"  redis.call('PEXPIRE', KEYS[7], ARGV[2])\n"                                              \
+	"end\n"                                                                                    \
+	"if redis.call('GET', KEYS[1]) == ARGV[1] then\n"                                          \
+	"  ack(KEYS[3], ARGV[3], ARGV[4])\n"                                                       \
+	"  if redis.call('GET', KEYS[5]) == ARGV[7] then redis.call('DEL', KEYS[5]) end\n"         \
+	"  return 1\n"                                                                             \
 	"end\n"                                                                                    \
 	"if ARGV[8] == '1' then\n"                                                                 \
 	"  local existing = redis.call('GET', KEYS[1])\n"                                          \

@@ -90,9 +90,11 @@ struct task {
 	int64_t received_ms, started_ms, finished_ms;
 	int64_t t_acquire_us, t_run_us, t_publish_us;
 	int deliveries;
-	int attempt; /* of the request being retried in this state */
+	int attempt;       /* of the request being retried in this state */
+	int script_errors; /* error replies of the PUBLISH script (not connection failures) */
 	char *fault;
 	char *why_not_here; /* TS_HANDOFF: why this node does not serve it */
+	bool fault_if_none; /* TS_HANDOFF: no other node -> this node's fault, not a rejection */
 	proto_status status;
 	uint64_t sequence; /* the signed result's number in the node's chain; 0: unsigned */
 	char *result_json;
@@ -298,8 +300,9 @@ static void send_publish(task *t, const task_ev *ev)
 	    .ttl_ms = h->result_ttl_ms,
 	    .status = proto_status_name(t->status),
 	    .node_id = h->node_id,
-	    /* A rejection under the client's id must not win over an entry that runs it. */
-	    .only_if_free = t->status == PROTO_STATUS_REJECTED && t->client_id,
+	    /* A result this entry publishes without holding the id's lease (a rejection, a
+	     * dead letter or a cancel before the run) must not win over an entry that runs it. */
+	    .only_if_free = t->client_id && (t->status == PROTO_STATUS_REJECTED || !t->leased),
 	    .sequence = t->sequence,
 	};
 	if (t->dead) {
@@ -321,6 +324,15 @@ static void publish(task *t)
 static void on_publish_reply(task *t, const task_ev *ev)
 {
 	metrics *m = t->h->m;
+	if (ev->reply && ev->reply->type == REDIS_REPLY_ERROR && ++t->script_errors >= 3) {
+		/* Not Redis being away: the script itself fails (a key of the wrong type, an
+		 * ACL). Retrying would hold the slot forever: leave the entry pending (the pending
+		 * scan looks at it again) and say so. */
+		log_error("task %s entry %s: cannot publish (%s); leaving it pending", t->id,
+		          t->entry, ev->reply->str);
+		finish(t);
+		return;
+	}
 	if (!ev->reply || ev->reply->type != REDIS_REPLY_INTEGER) {
 		int64_t ms = rconn_backoff_ms(t->attempt++, 200, 5000);
 		log_warn("task %s: publish failed (%s), retrying in %lld ms", t->id, redis_why(ev),
@@ -608,7 +620,8 @@ static void lease(task *t)
 static void set_head(task *t, const proto_task_head *head)
 {
 	t->client_id = head && head->id;
-	t->id = t->client_id ? xstrdup(head->id) : xasprintf("entry-%s", t->entry);
+	t->id =
+	    t->client_id ? xstrdup(head->id) : xasprintf(PROTO_ID_RESERVED_PREFIX "%s", t->entry);
 	t->reply = head && head->reply_stream ? xstrdup(head->reply_stream) : NULL;
 	t->running_key = xasprintf(PROTO_KEY_RUNNING_PREFIX "%s", t->id);
 }
@@ -630,8 +643,10 @@ static void decide(task *t)
 		handoff(t, msg);
 		break;
 	case TASK_NODE_FAULT:
-		fault(t, msg);
-		free(msg);
+		/* Another node may serve it now; only when none can is it this node's fault to
+		 * retry (and dead-letter). */
+		t->fault_if_none = true;
+		handoff(t, msg);
 		break;
 	}
 }
@@ -655,6 +670,10 @@ static void on_handoff_reply(task *t, const task_ev *ev)
 		         r->element[2]->str, hops, t->why_not_here);
 		t->h->m->handoffs++;
 		finish(t);
+		return;
+	}
+	if (code == 1 && t->fault_if_none) {
+		fault(t, t->why_not_here);
 		return;
 	}
 	_cleanup_free_ char *msg =
@@ -702,11 +721,11 @@ static void admit(task *t, const task_ev *ev)
 	int rc = proto_task_parse(t->payload, t->len, &t->t, &head, &e);
 	set_head(t, &head);
 	proto_task_head_deinit(&head);
+	t->parsed = rc == 0; /* t->t holds a task to free, also when the entry is refused */
 	if (rc < 0 || t->bad_entry) {
 		reject(t, rc < 0 ? err_msg(e) : t->bad_entry);
 		return;
 	}
-	t->parsed = true;
 	decide(t);
 }
 

@@ -14,3 +14,8 @@
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,
  * returns -2 with the tree in *out anyway (so that a rejected task's id can still be read). */
 int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_soft, err **e);
+
+/* An exact decimal from JSON number text (digits, optional fraction and exponent; no sign)
+ * scaled by 10^frac: 0 with *out; -1 when negative, zero, not a number or with more than frac
+ * decimals; -2 when too large for int64. "1e0", "1.0" and "100e-2" are 1. */
+int proto_number_scaled(const char *s, int frac, int64_t *out);

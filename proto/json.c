@@ -438,12 +438,39 @@ static char *text_check(const char *text, size_t len)
 	return NULL;
 }
 
+/* An upper bound of the values (and keys) a text holds: its ',', ':', '[' and '{' outside
+ * strings, plus one. A tree costs tens of bytes per value, so this is counted before any is
+ * built. */
+static size_t count_values(const char *text, size_t len)
+{
+	size_t n = 1;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == ',' || c == ':' || c == '[' || c == '{') {
+			n++;
+		}
+	}
+	return n;
+}
+
 int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_soft, err **e)
 {
 	*out = NULL;
 	if (len > PROTO_TASK_MAX_BYTES) {
 		err_set(e, 0, "JSON text is %zu bytes, above the %u-byte limit", len,
 		        PROTO_TASK_MAX_BYTES);
+		return -2;
+	}
+	if (count_values(text, len) > PROTO_JSON_MAX_VALUES) {
+		err_set(e, 0, "JSON text has more than %u values and keys", PROTO_JSON_MAX_VALUES);
 		return -2;
 	}
 	builder b = {.soft = text_check(text, len)};

@@ -2,8 +2,8 @@
  * way, a strict bounded parser that builds a yajl_tree, and typed getters.
  *
  * Parsing is stricter than yajl_tree_parse(): no comments, one value, UTF-8 validated, nesting
- * at most PROTO_JSON_MAX_DEPTH, at most PROTO_TASK_MAX_BYTES of text, duplicate keys in any
- * object rejected, and strings containing U+0000 rejected (yajl_tree strings are C strings, so
+ * at most PROTO_JSON_MAX_DEPTH, at most PROTO_TASK_MAX_BYTES of text and PROTO_JSON_MAX_VALUES
+ * values, duplicate keys in any object rejected, and strings containing U+0000 rejected (yajl_tree strings are C strings, so
  * such a string would be cut short silently). The result is an ordinary yajl_val tree: read it
  * with the YAJL_GET_* macros or the getters below, free it with yajl_tree_free(). */
 #pragma once
@@ -20,6 +20,9 @@
 #include "common/err.h"
 
 #define PROTO_JSON_MAX_DEPTH 32
+/* Values and keys in one document (a task's args are at most 64 KiB of JSON): bounds the
+ * memory of the tree, tens of bytes per value, before anything is built. */
+#define PROTO_JSON_MAX_VALUES 100000u
 
 DEFINE_CLEANUP_FUNC(yajl_val, yajl_tree_free)
 DEFINE_CLEANUP_FUNC(yajl_gen, yajl_gen_free)

@@ -387,16 +387,20 @@ void proto_limits_default(proto_limits *l)
 		*proto_limit_at(l, &proto_limit_fields[i]) = proto_limit_fields[i].dflt;
 }
 
-/* An exact decimal from JSON number text (digits, optional fraction, optional exponent; no
- * sign) scaled by 10^frac: 0 with *out, -1 when it is negative, zero, not a number or has more
- * than frac decimals, -2 when it is too large for int64. "1e0", "1.0" and "100e-2" are 1. */
-static int parse_scaled(const char *s, int frac, int64_t *out)
+/* The significant digits of a number's mantissa into d (leading zeros and zeros ending the
+ * fraction dropped), and the power of ten they are to be multiplied by, added to *exp10.
+ * Returns the index after the mantissa, or -1 when there is none, -2 when it has more than 64
+ * significant digits. */
+typedef struct mantissa {
+	char d[64];
+	size_t n;
+} mantissa;
+
+static long read_mantissa(const char *s, mantissa *m, int64_t *exp10)
 {
-	char digits[64];
-	size_t nd = 0, i = 0;
-	int64_t exp10 = frac;
-	bool any = false;
-	for (bool dot = false;; i++) {
+	size_t i = 0, zeros = 0;
+	bool any = false, dot = false;
+	for (;; i++) {
 		if (s[i] == '.' && !dot) {
 			dot = true;
 			continue;
@@ -404,19 +408,36 @@ static int parse_scaled(const char *s, int frac, int64_t *out)
 		if (s[i] < '0' || s[i] > '9')
 			break;
 		any = true;
-		if (dot)
-			exp10--;
-		if (nd == 0 && s[i] == '0')
-			continue; /* leading zeros */
-		if (nd == sizeof(digits))
+		if (s[i] == '0' && (m->n == 0 || dot)) {
+			if (m->n == 0)
+				*exp10 -= dot; /* a leading zero: 0.05 is 5e-2 */
+			else
+				zeros++; /* kept back: zeros ending a fraction change nothing */
+			continue;
+		}
+		for (; zeros; zeros--, (*exp10)--) {
+			if (m->n == sizeof(m->d))
+				return -2;
+			m->d[m->n++] = '0';
+		}
+		if (m->n == sizeof(m->d))
 			return -2;
-		digits[nd++] = s[i];
+		m->d[m->n++] = s[i];
+		*exp10 -= dot;
 	}
-	if (!any)
-		return -1;
+	return any ? (long)i : -1;
+}
+
+int proto_number_scaled(const char *s, int frac, int64_t *out)
+{
+	mantissa m = {.n = 0};
+	int64_t exp10 = frac;
+	long r = read_mantissa(s, &m, &exp10);
+	if (r < 0)
+		return (int)r;
+	size_t i = (size_t)r;
 	if (s[i] == 'e' || s[i] == 'E') {
-		i++;
-		bool neg = s[i] == '-';
+		bool neg = s[++i] == '-';
 		if (s[i] == '+' || s[i] == '-')
 			i++;
 		int64_t e = 0;
@@ -427,18 +448,16 @@ static int parse_scaled(const char *s, int frac, int64_t *out)
 				e = e * 10 + (s[i] - '0');
 		exp10 += neg ? -e : e;
 	}
-	if (s[i] != 0 || nd == 0)
+	if (s[i] != 0 || m.n == 0)
 		return -1;
-	for (; exp10 < 0; exp10++) { /* only zeros may be dropped */
-		if (digits[nd - 1] != '0')
+	for (; exp10 < 0; exp10++) /* only zeros may be dropped */
+		if (m.d[--m.n] != '0')
 			return -1;
-		nd--;
-	}
 	int64_t v = 0;
-	for (size_t k = 0; k < nd; k++) {
+	for (size_t k = 0; k < m.n; k++) {
 		if (v > (INT64_MAX - 9) / 10)
 			return -2;
-		v = v * 10 + (digits[k] - '0');
+		v = v * 10 + (m.d[k] - '0');
 	}
 	for (; exp10 > 0; exp10--) {
 		if (v > INT64_MAX / 10)
@@ -452,7 +471,7 @@ static int parse_scaled(const char *s, int frac, int64_t *out)
 int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e)
 {
 	int64_t v = 0;
-	int r = parse_scaled(text, f->unit == 0 ? 3 : 0, &v);
+	int r = proto_number_scaled(text, f->unit == 0 ? 3 : 0, &v);
 	if (r == 0 && f->unit > 1 && v > INT64_MAX / f->unit)
 		r = -2;
 	if (r == 0)

@@ -42,6 +42,9 @@
 #define PROTO_LOGS_PREVIEW_MAX 2048 /* logs_preview: stdout + stderr, cut on UTF-8 */
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
+/* Ids the node gives rejections of entries whose own id cannot be read ("entry-<entry id>");
+ * a client's id may not start so, or it could take such a rejection's place. */
+#define PROTO_ID_RESERVED_PREFIX "entry-"
 #define PROTO_KEY_TASKS          "aisp:tasks"
 #define PROTO_GROUP              "aisp"
 #define PROTO_KEY_RESULTS        "aisp:results"

@@ -337,13 +337,19 @@ static int parse_names(yajl_val root, proto_task *t, err **e)
 static int parse_head(yajl_val root, proto_task *t, err **e)
 {
 	yajl_val v = proto_json_get(root, "v");
-	if (v && !(YAJL_IS_INTEGER(v) && v->u.number.i == 1))
+	int64_t version = 0;
+	if (v && !(YAJL_IS_NUMBER(v) && proto_number_scaled(v->u.number.r, 0, &version) == 0 &&
+	           version == 1)) /* by value, as JSON Schema's const: 1, 1.0 and 1e0 */
 		return err_set(e, 0, "field \"v\" must be 1 (the only protocol version)");
 	const char *id, *lang, *mode, *code;
 	if (get_string(root, "id", "id", true, &id, e) < 0)
 		return -1;
 	if (!proto_id_valid(id))
 		return err_set(e, 0, "field \"id\" must match [A-Za-z0-9._-]{1,64}");
+	if (!strncmp(id, PROTO_ID_RESERVED_PREFIX, strlen(PROTO_ID_RESERVED_PREFIX)))
+		return err_set(e, 0,
+		               "field \"id\" may not start with \"" PROTO_ID_RESERVED_PREFIX
+		               "\" (the ids of rejections of unreadable entries)");
 	if (get_string(root, "lang", "lang", true, &lang, e) < 0)
 		return -1;
 	if (proto_lang_parse(lang, &t->lang) < 0)
@@ -399,7 +405,8 @@ static void read_head(yajl_val root, proto_task_head *head)
 	const char *id = count_key(root, "id") == 1 ? proto_json_get_str(root, "id") : NULL;
 	const char *reply =
 	    count_key(root, "reply_stream") == 1 ? proto_json_get_str(root, "reply_stream") : NULL;
-	if (id && proto_id_valid(id))
+	if (id && proto_id_valid(id) &&
+	    strncmp(id, PROTO_ID_RESERVED_PREFIX, strlen(PROTO_ID_RESERVED_PREFIX)))
 		head->id = xstrdup(id);
 	if (reply && proto_reply_stream_valid(reply))
 		head->reply_stream = xstrdup(reply);

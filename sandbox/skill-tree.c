@@ -269,7 +269,8 @@ int skill_tree_walk(int srcfd, int dstfd, const char *label, skill_tree *t, err 
 		skill_tree_deinit(t);
 		return -1;
 	}
-	qsort(t->v, t->n, sizeof(*t->v), entry_cmp);
+	if (t->n)
+		qsort(t->v, t->n, sizeof(*t->v), entry_cmp);
 	return 0;
 }
 

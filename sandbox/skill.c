@@ -452,7 +452,8 @@ static int list_names(skill_store *s, DIR *d, bool walk, sandbox_skill **out, si
 		*out = xreallocarray(*out, *n + 1, sizeof(**out));
 		(*out)[(*n)++] = sk;
 	}
-	qsort(*out, *n, sizeof(**out), skill_cmp);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), skill_cmp);
 	return 0;
 }
 

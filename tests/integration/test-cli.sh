@@ -47,6 +47,10 @@ ln -s "$NL_TMP/elsewhere" "$NL_TMP/o3/sub"
 "$AISP" submit --wait --runtime runc --out "$NL_TMP/o3" "$NL_TMP/files.py" </dev/null >/dev/null 2>"$NL_TMP/o3.err"
 check "--out never writes through a link in DIR" [ ! -e "$NL_TMP/elsewhere/b.txt" ]
 check "--out says why it did not save" grep -q "not a directory of ours" "$NL_TMP/o3.err"
+"$AISP" submit --wait --json --runtime runc --out "$NL_TMP/o5" "$NL_TMP/files.py" </dev/null >/dev/null 2>&1
+is "--json --out saves the files too" "$(cat "$NL_TMP/o5/a.txt" 2>/dev/null)" alpha
+"$AISP" submit --wait --runtime runc --out "$NL_TMP/o3" "$NL_TMP/files.py" </dev/null >/dev/null 2>&1
+is "files not saved: exit 5 though the program succeeded" "$?" 5
 # a result naming a path outside DIR (a forged result in Redis): refused
 R SET aisp:result:forged '{"v":1,"id":"forged","status":"ok","exit_code":0,"signal":null,"stdout":"","stderr":"","stdout_truncated":false,"stderr_truncated":false,"files":[{"path":"../escape.txt","content_b64":"eA==","size":1}],"files_truncated":false,"usage":{"wall_ms":0,"cpu_ms":0,"memory_peak_bytes":0},"node":"x","received_at_ms":0,"started_at_ms":0,"finished_at_ms":0,"attempts":1}' >/dev/null
 mkdir -p "$NL_TMP/o4"

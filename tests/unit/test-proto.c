@@ -168,6 +168,18 @@ static void test_limit_numbers(void **state)
 	assert_int_equal(t.stdin_len, 4);
 	assert_memory_equal(t.stdin_data, "\xf0\x9f\x98\x80", 4);
 	proto_task_deinit(&t);
+	/* "v" by value too; zeros ending a fraction change nothing, however many */
+	buf big = BUF_INIT;
+	buf_append_str(&big, "{\"v\":1.0," HEAD ",\"limits\":{\"pids\":1.");
+	for (int i = 0; i < 200; i++)
+		buf_append_str(&big, "0");
+	buf_append_str(&big, ",\"cpus\":0.05}}");
+	if (proto_task_parse(buf_str(&big), big.len, &t, NULL, &e) < 0)
+		fail_msg("%s", err_msg(e));
+	assert_int_equal(t.limits.pids, 1);
+	assert_int_equal(t.limits.cpus_milli, 50);
+	proto_task_deinit(&t);
+	buf_deinit(&big);
 }
 
 /* The id and the reply stream are read first: a rejection reaches both. */
