@@ -316,3 +316,169 @@ int attest_age_decrypt(const void *in, size_t len, attest_age_identity *const *i
                        attest_age_failure *why, err **e);
 /* The class's name as in the vectors ("header failure", "no match", ...; "success"). */
 const char *attest_age_failure_name(attest_age_failure f);
+
+/* ---- signed documents, passports and trust decisions (attest/TRUST.md) ----
+ * Ed25519 public keys travel as the base64 of their 32 raw bytes; a key id is always
+ * attest_key_id()'s "sha256:" + hex SHA-256 of the DER SubjectPublicKeyInfo. */
+
+#define ATTEST_RAW_KEY_LEN 32
+
+/* The key id of a raw Ed25519 public key (the same text attest_key_id() gives). */
+void attest_raw_key_id(const uint8_t raw[ATTEST_RAW_KEY_LEN], char out[ATTEST_DIGEST_LEN]);
+/* A public key from its 32 raw bytes. Returns 0, or -1 with *e. */
+int attest_key_from_raw(attest_key **out, const uint8_t raw[ATTEST_RAW_KEY_LEN], err **e);
+/* The 32 raw bytes of k's public key. */
+void attest_key_raw(const attest_key *k, uint8_t out[ATTEST_RAW_KEY_LEN]);
+
+/* A DSSE envelope {"payloadType", "payload", "signatures": [{"keyid", "sig"}]} over payload,
+ * signed by k (the PAE of attest_pae()). *envelope_json caller frees. Returns 0, or -1. */
+int attest_dsse_sign(const attest_key *k, const char *payload_type, const void *payload, size_t len,
+                     char **envelope_json, err **e);
+/* True when sig is k's signature of the PAE of (payload_type, payload). */
+bool attest_dsse_verify(const attest_key *k, const char *payload_type, const void *payload,
+                        size_t len, const uint8_t sig[ATTEST_SIG_LEN]);
+
+/* A signed task: the DSSE envelope (payload type PROTO_TASK_PAYLOAD_TYPE) of the exact bytes
+ * of a task document, which must name k as its "signer". Returns 0, or -1 with *e. */
+int attest_task_sign(const attest_key *k, const char *task_json, size_t len, char **envelope_json,
+                     err **e);
+
+#define ATTEST_PASSPORT_TYPE         "https://aisp.dev/passport/v1"
+#define ATTEST_PASSPORT_PAYLOAD_TYPE "application/vnd.aisp.passport+json"
+#define ATTEST_PASSPORT_CLAIMS_MAX   16
+
+typedef struct attest_passport_claim {
+	char type[PROTO_TRUST_NAME_MAX + 1]; /* verified_human, verified_identity, ... */
+	proto_assurance assurance;
+	char provider[PROTO_TRUST_NAME_MAX + 1]; /* bankid_se, stripe_identity, ... */
+} attest_passport_claim;
+
+/* A passport: claims about a subject key, signed by an issuer key. */
+typedef struct attest_passport {
+	char id[PROTO_ID_MAX + 1];
+	char issuer[ATTEST_DIGEST_LEN]; /* the issuer's key id */
+	uint8_t issuer_key[ATTEST_RAW_KEY_LEN];
+	uint8_t subject[ATTEST_RAW_KEY_LEN];
+	char subject_id[ATTEST_DIGEST_LEN];
+	int64_t issued_at,
+	    expires_at; /* seconds since the epoch; valid in [issued_at, expires_at) */
+	attest_passport_claim claims[ATTEST_PASSPORT_CLAIMS_MAX];
+	size_t n_claims;
+	/* attest_passport_parse(): the signed payload and its signature (owned). */
+	uint8_t *payload;
+	size_t payload_len;
+	uint8_t sig[ATTEST_SIG_LEN];
+} attest_passport;
+
+/* Signs p (id, subject, times and claims filled in; issuer and issuer_key are set here from
+ * issuer) as a passport envelope (*envelope_json caller frees). Returns 0, or -1 with *e (an
+ * invalid field, named). */
+int attest_passport_issue(const attest_key *issuer, attest_passport *p, char **envelope_json,
+                          err **e);
+/* Parses a passport envelope strictly (unknown fields, a bad id, name or time, issuer fields
+ * that disagree: each named in *e) without checking the signature. Returns 0, or -1. */
+int attest_passport_parse(const char *json, size_t len, attest_passport *p, err **e);
+/* True when the parsed passport's signature verifies with its issuer key. */
+bool attest_passport_signature_ok(const attest_passport *p);
+void attest_passport_deinit(attest_passport *p);
+/* Seconds since the epoch as "2025-01-31T12:00:00Z" into out. */
+void attest_time_str(int64_t s, char out[32]);
+
+/* What a node trusts: [trust] in aispd.conf (attest/TRUST.md, "Configuration"). */
+#define ATTEST_TRUST_ISSUERS_MAX 64
+typedef struct attest_trust_config {
+	char (*issuers)[ATTEST_DIGEST_LEN]; /* trusted issuer key ids */
+	size_t n_issuers;
+	int64_t clock_skew_s;        /* tolerated clock difference; default 60 */
+	int64_t revocation_poll_ms;  /* how often a running task's parties are checked; 1000 */
+	proto_trust_level min_level; /* every task needs at least this; default none */
+} attest_trust_config;
+
+void attest_trust_config_init(attest_trust_config *c); /* the defaults */
+void attest_trust_config_deinit(attest_trust_config *c);
+/* Sets one [trust] key from its text: issuers (a list of key ids "sha256:<hex>" or paths of
+ * PEM public keys, separated by commas or spaces; each line adds to the list), clock_skew_s
+ * (0..3600), revocation_poll_ms (50..1000), min_level (none, L0, L1, L2). Returns 0, or -1
+ * with *e ("issuers: ..."; an unknown key is an error). */
+int attest_trust_config_set(attest_trust_config *c, const char *key, const char *value, err **e);
+bool attest_trust_config_trusts(const attest_trust_config *c, const char *issuer_id);
+
+/* What a task's signature and passport show, checked cryptographically (no clock, no
+ * revocation store: attest_trust_decide() weighs these facts). */
+typedef struct attest_task_auth {
+	bool is_signed;                    /* it came in a signed-task envelope */
+	char *signature_error;             /* NULL when the signature verifies (or none) */
+	char signer_id[ATTEST_DIGEST_LEN]; /* "" without a signer */
+	bool has_passport;
+	char *passport_error; /* NULL when the passport parsed */
+	attest_passport passport;
+	bool passport_signature_ok;
+} attest_task_auth;
+
+/* Fills a from t (t->auth): verifies the task signature and parses and verifies the passport.
+ * Never fails: what is wrong is recorded for the decision. */
+void attest_task_auth_init(attest_task_auth *a, const proto_task *t);
+void attest_task_auth_deinit(attest_task_auth *a);
+
+/* The parties a revocation can name. */
+typedef enum attest_party {
+	ATTEST_PARTY_SIGNER = 0, /* key:<signer key id> */
+	ATTEST_PARTY_ISSUER,     /* key:<passport issuer key id> */
+	ATTEST_PARTY_PASSPORT,   /* passport:<passport id> */
+	ATTEST_PARTY__COUNT,
+} attest_party;
+
+/* What the revocation store said about a task's parties. */
+typedef struct attest_revocations {
+	char *why[ATTEST_PARTY__COUNT]; /* NULL: not revoked; else the description */
+} attest_revocations;
+
+/* The PROTO_KEY_REVOKED fields to read for a's parties (HMGET aisp:revoked f...): fields[i]
+ * (caller frees each) is party[i]'s. Returns how many (0..ATTEST_PARTY__COUNT). */
+size_t attest_task_auth_fields(const attest_task_auth *a, char *fields[ATTEST_PARTY__COUNT],
+                               attest_party party[ATTEST_PARTY__COUNT]);
+/* Describes a revocation record read for field ("passport:pp_1 is revoked since
+ * 2025-01-31T12:00:00Z: lost device"); a record that does not parse is still a revocation
+ * (fail closed) and says so. Caller frees. */
+char *attest_revocation_describe(const char *field, const char *value, size_t len);
+/* Records the store's answer (value NULL: not revoked) for one party. */
+void attest_revocations_set(attest_revocations *r, attest_party p, const char *field,
+                            const char *value, size_t len);
+void attest_revocations_deinit(attest_revocations *r);
+
+/* Why a task was (not) admitted; one value per check of attest/TRUST.md, "The decision". */
+typedef enum attest_trust_reason {
+	ATTEST_TRUST_OK = 0,
+	ATTEST_TRUST_BAD_SIGNATURE,
+	ATTEST_TRUST_UNSIGNED,
+	ATTEST_TRUST_REVOKED,
+	ATTEST_TRUST_NO_PASSPORT,
+	ATTEST_TRUST_PASSPORT_INVALID,
+	ATTEST_TRUST_PASSPORT_SIGNATURE,
+	ATTEST_TRUST_UNKNOWN_ISSUER,
+	ATTEST_TRUST_NOT_YET_VALID,
+	ATTEST_TRUST_EXPIRED,
+	ATTEST_TRUST_SUBJECT_MISMATCH,
+	ATTEST_TRUST_MISSING_CLAIM,
+	ATTEST_TRUST_ASSURANCE,
+	ATTEST_TRUST_PROVIDER,
+	ATTEST_TRUST__COUNT,
+} attest_trust_reason;
+
+/* "ok", "bad_signature", "unsigned", ... */
+const char *attest_trust_reason_name(attest_trust_reason r);
+
+typedef struct attest_trust_decision {
+	attest_trust_reason reason;
+	proto_trust_level level; /* the level that was required */
+	char *message;           /* NULL when admitted; the client-facing reason (caller frees) */
+} attest_trust_decision;
+
+/* The trust decision, a pure function of its arguments: the requirements reqs[0..n) (a task's
+ * own, a skill's) on top of cfg->min_level, the checked facts a, what the revocation store
+ * said (rev), and the time now_s (seconds since the epoch). Returns 0 when the task may run,
+ * or -1 with out->reason and out->message. Free out with attest_trust_decision_deinit(). */
+int attest_trust_decide(const attest_trust_config *cfg, const proto_trust_req *const *reqs,
+                        size_t n, const attest_task_auth *a, const attest_revocations *rev,
+                        int64_t now_s, attest_trust_decision *out);
+void attest_trust_decision_deinit(attest_trust_decision *d);
