@@ -111,6 +111,9 @@ typedef struct attest_claim {
 	const char
 	    *previous;     /* this node's previous attestation digest; NULL or "" for the first */
 	uint64_t sequence; /* this attestation's number in the node's chain (first: 1) */
+	/* A sealed task's result (attest_sealed_result); with it the statement is the sealed one
+	 * (attest/SEALED.md). A task with t->sealed is never signed without it. */
+	const struct attest_sealed_out *sealed;
 } attest_claim;
 
 /* Builds the statement, signs it, and returns (each caller-owned) the DSSE envelope JSON, the
@@ -482,3 +485,94 @@ int attest_trust_decide(const attest_trust_config *cfg, const proto_trust_req *c
                         size_t n, const attest_task_auth *a, const attest_revocations *rev,
                         int64_t now_s, attest_trust_decision *out);
 void attest_trust_decision_deinit(attest_trust_decision *d);
+
+/* ---- sealed tasks (attest/SEALED.md) ----
+ * A sealed task's confidential parts arrive as age ciphertext for the node, are decrypted into
+ * memory only, and its result goes back as one age ciphertext for the buyer (reply_to). The
+ * signed statement names the ciphertexts received and delivered; plaintext digests appear only
+ * inside the buyer's ciphertext, and in the statement as salted commitments. */
+
+#define ATTEST_SEALED_PREDICATE_TYPE "https://aisp.dev/attestation/sealed-execution/v1"
+#define ATTEST_SEALED_RESULT_TYPE    "https://aisp.dev/sealed-result/v1"
+#define ATTEST_SALT_LEN              32
+/* What the sealed statement says the guarantee is, and is not. */
+#define ATTEST_SEALED_GUARANTEE                                                                    \
+	"The node decrypted the sealed parts only into its memory and the sandbox's tmpfs, ran "   \
+	"them in a fresh sandbox, and encrypted the result to reply_to; nothing of them was "      \
+	"written to disk, Redis or logs. This is not a hardware enclave: the node's operator is "  \
+	"trusted not to read the node's memory."
+
+/* Decrypts the sealed parts of t (t->sealed) with the node's identities into t's plaintext
+ * fields, in memory only, and checks reply_to. Afterwards t runs like any task
+ * (proto_task_sealed_pending() is false). A task without t->sealed is left alone. Returns 0,
+ * or -1 with *e, a message that is safe to publish: it never quotes plaintext; when a
+ * decrypted part is invalid, the full reason is kept in t->sealed->private_error, for the
+ * sealed result. */
+int attest_sealed_open(proto_task *t, attest_age_identity *const *ids, size_t n_ids, err **e);
+
+/* The salted commitments of a sealed statement, in this order. */
+typedef enum attest_commit {
+	ATTEST_COMMIT_CODE = 0, /* SHA-256 of the code (a sealed part) */
+	ATTEST_COMMIT_STDIN,
+	ATTEST_COMMIT_ARGS,  /* SHA-256 of the args' canonical JSON text */
+	ATTEST_COMMIT_FILES, /* SHA-256 of the files encoding */
+	ATTEST_COMMIT_INPUT, /* the input digest (ATTESTATION.md) */
+	ATTEST_COMMIT_OUTPUT,
+	ATTEST_COMMIT_EXIT, /* SHA-256 of the exit encoding */
+	ATTEST_COMMIT_EXECUTION,
+	ATTEST_COMMIT__COUNT,
+} attest_commit;
+
+/* "code", "stdin", "args", "files", "input", "output", "exit", "execution". */
+const char *attest_commit_name(attest_commit c);
+/* commitment = "sha256:" + hex SHA-256(salt || digest text), into out. */
+void attest_commitment(const uint8_t salt[ATTEST_SALT_LEN], const char *digest,
+                       char out[ATTEST_DIGEST_LEN]);
+
+/* A sealed result, ready for signing. */
+typedef struct attest_sealed_out {
+	bool has[ATTEST_COMMIT__COUNT];
+	char digest[ATTEST_COMMIT__COUNT][ATTEST_DIGEST_LEN]; /* secret: only in the ciphertext */
+	uint8_t salt[ATTEST_COMMIT__COUNT][ATTEST_SALT_LEN];
+	char commitment[ATTEST_COMMIT__COUNT][ATTEST_DIGEST_LEN];
+	char environment_digest[ATTEST_DIGEST_LEN];
+	char delivered[ATTEST_DIGEST_LEN]; /* SHA-256 of the age file for reply_to */
+} attest_sealed_out;
+
+/* Builds the result of a sealed task t from the real one: the sealed result document (real's
+ * output, its digests, and the commitments with their salts; output files are dropped, with
+ * files_truncated, until it fits PROTO_SEALED_DOC_MAX) encrypted to reply_to, and the public
+ * result *pub (caller deinits): real's id, status, usage, node, runtime, image and times; no
+ * output, no exit code; the node's own message for rejected, internal and revoked results;
+ * "sealed" the base64 of the age file. env: the sandbox environment (NULL before a plan).
+ * Sign *pub with the claim's sealed = out. Returns 0, or -1 with *e (reply_to unusable: then
+ * publish an ordinary rejected result without the task). */
+int attest_sealed_result(const proto_task *t, const proto_result *real, const proto_env *env,
+                         size_t n_env, proto_result *pub, attest_sealed_out *out, err **e);
+
+/* Verifying a sealed result (aisp unseal --verify). */
+typedef enum attest_sealed_verdict {
+	ATTEST_SEALED_PASS = 0,
+	ATTEST_SEALED_FAIL,
+	ATTEST_SEALED_SKIP, /* not checked: detail says what was missing */
+} attest_sealed_verdict;
+
+/* Called once per check, in order: signature, key_id, statement, sealed_result, metadata,
+ * environment_digest, received, decrypt, document, outputs, commitments, output, exit, input,
+ * execution. */
+typedef void (*attest_sealed_check_fn)(void *ud, const char *name, attest_sealed_verdict v,
+                                       const char *detail);
+
+typedef struct attest_sealed_verify_opts {
+	const attest_key *node_key;      /* NULL: the signature check fails */
+	attest_age_identity *const *ids; /* the buyer's identities; none: checks 8.. skipped */
+	size_t n_ids;
+	const proto_task *sealed_task; /* the task as sent (ciphertexts); NULL: received skipped */
+	const proto_task *plain_task;  /* the buyer's plaintext of it; NULL: input skipped */
+} attest_sealed_verify_opts;
+
+/* Verifies a sealed result document (attest/SEALED.md, "Verification"). inner (optional,
+ * caller deinits) receives the decrypted result. Returns 0 when no check failed, 1 when one
+ * did (each reported through cb), -1 with *e when result_json is not a result. */
+int attest_sealed_verify(const char *result_json, size_t len, const attest_sealed_verify_opts *o,
+                         attest_sealed_check_fn cb, void *ud, proto_result *inner, err **e);

@@ -55,3 +55,30 @@ int attest_pred_env(yajl_val pred, proto_env **out, size_t *n, err **e);
 /* predicate.limits: exactly the PROTO_LIMITS fields, each a non-negative integer. Returns 0,
  * or -1 with *e. */
 int attest_pred_limits(yajl_val pred, proto_limits *l, err **e);
+
+/* ---- sealed tasks and passports (passport.c, sealed*.c) ---- */
+
+/* A DSSE envelope with exactly one signature, parsed strictly: payloadType must be type, the
+ * payload (decoded, owned) and the signature's keyid and bytes. */
+typedef struct attest_dsse {
+	uint8_t *payload;
+	size_t len;
+	char keyid[ATTEST_DIGEST_LEN];
+	uint8_t sig[ATTEST_SIG_LEN];
+} attest_dsse;
+int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dsse *d, err **e);
+void attest_dsse_deinit(attest_dsse *d);
+
+/* sign.c's pieces of a statement, shared with the sealed statement (sealed-sign.c). */
+void attest_gen_limits(jg *j, const proto_limits *l);
+void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id);
+/* The sealed statement of a claim with c->sealed (attest_sign() hands such claims here). */
+int attest_sealed_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
+                       char **attestation_digest, err **e);
+/* SHA-256 of the files encoding of a task's input files, and the digest of one part's
+ * plaintext (c < ATTEST_COMMIT_INPUT; SEALED.md, "Part digests"). */
+void attest_files_digest(const proto_task *t, char out[ATTEST_DIGEST_LEN]);
+void attest_part_digest(const proto_task *t, attest_commit c, char out[ATTEST_DIGEST_LEN]);
+/* The "outputs" object of a sealed result document: "stdout", "stderr", "out/<path>",
+ * "return_value", "error" -> digest text. */
+void attest_sealed_output_digests(jg *j, const proto_output *o);

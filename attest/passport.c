@@ -23,6 +23,7 @@ static const char *const passport_fields[] = {"_type",   "id",        "issuer", 
                                               "subject", "issued_at", "expires_at", "claims"};
 static const char *const claim_fields[] = {"type", "assurance", "provider"};
 static const char *const envelope_fields[] = {"payloadType", "payload", "signatures"};
+static const char *const sig_fields[] = {"keyid", "sig"};
 
 /* ---- raw keys ---- */
 
@@ -313,21 +314,22 @@ static int parse_payload(const uint8_t *payload, size_t len, attest_passport *p,
 	return passport_check(p, e);
 }
 
-/* The envelope: its payload (decoded, into p) and its one signature. */
-static int parse_envelope(yajl_val root, attest_passport *p, char kid[ATTEST_DIGEST_LEN], err **e)
+int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dsse *d, err **e)
 {
+	memset(d, 0, sizeof(*d));
+	_cleanup_yajl_val_ yajl_val root = NULL;
+	if (proto_json_parse(json, len, &root, e) < 0)
+		return -1;
 	if (!YAJL_IS_OBJECT(root))
-		return err_set(e, 0, "not a JSON object (a passport envelope)");
+		return err_set(e, 0, "not a JSON object (a DSSE envelope)");
 	if (unknown_field(root, envelope_fields, ARRAY_SIZE(envelope_fields), "", e) < 0)
 		return -1;
-	const char *type = proto_json_get_str(root, "payloadType");
+	const char *pt = proto_json_get_str(root, "payloadType");
 	const char *payload = proto_json_get_str(root, "payload");
 	yajl_val sigs = proto_json_get(root, "signatures");
-	if (!type || strcmp(type, ATTEST_PASSPORT_PAYLOAD_TYPE))
-		return err_set(e, 0, "\"payloadType\" must be \"%s\"",
-		               ATTEST_PASSPORT_PAYLOAD_TYPE);
-	if (!payload ||
-	    proto_b64_decode(payload, strlen(payload), &p->payload, &p->payload_len) < 0)
+	if (!pt || strcmp(pt, type))
+		return err_set(e, 0, "\"payloadType\" must be \"%s\"", type);
+	if (!payload || proto_b64_decode(payload, strlen(payload), &d->payload, &d->len) < 0)
 		return err_set(e, 0, "\"payload\" must be base64");
 	if (!YAJL_IS_ARRAY(sigs) || sigs->u.array.len != 1)
 		return err_set(e, 0, "\"signatures\" must hold exactly one signature");
@@ -335,16 +337,23 @@ static int parse_envelope(yajl_val root, attest_passport *p, char kid[ATTEST_DIG
 	const char *keyid = proto_json_get_str(s, "keyid"), *sig = proto_json_get_str(s, "sig");
 	_cleanup_free_ uint8_t *raw = NULL;
 	size_t n = 0;
-	if (!YAJL_IS_OBJECT(s) ||
-	    unknown_field(s, (const char *const[]){"keyid", "sig"}, 2, "signatures[0]: ", e) < 0)
-		return YAJL_IS_OBJECT(s) ? -1 : err_set(e, 0, "signatures[0] must be an object");
+	if (!YAJL_IS_OBJECT(s))
+		return err_set(e, 0, "signatures[0] must be an object");
+	if (unknown_field(s, sig_fields, ARRAY_SIZE(sig_fields), "signatures[0]: ", e) < 0)
+		return -1;
 	if (!keyid || strlen(keyid) != ATTEST_DIGEST_LEN - 1)
-		return err_set(e, 0, "signatures[0].keyid must be the issuer's key id");
+		return err_set(e, 0, "signatures[0].keyid must be a key id");
 	if (!sig || proto_b64_decode(sig, strlen(sig), &raw, &n) < 0 || n != ATTEST_SIG_LEN)
 		return err_set(e, 0, "signatures[0].sig must be the base64 of a 64-byte signature");
-	memcpy(p->sig, raw, ATTEST_SIG_LEN);
-	memcpy(kid, keyid, ATTEST_DIGEST_LEN);
+	memcpy(d->sig, raw, ATTEST_SIG_LEN);
+	memcpy(d->keyid, keyid, ATTEST_DIGEST_LEN);
 	return 0;
+}
+
+void attest_dsse_deinit(attest_dsse *d)
+{
+	free(d->payload);
+	memset(d, 0, sizeof(*d));
 }
 
 int attest_passport_parse(const char *json, size_t len, attest_passport *p, err **e)
@@ -353,20 +362,23 @@ int attest_passport_parse(const char *json, size_t len, attest_passport *p, err 
 	if (len > PROTO_PASSPORT_MAX)
 		return err_set(e, 0, "passport: %zu bytes, above the %u-byte limit", len,
 		               PROTO_PASSPORT_MAX);
-	_cleanup_yajl_val_ yajl_val root = NULL;
-	char kid[ATTEST_DIGEST_LEN];
-	int r = proto_json_parse(json, len, &root, e) < 0 ? -1 : parse_envelope(root, p, kid, e);
+	attest_dsse d;
+	int r = attest_dsse_parse(json, len, ATTEST_PASSPORT_PAYLOAD_TYPE, &d, e);
+	p->payload = steal_pointer(&d.payload);
+	p->payload_len = d.len;
+	memcpy(p->sig, d.sig, ATTEST_SIG_LEN);
 	if (r == 0)
 		r = parse_payload(p->payload, p->payload_len, p, e);
-	if (r == 0 && strcmp(kid, p->issuer))
-		r = err_set(e, 0, "the signature's keyid %s is not the issuer %s", kid, p->issuer);
+	if (r == 0 && strcmp(d.keyid, p->issuer))
+		r = err_set(e, 0, "the signature's keyid %s is not the issuer %s", d.keyid,
+		            p->issuer);
+	attest_dsse_deinit(&d);
 	if (r < 0) {
 		attest_passport_deinit(p);
 		return err_prefix(e, "passport");
 	}
 	return 0;
 }
-
 bool attest_passport_signature_ok(const attest_passport *p)
 {
 	attest_key *k = NULL;

@@ -136,7 +136,7 @@ void attest_subjects(jg *j, const proto_output *o)
 	jg_close(j, false);
 }
 
-static void gen_limits(jg *j, const proto_limits *l)
+void attest_gen_limits(jg *j, const proto_limits *l)
 {
 	static const proto_limits zero;
 	l = l ? l : &zero;
@@ -146,7 +146,7 @@ static void gen_limits(jg *j, const proto_limits *l)
 	jg_close(j, true);
 }
 
-static void gen_metadata(jg *j, const attest_claim *c, const char *key_id)
+void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id)
 {
 	const proto_result *r = c->result;
 	jg_open(j, true);
@@ -183,7 +183,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_kstr(j, "image_digest", r->image_digest);
 	jg_kstr(j, "runtime", r->runtime);
 	jg_str(j, "limits");
-	gen_limits(j, c->limits);
+	attest_gen_limits(j, c->limits);
 	jg_str(j, "environment");
 	jg_open(j, false);
 	for (size_t i = 0; i < c->n_env; i++) {
@@ -214,7 +214,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_str(j, "nondeterministic");
 	jg_check(j, yajl_gen_bool(j->g, c->task && c->task->nondeterministic));
 	jg_str(j, "metadata");
-	gen_metadata(j, c, kid);
+	attest_gen_metadata(j, c, kid);
 	jg_close(j, true);
 }
 
@@ -258,6 +258,12 @@ int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, con
 int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
                 char **execution_digest, char **attestation_digest, err **e)
 {
+	/* A sealed task's statement names ciphertexts and commitments only (attest/SEALED.md). */
+	if (c->sealed || (c->task && c->task->sealed)) {
+		if (execution_digest)
+			*execution_digest = NULL;
+		return attest_sealed_sign(k, c, envelope_json, attestation_digest, e);
+	}
 	attest_digests p;
 	if (compute_parts(c, &p, e) < 0 || attest_limits_match(c->limits, c->env, c->n_env, e) < 0)
 		return err_prefix(e, "attest");

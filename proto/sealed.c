@@ -261,7 +261,7 @@ static int parse_part(yajl_val root, proto_task *t, proto_sealed_part p, err **e
 			               part_clear[p][i], part_names[p]);
 	proto_sealed *sl = sealed_of(t);
 	size_t max = PROTO_SEALED_PART_MAX(part_plain_max[p]);
-	if (b64_field(part_names[p], s, 1, max, &sl->age[p], &sl->age_len[p], e) < 0)
+	if (b64_field(part_names[p], s, 0, max, &sl->age[p], &sl->age_len[p], e) < 0)
 		return -1;
 	if (sl->age_len[p] == 0)
 		return err_set(e, 0, "field \"%s\" is empty: an age file is never empty",
@@ -551,7 +551,8 @@ static void wipe_plaintext(proto_task *t)
 			OPENSSL_cleanse(t->argv[i], strlen(t->argv[i]));
 	}
 	for (size_t i = 0; sl->age[PROTO_SEALED_FILES] && i < t->n_files; i++) {
-		OPENSSL_cleanse(t->files[i].path, strlen(t->files[i].path));
+		if (t->files[i].path) /* NULL in a file that failed to parse */
+			OPENSSL_cleanse(t->files[i].path, strlen(t->files[i].path));
 		if (t->files[i].data)
 			OPENSSL_cleanse(t->files[i].data, t->files[i].len);
 	}
