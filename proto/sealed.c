@@ -462,8 +462,11 @@ int proto_task_parse_entry(const char *json, size_t len, proto_task *t, proto_ta
 		               PROTO_TASK_MAX_BYTES);
 	_cleanup_yajl_val_ yajl_val root = NULL;
 	int rc = proto_json_parse_ex(json, len, &root, true, e);
-	if (rc == 0 && proto_json_get(root, "payloadType"))
-		return parse_signed(root, t, head, e);
+	if (rc == 0 && proto_json_get(root, "payloadType")) {
+		rc = parse_signed(root, t, head, e);
+		proto_task_head_deinit(&none);
+		return rc;
+	}
 	rc = proto_task_parse_tree(root, rc, t, head, e);
 	if (rc == 0 && t->auth && t->auth->has_signer) {
 		proto_task_deinit(t);
