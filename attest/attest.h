@@ -572,7 +572,7 @@ typedef struct attest_sealed_verify_opts {
 } attest_sealed_verify_opts;
 
 /* Verifies a sealed result document (attest/SEALED.md, "Verification"). inner (optional,
- * caller deinits) receives the decrypted result. Returns 0 when no check failed, 1 when one
+ * always initialised; caller deinits) receives the decrypted result, when it could be read. Returns 0 when no check failed, 1 when one
  * did (each reported through cb), -1 with *e when result_json is not a result. */
 int attest_sealed_verify(const char *result_json, size_t len, const attest_sealed_verify_opts *o,
                          attest_sealed_check_fn cb, void *ud, proto_result *inner, err **e);

@@ -59,7 +59,7 @@ int attest_pred_limits(yajl_val pred, proto_limits *l, err **e);
 /* ---- sealed tasks and passports (passport.c, sealed*.c) ---- */
 
 /* A DSSE envelope with exactly one signature, parsed strictly: payloadType must be type, the
- * payload (decoded, owned) and the signature's keyid and bytes. */
+ * payload (decoded, owned) and the signature's keyid and bytes. On failure d holds nothing. */
 typedef struct attest_dsse {
 	uint8_t *payload;
 	size_t len;

@@ -314,9 +314,8 @@ static int parse_payload(const uint8_t *payload, size_t len, attest_passport *p,
 	return passport_check(p, e);
 }
 
-int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dsse *d, err **e)
+static int dsse_parse(const char *json, size_t len, const char *type, attest_dsse *d, err **e)
 {
-	memset(d, 0, sizeof(*d));
 	_cleanup_yajl_val_ yajl_val root = NULL;
 	if (proto_json_parse(json, len, &root, e) < 0)
 		return -1;
@@ -347,6 +346,16 @@ int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dss
 		return err_set(e, 0, "signatures[0].sig must be the base64 of a 64-byte signature");
 	memcpy(d->sig, raw, ATTEST_SIG_LEN);
 	memcpy(d->keyid, keyid, ATTEST_DIGEST_LEN);
+	return 0;
+}
+
+int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dsse *d, err **e)
+{
+	memset(d, 0, sizeof(*d));
+	if (dsse_parse(json, len, type, d, e) < 0) {
+		attest_dsse_deinit(d);
+		return -1;
+	}
 	return 0;
 }
 

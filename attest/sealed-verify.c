@@ -466,6 +466,8 @@ int attest_sealed_verify(const char *result_json, size_t len, const attest_seale
                          attest_sealed_check_fn cb, void *ud, proto_result *inner, err **e)
 {
 	vctx v = {.cb = cb, .ud = ud, .o = o};
+	if (inner)
+		proto_result_init(inner);
 	if (proto_result_parse(result_json, len, &v.r, e) < 0)
 		return -1;
 	proto_result_init(&v.inner);
