@@ -31,6 +31,13 @@ int jg_take(jg *j, char **out, size_t *len, err **e);
 /* The DSSE envelope JSON of a payload and its signature by the key kid (caller frees). */
 int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e);
+/* The same for any payload type (passports, signed tasks). */
+int attest_dsse_envelope(const char *type, const void *payload, size_t len, const uint8_t *sig,
+                         const char *kid, char **out, err **e);
+/* Signs a statement (DSSE, the in-toto payload type): the envelope and the attestation digest
+ * (SHA-256 of the statement bytes), each optional and caller-owned. Returns 0, or -1 with *e. */
+int attest_sign_statement(const attest_key *k, const char *stmt, size_t len, char **envelope_json,
+                          char **attestation_digest, err **e);
 /* The statement's subject array for an output. */
 void attest_subjects(jg *j, const proto_output *o);
 
@@ -72,6 +79,7 @@ void attest_dsse_deinit(attest_dsse *d);
 /* sign.c's pieces of a statement, shared with the sealed statement (sealed-sign.c). */
 void attest_gen_limits(jg *j, const proto_limits *l);
 void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id);
+void attest_gen_environment(jg *j, const attest_claim *c); /* predicate.environment */
 /* The sealed statement of a claim with c->sealed (attest_sign() hands such claims here). */
 int attest_sealed_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
                        char **attestation_digest, err **e);

@@ -72,22 +72,8 @@ int attest_dsse_sign(const attest_key *k, const char *payload_type, const void *
 	buf_deinit(&pae);
 	if (r < 0)
 		return -1;
-	_cleanup_free_ char *p64 = proto_b64_encode(payload, len);
-	_cleanup_free_ char *s64 = proto_b64_encode(sig, ATTEST_SIG_LEN);
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	jg_open(&j, true);
-	jg_kstr(&j, "payloadType", payload_type);
-	jg_kstr(&j, "payload", p64);
-	jg_str(&j, "signatures");
-	jg_open(&j, false);
-	jg_open(&j, true);
-	jg_kstr(&j, "keyid", attest_key_id(k));
-	jg_kstr(&j, "sig", s64);
-	jg_close(&j, true);
-	jg_close(&j, false);
-	jg_close(&j, true);
-	return jg_take(&j, envelope_json, NULL, e);
+	return attest_dsse_envelope(payload_type, payload, len, sig, attest_key_id(k),
+	                            envelope_json, e);
 }
 
 bool attest_dsse_verify(const attest_key *k, const char *payload_type, const void *payload,

@@ -37,18 +37,6 @@ static void gen_subjects(jg *j, const attest_claim *c)
 	jg_close(j, false);
 }
 
-static void gen_environment(jg *j, const attest_claim *c)
-{
-	jg_open(j, false);
-	for (size_t i = 0; i < c->n_env; i++) {
-		jg_open(j, true);
-		jg_kstr(j, "key", c->env[i].name);
-		jg_kstr(j, "value", c->env[i].value);
-		jg_close(j, true);
-	}
-	jg_close(j, false);
-}
-
 /* The task's public facts: how its code is given, where its result went, who signed it. */
 static void gen_task(jg *j, const proto_task *t)
 {
@@ -78,7 +66,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const char *kid)
 	jg_str(j, "limits");
 	attest_gen_limits(j, c->limits);
 	jg_str(j, "environment");
-	gen_environment(j, c);
+	attest_gen_environment(j, c);
 	jg_kstr(j, "environment_digest", s->environment_digest);
 	jg_str(j, "result");
 	jg_open(j, true);
@@ -119,14 +107,7 @@ int attest_sealed_sign(const attest_key *k, const attest_claim *c, char **envelo
 	size_t len = 0;
 	if (jg_take(&j, &stmt, &len, e) < 0)
 		return err_prefix(e, "attest: sealed statement");
-	_cleanup_free_ char *env = NULL;
-	if (attest_dsse_sign(k, ATTEST_PAYLOAD_TYPE, stmt, len, &env, e) < 0)
+	if (attest_sign_statement(k, stmt, len, envelope_json, attestation_digest, e) < 0)
 		return err_prefix(e, "attest");
-	if (attestation_digest) {
-		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);
-		attest_sha256_str(stmt, len, *attestation_digest);
-	}
-	if (envelope_json)
-		*envelope_json = steal_pointer(&env);
 	return 0;
 }

@@ -177,19 +177,14 @@ static void check_metadata(vctx *v)
 
 static void check_environment(vctx *v)
 {
-	yajl_val env = proto_json_get(v->pred, "environment");
-	size_t n = YAJL_IS_ARRAY(env) ? env->u.array.len : 0;
-	_cleanup_free_ proto_env *pairs = xcalloc(n + 1, sizeof(*pairs));
-	for (size_t i = 0; i < n; i++) {
-		yajl_val p = env->u.array.values[i];
-		pairs[i].name = (char *)pstr(p, "key");
-		pairs[i].value = (char *)pstr(p, "value");
-	}
+	_cleanup_free_ proto_env *pairs = NULL;
+	size_t n = 0;
 	char d[ATTEST_DIGEST_LEN];
 	_cleanup_err_ err *e = NULL;
-	if (!YAJL_IS_ARRAY(env) || attest_environment_digest(pairs, n, d, &e) < 0)
+	if (attest_pred_env(v->pred, &pairs, &n, &e) < 0 ||
+	    attest_environment_digest(pairs, n, d, &e) < 0)
 		report(v, "environment_digest", ATTEST_SEALED_FAIL, "predicate.environment: %s",
-		       e ? err_msg(e) : "not an array");
+		       err_msg(e));
 	else if (strcmp(d, pstr(v->pred, "environment_digest")))
 		report(v, "environment_digest", ATTEST_SEALED_FAIL, "recomputed %s, signed %s", d,
 		       pstr(v->pred, "environment_digest"));

@@ -146,6 +146,18 @@ void attest_gen_limits(jg *j, const proto_limits *l)
 	jg_close(j, true);
 }
 
+void attest_gen_environment(jg *j, const attest_claim *c)
+{
+	jg_open(j, false);
+	for (size_t i = 0; i < c->n_env; i++) {
+		jg_open(j, true);
+		jg_kstr(j, "key", c->env[i].name);
+		jg_kstr(j, "value", c->env[i].value);
+		jg_close(j, true);
+	}
+	jg_close(j, false);
+}
+
 void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id)
 {
 	const proto_result *r = c->result;
@@ -185,14 +197,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_str(j, "limits");
 	attest_gen_limits(j, c->limits);
 	jg_str(j, "environment");
-	jg_open(j, false);
-	for (size_t i = 0; i < c->n_env; i++) {
-		jg_open(j, true);
-		jg_kstr(j, "key", c->env[i].name);
-		jg_kstr(j, "value", c->env[i].value);
-		jg_close(j, true);
-	}
-	jg_close(j, false);
+	attest_gen_environment(j, c);
 	jg_kstr(j, "environment_digest", p->environment);
 	jg_str(j, "result");
 	jg_open(j, true);
@@ -237,12 +242,18 @@ static int gen_statement(const attest_claim *c, const attest_digests *p, const c
 int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e)
 {
+	return attest_dsse_envelope(ATTEST_PAYLOAD_TYPE, payload, len, sig, kid, out, e);
+}
+
+int attest_dsse_envelope(const char *type, const void *payload, size_t len, const uint8_t *sig,
+                         const char *kid, char **out, err **e)
+{
 	_cleanup_free_ char *p64 = proto_b64_encode((const uint8_t *)payload, len);
 	_cleanup_free_ char *s64 = proto_b64_encode(sig, ATTEST_SIG_LEN);
 	_cleanup_(jg_deinit) jg j;
 	jg_init(&j);
 	jg_open(&j, true);
-	jg_kstr(&j, "payloadType", ATTEST_PAYLOAD_TYPE);
+	jg_kstr(&j, "payloadType", type);
 	jg_kstr(&j, "payload", p64);
 	jg_str(&j, "signatures");
 	jg_open(&j, false);
@@ -253,6 +264,21 @@ int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, con
 	jg_close(&j, false);
 	jg_close(&j, true);
 	return jg_take(&j, out, NULL, e);
+}
+
+int attest_sign_statement(const attest_key *k, const char *stmt, size_t len, char **envelope_json,
+                          char **attestation_digest, err **e)
+{
+	_cleanup_free_ char *env = NULL;
+	if (attest_dsse_sign(k, ATTEST_PAYLOAD_TYPE, stmt, len, &env, e) < 0)
+		return -1;
+	if (attestation_digest) {
+		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);
+		attest_sha256_str(stmt, len, *attestation_digest);
+	}
+	if (envelope_json)
+		*envelope_json = steal_pointer(&env);
+	return 0;
 }
 
 int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
@@ -272,23 +298,9 @@ int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json
 	size_t stmt_len = 0;
 	if (gen_statement(c, &p, kid, &stmt, &stmt_len, e) < 0)
 		return err_prefix(e, "attest: statement");
-	buf pae = BUF_INIT;
-	attest_pae(ATTEST_PAYLOAD_TYPE, stmt, stmt_len, &pae);
-	uint8_t sig[ATTEST_SIG_LEN];
-	int r = attest_key_sign(k, pae.data, pae.len, sig, e);
-	buf_deinit(&pae);
-	if (r < 0)
+	if (attest_sign_statement(k, stmt, stmt_len, envelope_json, attestation_digest, e) < 0)
 		return err_prefix(e, "attest");
-	_cleanup_free_ char *env = NULL;
-	if (attest_envelope_gen(stmt, stmt_len, sig, kid, &env, e) < 0)
-		return err_prefix(e, "attest: envelope");
-	if (attestation_digest) {
-		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);
-		attest_sha256_str(stmt, stmt_len, *attestation_digest);
-	}
 	if (execution_digest)
 		*execution_digest = xstrdup(p.execution);
-	if (envelope_json)
-		*envelope_json = steal_pointer(&env);
 	return 0;
 }
