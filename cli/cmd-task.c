@@ -44,16 +44,6 @@ static void task_usage(FILE *f)
 	        cli_seal_usage);
 }
 
-static int read_task(const char *path, proto_task *t, err **e)
-{
-	buf b = BUF_INIT;
-	int r = read_file_at(AT_FDCWD, path, PROTO_TASK_MAX_BYTES, &b, e);
-	if (r == 0 && proto_task_parse_entry(buf_str(&b), b.len, t, NULL, e) < 0)
-		r = err_prefix(e, "%s: not a task", path);
-	buf_deinit(&b);
-	return r;
-}
-
 static int write_out(const char *path, const buf *b, err **e)
 {
 	if (!path || !strcmp(path, "-")) {
@@ -101,7 +91,7 @@ static int task_make(const char *cmd, int argc, char **argv)
 	proto_task t;
 	proto_task_init(&t);
 	buf doc = BUF_INIT;
-	int r = read_task(in, &t, &e);
+	int r = cli_read_task(in, &t, &e);
 	if (r == 0)
 		r = cli_seal_finish(&t, &o, &doc, &e);
 	if (r == 0)

@@ -94,16 +94,6 @@ static int load_key(const char *spec, attest_key **k, err **e)
 	return cli_public_key(spec, raw, id, e) < 0 ? -1 : attest_key_from_raw(k, raw, e);
 }
 
-static int load_task(const char *path, proto_task *t, err **e)
-{
-	buf b = BUF_INIT;
-	int r = read_file_at(AT_FDCWD, path, PROTO_TASK_MAX_BYTES, &b, e);
-	if (r == 0 && proto_task_parse_entry(buf_str(&b), b.len, t, NULL, e) < 0)
-		r = err_prefix(e, "%s", path);
-	buf_deinit(&b);
-	return r;
-}
-
 static void on_check(void *ud, const char *name, attest_sealed_verdict v, const char *detail)
 {
 	static const char *const words[] = {"PASS", "FAIL", "SKIP"};
@@ -121,9 +111,9 @@ static int verify(const sv_args *a, err **e)
 	proto_result_init(&inner);
 	int rc = load_key(a->key, &k, e);
 	if (rc == 0 && a->task)
-		rc = load_task(a->task, &sent, e);
+		rc = cli_read_task(a->task, &sent, e);
 	if (rc == 0 && a->input)
-		rc = load_task(a->input, &plain, e);
+		rc = cli_read_task(a->input, &plain, e);
 	if (rc == 0)
 		rc = read_file_at(AT_FDCWD, a->result, 2 * PROTO_TASK_MAX_BYTES, &res, e);
 	attest_sealed_verify_opts o = {.node_key = k,

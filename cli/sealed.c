@@ -111,17 +111,7 @@ static bool part_plaintext(const proto_task *t, proto_sealed_part p, buf *out)
 	}
 	if (!t->n_files)
 		return false;
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_array_open(g);
-	for (size_t i = 0; i < t->n_files; i++) {
-		_cleanup_free_ char *b64 = proto_b64_encode(t->files[i].data, t->files[i].len);
-		yajl_gen_map_open(g);
-		proto_json_gen_kstr(g, "path", t->files[i].path);
-		proto_json_gen_kstr(g, "content_b64", b64);
-		yajl_gen_map_close(g);
-	}
-	yajl_gen_array_close(g);
-	proto_json_gen_take(g, out);
+	proto_task_files_json(t, out);
 	return true;
 }
 
@@ -267,6 +257,17 @@ static int set_trust(proto_task *t, const cli_seal_opts *o, attest_key **k, err 
 	free(a->passport);
 	a->passport = NULL;
 	return o->passport ? set_passport(a, o->passport, *k, e) : 0;
+}
+
+int cli_read_task(const char *path, proto_task *t, err **e)
+{
+	buf b = BUF_INIT;
+	proto_task_init(t);
+	int r = read_file_at(AT_FDCWD, path, PROTO_TASK_MAX_BYTES, &b, e);
+	if (r == 0 && proto_task_parse_entry(buf_str(&b), b.len, t, NULL, e) < 0)
+		r = err_prefix(e, "%s: not a task", path);
+	buf_deinit(&b);
+	return r;
 }
 
 int cli_seal_finish(proto_task *t, const cli_seal_opts *o, buf *out, err **e)

@@ -33,6 +33,9 @@ int cli_key_id(const char *spec, char id[ATTEST_DIGEST_LEN], err **e);
 /* Consumes the option at argv[*i] (advancing *i past its value). Returns 1 when it was one,
  * 0 when it is not one of these, -1 with *e (a missing or bad value). */
 int cli_seal_opt(cli_seal_opts *o, int argc, char **argv, int *i, err **e);
+/* Reads a task document or a signed-task envelope (proto_task_parse_entry) from path into t
+ * (initialised first, so always safe to deinit). Returns 0, or -1 with *e. */
+int cli_read_task(const char *path, proto_task *t, err **e);
 /* Applies o to t (a parsed task, plain or already partly sealed) and writes the document to
  * out: the task JSON, or with --sign-key the signed-task envelope around it. The document is
  * parsed again as a node would (proto_task_parse_entry) before it is handed out. Returns 0, or

@@ -436,6 +436,9 @@ typedef struct proto_auth {
  * signed. Returns 0, or -1 with a client-facing message in *e; head as proto_task_parse. */
 int proto_task_parse_entry(const char *json, size_t len, proto_task *t, proto_task_head *head,
                            err **e);
+/* The task's input files as its "files" field carries them (a JSON array of {"path",
+ * "content_b64"}): the plaintext of a "files_age" part. */
+void proto_task_files_json(const proto_task *t, buf *out);
 /* True when part p of t is age ciphertext. */
 bool proto_task_part_sealed(const proto_task *t, proto_sealed_part p);
 /* The wire name of a sealed part ("code_age"...). */

@@ -514,11 +514,8 @@ static void gen_env(yajl_gen g, const proto_task *t)
 	yajl_gen_map_close(g);
 }
 
-static void gen_files(yajl_gen g, const proto_task *t)
+static void gen_files_array(yajl_gen g, const proto_task *t)
 {
-	if (t->n_files == 0)
-		return;
-	proto_json_gen_str(g, "files");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < t->n_files; i++) {
 		_cleanup_free_ char *b = proto_b64_encode(t->files[i].data, t->files[i].len);
@@ -528,6 +525,21 @@ static void gen_files(yajl_gen g, const proto_task *t)
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
+}
+
+static void gen_files(yajl_gen g, const proto_task *t)
+{
+	if (t->n_files == 0)
+		return;
+	proto_json_gen_str(g, "files");
+	gen_files_array(g, t);
+}
+
+void proto_task_files_json(const proto_task *t, buf *out)
+{
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	gen_files_array(g, t);
+	proto_json_gen_take(g, out);
 }
 
 void proto_task_to_json(const proto_task *t, buf *out)
