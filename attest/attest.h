@@ -384,6 +384,19 @@ int attest_passport_parse(const char *json, size_t len, attest_passport *p, err 
 /* True when the parsed passport's signature verifies with its issuer key. */
 bool attest_passport_signature_ok(const attest_passport *p);
 void attest_passport_deinit(attest_passport *p);
+/* The node's age recipient, vouched for by its signing key (issue 20 item 1: the registry
+ * publishes it, so that a buyer can check whose recipient it is): a DSSE envelope of payload
+ * type ATTEST_RECIPIENT_PAYLOAD_TYPE over {"_type": ATTEST_RECIPIENT_TYPE, "node_id",
+ * "recipient": "age1...", "key_id", "issued_at_ms"}. *envelope_json caller frees. 0, or -1. */
+#define ATTEST_RECIPIENT_TYPE         "https://aisp.dev/node-recipient/v1"
+#define ATTEST_RECIPIENT_PAYLOAD_TYPE "application/vnd.aisp.node-recipient+json"
+int attest_recipient_sign(const attest_key *k, const char *node_id, const attest_age_recipient *r,
+                          int64_t issued_at_ms, char **envelope_json, err **e);
+/* Checks such an envelope with the node's public key and node id; *out receives the recipient.
+ * Returns 0, or -1 with *e naming what is wrong (signature, another node or key, the
+ * recipient). */
+int attest_recipient_verify(const char *envelope_json, size_t len, const attest_key *pub,
+                            const char *node_id, attest_age_recipient *out, err **e);
 /* Seconds since the epoch as "2025-01-31T12:00:00Z" into out. */
 void attest_time_str(int64_t s, char out[32]);
 

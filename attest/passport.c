@@ -25,6 +25,12 @@ static const char *const claim_fields[] = {"type", "assurance", "provider"};
 static const char *const envelope_fields[] = {"payloadType", "payload", "signatures"};
 static const char *const sig_fields[] = {"keyid", "sig"};
 
+static const char *pstr_or(yajl_val obj, const char *k)
+{
+	const char *s = proto_json_get_str(obj, k);
+	return s ? s : "";
+}
+
 /* ---- raw keys ---- */
 
 void attest_raw_key_id(const uint8_t raw[ATTEST_RAW_KEY_LEN], char out[ATTEST_DIGEST_LEN])
@@ -389,4 +395,51 @@ void attest_passport_deinit(attest_passport *p)
 {
 	free(p->payload);
 	memset(p, 0, sizeof(*p));
+}
+
+/* ---- the node's age recipient ---- */
+
+int attest_recipient_sign(const attest_key *k, const char *node_id, const attest_age_recipient *r,
+                          int64_t issued_at_ms, char **envelope_json, err **e)
+{
+	char text[ATTEST_AGE_RECIPIENT_LEN + 1];
+	attest_age_recipient_format(r, text);
+	_cleanup_(jg_deinit) jg j;
+	jg_init(&j);
+	jg_open(&j, true);
+	jg_kstr(&j, "_type", ATTEST_RECIPIENT_TYPE);
+	jg_kstr(&j, "node_id", node_id);
+	jg_kstr(&j, "recipient", text);
+	jg_kstr(&j, "key_id", attest_key_id(k));
+	jg_kint(&j, "issued_at_ms", issued_at_ms);
+	jg_close(&j, true);
+	_cleanup_free_ char *payload = NULL;
+	size_t len = 0;
+	if (jg_take(&j, &payload, &len, e) < 0)
+		return -1;
+	return attest_dsse_sign(k, ATTEST_RECIPIENT_PAYLOAD_TYPE, payload, len, envelope_json, e);
+}
+
+int attest_recipient_verify(const char *envelope_json, size_t len, const attest_key *pub,
+                            const char *node_id, attest_age_recipient *out, err **e)
+{
+	attest_dsse d;
+	if (attest_dsse_parse(envelope_json, len, ATTEST_RECIPIENT_PAYLOAD_TYPE, &d, e) < 0)
+		return err_prefix(e, "node recipient");
+	_cleanup_yajl_val_ yajl_val root = NULL;
+	int r = 0;
+	if (!attest_dsse_verify(pub, ATTEST_RECIPIENT_PAYLOAD_TYPE, d.payload, d.len, d.sig))
+		r = err_set(e, 0, "the signature does not verify with the node's key %s",
+		            attest_key_id(pub));
+	else if (proto_json_parse((const char *)d.payload, d.len, &root, e) < 0)
+		r = -1;
+	else if (strcmp(pstr_or(root, "_type"), ATTEST_RECIPIENT_TYPE) ||
+	         strcmp(pstr_or(root, "key_id"), attest_key_id(pub)))
+		r = err_set(e, 0, "not a recipient statement of the key %s", attest_key_id(pub));
+	else if (strcmp(pstr_or(root, "node_id"), node_id))
+		r = err_set(e, 0, "it is node %s's, not %s's", pstr_or(root, "node_id"), node_id);
+	else if (attest_age_recipient_parse(out, pstr_or(root, "recipient"), e) < 0)
+		r = -1;
+	attest_dsse_deinit(&d);
+	return r < 0 ? err_prefix(e, "node recipient") : 0;
 }

@@ -789,6 +789,38 @@ static void test_revocation_records(void **state)
 	assert_string_equal(f, "passport:pp_1");
 }
 
+/* The node's age recipient under its signing key (what the registry publishes). */
+static void test_node_recipient(void **state)
+{
+	attest_age_identity *id = NULL;
+	attest_age_recipient r, got;
+	assert_int_equal(attest_age_identity_generate(&id, NULL), 0);
+	attest_age_identity_recipient(id, &r);
+	char *env = NULL;
+	assert_int_equal(attest_recipient_sign(signer, "node-1", &r, 1700000000000LL, &env, NULL),
+	                 0);
+	attest_key *pub = NULL, *other_pub = NULL;
+	uint8_t raw[ATTEST_RAW_KEY_LEN];
+	attest_key_raw(signer, raw);
+	assert_int_equal(attest_key_from_raw(&pub, raw, NULL), 0);
+	attest_key_raw(other, raw);
+	assert_int_equal(attest_key_from_raw(&other_pub, raw, NULL), 0);
+	_cleanup_err_ err *e = NULL;
+	assert_int_equal(attest_recipient_verify(env, strlen(env), pub, "node-1", &got, &e), 0);
+	assert_memory_equal(got.key, r.key, sizeof(r.key));
+	assert_int_equal(attest_recipient_verify(env, strlen(env), other_pub, "node-1", &got, &e),
+	                 -1);
+	assert_non_null(strstr(err_msg(e), "node recipient: the signature does not verify"));
+	assert_int_equal(attest_recipient_verify(env, strlen(env), pub, "node-2", &got, &e), -1);
+	assert_non_null(strstr(err_msg(e), "it is node node-1's, not node-2's"));
+	assert_int_equal(attest_recipient_verify("{}", 2, pub, "node-1", &got, &e), -1);
+	assert_non_null(strstr(err_msg(e), "node recipient: \"payloadType\" must be"));
+	free(env);
+	attest_key_free(pub);
+	attest_key_free(other_pub);
+	attest_age_identity_free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -802,6 +834,7 @@ int main(void)
 	    cmocka_unit_test(test_decide_two_requirements),
 	    cmocka_unit_test(test_config),
 	    cmocka_unit_test(test_revocation_records),
+	    cmocka_unit_test(test_node_recipient),
 	};
 	return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }
