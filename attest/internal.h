@@ -80,6 +80,8 @@ void attest_dsse_deinit(attest_dsse *d);
 void attest_gen_limits(jg *j, const proto_limits *l);
 void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id);
 void attest_gen_environment(jg *j, const attest_claim *c); /* predicate.environment */
+/* image_digest, runtime, limits, environment, environment_digest: what the run was. */
+void attest_gen_run(jg *j, const attest_claim *c, const char *environment_digest);
 /* The sealed statement of a claim with c->sealed (attest_sign() hands such claims here). */
 int attest_sealed_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
                        char **attestation_digest, err **e);

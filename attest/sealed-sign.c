@@ -61,13 +61,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const char *kid)
 	jg_open(j, true);
 	jg_kstr(j, "task_id", r->id);
 	gen_task(j, c->task);
-	jg_kstr(j, "image_digest", r->image_digest);
-	jg_kstr(j, "runtime", r->runtime);
-	jg_str(j, "limits");
-	attest_gen_limits(j, c->limits);
-	jg_str(j, "environment");
-	attest_gen_environment(j, c);
-	jg_kstr(j, "environment_digest", s->environment_digest);
+	attest_gen_run(j, c, s->environment_digest);
 	jg_str(j, "result");
 	jg_open(j, true);
 	jg_kstr(j, "status", proto_status_name(r->output.status));

@@ -146,6 +146,17 @@ void attest_gen_limits(jg *j, const proto_limits *l)
 	jg_close(j, true);
 }
 
+void attest_gen_run(jg *j, const attest_claim *c, const char *environment_digest)
+{
+	jg_kstr(j, "image_digest", c->result->image_digest);
+	jg_kstr(j, "runtime", c->result->runtime);
+	jg_str(j, "limits");
+	attest_gen_limits(j, c->limits);
+	jg_str(j, "environment");
+	attest_gen_environment(j, c);
+	jg_kstr(j, "environment_digest", environment_digest);
+}
+
 void attest_gen_environment(jg *j, const attest_claim *c)
 {
 	jg_open(j, false);
@@ -192,13 +203,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_open(j, true);
 	jg_kstr(j, "task_id", r->id);
 	jg_kstr(j, "input_digest", p->input);
-	jg_kstr(j, "image_digest", r->image_digest);
-	jg_kstr(j, "runtime", r->runtime);
-	jg_str(j, "limits");
-	attest_gen_limits(j, c->limits);
-	jg_str(j, "environment");
-	attest_gen_environment(j, c);
-	jg_kstr(j, "environment_digest", p->environment);
+	attest_gen_run(j, c, p->environment);
 	jg_str(j, "result");
 	jg_open(j, true);
 	jg_kstr(j, "status", proto_status_name(o->status));
