@@ -520,7 +520,8 @@ void attest_trust_decision_deinit(attest_trust_decision *d);
  * (proto_task_sealed_pending() is false). A task without t->sealed is left alone. Returns 0,
  * or -1 with *e, a message that is safe to publish: it never quotes plaintext; when a
  * decrypted part is invalid, the full reason is kept in t->sealed->private_error, for the
- * sealed result. */
+ * sealed result. Returns -2 (with *e) when a part is for none of ids (age's "no match"): the
+ * task was sealed for another node, which a fleet with one shared identity never sees. */
 int attest_sealed_open(proto_task *t, attest_age_identity *const *ids, size_t n_ids, err **e);
 
 /* The salted commitments of a sealed statement, in this order. */

@@ -46,8 +46,12 @@ static int open_part(proto_task *t, proto_sealed_part p, attest_age_identity *co
 	attest_age_decrypt_opts o = {.max_size = sl->age_len[p], .armor = ATTEST_AGE_ARMOR_AUTO};
 	uint8_t *plain = NULL;
 	size_t n = 0;
-	if (attest_age_decrypt(sl->age[p], sl->age_len[p], ids, n_ids, &o, &plain, &n, NULL, e) < 0)
-		return err_prefix(e, "sealed part %s", name);
+	attest_age_failure why = ATTEST_AGE_OK;
+	if (attest_age_decrypt(sl->age[p], sl->age_len[p], ids, n_ids, &o, &plain, &n, &why, e) <
+	    0) {
+		err_prefix(e, "sealed part %s", name);
+		return why == ATTEST_AGE_FAIL_NO_MATCH ? -2 : -1;
+	}
 	err *pe = NULL;
 	int r = proto_task_open_part(t, p, plain, n, &pe);
 	OPENSSL_cleanse(plain, n);
@@ -73,9 +77,11 @@ int attest_sealed_open(proto_task *t, attest_age_identity *const *ids, size_t n_
 	attest_age_recipient r;
 	if (sl->reply_to && attest_age_recipient_parse(&r, sl->reply_to, e) < 0)
 		return err_prefix(e, "field \"reply_to\"");
-	for (int p = 0; p < PROTO_SEALED__COUNT; p++)
-		if (sl->age[p] && open_part(t, (proto_sealed_part)p, ids, n_ids, e) < 0)
-			return -1;
+	for (int p = 0; p < PROTO_SEALED__COUNT; p++) {
+		int rc = sl->age[p] ? open_part(t, (proto_sealed_part)p, ids, n_ids, e) : 0;
+		if (rc < 0)
+			return rc;
+	}
 	sl->opened = true;
 	return 0;
 }
