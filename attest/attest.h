@@ -111,6 +111,9 @@ typedef struct attest_claim {
 	const char
 	    *previous;     /* this node's previous attestation digest; NULL or "" for the first */
 	uint64_t sequence; /* this attestation's number in the node's chain (first: 1) */
+	/* A sealed task's result (attest_sealed_result); with it the statement is the sealed one
+	 * (attest/SEALED.md). A task with t->sealed is never signed without it. */
+	const struct attest_sealed_out *sealed;
 } attest_claim;
 
 /* Builds the statement, signs it, and returns (each caller-owned) the DSSE envelope JSON, the
@@ -316,3 +319,274 @@ int attest_age_decrypt(const void *in, size_t len, attest_age_identity *const *i
                        attest_age_failure *why, err **e);
 /* The class's name as in the vectors ("header failure", "no match", ...; "success"). */
 const char *attest_age_failure_name(attest_age_failure f);
+
+/* ---- signed documents, passports and trust decisions (attest/TRUST.md) ----
+ * Ed25519 public keys travel as the base64 of their 32 raw bytes; a key id is always
+ * attest_key_id()'s "sha256:" + hex SHA-256 of the DER SubjectPublicKeyInfo. */
+
+#define ATTEST_RAW_KEY_LEN 32
+
+/* The key id of a raw Ed25519 public key (the same text attest_key_id() gives). */
+void attest_raw_key_id(const uint8_t raw[ATTEST_RAW_KEY_LEN], char out[ATTEST_DIGEST_LEN]);
+/* A public key from its 32 raw bytes. Returns 0, or -1 with *e. */
+int attest_key_from_raw(attest_key **out, const uint8_t raw[ATTEST_RAW_KEY_LEN], err **e);
+/* The 32 raw bytes of k's public key. */
+void attest_key_raw(const attest_key *k, uint8_t out[ATTEST_RAW_KEY_LEN]);
+
+/* A DSSE envelope {"payloadType", "payload", "signatures": [{"keyid", "sig"}]} over payload,
+ * signed by k (the PAE of attest_pae()). *envelope_json caller frees. Returns 0, or -1. */
+int attest_dsse_sign(const attest_key *k, const char *payload_type, const void *payload, size_t len,
+                     char **envelope_json, err **e);
+/* True when sig is k's signature of the PAE of (payload_type, payload). */
+bool attest_dsse_verify(const attest_key *k, const char *payload_type, const void *payload,
+                        size_t len, const uint8_t sig[ATTEST_SIG_LEN]);
+
+/* A signed task: the DSSE envelope (payload type PROTO_TASK_PAYLOAD_TYPE) of the exact bytes
+ * of a task document, which must name k as its "signer". Returns 0, or -1 with *e. */
+int attest_task_sign(const attest_key *k, const char *task_json, size_t len, char **envelope_json,
+                     err **e);
+
+#define ATTEST_PASSPORT_TYPE         "https://aisp.dev/passport/v1"
+#define ATTEST_PASSPORT_PAYLOAD_TYPE "application/vnd.aisp.passport+json"
+#define ATTEST_PASSPORT_CLAIMS_MAX   16
+
+typedef struct attest_passport_claim {
+	char type[PROTO_TRUST_NAME_MAX + 1]; /* verified_human, verified_identity, ... */
+	proto_assurance assurance;
+	char provider[PROTO_TRUST_NAME_MAX + 1]; /* bankid_se, stripe_identity, ... */
+} attest_passport_claim;
+
+/* A passport: claims about a subject key, signed by an issuer key. */
+typedef struct attest_passport {
+	char id[PROTO_ID_MAX + 1];
+	char issuer[ATTEST_DIGEST_LEN]; /* the issuer's key id */
+	uint8_t issuer_key[ATTEST_RAW_KEY_LEN];
+	uint8_t subject[ATTEST_RAW_KEY_LEN];
+	char subject_id[ATTEST_DIGEST_LEN];
+	int64_t issued_at,
+	    expires_at; /* seconds since the epoch; valid in [issued_at, expires_at) */
+	attest_passport_claim claims[ATTEST_PASSPORT_CLAIMS_MAX];
+	size_t n_claims;
+	/* attest_passport_parse(): the signed payload and its signature (owned). */
+	uint8_t *payload;
+	size_t payload_len;
+	uint8_t sig[ATTEST_SIG_LEN];
+} attest_passport;
+
+/* Signs p (id, subject, times and claims filled in; issuer and issuer_key are set here from
+ * issuer) as a passport envelope (*envelope_json caller frees). Returns 0, or -1 with *e (an
+ * invalid field, named). */
+int attest_passport_issue(const attest_key *issuer, attest_passport *p, char **envelope_json,
+                          err **e);
+/* Parses a passport envelope strictly (unknown fields, a bad id, name or time, issuer fields
+ * that disagree: each named in *e) without checking the signature. Returns 0, or -1. */
+int attest_passport_parse(const char *json, size_t len, attest_passport *p, err **e);
+/* True when the parsed passport's signature verifies with its issuer key. */
+bool attest_passport_signature_ok(const attest_passport *p);
+void attest_passport_deinit(attest_passport *p);
+/* The node's age recipient, vouched for by its signing key (issue 20 item 1: the registry
+ * publishes it, so that a buyer can check whose recipient it is): a DSSE envelope of payload
+ * type ATTEST_RECIPIENT_PAYLOAD_TYPE over {"_type": ATTEST_RECIPIENT_TYPE, "node_id",
+ * "recipient": "age1...", "key_id", "issued_at_ms"}. *envelope_json caller frees. 0, or -1. */
+#define ATTEST_RECIPIENT_TYPE         "https://aisp.dev/node-recipient/v1"
+#define ATTEST_RECIPIENT_PAYLOAD_TYPE "application/vnd.aisp.node-recipient+json"
+int attest_recipient_sign(const attest_key *k, const char *node_id, const attest_age_recipient *r,
+                          int64_t issued_at_ms, char **envelope_json, err **e);
+/* Checks such an envelope with the node's public key and node id; *out receives the recipient.
+ * Returns 0, or -1 with *e naming what is wrong (signature, another node or key, the
+ * recipient). */
+int attest_recipient_verify(const char *envelope_json, size_t len, const attest_key *pub,
+                            const char *node_id, attest_age_recipient *out, err **e);
+/* Seconds since the epoch as "2025-01-31T12:00:00Z" into out. */
+void attest_time_str(int64_t s, char out[32]);
+
+/* What a node trusts: [trust] in aispd.conf (attest/TRUST.md, "Configuration"). */
+#define ATTEST_TRUST_ISSUERS_MAX 64
+typedef struct attest_trust_config {
+	char (*issuers)[ATTEST_DIGEST_LEN]; /* trusted issuer key ids */
+	size_t n_issuers;
+	int64_t clock_skew_s;        /* tolerated clock difference; default 60 */
+	int64_t revocation_poll_ms;  /* how often a running task's parties are checked; 1000 */
+	proto_trust_level min_level; /* every task needs at least this; default none */
+} attest_trust_config;
+
+void attest_trust_config_init(attest_trust_config *c); /* the defaults */
+void attest_trust_config_deinit(attest_trust_config *c);
+/* Sets one [trust] key from its text: issuers (a list of key ids "sha256:<hex>" or paths of
+ * PEM public keys, separated by commas or spaces; each line adds to the list), clock_skew_s
+ * (0..3600), revocation_poll_ms (50..1000), min_level (none, L0, L1, L2). Returns 0, or -1
+ * with *e ("issuers: ..."; an unknown key is an error). */
+int attest_trust_config_set(attest_trust_config *c, const char *key, const char *value, err **e);
+bool attest_trust_config_trusts(const attest_trust_config *c, const char *issuer_id);
+
+/* What a task's signature and passport show, checked cryptographically (no clock, no
+ * revocation store: attest_trust_decide() weighs these facts). */
+typedef struct attest_task_auth {
+	bool is_signed;                    /* it came in a signed-task envelope */
+	char *signature_error;             /* NULL when the signature verifies (or none) */
+	char signer_id[ATTEST_DIGEST_LEN]; /* "" without a signer */
+	bool has_passport;
+	char *passport_error; /* NULL when the passport parsed */
+	attest_passport passport;
+	bool passport_signature_ok;
+} attest_task_auth;
+
+/* Fills a from t (t->auth): verifies the task signature and parses and verifies the passport.
+ * Never fails: what is wrong is recorded for the decision. */
+void attest_task_auth_init(attest_task_auth *a, const proto_task *t);
+void attest_task_auth_deinit(attest_task_auth *a);
+
+/* The parties a revocation can name. */
+typedef enum attest_party {
+	ATTEST_PARTY_SIGNER = 0, /* key:<signer key id> */
+	ATTEST_PARTY_ISSUER,     /* key:<passport issuer key id> */
+	ATTEST_PARTY_PASSPORT,   /* passport:<passport id> */
+	ATTEST_PARTY__COUNT,
+} attest_party;
+
+/* What the revocation store said about a task's parties. */
+typedef struct attest_revocations {
+	char *why[ATTEST_PARTY__COUNT]; /* NULL: not revoked; else the description */
+} attest_revocations;
+
+/* The PROTO_KEY_REVOKED fields to read for a's parties (HMGET aisp:revoked f...): fields[i]
+ * (caller frees each) is party[i]'s. Returns how many (0..ATTEST_PARTY__COUNT). */
+size_t attest_task_auth_fields(const attest_task_auth *a, char *fields[ATTEST_PARTY__COUNT],
+                               attest_party party[ATTEST_PARTY__COUNT]);
+/* Describes a revocation record read for field ("passport:pp_1 is revoked since
+ * 2025-01-31T12:00:00Z: lost device"); a record that does not parse is still a revocation
+ * (fail closed) and says so. Caller frees. */
+char *attest_revocation_describe(const char *field, const char *value, size_t len);
+/* Records the store's answer (value NULL: not revoked) for one party. */
+void attest_revocations_set(attest_revocations *r, attest_party p, const char *field,
+                            const char *value, size_t len);
+void attest_revocations_deinit(attest_revocations *r);
+
+/* Why a task was (not) admitted; one value per check of attest/TRUST.md, "The decision". */
+typedef enum attest_trust_reason {
+	ATTEST_TRUST_OK = 0,
+	ATTEST_TRUST_BAD_SIGNATURE,
+	ATTEST_TRUST_UNSIGNED,
+	ATTEST_TRUST_REVOKED,
+	ATTEST_TRUST_NO_PASSPORT,
+	ATTEST_TRUST_PASSPORT_INVALID,
+	ATTEST_TRUST_PASSPORT_SIGNATURE,
+	ATTEST_TRUST_UNKNOWN_ISSUER,
+	ATTEST_TRUST_NOT_YET_VALID,
+	ATTEST_TRUST_EXPIRED,
+	ATTEST_TRUST_SUBJECT_MISMATCH,
+	ATTEST_TRUST_MISSING_CLAIM,
+	ATTEST_TRUST_ASSURANCE,
+	ATTEST_TRUST_PROVIDER,
+	ATTEST_TRUST__COUNT,
+} attest_trust_reason;
+
+/* "ok", "bad_signature", "unsigned", ... */
+const char *attest_trust_reason_name(attest_trust_reason r);
+
+typedef struct attest_trust_decision {
+	attest_trust_reason reason;
+	proto_trust_level level; /* the level that was required */
+	char *message;           /* NULL when admitted; the client-facing reason (caller frees) */
+} attest_trust_decision;
+
+/* The trust decision, a pure function of its arguments: the requirements reqs[0..n) (a task's
+ * own, a skill's) on top of cfg->min_level, the checked facts a, what the revocation store
+ * said (rev), and the time now_s (seconds since the epoch). Returns 0 when the task may run,
+ * or -1 with out->reason and out->message. Free out with attest_trust_decision_deinit(). */
+int attest_trust_decide(const attest_trust_config *cfg, const proto_trust_req *const *reqs,
+                        size_t n, const attest_task_auth *a, const attest_revocations *rev,
+                        int64_t now_s, attest_trust_decision *out);
+void attest_trust_decision_deinit(attest_trust_decision *d);
+
+/* ---- sealed tasks (attest/SEALED.md) ----
+ * A sealed task's confidential parts arrive as age ciphertext for the node, are decrypted into
+ * memory only, and its result goes back as one age ciphertext for the buyer (reply_to). The
+ * signed statement names the ciphertexts received and delivered; plaintext digests appear only
+ * inside the buyer's ciphertext, and in the statement as salted commitments. */
+
+#define ATTEST_SEALED_PREDICATE_TYPE "https://aisp.dev/attestation/sealed-execution/v1"
+#define ATTEST_SEALED_RESULT_TYPE    "https://aisp.dev/sealed-result/v1"
+#define ATTEST_SALT_LEN              32
+/* What the sealed statement says the guarantee is, and is not. */
+#define ATTEST_SEALED_GUARANTEE                                                                    \
+	"The node decrypted the sealed parts only into its memory and the sandbox's tmpfs, ran "   \
+	"them in a fresh sandbox, and encrypted the result to reply_to; nothing of them was "      \
+	"written to disk, Redis or logs. This is not a hardware enclave: the node's operator is "  \
+	"trusted not to read the node's memory."
+
+/* Decrypts the sealed parts of t (t->sealed) with the node's identities into t's plaintext
+ * fields, in memory only, and checks reply_to. Afterwards t runs like any task
+ * (proto_task_sealed_pending() is false). A task without t->sealed is left alone. Returns 0,
+ * or -1 with *e, a message that is safe to publish: it never quotes plaintext; when a
+ * decrypted part is invalid, the full reason is kept in t->sealed->private_error, for the
+ * sealed result. Returns -2 (with *e) when a part is for none of ids (age's "no match"): the
+ * task was sealed for another node, which a fleet with one shared identity never sees. */
+int attest_sealed_open(proto_task *t, attest_age_identity *const *ids, size_t n_ids, err **e);
+
+/* The salted commitments of a sealed statement, in this order. */
+typedef enum attest_commit {
+	ATTEST_COMMIT_CODE = 0, /* SHA-256 of the code (a sealed part) */
+	ATTEST_COMMIT_STDIN,
+	ATTEST_COMMIT_ARGS,  /* SHA-256 of the args' canonical JSON text */
+	ATTEST_COMMIT_FILES, /* SHA-256 of the files encoding */
+	ATTEST_COMMIT_INPUT, /* the input digest (ATTESTATION.md) */
+	ATTEST_COMMIT_OUTPUT,
+	ATTEST_COMMIT_EXIT, /* SHA-256 of the exit encoding */
+	ATTEST_COMMIT_EXECUTION,
+	ATTEST_COMMIT__COUNT,
+} attest_commit;
+
+/* "code", "stdin", "args", "files", "input", "output", "exit", "execution". */
+const char *attest_commit_name(attest_commit c);
+/* commitment = "sha256:" + hex SHA-256(salt || digest text), into out. */
+void attest_commitment(const uint8_t salt[ATTEST_SALT_LEN], const char *digest,
+                       char out[ATTEST_DIGEST_LEN]);
+
+/* A sealed result, ready for signing. */
+typedef struct attest_sealed_out {
+	bool has[ATTEST_COMMIT__COUNT];
+	char digest[ATTEST_COMMIT__COUNT][ATTEST_DIGEST_LEN]; /* secret: only in the ciphertext */
+	uint8_t salt[ATTEST_COMMIT__COUNT][ATTEST_SALT_LEN];
+	char commitment[ATTEST_COMMIT__COUNT][ATTEST_DIGEST_LEN];
+	char environment_digest[ATTEST_DIGEST_LEN];
+	char delivered[ATTEST_DIGEST_LEN]; /* SHA-256 of the age file for reply_to */
+} attest_sealed_out;
+
+/* Builds the result of a sealed task t from the real one: the sealed result document (real's
+ * output, its digests, and the commitments with their salts; output files are dropped, with
+ * files_truncated, until it fits PROTO_SEALED_DOC_MAX) encrypted to reply_to, and the public
+ * result *pub (caller deinits): real's id, status, usage, node, runtime, image and times; no
+ * output, no exit code; the node's own message for rejected, internal and revoked results;
+ * "sealed" the base64 of the age file. env: the sandbox environment (NULL before a plan).
+ * Sign *pub with the claim's sealed = out. Returns 0, or -1 with *e (reply_to unusable: then
+ * publish an ordinary rejected result without the task). */
+int attest_sealed_result(const proto_task *t, const proto_result *real, const proto_env *env,
+                         size_t n_env, proto_result *pub, attest_sealed_out *out, err **e);
+
+/* Verifying a sealed result (aisp unseal --verify). */
+typedef enum attest_sealed_verdict {
+	ATTEST_SEALED_PASS = 0,
+	ATTEST_SEALED_FAIL,
+	ATTEST_SEALED_SKIP, /* not checked: detail says what was missing */
+} attest_sealed_verdict;
+
+/* Called once per check, in order: signature, key_id, statement, sealed_result, metadata,
+ * environment_digest, received, decrypt, document, outputs, commitments, output, exit, input,
+ * execution. */
+typedef void (*attest_sealed_check_fn)(void *ud, const char *name, attest_sealed_verdict v,
+                                       const char *detail);
+
+typedef struct attest_sealed_verify_opts {
+	const attest_key *node_key;      /* NULL: the signature check fails */
+	attest_age_identity *const *ids; /* the buyer's identities; none: checks 8.. skipped */
+	size_t n_ids;
+	const proto_task *sealed_task; /* the task as sent (ciphertexts); NULL: received skipped */
+	const proto_task *plain_task;  /* the buyer's plaintext of it; NULL: input skipped */
+} attest_sealed_verify_opts;
+
+/* Verifies a sealed result document (attest/SEALED.md, "Verification"). inner (optional,
+ * always initialised; caller deinits) receives the decrypted result, when it could be read. Returns 0 when no check failed, 1 when one
+ * did (each reported through cb), -1 with *e when result_json is not a result. */
+int attest_sealed_verify(const char *result_json, size_t len, const attest_sealed_verify_opts *o,
+                         attest_sealed_check_fn cb, void *ud, proto_result *inner, err **e);

@@ -31,6 +31,13 @@ int jg_take(jg *j, char **out, size_t *len, err **e);
 /* The DSSE envelope JSON of a payload and its signature by the key kid (caller frees). */
 int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e);
+/* The same for any payload type (passports, signed tasks). */
+int attest_dsse_envelope(const char *type, const void *payload, size_t len, const uint8_t *sig,
+                         const char *kid, char **out, err **e);
+/* Signs a statement (DSSE, the in-toto payload type): the envelope and the attestation digest
+ * (SHA-256 of the statement bytes), each optional and caller-owned. Returns 0, or -1 with *e. */
+int attest_sign_statement(const attest_key *k, const char *stmt, size_t len, char **envelope_json,
+                          char **attestation_digest, err **e);
 /* The statement's subject array for an output. */
 void attest_subjects(jg *j, const proto_output *o);
 
@@ -55,3 +62,33 @@ int attest_pred_env(yajl_val pred, proto_env **out, size_t *n, err **e);
 /* predicate.limits: exactly the PROTO_LIMITS fields, each a non-negative integer. Returns 0,
  * or -1 with *e. */
 int attest_pred_limits(yajl_val pred, proto_limits *l, err **e);
+
+/* ---- sealed tasks and passports (passport.c, sealed*.c) ---- */
+
+/* A DSSE envelope with exactly one signature, parsed strictly: payloadType must be type, the
+ * payload (decoded, owned) and the signature's keyid and bytes. On failure d holds nothing. */
+typedef struct attest_dsse {
+	uint8_t *payload;
+	size_t len;
+	char keyid[ATTEST_DIGEST_LEN];
+	uint8_t sig[ATTEST_SIG_LEN];
+} attest_dsse;
+int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dsse *d, err **e);
+void attest_dsse_deinit(attest_dsse *d);
+
+/* sign.c's pieces of a statement, shared with the sealed statement (sealed-sign.c). */
+void attest_gen_limits(jg *j, const proto_limits *l);
+void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id);
+void attest_gen_environment(jg *j, const attest_claim *c); /* predicate.environment */
+/* image_digest, runtime, limits, environment, environment_digest: what the run was. */
+void attest_gen_run(jg *j, const attest_claim *c, const char *environment_digest);
+/* The sealed statement of a claim with c->sealed (attest_sign() hands such claims here). */
+int attest_sealed_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
+                       char **attestation_digest, err **e);
+/* SHA-256 of the files encoding of a task's input files, and the digest of one part's
+ * plaintext (c < ATTEST_COMMIT_INPUT; SEALED.md, "Part digests"). */
+void attest_files_digest(const proto_task *t, char out[ATTEST_DIGEST_LEN]);
+void attest_part_digest(const proto_task *t, attest_commit c, char out[ATTEST_DIGEST_LEN]);
+/* The "outputs" object of a sealed result document: "stdout", "stderr", "out/<path>",
+ * "return_value", "error" -> digest text. */
+void attest_sealed_output_digests(jg *j, const proto_output *o);

@@ -136,7 +136,7 @@ void attest_subjects(jg *j, const proto_output *o)
 	jg_close(j, false);
 }
 
-static void gen_limits(jg *j, const proto_limits *l)
+void attest_gen_limits(jg *j, const proto_limits *l)
 {
 	static const proto_limits zero;
 	l = l ? l : &zero;
@@ -146,7 +146,30 @@ static void gen_limits(jg *j, const proto_limits *l)
 	jg_close(j, true);
 }
 
-static void gen_metadata(jg *j, const attest_claim *c, const char *key_id)
+void attest_gen_run(jg *j, const attest_claim *c, const char *environment_digest)
+{
+	jg_kstr(j, "image_digest", c->result->image_digest);
+	jg_kstr(j, "runtime", c->result->runtime);
+	jg_str(j, "limits");
+	attest_gen_limits(j, c->limits);
+	jg_str(j, "environment");
+	attest_gen_environment(j, c);
+	jg_kstr(j, "environment_digest", environment_digest);
+}
+
+void attest_gen_environment(jg *j, const attest_claim *c)
+{
+	jg_open(j, false);
+	for (size_t i = 0; i < c->n_env; i++) {
+		jg_open(j, true);
+		jg_kstr(j, "key", c->env[i].name);
+		jg_kstr(j, "value", c->env[i].value);
+		jg_close(j, true);
+	}
+	jg_close(j, false);
+}
+
+void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id)
 {
 	const proto_result *r = c->result;
 	jg_open(j, true);
@@ -180,20 +203,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_open(j, true);
 	jg_kstr(j, "task_id", r->id);
 	jg_kstr(j, "input_digest", p->input);
-	jg_kstr(j, "image_digest", r->image_digest);
-	jg_kstr(j, "runtime", r->runtime);
-	jg_str(j, "limits");
-	gen_limits(j, c->limits);
-	jg_str(j, "environment");
-	jg_open(j, false);
-	for (size_t i = 0; i < c->n_env; i++) {
-		jg_open(j, true);
-		jg_kstr(j, "key", c->env[i].name);
-		jg_kstr(j, "value", c->env[i].value);
-		jg_close(j, true);
-	}
-	jg_close(j, false);
-	jg_kstr(j, "environment_digest", p->environment);
+	attest_gen_run(j, c, p->environment);
 	jg_str(j, "result");
 	jg_open(j, true);
 	jg_kstr(j, "status", proto_status_name(o->status));
@@ -214,7 +224,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_str(j, "nondeterministic");
 	jg_check(j, yajl_gen_bool(j->g, c->task && c->task->nondeterministic));
 	jg_str(j, "metadata");
-	gen_metadata(j, c, kid);
+	attest_gen_metadata(j, c, kid);
 	jg_close(j, true);
 }
 
@@ -237,12 +247,18 @@ static int gen_statement(const attest_claim *c, const attest_digests *p, const c
 int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e)
 {
+	return attest_dsse_envelope(ATTEST_PAYLOAD_TYPE, payload, len, sig, kid, out, e);
+}
+
+int attest_dsse_envelope(const char *type, const void *payload, size_t len, const uint8_t *sig,
+                         const char *kid, char **out, err **e)
+{
 	_cleanup_free_ char *p64 = proto_b64_encode((const uint8_t *)payload, len);
 	_cleanup_free_ char *s64 = proto_b64_encode(sig, ATTEST_SIG_LEN);
 	_cleanup_(jg_deinit) jg j;
 	jg_init(&j);
 	jg_open(&j, true);
-	jg_kstr(&j, "payloadType", ATTEST_PAYLOAD_TYPE);
+	jg_kstr(&j, "payloadType", type);
 	jg_kstr(&j, "payload", p64);
 	jg_str(&j, "signatures");
 	jg_open(&j, false);
@@ -255,9 +271,30 @@ int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, con
 	return jg_take(&j, out, NULL, e);
 }
 
+int attest_sign_statement(const attest_key *k, const char *stmt, size_t len, char **envelope_json,
+                          char **attestation_digest, err **e)
+{
+	_cleanup_free_ char *env = NULL;
+	if (attest_dsse_sign(k, ATTEST_PAYLOAD_TYPE, stmt, len, &env, e) < 0)
+		return -1;
+	if (attestation_digest) {
+		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);
+		attest_sha256_str(stmt, len, *attestation_digest);
+	}
+	if (envelope_json)
+		*envelope_json = steal_pointer(&env);
+	return 0;
+}
+
 int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
                 char **execution_digest, char **attestation_digest, err **e)
 {
+	/* A sealed task's statement names ciphertexts and commitments only (attest/SEALED.md). */
+	if (c->sealed || (c->task && c->task->sealed)) {
+		if (execution_digest)
+			*execution_digest = NULL;
+		return attest_sealed_sign(k, c, envelope_json, attestation_digest, e);
+	}
 	attest_digests p;
 	if (compute_parts(c, &p, e) < 0 || attest_limits_match(c->limits, c->env, c->n_env, e) < 0)
 		return err_prefix(e, "attest");
@@ -266,23 +303,9 @@ int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json
 	size_t stmt_len = 0;
 	if (gen_statement(c, &p, kid, &stmt, &stmt_len, e) < 0)
 		return err_prefix(e, "attest: statement");
-	buf pae = BUF_INIT;
-	attest_pae(ATTEST_PAYLOAD_TYPE, stmt, stmt_len, &pae);
-	uint8_t sig[ATTEST_SIG_LEN];
-	int r = attest_key_sign(k, pae.data, pae.len, sig, e);
-	buf_deinit(&pae);
-	if (r < 0)
+	if (attest_sign_statement(k, stmt, stmt_len, envelope_json, attestation_digest, e) < 0)
 		return err_prefix(e, "attest");
-	_cleanup_free_ char *env = NULL;
-	if (attest_envelope_gen(stmt, stmt_len, sig, kid, &env, e) < 0)
-		return err_prefix(e, "attest: envelope");
-	if (attestation_digest) {
-		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);
-		attest_sha256_str(stmt, stmt_len, *attestation_digest);
-	}
 	if (execution_digest)
 		*execution_digest = xstrdup(p.execution);
-	if (envelope_json)
-		*envelope_json = steal_pointer(&env);
 	return 0;
 }

@@ -408,10 +408,19 @@ static void check_statement(vctx *c, attest_verifier *v, const attest_key *pub,
 		report(c, "key_id", NULL);
 	const char *type = jstr(c->st, "_type", NULL, NULL);
 	const char *ptype = jstr(c->st, "predicateType", NULL, NULL);
+	if (ptype && !strcmp(ptype, ATTEST_SEALED_PREDICATE_TYPE))
+		return report(c, "statement",
+		              "a sealed result: verify it with aisp unseal --verify "
+		              "(attest/SEALED.md)");
 	if (!type || strcmp(type, ATTEST_STATEMENT_TYPE) || !ptype ||
 	    strcmp(ptype, ATTEST_PREDICATE_TYPE) || !YAJL_IS_OBJECT(c->pred))
 		return report(c, "statement", "not an %s statement with predicate %s",
 		              ATTEST_STATEMENT_TYPE, ATTEST_PREDICATE_TYPE);
+	/* An ordinary statement signs no sealed document: one beside it would be unsigned. */
+	if (c->r->sealed)
+		return report(c, "statement",
+		              "the result carries \"sealed\", which an execution "
+		              "statement does not sign");
 	report(c, "statement", NULL);
 	check_subjects(c);
 	attest_output_digest(&c->r->output, c->output);

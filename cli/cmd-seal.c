@@ -34,11 +34,14 @@ static void seal_usage(FILE *f)
 
 static void unseal_usage(FILE *f)
 {
-	fprintf(f, "usage: aisp unseal -i IDENTITY [-i ...] [-o OUT] [FILE|-]\n"
-	           "  decrypts an age file (binary or ASCII-armored; default: standard input)\n"
-	           "  with the identities in each IDENTITY file (age-keygen's format, mode 0600,\n"
-	           "  e.g. a node's DIR/age.key). Nothing is written unless the whole file\n"
-	           "  authenticates; OUT is written atomically with mode 0600.\n");
+	fprintf(
+	    f, "usage: aisp unseal -i IDENTITY [-i ...] [-o OUT] [FILE|-]\n"
+	       "  decrypts an age file (binary or ASCII-armored; default: standard input)\n"
+	       "  with the identities in each IDENTITY file (age-keygen's format, mode 0600,\n"
+	       "  e.g. a node's DIR/age.key). Nothing is written unless the whole file\n"
+	       "  authenticates; OUT is written atomically with mode 0600.\n"
+	       "       aisp unseal --verify RESULT.json --key NODE_PUB -i IDENTITY [...]\n"
+	       "  verifies a sealed result and prints its output (aisp unseal --verify --help).\n");
 }
 
 /* Reads path ("-" or NULL: standard input) up to max bytes. */
@@ -66,12 +69,7 @@ static int write_output(const char *path, const void *data, size_t len, mode_t m
 	return write_file_path(path, data, len, mode, e);
 }
 
-struct recipients {
-	attest_age_recipient r[ATTEST_AGE_STANZA_MAX];
-	size_t n;
-};
-
-static int add_recipient(struct recipients *rs, const char *text, err **e)
+int cli_recipients_add(cli_recipients *rs, const char *text, err **e)
 {
 	if (rs->n == ATTEST_AGE_STANZA_MAX)
 		return err_set(e, 0, "more than %d recipients", ATTEST_AGE_STANZA_MAX);
@@ -81,7 +79,7 @@ static int add_recipient(struct recipients *rs, const char *text, err **e)
 	return 0;
 }
 
-static int add_recipients_file(struct recipients *rs, const char *path, err **e)
+int cli_recipients_add_file(cli_recipients *rs, const char *path, err **e)
 {
 	buf b = BUF_INIT;
 	int r = read_input(path, RECIPIENTS_FILE_MAX, &b, e);
@@ -96,15 +94,14 @@ static int add_recipients_file(struct recipients *rs, const char *path, err **e)
 		size_t len = strlen(l);
 		if (len && l[len - 1] == '\r')
 			l[len - 1] = '\0';
-		if (*l && *l != '#' && add_recipient(rs, l, e) < 0)
+		if (*l && *l != '#' && cli_recipients_add(rs, l, e) < 0)
 			r = err_prefix(e, "%s:%zu", path, line);
 	}
 	buf_deinit(&b);
 	return r;
 }
 
-static int seal_run(const struct recipients *rs, bool armor, const char *in, const char *out,
-                    err **e)
+static int seal_run(const cli_recipients *rs, bool armor, const char *in, const char *out, err **e)
 {
 	if (rs->n == 0)
 		return err_set(e, 0, "no recipients (-r age1... or -R FILE)");
@@ -137,7 +134,7 @@ int cmd_seal(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	_cleanup_free_ struct recipients *rs = xzalloc(sizeof(*rs));
+	_cleanup_free_ cli_recipients *rs = xzalloc(sizeof(*rs));
 	_cleanup_err_ err *e = NULL;
 	const char *out = NULL;
 	bool armor = false;
@@ -146,10 +143,10 @@ int cmd_seal(int argc, char **argv)
 	while (!bad && (c = getopt_long(argc, argv, "r:R:ao:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			bad = add_recipient(rs, optarg, &e) < 0;
+			bad = cli_recipients_add(rs, optarg, &e) < 0;
 			break;
 		case 'R':
-			bad = add_recipients_file(rs, optarg, &e) < 0;
+			bad = cli_recipients_add_file(rs, optarg, &e) < 0;
 			break;
 		case 'a':
 			armor = true;
@@ -198,6 +195,9 @@ static int unseal_run(attest_age_identity **ids, size_t n, const char *in, const
 
 int cmd_unseal(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++) /* a sealed result: cli/sealed-verify.c */
+		if (!strcmp(argv[i], "--verify"))
+			return cli_sealed_verify("unseal --verify", argc, argv);
 	static const struct option opts[] = {
 	    {"identity", required_argument, NULL, 'i'},
 	    {"output", required_argument, NULL, 'o'},

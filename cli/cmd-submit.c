@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/redis.h"
+#include "cli/sealed.h"
 #include "cli/taskopts.h"
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -68,7 +69,15 @@ static int print_result(const char *cmd, const char *json, size_t len, bool as_j
 		return 1;
 	}
 	int status;
-	if (as_json) {
+	if (r.sealed && !as_json) {
+		/* Only status and usage are public: the rest is sealed to reply_to. */
+		fprintf(stderr,
+		        "aisp %s: status %s; the output is sealed to the task's reply_to: read it "
+		        "with aisp unseal --verify (save the result with --json)\n",
+		        cmd, proto_status_name(r.output.status));
+		status =
+		    r.output.status == PROTO_STATUS_OK ? 0 : cli_exit_status(r.output.status, 0, 0);
+	} else if (as_json) {
 		fwrite(json, 1, len, stdout);
 		fputc('\n', stdout);
 		fflush(stdout);
@@ -162,7 +171,7 @@ static void submit_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: aisp submit [task options] (-c CODE | FILE) [--wait [--wait-timeout S]]\n"
-	        "                   [--json] [--out DIR] [--redis ADDR]\n\n%s"
+	        "                   [--json] [--out DIR] [--redis ADDR]\n\n%s%s"
 	        "  --wait             wait for the result, print it as `aisp run` does and exit\n"
 	        "                     with the program's status\n"
 	        "  --wait-timeout S   give up waiting after S seconds (default: wait forever)\n"
@@ -179,7 +188,7 @@ static void submit_usage(FILE *f)
 	        "stderr (\"aisp: timeout\"), so a program's own exit 124 or SIGKILL (137) is told\n"
 	        "apart from a timeout or out of memory by that line, or by --json's status.\n"
 	        "  --out DIR          with --wait, save the output files below DIR\n",
-	        cli_task_usage, redis_usage);
+	        cli_task_usage, cli_seal_usage, redis_usage);
 }
 
 static int parse_seconds(const char *cmd, const char *s, double *out)
@@ -196,10 +205,11 @@ static int parse_seconds(const char *cmd, const char *s, double *out)
 }
 
 /* The task document to submit: the shared task options through the same parser the node
- * uses, and the nondeterministic flag. *reply: the reply stream to wait on (with wait): the
- * task's own --reply-stream, or a private one made here (*own_reply: delete it after). */
-static int build_task(const cli_task_opts *o, bool wait, bool nondeterministic, buf *out, char **id,
-                      char **reply, bool *own_reply)
+ * uses, and the nondeterministic flag; sealed and signed by seal (cli/sealed.c). *reply: the
+ * reply stream to wait on (with wait): the task's own --reply-stream, or a private one made
+ * here (*own_reply: delete it after). */
+static int build_task(const cli_task_opts *o, const cli_seal_opts *seal, bool wait,
+                      bool nondeterministic, buf *out, char **id, char **reply, bool *own_reply)
 {
 	_cleanup_err_ err *e = NULL;
 	buf raw = BUF_INIT;
@@ -240,9 +250,11 @@ static int build_task(const cli_task_opts *o, bool wait, bool nondeterministic, 
 	}
 	t.nondeterministic |= nondeterministic;
 	*id = xstrdup(t.id);
-	proto_task_to_json(&t, out);
+	rc = cli_seal_finish(&t, seal, out, &e); /* sealed parts, signature: cli/sealed.c */
+	if (rc < 0)
+		fprintf(stderr, "aisp submit: %s\n", err_msg(e));
 	proto_task_deinit(&t);
-	return 0;
+	return rc;
 }
 
 /* Says on stderr when no live node is registered: the task waits until one starts. */
@@ -264,6 +276,7 @@ static void warn_if_no_node(redisContext *c)
 
 typedef struct submit_args {
 	cli_task_opts task;
+	cli_seal_opts seal;
 	bool wait, json, nondeterministic;
 	double wait_timeout;
 	const char *addr, *out;
@@ -276,6 +289,8 @@ static int parse_submit(submit_args *s, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		_cleanup_err_ err *e = NULL;
 		int k = cli_task_opt(&s->task, argc, argv, &i, &e);
+		if (k == 0)
+			k = cli_seal_opt(&s->seal, argc, argv, &i, &e);
 		if (k < 0) {
 			fprintf(stderr, "aisp submit: %s\n", err_msg(e));
 			return 2;
@@ -327,7 +342,8 @@ int cmd_submit(int argc, char **argv)
 	buf doc = BUF_INIT;
 	_cleanup_free_ char *id = NULL, *reply = NULL;
 	bool own_reply = false;
-	if (build_task(&s.task, s.wait, s.nondeterministic, &doc, &id, &reply, &own_reply) < 0) {
+	if (build_task(&s.task, &s.seal, s.wait, s.nondeterministic, &doc, &id, &reply,
+	               &own_reply) < 0) {
 		buf_deinit(&doc);
 		return 2;
 	}

@@ -266,6 +266,9 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
 
 int cmd_verify(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++) /* a sealed result: cli/sealed-verify.c */
+		if (!strcmp(argv[i], "--sealed"))
+			return cli_sealed_verify("verify --sealed", argc, argv);
 	struct verify_opts o = {.store = getenv("AISP_IMAGE_STORE")};
 	int ret = parse_args(argc, argv, &o);
 	if (!o.store || !*o.store)

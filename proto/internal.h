@@ -19,3 +19,14 @@ int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_s
  * scaled by 10^frac: 0 with *out; -1 when negative, zero, not a number or with more than frac
  * decimals; -2 when too large for int64. "1e0", "1.0" and "100e-2" are 1. */
 int proto_number_scaled(const char *s, int frac, int64_t *out);
+
+#include <yajl/yajl_gen.h>
+/* A task from a tree parsed with proto_json_parse_ex(keep_soft) (rc its return value); the
+ * body of proto_task_parse(), shared with proto_task_parse_entry(). */
+int proto_task_parse_tree(yajl_val root, int rc, proto_task *t, proto_task_head *head, err **e);
+/* The sealed and trust fields (proto/sealed.c): parsing, serialisation, and freeing (with the
+ * plaintext of sealed parts wiped), called from task.c and proto.c. */
+bool proto_task_ext_field(const char *key);
+int proto_task_ext_parse(yajl_val root, proto_task *t, err **e);
+void proto_task_ext_gen(yajl_gen g, const proto_task *t);
+void proto_task_ext_deinit(proto_task *t);

@@ -17,7 +17,7 @@ static const char *const lang_names[PROTO_LANG__COUNT] = {"python", "javascript"
 static const char *const mode_names[] = {"script", "function"};
 static const char *const status_names[PROTO_STATUS__COUNT] = {
     "ok",       "timeout",  "oom",       "output_limit", "error", "sandbox_error",
-    "rejected", "internal", "cancelled",
+    "rejected", "internal", "cancelled", "revoked",
 };
 
 const char *proto_lang_name(proto_lang l)
@@ -84,6 +84,7 @@ void proto_env_list_free(proto_env *l, size_t n)
 
 void proto_task_deinit(proto_task *t)
 {
+	proto_task_ext_deinit(t); /* first: it wipes the plaintext of sealed parts */
 	free(t->id);
 	free(t->code);
 	free(t->stdin_data);
@@ -132,6 +133,7 @@ void proto_result_deinit(proto_result *r)
 	free(r->image_digest);
 	free(r->execution_digest);
 	free(r->attestation);
+	free(r->sealed);
 	proto_result_init(r);
 }
 

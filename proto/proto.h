@@ -83,6 +83,7 @@ typedef enum proto_status {
 	PROTO_STATUS_REJECTED,      /* the task was invalid; it never ran */
 	PROTO_STATUS_INTERNAL,      /* gave up after retries (dead-lettered) */
 	PROTO_STATUS_CANCELLED, /* cancelled by a client (aisp:cancel:<id>): before or while it ran */
+	PROTO_STATUS_REVOKED,   /* a party's passport or key was revoked while it ran (SEALED.md) */
 	PROTO_STATUS__COUNT,
 } proto_status;
 
@@ -195,6 +196,10 @@ typedef struct proto_task {
 	proto_limits limits;
 	char *reply_stream; /* NULL: none */
 	bool nondeterministic;
+	/* Sealed parts, signer, passport and trust requirements (proto/SEALED.md); NULL when the
+	 * task has none. Owned; freed (plaintext wiped) by proto_task_deinit(). */
+	struct proto_sealed *sealed;
+	struct proto_auth *auth;
 } proto_task;
 
 typedef struct proto_usage {
@@ -230,6 +235,7 @@ typedef struct proto_result {
 	int attempts;
 	char *execution_digest; /* "sha256:..." or NULL */
 	char *attestation;      /* the DSSE envelope as JSON text, or NULL */
+	char *sealed; /* a sealed task's result document for reply_to: base64 of the age file */
 } proto_result;
 
 void proto_task_init(proto_task *t);
@@ -313,3 +319,148 @@ size_t proto_b64_decoded_max(size_t n);
  * 4096"). */
 int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const proto_limits *maxima,
                          err **e);
+
+/* ---- sealed tasks, signed tasks and trust requirements (proto/SEALED.md) ----
+ * proto/ parses and bounds the fields; attest/ does the cryptography (decryption, signatures,
+ * passports, the trust decision; attest/SEALED.md, attest/TRUST.md). */
+
+/* The bound on one sealed part's age file (binary, or ASCII-armored) for a plaintext bound. */
+#define PROTO_SEALED_OVERHEAD        (64u * 1024)
+#define PROTO_SEALED_PART_MAX(plain) (2u * (plain) + PROTO_SEALED_OVERHEAD)
+/* The plaintext of a sealed "files_age" part: a JSON array in the "files" format. */
+#define PROTO_SEALED_FILES_MAX (PROTO_FILES_TOTAL_MAX / 3 * 4 + 1024u * 1024)
+/* The sealed result document (plaintext): small enough that its age file, in base64 inside
+ * the public result, keeps the result below PROTO_TASK_MAX_BYTES. */
+#define PROTO_SEALED_DOC_MAX  (11u * 1024 * 1024)
+#define PROTO_PASSPORT_MAX    (16u * 1024) /* one passport envelope, as compact JSON */
+#define PROTO_TRUST_LIST_MAX  16           /* accepted_providers, required_claims */
+#define PROTO_TRUST_NAME_MAX  64           /* one provider or claim name */
+#define PROTO_ED25519_KEY_LEN 32
+#define PROTO_SIG_LEN         64
+#define PROTO_KEY_ID_LEN      71 /* "sha256:" + 64 hex, without the NUL */
+
+/* The DSSE payload type of a signed task (the envelope's payload is the task document). */
+#define PROTO_TASK_PAYLOAD_TYPE "application/vnd.aisp.task+json"
+
+/* The revocation store: one hash; fields "passport:<passport id>" and "key:<key id>", values
+ * revocation records (proto_revocation_to_json). */
+#define PROTO_KEY_REVOKED           "aisp:revoked"
+#define PROTO_REVOKED_PASSPORT      "passport:"
+#define PROTO_REVOKED_KEY           "key:"
+#define PROTO_REVOCATION_REASON_MAX 512
+
+typedef enum proto_exec_mode {
+	PROTO_EXEC_SOURCE = 0, /* the code is in the clear; its digest is public */
+	PROTO_EXEC_SEALED,     /* the code is age ciphertext for the node; never shown */
+} proto_exec_mode;
+
+/* The parts of a task that may be given as age ciphertext for the node. */
+typedef enum proto_sealed_part {
+	PROTO_SEALED_CODE = 0, /* "code_age": the code's bytes */
+	PROTO_SEALED_STDIN,    /* "stdin_age": the stdin bytes */
+	PROTO_SEALED_ARGS,     /* "args_age": the args as JSON text */
+	PROTO_SEALED_FILES,    /* "files_age": a JSON array in the "files" format */
+	PROTO_SEALED__COUNT,
+} proto_sealed_part;
+
+typedef struct proto_sealed {
+	proto_exec_mode exec_mode; /* as given, or derived: sealed when the code is sealed */
+	char *reply_to;            /* the buyer's "age1..." recipient; NULL: none */
+	/* The decoded age files; NULL where the part is in the clear. */
+	uint8_t *age[PROTO_SEALED__COUNT];
+	size_t age_len[PROTO_SEALED__COUNT];
+	bool opened; /* every sealed part was decrypted into the task (attest_sealed_open) */
+	/* Why a decrypted part was refused, quoting its plaintext: only for the sealed result to
+	 * reply_to, never published. NULL: none. */
+	char *private_error;
+} proto_sealed;
+
+typedef enum proto_trust_level {
+	PROTO_TRUST_NONE = 0, /* no passport needed */
+	PROTO_TRUST_L0,       /* any valid passport */
+	PROTO_TRUST_L1,       /* verified_human, at least substantial */
+	PROTO_TRUST_L2,       /* verified_identity, high */
+	PROTO_TRUST__COUNT,
+} proto_trust_level;
+
+typedef enum proto_assurance {
+	PROTO_ASSURANCE_NONE = 0, /* not given */
+	PROTO_ASSURANCE_LOW,
+	PROTO_ASSURANCE_SUBSTANTIAL,
+	PROTO_ASSURANCE_HIGH,
+	PROTO_ASSURANCE__COUNT,
+} proto_assurance;
+
+/* "L0".."L2" ("none" for PROTO_TRUST_NONE) and "low", "substantial", "high" ("none"); NULL
+ * when out of range. The parsers accept exactly those names (not "none"): 0 or -1. */
+const char *proto_trust_level_name(proto_trust_level l);
+int proto_trust_level_parse(const char *s, proto_trust_level *out);
+const char *proto_assurance_name(proto_assurance a);
+int proto_assurance_parse(const char *s, proto_assurance *out);
+/* Claim types and providers: [a-z0-9][a-z0-9_.-]{0,63}. */
+bool proto_trust_name_valid(const char *s);
+
+/* A trust requirement ("trust_level" and "trust_requirements" of a task or a skill). */
+typedef struct proto_trust_req {
+	proto_trust_level level;
+	proto_assurance min_assurance; /* NONE: the level's own */
+	char **providers;              /* accepted_providers; none: any */
+	size_t n_providers;
+	char **claims; /* required_claims, beyond the level's own */
+	size_t n_claims;
+} proto_trust_req;
+void proto_trust_req_deinit(proto_trust_req *r);
+/* Parses a "trust_level" value (a string, or NULL when absent) and a "trust_requirements"
+ * value (an object, or NULL) as a task or a skill manifest gives them. Returns 0, or -1 with
+ * a client-facing message in *e. */
+struct yajl_val_s;
+int proto_trust_req_parse(const char *level, struct yajl_val_s *requirements, proto_trust_req *r,
+                          err **e);
+
+/* The signature of a signed task: the DSSE envelope it came in. */
+typedef struct proto_task_sig {
+	uint8_t *payload; /* the exact bytes signed: the task document */
+	size_t payload_len;
+	char keyid[PROTO_KEY_ID_LEN + 1];
+	uint8_t sig[PROTO_SIG_LEN];
+} proto_task_sig;
+
+typedef struct proto_auth {
+	bool has_signer;
+	uint8_t signer[PROTO_ED25519_KEY_LEN]; /* "signer": the submitter's Ed25519 public key */
+	char *passport;      /* "passport": the envelope as compact JSON, or NULL */
+	proto_trust_req req; /* "trust_level", "trust_requirements" */
+	proto_task_sig *sig; /* NULL: the task did not come signed */
+} proto_auth;
+
+/* Parses a stream entry's "task" field: a task document (as proto_task_parse), or a signed
+ * task, a DSSE envelope whose payload is the task document (then t->auth->sig holds the
+ * signature, not yet verified: attest_task_auth_init). A task that names a signer must come
+ * signed. Returns 0, or -1 with a client-facing message in *e; head as proto_task_parse. */
+int proto_task_parse_entry(const char *json, size_t len, proto_task *t, proto_task_head *head,
+                           err **e);
+/* The task's input files as its "files" field carries them (a JSON array of {"path",
+ * "content_b64"}): the plaintext of a "files_age" part. */
+void proto_task_files_json(const proto_task *t, buf *out);
+/* True when part p of t is age ciphertext. */
+bool proto_task_part_sealed(const proto_task *t, proto_sealed_part p);
+/* The wire name of a sealed part ("code_age"...). */
+const char *proto_sealed_part_name(proto_sealed_part p);
+/* True while some part of t is still ciphertext: such a task must not run. */
+bool proto_task_sealed_pending(const proto_task *t);
+/* Puts the plaintext of a decrypted part into t, validated as its clear counterpart would be
+ * (code: UTF-8 without NUL, at most PROTO_CODE_MAX; stdin: at most PROTO_STDIN_MAX; args: JSON
+ * of the "args" form for t's mode; files: a JSON array of the "files" form). The plaintext is
+ * copied; the caller wipes its own copy. Returns 0, or -1 with a message that may quote the
+ * plaintext (not for publication). */
+int proto_task_open_part(proto_task *t, proto_sealed_part p, const uint8_t *plain, size_t n,
+                         err **e);
+
+/* A revocation record: {"reason": "...", "revoked_at_ms": N}. */
+void proto_revocation_to_json(const char *reason, int64_t revoked_at_ms, buf *out);
+/* Parses a record. *reason is owned by the caller. Returns 0, or -1 with *e. */
+int proto_revocation_parse(const char *json, size_t len, char **reason, int64_t *revoked_at_ms,
+                           err **e);
+/* The revocation store field of a passport id or a key id ("passport:ID", "key:ID"). Caller
+ * frees. */
+char *proto_revocation_field(bool key, const char *id);

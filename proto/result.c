@@ -111,6 +111,7 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	proto_json_gen_kint(g, "attempts", r->attempts);
 	gen_kv_str(g, "execution_digest", r->execution_digest);
 	gen_kv_json(g, "attestation", r->attestation);
+	gen_kv_str(g, "sealed", r->sealed); /* proto/SEALED.md */
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
 }
@@ -279,7 +280,8 @@ static int result_from_tree(yajl_val root, proto_result *r, err **e)
 	    opt_int(root, "started_at_ms", 0, INT64_MAX, &r->started_ms, e) < 0 ||
 	    opt_int(root, "finished_at_ms", 0, INT64_MAX, &r->finished_ms, e) < 0 ||
 	    opt_int(root, "attempts", 0, 1000000, &attempts, e) < 0 ||
-	    opt_str(root, "execution_digest", &r->execution_digest, e) < 0)
+	    opt_str(root, "execution_digest", &r->execution_digest, e) < 0 ||
+	    opt_str(root, "sealed", &r->sealed, e) < 0)
 		return -1;
 	r->attempts = (int)attempts;
 	yajl_val att = proto_json_get(root, "attestation");

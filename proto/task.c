@@ -29,7 +29,8 @@ static int check_unknown(yajl_val obj, const char *const *allowed, size_t n, con
 		size_t j = 0;
 		while (j < n && strcmp(k, allowed[j]) != 0)
 			j++;
-		if (j == n) {
+		/* The task's own fields of sealed and signed tasks: proto/sealed.c. */
+		if (j == n && !(!*prefix && proto_task_ext_field(k))) {
 			_cleanup_free_ char *full = xasprintf("%s%s", prefix, k);
 			_cleanup_free_ char *q = proto_quote(full, strlen(full));
 			return err_set(e, 0, "unknown field %s", q);
@@ -364,14 +365,17 @@ static int parse_head(yajl_val root, proto_task *t, err **e)
 		return err_set(e, 0, "field \"mode\" must be one of script, function");
 	if (t->mode == PROTO_MODE_FUNCTION && t->lang == PROTO_LANG_SHELL)
 		return err_set(e, 0, "function mode is not supported for shell");
-	if (get_string(root, "code", "code", true, &code, e) < 0)
+	/* Sealed code ("code_age", proto/sealed.c) stands for "code": t->code stays NULL until
+	 * attest_sealed_open() decrypts it. */
+	bool sealed = proto_json_get(root, "code_age") != NULL;
+	if (get_string(root, "code", "code", !sealed, &code, e) < 0)
 		return -1;
-	t->code_len = strlen(code);
+	t->code_len = code ? strlen(code) : 0;
 	if (t->code_len > PROTO_CODE_MAX)
 		return err_set(e, 0, "field \"code\" is %zu bytes, above the %u-byte limit",
 		               t->code_len, PROTO_CODE_MAX);
 	t->id = xstrdup(id);
-	t->code = xmemdup(code, t->code_len + 1);
+	t->code = code ? xmemdup(code, t->code_len + 1) : NULL;
 	return 0;
 }
 
@@ -382,7 +386,8 @@ static int task_from_tree(yajl_val root, proto_task *t, err **e)
 	if (check_unknown(root, task_fields, ARRAY_SIZE(task_fields), "", e) < 0 ||
 	    parse_head(root, t, e) < 0 || parse_stdin(root, t, e) < 0 ||
 	    parse_args(root, t, e) < 0 || parse_env(root, t, e) < 0 ||
-	    parse_files(root, t, e) < 0 || parse_names(root, t, e) < 0)
+	    parse_files(root, t, e) < 0 || parse_names(root, t, e) < 0 ||
+	    proto_task_ext_parse(root, t, e) < 0)
 		return -1;
 	yajl_val limits = proto_json_get(root, "limits");
 	if (limits && parse_limits(limits, &t->limits, e) < 0)
@@ -430,6 +435,13 @@ int proto_task_parse(const char *json, size_t len, proto_task *t, proto_task_hea
 		               PROTO_TASK_MAX_BYTES);
 	_cleanup_yajl_val_ yajl_val root = NULL;
 	int rc = proto_json_parse_ex(json, len, &root, true, e);
+	rc = proto_task_parse_tree(root, rc, t, head, e);
+	proto_task_head_deinit(&none);
+	return rc;
+}
+
+int proto_task_parse_tree(yajl_val root, int rc, proto_task *t, proto_task_head *head, err **e)
+{
 	if (rc == -1)
 		return err_prefix(e, "task is not valid JSON");
 	if (root)
@@ -438,7 +450,6 @@ int proto_task_parse(const char *json, size_t len, proto_task *t, proto_task_hea
 		rc = -1;
 	if (rc < 0)
 		proto_task_deinit(t);
-	proto_task_head_deinit(&none);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -510,11 +521,8 @@ static void gen_env(yajl_gen g, const proto_task *t)
 	yajl_gen_map_close(g);
 }
 
-static void gen_files(yajl_gen g, const proto_task *t)
+static void gen_files_array(yajl_gen g, const proto_task *t)
 {
-	if (t->n_files == 0)
-		return;
-	proto_json_gen_str(g, "files");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < t->n_files; i++) {
 		_cleanup_free_ char *b = proto_b64_encode(t->files[i].data, t->files[i].len);
@@ -526,6 +534,21 @@ static void gen_files(yajl_gen g, const proto_task *t)
 	yajl_gen_array_close(g);
 }
 
+static void gen_files(yajl_gen g, const proto_task *t)
+{
+	if (t->n_files == 0)
+		return;
+	proto_json_gen_str(g, "files");
+	gen_files_array(g, t);
+}
+
+void proto_task_files_json(const proto_task *t, buf *out)
+{
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	gen_files_array(g, t);
+	proto_json_gen_take(g, out);
+}
+
 void proto_task_to_json(const proto_task *t, buf *out)
 {
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
@@ -534,12 +557,18 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
 	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
 	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
-	proto_json_gen_str(g, "code");
-	proto_json_gen_strn(g, t->code ? t->code : "", t->code_len);
-	gen_stdin(g, t);
-	gen_args(g, t);
+	/* A sealed part is written as its ciphertext (proto_task_ext_gen), never in the clear. */
+	if (!proto_task_part_sealed(t, PROTO_SEALED_CODE)) {
+		proto_json_gen_str(g, "code");
+		proto_json_gen_strn(g, t->code ? t->code : "", t->code_len);
+	}
+	if (!proto_task_part_sealed(t, PROTO_SEALED_STDIN))
+		gen_stdin(g, t);
+	if (!proto_task_part_sealed(t, PROTO_SEALED_ARGS))
+		gen_args(g, t);
 	gen_env(g, t);
-	gen_files(g, t);
+	if (!proto_task_part_sealed(t, PROTO_SEALED_FILES))
+		gen_files(g, t);
 	const struct {
 		const char *k, *v;
 	} names[] = {
@@ -550,6 +579,59 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	gen_limits(g, &t->limits);
 	if (t->nondeterministic)
 		proto_json_gen_kbool(g, "nondeterministic", true);
+	proto_task_ext_gen(g, t);
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
+}
+
+/* ---- sealed parts (proto/SEALED.md) ---- */
+
+/* Runs one of the field parsers above on a decrypted JSON value, as the value of key in an
+ * object of its own (so the value cannot add fields of its own). */
+static int open_json(proto_task *t, const char *key, const uint8_t *plain, size_t n,
+                     int (*parse)(yajl_val, proto_task *, err **), err **e)
+{
+	_cleanup_yajl_val_ yajl_val v = NULL;
+	if (proto_json_parse((const char *)plain, n, &v, e) < 0)
+		return err_prefix(e, "not JSON");
+	const char *keys[] = {key};
+	yajl_val values[] = {v};
+	struct yajl_val_s root = {.type = yajl_t_object};
+	root.u.object.keys = keys;
+	root.u.object.values = values;
+	root.u.object.len = 1;
+	return parse(&root, t, e);
+}
+
+int proto_task_open_part(proto_task *t, proto_sealed_part p, const uint8_t *plain, size_t n,
+                         err **e)
+{
+	switch (p) {
+	case PROTO_SEALED_CODE:
+		if (n > PROTO_CODE_MAX)
+			return err_set(e, 0, "%zu bytes, above the %u-byte limit of \"code\"", n,
+			               PROTO_CODE_MAX);
+		if (memchr(plain, 0, n) || !proto_utf8_valid(plain, n))
+			return err_set(e, 0, "code must be UTF-8 text without NUL bytes");
+		free(t->code);
+		t->code = xmemdup(plain, n + 1);
+		t->code[n] = '\0';
+		t->code_len = n;
+		return 0;
+	case PROTO_SEALED_STDIN:
+		if (n > PROTO_STDIN_MAX)
+			return err_set(e, 0, "%zu bytes, above the %u-byte limit of stdin", n,
+			               PROTO_STDIN_MAX);
+		free(t->stdin_data);
+		t->stdin_data = xmemdup(n ? plain : (const uint8_t *)"", n + 1);
+		t->stdin_data[n] = 0;
+		t->stdin_len = n;
+		return 0;
+	case PROTO_SEALED_ARGS:
+		return open_json(t, "args", plain, n, parse_args, e);
+	case PROTO_SEALED_FILES:
+		return open_json(t, "files", plain, n, parse_files, e);
+	default:
+		return err_set(e, 0, "no such sealed part");
+	}
 }

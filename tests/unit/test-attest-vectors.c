@@ -376,6 +376,7 @@ static const tamper tampers[] = {
     {"attestation.signatures", "01-basic", SET, "[]"},
     {"attestation.signatures[].keyid", "01-basic", SET, OTHER_DIGEST},
     {"attestation.signatures[].sig", "01-basic", SET, ZERO_SIG},
+    {"sealed", "01-basic", SET, "\"YWdl\""},
 };
 
 /* The object holding the last segment of path (segments ending in [] step into element 0). */
