@@ -67,9 +67,14 @@ mmdebstrap --mode=root --variant=extract --format=directory --aptopt='Acquire::R
 	"$SUITE" "$tmp/rootfs" ${SOURCES:+"$SOURCES"} </dev/null >"$log" 2>&1 ||
 	fail "mmdebstrap exited $?"
 
-# 2. Trim and harden the rootfs.
+# 2. Trim and harden the rootfs, in a subshell that is a plain command, not part of an ||
+# list: errexit is off for everything inside such a list (a failing compileall or ldconfig
+# went unnoticed when this was "{ ... } || fail"). The subshell stops at the first failing
+# command and logs it; the ERR trap out here then fails the build.
 r=$tmp/rootfs
-{
+trap 'fail "post-processing the rootfs"' ERR
+(
+	trap 'echo "build-image: step 2: \"$BASH_COMMAND\" exited $?"' ERR
 	for link in $LINKS; do
 		ln -sfn "${link#*=}" "$r/${link%%=*}"
 	done
@@ -105,7 +110,8 @@ GROUP
 	chmod 1777 "$r/tmp" "$r/workspace"
 	mkdir -p "$r/root"
 	chmod 0700 "$r/root"
-} >>"$log" 2>&1 || fail "post-processing the rootfs"
+) >>"$log" 2>&1
+trap - ERR
 for tool in python3 node sh; do
 	[[ -e $r/usr/bin/$tool ]] || fail "the rootfs has no /usr/bin/$tool"
 done

@@ -220,5 +220,22 @@ else
 	ok "# SKIP read-only bind mount not available"
 fi
 
+# 10. A failing step-2 command (here compileall of a file that is not Python) fails the build,
+# and the store gains no name.
+# shellcheck disable=SC2016 # the recipe expands $LINKS and $PYCOMPILE
+{
+	cat "${AISP_IMAGES_DIR:-$(dirname "$0")/../../images}/default.recipe"
+	echo 'LINKS="$LINKS usr/lib/aisp-bad.py=/etc/issue"'
+	echo 'PYCOMPILE="$PYCOMPILE /usr/lib/aisp-bad.py"'
+} >"$tmp/bad.recipe"
+out=$(AISP_RECIPE=$tmp/bad.recipe "$AISP" image build badstep2 --force --store "$tmp/badstep2" 2>&1)
+rc=$?
+if [[ $rc -ne 0 && $out == *"post-processing the rootfs"* && $out == *"compileall"*"exited 1"* ]]; then
+	ok "a failing compileall fails the build"
+else
+	not_ok "a failing compileall fails the build" "exit $rc: $out"
+fi
+check "the failed build added no name" test ! -e "$tmp/badstep2/names/badstep2"
+
 echo "1..$n"
 [[ $failed -eq 0 ]]
