@@ -126,6 +126,36 @@ check "python3 runs (json hashlib os sys resource)" test "$(run python3 -c \
 	= '["2d711642", 65534]'
 check "node runs" test "$(run node -e 'console.log(JSON.stringify([1 + 1, process.version.startsWith("v")]))')" = '[2,true]'
 check "sh runs coreutils" test "$(run /bin/sh -c 'echo a b | wc -w')" = 2
+# sh_check TOOL EXPECTED SCRIPT: SCRIPT (sh, in the image as nobody) prints EXPECTED.
+sh_check()
+{
+	local got
+	got=$(run /bin/sh -c "$3" 2>&1)
+	if [[ $got == "$2" ]]; then
+		ok "$1 runs in the image"
+	else
+		not_ok "$1 runs in the image" "script: $3" "expected: $2" "got: $got"
+	fi
+}
+# shellcheck disable=SC2016 # the scripts are for the image's sh
+{
+	sh_check grep 1 'printf "a\nb\n" | grep -c b'
+	sh_check sed aXc 'echo abc | sed s/b/X/'
+	sh_check "awk (GNU awk)" "3 one 2" 'echo 1 2 | awk "{ print \$1 + \$2, gensub(/1/, \"one\", 1) }"'
+	sh_check find /usr/bin/jq 'find /usr/bin -name jq'
+	sh_check xargs 2 'xargs -n 1 -a /etc/group echo | wc -l' # (-a: no /dev/null in a chroot)
+	sh_check diff 1,2c1,2 'diff /etc/group /etc/group && diff /etc/passwd /etc/group | head -n 1'
+	sh_check gzip hi 'echo hi | gzip | gzip -d'
+	sh_check bzip2 hi 'echo hi | bzip2 | bzip2 -d'
+	sh_check xz hi 'echo hi | xz | xz -d'
+	sh_check jq 3 "echo '{\"a\": [1, 2]}' | jq -c '.a | add'"
+	sh_check bc .333 "echo 'scale=3; 1/3' | bc"
+	sh_check "TZ=Europe/Paris date" "CET CEST" 'echo $(TZ=Europe/Paris date -d @1704067200 +%Z) $(TZ=Europe/Paris date -d @1720000000 +%Z)'
+}
+check "awk is GNU awk" test "$(readlink "$r/usr/bin/awk")" = gawk
+check "python3 zoneinfo knows Europe/Paris" test "$(run python3 -c 'import datetime, zoneinfo
+t = datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+print(t.tzname(), t.utcoffset())')" = "CEST 2:00:00"
 size=$(du -sb "$r" | cut -f1)
 if ((size < 160 * 1000 * 1000)); then
 	ok "unpacked size $((size / 1024 / 1024)) MiB ($size bytes)"
