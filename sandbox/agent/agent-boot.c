@@ -15,7 +15,10 @@
  * imports print nothing (fds 1 and 2 are /dev/null meanwhile) and never fail warm-up: a module
  * that raises anything is left out. They run before the task's environment is set, so what
  * those modules read at import time (MPLBACKEND, a matplotlibrc in the workspace) is what
- * warm-up saw: the node's fixed environment and an empty workspace. */
+ * warm-up saw: the node's fixed environment and an empty workspace. The objects they made are
+ * then frozen (gc.freeze): the cyclic collector never scans them again, neither during the task
+ * nor in the collection at exit, which would otherwise add about 100 ms to every task (the
+ * modules live as long as the interpreter anyway). */
 const char agent_boot_python[] =
     "import os, sys, json, types, traceback\n"
     "def _aisp_prewarm():\n"
@@ -39,6 +42,9 @@ const char agent_boot_python[] =
     "                __import__(n)\n"
     "            except BaseException:\n"
     "                pass\n"
+    "        import gc\n"
+    "        gc.collect()\n"
+    "        gc.freeze()\n"
     "    finally:\n"
     "        for f in (sys.stdout, sys.stderr):\n"
     "            try:\n"
