@@ -10,8 +10,9 @@
 #
 # Environment: AISP_RECIPE (a recipe file instead of images/NAME.recipe), TMPDIR,
 # AISP_IMAGE_CACHED_OK=1: do nothing when the store already holds NAME built from this very
-# recipe and these scripts (their SHA-256 is kept in <store>/recipes/NAME.sha256), so a
-# changed recipe is rebuilt while an unchanged one is never rebuilt.
+# recipe and these scripts (the SHA-256 of the recipe's values and the scripts is kept in
+# <store>/recipes/NAME.sha256), so a changed recipe is rebuilt while an unchanged one is never
+# rebuilt.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -27,7 +28,21 @@ valid_name "$name" || die "invalid image name \"$name\" (expected [a-z0-9][a-z0-
 recipe=${AISP_RECIPE:-$here/$name.recipe}
 [[ -f $recipe ]] || die "no recipe for image $name (looked for $recipe)"
 
-fingerprint=$(cat "$recipe" "$here/build-image.sh" "$here/lib.sh" | sha256sum | cut -d' ' -f1)
+SUITE=bookworm SOURCES= SOURCE_DATE_EPOCH= PACKAGES= DROP= LINKS= REMOVE= PYCOMPILE=
+OCI_USER= OCI_WORKDIR= OCI_ENV=
+# shellcheck disable=SC1090
+. "$recipe"
+[[ -n $PACKAGES && -n $SOURCE_DATE_EPOCH ]] || die "$recipe: PACKAGES and SOURCE_DATE_EPOCH are required"
+[[ -z $SOURCES || -r $SOURCES ]] || die "$recipe: apt sources $SOURCES are not readable"
+
+# What the build depends on: the recipe's values as sourced (so also those of a recipe it
+# sources in turn, as datascience does default's) and these scripts.
+fingerprint=$({
+	declare -p SUITE SOURCES SOURCE_DATE_EPOCH PACKAGES DROP LINKS REMOVE PYCOMPILE OCI_USER \
+		OCI_WORKDIR OCI_ENV
+	declare -f customize || true
+	cat "$here/build-image.sh" "$here/lib.sh"
+} | sha256sum | cut -d' ' -f1)
 if [[ ${AISP_IMAGE_CACHED_OK:-0} == 1 && -f $store/names/$name && -f $store/recipes/$name.sha256 ]]; then
 	cached=$(<"$store/names/$name")
 	if [[ $(<"$store/recipes/$name.sha256") == "$fingerprint" && -d $store/rootfs/${cached#sha256:}/rootfs ]]; then
@@ -43,12 +58,6 @@ need_tool jq jq
 need_tool flock util-linux
 store_prepare "$store"
 
-SUITE=bookworm SOURCES= SOURCE_DATE_EPOCH= PACKAGES= DROP= LINKS= REMOVE= PYCOMPILE=
-OCI_USER= OCI_WORKDIR= OCI_ENV=
-# shellcheck disable=SC1090
-. "$recipe"
-[[ -n $PACKAGES && -n $SOURCE_DATE_EPOCH ]] || die "$recipe: PACKAGES and SOURCE_DATE_EPOCH are required"
-[[ -z $SOURCES || -r $SOURCES ]] || die "$recipe: apt sources $SOURCES are not readable"
 export SOURCE_DATE_EPOCH
 created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 arch=$(dpkg --print-architecture)
