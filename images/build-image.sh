@@ -4,10 +4,15 @@
 # (layout in lib.sh). Everything is built in a temporary directory; the store only changes at
 # the end, so a failed build leaves it as it was. Prints "image NAME sha256:<hex>" on success.
 #
+# Recipe keys (sourced by bash; see default.recipe): SUITE, SOURCES, SOURCE_DATE_EPOCH,
+# PACKAGES, DROP, LINKS, REMOVE, PYCOMPILE, OCI_USER, OCI_WORKDIR, OCI_ENV, and an optional
+# function customize, called with the rootfs as $1 (on the host, errexit on) after REMOVE.
+#
 # Environment: AISP_RECIPE (a recipe file instead of images/NAME.recipe), TMPDIR,
 # AISP_IMAGE_CACHED_OK=1: do nothing when the store already holds NAME built from this very
-# recipe and these scripts (their SHA-256 is kept in <store>/recipes/NAME.sha256), so a
-# changed recipe is rebuilt while an unchanged one is never rebuilt.
+# recipe and these scripts (the SHA-256 of the recipe's values and the scripts is kept in
+# <store>/recipes/NAME.sha256), so a changed recipe is rebuilt while an unchanged one is never
+# rebuilt.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -23,7 +28,21 @@ valid_name "$name" || die "invalid image name \"$name\" (expected [a-z0-9][a-z0-
 recipe=${AISP_RECIPE:-$here/$name.recipe}
 [[ -f $recipe ]] || die "no recipe for image $name (looked for $recipe)"
 
-fingerprint=$(cat "$recipe" "$here/build-image.sh" "$here/lib.sh" | sha256sum | cut -d' ' -f1)
+SUITE=bookworm SOURCES= SOURCE_DATE_EPOCH= PACKAGES= DROP= LINKS= REMOVE= PYCOMPILE=
+OCI_USER= OCI_WORKDIR= OCI_ENV=
+# shellcheck disable=SC1090
+. "$recipe"
+[[ -n $PACKAGES && -n $SOURCE_DATE_EPOCH ]] || die "$recipe: PACKAGES and SOURCE_DATE_EPOCH are required"
+[[ -z $SOURCES || -r $SOURCES ]] || die "$recipe: apt sources $SOURCES are not readable"
+
+# What the build depends on: the recipe's values as sourced (so also those of a recipe it
+# sources in turn, as datascience does default's) and these scripts.
+fingerprint=$({
+	declare -p SUITE SOURCES SOURCE_DATE_EPOCH PACKAGES DROP LINKS REMOVE PYCOMPILE OCI_USER \
+		OCI_WORKDIR OCI_ENV
+	declare -f customize || true
+	cat "$here/build-image.sh" "$here/lib.sh"
+} | sha256sum | cut -d' ' -f1)
 if [[ ${AISP_IMAGE_CACHED_OK:-0} == 1 && -f $store/names/$name && -f $store/recipes/$name.sha256 ]]; then
 	cached=$(<"$store/names/$name")
 	if [[ $(<"$store/recipes/$name.sha256") == "$fingerprint" && -d $store/rootfs/${cached#sha256:}/rootfs ]]; then
@@ -33,17 +52,12 @@ if [[ ${AISP_IMAGE_CACHED_OK:-0} == 1 && -f $store/names/$name && -f $store/reci
 fi
 
 need_tool mmdebstrap mmdebstrap
+need_tool dpkg-deb dpkg
 need_tool umoci umoci
 need_tool jq jq
 need_tool flock util-linux
 store_prepare "$store"
 
-SUITE=bookworm SOURCES= SOURCE_DATE_EPOCH= PACKAGES= LINKS= REMOVE= PYCOMPILE=
-OCI_USER= OCI_WORKDIR= OCI_ENV=
-# shellcheck disable=SC1090
-. "$recipe"
-[[ -n $PACKAGES && -n $SOURCE_DATE_EPOCH ]] || die "$recipe: PACKAGES and SOURCE_DATE_EPOCH are required"
-[[ -z $SOURCES || -r $SOURCES ]] || die "$recipe: apt sources $SOURCES are not readable"
 export SOURCE_DATE_EPOCH
 created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 arch=$(dpkg --print-architecture)
@@ -58,23 +72,66 @@ fail()
 	die "build failed: $1"$'\n'"$(tail -n 15 "$log")"
 }
 
-# 1. Packages, extracted (no maintainer scripts, no dpkg database), onto a merged /usr.
+# drop_package ROOTFS PKG: removes the files and symlinks of package PKG (its .deb is in the
+# rootfs's apt cache), then those of its directories that are left empty. For dependencies that
+# nothing needs at run time (a compiler that Debian's scipy depends on, Tk); a name that was
+# not installed is an error, so that a recipe never silently keeps what it means to drop.
+drop_package()
+{
+	local r=$1 pkg=$2 debs path
+	debs=("$r/var/cache/apt/archives/${pkg}_"*.deb)
+	[[ ${#debs[@]} -eq 1 && -f ${debs[0]} ]] || {
+		echo "build-image: DROP: package $pkg is not in the build"
+		return 1
+	}
+	dpkg-deb --fsys-tarfile "${debs[0]}" | tar -t >"$tmp/drop.list"
+	while IFS= read -r path; do
+		path=${path#./}
+		if [[ -n $path && $path != */ ]]; then
+			rm -f -- "${r:?}/$path"
+		fi
+	done <"$tmp/drop.list"
+	# Deepest first; a directory another package still fills (or a merged-/usr link) stays.
+	while IFS= read -r path; do
+		path=${path#./}
+		if [[ -n $path && -d $r/$path && ! -L $r/${path%/} ]]; then
+			rmdir --ignore-fail-on-non-empty -- "$r/$path"
+		fi
+	done < <(grep '/$' "$tmp/drop.list" | sort -r)
+}
+
+# 1. Packages, extracted (no maintainer scripts, no dpkg database), onto a merged /usr. The
+# .deb files stay in /var/cache/apt/archives for DROP; step 2 deletes them.
 mkdir -p "$tmp/rootfs"
 # shellcheck disable=SC2016
 mmdebstrap --mode=root --variant=extract --format=directory --aptopt='Acquire::Retries "3"' \
+	--skip=cleanup/apt/cache \
 	--include="${PACKAGES// /,}" \
 	--setup-hook='for d in bin sbin lib lib64; do mkdir -p "$1/usr/$d"; ln -s "usr/$d" "$1/$d"; done' \
 	"$SUITE" "$tmp/rootfs" ${SOURCES:+"$SOURCES"} </dev/null >"$log" 2>&1 ||
 	fail "mmdebstrap exited $?"
 
-# 2. Trim and harden the rootfs.
+# 2. Trim and harden the rootfs, in a subshell that is a plain command, not part of an ||
+# list: errexit is off for everything inside such a list (a failing compileall or ldconfig
+# went unnoticed when this was "{ ... } || fail"). The subshell stops at the first failing
+# command and logs it; the ERR trap out here then fails the build.
 r=$tmp/rootfs
-{
+trap 'fail "post-processing the rootfs"' ERR
+(
+	set -E # the ERR trap also in drop_package and the recipe's customize
+	trap 'echo "build-image: step 2: \"$BASH_COMMAND\" exited $?"' ERR
+	for pkg in $DROP; do
+		drop_package "$r" "$pkg"
+	done
+	rm -f "$r"/var/cache/apt/archives/*.deb "$r"/var/cache/apt/*.bin
 	for link in $LINKS; do
 		ln -sfn "${link#*=}" "$r/${link%%=*}"
 	done
-	# REMOVE holds globs relative to the rootfs: expand them inside it.
-	(cd "$r" && for p in $REMOVE; do rm -rf -- ./$p; done)
+	# REMOVE holds globs relative to the rootfs (** matches any depth): expand them inside it.
+	(cd "$r" && shopt -s globstar && for p in $REMOVE; do rm -rf -- ./$p; done)
+	if declare -F customize >/dev/null; then
+		customize "$r"
+	fi
 	find "$r" -xdev -perm /6000 -exec chmod ug-s {} +
 	find "$r" -xdev -name '__pycache__' -type d -prune -exec rm -rf {} +
 	# Byte-compile Python once here: the rootfs is read-only in the sandbox, and an
@@ -105,7 +162,8 @@ GROUP
 	chmod 1777 "$r/tmp" "$r/workspace"
 	mkdir -p "$r/root"
 	chmod 0700 "$r/root"
-} >>"$log" 2>&1 || fail "post-processing the rootfs"
+) >>"$log" 2>&1
+trap - ERR
 for tool in python3 node sh; do
 	[[ -e $r/usr/bin/$tool ]] || fail "the rootfs has no /usr/bin/$tool"
 done

@@ -38,12 +38,15 @@ odd=$(find "$l" ! -type f ! -type d -print -quit)
 [[ -z $odd ]] || die "$file: ${odd#"$l"/} is not a regular file"
 [[ -f $l/oci-layout && -f $l/index.json ]] || die "$file is not an OCI layout tarball (no oci-layout or index.json)"
 
-# Every blob hashes to its name.
+# Every blob hashes to its name. The sums are all taken before the first is checked: a die
+# while sha256sum still ran (in a process substitution) removed the layout under it.
 if [[ -d $l/blobs/sha256 ]]; then
+	sums=$(cd "$l/blobs/sha256" && find . -type f -printf '%f\0' | sort -z | xargs -0 -r sha256sum) ||
+		die "$file: hashing its blobs failed"
 	while read -r sum path; do
 		b=${path##*/}
 		[[ $sum == "$b" ]] || die "blob sha256:$b is corrupt (its content hashes to sha256:$sum)"
-	done < <(cd "$l/blobs/sha256" && find . -type f -printf '%f\0' | sort -z | xargs -0 -r sha256sum)
+	done <<<"$sums"
 fi
 
 jq -e '.manifests | type == "array" and length == 1' "$l/index.json" >/dev/null 2>&1 ||

@@ -1,9 +1,11 @@
 #!/bin/bash
 # Integration test of the image store: aisp image build / ls / export / import against the real
-# mmdebstrap and umoci, and checks of the default image's rootfs. TAP output.
+# mmdebstrap and umoci, checks of the default image's rootfs (hardening, shell tools, time
+# zones), and of the datascience image, whose libraries and charts are tried in real runc and
+# runsc sandboxes (aisp run). TAP output.
 #
-# The default store (/var/lib/aisp/images, or $AISP_IMAGE_CACHE) is the cache: the image is
-# built there once and reused by later runs. Every run builds the image once more, into a
+# The default store (/var/lib/aisp/images, or $AISP_IMAGE_CACHE) is the cache: the images are
+# built there once and reused by later runs. Every run builds each image once more, into a
 # temporary store with --force, to check that the build is reproducible (same manifest digest
 # as the cached one, as long as the Debian archive has the same package versions).
 #
@@ -11,6 +13,7 @@
 set -uo pipefail
 
 AISP=${AISP_BIN:-aisp}
+images=${AISP_IMAGES_DIR:-$(dirname "$0")/../../images}
 CACHE=${AISP_IMAGE_CACHE:-/var/lib/aisp/images}
 n=0
 failed=0
@@ -126,6 +129,36 @@ check "python3 runs (json hashlib os sys resource)" test "$(run python3 -c \
 	= '["2d711642", 65534]'
 check "node runs" test "$(run node -e 'console.log(JSON.stringify([1 + 1, process.version.startsWith("v")]))')" = '[2,true]'
 check "sh runs coreutils" test "$(run /bin/sh -c 'echo a b | wc -w')" = 2
+# sh_check TOOL EXPECTED SCRIPT: SCRIPT (sh, in the image as nobody) prints EXPECTED.
+sh_check()
+{
+	local got
+	got=$(run /bin/sh -c "$3" 2>&1)
+	if [[ $got == "$2" ]]; then
+		ok "$1 runs in the image"
+	else
+		not_ok "$1 runs in the image" "script: $3" "expected: $2" "got: $got"
+	fi
+}
+# shellcheck disable=SC2016 # the scripts are for the image's sh
+{
+	sh_check grep 1 'printf "a\nb\n" | grep -c b'
+	sh_check sed aXc 'echo abc | sed s/b/X/'
+	sh_check "awk (GNU awk)" "3 one 2" 'echo 1 2 | awk "{ print \$1 + \$2, gensub(/1/, \"one\", 1) }"'
+	sh_check find /usr/bin/jq 'find /usr/bin -name jq'
+	sh_check xargs 2 'xargs -n 1 -a /etc/group echo | wc -l' # (-a: no /dev/null in a chroot)
+	sh_check diff 1,2c1,2 'diff /etc/group /etc/group && diff /etc/passwd /etc/group | head -n 1'
+	sh_check gzip hi 'echo hi | gzip | gzip -d'
+	sh_check bzip2 hi 'echo hi | bzip2 | bzip2 -d'
+	sh_check xz hi 'echo hi | xz | xz -d'
+	sh_check jq 3 "echo '{\"a\": [1, 2]}' | jq -c '.a | add'"
+	sh_check bc .333 "echo 'scale=3; 1/3' | bc"
+	sh_check "TZ=Europe/Paris date" "CET CEST" 'echo $(TZ=Europe/Paris date -d @1704067200 +%Z) $(TZ=Europe/Paris date -d @1720000000 +%Z)'
+}
+check "awk is GNU awk" test "$(readlink "$r/usr/bin/awk")" = gawk
+check "python3 zoneinfo knows Europe/Paris" test "$(run python3 -c 'import datetime, zoneinfo
+t = datetime.datetime(2024, 7, 1, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Paris"))
+print(t.tzname(), t.utcoffset())')" = "CEST 2:00:00"
 size=$(du -sb "$r" | cut -f1)
 if ((size < 160 * 1000 * 1000)); then
 	ok "unpacked size $((size / 1024 / 1024)) MiB ($size bytes)"
@@ -219,6 +252,138 @@ if mount --bind -o ro "$tmp/ro" "$tmp/ro" 2>/dev/null || { mount --bind "$tmp/ro
 else
 	ok "# SKIP read-only bind mount not available"
 fi
+
+# 10. A failing step-2 command (here compileall of a file that is not Python) fails the build,
+# and the store gains no name.
+# shellcheck disable=SC2016 # the recipe expands $LINKS and $PYCOMPILE
+{
+	cat "$images/default.recipe"
+	echo 'LINKS="$LINKS usr/lib/aisp-bad.py=/etc/issue"'
+	echo 'PYCOMPILE="$PYCOMPILE /usr/lib/aisp-bad.py"'
+} >"$tmp/bad.recipe"
+out=$(AISP_RECIPE=$tmp/bad.recipe "$AISP" image build badstep2 --force --store "$tmp/badstep2" 2>&1)
+rc=$?
+if [[ $rc -ne 0 && $out == *"post-processing the rootfs"* && $out == *"compileall"*"exited 1"* ]]; then
+	ok "a failing compileall fails the build"
+else
+	not_ok "a failing compileall fails the build" "exit $rc: $out"
+fi
+check "the failed build added no name" test ! -e "$tmp/badstep2/names/badstep2"
+{
+	cat "$images/default.recipe"
+	echo 'DROP="no-such-package"'
+} >"$tmp/baddrop.recipe"
+out=$(AISP_RECIPE=$tmp/baddrop.recipe "$AISP" image build baddrop --force --store "$tmp/baddrop" 2>&1)
+rc=$?
+if [[ $rc -ne 0 && $out == *"DROP: package no-such-package is not in the build"* ]]; then
+	ok "dropping a package that is not installed fails the build"
+else
+	not_ok "dropping a package that is not installed fails the build" "exit $rc: $out"
+fi
+
+# 11. The datascience image: cached, reproducible, trimmed; its libraries import and a
+# matplotlib chart comes back as an output file from real sandboxes (aisp run --json).
+out=$("$AISP" image build datascience --store "$CACHE" 2>&1)
+echo "# $out"
+ds=$(awk '{print $3}' <<<"$out")
+if [[ $ds =~ ^sha256:[0-9a-f]{64}$ ]]; then
+	ok "build datascience into the cache store: $ds"
+else
+	not_ok "build datascience into the cache store" "$out"
+fi
+start=$(date +%s)
+out=$("$AISP" image build datascience --force --store "$tmp/fresh" 2>&1)
+if [[ $(awk '{print $3}' <<<"$out") == "$ds" ]]; then
+	ok "datascience rebuilt with --force gives the same digest ($(($(date +%s) - start)) s)"
+else
+	not_ok "datascience rebuilt with --force gives the same digest" "cache: $ds" "fresh: $out"
+fi
+r=$CACHE/rootfs/${ds#sha256:}/rootfs
+out=$(find "$r" -xdev -perm /6000 2>&1)
+if [[ -z $out ]]; then ok "datascience: no setuid/setgid files"; else not_ok "datascience: no setuid/setgid files" "$out"; fi
+out=$(find "$r/usr/bin" "$r/usr/sbin" \( -name 'dpkg*' -o -name 'apt*' -o -name 'gcc*' -o -name 'g++*' \
+	-o -name 'ld' -o -name 'as' -o -name 'wish*' \) -print 2>&1; find "$r/usr/lib/python3/dist-packages" \
+	-type d \( -name tests -o -name pythran -o -name tkinter \) -print 2>&1)
+if [[ -z $out ]]; then
+	ok "datascience: no apt/dpkg, compiler, Tk or tests directories"
+else
+	not_ok "datascience: no apt/dpkg, compiler, Tk or tests directories" "$out"
+fi
+check "datascience: uid 65534 is nobody" grep -q '^nobody:x:65534:65534:' "$r/etc/passwd"
+check "datascience: matplotlib's rc file says Agg" grep -qx 'backend: Agg' "$r/etc/matplotlibrc"
+# Every ELF file's libraries resolve (DROP removed nothing a library needs), in the image.
+# shellcheck disable=SC2016 # for the image's sh
+out=$(chroot "$r" /bin/sh -c 'find /usr/lib /usr/bin -type f \( -name "*.so*" -o -perm -u+x \) |
+	while read -r f; do
+		[ "$(head -c 4 "$f" | od -An -c | tr -d " ")" = 177ELF ] || continue
+		/lib64/ld-linux-x86-64.so.2 --list "$f" 2>&1 | grep -E "not found|cannot open" | sed "s|^|$f: |"
+	done' 2>&1)
+if [[ -z $out ]]; then ok "datascience: every shared library resolves"; else not_ok "datascience: every shared library resolves" "$out"; fi
+size=$(du -sb "$r" | cut -f1)
+if ((size < 500 * 1000 * 1000)); then
+	ok "datascience: unpacked size $((size / 1024 / 1024)) MiB ($size bytes)"
+else
+	not_ok "datascience: unpacked size below 500 MB" "$size bytes"
+fi
+
+cat >"$tmp/imports.py" <<'PY'
+import gc, sys
+warm = [m for m in ("numpy", "pandas", "matplotlib.pyplot") if m in sys.modules]
+import io, sqlite3, time
+t = time.perf_counter()
+import pandas as pd
+t = time.perf_counter() - t
+import numpy as np, matplotlib, scipy.optimize, scipy.stats, sympy, PIL.Image, yaml, openpyxl
+x = np.linalg.solve(np.array([[3.0, 1.0], [1.0, 2.0]]), np.array([9.0, 8.0]))
+df = pd.DataFrame({"k": ["a", "b", "a"], "v": [1, 2, 3]}).groupby("k")["v"].sum()
+root = scipy.optimize.brentq(lambda z: z * z - 2, 0, 2)
+wb = openpyxl.Workbook()
+wb.active["A1"] = 42
+buf = io.BytesIO()
+wb.save(buf)
+db = sqlite3.connect(":memory:")
+print(warm, gc.get_freeze_count() > 0, matplotlib.get_backend(), list(x), df.to_dict(), round(root, 6),
+      sympy.factorint(360), PIL.Image.new("RGB", (3, 2)).size, yaml.safe_load("a: [1, 2]"),
+      openpyxl.load_workbook(buf).active["A1"].value, db.execute("select 6 * 7").fetchone()[0],
+      round(scipy.stats.norm.cdf(0), 2))
+print(f"import pandas {t:.4f} s", file=sys.stderr)
+PY
+cat >"$tmp/chart.py" <<'PY'
+import matplotlib.pyplot as plt
+import pandas as pd
+df = pd.DataFrame({"day": range(10), "price": [100 + 3 * d - d * d / 4 for d in range(10)]})
+fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+df.plot(x="day", y="price", ax=ax, title="price")
+fig.savefig("out/chart.png")
+PY
+want="['numpy', 'pandas', 'matplotlib.pyplot'] True agg [2.0, 3.0] {'a': 4, 'b': 2} 1.414214 {2: 3, 3: 2, 5: 1} (3, 2) {'a': [1, 2]} 42 42 0.5"
+for rt in runc runsc; do
+	out=$("$AISP" run --runtime "$rt" --image datascience --store "$CACHE" --json "$tmp/imports.py" 2>&1)
+	got=$(jq -r .stdout <<<"$out" 2>/dev/null)
+	err=$(jq -r .stderr <<<"$out" 2>/dev/null)
+	# stderr holds the task's one line only: warm-up printed nothing
+	if [[ $got == "$want" && $err =~ ^import\ pandas\ [0-9.]+\ s$ ]]; then
+		ok "datascience on $rt: the libraries import (pre-warmed) and compute; $err"
+	else
+		not_ok "datascience on $rt: the libraries import (pre-warmed) and compute" "expected: $want" "$out"
+	fi
+	out=$("$AISP" run --runtime "$rt" --image datascience --store "$CACHE" --json "$tmp/chart.py" 2>&1)
+	rm -f "$tmp/chart.png"
+	jq -r '.files[] | select(.path == "chart.png") | .content_b64' <<<"$out" 2>/dev/null |
+		base64 -d >"$tmp/chart.png" 2>/dev/null
+	sig=$(head -c 8 "$tmp/chart.png" | od -An -tx1 | tr -d ' \n')
+	chunk=$(head -c 16 "$tmp/chart.png" | tail -c 4)
+	w=$(head -c 20 "$tmp/chart.png" | tail -c 4 | od -An -tx1 | tr -d ' \n')
+	h=$(head -c 24 "$tmp/chart.png" | tail -c 4 | od -An -tx1 | tr -d ' \n')
+	w=$((16#${w:-0})) h=$((16#${h:-0})) # IHDR: width and height, u32 big-endian
+	if [[ $sig == 89504e470d0a1a0a && $chunk == IHDR && $w == 400 && $h == 300 ]]; then
+		ok "datascience on $rt: out/chart.png comes back as a 400x300 PNG ($(stat -c %s "$tmp/chart.png") bytes)"
+	else
+		not_ok "datascience on $rt: out/chart.png comes back as a 400x300 PNG" "signature $sig, $chunk ${w}x$h" "${out:0:2000}"
+	fi
+done
+out=$("$AISP" run --runtime runc --image datascience --store "$CACHE" --lang javascript -c 'console.log(6 * 7)' 2>&1)
+check "datascience: javascript runs (node)" test "$out" = 42
 
 echo "1..$n"
 [[ $failed -eq 0 ]]
