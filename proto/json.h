@@ -18,8 +18,7 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
-
-#define PROTO_JSON_MAX_DEPTH 32
+#include "proto/caps.h"
 
 DEFINE_CLEANUP_FUNC(yajl_val, yajl_tree_free)
 DEFINE_CLEANUP_FUNC(yajl_gen, yajl_gen_free)
