@@ -169,11 +169,14 @@ void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *
 	flush_writes(sb);
 }
 
+/* FILE: "path NUL contents"; a file past the count is left out, and the result says so */
 static void add_file(proto_output *o, const uint8_t *p, size_t n)
 {
 	const uint8_t *nul = memchr(p, 0, n);
-	if (!nul || o->n_files >= PROTO_OUT_FILES_MAX)
+	if (!nul || o->n_files >= PROTO_OUT_FILES_MAX) {
+		o->files_truncated = true;
 		return;
+	}
 	o->files = xreallocarray(o->files, o->n_files + 1, sizeof(*o->files));
 	proto_file *f = &o->files[o->n_files++];
 	f->path = xstrdup((const char *)p);
@@ -181,8 +184,27 @@ static void add_file(proto_output *o, const uint8_t *p, size_t n)
 	f->data = xmemdup(nul + 1, f->len);
 }
 
-void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size_t n)
+/* RETURN: kept only when a result can carry it exactly (proto_return_check); otherwise the
+ * reason is kept, and the run's status becomes error. */
+static void add_return(sandbox *sb, const uint8_t *p, size_t n)
 {
+	proto_output *o = &sb->out;
+	free(o->return_value);
+	o->return_value = NULL;
+	free(sb->return_error);
+	sb->return_error = NULL;
+	err *e = NULL;
+	if (proto_return_check((const char *)p, n, &e) < 0) {
+		sb->return_error = xstrdup(err_msg(e));
+		err_free(e);
+		return;
+	}
+	o->return_value = xstrndup((const char *)p, n);
+}
+
+void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
+{
+	proto_output *o = &sb->out;
 	switch (type) {
 	case FRAME_STDOUT:
 		buf_append(&o->out, p, n);
@@ -194,8 +216,7 @@ void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size
 		add_file(o, p, n);
 		break;
 	case FRAME_RETURN:
-		free(o->return_value);
-		o->return_value = n <= PROTO_RETURN_MAX ? xstrndup((const char *)p, n) : NULL;
+		add_return(sb, p, n);
 		break;
 	}
 }

@@ -207,6 +207,8 @@ static bool finish_with(sandbox *sb, const sandbox_cgroup_usage *u, proto_status
 	sb->out.status = status;
 	if (why && !sb->out.error)
 		sb->out.error = xstrdup(why);
+	/* every result a node publishes parses with its own tools (proto/caps.h) */
+	proto_output_fit(&sb->out);
 	sb->state = SANDBOX_DONE;
 	sb->done_cb(sb, &sb->out, &sb->usage, sb->done_arg);
 	return false;
@@ -223,7 +225,7 @@ static bool finish(sandbox *sb, proto_status status, const char *why)
 
 static bool run_result(sandbox *sb, const sandbox_event *ev)
 {
-	sandbox_io_add_result(&sb->out, ev->frame, ev->p, ev->n);
+	sandbox_io_add_result(sb, ev->frame, ev->p, ev->n);
 	return true;
 }
 
@@ -245,7 +247,9 @@ static bool run_exit(sandbox *sb, const sandbox_event *ev)
 		st = PROTO_STATUS_OOM;
 	else if (flags & EXIT_F_FUNCTION_ERROR)
 		st = PROTO_STATUS_ERROR;
-	return finish_with(sb, &u, st, NULL);
+	else if (sb->return_error)
+		st = PROTO_STATUS_ERROR;
+	return finish_with(sb, &u, st, st == PROTO_STATUS_ERROR ? sb->return_error : NULL);
 }
 
 /* bad_frame, ready_frame: the agent broke the protocol */

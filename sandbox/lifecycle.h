@@ -70,6 +70,7 @@ struct sandbox {
 	int64_t run_start_us;
 	uint64_t cpu_start_ns;
 	uint64_t memory_sampled; /* highest memory.current seen (cgroup v2 without memory.peak) */
+	char *return_error;      /* why the RETURN frame's value was refused, or NULL */
 };
 
 /* ---- the state machine (lifecycle.c) ---- */
@@ -145,8 +146,9 @@ void sandbox_io_pause(sandbox *sb);
 void sandbox_io_close(sandbox *sb);
 /* Encodes the TASK frame and starts writing it; a broken pipe becomes AGENT_EOF. */
 void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l);
-/* Adds a RESULT frame (STDOUT, STDERR, FILE, RETURN) to o, within the protocol's caps. */
-void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size_t n);
+/* Adds a RESULT frame (STDOUT, STDERR, FILE, RETURN) to sb->out, within the protocol's caps
+ * (a return value a result cannot carry becomes sb->return_error). */
+void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n);
 /* Decodes an EXIT payload into o (exit code or signal, truncation, message) and *flags.
  * Returns 0, or -1 when it is malformed. */
 int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *flags);
