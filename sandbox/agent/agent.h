@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto/caps.h"
 #include "sandbox/agent/frame.h"
 
 /* Bytes borrowed from the TASK payload. */
@@ -35,11 +36,12 @@ typedef struct agent_task {
 	uint64_t out_files_max, out_bytes_max;
 } agent_task;
 
-/* Defaults when the TASK leaves a cap out. */
+/* Defaults when the TASK leaves a cap out; the output files' and the return value's are the
+ * protocol's (proto/caps.h), and a TASK cannot raise them. */
 #define AGENT_STREAM_MAX_DEFAULT    (1u * 1024 * 1024)
-#define AGENT_OUT_FILES_MAX_DEFAULT 100u
-#define AGENT_OUT_BYTES_MAX_DEFAULT (8u * 1024 * 1024)
-#define AGENT_RETURN_MAX            4096u
+#define AGENT_OUT_FILES_MAX_DEFAULT PROTO_OUT_FILES_MAX
+#define AGENT_OUT_BYTES_MAX_DEFAULT PROTO_OUT_FILES_TOTAL
+#define AGENT_RETURN_MAX            PROTO_RETURN_MAX
 #define AGENT_PATH_MAX              4095u
 
 /* Parses a TASK payload into *t (borrowing from payload). Returns 0, or -1 with a message. */
@@ -54,8 +56,9 @@ bool agent_path_valid(const char *p, size_t n);
  * or -1 with a message. */
 int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz);
 
-/* Appends FILE frames for the regular files below wsfd/out (sorted by path, at most max_files
- * files and max_bytes bytes of contents) to b; sets *trunc when some were left out. */
+/* Appends FILE frames for the regular files below wsfd/out (the first by path, at most
+ * max_files files and max_bytes bytes of contents; agent-fs.c says which exactly) to b; sets
+ * *trunc when a regular file was left out. */
 void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc);
 

@@ -480,6 +480,122 @@ static void test_files_limits(void **state)
 	sandbox_frame_buf_free(&b);
 }
 
+/* Runs python code that makes out/ and returns the files' paths, joined by ','. */
+static char *out_paths(const char *code, uint64_t max_files, result *r)
+{
+	assert_int_equal(rm_rf_at(AT_FDCWD, ws, NULL), 0); /* a fresh workspace for each run */
+	assert_int_equal(mkdir(ws, 0755), 0);
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, code);
+	if (max_files)
+		sandbox_frame_put_field_u64(&b, FIELD_OUT_FILES_MAX, max_files);
+	run("python", &b, r);
+	sandbox_frame_buf_free(&b);
+	buf paths = BUF_INIT;
+	for (size_t i = 0; i < r->nfiles; i++)
+		buf_appendf(&paths, "%s%s", i ? "," : "", r->files[i].path);
+	return buf_steal(&paths, NULL);
+}
+
+/* Output files are the first by path, in the byte order of the whole path ('-' < '/'), also
+ * when the directory holds far more entries than are returned, and when the entries that sort
+ * first are directories with nothing in them (issue 14 item 7). */
+static void test_files_order(void **state)
+{
+	result r;
+	_cleanup_free_ char *p1 =
+	    out_paths("import os\n"
+	              "for d in ('a', 'a/b', 'b'): os.makedirs('out/' + d, exist_ok=True)\n"
+	              "for f in ('a-c', 'a/b/z', 'a/a', 'b/x', 'a.d', 'c'):\n"
+	              "    open('out/' + f, 'w').write(f)\n",
+	              0, &r);
+	assert_string_equal(p1, "a-c,a.d,a/a,a/b/z,b/x,c");
+	assert_int_equal(r.flags, 0);
+	result_free(&r);
+
+	/* 5000 entries, created in an order unrelated to their names; 3 asked for */
+	_cleanup_free_ char *p2 =
+	    out_paths("import os\n"
+	              "for i in range(5000):\n"
+	              "    open('out/f%05d' % ((i * 7919) % 5000), 'w').close()\n",
+	              3, &r);
+	assert_string_equal(p2, "f00000,f00001,f00002");
+	assert_int_equal(r.flags, EXIT_F_FILES_TRUNC);
+	result_free(&r);
+
+	/* 300 empty directories sort first: the walk reads on past them */
+	_cleanup_free_ char *p3 = out_paths("import os\n"
+	                                    "for i in range(300): os.makedirs('out/a%03d' % i)\n"
+	                                    "for i in range(5): open('out/b%d' % i, 'w').close()\n",
+	                                    3, &r);
+	assert_string_equal(p3, "b0,b1,b2");
+	assert_int_equal(r.flags, EXIT_F_FILES_TRUNC);
+	result_free(&r);
+
+	/* exactly the count: nothing left out */
+	_cleanup_free_ char *p4 = out_paths("import os\nos.makedirs('out/e/f')\nfor i in range(3): "
+	                                    "open('out/x%d' % i, 'w').close()\n",
+	                                    3, &r);
+	assert_string_equal(p4, "x0,x1,x2");
+	assert_int_equal(r.flags, 0);
+	result_free(&r);
+}
+
+/* A file that cannot be returned says so: a newline in its name, a path over 255 bytes, a
+ * directory too deep for any path (issue 15 item 9, issue 14 item 6). */
+static void test_files_refused(void **state)
+{
+	static const char *const cases[] = {
+	    "open('out/new\\nline', 'w').close()\n",
+	    "os.makedirs('out/' + 'x' * 200)\nopen('out/' + 'x' * 200 + '/' + 'y' * 60, "
+	    "'w').close()\n",
+	    "import os\nd = 'out/' + 'd' * 200 + '/' + 'e' * 54\nos.makedirs(d)\n"
+	    "open(d + '/f', 'w').close()\n",
+	    "open(b'out/bad\\xff', 'w').close()\n",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		result r;
+		_cleanup_free_ char *code =
+		    xasprintf("import os\n%sopen('out/ok', 'w').close()\n", cases[i]);
+		_cleanup_free_ char *p = out_paths(code, 0, &r);
+		if (strcmp(p, "ok"))
+			fail_msg("case %zu: files \"%s\", stderr %s", i, p, buf_str(&r.err));
+		if (r.flags != EXIT_F_FILES_TRUNC)
+			fail_msg("case %zu: flags %#x", i, r.flags);
+		result_free(&r);
+	}
+	/* an empty directory too deep for a path is not a file left out */
+	result r;
+	_cleanup_free_ char *p = out_paths("import os\nos.makedirs('out/' + 'd' * 200 + '/' + 'e' "
+	                                   "* 54)\nopen('out/ok', 'w').close()\n",
+	                                   0, &r);
+	assert_string_equal(p, "ok");
+	assert_int_equal(r.flags, 0);
+	result_free(&r);
+}
+
+/* out/ replaced by a link to a directory: nothing is read through it (gVisor follows such a
+ * link when O_DIRECTORY is combined with O_NOFOLLOW; the agent never asks for both). */
+static void test_files_out_link(void **state)
+{
+	_cleanup_free_ char *secret = xasprintf("%s/secret", tmp_root);
+	assert_int_equal(mkdir(secret, 0755), 0);
+	_cleanup_free_ char *f = xasprintf("%s/key.pem", secret);
+	FILE *fp = fopen(f, "w");
+	fputs("SECRET", fp);
+	fclose(fp);
+	_cleanup_free_ char *code =
+	    xasprintf("import os\nos.rmdir('out')\nos.symlink('%s', 'out')\nos.makedirs('d')\n"
+	              "os.symlink('%s', 'd/x')\n",
+	              secret, secret);
+	result r;
+	_cleanup_free_ char *p = out_paths(code, 0, &r);
+	assert_string_equal(p, "");
+	assert_int_equal(r.flags, 0);
+	result_free(&r);
+}
+
 static void test_input_path_rejected(void **state)
 {
 	static const char *const bad[] = {"../escape", "/abs", "a//b", "a/./b", "a/", ""};
@@ -921,6 +1037,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_javascript_function, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_files, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_files_limits, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_files_order, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_files_refused, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_files_out_link, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_input_path_rejected, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_rlimits, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_output_caps, setup_ws, teardown_ws),
