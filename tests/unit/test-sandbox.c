@@ -91,6 +91,12 @@ static void golden_for(sandbox_runtime_kind kind, const char *name, const sandbo
 	assert_int_equal(seccomp, kind != SANDBOX_RT_RUNSC);
 	/* linux.resources.unified only for cgroup v2 (runc refuses it on v1) */
 	assert_int_equal(strstr(s, "\"unified\"") != NULL, cg && cg->cpu_weight > 0);
+	/* socket families: AF_VSOCK (40) and everything from AF_PACKET (17) on refused */
+	if (seccomp)
+		assert_non_null(strstr(s,
+		                       "{\"names\":[\"socket\",\"socketpair\"],\"action\":"
+		                       "\"SCMP_ACT_ERRNO\",\"errnoRet\":97,\"args\":[{\"index\":0,"
+		                       "\"value\":17,\"op\":\"SCMP_CMP_GE\"}]}"));
 	if (seccomp)
 		for (const char *sc = "keyctl\0bpf\0ptrace\0mount\0unshare\0io_uring_setup\0"; *sc;
 		     sc += strlen(sc) + 1) {
