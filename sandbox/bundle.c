@@ -61,20 +61,26 @@ static void gen_process(yajl_gen g, const sandbox_bundle_spec *b)
 	str_array(g, "permitted", agent_caps);
 	str_array(g, "ambient", none);
 	yajl_gen_map_close(g);
-	s(g, "rlimits");
-	yajl_gen_array_open(g);
-	struct {
-		const char *type;
-		int64_t v;
-	} rl[] = {{"RLIMIT_CORE", 0}, {"RLIMIT_NOFILE", b->nofile}};
-	for (size_t i = 0; i < ARRAY_SIZE(rl); i++) {
-		yajl_gen_map_open(g);
-		kv(g, "type", rl[i].type);
-		ki(g, "hard", rl[i].v);
-		ki(g, "soft", rl[i].v);
-		yajl_gen_map_close(g);
+	/* runc sets these from outside with prlimit(), which needs CAP_SYS_RESOURCE over the
+	 * container's user namespace: host root has it as the owner of a namespace runc makes,
+	 * but not over one of ours (owned by the sandbox's uid, userns.c) on a host that drops
+	 * CAP_SYS_RESOURCE from root. The agent lowers both itself at start anyway (agent.c). */
+	if (!b->userns_path) {
+		s(g, "rlimits");
+		yajl_gen_array_open(g);
+		struct {
+			const char *type;
+			int64_t v;
+		} rl[] = {{"RLIMIT_CORE", 0}, {"RLIMIT_NOFILE", b->nofile}};
+		for (size_t i = 0; i < ARRAY_SIZE(rl); i++) {
+			yajl_gen_map_open(g);
+			kv(g, "type", rl[i].type);
+			ki(g, "hard", rl[i].v);
+			ki(g, "soft", rl[i].v);
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_array_close(g);
 	}
-	yajl_gen_array_close(g);
 	kb(g, "noNewPrivileges", true);
 	yajl_gen_map_close(g);
 }
@@ -256,6 +262,8 @@ static void gen_namespaces(yajl_gen g, const sandbox_bundle_spec *b)
 	if (b->userns) {
 		yajl_gen_map_open(g);
 		kv(g, "type", "user");
+		if (b->userns_path)
+			kv(g, "path", b->userns_path);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);

@@ -240,3 +240,22 @@ int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *f
 	*flags = x.flags;
 	return 0;
 }
+
+char *sandbox_io_quote_stream(const sandbox *sb)
+{
+	const sandbox_frame_reader *r = &sb->fr;
+	size_t n = r->len - r->off;
+	buf q = BUF_INIT;
+	buf_append_str(&q, "\"");
+	for (size_t i = 0; i < n && i < 80; i++) {
+		uint8_t c = r->buf[r->off + i];
+		if (c == '"' || c == '\\')
+			buf_appendf(&q, "\\%c", c);
+		else if (c >= 0x20 && c < 0x7f)
+			buf_append(&q, &c, 1);
+		else
+			buf_appendf(&q, "\\x%02x", c);
+	}
+	buf_append_str(&q, n > 80 ? "\"..." : "\"");
+	return buf_steal(&q, NULL);
+}

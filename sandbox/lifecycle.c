@@ -92,6 +92,10 @@ static bool fail_creation(sandbox *sb, const char *why)
 static bool created(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_read_pid(sb);
+	if (sb->early_eof)
+		return fail_creation(sb,
+		                     "the agent exited before it was ready (the runtime reported "
+		                     "no error)");
 	return sb->got_ready ? become_ready(sb) : true;
 }
 
@@ -125,15 +129,28 @@ static bool early_exit(sandbox *sb, const sandbox_event *ev)
 	return creation_failed(sb, e);
 }
 
+/* agent_eof: while `run` has not ended its report says why (a container that could not start
+ * closes the agent's pipe first), so it decides; after that, nothing else will say more. */
 static bool early_eof(sandbox *sb, const sandbox_event *ev)
 {
-	return fail_creation(sb, "agent exited before it was ready");
+	if (sb->spawning) {
+		sb->early_eof = true;
+		sandbox_io_pause(sb);
+		return true;
+	}
+	return fail_creation(sb, ev->why ? ev->why : "the agent exited before it was ready");
 }
 
-/* bad_frame: a frame the agent may not send, or a stream that does not decode */
+/* bad_frame: a frame the agent may not send, or a stream that does not decode (what came
+ * instead of the agent's frames is quoted: a runtime that writes to the container's stdout) */
 static bool early_bad(sandbox *sb, const sandbox_event *ev)
 {
-	return ev->frame ? early_frame(sb, ev) : early_eof(sb, ev);
+	if (ev->frame)
+		return early_frame(sb, ev);
+	_cleanup_free_ char *q = sandbox_io_quote_stream(sb);
+	err *e = NULL;
+	err_set(&e, 0, "the agent's stream is not frames before READY (it began with %s)", q);
+	return creation_failed(sb, e);
 }
 
 static bool create_timeout(sandbox *sb, const sandbox_event *ev)

@@ -143,3 +143,42 @@ int sandbox_runtime_list(const sandbox_runtime *rt, const char *prefix, char ***
 	closedir(d);
 	return (int)n;
 }
+
+/* logrus lines (runc, crun): time="..." level=error msg="..." */
+static bool logrus_msg(const char *line, size_t n, buf *out)
+{
+	const char *lvl = memmem(line, n, "level=", 6);
+	const char *msg = memmem(line, n, "msg=\"", 5);
+	if (!lvl || !msg)
+		return false;
+	if (!strncmp(lvl + 6, "debug", 5) || !strncmp(lvl + 6, "info", 4) ||
+	    !strncmp(lvl + 6, "warn", 4))
+		return true; /* not the reason, but not text either */
+	for (const char *c = msg + 5; c < line + n && *c != '"'; c++) {
+		if (*c == '\\' && c + 1 < line + n)
+			c++;
+		buf_append(out, c, 1);
+	}
+	return true;
+}
+
+char *sandbox_runtime_reason(const char *text)
+{
+	buf out = BUF_INIT;
+	for (const char *line = text; line && *line && !out.len;) {
+		const char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+			n--;
+		while (n && (*line == ' ' || *line == '\t'))
+			line++, n--;
+		if (n && !logrus_msg(line, n, &out))
+			buf_append(&out, line, n);
+		line = nl ? nl + 1 : NULL;
+	}
+	if (out.len > SANDBOX_REASON_MAX) {
+		out.len = SANDBOX_REASON_MAX;
+		buf_append_str(&out, "...");
+	}
+	return out.len ? buf_steal(&out, NULL) : (buf_deinit(&out), NULL);
+}

@@ -142,6 +142,10 @@ sandbox_state sandbox_get_state(const sandbox *sb);
 const sandbox_spec *sandbox_get_spec(const sandbox *sb);
 /* Milliseconds (monotonic) when the sandbox became READY; 0 before. */
 int64_t sandbox_ready_at(const sandbox *sb);
+/* The runtime's own stderr of the last runtime command of this sandbox that failed (at most
+ * 4096 bytes), for a log at debug level; the sandbox_error text already holds its first
+ * meaningful line. NULL when none failed. Borrowed; valid until sandbox_destroy(). */
+const char *sandbox_runtime_log(const sandbox *sb);
 /* pid of the container's init (the agent) on the host, or 0. */
 int sandbox_pid(const sandbox *sb);
 /* Number of sandboxes of this context not yet fully gone. */

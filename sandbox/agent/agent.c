@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +119,14 @@ static int setup_process(const char *ws)
 	fcntl(STDOUT_FILENO, F_SETFD, FD_CLOEXEC);
 	fcntl(STDERR_FILENO, F_SETFD, FD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
+	/* what config.json asks of the runtime, also where it cannot (bundle.c): no core dumps,
+	 * and the agent's fd limit (only ever lowered) */
+	struct rlimit core = {0, 0}, nofile;
+	setrlimit(RLIMIT_CORE, &core);
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max > AGENT_NOFILE) {
+		nofile.rlim_cur = nofile.rlim_max = AGENT_NOFILE;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (agent_sigchld_setup() < 0)
 		return -1;
 	umask(022);
@@ -126,6 +135,8 @@ static int setup_process(const char *ws)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--userns"))
+		return agent_userns_main(argc, argv); /* on the host, for runc: agent-userns.c */
 	const char *lang_s = NULL, *ws = "/workspace";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--lang") && i + 1 < argc)

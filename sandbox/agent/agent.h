@@ -7,7 +7,8 @@
  *                  acting as the program's user
  *   agent-run.c    one task: prepare, launch, collect, report
  *   agent-fs.c     input files into /workspace, output files out of /workspace/out
- *   agent-boot.c   the interpreters' bootstrap programs */
+ *   agent-boot.c   the interpreters' bootstrap programs
+ *   agent-userns.c `aisp-agent --userns`: a runc sandbox's user namespace, made on the host */
 #pragma once
 
 #include <stdbool.h>
@@ -43,6 +44,8 @@ typedef struct agent_task {
 #define AGENT_OUT_BYTES_MAX_DEFAULT PROTO_OUT_FILES_TOTAL
 #define AGENT_RETURN_MAX            PROTO_RETURN_MAX
 #define AGENT_PATH_MAX              4095u
+/* The agent's own fd limit (config.json's RLIMIT_NOFILE, sandbox/container.c). */
+#define AGENT_NOFILE 4096u
 
 /* Parses a TASK payload into *t (borrowing from payload). Returns 0, or -1 with a message. */
 int agent_task_parse(agent_task *t, const uint8_t *payload, size_t len, char *msg, size_t msz);
@@ -130,6 +133,11 @@ void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *
 /* Writes b to fd 1 (the host) and empties it; ends the agent when the host is gone. */
 void agent_send(sandbox_frame_buf *b);
 void agent_send_exit(uint8_t flags, int32_t code, const char *msg);
+
+/* ---- the user namespace of a runc sandbox (agent-userns.c) ---- */
+
+/* aisp-agent --userns OWNER BASE SIZE, run by the host before `runc run`. */
+int agent_userns_main(int argc, char **argv);
 
 /* ---- one task (agent-run.c) ---- */
 
