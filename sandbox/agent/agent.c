@@ -20,6 +20,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "common/xalloc.h"
 #include "sandbox/agent/agent.h"
 
 extern char **environ;
@@ -96,6 +97,23 @@ static int read_task(sandbox_frame_reader *r, agent_task *t, char *msg, size_t m
 	}
 }
 
+/* The environment moves to the heap and its original copy, which /proc/1/environ shows, is
+ * zeroed: gVisor lets the program read that file whatever the agent's dumpable flag and uid
+ * (issue 14 item 4), and the agent's environment is its own business even when it holds
+ * nothing secret (it is the sandbox's fixed base environment, sandbox/env.c). */
+static void hide_environment(void)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **copy = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = xstrdup(environ[i]);
+		memset(environ[i], 0, strlen(environ[i]));
+	}
+	environ = copy;
+}
+
 static void usage(void)
 {
 	agent_send_exit(
@@ -137,6 +155,7 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--userns"))
 		return agent_userns_main(argc, argv); /* on the host, for runc: agent-userns.c */
+	hide_environment();
 	const char *lang_s = NULL, *ws = "/workspace";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--lang") && i + 1 < argc)
