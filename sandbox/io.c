@@ -29,6 +29,10 @@ static bool dispatch_frames(sandbox *sb)
 			break;
 		case FRAME_STDOUT:
 		case FRAME_STDERR:
+			/* chunks are bounded; a bigger one is not the agent's to send */
+			ev.type =
+			    len <= FRAME_CHUNK_MAX ? SANDBOX_EV_OUTPUT_FRAME : SANDBOX_EV_BAD_FRAME;
+			break;
 		case FRAME_FILE:
 		case FRAME_RETURN:
 			ev.type = SANDBOX_EV_RESULT_FRAME;
@@ -202,16 +206,44 @@ static void add_return(sandbox *sb, const uint8_t *p, size_t n)
 	o->return_value = xstrndup((const char *)p, n);
 }
 
+void sandbox_io_add_output(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
+{
+	bool is_out = type == FRAME_STDOUT;
+	buf *b = is_out ? &sb->out.out : &sb->out.err;
+	uint64_t max = is_out ? sb->stdout_max : sb->stderr_max;
+	size_t room = b->len < max ? (size_t)(max - b->len) : 0;
+	if (n > room) { /* the agent keeps to the cap; past it, the host does */
+		n = room;
+		*(is_out ? &sb->out.stdout_truncated : &sb->out.stderr_truncated) = true;
+	}
+	if (!n)
+		return;
+	buf_append(b, p, n);
+	if (sb->output_cb)
+		sb->output_cb(sb, is_out ? SANDBOX_STDOUT : SANDBOX_STDERR, p, n, sb->output_arg);
+}
+
+/* Takes the output chunks already in the pipe from the agent (non-blocking): what was printed
+ * before a kill the host decided on, e.g. the wall time. */
+void sandbox_io_drain_output(sandbox *sb)
+{
+	uint8_t chunk[65536];
+	ssize_t n;
+	while (sb->out_fd >= 0 && (n = read(sb->out_fd, chunk, sizeof(chunk))) > 0)
+		if (sandbox_frame_reader_feed(&sb->fr, chunk, (size_t)n) < 0)
+			break;
+	uint8_t type;
+	const uint8_t *p;
+	size_t len;
+	while (sandbox_frame_reader_next(&sb->fr, &type, &p, &len) > 0)
+		if ((type == FRAME_STDOUT || type == FRAME_STDERR) && len <= FRAME_CHUNK_MAX)
+			sandbox_io_add_output(sb, type, p, len);
+}
+
 void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
 {
 	proto_output *o = &sb->out;
 	switch (type) {
-	case FRAME_STDOUT:
-		buf_append(&o->out, p, n);
-		break;
-	case FRAME_STDERR:
-		buf_append(&o->err, p, n);
-		break;
 	case FRAME_FILE:
 		add_file(o, p, n);
 		break;
@@ -226,9 +258,9 @@ int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *f
 	sandbox_frame_exit x;
 	if (sandbox_frame_parse_exit(p, n, &x) < 0)
 		return -1;
-	o->stdout_truncated = x.flags & EXIT_F_STDOUT_TRUNC;
-	o->stderr_truncated = x.flags & EXIT_F_STDERR_TRUNC;
-	o->files_truncated = x.flags & EXIT_F_FILES_TRUNC;
+	o->stdout_truncated |= (x.flags & EXIT_F_STDOUT_TRUNC) != 0;
+	o->stderr_truncated |= (x.flags & EXIT_F_STDERR_TRUNC) != 0;
+	o->files_truncated |= (x.flags & EXIT_F_FILES_TRUNC) != 0;
 	if (x.flags & EXIT_F_SIGNALED) {
 		o->signal = x.code;
 		o->exit_code = -1;

@@ -177,6 +177,8 @@ static bool run(sandbox *sb, const sandbox_event *ev)
 	sb->state = SANDBOX_RUNNING;
 	sb->done_cb = ev->done;
 	sb->done_arg = ev->arg;
+	sb->stdout_max = (uint64_t)ev->limits->stdout_bytes;
+	sb->stderr_max = (uint64_t)ev->limits->stderr_bytes;
 	sb->run_start_us = now_mono_us();
 	sandbox_cgroup_usage u;
 	sandbox_cgroup_read(sb->ctx->cg, sb->id, 0, &u);
@@ -211,7 +213,10 @@ static bool finish_with(sandbox *sb, const sandbox_cgroup_usage *u, proto_status
                         const char *why)
 {
 	if (status == PROTO_STATUS_SANDBOX_ERROR && u->oom_kills > 0) {
+		/* the OOM killer's SIGKILL took the sandbox down (runsc: the sentry) */
 		status = PROTO_STATUS_OOM;
+		sb->out.exit_code = -1;
+		sb->out.signal = SIGKILL;
 	} else if (status == PROTO_STATUS_SANDBOX_ERROR && u->pids_max_hits > 0) {
 		/* gVisor's ptrace platform spends host processes per task thread: a program that
 		 * exhausts its pids limit takes the sandbox down with it. That is the program's
@@ -238,6 +243,13 @@ static bool finish(sandbox *sb, proto_status status, const char *why)
 	sandbox_cgroup_usage u;
 	read_usage(sb, &u);
 	return finish_with(sb, &u, status, why);
+}
+
+/* output_frame: a chunk of what the program printed, as it printed it */
+static bool run_output(sandbox *sb, const sandbox_event *ev)
+{
+	sandbox_io_add_output(sb, ev->frame, ev->p, ev->n);
+	return true;
 }
 
 static bool run_result(sandbox *sb, const sandbox_event *ev)
@@ -282,17 +294,21 @@ static bool run_lost(sandbox *sb, const sandbox_event *ev)
 	              ev->why ? ev->why : "the sandbox died during the task");
 }
 
-/* timer: the wall limit is the host's: kill the whole container now, no grace */
+/* timer: the wall limit is the host's: kill the whole container now, no grace; what the agent
+ * had sent of the output until then is kept */
 static bool run_timeout(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_kill(sb);
+	sandbox_io_drain_output(sb);
 	return finish(sb, PROTO_STATUS_TIMEOUT, NULL);
 }
 
-/* stop: the owner ends the run (a cancel, a revocation): kill now, report what was collected */
+/* stop: the owner ends the run (a cancel, a revocation): kill now, report what was collected,
+ * with the output the agent had sent until then */
 static bool run_stop(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_kill(sb);
+	sandbox_io_drain_output(sb);
 	return finish(sb, ev->status, ev->why);
 }
 
@@ -375,6 +391,7 @@ static const action lifecycle[][SANDBOX_DESTROYING + 1] = {
 EV(SPAWNED)      = ROW(created,        never,     never,       never,     dead_pid,  delete_now),
 EV(SPAWN_FAILED) = ROW(spawn_failed,   never,     never,       never,     ignore,    delete_now),
 EV(READY_FRAME)  = ROW(got_ready,      ignore,    run_bad,     never,     never,     never),
+EV(OUTPUT_FRAME) = ROW(early_frame,    ignore,    run_output,  never,     never,     never),
 EV(RESULT_FRAME) = ROW(early_frame,    ignore,    run_result,  never,     never,     never),
 EV(EXIT_FRAME)   = ROW(early_exit,     ignore,    run_exit,    never,     never,     never),
 EV(BAD_FRAME)    = ROW(early_bad,      died,      run_bad,     quiet,     quiet,     never),

@@ -84,6 +84,9 @@ struct sandbox {
 	uint64_t cpu_start_ns;
 	uint64_t memory_sampled; /* highest memory.current seen (cgroup v2 without memory.peak) */
 	char *return_error;      /* why the RETURN frame's value was refused, or NULL */
+	uint64_t stdout_max, stderr_max; /* the run's caps, which the host keeps too */
+	sandbox_output_fn output_cb;     /* the owner's live output, or NULL */
+	void *output_arg;
 };
 
 /* ---- the state machine (lifecycle.c) ---- */
@@ -92,7 +95,8 @@ typedef enum sandbox_event_type {
 	SANDBOX_EV_SPAWNED = 0,  /* `run --detach` exited 0 */
 	SANDBOX_EV_SPAWN_FAILED, /* `run --detach` failed; why */
 	SANDBOX_EV_READY_FRAME,  /* the agent's READY */
-	SANDBOX_EV_RESULT_FRAME, /* STDOUT, STDERR, FILE or RETURN: frame, p, n */
+	SANDBOX_EV_OUTPUT_FRAME, /* a chunk of STDOUT or STDERR: frame, p, n */
+	SANDBOX_EV_RESULT_FRAME, /* FILE or RETURN: frame, p, n */
 	SANDBOX_EV_EXIT_FRAME,   /* EXIT: p, n */
 	SANDBOX_EV_BAD_FRAME, /* a frame the agent may not send (frame), or a broken stream (0) */
 	SANDBOX_EV_AGENT_EOF, /* the agent closed its end; why: NULL (stdout EOF) or the cause */
@@ -178,8 +182,13 @@ void sandbox_io_pause(sandbox *sb);
 void sandbox_io_close(sandbox *sb);
 /* Encodes the TASK frame and starts writing it; a broken pipe becomes AGENT_EOF. */
 void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l);
-/* Adds a RESULT frame (STDOUT, STDERR, FILE, RETURN) to sb->out, within the protocol's caps
- * (a return value a result cannot carry becomes sb->return_error). */
+/* Adds a chunk of STDOUT or STDERR to sb->out within the run's cap (past it: cut, and the
+ * stream's truncated flag), and hands what it added to the owner's output callback. */
+void sandbox_io_add_output(sandbox *sb, uint8_t type, const uint8_t *p, size_t n);
+/* Reads what the agent already wrote (without waiting) and adds its output chunks. */
+void sandbox_io_drain_output(sandbox *sb);
+/* Adds a RESULT frame (FILE, RETURN) to sb->out, within the protocol's caps (a return value a
+ * result cannot carry becomes sb->return_error). */
 void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n);
 /* The start of the bytes from the agent that did not decode, quoted for a message ("..."
  * with bytes outside printable ASCII as \xNN, at most 80). Owned by the caller. */

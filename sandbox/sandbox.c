@@ -97,6 +97,12 @@ int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, 
 	return rc;
 }
 
+void sandbox_on_output(sandbox *sb, sandbox_output_fn cb, void *arg)
+{
+	sb->output_cb = cb;
+	sb->output_arg = arg;
+}
+
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg)
 {
 	if (sb)

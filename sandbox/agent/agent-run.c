@@ -1,8 +1,9 @@
 /* One task in the agent, in four steps: prepare (the input files, written as the program's
  * user), launch (the shell with the task, or the warm interpreter given its limits and the task
- * payload), collect (stdin in; stdout, stderr and the bootstrap's result out, up to their caps,
- * until the program and everything it started is gone) and report (STDOUT, STDERR, FILE*,
- * RETURN?, EXIT). Every step that acts as the program's user goes through agent_as_program(),
+ * payload), collect (stdin in; stdout and stderr out to the host as they are read, in STDOUT and
+ * STDERR frames, and the bootstrap's result kept, each up to its cap, until the program and
+ * everything it started is gone) and report (FILE*, RETURN?, EXIT, with the last output read,
+ * in one write). Every step that acts as the program's user goes through agent_as_program(),
  * which always switches back. */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +24,19 @@
  * kill (only possible when it is not PID 1, i.e. in tests). */
 #define DRAIN_MS 2000
 
-/* A captured stream, kept up to max bytes. */
+/* A stream of the program's: stdout and stderr are forwarded to the host as they are read, as
+ * frames of at most FRAME_CHUNK_MAX bytes (frame is FRAME_STDOUT or FRAME_STDERR), so that the
+ * host holds what was printed when the sandbox is killed; the bootstrap's result (frame 0) is
+ * kept in b. Either way at most max bytes are taken. */
 typedef struct capture {
+	uint8_t frame;
 	sandbox_frame_buf b;
-	uint64_t max;
+	uint64_t len, max;
 	bool over;
 } capture;
+
+/* Chunks read from one stream per wake-up, at most: what a flood adds before it is sent. */
+#define CHUNKS_PER_WAKE 4
 
 /* Bytes still to be written into a pipe. */
 typedef struct feed {
@@ -53,11 +61,30 @@ static void feed_some(int *fd, feed *f)
 	agent_close_fd(fd);
 }
 
-/* Reads what is there; returns true when the stream went over its cap. */
-static bool capture_some(int *fd, capture *c)
+static void take(capture *c, const uint8_t *p, size_t n, sandbox_frame_buf *frames)
 {
-	uint8_t chunk[65536];
-	for (;;) {
+	if (c->frame) {
+		sandbox_frame_put(frames, c->frame, p, n);
+	} else {
+		if (c->b.len + n > c->b.cap) {
+			size_t cap = c->b.cap ? c->b.cap : 4096;
+			while (cap < c->b.len + n)
+				cap *= 2;
+			c->b.data = xrealloc(c->b.data, cap);
+			c->b.cap = cap;
+		}
+		memcpy(c->b.data + c->b.len, p, n);
+		c->b.len += n;
+	}
+	c->len += n;
+}
+
+/* Reads what is there (a few chunks at most; the rest on the next wake-up), forwarding it to
+ * frames; returns true when the stream went over its cap. */
+static bool capture_some(int *fd, capture *c, sandbox_frame_buf *frames)
+{
+	uint8_t chunk[FRAME_CHUNK_MAX];
+	for (int i = 0; i < CHUNKS_PER_WAKE; i++) {
 		ssize_t r = read(*fd, chunk, sizeof(chunk));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -67,19 +94,10 @@ static bool capture_some(int *fd, capture *c)
 			agent_close_fd(fd);
 			return false;
 		}
-		size_t room = (size_t)(c->max - c->b.len);
-		size_t take = (size_t)r < room ? (size_t)r : room;
-		if (take) {
-			if (c->b.len + take > c->b.cap) {
-				size_t cap = c->b.cap ? c->b.cap : 65536;
-				while (cap < c->b.len + take)
-					cap *= 2;
-				c->b.data = xrealloc(c->b.data, cap);
-				c->b.cap = cap;
-			}
-			memcpy(c->b.data + c->b.len, chunk, take);
-			c->b.len += take;
-		}
+		size_t room = (size_t)(c->max - c->len);
+		size_t n = (size_t)r < room ? (size_t)r : room;
+		if (n)
+			take(c, chunk, n, frames);
 		if ((size_t)r > room) {
 			/* The caller kills the task before closing the pipe, so that the
 			 * program dies of SIGKILL, not of SIGPIPE. */
@@ -87,11 +105,13 @@ static bool capture_some(int *fd, capture *c)
 			return true;
 		}
 	}
+	return false;
 }
 
 typedef struct io {
 	capture out, err, res;
 	feed in, task;
+	sandbox_frame_buf frames; /* to the host, sent once per wake-up: one write */
 } task_io;
 
 /* collect: runs the program to its end: feeds stdin and the task payload, captures the streams,
@@ -118,6 +138,8 @@ static void collect(agent_child *c, task_io *io)
 			break;
 		if (deadline >= 0 && now_mono_ms() >= deadline)
 			break;
+		if (io->frames.len)
+			agent_send(&io->frames); /* what the last wake-up read, before sleeping */
 		struct pollfd pfd[6];
 		for (size_t i = 0; i < 6; i++)
 			pfd[i] = (struct pollfd){*fds[i], i < 2 ? POLLOUT : POLLIN, 0};
@@ -130,10 +152,10 @@ static void collect(agent_child *c, task_io *io)
 			feed_some(&c->task, &io->task);
 		bool over = false;
 		if (pfd[2].revents)
-			over |= capture_some(&c->out, &io->out);
+			over |= capture_some(&c->out, &io->out, &io->frames);
 		if (pfd[3].revents)
-			over |= capture_some(&c->err, &io->err);
-		if (pfd[4].revents && capture_some(&c->res, &io->res))
+			over |= capture_some(&c->err, &io->err, &io->frames);
+		if (pfd[4].revents && capture_some(&c->res, &io->res, &io->frames))
 			agent_close_fd(&c->res); /* too long: judged below */
 		if (over)
 			agent_kill_task(c);
@@ -199,7 +221,6 @@ typedef struct run {
 	char **env;                /* the program's environment */
 	sandbox_frame_buf payload; /* the bootstrap's task payload */
 	task_io io;
-	sandbox_frame_buf frames; /* report: what goes to the host */
 	bool files_trunc;
 	char msg[4096]; /* a setup error, or the EXIT message */
 } run;
@@ -225,8 +246,8 @@ static int prepare(run *r)
 	if (agent_as_program(false, write_inputs, r, r->msg, sizeof(r->msg)) < 0)
 		return -1;
 	r->env = agent_task_env(r->t);
-	r->io = (task_io){.out.max = r->t->stdout_max,
-	                  .err.max = r->t->stderr_max,
+	r->io = (task_io){.out = {.frame = FRAME_STDOUT, .max = r->t->stdout_max},
+	                  .err = {.frame = FRAME_STDERR, .max = r->t->stderr_max},
 	                  .res.max = 1 + AGENT_RETURN_MAX + 4096,
 	                  .in = {r->t->stdin_data.p, r->t->stdin_data.n}};
 	return 0;
@@ -296,7 +317,7 @@ static int launch(run *r)
 static int take_outputs(void *arg)
 {
 	run *r = arg;
-	agent_collect_outputs(r->wsfd, r->t->out_files_max, r->t->out_bytes_max, &r->frames,
+	agent_collect_outputs(r->wsfd, r->t->out_files_max, r->t->out_bytes_max, &r->io.frames,
 	                      &r->files_trunc);
 	return 0;
 }
@@ -307,17 +328,14 @@ static void report(run *r)
 	int32_t code;
 	bool send_return;
 	judge(r->c, r->t, &r->io, &flags, &code, r->msg, sizeof(r->msg), &send_return);
-	sandbox_frame_put(&r->frames, FRAME_STDOUT, r->io.out.b.data, r->io.out.b.len);
-	sandbox_frame_put(&r->frames, FRAME_STDERR, r->io.err.b.data, r->io.err.b.len);
-	agent_send(&r->frames);
 	char unused[128]; /* not as the program's user: no output files, but the result stands */
 	agent_as_program(false, take_outputs, r, unused, sizeof(unused));
 	if (send_return)
-		sandbox_frame_put(&r->frames, FRAME_RETURN, r->io.res.b.data + 1,
+		sandbox_frame_put(&r->io.frames, FRAME_RETURN, r->io.res.b.data + 1,
 		                  r->io.res.b.len - 1);
-	sandbox_frame_put_exit(&r->frames, flags | (r->files_trunc ? EXIT_F_FILES_TRUNC : 0), code,
-	                       r->msg);
-	agent_send(&r->frames);
+	sandbox_frame_put_exit(&r->io.frames, flags | (r->files_trunc ? EXIT_F_FILES_TRUNC : 0),
+	                       code, r->msg);
+	agent_send(&r->io.frames); /* the last output read, the files, the value and EXIT at once */
 }
 
 void agent_run_task(agent_child *c, enum agent_lang lang, int wsfd, const agent_task *t)
@@ -332,9 +350,7 @@ void agent_run_task(agent_child *c, enum agent_lang lang, int wsfd, const agent_
 		collect(c, &r.io);
 		report(&r);
 	}
-	sandbox_frame_buf_free(&r.frames);
-	sandbox_frame_buf_free(&r.io.out.b);
-	sandbox_frame_buf_free(&r.io.err.b);
+	sandbox_frame_buf_free(&r.io.frames);
 	sandbox_frame_buf_free(&r.io.res.b);
 	sandbox_frame_buf_free(&r.payload);
 	agent_strv_free(r.env);

@@ -596,6 +596,56 @@ static void test_files_out_link(void **state)
 	result_free(&r);
 }
 
+/* Output reaches the host as the program prints it, in chunks: what was flushed before the
+ * agent is killed (a wall timeout, an OOM of the whole sandbox, SIGKILL from outside) is
+ * already on the host's side of the pipe (issue 12 item 2). */
+static void test_output_streamed(void **state)
+{
+	int to, from;
+	pid_t pid = start_agent("python", &to, &from);
+	sandbox_frame_reader r;
+	sandbox_frame_reader_init(&r);
+	uint8_t type;
+	uint8_t *p;
+	size_t n;
+	assert_int_equal(read_frame(from, &r, &type, &p, &n), 1);
+	assert_int_equal(type, FRAME_READY);
+	free(p);
+	sandbox_frame_buf b = {0}, f = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE,
+	        "import sys, time\nprint('before', flush=True)\nsys.stderr.write('e1')\n"
+	        "sys.stderr.flush()\ntime.sleep(3)\nprint('never')\n");
+	sandbox_frame_put(&f, FRAME_TASK, b.data, b.len);
+	assert_int_equal(write_all(to, f.data, f.len), 0);
+	buf out = BUF_INIT, errs = BUF_INIT;
+	while ((out.len < 7 || errs.len < 2) && read_frame(from, &r, &type, &p, &n) == 1) {
+		assert_true(type == FRAME_STDOUT || type == FRAME_STDERR);
+		assert_true(n > 0 && n <= FRAME_CHUNK_MAX);
+		buf_append(type == FRAME_STDOUT ? &out : &errs, p, n);
+		free(p);
+	}
+	assert_string_equal(buf_str(&out), "before\n");
+	assert_string_equal(buf_str(&errs), "e1");
+	/* the program is still sleeping: kill the agent and its program, as a kill from outside
+	 * would; nothing else came, nothing is lost */
+	_cleanup_free_ char *kids = xasprintf("/proc/%d/task/%d/children", (int)pid, (int)pid);
+	buf k = BUF_INIT;
+	assert_int_equal(read_file_at(AT_FDCWD, kids, 4096, &k, NULL), 0);
+	kill(pid, SIGKILL);
+	kill((pid_t)strtol(buf_str(&k), NULL, 10), SIGKILL);
+	assert_int_equal(read_frame(from, &r, &type, &p, &n), 0);
+	waitpid(pid, NULL, 0);
+	close(to);
+	close(from);
+	buf_deinit(&k);
+	buf_deinit(&out);
+	buf_deinit(&errs);
+	sandbox_frame_buf_free(&b);
+	sandbox_frame_buf_free(&f);
+	sandbox_frame_reader_deinit(&r);
+}
+
 static void test_input_path_rejected(void **state)
 {
 	static const char *const bad[] = {"../escape", "/abs", "a//b", "a/./b", "a/", ""};
@@ -1040,6 +1090,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_files_order, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_files_refused, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_files_out_link, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_output_streamed, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_input_path_rejected, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_rlimits, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_output_caps, setup_ws, teardown_ws),

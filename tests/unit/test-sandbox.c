@@ -18,11 +18,13 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/cleanup.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "sandbox/bundle.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/lifecycle.h"
 #include "sandbox/sandbox.h"
 
 static void check_golden(const char *name, const buf *got)
@@ -210,7 +212,19 @@ typedef struct noop {
 	char ready_err[512];
 } noop;
 
-static void noop_setup(noop *n)
+/* A runtime that is a shell script (body: what it does for every command). */
+static char *fake_runtime(const noop *n, const char *body)
+{
+	char *path = xasprintf("%s/fake-runtime", n->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\ncase \"$*\" in *--version*) echo fake 1; exit 0;; esac\n%s\n", body);
+	fclose(f);
+	assert_int_equal(chmod(path, 0755), 0);
+	return path;
+}
+
+static void noop_setup_with(noop *n, const char *runtime_body)
 {
 	memset(n, 0, sizeof(*n));
 	snprintf(n->dir, sizeof(n->dir), "/tmp/aisp-noop-XXXXXX");
@@ -227,10 +241,17 @@ static void noop_setup(noop *n)
 	                       .id_prefix = "aisp-unit-"};
 	assert_int_equal(sandbox_ctx_new(&n->ctx, n->base, &co, &e), 0);
 	assert_string_equal(sandbox_ctx_cgroup(n->ctx), "v1"); /* a plain directory */
-	sandbox_runtime_opts ro = {.name = "noop", .path = "/usr/bin/true", .kind = SANDBOX_RT_OCI};
+	_cleanup_free_ char *fake = runtime_body ? fake_runtime(n, runtime_body) : NULL;
+	sandbox_runtime_opts ro = {
+	    .name = "noop", .path = fake ? fake : "/usr/bin/true", .kind = SANDBOX_RT_OCI};
 	assert_int_equal(sandbox_runtime_new(&n->rt, &ro, state, &e), 0);
 	free(state);
 	free(cg);
+}
+
+static void noop_setup(noop *n)
+{
+	noop_setup_with(n, NULL);
 }
 
 /* The bundles left in the state dir. */
@@ -321,6 +342,84 @@ static void test_lifecycle_no_agent(void **state)
 	noop_teardown(&n);
 }
 
+/* A failing runtime's own reason is the sandbox's: its first logrus error line, not "the agent
+ * exited" (the agent's pipe closes before `run` reports). Issue 15 item 1. */
+static void test_lifecycle_runtime_reason(void **state)
+{
+	noop n;
+	noop_setup_with(&n,
+	                "echo 'time=\"2026-01-01T00:00:00Z\" level=warning msg=\"ignored\"' >&2\n"
+	                "echo 'time=\"2026-01-01T00:00:00Z\" level=error msg=\"runc run failed: "
+	                "exec: \\\"/.aisp/aisp-agent\\\": permission denied\"' >&2\nexit 1");
+	sandbox *sb = noop_create(&n);
+	loop_while(&n, &n.ready_calls, 1);
+	assert_int_equal(sandbox_get_state(sb), SANDBOX_DEAD);
+	if (!strstr(n.ready_err, "noop run: exited 1: runc run failed: exec: "
+	                         "\"/.aisp/aisp-agent\": permission denied"))
+		fail_msg("got: %s", n.ready_err);
+	assert_null(strstr(n.ready_err, "agent exited"));
+	assert_null(strstr(n.ready_err, "ignored"));
+	assert_non_null(strstr(sandbox_runtime_log(sb), "level=warning"));
+	sandbox_destroy(sb, on_noop_gone, &n);
+	loop_while(&n, &n.gone_calls, 1);
+	noop_teardown(&n);
+}
+
+/* Bytes that are not frames before READY (a runtime writing to the container's stdout) are
+ * quoted, not reported as the agent's exit. */
+static void test_lifecycle_garbage_before_ready(void **state)
+{
+	noop n;
+	noop_setup_with(&n, "case \"$*\" in *delete*) exit 0;; esac\n"
+	                    "printf 'runsc: not a frame\\n'\nexit 0");
+	sandbox *sb = noop_create(&n);
+	loop_while(&n, &n.ready_calls, 1);
+	if (!strstr(n.ready_err, "the agent's stream is not frames before READY (it began with "
+	                         "\"runsc: not a frame\\x0a\")"))
+		fail_msg("got: %s", n.ready_err);
+	sandbox_destroy(sb, on_noop_gone, &n);
+	loop_while(&n, &n.gone_calls, 1);
+	noop_teardown(&n);
+}
+
+/* The host keeps the run's cap on the output chunks too, whatever the agent sends, and hands
+ * exactly what it keeps to the output callback. */
+typedef struct seen_output {
+	buf out, err;
+	int calls;
+} seen_output;
+
+static void on_output(sandbox *sb, sandbox_stream st, const uint8_t *p, size_t n, void *arg)
+{
+	seen_output *s = arg;
+	buf_append(st == SANDBOX_STDOUT ? &s->out : &s->err, p, n);
+	s->calls++;
+}
+
+static void test_output_chunks_capped(void **state)
+{
+	sandbox sb = {0};
+	proto_output_init(&sb.out);
+	seen_output seen = {BUF_INIT, BUF_INIT, 0};
+	sandbox_on_output(&sb, on_output, &seen);
+	sb.stdout_max = 5;
+	sb.stderr_max = 100;
+	sandbox_io_add_output(&sb, FRAME_STDOUT, (const uint8_t *)"abc", 3);
+	sandbox_io_add_output(&sb, FRAME_STDERR, (const uint8_t *)"err", 3);
+	sandbox_io_add_output(&sb, FRAME_STDOUT, (const uint8_t *)"defg", 4);
+	sandbox_io_add_output(&sb, FRAME_STDOUT, (const uint8_t *)"h", 1);
+	assert_string_equal(buf_str(&sb.out.out), "abcde");
+	assert_string_equal(buf_str(&seen.out), "abcde");
+	assert_string_equal(buf_str(&sb.out.err), "err");
+	assert_string_equal(buf_str(&seen.err), "err");
+	assert_true(sb.out.stdout_truncated);
+	assert_false(sb.out.stderr_truncated);
+	assert_int_equal(seen.calls, 3);
+	buf_deinit(&seen.out);
+	buf_deinit(&seen.err);
+	proto_output_deinit(&sb.out);
+}
+
 /* Destroyed while `run` is still running: `delete` waits for it, and the owner, who gave the
  * sandbox up, hears nothing but "gone". */
 static void test_lifecycle_destroy_while_spawning(void **state)
@@ -343,6 +442,9 @@ int main(void)
 	    cmocka_unit_test(test_golden_cgroup_v1),
 	    cmocka_unit_test(test_golden_cgroup_v2),
 	    cmocka_unit_test(test_environment_facts),
+	    cmocka_unit_test(test_lifecycle_runtime_reason),
+	    cmocka_unit_test(test_lifecycle_garbage_before_ready),
+	    cmocka_unit_test(test_output_chunks_capped),
 	    cmocka_unit_test(test_runtime_missing),
 	    cmocka_unit_test(test_lifecycle_no_agent),
 	    cmocka_unit_test(test_lifecycle_destroy_while_spawning),

@@ -1,0 +1,273 @@
+/* Partial output survives a kill (issue 12 item 2), on runc and runsc, through the sandbox API:
+ * a program that printed and flushed before its wall timeout, its out-of-memory kill, its
+ * process limit or a SIGKILL of the sandbox from outside keeps that prefix in the result, and
+ * the output callback (sandbox_on_output, the daemon's live output events) saw it while the
+ * task ran. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/spawn.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+#include "proto/json.h"
+#include "proto/proto.h"
+#include "sandbox/sandbox.h"
+
+static struct event_base *base;
+static sandbox_ctx *ctx;
+static sandbox_runtime *rt_runc, *rt_runsc;
+static sandbox_image img;
+static char state_dir[128];
+
+typedef struct live_run {
+	proto_task task;
+	proto_limits lim;
+	sandbox *sb;
+	const char *kill_after; /* SIGKILL the sandbox's init once the output holds this */
+	bool ready, failed, done, gone, killed;
+	buf live;             /* stdout as the output callback saw it */
+	bool live_before_end; /* it held the prefix before the run ended */
+	const char *prefix;
+	proto_status status;
+	int exit_code, sig;
+	buf out;
+	char error[512];
+} live_run;
+
+static void loop_until(bool *flag, int64_t timeout_ms)
+{
+	int64_t end = now_mono_ms() + timeout_ms;
+	while (!*flag && now_mono_ms() < end) {
+		struct timeval tv = {0, 20000};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
+	assert_true(*flag);
+}
+
+static void on_output(sandbox *sb, sandbox_stream st, const uint8_t *p, size_t n, void *arg)
+{
+	live_run *r = arg;
+	if (st != SANDBOX_STDOUT)
+		return;
+	buf_append(&r->live, p, n);
+	if (r->kill_after && !r->killed && strstr(buf_str(&r->live), r->kill_after)) {
+		r->killed = true;
+		assert_true(sandbox_pid(sb) > 0);
+		kill(sandbox_pid(sb),
+		     SIGKILL); /* from outside: the agent (runc), the sandbox (runsc) */
+	}
+}
+
+static void on_done(sandbox *sb, const proto_output *o, const proto_usage *u, void *arg)
+{
+	live_run *r = arg;
+	r->live_before_end = strncmp(buf_str(&r->live), r->prefix, strlen(r->prefix)) == 0;
+	r->status = o->status;
+	r->exit_code = o->exit_code;
+	r->sig = o->signal;
+	buf_append(&r->out, o->out.data, o->out.len);
+	snprintf(r->error, sizeof(r->error), "%s", o->error ? o->error : "");
+	r->done = true;
+}
+
+static void on_ready(sandbox *sb, const err *e, void *arg)
+{
+	live_run *r = arg;
+	r->ready = true;
+	if (e) {
+		fprintf(stderr, "# not ready: %s\n", err_msg(e));
+		r->failed = r->done = true;
+		return;
+	}
+	sandbox_on_output(sb, on_output, r);
+	err *e2 = NULL;
+	assert_int_equal(sandbox_run(sb, &r->task, &r->lim, on_done, r, &e2), 0);
+}
+
+static void on_gone(void *arg)
+{
+	((live_run *)arg)->gone = true;
+}
+
+/* Runs code (python) in a fresh sandbox with these limits; r holds the outcome. */
+static void live(sandbox_runtime *rt, const char *code, const proto_limits *over, live_run *r)
+{
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	yajl_gen_map_open(g);
+	proto_json_gen_kstr(g, "id", "live");
+	proto_json_gen_kstr(g, "lang", "python");
+	proto_json_gen_kstr(g, "code", code);
+	yajl_gen_map_close(g);
+	buf json = BUF_INIT;
+	proto_json_gen_take(g, &json);
+	err *e = NULL;
+	proto_task_init(&r->task);
+	assert_int_equal(proto_task_parse((const char *)json.data, json.len, &r->task, NULL, &e),
+	                 0);
+	buf_deinit(&json);
+	proto_limits_default(&r->lim);
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		int64_t v = proto_limit_get(over, &proto_limit_fields[i]);
+		if (v)
+			*proto_limit_at(&r->lim, &proto_limit_fields[i]) = v;
+	}
+	sandbox_spec spec = {.rt = rt, .rootfs = img.rootfs, .image_digest = img.digest};
+	spec.lang = PROTO_LANG_PYTHON;
+	sandbox_spec_set_limits(&spec, &r->lim);
+	assert_int_equal(sandbox_create(ctx, &spec, on_ready, r, &r->sb, &e), 0);
+	loop_until(&r->done, 180000);
+	assert_false(r->failed);
+	sandbox_destroy(r->sb, on_gone, r);
+	loop_until(&r->gone, 120000);
+	proto_task_deinit(&r->task);
+	print_message("# %s: status %s exit %d signal %d stdout \"%.40s\" error \"%s\"\n",
+	              sandbox_runtime_name(rt), proto_status_name(r->status), r->exit_code, r->sig,
+	              buf_str(&r->out), r->error);
+}
+
+static void live_free(live_run *r)
+{
+	buf_deinit(&r->live);
+	buf_deinit(&r->out);
+}
+
+/* The result's stdout starts with the prefix, and the callback had it before the end. */
+static void check_prefix(live_run *r)
+{
+	if (strncmp(buf_str(&r->out), r->prefix, strlen(r->prefix)))
+		fail_msg("stdout \"%s\" does not start with \"%s\"", buf_str(&r->out), r->prefix);
+	assert_true(r->live_before_end);
+}
+
+static void timeout_keeps_prefix(sandbox_runtime *rt)
+{
+	live_run r = {.prefix = "before the timeout\n"};
+	proto_limits l = {.timeout_ms = 3000};
+	live(rt,
+	     "import time\nprint('before the timeout', "
+	     "flush=True)\ntime.sleep(120)\nprint('never')\n",
+	     &l, &r);
+	assert_int_equal(r.status, PROTO_STATUS_TIMEOUT);
+	check_prefix(&r);
+	assert_string_equal(buf_str(&r.out), r.prefix);
+	live_free(&r);
+}
+
+static void oom_keeps_prefix(sandbox_runtime *rt)
+{
+	live_run r = {.prefix = "before the oom\n"};
+	proto_limits l = {.timeout_ms = 60000, .memory_bytes = 96 * PROTO_MIB};
+	live(rt,
+	     "print('before the oom', flush=True)\nb = []\nwhile True:\n"
+	     "    b.append(bytearray(8 << 20))\n",
+	     &l, &r);
+	assert_int_equal(r.status, PROTO_STATUS_OOM);
+	assert_int_equal(r.sig, SIGKILL); /* runsc too: the OOM killer's signal */
+	check_prefix(&r);
+	live_free(&r);
+}
+
+static void pids_keeps_prefix(sandbox_runtime *rt)
+{
+	live_run r = {.prefix = "before the fork bomb\n"};
+	proto_limits l = {.timeout_ms = 20000, .pids = 32};
+	live(rt,
+	     "import os, time\nprint('before the fork bomb', flush=True)\nwhile True:\n"
+	     "    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n",
+	     &l, &r);
+	assert_true(r.status == PROTO_STATUS_OK || r.status == PROTO_STATUS_TIMEOUT);
+	check_prefix(&r);
+	live_free(&r);
+}
+
+static void sigkill_keeps_prefix(sandbox_runtime *rt)
+{
+	live_run r = {.prefix = "before the kill\n", .kill_after = "before the kill\n"};
+	proto_limits l = {.timeout_ms = 120000};
+	live(rt, "import time\nprint('before the kill', flush=True)\ntime.sleep(120)\n", &l, &r);
+	assert_true(r.killed);
+	assert_int_equal(r.status, PROTO_STATUS_SANDBOX_ERROR);
+	check_prefix(&r);
+	assert_string_equal(buf_str(&r.out), r.prefix);
+	live_free(&r);
+}
+
+#define BOTH(name)                                                                                 \
+	static void test_##name##_runc(void **state)                                               \
+	{                                                                                          \
+		name(rt_runc);                                                                     \
+	}                                                                                          \
+	static void test_##name##_runsc(void **state)                                              \
+	{                                                                                          \
+		name(rt_runsc);                                                                    \
+	}
+BOTH(timeout_keeps_prefix)
+BOTH(oom_keeps_prefix)
+BOTH(pids_keeps_prefix)
+BOTH(sigkill_keeps_prefix)
+
+static int setup(void **state)
+{
+	err *e = NULL;
+	base = event_base_new();
+	if (spawn_loop_init(base, &e) < 0)
+		return -1;
+	snprintf(state_dir, sizeof(state_dir), "/run/aisp/test-live-%d", getpid());
+	sandbox_runtime_opts a = {.name = "runc", .kind = SANDBOX_RT_RUNC};
+	sandbox_runtime_opts b = {.name = "runsc", .kind = SANDBOX_RT_RUNSC};
+	char *agent = sandbox_agent_default_path();
+	sandbox_ctx_opts co = {
+	    .state_dir = state_dir, .agent_path = agent, .id_prefix = "aisp-livetest-"};
+	int r =
+	    sandbox_runtime_new(&rt_runc, &a, state_dir, &e) < 0 ||
+	            sandbox_runtime_new(&rt_runsc, &b, state_dir, &e) < 0 ||
+	            sandbox_image_resolve(SANDBOX_IMAGE_STORE_DEFAULT, "default", &img, &e) < 0 ||
+	            sandbox_ctx_new(&ctx, base, &co, &e) < 0
+	        ? -1
+	        : 0;
+	free(agent);
+	if (r < 0)
+		fprintf(stderr, "setup: %s\n", err_msg(e));
+	return r;
+}
+
+static int teardown(void **state)
+{
+	assert_int_equal(sandbox_ctx_live(ctx), 0);
+	sandbox_ctx_free(ctx);
+	sandbox_runtime_free(rt_runc);
+	sandbox_runtime_free(rt_runsc);
+	sandbox_image_deinit(&img);
+	spawn_loop_deinit();
+	event_base_free(base);
+	rm_rf_at(AT_FDCWD, state_dir, NULL);
+	return 0;
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_timeout_keeps_prefix_runc),
+	    cmocka_unit_test(test_timeout_keeps_prefix_runsc),
+	    cmocka_unit_test(test_oom_keeps_prefix_runc),
+	    cmocka_unit_test(test_oom_keeps_prefix_runsc),
+	    cmocka_unit_test(test_pids_keeps_prefix_runc),
+	    cmocka_unit_test(test_pids_keeps_prefix_runsc),
+	    cmocka_unit_test(test_sigkill_keeps_prefix_runc),
+	    cmocka_unit_test(test_sigkill_keeps_prefix_runsc),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
