@@ -150,6 +150,8 @@ static int config_and_run(sandbox *sb, err **e)
 
 int sandbox_container_start(sandbox *sb, err **e)
 {
+	if (with_userns(sb) && sandbox_ctx_reach(sb->ctx, sb->spec.rootfs, e) < 0)
+		return -1;
 	if (mkdirat(sb->ctx->bundles_fd, sb->id, 0700) < 0)
 		return err_set(e, errno, "mkdir bundle %s", sb->id);
 	if (!with_userns(sb))

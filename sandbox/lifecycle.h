@@ -45,8 +45,15 @@ struct sandbox_ctx {
 	sandbox_cgroup *cg;
 	uint64_t seq;
 	size_t live;
-	bool userns; /* the kernel allows user namespaces: runc sandboxes get one */
+	bool userns;    /* the kernel allows user namespaces: runc sandboxes get one */
+	char **reached; /* paths made reachable for runc's user namespace (sandbox_ctx_reach) */
+	size_t n_reached;
 };
+
+/* Makes path reachable by a runc sandbox's user namespace root: o+x on every directory along
+ * it that lacks it (ctx.c says why); remembered, so each path is walked once. Returns 0, or -1
+ * with *e naming the directory that cannot be made searchable. */
+int sandbox_ctx_reach(sandbox_ctx *ctx, const char *path, err **e);
 
 struct sandbox {
 	sandbox_ctx *ctx;

@@ -162,6 +162,15 @@ static bool logrus_msg(const char *line, size_t n, buf *out)
 	return true;
 }
 
+/* glog lines (runsc): "W1201 23:42:56.206480   14145 util.go:64] text": the header goes. */
+static size_t glog_header(const char *line, size_t n)
+{
+	if (n < 24 || !strchr("IWEF", line[0]) || line[5] != ' ' || line[8] != ':')
+		return 0;
+	const char *end = memchr(line, ']', n);
+	return end && end[1] == ' ' ? (size_t)(end + 2 - line) : 0;
+}
+
 char *sandbox_runtime_reason(const char *text)
 {
 	buf out = BUF_INIT;
@@ -172,6 +181,8 @@ char *sandbox_runtime_reason(const char *text)
 			n--;
 		while (n && (*line == ' ' || *line == '\t'))
 			line++, n--;
+		size_t h = glog_header(line, n);
+		line += h, n -= h;
 		if (n && !logrus_msg(line, n, &out))
 			buf_append(&out, line, n);
 		line = nl ? nl + 1 : NULL;

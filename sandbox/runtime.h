@@ -24,6 +24,6 @@ const char **sandbox_runtime_argv(const sandbox_runtime *rt, const char *const *
 /* The longest reason taken from a runtime's output, in bytes. */
 #define SANDBOX_REASON_MAX 400
 /* The first meaningful line of a runtime's stderr: the msg of its first logrus line above
- * warning (runc, crun), else its first non-empty line; cut at SANDBOX_REASON_MAX bytes. NULL
- * when there is none. Owned by the caller. */
+ * warning (runc), else its first non-empty line without a glog header (runsc); cut at
+ * SANDBOX_REASON_MAX bytes. NULL when there is none. Owned by the caller. */
 char *sandbox_runtime_reason(const char *text);

@@ -25,6 +25,7 @@
 #include "sandbox/bundle.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/lifecycle.h"
+#include "sandbox/runtime.h"
 #include "sandbox/sandbox.h"
 
 static void check_golden(const char *name, const buf *got)
@@ -420,6 +421,71 @@ static void test_output_chunks_capped(void **state)
 	proto_output_deinit(&sb.out);
 }
 
+/* The first meaningful line of each runtime's way of failing. */
+static void test_runtime_reason(void **state)
+{
+	static const char *const cases[][2] = {
+	    {"time=\"2026-01-01T00:00:00Z\" level=warning msg=\"cgroup v1 soon gone\"\n"
+	     "time=\"2026-01-01T00:00:00Z\" level=error msg=\"runc run failed: unable to start "
+	     "container process: exec: \\\"/.aisp/aisp-agent\\\": permission denied\"\n",
+	     "runc run failed: unable to start container process: exec: \"/.aisp/aisp-agent\": "
+	     "permission denied"},
+	    {"W1201 23:42:56.206480   14145 util.go:64] FATAL ERROR: unknown platform: systrap\n"
+	     "unknown platform: systrap\n",
+	     "FATAL ERROR: unknown platform: systrap"},
+	    {"\n  \ncrun: mkdir `/run/x`: Read-only file system\n",
+	     "crun: mkdir `/run/x`: Read-only file system"},
+	    {"", NULL},
+	    {"\n\n", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *r = sandbox_runtime_reason(cases[i][0]);
+		if (!cases[i][1])
+			assert_null(r);
+		else if (!r || strcmp(r, cases[i][1]))
+			fail_msg("case %zu: got \"%s\"", i, r ? r : "(null)");
+	}
+	char *big = xmalloc(5000);
+	memset(big, 'x', 4999);
+	big[4999] = 0;
+	_cleanup_free_ char *r = sandbox_runtime_reason(big);
+	free(big);
+	assert_int_equal(strlen(r), SANDBOX_REASON_MAX + 3);
+}
+
+/* Under a 0700 parent (StateDirectoryMode=0700) every directory on the way to a rootfs gets
+ * o+x and nothing else, so that runc's user namespace root can reach it (issue 15 item 2). */
+static void test_reach_for_userns(void **state)
+{
+	noop n;
+	noop_setup(&n);
+	_cleanup_free_ char *top = xasprintf("%s/p700", n.dir);
+	_cleanup_free_ char *deep = xasprintf("%s/p700/store/rootfs", n.dir);
+	mode_t old = umask(077);
+	err *e = NULL;
+	assert_int_equal(mkdir_p(deep, 0755, &e), 0);
+	umask(old);
+	assert_int_equal(chmod(top, 0700), 0);
+	assert_int_equal(chmod(deep, 0750), 0);
+	assert_int_equal(sandbox_ctx_reach(n.ctx, deep, &e), 0);
+	struct stat st;
+	assert_int_equal(stat(top, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0701);
+	assert_int_equal(stat(deep, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0751);
+	/* walked once: a later change is not undone behind the operator's back */
+	assert_int_equal(chmod(top, 0700), 0);
+	assert_int_equal(sandbox_ctx_reach(n.ctx, deep, &e), 0);
+	assert_int_equal(stat(top, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* a path that is not there is named */
+	_cleanup_free_ char *none = xasprintf("%s/none/rootfs", n.dir);
+	assert_int_equal(sandbox_ctx_reach(n.ctx, none, &e), -1);
+	assert_non_null(strstr(err_msg(e), "none"));
+	err_free(e);
+	noop_teardown(&n);
+}
+
 /* Destroyed while `run` is still running: `delete` waits for it, and the owner, who gave the
  * sandbox up, hears nothing but "gone". */
 static void test_lifecycle_destroy_while_spawning(void **state)
@@ -445,6 +511,8 @@ int main(void)
 	    cmocka_unit_test(test_lifecycle_runtime_reason),
 	    cmocka_unit_test(test_lifecycle_garbage_before_ready),
 	    cmocka_unit_test(test_output_chunks_capped),
+	    cmocka_unit_test(test_reach_for_userns),
+	    cmocka_unit_test(test_runtime_reason),
 	    cmocka_unit_test(test_runtime_missing),
 	    cmocka_unit_test(test_lifecycle_no_agent),
 	    cmocka_unit_test(test_lifecycle_destroy_while_spawning),
