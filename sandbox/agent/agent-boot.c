@@ -2,8 +2,9 @@
  * agent it is ready (one byte "r" on fd 4), blocks reading the task from fd 3 (the TASK field
  * encoding of frame.h: tag | u32 BE length | bytes; fields MODE, CODE, ARG, ARGS_JSON and ENV,
  * where ENV is the complete environment), replaces the environment and argv, runs the code as
- * the main module, and in function mode writes "V" + JSON of main(args)'s value (at most 4096
- * bytes) or "E" + a message to fd 4. */
+ * the main module (named /workspace/main.py or main.js: the agent has written the code there,
+ * so tracebacks show its lines), and in function mode writes "V" + JSON of main(args)'s value
+ * (awaited when main is async; at most 4096 bytes) or "E" + a message to fd 4. */
 #include "sandbox/agent/agent.h"
 
 /* python3 -s -c agent_boot_python */
@@ -66,7 +67,13 @@ const char agent_boot_python[] =
     "        main = ns.get(\"main\")\n"
     "        if not callable(main):\n"
     "            raise NameError(\"function mode needs a function main(args)\")\n"
-    "        out = json.dumps(main(json.loads(args)), allow_nan=False).encode()\n"
+    "        value = main(json.loads(args))\n"
+    "        if isinstance(value, types.CoroutineType) or hasattr(value, \"__await__\"):\n"
+    "            import asyncio\n"
+    "            async def wait(a):\n"
+    "                return await a\n"
+    "            value = asyncio.run(wait(value))\n"
+    "        out = json.dumps(value, allow_nan=False).encode()\n"
     "        if len(out) > 4096:\n"
     "            raise ValueError(\"return value is %d bytes of JSON, over 4096\" % len(out))\n"
     "        os.write(4, b\"V\" + out)\n"

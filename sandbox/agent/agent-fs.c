@@ -150,6 +150,20 @@ static int write_input(int wsfd, const agent_bytes *f, char *msg, size_t msz)
 	return 0;
 }
 
+static int make_out(void *arg)
+{
+	return mkdirat(*(int *)arg, "out", 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+int agent_make_out(int wsfd, char *msg, size_t msz)
+{
+	if (agent_as_program(false, make_out, &wsfd, msg, msz) == 0)
+		return 0;
+	if (!*msg)
+		snprintf(msg, msz, "mkdir /workspace/out: %s", strerror(errno));
+	return -1;
+}
+
 int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz)
 {
 	for (size_t i = 0; i < t->nfiles; i++)

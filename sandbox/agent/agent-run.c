@@ -227,14 +227,35 @@ typedef struct run {
 
 /* ---- prepare ---- */
 
-/* As the program's user: what the task brings, and out/ for what it leaves. */
+/* The program's own file, /workspace/main.py (main.js, main.sh): tracebacks show its lines,
+ * __file__ and $0 name it. An input file of that name is the task's choice and stays. */
+static const char *const program_file[] = {[AGENT_LANG_PYTHON] = "main.py",
+                                           [AGENT_LANG_JAVASCRIPT] = "main.js",
+                                           [AGENT_LANG_SHELL] = "main.sh"};
+
+/* True when the task brings an input file of this name. */
+static bool is_input(const agent_task *t, const char *name)
+{
+	size_t n = strlen(name) + 1;
+	for (size_t i = 0; i < t->nfiles; i++)
+		if (t->files[i].n >= n && !memcmp(t->files[i].p, name, n))
+			return true;
+	return false;
+}
+
+/* As the program's user: what the task brings, and the program's file. */
 static int write_inputs(void *arg)
 {
 	run *r = arg;
-	if (agent_write_inputs(r->wsfd, r->t, r->msg, sizeof(r->msg)) < 0)
+	if (r->t->nfiles && agent_write_inputs(r->wsfd, r->t, r->msg, sizeof(r->msg)) < 0)
 		return -1;
-	if (mkdirat(r->wsfd, "out", 0755) < 0 && errno != EEXIST)
-		return snprintf(r->msg, sizeof(r->msg), "mkdir out: %s", strerror(errno)), -1;
+	const char *name = program_file[r->lang];
+	if (is_input(r->t, name))
+		return 0;
+	_cleanup_close_ int fd =
+	    openat(r->wsfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write_all(fd, r->t->code.p, r->t->code.n) < 0)
+		return snprintf(r->msg, sizeof(r->msg), "%s: %s", name, strerror(errno)), -1;
 	return 0;
 }
 
@@ -260,21 +281,20 @@ static agent_rlimits limits_of(const agent_task *t)
 	return (agent_rlimits){t->fsize_max, t->nofile_max, t->nproc_max};
 }
 
-/* sh -c CODE sh ARG...: a fresh process, which applies the limits itself before exec */
+/* sh main.sh ARG...: a fresh process, which applies the limits itself before exec */
 static int launch_shell(run *r)
 {
 	const agent_task *t = r->t;
 	if (agent_has_nul(&t->code))
 		return snprintf(r->msg, sizeof(r->msg), "shell code contains a NUL byte"), -1;
-	_cleanup_free_ char *code = xstrndup((const char *)t->code.p, t->code.n);
-	const char **argv = xcalloc(t->nargv + 5, sizeof(char *));
+	const char **argv = xcalloc(t->nargv + 3, sizeof(char *));
 	size_t k = 0;
-	argv[k++] = "/bin/sh", argv[k++] = "-c", argv[k++] = code, argv[k++] = "sh";
+	argv[k++] = "/bin/sh", argv[k++] = program_file[AGENT_LANG_SHELL];
 	for (size_t i = 0; i < t->nargv; i++)
 		argv[k++] = xstrndup((const char *)t->argv[i].p, t->argv[i].n);
 	agent_rlimits lim = limits_of(t);
 	int rc = agent_start_child(r->c, argv, r->env, false, &lim);
-	for (size_t i = 4; i < k; i++)
+	for (size_t i = 2; i < k; i++)
 		free((char *)argv[i]);
 	free(argv);
 	if (rc < 0)

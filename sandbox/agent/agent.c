@@ -184,6 +184,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	_cleanup_close_ int wsfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	msg[0] = '\0';
+	if (agent_make_out(wsfd, msg, sizeof(msg)) < 0) {
+		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
+		return 1;
+	}
 	agent_child c = AGENT_CHILD_INIT;
 	if (lang != AGENT_LANG_SHELL && warm_up(&c, lang, msg, sizeof(msg)) < 0) {
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);

@@ -55,6 +55,9 @@ void agent_task_deinit(agent_task *t);
  * NUL or control bytes, valid UTF-8, at most AGENT_PATH_MAX bytes. */
 bool agent_path_valid(const char *p, size_t n);
 
+/* Makes wsfd/out as the program's user (at warm-up: it is there before the program starts).
+ * Returns 0, or -1 with a message. */
+int agent_make_out(int wsfd, char *msg, size_t msz);
 /* Writes the task's input files below the directory wsfd, never following links. Returns 0,
  * or -1 with a message. */
 int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz);

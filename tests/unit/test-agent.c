@@ -646,6 +646,68 @@ static void test_output_streamed(void **state)
 	sandbox_frame_reader_deinit(&r);
 }
 
+/* The program is a real file (issue 16 item 6): /workspace/main.py, main.js, main.sh, so
+ * tracebacks show its lines and __file__, __filename and $0 name it; out/ is there before it
+ * starts; an input file of the same name is the task's and stays. */
+static void test_program_file(void **state)
+{
+	result r;
+	const char *py = "import os\nassert os.path.isdir('out') and os.listdir('out') == []\n"
+	                 "print(os.path.basename(__file__), open(__file__).read().count('\\n'))\n"
+	                 "raise ValueError('boom')\n";
+	run_code("python", 0, py, &r);
+	assert_string_equal(out_str(&r), "main.py 4\n");
+	assert_int_equal(r.code, 1);
+	assert_non_null(strstr(buf_str(&r.err), "main.py\", line 4, in <module>\n"
+	                                        "    raise ValueError('boom')\n"));
+	result_free(&r);
+
+	const char *js =
+	    "const fs = require('fs'), path = require('path');\n"
+	    "console.log(path.basename(__filename), fs.readFileSync(__filename, 'utf8')"
+	    ".length, fs.statSync('out').isDirectory());\n";
+	run_code("javascript", 0, js, &r);
+	_cleanup_free_ char *want = xasprintf("main.js %zu true\n", strlen(js));
+	assert_string_equal(out_str(&r), want);
+	result_free(&r);
+
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "echo \"$0 $# $1\"; wc -l < \"$0\"; test -d out && echo out\n");
+	put_str(&b, FIELD_ARG, "a1");
+	run("shell", &b, &r);
+	assert_string_equal(out_str(&r), "main.sh 1 a1\n1\nout\n");
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+
+	assert_int_equal(rm_rf_at(AT_FDCWD, ws, NULL), 0); /* a fresh workspace, as a sandbox's */
+	assert_int_equal(mkdir(ws, 0755), 0);
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "print(open('main.py').read())");
+	sandbox_frame_put_field(&b, FIELD_FILE, "main.py\0INPUT", 13);
+	run("python", &b, &r);
+	assert_string_equal(out_str(&r), "INPUT\n");
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* Python's main may be async: its value is awaited (issue 16 item 6). */
+static void test_python_async_main(void **state)
+{
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 1);
+	put_str(&b, FIELD_CODE,
+	        "import asyncio\nasync def main(args):\n    await asyncio.sleep(0.01)\n"
+	        "    return {'n': args['n'] * 2}\n");
+	put_str(&b, FIELD_ARGS_JSON, "{\"n\": 21}");
+	result r;
+	run("python", &b, &r);
+	assert_int_equal(r.flags, 0);
+	assert_string_equal(r.ret, "{\"n\": 42}");
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
 static void test_input_path_rejected(void **state)
 {
 	static const char *const bad[] = {"../escape", "/abs", "a//b", "a/./b", "a/", ""};
@@ -1091,6 +1153,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_files_refused, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_files_out_link, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_output_streamed, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_program_file, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_python_async_main, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_input_path_rejected, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_rlimits, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_output_caps, setup_ws, teardown_ws),
