@@ -1,8 +1,9 @@
-/* Partial output survives a kill (issue 12 item 2), on runc and runsc, through the sandbox API:
- * a program that printed and flushed before its wall timeout, its out-of-memory kill, its
- * process limit or a SIGKILL of the sandbox from outside keeps that prefix in the result, and
- * the output callback (sandbox_on_output, the daemon's live output events) saw it while the
- * task ran. */
+/* Sandboxes through the sandbox API on runc and runsc. Partial output survives a kill (issue 12
+ * item 2): a program that printed and flushed before its wall timeout, its out-of-memory kill,
+ * its process limit or a SIGKILL of the sandbox from outside keeps that prefix in the result,
+ * and the output callback (sandbox_on_output, the daemon's live output events) saw it while the
+ * task ran. A sandbox that fails says why (issue 15 item 1): an invalid runsc platform, a
+ * runtime state directory that cannot be written, a rootfs the sandbox's user cannot enter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +206,115 @@ static void sigkill_keeps_prefix(sandbox_runtime *rt)
 	live_free(&r);
 }
 
+/* ---- why a sandbox failed (issue 15 item 1): each cause its own, accurate message ---- */
+
+typedef struct why_run {
+	bool ready, gone;
+	char error[1024];
+} why_run;
+
+static void on_why_ready(sandbox *sb, const err *e, void *arg)
+{
+	why_run *w = arg;
+	snprintf(w->error, sizeof(w->error), "%s", e ? err_msg(e) : "(ready)");
+	w->ready = true;
+}
+
+static void on_why_gone(void *arg)
+{
+	((why_run *)arg)->gone = true;
+}
+
+/* Creates a sandbox of rt on rootfs and returns why it failed (or "(ready)"). */
+static void why(sandbox_runtime *rt, const char *rootfs, why_run *w)
+{
+	sandbox_spec spec = {.rt = rt, .rootfs = rootfs, .lang = PROTO_LANG_PYTHON};
+	proto_limits l;
+	proto_limits_default(&l);
+	sandbox_spec_set_limits(&spec, &l);
+	sandbox *sb = NULL;
+	err *e = NULL;
+	if (sandbox_create(ctx, &spec, on_why_ready, w, &sb, &e) < 0) {
+		snprintf(w->error, sizeof(w->error), "%s", err_msg(e));
+		err_free(e);
+		return;
+	}
+	loop_until(&w->ready, 120000);
+	sandbox_destroy(sb, on_why_gone, w);
+	loop_until(&w->gone, 120000);
+	print_message("# %s: %s\n", sandbox_runtime_name(rt), w->error);
+}
+
+static void expect_why(const why_run *w, const char *want)
+{
+	if (!strstr(w->error, want))
+		fail_msg("got \"%s\", want \"%s\"", w->error, want);
+	assert_null(strstr(w->error, "agent exited before it was ready"));
+}
+
+/* An invalid runsc platform: runsc's own words. */
+static void test_why_platform(void **state)
+{
+	sandbox_runtime *bad = NULL;
+	sandbox_runtime_opts o = {.name = "runsc", .kind = SANDBOX_RT_RUNSC, .platform = "systrap"};
+	err *e = NULL;
+	assert_int_equal(sandbox_runtime_new(&bad, &o, state_dir, &e), 0);
+	why_run w = {0};
+	why(bad, img.rootfs, &w);
+	expect_why(&w, "runsc run: exited 1: FATAL ERROR: unknown platform: systrap");
+	sandbox_runtime_free(bad);
+}
+
+/* A runtime state directory that cannot be written: the runtime says where. */
+static void test_why_unwritable_state(void **state)
+{
+	_cleanup_free_ char *ro = xasprintf("%s/ro-root", state_dir);
+	assert_int_equal(mkdir(ro, 0700), 0);
+	_cleanup_free_ char *cmd = xasprintf("mount -t tmpfs -o ro,size=1m tmpfs %s", ro);
+	assert_int_equal(system(cmd), 0);
+	sandbox_runtime *bad = NULL;
+	sandbox_runtime_opts o = {.name = "runc", .kind = SANDBOX_RT_RUNC, .root = ro};
+	err *e = NULL;
+	assert_int_equal(sandbox_runtime_new(&bad, &o, state_dir, &e), 0);
+	why_run w = {0};
+	why(bad, img.rootfs, &w);
+	sandbox_runtime_free(bad);
+	_cleanup_free_ char *um = xasprintf("umount %s", ro);
+	assert_int_equal(system(um), 0);
+	expect_why(&w, "runc run: exited 1: ");
+	expect_why(&w, "read-only file system");
+}
+
+/* A rootfs whose /usr the sandbox's user may not enter (a directory made 0700): the agent's
+ * warm-up says what it could not start, and why. */
+static void rootfs_unreadable(sandbox_runtime *rt)
+{
+	_cleanup_free_ char *root =
+	    xasprintf("%s/rootfs-0700-%s", state_dir, sandbox_runtime_name(rt));
+	static const char *const dirs[] = {"",     "/.aisp",     "/proc", "/dev",
+	                                   "/sys", "/workspace", "/tmp",  "/usr"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		_cleanup_free_ char *d = xasprintf("%s%s", root, dirs[i]);
+		assert_int_equal(mkdir(d, 0755), 0);
+	}
+	_cleanup_free_ char *usr = xasprintf("%s/usr", root);
+	assert_int_equal(chmod(usr, 0700), 0);
+	why_run w = {0};
+	why(rt, root, &w);
+	expect_why(&w, "agent failed before READY: warm-up: start /usr/bin/python3: ");
+	expect_why(&w, "ermission denied");
+}
+
+static void test_why_rootfs_runc(void **state)
+{
+	rootfs_unreadable(rt_runc);
+}
+
+static void test_why_rootfs_runsc(void **state)
+{
+	rootfs_unreadable(rt_runsc);
+}
+
 #define BOTH(name)                                                                                 \
 	static void test_##name##_runc(void **state)                                               \
 	{                                                                                          \
@@ -268,6 +379,10 @@ int main(void)
 	    cmocka_unit_test(test_pids_keeps_prefix_runsc),
 	    cmocka_unit_test(test_sigkill_keeps_prefix_runc),
 	    cmocka_unit_test(test_sigkill_keeps_prefix_runsc),
+	    cmocka_unit_test(test_why_platform),
+	    cmocka_unit_test(test_why_unwritable_state),
+	    cmocka_unit_test(test_why_rootfs_runc),
+	    cmocka_unit_test(test_why_rootfs_runsc),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
