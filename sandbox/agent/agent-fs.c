@@ -276,7 +276,7 @@ static unsigned char entry_type(int fd, const struct dirent64 *d)
 static bool walk_pass(out_walk *w, int fd, const char *lower, out_heap *h)
 {
 	bool more = false;
-	if (lseek(fd, 0, SEEK_SET) < 0)
+	if (lower && lseek(fd, 0, SEEK_SET) < 0) /* a later pass reads from the start again */
 		return false;
 	ssize_t n;
 	while ((n = getdents64(fd, w->dents, sizeof(w->dents))) > 0) {
@@ -401,15 +401,30 @@ static void walk_dir(out_walk *w, int fd, size_t plen)
 	}
 }
 
+bool agent_out_empty(int wsfd)
+{
+	_cleanup_close_ int fd = open_dir_at(wsfd, "out", 0);
+	if (fd < 0)
+		return errno !=
+		       EACCES; /* gone or not a directory: nothing; unreadable: look closer */
+	char b[1024] __attribute__((aligned(8)));
+	ssize_t n;
+	while ((n = getdents64(fd, b, sizeof(b))) > 0)
+		for (ssize_t off = 0; off < n;) {
+			const struct dirent64 *d = (const void *)(b + off);
+			off += d->d_reclen;
+			if (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))
+				return false;
+		}
+	return n == 0;
+}
+
 void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc)
 {
-	struct stat st;
-	if (fstatat(wsfd, "out", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-		return; /* gone, or replaced by a link or a file: nothing to return */
-	_cleanup_close_ int fd = open_dir_at(wsfd, "out", st.st_ino);
+	_cleanup_close_ int fd = open_dir_at(wsfd, "out", 0);
 	if (fd < 0)
-		return;
+		return; /* gone, or replaced by a link or a file: nothing to return */
 	out_walk *w = xzalloc(sizeof(*w));
 	*w = (out_walk){
 	    .b = b, .max_files = max_files, .max_bytes = max_bytes, .budget = OUT_ENTRIES_MAX};

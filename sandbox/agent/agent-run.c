@@ -121,13 +121,13 @@ static void collect(agent_child *c, task_io *io)
 	int sig = agent_sigchld_fd();
 	int *fds[] = {&c->in, &c->task, &c->out, &c->err, &c->res, &sig};
 	int64_t deadline = -1;
-	for (size_t i = 0; i < 5; i++)
-		if (*fds[i] >= 0)
-			fcntl(*fds[i], F_SETFL, O_NONBLOCK);
+	bool reap = true; /* at first, then on SIGCHLD only */
 	if (!io->in.n)
 		agent_close_fd(&c->in);
 	for (;;) {
-		agent_reap(c);
+		if (reap)
+			agent_reap(c);
+		reap = false;
 		if (c->exited && deadline < 0) {
 			agent_kill_task(c);
 			agent_close_fd(&c->in);
@@ -163,8 +163,10 @@ static void collect(agent_child *c, task_io *io)
 			agent_close_fd(&c->out);
 		if (io->err.over)
 			agent_close_fd(&c->err);
-		if (pfd[5].revents)
+		if (pfd[5].revents) {
 			agent_sigchld_drain();
+			reap = true;
+		}
 	}
 	agent_close_fd(&c->out);
 	agent_close_fd(&c->err);
@@ -243,28 +245,47 @@ static bool is_input(const agent_task *t, const char *name)
 	return false;
 }
 
-/* As the program's user: what the task brings, and the program's file. */
-static int write_inputs(void *arg)
+static agent_rlimits limits_of(const agent_task *t)
+{
+	return (agent_rlimits){t->fsize_max, t->nofile_max, t->nproc_max};
+}
+
+/* As the program's user: what the task brings and the program's file; for the warm
+ * interpreter also its limits, with the real ids too (prlimit on another process needs the
+ * target's ids to match the caller's real ones). One switch for both. */
+static int as_program(void *arg)
 {
 	run *r = arg;
 	if (r->t->nfiles && agent_write_inputs(r->wsfd, r->t, r->msg, sizeof(r->msg)) < 0)
 		return -1;
 	const char *name = program_file[r->lang];
-	if (is_input(r->t, name))
-		return 0;
-	_cleanup_close_ int fd =
-	    openat(r->wsfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write_all(fd, r->t->code.p, r->t->code.n) < 0)
-		return snprintf(r->msg, sizeof(r->msg), "%s: %s", name, strerror(errno)), -1;
+	if (!is_input(r->t, name)) {
+		_cleanup_close_ int fd = openat(
+		    r->wsfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 || write_all(fd, r->t->code.p, r->t->code.n) < 0)
+			return snprintf(r->msg, sizeof(r->msg), "%s: %s", name, strerror(errno)),
+			       -1;
+	}
+	agent_rlimits lim = limits_of(r->t);
+	if (r->lang != AGENT_LANG_SHELL && agent_apply_rlimits(r->c->pid, &lim) < 0)
+		return snprintf(r->msg, sizeof(r->msg), "prlimit: %s", strerror(errno)), -1;
 	return 0;
 }
 
 static int prepare(run *r)
 {
-	if (r->lang == AGENT_LANG_SHELL && r->t->mode == 1)
+	bool warm = r->lang != AGENT_LANG_SHELL;
+	if (!warm && r->t->mode == 1)
 		return snprintf(r->msg, sizeof(r->msg), "function mode is not supported for shell"),
 		       -1;
-	if (agent_as_program(false, write_inputs, r, r->msg, sizeof(r->msg)) < 0)
+	if (warm) {
+		agent_reap(r->c);
+		if (r->c->exited)
+			return snprintf(r->msg, sizeof(r->msg),
+			                "the interpreter died before the task"),
+			       -1;
+	}
+	if (agent_as_program(warm, as_program, r, r->msg, sizeof(r->msg)) < 0)
 		return -1;
 	r->env = agent_task_env(r->t);
 	r->io = (task_io){.out = {.frame = FRAME_STDOUT, .max = r->t->stdout_max},
@@ -275,11 +296,6 @@ static int prepare(run *r)
 }
 
 /* ---- launch ---- */
-
-static agent_rlimits limits_of(const agent_task *t)
-{
-	return (agent_rlimits){t->fsize_max, t->nofile_max, t->nproc_max};
-}
 
 /* sh main.sh ARG...: a fresh process, which applies the limits itself before exec */
 static int launch_shell(run *r)
@@ -299,28 +315,13 @@ static int launch_shell(run *r)
 	free(argv);
 	if (rc < 0)
 		return snprintf(r->msg, sizeof(r->msg), "cannot start /bin/sh"), -1;
+	agent_child_nonblock(r->c);
 	return 0;
 }
 
-/* As the program's user, real ids too: prlimit on another process needs the target's ids to
- * match the caller's real ones. */
-static int limit_interpreter(void *arg)
-{
-	run *r = arg;
-	agent_rlimits lim = limits_of(r->t);
-	if (agent_apply_rlimits(r->c->pid, &lim) < 0)
-		return snprintf(r->msg, sizeof(r->msg), "prlimit: %s", strerror(errno)), -1;
-	return 0;
-}
-
-/* the warm interpreter: its limits now, the task through its bootstrap's task pipe */
+/* the warm interpreter (its limits are set): the task through its bootstrap's task pipe */
 static int launch_warm(run *r)
 {
-	agent_reap(r->c);
-	if (r->c->exited)
-		return snprintf(r->msg, sizeof(r->msg), "the interpreter died before the task"), -1;
-	if (agent_as_program(true, limit_interpreter, r, r->msg, sizeof(r->msg)) < 0)
-		return -1;
 	agent_boot_payload(&r->payload, r->t, r->env);
 	r->io.task = (feed){r->payload.data, r->payload.len};
 	return 0;
@@ -349,7 +350,8 @@ static void report(run *r)
 	bool send_return;
 	judge(r->c, r->t, &r->io, &flags, &code, r->msg, sizeof(r->msg), &send_return);
 	char unused[128]; /* not as the program's user: no output files, but the result stands */
-	agent_as_program(false, take_outputs, r, unused, sizeof(unused));
+	if (!agent_out_empty(r->wsfd))
+		agent_as_program(false, take_outputs, r, unused, sizeof(unused));
 	if (send_return)
 		sandbox_frame_put(&r->io.frames, FRAME_RETURN, r->io.res.b.data + 1,
 		                  r->io.res.b.len - 1);

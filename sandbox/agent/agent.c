@@ -54,8 +54,10 @@ static int warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 	ssize_t r;
 	while ((r = read(c->res, &ready, 1)) < 0 && errno == EINTR)
 		;
-	if (r == 1 && ready == 'r')
+	if (r == 1 && ready == 'r') {
+		agent_child_nonblock(c); /* here, not on the task's path */
 		return 0;
+	}
 	/* It died: say how, with the start of what it printed. */
 	char text[512] = "";
 	fcntl(c->err, F_SETFL, O_NONBLOCK);
@@ -127,6 +129,10 @@ static void usage(void)
 static int setup_process(const char *ws)
 {
 	prctl(PR_SET_DUMPABLE, 0);
+	/* every disposition at its default but the two set below, so that a child need reset no
+	 * more than those two before exec (agent-child.c) */
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* PID 1 already is; makes tests on the host alike */
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
@@ -148,6 +154,8 @@ static int setup_process(const char *ws)
 	if (agent_sigchld_setup() < 0)
 		return -1;
 	umask(022);
+	if (agent_drop_bounding() < 0)
+		return -1;
 	return chdir(ws);
 }
 

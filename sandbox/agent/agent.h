@@ -68,6 +68,10 @@ int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz);
 void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc);
 
+/* True when wsfd/out holds nothing the agent could return (read as the agent: no switch of
+ * identity for an empty out/); false when it holds entries or cannot be read as the agent. */
+bool agent_out_empty(int wsfd);
+
 /* The interpreters' bootstrap programs (agent-boot.c). */
 extern const char agent_boot_python[];
 extern const char agent_boot_node[];
@@ -93,6 +97,7 @@ typedef struct agent_child {
 	int in, out, err; /* the program's stdin (write end), stdout and stderr (read ends) */
 	int task, res;    /* bootstrap: task payload (write end, fd 3), result (read end, fd 4) */
 	bool exited;
+	bool killed; /* agent_kill_task() ran */
 	int status;
 } agent_child;
 
@@ -109,10 +114,15 @@ typedef struct agent_rlimits {
  * 4); l (or NULL) is applied in the child. Returns 0 or -1 with errno. */
 int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
                       const agent_rlimits *l);
+/* Makes the agent's ends of c's pipes non-blocking (for the collect loop's poll()). */
+void agent_child_nonblock(agent_child *c);
 /* Sets pid's limits (0: the calling process). Returns 0 or -1 with errno. */
 int agent_apply_rlimits(pid_t pid, const agent_rlimits *l);
 /* Ends every process of the task: the program's group and, as PID 1, everything else. */
-void agent_kill_task(const agent_child *c);
+void agent_kill_task(agent_child *c);
+/* Empties the agent's capability bounding set (with --user), once, at start. Returns 0, or -1
+ * with errno. */
+int agent_drop_bounding(void);
 /* Reaps every finished child (orphans too); records the program's status. */
 void agent_reap(agent_child *c);
 void agent_close_fd(int *fd);
