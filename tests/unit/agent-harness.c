@@ -112,21 +112,30 @@ int read_frame(int fd, sandbox_frame_reader *r, uint8_t *type, uint8_t **payload
 }
 
 /* Starts an agent, waits for READY, sends the raw frame bytes, collects every frame. */
-void run_raw(const char *lang, const sandbox_frame_buf *task, result *res)
+pid_t start_ready(const char *lang, int *to, int *from, sandbox_frame_reader *r)
 {
-	memset(res, 0, sizeof(*res));
-	int to, from;
-	pid_t pid = start_agent(lang, &to, &from);
-	sandbox_frame_reader r;
-	sandbox_frame_reader_init(&r);
+	pid_t pid = start_agent(lang, to, from);
+	sandbox_frame_reader_init(r);
 	uint8_t type;
 	uint8_t *p;
 	size_t n;
-	assert_int_equal(read_frame(from, &r, &type, &p, &n), 1);
+	assert_int_equal(read_frame(*from, r, &type, &p, &n), 1);
 	assert_int_equal(type, FRAME_READY);
 	assert_int_equal(n, strlen(AGENT_VERSION));
 	assert_memory_equal(p, AGENT_VERSION, n);
 	free(p);
+	return pid;
+}
+
+void run_raw(const char *lang, const sandbox_frame_buf *task, result *res)
+{
+	memset(res, 0, sizeof(*res));
+	int to, from;
+	sandbox_frame_reader r;
+	pid_t pid = start_ready(lang, &to, &from, &r);
+	uint8_t type;
+	uint8_t *p;
+	size_t n;
 	int64_t t0 = now_mono_us();
 	assert_int_equal(write_all(to, task->data, task->len), 0);
 	close(to);

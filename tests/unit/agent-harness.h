@@ -45,6 +45,8 @@ int setup_ws(void **state);
 int teardown_ws(void **state);
 /* Starts an agent for lang in the workspace; *to and *from are its stdin and stdout. */
 pid_t start_agent(const char *lang, int *to, int *from);
+/* start_agent(), then its READY frame read with r (initialised here; deinit it). */
+pid_t start_ready(const char *lang, int *to, int *from, sandbox_frame_reader *r);
 /* Reads one frame (blocking); returns 1, or 0 at EOF. The payload is owned by the caller. */
 int read_frame(int fd, sandbox_frame_reader *r, uint8_t *type, uint8_t **payload, size_t *len);
 /* Starts an agent, waits for READY, sends the raw frame bytes, collects every frame. */
