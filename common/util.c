@@ -121,7 +121,9 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t len, mod
 	    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return err_set(e, errno, "create %s", tmp);
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	/* exactly the mode asked for, whatever the umask (a UMask=0077 unit must not make the
+	 * agent unreadable to a sandbox's user namespace) */
+	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		int saved = errno;
 		unlinkat(dirfd, tmp, 0);
 		return err_set(e, saved, "write %s", tmp);

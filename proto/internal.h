@@ -4,11 +4,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/err.h"
 #include "proto/proto.h"
 
 /* proto_utf8_seq() and proto_utf8_valid() are in proto.h. */
+/* True when bytes of a result (stdout, stderr) go as text: valid UTF-8 without NUL; otherwise
+ * they go as base64. */
+static inline bool proto_bytes_are_text(const uint8_t *p, size_t n)
+{
+	return !memchr(p, 0, n) && proto_utf8_valid(p, n);
+}
 
 #include <yajl/yajl_tree.h>
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,

@@ -18,8 +18,8 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "proto/caps.h"
 
-#define PROTO_JSON_MAX_DEPTH 32
 /* Values and keys in one document (a task's args are at most 64 KiB of JSON): bounds the
  * memory of the tree, tens of bytes per value, before anything is built. */
 #define PROTO_JSON_MAX_VALUES 100000u

@@ -8,9 +8,11 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "proto/caps.h"
 
-/* ---- bounds on untrusted input (PROTOCOL.md, "Limits") ---- */
-#define PROTO_TASK_MAX_BYTES  (16u * 1024 * 1024) /* one stream entry's payload */
+/* ---- bounds on untrusted input (PROTOCOL.md, "Limits"); the caps on results, shared with
+ * their producers, are in proto/caps.h ---- */
+#define PROTO_TASK_MAX_BYTES  PROTO_DOC_MAX_BYTES /* one stream entry's payload */
 #define PROTO_ID_MAX          64
 #define PROTO_CODE_MAX        (1u * 1024 * 1024)
 #define PROTO_STDIN_MAX       (4u * 1024 * 1024)
@@ -20,12 +22,8 @@
 #define PROTO_ENV_NAME_MAX    128
 #define PROTO_ENV_VALUE_MAX   4096
 #define PROTO_FILES_MAX       64
-#define PROTO_FILE_PATH_MAX   255
 #define PROTO_FILES_TOTAL_MAX (8u * 1024 * 1024) /* decoded input files, summed */
 #define PROTO_NAME_MAX        128                /* image, runtime, reply stream names */
-#define PROTO_RETURN_MAX      4096               /* function mode return value JSON */
-#define PROTO_OUT_FILES_MAX   100
-#define PROTO_OUT_FILES_TOTAL (8u * 1024 * 1024)
 /* Blobs (proto/SKILLS.md, "Blobs"): content-addressed byte strings shared through Redis. */
 #define PROTO_BLOB_MAX        (8u * 1024 * 1024)  /* one blob */
 #define PROTO_BLOBS_MAX       16                  /* input blobs one task lists */
@@ -304,6 +302,23 @@ int proto_blob_check(const char *id, const void *data, size_t n, err **e);
 size_t proto_utf8_seq(const uint8_t *p, size_t n);
 /* True when p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 bool proto_utf8_valid(const uint8_t *p, size_t n);
+
+/* ---- producing a result within the caps (proto/caps.h) ---- */
+
+/* Checks a function's return value (JSON text) against what a result may carry: at most
+ * PROTO_RETURN_MAX bytes, JSON that proto_json_parse() accepts (no duplicate key, no U+0000, no
+ * lone surrogate, strict UTF-8), nesting at most PROTO_RETURN_DEPTH_MAX. Returns 0, or -1 with
+ * the reason in *e ("return value is outside the protocol's bounds: duplicate key \"1\""). */
+int proto_return_check(const char *text, size_t n, err **e);
+/* The bytes of the JSON value proto_result_to_json() writes for stdout or stderr holding
+ * p[0..n) (escaped text or base64, quotes included). */
+size_t proto_bytes_json_len(const uint8_t *p, size_t n);
+/* Fits o into what a result may carry: output files with a path proto_result_parse() refuses,
+ * past PROTO_OUT_FILES_MAX or past PROTO_OUT_FILES_TOTAL are dropped (files_truncated); when
+ * stdout, stderr and the files take more than PROTO_RESULT_OUTPUT_MAX bytes of JSON, files are
+ * dropped from the end (files_truncated), then stdout and stderr are cut (their truncated
+ * flags) and an ok status becomes output_limit. Returns true when a stream was cut. */
+bool proto_output_fit(proto_output *o);
 
 /* Standard base64 (RFC 4648 section 4, with padding, no line breaks). Caller frees. */
 char *proto_b64_encode(const uint8_t *p, size_t n);

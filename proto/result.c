@@ -12,16 +12,11 @@
 #include "proto/internal.h"
 #include "proto/json.h"
 
-static bool bytes_are_text(const uint8_t *p, size_t n)
-{
-	return !memchr(p, 0, n) && proto_utf8_valid(p, n);
-}
-
 /* "stdout": "text" or "stdout_b64": "base64" */
 static void gen_bytes(yajl_gen g, const char *key, const buf *b)
 {
 	const uint8_t *p = b->data ? b->data : (const uint8_t *)"";
-	if (bytes_are_text(p, b->len)) {
+	if (proto_bytes_are_text(p, b->len)) {
 		proto_json_gen_str(g, key);
 		proto_json_gen_strn(g, (const char *)p, b->len);
 		return;

@@ -2,6 +2,7 @@
  * yajl_gen (never printf), written atomically on the bundle's directory fd. */
 #include "sandbox/bundle.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
@@ -60,20 +61,26 @@ static void gen_process(yajl_gen g, const sandbox_bundle_spec *b)
 	str_array(g, "permitted", agent_caps);
 	str_array(g, "ambient", none);
 	yajl_gen_map_close(g);
-	s(g, "rlimits");
-	yajl_gen_array_open(g);
-	struct {
-		const char *type;
-		int64_t v;
-	} rl[] = {{"RLIMIT_CORE", 0}, {"RLIMIT_NOFILE", b->nofile}};
-	for (size_t i = 0; i < ARRAY_SIZE(rl); i++) {
-		yajl_gen_map_open(g);
-		kv(g, "type", rl[i].type);
-		ki(g, "hard", rl[i].v);
-		ki(g, "soft", rl[i].v);
-		yajl_gen_map_close(g);
+	/* runc sets these from outside with prlimit(), which needs CAP_SYS_RESOURCE over the
+	 * container's user namespace: host root has it as the owner of a namespace runc makes,
+	 * but not over one of ours (owned by the sandbox's uid, userns.c) on a host that drops
+	 * CAP_SYS_RESOURCE from root. The agent lowers both itself at start anyway (agent.c). */
+	if (!b->userns_path) {
+		s(g, "rlimits");
+		yajl_gen_array_open(g);
+		struct {
+			const char *type;
+			int64_t v;
+		} rl[] = {{"RLIMIT_CORE", 0}, {"RLIMIT_NOFILE", b->nofile}};
+		for (size_t i = 0; i < ARRAY_SIZE(rl); i++) {
+			yajl_gen_map_open(g);
+			kv(g, "type", rl[i].type);
+			ki(g, "hard", rl[i].v);
+			ki(g, "soft", rl[i].v);
+			yajl_gen_map_close(g);
+		}
+		yajl_gen_array_close(g);
 	}
-	yajl_gen_array_close(g);
 	kb(g, "noNewPrivileges", true);
 	yajl_gen_map_close(g);
 }
@@ -145,6 +152,7 @@ static const char *const denied_syscalls[] = {
     "request_key",
     "setns",
     "settimeofday",
+    "socketcall", /* 32-bit x86: its arguments are out of the filter's reach (socket rules below) */
     "swapoff",
     "swapon",
     "syslog",
@@ -158,6 +166,53 @@ static const char *const denied_syscalls[] = {
     "vm86old",
     NULL,
 };
+
+/* One rule: the syscalls fail with errno when argument 0 compares to value (masked by mask for
+ * SCMP_CMP_MASKED_EQ). Values are unsigned 64-bit, so they are emitted from their text. */
+static void arg0_rule(yajl_gen g, const char *const *names, int errno_ret, const char *op,
+                      uint64_t mask, uint64_t value)
+{
+	char t[24];
+	yajl_gen_map_open(g);
+	str_array(g, "names", names);
+	kv(g, "action", "SCMP_ACT_ERRNO");
+	ki(g, "errnoRet", errno_ret);
+	s(g, "args");
+	yajl_gen_array_open(g);
+	yajl_gen_map_open(g);
+	ki(g, "index", 0);
+	s(g, "value");
+	snprintf(t, sizeof(t), "%llu",
+	         (unsigned long long)(strcmp(op, "SCMP_CMP_MASKED_EQ") ? value : mask));
+	proto_json_gen_number(g, t);
+	if (!strcmp(op, "SCMP_CMP_MASKED_EQ")) {
+		s(g, "valueTwo");
+		snprintf(t, sizeof(t), "%llu", (unsigned long long)value);
+		proto_json_gen_number(g, t);
+	}
+	kv(g, "op", op);
+	yajl_gen_map_close(g);
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+}
+
+/* Socket families: only those a network namespace isolates stay, AF_UNIX (1), AF_INET (2),
+ * AF_INET6 (10) and AF_NETLINK (16); every other (AF_VSOCK's ports are the VM's, outside any
+ * namespace; AF_PACKET, AF_ALG, AF_BLUETOOTH, ...) fails with EAFNOSUPPORT, as if the kernel had
+ * none. The rules deny 3, 4-7, 8-9, 11, 12-15 and everything >= 17, which also catches a value
+ * with bits above the int the kernel reads. */
+static void gen_socket_rules(yajl_gen g)
+{
+	static const char *const sock[] = {"socket", "socketpair", NULL};
+	const uint64_t all = ~(uint64_t)0;
+	enum { EAFNOSUPPORT_ = 97 };
+	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_GE", 0, 17);
+	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_EQ", 0, 3);
+	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_MASKED_EQ", all << 2, 4);
+	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_MASKED_EQ", all << 1, 8);
+	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_EQ", 0, 11);
+	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_MASKED_EQ", all << 2, 12);
+}
 
 static void gen_seccomp(yajl_gen g)
 {
@@ -184,22 +239,10 @@ static void gen_seccomp(yajl_gen g)
 	 * CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
 	static const int64_t ns_flags[] = {0x00020000, 0x02000000, 0x04000000, 0x08000000,
 	                                   0x10000000, 0x20000000, 0x40000000};
-	for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++) {
-		yajl_gen_map_open(g);
-		str_array(g, "names", (const char *const[]){"clone", NULL});
-		kv(g, "action", "SCMP_ACT_ERRNO");
-		ki(g, "errnoRet", 1);
-		s(g, "args");
-		yajl_gen_array_open(g);
-		yajl_gen_map_open(g);
-		ki(g, "index", 0);
-		ki(g, "value", ns_flags[i]);
-		ki(g, "valueTwo", ns_flags[i]);
-		kv(g, "op", "SCMP_CMP_MASKED_EQ");
-		yajl_gen_map_close(g);
-		yajl_gen_array_close(g);
-		yajl_gen_map_close(g);
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(ns_flags); i++)
+		arg0_rule(g, (const char *const[]){"clone", NULL}, 1, "SCMP_CMP_MASKED_EQ",
+		          (uint64_t)ns_flags[i], (uint64_t)ns_flags[i]);
+	gen_socket_rules(g);
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 }
@@ -219,6 +262,8 @@ static void gen_namespaces(yajl_gen g, const sandbox_bundle_spec *b)
 	if (b->userns) {
 		yajl_gen_map_open(g);
 		kv(g, "type", "user");
+		if (b->userns_path)
+			kv(g, "path", b->userns_path);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);

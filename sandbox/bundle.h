@@ -21,6 +21,8 @@ typedef struct sandbox_bundle_spec {
 	int64_t cpu_weight;  /* cgroup v2 only, else 0: linux.resources.unified["cpu.weight"] */
 	bool userns;         /* runc-like runtimes: a user namespace mapping 0..65535 */
 	int64_t userns_base; /* host id that container id 0 maps to */
+	const char
+	    *userns_path; /* a user namespace to join (made beforehand), or NULL: a new one */
 } sandbox_bundle_spec;
 
 /* Appends the config.json for b to out. */

@@ -18,15 +18,15 @@
 #include "sandbox/runtime.h"
 
 #define DELETE_TIMEOUT_MS 60000
-/* Under runc, container ids 0..65535 map to host ids USERNS_BASE.. (the sandbox user 65534 is
- * host uid 165534, which owns nothing on the host). */
-#define USERNS_BASE 100000
 
-static int write_bundle(sandbox *sb, err **e)
+static bool with_userns(const sandbox *sb)
+{
+	return sb->ctx->userns && sandbox_runtime_get_kind(sb->spec.rt) == SANDBOX_RT_RUNC;
+}
+
+static int write_config(sandbox *sb, err **e)
 {
 	sandbox_ctx *ctx = sb->ctx;
-	if (mkdirat(ctx->bundles_fd, sb->id, 0700) < 0)
-		return err_set(e, errno, "mkdir bundle %s", sb->id);
 	_cleanup_close_ int dfd =
 	    openat(ctx->bundles_fd, sb->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
@@ -39,6 +39,7 @@ static int write_bundle(sandbox *sb, err **e)
 	                          sb->spec.urgent ? SANDBOX_CGROUP_RUNNING : SANDBOX_CGROUP_WARMING,
 	                          &cg);
 	sandbox_runtime_kind kind = sandbox_runtime_get_kind(sb->spec.rt);
+	_cleanup_free_ char *userns = sandbox_userns_path(sb);
 	sandbox_bundle_spec b = {
 	    .kind = kind,
 	    .rootfs = sb->spec.rootfs,
@@ -53,8 +54,9 @@ static int write_bundle(sandbox *sb, err **e)
 	    .cpu_shares = cg.cpu_shares,
 	    .cpu_weight = cg.cpu_weight,
 	    .workspace_bytes = sb->spec.workspace_bytes,
-	    .userns = ctx->userns && kind == SANDBOX_RT_RUNC,
-	    .userns_base = USERNS_BASE,
+	    .userns = with_userns(sb),
+	    .userns_base = SANDBOX_USERNS_BASE,
+	    .userns_path = userns,
 	};
 	int r = sandbox_bundle_write(dfd, &b, e);
 	sandbox_cgroup_config_deinit(&cg);
@@ -65,13 +67,29 @@ static void on_spawned(const spawn_result *r, void *arg)
 {
 	sandbox *sb = arg;
 	sb->spawning = false;
+	sandbox_userns_close(sb); /* runc has joined it, or never will */
 	if (r->status == 0) {
 		sandbox_step_type(sb, SANDBOX_EV_SPAWNED);
 		return;
 	}
-	_cleanup_free_ char *d = spawn_describe(r);
-	_cleanup_free_ char *why = xasprintf("%s run: %s", sandbox_runtime_name(sb->spec.rt), d);
+	_cleanup_free_ char *what = xasprintf("%s run", sandbox_runtime_name(sb->spec.rt));
+	_cleanup_free_ char *why = sandbox_container_why(sb, what, r);
 	sandbox_step(sb, &(sandbox_event){.type = SANDBOX_EV_SPAWN_FAILED, .why = why});
+}
+
+char *sandbox_container_why(sandbox *sb, const char *what, const spawn_result *r)
+{
+	free(sb->runtime_log);
+	sb->runtime_log = r->err_len ? xstrndup(r->errout, SANDBOX_LOG_MAX) : NULL;
+	_cleanup_free_ char *reason = sandbox_runtime_reason(r->errout);
+	const char *sep = reason ? ": " : "";
+	if (!reason)
+		reason = xstrdup(" (nothing on stderr)");
+	if (r->timed_out)
+		return xasprintf("%s: timed out%s%s", what, sep, reason);
+	if (r->status > 128)
+		return xasprintf("%s: killed by signal %d%s%s", what, r->status - 128, sep, reason);
+	return xasprintf("%s: exited %d%s%s", what, r->status, sep, reason);
 }
 
 static void close_pair(int p[2])
@@ -120,13 +138,42 @@ static int start_container(sandbox *sb, err **e)
 	return 0;
 }
 
-int sandbox_container_start(sandbox *sb, err **e)
+/* The config and `run --detach`; on failure the bundle goes. */
+static int config_and_run(sandbox *sb, err **e)
 {
-	if (write_bundle(sb, e) < 0 || start_container(sb, e) < 0) {
+	if (write_config(sb, e) < 0 || start_container(sb, e) < 0) {
 		rm_rf_at(sb->ctx->bundles_fd, sb->id, NULL);
 		return -1;
 	}
 	return 0;
+}
+
+int sandbox_container_start(sandbox *sb, err **e)
+{
+	if (with_userns(sb) && sandbox_ctx_reach(sb->ctx, sb->spec.rootfs, e) < 0)
+		return -1;
+	if (mkdirat(sb->ctx->bundles_fd, sb->id, 0700) < 0)
+		return err_set(e, errno, "mkdir bundle %s", sb->id);
+	if (!with_userns(sb))
+		return config_and_run(sb, e);
+	if (sandbox_userns_start(sb, e) < 0) {
+		rm_rf_at(sb->ctx->bundles_fd, sb->id, NULL);
+		return -1;
+	}
+	sb->spawning = true; /* the user namespace first, then `run` */
+	return 0;
+}
+
+void sandbox_container_continue(sandbox *sb, err *e)
+{
+	if (!e && sb->state != SANDBOX_CREATING)
+		err_set(&e, 0, "the sandbox was given up while its user namespace was made");
+	if (!e && config_and_run(sb, &e) == 0)
+		return; /* its end is the run's */
+	sandbox_userns_close(sb);
+	sb->spawning = false;
+	sandbox_step(sb, &(sandbox_event){.type = SANDBOX_EV_SPAWN_FAILED, .why = err_msg(e)});
+	err_free(e);
 }
 
 void sandbox_container_read_pid(sandbox *sb)

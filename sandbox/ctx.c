@@ -1,8 +1,17 @@
 /* The node's sandbox context: the state directory (bundles, the agent's read-only copy), the
- * user-namespace probe, and the cgroup backend detected at start. */
+ * user-namespace probe, and the cgroup backend detected at start.
+ *
+ * Modes never depend on the umask (a unit's UMask=0077, issue 15 item 2): every directory and
+ * file made here is given its mode explicitly, and what a runc sandbox's user namespace must
+ * reach by path as its root (host uid 100000, which owns nothing on the host) is made reachable
+ * along its whole path: every image's rootfs, which runc mounts from inside the namespace (its
+ * bind mounts, the agent's directory among them, runc 1.1 opens from the host). A directory on
+ * that path that others may not search (a StateDirectoryMode=0700 parent) gets the search bit
+ * for others (o+x), nothing more: traversable, not listable, as the state directory is. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +29,8 @@ static int install_agent(sandbox_ctx *ctx, const char *agent_path, err **e)
 		return err_prefix(e, "agent");
 	if (mkdir_p(ctx->agent_dir, 0755, e) < 0)
 		return -1;
+	if (chmod(ctx->agent_dir, 0755) < 0)
+		return err_set(e, errno, "chmod %s", ctx->agent_dir);
 	_cleanup_close_ int dfd = open(ctx->agent_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int r = dfd < 0 ? err_set(e, errno, "open %s", ctx->agent_dir)
 	                : write_file_at(dfd, SANDBOX_AGENT_NAME, bin.data, bin.len, 0555, e);
@@ -40,6 +51,37 @@ static bool userns_allowed(void)
 	return max_uns > 0 && !getenv("AISP_NO_USERNS");
 }
 
+int sandbox_ctx_reach(sandbox_ctx *ctx, const char *path, err **e)
+{
+	for (size_t i = 0; i < ctx->n_reached; i++)
+		if (!strcmp(ctx->reached[i], path))
+			return 0;
+	_cleanup_free_ char *p = xstrdup(path);
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		struct stat st;
+		if (lstat(p, &st) < 0)
+			return err_set(e, errno, "runc's user namespace must reach %s: %s", path,
+			               p);
+		if (S_ISDIR(st.st_mode) && !(st.st_mode & S_IXOTH) &&
+		    chmod(p, (st.st_mode & 07777) | S_IXOTH) < 0)
+			return err_set(
+			    e, errno,
+			    "runc's user namespace (host uid %u) cannot reach %s: %s is mode "
+			    "%04o and cannot be made searchable",
+			    SANDBOX_USERNS_BASE, path, p, (unsigned)(st.st_mode & 07777));
+		*s = c;
+		if (!c)
+			break;
+	}
+	ctx->reached = xreallocarray(ctx->reached, ctx->n_reached + 1, sizeof(char *));
+	ctx->reached[ctx->n_reached++] = xstrdup(path);
+	return 0;
+}
+
 static int ctx_setup(sandbox_ctx *ctx, const sandbox_ctx_opts *o, err **e)
 {
 	if (!o->agent_path)
@@ -50,7 +92,8 @@ static int ctx_setup(sandbox_ctx *ctx, const sandbox_ctx_opts *o, err **e)
 	if (sandbox_cgroup_new(&ctx->cg, &co, e) < 0)
 		return -1;
 	/* Traversable, not listable: a user-namespaced runtime reaches the agent through it. */
-	chmod(ctx->state_dir, 0711);
+	if (chmod(ctx->state_dir, 0711) < 0 || chmod(ctx->bundles_dir, 0711) < 0)
+		return err_set(e, errno, "chmod %s", ctx->state_dir);
 	ctx->userns = userns_allowed();
 	ctx->bundles_fd = open(ctx->bundles_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (ctx->bundles_fd < 0)
@@ -87,6 +130,9 @@ sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx)
 	free(ctx->bundles_dir);
 	free(ctx->agent_dir);
 	free(ctx->id_prefix);
+	for (size_t i = 0; i < ctx->n_reached; i++)
+		free(ctx->reached[i]);
+	free(ctx->reached);
 	free(ctx);
 	return NULL;
 }

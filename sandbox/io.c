@@ -29,6 +29,10 @@ static bool dispatch_frames(sandbox *sb)
 			break;
 		case FRAME_STDOUT:
 		case FRAME_STDERR:
+			/* chunks are bounded; a bigger one is not the agent's to send */
+			ev.type =
+			    len <= FRAME_CHUNK_MAX ? SANDBOX_EV_OUTPUT_FRAME : SANDBOX_EV_BAD_FRAME;
+			break;
 		case FRAME_FILE:
 		case FRAME_RETURN:
 			ev.type = SANDBOX_EV_RESULT_FRAME;
@@ -169,11 +173,14 @@ void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *
 	flush_writes(sb);
 }
 
+/* FILE: "path NUL contents"; a file past the count is left out, and the result says so */
 static void add_file(proto_output *o, const uint8_t *p, size_t n)
 {
 	const uint8_t *nul = memchr(p, 0, n);
-	if (!nul || o->n_files >= PROTO_OUT_FILES_MAX)
+	if (!nul || o->n_files >= PROTO_OUT_FILES_MAX) {
+		o->files_truncated = true;
 		return;
+	}
 	o->files = xreallocarray(o->files, o->n_files + 1, sizeof(*o->files));
 	proto_file *f = &o->files[o->n_files++];
 	f->path = xstrdup((const char *)p);
@@ -181,21 +188,67 @@ static void add_file(proto_output *o, const uint8_t *p, size_t n)
 	f->data = xmemdup(nul + 1, f->len);
 }
 
-void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size_t n)
+/* RETURN: kept only when a result can carry it exactly (proto_return_check); otherwise the
+ * reason is kept, and the run's status becomes error. */
+static void add_return(sandbox *sb, const uint8_t *p, size_t n)
 {
+	proto_output *o = &sb->out;
+	free(o->return_value);
+	o->return_value = NULL;
+	free(sb->return_error);
+	sb->return_error = NULL;
+	err *e = NULL;
+	if (proto_return_check((const char *)p, n, &e) < 0) {
+		sb->return_error = xstrdup(err_msg(e));
+		err_free(e);
+		return;
+	}
+	o->return_value = xstrndup((const char *)p, n);
+}
+
+void sandbox_io_add_output(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
+{
+	bool is_out = type == FRAME_STDOUT;
+	buf *b = is_out ? &sb->out.out : &sb->out.err;
+	uint64_t max = is_out ? sb->stdout_max : sb->stderr_max;
+	size_t room = b->len < max ? (size_t)(max - b->len) : 0;
+	if (n > room) { /* the agent keeps to the cap; past it, the host does */
+		n = room;
+		*(is_out ? &sb->out.stdout_truncated : &sb->out.stderr_truncated) = true;
+	}
+	if (!n)
+		return;
+	buf_append(b, p, n);
+	if (sb->output_cb)
+		sb->output_cb(sb, is_out ? SANDBOX_STDOUT : SANDBOX_STDERR, p, n, sb->output_arg);
+}
+
+/* Takes the output chunks already in the pipe from the agent (non-blocking): what was printed
+ * before a kill the host decided on, e.g. the wall time. */
+void sandbox_io_drain_output(sandbox *sb)
+{
+	uint8_t chunk[65536];
+	ssize_t n;
+	while (sb->out_fd >= 0 && (n = read(sb->out_fd, chunk, sizeof(chunk))) > 0)
+		if (sandbox_frame_reader_feed(&sb->fr, chunk, (size_t)n) < 0)
+			break;
+	uint8_t type;
+	const uint8_t *p;
+	size_t len;
+	while (sandbox_frame_reader_next(&sb->fr, &type, &p, &len) > 0)
+		if ((type == FRAME_STDOUT || type == FRAME_STDERR) && len <= FRAME_CHUNK_MAX)
+			sandbox_io_add_output(sb, type, p, len);
+}
+
+void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n)
+{
+	proto_output *o = &sb->out;
 	switch (type) {
-	case FRAME_STDOUT:
-		buf_append(&o->out, p, n);
-		break;
-	case FRAME_STDERR:
-		buf_append(&o->err, p, n);
-		break;
 	case FRAME_FILE:
 		add_file(o, p, n);
 		break;
 	case FRAME_RETURN:
-		free(o->return_value);
-		o->return_value = n <= PROTO_RETURN_MAX ? xstrndup((const char *)p, n) : NULL;
+		add_return(sb, p, n);
 		break;
 	}
 }
@@ -205,9 +258,9 @@ int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *f
 	sandbox_frame_exit x;
 	if (sandbox_frame_parse_exit(p, n, &x) < 0)
 		return -1;
-	o->stdout_truncated = x.flags & EXIT_F_STDOUT_TRUNC;
-	o->stderr_truncated = x.flags & EXIT_F_STDERR_TRUNC;
-	o->files_truncated = x.flags & EXIT_F_FILES_TRUNC;
+	o->stdout_truncated |= (x.flags & EXIT_F_STDOUT_TRUNC) != 0;
+	o->stderr_truncated |= (x.flags & EXIT_F_STDERR_TRUNC) != 0;
+	o->files_truncated |= (x.flags & EXIT_F_FILES_TRUNC) != 0;
 	if (x.flags & EXIT_F_SIGNALED) {
 		o->signal = x.code;
 		o->exit_code = -1;
@@ -218,4 +271,23 @@ int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *f
 		o->error = xstrndup(x.msg, x.msg_len);
 	*flags = x.flags;
 	return 0;
+}
+
+char *sandbox_io_quote_stream(const sandbox *sb)
+{
+	const sandbox_frame_reader *r = &sb->fr;
+	size_t n = r->len - r->off;
+	buf q = BUF_INIT;
+	buf_append_str(&q, "\"");
+	for (size_t i = 0; i < n && i < 80; i++) {
+		uint8_t c = r->buf[r->off + i];
+		if (c == '"' || c == '\\')
+			buf_appendf(&q, "\\%c", c);
+		else if (c >= 0x20 && c < 0x7f)
+			buf_append(&q, &c, 1);
+		else
+			buf_appendf(&q, "\\x%02x", c);
+	}
+	buf_append_str(&q, n > 80 ? "\"..." : "\"");
+	return buf_steal(&q, NULL);
 }

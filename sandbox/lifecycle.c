@@ -92,6 +92,10 @@ static bool fail_creation(sandbox *sb, const char *why)
 static bool created(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_read_pid(sb);
+	if (sb->early_eof)
+		return fail_creation(sb,
+		                     "the agent exited before it was ready (the runtime reported "
+		                     "no error)");
 	return sb->got_ready ? become_ready(sb) : true;
 }
 
@@ -125,15 +129,28 @@ static bool early_exit(sandbox *sb, const sandbox_event *ev)
 	return creation_failed(sb, e);
 }
 
+/* agent_eof: while `run` has not ended its report says why (a container that could not start
+ * closes the agent's pipe first), so it decides; after that, nothing else will say more. */
 static bool early_eof(sandbox *sb, const sandbox_event *ev)
 {
-	return fail_creation(sb, "agent exited before it was ready");
+	if (sb->spawning) {
+		sb->early_eof = true;
+		sandbox_io_pause(sb);
+		return true;
+	}
+	return fail_creation(sb, ev->why ? ev->why : "the agent exited before it was ready");
 }
 
-/* bad_frame: a frame the agent may not send, or a stream that does not decode */
+/* bad_frame: a frame the agent may not send, or a stream that does not decode (what came
+ * instead of the agent's frames is quoted: a runtime that writes to the container's stdout) */
 static bool early_bad(sandbox *sb, const sandbox_event *ev)
 {
-	return ev->frame ? early_frame(sb, ev) : early_eof(sb, ev);
+	if (ev->frame)
+		return early_frame(sb, ev);
+	_cleanup_free_ char *q = sandbox_io_quote_stream(sb);
+	err *e = NULL;
+	err_set(&e, 0, "the agent's stream is not frames before READY (it began with %s)", q);
+	return creation_failed(sb, e);
 }
 
 static bool create_timeout(sandbox *sb, const sandbox_event *ev)
@@ -160,6 +177,8 @@ static bool run(sandbox *sb, const sandbox_event *ev)
 	sb->state = SANDBOX_RUNNING;
 	sb->done_cb = ev->done;
 	sb->done_arg = ev->arg;
+	sb->stdout_max = (uint64_t)ev->limits->stdout_bytes;
+	sb->stderr_max = (uint64_t)ev->limits->stderr_bytes;
 	sb->run_start_us = now_mono_us();
 	sandbox_cgroup_usage u;
 	sandbox_cgroup_read(sb->ctx->cg, sb->id, 0, &u);
@@ -194,7 +213,10 @@ static bool finish_with(sandbox *sb, const sandbox_cgroup_usage *u, proto_status
                         const char *why)
 {
 	if (status == PROTO_STATUS_SANDBOX_ERROR && u->oom_kills > 0) {
+		/* the OOM killer's SIGKILL took the sandbox down (runsc: the sentry) */
 		status = PROTO_STATUS_OOM;
+		sb->out.exit_code = -1;
+		sb->out.signal = SIGKILL;
 	} else if (status == PROTO_STATUS_SANDBOX_ERROR && u->pids_max_hits > 0) {
 		/* gVisor's ptrace platform spends host processes per task thread: a program that
 		 * exhausts its pids limit takes the sandbox down with it. That is the program's
@@ -207,6 +229,8 @@ static bool finish_with(sandbox *sb, const sandbox_cgroup_usage *u, proto_status
 	sb->out.status = status;
 	if (why && !sb->out.error)
 		sb->out.error = xstrdup(why);
+	/* every result a node publishes parses with its own tools (proto/caps.h) */
+	proto_output_fit(&sb->out);
 	sb->state = SANDBOX_DONE;
 	sb->done_cb(sb, &sb->out, &sb->usage, sb->done_arg);
 	return false;
@@ -221,9 +245,16 @@ static bool finish(sandbox *sb, proto_status status, const char *why)
 	return finish_with(sb, &u, status, why);
 }
 
+/* output_frame: a chunk of what the program printed, as it printed it */
+static bool run_output(sandbox *sb, const sandbox_event *ev)
+{
+	sandbox_io_add_output(sb, ev->frame, ev->p, ev->n);
+	return true;
+}
+
 static bool run_result(sandbox *sb, const sandbox_event *ev)
 {
-	sandbox_io_add_result(&sb->out, ev->frame, ev->p, ev->n);
+	sandbox_io_add_result(sb, ev->frame, ev->p, ev->n);
 	return true;
 }
 
@@ -245,7 +276,9 @@ static bool run_exit(sandbox *sb, const sandbox_event *ev)
 		st = PROTO_STATUS_OOM;
 	else if (flags & EXIT_F_FUNCTION_ERROR)
 		st = PROTO_STATUS_ERROR;
-	return finish_with(sb, &u, st, NULL);
+	else if (sb->return_error)
+		st = PROTO_STATUS_ERROR;
+	return finish_with(sb, &u, st, st == PROTO_STATUS_ERROR ? sb->return_error : NULL);
 }
 
 /* bad_frame, ready_frame: the agent broke the protocol */
@@ -261,17 +294,21 @@ static bool run_lost(sandbox *sb, const sandbox_event *ev)
 	              ev->why ? ev->why : "the sandbox died during the task");
 }
 
-/* timer: the wall limit is the host's: kill the whole container now, no grace */
+/* timer: the wall limit is the host's: kill the whole container now, no grace; what the agent
+ * had sent of the output until then is kept */
 static bool run_timeout(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_kill(sb);
+	sandbox_io_drain_output(sb);
 	return finish(sb, PROTO_STATUS_TIMEOUT, NULL);
 }
 
-/* stop: the owner ends the run (a cancel, a revocation): kill now, report what was collected */
+/* stop: the owner ends the run (a cancel, a revocation): kill now, report what was collected,
+ * with the output the agent had sent until then */
 static bool run_stop(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_kill(sb);
+	sandbox_io_drain_output(sb);
 	return finish(sb, ev->status, ev->why);
 }
 
@@ -354,6 +391,7 @@ static const action lifecycle[][SANDBOX_DESTROYING + 1] = {
 EV(SPAWNED)      = ROW(created,        never,     never,       never,     dead_pid,  delete_now),
 EV(SPAWN_FAILED) = ROW(spawn_failed,   never,     never,       never,     ignore,    delete_now),
 EV(READY_FRAME)  = ROW(got_ready,      ignore,    run_bad,     never,     never,     never),
+EV(OUTPUT_FRAME) = ROW(early_frame,    ignore,    run_output,  never,     never,     never),
 EV(RESULT_FRAME) = ROW(early_frame,    ignore,    run_result,  never,     never,     never),
 EV(EXIT_FRAME)   = ROW(early_exit,     ignore,    run_exit,    never,     never,     never),
 EV(BAD_FRAME)    = ROW(early_bad,      died,      run_bad,     quiet,     quiet,     never),

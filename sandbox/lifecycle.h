@@ -5,6 +5,7 @@
  *   container.c  the runtime commands for one sandbox: bundle, `run --detach`, `delete`
  *   io.c         frame I/O with the agent over the container's stdin and stdout
  *   ctx.c        the node context: state dirs, the agent's copy, user namespaces, cgroups
+ *   userns.c     a runc sandbox's own user namespace, made before `run` (agent-userns.c)
  *   cgroup*.c    the cgroup backends (cgroup.h)
  *
  * Everything that happens to a sandbox (a runtime command ending, a frame, EOF, a timer, a
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/spawn.h"
 #include "proto/proto.h"
 #include "sandbox/agent/frame.h"
 #include "sandbox/cgroup.h"
@@ -24,6 +26,12 @@
 struct event;
 
 #define SANDBOX_AGENT_NAME "aisp-agent"
+/* Under runc, container ids 0..65535 map to host ids SANDBOX_USERNS_BASE.. (the sandbox user
+ * 65534 is host uid 165534, which owns nothing on the host). */
+#define SANDBOX_USERNS_BASE 100000u
+#define SANDBOX_USERNS_SIZE 65536u
+/* How much of a failed runtime command's stderr a sandbox keeps (sandbox_runtime_log()). */
+#define SANDBOX_LOG_MAX 4096
 /* How long `run --detach` and the agent's warm-up may take together. */
 #define SANDBOX_CREATE_TIMEOUT_MS 60000
 
@@ -37,18 +45,30 @@ struct sandbox_ctx {
 	sandbox_cgroup *cg;
 	uint64_t seq;
 	size_t live;
-	bool userns; /* the kernel allows user namespaces: runc sandboxes get one */
+	bool userns;    /* the kernel allows user namespaces: runc sandboxes get one */
+	char **reached; /* paths made reachable for runc's user namespace (sandbox_ctx_reach) */
+	size_t n_reached;
 };
+
+/* Makes path reachable by a runc sandbox's user namespace root: o+x on every directory along
+ * it that lacks it (ctx.c says why); remembered, so each path is walked once. Returns 0, or -1
+ * with *e naming the directory that cannot be made searchable. */
+int sandbox_ctx_reach(sandbox_ctx *ctx, const char *path, err **e);
 
 struct sandbox {
 	sandbox_ctx *ctx;
+	uint64_t seq; /* the context's creation sequence number */
 	char id[96];
 	sandbox_spec spec; /* strings owned (copies) */
 	sandbox_state state;
 	/* the container (container.c) */
 	pid_t init_pid;
-	bool spawning;  /* `run --detach` not finished yet */
-	bool got_ready; /* READY frame seen */
+	bool spawning;     /* the user namespace (runc) or `run --detach` not finished yet */
+	int userns_hold;   /* the holder's stdin (it exits when this closes), or -1 */
+	int userns_fd;     /* the sandbox's user namespace until runc has joined it, or -1 */
+	bool got_ready;    /* READY frame seen */
+	bool early_eof;    /* the agent's stdout closed before READY, while `run` had not ended */
+	char *runtime_log; /* stderr of the last runtime command that failed, bounded, or NULL */
 	int64_t ready_at;
 	/* I/O with the agent (io.c) */
 	int in_fd, out_fd; /* host -> agent, agent -> host */
@@ -70,6 +90,10 @@ struct sandbox {
 	int64_t run_start_us;
 	uint64_t cpu_start_ns;
 	uint64_t memory_sampled; /* highest memory.current seen (cgroup v2 without memory.peak) */
+	char *return_error;      /* why the RETURN frame's value was refused, or NULL */
+	uint64_t stdout_max, stderr_max; /* the run's caps, which the host keeps too */
+	sandbox_output_fn output_cb;     /* the owner's live output, or NULL */
+	void *output_arg;
 };
 
 /* ---- the state machine (lifecycle.c) ---- */
@@ -78,7 +102,8 @@ typedef enum sandbox_event_type {
 	SANDBOX_EV_SPAWNED = 0,  /* `run --detach` exited 0 */
 	SANDBOX_EV_SPAWN_FAILED, /* `run --detach` failed; why */
 	SANDBOX_EV_READY_FRAME,  /* the agent's READY */
-	SANDBOX_EV_RESULT_FRAME, /* STDOUT, STDERR, FILE or RETURN: frame, p, n */
+	SANDBOX_EV_OUTPUT_FRAME, /* a chunk of STDOUT or STDERR: frame, p, n */
+	SANDBOX_EV_RESULT_FRAME, /* FILE or RETURN: frame, p, n */
 	SANDBOX_EV_EXIT_FRAME,   /* EXIT: p, n */
 	SANDBOX_EV_BAD_FRAME, /* a frame the agent may not send (frame), or a broken stream (0) */
 	SANDBOX_EV_AGENT_EOF, /* the agent closed its end; why: NULL (stdout EOF) or the cause */
@@ -124,6 +149,13 @@ void sandbox_release(sandbox *sb);
 /* Writes the bundle and spawns `run --detach` with the agent's pipes; its end becomes
  * SPAWNED or SPAWN_FAILED. Returns -1 with *e when nothing was started. */
 int sandbox_container_start(sandbox *sb, err **e);
+/* The reason a runtime command (what: "runc run") failed, for a sandbox_error text: how it
+ * ended and the first meaningful line of its stderr, which is kept (bounded) in
+ * sb->runtime_log. Owned by the caller. */
+char *sandbox_container_why(sandbox *sb, const char *what, const spawn_result *r);
+/* Goes on once the user namespace is there (e NULL; taken) or could not be made: the config
+ * and `run --detach`, or SPAWN_FAILED. */
+void sandbox_container_continue(sandbox *sb, err *e);
 /* Reads the runtime's pid file into sb->init_pid (0 when it cannot). */
 void sandbox_container_read_pid(sandbox *sb);
 /* SIGKILLs the container's init (the agent), when known. */
@@ -133,6 +165,18 @@ void sandbox_container_kill(sandbox *sb);
 void sandbox_container_delete(sandbox *sb);
 /* Removes the bundle directory and the cgroup. */
 void sandbox_container_cleanup(sandbox *sb);
+
+/* ---- the user namespace of a runc sandbox (userns.c) ---- */
+
+/* Starts making it; its end calls sandbox_container_continue(). Returns -1 with *e when nothing
+ * was started. */
+int sandbox_userns_start(sandbox *sb, err **e);
+/* The host uid that owns sb's user namespace. */
+uid_t sandbox_userns_owner(const sandbox *sb);
+/* "/proc/<our pid>/fd/<fd>" for config.json once it is made, else NULL. Owned by the caller. */
+char *sandbox_userns_path(const sandbox *sb);
+/* Lets the holder go and drops the reference (idempotent). */
+void sandbox_userns_close(sandbox *sb);
 
 /* ---- frame I/O (io.c) ---- */
 
@@ -145,8 +189,17 @@ void sandbox_io_pause(sandbox *sb);
 void sandbox_io_close(sandbox *sb);
 /* Encodes the TASK frame and starts writing it; a broken pipe becomes AGENT_EOF. */
 void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l);
-/* Adds a RESULT frame (STDOUT, STDERR, FILE, RETURN) to o, within the protocol's caps. */
-void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size_t n);
+/* Adds a chunk of STDOUT or STDERR to sb->out within the run's cap (past it: cut, and the
+ * stream's truncated flag), and hands what it added to the owner's output callback. */
+void sandbox_io_add_output(sandbox *sb, uint8_t type, const uint8_t *p, size_t n);
+/* Reads what the agent already wrote (without waiting) and adds its output chunks. */
+void sandbox_io_drain_output(sandbox *sb);
+/* Adds a RESULT frame (FILE, RETURN) to sb->out, within the protocol's caps (a return value a
+ * result cannot carry becomes sb->return_error). */
+void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n);
+/* The start of the bytes from the agent that did not decode, quoted for a message ("..."
+ * with bytes outside printable ASCII as \xNN, at most 80). Owned by the caller. */
+char *sandbox_io_quote_stream(const sandbox *sb);
 /* Decodes an EXIT payload into o (exit code or signal, truncation, message) and *flags.
  * Returns 0, or -1 when it is malformed. */
 int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *flags);

@@ -143,3 +143,53 @@ int sandbox_runtime_list(const sandbox_runtime *rt, const char *prefix, char ***
 	closedir(d);
 	return (int)n;
 }
+
+/* logrus lines (runc, crun): time="..." level=error msg="..." */
+static bool logrus_msg(const char *line, size_t n, buf *out)
+{
+	const char *lvl = memmem(line, n, "level=", 6);
+	const char *msg = memmem(line, n, "msg=\"", 5);
+	if (!lvl || !msg)
+		return false;
+	if (!strncmp(lvl + 6, "debug", 5) || !strncmp(lvl + 6, "info", 4) ||
+	    !strncmp(lvl + 6, "warn", 4))
+		return true; /* not the reason, but not text either */
+	for (const char *c = msg + 5; c < line + n && *c != '"'; c++) {
+		if (*c == '\\' && c + 1 < line + n)
+			c++;
+		buf_append(out, c, 1);
+	}
+	return true;
+}
+
+/* glog lines (runsc): "W1201 23:42:56.206480   14145 util.go:64] text": the header goes. */
+static size_t glog_header(const char *line, size_t n)
+{
+	if (n < 24 || !strchr("IWEF", line[0]) || line[5] != ' ' || line[8] != ':')
+		return 0;
+	const char *end = memchr(line, ']', n);
+	return end && end[1] == ' ' ? (size_t)(end + 2 - line) : 0;
+}
+
+char *sandbox_runtime_reason(const char *text)
+{
+	buf out = BUF_INIT;
+	for (const char *line = text; line && *line && !out.len;) {
+		const char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+			n--;
+		while (n && (*line == ' ' || *line == '\t'))
+			line++, n--;
+		size_t h = glog_header(line, n);
+		line += h, n -= h;
+		if (n && !logrus_msg(line, n, &out))
+			buf_append(&out, line, n);
+		line = nl ? nl + 1 : NULL;
+	}
+	if (out.len > SANDBOX_REASON_MAX) {
+		out.len = SANDBOX_REASON_MAX;
+		buf_append_str(&out, "...");
+	}
+	return out.len ? buf_steal(&out, NULL) : (buf_deinit(&out), NULL);
+}

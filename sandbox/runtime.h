@@ -20,3 +20,10 @@ DEFINE_CLEANUP_FUNC(sandbox_runtime *, sandbox_runtime_free)
 /* argv for `<bin> --root R <global flags> <cmd...>`; the strings are borrowed from rt and cmd,
  * the array is owned by the caller (free()). */
 const char **sandbox_runtime_argv(const sandbox_runtime *rt, const char *const *cmd);
+
+/* The longest reason taken from a runtime's output, in bytes. */
+#define SANDBOX_REASON_MAX 400
+/* The first meaningful line of a runtime's stderr: the msg of its first logrus line above
+ * warning (runc), else its first non-empty line without a glog header (runsc); cut at
+ * SANDBOX_REASON_MAX bytes. NULL when there is none. Owned by the caller. */
+char *sandbox_runtime_reason(const char *text);

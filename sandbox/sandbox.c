@@ -31,21 +31,26 @@ static sandbox *sandbox_new(sandbox_ctx *ctx, const sandbox_spec *spec)
 	sandbox *sb = xzalloc(sizeof(*sb));
 	sb->ctx = ctx;
 	sb->in_fd = sb->out_fd = -1;
+	sb->userns_hold = sb->userns_fd = -1;
 	sb->spec = *spec;
 	sb->spec.rootfs = xstrdup(spec->rootfs);
 	sb->spec.image_digest = spec->image_digest ? xstrdup(spec->image_digest) : NULL;
 	sandbox_frame_reader_init(&sb->fr);
 	proto_output_init(&sb->out);
+	sb->seq = ++ctx->seq;
 	snprintf(sb->id, sizeof(sb->id), "%s%d-%" PRIu64 "-%04x", ctx->id_prefix, (int)getpid(),
-	         ++ctx->seq, (unsigned)(now_mono_us() & 0xffff));
+	         sb->seq, (unsigned)(now_mono_us() & 0xffff));
 	return sb;
 }
 
 void sandbox_release(sandbox *sb)
 {
+	sandbox_userns_close(sb);
 	sandbox_frame_reader_deinit(&sb->fr);
 	sandbox_frame_buf_free(&sb->wbuf);
 	proto_output_deinit(&sb->out);
+	free(sb->return_error);
+	free(sb->runtime_log);
 	free((char *)sb->spec.rootfs);
 	free((char *)sb->spec.image_digest);
 	free(sb);
@@ -92,6 +97,12 @@ int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, 
 	return rc;
 }
 
+void sandbox_on_output(sandbox *sb, sandbox_output_fn cb, void *arg)
+{
+	sb->output_cb = cb;
+	sb->output_arg = arg;
+}
+
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg)
 {
 	if (sb)
@@ -122,4 +133,9 @@ int64_t sandbox_ready_at(const sandbox *sb)
 int sandbox_pid(const sandbox *sb)
 {
 	return sb->init_pid;
+}
+
+const char *sandbox_runtime_log(const sandbox *sb)
+{
+	return sb->runtime_log;
 }

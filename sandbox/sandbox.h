@@ -117,6 +117,20 @@ typedef void (*sandbox_done_fn)(sandbox *sb, const proto_output *out, const prot
 /* Called when the sandbox is gone (runtime state deleted, bundle and cgroup removed). */
 typedef void (*sandbox_gone_fn)(void *arg);
 
+typedef enum sandbox_stream {
+	SANDBOX_STDOUT = 1,
+	SANDBOX_STDERR = 2,
+} sandbox_stream;
+
+/* Called while a task runs, each time the agent forwards a chunk of the program's output:
+ * p[0..n) are the next bytes of that stream, as the result will hold them (within the task's
+ * cap, in order; the chunks of a stream, concatenated, are its part of the result). A chunk
+ * is at most 64 KiB. For a live view (e.g. the reply stream's output events); the result that
+ * sandbox_done_fn gets is the truth. p is borrowed for the call; the callback must not destroy
+ * sb (the run's end comes through sandbox_done_fn). */
+typedef void (*sandbox_output_fn)(sandbox *sb, sandbox_stream stream, const uint8_t *p, size_t n,
+                                  void *arg);
+
 /* Starts creating a sandbox; on return *out exists in state CREATING. Returns -1 with *e only
  * when nothing was started (bundle could not be written, runtime could not be spawned). */
 int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn cb, void *arg,
@@ -133,6 +147,8 @@ int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, 
  * killed and the done callback reports status (with why as its error, copied) and whatever
  * the run collected so far. Ignored in any other state. */
 void sandbox_stop(sandbox *sb, proto_status status, const char *why);
+/* Sets the output callback for the sandbox's run (NULL: none); call it before sandbox_run(). */
+void sandbox_on_output(sandbox *sb, sandbox_output_fn cb, void *arg);
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
  * this call; cb (optional) runs when everything is gone. Safe in any state. */
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);
@@ -142,6 +158,10 @@ sandbox_state sandbox_get_state(const sandbox *sb);
 const sandbox_spec *sandbox_get_spec(const sandbox *sb);
 /* Milliseconds (monotonic) when the sandbox became READY; 0 before. */
 int64_t sandbox_ready_at(const sandbox *sb);
+/* The runtime's own stderr of the last runtime command of this sandbox that failed (at most
+ * 4096 bytes), for a log at debug level; the sandbox_error text already holds its first
+ * meaningful line. NULL when none failed. Borrowed; valid until sandbox_destroy(). */
+const char *sandbox_runtime_log(const sandbox *sb);
 /* pid of the container's init (the agent) on the host, or 0. */
 int sandbox_pid(const sandbox *sb);
 /* Number of sandboxes of this context not yet fully gone. */

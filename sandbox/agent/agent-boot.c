@@ -1,9 +1,14 @@
-/* The bootstrap programs the agent starts its interpreter with at warm-up. Each one tells the
+/* The bootstrap programs the agent starts its interpreter with at warm-up. Whatever can be done
+ * before the task is (issue 17 item 3: every syscall on the task's path costs tens of us under
+ * gVisor's ptrace platform): Python reads the task into a buffer allocated at warm-up, Node
+ * opens its stdout and stderr streams at warm-up and, taking the task's environment, only sets
+ * what differs (setting TZ again makes it reload the time zone). Each one tells the
  * agent it is ready (one byte "r" on fd 4), blocks reading the task from fd 3 (the TASK field
  * encoding of frame.h: tag | u32 BE length | bytes; fields MODE, CODE, ARG, ARGS_JSON and ENV,
  * where ENV is the complete environment), replaces the environment and argv, runs the code as
- * the main module, and in function mode writes "V" + JSON of main(args)'s value (at most 4096
- * bytes) or "E" + a message to fd 4. */
+ * the main module (named /workspace/main.py or main.js: the agent has written the code there,
+ * so tracebacks show its lines), and in function mode writes "V" + JSON of main(args)'s value
+ * (awaited when main is async; at most 4096 bytes) or "E" + a message to fd 4. */
 #include "sandbox/agent/agent.h"
 
 /* python3 -s -c agent_boot_python
@@ -60,13 +65,15 @@ const char agent_boot_python[] =
     "        _aisp_prewarm()\n"
     "    except BaseException:\n"
     "        pass\n"
+    "    path = os.path.join(os.getcwd(), \"main.py\")\n"
+    "    buf = memoryview(bytearray(1 << 16))\n"
     "    os.write(4, b\"r\")\n"
     "    parts = []\n"
     "    while True:\n"
-    "        b = os.read(3, 1 << 20)\n"
-    "        if not b:\n"
+    "        n = os.readv(3, [buf])\n"
+    "        if not n:\n"
     "            break\n"
-    "        parts.append(b)\n"
+    "        parts.append(bytes(buf[:n]))\n"
     "    os.close(3)\n"
     "    data = b\"\".join(parts)\n"
     "    mode, code, argv, env, args = 0, b\"\", [], {}, b\"null\"\n"
@@ -90,7 +97,6 @@ const char agent_boot_python[] =
     "    os.environ.clear()\n"
     "    for k, val in env.items():\n"
     "        os.environb[k] = val\n"
-    "    path = os.path.join(os.getcwd(), \"main.py\")\n"
     "    sys.argv = [\"main.py\"] + argv\n"
     "    mod = types.ModuleType(\"__main__\")\n"
     "    mod.__file__ = path\n"
@@ -116,7 +122,13 @@ const char agent_boot_python[] =
     "        main = ns.get(\"main\")\n"
     "        if not callable(main):\n"
     "            raise NameError(\"function mode needs a function main(args)\")\n"
-    "        out = json.dumps(main(json.loads(args)), allow_nan=False).encode()\n"
+    "        value = main(json.loads(args))\n"
+    "        if isinstance(value, types.CoroutineType) or hasattr(value, \"__await__\"):\n"
+    "            import asyncio\n"
+    "            async def wait(a):\n"
+    "                return await a\n"
+    "            value = asyncio.run(wait(value))\n"
+    "        out = json.dumps(value, allow_nan=False).encode()\n"
     "        if len(out) > 4096:\n"
     "            raise ValueError(\"return value is %d bytes of JSON, over 4096\" % len(out))\n"
     "        os.write(4, b\"V\" + out)\n"
@@ -136,6 +148,7 @@ const char agent_boot_node[] =
     "(function () {\n"
     "'use strict';\n"
     "const fs = require('fs'), path = require('path'), Module = require('module');\n"
+    "process.stdout; process.stderr;\n"
     "fs.writeSync(4, 'r');\n"
     "const chunks = [], b = Buffer.alloc(1 << 20);\n"
     "for (;;) {\n"
@@ -161,11 +174,13 @@ const char agent_boot_node[] =
     "  else if (tag === 5) args = v.toString('utf8');\n"
     "  else if (tag === 6) env.push(v.toString('utf8'));\n"
     "}\n"
-    "for (const k of Object.keys(process.env)) delete process.env[k];\n"
+    "const want = new Map();\n"
     "for (const e of env) {\n"
     "  const i = e.indexOf('=');\n"
-    "  process.env[e.slice(0, i)] = e.slice(i + 1);\n"
+    "  want.set(e.slice(0, i), e.slice(i + 1));\n"
     "}\n"
+    "for (const k of Object.keys(process.env)) if (!want.has(k)) delete process.env[k];\n"
+    "for (const [k, v] of want) if (process.env[k] !== v) process.env[k] = v;\n"
     "const filename = path.join(process.cwd(), 'main.js');\n"
     "process.argv = [process.argv[0], filename, ...argv];\n"
     "const m = new Module(filename, null);\n"

@@ -66,15 +66,24 @@ int agent_as_program(bool real, int (*fn)(void *arg), void *arg, char *msg, size
 	return r;
 }
 
-/* In the program's child, before exec: no capability can ever come back (empty bounding set),
- * then every id becomes the program's, which clears the permitted and effective sets. */
-static int drop_to_program(void)
+/* No capability can ever come back to anything the agent starts: its bounding set is emptied
+ * once, at start (agent_drop_bounding), and children inherit it empty. */
+int agent_drop_bounding(void)
 {
 	if (!split())
 		return 0;
 	for (int cap = 0; cap <= 63; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
 			return -1;
+	return 0;
+}
+
+/* In the program's child, before exec: every id becomes the program's, which clears the
+ * permitted and effective sets (the bounding set is empty already). */
+static int drop_to_program(void)
+{
+	if (!split())
+		return 0;
 	gid_t g = agent_prog_uid;
 	if (setgroups(1, &g) < 0 || setresgid(g, g, g) < 0 ||
 	    setresuid(agent_prog_uid, agent_prog_uid, agent_prog_uid) < 0)
@@ -121,13 +130,20 @@ void agent_close_fd(int *fd)
 }
 
 /* Ends every process of the task: the program's process group and, as PID 1 of the sandbox,
- * everything else too (a process that left the group with setsid). */
-void agent_kill_task(const agent_child *c)
+ * everything else too (a process that left the group with setsid). As PID 1 once is enough:
+ * after kill(-1) nothing but the agent is left. */
+void agent_kill_task(agent_child *c)
 {
+	static int pid1 = -1;
+	if (pid1 < 0)
+		pid1 = getpid() == 1;
+	if (c->killed && pid1)
+		return;
 	if (c->pid > 0)
 		kill(-c->pid, SIGKILL);
-	if (getpid() == 1)
+	if (pid1)
 		kill(-1, SIGKILL);
+	c->killed = true;
 }
 
 /* Reaps every finished child (as PID 1 or subreaper, orphans too); records the program's. */
@@ -142,6 +158,14 @@ void agent_reap(agent_child *c)
 		}
 	}
 }
+void agent_child_nonblock(agent_child *c)
+{
+	int fds[] = {c->in, c->out, c->err, c->task, c->res};
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (fds[i] >= 0)
+			fcntl(fds[i], F_SETFL, O_NONBLOCK);
+}
+
 int agent_apply_rlimits(pid_t pid, const agent_rlimits *l)
 {
 	static const int res[] = {RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC};
@@ -196,8 +220,9 @@ static void child_exec(const char *const argv[], char *const envp[], int fds[5],
                        const agent_rlimits *l)
 {
 	setpgid(0, 0);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
+	/* the only dispositions the agent changed (agent.c reset the rest at start) */
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

@@ -1,8 +1,9 @@
 /* One task in the agent, in four steps: prepare (the input files, written as the program's
  * user), launch (the shell with the task, or the warm interpreter given its limits and the task
- * payload), collect (stdin in; stdout, stderr and the bootstrap's result out, up to their caps,
- * until the program and everything it started is gone) and report (STDOUT, STDERR, FILE*,
- * RETURN?, EXIT). Every step that acts as the program's user goes through agent_as_program(),
+ * payload), collect (stdin in; stdout and stderr out to the host as they are read, in STDOUT and
+ * STDERR frames, and the bootstrap's result kept, each up to its cap, until the program and
+ * everything it started is gone) and report (FILE*, RETURN?, EXIT, with the last output read,
+ * in one write). Every step that acts as the program's user goes through agent_as_program(),
  * which always switches back. */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +24,19 @@
  * kill (only possible when it is not PID 1, i.e. in tests). */
 #define DRAIN_MS 2000
 
-/* A captured stream, kept up to max bytes. */
+/* A stream of the program's: stdout and stderr are forwarded to the host as they are read, as
+ * frames of at most FRAME_CHUNK_MAX bytes (frame is FRAME_STDOUT or FRAME_STDERR), so that the
+ * host holds what was printed when the sandbox is killed; the bootstrap's result (frame 0) is
+ * kept in b. Either way at most max bytes are taken. */
 typedef struct capture {
+	uint8_t frame;
 	sandbox_frame_buf b;
-	uint64_t max;
+	uint64_t len, max;
 	bool over;
 } capture;
+
+/* Chunks read from one stream per wake-up, at most: what a flood adds before it is sent. */
+#define CHUNKS_PER_WAKE 4
 
 /* Bytes still to be written into a pipe. */
 typedef struct feed {
@@ -53,11 +61,30 @@ static void feed_some(int *fd, feed *f)
 	agent_close_fd(fd);
 }
 
-/* Reads what is there; returns true when the stream went over its cap. */
-static bool capture_some(int *fd, capture *c)
+static void take(capture *c, const uint8_t *p, size_t n, sandbox_frame_buf *frames)
 {
-	uint8_t chunk[65536];
-	for (;;) {
+	if (c->frame) {
+		sandbox_frame_put(frames, c->frame, p, n);
+	} else {
+		if (c->b.len + n > c->b.cap) {
+			size_t cap = c->b.cap ? c->b.cap : 4096;
+			while (cap < c->b.len + n)
+				cap *= 2;
+			c->b.data = xrealloc(c->b.data, cap);
+			c->b.cap = cap;
+		}
+		memcpy(c->b.data + c->b.len, p, n);
+		c->b.len += n;
+	}
+	c->len += n;
+}
+
+/* Reads what is there (a few chunks at most; the rest on the next wake-up), forwarding it to
+ * frames; returns true when the stream went over its cap. */
+static bool capture_some(int *fd, capture *c, sandbox_frame_buf *frames)
+{
+	uint8_t chunk[FRAME_CHUNK_MAX];
+	for (int i = 0; i < CHUNKS_PER_WAKE; i++) {
 		ssize_t r = read(*fd, chunk, sizeof(chunk));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -67,19 +94,10 @@ static bool capture_some(int *fd, capture *c)
 			agent_close_fd(fd);
 			return false;
 		}
-		size_t room = (size_t)(c->max - c->b.len);
-		size_t take = (size_t)r < room ? (size_t)r : room;
-		if (take) {
-			if (c->b.len + take > c->b.cap) {
-				size_t cap = c->b.cap ? c->b.cap : 65536;
-				while (cap < c->b.len + take)
-					cap *= 2;
-				c->b.data = xrealloc(c->b.data, cap);
-				c->b.cap = cap;
-			}
-			memcpy(c->b.data + c->b.len, chunk, take);
-			c->b.len += take;
-		}
+		size_t room = (size_t)(c->max - c->len);
+		size_t n = (size_t)r < room ? (size_t)r : room;
+		if (n)
+			take(c, chunk, n, frames);
 		if ((size_t)r > room) {
 			/* The caller kills the task before closing the pipe, so that the
 			 * program dies of SIGKILL, not of SIGPIPE. */
@@ -87,11 +105,13 @@ static bool capture_some(int *fd, capture *c)
 			return true;
 		}
 	}
+	return false;
 }
 
 typedef struct io {
 	capture out, err, res;
 	feed in, task;
+	sandbox_frame_buf frames; /* to the host, sent once per wake-up: one write */
 } task_io;
 
 /* collect: runs the program to its end: feeds stdin and the task payload, captures the streams,
@@ -101,13 +121,13 @@ static void collect(agent_child *c, task_io *io)
 	int sig = agent_sigchld_fd();
 	int *fds[] = {&c->in, &c->task, &c->out, &c->err, &c->res, &sig};
 	int64_t deadline = -1;
-	for (size_t i = 0; i < 5; i++)
-		if (*fds[i] >= 0)
-			fcntl(*fds[i], F_SETFL, O_NONBLOCK);
+	bool reap = true; /* at first, then on SIGCHLD only */
 	if (!io->in.n)
 		agent_close_fd(&c->in);
 	for (;;) {
-		agent_reap(c);
+		if (reap)
+			agent_reap(c);
+		reap = false;
 		if (c->exited && deadline < 0) {
 			agent_kill_task(c);
 			agent_close_fd(&c->in);
@@ -118,6 +138,8 @@ static void collect(agent_child *c, task_io *io)
 			break;
 		if (deadline >= 0 && now_mono_ms() >= deadline)
 			break;
+		if (io->frames.len)
+			agent_send(&io->frames); /* what the last wake-up read, before sleeping */
 		struct pollfd pfd[6];
 		for (size_t i = 0; i < 6; i++)
 			pfd[i] = (struct pollfd){*fds[i], i < 2 ? POLLOUT : POLLIN, 0};
@@ -130,10 +152,10 @@ static void collect(agent_child *c, task_io *io)
 			feed_some(&c->task, &io->task);
 		bool over = false;
 		if (pfd[2].revents)
-			over |= capture_some(&c->out, &io->out);
+			over |= capture_some(&c->out, &io->out, &io->frames);
 		if (pfd[3].revents)
-			over |= capture_some(&c->err, &io->err);
-		if (pfd[4].revents && capture_some(&c->res, &io->res))
+			over |= capture_some(&c->err, &io->err, &io->frames);
+		if (pfd[4].revents && capture_some(&c->res, &io->res, &io->frames))
 			agent_close_fd(&c->res); /* too long: judged below */
 		if (over)
 			agent_kill_task(c);
@@ -141,8 +163,10 @@ static void collect(agent_child *c, task_io *io)
 			agent_close_fd(&c->out);
 		if (io->err.over)
 			agent_close_fd(&c->err);
-		if (pfd[5].revents)
+		if (pfd[5].revents) {
 			agent_sigchld_drain();
+			reap = true;
+		}
 	}
 	agent_close_fd(&c->out);
 	agent_close_fd(&c->err);
@@ -199,34 +223,73 @@ typedef struct run {
 	char **env;                /* the program's environment */
 	sandbox_frame_buf payload; /* the bootstrap's task payload */
 	task_io io;
-	sandbox_frame_buf frames; /* report: what goes to the host */
 	bool files_trunc;
 	char msg[4096]; /* a setup error, or the EXIT message */
 } run;
 
 /* ---- prepare ---- */
 
-/* As the program's user: what the task brings, and out/ for what it leaves. */
-static int write_inputs(void *arg)
+/* The program's own file, /workspace/main.py (main.js, main.sh): tracebacks show its lines,
+ * __file__ and $0 name it. An input file of that name is the task's choice and stays. */
+static const char *const program_file[] = {[AGENT_LANG_PYTHON] = "main.py",
+                                           [AGENT_LANG_JAVASCRIPT] = "main.js",
+                                           [AGENT_LANG_SHELL] = "main.sh"};
+
+/* True when the task brings an input file of this name. */
+static bool is_input(const agent_task *t, const char *name)
+{
+	size_t n = strlen(name) + 1;
+	for (size_t i = 0; i < t->nfiles; i++)
+		if (t->files[i].n >= n && !memcmp(t->files[i].p, name, n))
+			return true;
+	return false;
+}
+
+static agent_rlimits limits_of(const agent_task *t)
+{
+	return (agent_rlimits){t->fsize_max, t->nofile_max, t->nproc_max};
+}
+
+/* As the program's user: what the task brings and the program's file; for the warm
+ * interpreter also its limits, with the real ids too (prlimit on another process needs the
+ * target's ids to match the caller's real ones). One switch for both. */
+static int as_program(void *arg)
 {
 	run *r = arg;
-	if (agent_write_inputs(r->wsfd, r->t, r->msg, sizeof(r->msg)) < 0)
+	if (r->t->nfiles && agent_write_inputs(r->wsfd, r->t, r->msg, sizeof(r->msg)) < 0)
 		return -1;
-	if (mkdirat(r->wsfd, "out", 0755) < 0 && errno != EEXIST)
-		return snprintf(r->msg, sizeof(r->msg), "mkdir out: %s", strerror(errno)), -1;
+	const char *name = program_file[r->lang];
+	if (!is_input(r->t, name)) {
+		_cleanup_close_ int fd = openat(
+		    r->wsfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0 || write_all(fd, r->t->code.p, r->t->code.n) < 0)
+			return snprintf(r->msg, sizeof(r->msg), "%s: %s", name, strerror(errno)),
+			       -1;
+	}
+	agent_rlimits lim = limits_of(r->t);
+	if (r->lang != AGENT_LANG_SHELL && agent_apply_rlimits(r->c->pid, &lim) < 0)
+		return snprintf(r->msg, sizeof(r->msg), "prlimit: %s", strerror(errno)), -1;
 	return 0;
 }
 
 static int prepare(run *r)
 {
-	if (r->lang == AGENT_LANG_SHELL && r->t->mode == 1)
+	bool warm = r->lang != AGENT_LANG_SHELL;
+	if (!warm && r->t->mode == 1)
 		return snprintf(r->msg, sizeof(r->msg), "function mode is not supported for shell"),
 		       -1;
-	if (agent_as_program(false, write_inputs, r, r->msg, sizeof(r->msg)) < 0)
+	if (warm) {
+		agent_reap(r->c);
+		if (r->c->exited)
+			return snprintf(r->msg, sizeof(r->msg),
+			                "the interpreter died before the task"),
+			       -1;
+	}
+	if (agent_as_program(warm, as_program, r, r->msg, sizeof(r->msg)) < 0)
 		return -1;
 	r->env = agent_task_env(r->t);
-	r->io = (task_io){.out.max = r->t->stdout_max,
-	                  .err.max = r->t->stderr_max,
+	r->io = (task_io){.out = {.frame = FRAME_STDOUT, .max = r->t->stdout_max},
+	                  .err = {.frame = FRAME_STDERR, .max = r->t->stderr_max},
 	                  .res.max = 1 + AGENT_RETURN_MAX + 4096,
 	                  .in = {r->t->stdin_data.p, r->t->stdin_data.n}};
 	return 0;
@@ -234,52 +297,31 @@ static int prepare(run *r)
 
 /* ---- launch ---- */
 
-static agent_rlimits limits_of(const agent_task *t)
-{
-	return (agent_rlimits){t->fsize_max, t->nofile_max, t->nproc_max};
-}
-
-/* sh -c CODE sh ARG...: a fresh process, which applies the limits itself before exec */
+/* sh main.sh ARG...: a fresh process, which applies the limits itself before exec */
 static int launch_shell(run *r)
 {
 	const agent_task *t = r->t;
 	if (agent_has_nul(&t->code))
 		return snprintf(r->msg, sizeof(r->msg), "shell code contains a NUL byte"), -1;
-	_cleanup_free_ char *code = xstrndup((const char *)t->code.p, t->code.n);
-	const char **argv = xcalloc(t->nargv + 5, sizeof(char *));
+	const char **argv = xcalloc(t->nargv + 3, sizeof(char *));
 	size_t k = 0;
-	argv[k++] = "/bin/sh", argv[k++] = "-c", argv[k++] = code, argv[k++] = "sh";
+	argv[k++] = "/bin/sh", argv[k++] = program_file[AGENT_LANG_SHELL];
 	for (size_t i = 0; i < t->nargv; i++)
 		argv[k++] = xstrndup((const char *)t->argv[i].p, t->argv[i].n);
 	agent_rlimits lim = limits_of(t);
 	int rc = agent_start_child(r->c, argv, r->env, false, &lim);
-	for (size_t i = 4; i < k; i++)
+	for (size_t i = 2; i < k; i++)
 		free((char *)argv[i]);
 	free(argv);
 	if (rc < 0)
 		return snprintf(r->msg, sizeof(r->msg), "cannot start /bin/sh"), -1;
+	agent_child_nonblock(r->c);
 	return 0;
 }
 
-/* As the program's user, real ids too: prlimit on another process needs the target's ids to
- * match the caller's real ones. */
-static int limit_interpreter(void *arg)
-{
-	run *r = arg;
-	agent_rlimits lim = limits_of(r->t);
-	if (agent_apply_rlimits(r->c->pid, &lim) < 0)
-		return snprintf(r->msg, sizeof(r->msg), "prlimit: %s", strerror(errno)), -1;
-	return 0;
-}
-
-/* the warm interpreter: its limits now, the task through its bootstrap's task pipe */
+/* the warm interpreter (its limits are set): the task through its bootstrap's task pipe */
 static int launch_warm(run *r)
 {
-	agent_reap(r->c);
-	if (r->c->exited)
-		return snprintf(r->msg, sizeof(r->msg), "the interpreter died before the task"), -1;
-	if (agent_as_program(true, limit_interpreter, r, r->msg, sizeof(r->msg)) < 0)
-		return -1;
 	agent_boot_payload(&r->payload, r->t, r->env);
 	r->io.task = (feed){r->payload.data, r->payload.len};
 	return 0;
@@ -296,7 +338,7 @@ static int launch(run *r)
 static int take_outputs(void *arg)
 {
 	run *r = arg;
-	agent_collect_outputs(r->wsfd, r->t->out_files_max, r->t->out_bytes_max, &r->frames,
+	agent_collect_outputs(r->wsfd, r->t->out_files_max, r->t->out_bytes_max, &r->io.frames,
 	                      &r->files_trunc);
 	return 0;
 }
@@ -307,17 +349,15 @@ static void report(run *r)
 	int32_t code;
 	bool send_return;
 	judge(r->c, r->t, &r->io, &flags, &code, r->msg, sizeof(r->msg), &send_return);
-	sandbox_frame_put(&r->frames, FRAME_STDOUT, r->io.out.b.data, r->io.out.b.len);
-	sandbox_frame_put(&r->frames, FRAME_STDERR, r->io.err.b.data, r->io.err.b.len);
-	agent_send(&r->frames);
 	char unused[128]; /* not as the program's user: no output files, but the result stands */
-	agent_as_program(false, take_outputs, r, unused, sizeof(unused));
+	if (!agent_out_empty(r->wsfd))
+		agent_as_program(false, take_outputs, r, unused, sizeof(unused));
 	if (send_return)
-		sandbox_frame_put(&r->frames, FRAME_RETURN, r->io.res.b.data + 1,
+		sandbox_frame_put(&r->io.frames, FRAME_RETURN, r->io.res.b.data + 1,
 		                  r->io.res.b.len - 1);
-	sandbox_frame_put_exit(&r->frames, flags | (r->files_trunc ? EXIT_F_FILES_TRUNC : 0), code,
-	                       r->msg);
-	agent_send(&r->frames);
+	sandbox_frame_put_exit(&r->io.frames, flags | (r->files_trunc ? EXIT_F_FILES_TRUNC : 0),
+	                       code, r->msg);
+	agent_send(&r->io.frames); /* the last output read, the files, the value and EXIT at once */
 }
 
 void agent_run_task(agent_child *c, enum agent_lang lang, int wsfd, const agent_task *t)
@@ -332,9 +372,7 @@ void agent_run_task(agent_child *c, enum agent_lang lang, int wsfd, const agent_
 		collect(c, &r.io);
 		report(&r);
 	}
-	sandbox_frame_buf_free(&r.frames);
-	sandbox_frame_buf_free(&r.io.out.b);
-	sandbox_frame_buf_free(&r.io.err.b);
+	sandbox_frame_buf_free(&r.io.frames);
 	sandbox_frame_buf_free(&r.io.res.b);
 	sandbox_frame_buf_free(&r.payload);
 	agent_strv_free(r.env);

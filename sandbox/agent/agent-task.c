@@ -99,15 +99,14 @@ static int check_strings(const agent_task *t, char *msg, size_t msz)
 /* Caps: defaults when absent; never more than a frame can carry. */
 static void default_caps(agent_task *t)
 {
-	uint64_t fmax = FRAME_MAX - AGENT_PATH_MAX - 1;
 	if (!t->stdout_max || t->stdout_max > FRAME_MAX)
 		t->stdout_max = t->stdout_max ? FRAME_MAX : AGENT_STREAM_MAX_DEFAULT;
 	if (!t->stderr_max || t->stderr_max > FRAME_MAX)
 		t->stderr_max = t->stderr_max ? FRAME_MAX : AGENT_STREAM_MAX_DEFAULT;
-	if (!t->out_files_max)
+	if (!t->out_files_max || t->out_files_max > AGENT_OUT_FILES_MAX_DEFAULT)
 		t->out_files_max = AGENT_OUT_FILES_MAX_DEFAULT;
-	if (!t->out_bytes_max || t->out_bytes_max > fmax)
-		t->out_bytes_max = t->out_bytes_max ? fmax : AGENT_OUT_BYTES_MAX_DEFAULT;
+	if (!t->out_bytes_max || t->out_bytes_max > AGENT_OUT_BYTES_MAX_DEFAULT)
+		t->out_bytes_max = AGENT_OUT_BYTES_MAX_DEFAULT;
 }
 
 int agent_task_parse(agent_task *t, const uint8_t *payload, size_t len, char *msg, size_t msz)

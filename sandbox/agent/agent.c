@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "common/xalloc.h"
 #include "sandbox/agent/agent.h"
 
 extern char **environ;
@@ -52,8 +54,10 @@ static int warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 	ssize_t r;
 	while ((r = read(c->res, &ready, 1)) < 0 && errno == EINTR)
 		;
-	if (r == 1 && ready == 'r')
+	if (r == 1 && ready == 'r') {
+		agent_child_nonblock(c); /* here, not on the task's path */
 		return 0;
+	}
 	/* It died: say how, with the start of what it printed. */
 	char text[512] = "";
 	fcntl(c->err, F_SETFL, O_NONBLOCK);
@@ -95,6 +99,23 @@ static int read_task(sandbox_frame_reader *r, agent_task *t, char *msg, size_t m
 	}
 }
 
+/* The environment moves to the heap and its original copy, which /proc/1/environ shows, is
+ * zeroed: gVisor lets the program read that file whatever the agent's dumpable flag and uid
+ * (issue 14 item 4), and the agent's environment is its own business even when it holds
+ * nothing secret (it is the sandbox's fixed base environment, sandbox/env.c). */
+static void hide_environment(void)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **copy = xcalloc(n + 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = xstrdup(environ[i]);
+		memset(environ[i], 0, strlen(environ[i]));
+	}
+	environ = copy;
+}
+
 static void usage(void)
 {
 	agent_send_exit(
@@ -108,6 +129,10 @@ static void usage(void)
 static int setup_process(const char *ws)
 {
 	prctl(PR_SET_DUMPABLE, 0);
+	/* every disposition at its default but the two set below, so that a child need reset no
+	 * more than those two before exec (agent-child.c) */
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
 	prctl(PR_SET_CHILD_SUBREAPER, 1); /* PID 1 already is; makes tests on the host alike */
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
@@ -118,14 +143,27 @@ static int setup_process(const char *ws)
 	fcntl(STDOUT_FILENO, F_SETFD, FD_CLOEXEC);
 	fcntl(STDERR_FILENO, F_SETFD, FD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
+	/* what config.json asks of the runtime, also where it cannot (bundle.c): no core dumps,
+	 * and the agent's fd limit (only ever lowered) */
+	struct rlimit core = {0, 0}, nofile;
+	setrlimit(RLIMIT_CORE, &core);
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max > AGENT_NOFILE) {
+		nofile.rlim_cur = nofile.rlim_max = AGENT_NOFILE;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	if (agent_sigchld_setup() < 0)
 		return -1;
 	umask(022);
+	if (agent_drop_bounding() < 0)
+		return -1;
 	return chdir(ws);
 }
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "--userns"))
+		return agent_userns_main(argc, argv); /* on the host, for runc: agent-userns.c */
+	hide_environment();
 	const char *lang_s = NULL, *ws = "/workspace";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--lang") && i + 1 < argc)
@@ -154,6 +192,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	_cleanup_close_ int wsfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	msg[0] = '\0';
+	if (agent_make_out(wsfd, msg, sizeof(msg)) < 0) {
+		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
+		return 1;
+	}
 	agent_child c = AGENT_CHILD_INIT;
 	if (lang != AGENT_LANG_SHELL && warm_up(&c, lang, msg, sizeof(msg)) < 0) {
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);

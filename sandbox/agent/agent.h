@@ -7,7 +7,8 @@
  *                  acting as the program's user
  *   agent-run.c    one task: prepare, launch, collect, report
  *   agent-fs.c     input files into /workspace, output files out of /workspace/out
- *   agent-boot.c   the interpreters' bootstrap programs */
+ *   agent-boot.c   the interpreters' bootstrap programs
+ *   agent-userns.c `aisp-agent --userns`: a runc sandbox's user namespace, made on the host */
 #pragma once
 
 #include <stdbool.h>
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto/caps.h"
 #include "sandbox/agent/frame.h"
 
 /* Bytes borrowed from the TASK payload. */
@@ -35,12 +37,15 @@ typedef struct agent_task {
 	uint64_t out_files_max, out_bytes_max;
 } agent_task;
 
-/* Defaults when the TASK leaves a cap out. */
+/* Defaults when the TASK leaves a cap out; the output files' and the return value's are the
+ * protocol's (proto/caps.h), and a TASK cannot raise them. */
 #define AGENT_STREAM_MAX_DEFAULT    (1u * 1024 * 1024)
-#define AGENT_OUT_FILES_MAX_DEFAULT 100u
-#define AGENT_OUT_BYTES_MAX_DEFAULT (8u * 1024 * 1024)
-#define AGENT_RETURN_MAX            4096u
+#define AGENT_OUT_FILES_MAX_DEFAULT PROTO_OUT_FILES_MAX
+#define AGENT_OUT_BYTES_MAX_DEFAULT PROTO_OUT_FILES_TOTAL
+#define AGENT_RETURN_MAX            PROTO_RETURN_MAX
 #define AGENT_PATH_MAX              4095u
+/* The agent's own fd limit (config.json's RLIMIT_NOFILE, sandbox/container.c). */
+#define AGENT_NOFILE 4096u
 
 /* Parses a TASK payload into *t (borrowing from payload). Returns 0, or -1 with a message. */
 int agent_task_parse(agent_task *t, const uint8_t *payload, size_t len, char *msg, size_t msz);
@@ -50,14 +55,22 @@ void agent_task_deinit(agent_task *t);
  * NUL or control bytes, valid UTF-8, at most AGENT_PATH_MAX bytes. */
 bool agent_path_valid(const char *p, size_t n);
 
+/* Makes wsfd/out as the program's user (at warm-up: it is there before the program starts).
+ * Returns 0, or -1 with a message. */
+int agent_make_out(int wsfd, char *msg, size_t msz);
 /* Writes the task's input files below the directory wsfd, never following links. Returns 0,
  * or -1 with a message. */
 int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz);
 
-/* Appends FILE frames for the regular files below wsfd/out (sorted by path, at most max_files
- * files and max_bytes bytes of contents) to b; sets *trunc when some were left out. */
+/* Appends FILE frames for the regular files below wsfd/out (the first by path, at most
+ * max_files files and max_bytes bytes of contents; agent-fs.c says which exactly) to b; sets
+ * *trunc when a regular file was left out. */
 void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc);
+
+/* True when wsfd/out holds nothing the agent could return (read as the agent: no switch of
+ * identity for an empty out/); false when it holds entries or cannot be read as the agent. */
+bool agent_out_empty(int wsfd);
 
 /* The interpreters' bootstrap programs (agent-boot.c). */
 extern const char agent_boot_python[];
@@ -84,6 +97,7 @@ typedef struct agent_child {
 	int in, out, err; /* the program's stdin (write end), stdout and stderr (read ends) */
 	int task, res;    /* bootstrap: task payload (write end, fd 3), result (read end, fd 4) */
 	bool exited;
+	bool killed; /* agent_kill_task() ran */
 	int status;
 } agent_child;
 
@@ -100,10 +114,15 @@ typedef struct agent_rlimits {
  * 4); l (or NULL) is applied in the child. Returns 0 or -1 with errno. */
 int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
                       const agent_rlimits *l);
+/* Makes the agent's ends of c's pipes non-blocking (for the collect loop's poll()). */
+void agent_child_nonblock(agent_child *c);
 /* Sets pid's limits (0: the calling process). Returns 0 or -1 with errno. */
 int agent_apply_rlimits(pid_t pid, const agent_rlimits *l);
 /* Ends every process of the task: the program's group and, as PID 1, everything else. */
-void agent_kill_task(const agent_child *c);
+void agent_kill_task(agent_child *c);
+/* Empties the agent's capability bounding set (with --user), once, at start. Returns 0, or -1
+ * with errno. */
+int agent_drop_bounding(void);
 /* Reaps every finished child (orphans too); records the program's status. */
 void agent_reap(agent_child *c);
 void agent_close_fd(int *fd);
@@ -127,6 +146,11 @@ void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *
 /* Writes b to fd 1 (the host) and empties it; ends the agent when the host is gone. */
 void agent_send(sandbox_frame_buf *b);
 void agent_send_exit(uint8_t flags, int32_t code, const char *msg);
+
+/* ---- the user namespace of a runc sandbox (agent-userns.c) ---- */
+
+/* aisp-agent --userns OWNER BASE SIZE, run by the host before `runc run`. */
+int agent_userns_main(int argc, char **argv);
 
 /* ---- one task (agent-run.c) ---- */
 

@@ -8,12 +8,16 @@
  *
  * Sequence:  agent -> READY (payload: agent version)        when the interpreter is warm
  *            host  -> TASK  (payload: fields, below)         exactly once
- *            agent -> STDOUT, STDERR, FILE*, RETURN?, EXIT   EXIT is always last
+ *            agent -> (STDOUT | STDERR)*, FILE*, RETURN?, EXIT   EXIT is always last
  * A sandbox serves one task; after EXIT the host destroys it.
  *
  * TASK payload: a sequence of fields, each tag (1 byte) | length (u32 BE) | bytes.
- * RESULT frames: STDOUT/STDERR payload = the captured bytes (<= the caps); FILE payload =
- * path, NUL, contents; RETURN payload = JSON text; EXIT payload = see sandbox_frame_exit.
+ * RESULT frames: STDOUT/STDERR payload = the next chunk of that stream, as the program wrote it
+ * (1..FRAME_CHUNK_MAX bytes), sent while the program runs: the chunks of a stream, in order,
+ * are the stream up to its cap, and whatever the host received before a kill is what the
+ * program printed until then (issue 12 item 2); a chunk is also what the host may publish as a
+ * live output event (sandbox_output_fn). FILE payload = path, NUL, contents; RETURN payload =
+ * JSON text; EXIT payload = see sandbox_frame_exit.
  */
 #pragma once
 
@@ -21,9 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_HEADER  5
-#define FRAME_MAX     (32u * 1024 * 1024)
-#define AGENT_VERSION "aisp-agent/1"
+#define FRAME_HEADER 5
+#define FRAME_MAX    (32u * 1024 * 1024)
+/* The largest STDOUT or STDERR frame; a larger one is a protocol error. */
+#define FRAME_CHUNK_MAX (64u * 1024)
+#define AGENT_VERSION   "aisp-agent/1"
 
 enum sandbox_frame_type {
 	FRAME_READY = 'R',

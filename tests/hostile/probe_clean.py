@@ -32,7 +32,8 @@ want_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/workspace", "LANG"
             "TZ": "UTC", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1", "TMPDIR": "/tmp", "HOSTNAME": "sandbox"}
 r["env_extra"] = sorted(set(os.environ.items()) ^ set(want_env.items()))
-r["clean"] = (r["/workspace"] == ["out"] and r["/workspace/out"] == [] and r["/tmp"] == []
+# the workspace holds the probe's own file (main.py) and out/, which the agent makes
+r["clean"] = (r["/workspace"] == ["main.py", "out"] and r["/workspace/out"] == [] and r["/tmp"] == []
               and r["/dev/shm"] == [] and sorted(procs) == sorted(["1", str(me)])
               and not marks and not r["env_extra"])
 print(json.dumps(r))

@@ -39,12 +39,19 @@ check "node up, /healthz 200" wait_for 60 prints 200 healthz "$HTTP_PORT"
 
 # The attack table. One line per attack:
 #   name | lang | limits (JSON) | args (JSON; @REDIS_PORT@ @HTTP_PORT@ @KEY@ @CONF@ @SHADOW@
-#   are filled in) | expected statuses | check: a jq expression over the result document, with
-#   $o = stdout parsed as JSON (null when it is not), $rt = the runtime, $files = the output
-#   file paths without "out/"; or "fn:NAME", a shell function given the result file
-# The program is attacks/<name>.<py|js|sh>.
+#   are filled in: an array is the task's args, an object is merged into the task, e.g.
+#   {"mode":"function","args":...}) | expected statuses | check: a jq expression over the
+#   result document, with $o = stdout parsed as JSON (null when it is not), $rt = the runtime,
+#   $files = the output file paths without "out/"; or "fn:NAME", a shell function given the
+#   result file
+# The program is attacks/<name>.<py|js|sh>; a name may carry a variant, NAME@VARIANT, which
+# runs the same program (with other args). When a function during_NAME exists, it runs on the
+# host while the task runs (from before the submission to the result), writing to the file it
+# is given, which a check finds at <result file>.during.
 ALL_OUT='(.stdout // "" | test("WROTE") | not)'
 NOT_OK='([$o[] | select(. == "ok" or . == "created" or . == "read")] == [])'
+# a return value the result cannot carry as it is: error with the reason, never ok without it
+RV_ERR='(.status == "error" and .return_value == null and (.error // "" | test("^return value")))'
 TABLE=$(
 	cat <<'EOF'
 fork_bomb           | shell      | {"timeout_s":5,"pids":64}           | []  | timeout ok   | .status == "timeout" or (.signal == 9 and (.error // "" | test("process limit")))
@@ -89,6 +96,22 @@ out_dotdot          | python     | {"timeout_s":30}                    | []  | o
 out_many_files      | python     | {"timeout_s":60}                    | []  | ok           | .files_truncated and (.files | length) <= 100 and (.files | length) > 0
 forge_agent_frames  | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 0 and $o.forge != "written" and ((.stdout + (.error // "")) | test("FORGED") | not)
 leave_residue       | shell      | {"timeout_s":30}                    | []  | ok           | .stdout == "left residue\n"
+kernel_quotas       | python     | {"timeout_s":60}                    | ["4"] | ok         | fn:check_quotas
+socket_families     | python     | {"timeout_s":30}                    | []  | ok           | ([$o.created | keys[] | tonumber] - [1, 2, 10, 16]) == [] and ([$o.pairs | keys[] | tonumber] - [1]) == [] and $o.vsock_bind != "bound"
+out_link_dir@etc    | python     | {"timeout_s":30}                    | ["/etc"] | ok      | .files == [] and (.stdout | startswith("out -> /etc"))
+out_link_dir@proc   | python     | {"timeout_s":30}                    | ["/proc/self"] | ok | .files == []
+out_link_dir@aisp   | python     | {"timeout_s":30}                    | ["/.aisp"] | ok    | .files == []
+agent_view          | python     | {"timeout_s":30}                    | []  | ok           | fn:check_agent_view
+return_values@dup   | python     | {"timeout_s":30}                    | {"mode":"function","args":{"k":"dup"}} | error | RV_ERR
+return_values@nul   | python     | {"timeout_s":30}                    | {"mode":"function","args":{"k":"nul"}} | error | RV_ERR
+return_values@deep  | python     | {"timeout_s":30}                    | {"mode":"function","args":{"k":"deep"}} | error | RV_ERR and (.error | test("nests 32 levels"))
+return_values@surrogate | python | {"timeout_s":30}                    | {"mode":"function","args":{"k":"surrogate"}} | error | RV_ERR
+return_values@garbage | python   | {"timeout_s":30}                    | {"mode":"function","args":{"k":"garbage"}} | error | RV_ERR and (.error | test("not JSON"))
+return_values@js-nul | javascript | {"timeout_s":30}                   | {"mode":"function","args":{"k":"nul"}} | error | RV_ERR
+return_values@js-deep | javascript | {"timeout_s":30}                  | {"mode":"function","args":{"k":"deep"}} | error | RV_ERR
+return_values@js-surrogate | javascript | {"timeout_s":30}             | {"mode":"function","args":{"k":"surrogate"}} | error | RV_ERR
+result_caps         | python     | {"timeout_s":60}                    | []  | ok           | .files_truncated and ([.files[].path | length] | max // 0) <= 255 and ((.stdout_b64 // .stdout) != null)
+out_first_by_path   | python     | {"timeout_s":170}                   | []  | ok           | .files_truncated and [.files[].path] == [range(100) | "f" + ((1000000 + .) | tostring | .[1:])]
 EOF
 )
 
@@ -109,6 +132,69 @@ fail_or_todo() {
 	else
 		not_ok "$@"
 	fi
+}
+
+# kernel_quotas: root on the host takes one of each per-user count, over and over, while the
+# attack holds all it could get; every failure is written to the file ($1) once.
+during_kernel_quotas() {
+	exec /usr/bin/python3 - "$1" <<'PY'
+import ctypes, errno, os, signal, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+rt = ctypes.CDLL("librt.so.1", use_errno=True)
+out = open(sys.argv[1], "a", buffering=1)
+seen = set()
+def fail(what):
+    if what not in seen:
+        seen.add(what)
+        out.write("%s %s\n" % (what, errno.errorcode.get(ctypes.get_errno(), "?")))
+class A(ctypes.Structure):
+    _fields_ = [("f", ctypes.c_long), ("m", ctypes.c_long), ("s", ctypes.c_long),
+                ("c", ctypes.c_long), ("p", ctypes.c_long * 4)]
+class V(ctypes.Union):
+    _fields_ = [("i", ctypes.c_int), ("p", ctypes.c_void_p)]
+sig = signal.SIGRTMIN + 1
+signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
+name = b"/aisp-hostile-%d" % os.getpid()
+while True:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        fail("inotify_init1")
+    else:
+        if libc.inotify_add_watch(fd, b"/tmp", 2) < 0:
+            fail("inotify_add_watch")
+        os.close(fd)
+    fd = libc.fanotify_init(0x200, 0)
+    if fd < 0:
+        fail("fanotify_init")
+    else:
+        os.close(fd)
+    q = rt.mq_open(name, os.O_CREAT | os.O_RDWR, 0o600, ctypes.byref(A(0, 10, 8192, 0)))
+    if q < 0:
+        fail("mq_open")
+    else:
+        os.close(q)
+        rt.mq_unlink(name)
+    if libc.sigqueue(os.getpid(), sig, V(1)) < 0:
+        fail("sigqueue")
+    else:
+        signal.sigtimedwait([sig], 0)
+    time.sleep(0.05)
+PY
+}
+check_quotas() { # the host's root never ran short while the attack held what it could get
+	local failed
+	failed=$(cat "$1.during" 2>/dev/null)
+	[ -z "$failed" ] || { echo "# host root ran short: $failed"; return 1; }
+	# (gVisor makes user namespaces of its own, inside the sentry: nothing the host counts)
+	jq -e '(.stdout | fromjson) as $o | $o.inotify_instances[0] > 0 and $o.mqueues[0] > 0
+		and $o.pending_signals[0] > 0 and (.runtime == "runsc" or $o.unshare_user != "ok")
+		and $o.add_key != "ok"' "$1" >/dev/null
+}
+check_agent_view() { # what the program can read of the agent holds nothing; its pipes stay shut
+	jq -e '(.stdout | fromjson) as $o | $o.environ_text == "" and $o.sigstop != "ok" and
+		$o.prlimit != "ok" and $o.mem != "ok" and ($o.mem | length) < 16 and
+		($o.root | type) == "string" and $o.fd0_open != "ok" and $o.fd1_open != "ok" and
+		$o.fd2_open != "ok"' "$1" >/dev/null
 }
 
 check_garbage() { # the stdout bytes are exactly what the program wrote
@@ -152,20 +238,30 @@ while IFS='|' read -r name lang limits args expect chk; do
 	lang=$(echo $lang)
 	limits=$(echo "$limits" | subst)
 	args=$(echo "$args" | subst)
-	chk=$(echo "$chk" | sed -e 's/^ *//' -e "s/NOT_OK/$NOT_OK/g" | subst)
-	file=$A/$name.$(ext "$lang")
+	chk=$(echo "$chk" | sed -e 's/^ *//' | subst)
+	chk=${chk//NOT_OK/$NOT_OK}
+	chk=${chk//RV_ERR/$RV_ERR}
+	file=$A/${name%%@*}.$(ext "$lang")
 	NAMES+=("$name")
 	for rt in $RUNTIMES; do
 		seq=$((seq + 1))
-		id=h-$name-$rt-$NL_TAG
+		id=h-${name//@/.}-$rt-$NL_TAG
 		what="$name on $rt"
-		extra=$(jq -nc --argjson a "$args" 'if $a == [] then {} else {args: $a} end')
-		if ! run_task "$id" "$lang" "$file" "$rt" "$limits" "$extra" 180; then
+		extra=$(jq -nc --argjson a "$args" 'if ($a | type) == "object" then $a elif $a == [] then {} else {args: $a} end')
+		res=$NL_TMP/result-$name-$rt.json
+		during=
+		if declare -F "during_${name%%@*}" >/dev/null; then
+			"during_${name%%@*}" "$res.during" &
+			during=$!
+		fi
+		run_task "$id" "$lang" "$file" "$rt" "$limits" "$extra" 180
+		got=$?
+		[ -n "$during" ] && { kill "$during"; wait "$during"; } 2>/dev/null
+		if [ $got != 0 ]; then
 			not_ok "$what: a result" "$(node_log h | tail -5)"
 			SUMMARY[$name/$rt]="none no no"
 			continue
 		fi
-		res=$NL_TMP/result-$name-$rt.json
 		result "$id" >"$res"
 		st=$(jq -r .status "$res")
 		contained=yes
@@ -198,14 +294,21 @@ while IFS='|' read -r name lang limits args expect chk; do
 			contained=no
 			not_ok "$what: canary leaked into the result" "$found"
 		fi
-		# 4. the node
+		# 4. the project's own tools read and verify what the node published
+		if vout=$("$AISP" verify "$res" --redis "127.0.0.1:$REDIS_PORT" 2>&1); then
+			ok "$what: the result parses and verifies (aisp verify)"
+		else
+			contained=no
+			not_ok "$what: aisp verify fails on the published result" "$vout"
+		fi
+		# 5. the node
 		if node_alive h && wait_for 30 prints 200 healthz "$HTTP_PORT"; then
 			ok "$what: node alive, /healthz 200"
 		else
 			contained=no
 			not_ok "$what: node alive, /healthz 200" "$(curl -s "http://127.0.0.1:$HTTP_PORT/healthz")" "$(node_log h | tail -5)"
 		fi
-		# 5. the next task is clean
+		# 6. the next task is clean
 		seq=$((seq + 1))
 		if out=$(probe "$rt"); then
 			ok "$what: the next task ($rt) finds nothing left"
@@ -234,14 +337,14 @@ check "no residue marker in any host process" bash -c "! grep -qs 'AISP-RESIDUE-
 
 # The summary: attack x runtime -> status, contained.
 {
-	printf '%-20s' attack
+	printf '%-26s' attack
 	for rt in $RUNTIMES; do printf ' %-34s' "$rt: status, contained"; done
 	echo
 	n_ok=0
 	n_st=0
 	n_all=0
 	for name in "${NAMES[@]}"; do
-		printf '%-20s' "$name"
+		printf '%-26s' "$name"
 		for rt in $RUNTIMES; do
 			read -r st sok c <<<"${SUMMARY[$name/$rt]:-none no no}"
 			[ "$sok" = yes ] || st="$st(!)"

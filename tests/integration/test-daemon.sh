@@ -14,6 +14,9 @@
 #
 # Environment (meson passes them): AISPD_BIN, AISP_BIN, AISP_AGENT, AISP_SOURCE_ROOT;
 # AISP_IMAGE_STORE (default /var/lib/aisp/images, image "default" must be there).
+# AISP_TEST_UMASK=077 (the daemon-umask test): every aispd runs under that umask, as the unit's
+# UMask=0077 makes it, and reaches the store through a 0700 directory, as StateDirectoryMode=0700
+# makes /var/lib/aisp (issue 15 item 2).
 set -uo pipefail
 
 AISPD=${AISPD_BIN:-aispd}
@@ -66,7 +69,13 @@ if [ ! -f "$STORE/names/default" ]; then
 	fi
 fi
 
-TMP=$(mktemp -d /tmp/aisp-test-daemon.XXXXXX)
+TMP=$(mktemp -d /tmp/aisp-test-daemon.XXXXXX) # mode 0700: the nodes' state and run dirs' parent
+if [ -n "${AISP_TEST_UMASK:-}" ]; then
+	mkdir "$TMP/images"
+	mount --bind "$STORE" "$TMP/images" && mount -o remount,bind,ro "$TMP/images" ||
+		{ echo "Bail out! cannot bind the store below $TMP"; exit 1; }
+	STORE=$TMP/images
+fi
 declare -A NODE_PID=()
 REDIS_PID=
 
@@ -174,7 +183,7 @@ EOF
 
 start_node() {
 	local name=$1 d=$TMP/node-$1
-	"$AISPD" --config "$d/aispd.conf" >>"$d/log" 2>&1 &
+	(umask "${AISP_TEST_UMASK:-022}" && exec "$AISPD" --config "$d/aispd.conf") >>"$d/log" 2>&1 &
 	NODE_PID[$name]=$!
 }
 stop_node() { # SIGTERM, then wait for the exit status

@@ -22,6 +22,7 @@
 #include "pool/pool.h"
 #include "proto/proto.h"
 #include "sandbox/sandbox.h"
+#include "tests/integration/sandbox-fixture.h"
 
 static struct event_base *base;
 static sandbox_ctx *ctx;
@@ -293,40 +294,20 @@ static void test_mixed_pools_interleaved(void **state)
 	shutdown_and_check(p);
 }
 
+static sandbox_fixture fx;
+
 static int setup(void **state)
 {
-	err *e = NULL;
-	base = event_base_new();
-	if (spawn_loop_init(base, &e) < 0)
+	if (sandbox_fixture_setup(&fx, "pool", "aisp-pooltest-") < 0)
 		return -1;
-	snprintf(state_dir, sizeof(state_dir), "/run/aisp/test-pool-%d", getpid());
-	sandbox_runtime_opts a = {.name = "runc", .kind = SANDBOX_RT_RUNC};
-	sandbox_runtime_opts b = {.name = "runsc", .kind = SANDBOX_RT_RUNSC};
-	char *agent = sandbox_agent_default_path();
-	sandbox_ctx_opts co = {
-	    .state_dir = state_dir, .agent_path = agent, .id_prefix = "aisp-pooltest-"};
-	int r =
-	    sandbox_runtime_new(&rt_runc, &a, state_dir, &e) < 0 ||
-	            sandbox_runtime_new(&rt_runsc, &b, state_dir, &e) < 0 ||
-	            sandbox_image_resolve(SANDBOX_IMAGE_STORE_DEFAULT, "default", &img, &e) < 0 ||
-	            sandbox_ctx_new(&ctx, base, &co, &e) < 0
-	        ? -1
-	        : 0;
-	free(agent);
-	if (r < 0)
-		fprintf(stderr, "setup: %s\n", err_msg(e));
-	return r;
+	base = fx.base, ctx = fx.ctx, rt_runc = fx.runc, rt_runsc = fx.runsc, img = fx.img;
+	snprintf(state_dir, sizeof(state_dir), "%s", fx.state_dir);
+	return 0;
 }
 
 static int teardown(void **state)
 {
-	sandbox_ctx_free(ctx);
-	sandbox_runtime_free(rt_runc);
-	sandbox_runtime_free(rt_runsc);
-	sandbox_image_deinit(&img);
-	spawn_loop_deinit();
-	event_base_free(base);
-	rm_rf_at(AT_FDCWD, state_dir, NULL);
+	sandbox_fixture_teardown(&fx);
 	return 0;
 }
 

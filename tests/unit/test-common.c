@@ -102,6 +102,12 @@ static void test_atomic_files(void **state)
 	struct stat st;
 	assert_int_equal(fstatat(dfd, "link", &st, AT_SYMLINK_NOFOLLOW), 0);
 	assert_true(S_ISREG(st.st_mode)); /* the link was replaced, /etc/passwd untouched */
+	/* the mode asked for, whatever the umask (issue 15 item 2) */
+	mode_t old = umask(077);
+	assert_int_equal(write_file_at(dfd, "agent", "x", 1, 0555, &e), 0);
+	umask(old);
+	assert_int_equal(fstatat(dfd, "agent", &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(st.st_mode & 07777, 0555);
 	assert_int_equal(mkdirat(dfd, "sub", 0755), 0);
 	assert_int_equal(symlinkat("/etc", dfd, "sub/etc"), 0);
 	close(dfd);

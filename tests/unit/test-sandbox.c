@@ -18,11 +18,14 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/cleanup.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "sandbox/bundle.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/lifecycle.h"
+#include "sandbox/runtime.h"
 #include "sandbox/sandbox.h"
 
 static void check_golden(const char *name, const buf *got)
@@ -91,6 +94,12 @@ static void golden_for(sandbox_runtime_kind kind, const char *name, const sandbo
 	assert_int_equal(seccomp, kind != SANDBOX_RT_RUNSC);
 	/* linux.resources.unified only for cgroup v2 (runc refuses it on v1) */
 	assert_int_equal(strstr(s, "\"unified\"") != NULL, cg && cg->cpu_weight > 0);
+	/* socket families: AF_VSOCK (40) and everything from AF_PACKET (17) on refused */
+	if (seccomp)
+		assert_non_null(strstr(s,
+		                       "{\"names\":[\"socket\",\"socketpair\"],\"action\":"
+		                       "\"SCMP_ACT_ERRNO\",\"errnoRet\":97,\"args\":[{\"index\":0,"
+		                       "\"value\":17,\"op\":\"SCMP_CMP_GE\"}]}"));
 	if (seccomp)
 		for (const char *sc = "keyctl\0bpf\0ptrace\0mount\0unshare\0io_uring_setup\0"; *sc;
 		     sc += strlen(sc) + 1) {
@@ -204,7 +213,19 @@ typedef struct noop {
 	char ready_err[512];
 } noop;
 
-static void noop_setup(noop *n)
+/* A runtime that is a shell script (body: what it does for every command). */
+static char *fake_runtime(const noop *n, const char *body)
+{
+	char *path = xasprintf("%s/fake-runtime", n->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\ncase \"$*\" in *--version*) echo fake 1; exit 0;; esac\n%s\n", body);
+	fclose(f);
+	assert_int_equal(chmod(path, 0755), 0);
+	return path;
+}
+
+static void noop_setup_with(noop *n, const char *runtime_body)
 {
 	memset(n, 0, sizeof(*n));
 	snprintf(n->dir, sizeof(n->dir), "/tmp/aisp-noop-XXXXXX");
@@ -221,10 +242,17 @@ static void noop_setup(noop *n)
 	                       .id_prefix = "aisp-unit-"};
 	assert_int_equal(sandbox_ctx_new(&n->ctx, n->base, &co, &e), 0);
 	assert_string_equal(sandbox_ctx_cgroup(n->ctx), "v1"); /* a plain directory */
-	sandbox_runtime_opts ro = {.name = "noop", .path = "/usr/bin/true", .kind = SANDBOX_RT_OCI};
+	_cleanup_free_ char *fake = runtime_body ? fake_runtime(n, runtime_body) : NULL;
+	sandbox_runtime_opts ro = {
+	    .name = "noop", .path = fake ? fake : "/usr/bin/true", .kind = SANDBOX_RT_OCI};
 	assert_int_equal(sandbox_runtime_new(&n->rt, &ro, state, &e), 0);
 	free(state);
 	free(cg);
+}
+
+static void noop_setup(noop *n)
+{
+	noop_setup_with(n, NULL);
 }
 
 /* The bundles left in the state dir. */
@@ -315,6 +343,149 @@ static void test_lifecycle_no_agent(void **state)
 	noop_teardown(&n);
 }
 
+/* A failing runtime's own reason is the sandbox's: its first logrus error line, not "the agent
+ * exited" (the agent's pipe closes before `run` reports). Issue 15 item 1. */
+static void test_lifecycle_runtime_reason(void **state)
+{
+	noop n;
+	noop_setup_with(&n,
+	                "echo 'time=\"2026-01-01T00:00:00Z\" level=warning msg=\"ignored\"' >&2\n"
+	                "echo 'time=\"2026-01-01T00:00:00Z\" level=error msg=\"runc run failed: "
+	                "exec: \\\"/.aisp/aisp-agent\\\": permission denied\"' >&2\nexit 1");
+	sandbox *sb = noop_create(&n);
+	loop_while(&n, &n.ready_calls, 1);
+	assert_int_equal(sandbox_get_state(sb), SANDBOX_DEAD);
+	if (!strstr(n.ready_err, "noop run: exited 1: runc run failed: exec: "
+	                         "\"/.aisp/aisp-agent\": permission denied"))
+		fail_msg("got: %s", n.ready_err);
+	assert_null(strstr(n.ready_err, "agent exited"));
+	assert_null(strstr(n.ready_err, "ignored"));
+	assert_non_null(strstr(sandbox_runtime_log(sb), "level=warning"));
+	sandbox_destroy(sb, on_noop_gone, &n);
+	loop_while(&n, &n.gone_calls, 1);
+	noop_teardown(&n);
+}
+
+/* Bytes that are not frames before READY (a runtime writing to the container's stdout) are
+ * quoted, not reported as the agent's exit. */
+static void test_lifecycle_garbage_before_ready(void **state)
+{
+	noop n;
+	noop_setup_with(&n, "case \"$*\" in *delete*) exit 0;; esac\n"
+	                    "printf 'runsc: not a frame\\n'\nexit 0");
+	sandbox *sb = noop_create(&n);
+	loop_while(&n, &n.ready_calls, 1);
+	if (!strstr(n.ready_err, "the agent's stream is not frames before READY (it began with "
+	                         "\"runsc: not a frame\\x0a\")"))
+		fail_msg("got: %s", n.ready_err);
+	sandbox_destroy(sb, on_noop_gone, &n);
+	loop_while(&n, &n.gone_calls, 1);
+	noop_teardown(&n);
+}
+
+/* The host keeps the run's cap on the output chunks too, whatever the agent sends, and hands
+ * exactly what it keeps to the output callback. */
+typedef struct seen_output {
+	buf out, err;
+	int calls;
+} seen_output;
+
+static void on_output(sandbox *sb, sandbox_stream st, const uint8_t *p, size_t n, void *arg)
+{
+	seen_output *s = arg;
+	buf_append(st == SANDBOX_STDOUT ? &s->out : &s->err, p, n);
+	s->calls++;
+}
+
+static void test_output_chunks_capped(void **state)
+{
+	sandbox sb = {0};
+	proto_output_init(&sb.out);
+	seen_output seen = {BUF_INIT, BUF_INIT, 0};
+	sandbox_on_output(&sb, on_output, &seen);
+	sb.stdout_max = 5;
+	sb.stderr_max = 100;
+	sandbox_io_add_output(&sb, FRAME_STDOUT, (const uint8_t *)"abc", 3);
+	sandbox_io_add_output(&sb, FRAME_STDERR, (const uint8_t *)"err", 3);
+	sandbox_io_add_output(&sb, FRAME_STDOUT, (const uint8_t *)"defg", 4);
+	sandbox_io_add_output(&sb, FRAME_STDOUT, (const uint8_t *)"h", 1);
+	assert_string_equal(buf_str(&sb.out.out), "abcde");
+	assert_string_equal(buf_str(&seen.out), "abcde");
+	assert_string_equal(buf_str(&sb.out.err), "err");
+	assert_string_equal(buf_str(&seen.err), "err");
+	assert_true(sb.out.stdout_truncated);
+	assert_false(sb.out.stderr_truncated);
+	assert_int_equal(seen.calls, 3);
+	buf_deinit(&seen.out);
+	buf_deinit(&seen.err);
+	proto_output_deinit(&sb.out);
+}
+
+/* The first meaningful line of each runtime's way of failing. */
+static void test_runtime_reason(void **state)
+{
+	static const char *const cases[][2] = {
+	    {"time=\"2026-01-01T00:00:00Z\" level=warning msg=\"cgroup v1 soon gone\"\n"
+	     "time=\"2026-01-01T00:00:00Z\" level=error msg=\"runc run failed: unable to start "
+	     "container process: exec: \\\"/.aisp/aisp-agent\\\": permission denied\"\n",
+	     "runc run failed: unable to start container process: exec: \"/.aisp/aisp-agent\": "
+	     "permission denied"},
+	    {"W1201 23:42:56.206480   14145 util.go:64] FATAL ERROR: unknown platform: systrap\n"
+	     "unknown platform: systrap\n",
+	     "FATAL ERROR: unknown platform: systrap"},
+	    {"\n  \ncrun: mkdir `/run/x`: Read-only file system\n",
+	     "crun: mkdir `/run/x`: Read-only file system"},
+	    {"", NULL},
+	    {"\n\n", NULL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *r = sandbox_runtime_reason(cases[i][0]);
+		if (!cases[i][1])
+			assert_null(r);
+		else if (!r || strcmp(r, cases[i][1]))
+			fail_msg("case %zu: got \"%s\"", i, r ? r : "(null)");
+	}
+	char *big = xmalloc(5000);
+	memset(big, 'x', 4999);
+	big[4999] = 0;
+	_cleanup_free_ char *r = sandbox_runtime_reason(big);
+	free(big);
+	assert_int_equal(strlen(r), SANDBOX_REASON_MAX + 3);
+}
+
+/* Under a 0700 parent (StateDirectoryMode=0700) every directory on the way to a rootfs gets
+ * o+x and nothing else, so that runc's user namespace root can reach it (issue 15 item 2). */
+static void test_reach_for_userns(void **state)
+{
+	noop n;
+	noop_setup(&n);
+	_cleanup_free_ char *top = xasprintf("%s/p700", n.dir);
+	_cleanup_free_ char *deep = xasprintf("%s/p700/store/rootfs", n.dir);
+	mode_t old = umask(077);
+	err *e = NULL;
+	assert_int_equal(mkdir_p(deep, 0755, &e), 0);
+	umask(old);
+	assert_int_equal(chmod(top, 0700), 0);
+	assert_int_equal(chmod(deep, 0750), 0);
+	assert_int_equal(sandbox_ctx_reach(n.ctx, deep, &e), 0);
+	struct stat st;
+	assert_int_equal(stat(top, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0701);
+	assert_int_equal(stat(deep, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0751);
+	/* walked once: a later change is not undone behind the operator's back */
+	assert_int_equal(chmod(top, 0700), 0);
+	assert_int_equal(sandbox_ctx_reach(n.ctx, deep, &e), 0);
+	assert_int_equal(stat(top, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	/* a path that is not there is named */
+	_cleanup_free_ char *none = xasprintf("%s/none/rootfs", n.dir);
+	assert_int_equal(sandbox_ctx_reach(n.ctx, none, &e), -1);
+	assert_non_null(strstr(err_msg(e), "none"));
+	err_free(e);
+	noop_teardown(&n);
+}
+
 /* Destroyed while `run` is still running: `delete` waits for it, and the owner, who gave the
  * sandbox up, hears nothing but "gone". */
 static void test_lifecycle_destroy_while_spawning(void **state)
@@ -337,6 +508,11 @@ int main(void)
 	    cmocka_unit_test(test_golden_cgroup_v1),
 	    cmocka_unit_test(test_golden_cgroup_v2),
 	    cmocka_unit_test(test_environment_facts),
+	    cmocka_unit_test(test_lifecycle_runtime_reason),
+	    cmocka_unit_test(test_lifecycle_garbage_before_ready),
+	    cmocka_unit_test(test_output_chunks_capped),
+	    cmocka_unit_test(test_reach_for_userns),
+	    cmocka_unit_test(test_runtime_reason),
 	    cmocka_unit_test(test_runtime_missing),
 	    cmocka_unit_test(test_lifecycle_no_agent),
 	    cmocka_unit_test(test_lifecycle_destroy_while_spawning),
