@@ -2,6 +2,7 @@
  * daemon/redis.c, on the event loop; both follow deploy/REDIS.md). */
 #include "cli/redis.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,18 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* The error of a command that got no reply; a connection closed at once gets a hint. */
+static int no_reply(redisContext *c, const char *cmd, err **e)
+{
+	if (c->err == REDIS_ERR_EOF || (c->err == REDIS_ERR_IO && errno == ECONNRESET))
+		return err_set(e, 0,
+		               "%s: the connection was closed at once (a TLS sidecar whose TLS "
+		               "session to Redis failed: see its log; or a TLS-only Redis reached "
+		               "without TLS)",
+		               cmd);
+	return err_set(e, 0, "%s: %s", cmd, c->errstr[0] ? c->errstr : "no reply");
+}
+
 /* AUTH with the user and password in these environment variables, when the password is set. */
 static int authenticate(redisContext *c, const char *user_var, const char *pw_var, err **e)
 {
@@ -34,8 +47,21 @@ static int authenticate(redisContext *c, const char *user_var, const char *pw_va
 	const char *user = env(user_var);
 	_cleanup_reply_ redisReply *r =
 	    user ? redisCommand(c, "AUTH %s %s", user, pw) : redisCommand(c, "AUTH %s", pw);
-	if (!r || r->type == REDIS_REPLY_ERROR)
-		return err_set(e, 0, "AUTH: %s", r ? r->str : c->errstr);
+	if (!r)
+		return no_reply(c, "AUTH", e);
+	if (r->type == REDIS_REPLY_ERROR)
+		return err_set(e, 0, "AUTH: %s", r->str);
+	return 0;
+}
+
+/* A first command, so that a server that is not there after all is found at connect. */
+static int ping(redisContext *c, err **e)
+{
+	_cleanup_reply_ redisReply *r = redisCommand(c, "PING");
+	if (!r)
+		return no_reply(c, "PING", e);
+	if (r->type == REDIS_REPLY_ERROR)
+		return err_set(e, 0, "PING: %s", r->str);
 	return 0;
 }
 
@@ -156,7 +182,9 @@ static char *resolve(const char *url, err **e)
 static int check_master(redisContext *c, err **e)
 {
 	_cleanup_reply_ redisReply *r = redisCommand(c, "ROLE");
-	const char *role = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+	if (!r)
+		return no_reply(c, "ROLE", e);
+	const char *role = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
 	                           r->element[0]->type == REDIS_REPLY_STRING
 	                       ? r->element[0]->str
 	                       : NULL;
@@ -165,9 +193,9 @@ static int check_master(redisContext *c, err **e)
 	return err_set(e, 0,
 	               "not the master Sentinel named (ROLE: %s); a failover may be under way, "
 	               "try again",
-	               role                                ? role
-	               : r && r->type == REDIS_REPLY_ERROR ? r->str
-	                                                   : c->errstr);
+	               role                           ? role
+	               : r->type == REDIS_REPLY_ERROR ? r->str
+	                                              : "unexpected reply");
 }
 
 redisContext *cli_redis_connect(const char *addr, int64_t timeout_ms, err **e)
@@ -182,7 +210,7 @@ redisContext *cli_redis_connect(const char *addr, int64_t timeout_ms, err **e)
 		return NULL;
 	redisContext *c = open_addr(master, 5000, timeout_ms, e);
 	if (c && (authenticate(c, "AISP_REDIS_USER", "AISP_REDIS_PASSWORD", e) < 0 ||
-	          (sentinel && check_master(c, e) < 0))) {
+	          (sentinel ? check_master(c, e) : ping(c, e)) < 0)) {
 		redisFree(c);
 		c = NULL;
 	}
