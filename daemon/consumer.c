@@ -146,8 +146,10 @@ static void on_read(rconn *rc, redisReply *r, void *arg)
 	node *n = arg;
 	if (r && r->type == REDIS_REPLY_ERROR) {
 		log_error("XREADGROUP: %s", r->str);
-		if (rconn_reply_is_error(r, "NOGROUP"))
-			n->cons.group_ok = false;
+		/* NOGROUP, but also NOREPLICAS (a master below min-replicas-to-write, e.g. just
+		 * after a failover) or OOM: reading at once would spin on the error; the reclaim
+		 * tick retries through XGROUP CREATE. */
+		n->cons.group_ok = false;
 	} else if (r && r->type == REDIS_REPLY_ARRAY) {
 		for (size_t i = 0; i < r->elements; i++) {
 			const redisReply *s = r->element[i];
