@@ -333,6 +333,10 @@ static void test_example_is_defaults(void **state)
 	assert_int_equal(c.heartbeat_ms, d.heartbeat_ms);
 	assert_int_equal(c.drain_s, d.drain_s);
 	assert_string_equal(c.redis_address, d.redis_address);
+	assert_null(c.redis_sentinels);
+	assert_int_equal(c.redis_wait_replicas, d.redis_wait_replicas);
+	assert_int_equal(c.redis_wait_timeout_ms, d.redis_wait_timeout_ms);
+	assert_int_equal(c.redis_tls_sidecar, d.redis_tls_sidecar);
 	assert_int_equal(c.redis_timeout_ms, d.redis_timeout_ms);
 	assert_int_equal(c.result_ttl_s, d.result_ttl_s);
 	assert_int_equal(c.reclaim_ms, d.reclaim_ms);
