@@ -553,6 +553,8 @@ static void sq_subscribe(squery *sq)
 	sq->watching = true;
 	evtimer_del(sq->timeout);
 	rc->watch_attempt = 0;
+	log_debug("redis (%s): watching +switch-master on sentinel %s", rc->name,
+	          sentinel_addr(sq, rc));
 	if (redisAsyncCommand(sq->ac, on_switch, sq_hold(sq), "SUBSCRIBE +switch-master") !=
 	    REDIS_OK)
 		sq_unref(sq);
