@@ -60,6 +60,7 @@ may $N DEL aisp:node:n
 may $N SADD aisp:nodes n
 may $N SREM aisp:nodes n
 may $N EVALSHA 0000000000000000000000000000000000000000 2 aisp:result:t1 aisp:running:t1
+may $N EVALSHA 0000000000000000000000000000000000000000 5 aisp:result:t1 aisp:results aisp:tasks '' aisp:running:t1
 may $N WAIT 1 1000
 may $N ROLE
 mayn $N FLUSHALL
@@ -156,6 +157,7 @@ script_denied "delete the task stream" "return redis.call('DEL', KEYS[1])" 1 ais
 script_denied "FLUSHALL" "return redis.call('FLUSHALL')" 0
 script_denied "add a task" "return redis.call('XADD', KEYS[1], '*', 'task', '{}')" 1 aisp:tasks
 script_denied "read a key it does not name" "return redis.call('GET', 'other:key')" 0
+script_denied "read a key it names outside its grants" "return redis.call('GET', KEYS[1])" 1 other:key
 script_denied "read a reply stream" "return redis.call('XRANGE', KEYS[1], '-', '+')" 1 aisp:reply:abc
 script_denied "run CONFIG" "return redis.call('CONFIG', 'GET', 'maxmemory')" 0
 is "the task stream is still there" "$(R XLEN aisp:tasks)" 1
