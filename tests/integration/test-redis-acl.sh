@@ -53,6 +53,7 @@ may $N PEXPIRE aisp:reply:abc 1000
 may $N XADD aisp:dead '*' id t1
 may $N SET aisp:running:t1 n PX 3000
 may $N GET aisp:running:t1
+may $N EXISTS aisp:running:t1
 may $N DEL aisp:running:t1
 may $N HSET aisp:node:n slots 2
 may $N PEXPIRE aisp:node:n 6000
