@@ -142,7 +142,7 @@ echo '["XRANGE", "aisp:results", "-", "+"]' | ha_resp "$P" default change-me-adm
 is "one aisp:results event per task on the new master" "$(wc -l <"$NL_TMP/events")" 0
 is "the task stream is empty" "$(ha_cli "$P" XLEN aisp:tasks)" 0
 is "no pending entry is left" "$(ha_cli "$P" XPENDING aisp:tasks aisp | head -1)" 0
-jq -r 'fromjson' "$NL_TMP/results.jsonl" >"$NL_TMP/results.docs"
+jq -c 'fromjson' "$NL_TMP/results.jsonl" >"$NL_TMP/results.docs"
 ha_cli "$P" GET aisp:result:pre-1 >>"$NL_TMP/results.docs" # node b's first result: its chain
 mkdir -p "$NL_TMP/res"
 jq -c '.' "$NL_TMP/results.docs" | awk -v d="$NL_TMP/res" '{f = d "/" NR ".json"; print > f; close(f)}'
