@@ -4,6 +4,14 @@
 # sentinel.conf files (they rewrite them). Every process is recorded in NL_PIDS, so node.sh's
 # EXIT trap stops exactly those; HA_PID[name] names them for a test that kills one.
 HA_DIR=$NL_TMP/ha
+# node.sh's bail, but a multi-line message (a log tail) goes out as diagnostics after its
+# first line, so that the TAP stream stays valid
+bail() {
+	local msg="$*"
+	echo "Bail out! ${msg%%$'\n'*}"
+	[[ "$msg" == *$'\n'* ]] && printf '%s\n' "${msg#*$'\n'}" | sed 's/^/# /'
+	exit 1
+}
 mkdir -p "$HA_DIR"
 declare -A HA_PID=() HA_PORT=()
 HA_MASTER=aisp

@@ -88,13 +88,13 @@ fi
 
 # ---------------------------------------------------------------- 2. tasks, then the kill
 jq -nc --argjson n "$N" 'range(1; $n + 1) | ["XADD", "aisp:tasks", "*", "task",
-	({id: "fo-\(.)", lang: "shell", runtime: "runc", code: "echo fo-\(.)"} | tojson)]' >"$NL_TMP/xadd"
+	({id: "fo-\(.)", lang: "shell", runtime: "runc", code: "sleep 0.1; echo fo-\(.)"} | tojson)]' >"$NL_TMP/xadd"
 echo '["WAIT", "1", "5000"]' >>"$NL_TMP/xadd"
 replies=$(ha_resp "$PM" aisp-scheduler change-me-scheduler <"$NL_TMP/xadd" 2>&1)
 # the scheduler's part of "no task lost": its XADDs are on the replica before it counts on them
 is "$N tasks submitted and confirmed on the replica (WAIT 1)" "$(tail -1 <<<"$replies")" 1
 # results_on PORT: how many fo-* results that server has
-results_on() { ha_cli "$1" --scan --pattern 'aisp:result:fo-*' --count 1000 2>/dev/null | wc -l; }
+results_on() { ha_cli "$1" --scan --pattern 'aisp:result:fo-*' 2>/dev/null | wc -l; }
 results_now() { results_on "$PM"; }
 a_third() { [ "$(results_on "$PM")" -ge $((N / 3)) ]; }
 wait_for 300 a_third ||
