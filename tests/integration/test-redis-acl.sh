@@ -147,7 +147,9 @@ script_denied() {
 	local what=$1 out
 	shift
 	out=$(NR EVAL "$@")
-	if [[ "$out" == *"The user executing the script can't"* ]]; then
+	# refused by the ACL, or (CONFIG and other admin commands) by scripting itself
+	if [[ "$out" == *"The user executing the script can't"* ]] ||
+		[[ "$out" == *"This Redis command is not allowed from script"* ]]; then
 		ok "a node's own script cannot $what"
 	else
 		not_ok "a node's own script cannot $what" "$out"
