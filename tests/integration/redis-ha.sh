@@ -28,14 +28,16 @@ ha_cli() {
 }
 ha_up() { [ "$(ha_cli "$1" PING 2>/dev/null)" = PONG ]; }
 
-# ha_server_start NAME PORT [ARGS...]: redis-server from deploy/redis.conf on PORT (its own
-# dir, AOF every second as shipped); ARGS are passed on (--replicaof, TLS settings, ...). A
-# restart of NAME keeps its dir (and AOF).
+# ha_server_start NAME PORT [ARGS...]: redis-server from a copy of deploy/redis.conf on PORT
+# (its own dir, AOF every second as shipped); ARGS are passed on (--replicaof, TLS settings,
+# ...). A restart of NAME keeps its dir (its AOF, and its config as Sentinel rewrote it).
 ha_server_start() {
 	local name=$1 port=$2 d=$HA_DIR/$1
 	shift 2
 	mkdir -p "$d"
-	redis-server "$REDIS_CONF" --port "$port" --bind 127.0.0.1 --dir "$d" --save '' \
+	# a copy: Sentinel's CONFIG REWRITE rewrites the file a server was started with
+	[ -f "$d/redis.conf" ] || cp "$REDIS_CONF" "$d/redis.conf"
+	redis-server "$d/redis.conf" --port "$port" --bind 127.0.0.1 --dir "$d" --save '' \
 		--replica-announce-ip 127.0.0.1 --logfile "$d/log" "$@" >/dev/null 2>&1 &
 	HA_PID[$name]=$!
 	HA_PORT[$name]=$port

@@ -151,7 +151,8 @@ redis_start() {
 	local conf=()
 	mkdir -p "$NL_TMP/redis"
 	if [ -n "$REDIS_ACL" ]; then
-		conf=("$REDIS_CONF" --min-replicas-to-write 0)
+		cp "$REDIS_CONF" "$NL_TMP/redis/redis.conf" # the server may rewrite its file
+		conf=("$NL_TMP/redis/redis.conf" --min-replicas-to-write 0)
 		NL_REDIS_AUTH=(--user default --pass change-me-admin --no-auth-warning)
 		export AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=change-me-scheduler
 	fi
