@@ -398,6 +398,12 @@ static int validate_redis(const config *c, const char *name, err **e)
 		return err_set(e, 0, "%s: [redis] master_name needs sentinels", name);
 	if (!c->redis_sentinels && c->redis_address_map)
 		return err_set(e, 0, "%s: [redis] address_map needs sentinels", name);
+	if (c->redis_wait_replicas > 0 && c->redis_wait_timeout_ms * 2 > c->redis_timeout_ms)
+		return err_set(
+		    e, 0,
+		    "%s: [redis] wait_timeout_ms (%lld) must be at most half of timeout_ms "
+		    "(%lld): commands queued behind a WAIT would time out",
+		    name, (long long)c->redis_wait_timeout_ms, (long long)c->redis_timeout_ms);
 	if (c->redis_tls_sidecar && c->redis_sentinels && !c->redis_address_map)
 		return err_set(e, 0,
 		               "%s: [redis] tls_sidecar with sentinels needs address_map (the "

@@ -293,6 +293,9 @@ static void test_redis_sentinel(void **state)
 	             "t.conf:2: [redis] wait_replicas = \"-1\": out of range 0..64");
 	expect_error("[redis]\nwait_timeout_ms = 0\n",
 	             "t.conf:2: [redis] wait_timeout_ms = \"0\": out of range 1..60000");
+	expect_error("[redis]\nwait_replicas = 1\nwait_timeout_ms = 1500\n",
+	             "t.conf: [redis] wait_timeout_ms (1500) must be at most half of timeout_ms "
+	             "(2000): commands queued behind a WAIT would time out");
 	expect_error("[redis]\ntls_sidecar = maybe\n",
 	             "t.conf:2: [redis] tls_sidecar = \"maybe\": expected true or false");
 }
