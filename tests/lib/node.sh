@@ -142,6 +142,7 @@ export AISP_REDIS=127.0.0.1:$REDIS_PORT
 # node_conf logs nodes in as aisp-node and aisp (submit, wait, ...) runs as aisp-scheduler.
 # The passwords are the ones deploy/redis.conf ships.
 REDIS_ACL=${REDIS_ACL:-}
+NL_REDIS_ACL= # set by redis_start (REDIS_ACL may be given to that call only)
 REDIS_CONF=${AISP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/deploy/redis.conf
 NL_REDIS_AUTH=()
 R() { redis-cli -p "$REDIS_PORT" "${NL_REDIS_AUTH[@]}" "$@"; }
@@ -153,6 +154,7 @@ redis_start() {
 	if [ -n "$REDIS_ACL" ]; then
 		cp "$REDIS_CONF" "$NL_TMP/redis/redis.conf" # the server may rewrite its file
 		conf=("$NL_TMP/redis/redis.conf" --min-replicas-to-write 0)
+		NL_REDIS_ACL=1
 		NL_REDIS_AUTH=(--user default --pass change-me-admin --no-auth-warning)
 		export AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=change-me-scheduler
 	fi
@@ -202,7 +204,7 @@ log_level = debug
 heartbeat_ms = 500
 drain_s = 5
 [redis]
-${NODE_REDIS:-address = 127.0.0.1:$REDIS_PORT${REDIS_ACL:+
+${NODE_REDIS:-address = 127.0.0.1:$REDIS_PORT${NL_REDIS_ACL:+
 user = aisp-node
 password = change-me-node}}
 reclaim_ms = ${RECLAIM_MS:-3000}
