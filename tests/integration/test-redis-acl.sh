@@ -194,7 +194,8 @@ fi
 is "the scheduler could not drop the expired id (the registry is not its to write)" \
 	"$(R SISMEMBER aisp:nodes ghost-node)" 1
 R SREM aisp:nodes ghost-node >/dev/null
-out=$("$AISP" submit --wait --wait-timeout 60 --json --id acl-bad --lang cobol -c 'x' 2>/dev/null | jq -r .status)
+submit_json '{"id":"acl-bad","lang":"cobol","code":"x"}' >/dev/null
+out=$("$AISP" wait acl-bad --timeout 60 --json 2>/dev/null | jq -r .status)
 is "a rejected task as these users" "$out" rejected
 "$AISP" submit --id acl-dup --runtime runc --lang shell -c 'sleep 2; echo first' >/dev/null
 "$AISP" submit --id acl-dup --runtime runc --lang shell -c 'echo second' >/dev/null
@@ -212,7 +213,7 @@ if running a; then holder=a other=b; else holder=b other=a; fi
 node_stop "$holder" >/dev/null
 check "the draining node released its task as aisp-node" grep -q "task acl-long entry .*: released for another node" "$(node_dir $holder)/log"
 wait_for 90 has_result acl-long
-is "the released task finishes on the other node" "$(rfield acl-long '.stdout + .node_id')" "long
+is "the released task finishes on the other node" "$(rfield acl-long '.stdout + .node')" "long
 $(node_id $other)"
 node_start "$holder"
 wait_for 60 node_registered "$holder" || diag "node $holder did not come back"

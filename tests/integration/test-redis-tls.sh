@@ -78,7 +78,8 @@ password = change-me-node"
 # ---------------------------------------------------------------- 1, 2. the happy path
 TP=$(free_port)
 ha_server_start tls "$TP" "${TLS_ARGS[@]}" --tls-port "$TP"
-wait_for 10 bash -c "[ \"\$(redis-cli --tls --cacert $T/ca.crt --cert $T/node.crt --key $T/node.key -p $TP PING 2>/dev/null)\" = PONG ]" ||
+tls_up() { [ "$(tcli "$1" PING 2>/dev/null)" = PONG ]; }
+wait_for 10 tls_up "$TP" ||
 	bail "the TLS redis-server did not start: $(tail -5 "$HA_DIR/tls/log")"
 is "the server is TLS-only (port 0)" "$(tcli "$TP" CONFIG GET port | tail -1)" 0
 plain=$(redis-cli -p "$TP" PING 2>&1)
