@@ -116,8 +116,9 @@ ok "the node registers through the sidecar"
 out=$("$AISP" submit --wait --wait-timeout 90 --id tls-1 --runtime runc -c 'print(6 * 7)' 2>&1)
 is "aisp submit --wait through the sidecar" "$out" 42
 is "aisp result through the sidecar" "$("$AISP" result tls-1 2>&1 | jq -r .status)" ok
-check "WAIT timed out: the node says so, naming the task and its chain sequence" \
-	grep -q "task tls-1 sequence=1: published, but 0 of 1 replicas confirmed it within 200 ms" "$(node_dir n)/log"
+# (the client reads the result before WAIT returns: WAIT does not delay readers)
+unconfirmed() { grep -q "task tls-1 sequence=1: published, but 0 of 1 replicas confirmed it within 200 ms" "$(node_dir n)/log"; }
+check "WAIT timed out: the node says so, naming the task and its chain sequence" wait_for 10 unconfirmed
 is "WAIT timed out: counted in aisp_results_unreplicated_total" \
 	"$(curl -s "http://127.0.0.1:$HP/metrics" | awk '$1 == "aisp_results_unreplicated_total" {print $2}')" 1
 verified() { "$AISP" verify --redis "$AISP_REDIS" "$1" >/dev/null 2>&1; }
