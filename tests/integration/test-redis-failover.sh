@@ -164,17 +164,24 @@ done
 is "every result verifies (signature, digests)" "$failed" 0
 
 # ---------------------------------------------------------------- 4. the chains
-node_log a >"$NL_TMP/log-a"
-node_log b >"$NL_TMP/log-b"
+for n in a b; do
+	node_log "$n" >"$NL_TMP/log-$n"
+	# the node's audit stream (ATTESTATION.md section 10): its signed results not published
+	echo "[\"XRANGE\", \"aisp:audit:$(node_id $n)\", \"-\", \"+\"]" | ha_resp "$P" default change-me-admin >"$NL_TMP/audit-$n"
+done
 report=$(python3 - "$NL_TMP/results.docs" "$(node_id a)" "$NL_TMP/log-a" "$(node_dir a)/state/chain.json" \
-	"$(node_id b)" "$NL_TMP/log-b" "$(node_dir b)/state/chain.json" <<'PY'
+	"$NL_TMP/audit-a" "$(node_id b)" "$NL_TMP/log-b" "$(node_dir b)/state/chain.json" "$NL_TMP/audit-b" <<'PY'
 import base64, hashlib, json, re, sys
 docs = [json.loads(l) for l in open(sys.argv[1])]
 args = sys.argv[2:]
 problems, lines = [], []
 ran_twice = set()
-for k in range(0, len(args), 3):
+for k in range(0, len(args), 4):
     node, log, chain = args[k], open(args[k + 1]).read(), json.load(open(args[k + 2]))
+    audited = set()
+    for entry in json.loads(open(args[k + 3]).read() or "[]") or []:
+        f = entry[1]
+        audited.add(int(dict(zip(f[::2], f[1::2]))["sequence"]))
     mine = {}
     for d in docs:
         env = d["attestation"]
@@ -196,7 +203,7 @@ for k in range(0, len(args), 3):
     missing = [s for s in range(1, last + 1) if s not in mine]
     lost = []
     for s in missing:
-        if s in discarded:
+        if s in audited or s in discarded:
             continue
         tid = published.get(s)
         if tid is None:
@@ -212,7 +219,8 @@ for k in range(0, len(args), 3):
     lines.append(f"{node}: {len(mine)} results on the master, sequences 1..{last}, {links} links, "
                  f"{len(missing)} missing: {len(lost)} lost with the old master and re-signed "
                  f"{[f'{t}@{s}' for s, t in lost][:10]}, "
-                 f"{len([s for s in missing if s in discarded])} discarded; "
+                 f"{len([s for s in missing if s in audited or s in discarded])} discarded "
+                 f"({len([s for s in missing if s in audited])} in its audit stream); "
                  f"{len(unconfirmed)} logged as unconfirmed")
 print("\n".join(lines))
 print(f"tasks that ran twice (their first result lost): {len(ran_twice)}")
