@@ -62,6 +62,12 @@ may $N SADD aisp:nodes n
 may $N SREM aisp:nodes n
 may $N EVALSHA 0000000000000000000000000000000000000000 2 aisp:result:t1 aisp:running:t1
 may $N EVALSHA 0000000000000000000000000000000000000000 5 aisp:result:t1 aisp:results aisp:tasks '' aisp:running:t1
+may $N XADD aisp:audit:n MAXLEN '~' 100000 '*' id t1 sequence 3 result '{}'
+may $N PEXPIRE aisp:audit:n 1000
+may $N HSET aisp:key:sha256:k pubkey pem node.n 1
+may $N PEXPIRE aisp:key:sha256:k 1000
+may $N MGET aisp:cancel:t1 aisp:cancel:t2
+may $N EXISTS aisp:cancel:t1
 may $N WAIT 1 1000
 may $N ROLE
 mayn $N FLUSHALL
@@ -83,6 +89,9 @@ mayn $N XGROUP DESTROY aisp:tasks aisp
 mayn $N XREAD STREAMS aisp:reply:abc 0
 mayn $N XRANGE aisp:results - +
 mayn $N DEL aisp:result:t1
+mayn $N SET aisp:cancel:t1 1
+mayn $N XRANGE aisp:audit:n - +
+mayn $N SET aisp:blob:sha256:b x
 mayn $N GET other:key
 mayn $N SET other:key x
 
@@ -97,6 +106,13 @@ may $S SMEMBERS aisp:nodes
 may $S HGETALL aisp:node:n
 may $S HGET aisp:node:n pubkey
 may $S WAIT 1 1000
+may $S EXISTS aisp:node:n
+may $S HGET aisp:key:sha256:k pubkey
+may $S XRANGE aisp:audit:n - +
+may $S SET aisp:cancel:t1 1700000000000 PX 86400000
+may $S SET aisp:blob:sha256:b data NX EX 3600
+may $S GETRANGE aisp:blob:sha256:b 0 100
+may $S EXPIRE aisp:blob:sha256:b 3600 GT
 mayn $S XACK aisp:tasks aisp 1-0
 mayn $S XDEL aisp:tasks 1-0
 mayn $S XRANGE aisp:tasks - +
@@ -116,6 +132,9 @@ mayn $S SREM aisp:nodes n
 mayn $S GET aisp:running:t1
 mayn $S SET aisp:running:t1 s
 mayn $S XRANGE aisp:dead - +
+mayn $S XADD aisp:audit:n '*' id t1
+mayn $S HSET aisp:key:sha256:k pubkey forged
+mayn $S GET aisp:cancel:t1
 mayn $S GET other:key
 mayn $S KEYS '*'
 mayn $S FLUSHALL
