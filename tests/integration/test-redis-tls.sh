@@ -129,7 +129,8 @@ check "the node's connections reach the TLS port as aisp-node ($clients)" test "
 
 # ---------------------------------------------------------------- 3. what must fail
 # refused LABEL PORT WANT: with the sidecar on PORT, aispd --check fails with WANT in its
-# message, and aisp fails at connect saying what a closed connection means
+# message, and aisp fails at connect (exit 4, Redis unreachable) saying what a closed
+# connection means
 refused() {
 	local label=$1 port=$2 want=$3 out rc
 	out=$(check_conf x "address = 127.0.0.1:$port
@@ -143,7 +144,7 @@ tls_sidecar = yes")
 	fi
 	out=$("$AISP" nodes --redis "127.0.0.1:$port" 2>&1)
 	rc=$?
-	if [ $rc = 1 ] && [[ "$out" == *"the connection was closed at once (a TLS sidecar"* ]]; then
+	if [ $rc = 4 ] && [[ "$out" == *"the connection was closed at once (a TLS sidecar"* ]]; then
 		ok "$label: aisp fails at connect with a clear message"
 	else
 		not_ok "$label: aisp" "exit $rc" "$out"
