@@ -30,9 +30,7 @@ DEFINE_CLEANUP_FUNC(redisReply *, freeReplyObject)
 #define _cleanup_redis_ _cleanup_(redisFreep)
 #define _cleanup_reply_ _cleanup_(freeReplyObjectp)
 
-static const char redis_usage[] =
-    "  --redis ADDR       host:port or unix:/path (default $AISP_REDIS or 127.0.0.1:6379);\n"
-    "                     $AISP_REDIS_USER and $AISP_REDIS_PASSWORD authenticate\n";
+static const char redis_usage[] = CLI_REDIS_USAGE;
 
 /* Connects and authenticates; commands time out after block_ms + 5 s. Prints the error. */
 static redisContext *connect_redis(const char *cmd, const char *addr, int64_t block_ms)

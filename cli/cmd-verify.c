@@ -41,8 +41,8 @@ static void verify_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: aisp verify RESULT... [--task TASK.json] [--pubkey PEM | --redis "
-	        "HOST:PORT]\n"
-	        "                  [--replay --task TASK.json [--store DIR]]\n"
+	        "ADDR]\n"
+	        "                  [--replay --task TASK.json [--store DIR]]\n" CLI_REDIS_USAGE
 	        "  RESULT is a result JSON file, or a task id with --redis (the node's key is\n"
 	        "  then read from aisp:key:<key id>, else from the node registry). Several\n"
 	        "  results are also checked as one node's hash chain, in the order given.\n"

@@ -37,6 +37,14 @@ static void usage(FILE *f)
 	fprintf(f, "usage: aisp COMMAND [ARGS...]   (aisp COMMAND --help for details)\n\n");
 	for (const struct command *c = commands; c->name; c++)
 		fprintf(f, "  %-8s %s\n", c->name, c->usage);
+	fprintf(
+	    f,
+	    "\nRedis (submit, wait, result, nodes, verify --redis): --redis ADDR or $AISP_REDIS,\n"
+	    "  host:port, unix:/path or sentinel://host:port,host:port/MASTER (Sentinel: the\n"
+	    "  master is asked for, then confirmed with ROLE); $AISP_REDIS_USER and\n"
+	    "  $AISP_REDIS_PASSWORD (ACL user, deploy/redis.conf), $AISP_SENTINEL_USER and\n"
+	    "  $AISP_SENTINEL_PASSWORD, $AISP_REDIS_ADDRESS_MAP (announced->local tunnels of\n"
+	    "  a TLS sidecar; deploy/REDIS.md)\n");
 	fprintf(f, "\nexit codes of run / submit --wait: the program's exit code; 124 timeout, "
 	           "125 output limit, 126 sandbox error or internal, 137 out of memory, "
 	           "1 function error, 2 rejected or usage error, 3 --wait-timeout reached, "

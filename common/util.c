@@ -256,3 +256,64 @@ int addr_split(const char *addr, char **host, int *port, char **unix_path, err *
 	*port = (int)p;
 	return 0;
 }
+
+void addr_list_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Checks one address of a list: host:port, or (allow_unix) also unix:/path. */
+static int list_addr(const char *a, bool allow_unix, err **e)
+{
+	char *h = NULL, *u = NULL;
+	int port;
+	int r = addr_split(a, &h, &port, &u, e);
+	free(h);
+	free(u);
+	if (r == 0 && u && !allow_unix)
+		return err_set(e, 0, "\"%s\": expected host:port", a);
+	return r;
+}
+
+char **addr_list_parse(const char *s, bool pairs, size_t max, err **e)
+{
+	char *copy = xstrdup(s), *save = NULL;
+	size_t n = 0, items = 0;
+	char **v = xcalloc(1, sizeof(*v));
+	for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		char *arrow = pairs ? strstr(tok, "->") : NULL;
+		if (++items > max) {
+			err_set(e, 0, "more than %zu addresses", max);
+			goto fail;
+		}
+		if (pairs && (!arrow || arrow == tok || !arrow[2])) {
+			err_set(e, 0,
+			        "\"%s\": expected announced->local (like "
+			        "10.0.0.5:6379->127.0.0.1:16379)",
+			        tok);
+			goto fail;
+		}
+		if (arrow)
+			*arrow = '\0';
+		if (list_addr(tok, false, e) < 0 || (arrow && list_addr(arrow + 2, true, e) < 0))
+			goto fail;
+		v = xreallocarray(v, n + 3, sizeof(*v));
+		v[n++] = xstrdup(tok);
+		if (arrow)
+			v[n++] = xstrdup(arrow + 2);
+		v[n] = NULL;
+	}
+	free(copy);
+	if (n == 0) {
+		addr_list_free(v);
+		err_set(e, 0, "\"%s\": no address", s);
+		return NULL;
+	}
+	return v;
+fail:
+	free(copy);
+	addr_list_free(v);
+	return NULL;
+}

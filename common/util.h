@@ -43,5 +43,14 @@ int mkdir_p(const char *path, mode_t mode, err **e);
  * message naming the address in *e. */
 int addr_split(const char *addr, char **host, int *port, char **unix_path, err **e);
 
+/* A list of host:port addresses separated by commas or blanks (Sentinel lists) into a
+ * NULL-terminated array of at most max items. With pairs, every item is
+ * "announced->local" (a tunnel: announced is host:port, local any address_split address) and
+ * the array holds announced, local, announced, local, ... Returns the array (free it with
+ * addr_list_free) or NULL with a message naming the item in *e. */
+char **addr_list_parse(const char *s, bool pairs, size_t max, err **e);
+/* Frees what addr_list_parse returned. NULL is fine. */
+void addr_list_free(char **v);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const uint8_t *p, size_t n, char *out);

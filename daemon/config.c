@@ -65,6 +65,7 @@ void config_defaults(config *c)
 
 	c->redis_address = xstrdup("127.0.0.1:6379");
 	c->redis_timeout_ms = 2000;
+	c->redis_wait_timeout_ms = 1000;
 	c->result_ttl_s = 86400;
 	c->reclaim_ms = 30000;
 	c->max_deliveries = 3;
@@ -104,6 +105,11 @@ void config_deinit(config *c)
 	free(c->key_path);
 	free(c->agent_path);
 	free(c->redis_address);
+	addr_list_free(c->redis_sentinels);
+	free(c->redis_master_name);
+	free(c->redis_sentinel_user);
+	free(c->redis_sentinel_password);
+	addr_list_free(c->redis_address_map);
 	free(c->redis_password);
 	free(c->redis_user);
 	free(c->image_store);
@@ -127,6 +133,7 @@ void config_deinit(config *c)
 struct parse_ctx {
 	config *c;
 	char *error;
+	bool redis_address_set; /* [redis] address was given (sentinels are the alternative) */
 };
 
 static int fail(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -310,6 +317,21 @@ static int handle_node(struct parse_ctx *p, const char *key, const char *v)
 	return 1;
 }
 
+/* sentinels = host:port, ... and address_map = announced->local, ... */
+static int redis_list(struct parse_ctx *p, const char *key, const char *v, bool pairs, char ***dst)
+{
+	err *e = NULL;
+	char **list = addr_list_parse(v, pairs, pairs ? 64 : CONFIG_MAX_SENTINELS, &e);
+	if (!list) {
+		fail(p, "[redis] %s: %s", key, err_msg(e));
+		err_free(e);
+		return 0;
+	}
+	addr_list_free(*dst);
+	*dst = list;
+	return 1;
+}
+
 static int handle_redis(struct parse_ctx *p, const char *key, const char *v)
 {
 	config *c = p->c;
@@ -317,12 +339,30 @@ static int handle_redis(struct parse_ctx *p, const char *key, const char *v)
 		_cleanup_free_ char *h = NULL, *u = NULL;
 		int port;
 		err *e = NULL;
+		if (c->redis_sentinels)
+			return fail(p, "[redis] address: sentinels are set; they are alternatives");
 		if (addr_split(v, &h, &port, &u, &e) < 0) {
 			fail(p, "[redis] address: %s", err_msg(e));
 			err_free(e);
 			return 0;
 		}
 		set_str(&c->redis_address, v);
+		p->redis_address_set = true;
+	} else if (!strcmp(key, "sentinels")) {
+		if (p->redis_address_set)
+			return fail(p, "[redis] sentinels: address is set; they are alternatives");
+		return redis_list(p, key, v, false, &c->redis_sentinels);
+	} else if (!strcmp(key, "master_name")) {
+		if (!name_ok(v))
+			return fail(
+			    p, "[redis] master_name = \"%s\": expected [A-Za-z0-9._-]{1,64}", v);
+		set_str(&c->redis_master_name, v);
+	} else if (!strcmp(key, "sentinel_user")) {
+		set_str(&c->redis_sentinel_user, v);
+	} else if (!strcmp(key, "sentinel_password")) {
+		set_str(&c->redis_sentinel_password, v);
+	} else if (!strcmp(key, "address_map")) {
+		return redis_list(p, key, v, true, &c->redis_address_map);
 	} else if (!strcmp(key, "password")) {
 		set_str(&c->redis_password, v);
 	} else if (!strcmp(key, "user")) {
@@ -337,10 +377,39 @@ static int handle_redis(struct parse_ctx *p, const char *key, const char *v)
 		return num(p, "redis", key, v, 1, 1000, &c->max_deliveries) == 0;
 	} else if (!strcmp(key, "block_ms")) {
 		return num(p, "redis", key, v, 10, 60000, &c->block_ms) == 0;
+	} else if (!strcmp(key, "wait_replicas")) {
+		return num(p, "redis", key, v, 0, 64, &c->redis_wait_replicas) == 0;
+	} else if (!strcmp(key, "wait_timeout_ms")) {
+		return num(p, "redis", key, v, 1, 60000, &c->redis_wait_timeout_ms) == 0;
+	} else if (!strcmp(key, "tls_sidecar")) {
+		return boolean(p, "redis", key, v, &c->redis_tls_sidecar) == 0;
 	} else {
 		return fail(p, "[redis] unknown key \"%s\"", key);
 	}
 	return 1;
+}
+
+/* The [redis] checks that need the whole section. Returns 0 or -1 with *e. */
+static int validate_redis(const config *c, const char *name, err **e)
+{
+	if (c->redis_sentinels && !c->redis_master_name)
+		return err_set(e, 0, "%s: [redis] sentinels need master_name", name);
+	if (!c->redis_sentinels && c->redis_master_name)
+		return err_set(e, 0, "%s: [redis] master_name needs sentinels", name);
+	if (!c->redis_sentinels && c->redis_address_map)
+		return err_set(e, 0, "%s: [redis] address_map needs sentinels", name);
+	if (c->redis_wait_replicas > 0 && c->redis_wait_timeout_ms * 2 > c->redis_timeout_ms)
+		return err_set(
+		    e, 0,
+		    "%s: [redis] wait_timeout_ms (%lld) must be at most half of timeout_ms "
+		    "(%lld): commands queued behind a WAIT would time out",
+		    name, (long long)c->redis_wait_timeout_ms, (long long)c->redis_timeout_ms);
+	if (c->redis_tls_sidecar && c->redis_sentinels && !c->redis_address_map)
+		return err_set(e, 0,
+		               "%s: [redis] tls_sidecar with sentinels needs address_map (the "
+		               "sidecar's tunnel to every Redis server Sentinel may name)",
+		               name);
+	return 0;
 }
 
 static int handler(void *user, const char *section, const char *key, const char *v)
@@ -404,6 +473,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 /* Checks that need the whole file. Returns 0 or -1 with *e. */
 static int validate(const config *c, const char *name, err **e)
 {
+	if (validate_redis(c, name, e) < 0)
+		return -1;
 	if (c->n_enabled == 0)
 		return err_set(e, 0, "%s: [runtimes] enabled is empty", name);
 	if (!config_runtime_enabled(c, c->runtime_default)) {

@@ -9,7 +9,8 @@
 #include "common/err.h"
 #include "proto/proto.h"
 
-#define CONFIG_PATH_DEFAULT "/etc/aisp/aispd.conf"
+#define CONFIG_PATH_DEFAULT  "/etc/aisp/aispd.conf"
+#define CONFIG_MAX_SENTINELS 16
 
 typedef struct config_runtime {
 	char *name;     /* the section suffix: [runtime.NAME] */
@@ -39,10 +40,19 @@ typedef struct config {
 	int64_t heartbeat_ms;
 	int64_t drain_s;
 
-	/* [redis] */
-	char *redis_address; /* host:port or unix:/path */
+	/* [redis] (deploy/REDIS.md: Sentinel, WAIT, the TLS sidecar) */
+	char *redis_address;     /* host:port or unix:/path; unused with sentinels */
+	char **redis_sentinels;  /* NULL-terminated host:port list, or NULL: use address */
+	char *redis_master_name; /* the Sentinel master name (with sentinels only) */
+	char *redis_sentinel_user, *redis_sentinel_password; /* AUTH to the sentinels */
+	/* NULL-terminated pairs (announced host:port, local host:port): the tunnels a master
+	 * named by Sentinel is reached through; NULL: connect to what Sentinel names. */
+	char **redis_address_map;
 	char *redis_password;
 	char *redis_user;
+	int64_t redis_wait_replicas;   /* WAIT after each published result; 0: off */
+	int64_t redis_wait_timeout_ms; /* WAIT's timeout */
+	bool redis_tls_sidecar;        /* Redis is reached through a local TLS sidecar */
 	int64_t redis_timeout_ms;
 	int64_t result_ttl_s;
 	int64_t reclaim_ms;

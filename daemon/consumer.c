@@ -146,8 +146,10 @@ static void on_read(rconn *rc, redisReply *r, void *arg)
 	node *n = arg;
 	if (r && r->type == REDIS_REPLY_ERROR) {
 		log_error("XREADGROUP: %s", r->str);
-		if (rconn_reply_is_error(r, "NOGROUP"))
-			n->cons.group_ok = false;
+		/* NOGROUP, but also NOREPLICAS (a master below min-replicas-to-write, e.g. just
+		 * after a failover) or OOM: reading at once would spin on the error; the reclaim
+		 * tick retries through XGROUP CREATE. */
+		n->cons.group_ok = false;
 	} else if (r && r->type == REDIS_REPLY_ARRAY) {
 		for (size_t i = 0; i < r->elements; i++) {
 			const redisReply *s = r->element[i];
@@ -422,9 +424,16 @@ void consumer_start(node *n)
 	    .timeout_ms = c->redis_timeout_ms,
 	    .on_ready = on_rc_ready,
 	    .arg = n,
+	    .sentinels = (const char *const *)c->redis_sentinels,
+	    .master_name = c->redis_master_name,
+	    .sentinel_user = c->redis_sentinel_user,
+	    .sentinel_password = c->redis_sentinel_password,
+	    .address_map = (const char *const *)c->redis_address_map,
 	};
 	n->rc = rconn_new(n->base, &o);
 	n->host.rc = n->rc;
+	n->dur = durability_new(n->rc, c->redis_wait_replicas, c->redis_wait_timeout_ms, &n->m);
+	n->host.dur = n->dur;
 	o.name = "read";
 	o.on_ready = on_rd_ready;
 	o.on_lost = on_rd_lost;

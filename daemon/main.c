@@ -15,6 +15,7 @@
 #include "common/spawn.h"
 #include "common/util.h"
 #include "daemon/node.h"
+#include "daemon/sidecar.h"
 
 static void usage(FILE *f)
 {
@@ -48,7 +49,8 @@ static void serve(node *n)
 		event_add(sigs[i], NULL);
 	log_info("aispd %s node %s: %lld slots, runtimes %s, images %s, redis %s, http %s",
 	         AISP_VERSION, c->node_id, (long long)c->slots, n->runtimes_csv, n->images_csv,
-	         c->redis_address, c->http_listen[0] ? c->http_listen : "off");
+	         c->redis_sentinels ? "through Sentinel" : c->redis_address,
+	         c->http_listen[0] ? c->http_listen : "off");
 	consumer_start(n);
 	event_base_dispatch(base);
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
@@ -114,7 +116,7 @@ static int run(const config *cfg, bool check_only)
 	}
 	node *n = NULL;
 	int rc = 0;
-	if (node_new(&n, cfg, base, check_only, &e) < 0) {
+	if (node_new(&n, cfg, base, check_only, &e) < 0 || sidecar_check(cfg, check_only, &e) < 0) {
 		log_error("startup check failed: %s", err_msg(e));
 		rc = 1;
 	} else if (check_only) {

@@ -59,6 +59,12 @@ void metrics_render(const metrics *m, buf *out)
 	            "# TYPE aisp_dead_letters_total counter\naisp_dead_letters_total %llu\n",
 	            (unsigned long long)m->dead);
 	buf_appendf(out,
+	            "# HELP aisp_results_unreplicated_total Results published but not confirmed "
+	            "by wait_replicas replicas (WAIT timed out or failed).\n"
+	            "# TYPE aisp_results_unreplicated_total counter\n"
+	            "aisp_results_unreplicated_total %llu\n",
+	            (unsigned long long)m->unreplicated);
+	buf_appendf(out,
 	            "# HELP aisp_queue_lag_seconds Age of the oldest entry in the last read.\n"
 	            "# TYPE aisp_queue_lag_seconds gauge\naisp_queue_lag_seconds %.3f\n",
 	            m->queue_lag_s);

@@ -29,6 +29,7 @@ typedef struct metrics {
 	uint64_t handoffs;                   /* entries handed to a node that serves them */
 	uint64_t retries;                    /* sandbox_error retries */
 	uint64_t dead;                       /* entries dead-lettered */
+	uint64_t unreplicated;               /* published, not confirmed by WAIT */
 	double queue_lag_s;                  /* age of the oldest entry of the last read */
 	metrics_hist acquire, execute, publish;
 } metrics;

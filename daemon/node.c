@@ -394,6 +394,7 @@ node *node_free(node *n)
 	registry_deinit(n);
 	n->rc = rconn_free(n->rc);
 	n->rd = rconn_free(n->rd);
+	n->dur = durability_free(n->dur); /* after rc: its WAIT in flight has come back */
 	n->pool = pool_free(n->pool);
 	n->sbx = sandbox_ctx_free(n->sbx);
 	for (size_t i = 0; i < n->n_rts; i++)

@@ -52,6 +52,8 @@ typedef struct node {
 	struct event_base *base;
 	rconn *rc; /* commands: scripts, leases, registry */
 	rconn *rd; /* blocking XREADGROUP only (it would hold up everything else) */
+	/* WAIT after publishing (on rc) */
+	durability *dur;
 
 	sandbox_ctx *sbx;
 	pool *pool;

@@ -45,11 +45,12 @@ typedef enum tevent {
 	TE_TIMER,     /* the task's timer fired */
 	TE_RELEASE,   /* shutdown: give the entry back */
 	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>) */
+	TE_DURABLE,   /* WAIT after the publish came back (durability.h) */
 	TE__COUNT,
 } tevent;
 
 static const char *const event_names[TE__COUNT] = {
-    "start", "reply", "sandbox", "ran", "timer", "release", "cancel",
+    "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "durable",
 };
 
 typedef struct task_ev {
@@ -175,6 +176,14 @@ static void on_ran(sandbox *sb, const proto_output *out, const proto_usage *usag
 {
 	task *t = arg;
 	task_ev ev = {.kind = TE_RAN, .sb = sb, .out = out, .usage = usage};
+	task_step(t, &ev);
+	drop(t);
+}
+
+static void on_durable(void *arg, bool confirmed)
+{
+	task *t = arg;
+	task_ev ev = {.kind = TE_DURABLE};
 	task_step(t, &ev);
 	drop(t);
 }
@@ -321,6 +330,18 @@ static void publish(task *t)
 	send_publish(t, NULL);
 }
 
+/* Published (and, with [redis] wait_replicas, WAITed for: durability.h). */
+static void published(task *t, const task_ev *ev)
+{
+	metrics *m = t->h->m;
+	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
+	m->tasks[t->status]++;
+	m->tasks_done++;
+	log_info("task %s entry %s: published status=%s attempts=%d sequence=%llu", t->id, t->entry,
+	         proto_status_name(t->status), t->deliveries, (unsigned long long)t->sequence);
+	finish(t);
+}
+
 static void on_publish_reply(task *t, const task_ev *ev)
 {
 	metrics *m = t->h->m;
@@ -340,22 +361,27 @@ static void on_publish_reply(task *t, const task_ev *ev)
 		after(t, ms);
 		return;
 	}
-	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
-	if (ev->reply->integer == 1) {
-		m->tasks[t->status]++;
-		m->tasks_done++;
-		log_info("task %s entry %s: published status=%s attempts=%d", t->id, t->entry,
-		         proto_status_name(t->status), t->deliveries);
-	} else if (ev->reply->integer == 2) {
-		m->duplicates++;
-		log_info("task %s entry %s: rejected, but another entry runs this id: its result "
-		         "will reach this entry's reply stream; entry acknowledged",
-		         t->id, t->entry);
-	} else {
-		m->duplicates++;
-		log_info("task %s entry %s: a result already existed; entry acknowledged", t->id,
-		         t->entry);
+	if (ev->reply->integer == 1 && durability_enabled(t->h->dur)) {
+		_cleanup_free_ char *what =
+		    xasprintf("%s sequence=%llu", t->id, (unsigned long long)t->sequence);
+		durability_wait(t->h->dur, what, on_durable, hold(t)); /* then TE_DURABLE */
+		return;
 	}
+	if (ev->reply->integer == 1) {
+		published(t, ev);
+		return;
+	}
+	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
+	m->duplicates++;
+	if (ev->reply->integer == 2)
+		log_info("task %s entry %s: rejected, but another entry runs this id: its result "
+		         "will reach this entry's reply stream; entry acknowledged "
+		         "(sequence=%llu discarded)",
+		         t->id, t->entry, (unsigned long long)t->sequence);
+	else
+		log_info("task %s entry %s: a result already existed; entry acknowledged "
+		         "(sequence=%llu discarded)",
+		         t->id, t->entry, (unsigned long long)t->sequence);
 	finish(t);
 }
 
@@ -805,8 +831,10 @@ static const handler table[TS__COUNT][TE__COUNT] = {
         {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_RUN] =
         {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
-    [TS_PUBLISH] =
-        {[TE_REPLY] = on_publish_reply, [TE_TIMER] = send_publish, [TE_RELEASE] = release},
+    [TS_PUBLISH] = {[TE_REPLY] = on_publish_reply,
+                    [TE_TIMER] = send_publish,
+                    [TE_DURABLE] = published,
+                    [TE_RELEASE] = release},
     [TS_FAULT] = {[TE_REPLY] = on_pending_reply,
                   [TE_TIMER] = send_pending,
                   [TE_RELEASE] = release,

@@ -14,6 +14,7 @@
 
 #include "attest/attest.h"
 #include "common/err.h"
+#include "daemon/durability.h"
 #include "daemon/metrics.h"
 #include "daemon/redis.h"
 #include "pool/pool.h"
@@ -61,6 +62,8 @@ typedef struct task_host_ops {
 typedef struct task_host {
 	struct event_base *base;
 	rconn *rc; /* commands: scripts, acknowledgements, XPENDING/XCLAIM */
+	/* WAIT after a publish ([redis] wait_replicas); NULL: none */
+	durability *dur;
 	pool *pool;
 	metrics *m;
 	const char *node_id;

@@ -35,15 +35,25 @@ cleanup() {
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
-say "redis-server (embedded default, 127.0.0.1, own port and directory)"
+say "redis-server (deploy/redis.conf and its ACL users, 127.0.0.1, own port and directory)"
 rport=$(free_port)
 mkdir -p "$work/redis"
-redis-server --bind 127.0.0.1 --port "$rport" --dir "$work/redis" --save "" --appendonly no \
-	--protected-mode yes >"$work/redis.log" 2>&1 &
+# deploy/redis.conf with a fresh password for each of its users (the node logs in as
+# aisp-node, aisp as aisp-scheduler; default is the operator's); no replica here, so no
+# min-replicas-to-write, and no persistence for a throwaway server
+pw() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
+node_pw=$(pw) sched_pw=$(pw) admin_pw=$(pw)
+sed -e "s/>change-me-node />$node_pw /" -e "s/>change-me-scheduler />$sched_pw /" \
+	-e "s/>change-me-admin />$admin_pw /" -e "s/>change-me-\([a-z]*\) />$(pw)-\1 /" \
+	deploy/redis.conf >"$work/redis.conf"
+chmod 0600 "$work/redis.conf"
+redis-server "$work/redis.conf" --bind 127.0.0.1 --port "$rport" --dir "$work/redis" --save "" \
+	--appendonly no --min-replicas-to-write 0 >"$work/redis.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$rport" ping
-export AISP_REDIS=127.0.0.1:$rport
+admin() { redis-cli -p "$rport" --user default --pass "$admin_pw" --no-auth-warning "$@"; }
+for _ in $(seq 100); do admin ping >/dev/null 2>&1 && break; sleep 0.1; done
+admin ping
+export AISP_REDIS=127.0.0.1:$rport AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=$sched_pw
 
 say "node key and aispd"
 "$aisp" keygen --out "$work/key"
@@ -58,6 +68,8 @@ key = $work/key/private.pem
 agent = $root/build/sandbox/agent/aisp-agent
 [redis]
 address = 127.0.0.1:$rport
+user = aisp-node
+password = $node_pw
 [runtimes]
 default = runsc
 enabled = runsc, runc
@@ -97,4 +109,6 @@ def main(args):
 say "the node"
 "$aisp" nodes
 curl -fs "http://127.0.0.1:$hport/metrics" | grep -E '^aisp_tasks_total' || true
+say "what Redis refused the aisp users (ACL LOG; aisp nodes may not drop expired ids)"
+admin ACL LOG 10 | grep -A1 -E '^(username|object)$' | grep -vE '^(username|object|--)$' | paste - - || true
 say "done: stopping aispd and redis-server"

@@ -137,12 +137,28 @@ prints() {
 
 REDIS_PORT=$(free_port)
 export AISP_REDIS=127.0.0.1:$REDIS_PORT
-R() { redis-cli -p "$REDIS_PORT" "$@"; }
+# REDIS_ACL=1 (set before redis_start): the server runs deploy/redis.conf (its ACL users; no
+# min-replicas-to-write for a server without replicas), R logs in as the operator (default),
+# node_conf logs nodes in as aisp-node and aisp (submit, wait, ...) runs as aisp-scheduler.
+# The passwords are the ones deploy/redis.conf ships.
+REDIS_ACL=${REDIS_ACL:-}
+NL_REDIS_ACL= # set by redis_start (REDIS_ACL may be given to that call only)
+REDIS_CONF=${AISP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/deploy/redis.conf
+NL_REDIS_AUTH=()
+R() { redis-cli -p "$REDIS_PORT" "${NL_REDIS_AUTH[@]}" "$@"; }
 redis_up() { [ "$(R PING 2>/dev/null)" = PONG ]; }
 # redis_start: on REDIS_PORT, its own dir, AOF fsync always (a restart keeps the results).
 redis_start() {
+	local conf=()
 	mkdir -p "$NL_TMP/redis"
-	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$NL_TMP/redis" --save '' \
+	if [ -n "$REDIS_ACL" ]; then
+		cp "$REDIS_CONF" "$NL_TMP/redis/redis.conf" # the server may rewrite its file
+		conf=("$NL_TMP/redis/redis.conf" --min-replicas-to-write 0)
+		NL_REDIS_ACL=1
+		NL_REDIS_AUTH=(--user default --pass change-me-admin --no-auth-warning)
+		export AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=change-me-scheduler
+	fi
+	redis-server "${conf[@]}" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$NL_TMP/redis" --save '' \
 		--appendonly yes --appendfsync always --logfile "$NL_TMP/redis/log" >/dev/null 2>&1 &
 	REDIS_PID=$!
 	wait_for 10 redis_up || bail "redis-server did not start on port $REDIS_PORT"
@@ -169,7 +185,8 @@ node_run_dir() { echo "$NL_TMP/node-$1/run"; }
 # node_conf NAME: writes NAME's config. Knobs (environment): SLOTS (2), RT_DEFAULT (runc),
 # RT_ENABLED (runc, runsc), POOL (lines of [pool]), LIMITS (lines of [limits]), RECLAIM_MS
 # (3000), MAX_DELIVERIES (3), HTTP_PORT (empty: no HTTP), NODE_AGENT, NODE_STORE, STATE_DIR,
-# EXTRA_SECTIONS (appended verbatim).
+# NODE_REDIS (the [redis] lines saying where Redis is and how to log in; default: REDIS_PORT,
+# as aisp-node with REDIS_ACL), EXTRA_SECTIONS (appended verbatim).
 node_conf() {
 	local name=$1 d
 	d=$(node_dir "$1")
@@ -187,7 +204,9 @@ log_level = debug
 heartbeat_ms = 500
 drain_s = 5
 [redis]
-address = 127.0.0.1:$REDIS_PORT
+${NODE_REDIS:-address = 127.0.0.1:$REDIS_PORT${NL_REDIS_ACL:+
+user = aisp-node
+password = change-me-node}}
 reclaim_ms = ${RECLAIM_MS:-3000}
 max_deliveries = ${MAX_DELIVERIES:-3}
 timeout_ms = 2000

@@ -222,6 +222,84 @@ static void test_validation(void **state)
 	             "t.conf: [pool] kata/default/python: runtime \"kata\" is not enabled");
 }
 
+/* [redis] Sentinel, WAIT and the TLS sidecar (issue 23). */
+static void test_redis_sentinel(void **state)
+{
+	config c;
+	char *m = load(&c, "[redis]\n"
+	                   "sentinels = 10.0.0.1:26379, [::1]:26380 10.0.0.3:26379\n"
+	                   "master_name = aisp\n"
+	                   "sentinel_password = sp\n"
+	                   "address_map = 10.0.0.5:6379->127.0.0.1:16379, "
+	                   "10.0.0.6:6379->unix:/run/aisp/redis-b.sock\n"
+	                   "wait_replicas = 1\n"
+	                   "wait_timeout_ms = 250\n"
+	                   "tls_sidecar = yes\n");
+	if (m)
+		fail_msg("%s", m);
+	assert_string_equal(c.redis_sentinels[0], "10.0.0.1:26379");
+	assert_string_equal(c.redis_sentinels[1], "[::1]:26380");
+	assert_string_equal(c.redis_sentinels[2], "10.0.0.3:26379");
+	assert_null(c.redis_sentinels[3]);
+	assert_string_equal(c.redis_master_name, "aisp");
+	assert_string_equal(c.redis_sentinel_password, "sp");
+	assert_null(c.redis_sentinel_user);
+	assert_string_equal(c.redis_address_map[0], "10.0.0.5:6379");
+	assert_string_equal(c.redis_address_map[1], "127.0.0.1:16379");
+	assert_string_equal(c.redis_address_map[2], "10.0.0.6:6379");
+	assert_string_equal(c.redis_address_map[3], "unix:/run/aisp/redis-b.sock");
+	assert_null(c.redis_address_map[4]);
+	assert_int_equal(c.redis_wait_replicas, 1);
+	assert_int_equal(c.redis_wait_timeout_ms, 250);
+	assert_true(c.redis_tls_sidecar);
+	config_deinit(&c);
+
+	config_defaults(&c);
+	assert_null(c.redis_sentinels);
+	assert_int_equal(c.redis_wait_replicas, 0);
+	assert_int_equal(c.redis_wait_timeout_ms, 1000);
+	assert_false(c.redis_tls_sidecar);
+	config_deinit(&c);
+
+	expect_error("[redis]\naddress = 127.0.0.1:6379\nsentinels = 127.0.0.1:26379\n",
+	             "t.conf:3: [redis] sentinels: address is set; they are alternatives");
+	expect_error("[redis]\nsentinels = 127.0.0.1:26379\naddress = 127.0.0.1:6379\n",
+	             "t.conf:3: [redis] address: sentinels are set; they are alternatives");
+	expect_error("[redis]\nsentinels = 127.0.0.1:26379\n",
+	             "t.conf: [redis] sentinels need master_name");
+	expect_error("[redis]\nmaster_name = aisp\n",
+	             "t.conf: [redis] master_name needs sentinels");
+	expect_error("[redis]\nsentinels = unix:/x\n",
+	             "t.conf:2: [redis] sentinels: \"unix:/x\": expected host:port");
+	expect_error("[redis]\nsentinels = , ,\n",
+	             "t.conf:2: [redis] sentinels: \", ,\": no address");
+	expect_error("[redis]\nsentinels = h:1 h:2 h:3 h:4 h:5 h:6 h:7 h:8 h:9 h:10 h:11 h:12 h:13 "
+	             "h:14 h:15 h:16 h:17\n",
+	             "t.conf:2: [redis] sentinels: more than 16 addresses");
+	expect_error("[redis]\nmaster_name = a b\n",
+	             "t.conf:2: [redis] master_name = \"a b\": expected [A-Za-z0-9._-]{1,64}");
+	expect_error("[redis]\naddress_map = 10.0.0.5:6379\n",
+	             "t.conf:2: [redis] address_map: \"10.0.0.5:6379\": expected announced->local "
+	             "(like 10.0.0.5:6379->127.0.0.1:16379)");
+	expect_error(
+	    "[redis]\naddress_map = 10.0.0.5:6379->nowhere\n",
+	    "t.conf:2: [redis] address_map: \"nowhere\": expected host:port or unix:/path");
+	expect_error("[redis]\naddress_map = a:1->b:2\n",
+	             "t.conf: [redis] address_map needs sentinels");
+	expect_error("[redis]\nsentinels = a:1\nmaster_name = m\ntls_sidecar = yes\n",
+	             "t.conf: [redis] tls_sidecar with sentinels needs address_map (the sidecar's "
+	             "tunnel to every Redis server Sentinel may name)");
+	expect_error("[redis]\nwait_replicas = -1\n",
+	             "t.conf:2: [redis] wait_replicas = \"-1\": out of range 0..64");
+	expect_error("[redis]\nwait_timeout_ms = 0\n",
+	             "t.conf:2: [redis] wait_timeout_ms = \"0\": out of range 1..60000");
+	expect_error("[redis]\nwait_replicas = 1\nwait_timeout_ms = 1500\n",
+	             "t.conf: [redis] wait_timeout_ms (1500) must be at most half of timeout_ms "
+	             "(2000): commands queued behind a WAIT would time out");
+	expect_error("[redis]\ntls_sidecar = maybe\n",
+	             "t.conf:2: [redis] tls_sidecar = \"maybe\": expected true or false");
+}
+
 static void test_missing_file(void **state)
 {
 	config c;
@@ -258,6 +336,10 @@ static void test_example_is_defaults(void **state)
 	assert_int_equal(c.heartbeat_ms, d.heartbeat_ms);
 	assert_int_equal(c.drain_s, d.drain_s);
 	assert_string_equal(c.redis_address, d.redis_address);
+	assert_null(c.redis_sentinels);
+	assert_int_equal(c.redis_wait_replicas, d.redis_wait_replicas);
+	assert_int_equal(c.redis_wait_timeout_ms, d.redis_wait_timeout_ms);
+	assert_int_equal(c.redis_tls_sidecar, d.redis_tls_sidecar);
 	assert_int_equal(c.redis_timeout_ms, d.redis_timeout_ms);
 	assert_int_equal(c.result_ttl_s, d.result_ttl_s);
 	assert_int_equal(c.reclaim_ms, d.reclaim_ms);
@@ -325,10 +407,15 @@ static void test_render(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_errors),       cmocka_unit_test(test_validation),
-	    cmocka_unit_test(test_missing_file), cmocka_unit_test(test_example_is_defaults),
-	    cmocka_unit_test(test_histogram),    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_validation),
+	    cmocka_unit_test(test_redis_sentinel),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_example_is_defaults),
+	    cmocka_unit_test(test_histogram),
+	    cmocka_unit_test(test_render),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
