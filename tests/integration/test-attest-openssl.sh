@@ -1,36 +1,30 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Verifies the golden attestation in attest/testdata/ with no project binary: only openssl,
 # sha256sum, base64, jq (to read JSON fields), od/wc and shell printf/arithmetic, following
 # attest/ATTESTATION.md section by section. Proves the spec is complete enough to re-implement.
 # Usage: test-attest-openssl.sh [TESTDATA_DIR]   (TAP output)
-set -eu
+# `set -e`: every step here is a computation the checks depend on; a failing one ends the suite
+# (no plan: meson reports an error), a failing check does not.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/host.sh"
 
 DATA=${1:-${AISP_SOURCE_ROOT:-$(dirname "$0")/../..}/attest/testdata}
 RESULT=$DATA/result.json
 TASK=$DATA/task.json
 PUB=$DATA/test-pub.pem
 EXPECTED=$DATA/expected.txt
-W=$(mktemp -d /tmp/test-attest-openssl.XXXXXX)
-trap 'rm -rf "$W"' EXIT INT TERM
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-# check NAME GOT WANT
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
-}
+W=$TEST_TMP
 expected() { sed -n "s/^$1 //p" "$EXPECTED"; }
 hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
 digest() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
 
 # ---- section 2: one field = tag NUL u64be(len) value; value from a file ----
-u64be() { # (no local variables in POSIX sh: _b is this function's own)
-	_b=7
-	while [ $_b -ge 0 ]; do
-		printf "\\$(printf %03o $((($1 >> (8 * _b)) & 255)))"
-		_b=$((_b - 1))
+u64be() {
+	local b=7
+	while [ $b -ge 0 ]; do
+		printf "\\$(printf %03o $((($1 >> (8 * b)) & 255)))"
+		b=$((b - 1))
 	done
 }
 field_file() { # TAG FILE
@@ -47,12 +41,12 @@ field() { # TAG STRING
 jq -r '.attestation.payload' "$RESULT" | base64 -d >"$W/stmt.bin"
 jq -r '.attestation.signatures[0].sig' "$RESULT" | base64 -d >"$W/sig.bin"
 TYPE=$(jq -r '.attestation.payloadType' "$RESULT")
-check "payloadType" "$TYPE" "application/vnd.in-toto+json"
+is "payloadType" "$TYPE" "application/vnd.in-toto+json"
 {
 	printf 'DSSEv1 %d %s %d ' "${#TYPE}" "$TYPE" "$(wc -c <"$W/stmt.bin")"
 	cat "$W/stmt.bin"
 } >"$W/pae.bin"
-check "PAE bytes" "$(hex "$W/pae.bin")" "$(expected pae_hex)"
+is "PAE bytes" "$(hex "$W/pae.bin")" "$(expected pae_hex)"
 if openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$W/pae.bin" \
 	-sigfile "$W/sig.bin" >/dev/null 2>&1; then
 	ok "Ed25519 signature verifies over the PAE"
@@ -69,16 +63,16 @@ else
 fi
 openssl pkey -pubin -in "$PUB" -outform DER >"$W/pub.der"
 KEYID=$(digest "$W/pub.der")
-check "keyid is SHA-256 of the DER SubjectPublicKeyInfo" \
+is "keyid is SHA-256 of the DER SubjectPublicKeyInfo" \
 	"$(jq -r '.attestation.signatures[0].keyid' "$RESULT")" "$KEYID"
-check "key_id in expected.txt" "$KEYID" "$(expected key_id)"
+is "key_id in expected.txt" "$KEYID" "$(expected key_id)"
 
 S="$W/stmt.bin"
 P() { jq -j ".predicate | $1" "$S"; }
-check "statement _type" "$(jq -r '._type' "$S")" "https://in-toto.io/Statement/v1"
-check "predicateType" "$(jq -r '.predicateType' "$S")" \
+is "statement _type" "$(jq -r '._type' "$S")" "https://in-toto.io/Statement/v1"
+is "predicateType" "$(jq -r '.predicateType' "$S")" \
 	"https://aisp.dev/attestation/execution/v1"
-check "metadata.key_id" "$(P .metadata.key_id)" "$KEYID"
+is "metadata.key_id" "$(P .metadata.key_id)" "$KEYID"
 
 # A string or bytes field of a result/task document into a file: NAME or NAME_b64.
 doc_bytes() { # FILE NAME OUT
@@ -93,15 +87,15 @@ doc_bytes() { # FILE NAME OUT
 # byte but NUL, so they go through files, never through word splitting). Keeps each file's
 # content as $W/PREFIX.N (N in sorted order) for the subject checks.
 files_fields() { # FILE PREFIX
-	_n=$(jq -j '.files // [] | length' "$1")
-	_i=0
-	while [ $_i -lt "$_n" ]; do
-		jq -j --argjson i $_i '.files | sort_by(.path)[$i].path' "$1" >"$W/$2.path.$_i"
-		jq -j --argjson i $_i '.files | sort_by(.path)[$i].content_b64' "$1" |
-			base64 -d >"$W/$2.$_i"
-		field_file file.path "$W/$2.path.$_i"
-		field_file file.data "$W/$2.$_i"
-		_i=$((_i + 1))
+	local n i=0
+	n=$(jq -j '.files // [] | length' "$1")
+	while [ $i -lt "$n" ]; do
+		jq -j --argjson i $i '.files | sort_by(.path)[$i].path' "$1" >"$W/$2.path.$i"
+		jq -j --argjson i $i '.files | sort_by(.path)[$i].content_b64' "$1" |
+			base64 -d >"$W/$2.$i"
+		field_file file.path "$W/$2.path.$i"
+		field_file file.data "$W/$2.$i"
+		i=$((i + 1))
 	done
 }
 
@@ -125,10 +119,10 @@ files_fields() { # FILE PREFIX
 	field files "$(jq -j '.files // [] | length' "$TASK")"
 	files_fields "$TASK" task
 } >"$W/input.bin"
-check "input encoding" "$(hex "$W/input.bin")" "$(expected input_encoding_hex)"
+is "input encoding" "$(hex "$W/input.bin")" "$(expected input_encoding_hex)"
 INPUT=$(digest "$W/input.bin")
-check "input_digest (statement)" "$(P .input_digest)" "$INPUT"
-check "input_digest (expected.txt)" "$INPUT" "$(expected input_digest)"
+is "input_digest (statement)" "$(P .input_digest)" "$INPUT"
+is "input_digest (expected.txt)" "$INPUT" "$(expected input_digest)"
 
 # ---- section 4: output encoding, and the subjects ----
 doc_bytes "$RESULT" stdout "$W/stdout"
@@ -145,24 +139,24 @@ jq -j 'if .return_value == null then "" else (.return_value | tojson) end' "$RES
 	field files_truncated "$(jq -j '.files_truncated // false' "$RESULT")"
 	field_file return_value "$W/rv"
 } >"$W/output.bin"
-check "output encoding" "$(hex "$W/output.bin")" "$(expected output_encoding_hex)"
+is "output encoding" "$(hex "$W/output.bin")" "$(expected output_encoding_hex)"
 OUTPUT=$(digest "$W/output.bin")
-check "output_digest (statement)" "$(P .result.output_digest)" "$OUTPUT"
-check "output_digest (expected.txt)" "$OUTPUT" "$(expected output_digest)"
+is "output_digest (statement)" "$(P .result.output_digest)" "$OUTPUT"
+is "output_digest (expected.txt)" "$OUTPUT" "$(expected output_digest)"
 subject() { jq -r --arg n "$1" '.subject[] | select(.name == $n) | .digest.sha256' "$S"; }
 i=0
 while [ $i -lt "$(jq -j '.files // [] | length' "$RESULT")" ]; do
 	p=$(cat "$W/out.path.$i")
-	check "subject out/$p" "$(subject "out/$p")" "$(sha256sum "$W/out.$i" | cut -d' ' -f1)"
+	is "subject out/$p" "$(subject "out/$p")" "$(sha256sum "$W/out.$i" | cut -d' ' -f1)"
 	i=$((i + 1))
 done
-check "subject stdout" "$(subject stdout)" "$(sha256sum "$W/stdout" | cut -d' ' -f1)"
-check "subject stderr" "$(subject stderr)" "$(sha256sum "$W/stderr" | cut -d' ' -f1)"
+is "subject stdout" "$(subject stdout)" "$(sha256sum "$W/stdout" | cut -d' ' -f1)"
+is "subject stderr" "$(subject stderr)" "$(sha256sum "$W/stderr" | cut -d' ' -f1)"
 if [ -s "$W/rv" ]; then
-	check "subject return_value" "$(subject return_value)" \
+	is "subject return_value" "$(subject return_value)" \
 		"$(sha256sum "$W/rv" | cut -d' ' -f1)"
 fi
-check "subject count" "$(jq -j '.subject | length' "$S")" \
+is "subject count" "$(jq -j '.subject | length' "$S")" \
 	"$((2 + $(jq -j '.files // [] | length' "$RESULT") + $([ -s "$W/rv" ] && echo 1 || echo 0)))"
 
 # ---- section 5: exit encoding (from the result; it must equal the statement's) ----
@@ -175,12 +169,12 @@ status=$(jq -j .status "$RESULT")
 	field exit_code "$code"
 	field signal "$sig"
 } >"$W/exit.bin"
-check "exit encoding" "$(hex "$W/exit.bin")" "$(expected exit_encoding_hex)"
-check "result.status" "$(P .result.status)" "$status"
-check "result.exit_code" "$(P 'if .result.exit_code == null then "" else .result.exit_code end')" \
+is "exit encoding" "$(hex "$W/exit.bin")" "$(expected exit_encoding_hex)"
+is "result.status" "$(P .result.status)" "$status"
+is "result.exit_code" "$(P 'if .result.exit_code == null then "" else .result.exit_code end')" \
 	"$code"
-check "result.signal" "$(P 'if .result.signal == 0 then "" else .result.signal end')" "$sig"
-check "image_digest" "$(P .image_digest)" "$(jq -j .image_digest "$RESULT")"
+is "result.signal" "$(P 'if .result.signal == 0 then "" else .result.signal end')" "$sig"
+is "image_digest" "$(P .image_digest)" "$(jq -j .image_digest "$RESULT")"
 
 # ---- section 6: environment encoding, from the statement's pair list ----
 {
@@ -196,10 +190,10 @@ check "image_digest" "$(P .image_digest)" "$(jq -j .image_digest "$RESULT")"
 		i=$((i + 1))
 	done
 } >"$W/env.bin"
-check "environment encoding" "$(hex "$W/env.bin")" "$(expected environment_encoding_hex)"
+is "environment encoding" "$(hex "$W/env.bin")" "$(expected environment_encoding_hex)"
 ENVD=$(digest "$W/env.bin")
-check "environment_digest (statement)" "$(P .environment_digest)" "$ENVD"
-check "environment_digest (expected.txt)" "$ENVD" "$(expected environment_digest)"
+is "environment_digest (statement)" "$(P .environment_digest)" "$ENVD"
+is "environment_digest (expected.txt)" "$ENVD" "$(expected environment_digest)"
 
 # ---- section 7: execution digest ----
 {
@@ -211,14 +205,13 @@ check "environment_digest (expected.txt)" "$ENVD" "$(expected environment_digest
 	field environment "$ENVD"
 } >"$W/exec.bin"
 EXEC=$(digest "$W/exec.bin")
-check "execution_digest (statement)" "$(P .execution_digest)" "$EXEC"
-check "execution_digest (result)" "$(jq -j .execution_digest "$RESULT")" "$EXEC"
-check "execution_digest (expected.txt)" "$EXEC" "$(expected execution_digest)"
+is "execution_digest (statement)" "$(P .execution_digest)" "$EXEC"
+is "execution_digest (result)" "$(jq -j .execution_digest "$RESULT")" "$EXEC"
+is "execution_digest (expected.txt)" "$EXEC" "$(expected execution_digest)"
 
 # ---- section 10: the attestation digest ----
-check "attestation_digest" "$(digest "$S")" "$(expected attestation_digest)"
-check "metadata.sequence" "$(P .metadata.sequence)" 2
-check "metadata.node_id" "$(P .metadata.node_id)" "$(jq -j .node "$RESULT")"
+is "attestation_digest" "$(digest "$S")" "$(expected attestation_digest)"
+is "metadata.sequence" "$(P .metadata.sequence)" 2
+is "metadata.node_id" "$(P .metadata.node_id)" "$(jq -j .node "$RESULT")"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing
