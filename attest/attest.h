@@ -83,6 +83,20 @@ void attest_execution_digest(const char *image_digest, const char *input_digest,
                              const char *output_digest, const void *exit_enc, size_t exit_len,
                              const char *environment_digest, char out[ATTEST_DIGEST_LEN]);
 
+/* The digests of one run (ATTESTATION.md, "Execution digest"), composed in this one place for
+ * the node and for local runs (aisp run, aisp verify --replay). */
+typedef struct attest_digests {
+	char input[ATTEST_DIGEST_LEN]; /* "" when the task never parsed */
+	char output[ATTEST_DIGEST_LEN];
+	char environment[ATTEST_DIGEST_LEN];
+	char execution[ATTEST_DIGEST_LEN];
+} attest_digests;
+
+/* Computes every digest of a run: task NULL gives an empty input digest, image_digest NULL an
+ * empty image digest. Returns 0, or -1 with *e (duplicate environment keys). */
+int attest_compute_digests(const char *image_digest, const proto_task *task, const proto_output *o,
+                           const proto_env *env, size_t n_env, attest_digests *out, err **e);
+
 /* ---- signing ---- */
 
 /* Everything one attestation is made of. All borrowed. */
@@ -149,3 +163,103 @@ int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e);
 int attest_chain_save(int dirfd, const char *name, const attest_chain *c, err **e);
 /* Records a signed attestation: previous = digest, sequence = its sequence. */
 void attest_chain_advance(attest_chain *c, const char *attestation_digest, uint64_t sequence);
+
+/* ---- age: encryption to X25519 recipients (C2SP age v1; attest/AGE.md) ----
+ * The node's encryption identity and the sealing of byte strings in the age format, both ways
+ * compatible with the stock `age` command. Binary and ASCII-armored files; no passphrases,
+ * plugins or post-quantum recipients. Everything is in memory and bounded. */
+
+#define ATTEST_AGE_IDENTITY_LEN      74            /* "AGE-SECRET-KEY-1" + 58 bech32 characters */
+#define ATTEST_AGE_RECIPIENT_LEN     62            /* "age1" + 58 bech32 characters */
+#define ATTEST_AGE_STANZA_MAX        128           /* recipient stanzas in one header */
+#define ATTEST_AGE_HEADER_MAX        (256u * 1024) /* bytes of one header */
+#define ATTEST_AGE_INPUT_MAX         (256u * 1024 * 1024) /* default maximum input to decrypt */
+#define ATTEST_AGE_IDENTITY_FILE_MAX (64u * 1024)
+#define ATTEST_AGE_KEY_FILE          "age.key" /* written by attest_age_identity_write_pair() */
+#define ATTEST_AGE_PUB_FILE          "age.pub"
+
+/* An X25519 identity (the secret key). Opaque; its secret is wiped when freed. */
+typedef struct attest_age_identity attest_age_identity;
+/* An X25519 recipient: the public point. */
+typedef struct attest_age_recipient {
+	uint8_t key[32];
+} attest_age_recipient;
+
+/* Creates a fresh identity. Returns 0, or -1 with *e. */
+int attest_age_identity_generate(attest_age_identity **out, err **e);
+/* Parses one "AGE-SECRET-KEY-1..." string (upper case, nothing around it). 0, or -1 with *e. */
+int attest_age_identity_parse(attest_age_identity **out, const char *text, err **e);
+/* The identity's text into out (secret: wipe it with OPENSSL_cleanse after use). */
+void attest_age_identity_format(const attest_age_identity *id,
+                                char out[ATTEST_AGE_IDENTITY_LEN + 1]);
+/* The identity's recipient. */
+void attest_age_identity_recipient(const attest_age_identity *id, attest_age_recipient *out);
+/* Frees an identity (wiping its secret); NULL is fine. Returns NULL. */
+attest_age_identity *attest_age_identity_free(attest_age_identity *id);
+/* Frees ids[0..n) and the array. Returns NULL. */
+attest_age_identity **attest_age_identities_free(attest_age_identity **ids, size_t n);
+
+/* Parses an identity file in age-keygen's format: lines ending in LF (CRLF accepted), empty
+ * lines and lines starting with '#' ignored, every other line one identity; at least one.
+ * *ids is caller-owned (attest_age_identities_free). Returns 0, or -1 with *e ("line N: ..."). */
+int attest_age_identities_parse(const char *text, size_t len, attest_age_identity ***ids, size_t *n,
+                                err **e);
+/* Reads and parses an identity file. Refuses a symlink, a file that is not regular, larger than
+ * ATTEST_AGE_IDENTITY_FILE_MAX, or accessible by group or others. 0, or -1 with *e. */
+int attest_age_identities_load(const char *path, attest_age_identity ***ids, size_t *n, err **e);
+/* Loads a file that must hold exactly one identity (the node's DIR/age.key). */
+int attest_age_identity_load(const char *path, attest_age_identity **out, err **e);
+/* Writes DIR/age.key (0600, age-keygen's format: "# created", "# public key" and the identity)
+ * and DIR/age.pub (0644, the recipient and LF), each atomically (write_file_at). Without force
+ * an existing file is an error and nothing is written. Returns 0, or -1 with *e. */
+int attest_age_identity_write_pair(const attest_age_identity *id, const char *dir, bool force,
+                                   err **e);
+
+/* Parses one "age1..." recipient (lower case). Returns 0, or -1 with *e naming what is wrong
+ * (checksum, an unsupported type such as age1pq1..., the length). */
+int attest_age_recipient_parse(attest_age_recipient *out, const char *text, err **e);
+/* The recipient's "age1..." text into out. */
+void attest_age_recipient_format(const attest_age_recipient *r,
+                                 char out[ATTEST_AGE_RECIPIENT_LEN + 1]);
+
+/* Encrypts p[0..n) to recipients r[0..n_r) (1 <= n_r <= ATTEST_AGE_STANZA_MAX) as a binary
+ * age file, or ASCII-armored with armor. *out (caller frees) holds *out_len bytes. Returns 0,
+ * or -1 with *e. */
+int attest_age_encrypt(const void *p, size_t n, const attest_age_recipient *r, size_t n_r,
+                       bool armor, uint8_t **out, size_t *out_len, err **e);
+
+/* Why a decryption failed: the classes of the age test vectors, plus the size limit. */
+typedef enum attest_age_failure {
+	ATTEST_AGE_OK = 0,
+	ATTEST_AGE_FAIL_LIMIT,    /* larger than the maximum; nothing was parsed */
+	ATTEST_AGE_FAIL_ARMOR,    /* the ASCII armor is malformed */
+	ATTEST_AGE_FAIL_HEADER,   /* the header (or a stanza for our type, or the nonce) is bad */
+	ATTEST_AGE_FAIL_NO_MATCH, /* no identity unwraps any stanza */
+	ATTEST_AGE_FAIL_HMAC,     /* the header MAC does not match: the header was changed */
+	ATTEST_AGE_FAIL_PAYLOAD,  /* a chunk failed authentication, is missing, or data trails */
+} attest_age_failure;
+
+typedef enum attest_age_armor {
+	ATTEST_AGE_ARMOR_AUTO = 0, /* armored when it starts (after whitespace) with BEGIN */
+	ATTEST_AGE_ARMOR_REQUIRE,
+	ATTEST_AGE_ARMOR_REFUSE,
+} attest_age_armor;
+
+typedef struct attest_age_decrypt_opts {
+	size_t max_size; /* the largest input accepted; 0: ATTEST_AGE_INPUT_MAX */
+	attest_age_armor armor;
+	/* false (what the node uses): all or nothing, *out is NULL after any failure.
+	 * true: after a payload failure *out holds the plaintext of the chunks that authenticated
+	 * before it, in order (what a streaming reader would have released). */
+	bool release_prefix;
+} attest_age_decrypt_opts;
+
+/* Decrypts the age file in[0..len) with identities ids[0..n_ids): *out (caller frees; wipe it
+ * with OPENSSL_cleanse when it is secret) holds *out_len bytes of plaintext. opts may be NULL
+ * (the defaults). Returns 0, or -1 with *e ("age: ...") and, when why is not NULL, the class
+ * of the failure in *why. */
+int attest_age_decrypt(const void *in, size_t len, attest_age_identity *const *ids, size_t n_ids,
+                       const attest_age_decrypt_opts *opts, uint8_t **out, size_t *out_len,
+                       attest_age_failure *why, err **e);
+/* The class's name as in the vectors ("header failure", "no match", ...; "success"). */
+const char *attest_age_failure_name(attest_age_failure f);

@@ -189,3 +189,20 @@ void attest_execution_digest(const char *image_digest, const char *input_digest,
 	attest_sha256_str(b.data, b.len, out);
 	buf_deinit(&b);
 }
+
+int attest_compute_digests(const char *image_digest, const proto_task *task, const proto_output *o,
+                           const proto_env *env, size_t n_env, attest_digests *out, err **e)
+{
+	out->input[0] = '\0';
+	if (task)
+		attest_input_digest(task, out->input);
+	attest_output_digest(o, out->output);
+	if (attest_environment_digest(env, n_env, out->environment, e) < 0)
+		return -1;
+	buf ex = BUF_INIT;
+	attest_exit_encoding(o->status, o->exit_code, o->signal, &ex);
+	attest_execution_digest(image_digest, out->input, out->output, ex.data, ex.len,
+	                        out->environment, out->execution);
+	buf_deinit(&ex);
+	return 0;
+}

@@ -30,11 +30,12 @@ int jg_take(jg *j, char **out, size_t *len, err **e);
 /* The statement's subject array for an output. */
 void attest_subjects(jg *j, const proto_output *o);
 
-/* Standard base64 with padding, no line breaks. Caller frees. */
-char *attest_b64_encode(const void *p, size_t n);
-/* Strict decoding (alphabet, length a multiple of 4, padding only at the end). Returns the
- * bytes (caller frees, NUL added after them) and their count, or NULL. */
-uint8_t *attest_b64_decode(const char *s, size_t *n);
+/* The first queued OpenSSL error as text (and the queue cleared). Static storage. */
+const char *attest_ossl_reason(void);
+
+/* Reads a key file of at most max bytes through one fd (so the checked file is the read file):
+ * not a symlink, a regular file, and with secret not accessible by group or others. */
+int attest_read_secret_file(const char *path, bool secret, size_t max, buf *out, err **e);
 
 /* A function-mode return value as it is hashed: the JSON text re-generated compactly (key
  * order, number text and string contents kept; the form a result document carries), or the

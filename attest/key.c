@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 
 #include "attest/attest.h"
+#include "attest/internal.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -28,8 +29,7 @@ DEFINE_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free)
 DEFINE_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free)
 DEFINE_CLEANUP_FUNC(attest_key *, attest_key_free)
 
-/* The first queued OpenSSL error as text (and the queue cleared). */
-static const char *ossl_reason(void)
+const char *attest_ossl_reason(void)
 {
 	unsigned long code = ERR_get_error();
 	ERR_clear_error();
@@ -44,7 +44,7 @@ static int key_wrap(attest_key **out, EVP_PKEY **pkey, bool priv, err **e)
 	unsigned char *der = NULL;
 	int n = i2d_PUBKEY(*pkey, &der);
 	if (n <= 0)
-		return err_set(e, 0, "encode public key: %s", ossl_reason());
+		return err_set(e, 0, "encode public key: %s", attest_ossl_reason());
 	attest_key *k = xzalloc(sizeof(*k));
 	attest_sha256_str(der, (size_t)n, k->id);
 	OPENSSL_free(der);
@@ -58,7 +58,7 @@ int attest_key_generate(attest_key **out, err **e)
 {
 	_cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	if (!pkey)
-		return err_set(e, 0, "generate Ed25519 key: %s", ossl_reason());
+		return err_set(e, 0, "generate Ed25519 key: %s", attest_ossl_reason());
 	return key_wrap(out, &pkey, true, e);
 }
 
@@ -74,7 +74,7 @@ static int key_from_pem(attest_key **out, const char *pem, size_t len, bool priv
 	         : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
 	if (!pkey)
 		return err_set(e, 0, "no %s key in PEM: %s", priv ? "private" : "public",
-		               ossl_reason());
+		               attest_ossl_reason());
 	return key_wrap(out, &pkey, priv, e);
 }
 
@@ -88,8 +88,7 @@ int attest_key_from_public_pem(attest_key **out, const char *pem, size_t len, er
 	return key_from_pem(out, pem, len, false, e);
 }
 
-/* Reads a key file through one fd so that the checked file is the read file. */
-static int read_key_file(const char *path, bool priv, buf *out, err **e)
+int attest_read_secret_file(const char *path, bool secret, size_t max, buf *out, err **e)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
@@ -99,14 +98,14 @@ static int read_key_file(const char *path, bool priv, buf *out, err **e)
 		return err_set(e, errno, "stat %s", path);
 	if (!S_ISREG(st.st_mode))
 		return err_set(e, 0, "%s: not a regular file", path);
-	if (priv && (st.st_mode & 077))
+	if (secret && (st.st_mode & 077))
 		return err_set(e, 0,
 		               "private key %s has mode %04o: it must not be accessible by group "
 		               "or others (chmod 600 %s)",
 		               path, (unsigned)(st.st_mode & 07777), path);
-	if (st.st_size > (off_t)ATTEST_PEM_MAX)
-		return err_set(e, 0, "%s: larger than %u bytes", path, ATTEST_PEM_MAX);
-	if (read_all(fd, out, ATTEST_PEM_MAX) < 0)
+	if ((size_t)st.st_size > max)
+		return err_set(e, 0, "%s: larger than %zu bytes", path, max);
+	if (read_all(fd, out, max) < 0)
 		return err_set(e, errno, "read %s", path);
 	return 0;
 }
@@ -114,7 +113,7 @@ static int read_key_file(const char *path, bool priv, buf *out, err **e)
 static int key_load(attest_key **out, const char *path, bool priv, err **e)
 {
 	buf b = BUF_INIT;
-	int r = read_key_file(path, priv, &b, e);
+	int r = attest_read_secret_file(path, priv, ATTEST_PEM_MAX, &b, e);
 	if (r == 0 && key_from_pem(out, buf_str(&b), b.len, priv, e) < 0)
 		r = err_prefix(e, "%s", path);
 	if (b.data)
@@ -142,7 +141,7 @@ static int key_pem(const attest_key *k, bool priv, buf *b, err **e)
 	int ok = priv ? PEM_write_bio_PrivateKey(bio, k->pkey, NULL, NULL, 0, NULL, NULL)
 	              : PEM_write_bio_PUBKEY(bio, k->pkey);
 	if (!ok)
-		return err_set(e, 0, "write PEM: %s", ossl_reason());
+		return err_set(e, 0, "write PEM: %s", attest_ossl_reason());
 	char *p = NULL;
 	long n = BIO_get_mem_data(bio, &p);
 	buf_append(b, p, (size_t)n);
@@ -214,7 +213,7 @@ int attest_key_sign(const attest_key *k, const void *data, size_t len, uint8_t s
 	size_t sig_len = ATTEST_SIG_LEN;
 	if (!ctx || EVP_DigestSignInit(ctx, NULL, NULL, NULL, k->pkey) != 1 ||
 	    EVP_DigestSign(ctx, sig, &sig_len, data, len) != 1 || sig_len != ATTEST_SIG_LEN)
-		return err_set(e, 0, "Ed25519 sign: %s", ossl_reason());
+		return err_set(e, 0, "Ed25519 sign: %s", attest_ossl_reason());
 	return 0;
 }
 

@@ -122,15 +122,8 @@ static void gen_limits(jg *j, const proto_limits *l)
 	static const proto_limits zero;
 	l = l ? l : &zero;
 	jg_open(j, true);
-	jg_kint(j, "cpus_milli", l->cpus_milli);
-	jg_kint(j, "memory_bytes", l->memory_bytes);
-	jg_kint(j, "timeout_ms", l->timeout_ms);
-	jg_kint(j, "pids", l->pids);
-	jg_kint(j, "nofile", l->nofile);
-	jg_kint(j, "fsize_bytes", l->fsize_bytes);
-	jg_kint(j, "workspace_bytes", l->workspace_bytes);
-	jg_kint(j, "stdout_bytes", l->stdout_bytes);
-	jg_kint(j, "stderr_bytes", l->stderr_bytes);
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
+		jg_kint(j, proto_limit_fields[i].field, proto_limit_get(l, &proto_limit_fields[i]));
 	jg_close(j, true);
 }
 
@@ -155,32 +148,13 @@ static void gen_metadata(jg *j, const attest_claim *c, const char *key_id)
 	jg_close(j, true);
 }
 
-/* The digests a statement names, computed once. */
-struct parts {
-	char input[ATTEST_DIGEST_LEN];
-	char output[ATTEST_DIGEST_LEN];
-	char environment[ATTEST_DIGEST_LEN];
-	char execution[ATTEST_DIGEST_LEN];
-};
-
-static int compute_parts(const attest_claim *c, struct parts *p, err **e)
+static int compute_parts(const attest_claim *c, attest_digests *p, err **e)
 {
-	const proto_output *o = &c->result->output;
-	p->input[0] = '\0';
-	if (c->task)
-		attest_input_digest(c->task, p->input);
-	attest_output_digest(o, p->output);
-	if (attest_environment_digest(c->env, c->n_env, p->environment, e) < 0)
-		return -1;
-	buf ex = BUF_INIT;
-	attest_exit_encoding(o->status, o->exit_code, o->signal, &ex);
-	attest_execution_digest(c->result->image_digest, p->input, p->output, ex.data, ex.len,
-	                        p->environment, p->execution);
-	buf_deinit(&ex);
-	return 0;
+	return attest_compute_digests(c->result->image_digest, c->task, &c->result->output, c->env,
+	                              c->n_env, p, e);
 }
 
-static void gen_predicate(jg *j, const attest_claim *c, const struct parts *p, const char *kid)
+static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p, const char *kid)
 {
 	const proto_result *r = c->result;
 	const proto_output *o = &r->output;
@@ -220,8 +194,8 @@ static void gen_predicate(jg *j, const attest_claim *c, const struct parts *p, c
 	jg_close(j, true);
 }
 
-static int gen_statement(const attest_claim *c, const struct parts *p, const char *kid, char **out,
-                         size_t *len, err **e)
+static int gen_statement(const attest_claim *c, const attest_digests *p, const char *kid,
+                         char **out, size_t *len, err **e)
 {
 	_cleanup_(jg_deinit) jg j;
 	jg_init(&j);
@@ -239,8 +213,8 @@ static int gen_statement(const attest_claim *c, const struct parts *p, const cha
 static int gen_envelope(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e)
 {
-	_cleanup_free_ char *p64 = attest_b64_encode(payload, len);
-	_cleanup_free_ char *s64 = attest_b64_encode(sig, ATTEST_SIG_LEN);
+	_cleanup_free_ char *p64 = proto_b64_encode((const uint8_t *)payload, len);
+	_cleanup_free_ char *s64 = proto_b64_encode(sig, ATTEST_SIG_LEN);
 	_cleanup_(jg_deinit) jg j;
 	jg_init(&j);
 	jg_open(&j, true);
@@ -260,7 +234,7 @@ static int gen_envelope(const char *payload, size_t len, const uint8_t *sig, con
 int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
                 char **execution_digest, char **attestation_digest, err **e)
 {
-	struct parts p;
+	attest_digests p;
 	if (compute_parts(c, &p, e) < 0)
 		return err_prefix(e, "attest");
 	const char *kid = attest_key_id(k);

@@ -119,9 +119,9 @@ static bool check_signature(vctx *c, const attest_key *pub, uint8_t **payload, s
 	const char *s64 = jstr(sigs->u.array.values[0], "sig", NULL, NULL);
 	const char *keyid = jstr(sigs->u.array.values[0], "keyid", NULL, NULL);
 	size_t sig_len = 0;
-	_cleanup_free_ uint8_t *sig = s64 ? attest_b64_decode(s64, &sig_len) : NULL;
-	_cleanup_free_ uint8_t *pl = attest_b64_decode(p64, len);
-	if (!sig || !pl)
+	_cleanup_free_ uint8_t *sig = NULL, *pl = NULL;
+	if (!s64 || proto_b64_decode(s64, strlen(s64), &sig, &sig_len) < 0 ||
+	    proto_b64_decode(p64, strlen(p64), &pl, len) < 0)
 		return report(c, "signature", "payload or sig is not base64"), false;
 	if (!pub)
 		return report(c, "signature", "no public key to check it with"), false;
@@ -457,8 +457,8 @@ int attest_envelope_digest(const char *envelope_json, char out[ATTEST_DIGEST_LEN
 		return err_prefix(e, "envelope");
 	const char *p64 = jstr(env, "payload", NULL, NULL);
 	size_t len = 0;
-	_cleanup_free_ uint8_t *pl = p64 ? attest_b64_decode(p64, &len) : NULL;
-	if (!pl)
+	_cleanup_free_ uint8_t *pl = NULL;
+	if (!p64 || proto_b64_decode(p64, strlen(p64), &pl, &len) < 0)
 		return err_set(e, 0, "envelope has no base64 payload");
 	attest_sha256_str(pl, len, out);
 	return 0;

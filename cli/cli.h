@@ -10,3 +10,5 @@ int cmd_submit(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_result(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
+int cmd_seal(int argc, char **argv);
+int cmd_unseal(int argc, char **argv);

@@ -70,7 +70,7 @@ static void print_result(run *r, const cli_local_result *lr, const char *runtime
 		res.runtime = (char *)runtime;
 		res.image_digest = (char *)lr->image_digest;
 		/* unsigned: a local run has no node key; the digest is the node's, byte for byte */
-		res.execution_digest = (char *)lr->execution_digest;
+		res.execution_digest = (char *)lr->digests.execution;
 		res.finished_ms = now_wall_ms();
 		res.started_ms = res.finished_ms - u->wall_ms;
 		res.received_ms = res.started_ms;
@@ -256,7 +256,7 @@ static int setup_task(run *r, const cli_task_opts *t, err **e)
 	if (rc < 0)
 		return err_prefix(e, "rejected");
 	proto_limits defaults;
-	sandbox_limits_default(&defaults);
+	proto_limits_default(&defaults);
 	r->lim = r->task.limits;
 	if (proto_limits_resolve(&r->lim, &defaults, &defaults, e) < 0)
 		return err_prefix(e, "rejected");
@@ -335,7 +335,7 @@ int cmd_run(int argc, char **argv)
 	r.poll = evtimer_new(r.base, on_poll, &r);
 	if (spawn_loop_init(r.base, &e) < 0 ||
 	    setup_pool(&r, rt_name, store, state, &img, &e) < 0 ||
-	    pool_new(&r.pool, r.sctx, &po, &e) < 0 ||
+	    pool_new(&r.pool, r.base, &pool_sandbox_ops, r.sctx, &po, &e) < 0 ||
 	    pool_add(r.pool, &r.spec, (size_t)pool_size, &e) < 0) {
 		fprintf(stderr, "aisp run: %s\n", err_msg(e));
 		goto out;

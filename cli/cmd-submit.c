@@ -12,6 +12,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "cli/cli.h"
+#include "cli/redis.h"
 #include "cli/taskopts.h"
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -30,51 +31,13 @@ static const char redis_usage[] =
     "  --redis ADDR       host:port or unix:/path (default $AISP_REDIS or 127.0.0.1:6379);\n"
     "                     $AISP_REDIS_USER and $AISP_REDIS_PASSWORD authenticate\n";
 
-/* Connects (5 s), authenticates, and sets a command timeout of block_ms + 5 s. */
+/* Connects and authenticates; commands time out after block_ms + 5 s. Prints the error. */
 static redisContext *connect_redis(const char *cmd, const char *addr, int64_t block_ms)
 {
-	if (!addr)
-		addr = getenv("AISP_REDIS");
-	if (!addr || !*addr)
-		addr = "127.0.0.1:6379";
-	struct timeval tv = {5, 0};
-	redisContext *c;
-	if (!strncmp(addr, "unix:", 5)) {
-		c = redisConnectUnixWithTimeout(addr + 5, tv);
-	} else {
-		const char *colon = strrchr(addr, ':');
-		int64_t port;
-		if (!colon || parse_i64(colon + 1, 1, 65535, &port) < 0) {
-			fprintf(stderr, "aisp %s: bad Redis address \"%s\"\n", cmd, addr);
-			return NULL;
-		}
-		_cleanup_free_ char *host = xstrndup(addr, (size_t)(colon - addr));
-		c = redisConnectWithTimeout(host, (int)port, tv);
-	}
-	if (!c || c->err) {
-		fprintf(stderr, "aisp %s: redis %s: %s\n", cmd, addr, c ? c->errstr : "no memory");
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	tv.tv_sec = (time_t)(block_ms / 1000 + 5);
-	tv.tv_usec = (suseconds_t)(block_ms % 1000) * 1000;
-	redisSetTimeout(c, tv);
-	const char *pw = getenv("AISP_REDIS_PASSWORD");
-	if (pw && *pw) {
-		const char *user = getenv("AISP_REDIS_USER");
-		redisReply *r = user && *user ? redisCommand(c, "AUTH %s %s", user, pw)
-		                              : redisCommand(c, "AUTH %s", pw);
-		bool ok = r && r->type != REDIS_REPLY_ERROR;
-		if (!ok)
-			fprintf(stderr, "aisp %s: redis AUTH: %s\n", cmd, r ? r->str : c->errstr);
-		if (r)
-			freeReplyObject(r);
-		if (!ok) {
-			redisFree(c);
-			return NULL;
-		}
-	}
+	_cleanup_err_ err *e = NULL;
+	redisContext *c = cli_redis_connect(addr, block_ms + 5000, &e);
+	if (!c)
+		fprintf(stderr, "aisp %s: %s\n", cmd, err_msg(e));
 	return c;
 }
 
@@ -249,7 +212,7 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 		close(fd);
 		hex_encode(rnd, sizeof(rnd), hex);
 		free(t.reply_stream);
-		t.reply_stream = xasprintf("aisp:reply:%s", hex);
+		t.reply_stream = xasprintf(PROTO_KEY_REPLY_PREFIX "%s", hex);
 		*reply = xstrdup(t.reply_stream);
 	}
 	*id = xstrdup(t.id);
@@ -258,15 +221,19 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 	return 0;
 }
 
-int cmd_submit(int argc, char **argv)
+typedef struct submit_args {
+	cli_task_opts task;
+	bool wait, json;
+	double wait_timeout;
+	const char *addr;
+} submit_args;
+
+/* Returns -1 to go on, or the exit status (--help, a usage error). */
+static int parse_submit(submit_args *s, int argc, char **argv)
 {
-	cli_task_opts o = {0};
-	bool wait = false, json = false;
-	double wait_timeout = 0;
-	const char *addr = NULL;
 	for (int i = 1; i < argc; i++) {
 		_cleanup_err_ err *e = NULL;
-		int k = cli_task_opt(&o, argc, argv, &i, &e);
+		int k = cli_task_opt(&s->task, argc, argv, &i, &e);
 		if (k < 0) {
 			fprintf(stderr, "aisp submit: %s\n", err_msg(e));
 			return 2;
@@ -276,37 +243,46 @@ int cmd_submit(int argc, char **argv)
 		const char *a = argv[i];
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--wait")) {
-			wait = true;
+			s->wait = true;
 		} else if (!strcmp(a, "--json")) {
-			json = true;
+			s->json = true;
 		} else if (next && !strcmp(a, "--wait-timeout")) {
-			if (parse_seconds("submit", argv[++i], &wait_timeout) < 0)
+			if (parse_seconds("submit", argv[++i], &s->wait_timeout) < 0)
 				return 2;
 		} else if (next && !strcmp(a, "--redis")) {
-			addr = argv[++i];
+			s->addr = argv[++i];
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			submit_usage(stdout);
 			return 0;
-		} else if (a[0] != '-' && !o.code && !o.code_file) {
-			o.code_file = a;
+		} else if (a[0] != '-' && !s->task.code && !s->task.code_file) {
+			s->task.code_file = a;
 		} else {
 			fprintf(stderr, "aisp submit: unknown or incomplete option \"%s\"\n", a);
 			submit_usage(stderr);
 			return 2;
 		}
 	}
-	if (!o.code && !o.code_file) {
+	if (!s->task.code && !s->task.code_file) {
 		fprintf(stderr, "aisp submit: no program: give -c CODE or FILE\n");
 		submit_usage(stderr);
 		return 2;
 	}
+	return -1;
+}
+
+int cmd_submit(int argc, char **argv)
+{
+	submit_args s = {0};
+	int rc = parse_submit(&s, argc, argv);
+	if (rc >= 0)
+		return rc;
 	buf doc = BUF_INIT;
 	_cleanup_free_ char *id = NULL, *reply = NULL;
-	if (build_task(&o, wait, &doc, &id, &reply) < 0) {
+	if (build_task(&s.task, s.wait, &doc, &id, &reply) < 0) {
 		buf_deinit(&doc);
 		return 2;
 	}
-	_cleanup_redis_ redisContext *c = connect_redis("submit", addr, POLL_BLOCK_MS);
+	_cleanup_redis_ redisContext *c = connect_redis("submit", s.addr, POLL_BLOCK_MS);
 	if (!c) {
 		buf_deinit(&doc);
 		return 1;
@@ -316,16 +292,16 @@ int cmd_submit(int argc, char **argv)
 	buf_deinit(&doc);
 	if (reply_failed("submit", c, r))
 		return 1;
-	if (!wait) {
+	if (!s.wait) {
 		printf("%s\n", id);
 		return 0;
 	}
 	size_t len = 0;
-	_cleanup_free_ char *res = wait_result("submit", c, id, reply, wait_timeout, &len);
+	_cleanup_free_ char *res = wait_result("submit", c, id, reply, s.wait_timeout, &len);
 	freeReplyObject(redisCommand(c, "DEL %s", reply));
 	if (!res)
 		return c->err ? 1 : EXIT_WAIT_TIMEOUT;
-	return print_result("submit", res, len, json);
+	return print_result("submit", res, len, s.json);
 }
 
 /* aisp wait ID / aisp result ID share their options. */

@@ -14,6 +14,7 @@
 
 #include "attest/attest.h"
 #include "cli/cli.h"
+#include "cli/redis.h"
 #include "cli/replay.h"
 #include "sandbox/image.h"
 #include "common/cleanup.h"
@@ -62,19 +63,8 @@ static void on_check(void *ud, const char *name, bool ok, const char *detail)
 
 static int redis_open(struct verify_opts *o, err **e)
 {
-	const char *colon = strrchr(o->redis_addr, ':');
-	int64_t port = 0;
-	if (!colon || colon == o->redis_addr || parse_i64(colon + 1, 1, 65535, &port) < 0)
-		return err_set(e, 0, "--redis %s: expected HOST:PORT", o->redis_addr);
-	_cleanup_free_ char *host = xstrndup(o->redis_addr, (size_t)(colon - o->redis_addr));
-	struct timeval tv = {REDIS_TIMEOUT_MS / 1000, 0};
-	o->redis = redisConnectWithTimeout(host, (int)port, tv);
-	if (!o->redis || o->redis->err)
-		return err_set(e, 0, "connect to Redis %s: %s", o->redis_addr,
-		               o->redis ? o->redis->errstr : "out of memory");
-	if (redisSetTimeout(o->redis, tv) != REDIS_OK)
-		return err_set(e, 0, "Redis %s: cannot set a timeout", o->redis_addr);
-	return 0;
+	o->redis = cli_redis_connect(o->redis_addr, REDIS_TIMEOUT_MS, e);
+	return o->redis ? 0 : -1;
 }
 
 /* A string reply to a command (argv form), into out. 0, 1 when nil, or -1 with *e. */

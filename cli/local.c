@@ -71,20 +71,6 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 	sandbox_destroy(sb, on_gone, l);
 }
 
-static int digests(cli_local_result *r, const proto_task *t, err **e)
-{
-	attest_input_digest(t, r->input_digest);
-	attest_output_digest(&r->out, r->output_digest);
-	if (attest_environment_digest(r->env, r->n_env, r->environment_digest, e) < 0)
-		return -1;
-	buf exit_enc = BUF_INIT;
-	attest_exit_encoding(r->out.status, r->out.exit_code, r->out.signal, &exit_enc);
-	attest_execution_digest(r->image_digest, r->input_digest, r->output_digest, exit_enc.data,
-	                        exit_enc.len, r->environment_digest, r->execution_digest);
-	buf_deinit(&exit_enc);
-	return 0;
-}
-
 int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limits *lim,
                   cli_local_result *r, err **e)
 {
@@ -126,7 +112,7 @@ int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limi
 		err_prefix(e, "sandbox_error");
 		goto out;
 	}
-	rc = digests(r, t, e);
+	rc = attest_compute_digests(r->image_digest, t, &r->out, r->env, r->n_env, &r->digests, e);
 out:
 	if ((!ctx || sandbox_ctx_live(ctx) == 0) && !o->state_dir)
 		rm_rf_at(AT_FDCWD, state, NULL);

@@ -21,10 +21,7 @@ typedef struct cli_local_result {
 	char image_digest[ATTEST_DIGEST_LEN];
 	proto_env *env; /* the environment facts (sandbox_environment) */
 	size_t n_env;
-	char input_digest[ATTEST_DIGEST_LEN];
-	char output_digest[ATTEST_DIGEST_LEN];
-	char environment_digest[ATTEST_DIGEST_LEN];
-	char execution_digest[ATTEST_DIGEST_LEN];
+	attest_digests digests;
 } cli_local_result;
 
 /* Runs t with the resolved limits in a fresh sandbox and fills r (also on a program failure:

@@ -1,5 +1,6 @@
-/* aisp: the command line for schedulers (submit, wait, result), auditors (verify), and
- * operators (keygen, nodes, image, run). Dispatches to one cmd_* function per command. */
+/* aisp: the command line for schedulers (submit, wait, result), auditors (verify), operators
+ * (keygen, nodes, image, run), and buyers and sellers of sealed work (seal, unseal).
+ * Dispatches to one cmd_* function per command. */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,7 +20,9 @@ static const struct command commands[] = {
     {"result", cmd_result, "print a task's result document"},
     {"nodes", cmd_nodes, "list live nodes and their pools"},
     {"verify", cmd_verify, "verify a result's signed attestation"},
-    {"keygen", cmd_keygen, "create a node signing key pair"},
+    {"keygen", cmd_keygen, "create a node's signing key pair and age identity"},
+    {"seal", cmd_seal, "encrypt to age recipients (a node's age.pub, a buyer's age1...)"},
+    {"unseal", cmd_unseal, "decrypt an age file with an age identity"},
     {"image", cmd_image, "build, list, export and import sandbox images"},
     {NULL, NULL, NULL},
 };

@@ -2,7 +2,6 @@
  * (the verifier has already checked the signature and that the result matches it). */
 #include "cli/replay.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,14 +41,11 @@ static int load_claimed(const proto_result *r, claimed *c, err **e)
 	if (proto_json_parse(r->attestation, strlen(r->attestation), &env, e) < 0)
 		return err_prefix(e, "envelope");
 	const char *payload = str_at(env, "payload");
-	size_t n = strlen(payload);
-	_cleanup_free_ unsigned char *raw = xmalloc(n / 4 * 3 + 4);
-	int len = EVP_DecodeBlock(raw, (const unsigned char *)payload, (int)n);
-	if (len < 0)
+	_cleanup_free_ uint8_t *raw = NULL;
+	size_t len = 0;
+	if (proto_b64_decode(payload, strlen(payload), &raw, &len) < 0)
 		return err_set(e, 0, "envelope payload is not base64");
-	while (n > 0 && payload[n - 1] == '=' && len > 0)
-		n--, len--;
-	if (proto_json_parse((const char *)raw, (size_t)len, &c->stmt, e) < 0)
+	if (proto_json_parse((const char *)raw, len, &c->stmt, e) < 0)
 		return err_prefix(e, "statement");
 	yajl_val p = proto_json_get(c->stmt, "predicate");
 	yajl_val res = proto_json_get(p, "result");
@@ -66,17 +62,9 @@ static int load_claimed(const proto_result *r, claimed *c, err **e)
 	yajl_val nd = proto_json_get(p, "nondeterministic");
 	c->nondeterministic = nd && YAJL_IS_TRUE(nd);
 	c->env = proto_json_get(p, "environment");
-	c->limits = (proto_limits){
-	    .cpus_milli = int_at(lim, "cpus_milli"),
-	    .memory_bytes = int_at(lim, "memory_bytes"),
-	    .timeout_ms = int_at(lim, "timeout_ms"),
-	    .pids = int_at(lim, "pids"),
-	    .nofile = int_at(lim, "nofile"),
-	    .fsize_bytes = int_at(lim, "fsize_bytes"),
-	    .workspace_bytes = int_at(lim, "workspace_bytes"),
-	    .stdout_bytes = int_at(lim, "stdout_bytes"),
-	    .stderr_bytes = int_at(lim, "stderr_bytes"),
-	};
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
+		*proto_limit_at(&c->limits, &proto_limit_fields[i]) =
+		    int_at(lim, proto_limit_fields[i].field);
 	if (!*c->runtime || !*c->image || !c->env || !YAJL_IS_ARRAY(c->env))
 		return err_set(e, 0, "the statement lacks runtime, image or environment");
 	return 0;
@@ -129,9 +117,9 @@ static char *env_diff(yajl_val claimed_env, const proto_env *local, size_t n)
 static void compare(const claimed *c, const proto_result *r, const cli_local_result *lr,
                     attest_check_fn check, void *ud)
 {
-	bool ok = !strcmp(c->input, lr->input_digest);
+	bool ok = !strcmp(c->input, lr->digests.input);
 	check(ud, "replay.input", ok, ok ? "" : "the task given is not the task that was attested");
-	ok = !strcmp(c->output, lr->output_digest);
+	ok = !strcmp(c->output, lr->digests.output);
 	_cleanup_free_ char *od = ok ? NULL : output_diff(&r->output, &lr->out);
 	_cleanup_free_ char *odm = ok ? NULL : xasprintf("output differs: %s", od);
 	check(ud, "replay.output", ok, ok ? "" : odm);
@@ -142,13 +130,13 @@ static void compare(const claimed *c, const proto_result *r, const cli_local_res
 	    "exit differs: claimed %s/%lld/%lld, here %s/%lld/%d", c->status,
 	    (long long)c->exit_code, (long long)c->signal, st, (long long)code, lr->out.signal);
 	check(ud, "replay.exit", ok, ok ? "" : xm);
-	ok = !strcmp(c->environment, lr->environment_digest);
+	ok = !strcmp(c->environment, lr->digests.environment);
 	_cleanup_free_ char *ed = ok ? NULL : env_diff(c->env, lr->env, lr->n_env);
 	_cleanup_free_ char *edm = ok ? NULL : xasprintf("environment differs: %s", ed);
 	check(ud, "replay.environment", ok, ok ? "" : edm);
-	ok = !strcmp(c->execution, lr->execution_digest);
+	ok = !strcmp(c->execution, lr->digests.execution);
 	_cleanup_free_ char *m = xasprintf("execution digest differs (claimed %s, here %s)%s",
-	                                   c->execution, lr->execution_digest,
+	                                   c->execution, lr->digests.execution,
 	                                   c->nondeterministic ? "; the task declared itself "
 	                                                         "nondeterministic"
 	                                                       : "");

@@ -2,7 +2,6 @@
 #include "cli/taskopts.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
@@ -104,9 +103,8 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
 
 static void gen_b64(yajl_gen g, const uint8_t *p, size_t n)
 {
-	_cleanup_free_ char *out = xmalloc(4 * ((n + 2) / 3) + 1);
-	int len = EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-	yajl_gen_string(g, (const unsigned char *)out, (size_t)len);
+	_cleanup_free_ char *out = proto_b64_encode(p, n);
+	proto_json_gen_str(g, out);
 }
 
 static int read_path(const char *path, size_t max, buf *out, err **e)

@@ -212,3 +212,31 @@ void hex_encode(const uint8_t *p, size_t n, char *out)
 	}
 	out[2 * n] = '\0';
 }
+
+int addr_split(const char *addr, char **host, int *port, char **unix_path, err **e)
+{
+	*host = NULL;
+	*unix_path = NULL;
+	*port = 0;
+	if (!strncmp(addr, "unix:", 5)) {
+		if (addr[5] != '/')
+			return err_set(e, 0, "\"%s\": expected unix:/absolute/path", addr);
+		*unix_path = xstrdup(addr + 5);
+		return 0;
+	}
+	const char *colon = strrchr(addr, ':');
+	if (!colon || colon == addr)
+		return err_set(e, 0, "\"%s\": expected host:port or unix:/path", addr);
+	int64_t p;
+	if (parse_i64(colon + 1, 1, 65535, &p) < 0)
+		return err_set(e, 0, "\"%s\": bad port", addr);
+	const char *h = addr;
+	size_t hl = (size_t)(colon - addr);
+	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+		h++;
+		hl -= 2;
+	}
+	*host = xstrndup(h, hl);
+	*port = (int)p;
+	return 0;
+}

@@ -35,5 +35,10 @@ int rm_rf_at(int dirfd, const char *name, err **e);
 /* mkdir -p of an absolute path; existing directories are fine. */
 int mkdir_p(const char *path, mode_t mode, err **e);
 
+/* Splits a network address: "host:port", "[v6 address]:port", or "unix:/absolute/path" (then
+ * *unix_path is set and *host is NULL). Returns 0 (strings owned by the caller) or -1 with a
+ * message naming the address in *e. */
+int addr_split(const char *addr, char **host, int *port, char **unix_path, err **e);
+
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(const uint8_t *p, size_t n, char *out);

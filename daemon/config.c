@@ -15,8 +15,6 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
-#define MB (1024 * 1024)
-
 static void set_str(char **dst, const char *v)
 {
 	free(*dst);
@@ -78,19 +76,8 @@ void config_defaults(config *c)
 	c->runtime_default = xstrdup("runsc");
 	c->enabled = split_list("runsc,runc", ", ", &c->n_enabled);
 
-	proto_limits d = {
-	    .cpus_milli = 4000,
-	    .memory_bytes = 4096LL * MB,
-	    .timeout_ms = 600 * 1000,
-	    .pids = 256,
-	    .nofile = 1024,
-	    .fsize_bytes = 64LL * MB,
-	    .workspace_bytes = 256LL * MB,
-	    .stdout_bytes = 1 * MB,
-	    .stderr_bytes = 1 * MB,
-	};
-	c->limits_default = d;
-	c->limits_max = d;
+	proto_limits_default(&c->limits_default);
+	proto_limits_default(&c->limits_max);
 
 	c->pool_max_live = 32;
 	c->pool_max_creating = 2;
@@ -182,45 +169,7 @@ static int boolean(struct parse_ctx *p, const char *sec, const char *key, const 
 	return 0;
 }
 
-/* CPUs as a decimal with up to three fractional digits ("0.5", "2") -> thousandths. */
-static int parse_cpus(const char *v, int64_t *milli)
-{
-	const char *dot = strchr(v, '.');
-	int64_t whole = 0, frac = 0;
-	_cleanup_free_ char *w = xstrndup(v, dot ? (size_t)(dot - v) : strlen(v));
-	if (parse_i64(w, 0, 1024, &whole) < 0)
-		return -1;
-	if (dot) {
-		size_t fl = strlen(dot + 1);
-		if (fl == 0 || fl > 3 || strspn(dot + 1, "0123456789") != fl)
-			return -1;
-		char buf3[4] = "000";
-		memcpy(buf3, dot + 1, fl);
-		if (parse_i64(buf3, 0, 999, &frac) < 0)
-			return -1;
-	}
-	*milli = whole * 1000 + frac;
-	return *milli > 0 ? 0 : -1;
-}
-
-struct limit_key {
-	const char *name;
-	size_t off;
-	int64_t scale;
-	int64_t max; /* in the key's own unit */
-};
-
-static const struct limit_key limit_keys[] = {
-    {"memory_mb", offsetof(proto_limits, memory_bytes), MB, 1024 * 1024},
-    {"timeout_s", offsetof(proto_limits, timeout_ms), 1000, 7 * 86400},
-    {"pids", offsetof(proto_limits, pids), 1, 1 << 22},
-    {"nofile", offsetof(proto_limits, nofile), 1, 1 << 20},
-    {"fsize_mb", offsetof(proto_limits, fsize_bytes), MB, 1024 * 1024},
-    {"workspace_mb", offsetof(proto_limits, workspace_bytes), MB, 1024 * 1024},
-    {"stdout_bytes", offsetof(proto_limits, stdout_bytes), 1, 1LL << 32},
-    {"stderr_bytes", offsetof(proto_limits, stderr_bytes), 1, 1LL << 32},
-};
-
+/* [limits] <wire> = V sets the default, max_<wire> = V the maximum (proto/proto.h's table). */
 static int handle_limits(struct parse_ctx *p, const char *key, const char *v)
 {
 	proto_limits *l = &p->c->limits_default;
@@ -229,18 +178,25 @@ static int handle_limits(struct parse_ctx *p, const char *key, const char *v)
 		l = &p->c->limits_max;
 		k = key + 4;
 	}
-	if (!strcmp(k, "cpus")) {
-		if (parse_cpus(v, &l->cpus_milli) < 0)
-			return fail(p, "[limits] %s = \"%s\": expected CPUs like 2 or 0.5", key, v);
-		return 1;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(limit_keys); i++) {
-		if (strcmp(k, limit_keys[i].name))
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		if (strcmp(k, f->wire))
 			continue;
-		int64_t n;
-		if (num(p, "limits", key, v, 1, limit_keys[i].max, &n) < 0)
-			return 0;
-		*(int64_t *)(void *)((char *)l + limit_keys[i].off) = n * limit_keys[i].scale;
+		if (f->unit > 0) {
+			int64_t n;
+			if (num(p, "limits", key, v, 1, f->cfg_max, &n) < 0)
+				return 0;
+			*proto_limit_at(l, f) = n * f->unit;
+			return 1;
+		}
+		int64_t milli;
+		if (proto_limit_parse(f, v, &milli, NULL) < 0 || milli > f->cfg_max * 1000)
+			return fail(
+			    p,
+			    "[limits] %s = \"%s\": expected a positive number with at most 3 "
+			    "decimals, at most %lld (like 2 or 0.5)",
+			    key, v, (long long)f->cfg_max);
+		*proto_limit_at(l, f) = milli;
 		return 1;
 	}
 	return fail(p, "[limits] unknown key \"%s\"", key);
@@ -361,7 +317,7 @@ static int handle_redis(struct parse_ctx *p, const char *key, const char *v)
 		_cleanup_free_ char *h = NULL, *u = NULL;
 		int port;
 		err *e = NULL;
-		if (config_split_address(v, &h, &port, &u, &e) < 0) {
+		if (addr_split(v, &h, &port, &u, &e) < 0) {
 			fail(p, "[redis] address: %s", err_msg(e));
 			err_free(e);
 			return 0;
@@ -433,7 +389,7 @@ static int handler(void *user, const char *section, const char *key, const char 
 			_cleanup_free_ char *h = NULL, *u = NULL;
 			int port;
 			err *e = NULL;
-			if (config_split_address(v, &h, &port, &u, &e) < 0 || u) {
+			if (addr_split(v, &h, &port, &u, &e) < 0 || u) {
 				fail(p, "[http] listen = \"%s\": expected host:port", v);
 				err_free(e);
 				return 0;
@@ -462,15 +418,12 @@ static int validate(const config *c, const char *name, err **e)
 			return err_set(e, 0, "%s: [runtime.%s] needs kind = runsc, runc or oci",
 			               name, rt);
 	}
-	const int64_t *d = (const int64_t *)&c->limits_default;
-	const int64_t *m = (const int64_t *)&c->limits_max;
-	static const char *const lnames[] = {"cpus",         "memory_mb",    "timeout_s",
-	                                     "pids",         "nofile",       "fsize_mb",
-	                                     "workspace_mb", "stdout_bytes", "stderr_bytes"};
-	for (size_t i = 0; i < sizeof(proto_limits) / sizeof(int64_t); i++)
-		if (d[i] > m[i])
-			return err_set(e, 0, "%s: [limits] %s is above max_%s", name, lnames[i],
-			               lnames[i]);
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		if (proto_limit_get(&c->limits_default, f) > proto_limit_get(&c->limits_max, f))
+			return err_set(e, 0, "%s: [limits] %s is above max_%s", name, f->wire,
+			               f->wire);
+	}
 	for (size_t i = 0; i < c->n_targets; i++)
 		if (!config_runtime_enabled(c, c->targets[i].runtime))
 			return err_set(e, 0, "%s: [pool] %s/%s/%s: runtime \"%s\" is not enabled",
@@ -537,32 +490,4 @@ char *config_enabled_list(const config *c, const char *sep)
 	char *s = xstrdup(buf_str(&b)); /* buf_steal of an empty buf is not terminated */
 	buf_deinit(&b);
 	return s;
-}
-
-int config_split_address(const char *addr, char **host, int *port, char **unix_path, err **e)
-{
-	*host = NULL;
-	*unix_path = NULL;
-	*port = 0;
-	if (!strncmp(addr, "unix:", 5)) {
-		if (addr[5] != '/')
-			return err_set(e, 0, "\"%s\": expected unix:/absolute/path", addr);
-		*unix_path = xstrdup(addr + 5);
-		return 0;
-	}
-	const char *colon = strrchr(addr, ':');
-	if (!colon || colon == addr)
-		return err_set(e, 0, "\"%s\": expected host:port or unix:/path", addr);
-	int64_t p;
-	if (parse_i64(colon + 1, 1, 65535, &p) < 0)
-		return err_set(e, 0, "\"%s\": bad port", addr);
-	const char *h = addr;
-	size_t hl = (size_t)(colon - addr);
-	if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	*host = xstrndup(h, hl);
-	*port = (int)p;
-	return 0;
 }

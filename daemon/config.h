@@ -88,6 +88,3 @@ const config_runtime *config_find_runtime(const config *c, const char *name);
 bool config_runtime_enabled(const config *c, const char *name);
 /* "runsc, runc": the enabled runtimes for messages. Caller frees. */
 char *config_enabled_list(const config *c, const char *sep);
-
-/* Splits "host:port" / "unix:/path" (Redis) or "host:port" (HTTP). Returns 0 or -1 with *e. */
-int config_split_address(const char *addr, char **host, int *port, char **unix_path, err **e);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/util.h"
 #include "common/xalloc.h"
 
 static void reply(struct evhttp_request *req, int code, const char *reason, const char *ctype,
@@ -65,7 +66,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	            "aisp_slots %lld\n"
 	            "# HELP aisp_busy_slots Tasks in flight.\n# TYPE aisp_busy_slots gauge\n"
 	            "aisp_busy_slots %zu\n",
-	            (long long)n->cfg->slots, n->busy);
+	            (long long)n->cfg->slots, n->n_tasks);
 	reply(req, 200, "OK", "text/plain; version=0.0.4", buf_str(&b), b.len);
 	buf_deinit(&b);
 }
@@ -80,7 +81,7 @@ static void on_healthz(struct evhttp_request *req, void *arg)
 	if (!rconn_ready(n->rc) || !rconn_ready(n->rd))
 		why = xasprintf("redis %s not connected: %s\n", n->cfg->redis_address,
 		                rconn_last_error(rconn_ready(n->rc) ? n->rd : n->rc));
-	else if (n->draining)
+	else if (n->cons.draining)
 		why = xstrdup("draining\n");
 	else if (n->creation_failing && s.warm == 0)
 		why = xstrdup("the pool's last sandbox creation failed and no sandbox is warm\n");
@@ -103,7 +104,7 @@ int http_start(node *n, err **e)
 		return 0;
 	_cleanup_free_ char *host = NULL, *path = NULL;
 	int port;
-	if (config_split_address(listen, &host, &port, &path, e) < 0)
+	if (addr_split(listen, &host, &port, &path, e) < 0)
 		return err_prefix(e, "http listen");
 	n->http = evhttp_new(n->base);
 	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);

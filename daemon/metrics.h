@@ -24,6 +24,7 @@ void metrics_hist_render(const metrics_hist *h, const char *name, const char *he
 
 typedef struct metrics {
 	uint64_t tasks[PROTO_STATUS__COUNT]; /* results published, by status */
+	uint64_t tasks_done;                 /* results published, in all */
 	uint64_t duplicates;                 /* entries acked because the id already had a result */
 	uint64_t retries;                    /* sandbox_error retries */
 	uint64_t dead;                       /* entries dead-lettered */

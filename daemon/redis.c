@@ -16,7 +16,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
-#include "daemon/config.h"
+#include "common/util.h"
 #include "common/xalloc.h"
 
 #define MAX_ARGS 64
@@ -284,7 +284,7 @@ static void start_connect(rconn *rc)
 	_cleanup_free_ char *host = NULL, *path = NULL;
 	int port = 0;
 	err *e = NULL;
-	if (config_split_address(rc->address, &host, &port, &path, &e) < 0) {
+	if (addr_split(rc->address, &host, &port, &path, &e) < 0) {
 		set_error(rc, err_msg(e));
 		err_free(e);
 		schedule_retry(rc);

@@ -1,11 +1,13 @@
-/* One task's path through the node: parse and validate (bad -> a rejected result), take the
- * run lease, get a sandbox from the pool, run, sign, publish; sandbox errors are retried with
- * backoff and dead-lettered after max_deliveries (PROTOCOL.md; node.h).
+/* One task's path through the node (task.h) as a state machine: every callback (a Redis reply,
+ * the pool handing out a sandbox, the sandbox reporting the run, a timer, the shutdown) becomes
+ * an event, and task_step() looks up what it means in the current state in one table. A pair
+ * the table leaves empty is an event that outlived its state (a reply arriving after the task
+ * was released): it is ignored, and logged at debug level.
  *
- * Lifetime: a task is reference counted. The node's list holds one reference until the task
- * finishes; every outstanding Redis request, pool_take and sandbox_run holds one more, and its
- * callback only acts when the task has not finished in the meantime (shutdown). */
-#include "daemon/node.h"
+ * Lifetime: a task is reference counted. Its life holds one reference until it reaches DONE;
+ * every outstanding Redis request, pool_take and sandbox_run holds one more. Each state has at
+ * most one outstanding request whose answer matters. */
+#include "daemon/task.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -15,18 +17,60 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "daemon/scripts.h"
 
-enum stage { ST_NEW, ST_LEASE, ST_ACQUIRE, ST_RUN, ST_PUBLISH, ST_FAULT, ST_BACKOFF };
+typedef enum tstate {
+	TS_NEW = 0, /* created; START parses, validates and admits it */
+	TS_LEASE,   /* the LEASE script is in flight */
+	TS_ACQUIRE, /* waiting for a sandbox from the pool */
+	TS_RUN,     /* the program runs in the sandbox */
+	TS_PUBLISH, /* the PUBLISH (or DEAD) script is in flight, or waiting to be resent */
+	TS_FAULT,   /* a sandbox error: XPENDING reads the delivery count (or waits to resend) */
+	TS_BACKOFF, /* waiting to retry after a sandbox error */
+	TS_RECLAIM, /* XCLAIM (which counts the delivery) is in flight before the retry */
+	TS_DONE,    /* finished: gone from the node; only late callbacks remain */
+	TS__COUNT,
+} tstate;
+
+static const char *const state_names[TS__COUNT] = {
+    "new", "lease", "acquire", "run", "publish", "fault", "backoff", "reclaim", "done",
+};
+
+typedef enum tevent {
+	TE_START = 0, /* task_start() */
+	TE_REPLY,     /* a Redis reply (reply NULL: the request failed) */
+	TE_SANDBOX,   /* the pool's answer (sb NULL: creating one failed) */
+	TE_RAN,       /* the sandbox reported the run */
+	TE_TIMER,     /* the task's timer fired */
+	TE_RELEASE,   /* shutdown: give the entry back */
+	TE__COUNT,
+} tevent;
+
+static const char *const event_names[TE__COUNT] = {
+    "start", "reply", "sandbox", "ran", "timer", "release",
+};
+
+typedef struct task_ev {
+	tevent kind;
+	redisReply *reply;         /* TE_REPLY */
+	const char *redis_error;   /* TE_REPLY without a reply: why */
+	sandbox *sb;               /* TE_SANDBOX, TE_RAN */
+	const err *e;              /* TE_SANDBOX without a sandbox: why */
+	const proto_output *out;   /* TE_RAN */
+	const proto_usage *usage;  /* TE_RAN */
+	rconn_reply_fn release_cb; /* TE_RELEASE */
+	void *release_arg;
+} task_ev;
 
 struct task {
-	node *n;
-	task *next;
+	const task_host *h;
 	int refs;
-	bool finished;
-	enum stage stage;
+	tstate state;
 	bool fresh;
 	bool leased;
-	bool dead; /* publishing an internal result after max_deliveries */
+	bool parsed;  /* t holds a parsed task */
+	bool planned; /* plan holds a resolved plan */
+	bool dead;    /* publishing an internal result after max_deliveries */
 
 	char *entry;
 	char *payload;
@@ -34,31 +78,24 @@ struct task {
 	char *id;
 	char *result_key, *running_key;
 	proto_task t;
-	bool parsed;
-
-	const sandbox_image *img; /* node-owned */
-	const sandbox_runtime *rt;
-	sandbox_spec spec;
-	proto_limits limits;
-	bool validated;
+	task_plan plan;
 	sandbox *sb;
 
 	int64_t received_ms, started_ms, finished_ms;
 	int64_t t_acquire_us, t_run_us, t_publish_us;
 	int deliveries;
-	int attempt;
+	int attempt; /* of the request being retried in this state */
 	char *fault;
 	proto_status status;
 	char *result_json;
 	size_t result_len;
 
 	struct event *timer;
-	void (*timer_fn)(task *t);
 };
 
-static void publish(task *t);
-static void acquire(task *t);
-static void fault(task *t, const char *reason);
+static void task_step(task *t, const task_ev *ev);
+
+/* ---- lifetime ---- */
 
 static task *hold(task *t)
 {
@@ -84,140 +121,108 @@ static void drop(task *t)
 	free(t);
 }
 
-/* Takes the task off the node; the callbacks still outstanding see t->finished. */
+/* The end of the life: DONE, off the node, the life's reference dropped. */
 static void finish(task *t)
 {
-	node *n = t->n;
-	if (t->finished)
+	if (t->state == TS_DONE)
 		return;
-	t->finished = true;
+	t->state = TS_DONE;
+	t->leased = false;
 	if (t->timer)
 		evtimer_del(t->timer);
-	for (task **p = &n->tasks; *p; p = &(*p)->next)
-		if (*p == t) {
-			*p = t->next;
-			break;
-		}
-	n->busy--;
+	t->h->ops->gone(t->h->arg, t);
 	drop(t);
-	node_task_gone(n);
+}
+
+static void enter(task *t, tstate s)
+{
+	if (t->state != s)
+		t->attempt = 0;
+	t->state = s;
+}
+
+/* ---- callbacks: every one becomes an event ---- */
+
+static void on_reply(rconn *rc, redisReply *r, void *arg)
+{
+	task *t = arg;
+	task_ev ev = {.kind = TE_REPLY, .reply = r, .redis_error = r ? NULL : rconn_last_error(rc)};
+	task_step(t, &ev);
+	drop(t);
+}
+
+static void on_sandbox(sandbox *sb, const err *e, void *arg)
+{
+	task *t = arg;
+	task_ev ev = {.kind = TE_SANDBOX, .sb = sb, .e = e};
+	task_step(t, &ev);
+	drop(t);
+}
+
+static void on_ran(sandbox *sb, const proto_output *out, const proto_usage *usage, void *arg)
+{
+	task *t = arg;
+	task_ev ev = {.kind = TE_RAN, .sb = sb, .out = out, .usage = usage};
+	task_step(t, &ev);
+	drop(t);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	task *t = arg;
-	if (!t->finished && t->timer_fn)
-		t->timer_fn(t);
+	task_ev ev = {.kind = TE_TIMER};
+	task_step(arg, &ev);
 }
 
-static void after(task *t, int64_t ms, void (*fn)(task *t))
+static void after(task *t, int64_t ms)
 {
 	if (!t->timer)
-		t->timer = evtimer_new(t->n->base, on_timer, t);
-	t->timer_fn = fn;
+		t->timer = evtimer_new(t->h->base, on_timer, t);
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(t->timer, &tv);
 }
 
-task *task_new(node *n, const char *entry, const char *payload, size_t len, bool fresh)
+static const char *redis_why(const task_ev *ev)
 {
-	task *t = xzalloc(sizeof(*t));
-	t->n = n;
-	t->refs = 1;
-	t->fresh = fresh;
-	t->entry = xstrdup(entry);
-	if (payload) {
-		t->payload = xmalloc(len + 1);
-		memcpy(t->payload, payload, len);
-		t->payload[len] = '\0';
-		t->len = len;
-	}
-	proto_task_init(&t->t);
-	t->received_ms = now_wall_ms();
-	t->deliveries = 1;
-	t->next = n->tasks;
-	n->tasks = t;
-	n->busy++;
-	return t;
-}
-
-const char *task_entry(const task *t)
-{
-	return t->entry;
-}
-
-task *task_next(const task *t)
-{
-	return t->next;
-}
-
-const char *task_id(const task *t)
-{
-	return t->id;
-}
-
-bool task_leased(const task *t)
-{
-	return t->leased && !t->finished;
-}
-
-static void set_id(task *t, const char *id)
-{
-	free(t->id);
-	free(t->result_key);
-	free(t->running_key);
-	t->id = xstrdup(id);
-	t->result_key = xasprintf(PROTO_KEY_RESULT_PREFIX "%s", id);
-	t->running_key = xasprintf("aisp:running:%s", id);
+	if (ev->reply && ev->reply->type == REDIS_REPLY_ERROR && ev->reply->str)
+		return ev->reply->str;
+	return ev->reply ? "unexpected reply" : ev->redis_error;
 }
 
 /* ---- results ---- */
 
-/* Signs r (when the node has a key) and advances the chain. Errors are logged: an unsigned
- * result is still a result. */
+/* Signs r (the node's op advances its chain). Errors are logged: an unsigned result is still
+ * a result. */
 static void sign(task *t, proto_result *r, char **envelope, char **exec_digest)
 {
-	node *n = t->n;
 	_cleanup_err_ err *e = NULL;
 	proto_env *env = NULL;
 	size_t n_env = 0;
-	if (!n->key)
-		return;
-	if (t->validated)
-		n_env = sandbox_environment(&t->spec, &t->t, &t->limits, &env);
+	if (t->planned)
+		n_env = sandbox_environment(&t->plan.spec, &t->t, &t->plan.limits, &env);
 	attest_claim c = {
 	    .task = t->parsed ? &t->t : NULL,
 	    .result = r,
-	    .limits = t->validated ? &t->limits : NULL,
+	    .limits = t->planned ? &t->plan.limits : NULL,
 	    .env = env,
 	    .n_env = n_env,
-	    .previous = n->chain.previous,
-	    .sequence = n->chain.sequence + 1,
 	};
-	_cleanup_free_ char *att = NULL;
-	if (attest_sign(n->key, &c, envelope, exec_digest, &att, &e) < 0) {
+	if (t->h->ops->sign(t->h->arg, &c, envelope, exec_digest, &e) < 0)
 		log_error("task %s: cannot sign the result: %s", t->id, err_msg(e));
-	} else {
-		attest_chain_advance(&n->chain, att, c.sequence);
-		if (attest_chain_save(n->state_dirfd, "chain.json", &n->chain, &e) < 0)
-			log_error("task %s: cannot save the chain state: %s", t->id, err_msg(e));
-	}
 	proto_env_list_free(env, n_env);
 }
 
 /* Serialises the result of this task around out (borrowed) into t->result_json. */
 static void make_result(task *t, const proto_output *out, const proto_usage *usage)
 {
-	node *n = t->n;
 	proto_result r;
 	proto_result_init(&r);
 	r.id = t->id;
 	r.output = *out;
 	if (usage)
 		r.usage = *usage;
-	r.node_id = n->cfg->node_id;
-	r.runtime = t->rt ? (char *)sandbox_runtime_name(t->rt) : NULL;
-	r.image_digest = t->img ? t->img->digest : NULL;
+	r.node_id = (char *)t->h->node_id;
+	r.runtime = t->planned ? (char *)sandbox_runtime_name(t->plan.rt) : NULL;
+	r.image_digest = t->planned ? t->plan.img->digest : NULL;
 	r.received_ms = t->received_ms;
 	r.started_ms = t->started_ms;
 	r.finished_ms = t->finished_ms ? t->finished_ms : now_wall_ms();
@@ -234,287 +239,231 @@ static void make_result(task *t, const proto_output *out, const proto_usage *usa
 	/* r borrowed everything: nothing to deinit. */
 }
 
-static void reject(task *t, const char *msg)
+/* A result the node made up (rejected, internal): only a status and a message. */
+static void make_status_result(task *t, proto_status status, const char *msg)
 {
 	proto_output o;
 	proto_output_init(&o);
-	o.status = PROTO_STATUS_REJECTED;
+	o.status = status;
 	o.error = (char *)msg;
-	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
 	make_result(t, &o, NULL);
 	o.error = NULL;
 	proto_output_deinit(&o);
+}
+
+/* ---- publishing ---- */
+
+static void send_publish(task *t, const task_ev *ev)
+{
+	const task_host *h = t->h;
+	script_publish_args a = {
+	    .result_key = t->result_key,
+	    .reply_stream = t->parsed ? t->t.reply_stream : NULL,
+	    .running_key = t->running_key,
+	    .result_json = t->result_json,
+	    .result_len = t->result_len,
+	    .ttl_ms = h->result_ttl_ms,
+	    .entry = t->entry,
+	    .id = t->id,
+	    .status = proto_status_name(t->status),
+	    .node_id = h->node_id,
+	};
+	if (t->dead) {
+		a.dead_reason = t->fault ? t->fault : "sandbox error";
+		a.dead_deliveries = t->deliveries;
+		a.dead_task = t->payload;
+		a.dead_task_len = t->len;
+	}
+	script_publish(h->rc, &a, on_reply, hold(t));
+}
+
+static void publish(task *t)
+{
+	enter(t, TS_PUBLISH);
+	t->t_publish_us = now_mono_us();
+	send_publish(t, NULL);
+}
+
+static void on_publish_reply(task *t, const task_ev *ev)
+{
+	metrics *m = t->h->m;
+	if (!ev->reply || ev->reply->type != REDIS_REPLY_INTEGER) {
+		int64_t ms = rconn_backoff_ms(t->attempt++, 200, 5000);
+		log_warn("task %s: publish failed (%s), retrying in %lld ms", t->id, redis_why(ev),
+		         (long long)ms);
+		after(t, ms);
+		return;
+	}
+	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
+	if (ev->reply->integer == 1) {
+		m->tasks[t->status]++;
+		m->tasks_done++;
+		log_info("task %s entry %s: published status=%s attempts=%d", t->id, t->entry,
+		         proto_status_name(t->status), t->deliveries);
+	} else {
+		m->duplicates++;
+		log_info("task %s entry %s: a result already existed; entry acknowledged", t->id,
+		         t->entry);
+	}
+	finish(t);
+}
+
+static void reject(task *t, const char *msg)
+{
+	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
+	make_status_result(t, PROTO_STATUS_REJECTED, msg);
 	publish(t);
 }
 
 /* Acknowledges and deletes the entry without a result (the id has one, or runs elsewhere). */
 static void ack_drop(task *t)
 {
-	node *n = t->n;
-	rconn_cmd(n->rc, NULL, NULL, "XACK", PROTO_KEY_TASKS, PROTO_GROUP, t->entry, NULL);
-	rconn_cmd(n->rc, NULL, NULL, "XDEL", PROTO_KEY_TASKS, t->entry, NULL);
-	n->m.duplicates++;
+	rconn_cmd(t->h->rc, NULL, NULL, "XACK", PROTO_KEY_TASKS, PROTO_GROUP, t->entry, NULL);
+	rconn_cmd(t->h->rc, NULL, NULL, "XDEL", PROTO_KEY_TASKS, t->entry, NULL);
+	t->h->m->duplicates++;
 	finish(t);
 }
 
-/* ---- publishing ---- */
+/* ---- sandbox errors: read the delivery count, retry with backoff, then dead-letter ---- */
 
-static void on_published(rconn *rc, redisReply *r, void *arg)
+static void send_pending(task *t, const task_ev *ev)
 {
-	task *t = arg;
-	node *n = t->n;
-	if (t->finished) {
-		drop(t);
-		return;
-	}
-	if (!r || r->type != REDIS_REPLY_INTEGER) {
-		int64_t ms = rconn_backoff_ms(t->attempt++, 200, 5000);
-		log_warn("task %s: publish failed (%s), retrying in %lld ms", t->id,
-		         r ? (r->str ? r->str : "unexpected reply") : rconn_last_error(rc),
-		         (long long)ms);
-		after(t, ms, publish);
-		drop(t);
-		return;
-	}
-	metrics_hist_observe(&n->m.publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
-	if (r->integer == 1) {
-		n->m.tasks[t->status]++;
-		n->tasks_done++;
-		log_info("task %s entry %s: published status=%s attempts=%d", t->id, t->entry,
-		         proto_status_name(t->status), t->deliveries);
-	} else {
-		n->m.duplicates++;
-		log_info("task %s entry %s: a result already existed; entry acknowledged", t->id,
-		         t->entry);
-	}
-	t->leased = false;
-	finish(t);
-	drop(t);
+	rconn_cmd(t->h->rc, on_reply, hold(t), "XPENDING", PROTO_KEY_TASKS, PROTO_GROUP, t->entry,
+	          t->entry, "1", NULL);
 }
 
-static void publish(task *t)
+static void fault(task *t, const char *reason)
 {
-	node *n = t->n;
-	if (t->stage != ST_PUBLISH) {
-		t->stage = ST_PUBLISH;
-		t->attempt = 0;
-		t->t_publish_us = now_mono_us();
-	}
-	_cleanup_free_ char *ttl = xasprintf("%lld", (long long)n->cfg->result_ttl_s * 1000);
-	_cleanup_free_ char *deliveries = xasprintf("%d", t->deliveries);
-	const char *reply = t->parsed && t->t.reply_stream ? t->t.reply_stream : "";
-	const char *kv[16] = {t->result_key,
-	                      PROTO_KEY_RESULTS,
-	                      PROTO_KEY_TASKS,
-	                      reply,
-	                      t->running_key,
-	                      t->result_json,
-	                      ttl,
-	                      PROTO_GROUP,
-	                      t->entry,
-	                      t->id,
-	                      proto_status_name(t->status),
-	                      n->cfg->node_id};
-	size_t lens[16];
-	int nkeys = 5, nargs = 7;
-	if (t->dead) {
-		/* KEYS + aisp:dead; ARGV + reason, deliveries, task JSON */
-		memmove(&kv[6], &kv[5], 7 * sizeof(kv[0]));
-		kv[5] = PROTO_KEY_DEAD;
-		kv[13] = t->fault ? t->fault : "sandbox error";
-		kv[14] = deliveries;
-		kv[15] = t->payload ? t->payload : "";
-		nkeys = 6;
-		nargs = 10;
-	}
-	for (int i = 0; i < nkeys + nargs; i++)
-		lens[i] = (kv[i] == t->result_json) ? t->result_len
-		          : (kv[i] == t->payload)   ? t->len
-		                                    : strlen(kv[i]);
-	script_call(n->rc, t->dead ? SCRIPT_DEAD : SCRIPT_PUBLISH, on_published, hold(t), nkeys,
-	            nargs, kv, lens);
+	enter(t, TS_FAULT);
+	free(t->fault);
+	t->fault = xstrdup(reason);
+	send_pending(t, NULL);
 }
 
-/* ---- running ---- */
-
-static void on_done(sandbox *sb, const proto_output *out, const proto_usage *usage, void *arg)
+static void dead_letter(task *t)
 {
-	task *t = arg;
-	node *n = t->n;
-	t->sb = NULL;
-	if (t->finished) {
-		pool_release(n->pool, sb);
-		drop(t);
-		return;
-	}
-	t->finished_ms = now_wall_ms();
-	metrics_hist_observe(&n->m.execute, (double)(now_mono_us() - t->t_run_us) / 1e6);
-	if (out->status == PROTO_STATUS_SANDBOX_ERROR) {
-		pool_release(n->pool, sb);
-		fault(t, out->error ? out->error : "sandbox error");
-		drop(t);
-		return;
-	}
-	make_result(t, out, usage);
-	pool_release(n->pool, sb);
+	_cleanup_free_ char *msg =
+	    xasprintf("gave up after %d deliveries: %s", t->deliveries, t->fault);
+	log_error("task %s entry %s: %s; dead-lettered", t->id, t->entry, msg);
+	t->dead = true;
+	t->h->m->dead++;
+	make_status_result(t, PROTO_STATUS_INTERNAL, msg);
 	publish(t);
-	drop(t);
 }
 
-static void run(task *t, sandbox *sb)
+static void on_pending_reply(task *t, const task_ev *ev)
 {
-	node *n = t->n;
-	_cleanup_err_ err *e = NULL;
-	t->stage = ST_RUN;
-	t->sb = sb;
-	t->started_ms = now_wall_ms();
-	t->t_run_us = now_mono_us();
-	log_debug("task %s: running in %s", t->id, sandbox_id(sb));
-	if (sandbox_run(sb, &t->t, &t->limits, on_done, hold(t), &e) < 0) {
-		t->sb = NULL;
-		drop(t);
-		pool_release(n->pool, sb);
-		fault(t, err_msg(e));
-	}
-}
-
-static void on_sandbox(sandbox *sb, const err *e, void *arg)
-{
-	task *t = arg;
-	node *n = t->n;
-	if (t->finished) {
-		if (sb)
-			pool_release(n->pool, sb);
-		drop(t);
-		return;
-	}
-	if (!sb) {
-		n->creation_failing = true;
-		fault(t, err_msg(e));
-		drop(t);
-		return;
-	}
-	metrics_hist_observe(&n->m.acquire, (double)(now_mono_us() - t->t_acquire_us) / 1e6);
-	run(t, sb);
-	drop(t);
-}
-
-static void acquire(task *t)
-{
-	node *n = t->n;
-	bool hit = false;
-	t->stage = ST_ACQUIRE;
-	t->t_acquire_us = now_mono_us();
-	pool_take(n->pool, &t->spec, on_sandbox, hold(t), &hit);
-	log_debug("task %s: sandbox %s", t->id, hit ? "warm" : "cold");
-}
-
-/* ---- sandbox errors: retry with backoff, then dead-letter ---- */
-
-static void on_reclaimed(rconn *rc, redisReply *r, void *arg)
-{
-	task *t = arg;
-	if (!t->finished) {
-		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
-			log_info("task %s: entry %s is no longer pending; dropping", t->id,
-			         t->entry);
-			finish(t);
-		} else {
-			if (r)
-				t->deliveries++;
-			acquire(t);
-		}
-	}
-	drop(t);
-}
-
-static void retry(task *t)
-{
-	node *n = t->n;
-	/* Without JUSTID XCLAIM increments the delivery count: the retry is counted. */
-	rconn_cmd(n->rc, on_reclaimed, hold(t), "XCLAIM", PROTO_KEY_TASKS, PROTO_GROUP,
-	          n->cfg->node_id, "0", t->entry, NULL);
-}
-
-static void check_deliveries(task *t);
-
-static void on_pending(rconn *rc, redisReply *r, void *arg)
-{
-	task *t = arg;
-	node *n = t->n;
-	if (t->finished) {
-		drop(t);
-		return;
-	}
+	redisReply *r = ev->reply;
 	if (!r || r->type != REDIS_REPLY_ARRAY) {
-		after(t, rconn_backoff_ms(t->attempt++, 500, 5000), check_deliveries);
-		drop(t);
+		after(t, rconn_backoff_ms(t->attempt++, 500, 5000));
 		return;
 	}
 	if (r->elements == 0) {
 		log_info("task %s: entry %s is no longer pending; dropping", t->id, t->entry);
 		finish(t);
-		drop(t);
 		return;
 	}
 	redisReply *p = r->element[0];
 	if (p->type == REDIS_REPLY_ARRAY && p->elements >= 4 &&
 	    p->element[3]->type == REDIS_REPLY_INTEGER)
 		t->deliveries = (int)p->element[3]->integer;
-	if (t->deliveries >= n->cfg->max_deliveries) {
-		_cleanup_free_ char *msg =
-		    xasprintf("gave up after %d deliveries: %s", t->deliveries, t->fault);
-		log_error("task %s entry %s: %s; dead-lettered", t->id, t->entry, msg);
-		proto_output o;
-		proto_output_init(&o);
-		o.status = PROTO_STATUS_INTERNAL;
-		o.error = msg;
-		t->dead = true;
-		n->m.dead++;
-		make_result(t, &o, NULL);
-		o.error = NULL;
-		proto_output_deinit(&o);
-		publish(t);
-	} else {
-		int64_t ms = rconn_backoff_ms(t->deliveries - 1, 500, 30000);
-		log_warn("task %s entry %s: sandbox error (%s); retry %d in %lld ms", t->id,
-		         t->entry, t->fault, t->deliveries, (long long)ms);
-		n->m.retries++;
-		t->stage = ST_BACKOFF;
-		after(t, ms, retry);
+	if (t->deliveries >= t->h->max_deliveries) {
+		dead_letter(t);
+		return;
 	}
-	drop(t);
+	int64_t ms = rconn_backoff_ms(t->deliveries - 1, 500, 30000);
+	log_warn("task %s entry %s: sandbox error (%s); retry %d in %lld ms", t->id, t->entry,
+	         t->fault, t->deliveries, (long long)ms);
+	t->h->m->retries++;
+	enter(t, TS_BACKOFF);
+	after(t, ms);
 }
 
-static void check_deliveries(task *t)
+static void acquire(task *t);
+
+/* Without JUSTID, XCLAIM increments the delivery count: the retry is counted. */
+static void send_reclaim(task *t, const task_ev *ev)
 {
-	node *n = t->n;
-	rconn_cmd(n->rc, on_pending, hold(t), "XPENDING", PROTO_KEY_TASKS, PROTO_GROUP, t->entry,
-	          t->entry, "1", NULL);
+	enter(t, TS_RECLAIM);
+	rconn_cmd(t->h->rc, on_reply, hold(t), "XCLAIM", PROTO_KEY_TASKS, PROTO_GROUP,
+	          t->h->node_id, "0", t->entry, NULL);
 }
 
-static void fault(task *t, const char *reason)
+static void on_reclaim_reply(task *t, const task_ev *ev)
 {
-	t->stage = ST_FAULT;
-	t->attempt = 0;
-	free(t->fault);
-	t->fault = xstrdup(reason);
-	check_deliveries(t);
+	if (ev->reply && ev->reply->type == REDIS_REPLY_ARRAY && ev->reply->elements == 0) {
+		log_info("task %s: entry %s is no longer pending; dropping", t->id, t->entry);
+		finish(t);
+		return;
+	}
+	if (ev->reply)
+		t->deliveries++;
+	acquire(t);
+}
+
+/* ---- running ---- */
+
+static void on_ran_event(task *t, const task_ev *ev)
+{
+	const task_host *h = t->h;
+	t->sb = NULL;
+	t->finished_ms = now_wall_ms();
+	metrics_hist_observe(&h->m->execute, (double)(now_mono_us() - t->t_run_us) / 1e6);
+	if (ev->out->status == PROTO_STATUS_SANDBOX_ERROR) {
+		pool_release(h->pool, ev->sb);
+		fault(t, ev->out->error ? ev->out->error : "sandbox error");
+		return;
+	}
+	make_result(t, ev->out, ev->usage);
+	/* The sandbox goes after the result: its teardown must not delay the publish. */
+	pool_release(h->pool, ev->sb);
+	publish(t);
+}
+
+static void run(task *t, sandbox *sb)
+{
+	_cleanup_err_ err *e = NULL;
+	enter(t, TS_RUN);
+	t->sb = sb;
+	t->started_ms = now_wall_ms();
+	t->t_run_us = now_mono_us();
+	log_debug("task %s: running in %s", t->id, sandbox_id(sb));
+	if (sandbox_run(sb, &t->t, &t->plan.limits, on_ran, hold(t), &e) < 0) {
+		t->sb = NULL;
+		drop(t);
+		pool_release(t->h->pool, sb);
+		fault(t, err_msg(e));
+	}
+}
+
+static void on_sandbox_event(task *t, const task_ev *ev)
+{
+	if (!ev->sb) {
+		fault(t, err_msg(ev->e));
+		return;
+	}
+	metrics_hist_observe(&t->h->m->acquire, (double)(now_mono_us() - t->t_acquire_us) / 1e6);
+	run(t, ev->sb);
+}
+
+static void acquire(task *t)
+{
+	bool hit = false;
+	enter(t, TS_ACQUIRE);
+	t->t_acquire_us = now_mono_us();
+	pool_take(t->h->pool, &t->plan.spec, on_sandbox, hold(t), &hit);
+	log_debug("task %s: sandbox %s", t->id, hit ? "warm" : "cold");
 }
 
 /* ---- admission ---- */
 
-static void on_lease(rconn *rc, redisReply *r, void *arg)
+static void on_lease_reply(task *t, const task_ev *ev)
 {
-	task *t = arg;
-	if (t->finished) {
-		drop(t);
-		return;
-	}
+	redisReply *r = ev->reply;
 	if (!r || r->type != REDIS_REPLY_INTEGER) {
 		/* The entry stays pending: re-read after a reconnect, or reclaimed. */
 		log_warn("task %s entry %s: cannot take the lease (%s); leaving it pending", t->id,
-		         t->entry, r && r->str ? r->str : rconn_last_error(rc));
+		         t->entry, redis_why(ev));
 		finish(t);
 	} else if (r->integer == 0) {
 		log_info("task %s entry %s: already has a result; acknowledged", t->id, t->entry);
@@ -526,7 +475,7 @@ static void on_lease(rconn *rc, redisReply *r, void *arg)
 		ack_drop(t);
 	} else if (r->integer == 2) {
 		/* A reclaimed entry whose lease has not expired yet: leave it pending, it will
-		 * be reclaimed again (see PROTOCOL.md, "Leases"). */
+		 * be reclaimed again (see daemon/README.md, "A held lease"). */
 		log_info("task %s entry %s: lease still held elsewhere; leaving it pending", t->id,
 		         t->entry);
 		finish(t);
@@ -534,23 +483,14 @@ static void on_lease(rconn *rc, redisReply *r, void *arg)
 		t->leased = true;
 		acquire(t);
 	}
-	drop(t);
-}
-
-/* Another entry of the same id is already past admission on this node. (The lease script
- * would take this node's own lease for it: it cannot tell two local entries apart.) */
-static bool running_here(const task *t)
-{
-	for (const task *o = t->n->tasks; o; o = o->next)
-		if (o != t && o->parsed && o->stage >= ST_LEASE && !strcmp(o->id, t->id))
-			return true;
-	return false;
 }
 
 static void lease(task *t)
 {
-	node *n = t->n;
-	if (running_here(t)) {
+	const task_host *h = t->h;
+	/* Another entry of the same id past admission on this node: the lease script would hand
+	 * this node's own lease to it, since it cannot tell two local entries apart. */
+	if (h->ops->id_active(h->arg, t, t->id)) {
 		if (t->fresh) {
 			log_info("task %s entry %s: the same id is running on this node; "
 			         "acknowledged as a duplicate",
@@ -561,49 +501,28 @@ static void lease(task *t)
 		}
 		return;
 	}
-	t->stage = ST_LEASE;
-	_cleanup_free_ char *ttl = xasprintf("%lld", (long long)n->cfg->reclaim_ms);
-	const char *kv[] = {t->result_key, t->running_key, n->cfg->node_id, ttl};
-	script_call(n->rc, SCRIPT_LEASE, on_lease, hold(t), 2, 2, kv, NULL);
+	enter(t, TS_LEASE);
+	script_lease_args a = {
+	    .result_key = t->result_key,
+	    .running_key = t->running_key,
+	    .node_id = h->node_id,
+	    .ttl_ms = h->lease_ttl_ms,
+	};
+	script_lease(h->rc, &a, on_reply, hold(t));
 }
 
-/* Image, runtime, limits. Returns 0, or -1 with a client-facing message in *msg. */
-static int validate(task *t, char **msg)
+static void set_id(task *t, const char *id)
 {
-	node *n = t->n;
-	const config *c = n->cfg;
-	const char *rname = t->t.runtime ? t->t.runtime : c->runtime_default;
-	t->rt = node_runtime(n, rname);
-	if (!t->rt) {
-		_cleanup_free_ char *l = config_enabled_list(c, ", ");
-		*msg =
-		    xasprintf("runtime \"%s\" is not enabled on this node (enabled: %s)", rname, l);
-		return -1;
-	}
-	const char *iname = t->t.image ? t->t.image : c->image_default;
-	_cleanup_err_ err *e = NULL;
-	t->img = node_image(n, iname, &e);
-	if (!t->img) {
-		log_debug("task %s: %s", t->id, err_msg(e));
-		*msg = xasprintf("unknown image \"%s\"", iname);
-		return -1;
-	}
-	t->limits = t->t.limits;
-	if (proto_limits_resolve(&t->limits, &c->limits_default, &c->limits_max, &e) < 0) {
-		*msg = xstrdup(err_msg(e));
-		return -1;
-	}
-	memset(&t->spec, 0, sizeof(t->spec));
-	t->spec.rt = t->rt;
-	t->spec.rootfs = t->img->rootfs;
-	t->spec.image_digest = t->img->digest;
-	t->spec.lang = t->t.lang;
-	sandbox_spec_set_limits(&t->spec, &t->limits);
-	t->validated = true;
-	return 0;
+	free(t->id);
+	free(t->result_key);
+	free(t->running_key);
+	t->id = xstrdup(id);
+	t->result_key = xasprintf(PROTO_KEY_RESULT_PREFIX "%s", id);
+	t->running_key = xasprintf(PROTO_KEY_RUNNING_PREFIX "%s", id);
 }
 
-void task_start(task *t)
+/* Parses and validates; a bad task is rejected under the best id that can be read. */
+static void admit(task *t, const task_ev *ev)
 {
 	_cleanup_free_ char *entry_id = xasprintf("entry-%s", t->entry);
 	if (!t->payload) {
@@ -614,8 +533,6 @@ void task_start(task *t)
 	_cleanup_err_ err *e = NULL;
 	_cleanup_free_ char *id = NULL;
 	if (proto_task_parse(t->payload, t->len, &t->t, &id, &e) < 0) {
-		proto_task_deinit(&t->t);
-		proto_task_init(&t->t);
 		set_id(t, id && proto_id_valid(id) ? id : entry_id);
 		reject(t, err_msg(e));
 		return;
@@ -623,30 +540,130 @@ void task_start(task *t)
 	t->parsed = true;
 	set_id(t, t->t.id);
 	_cleanup_free_ char *msg = NULL;
-	if (validate(t, &msg) < 0) {
+	if (t->h->ops->resolve(t->h->arg, &t->t, &t->plan, &msg) < 0) {
 		reject(t, msg);
 		return;
 	}
+	t->planned = true;
 	lease(t);
 }
 
 /* ---- shutdown ---- */
 
-void task_release(task *t, rconn_reply_fn cb, void *arg)
+static void release(task *t, const task_ev *ev)
 {
-	node *n = t->n;
 	log_info("task %s entry %s: released for another node", t->id ? t->id : "?", t->entry);
-	node_release_entry(n, t->entry, t->leased ? t->running_key : NULL, cb, arg);
-	if (t->sb) {
-		/* Still running: destroy it now (pool_shutdown only owns idle sandboxes). A
-		 * destroyed sandbox never calls on_done, so the reference that callback held is
-		 * dropped here (after finish, which dropped the list's). */
-		sandbox *sb = t->sb;
-		t->sb = NULL;
-		pool_release(n->pool, sb);
-		finish(t);
-		drop(t);
+	script_release_args a = {
+	    .running_key = t->leased ? t->running_key : NULL,
+	    .node_id = t->h->node_id,
+	    .entry = t->entry,
+	};
+	script_release(t->h->rc, &a, ev->release_cb, ev->release_arg);
+	finish(t);
+}
+
+/* Still running: the sandbox is destroyed now (pool_shutdown only owns idle sandboxes). A
+ * destroyed sandbox never reports its run, so the reference that report held goes here. */
+static void release_running(task *t, const task_ev *ev)
+{
+	sandbox *sb = t->sb;
+	t->sb = NULL;
+	pool_release(t->h->pool, sb);
+	release(t, ev);
+	drop(t);
+}
+
+/* A sandbox handed out after the task was released goes straight back. */
+static void return_sandbox(task *t, const task_ev *ev)
+{
+	if (ev->sb)
+		pool_release(t->h->pool, ev->sb);
+}
+
+/* ---- the table ---- */
+
+typedef void (*handler)(task *t, const task_ev *ev);
+
+/* What each event means in each state. An empty cell: the event outlived its state. */
+static const handler table[TS__COUNT][TE__COUNT] = {
+    [TS_NEW] = {[TE_START] = admit, [TE_RELEASE] = release},
+    [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release},
+    [TS_ACQUIRE] = {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release},
+    [TS_RUN] = {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running},
+    [TS_PUBLISH] =
+        {[TE_REPLY] = on_publish_reply, [TE_TIMER] = send_publish, [TE_RELEASE] = release},
+    [TS_FAULT] = {[TE_REPLY] = on_pending_reply, [TE_TIMER] = send_pending, [TE_RELEASE] = release},
+    [TS_BACKOFF] = {[TE_TIMER] = send_reclaim, [TE_RELEASE] = release},
+    [TS_RECLAIM] = {[TE_REPLY] = on_reclaim_reply, [TE_RELEASE] = release},
+    [TS_DONE] = {[TE_SANDBOX] = return_sandbox, [TE_RAN] = return_sandbox},
+};
+
+static void task_step(task *t, const task_ev *ev)
+{
+	handler h = table[t->state][ev->kind];
+	if (!h) {
+		log_debug("task %s: %s ignored in state %s", t->id ? t->id : "?",
+		          event_names[ev->kind], state_names[t->state]);
 		return;
 	}
-	finish(t);
+	h(t, ev);
+}
+
+/* ---- interface ---- */
+
+task *task_new(const task_host *h, const char *entry, const char *payload, size_t len, bool fresh)
+{
+	task *t = xzalloc(sizeof(*t));
+	t->h = h;
+	t->refs = 1;
+	t->state = TS_NEW;
+	t->fresh = fresh;
+	t->entry = xstrdup(entry);
+	if (payload) {
+		t->payload = xmalloc(len + 1);
+		memcpy(t->payload, payload, len);
+		t->payload[len] = '\0';
+		t->len = len;
+	}
+	proto_task_init(&t->t);
+	t->received_ms = now_wall_ms();
+	t->deliveries = 1;
+	return t;
+}
+
+void task_start(task *t)
+{
+	task_ev ev = {.kind = TE_START};
+	task_step(t, &ev);
+}
+
+void task_release(task *t, rconn_reply_fn cb, void *arg)
+{
+	task_ev ev = {.kind = TE_RELEASE, .release_cb = cb, .release_arg = arg};
+	task_step(t, &ev);
+}
+
+const char *task_entry(const task *t)
+{
+	return t->entry;
+}
+
+const char *task_id(const task *t)
+{
+	return t->id;
+}
+
+const char *task_lease_key(const task *t)
+{
+	return t->leased && t->state != TS_DONE ? t->running_key : NULL;
+}
+
+bool task_admitted(const task *t)
+{
+	return t->parsed && t->state >= TS_LEASE && t->state != TS_DONE;
+}
+
+const char *task_state_name(const task *t)
+{
+	return state_names[t->state];
 }

@@ -1,6 +1,9 @@
 /* Warm pools (see pool.h). Each entry (one per spec) keeps a stack of READY sandboxes, a
  * queue of takers waiting on a miss, and counts; creations for waiting takers start at once,
- * refills only under the node's creation cap, with backoff after failures. */
+ * refills only under the node's caps and outside the entry's failure backoff. Sandboxes are
+ * made and unmade only through p->ops (pool_sandbox_ops in sandbox-ops.c, or a test's fakes),
+ * and every callback the pool gives them runs later from the loop; takers' callbacks run from
+ * the pool, so they must not free it (pool_shutdown first). */
 #include "pool/pool.h"
 
 #include <event2/event.h>
@@ -36,7 +39,9 @@ typedef struct entry {
 } entry;
 
 struct pool {
-	sandbox_ctx *ctx;
+	struct event_base *base;
+	const pool_ops *ops;
+	void *ops_ctx;
 	pool_opts o;
 	entry **entries;
 	size_t n_entries;
@@ -101,7 +106,7 @@ static void on_gone(void *arg)
 static void destroy(pool *p, sandbox *sb)
 {
 	p->destroying++;
-	sandbox_destroy(sb, on_gone, p);
+	p->ops->destroy(p->ops_ctx, sb, on_gone, p);
 }
 
 static void warm_remove(entry *en, sandbox *sb)
@@ -128,7 +133,7 @@ static void hand_out(entry *en, sandbox *sb, waiter *w)
 	pool *p = en->p;
 	en->busy++;
 	p->acquire_ms_sum += (double)(now_mono_us() - w->since_us) / 1000.0;
-	sandbox_watch(sb, NULL, NULL);
+	p->ops->watch(p->ops_ctx, sb, NULL, NULL);
 	w->cb(sb, NULL, w->arg);
 	free(w);
 }
@@ -145,6 +150,29 @@ static waiter *pop_waiter(entry *en)
 	return w;
 }
 
+/* A creation failed (or could not start): the pool's refills wait, twice as long as after the
+ * previous failure, up to the maximum. Waiting takers do not (see start_for_waiters). */
+static void note_failure(entry *en)
+{
+	pool *p = en->p;
+	en->failed++;
+	en->backoff_ms = en->backoff_ms ? en->backoff_ms * 2 : p->o.backoff_min_ms;
+	if (en->backoff_ms > p->o.backoff_max_ms)
+		en->backoff_ms = p->o.backoff_max_ms;
+	en->retry_at_ms = now_mono_ms() + en->backoff_ms;
+}
+
+static void keep_warm(entry *en, sandbox *sb)
+{
+	pool *p = en->p;
+	if (en->n_warm == en->cap_warm) {
+		en->cap_warm = en->cap_warm ? 2 * en->cap_warm : 8;
+		en->warm = xreallocarray(en->warm, en->cap_warm, sizeof(sandbox *));
+	}
+	en->warm[en->n_warm++] = sb;
+	p->ops->watch(p->ops_ctx, sb, on_died, en);
+}
+
 static void on_ready(sandbox *sb, const err *e, void *arg)
 {
 	entry *en = arg;
@@ -152,11 +180,7 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 	en->creating--;
 	p->creating--;
 	if (e) {
-		en->failed++;
-		en->backoff_ms = en->backoff_ms ? en->backoff_ms * 2 : p->o.backoff_min_ms;
-		if (en->backoff_ms > p->o.backoff_max_ms)
-			en->backoff_ms = p->o.backoff_max_ms;
-		en->retry_at_ms = now_mono_ms() + en->backoff_ms;
+		note_failure(en);
 		destroy(p, sb);
 		/* A waiting task hears about the failure (the node retries it later) rather than
 		 * waiting through the backoff. */
@@ -169,22 +193,19 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 		return;
 	}
 	en->created++;
-	en->backoff_ms = 0;
+	en->backoff_ms = 0; /* the runtime works again: so do the refills */
+	en->retry_at_ms = 0;
 	if (p->shutting_down) {
 		destroy(p, sb);
 		return;
 	}
 	waiter *w = pop_waiter(en);
-	if (w) {
+	if (w)
 		hand_out(en, sb, w);
-		return;
-	}
-	if (en->n_warm == en->cap_warm) {
-		en->cap_warm = en->cap_warm ? 2 * en->cap_warm : 8;
-		en->warm = xreallocarray(en->warm, en->cap_warm, sizeof(sandbox *));
-	}
-	en->warm[en->n_warm++] = sb;
-	sandbox_watch(sb, on_died, en);
+	else
+		keep_warm(en, sb);
+	/* this creation's slot under the cap is free: the next refill need not wait for a tick */
+	refill(p);
 }
 
 static int start_one(entry *en, bool urgent, err **e)
@@ -193,8 +214,8 @@ static int start_one(entry *en, bool urgent, err **e)
 	sandbox *sb;
 	sandbox_spec spec = en->spec;
 	spec.urgent = urgent;
-	if (sandbox_create(p->ctx, &spec, on_ready, en, &sb, e) < 0) {
-		en->failed++;
+	if (p->ops->create(p->ops_ctx, &spec, on_ready, en, &sb, e) < 0) {
+		note_failure(en);
 		return -1;
 	}
 	en->creating++;
@@ -203,32 +224,35 @@ static int start_one(entry *en, bool urgent, err **e)
 	return 0;
 }
 
+/* Takers waiting on a miss get their creations at once, whatever the caps and the backoff; a
+ * creation already under way counts as theirs (it is handed to the first waiter when ready). */
+static void start_for_waiters(entry *en)
+{
+	while (en->creating < en->n_waiters) {
+		err *e = NULL;
+		if (start_one(en, true, &e) < 0) {
+			waiter *w = pop_waiter(en);
+			w->cb(NULL, e, w->arg);
+			free(w);
+			err_free(e);
+		}
+	}
+}
+
+/* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
+ * creations, under the node's caps and outside the pool's backoff. */
 static void refill(pool *p)
 {
 	if (p->shutting_down)
 		return;
-	int64_t now = now_mono_ms();
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
-		if (en->retry_at_ms > now)
-			continue;
-		/* Takers waiting on a miss get their creations at once, cap or not. */
-		while (en->creating < en->n_waiters) {
-			err *e = NULL;
-			if (start_one(en, true, &e) < 0) {
-				waiter *w = pop_waiter(en);
-				w->cb(NULL, e, w->arg);
-				free(w);
-				err_free(e);
-			}
-		}
-		while (en->n_warm + en->creating < en->target + en->n_waiters &&
-		       p->creating < p->o.max_creating && p->live < p->o.max_live) {
-			if (start_one(en, false, NULL) < 0) {
-				en->retry_at_ms = now + p->o.backoff_min_ms;
+		start_for_waiters(en);
+		while (en->retry_at_ms <= now_mono_ms() &&
+		       en->n_warm + en->creating < en->target + en->n_waiters &&
+		       p->creating < p->o.max_creating && p->live < p->o.max_live)
+			if (start_one(en, false, NULL) < 0)
 				break;
-			}
-		}
 	}
 }
 
@@ -239,7 +263,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = 0; p->o.max_age_ms > 0 && i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		/* Recycle at most one per pool per tick, oldest first, so a pool never empties. */
-		if (en->n_warm > 0 && now - sandbox_ready_at(en->warm[0]) > p->o.max_age_ms) {
+		if (en->n_warm > 0 &&
+		    now - p->ops->ready_at(p->ops_ctx, en->warm[0]) > p->o.max_age_ms) {
 			sandbox *sb = en->warm[0];
 			warm_remove(en, sb);
 			en->recycled++;
@@ -249,10 +274,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	refill(p);
 }
 
-int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e)
+int pool_new(pool **out, struct event_base *base, const pool_ops *ops, void *ops_ctx,
+             const pool_opts *o, err **e)
 {
 	pool *p = xzalloc(sizeof(*p));
-	p->ctx = ctx;
+	p->base = base;
+	p->ops = ops;
+	p->ops_ctx = ops_ctx;
 	p->o = *o;
 	if (!p->o.max_live)
 		p->o.max_live = 32;
@@ -262,8 +290,10 @@ int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e)
 		p->o.backoff_min_ms = 200;
 	if (!p->o.backoff_max_ms)
 		p->o.backoff_max_ms = 30000;
-	p->tick = event_new(sandbox_ctx_base(ctx), -1, EV_PERSIST, on_tick, p);
-	struct timeval tv = {1, 0};
+	if (p->o.tick_ms <= 0)
+		p->o.tick_ms = 1000;
+	p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
+	struct timeval tv = {p->o.tick_ms / 1000, (p->o.tick_ms % 1000) * 1000};
 	if (!p->tick || event_add(p->tick, &tv) < 0) {
 		pool_free(p);
 		return err_set(e, 0, "pool: cannot add its timer");
@@ -342,7 +372,6 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 		en->waiters = w;
 	en->waiters_tail = w;
 	en->n_waiters++;
-	en->retry_at_ms = 0; /* a waiting task does not sit out a backoff */
 	refill(p);
 }
 
@@ -354,14 +383,14 @@ typedef struct release {
 static void on_release(evutil_socket_t fd, short what, void *arg)
 {
 	release *r = arg;
-	sandbox_destroy(r->sb, on_gone, r->p);
+	r->p->ops->destroy(r->p->ops_ctx, r->sb, on_gone, r->p);
 	refill(r->p);
 	free(r);
 }
 
 void pool_release(pool *p, sandbox *sb)
 {
-	entry *en = find_entry(p, sandbox_get_spec(sb));
+	entry *en = find_entry(p, p->ops->spec_of(p->ops_ctx, sb));
 	if (en && en->busy > 0)
 		en->busy--;
 	/* Destroying and refilling spawn runtime processes (milliseconds of fork, exec and cgroup
@@ -372,9 +401,9 @@ void pool_release(pool *p, sandbox *sb)
 	*r = (release){p, sb};
 	/* a real (1 ms) timer: event_base_once() runs a zero timeout in this very iteration */
 	struct timeval soon = {0, 1000};
-	if (event_base_once(sandbox_ctx_base(p->ctx), -1, EV_TIMEOUT, on_release, r, &soon) < 0) {
+	if (event_base_once(p->base, -1, EV_TIMEOUT, on_release, r, &soon) < 0) {
 		free(r);
-		sandbox_destroy(sb, on_gone, p);
+		p->ops->destroy(p->ops_ctx, sb, on_gone, p);
 		refill(p);
 	}
 }
@@ -435,43 +464,99 @@ void pool_describe_json(const pool *p, buf *out)
 		proto_json_gen_kint(g, "busy", en->busy);
 		proto_json_gen_kint(g, "hits", en->hits);
 		proto_json_gen_kint(g, "misses", en->misses);
+		proto_json_gen_kint(g, "failed", en->failed);
+		proto_json_gen_kint(g, "backoff_ms", en->backoff_ms);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
 	proto_json_gen_take(g, out);
 }
 
-void pool_metrics(const pool *p, buf *out)
+/* ---- Prometheus text (format 0.0.4) ----
+ * The pool is the only emitter of the aisp_pool_* and aisp_sandbox_* families. Each family is
+ * written once, with # HELP and # TYPE, all its samples together. */
+
+static void family(buf *out, const char *name, const char *type, const char *help)
 {
-	buf_append_str(out, "# TYPE aisp_pool_sandboxes gauge\n");
+	buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(buf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_appendf(out, "\\%c", *s);
+		else if (*s == '\n')
+			buf_append_str(out, "\\n");
+		else
+			buf_append(out, s, 1);
+	}
+}
+
+/* name{runtime="..",image="..",lang=".." and what follows (the caller closes the braces). */
+static void pool_sample(buf *out, const char *name, const entry *en)
+{
+	buf_appendf(out, "%s{runtime=\"", name);
+	label_value(out, sandbox_runtime_name(en->spec.rt));
+	buf_append_str(out, "\",image=\"");
+	label_value(out, en->spec.image_digest ? en->spec.image_digest : "");
+	buf_appendf(out, "\",lang=\"%s\"", proto_lang_name(en->spec.lang));
+}
+
+static void per_pool_metrics(const pool *p, buf *out)
+{
+	family(out, "aisp_pool_sandboxes", "gauge",
+	       "Sandboxes of each warm pool by state (creating, warm, busy).");
 	for (size_t i = 0; i < p->n_entries; i++) {
 		const entry *en = p->entries[i];
-		const char *rt = sandbox_runtime_name(en->spec.rt);
-		const char *lang = proto_lang_name(en->spec.lang);
-		const char *img = en->spec.image_digest ? en->spec.image_digest : "";
-		struct {
-			const char *state;
-			size_t n;
-		} st[] = {{"creating", en->creating}, {"warm", en->n_warm}, {"busy", en->busy}};
-		for (size_t k = 0; k < 3; k++)
-			buf_appendf(out,
-			            "aisp_pool_sandboxes{runtime=\"%s\",image=\"%s\",lang=\"%s\","
-			            "state=\"%s\"} %zu\n",
-			            rt, img, lang, st[k].state, st[k].n);
-		buf_appendf(out, "aisp_pool_target{runtime=\"%s\",image=\"%s\",lang=\"%s\"} %zu\n",
-		            rt, img, lang, en->target);
+		const char *state[] = {"creating", "warm", "busy"};
+		size_t n[] = {en->creating, en->n_warm, en->busy};
+		for (size_t k = 0; k < 3; k++) {
+			pool_sample(out, "aisp_pool_sandboxes", en);
+			buf_appendf(out, ",state=\"%s\"} %zu\n", state[k], n[k]);
+		}
 	}
+	family(out, "aisp_pool_target", "gauge", "Warm sandboxes each pool aims at.");
+	for (size_t i = 0; i < p->n_entries; i++) {
+		pool_sample(out, "aisp_pool_target", p->entries[i]);
+		buf_appendf(out, "} %zu\n", p->entries[i]->target);
+	}
+}
+
+void pool_metrics(const pool *p, buf *out)
+{
+	per_pool_metrics(p, out);
 	pool_stats s;
 	pool_get_stats(p, &s);
-	buf_appendf(
-	    out,
-	    "# TYPE aisp_pool_destroying gauge\naisp_pool_destroying %zu\n"
-	    "# TYPE aisp_sandbox_creations_total counter\naisp_sandbox_creations_total %" PRIu64
-	    "\n# TYPE aisp_sandbox_creation_failures_total counter\n"
-	    "aisp_sandbox_creation_failures_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_hits_total counter\naisp_pool_hits_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_misses_total counter\naisp_pool_misses_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_recycled_total counter\naisp_pool_recycled_total %" PRIu64 "\n"
-	    "# TYPE aisp_pool_died_total counter\naisp_pool_died_total %" PRIu64 "\n",
-	    s.destroying, s.created, s.failed, s.hits, s.misses, s.recycled, s.died);
+	family(out, "aisp_pool_sandboxes_total", "gauge", "Sandboxes of this node by state.");
+	buf_appendf(out,
+	            "aisp_pool_sandboxes_total{state=\"creating\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"warm\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"busy\"} %zu\n"
+	            "aisp_pool_sandboxes_total{state=\"destroying\"} %zu\n",
+	            s.creating, s.warm, s.busy, s.destroying);
+	family(out, "aisp_pool_destroying", "gauge", "Sandboxes being destroyed.");
+	buf_appendf(out, "aisp_pool_destroying %zu\n", s.destroying);
+	family(out, "aisp_pool_takes_total", "counter",
+	       "Sandboxes taken, by warm hit or cold miss.");
+	buf_appendf(out,
+	            "aisp_pool_takes_total{result=\"hit\"} %" PRIu64 "\n"
+	            "aisp_pool_takes_total{result=\"miss\"} %" PRIu64 "\n",
+	            s.hits, s.misses);
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} counters[] = {
+	    {"aisp_pool_hits_total", "Takes served by a warm sandbox.", s.hits},
+	    {"aisp_pool_misses_total", "Takes that needed a creation.", s.misses},
+	    {"aisp_pool_recycled_total", "Warm sandboxes replaced for their age.", s.recycled},
+	    {"aisp_pool_died_total", "Warm sandboxes that died on their own.", s.died},
+	    {"aisp_sandbox_creations_total", "Sandboxes created.", s.created},
+	    {"aisp_sandbox_creation_failures_total", "Sandbox creations that failed.", s.failed},
+	};
+	for (size_t i = 0; i < sizeof(counters) / sizeof(*counters); i++) {
+		family(out, counters[i].name, "counter", counters[i].help);
+		buf_appendf(out, "%s %" PRIu64 "\n", counters[i].name, counters[i].v);
+	}
 }

@@ -1,7 +1,8 @@
 /* Warm pools of sandboxes keyed by (runtime, image digest, language), each with a warm target;
- * a node-wide cap on live sandboxes and a cap on concurrent creations. Taking a warm sandbox
- * is O(1) and starts no process; a miss creates one on demand. Used sandboxes are destroyed in
- * the background and the pool refills. */
+ * a node-wide cap on live sandboxes and a cap on concurrent creations, both for refills. Taking
+ * a warm sandbox is O(1) and starts no process; a miss creates one at once, caps or not (the
+ * caller's task slots bound those), and never waits out a failure backoff. Used sandboxes are
+ * destroyed in the background and the pool refills. */
 #pragma once
 
 #include <stdbool.h>
@@ -12,31 +13,63 @@
 #include "common/err.h"
 #include "sandbox/sandbox.h"
 
+struct event_base;
+
 typedef struct pool pool;
 
+/* How the pool makes and unmakes sandboxes, in the manner of a hiredis adapter: the real ones
+ * (pool_sandbox_ops) or a test's fakes. The pool never looks inside a sandbox; it hands each
+ * one only to these operations and to its takers. `ctx` is the ops_ctx given to pool_new().
+ * No callback may run before the operation that registered it has returned. */
+typedef struct pool_ops {
+	/* Starts creating a sandbox for spec (*out exists from now on); ready runs once, from
+	 * the loop, with the outcome. A sandbox that failed must still be destroyed. Returns -1
+	 * with *e only when nothing was started. */
+	int (*create)(void *ctx, const sandbox_spec *spec, sandbox_ready_fn ready, void *arg,
+	              sandbox **out, err **e);
+	/* Destroys sb in the background, in any state; sb is invalid after the call. gone runs
+	 * once, from the loop, when nothing of it is left. */
+	void (*destroy)(void *ctx, sandbox *sb, sandbox_gone_fn gone, void *arg);
+	/* While sb is READY, died runs when it dies on its own; died == NULL stops watching. */
+	void (*watch)(void *ctx, sandbox *sb, sandbox_died_fn died, void *arg);
+	/* When sb became READY, in now_mono_ms() milliseconds. */
+	int64_t (*ready_at)(void *ctx, const sandbox *sb);
+	/* What sb was created for. Borrowed; valid while sb lives. */
+	const sandbox_spec *(*spec_of)(void *ctx, const sandbox *sb);
+} pool_ops;
+
+/* The real sandboxes (sandbox_create, sandbox_destroy, ...): ops_ctx is a sandbox_ctx *. */
+extern const pool_ops pool_sandbox_ops;
+
 typedef struct pool_opts {
-	size_t max_live;        /* node-wide cap on sandboxes in any state; default 32 */
-	size_t max_creating;    /* concurrent creations; default 2 */
+	size_t max_live;        /* cap on sandboxes in any state for refills; default 32 */
+	size_t max_creating;    /* concurrent creations for refills; default 2 */
 	int64_t max_age_ms;     /* recycle warm sandboxes older than this; 0: never */
 	int64_t backoff_min_ms; /* after a failed creation; default 200 */
 	int64_t backoff_max_ms; /* default 30000 */
+	int64_t tick_ms;        /* how often ages and backoffs are looked at; default 1000 */
 } pool_opts;
 
-int pool_new(pool **out, sandbox_ctx *ctx, const pool_opts *o, err **e);
-/* Destroys every sandbox the pool owns; cb runs when all are gone. The pool itself is freed
- * by pool_free() after that. */
+/* A pool on base (borrowed; the loop the ops' callbacks come from) that makes its sandboxes
+ * with ops (borrowed, usually static) and ops_ctx (borrowed); both outlive the pool. */
+int pool_new(pool **out, struct event_base *base, const pool_ops *ops, void *ops_ctx,
+             const pool_opts *o, err **e);
+/* Destroys every sandbox the pool owns; cb runs when all are gone (including those taken and
+ * not yet released). The pool itself is freed by pool_free() after that. */
 void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg);
 pool *pool_free(pool *p);
 
 /* Declares a warm pool for a spec (copied) with a warm target. Returns -1 on a duplicate key. */
 int pool_add(pool *p, const sandbox_spec *spec, size_t warm_target, err **e);
 
-/* Called with a READY sandbox (e == NULL), or with the error that made creating one fail. */
+/* Called once with a READY sandbox (e == NULL), or with the error that made creating one fail
+ * or "the pool is shutting down" (e borrowed). It may call into the pool, but not free it. */
 typedef void (*pool_take_fn)(sandbox *sb, const err *e, void *arg);
 
 /* Asks for a READY sandbox for spec. A warm hit calls cb before returning (*hit = true); a miss
- * creates one (the cold path) and calls cb from the loop later. The caller owns the sandbox
- * it receives and gives it back with pool_release() after its task. */
+ * creates one (the cold path) and calls cb from the loop later, or before returning when the
+ * creation cannot even start. The caller owns the sandbox it receives and gives it back with
+ * pool_release() after its task. */
 void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bool *hit);
 /* Gives a used sandbox back: it is destroyed in the background and its pool refills. */
 void pool_release(pool *p, sandbox *sb);
@@ -49,8 +82,14 @@ typedef struct pool_stats {
 
 /* Totals over all pools. */
 void pool_get_stats(const pool *p, pool_stats *out);
-/* Per-pool state as a JSON array (for the node registry and aisp nodes):
- * [{"runtime":..,"image":..,"lang":..,"target":N,"warm":N,"creating":N,"busy":N}, ...] */
+/* Per-pool state as a JSON array (for the node registry and aisp nodes), in declaration order:
+ * [{"runtime":..,"image":..,"lang":..,"target":N,"warm":N,"creating":N,"busy":N,"hits":N,
+ *   "misses":N,"failed":N,"backoff_ms":N}, ...]; backoff_ms is the current failure backoff
+ * (0: none). */
 void pool_describe_json(const pool *p, buf *out);
-/* Prometheus lines for every pool (aisp_pool_sandboxes{runtime,image,lang,state} ...). */
+/* Appends the Prometheus text (format 0.0.4) of every pool/sandbox family, each once with
+ * # HELP and # TYPE and its samples together: aisp_pool_sandboxes{runtime,image,lang,state},
+ * aisp_pool_target{runtime,image,lang}, aisp_pool_sandboxes_total{state}, aisp_pool_destroying,
+ * aisp_pool_takes_total{result}, aisp_pool_{hits,misses,recycled,died}_total,
+ * aisp_sandbox_creations_total, aisp_sandbox_creation_failures_total. */
 void pool_metrics(const pool *p, buf *out);

@@ -354,25 +354,95 @@ char *proto_milli_str(int64_t milli)
 
 /* ---- limits ---- */
 
-#define LF(f, w, u)                                                                                \
-	{                                                                                          \
-		offsetof(proto_limits, f), w, u                                                    \
-	}
-const proto_limit_field proto_limit_fields[PROTO_LIMIT_FIELDS] = {
-    LF(cpus_milli, "cpus", 0),
-    LF(memory_bytes, "memory_mb", 1 << 20),
-    LF(timeout_ms, "timeout_s", 0),
-    LF(pids, "pids", 1),
-    LF(nofile, "nofile", 1),
-    LF(fsize_bytes, "fsize_mb", 1 << 20),
-    LF(workspace_bytes, "workspace_mb", 1 << 20),
-    LF(stdout_bytes, "stdout_bytes", 1),
-    LF(stderr_bytes, "stderr_bytes", 1),
-};
+#define PROTO_LIMIT_ROW_(f, w, u, d, m, c)                                                         \
+	{.field = #f,                                                                              \
+	 .wire = w,                                                                                \
+	 .offset = offsetof(proto_limits, f),                                                      \
+	 .unit = u,                                                                                \
+	 .dflt = d,                                                                                \
+	 .cfg_max = m,                                                                             \
+	 .container = c},
+const proto_limit_field proto_limit_fields[PROTO_LIMIT_COUNT] = {PROTO_LIMITS(PROTO_LIMIT_ROW_)};
+#undef PROTO_LIMIT_ROW_
 
-/* A value in the field's wire unit, exact: "8192", "0.5", or for a byte count that is not a
- * whole number of MiB, "N bytes". */
-static char *limit_str(const proto_limit_field *f, int64_t v)
+/* The table and the count agree (a row added without the count fails to compile). */
+#define PROTO_LIMIT_ONE_(f, w, u, d, m, c) +1
+_Static_assert(0 PROTO_LIMITS(PROTO_LIMIT_ONE_) == PROTO_LIMIT_COUNT, "PROTO_LIMIT_COUNT");
+#undef PROTO_LIMIT_ONE_
+
+void proto_limits_default(proto_limits *l)
+{
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
+		*proto_limit_at(l, &proto_limit_fields[i]) = proto_limit_fields[i].dflt;
+}
+
+/* "1", "0.5", "2.125" (at most 3 significant decimals; further zeros allowed) -> thousandths.
+ * Returns 0, -1 when malformed, -2 when too large for int64 thousandths. */
+static int parse_milli(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i = 0;
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (INT64_MAX / 1000 - 9) / 10)
+			return -2;
+		v = v * 10 + (s[i] - '0');
+	}
+	v *= 1000;
+	if (s[i] == '.') {
+		i++;
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		int64_t scale = 100;
+		for (; s[i] >= '0' && s[i] <= '9'; i++) {
+			if (scale == 0 && s[i] != '0')
+				return -1;
+			v += (s[i] - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (s[i] != 0 || v <= 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* A positive decimal integer without sign or exponent. Returns 0, -1 malformed, -2 too large
+ * once multiplied by unit. */
+static int parse_count(const char *s, int64_t unit, int64_t *out)
+{
+	int64_t v = 0;
+	size_t n = strlen(s);
+	if (n == 0 || strspn(s, "0123456789") != n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v > (INT64_MAX / unit - 9) / 10)
+			return -2;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v <= 0)
+		return -1;
+	*out = v * unit;
+	return 0;
+}
+
+int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e)
+{
+	int r = f->unit == 0 ? parse_milli(text, out) : parse_count(text, f->unit, out);
+	if (r == -2)
+		return err_set(e, 0, "field \"limits.%s\" is too large", f->wire);
+	if (r < 0 && f->unit == 0)
+		return err_set(e, 0,
+		               "field \"limits.%s\" must be a positive number with at most 3 "
+		               "decimals",
+		               f->wire);
+	if (r < 0)
+		return err_set(e, 0, "field \"limits.%s\" must be a positive integer", f->wire);
+	return 0;
+}
+
+char *proto_limit_str(const proto_limit_field *f, int64_t v)
 {
 	if (f->unit == 0)
 		return proto_milli_str(v);
@@ -384,23 +454,23 @@ static char *limit_str(const proto_limit_field *f, int64_t v)
 int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const proto_limits *maxima,
                          err **e)
 {
-	for (size_t i = 0; i < PROTO_LIMIT_FIELDS; i++) {
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
 		const proto_limit_field *f = &proto_limit_fields[i];
-		int64_t *v = proto_limit_at(l, f->offset);
-		int64_t def = *proto_limit_at((proto_limits *)defaults, f->offset);
-		int64_t max = *proto_limit_at((proto_limits *)maxima, f->offset);
+		int64_t *v = proto_limit_at(l, f);
+		int64_t def = proto_limit_get(defaults, f);
+		int64_t max = proto_limit_get(maxima, f);
 		if (*v == 0) {
 			*v = def;
 			continue;
 		}
 		if (*v < 0) {
-			_cleanup_free_ char *vs = limit_str(f, *v);
-			return err_set(e, 0, "limits.%s %s must be positive", f->name, vs);
+			_cleanup_free_ char *vs = proto_limit_str(f, *v);
+			return err_set(e, 0, "limits.%s %s must be positive", f->wire, vs);
 		}
 		if (max > 0 && *v > max) {
-			_cleanup_free_ char *vs = limit_str(f, *v);
-			_cleanup_free_ char *ms = limit_str(f, max);
-			return err_set(e, 0, "limits.%s %s is above the node maximum %s", f->name,
+			_cleanup_free_ char *vs = proto_limit_str(f, *v);
+			_cleanup_free_ char *ms = proto_limit_str(f, max);
+			return err_set(e, 0, "limits.%s %s is above the node maximum %s", f->wire,
 			               vs, ms);
 		}
 	}

@@ -28,13 +28,15 @@
 #define PROTO_OUT_FILES_TOTAL (8u * 1024 * 1024)
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
-#define PROTO_KEY_TASKS         "aisp:tasks"
-#define PROTO_GROUP             "aisp"
-#define PROTO_KEY_RESULTS       "aisp:results"
-#define PROTO_KEY_DEAD          "aisp:dead"
-#define PROTO_KEY_NODES         "aisp:nodes"
-#define PROTO_KEY_RESULT_PREFIX "aisp:result:"
-#define PROTO_KEY_NODE_PREFIX   "aisp:node:"
+#define PROTO_KEY_TASKS          "aisp:tasks"
+#define PROTO_GROUP              "aisp"
+#define PROTO_KEY_RESULTS        "aisp:results"
+#define PROTO_KEY_DEAD           "aisp:dead"
+#define PROTO_KEY_NODES          "aisp:nodes"
+#define PROTO_KEY_RESULT_PREFIX  "aisp:result:"
+#define PROTO_KEY_NODE_PREFIX    "aisp:node:"
+#define PROTO_KEY_RUNNING_PREFIX "aisp:running:" /* the run lease of a task id */
+#define PROTO_KEY_REPLY_PREFIX   "aisp:reply:"   /* reply streams */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -78,18 +80,71 @@ typedef struct proto_env {
 	char *value;
 } proto_env;
 
+#define PROTO_MIB (1LL << 20)
+
+/* Every per-task limit, one row each: the single table from which the struct, the task's wire
+ * names, the config keys, the attestation keys and the defaults are all generated.
+ *   field      the proto_limits member, in internal units; also its attestation name
+ *              (predicate.limits.<field>, environment key limits.<field>)
+ *   wire       "limits.<wire>" in a task, and the config keys <wire> / max_<wire> in [limits]
+ *   unit       internal units per wire unit; 0: a decimal with up to 3 places, kept in
+ *              thousandths (cpus, timeout_s)
+ *   dflt       the node's built-in default (and maximum), internal units (PROTOCOL.md)
+ *   cfg_max    the largest value a config file may set, in wire units
+ *   container  fixed when a sandbox is created, so part of a warm pool's key */
+#define PROTO_LIMITS(X)                                                                            \
+	X(cpus_milli, "cpus", 0, 4000, 1024, true)                                                 \
+	X(memory_bytes, "memory_mb", PROTO_MIB, 4096 * PROTO_MIB, 1LL << 20, true)                 \
+	X(timeout_ms, "timeout_s", 0, 600 * 1000, 7 * 86400, false)                                \
+	X(pids, "pids", 1, 256, 1 << 22, true)                                                     \
+	X(nofile, "nofile", 1, 1024, 1 << 20, false)                                               \
+	X(fsize_bytes, "fsize_mb", PROTO_MIB, 64 * PROTO_MIB, 1LL << 20, false)                    \
+	X(workspace_bytes, "workspace_mb", PROTO_MIB, 256 * PROTO_MIB, 1LL << 20, true)            \
+	X(stdout_bytes, "stdout_bytes", 1, PROTO_MIB, 1LL << 32, false)                            \
+	X(stderr_bytes, "stderr_bytes", 1, PROTO_MIB, 1LL << 32, false)
+
 /* Limits; a field of 0 means "not set" (the node's default applies). */
 typedef struct proto_limits {
-	int64_t cpus_milli;   /* CFS quota in thousandths of a CPU */
-	int64_t memory_bytes; /* memory (swap equal) */
-	int64_t timeout_ms;   /* wall time */
-	int64_t pids;
-	int64_t nofile;
-	int64_t fsize_bytes;     /* RLIMIT_FSIZE */
-	int64_t workspace_bytes; /* /workspace tmpfs size (and /tmp) */
-	int64_t stdout_bytes;
-	int64_t stderr_bytes;
+#define PROTO_LIMIT_MEMBER_(field, wire, unit, dflt, cfg_max, container) int64_t field;
+	PROTO_LIMITS(PROTO_LIMIT_MEMBER_)
+#undef PROTO_LIMIT_MEMBER_
 } proto_limits;
+
+/* One row of PROTO_LIMITS, for code that walks the table. */
+typedef struct proto_limit_field {
+	const char *field; /* "memory_bytes" */
+	const char *wire;  /* "memory_mb" */
+	size_t offset;     /* in proto_limits */
+	int64_t unit;      /* 0: thousandths of a decimal */
+	int64_t dflt;      /* internal units */
+	int64_t cfg_max;   /* wire units */
+	bool container;
+} proto_limit_field;
+
+#define PROTO_LIMIT_COUNT 9
+extern const proto_limit_field proto_limit_fields[PROTO_LIMIT_COUNT];
+
+static inline int64_t *proto_limit_at(proto_limits *l, const proto_limit_field *f)
+{
+	return (int64_t *)(void *)((char *)l + f->offset);
+}
+
+static inline int64_t proto_limit_get(const proto_limits *l, const proto_limit_field *f)
+{
+	return *(const int64_t *)(const void *)((const char *)l + f->offset);
+}
+
+/* The built-in defaults (the dflt column): the node's defaults and maxima when its config
+ * sets none, and what `aisp run` applies locally. */
+void proto_limits_default(proto_limits *l);
+/* Parses a limit from its wire text ("512", "0.5") into internal units: a positive integer,
+ * or for unit-0 fields a positive decimal with at most 3 places. Returns 0, or -1 with a
+ * message naming "limits.<wire>" in *e ("must be a positive integer", "must be a positive
+ * number with at most 3 decimals", "is too large"). */
+int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e);
+/* A value in the field's wire unit, exact: "8192", "0.5", or "N bytes" for a byte count that
+ * is not a whole number of the unit. Caller frees. */
+char *proto_limit_str(const proto_limit_field *f, int64_t v);
 
 typedef struct proto_task {
 	char *id;
@@ -180,6 +235,15 @@ void proto_task_to_json(const proto_task *t, buf *out);
 void proto_result_to_json(const proto_result *r, buf *out);
 /* Parses a result document (for aisp wait/verify). Returns 0 or -1 with *e. */
 int proto_result_parse(const char *json, size_t len, proto_result *r, err **e);
+
+/* Standard base64 (RFC 4648 section 4, with padding, no line breaks). Caller frees. */
+char *proto_b64_encode(const uint8_t *p, size_t n);
+/* Strict decode: length a multiple of 4, only the alphabet, '=' only as 1-2 final padding
+ * characters, unused bits zero. Returns 0 (*out owned by the caller, NUL-terminated for
+ * convenience, *out_len the byte count) or -1. */
+int proto_b64_decode(const char *s, size_t n, uint8_t **out, size_t *out_len);
+/* The decoded size of n base64 characters (an upper bound for invalid input). */
+size_t proto_b64_decoded_max(size_t n);
 
 /* Applies node defaults and maxima: every unset field of t->limits takes defaults'; a field
  * above maxima is an error naming it ("limits.memory_mb 8192 is above the node maximum

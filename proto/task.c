@@ -15,10 +15,9 @@ static const char *const task_fields[] = {
     "v",   "id",    "lang",  "mode",    "code",   "stdin",        "stdin_b64",        "args",
     "env", "files", "image", "runtime", "limits", "reply_stream", "nondeterministic",
 };
-static const char *const limits_fields[] = {
-    "cpus",     "memory_mb",    "timeout_s",    "pids",         "nofile",
-    "fsize_mb", "workspace_mb", "stdout_bytes", "stderr_bytes",
-};
+#define LIMIT_WIRE_(f, w, u, d, m, c) w,
+static const char *const limits_fields[] = {PROTO_LIMITS(LIMIT_WIRE_)};
+#undef LIMIT_WIRE_
 static const char *const file_fields[] = {"path", "content_b64"};
 
 /* Rejects the first key of obj that is not in allowed; prefix names the enclosing field. */
@@ -91,63 +90,22 @@ static bool env_name_valid(const char *s)
 	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
-/* "1", "0.5", "2.125" (at most 3 significant decimals; further zeros allowed) -> thousandths. */
-static int parse_milli(const char *s, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i = 0;
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	for (; s[i] >= '0' && s[i] <= '9'; i++) {
-		if (i >= 12)
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	v *= 1000;
-	if (s[i] == '.') {
-		i++;
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		int64_t scale = 100;
-		for (; s[i] >= '0' && s[i] <= '9'; i++) {
-			if (scale == 0 && s[i] != '0')
-				return -1;
-			v += (s[i] - '0') * scale;
-			scale /= 10;
-		}
-	}
-	if (s[i] != 0 || v <= 0)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_limits(yajl_val obj, proto_limits *l, err **e)
 {
 	if (!YAJL_IS_OBJECT(obj))
 		return err_set(e, 0, "field \"limits\" must be an object");
 	if (check_unknown(obj, limits_fields, ARRAY_SIZE(limits_fields), "limits.", e) < 0)
 		return -1;
-	const proto_limit_field *fields = proto_limit_fields;
-	for (size_t i = 0; i < PROTO_LIMIT_FIELDS; i++) {
-		yajl_val v = proto_json_get(obj, fields[i].name);
-		int64_t *dst = proto_limit_at(l, fields[i].offset);
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		yajl_val v = proto_json_get(obj, f->wire);
 		if (!v)
 			continue;
-		if (fields[i].unit == 0) {
-			if (!YAJL_IS_NUMBER(v) || parse_milli(v->u.number.r, dst) < 0)
-				return err_set(e, 0,
-				               "field \"limits.%s\" must be a positive number with "
-				               "at most 3 decimals",
-				               fields[i].name);
-			continue;
-		}
-		if (!YAJL_IS_INTEGER(v) || v->u.number.i <= 0)
-			return err_set(e, 0, "field \"limits.%s\" must be a positive integer",
-			               fields[i].name);
-		if (v->u.number.i > INT64_MAX / fields[i].unit)
-			return err_set(e, 0, "field \"limits.%s\" is too large", fields[i].name);
-		*dst = v->u.number.i * fields[i].unit;
+		/* The number's own text: a value beyond int64 is "too large", not "not an
+		 * integer", and 1e0 or 1.0 is not an integer. */
+		const char *text = YAJL_IS_NUMBER(v) ? v->u.number.r : "";
+		if (proto_limit_parse(f, text, proto_limit_at(l, f), e) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -470,38 +428,25 @@ int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out,
 
 static void gen_limits(yajl_gen g, const proto_limits *l)
 {
-	const int64_t mib = 1 << 20;
-	struct {
-		const char *name;
-		int64_t v, unit; /* unit 0: thousandths */
-	} f[] = {
-	    {"cpus", l->cpus_milli, 0},
-	    {"memory_mb", l->memory_bytes, mib},
-	    {"timeout_s", l->timeout_ms, 0},
-	    {"pids", l->pids, 1},
-	    {"nofile", l->nofile, 1},
-	    {"fsize_mb", l->fsize_bytes, mib},
-	    {"workspace_mb", l->workspace_bytes, mib},
-	    {"stdout_bytes", l->stdout_bytes, 1},
-	    {"stderr_bytes", l->stderr_bytes, 1},
-	};
 	bool any = false;
-	for (size_t i = 0; i < ARRAY_SIZE(f); i++)
-		any |= f[i].v > 0;
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
+		any |= proto_limit_get(l, &proto_limit_fields[i]) > 0;
 	if (!any)
 		return;
 	proto_json_gen_str(g, "limits");
 	yajl_gen_map_open(g);
-	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
-		if (f[i].v <= 0)
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		int64_t v = proto_limit_get(l, f);
+		if (v <= 0)
 			continue;
-		proto_json_gen_str(g, f[i].name);
-		if (f[i].unit == 0) {
-			_cleanup_free_ char *s = proto_milli_str(f[i].v);
+		proto_json_gen_str(g, f->wire);
+		if (f->unit == 0) {
+			_cleanup_free_ char *s = proto_milli_str(v);
 			proto_json_gen_number(g, s);
 		} else {
 			/* Byte counts that are not whole MiB round up: never below what was set. */
-			proto_json_gen_int(g, (f[i].v + f[i].unit - 1) / f[i].unit);
+			proto_json_gen_int(g, (v + f->unit - 1) / f->unit);
 		}
 	}
 	yajl_gen_map_close(g);
@@ -522,71 +467,71 @@ static void gen_args(yajl_gen g, const proto_task *t)
 	}
 }
 
+static void gen_stdin(yajl_gen g, const proto_task *t)
+{
+	if (t->stdin_len == 0)
+		return;
+	if (proto_utf8_valid(t->stdin_data, t->stdin_len) &&
+	    !memchr(t->stdin_data, 0, t->stdin_len)) {
+		proto_json_gen_str(g, "stdin");
+		proto_json_gen_strn(g, (const char *)t->stdin_data, t->stdin_len);
+	} else {
+		_cleanup_free_ char *b = proto_b64_encode(t->stdin_data, t->stdin_len);
+		proto_json_gen_kstr(g, "stdin_b64", b);
+	}
+}
+
+static void gen_env(yajl_gen g, const proto_task *t)
+{
+	if (t->n_env == 0)
+		return;
+	proto_json_gen_str(g, "env");
+	yajl_gen_map_open(g);
+	for (size_t i = 0; i < t->n_env; i++)
+		proto_json_gen_kstr(g, t->env[i].name, t->env[i].value);
+	yajl_gen_map_close(g);
+}
+
+static void gen_files(yajl_gen g, const proto_task *t)
+{
+	if (t->n_files == 0)
+		return;
+	proto_json_gen_str(g, "files");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < t->n_files; i++) {
+		_cleanup_free_ char *b = proto_b64_encode(t->files[i].data, t->files[i].len);
+		yajl_gen_map_open(g);
+		proto_json_gen_kstr(g, "path", t->files[i].path);
+		proto_json_gen_kstr(g, "content_b64", b);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+}
+
 void proto_task_to_json(const proto_task *t, buf *out)
 {
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
-	proto_json_gen_str(g, "v");
-	proto_json_gen_int(g, 1);
-	proto_json_gen_str(g, "id");
-	proto_json_gen_str(g, t->id ? t->id : "");
-	proto_json_gen_str(g, "lang");
-	proto_json_gen_str(g, proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
-	proto_json_gen_str(g, "mode");
-	proto_json_gen_str(g, proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
+	proto_json_gen_kint(g, "v", 1);
+	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
+	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
+	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
 	proto_json_gen_str(g, "code");
 	proto_json_gen_strn(g, t->code ? t->code : "", t->code_len);
-	if (t->stdin_len > 0) {
-		if (proto_utf8_valid(t->stdin_data, t->stdin_len) &&
-		    !memchr(t->stdin_data, 0, t->stdin_len)) {
-			proto_json_gen_str(g, "stdin");
-			proto_json_gen_strn(g, (const char *)t->stdin_data, t->stdin_len);
-		} else {
-			_cleanup_free_ char *b = proto_b64_encode(t->stdin_data, t->stdin_len);
-			proto_json_gen_str(g, "stdin_b64");
-			proto_json_gen_str(g, b);
-		}
-	}
+	gen_stdin(g, t);
 	gen_args(g, t);
-	if (t->n_env > 0) {
-		proto_json_gen_str(g, "env");
-		yajl_gen_map_open(g);
-		for (size_t i = 0; i < t->n_env; i++) {
-			proto_json_gen_str(g, t->env[i].name);
-			proto_json_gen_str(g, t->env[i].value);
-		}
-		yajl_gen_map_close(g);
-	}
-	if (t->n_files > 0) {
-		proto_json_gen_str(g, "files");
-		yajl_gen_array_open(g);
-		for (size_t i = 0; i < t->n_files; i++) {
-			_cleanup_free_ char *b =
-			    proto_b64_encode(t->files[i].data, t->files[i].len);
-			yajl_gen_map_open(g);
-			proto_json_gen_str(g, "path");
-			proto_json_gen_str(g, t->files[i].path);
-			proto_json_gen_str(g, "content_b64");
-			proto_json_gen_str(g, b);
-			yajl_gen_map_close(g);
-		}
-		yajl_gen_array_close(g);
-	}
+	gen_env(g, t);
+	gen_files(g, t);
 	const struct {
 		const char *k, *v;
 	} names[] = {
 	    {"image", t->image}, {"runtime", t->runtime}, {"reply_stream", t->reply_stream}};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
-		if (names[i].v) {
-			proto_json_gen_str(g, names[i].k);
-			proto_json_gen_str(g, names[i].v);
-		}
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].v)
+			proto_json_gen_kstr(g, names[i].k, names[i].v);
 	gen_limits(g, &t->limits);
-	if (t->nondeterministic) {
-		proto_json_gen_str(g, "nondeterministic");
-		proto_json_gen_bool(g, true);
-	}
+	if (t->nondeterministic)
+		proto_json_gen_kbool(g, "nondeterministic", true);
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
 }

@@ -38,7 +38,7 @@ static void mount(yajl_gen g, const char *dst, const char *type, const char *src
 static const char *const agent_caps[] = {"CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL",
                                          NULL};
 
-static void gen_process(yajl_gen g, const bundle_spec *b)
+static void gen_process(yajl_gen g, const sandbox_bundle_spec *b)
 {
 	static const char *const none[] = {NULL};
 	s(g, "process");
@@ -78,7 +78,7 @@ static void gen_process(yajl_gen g, const bundle_spec *b)
 	yajl_gen_map_close(g);
 }
 
-static void gen_mounts(yajl_gen g, const bundle_spec *b)
+static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 {
 	_cleanup_free_ char *ws = xasprintf("size=%lld", (long long)b->workspace_bytes);
 	const char *proc_o[] = {"nosuid", "noexec", "nodev", NULL};
@@ -204,24 +204,8 @@ static void gen_seccomp(yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
-static void gen_linux(yajl_gen g, const bundle_spec *b)
+static void gen_namespaces(yajl_gen g, const sandbox_bundle_spec *b)
 {
-	static const char *const masked[] = {"/proc/acpi",
-	                                     "/proc/asound",
-	                                     "/proc/kcore",
-	                                     "/proc/keys",
-	                                     "/proc/latency_stats",
-	                                     "/proc/timer_list",
-	                                     "/proc/timer_stats",
-	                                     "/proc/sched_debug",
-	                                     "/proc/scsi",
-	                                     "/sys/firmware",
-	                                     "/sys/devices/virtual/powercap",
-	                                     NULL};
-	static const char *const readonly[] = {
-	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
-	s(g, "linux");
-	yajl_gen_map_open(g);
 	s(g, "namespaces");
 	yajl_gen_array_open(g);
 	const char *ns[] = {"pid", "ipc", "uts", "mount", "network", "cgroup", NULL};
@@ -238,19 +222,24 @@ static void gen_linux(yajl_gen g, const bundle_spec *b)
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);
-	if (b->userns) {
-		const char *maps[] = {"uidMappings", "gidMappings"};
-		for (int i = 0; i < 2; i++) {
-			s(g, maps[i]);
-			yajl_gen_array_open(g);
-			yajl_gen_map_open(g);
-			ki(g, "containerID", 0);
-			ki(g, "hostID", b->userns_base);
-			ki(g, "size", 65536);
-			yajl_gen_map_close(g);
-			yajl_gen_array_close(g);
-		}
+	if (!b->userns)
+		return;
+	const char *maps[] = {"uidMappings", "gidMappings"};
+	for (int i = 0; i < 2; i++) {
+		s(g, maps[i]);
+		yajl_gen_array_open(g);
+		yajl_gen_map_open(g);
+		ki(g, "containerID", 0);
+		ki(g, "hostID", b->userns_base);
+		ki(g, "size", 65536);
+		yajl_gen_map_close(g);
+		yajl_gen_array_close(g);
 	}
+}
+
+/* The cgroup limits. Only a v2 host gets "unified" (runc refuses it on v1). */
+static void gen_resources(yajl_gen g, const sandbox_bundle_spec *b)
+{
 	s(g, "resources");
 	yajl_gen_map_open(g);
 	s(g, "memory");
@@ -269,7 +258,36 @@ static void gen_linux(yajl_gen g, const bundle_spec *b)
 	yajl_gen_map_open(g);
 	ki(g, "limit", b->pids);
 	yajl_gen_map_close(g);
+	if (b->cpu_weight > 0) {
+		_cleanup_free_ char *w = xasprintf("%lld", (long long)b->cpu_weight);
+		s(g, "unified");
+		yajl_gen_map_open(g);
+		kv(g, "cpu.weight", w);
+		yajl_gen_map_close(g);
+	}
 	yajl_gen_map_close(g);
+}
+
+static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
+{
+	static const char *const masked[] = {"/proc/acpi",
+	                                     "/proc/asound",
+	                                     "/proc/kcore",
+	                                     "/proc/keys",
+	                                     "/proc/latency_stats",
+	                                     "/proc/timer_list",
+	                                     "/proc/timer_stats",
+	                                     "/proc/sched_debug",
+	                                     "/proc/scsi",
+	                                     "/sys/firmware",
+	                                     "/sys/devices/virtual/powercap",
+	                                     NULL};
+	static const char *const readonly[] = {
+	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
+	s(g, "linux");
+	yajl_gen_map_open(g);
+	gen_namespaces(g, b);
+	gen_resources(g, b);
 	kv(g, "cgroupsPath", b->cgroups_path);
 	str_array(g, "maskedPaths", masked);
 	str_array(g, "readonlyPaths", readonly);
@@ -278,7 +296,7 @@ static void gen_linux(yajl_gen g, const bundle_spec *b)
 	yajl_gen_map_close(g);
 }
 
-void bundle_config_json(const bundle_spec *b, buf *out)
+void sandbox_bundle_config_json(const sandbox_bundle_spec *b, buf *out)
 {
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	yajl_gen_map_open(g);
@@ -296,10 +314,10 @@ void bundle_config_json(const bundle_spec *b, buf *out)
 	proto_json_gen_take(g, out);
 }
 
-int bundle_write(int dirfd, const bundle_spec *b, err **e)
+int sandbox_bundle_write(int dirfd, const sandbox_bundle_spec *b, err **e)
 {
 	buf json = BUF_INIT;
-	bundle_config_json(b, &json);
+	sandbox_bundle_config_json(b, &json);
 	int r = write_file_at(dirfd, "config.json", json.data, json.len, 0644, e);
 	buf_deinit(&json);
 	return r;

@@ -9,20 +9,21 @@
 #include "common/util.h"
 #include "sandbox/sandbox.h"
 
-typedef struct bundle_spec {
+typedef struct sandbox_bundle_spec {
 	sandbox_runtime_kind kind;
 	const char *rootfs;
-	const char *agent_dir;   /* bind-mounted read-only at /.aisp */
-	const char *const *args; /* the agent's argv */
-	const char *const *env;  /* NAME=VALUE, NULL-terminated */
-	const char *cgroups_path;
+	const char *agent_dir;    /* bind-mounted read-only at /.aisp */
+	const char *const *args;  /* the agent's argv */
+	const char *const *env;   /* NAME=VALUE, NULL-terminated */
+	const char *cgroups_path; /* linux.cgroupsPath (sandbox_cgroup_config_for) */
 	int64_t cpus_milli, memory_bytes, pids, nofile, workspace_bytes;
 	int64_t cpu_shares;  /* 0: the runtime's default */
+	int64_t cpu_weight;  /* cgroup v2 only, else 0: linux.resources.unified["cpu.weight"] */
 	bool userns;         /* runc-like runtimes: a user namespace mapping 0..65535 */
 	int64_t userns_base; /* host id that container id 0 maps to */
-} bundle_spec;
+} sandbox_bundle_spec;
 
 /* Appends the config.json for b to out. */
-void bundle_config_json(const bundle_spec *b, buf *out);
+void sandbox_bundle_config_json(const sandbox_bundle_spec *b, buf *out);
 /* Writes dirfd/config.json atomically. */
-int bundle_write(int dirfd, const bundle_spec *b, err **e);
+int sandbox_bundle_write(int dirfd, const sandbox_bundle_spec *b, err **e);

@@ -5,6 +5,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/xalloc.h"
 #include "sandbox/agent/frame.h"
 #include "sandbox/sandbox.h"
@@ -64,15 +65,11 @@ size_t sandbox_environment(const sandbox_spec *spec, const proto_task *t, const 
 	kv_add(&kv, "runtime.name", xstrdup(sandbox_runtime_name(spec->rt)));
 	kv_add(&kv, "runtime.version", xstrdup(sandbox_runtime_version(spec->rt)));
 	kv_add(&kv, "runtime.flags", xstrdup(sandbox_runtime_flags(spec->rt)));
-	kv_addi(&kv, "limits.cpus_milli", l->cpus_milli);
-	kv_addi(&kv, "limits.memory_bytes", l->memory_bytes);
-	kv_addi(&kv, "limits.timeout_ms", l->timeout_ms);
-	kv_addi(&kv, "limits.pids", l->pids);
-	kv_addi(&kv, "limits.nofile", l->nofile);
-	kv_addi(&kv, "limits.fsize_bytes", l->fsize_bytes);
-	kv_addi(&kv, "limits.workspace_bytes", l->workspace_bytes);
-	kv_addi(&kv, "limits.stdout_bytes", l->stdout_bytes);
-	kv_addi(&kv, "limits.stderr_bytes", l->stderr_bytes);
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		_cleanup_free_ char *k = xasprintf("limits.%s", f->field);
+		kv_addi(&kv, k, proto_limit_get(l, f));
+	}
 	for (const char *const *e = sandbox_base_env; *e; e++) {
 		const char *eq = strchr(*e, '=');
 		char *k = xasprintf("env.%.*s", (int)(eq - *e), *e);
@@ -87,21 +84,6 @@ size_t sandbox_environment(const sandbox_spec *spec, const proto_task *t, const 
 	qsort(kv.v, kv.n, sizeof(*kv.v), kv_cmp);
 	*out = kv.v;
 	return kv.n;
-}
-
-void sandbox_limits_default(proto_limits *l)
-{
-	*l = (proto_limits){
-	    .cpus_milli = 4000,
-	    .memory_bytes = 4LL << 30,
-	    .timeout_ms = 600000,
-	    .pids = 512,
-	    .nofile = 1024,
-	    .fsize_bytes = 256LL << 20,
-	    .workspace_bytes = 512LL << 20,
-	    .stdout_bytes = 1 << 20,
-	    .stderr_bytes = 1 << 20,
-	};
 }
 
 sandbox_runtime_kind sandbox_runtime_kind_for(const char *name)

@@ -93,7 +93,7 @@ sandbox_runtime_kind sandbox_runtime_get_kind(const sandbox_runtime *rt)
 	return rt->kind;
 }
 
-const char **runtime_argv(const sandbox_runtime *rt, const char *const *cmd)
+const char **sandbox_runtime_argv(const sandbox_runtime *rt, const char *const *cmd)
 {
 	size_t n = 0;
 	while (cmd[n])

@@ -19,4 +19,4 @@ DEFINE_CLEANUP_FUNC(sandbox_runtime *, sandbox_runtime_free)
 
 /* argv for `<bin> --root R <global flags> <cmd...>`; the strings are borrowed from rt and cmd,
  * the array is owned by the caller (free()). */
-const char **runtime_argv(const sandbox_runtime *rt, const char *const *cmd);
+const char **sandbox_runtime_argv(const sandbox_runtime *rt, const char *const *cmd);

@@ -57,14 +57,19 @@ typedef struct sandbox_ctx_opts {
 	const char *state_dir;     /* bundles and runtime state; default /run/aisp */
 	const char *agent_path;    /* the static agent binary */
 	const char *cgroup_parent; /* cgroup path prefix; default "/aisp" */
+	const char *cgroup_root;   /* the cgroup mount; default /sys/fs/cgroup (tests: a tree) */
 	const char *id_prefix;     /* container id prefix; default "aisp-" */
 } sandbox_ctx_opts;
 
 typedef struct sandbox_ctx sandbox_ctx;
 
+/* Creates the state directories, installs the agent and detects the cgroup hierarchy (v1 or
+ * the unified v2). Returns 0, or -1 with *e naming the state dir. */
 int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ctx_opts *o, err **e);
 sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx);
 struct event_base *sandbox_ctx_base(const sandbox_ctx *ctx);
+/* The cgroup hierarchy sandboxes are accounted in: "v1" or "v2". */
+const char *sandbox_ctx_cgroup(const sandbox_ctx *ctx);
 
 /* ---- sandboxes ---- */
 
@@ -118,8 +123,10 @@ int sandbox_create(sandbox_ctx *ctx, const sandbox_spec *spec, sandbox_ready_fn 
                    sandbox **out, err **e);
 /* While READY, tell cb when the sandbox dies on its own. */
 void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg);
-/* Hands the task to a READY sandbox. The task must outlive the callback. timeout_ms is the
- * wall limit measured from now, enforced here by destroying the container. */
+/* Hands the task to a READY sandbox; fails with *e (nothing started) in any other state. The
+ * task and the limits must outlive the callback. resolved->timeout_ms is the wall limit,
+ * measured from now and enforced on the host by killing the container. cb may run before this
+ * returns (the agent's pipe is already broken). */
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
                 void *arg, err **e);
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
@@ -147,10 +154,6 @@ size_t sandbox_environment(const sandbox_spec *spec, const proto_task *t,
  * PROTOCOL.md; a task may not override them: proto_env_reserved()). NULL-terminated
  * "NAME=VALUE". */
 extern const char *const sandbox_base_env[];
-
-/* The node's built-in limit defaults (PROTOCOL.md, "Limits"): 4 CPUs, 4 GiB, 600 s, 512 pids,
- * 1024 open files, 256 MiB file size, 512 MiB /workspace, 1 MiB stdout and stderr. */
-void sandbox_limits_default(proto_limits *l);
 
 /* Resolves a runtime's kind from its name: "runsc" -> RUNSC, "runc" -> RUNC, others -> OCI. */
 sandbox_runtime_kind sandbox_runtime_kind_for(const char *name);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/util.h"
 #include "common/xalloc.h"
 #include "sandbox/agent/agent.h"
 
@@ -102,20 +103,6 @@ fail:
 	return -1;
 }
 
-static int write_full(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int write_input(int wsfd, const agent_bytes *f, char *msg, size_t msz)
 {
 	const char *path = (const char *)f->p;
@@ -139,7 +126,7 @@ static int write_input(int wsfd, const agent_bytes *f, char *msg, size_t msz)
 	}
 	_cleanup_close_ int fd =
 	    openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write_full(fd, nul + 1, f->n - plen - 1) < 0) {
+	if (fd < 0 || write_all(fd, nul + 1, f->n - plen - 1) < 0) {
 		snprintf(msg, msz, "input file %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -235,7 +222,7 @@ static size_t read_output(int outfd, const char *path, size_t max, uint8_t **out
 	return plen + 1 + got;
 }
 
-void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, frame_buf *b,
+void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc)
 {
 	out_list l = {0};
@@ -264,7 +251,7 @@ void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, fra
 		}
 		if (!n)
 			continue;
-		frame_put(b, FRAME_FILE, payload, n);
+		sandbox_frame_put(b, FRAME_FILE, payload, n);
 		total += n - strlen(l.paths[i]) - 1;
 		count++;
 	}

@@ -1,10 +1,19 @@
 /* Internals of the in-sandbox agent (aisp-agent), shared between its source files. Not used by
- * the host: the host speaks to the agent only through frame.h. */
+ * the host: the host speaks to the agent only through frame.h.
+ *
+ *   agent.c        main: process setup, warm-up, READY, reading the TASK
+ *   agent-task.c   the TASK payload: parsing, the program's environment, the bootstrap payload
+ *   agent-child.c  the program's process and identity: fork/exec, limits, reaping, killing,
+ *                  acting as the program's user
+ *   agent-run.c    one task: prepare, launch, collect, report
+ *   agent-fs.c     input files into /workspace, output files out of /workspace/out
+ *   agent-boot.c   the interpreters' bootstrap programs */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sandbox/agent/frame.h"
 
@@ -47,9 +56,82 @@ int agent_write_inputs(int wsfd, const agent_task *t, char *msg, size_t msz);
 
 /* Appends FILE frames for the regular files below wsfd/out (sorted by path, at most max_files
  * files and max_bytes bytes of contents) to b; sets *trunc when some were left out. */
-void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, frame_buf *b,
+void agent_collect_outputs(int wsfd, uint64_t max_files, uint64_t max_bytes, sandbox_frame_buf *b,
                            bool *trunc);
 
 /* The interpreters' bootstrap programs (agent-boot.c). */
 extern const char agent_boot_python[];
 extern const char agent_boot_node[];
+
+/* ---- the program's identity (agent-child.c) ---- */
+
+/* The program's uid and gid (--user), or (uid_t)-1 without one (tests on the host: everything
+ * runs as the caller). */
+extern uid_t agent_prog_uid;
+
+/* Runs fn(arg) as the program's user (effective ids; with real, the real ids too) and switches
+ * back to the agent's before it returns, on every path: the agent never runs on with the
+ * program's ids (it ends itself, exit status 3, when it cannot switch back). Returns fn's
+ * result with fn's errno, or -1 with msg set when the agent could not become the program's
+ * user (fn not run). */
+int agent_as_program(bool real, int (*fn)(void *arg), void *arg, char *msg, size_t msz);
+
+/* ---- the program's process (agent-child.c) ---- */
+
+/* The program: its pid (also its process group) and the agent's ends of its pipes. */
+typedef struct agent_child {
+	pid_t pid;
+	int in, out, err; /* the program's stdin (write end), stdout and stderr (read ends) */
+	int task, res;    /* bootstrap: task payload (write end, fd 3), result (read end, fd 4) */
+	bool exited;
+	int status;
+} agent_child;
+
+#define AGENT_CHILD_INIT                                                                           \
+	{                                                                                          \
+		.pid = -1, .in = -1, .out = -1, .err = -1, .task = -1, .res = -1                   \
+	}
+
+typedef struct agent_rlimits {
+	uint64_t fsize, nofile, nproc; /* 0: leave as is */
+} agent_rlimits;
+
+/* Forks the program with fresh pipes; with bootstrap also the task and result pipes (fds 3,
+ * 4); l (or NULL) is applied in the child. Returns 0 or -1 with errno. */
+int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
+                      const agent_rlimits *l);
+/* Sets pid's limits (0: the calling process). Returns 0 or -1 with errno. */
+int agent_apply_rlimits(pid_t pid, const agent_rlimits *l);
+/* Ends every process of the task: the program's group and, as PID 1, everything else. */
+void agent_kill_task(const agent_child *c);
+/* Reaps every finished child (orphans too); records the program's status. */
+void agent_reap(agent_child *c);
+void agent_close_fd(int *fd);
+/* SIGCHLD becomes a byte on a non-blocking self-pipe: its read end, for poll(). */
+int agent_sigchld_setup(void);
+int agent_sigchld_fd(void);
+void agent_sigchld_drain(void);
+
+/* ---- the task (agent-task.c) ---- */
+
+bool agent_has_nul(const agent_bytes *b);
+/* The program's environment: the agent's own (the sandbox's fixed base) plus the task's
+ * variables, which win. NULL-terminated, owned: agent_strv_free(). */
+char **agent_task_env(const agent_task *t);
+void agent_strv_free(char **v);
+/* The bootstrap's task payload: MODE, CODE, ARG*, ARGS_JSON, ENV* (the whole environment). */
+void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *env);
+
+/* ---- frames to the host (agent.c) ---- */
+
+/* Writes b to fd 1 (the host) and empties it; ends the agent when the host is gone. */
+void agent_send(sandbox_frame_buf *b);
+void agent_send_exit(uint8_t flags, int32_t code, const char *msg);
+
+/* ---- one task (agent-run.c) ---- */
+
+enum agent_lang { AGENT_LANG_PYTHON, AGENT_LANG_JAVASCRIPT, AGENT_LANG_SHELL };
+
+/* Runs the task and reports it (frames up to EXIT). lang's interpreter (not shell's) is already
+ * warm in c. */
+void agent_run_task(agent_child *c, enum agent_lang lang, int wsfd, const agent_task *t);

@@ -49,19 +49,19 @@ static void grow(uint8_t **data, size_t *cap, size_t need)
 	*cap = c;
 }
 
-void frame_reader_init(frame_reader *r)
+void sandbox_frame_reader_init(sandbox_frame_reader *r)
 {
 	memset(r, 0, sizeof(*r));
 }
 
-void frame_reader_deinit(frame_reader *r)
+void sandbox_frame_reader_deinit(sandbox_frame_reader *r)
 {
 	free(r->buf);
 	memset(r, 0, sizeof(*r));
 }
 
 /* Checks the header of the next frame, if complete: -1 and error when it is bad. */
-static int reader_check(frame_reader *r)
+static int reader_check(sandbox_frame_reader *r)
 {
 	if (r->len - r->off < FRAME_HEADER)
 		return 0;
@@ -73,7 +73,7 @@ static int reader_check(frame_reader *r)
 	return 0;
 }
 
-int frame_reader_feed(frame_reader *r, const void *p, size_t n)
+int sandbox_frame_reader_feed(sandbox_frame_reader *r, const void *p, size_t n)
 {
 	if (r->error)
 		return -1;
@@ -91,7 +91,8 @@ int frame_reader_feed(frame_reader *r, const void *p, size_t n)
 	return reader_check(r);
 }
 
-int frame_reader_next(frame_reader *r, uint8_t *type, const uint8_t **payload, size_t *len)
+int sandbox_frame_reader_next(sandbox_frame_reader *r, uint8_t *type, const uint8_t **payload,
+                              size_t *len)
 {
 	if (r->error || reader_check(r) < 0)
 		return -1;
@@ -109,13 +110,13 @@ int frame_reader_next(frame_reader *r, uint8_t *type, const uint8_t **payload, s
 	return 1;
 }
 
-void frame_buf_free(frame_buf *b)
+void sandbox_frame_buf_free(sandbox_frame_buf *b)
 {
 	free(b->data);
 	memset(b, 0, sizeof(*b));
 }
 
-static void buf_add(frame_buf *b, const void *p, size_t n)
+static void buf_add(sandbox_frame_buf *b, const void *p, size_t n)
 {
 	if (!n)
 		return;
@@ -124,7 +125,7 @@ static void buf_add(frame_buf *b, const void *p, size_t n)
 	b->len += n;
 }
 
-void frame_put_header(frame_buf *b, uint8_t type, uint32_t len)
+void sandbox_frame_put_header(sandbox_frame_buf *b, uint8_t type, uint32_t len)
 {
 	uint8_t h[FRAME_HEADER];
 	h[0] = type;
@@ -132,40 +133,40 @@ void frame_put_header(frame_buf *b, uint8_t type, uint32_t len)
 	buf_add(b, h, sizeof(h));
 }
 
-void frame_put(frame_buf *b, uint8_t type, const void *payload, size_t len)
+void sandbox_frame_put(sandbox_frame_buf *b, uint8_t type, const void *payload, size_t len)
 {
-	frame_put_header(b, type, (uint32_t)len);
+	sandbox_frame_put_header(b, type, (uint32_t)len);
 	buf_add(b, payload, len);
 }
 
-void frame_put_field(frame_buf *b, uint8_t tag, const void *p, size_t n)
+void sandbox_frame_put_field(sandbox_frame_buf *b, uint8_t tag, const void *p, size_t n)
 {
 	/* Same layout as a frame header: tag | u32 BE length. */
-	frame_put_header(b, tag, (uint32_t)n);
+	sandbox_frame_put_header(b, tag, (uint32_t)n);
 	buf_add(b, p, n);
 }
 
-void frame_put_field_u64(frame_buf *b, uint8_t tag, uint64_t v)
+void sandbox_frame_put_field_u64(sandbox_frame_buf *b, uint8_t tag, uint64_t v)
 {
 	uint8_t p[8];
 	put_u32(p, (uint32_t)(v >> 32));
 	put_u32(p + 4, (uint32_t)v);
-	frame_put_field(b, tag, p, sizeof(p));
+	sandbox_frame_put_field(b, tag, p, sizeof(p));
 }
 
-void frame_put_exit(frame_buf *b, uint8_t flags, int32_t code, const char *msg)
+void sandbox_frame_put_exit(sandbox_frame_buf *b, uint8_t flags, int32_t code, const char *msg)
 {
 	size_t n = msg ? strlen(msg) : 0;
 	uint8_t h[5];
 	h[0] = flags;
 	put_u32(h + 1, (uint32_t)code);
-	frame_put_header(b, FRAME_EXIT, (uint32_t)(sizeof(h) + n));
+	sandbox_frame_put_header(b, FRAME_EXIT, (uint32_t)(sizeof(h) + n));
 	buf_add(b, h, sizeof(h));
 	buf_add(b, msg, n);
 }
 
-int frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
-                     const uint8_t **p, size_t *n)
+int sandbox_frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
+                             const uint8_t **p, size_t *n)
 {
 	if (*off == len)
 		return 0;
@@ -181,14 +182,14 @@ int frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *t
 	return 1;
 }
 
-uint64_t frame_get_u64(const uint8_t *p, size_t n)
+uint64_t sandbox_frame_get_u64(const uint8_t *p, size_t n)
 {
 	if (n != 8)
 		return 0;
 	return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
-int frame_parse_exit(const uint8_t *payload, size_t len, frame_exit *out)
+int sandbox_frame_parse_exit(const uint8_t *payload, size_t len, sandbox_frame_exit *out)
 {
 	if (len < 5)
 		return -1;

@@ -13,7 +13,7 @@
  *
  * TASK payload: a sequence of fields, each tag (1 byte) | length (u32 BE) | bytes.
  * RESULT frames: STDOUT/STDERR payload = the captured bytes (<= the caps); FILE payload =
- * path, NUL, contents; RETURN payload = JSON text; EXIT payload = see frame_exit.
+ * path, NUL, contents; RETURN payload = JSON text; EXIT payload = see sandbox_frame_exit.
  */
 #pragma once
 
@@ -25,7 +25,7 @@
 #define FRAME_MAX     (32u * 1024 * 1024)
 #define AGENT_VERSION "aisp-agent/1"
 
-enum frame_type {
+enum sandbox_frame_type {
 	FRAME_READY = 'R',
 	FRAME_TASK = 'T',
 	FRAME_STDOUT = 'O',
@@ -35,7 +35,7 @@ enum frame_type {
 	FRAME_EXIT = 'X',
 };
 
-enum frame_field {
+enum sandbox_frame_field {
 	FIELD_MODE = 1,           /* 1 byte: 0 script, 1 function */
 	FIELD_CODE = 2,           /* program text */
 	FIELD_STDIN = 3,          /* bytes */
@@ -62,46 +62,47 @@ enum frame_field {
 #define EXIT_F_SETUP_ERROR    0x40 /* the agent could not run the program (input files...) */
 
 /* EXIT payload: flags (1 byte) | code (i32 BE) | message (rest, UTF-8, may be empty). */
-typedef struct frame_exit {
+typedef struct sandbox_frame_exit {
 	uint8_t flags;
 	int32_t code;    /* exit code, or the signal number when EXIT_F_SIGNALED */
 	const char *msg; /* borrowed from the payload; not NUL-terminated */
 	size_t msg_len;
-} frame_exit;
+} sandbox_frame_exit;
 
 /* Incremental frame reader: feed bytes, take complete frames. */
-typedef struct frame_reader {
+typedef struct sandbox_frame_reader {
 	uint8_t *buf; /* owned */
 	size_t len, cap;
 	bool error; /* a frame over FRAME_MAX (or an unknown type) was seen: stop */
-	size_t off; /* start of the bytes not yet taken by frame_reader_next() */
-} frame_reader;
+	size_t off; /* start of the bytes not yet taken by sandbox_frame_reader_next() */
+} sandbox_frame_reader;
 
-void frame_reader_init(frame_reader *r);
-void frame_reader_deinit(frame_reader *r);
+void sandbox_frame_reader_init(sandbox_frame_reader *r);
+void sandbox_frame_reader_deinit(sandbox_frame_reader *r);
 /* Appends bytes; returns -1 (and sets error) on a bad header. */
-int frame_reader_feed(frame_reader *r, const void *p, size_t n);
+int sandbox_frame_reader_feed(sandbox_frame_reader *r, const void *p, size_t n);
 /* Takes the next whole frame: returns 1 and sets *type, *payload (borrowed until the next
- * frame_reader_feed() or frame_reader_deinit()), *len; 0 when more bytes are needed; -1
- * on a protocol error. */
-int frame_reader_next(frame_reader *r, uint8_t *type, const uint8_t **payload, size_t *len);
+ * sandbox_frame_reader_feed() or sandbox_frame_reader_deinit()), *len; 0 when more bytes are
+ * needed; -1 on a protocol error. */
+int sandbox_frame_reader_next(sandbox_frame_reader *r, uint8_t *type, const uint8_t **payload,
+                              size_t *len);
 
-/* Writers append to a caller-owned growing byte array (data/len/cap as in frame_reader). */
-typedef struct frame_buf {
+/* Writers append to a caller-owned growing byte array (data/len/cap as in sandbox_frame_reader). */
+typedef struct sandbox_frame_buf {
 	uint8_t *data;
 	size_t len, cap;
-} frame_buf;
+} sandbox_frame_buf;
 
-void frame_buf_free(frame_buf *b);
-void frame_put_header(frame_buf *b, uint8_t type, uint32_t len);
-void frame_put(frame_buf *b, uint8_t type, const void *payload, size_t len);
-void frame_put_field(frame_buf *b, uint8_t tag, const void *p, size_t n);
-void frame_put_field_u64(frame_buf *b, uint8_t tag, uint64_t v);
-void frame_put_exit(frame_buf *b, uint8_t flags, int32_t code, const char *msg);
+void sandbox_frame_buf_free(sandbox_frame_buf *b);
+void sandbox_frame_put_header(sandbox_frame_buf *b, uint8_t type, uint32_t len);
+void sandbox_frame_put(sandbox_frame_buf *b, uint8_t type, const void *payload, size_t len);
+void sandbox_frame_put_field(sandbox_frame_buf *b, uint8_t tag, const void *p, size_t n);
+void sandbox_frame_put_field_u64(sandbox_frame_buf *b, uint8_t tag, uint64_t v);
+void sandbox_frame_put_exit(sandbox_frame_buf *b, uint8_t flags, int32_t code, const char *msg);
 
 /* Field iterator over a TASK payload: returns 1 with *tag, *p, *n; 0 at the end; -1 when the
  * payload is malformed (a field running past the end). */
-int frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
-                     const uint8_t **p, size_t *n);
-uint64_t frame_get_u64(const uint8_t *p, size_t n); /* 0 when n != 8 */
-int frame_parse_exit(const uint8_t *payload, size_t len, frame_exit *out);
+int sandbox_frame_next_field(const uint8_t *payload, size_t len, size_t *off, uint8_t *tag,
+                             const uint8_t **p, size_t *n);
+uint64_t sandbox_frame_get_u64(const uint8_t *p, size_t n); /* 0 when n != 8 */
+int sandbox_frame_parse_exit(const uint8_t *payload, size_t len, sandbox_frame_exit *out);

@@ -1,6 +1,6 @@
 /* libFuzzer target for the agent frame codec (sandbox/agent/frame.c): the host parses frames
  * from an untrusted agent and the agent parses the TASK payload. The input is fed to a
- * frame_reader in pieces whose sizes come from the input itself; every frame taken is then
+ * sandbox_frame_reader in pieces whose sizes come from the input itself; every frame taken is then
  * walked as TASK fields and parsed as an EXIT payload, and a frame re-encoded with the writers
  * must read back identically.
  *
@@ -20,33 +20,33 @@ static void check_frame(uint8_t type, const uint8_t *p, size_t n)
 	uint8_t tag;
 	const uint8_t *v;
 	int r;
-	while ((r = frame_next_field(p, n, &off, &tag, &v, &vn)) == 1) {
+	while ((r = sandbox_frame_next_field(p, n, &off, &tag, &v, &vn)) == 1) {
 		if (v < p || v + vn > p + n || off > n)
 			abort();
 		total += 5 + vn;
-		(void)frame_get_u64(v, vn);
+		(void)sandbox_frame_get_u64(v, vn);
 	}
 	if (r == 0 && total != n)
 		abort();
-	frame_exit ex;
-	if (frame_parse_exit(p, n, &ex) == 0 &&
+	sandbox_frame_exit ex;
+	if (sandbox_frame_parse_exit(p, n, &ex) == 0 &&
 	    (ex.msg_len != n - 5 || ex.msg != (const char *)p + 5))
 		abort();
 
 	/* Round trip through the writers. */
-	frame_buf b = {0};
-	frame_put(&b, type, p, n);
-	frame_reader rr;
-	frame_reader_init(&rr);
+	sandbox_frame_buf b = {0};
+	sandbox_frame_put(&b, type, p, n);
+	sandbox_frame_reader rr;
+	sandbox_frame_reader_init(&rr);
 	uint8_t t2;
 	const uint8_t *p2;
 	size_t n2;
-	if (frame_reader_feed(&rr, b.data, b.len) < 0 ||
-	    frame_reader_next(&rr, &t2, &p2, &n2) != 1 || t2 != type || n2 != n ||
-	    (n && memcmp(p2, p, n)) || frame_reader_next(&rr, &t2, &p2, &n2) != 0)
+	if (sandbox_frame_reader_feed(&rr, b.data, b.len) < 0 ||
+	    sandbox_frame_reader_next(&rr, &t2, &p2, &n2) != 1 || t2 != type || n2 != n ||
+	    (n && memcmp(p2, p, n)) || sandbox_frame_reader_next(&rr, &t2, &p2, &n2) != 0)
 		abort();
-	frame_reader_deinit(&rr);
-	frame_buf_free(&b);
+	sandbox_frame_reader_deinit(&rr);
+	sandbox_frame_buf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -56,8 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* The first byte picks the piece size, so frames get split at every possible place. */
 	size_t piece = (size_t)data[0] + 1;
 	data++, size--;
-	frame_reader r;
-	frame_reader_init(&r);
+	sandbox_frame_reader r;
+	sandbox_frame_reader_init(&r);
 	size_t pos = 0;
 	bool done = false;
 	while (!done) {
@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *p;
 		size_t n;
 		int k;
-		while ((k = frame_reader_next(&r, &type, &p, &n)) == 1) {
+		while ((k = sandbox_frame_reader_next(&r, &type, &p, &n)) == 1) {
 			if (n > FRAME_MAX)
 				abort();
 			check_frame(type, p, n);
@@ -73,10 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (k < 0 || pos == size)
 			break;
 		size_t take = size - pos < piece ? size - pos : piece;
-		if (frame_reader_feed(&r, data + pos, take) < 0)
+		if (sandbox_frame_reader_feed(&r, data + pos, take) < 0)
 			done = true;
 		pos += take;
 	}
-	frame_reader_deinit(&r);
+	sandbox_frame_reader_deinit(&r);
 	return 0;
 }

@@ -57,7 +57,7 @@ static void make_task(job *j, proto_lang lang, const char *code)
 	err *e = NULL;
 	proto_task_init(&j->task);
 	assert_int_equal(proto_task_parse(json, strlen(json), &j->task, NULL, &e), 0);
-	sandbox_limits_default(&j->lim);
+	proto_limits_default(&j->lim);
 }
 
 static void on_done(sandbox *sb, const proto_output *o, const proto_usage *u, void *arg)
@@ -81,7 +81,7 @@ static sandbox_spec spec_for(sandbox_runtime *rt, proto_lang lang)
 {
 	sandbox_spec s = {.rt = rt, .rootfs = img.rootfs, .image_digest = img.digest, .lang = lang};
 	proto_limits l;
-	sandbox_limits_default(&l);
+	proto_limits_default(&l);
 	sandbox_spec_set_limits(&s, &l);
 	return s;
 }
@@ -161,7 +161,7 @@ static void burst(sandbox_runtime *rt)
 	pool *p;
 	err *e = NULL;
 	pool_opts o = {0};
-	assert_int_equal(pool_new(&p, ctx, &o, &e), 0);
+	assert_int_equal(pool_new(&p, base, &pool_sandbox_ops, ctx, &o, &e), 0);
 	sandbox_spec s = spec_for(rt, PROTO_LANG_PYTHON);
 	assert_int_equal(pool_add(p, &s, 2, &e), 0);
 	struct warm_wait w = {p, 2};
@@ -239,7 +239,7 @@ static void test_killed_warm_sandbox_is_replaced(void **state)
 	pool *p;
 	err *e = NULL;
 	pool_opts o = {0};
-	assert_int_equal(pool_new(&p, ctx, &o, &e), 0);
+	assert_int_equal(pool_new(&p, base, &pool_sandbox_ops, ctx, &o, &e), 0);
 	sandbox_spec s = spec_for(rt_runc, PROTO_LANG_SHELL);
 	assert_int_equal(pool_add(p, &s, 1, &e), 0);
 	struct warm_wait w = {p, 1};
@@ -265,7 +265,7 @@ static void test_mixed_pools_interleaved(void **state)
 	pool *p;
 	err *e = NULL;
 	pool_opts o = {.max_creating = 3};
-	assert_int_equal(pool_new(&p, ctx, &o, &e), 0);
+	assert_int_equal(pool_new(&p, base, &pool_sandbox_ops, ctx, &o, &e), 0);
 	sandbox_spec specs[3] = {spec_for(rt_runsc, PROTO_LANG_PYTHON),
 	                         spec_for(rt_runc, PROTO_LANG_JAVASCRIPT),
 	                         spec_for(rt_runsc, PROTO_LANG_SHELL)};

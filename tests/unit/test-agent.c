@@ -19,6 +19,7 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "sandbox/agent/agent.h"
 #include "sandbox/agent/frame.h"
 
 #define MAX_FILES 16
@@ -44,6 +45,7 @@ typedef struct result {
 
 static char *tmp_root; /* holds ws/ and a secret file outside it */
 static char *ws;
+static const char *agent_user; /* --user for the next agents, or NULL */
 
 static void result_free(result *r)
 {
@@ -79,6 +81,7 @@ static int setup_ws(void **state)
 
 static int teardown_ws(void **state)
 {
+	agent_user = NULL;
 	_cleanup_err_ err *e = NULL;
 	assert_int_equal(rm_rf_at(AT_FDCWD, tmp_root, &e), 0);
 	free(ws);
@@ -96,7 +99,9 @@ static pid_t start_agent(const char *lang, int *to, int *from)
 	if (pid == 0) {
 		dup2(in[0], 0);
 		dup2(out[1], 1);
-		const char *argv[] = {agent_path(), "--lang", lang, "--workspace", ws, NULL};
+		const char *argv[] = {agent_path(),  "--lang", lang,
+		                      "--workspace", ws,       agent_user ? "--user" : NULL,
+		                      agent_user,    NULL};
 		const char *envp[] = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8", "BASE_VAR=base",
 		                      "PYTHONHASHSEED=0", NULL};
 		execve(argv[0], (char *const *)argv, (char *const *)envp);
@@ -110,11 +115,12 @@ static pid_t start_agent(const char *lang, int *to, int *from)
 }
 
 /* Reads one frame (blocking); returns 1, or 0 at EOF. The payload is owned by the caller. */
-static int read_frame(int fd, frame_reader *r, uint8_t *type, uint8_t **payload, size_t *len)
+static int read_frame(int fd, sandbox_frame_reader *r, uint8_t *type, uint8_t **payload,
+                      size_t *len)
 {
 	for (;;) {
 		const uint8_t *p;
-		int k = frame_reader_next(r, type, &p, len);
+		int k = sandbox_frame_reader_next(r, type, &p, len);
 		assert_true(k >= 0);
 		if (k == 1) {
 			*payload = xmemdup(p, *len ? *len : 1);
@@ -127,18 +133,18 @@ static int read_frame(int fd, frame_reader *r, uint8_t *type, uint8_t **payload,
 		assert_true(n >= 0);
 		if (n == 0)
 			return 0;
-		assert_int_equal(frame_reader_feed(r, chunk, (size_t)n), 0);
+		assert_int_equal(sandbox_frame_reader_feed(r, chunk, (size_t)n), 0);
 	}
 }
 
 /* Starts an agent, waits for READY, sends the raw frame bytes, collects every frame. */
-static void run_raw(const char *lang, const frame_buf *task, result *res)
+static void run_raw(const char *lang, const sandbox_frame_buf *task, result *res)
 {
 	memset(res, 0, sizeof(*res));
 	int to, from;
 	pid_t pid = start_agent(lang, &to, &from);
-	frame_reader r;
-	frame_reader_init(&r);
+	sandbox_frame_reader r;
+	sandbox_frame_reader_init(&r);
 	uint8_t type;
 	uint8_t *p;
 	size_t n;
@@ -169,8 +175,8 @@ static void run_raw(const char *lang, const frame_buf *task, result *res)
 			f->data = xmemdup(p + plen + 1, f->len); /* an empty file: a 1-byte block */
 		} else if (type == FRAME_EXIT) {
 			res->task_us = now_mono_us() - t0;
-			frame_exit ex;
-			assert_int_equal(frame_parse_exit(p, n, &ex), 0);
+			sandbox_frame_exit ex;
+			assert_int_equal(sandbox_frame_parse_exit(p, n, &ex), 0);
 			res->got_exit = true;
 			res->flags = ex.flags;
 			res->code = ex.code;
@@ -181,7 +187,7 @@ static void run_raw(const char *lang, const frame_buf *task, result *res)
 		free(p);
 	}
 	close(from);
-	frame_reader_deinit(&r);
+	sandbox_frame_reader_deinit(&r);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
@@ -190,32 +196,32 @@ static void run_raw(const char *lang, const frame_buf *task, result *res)
 }
 
 /* A task under construction: the fields; wrapped in a TASK frame by run(). */
-static void run(const char *lang, const frame_buf *fields, result *res)
+static void run(const char *lang, const sandbox_frame_buf *fields, result *res)
 {
-	frame_buf f = {0};
-	frame_put(&f, FRAME_TASK, fields->data, fields->len);
+	sandbox_frame_buf f = {0};
+	sandbox_frame_put(&f, FRAME_TASK, fields->data, fields->len);
 	run_raw(lang, &f, res);
-	frame_buf_free(&f);
+	sandbox_frame_buf_free(&f);
 }
 
-static void put_str(frame_buf *b, uint8_t tag, const char *s)
+static void put_str(sandbox_frame_buf *b, uint8_t tag, const char *s)
 {
-	frame_put_field(b, tag, s, strlen(s));
+	sandbox_frame_put_field(b, tag, s, strlen(s));
 }
 
-static void put_mode(frame_buf *b, uint8_t mode)
+static void put_mode(sandbox_frame_buf *b, uint8_t mode)
 {
-	frame_put_field(b, FIELD_MODE, &mode, 1);
+	sandbox_frame_put_field(b, FIELD_MODE, &mode, 1);
 }
 
 /* Runs code with no stdin, args or env in the given mode. */
 static void run_code(const char *lang, uint8_t mode, const char *code, result *res)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, mode);
 	put_str(&b, FIELD_CODE, code);
 	run(lang, &b, res);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 static const char *out_str(result *r)
@@ -226,7 +232,7 @@ static const char *out_str(result *r)
 /* argv, env, stdin, stdout, stderr and the exit code, in script mode. */
 static void script_basics(const char *lang, const char *code)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, code);
 	put_str(&b, FIELD_ARG, "first arg");
@@ -242,7 +248,7 @@ static void script_basics(const char *lang, const char *code)
 	assert_string_equal(buf_str(&r.err), "to stderr\n");
 	assert_int_equal(r.flags, 0);
 	assert_int_equal(r.code, 3);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 	result_free(&r);
 }
 
@@ -279,7 +285,7 @@ static void test_shell_script(void **state)
 /* The environment is exactly the agent's own plus the task's, and argv[0] is main.py. */
 static void test_python_env_exact(void **state)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE,
 	        "import os, sys\n"
@@ -292,7 +298,7 @@ static void test_python_env_exact(void **state)
 	                                 "('PATH', '/usr/bin:/bin'), ('PYTHONHASHSEED', '0')]\n"
 	                                 "main.py __main__ True\n");
 	assert_int_equal(r.code, 0);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 	result_free(&r);
 }
 
@@ -331,13 +337,13 @@ static void test_script_errors(void **state)
 
 static void run_function(const char *lang, const char *code, const char *args, result *r)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 1);
 	put_str(&b, FIELD_CODE, code);
 	if (args)
 		put_str(&b, FIELD_ARGS_JSON, args);
 	run(lang, &b, r);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 static void expect_function_error(const char *lang, const char *code, const char *in_msg)
@@ -414,7 +420,7 @@ static void test_files(void **state)
 	assert_true(sfd >= 0);
 	assert_int_equal(write_all(sfd, "SECRET", 6), 0);
 
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	_cleanup_free_ char *code =
 	    xasprintf("import os\n"
@@ -429,7 +435,7 @@ static void test_files(void **state)
 	              "os.mkfifo('out/fifo')\n",
 	              secret, tmp_root);
 	put_str(&b, FIELD_CODE, code);
-	frame_put_field(&b, FIELD_FILE, "in/deep/er/data.txt\0input!", 26);
+	sandbox_frame_put_field(&b, FIELD_FILE, "in/deep/er/data.txt\0input!", 26);
 	result r;
 	run("python", &b, &r);
 	assert_string_equal(buf_str(&r.err), "");
@@ -446,16 +452,16 @@ static void test_files(void **state)
 	assert_int_equal(r.files[2].data[255], 255);
 	for (size_t i = 0; i < r.nfiles; i++)
 		assert_null(memmem(r.files[i].data, r.files[i].len, "SECRET", 6));
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 	result_free(&r);
 }
 
 static void test_files_limits(void **state)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, "for i in range(5): open('out/f%d' % i, 'w').write('x' * 10)\n");
-	frame_put_field_u64(&b, FIELD_OUT_FILES_MAX, 3);
+	sandbox_frame_put_field_u64(&b, FIELD_OUT_FILES_MAX, 3);
 	result r;
 	run("python", &b, &r);
 	assert_int_equal(r.nfiles, 3);
@@ -463,35 +469,35 @@ static void test_files_limits(void **state)
 	assert_int_equal(r.flags, EXIT_F_FILES_TRUNC);
 	result_free(&r);
 
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, "for i in range(5): open('out/f%d' % i, 'w').write('x' * 10)\n");
-	frame_put_field_u64(&b, FIELD_OUT_BYTES_MAX, 25);
+	sandbox_frame_put_field_u64(&b, FIELD_OUT_BYTES_MAX, 25);
 	run("python", &b, &r);
 	assert_int_equal(r.nfiles, 2);
 	assert_int_equal(r.flags, EXIT_F_FILES_TRUNC);
 	result_free(&r);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 static void test_input_path_rejected(void **state)
 {
 	static const char *const bad[] = {"../escape", "/abs", "a//b", "a/./b", "a/", ""};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		frame_buf b = {0};
+		sandbox_frame_buf b = {0};
 		put_mode(&b, 0);
 		put_str(&b, FIELD_CODE, "print('ran')");
 		size_t n = strlen(bad[i]);
 		uint8_t f[64];
 		memcpy(f, bad[i], n);
 		memcpy(f + n, "\0x", 2);
-		frame_put_field(&b, FIELD_FILE, f, n + 2);
+		sandbox_frame_put_field(&b, FIELD_FILE, f, n + 2);
 		result r;
 		run("shell", &b, &r);
 		assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
 		assert_string_equal(out_str(&r), "");
 		result_free(&r);
-		frame_buf_free(&b);
+		sandbox_frame_buf_free(&b);
 	}
 	_cleanup_free_ char *escaped = xasprintf("%s/escape", tmp_root);
 	assert_int_equal(access(escaped, F_OK), -1);
@@ -501,17 +507,17 @@ static void test_input_path_rejected(void **state)
  * in the shell's child. */
 static void rlimit_case(const char *lang, const char *code, const char *expect)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, code);
-	frame_put_field_u64(&b, FIELD_FSIZE_MAX, 1000);
-	frame_put_field_u64(&b, FIELD_NOFILE_MAX, 77);
+	sandbox_frame_put_field_u64(&b, FIELD_FSIZE_MAX, 1000);
+	sandbox_frame_put_field_u64(&b, FIELD_NOFILE_MAX, 77);
 	result r;
 	run(lang, &b, &r);
 	assert_string_equal(out_str(&r), expect);
 	assert_int_equal(r.code, 0);
 	result_free(&r);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 static void test_rlimits(void **state)
@@ -531,10 +537,10 @@ static void test_rlimits(void **state)
 
 static void expect_cap(const char *lang, const char *code, uint8_t tag, uint8_t trunc)
 {
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, code);
-	frame_put_field_u64(&b, tag, 1000);
+	sandbox_frame_put_field_u64(&b, tag, 1000);
 	result r;
 	run(lang, &b, &r);
 	assert_int_equal(r.flags, EXIT_F_OUTPUT_LIMIT | trunc | EXIT_F_SIGNALED);
@@ -544,7 +550,7 @@ static void expect_cap(const char *lang, const char *code, uint8_t tag, uint8_t 
 	assert_int_equal(s->data[0], 'x');
 	assert_int_equal(s->data[999], 'x');
 	result_free(&r);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 static void test_output_caps(void **state)
@@ -558,16 +564,16 @@ static void test_output_caps(void **state)
 	           FIELD_STDOUT_MAX, EXIT_F_STDOUT_TRUNC);
 
 	/* Exactly the cap is not over it. */
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, "head -c 1000 /dev/zero");
-	frame_put_field_u64(&b, FIELD_STDOUT_MAX, 1000);
+	sandbox_frame_put_field_u64(&b, FIELD_STDOUT_MAX, 1000);
 	result r;
 	run("shell", &b, &r);
 	assert_int_equal(r.flags, 0);
 	assert_int_equal(r.out.len, 1000);
 	result_free(&r);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 }
 
 /* Frame-like bytes in the output are data; the program sees none of the agent's fds. */
@@ -615,11 +621,11 @@ static void big_echo(const char *lang, const char *code)
 	uint8_t *in = xmalloc(n);
 	for (size_t i = 0; i < n; i++)
 		in[i] = (uint8_t)(i * 7 + i / 4096);
-	frame_buf b = {0};
+	sandbox_frame_buf b = {0};
 	put_mode(&b, 0);
 	put_str(&b, FIELD_CODE, code);
-	frame_put_field(&b, FIELD_STDIN, in, n);
-	frame_put_field_u64(&b, FIELD_STDOUT_MAX, 8u * 1024 * 1024);
+	sandbox_frame_put_field(&b, FIELD_STDIN, in, n);
+	sandbox_frame_put_field_u64(&b, FIELD_STDOUT_MAX, 8u * 1024 * 1024);
 	result r;
 	run(lang, &b, &r);
 	assert_int_equal(r.flags, 0);
@@ -627,7 +633,7 @@ static void big_echo(const char *lang, const char *code)
 	assert_int_equal(r.out.len, n);
 	assert_memory_equal(r.out.data, in, n);
 	result_free(&r);
-	frame_buf_free(&b);
+	sandbox_frame_buf_free(&b);
 	free(in);
 }
 
@@ -645,28 +651,28 @@ static void test_malformed_task(void **state)
 {
 	/* A field that runs past the end of the TASK payload. */
 	uint8_t bad_field[] = {FIELD_CODE, 0, 0, 1, 0, 'x'};
-	frame_buf f = {0};
-	frame_put(&f, FRAME_TASK, bad_field, sizeof(bad_field));
+	sandbox_frame_buf f = {0};
+	sandbox_frame_put(&f, FRAME_TASK, bad_field, sizeof(bad_field));
 	result r;
 	run_raw("python", &f, &r);
 	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
 	assert_non_null(strstr(r.msg, "malformed"));
 	result_free(&r);
-	frame_buf_free(&f);
+	sandbox_frame_buf_free(&f);
 
 	/* A frame of an unknown type. */
-	frame_put_header(&f, 'Z', 3);
+	sandbox_frame_put_header(&f, 'Z', 3);
 	run_raw("shell", &f, &r);
 	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
 	result_free(&r);
-	frame_buf_free(&f);
+	sandbox_frame_buf_free(&f);
 
 	/* A header announcing more than FRAME_MAX. */
-	frame_put_header(&f, FRAME_TASK, FRAME_MAX + 1);
+	sandbox_frame_put_header(&f, FRAME_TASK, FRAME_MAX + 1);
 	run_raw("javascript", &f, &r);
 	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
 	result_free(&r);
-	frame_buf_free(&f);
+	sandbox_frame_buf_free(&f);
 }
 
 static void test_warm_timing(void **state)
@@ -686,55 +692,219 @@ static void test_warm_timing(void **state)
 /* The frame codec itself: split feeds, field iteration, exit payloads, bounds. */
 static void test_frame_codec(void **state)
 {
-	frame_buf b = {0};
-	frame_put_field(&b, FIELD_CODE, "abc", 3);
-	frame_put_field_u64(&b, FIELD_STDOUT_MAX, 0x0102030405060708ull);
-	frame_buf f = {0};
-	frame_put(&f, FRAME_TASK, b.data, b.len);
-	frame_put_exit(&f, EXIT_F_SIGNALED, -9, "msg");
-	frame_reader r;
-	frame_reader_init(&r);
+	sandbox_frame_buf b = {0};
+	sandbox_frame_put_field(&b, FIELD_CODE, "abc", 3);
+	sandbox_frame_put_field_u64(&b, FIELD_STDOUT_MAX, 0x0102030405060708ull);
+	sandbox_frame_buf f = {0};
+	sandbox_frame_put(&f, FRAME_TASK, b.data, b.len);
+	sandbox_frame_put_exit(&f, EXIT_F_SIGNALED, -9, "msg");
+	sandbox_frame_reader r;
+	sandbox_frame_reader_init(&r);
 	uint8_t type;
 	const uint8_t *p;
 	size_t n, off = 0;
 	for (size_t i = 0; i < f.len; i++) /* byte by byte */
-		assert_int_equal(frame_reader_feed(&r, f.data + i, 1), 0);
-	assert_int_equal(frame_reader_next(&r, &type, &p, &n), 1);
+		assert_int_equal(sandbox_frame_reader_feed(&r, f.data + i, 1), 0);
+	assert_int_equal(sandbox_frame_reader_next(&r, &type, &p, &n), 1);
 	assert_int_equal(type, FRAME_TASK);
 	assert_int_equal(n, b.len);
 	uint8_t tag;
 	const uint8_t *v;
 	size_t vn;
-	assert_int_equal(frame_next_field(p, n, &off, &tag, &v, &vn), 1);
+	assert_int_equal(sandbox_frame_next_field(p, n, &off, &tag, &v, &vn), 1);
 	assert_int_equal(tag, FIELD_CODE);
 	assert_memory_equal(v, "abc", 3);
-	assert_int_equal(frame_next_field(p, n, &off, &tag, &v, &vn), 1);
-	assert_int_equal(frame_get_u64(v, vn), 0x0102030405060708ull);
-	assert_int_equal(frame_next_field(p, n, &off, &tag, &v, &vn), 0);
-	assert_int_equal(frame_next_field(p, n - 1, &(size_t){0}, &tag, &v, &vn), 1);
-	assert_int_equal(frame_reader_next(&r, &type, &p, &n), 1);
-	frame_exit ex;
-	assert_int_equal(frame_parse_exit(p, n, &ex), 0);
+	assert_int_equal(sandbox_frame_next_field(p, n, &off, &tag, &v, &vn), 1);
+	assert_int_equal(sandbox_frame_get_u64(v, vn), 0x0102030405060708ull);
+	assert_int_equal(sandbox_frame_next_field(p, n, &off, &tag, &v, &vn), 0);
+	assert_int_equal(sandbox_frame_next_field(p, n - 1, &(size_t){0}, &tag, &v, &vn), 1);
+	assert_int_equal(sandbox_frame_reader_next(&r, &type, &p, &n), 1);
+	sandbox_frame_exit ex;
+	assert_int_equal(sandbox_frame_parse_exit(p, n, &ex), 0);
 	assert_int_equal(ex.flags, EXIT_F_SIGNALED);
 	assert_int_equal(ex.code, -9);
 	assert_int_equal(ex.msg_len, 3);
-	assert_int_equal(frame_reader_next(&r, &type, &p, &n), 0);
-	assert_int_equal(frame_parse_exit(p, 4, &ex), -1);
-	assert_int_equal(frame_get_u64(v, 7), 0);
+	assert_int_equal(sandbox_frame_reader_next(&r, &type, &p, &n), 0);
+	assert_int_equal(sandbox_frame_parse_exit(p, 4, &ex), -1);
+	assert_int_equal(sandbox_frame_get_u64(v, 7), 0);
 
 	/* The truncated second field of a cut payload. */
 	off = 0;
-	assert_int_equal(frame_next_field(b.data, b.len - 1, &off, &tag, &v, &vn), 1);
-	assert_int_equal(frame_next_field(b.data, b.len - 1, &off, &tag, &v, &vn), -1);
+	assert_int_equal(sandbox_frame_next_field(b.data, b.len - 1, &off, &tag, &v, &vn), 1);
+	assert_int_equal(sandbox_frame_next_field(b.data, b.len - 1, &off, &tag, &v, &vn), -1);
 
-	frame_buf_free(&f);
-	frame_put_header(&f, FRAME_STDOUT, FRAME_MAX + 1);
-	assert_int_equal(frame_reader_feed(&r, f.data, f.len), -1);
+	sandbox_frame_buf_free(&f);
+	sandbox_frame_put_header(&f, FRAME_STDOUT, FRAME_MAX + 1);
+	assert_int_equal(sandbox_frame_reader_feed(&r, f.data, f.len), -1);
 	assert_true(r.error);
-	assert_int_equal(frame_reader_next(&r, &type, &p, &n), -1);
-	frame_reader_deinit(&r);
-	frame_buf_free(&f);
-	frame_buf_free(&b);
+	assert_int_equal(sandbox_frame_reader_next(&r, &type, &p, &n), -1);
+	sandbox_frame_reader_deinit(&r);
+	sandbox_frame_buf_free(&f);
+	sandbox_frame_buf_free(&b);
+}
+
+/* ---- the program's identity (--user; needs root, as in a sandbox) ---- */
+
+#define AS_USER_OK "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n"
+
+/* As a sandbox does: the program runs as 65534 in a workspace it can write. */
+static void as_user_65534(void)
+{
+	if (geteuid() != 0)
+		skip();
+	agent_user = "65534";
+	assert_int_equal(chmod(ws, 01777), 0);
+}
+
+/* The program runs as 65534 with no other group, what the agent wrote for it is 65534's, and
+ * while it runs the agent (its parent) is back to uid and gid 0: real, effective, saved and fs
+ * ids alike. */
+static void test_user_shell(void **state)
+{
+	as_user_65534();
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE,
+	        "id -u; id -g; id -G; grep -E '^(Uid|Gid):' /proc/$PPID/status; cat in/data.txt;"
+	        " echo made > out/o.txt");
+	sandbox_frame_put_field(&b, FIELD_FILE, "in/data.txt\0input", 18);
+	result r;
+	run("shell", &b, &r);
+	assert_string_equal(out_str(&r), "65534\n65534\n65534\n" AS_USER_OK "input");
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.nfiles, 1);
+	assert_string_equal(r.files[0].path, "o.txt");
+	assert_memory_equal(r.files[0].data, "made\n", 5);
+	const char *owned[] = {"in", "in/data.txt", "out", "out/o.txt", NULL};
+	for (const char **f = owned; *f; f++) {
+		char *p = xasprintf("%s/%s", ws, *f);
+		struct stat st;
+		assert_int_equal(lstat(p, &st), 0);
+		assert_int_equal(st.st_uid, 65534);
+		assert_int_equal(st.st_gid, 65534);
+		free(p);
+	}
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* The warm interpreter gets its limits through prlimit(), for which the agent takes the
+ * program's real ids too: afterwards all of them are back. */
+static void test_user_python(void **state)
+{
+	as_user_65534();
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE,
+	        "import os, resource, sys\n"
+	        "print(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
+	        "print(resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+	        "s = open('/proc/%d/status' % os.getppid()).read().splitlines()\n"
+	        "sys.stdout.write(''.join(l + '\\n' for l in s if l[:4] in ('Uid:', 'Gid:')))\n");
+	sandbox_frame_put_field_u64(&b, FIELD_NOFILE_MAX, 77);
+	result r;
+	run("python", &b, &r);
+	assert_string_equal(out_str(&r), "65534 65534 65534 [65534]\n(77, 77)\n" AS_USER_OK);
+	assert_int_equal(r.code, 0);
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* A failing step as the program's user (an input file it may not write) is a setup error; the
+ * agent is itself again to report it. */
+static void test_user_setup_error(void **state)
+{
+	as_user_65534();
+	char *d = xasprintf("%s/ro", ws);
+	assert_int_equal(mkdir(d, 0755), 0); /* root's: 65534 cannot write in it */
+	free(d);
+	sandbox_frame_buf b = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, "echo never");
+	sandbox_frame_put_field(&b, FIELD_FILE, "ro/x.txt\0data", 13);
+	result r;
+	run("shell", &b, &r);
+	assert_int_equal(r.flags, EXIT_F_SETUP_ERROR);
+	assert_non_null(strstr(r.msg, "input file ro/x.txt"));
+	assert_non_null(strstr(r.msg, "Permission denied"));
+	assert_int_equal(r.out.len, 0);
+	result_free(&r);
+	sandbox_frame_buf_free(&b);
+}
+
+/* agent_as_program() itself (agent-child.c, linked into this test), in a child process so that
+ * the test's own ids stay. */
+typedef struct ids_seen {
+	uid_t ruid, euid;
+	gid_t egid;
+} ids_seen;
+
+static int record_and_fail(void *arg)
+{
+	ids_seen *s = arg;
+	s->ruid = getuid();
+	s->euid = geteuid();
+	s->egid = getegid();
+	errno = EACCES;
+	return -1;
+}
+
+/* 0 when every check holds, else the number of the first that failed */
+static int check_as_program(bool real)
+{
+	agent_prog_uid = 65534;
+	ids_seen s = {0};
+	char msg[128] = "";
+	if (agent_as_program(real, record_and_fail, &s, msg, sizeof(msg)) != -1 || errno != EACCES)
+		return 1;
+	if (s.euid != 65534 || s.egid != 65534 || s.ruid != (real ? 65534 : 0))
+		return 2;
+	uid_t r, e, sv;
+	gid_t gr, ge, gs;
+	if (getresuid(&r, &e, &sv) < 0 || r || e || sv || getresgid(&gr, &ge, &gs) < 0 || gr ||
+	    ge || gs)
+		return 3;
+	return msg[0] ? 4 : 0;
+}
+
+static int in_child(int (*fn)(bool), bool arg)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(arg));
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static int ran_fn(void *arg)
+{
+	*(bool *)arg = true;
+	return 0;
+}
+
+/* Without the right to become the program's user: fn does not run, and since the agent cannot
+ * be sure of its ids either it ends itself (3) rather than run on. */
+static int check_cannot_switch(bool unused)
+{
+	if (setresuid(1234, 1234, 1234) < 0)
+		return 10;
+	agent_prog_uid = 65534;
+	bool ran = false;
+	char msg[128];
+	agent_as_program(false, ran_fn, &ran, msg, sizeof(msg));
+	return ran ? 11 : 12; /* not reached: agent_as_program() exits 3 */
+}
+
+static void test_as_program(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(in_child(check_as_program, false), 0);
+	assert_int_equal(in_child(check_as_program, true), 0);
+	assert_int_equal(in_child(check_cannot_switch, false), 3);
 }
 
 int main(void)
@@ -758,6 +928,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_large_stdin, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_malformed_task, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_warm_timing, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_user_shell, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_user_python, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_user_setup_error, setup_ws, teardown_ws),
+	    cmocka_unit_test(test_as_program),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -308,8 +308,8 @@ static void resign(struct fx *f, proto_result *r, const char *from, const char *
 	p64 += 11;
 	_cleanup_free_ char *b64 = xstrndup(p64, strcspn(p64, "\""));
 	size_t len = 0;
-	_cleanup_free_ uint8_t *stmt = attest_b64_decode(b64, &len);
-	assert_non_null(stmt);
+	_cleanup_free_ uint8_t *stmt = NULL;
+	assert_int_equal(proto_b64_decode(b64, strlen(b64), &stmt, &len), 0);
 	char *at = strstr((char *)stmt, from);
 	assert_non_null(at);
 	assert_int_equal(strlen(from), strlen(to));
@@ -319,8 +319,8 @@ static void resign(struct fx *f, proto_result *r, const char *from, const char *
 	uint8_t sig[ATTEST_SIG_LEN];
 	assert_int_equal(attest_key_sign(f->key, pae.data, pae.len, sig, &e), 0);
 	buf_deinit(&pae);
-	_cleanup_free_ char *np = attest_b64_encode(stmt, len);
-	_cleanup_free_ char *ns = attest_b64_encode(sig, sizeof(sig));
+	_cleanup_free_ char *np = proto_b64_encode(stmt, len);
+	_cleanup_free_ char *ns = proto_b64_encode(sig, sizeof(sig));
 	jg j;
 	jg_init(&j);
 	jg_open(&j, true);
@@ -614,9 +614,11 @@ static void test_field_bytes(void **state)
 	assert_string_equal(
 	    d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	size_t n = 0;
-	assert_null(attest_b64_decode("abc", &n));
-	assert_null(attest_b64_decode("ab=c", &n));
-	_cleanup_free_ uint8_t *dec = attest_b64_decode("YWI=", &n);
+	_cleanup_free_ uint8_t *dec = NULL;
+	assert_int_equal(proto_b64_decode("abc", 3, &dec, &n), -1);
+	assert_int_equal(proto_b64_decode("ab=c", 4, &dec, &n), -1);
+	assert_int_equal(proto_b64_decode("YWJ=", 4, &dec, &n), -1); /* unused bits set */
+	assert_int_equal(proto_b64_decode("YWI=", 4, &dec, &n), 0);
 	assert_int_equal(n, 2);
 	assert_memory_equal(dec, "ab", 2);
 }
@@ -659,7 +661,7 @@ static void test_signalled(void **state)
 	const char *p = strstr(r.attestation, "\"payload\":\"") + 11;
 	_cleanup_free_ char *b64 = xstrndup(p, strcspn(p, "\""));
 	size_t len = 0;
-	stmt = (char *)attest_b64_decode(b64, &len);
+	assert_int_equal(proto_b64_decode(b64, strlen(b64), (uint8_t **)&stmt, &len), 0);
 	assert_non_null(strstr(stmt, "\"status\":\"timeout\",\"exit_code\":null,\"signal\":9"));
 	assert_null(strstr(stmt, "return_value"));
 	buf doc = BUF_INIT;
@@ -736,7 +738,9 @@ static void expected_lines(const proto_task *t, const proto_result *r, const att
 	const char *p = strstr(r->attestation, "\"payload\":\"") + 11;
 	_cleanup_free_ char *b64 = xstrndup(p, strcspn(p, "\""));
 	size_t len = 0;
-	_cleanup_free_ uint8_t *stmt = attest_b64_decode(b64, &len);
+	_cleanup_free_ uint8_t *stmt = NULL;
+	if (proto_b64_decode(b64, strlen(b64), &stmt, &len) < 0)
+		abort();
 	attest_pae(ATTEST_PAYLOAD_TYPE, stmt, len, &b);
 	hexline(out, "pae_hex", &b);
 	buf_deinit(&b);

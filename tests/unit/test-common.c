@@ -238,6 +238,37 @@ static void test_spawn_async(void **state)
 	event_base_free(base);
 }
 
+static void test_split_address(void **state)
+{
+	char *h, *u;
+	int p;
+	err *e = NULL;
+	assert_int_equal(addr_split("127.0.0.1:6379", &h, &p, &u, &e), 0);
+	assert_string_equal(h, "127.0.0.1");
+	assert_int_equal(p, 6379);
+	assert_null(u);
+	free(h);
+	assert_int_equal(addr_split("[::1]:7000", &h, &p, &u, &e), 0);
+	assert_string_equal(h, "::1");
+	assert_int_equal(p, 7000);
+	free(h);
+	assert_int_equal(addr_split("unix:/run/r.sock", &h, &p, &u, &e), 0);
+	assert_null(h);
+	assert_string_equal(u, "/run/r.sock");
+	free(u);
+	assert_int_equal(addr_split("unix:rel", &h, &p, &u, &e), -1);
+	err_free(e);
+	e = NULL;
+	assert_int_equal(addr_split(":80", &h, &p, &u, &e), -1);
+	err_free(e);
+	e = NULL;
+	assert_int_equal(addr_split("localhost:0", &h, &p, &u, &e), -1);
+	err_free(e);
+	e = NULL;
+	assert_int_equal(addr_split("[::1]:70000", &h, &p, &u, &e), -1);
+	err_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +282,7 @@ int main(void)
 	    cmocka_unit_test(test_spawn_deadline),
 	    cmocka_unit_test(test_spawn_fds_closed_and_signals_reset),
 	    cmocka_unit_test(test_spawn_async),
+	    cmocka_unit_test(test_split_address),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,9 +182,16 @@ static void test_errors(void **state)
 	expect_error("[redis]\naddress = h:70000\n",
 	             "t.conf:2: [redis] address: \"h:70000\": bad port");
 	expect_error("[limits]\ncpus = 1.2345\n",
-	             "t.conf:2: [limits] cpus = \"1.2345\": expected CPUs like 2 or 0.5");
+	             "t.conf:2: [limits] cpus = \"1.2345\": expected a positive number with at "
+	             "most 3 decimals, at most 1024 (like 2 or 0.5)");
 	expect_error("[limits]\ncpus = 0\n",
-	             "t.conf:2: [limits] cpus = \"0\": expected CPUs like 2 or 0.5");
+	             "t.conf:2: [limits] cpus = \"0\": expected a positive number with at most 3 "
+	             "decimals, at most 1024 (like 2 or 0.5)");
+	expect_error("[limits]\ncpus = 2000\n",
+	             "t.conf:2: [limits] cpus = \"2000\": expected a positive number with at "
+	             "most 3 decimals, at most 1024 (like 2 or 0.5)");
+	expect_error("[limits]\ntimeout_s = 1.5\nmax_timeout_s = 1.25\n",
+	             "t.conf: [limits] timeout_s is above max_timeout_s");
 	expect_error("[limits]\nmemory = 5\n", "t.conf:2: [limits] unknown key \"memory\"");
 	expect_error("[limits]\nmemory_mb = -1\n",
 	             "t.conf:2: [limits] memory_mb = \"-1\": out of range 1..1048576");
@@ -273,31 +280,6 @@ static void test_example_is_defaults(void **state)
 	free(path);
 }
 
-static void test_split_address(void **state)
-{
-	char *h, *u;
-	int p;
-	err *e = NULL;
-	assert_int_equal(config_split_address("127.0.0.1:6379", &h, &p, &u, &e), 0);
-	assert_string_equal(h, "127.0.0.1");
-	assert_int_equal(p, 6379);
-	assert_null(u);
-	free(h);
-	assert_int_equal(config_split_address("[::1]:7000", &h, &p, &u, &e), 0);
-	assert_string_equal(h, "::1");
-	assert_int_equal(p, 7000);
-	free(h);
-	assert_int_equal(config_split_address("unix:/run/r.sock", &h, &p, &u, &e), 0);
-	assert_null(h);
-	assert_string_equal(u, "/run/r.sock");
-	free(u);
-	assert_int_equal(config_split_address("unix:rel", &h, &p, &u, &e), -1);
-	err_free(e);
-	e = NULL;
-	assert_int_equal(config_split_address(":80", &h, &p, &u, &e), -1);
-	err_free(e);
-}
-
 static void test_histogram(void **state)
 {
 	metrics_hist h = {0};
@@ -343,11 +325,10 @@ static void test_render(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_errors),        cmocka_unit_test(test_validation),
-	    cmocka_unit_test(test_missing_file),  cmocka_unit_test(test_example_is_defaults),
-	    cmocka_unit_test(test_split_address), cmocka_unit_test(test_histogram),
-	    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),       cmocka_unit_test(test_validation),
+	    cmocka_unit_test(test_missing_file), cmocka_unit_test(test_example_is_defaults),
+	    cmocka_unit_test(test_histogram),    cmocka_unit_test(test_render),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

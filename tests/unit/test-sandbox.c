@@ -1,21 +1,28 @@
-/* Unit tests for sandbox/: golden config.json per runtime profile, the environment facts, the
- * spec/limit matching. (Real containers are exercised by tests/integration/test-sandbox.sh.) */
+/* Unit tests for sandbox/: golden config.json per runtime profile and cgroup hierarchy, the
+ * environment facts, the spec/limit matching, and the lifecycle's failure paths with a
+ * "runtime" that starts nothing (/usr/bin/true: every command succeeds, no agent ever speaks).
+ * (Real containers are exercised by tests/integration/test-sandbox.sh and test-pool.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <dirent.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/spawn.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "sandbox/bundle.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/sandbox.h"
 
 static void check_golden(const char *name, const buf *got)
@@ -38,10 +45,11 @@ static void check_golden(const char *name, const buf *got)
 	free(path);
 }
 
-static void golden_for(sandbox_runtime_kind kind, const char *name)
+/* cg: the cgroup fields a backend gives (NULL: a path and the runtime's default priority) */
+static void golden_for(sandbox_runtime_kind kind, const char *name, const sandbox_cgroup_config *cg)
 {
 	const char *args[] = {"/.aisp/aisp-agent", "--lang", "python", NULL};
-	bundle_spec b = {
+	sandbox_bundle_spec b = {
 	    .kind = kind,
 	    .rootfs = "/var/lib/aisp/images/rootfs/abc/rootfs",
 	    .agent_dir = "/run/aisp/agent",
@@ -54,8 +62,13 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 	    .nofile = 4096,
 	    .workspace_bytes = 512LL << 20,
 	};
+	if (cg) {
+		b.cgroups_path = cg->path;
+		b.cpu_shares = cg->cpu_shares;
+		b.cpu_weight = cg->cpu_weight;
+	}
 	buf got = BUF_INIT;
-	bundle_config_json(&b, &got);
+	sandbox_bundle_config_json(&b, &got);
 	check_golden(name, &got);
 	/* properties the hardening depends on, independent of the golden text */
 	const char *s = buf_str(&got);
@@ -76,6 +89,8 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 	assert_non_null(strstr(s, "\"swap\":4294967296"));
 	bool seccomp = strstr(s, "\"seccomp\"") != NULL;
 	assert_int_equal(seccomp, kind != SANDBOX_RT_RUNSC);
+	/* linux.resources.unified only for cgroup v2 (runc refuses it on v1) */
+	assert_int_equal(strstr(s, "\"unified\"") != NULL, cg && cg->cpu_weight > 0);
 	if (seccomp)
 		for (const char *sc = "keyctl\0bpf\0ptrace\0mount\0unshare\0io_uring_setup\0"; *sc;
 		     sc += strlen(sc) + 1) {
@@ -88,17 +103,41 @@ static void golden_for(sandbox_runtime_kind kind, const char *name)
 
 static void test_golden_runsc(void **state)
 {
-	golden_for(SANDBOX_RT_RUNSC, "config-runsc.json");
+	golden_for(SANDBOX_RT_RUNSC, "config-runsc.json", NULL);
 }
 
 static void test_golden_runc(void **state)
 {
-	golden_for(SANDBOX_RT_RUNC, "config-runc.json");
+	golden_for(SANDBOX_RT_RUNC, "config-runc.json", NULL);
 }
 
 static void test_golden_oci(void **state)
 {
-	golden_for(SANDBOX_RT_OCI, "config-oci.json");
+	golden_for(SANDBOX_RT_OCI, "config-oci.json", NULL);
+}
+
+/* The cgroup fields each backend puts in config.json for a sandbox warming up. */
+static void golden_cgroup(sandbox_cgroup_version v, sandbox_runtime_kind kind, const char *name)
+{
+	sandbox_cgroup *cg = NULL;
+	sandbox_cgroup_opts o = {.root = "/nonexistent", .version = v};
+	assert_int_equal(sandbox_cgroup_new(&cg, &o, NULL), 0);
+	sandbox_cgroup_config c;
+	sandbox_cgroup_config_for(cg, "aisp-1-1-0001", SANDBOX_CGROUP_WARMING, &c);
+	golden_for(kind, name, &c);
+	sandbox_cgroup_config_deinit(&c);
+	sandbox_cgroup_free(cg);
+}
+
+static void test_golden_cgroup_v1(void **state)
+{
+	golden_cgroup(SANDBOX_CGROUP_V1, SANDBOX_RT_RUNC, "config-runc-cgroup-v1.json");
+}
+
+static void test_golden_cgroup_v2(void **state)
+{
+	golden_cgroup(SANDBOX_CGROUP_V2, SANDBOX_RT_RUNC, "config-runc-cgroup-v2.json");
+	golden_cgroup(SANDBOX_CGROUP_V2, SANDBOX_RT_RUNSC, "config-runsc-cgroup-v2.json");
 }
 
 static void test_environment_facts(void **state)
@@ -112,7 +151,7 @@ static void test_environment_facts(void **state)
 	assert_non_null(strstr(sandbox_runtime_version(rt), "runc version"));
 	sandbox_spec spec = {.rt = rt, .rootfs = "/r", .image_digest = "sha256:00", .lang = 0};
 	proto_limits l;
-	sandbox_limits_default(&l);
+	proto_limits_default(&l);
 	sandbox_spec_set_limits(&spec, &l);
 	assert_true(sandbox_spec_fits(&spec, &l));
 	proto_limits l2 = l;
@@ -154,12 +193,153 @@ static void test_runtime_missing(void **state)
 	rm_rf_at(AT_FDCWD, "/tmp/aisp-rt-missing", NULL);
 }
 
+/* ---- the lifecycle with a runtime that starts nothing ---- */
+
+typedef struct noop {
+	char dir[64];
+	struct event_base *base;
+	sandbox_ctx *ctx;
+	sandbox_runtime *rt;
+	int ready_calls, gone_calls;
+	char ready_err[512];
+} noop;
+
+static void noop_setup(noop *n)
+{
+	memset(n, 0, sizeof(*n));
+	snprintf(n->dir, sizeof(n->dir), "/tmp/aisp-noop-XXXXXX");
+	assert_non_null(mkdtemp(n->dir));
+	n->base = event_base_new();
+	err *e = NULL;
+	assert_int_equal(spawn_loop_init(n->base, &e), 0);
+	char *state = xasprintf("%s/state", n->dir);
+	char *cg = xasprintf("%s/cgroup", n->dir); /* never the host's cgroups */
+	assert_int_equal(mkdir(cg, 0755), 0);
+	sandbox_ctx_opts co = {.state_dir = state,
+	                       .agent_path = "/usr/bin/true",
+	                       .cgroup_root = cg,
+	                       .id_prefix = "aisp-unit-"};
+	assert_int_equal(sandbox_ctx_new(&n->ctx, n->base, &co, &e), 0);
+	assert_string_equal(sandbox_ctx_cgroup(n->ctx), "v1"); /* a plain directory */
+	sandbox_runtime_opts ro = {.name = "noop", .path = "/usr/bin/true", .kind = SANDBOX_RT_OCI};
+	assert_int_equal(sandbox_runtime_new(&n->rt, &ro, state, &e), 0);
+	free(state);
+	free(cg);
+}
+
+/* The bundles left in the state dir. */
+static int bundles_left(const noop *n)
+{
+	char *p = xasprintf("%s/state/bundles", n->dir);
+	DIR *d = opendir(p);
+	assert_non_null(d);
+	int k = 0;
+	for (struct dirent *de; (de = readdir(d));)
+		k += de->d_name[0] != '.';
+	closedir(d);
+	free(p);
+	return k;
+}
+
+static void noop_teardown(noop *n)
+{
+	assert_int_equal(sandbox_ctx_live(n->ctx), 0);
+	assert_int_equal(bundles_left(n), 0);
+	sandbox_runtime_free(n->rt);
+	sandbox_ctx_free(n->ctx);
+	spawn_loop_deinit();
+	event_base_free(n->base);
+	rm_rf_at(AT_FDCWD, n->dir, NULL);
+}
+
+static void loop_while(noop *n, const int *counter, int below)
+{
+	for (int i = 0; *counter < below && i < 1000; i++) {
+		struct timeval tv = {0, 20000};
+		event_base_loopexit(n->base, &tv);
+		event_base_dispatch(n->base);
+	}
+	assert_int_equal(*counter, below);
+}
+
+static void on_noop_ready(sandbox *sb, const err *e, void *arg)
+{
+	noop *n = arg;
+	n->ready_calls++;
+	snprintf(n->ready_err, sizeof(n->ready_err), "%s", e ? err_msg(e) : "(ready)");
+}
+
+static void on_noop_gone(void *arg)
+{
+	((noop *)arg)->gone_calls++;
+}
+
+static sandbox *noop_create(noop *n)
+{
+	sandbox_spec spec = {.rt = n->rt, .rootfs = "/nonexistent", .lang = PROTO_LANG_SHELL};
+	proto_limits l;
+	proto_limits_default(&l);
+	sandbox_spec_set_limits(&spec, &l);
+	sandbox *sb = NULL;
+	err *e = NULL;
+	assert_int_equal(sandbox_create(n->ctx, &spec, on_noop_ready, n, &sb, &e), 0);
+	assert_int_equal(sandbox_get_state(sb), SANDBOX_CREATING);
+	assert_int_equal(sandbox_ctx_live(n->ctx), 1);
+	assert_int_equal(bundles_left(n), 1);
+	return sb;
+}
+
+/* `run` succeeds but no agent ever speaks: the sandbox is DEAD, the owner hears why once, a task
+ * is refused, and destroying it removes everything. */
+static void test_lifecycle_no_agent(void **state)
+{
+	noop n;
+	noop_setup(&n);
+	sandbox *sb = noop_create(&n);
+	loop_while(&n, &n.ready_calls, 1);
+	assert_int_equal(sandbox_get_state(sb), SANDBOX_DEAD);
+	assert_non_null(strstr(n.ready_err, "agent exited before it was ready"));
+	assert_non_null(strstr(n.ready_err, "(noop)"));
+	proto_task t;
+	proto_task_init(&t);
+	proto_limits l;
+	proto_limits_default(&l);
+	err *e = NULL;
+	assert_int_equal(sandbox_run(sb, &t, &l, NULL, NULL, &e), -1);
+	assert_non_null(strstr(err_msg(e), "is not ready"));
+	err_free(e);
+	sandbox_destroy(sb, on_noop_gone, &n);
+	loop_while(&n, &n.gone_calls, 1);
+	assert_int_equal(n.ready_calls, 1);
+	proto_task_deinit(&t);
+	noop_teardown(&n);
+}
+
+/* Destroyed while `run` is still running: `delete` waits for it, and the owner, who gave the
+ * sandbox up, hears nothing but "gone". */
+static void test_lifecycle_destroy_while_spawning(void **state)
+{
+	noop n;
+	noop_setup(&n);
+	sandbox *sb = noop_create(&n);
+	sandbox_destroy(sb, on_noop_gone, &n);
+	loop_while(&n, &n.gone_calls, 1);
+	assert_int_equal(n.ready_calls, 0);
+	noop_teardown(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_golden_runsc),    cmocka_unit_test(test_golden_runc),
-	    cmocka_unit_test(test_golden_oci),      cmocka_unit_test(test_environment_facts),
+	    cmocka_unit_test(test_golden_runsc),
+	    cmocka_unit_test(test_golden_runc),
+	    cmocka_unit_test(test_golden_oci),
+	    cmocka_unit_test(test_golden_cgroup_v1),
+	    cmocka_unit_test(test_golden_cgroup_v2),
+	    cmocka_unit_test(test_environment_facts),
 	    cmocka_unit_test(test_runtime_missing),
+	    cmocka_unit_test(test_lifecycle_no_agent),
+	    cmocka_unit_test(test_lifecycle_destroy_while_spawning),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,66 @@
+/* The node registry (PROTOCOL.md, "The node registry"): aisp:node:<id>, a hash with a TTL of
+ * three heartbeats (public key, runtimes, images, pools, slots, state), and the set aisp:nodes.
+ * Written on every heartbeat, on every reconnect of the command connection, and when the node
+ * starts draining; deleted on shutdown. */
+#include "daemon/node.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+
+void registry_heartbeat(node *n)
+{
+	const config *c = n->cfg;
+	if (!rconn_ready(n->rc) || n->cons.stopping)
+		return;
+	node_update_health(n);
+	node_list_images(n); /* images built since the start are served: announce them */
+	_cleanup_free_ char *key = xasprintf(PROTO_KEY_NODE_PREFIX "%s", c->node_id);
+	_cleanup_free_ char *slots = xasprintf("%lld", (long long)c->slots);
+	_cleanup_free_ char *busy = xasprintf("%zu", n->n_tasks);
+	_cleanup_free_ char *done = xasprintf("%llu", (unsigned long long)n->m.tasks_done);
+	_cleanup_free_ char *started = xasprintf("%lld", (long long)n->started_ms);
+	_cleanup_free_ char *now = xasprintf("%lld", (long long)now_wall_ms());
+	_cleanup_free_ char *ttl = xasprintf("%lld", (long long)c->heartbeat_ms * 3);
+	buf pools = BUF_INIT;
+	pool_describe_json(n->pool, &pools);
+	const char *key_id = n->key ? attest_key_id(n->key) : "";
+	rconn_cmd(n->rc, NULL, NULL, "HSET", key, "version", AISP_VERSION, "pubkey",
+	          n->pubkey_pem ? n->pubkey_pem : "", "key_id", key_id, "runtimes", n->runtimes_csv,
+	          "images", n->images_csv, "slots", slots, "busy", busy, "tasks_done", done,
+	          "pools", buf_str(&pools), "started_ms", started, "heartbeat_ms", now, "draining",
+	          n->cons.draining ? "1" : "0", NULL);
+	rconn_cmd(n->rc, NULL, NULL, "PEXPIRE", key, ttl, NULL);
+	rconn_cmd(n->rc, NULL, NULL, "SADD", PROTO_KEY_NODES, c->node_id, NULL);
+	buf_deinit(&pools);
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	registry_heartbeat(arg);
+}
+
+void registry_start(node *n)
+{
+	n->ev_heartbeat = event_new(n->base, -1, EV_PERSIST, on_heartbeat, n);
+	struct timeval tv = {n->cfg->heartbeat_ms / 1000, (n->cfg->heartbeat_ms % 1000) * 1000};
+	event_add(n->ev_heartbeat, &tv);
+}
+
+int registry_remove(node *n, rconn_reply_fn cb, void *arg)
+{
+	_cleanup_free_ char *key = xasprintf(PROTO_KEY_NODE_PREFIX "%s", n->cfg->node_id);
+	rconn_cmd(n->rc, cb, arg, "DEL", key, NULL);
+	rconn_cmd(n->rc, cb, arg, "SREM", PROTO_KEY_NODES, n->cfg->node_id, NULL);
+	return 2;
+}
+
+void registry_deinit(node *n)
+{
+	if (n->ev_heartbeat)
+		event_free(n->ev_heartbeat);
+	n->ev_heartbeat = NULL;
+}

@@ -1,0 +1,84 @@
+/* One task's life on a node: parse and validate (bad -> a rejected result), take the run lease,
+ * get a sandbox from the pool, run, sign, publish; sandbox errors are retried with backoff and
+ * dead-lettered after max_deliveries (PROTOCOL.md). The life is an explicit state machine: one
+ * transition table in task.c, documented in daemon/README.md.
+ *
+ * A task borrows what it needs from its node through task_host (a Redis connection, the pool,
+ * the metrics, a few settings, and callbacks that resolve, sign and say goodbye); it never
+ * sees the node itself. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attest/attest.h"
+#include "common/err.h"
+#include "daemon/metrics.h"
+#include "daemon/redis.h"
+#include "pool/pool.h"
+#include "proto/proto.h"
+#include "sandbox/sandbox.h"
+
+struct event_base;
+
+typedef struct task task;
+
+/* What the node resolved a task to. The runtime and image are the node's (they outlive every
+ * task); the spec borrows their strings. */
+typedef struct task_plan {
+	const sandbox_runtime *rt;
+	const sandbox_image *img;
+	proto_limits limits; /* resolved against the node's defaults and maxima */
+	sandbox_spec spec;
+} task_plan;
+
+typedef struct task_host_ops {
+	/* Resolves a parsed task against what this node serves (runtime, image, limits). Returns
+	 * 0 with *plan filled, or -1 with a client-facing message in *msg (caller frees). */
+	int (*resolve)(void *arg, const proto_task *t, task_plan *plan, char **msg);
+	/* Signs a claim: fills its chain fields (previous, sequence), signs, and advances the
+	 * node's chain. Returns 0 with the envelope and execution digest (caller frees), or -1
+	 * with *e. */
+	int (*sign)(void *arg, attest_claim *c, char **envelope, char **execution_digest, err **e);
+	/* True when another task of this node with this id is past admission (self excluded). */
+	bool (*id_active)(void *arg, const task *self, const char *id);
+	/* The task has finished (published, dropped or released): called exactly once. The
+	 * task stays valid until the callback returns; afterwards it frees itself when the last
+	 * of its outstanding requests has come back. */
+	void (*gone)(void *arg, task *t);
+} task_host_ops;
+
+typedef struct task_host {
+	struct event_base *base;
+	rconn *rc; /* commands: scripts, acknowledgements, XPENDING/XCLAIM */
+	pool *pool;
+	metrics *m;
+	const char *node_id;
+	int64_t result_ttl_ms;
+	int64_t lease_ttl_ms; /* the run lease and the reclaim time */
+	int64_t max_deliveries;
+	const task_host_ops *ops;
+	void *arg;
+} task_host;
+
+/* A task for one stream entry (payload NULL: the entry had no "task" field). fresh: delivered
+ * for the first time (XREADGROUP >), as opposed to reclaimed or re-read pending. h is
+ * borrowed and must outlive the task. Nothing happens until task_start(). */
+task *task_new(const task_host *h, const char *entry, const char *payload, size_t len, bool fresh);
+/* Starts the life: parse, validate, lease, acquire, run, publish (all from the loop). */
+void task_start(task *t);
+/* Shutdown: forgets the task without publishing; its entry and lease are released in Redis
+ * (the entry made claimable at once) and a running sandbox is destroyed. cb runs once, when
+ * Redis answered (or failed). The task finishes (gone) before this returns. */
+void task_release(task *t, rconn_reply_fn cb, void *arg);
+
+const char *task_entry(const task *t);
+/* The task id, or NULL before it was read. */
+const char *task_id(const task *t);
+/* The run lease key, or NULL while the task holds no lease (so nothing to keep fresh). */
+const char *task_lease_key(const task *t);
+/* True once the task has passed admission under its id (leasing or later). */
+bool task_admitted(const task *t);
+/* The name of the task's state ("lease", "run", ...), for logs and tests. */
+const char *task_state_name(const task *t);

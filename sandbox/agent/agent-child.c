@@ -1,0 +1,246 @@
+/* The agent's side of the program's process: who it runs as (the program's user, entered and
+ * left only through agent_as_program()), forking and exec'ing it with its pipes and limits,
+ * reaping and killing it, and SIGCHLD as a self-pipe for the agent's poll loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "sandbox/agent/agent.h"
+
+/* Who runs what. In a sandbox the agent is started as uid 0 holding only CAP_SETUID,
+ * CAP_SETGID, CAP_SETPCAP and CAP_KILL (config.json), and the program runs as agent_prog_uid
+ * with no capability at all: a different user from the agent, so it can neither open the
+ * agent's pipes through /proc/1/fd (gVisor ignores the non-dumpable flag) nor signal it.
+ * Whenever the agent touches /workspace it acts as the program's user (effective ids only), so
+ * what it writes belongs to the program and what it reads is what the program could read.
+ * Without --user (tests on the host) everything runs as the caller. */
+uid_t agent_prog_uid = (uid_t)-1;
+
+static bool split(void)
+{
+	return agent_prog_uid != (uid_t)-1;
+}
+
+/* Effective (and with real: also real) ids become the program's; the saved ids stay 0, which
+ * is what lets as_agent() come back. Only agent_as_program() calls these two. */
+static int as_program(bool real)
+{
+	if (!split())
+		return 0;
+	uid_t r = real ? agent_prog_uid : (uid_t)-1;
+	if (setresgid(r, agent_prog_uid, (gid_t)-1) < 0 ||
+	    setresuid(r, agent_prog_uid, (uid_t)-1) < 0)
+		return -1;
+	return 0;
+}
+
+static void as_agent(void)
+{
+	if (!split())
+		return;
+	if (setresuid(0, 0, (uid_t)-1) < 0 || setresgid(0, 0, (gid_t)-1) < 0)
+		_exit(3);          /* never run on with the wrong identity */
+	prctl(PR_SET_DUMPABLE, 0); /* an id change resets it */
+}
+
+int agent_as_program(bool real, int (*fn)(void *arg), void *arg, char *msg, size_t msz)
+{
+	int r = as_program(real);
+	if (r < 0)
+		snprintf(msg, msz, "cannot act as uid %u: %s", (unsigned)agent_prog_uid,
+		         strerror(errno));
+	else
+		r = fn(arg);
+	int saved = errno;
+	as_agent(); /* also after a half-done switch */
+	errno = saved;
+	return r;
+}
+
+/* In the program's child, before exec: no capability can ever come back (empty bounding set),
+ * then every id becomes the program's, which clears the permitted and effective sets. */
+static int drop_to_program(void)
+{
+	if (!split())
+		return 0;
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			return -1;
+	gid_t g = agent_prog_uid;
+	if (setgroups(1, &g) < 0 || setresgid(g, g, g) < 0 ||
+	    setresuid(agent_prog_uid, agent_prog_uid, agent_prog_uid) < 0)
+		return -1;
+	return 0;
+}
+static int sigchld_pipe[2] = {-1, -1};
+
+static void on_sigchld(int sig)
+{
+	int saved = errno;
+	(void)sig;
+	ssize_t r = write(sigchld_pipe[1], "c", 1);
+	(void)r;
+	errno = saved;
+}
+
+int agent_sigchld_setup(void)
+{
+	if (pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	struct sigaction sa = {.sa_handler = on_sigchld, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+	sigemptyset(&sa.sa_mask);
+	return sigaction(SIGCHLD, &sa, NULL);
+}
+
+int agent_sigchld_fd(void)
+{
+	return sigchld_pipe[0];
+}
+
+void agent_sigchld_drain(void)
+{
+	char drain[64];
+	while (read(sigchld_pipe[0], drain, sizeof(drain)) > 0)
+		;
+}
+
+void agent_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Ends every process of the task: the program's process group and, as PID 1 of the sandbox,
+ * everything else too (a process that left the group with setsid). */
+void agent_kill_task(const agent_child *c)
+{
+	if (c->pid > 0)
+		kill(-c->pid, SIGKILL);
+	if (getpid() == 1)
+		kill(-1, SIGKILL);
+}
+
+/* Reaps every finished child (as PID 1 or subreaper, orphans too); records the program's. */
+void agent_reap(agent_child *c)
+{
+	int st;
+	pid_t p;
+	while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (p == c->pid && !c->exited) {
+			c->exited = true;
+			c->status = st;
+		}
+	}
+}
+int agent_apply_rlimits(pid_t pid, const agent_rlimits *l)
+{
+	static const int res[] = {RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC};
+	uint64_t v[] = {l->fsize, l->nofile, l->nproc};
+	for (size_t i = 0; i < ARRAY_SIZE(res); i++) {
+		if (!v[i])
+			continue;
+		struct rlimit rl = {.rlim_cur = v[i], .rlim_max = v[i]};
+		if (prlimit(pid, res[i], &rl, NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+/* Closes every fd >= from, listing /proc/self/fd (gVisor 2022 has no close_range, and a blind
+ * loop over 65536 fds costs seconds under its ptrace platform). No allocation: safe after
+ * fork. */
+static void close_from(int from)
+{
+	int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0) {
+		for (int fd = from; fd < 4096; fd++)
+			close(fd);
+		return;
+	}
+	char b[4096];
+	for (;;) {
+		long n = syscall(SYS_getdents64, dir, b, sizeof(b));
+		if (n <= 0)
+			break;
+		for (long off = 0; off < n;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *d = (void *)(b + off);
+			int fd = 0;
+			const char *c = d->name;
+			for (; *c >= '0' && *c <= '9'; c++)
+				fd = fd * 10 + (*c - '0');
+			if (c != d->name && *c == 0 && fd >= from && fd != dir)
+				close(fd);
+			off += d->reclen;
+		}
+	}
+	close(dir);
+}
+/* In the forked child: becomes the program's process: own group, default signals, empty mask,
+ * pipes on fds 0-4, every other fd closed. Never returns. */
+static void child_exec(const char *const argv[], char *const envp[], int fds[5],
+                       const agent_rlimits *l)
+{
+	setpgid(0, 0);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Move the pipes above 4 first, so that the dup2s below cannot clobber each other. */
+	for (int i = 0; i < 5; i++)
+		if (fds[i] >= 0 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 5)) < 0)
+			_exit(127);
+	unsigned keep = fds[3] >= 0 ? 5 : 3; /* fds 3 and 4 only for a bootstrap */
+	for (unsigned i = 0; i < keep; i++)
+		if (dup2(fds[i], (int)i) < 0)
+			_exit(127);
+	if (syscall(SYS_close_range, keep, ~0u, 0u) < 0)
+		close_from((int)keep);
+	if (drop_to_program() < 0)
+		_exit(127);
+	if (l && agent_apply_rlimits(0, l) < 0)
+		_exit(127);
+	execve(argv[0], (char *const *)argv, envp);
+	_exit(127);
+}
+int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
+                      const agent_rlimits *l)
+{
+	int p[5][2]; /* stdin, stdout, stderr, task, result: [0] read end, [1] write end */
+	int n = bootstrap ? 5 : 3;
+	for (int i = 0; i < n; i++)
+		if (pipe2(p[i], O_CLOEXEC) < 0)
+			return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fds[5] = {p[0][0], p[1][1], p[2][1], bootstrap ? p[3][0] : -1,
+		              bootstrap ? p[4][1] : -1};
+		child_exec(argv, envp, fds, l);
+	}
+	setpgid(pid, pid); /* also in the child: whichever runs first */
+	c->pid = pid;
+	c->in = p[0][1], c->out = p[1][0], c->err = p[2][0];
+	close(p[0][0]), close(p[1][1]), close(p[2][1]);
+	if (bootstrap) {
+		c->task = p[3][1], c->res = p[4][0];
+		close(p[3][0]), close(p[4][1]);
+	}
+	return 0;
+}

@@ -1,0 +1,221 @@
+/* Frame I/O with the agent over the container's stdio pipes (sandbox/agent/frame.h): the
+ * TASK frame out, every frame in as an event for the state machine, and the decoding of what
+ * the program produced. The host never opens a path inside the sandbox: everything the program
+ * produced arrives as frame payloads, so nothing it planted (links, FIFOs, devices) can be
+ * followed by host code. */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "common/xalloc.h"
+#include "sandbox/lifecycle.h"
+
+/* Hands each whole frame to the state machine; false when sb may be gone. */
+static bool dispatch_frames(sandbox *sb)
+{
+	uint8_t type;
+	const uint8_t *p;
+	size_t len;
+	int r;
+	while ((r = sandbox_frame_reader_next(&sb->fr, &type, &p, &len)) > 0) {
+		sandbox_event ev = {.frame = type, .p = p, .n = len};
+		switch (type) {
+		case FRAME_READY:
+			ev.type = SANDBOX_EV_READY_FRAME;
+			break;
+		case FRAME_STDOUT:
+		case FRAME_STDERR:
+		case FRAME_FILE:
+		case FRAME_RETURN:
+			ev.type = SANDBOX_EV_RESULT_FRAME;
+			break;
+		case FRAME_EXIT:
+			ev.type = SANDBOX_EV_EXIT_FRAME;
+			break;
+		default: /* known to the codec, but not the agent's to send (TASK) */
+			ev.type = SANDBOX_EV_BAD_FRAME;
+		}
+		if (!sandbox_step(sb, &ev))
+			return false;
+	}
+	if (r < 0 || sb->fr.error)
+		return sandbox_step_type(sb, SANDBOX_EV_BAD_FRAME);
+	return true;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	sandbox *sb = arg;
+	uint8_t chunk[65536];
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			/* frames read before the end still count (an EXIT just before exiting) */
+			if (dispatch_frames(sb))
+				sandbox_step_type(sb, SANDBOX_EV_AGENT_EOF);
+			return;
+		}
+		if (sandbox_frame_reader_feed(&sb->fr, chunk, (size_t)n) < 0)
+			break;
+		if ((size_t)n < sizeof(chunk))
+			break;
+	}
+	dispatch_frames(sb);
+}
+
+static void flush_writes(sandbox *sb)
+{
+	while (sb->woff < sb->wbuf.len) {
+		ssize_t n = write(sb->in_fd, sb->wbuf.data + sb->woff, sb->wbuf.len - sb->woff);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			event_add(sb->wr_ev, NULL);
+			return;
+		}
+		if (n < 0) {
+			sandbox_step(sb, &(sandbox_event){.type = SANDBOX_EV_AGENT_EOF,
+			                                  .why = "the sandbox's agent is gone"});
+			return;
+		}
+		sb->woff += (size_t)n;
+	}
+	sandbox_frame_buf_free(&sb->wbuf);
+	sb->woff = 0;
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	flush_writes(arg);
+}
+
+void sandbox_io_start(sandbox *sb, int in_fd, int out_fd)
+{
+	sb->in_fd = in_fd;
+	sb->out_fd = out_fd;
+	fd_set_nonblock(sb->in_fd, true);
+	fd_set_nonblock(sb->out_fd, true);
+	sb->rd_ev = event_new(sb->ctx->base, sb->out_fd, EV_READ | EV_PERSIST, on_readable, sb);
+	sb->wr_ev = event_new(sb->ctx->base, sb->in_fd, EV_WRITE, on_writable, sb);
+	event_add(sb->rd_ev, NULL);
+}
+
+void sandbox_io_pause(sandbox *sb)
+{
+	if (sb->rd_ev)
+		event_del(sb->rd_ev);
+	if (sb->wr_ev)
+		event_del(sb->wr_ev);
+}
+
+void sandbox_io_close(sandbox *sb)
+{
+	if (sb->rd_ev)
+		event_free(sb->rd_ev);
+	if (sb->wr_ev)
+		event_free(sb->wr_ev);
+	sb->rd_ev = sb->wr_ev = NULL;
+	if (sb->in_fd >= 0)
+		close(sb->in_fd);
+	if (sb->out_fd >= 0)
+		close(sb->out_fd);
+	sb->in_fd = sb->out_fd = -1;
+}
+
+/* The fields the agent's TASK parser takes (sandbox/agent/frame.h). */
+static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limits *l)
+{
+	sandbox_frame_buf body = {0};
+	uint8_t mode = t->mode == PROTO_MODE_FUNCTION ? 1 : 0;
+	sandbox_frame_put_field(&body, FIELD_MODE, &mode, 1);
+	sandbox_frame_put_field(&body, FIELD_CODE, t->code, t->code_len);
+	sandbox_frame_put_field(&body, FIELD_STDIN, t->stdin_data, t->stdin_len);
+	for (size_t i = 0; i < t->argc; i++)
+		sandbox_frame_put_field(&body, FIELD_ARG, t->argv[i], strlen(t->argv[i]));
+	if (t->args_json)
+		sandbox_frame_put_field(&body, FIELD_ARGS_JSON, t->args_json, strlen(t->args_json));
+	for (size_t i = 0; i < t->n_env; i++) {
+		_cleanup_free_ char *kv = xasprintf("%s=%s", t->env[i].name, t->env[i].value);
+		sandbox_frame_put_field(&body, FIELD_ENV, kv, strlen(kv));
+	}
+	for (size_t i = 0; i < t->n_files; i++) {
+		size_t pl = strlen(t->files[i].path);
+		_cleanup_free_ uint8_t *v = xmalloc(pl + 1 + t->files[i].len);
+		memcpy(v, t->files[i].path, pl + 1);
+		memcpy(v + pl + 1, t->files[i].data, t->files[i].len);
+		sandbox_frame_put_field(&body, FIELD_FILE, v, pl + 1 + t->files[i].len);
+	}
+	sandbox_frame_put_field_u64(&body, FIELD_STDOUT_MAX, (uint64_t)l->stdout_bytes);
+	sandbox_frame_put_field_u64(&body, FIELD_STDERR_MAX, (uint64_t)l->stderr_bytes);
+	sandbox_frame_put_field_u64(&body, FIELD_FSIZE_MAX, (uint64_t)l->fsize_bytes);
+	sandbox_frame_put_field_u64(&body, FIELD_NOFILE_MAX, (uint64_t)l->nofile);
+	sandbox_frame_put_field_u64(&body, FIELD_OUT_FILES_MAX, PROTO_OUT_FILES_MAX);
+	sandbox_frame_put_field_u64(&body, FIELD_OUT_BYTES_MAX, PROTO_OUT_FILES_TOTAL);
+	sandbox_frame_put(f, FRAME_TASK, body.data, body.len);
+	sandbox_frame_buf_free(&body);
+}
+
+void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l)
+{
+	put_task(&sb->wbuf, t, l);
+	flush_writes(sb);
+}
+
+static void add_file(proto_output *o, const uint8_t *p, size_t n)
+{
+	const uint8_t *nul = memchr(p, 0, n);
+	if (!nul || o->n_files >= PROTO_OUT_FILES_MAX)
+		return;
+	o->files = xreallocarray(o->files, o->n_files + 1, sizeof(*o->files));
+	proto_file *f = &o->files[o->n_files++];
+	f->path = xstrdup((const char *)p);
+	f->len = n - (size_t)(nul + 1 - p);
+	f->data = xmemdup(nul + 1, f->len);
+}
+
+void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size_t n)
+{
+	switch (type) {
+	case FRAME_STDOUT:
+		buf_append(&o->out, p, n);
+		break;
+	case FRAME_STDERR:
+		buf_append(&o->err, p, n);
+		break;
+	case FRAME_FILE:
+		add_file(o, p, n);
+		break;
+	case FRAME_RETURN:
+		free(o->return_value);
+		o->return_value = n <= PROTO_RETURN_MAX ? xstrndup((const char *)p, n) : NULL;
+		break;
+	}
+}
+
+int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *flags)
+{
+	sandbox_frame_exit x;
+	if (sandbox_frame_parse_exit(p, n, &x) < 0)
+		return -1;
+	o->stdout_truncated = x.flags & EXIT_F_STDOUT_TRUNC;
+	o->stderr_truncated = x.flags & EXIT_F_STDERR_TRUNC;
+	o->files_truncated = x.flags & EXIT_F_FILES_TRUNC;
+	if (x.flags & EXIT_F_SIGNALED) {
+		o->signal = x.code;
+		o->exit_code = -1;
+	} else {
+		o->exit_code = x.code;
+	}
+	if (x.msg_len)
+		o->error = xstrndup(x.msg, x.msg_len);
+	*flags = x.flags;
+	return 0;
+}

@@ -1,0 +1,150 @@
+/* The inside of a sandbox, shared by the files that make it (internal to sandbox/):
+ *
+ *   sandbox.c    the public calls (sandbox.h): create, watch, run, destroy, accessors, specs
+ *   lifecycle.c  the state machine: one table of (state, event) -> action, sandbox_step()
+ *   container.c  the runtime commands for one sandbox: bundle, `run --detach`, `delete`
+ *   io.c         frame I/O with the agent over the container's stdin and stdout
+ *   ctx.c        the node context: state dirs, the agent's copy, user namespaces, cgroups
+ *   cgroup*.c    the cgroup backends (cgroup.h)
+ *
+ * Everything that happens to a sandbox (a runtime command ending, a frame, EOF, a timer, a
+ * call from its owner) becomes one sandbox_event handed to sandbox_step(); only the action the
+ * table names for the sandbox's state changes the state. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/proto.h"
+#include "sandbox/agent/frame.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/sandbox.h"
+
+struct event;
+
+#define SANDBOX_AGENT_NAME "aisp-agent"
+/* How long `run --detach` and the agent's warm-up may take together. */
+#define SANDBOX_CREATE_TIMEOUT_MS 60000
+
+struct sandbox_ctx {
+	struct event_base *base;
+	char *state_dir;
+	char *bundles_dir;
+	int bundles_fd;
+	char *agent_dir;
+	char *id_prefix;
+	sandbox_cgroup *cg;
+	uint64_t seq;
+	size_t live;
+	bool userns; /* the kernel allows user namespaces: runc sandboxes get one */
+};
+
+struct sandbox {
+	sandbox_ctx *ctx;
+	char id[96];
+	sandbox_spec spec; /* strings owned (copies) */
+	sandbox_state state;
+	/* the container (container.c) */
+	pid_t init_pid;
+	bool spawning;  /* `run --detach` not finished yet */
+	bool got_ready; /* READY frame seen */
+	int64_t ready_at;
+	/* I/O with the agent (io.c) */
+	int in_fd, out_fd; /* host -> agent, agent -> host */
+	struct event *rd_ev, *wr_ev;
+	sandbox_frame_reader fr;
+	sandbox_frame_buf wbuf;
+	size_t woff;
+	/* the state's deadline (creation, the task's wall time) and the usage sampling tick */
+	struct event *timer, *sample_ev;
+	/* the owner */
+	sandbox_ready_fn ready_cb;
+	sandbox_died_fn died_cb;
+	sandbox_done_fn done_cb;
+	sandbox_gone_fn gone_cb;
+	void *ready_arg, *died_arg, *done_arg, *gone_arg;
+	/* the run */
+	proto_output out;
+	proto_usage usage;
+	int64_t run_start_us;
+	uint64_t cpu_start_ns;
+	uint64_t memory_sampled; /* highest memory.current seen (cgroup v2 without memory.peak) */
+};
+
+/* ---- the state machine (lifecycle.c) ---- */
+
+typedef enum sandbox_event_type {
+	SANDBOX_EV_SPAWNED = 0,  /* `run --detach` exited 0 */
+	SANDBOX_EV_SPAWN_FAILED, /* `run --detach` failed; why */
+	SANDBOX_EV_READY_FRAME,  /* the agent's READY */
+	SANDBOX_EV_RESULT_FRAME, /* STDOUT, STDERR, FILE or RETURN: frame, p, n */
+	SANDBOX_EV_EXIT_FRAME,   /* EXIT: p, n */
+	SANDBOX_EV_BAD_FRAME, /* a frame the agent may not send (frame), or a broken stream (0) */
+	SANDBOX_EV_AGENT_EOF, /* the agent closed its end; why: NULL (stdout EOF) or the cause */
+	SANDBOX_EV_TIMER,     /* the state's deadline passed */
+	SANDBOX_EV_SAMPLE,    /* the usage sampling tick */
+	SANDBOX_EV_RUN,       /* sandbox_run(): task, limits, done, arg, e, rc */
+	SANDBOX_EV_DESTROY,   /* sandbox_destroy(): gone, arg */
+	SANDBOX_EV_DELETED,   /* `delete` finished (or could not start) */
+	SANDBOX_EV_COUNT,
+} sandbox_event_type;
+
+typedef struct sandbox_event {
+	sandbox_event_type type;
+	uint8_t frame;    /* *_FRAME: the frame's type */
+	const uint8_t *p; /* *_FRAME: its payload, borrowed for the call */
+	size_t n;
+	const char *why;
+	const proto_task *task; /* RUN */
+	const proto_limits *limits;
+	sandbox_done_fn done;
+	sandbox_gone_fn gone; /* DESTROY */
+	void *arg;            /* RUN, DESTROY: the callback's argument */
+	err **e;              /* RUN: why it was refused */
+	int *rc;              /* RUN: 0, or -1 when refused */
+} sandbox_event;
+
+/* Hands ev to sb's state machine. Returns false when sb may be gone (its owner's callback ran,
+ * or it was freed): the caller must not touch it again. */
+bool sandbox_step(sandbox *sb, const sandbox_event *ev);
+/* Shorthand for an event with nothing but its type. */
+bool sandbox_step_type(sandbox *sb, sandbox_event_type type);
+/* Arms the creation deadline and counts the sandbox as live: sandbox_create(), once the
+ * container is starting. */
+void sandbox_lifecycle_begin(sandbox *sb);
+
+/* Frees sb's memory: a sandbox that never started (sandbox.c), or one that is gone. */
+void sandbox_release(sandbox *sb);
+
+/* ---- the container (container.c) ---- */
+
+/* Writes the bundle and spawns `run --detach` with the agent's pipes; its end becomes
+ * SPAWNED or SPAWN_FAILED. Returns -1 with *e when nothing was started. */
+int sandbox_container_start(sandbox *sb, err **e);
+/* Reads the runtime's pid file into sb->init_pid (0 when it cannot). */
+void sandbox_container_read_pid(sandbox *sb);
+/* SIGKILLs the container's init (the agent), when known. */
+void sandbox_container_kill(sandbox *sb);
+/* Kills the container and spawns `delete --force` in the plumbing cgroup; its end becomes
+ * DELETED (at once when it cannot start). */
+void sandbox_container_delete(sandbox *sb);
+/* Removes the bundle directory and the cgroup. */
+void sandbox_container_cleanup(sandbox *sb);
+
+/* ---- frame I/O (io.c) ---- */
+
+/* Takes the host's ends of the agent's pipes and starts reading frames: each becomes an
+ * event. */
+void sandbox_io_start(sandbox *sb, int in_fd, int out_fd);
+/* Stops reading and writing (the pipes stay open). */
+void sandbox_io_pause(sandbox *sb);
+/* Frees the events and closes the pipes. */
+void sandbox_io_close(sandbox *sb);
+/* Encodes the TASK frame and starts writing it; a broken pipe becomes AGENT_EOF. */
+void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l);
+/* Adds a RESULT frame (STDOUT, STDERR, FILE, RETURN) to o, within the protocol's caps. */
+void sandbox_io_add_result(proto_output *o, uint8_t type, const uint8_t *p, size_t n);
+/* Decodes an EXIT payload into o (exit code or signal, truncation, message) and *flags.
+ * Returns 0, or -1 when it is malformed. */
+int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *flags);
