@@ -12,18 +12,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 DATA=$1
 : "${AISP_BIN:?AISP_BIN must name the aisp binary}"
 W=$TEST_TMP
-# expect NAME WANT_RC GREP_PATTERN CMD...: ok when CMD exits WANT_RC and its output (stdout and
-# stderr) has a line matching GREP_PATTERN.
-expect() {
-	local name=$1 want=$2 pat=$3 got=0
-	shift 3
-	"$@" >"$W/out" 2>&1 || got=$?
-	if [ "$got" -eq "$want" ] && grep -q -e "$pat" "$W/out"; then
-		ok "$name"
-	else
-		not_ok "$name" "exit $got, want $want; output:" "$(cat "$W/out")"
-	fi
-}
 
 # ---- keygen ----
 expect "keygen creates a pair" 0 '^key id sha256:' "$AISP" keygen --out "$W/keys"
