@@ -12,6 +12,7 @@
 #   need_root, need_tools TOOL..., need_image: skip_all / bail when the precondition is absent
 #
 # Environment: AISP_BIN (the aisp binary), AISP_IMAGE_STORE (default /var/lib/aisp/images).
+# Like tap.sh, it sets no shell option: each suite states its own.
 # shellcheck source=tap.sh
 . "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 

@@ -6,7 +6,7 @@
 #
 # Source it after setting AISPD_BIN, AISP_BIN, AISP_AGENT (meson passes them). Every process a
 # helper starts is recorded by pid; at exit exactly those are stopped, the containers the nodes
-# left are reaped, and host.sh removes the scratch dir.
+# left are reaped, and host.sh removes the scratch dir. Sets no shell option (see tap.sh).
 # shellcheck source=host.sh
 . "$(dirname "${BASH_SOURCE[0]}")/host.sh"
 
