@@ -144,6 +144,18 @@ int attest_verify_result(const char *result_json, size_t len, const attest_key *
  * the signature. Returns 0, or -1 with *e. */
 int attest_envelope_digest(const char *envelope_json, char out[ATTEST_DIGEST_LEN], err **e);
 
+/* ---- secrets (ATTESTATION.md, "Secrets") ---- */
+
+#define ATTEST_SECRET_KEY_LEN    32
+#define ATTEST_SECRET_DIGEST_LEN 77 /* "hmac-sha256:" + 64 hex + NUL */
+
+/* "hmac-sha256:" + hex HMAC-SHA-256(key, "aisp-secret-v1" NUL name NUL value): the keyed
+ * digest an attestation records for a secret a task received (never the value). Returns 0, or
+ * -1 with *e (an OpenSSL failure). */
+int attest_secret_digest(const uint8_t key[ATTEST_SECRET_KEY_LEN], const char *name,
+                         const uint8_t *value, size_t len, char out[ATTEST_SECRET_DIGEST_LEN],
+                         err **e);
+
 /* ---- the node's hash chain (a state file kept by the daemon) ---- */
 
 typedef struct attest_chain {

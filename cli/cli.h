@@ -10,5 +10,8 @@ int cmd_submit(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_result(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 int cmd_seal(int argc, char **argv);
 int cmd_unseal(int argc, char **argv);
+int cmd_skill(int argc, char **argv);
+int cmd_blob(int argc, char **argv);

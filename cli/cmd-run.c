@@ -248,11 +248,9 @@ static int setup_task(run *r, const cli_task_opts *t, err **e)
 {
 	buf json = BUF_INIT;
 	int rc = cli_task_json(t, &json, e);
-	char *bad_id = NULL;
 	if (rc == 0)
-		rc = proto_task_parse(buf_str(&json), json.len, &r->task, &bad_id, e);
+		rc = proto_task_parse(buf_str(&json), json.len, &r->task, NULL, e);
 	buf_deinit(&json);
-	free(bad_id);
 	if (rc < 0)
 		return err_prefix(e, "rejected");
 	proto_limits defaults;

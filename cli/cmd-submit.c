@@ -376,6 +376,67 @@ int cmd_result(int argc, char **argv)
 	return id_command("result", argc, argv, false);
 }
 
+/* ---- aisp cancel ---- */
+
+/* As long as a result lives (the node default, result_ttl_s = 86400). */
+#define CANCEL_TTL_MS 86400000
+
+static int cancel_usage(FILE *f, int rc)
+{
+	fprintf(f,
+	        "usage: aisp cancel ID [--wait] [--timeout S] [--json] [--redis ADDR]\n%s"
+	        "Asks the nodes to cancel task ID (SET " PROTO_KEY_CANCEL_PREFIX
+	        "ID, kept as long as a result):\n"
+	        "a queued task is never run, a running one is stopped; either way its one "
+	        "result\nhas status cancelled (with what the program printed so far). "
+	        "--wait prints that\nresult as `aisp wait` does (exit 130 when cancelled).\n",
+	        redis_usage);
+	return rc;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+	const char *addr = NULL, *id = NULL;
+	bool wait = false, json = false;
+	double timeout = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+		if (next && !strcmp(a, "--redis"))
+			addr = argv[++i];
+		else if (next && !strcmp(a, "--timeout") &&
+		         parse_seconds("cancel", next, &timeout) == 0)
+			i++;
+		else if (!strcmp(a, "--wait") || !strcmp(a, "--json"))
+			*(a[2] == 'w' ? &wait : &json) = true;
+		else if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+			return cancel_usage(stdout, 0);
+		else if (a[0] != '-' && !id && proto_id_valid(a))
+			id = a;
+		else
+			return fprintf(stderr, "aisp cancel: bad argument \"%s\"\n", a),
+			       cancel_usage(stderr, 2);
+	}
+	if (!id)
+		return cancel_usage(stderr, 2);
+	_cleanup_redis_ redisContext *c = connect_redis("cancel", addr, POLL_BLOCK_MS);
+	if (!c)
+		return 1;
+	_cleanup_reply_ redisReply *r =
+	    redisCommand(c, "SET " PROTO_KEY_CANCEL_PREFIX "%s %lld PX %d", id,
+	                 (long long)now_wall_ms(), CANCEL_TTL_MS);
+	if (reply_failed("cancel", c, r))
+		return 1;
+	if (!wait) {
+		printf("cancel requested for %s\n", id);
+		return 0;
+	}
+	size_t len = 0;
+	_cleanup_free_ char *doc = wait_result("cancel", c, id, PROTO_KEY_RESULTS, timeout, &len);
+	if (!doc)
+		return c->err ? 1 : EXIT_WAIT_TIMEOUT;
+	return print_result("cancel", doc, len, json);
+}
+
 /* ---- aisp nodes ---- */
 
 static const char *hash_get(const redisReply *h, const char *k)

@@ -18,12 +18,15 @@ static const struct command commands[] = {
     {"submit", cmd_submit, "submit a task to the network (--wait for its result)"},
     {"wait", cmd_wait, "wait for a task's result"},
     {"result", cmd_result, "print a task's result document"},
+    {"cancel", cmd_cancel, "cancel a queued or running task"},
     {"nodes", cmd_nodes, "list live nodes and their pools"},
     {"verify", cmd_verify, "verify a result's signed attestation"},
     {"keygen", cmd_keygen, "create a node's signing key pair and age identity"},
     {"seal", cmd_seal, "encrypt to age recipients (a node's age.pub, a buyer's age1...)"},
     {"unseal", cmd_unseal, "decrypt an age file with an age identity"},
     {"image", cmd_image, "build, list, export and import sandbox images"},
+    {"skill", cmd_skill, "add, list, export, import and remove the node's skills"},
+    {"blob", cmd_blob, "put a file into Redis as a content-addressed blob, get one back"},
     {NULL, NULL, NULL},
 };
 
@@ -34,7 +37,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", c->name, c->usage);
 	fprintf(f, "\nexit codes of run / submit --wait: the program's exit code; 124 timeout, "
 	           "125 output limit, 126 sandbox error or internal, 137 out of memory, "
-	           "1 function error, 2 rejected or usage error, 3 --wait-timeout reached\n");
+	           "1 function error, 2 rejected or usage error, 3 --wait-timeout reached, "
+	           "130 cancelled\n");
 }
 
 int main(int argc, char **argv)

@@ -42,6 +42,8 @@ int cli_exit_status(int status, int exit_code, int signal)
 		return 1;
 	case PROTO_STATUS_REJECTED:
 		return 2;
+	case PROTO_STATUS_CANCELLED:
+		return 130;
 	default:
 		return 126;
 	}

@@ -27,30 +27,6 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 	node *n = arg;
 	buf b = BUF_INIT;
 	metrics_render(&n->m, &b);
-	pool_stats s;
-	pool_get_stats(n->pool, &s);
-	buf_appendf(&b,
-	            "# HELP aisp_sandbox_creations_total Sandboxes created.\n"
-	            "# TYPE aisp_sandbox_creations_total counter\n"
-	            "aisp_sandbox_creations_total %llu\n"
-	            "# HELP aisp_sandbox_creation_failures_total Sandbox creations that failed.\n"
-	            "# TYPE aisp_sandbox_creation_failures_total counter\n"
-	            "aisp_sandbox_creation_failures_total %llu\n",
-	            (unsigned long long)s.created, (unsigned long long)s.failed);
-	buf_appendf(&b,
-	            "# HELP aisp_pool_takes_total Sandboxes taken, by warm hit or cold miss.\n"
-	            "# TYPE aisp_pool_takes_total counter\n"
-	            "aisp_pool_takes_total{result=\"hit\"} %llu\n"
-	            "aisp_pool_takes_total{result=\"miss\"} %llu\n",
-	            (unsigned long long)s.hits, (unsigned long long)s.misses);
-	buf_appendf(&b,
-	            "# HELP aisp_pool_sandboxes_total Sandboxes of this node by state.\n"
-	            "# TYPE aisp_pool_sandboxes_total gauge\n"
-	            "aisp_pool_sandboxes_total{state=\"creating\"} %zu\n"
-	            "aisp_pool_sandboxes_total{state=\"warm\"} %zu\n"
-	            "aisp_pool_sandboxes_total{state=\"busy\"} %zu\n"
-	            "aisp_pool_sandboxes_total{state=\"destroying\"} %zu\n",
-	            s.creating, s.warm, s.busy, s.destroying);
 	pool_metrics(n->pool, &b);
 	buf_appendf(&b,
 	            "# HELP aisp_redis_reconnects_total Redis reconnections (both connections).\n"

@@ -46,6 +46,11 @@ void metrics_render(const metrics *m, buf *out)
 	            "# TYPE aisp_duplicates_total counter\naisp_duplicates_total %llu\n",
 	            (unsigned long long)m->duplicates);
 	buf_appendf(out,
+	            "# HELP aisp_handoffs_total Entries handed to another node because this node "
+	            "does not offer their runtime, image or limits.\n"
+	            "# TYPE aisp_handoffs_total counter\naisp_handoffs_total %llu\n",
+	            (unsigned long long)m->handoffs);
+	buf_appendf(out,
 	            "# HELP aisp_retries_total Tasks retried after a sandbox error.\n"
 	            "# TYPE aisp_retries_total counter\naisp_retries_total %llu\n",
 	            (unsigned long long)m->retries);

@@ -26,6 +26,7 @@ typedef struct metrics {
 	uint64_t tasks[PROTO_STATUS__COUNT]; /* results published, by status */
 	uint64_t tasks_done;                 /* results published, in all */
 	uint64_t duplicates;                 /* entries acked because the id already had a result */
+	uint64_t handoffs;                   /* entries handed to a node that serves them */
 	uint64_t retries;                    /* sandbox_error retries */
 	uint64_t dead;                       /* entries dead-lettered */
 	double queue_lag_s;                  /* age of the oldest entry of the last read */

@@ -52,21 +52,26 @@ const sandbox_image *node_image(node *n, const char *name_or_digest, err **e)
 
 void node_list_images(node *n)
 {
-	buf b = BUF_INIT;
+	buf names = BUF_INIT, digests = BUF_INIT;
 	_cleanup_free_ char *dir = xasprintf("%s/names", n->cfg->image_store);
 	DIR *d = opendir(dir);
 	for (struct dirent *de = d ? readdir(d) : NULL; de; de = readdir(d)) {
-		if (de->d_name[0] == '.')
+		sandbox_image img = {0};
+		if (de->d_name[0] == '.' ||
+		    sandbox_image_resolve(n->cfg->image_store, de->d_name, &img, NULL) < 0)
 			continue;
-		if (b.len)
-			buf_append_str(&b, ",");
-		buf_append_str(&b, de->d_name);
+		buf_appendf(&names, "%s%s", names.len ? "," : "", de->d_name);
+		buf_appendf(&digests, "%s%s", digests.len ? "," : "", img.digest);
+		sandbox_image_deinit(&img);
 	}
 	if (d)
 		closedir(d);
 	free(n->images_csv);
-	n->images_csv = xstrdup(buf_str(&b));
-	buf_deinit(&b);
+	free(n->image_digests_csv);
+	n->images_csv = xstrdup(buf_str(&names));
+	n->image_digests_csv = xstrdup(buf_str(&digests));
+	buf_deinit(&names);
+	buf_deinit(&digests);
 }
 
 static int open_runtimes(node *n, err **e)
@@ -162,7 +167,7 @@ static int open_pool(node *n, bool dry, err **e)
 
 /* ---- what tasks borrow ---- */
 
-static int resolve(void *arg, const proto_task *t, task_plan *plan, char **msg)
+static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, char **msg)
 {
 	node *n = arg;
 	const config *c = n->cfg;
@@ -173,27 +178,34 @@ static int resolve(void *arg, const proto_task *t, task_plan *plan, char **msg)
 		_cleanup_free_ char *l = config_enabled_list(c, ", ");
 		*msg =
 		    xasprintf("runtime \"%s\" is not enabled on this node (enabled: %s)", rname, l);
-		return -1;
+		return TASK_ELSEWHERE;
 	}
 	const char *iname = t->image ? t->image : c->image_default;
 	_cleanup_err_ err *e = NULL;
 	plan->img = node_image(n, iname, &e);
+	if (!plan->img && !t->image) {
+		*msg = xasprintf("this node's default image \"%s\" is not in its store (%s)", iname,
+		                 err_msg(e));
+		return TASK_NODE_FAULT;
+	}
 	if (!plan->img) {
 		log_debug("task %s: %s", t->id, err_msg(e));
-		*msg = xasprintf("unknown image \"%s\"", iname);
-		return -1;
+		node_list_images(n);
+		*msg = xasprintf("unknown image \"%s\" (this node has: %s)", iname,
+		                 n->images_csv[0] ? n->images_csv : "none");
+		return TASK_ELSEWHERE;
 	}
 	plan->limits = t->limits;
 	if (proto_limits_resolve(&plan->limits, &c->limits_default, &c->limits_max, &e) < 0) {
 		*msg = xstrdup(err_msg(e));
-		return -1;
+		return TASK_ELSEWHERE;
 	}
 	plan->spec.rt = plan->rt;
 	plan->spec.rootfs = plan->img->rootfs;
 	plan->spec.image_digest = plan->img->digest;
 	plan->spec.lang = t->lang;
 	sandbox_spec_set_limits(&plan->spec, &plan->limits);
-	return 0;
+	return TASK_SERVE;
 }
 
 static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest, err **e)
@@ -244,12 +256,6 @@ static const task_host_ops host_ops = {
 
 /* ---- tasks ---- */
 
-size_t node_free_slots(const node *n)
-{
-	size_t slots = (size_t)n->cfg->slots;
-	return n->n_tasks >= slots ? 0 : slots - n->n_tasks;
-}
-
 task *node_find_entry(const node *n, const char *entry)
 {
 	for (size_t i = 0; i < n->n_tasks; i++)
@@ -258,9 +264,10 @@ task *node_find_entry(const node *n, const char *entry)
 	return NULL;
 }
 
-void node_add_task(node *n, const char *entry, const char *payload, size_t len, bool fresh)
+void node_add_task(node *n, const char *entry, const char *payload, size_t len, bool fresh,
+                   const char *bad_entry)
 {
-	task *t = task_new(&n->host, entry, payload, len, fresh);
+	task *t = task_new(&n->host, entry, payload, len, fresh, bad_entry);
 	if (n->n_tasks == n->cap_tasks) {
 		n->cap_tasks = n->cap_tasks ? 2 * n->cap_tasks : 16;
 		n->tasks = xreallocarray(n->tasks, n->cap_tasks, sizeof(*n->tasks));
@@ -307,6 +314,7 @@ static void init_host(node *n)
 	    .result_ttl_ms = c->result_ttl_s * 1000,
 	    .lease_ttl_ms = c->reclaim_ms,
 	    .max_deliveries = c->max_deliveries,
+	    .handoff_max_hops = 8,
 	    .ops = &host_ops,
 	    .arg = n,
 	};
@@ -370,6 +378,7 @@ node *node_free(node *n)
 	free(n->pubkey_pem);
 	free(n->runtimes_csv);
 	free(n->images_csv);
+	free(n->image_digests_csv);
 	free(n->tasks);
 	if (n->state_dirfd >= 0)
 		close(n->state_dirfd);

@@ -30,13 +30,20 @@ struct evhttp;
 /* The stream consumer's state (consumer.c). */
 typedef struct consumer {
 	bool group_ok;     /* the consumer group exists (created on rd) */
-	bool reclaiming;   /* an XAUTOCLAIM is in flight */
-	bool reading;      /* an XREADGROUP is in flight on rd */
 	bool pending_read; /* own pending entries read since rd became ready */
+	/* One accounting of slots for every source of entries (new entries, takeover, the
+	 * pending scan): at most one read is in flight, and it reserves the COUNT it asked for
+	 * until its reply has been handled. The timers only say that a takeover or a scan is
+	 * due; the read loop runs it when the read in flight (a blocking XREADGROUP returns
+	 * within block_ms) has come back. */
+	enum { READ_NONE = 0, READ_NEW, READ_CLAIM, READ_SCAN } in_flight;
+	size_t reserved; /* slots the read in flight may fill */
+	bool want_claim; /* an XAUTOCLAIM is due */
+	bool want_scan;  /* a pending scan is due */
 	bool draining;
 	bool stopping;   /* releasing, deregistering, shutting the pool */
 	int outstanding; /* shutdown replies still awaited */
-	struct event *ev_lease, *ev_reclaim, *ev_drain;
+	struct event *ev_lease, *ev_reclaim, *ev_scan, *ev_cancel, *ev_drain;
 } consumer;
 
 typedef struct node {
@@ -63,7 +70,7 @@ typedef struct node {
 
 	consumer cons;
 	int64_t started_ms;
-	char *runtimes_csv, *images_csv;
+	char *runtimes_csv, *images_csv, *image_digests_csv;
 	/* /healthz: did the pool's last creation fail? (from pool_get_stats deltas) */
 	uint64_t seen_created, seen_failed;
 	bool creation_failing;
@@ -83,9 +90,10 @@ int node_new(node **out, const config *cfg, struct event_base *base, bool dry, e
  * its sandboxes are gone). NULL is fine; returns NULL. */
 node *node_free(node *n);
 
-size_t node_free_slots(const node *n);
-/* A task for an entry joins the node's list (counted against the slots) and starts. */
-void node_add_task(node *n, const char *entry, const char *payload, size_t len, bool fresh);
+/* A task for an entry joins the node's list and starts. bad_entry: the entry itself is
+ * malformed (the task is rejected with this message). */
+void node_add_task(node *n, const char *entry, const char *payload, size_t len, bool fresh,
+                   const char *bad_entry);
 /* The task in flight for this stream entry, or NULL. */
 task *node_find_entry(const node *n, const char *entry);
 /* The runtime named name, when enabled; NULL otherwise. */
@@ -107,6 +115,8 @@ int checks_key(const config *c, err **e);
 /* ---- consumer.c ---- */
 /* Connects, creates the group, starts reading, the lease and reclaim timers. */
 void consumer_start(node *n);
+/* Slots neither running a task nor reserved by a read in flight. */
+size_t consumer_free_slots(const node *n);
 /* Reads more entries if there are free slots and nothing is being read. */
 void consumer_read_more(node *n);
 /* SIGTERM/SIGINT: stop reading, wait for running tasks up to drain_s, then stop. */

@@ -5,11 +5,39 @@
 #include "daemon/node.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+
+/* max_<field> and default_<field> for every limit (internal units, PROTOCOL.md "Limits"), for
+ * schedulers and gateways routing tasks and for nodes handing off a task they do not serve. */
+static void advertise_limits(node *n, const char *key)
+{
+	enum { N = 2 * PROTO_LIMIT_COUNT };
+	const char *argv[2 + 2 * N];
+	size_t lens[2 + 2 * N];
+	char names[N][48], values[N][24];
+	int argc = 0;
+	argv[argc++] = "HSET";
+	argv[argc++] = key;
+	for (size_t i = 0; i < N; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i % PROTO_LIMIT_COUNT];
+		bool max = i < PROTO_LIMIT_COUNT;
+		snprintf(names[i], sizeof(names[i]), "%s_%s", max ? "max" : "default", f->field);
+		snprintf(values[i], sizeof(values[i]), "%lld",
+		         (long long)proto_limit_get(
+		             max ? &n->cfg->limits_max : &n->cfg->limits_default, f));
+		argv[argc++] = names[i];
+		argv[argc++] = values[i];
+	}
+	for (int i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	rconn_cmdv(n->rc, NULL, NULL, 0, argc, argv, lens);
+}
 
 void registry_heartbeat(node *n)
 {
@@ -30,9 +58,11 @@ void registry_heartbeat(node *n)
 	const char *key_id = n->key ? attest_key_id(n->key) : "";
 	rconn_cmd(n->rc, NULL, NULL, "HSET", key, "version", AISP_VERSION, "pubkey",
 	          n->pubkey_pem ? n->pubkey_pem : "", "key_id", key_id, "runtimes", n->runtimes_csv,
-	          "images", n->images_csv, "slots", slots, "busy", busy, "tasks_done", done,
-	          "pools", buf_str(&pools), "started_ms", started, "heartbeat_ms", now, "draining",
-	          n->cons.draining ? "1" : "0", NULL);
+	          "default_runtime", c->runtime_default, "images", n->images_csv, "image_digests",
+	          n->image_digests_csv, "default_image", c->image_default, "slots", slots, "busy",
+	          busy, "tasks_done", done, "pools", buf_str(&pools), "started_ms", started,
+	          "heartbeat_ms", now, "draining", n->cons.draining ? "1" : "0", NULL);
+	advertise_limits(n, key);
 	rconn_cmd(n->rc, NULL, NULL, "PEXPIRE", key, ttl, NULL);
 	rconn_cmd(n->rc, NULL, NULL, "SADD", PROTO_KEY_NODES, c->node_id, NULL);
 	buf_deinit(&pools);

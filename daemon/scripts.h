@@ -1,7 +1,12 @@
 /* The Lua scripts aispd runs in Redis, one atomic step each, with a typed argument struct per
  * script. Each script's KEYS/ARGV order is fixed in one place only: next to its text in
- * scripts.c, where the struct is turned into the call. PROTOCOL.md ("Publishing") documents
- * the same order for independent implementations. */
+ * scripts.c, where the struct is turned into the call. PROTOCOL.md ("Scripts") documents the
+ * same steps for independent implementations.
+ *
+ * Reply streams: a script that adds to a reply stream also sets its TTL (reply_ttl_ms) and
+ * never trims it (the stream's owner deletes what it has read). A duplicate entry's reply
+ * stream hears the first result: at once when it exists, else from the PUBLISH of the entry
+ * that runs (the duplicate's stream waits in aisp:waiters:<id>). */
 #pragma once
 
 #include <stddef.h>
@@ -9,32 +14,51 @@
 
 #include "daemon/redis.h"
 
-/* LEASE: takes the run lease of a task id.
- * Reply: 0 the id already has a result; 1 leased (also when the lease was this node's own,
- * left by a previous life); 2 another node holds the lease. */
+/* LEASE: takes the run lease of a task id for one stream entry.
+ * Reply: [code, deliveries]. code 0: the id already has a result (copied to the reply stream,
+ * entry acknowledged); 1: leased (also when the lease was this node's own, left by a previous
+ * life), deliveries = the entry's delivery count (XPENDING); 2: another node holds the lease
+ * and the entry was fresh: a duplicate (its reply stream now waits for the result, entry
+ * acknowledged); 3: another node holds the lease of a reclaimed entry: left pending; 4: a
+ * client cancelled the id before it ran (no lease taken; the node publishes `cancelled`). */
 typedef struct script_lease_args {
-	const char *result_key;  /* aisp:result:<id> */
-	const char *running_key; /* aisp:running:<id> */
+	const char *id;
+	const char *entry;
+	const char *reply_stream; /* NULL: none */
 	const char *node_id;
 	int64_t ttl_ms;
+	int64_t reply_ttl_ms;
+	bool fresh; /* delivered for the first time (XREADGROUP >) */
 } script_lease_args;
 
-/* PUBLISH: SET the result key NX; only if it was set, XADD the results stream and the reply
- * stream. Always XACK+XDEL the entry and DEL the lease if it is this node's.
- * Reply: 1 published, 0 a result already existed (the entry is acknowledged all the same).
- * DEAD: the same, after XADD of the dead-letter stream (dead_* fields set). */
+/* DUPLICATE: an entry whose id another entry on this node is already running. Copies the
+ * result to the reply stream when it exists, else makes the reply stream wait for it; always
+ * acknowledges and deletes the entry. Reply: 0 result copied (or none asked), 1 waiting. */
+typedef struct script_duplicate_args {
+	const char *id;
+	const char *entry;
+	const char *reply_stream; /* NULL: none */
+	int64_t reply_ttl_ms;
+} script_duplicate_args;
+
+/* PUBLISH: SET the result key NX; only if it was set: XADD aisp:results, the reply stream and
+ * every waiting reply stream. Always XACK+XDEL the entry and DEL the lease if it is this
+ * node's. Reply: 1 published, 0 a result already existed.
+ * With only_if_free (a rejection under a client's id): when the id already has a result, the
+ * reply stream gets that result (reply 0); when another entry holds the id's lease, the reply
+ * stream waits for its result (reply 2); the entry is acknowledged either way.
+ * DEAD: the same, after XADD of the dead-letter stream (dead_reason non-NULL selects it). */
 typedef struct script_publish_args {
-	const char *result_key;   /* aisp:result:<id> */
-	const char *reply_stream; /* NULL or "": none */
-	const char *running_key;  /* aisp:running:<id> */
+	const char *id;
+	const char *entry;        /* NULL: none */
+	const char *reply_stream; /* NULL: none */
 	const char *result_json;
 	size_t result_len;
-	int64_t ttl_ms;
-	const char *entry; /* the stream entry id, or NULL/"" when there is none */
-	const char *id;
+	int64_t ttl_ms; /* of the result key, and of reply streams */
 	const char *status;
 	const char *node_id;
-	/* DEAD only (dead_reason non-NULL selects the DEAD script): */
+	bool only_if_free;
+	/* DEAD only: */
 	const char *dead_reason;
 	int dead_deliveries;
 	const char *dead_task; /* the entry's payload */
@@ -44,12 +68,38 @@ typedef struct script_publish_args {
 /* RELEASE: (shutdown) sets the entry's idle time past every reclaim time so that another
  * node's XAUTOCLAIM takes it at once, and drops this node's lease. Reply: 1. */
 typedef struct script_release_args {
-	const char *running_key; /* NULL or "": no lease held */
+	const char *id; /* NULL: no lease held */
 	const char *node_id;
 	const char *entry;
 } script_release_args;
 
+/* HANDOFF: an entry this node cannot serve (its runtime, image or limits) goes to a live node
+ * of the registry that advertises them: XCLAIM to that node's consumer (JUSTID: no delivery
+ * counted; the node finds it by its pending scan), counting hops in aisp:handoff:<entry>.
+ * Reply: [code, hops, node]: 2 handed to node; 1 no live node offers what the task needs;
+ * 0 the entry already made max_hops hops. */
+typedef struct script_handoff_args {
+	const char *entry;
+	const char *node_id; /* this node (never a target) */
+	const char *runtime; /* NULL: any (the target's default) */
+	const char *image;   /* NULL: any (the target's default); a name or a digest */
+	const char *limits;  /* "field=value,..." the target's max_<field> must reach */
+	int64_t max_hops;
+	int64_t ttl_ms; /* of the hop counter */
+} script_handoff_args;
+
+/* PENDING: this node's own pending entries (XPENDING, then XRANGE for each), without counting
+ * a delivery (which XREADGROUP ... 0 would). Reply: [[entry, payload or false, deliveries],
+ * ...], at most count. */
+typedef struct script_pending_args {
+	const char *node_id;
+	int64_t count;
+} script_pending_args;
+
 /* Each sends EVALSHA (EVAL on NOSCRIPT); strings are copied. cb as for rconn_cmdv. */
 void script_lease(rconn *rc, const script_lease_args *a, rconn_reply_fn cb, void *arg);
+void script_duplicate(rconn *rc, const script_duplicate_args *a, rconn_reply_fn cb, void *arg);
 void script_publish(rconn *rc, const script_publish_args *a, rconn_reply_fn cb, void *arg);
 void script_release(rconn *rc, const script_release_args *a, rconn_reply_fn cb, void *arg);
+void script_pending(rconn *rc, const script_pending_args *a, rconn_reply_fn cb, void *arg);
+void script_handoff(rconn *rc, const script_handoff_args *a, rconn_reply_fn cb, void *arg);

@@ -21,6 +21,7 @@
 
 typedef enum tstate {
 	TS_NEW = 0, /* created; START parses, validates and admits it */
+	TS_HANDOFF, /* this node cannot serve it: the HANDOFF script is in flight */
 	TS_LEASE,   /* the LEASE script is in flight */
 	TS_ACQUIRE, /* waiting for a sandbox from the pool */
 	TS_RUN,     /* the program runs in the sandbox */
@@ -33,7 +34,7 @@ typedef enum tstate {
 } tstate;
 
 static const char *const state_names[TS__COUNT] = {
-    "new", "lease", "acquire", "run", "publish", "fault", "backoff", "reclaim", "done",
+    "new", "handoff", "lease", "acquire", "run", "publish", "fault", "backoff", "reclaim", "done",
 };
 
 typedef enum tevent {
@@ -43,11 +44,12 @@ typedef enum tevent {
 	TE_RAN,       /* the sandbox reported the run */
 	TE_TIMER,     /* the task's timer fired */
 	TE_RELEASE,   /* shutdown: give the entry back */
+	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>) */
 	TE__COUNT,
 } tevent;
 
 static const char *const event_names[TE__COUNT] = {
-    "start", "reply", "sandbox", "ran", "timer", "release",
+    "start", "reply", "sandbox", "ran", "timer", "release", "cancel",
 };
 
 typedef struct task_ev {
@@ -71,12 +73,16 @@ struct task {
 	bool parsed;  /* t holds a parsed task */
 	bool planned; /* plan holds a resolved plan */
 	bool dead;    /* publishing an internal result after max_deliveries */
+	bool cancel;  /* a client asked to cancel it: it never starts a program */
 
 	char *entry;
+	char *bad_entry;
 	char *payload;
 	size_t len;
 	char *id;
-	char *result_key, *running_key;
+	char *reply;       /* the reply stream, once it could be read (also of a bad task) */
+	bool client_id;    /* id is the client's own, not entry-<entry> */
+	char *running_key; /* aisp:running:<id> */
 	proto_task t;
 	task_plan plan;
 	sandbox *sb;
@@ -86,6 +92,7 @@ struct task {
 	int deliveries;
 	int attempt; /* of the request being retried in this state */
 	char *fault;
+	char *why_not_here; /* TS_HANDOFF: why this node does not serve it */
 	proto_status status;
 	char *result_json;
 	size_t result_len;
@@ -110,13 +117,15 @@ static void drop(task *t)
 	if (t->timer)
 		event_free(t->timer);
 	free(t->entry);
+	free(t->bad_entry);
 	free(t->payload);
 	free(t->id);
-	free(t->result_key);
+	free(t->reply);
 	free(t->running_key);
 	if (t->parsed)
 		proto_task_deinit(&t->t);
 	free(t->fault);
+	free(t->why_not_here);
 	free(t->result_json);
 	free(t);
 }
@@ -257,16 +266,16 @@ static void send_publish(task *t, const task_ev *ev)
 {
 	const task_host *h = t->h;
 	script_publish_args a = {
-	    .result_key = t->result_key,
-	    .reply_stream = t->parsed ? t->t.reply_stream : NULL,
-	    .running_key = t->running_key,
+	    .id = t->id,
+	    .entry = t->entry,
+	    .reply_stream = t->reply,
 	    .result_json = t->result_json,
 	    .result_len = t->result_len,
 	    .ttl_ms = h->result_ttl_ms,
-	    .entry = t->entry,
-	    .id = t->id,
 	    .status = proto_status_name(t->status),
 	    .node_id = h->node_id,
+	    /* A rejection under the client's id must not win over an entry that runs it. */
+	    .only_if_free = t->status == PROTO_STATUS_REJECTED && t->client_id,
 	};
 	if (t->dead) {
 		a.dead_reason = t->fault ? t->fault : "sandbox error";
@@ -300,6 +309,11 @@ static void on_publish_reply(task *t, const task_ev *ev)
 		m->tasks_done++;
 		log_info("task %s entry %s: published status=%s attempts=%d", t->id, t->entry,
 		         proto_status_name(t->status), t->deliveries);
+	} else if (ev->reply->integer == 2) {
+		m->duplicates++;
+		log_info("task %s entry %s: rejected, but another entry runs this id: its result "
+		         "will reach this entry's reply stream; entry acknowledged",
+		         t->id, t->entry);
 	} else {
 		m->duplicates++;
 		log_info("task %s entry %s: a result already existed; entry acknowledged", t->id,
@@ -308,20 +322,39 @@ static void on_publish_reply(task *t, const task_ev *ev)
 	finish(t);
 }
 
-static void reject(task *t, const char *msg)
+/* An entry of an id that another entry on this node already runs: acknowledged without a
+ * result of its own; its reply stream gets the first result. */
+static void duplicate(task *t)
 {
-	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
-	make_status_result(t, PROTO_STATUS_REJECTED, msg);
+	log_info("task %s entry %s: the same id is running on this node; "
+	         "acknowledged as a duplicate",
+	         t->id, t->entry);
+	script_duplicate_args a = {
+	    .id = t->id,
+	    .entry = t->entry,
+	    .reply_stream = t->reply,
+	    .reply_ttl_ms = t->h->result_ttl_ms,
+	};
+	script_duplicate(t->h->rc, &a, NULL, NULL);
+	t->h->m->duplicates++;
+	finish(t);
+}
+
+static void publish_cancelled(task *t)
+{
+	make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran");
 	publish(t);
 }
 
-/* Acknowledges and deletes the entry without a result (the id has one, or runs elsewhere). */
-static void ack_drop(task *t)
+static void reject(task *t, const char *msg)
 {
-	rconn_cmd(t->h->rc, NULL, NULL, "XACK", PROTO_KEY_TASKS, PROTO_GROUP, t->entry, NULL);
-	rconn_cmd(t->h->rc, NULL, NULL, "XDEL", PROTO_KEY_TASKS, t->entry, NULL);
-	t->h->m->duplicates++;
-	finish(t);
+	if (t->client_id && t->h->ops->id_active(t->h->arg, t, t->id)) {
+		duplicate(t);
+		return;
+	}
+	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
+	make_status_result(t, PROTO_STATUS_REJECTED, msg);
+	publish(t);
 }
 
 /* ---- sandbox errors: read the delivery count, retry with backoff, then dead-letter ---- */
@@ -371,6 +404,10 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		dead_letter(t);
 		return;
 	}
+	if (t->cancel) {
+		publish_cancelled(t);
+		return;
+	}
 	int64_t ms = rconn_backoff_ms(t->deliveries - 1, 500, 30000);
 	log_warn("task %s entry %s: sandbox error (%s); retry %d in %lld ms", t->id, t->entry,
 	         t->fault, t->deliveries, (long long)ms);
@@ -380,6 +417,7 @@ static void on_pending_reply(task *t, const task_ev *ev)
 }
 
 static void acquire(task *t);
+static void decide(task *t);
 
 /* Without JUSTID, XCLAIM increments the delivery count: the retry is counted. */
 static void send_reclaim(task *t, const task_ev *ev)
@@ -398,7 +436,12 @@ static void on_reclaim_reply(task *t, const task_ev *ev)
 	}
 	if (ev->reply)
 		t->deliveries++;
-	acquire(t);
+	if (t->cancel)
+		publish_cancelled(t);
+	else if (t->planned)
+		acquire(t);
+	else
+		decide(t); /* the fault came before a plan: look again */
 }
 
 /* ---- running ---- */
@@ -438,6 +481,11 @@ static void run(task *t, sandbox *sb)
 
 static void on_sandbox_event(task *t, const task_ev *ev)
 {
+	if (ev->sb && t->cancel) {
+		pool_release(t->h->pool, ev->sb);
+		publish_cancelled(t);
+		return;
+	}
 	if (!ev->sb) {
 		fault(t, err_msg(ev->e));
 		return;
@@ -460,20 +508,31 @@ static void acquire(task *t)
 static void on_lease_reply(task *t, const task_ev *ev)
 {
 	redisReply *r = ev->reply;
-	if (!r || r->type != REDIS_REPLY_INTEGER) {
+	long long code = -1;
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[0]->type == REDIS_REPLY_INTEGER &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER)
+		code = r->element[0]->integer;
+	if (code < 0) {
 		/* The entry stays pending: re-read after a reconnect, or reclaimed. */
 		log_warn("task %s entry %s: cannot take the lease (%s); leaving it pending", t->id,
 		         t->entry, redis_why(ev));
 		finish(t);
-	} else if (r->integer == 0) {
+	} else if (code == 0) {
 		log_info("task %s entry %s: already has a result; acknowledged", t->id, t->entry);
-		ack_drop(t);
-	} else if (r->integer == 2 && t->fresh) {
+		t->h->m->duplicates++;
+		finish(t);
+	} else if (code == 2) {
 		log_info("task %s entry %s: the same id is running on another node; "
 		         "acknowledged as a duplicate",
 		         t->id, t->entry);
-		ack_drop(t);
-	} else if (r->integer == 2) {
+		t->h->m->duplicates++;
+		finish(t);
+	} else if (code == 4) {
+		log_info("task %s entry %s: cancelled before it ran", t->id, t->entry);
+		t->deliveries = (int)r->element[1]->integer;
+		publish_cancelled(t);
+	} else if (code == 3) {
 		/* A reclaimed entry whose lease has not expired yet: leave it pending, it will
 		 * be reclaimed again (see daemon/README.md, "A held lease"). */
 		log_info("task %s entry %s: lease still held elsewhere; leaving it pending", t->id,
@@ -481,7 +540,11 @@ static void on_lease_reply(task *t, const task_ev *ev)
 		finish(t);
 	} else {
 		t->leased = true;
-		acquire(t);
+		t->deliveries = (int)r->element[1]->integer;
+		if (t->cancel)
+			publish_cancelled(t);
+		else
+			acquire(t);
 	}
 }
 
@@ -491,61 +554,130 @@ static void lease(task *t)
 	/* Another entry of the same id past admission on this node: the lease script would hand
 	 * this node's own lease to it, since it cannot tell two local entries apart. */
 	if (h->ops->id_active(h->arg, t, t->id)) {
-		if (t->fresh) {
-			log_info("task %s entry %s: the same id is running on this node; "
-			         "acknowledged as a duplicate",
-			         t->id, t->entry);
-			ack_drop(t);
-		} else {
+		if (t->fresh)
+			duplicate(t);
+		else
 			finish(t);
-		}
 		return;
 	}
 	enter(t, TS_LEASE);
 	script_lease_args a = {
-	    .result_key = t->result_key,
-	    .running_key = t->running_key,
+	    .id = t->id,
+	    .entry = t->entry,
+	    .reply_stream = t->reply,
 	    .node_id = h->node_id,
 	    .ttl_ms = h->lease_ttl_ms,
+	    .reply_ttl_ms = h->result_ttl_ms,
+	    .fresh = t->fresh,
 	};
 	script_lease(h->rc, &a, on_reply, hold(t));
 }
 
-static void set_id(task *t, const char *id)
+/* Where the result goes: the client's id when it could be read, else entry-<entry>; and the
+ * reply stream when it could be read. */
+static void set_head(task *t, const proto_task_head *head)
 {
-	free(t->id);
-	free(t->result_key);
-	free(t->running_key);
-	t->id = xstrdup(id);
-	t->result_key = xasprintf(PROTO_KEY_RESULT_PREFIX "%s", id);
-	t->running_key = xasprintf(PROTO_KEY_RUNNING_PREFIX "%s", id);
+	t->client_id = head && head->id;
+	t->id = t->client_id ? xstrdup(head->id) : xasprintf("entry-%s", t->entry);
+	t->reply = head && head->reply_stream ? xstrdup(head->reply_stream) : NULL;
+	t->running_key = xasprintf(PROTO_KEY_RUNNING_PREFIX "%s", t->id);
+}
+
+static void lease(task *t);
+static void handoff(task *t, char *why);
+
+/* What this node does with a parsed task: run it, hand it to a node that serves it, or count
+ * a fault of its own (retried, then dead-lettered). */
+static void decide(task *t)
+{
+	char *msg = NULL;
+	switch (t->h->ops->resolve(t->h->arg, &t->t, &t->plan, &msg)) {
+	case TASK_SERVE:
+		t->planned = true;
+		lease(t);
+		break;
+	case TASK_ELSEWHERE:
+		handoff(t, msg);
+		break;
+	case TASK_NODE_FAULT:
+		fault(t, msg);
+		free(msg);
+		break;
+	}
+}
+
+/* ---- unlike nodes: a task this node does not serve goes to one that does ---- */
+
+static void on_handoff_reply(task *t, const task_ev *ev)
+{
+	redisReply *r = ev->reply;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER) {
+		/* The entry stays in this node's pending list: the next pending scan retries. */
+		log_warn("task %s entry %s: cannot hand it off (%s); leaving it pending", t->id,
+		         t->entry, redis_why(ev));
+		finish(t);
+		return;
+	}
+	long long code = r->element[0]->integer, hops = r->element[1]->integer;
+	if (code == 2) {
+		log_info("task %s entry %s: handed to node %s (hop %lld): %s", t->id, t->entry,
+		         r->element[2]->str, hops, t->why_not_here);
+		t->h->m->handoffs++;
+		finish(t);
+		return;
+	}
+	_cleanup_free_ char *msg =
+	    code == 1 ? xasprintf("%s; no live node offers it", t->why_not_here)
+	              : xasprintf("%s; passed between nodes %lld times without finding one that "
+	                          "serves it",
+	                          t->why_not_here, hops);
+	reject(t, msg);
+}
+
+static void handoff(task *t, char *why)
+{
+	enter(t, TS_HANDOFF);
+	t->why_not_here = why;
+	buf lim = BUF_INIT;
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		int64_t v = proto_limit_get(&t->t.limits, &proto_limit_fields[i]);
+		if (v > 0)
+			buf_appendf(&lim, "%s%s=%lld", lim.len ? "," : "",
+			            proto_limit_fields[i].field, (long long)v);
+	}
+	script_handoff_args a = {
+	    .entry = t->entry,
+	    .node_id = t->h->node_id,
+	    .runtime = t->t.runtime,
+	    .image = t->t.image,
+	    .limits = buf_str(&lim),
+	    .max_hops = t->h->handoff_max_hops,
+	    .ttl_ms = t->h->result_ttl_ms,
+	};
+	script_handoff(t->h->rc, &a, on_reply, hold(t));
+	buf_deinit(&lim);
 }
 
 /* Parses and validates; a bad task is rejected under the best id that can be read. */
 static void admit(task *t, const task_ev *ev)
 {
-	_cleanup_free_ char *entry_id = xasprintf("entry-%s", t->entry);
 	if (!t->payload) {
-		set_id(t, entry_id);
+		set_head(t, NULL);
 		reject(t, "the stream entry has no \"task\" field");
 		return;
 	}
 	_cleanup_err_ err *e = NULL;
-	_cleanup_free_ char *id = NULL;
-	if (proto_task_parse(t->payload, t->len, &t->t, &id, &e) < 0) {
-		set_id(t, id && proto_id_valid(id) ? id : entry_id);
-		reject(t, err_msg(e));
+	proto_task_head head = {0};
+	int rc = proto_task_parse(t->payload, t->len, &t->t, &head, &e);
+	set_head(t, &head);
+	proto_task_head_deinit(&head);
+	if (rc < 0 || t->bad_entry) {
+		reject(t, rc < 0 ? err_msg(e) : t->bad_entry);
 		return;
 	}
 	t->parsed = true;
-	set_id(t, t->t.id);
-	_cleanup_free_ char *msg = NULL;
-	if (t->h->ops->resolve(t->h->arg, &t->t, &t->plan, &msg) < 0) {
-		reject(t, msg);
-		return;
-	}
-	t->planned = true;
-	lease(t);
+	decide(t);
 }
 
 /* ---- shutdown ---- */
@@ -554,7 +686,7 @@ static void release(task *t, const task_ev *ev)
 {
 	log_info("task %s entry %s: released for another node", t->id ? t->id : "?", t->entry);
 	script_release_args a = {
-	    .running_key = t->leased ? t->running_key : NULL,
+	    .id = t->leased ? t->id : NULL,
 	    .node_id = t->h->node_id,
 	    .entry = t->entry,
 	};
@@ -573,6 +705,33 @@ static void release_running(task *t, const task_ev *ev)
 	drop(t);
 }
 
+/* ---- cancel ---- */
+
+/* In any state before the program starts: it never will (acquire and the backoff look). */
+static void note_cancel(task *t, const task_ev *ev)
+{
+	if (!t->cancel)
+		log_info("task %s entry %s: cancel requested", t->id, t->entry);
+	t->cancel = true;
+}
+
+/* Running: the sandbox ends the run now; its report (status cancelled, what the program
+ * printed so far) becomes the result. */
+static void cancel_running(task *t, const task_ev *ev)
+{
+	note_cancel(t, ev);
+	sandbox_stop(t->sb, PROTO_STATUS_CANCELLED, "cancelled by request while it ran");
+}
+
+/* Waiting to retry after a sandbox error: the retry will not come. */
+static void cancel_backoff(task *t, const task_ev *ev)
+{
+	note_cancel(t, ev);
+	if (t->timer)
+		evtimer_del(t->timer);
+	publish_cancelled(t);
+}
+
 /* A sandbox handed out after the task was released goes straight back. */
 static void return_sandbox(task *t, const task_ev *ev)
 {
@@ -587,14 +746,22 @@ typedef void (*handler)(task *t, const task_ev *ev);
 /* What each event means in each state. An empty cell: the event outlived its state. */
 static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_NEW] = {[TE_START] = admit, [TE_RELEASE] = release},
-    [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release},
-    [TS_ACQUIRE] = {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release},
-    [TS_RUN] = {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running},
+    [TS_HANDOFF] = {[TE_REPLY] = on_handoff_reply, [TE_RELEASE] = release},
+    [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
+    [TS_ACQUIRE] =
+        {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
+    [TS_RUN] =
+        {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
     [TS_PUBLISH] =
         {[TE_REPLY] = on_publish_reply, [TE_TIMER] = send_publish, [TE_RELEASE] = release},
-    [TS_FAULT] = {[TE_REPLY] = on_pending_reply, [TE_TIMER] = send_pending, [TE_RELEASE] = release},
-    [TS_BACKOFF] = {[TE_TIMER] = send_reclaim, [TE_RELEASE] = release},
-    [TS_RECLAIM] = {[TE_REPLY] = on_reclaim_reply, [TE_RELEASE] = release},
+    [TS_FAULT] = {[TE_REPLY] = on_pending_reply,
+                  [TE_TIMER] = send_pending,
+                  [TE_RELEASE] = release,
+                  [TE_CANCEL] = note_cancel},
+    [TS_BACKOFF] =
+        {[TE_TIMER] = send_reclaim, [TE_RELEASE] = release, [TE_CANCEL] = cancel_backoff},
+    [TS_RECLAIM] =
+        {[TE_REPLY] = on_reclaim_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_DONE] = {[TE_SANDBOX] = return_sandbox, [TE_RAN] = return_sandbox},
 };
 
@@ -611,7 +778,8 @@ static void task_step(task *t, const task_ev *ev)
 
 /* ---- interface ---- */
 
-task *task_new(const task_host *h, const char *entry, const char *payload, size_t len, bool fresh)
+task *task_new(const task_host *h, const char *entry, const char *payload, size_t len, bool fresh,
+               const char *bad_entry)
 {
 	task *t = xzalloc(sizeof(*t));
 	t->h = h;
@@ -619,6 +787,7 @@ task *task_new(const task_host *h, const char *entry, const char *payload, size_
 	t->state = TS_NEW;
 	t->fresh = fresh;
 	t->entry = xstrdup(entry);
+	t->bad_entry = bad_entry ? xstrdup(bad_entry) : NULL;
 	if (payload) {
 		t->payload = xmalloc(len + 1);
 		memcpy(t->payload, payload, len);
@@ -629,6 +798,12 @@ task *task_new(const task_host *h, const char *entry, const char *payload, size_
 	t->received_ms = now_wall_ms();
 	t->deliveries = 1;
 	return t;
+}
+
+void task_cancel(task *t)
+{
+	task_ev ev = {.kind = TE_CANCEL};
+	task_step(t, &ev);
 }
 
 void task_start(task *t)

@@ -33,10 +33,17 @@ typedef struct task_plan {
 	sandbox_spec spec;
 } task_plan;
 
+/* What a node can do with a parsed task. */
+typedef enum task_verdict {
+	TASK_SERVE = 0,  /* *plan is filled */
+	TASK_ELSEWHERE,  /* this node does not offer its runtime, image or limits: hand it off */
+	TASK_NODE_FAULT, /* this node should serve it but cannot now (its default image is gone) */
+} task_verdict;
+
 typedef struct task_host_ops {
 	/* Resolves a parsed task against what this node serves (runtime, image, limits). Returns
-	 * 0 with *plan filled, or -1 with a client-facing message in *msg (caller frees). */
-	int (*resolve)(void *arg, const proto_task *t, task_plan *plan, char **msg);
+	 * a verdict; unless TASK_SERVE, *msg (caller frees) says why, for the client. */
+	task_verdict (*resolve)(void *arg, const proto_task *t, task_plan *plan, char **msg);
 	/* Signs a claim: fills its chain fields (previous, sequence), signs, and advances the
 	 * node's chain. Returns 0 with the envelope and execution digest (caller frees), or -1
 	 * with *e. */
@@ -58,20 +65,27 @@ typedef struct task_host {
 	int64_t result_ttl_ms;
 	int64_t lease_ttl_ms; /* the run lease and the reclaim time */
 	int64_t max_deliveries;
+	int64_t handoff_max_hops; /* an entry no node serves is rejected after this many hops */
 	const task_host_ops *ops;
 	void *arg;
 } task_host;
 
 /* A task for one stream entry (payload NULL: the entry had no "task" field). fresh: delivered
- * for the first time (XREADGROUP >), as opposed to reclaimed or re-read pending. h is
+ * for the first time (XREADGROUP >), as opposed to reclaimed or re-read pending. bad_entry
+ * (copied): the entry is malformed beyond its payload; the task is rejected with it. h is
  * borrowed and must outlive the task. Nothing happens until task_start(). */
-task *task_new(const task_host *h, const char *entry, const char *payload, size_t len, bool fresh);
+task *task_new(const task_host *h, const char *entry, const char *payload, size_t len, bool fresh,
+               const char *bad_entry);
 /* Starts the life: parse, validate, lease, acquire, run, publish (all from the loop). */
 void task_start(task *t);
 /* Shutdown: forgets the task without publishing; its entry and lease are released in Redis
  * (the entry made claimable at once) and a running sandbox is destroyed. cb runs once, when
  * Redis answered (or failed). The task finishes (gone) before this returns. */
 void task_release(task *t, rconn_reply_fn cb, void *arg);
+
+/* A client asked to cancel this task: a running program is stopped (its result says
+ * cancelled, with what it printed so far); one that has not started never will. */
+void task_cancel(task *t);
 
 const char *task_entry(const task *t);
 /* The task id, or NULL before it was read. */

@@ -379,6 +379,65 @@ static char *yajl_message(yajl_handle h)
 	return s;
 }
 
+static int hex4(const char *p, size_t n)
+{
+	int v = 0;
+	for (size_t i = 0; i < 4; i++) {
+		if (i >= n)
+			return -1;
+		char c = p[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* What yajl lets through but the protocol does not (PROTOCOL.md, "Strings"): bytes that are
+ * not strict UTF-8 (overlong forms, encoded surrogates, code points above U+10FFFF), and
+ * \u escapes of a surrogate that is not half of a pair (yajl turns those into '?'). Escapes
+ * can only stand in strings, and JSON's structure is ASCII, so one pass over the whole text
+ * is exact. Returns NULL, or a message (caller frees). */
+static char *text_check(const char *text, size_t len)
+{
+	const uint8_t *p = (const uint8_t *)text;
+	for (size_t i = 0; i < len;) {
+		size_t l = proto_utf8_seq(p + i, len - i);
+		if (!l)
+			return xasprintf(
+			    "string is not valid UTF-8 at byte %zu (an overlong form, a "
+			    "surrogate, a code point above U+10FFFF or a broken sequence)",
+			    i);
+		i += l;
+	}
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (text[i] != '\\')
+			continue;
+		if (text[i + 1] != 'u') {
+			i++; /* an escaped character, e.g. \\ */
+			continue;
+		}
+		int u = hex4(text + i + 2, len - i - 2);
+		if (u >= 0xd800 && u <= 0xdbff && len - i >= 12 && text[i + 6] == '\\' &&
+		    text[i + 7] == 'u') {
+			int lo = hex4(text + i + 8, len - i - 8);
+			if (lo >= 0xdc00 && lo <= 0xdfff) {
+				i += 11;
+				continue;
+			}
+		}
+		if (u >= 0xd800 && u <= 0xdfff)
+			return xasprintf("string has a lone surrogate escape \\u%04x at byte %zu",
+			                 u, i);
+		i += 5;
+	}
+	return NULL;
+}
+
 int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_soft, err **e)
 {
 	*out = NULL;
@@ -387,7 +446,7 @@ int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_s
 		        PROTO_TASK_MAX_BYTES);
 		return -2;
 	}
-	builder b = {0};
+	builder b = {.soft = text_check(text, len)};
 	__attribute__((cleanup(yajl_handle_freep))) yajl_handle h =
 	    yajl_alloc(&builder_callbacks, NULL, &b);
 	if (!h)

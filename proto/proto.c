@@ -16,7 +16,8 @@
 static const char *const lang_names[PROTO_LANG__COUNT] = {"python", "javascript", "shell"};
 static const char *const mode_names[] = {"script", "function"};
 static const char *const status_names[PROTO_STATUS__COUNT] = {
-    "ok", "timeout", "oom", "output_limit", "error", "sandbox_error", "rejected", "internal",
+    "ok",       "timeout",  "oom",       "output_limit", "error", "sandbox_error",
+    "rejected", "internal", "cancelled",
 };
 
 const char *proto_lang_name(proto_lang l)
@@ -142,6 +143,16 @@ bool proto_id_valid(const char *id)
 	if (n < 1 || n > PROTO_ID_MAX)
 		return false;
 	return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+bool proto_reply_stream_valid(const char *name)
+{
+	size_t pl = strlen(PROTO_KEY_REPLY_PREFIX), n = name ? strlen(name) : 0;
+	if (n <= pl || n > PROTO_NAME_MAX || strncmp(name, PROTO_KEY_REPLY_PREFIX, pl))
+		return false;
+	return strspn(name + pl,
+	              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:._-") ==
+	       n - pl;
 }
 
 int proto_path_valid(const char *path, err **e)
@@ -376,60 +387,76 @@ void proto_limits_default(proto_limits *l)
 		*proto_limit_at(l, &proto_limit_fields[i]) = proto_limit_fields[i].dflt;
 }
 
-/* "1", "0.5", "2.125" (at most 3 significant decimals; further zeros allowed) -> thousandths.
- * Returns 0, -1 when malformed, -2 when too large for int64 thousandths. */
-static int parse_milli(const char *s, int64_t *out)
+/* An exact decimal from JSON number text (digits, optional fraction, optional exponent; no
+ * sign) scaled by 10^frac: 0 with *out, -1 when it is negative, zero, not a number or has more
+ * than frac decimals, -2 when it is too large for int64. "1e0", "1.0" and "100e-2" are 1. */
+static int parse_scaled(const char *s, int frac, int64_t *out)
 {
-	int64_t v = 0;
-	size_t i = 0;
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	for (; s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (INT64_MAX / 1000 - 9) / 10)
+	char digits[64];
+	size_t nd = 0, i = 0;
+	int64_t exp10 = frac;
+	bool any = false;
+	for (bool dot = false;; i++) {
+		if (s[i] == '.' && !dot) {
+			dot = true;
+			continue;
+		}
+		if (s[i] < '0' || s[i] > '9')
+			break;
+		any = true;
+		if (dot)
+			exp10--;
+		if (nd == 0 && s[i] == '0')
+			continue; /* leading zeros */
+		if (nd == sizeof(digits))
 			return -2;
-		v = v * 10 + (s[i] - '0');
+		digits[nd++] = s[i];
 	}
-	v *= 1000;
-	if (s[i] == '.') {
+	if (!any)
+		return -1;
+	if (s[i] == 'e' || s[i] == 'E') {
 		i++;
+		bool neg = s[i] == '-';
+		if (s[i] == '+' || s[i] == '-')
+			i++;
+		int64_t e = 0;
 		if (s[i] < '0' || s[i] > '9')
 			return -1;
-		int64_t scale = 100;
-		for (; s[i] >= '0' && s[i] <= '9'; i++) {
-			if (scale == 0 && s[i] != '0')
-				return -1;
-			v += (s[i] - '0') * scale;
-			scale /= 10;
-		}
+		for (; s[i] >= '0' && s[i] <= '9'; i++)
+			if (e < 100000)
+				e = e * 10 + (s[i] - '0');
+		exp10 += neg ? -e : e;
 	}
-	if (s[i] != 0 || v <= 0)
+	if (s[i] != 0 || nd == 0)
 		return -1;
-	*out = v;
-	return 0;
-}
-
-/* A positive decimal integer without sign or exponent. Returns 0, -1 malformed, -2 too large
- * once multiplied by unit. */
-static int parse_count(const char *s, int64_t unit, int64_t *out)
-{
+	for (; exp10 < 0; exp10++) { /* only zeros may be dropped */
+		if (digits[nd - 1] != '0')
+			return -1;
+		nd--;
+	}
 	int64_t v = 0;
-	size_t n = strlen(s);
-	if (n == 0 || strspn(s, "0123456789") != n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (v > (INT64_MAX / unit - 9) / 10)
+	for (size_t k = 0; k < nd; k++) {
+		if (v > (INT64_MAX - 9) / 10)
 			return -2;
-		v = v * 10 + (s[i] - '0');
+		v = v * 10 + (digits[k] - '0');
 	}
-	if (v <= 0)
-		return -1;
-	*out = v * unit;
-	return 0;
+	for (; exp10 > 0; exp10--) {
+		if (v > INT64_MAX / 10)
+			return -2;
+		v *= 10;
+	}
+	*out = v;
+	return v > 0 ? 0 : -1;
 }
 
 int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e)
 {
-	int r = f->unit == 0 ? parse_milli(text, out) : parse_count(text, f->unit, out);
+	int64_t v = 0;
+	int r = parse_scaled(text, f->unit == 0 ? 3 : 0, &v);
+	if (r == 0 && f->unit > 1 && v > INT64_MAX / f->unit)
+		r = -2;
+	if (r == 0)
+		*out = f->unit > 1 ? v * f->unit : v;
 	if (r == -2)
 		return err_set(e, 0, "field \"limits.%s\" is too large", f->wire);
 	if (r < 0 && f->unit == 0)

@@ -26,6 +26,20 @@
 #define PROTO_RETURN_MAX      4096               /* function mode return value JSON */
 #define PROTO_OUT_FILES_MAX   100
 #define PROTO_OUT_FILES_TOTAL (8u * 1024 * 1024)
+/* Blobs (proto/SKILLS.md, "Blobs"): content-addressed byte strings shared through Redis. */
+#define PROTO_BLOB_MAX        (8u * 1024 * 1024)  /* one blob */
+#define PROTO_BLOBS_MAX       16                  /* input blobs one task lists */
+#define PROTO_BLOBS_TOTAL     (32u * 1024 * 1024) /* input blobs of one task, summed */
+#define PROTO_OUT_BLOBS_MAX   16                  /* output blobs one task creates */
+#define PROTO_OUT_BLOBS_TOTAL (32u * 1024 * 1024) /* output blobs of one task, summed */
+#define PROTO_BLOB_TTL_S      86400               /* default TTL of a blob key */
+#define PROTO_BLOB_TTL_MAX_S  (30 * 86400)        /* the longest TTL `aisp blob put` sets */
+#define PROTO_BLOB_ID_LEN     71                  /* "sha256:" + 64 hex, without the NUL */
+/* The runtime's structured log (proto/SKILLS.md, "The runtime module"): a result's `logs`. */
+#define PROTO_LOG_MAX          (64u * 1024) /* the log file, as collected */
+#define PROTO_LOG_ENTRIES_MAX  256
+#define PROTO_LOG_MESSAGE_MAX  2048 /* bytes of one entry's message */
+#define PROTO_LOGS_PREVIEW_MAX 2048 /* logs_preview: stdout + stderr, cut on UTF-8 */
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
 #define PROTO_KEY_TASKS          "aisp:tasks"
@@ -37,6 +51,10 @@
 #define PROTO_KEY_NODE_PREFIX    "aisp:node:"
 #define PROTO_KEY_RUNNING_PREFIX "aisp:running:" /* the run lease of a task id */
 #define PROTO_KEY_REPLY_PREFIX   "aisp:reply:"   /* reply streams */
+#define PROTO_KEY_WAITERS_PREFIX "aisp:waiters:" /* reply streams of duplicates of a running id */
+#define PROTO_KEY_HANDOFF_PREFIX "aisp:handoff:" /* hops of an entry between unlike nodes */
+#define PROTO_KEY_CANCEL_PREFIX  "aisp:cancel:"  /* a client's request to cancel a task id */
+#define PROTO_KEY_BLOB_PREFIX    "aisp:blob:"    /* + blob id: the blob's bytes, SET NX, TTL */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -59,6 +77,7 @@ typedef enum proto_status {
 	PROTO_STATUS_SANDBOX_ERROR, /* the sandbox itself failed: the node's fault, retryable */
 	PROTO_STATUS_REJECTED,      /* the task was invalid; it never ran */
 	PROTO_STATUS_INTERNAL,      /* gave up after retries (dead-lettered) */
+	PROTO_STATUS_CANCELLED, /* cancelled by a client (aisp:cancel:<id>): before or while it ran */
 	PROTO_STATUS__COUNT,
 } proto_status;
 
@@ -137,6 +156,9 @@ static inline int64_t proto_limit_get(const proto_limits *l, const proto_limit_f
 /* The built-in defaults (the dflt column): the node's defaults and maxima when its config
  * sets none, and what `aisp run` applies locally. */
 void proto_limits_default(proto_limits *l);
+/* Formats thousandths as a decimal without trailing zeros: 1500 -> "1.5". Caller frees. */
+char *proto_milli_str(int64_t milli);
+
 /* Parses a limit from its wire text ("512", "0.5") into internal units: a positive integer,
  * or for unit-0 fields a positive decimal with at most 3 places. Returns 0, or -1 with a
  * message naming "limits.<wire>" in *e ("must be a positive integer", "must be a positive
@@ -214,20 +236,37 @@ void proto_result_deinit(proto_result *r);
 /* Frees an array of n env pairs (names and values). */
 void proto_env_list_free(proto_env *l, size_t n);
 
+/* A client string quoted for an error message: "..." with control bytes, '"', '\\' and bytes
+ * >= 0x80 that are not valid UTF-8 escaped, cut at 80 bytes with "...". Caller frees. */
+char *proto_quote(const char *s, size_t n);
+
 /* Checks a task id against [A-Za-z0-9._-]{1,64}. */
 bool proto_id_valid(const char *id);
+/* Checks a reply stream name: "aisp:reply:" then [A-Za-z0-9:._-], at most PROTO_NAME_MAX
+ * bytes in all (reply streams have their own key space: PROTOCOL.md, "Keys"). */
+bool proto_reply_stream_valid(const char *name);
 /* Checks a relative file path: 1..255 bytes, no leading '/', no "." or ".." or empty
  * component, no NUL or control bytes. Returns 0 or -1 with a reason in *e. */
 int proto_path_valid(const char *path, err **e);
+/* Environment variable names: [A-Za-z_][A-Za-z0-9_]*, 1..PROTO_ENV_NAME_MAX bytes. */
+bool proto_env_name_valid(const char *name);
 /* True when a task may not set this environment variable: PATH HOME LANG LC_ALL TZ
  * PYTHONHASHSEED PYTHONDONTWRITEBYTECODE PYTHONUNBUFFERED NODE_OPTIONS USER LOGNAME SHELL PWD
  * HOSTNAME TMPDIR, and every name starting with AISP_ or LD_. */
 bool proto_env_reserved(const char *name);
 
+/* Where a task's result goes, as far as it could be read from a task that may be invalid. */
+typedef struct proto_task_head {
+	char *id;           /* a valid id, or NULL */
+	char *reply_stream; /* a valid reply stream, or NULL */
+} proto_task_head;
+void proto_task_head_deinit(proto_task_head *h);
+
 /* Parses and validates a task from JSON bytes (PROTOCOL.md, "Task"). Returns 0, or -1 with a
- * precise, client-facing message in *e. If the id could be read even though the task is
- * invalid, *id_out (optional) receives a copy so that a rejected result can be published. */
-int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out, err **e);
+ * precise, client-facing message in *e. head (optional, freed with proto_task_head_deinit)
+ * receives the id and reply stream whenever they can be read, also from an invalid task, so
+ * that a rejected result reaches the client. */
+int proto_task_parse(const char *json, size_t len, proto_task *t, proto_task_head *head, err **e);
 /* Serialises a task to JSON (as a scheduler would send it). */
 void proto_task_to_json(const proto_task *t, buf *out);
 /* Serialises a result to JSON (PROTOCOL.md, "Result"); the attestation is embedded as an
@@ -235,6 +274,25 @@ void proto_task_to_json(const proto_task *t, buf *out);
 void proto_result_to_json(const proto_result *r, buf *out);
 /* Parses a result document (for aisp wait/verify). Returns 0 or -1 with *e. */
 int proto_result_parse(const char *json, size_t len, proto_result *r, err **e);
+
+/* ---- blobs (proto/SKILLS.md, "Blobs") ---- */
+
+/* True when id is a blob id: "sha256:" and 64 lower-case hex digits, nothing else. */
+bool proto_blob_id_valid(const char *id);
+/* The blob id of n bytes: "sha256:<hex of SHA-256(p)>" into out. */
+void proto_blob_id_of(const void *p, size_t n, char out[PROTO_BLOB_ID_LEN + 1]);
+/* The Redis key of a valid blob id: "aisp:blob:sha256:<hex>". Caller frees. */
+char *proto_blob_key(const char *id);
+/* Checks that data is the blob named by id (a valid id whose digest matches). Returns 0, or
+ * -1 with "blob ID: not a blob id (expected sha256: and 64 lower-case hex digits)", "blob ID:
+ * N bytes, over the cap of M" or "blob ID: the bytes do not match the digest (they hash to
+ * sha256:...)" in *e. */
+int proto_blob_check(const char *id, const void *data, size_t n, err **e);
+
+/* Length of the valid UTF-8 sequence at p (1..4; n > 0), or 0 when invalid. */
+size_t proto_utf8_seq(const uint8_t *p, size_t n);
+/* True when p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+bool proto_utf8_valid(const uint8_t *p, size_t n);
 
 /* Standard base64 (RFC 4648 section 4, with padding, no line breaks). Caller frees. */
 char *proto_b64_encode(const uint8_t *p, size_t n);

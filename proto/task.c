@@ -82,7 +82,7 @@ static bool image_valid(const char *s)
 	return name_chars(s, "._:-", PROTO_NAME_MAX) && s[0] != '.' && s[0] != '-' && s[0] != ':';
 }
 
-static bool env_name_valid(const char *s)
+bool proto_env_name_valid(const char *s)
 {
 	size_t n = strlen(s);
 	if (n < 1 || n > PROTO_ENV_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
@@ -204,7 +204,7 @@ static int parse_env(yajl_val root, proto_task *t, err **e)
 		const char *name = v->u.object.keys[i];
 		yajl_val val = v->u.object.values[i];
 		_cleanup_free_ char *q = proto_quote(name, strlen(name));
-		if (!env_name_valid(name))
+		if (!proto_env_name_valid(name))
 			return err_set(e, 0, "env name %s must match [A-Za-z_][A-Za-z0-9_]{0,%d}",
 			               q, PROTO_ENV_NAME_MAX - 1);
 		if (proto_env_reserved(name))
@@ -319,8 +319,11 @@ static int parse_names(yajl_val root, proto_task *t, err **e)
 		               "([A-Za-z0-9][A-Za-z0-9._:-]{0,127}) or sha256:<64 lower-case hex>");
 	if (runtime && !name_chars(runtime, "._-", PROTO_NAME_MAX))
 		return err_set(e, 0, "field \"runtime\" must match [A-Za-z0-9._-]{1,128}");
-	if (reply && !name_chars(reply, ":._-", PROTO_NAME_MAX))
-		return err_set(e, 0, "field \"reply_stream\" must match [A-Za-z0-9:._-]{1,128}");
+	if (reply && !proto_reply_stream_valid(reply))
+		return err_set(e, 0,
+		               "field \"reply_stream\" must be \"" PROTO_KEY_REPLY_PREFIX
+		               "\" followed by [A-Za-z0-9:._-]{1,%zu}",
+		               PROTO_NAME_MAX - strlen(PROTO_KEY_REPLY_PREFIX));
 	t->image = image ? xstrdup(image) : NULL;
 	t->runtime = runtime ? xstrdup(runtime) : NULL;
 	t->reply_stream = reply ? xstrdup(reply) : NULL;
@@ -389,20 +392,32 @@ static size_t count_key(yajl_val obj, const char *key)
 	return n;
 }
 
-static void set_id_out(yajl_val root, char **id_out)
+/* The two fields that say where a result goes, read before anything else is checked, so that a
+ * rejection reaches the client's own key and reply stream. A duplicated key is unreadable. */
+static void read_head(yajl_val root, proto_task_head *head)
 {
-	if (!id_out)
-		return;
-	const char *id = proto_json_get_str(root, "id");
+	const char *id = count_key(root, "id") == 1 ? proto_json_get_str(root, "id") : NULL;
+	const char *reply =
+	    count_key(root, "reply_stream") == 1 ? proto_json_get_str(root, "reply_stream") : NULL;
 	if (id && proto_id_valid(id))
-		*id_out = xstrdup(id);
+		head->id = xstrdup(id);
+	if (reply && proto_reply_stream_valid(reply))
+		head->reply_stream = xstrdup(reply);
 }
 
-int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out, err **e)
+void proto_task_head_deinit(proto_task_head *h)
 {
+	free(h->id);
+	free(h->reply_stream);
+	h->id = h->reply_stream = NULL;
+}
+
+int proto_task_parse(const char *json, size_t len, proto_task *t, proto_task_head *head, err **e)
+{
+	proto_task_head none = {0};
+	head = head ? head : &none;
 	proto_task_init(t);
-	if (id_out)
-		*id_out = NULL;
+	*head = (proto_task_head){0};
 	if (len > PROTO_TASK_MAX_BYTES)
 		return err_set(e, 0, "task is %zu bytes, above the %u-byte limit", len,
 		               PROTO_TASK_MAX_BYTES);
@@ -410,18 +425,14 @@ int proto_task_parse(const char *json, size_t len, proto_task *t, char **id_out,
 	int rc = proto_json_parse_ex(json, len, &root, true, e);
 	if (rc == -1)
 		return err_prefix(e, "task is not valid JSON");
-	if (rc < 0) {
-		/* A duplicate "id" makes the id unreadable; any other duplicate does not. */
-		if (root && count_key(root, "id") == 1)
-			set_id_out(root, id_out);
-		return -1;
-	}
-	if (task_from_tree(root, t, e) < 0) {
-		set_id_out(root, id_out);
+	if (root)
+		read_head(root, head);
+	if (rc == 0 && task_from_tree(root, t, e) < 0)
+		rc = -1;
+	if (rc < 0)
 		proto_task_deinit(t);
-		return -1;
-	}
-	return 0;
+	proto_task_head_deinit(&none);
+	return rc < 0 ? -1 : 0;
 }
 
 /* ---- serialisation ---- */

@@ -12,10 +12,10 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "proto/proto.h"
 #include "sandbox/image.h"
 
 #define DIGEST_PREFIX "sha256:"
-#define HEX_LEN       64
 #define NAME_MAX_LEN  64
 
 static bool is_lower_alnum(char c)
@@ -38,13 +38,7 @@ bool sandbox_image_name_valid(const char *name)
 
 bool sandbox_image_digest_valid(const char *digest)
 {
-	if (!digest || strncmp(digest, DIGEST_PREFIX, strlen(DIGEST_PREFIX)) != 0)
-		return false;
-	const char *hex = digest + strlen(DIGEST_PREFIX);
-	for (size_t i = 0; i < HEX_LEN; i++)
-		if (!((hex[i] >= 'a' && hex[i] <= 'f') || (hex[i] >= '0' && hex[i] <= '9')))
-			return false;
-	return hex[HEX_LEN] == '\0';
+	return proto_blob_id_valid(digest); /* the same form: "sha256:" and 64 lower-case hex */
 }
 
 /* Reads names/<name> into a validated digest (owned). */

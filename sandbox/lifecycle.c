@@ -268,6 +268,13 @@ static bool run_timeout(sandbox *sb, const sandbox_event *ev)
 	return finish(sb, PROTO_STATUS_TIMEOUT, NULL);
 }
 
+/* stop: the owner ends the run (a cancel, a revocation): kill now, report what was collected */
+static bool run_stop(sandbox *sb, const sandbox_event *ev)
+{
+	sandbox_container_kill(sb);
+	return finish(sb, ev->status, ev->why);
+}
+
 static bool sample(sandbox *sb, const sandbox_event *ev)
 {
 	if (!sandbox_cgroup_sample(sb->ctx->cg, sb->id, &sb->memory_sampled))
@@ -356,6 +363,7 @@ EV(SAMPLE)       = ROW(never,          never,     sample,      never,     never,
 EV(RUN)          = ROW(not_ready,      run,       not_ready,   not_ready, not_ready, not_ready),
 EV(DESTROY)      = ROW(destroy,        destroy,   destroy,     destroy,   destroy,   ignore),
 EV(DELETED)      = ROW(never,          never,     never,       never,     never,     gone),
+EV(STOP)         = ROW(ignore,         ignore,    run_stop,    ignore,    ignore,    ignore),
 };
 // clang-format on
 _Static_assert(ARRAY_SIZE(lifecycle) == SANDBOX_EV_COUNT, "every event is a row");

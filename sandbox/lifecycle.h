@@ -87,6 +87,7 @@ typedef enum sandbox_event_type {
 	SANDBOX_EV_RUN,       /* sandbox_run(): task, limits, done, arg, e, rc */
 	SANDBOX_EV_DESTROY,   /* sandbox_destroy(): gone, arg */
 	SANDBOX_EV_DELETED,   /* `delete` finished (or could not start) */
+	SANDBOX_EV_STOP,      /* sandbox_stop(): status, why */
 	SANDBOX_EV_COUNT,
 } sandbox_event_type;
 
@@ -96,6 +97,7 @@ typedef struct sandbox_event {
 	const uint8_t *p; /* *_FRAME: its payload, borrowed for the call */
 	size_t n;
 	const char *why;
+	proto_status status;    /* STOP */
 	const proto_task *task; /* RUN */
 	const proto_limits *limits;
 	sandbox_done_fn done;

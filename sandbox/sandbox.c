@@ -73,6 +73,11 @@ void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg)
 	sb->died_arg = arg;
 }
 
+void sandbox_stop(sandbox *sb, proto_status status, const char *why)
+{
+	sandbox_step(sb, &(sandbox_event){.type = SANDBOX_EV_STOP, .status = status, .why = why});
+}
+
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
                 void *arg, err **e)
 {

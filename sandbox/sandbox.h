@@ -129,6 +129,10 @@ void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg);
  * returns (the agent's pipe is already broken). */
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
                 void *arg, err **e);
+/* Ends a RUNNING task now, by its owner's decision (a cancel, a revocation): the container is
+ * killed and the done callback reports status (with why as its error, copied) and whatever
+ * the run collected so far. Ignored in any other state. */
+void sandbox_stop(sandbox *sb, proto_status status, const char *why);
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
  * this call; cb (optional) runs when everything is gone. Safe in any state. */
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);
@@ -162,3 +166,122 @@ sandbox_runtime_kind sandbox_runtime_kind_for(const char *name);
  * (<exe dir>/../sandbox/agent/aisp-agent), else the installed <libexecdir>/aisp/aisp-agent.
  * Owned by the caller. */
 char *sandbox_agent_default_path(void);
+
+/* ---- skills (sandbox/skill*.c; the format is specified in proto/SKILLS.md) ----
+ *
+ * The skill store, beside the image store: one read-only tree per skill digest and a name ->
+ * digest index. It is written only by `aisp skill add / import / rm` (as root) and read by
+ * aispd, which bind-mounts a tree read-only at /skills/<name>/ in a task's sandbox.
+ *   <store>/skills/<hex>/   the skill's files (skill.toml, SKILL.md, code/, resources/...):
+ *                           directories 0755, files 0644 or 0755, owned by the store's writer
+ *   <store>/names/<name>    "sha256:<hex>\n"
+ *   <store>/tmp/            trees being built (renamed into skills/ when complete)
+ *   <store>/.lock           flock()ed by every writer
+ * A skill's digest is the SHA-256 of the canonical list of its files (names, modes, contents:
+ * proto/SKILLS.md, "Digest"), the same whatever the file times, owners, umask or directory
+ * order it was added with. */
+
+#define SANDBOX_SKILL_STORE_DEFAULT "/var/lib/aisp/skills"
+#define SANDBOX_SKILL_NAME_MAX      64                  /* [a-z][a-z0-9_]{0,63} */
+#define SANDBOX_SKILL_FILES_MAX     1000                /* files and directories in one skill */
+#define SANDBOX_SKILL_BYTES_MAX     (32u * 1024 * 1024) /* file contents, summed */
+#define SANDBOX_SKILL_DEPTH_MAX     16                  /* directory levels below the root */
+#define SANDBOX_SKILL_PATH_MAX      150                 /* bytes of a relative path */
+#define SANDBOX_SKILL_NAME_PART_MAX 100                 /* bytes of one path component */
+#define SANDBOX_SKILL_MANIFEST_MAX  (64u * 1024)        /* skill.toml */
+#define SANDBOX_SKILL_SECRETS_MAX   32                  /* [permissions] secrets */
+#define SANDBOX_SKILL_SERVICES_MAX  32                  /* [permissions] services */
+#define SANDBOX_SKILL_DESC_MAX      1024                /* description */
+#define SANDBOX_SKILL_DIGEST_LEN    71                  /* "sha256:" + 64 hex */
+
+typedef enum sandbox_skill_mode {
+	SANDBOX_SKILL_SOURCE = 0, /* the code may be shown (issue 20's "source") */
+	SANDBOX_SKILL_SEALED,     /* the code is stored only encrypted to the node (issue 20) */
+} sandbox_skill_mode;
+
+/* skill.toml, validated. */
+typedef struct sandbox_skill_manifest {
+	char *name;        /* [a-z][a-z0-9_]{0,63}, not a Python keyword */
+	char *version;     /* semantic version 2.0.0 */
+	char *description; /* may be NULL */
+	proto_lang lang;   /* PROTO_LANG_PYTHON or PROTO_LANG_JAVASCRIPT */
+	char *entry_path;  /* "code/leads/sync.py": a regular file of the skill */
+	char *entry_func;  /* "main" */
+	sandbox_skill_mode mode;
+	char **secrets; /* environment variable names the skill receives, as declared */
+	size_t n_secrets;
+	char **services; /* credential-proxy services it may call (issue 21), as declared */
+	size_t n_services;
+} sandbox_skill_manifest;
+
+/* Parses and validates a manifest of len bytes (at most SANDBOX_SKILL_MANIFEST_MAX). file
+ * names it in messages: every error is "FILE:LINE: KEY: reason" (or "FILE: KEY: missing"). It
+ * checks the entrypoint's form, not that its file exists (sandbox_skill_add does). Returns 0
+ * with *m filled (release with sandbox_skill_manifest_deinit), or -1 with *e. */
+int sandbox_skill_manifest_parse(const char *file, const char *text, size_t len,
+                                 sandbox_skill_manifest *m, err **e);
+void sandbox_skill_manifest_deinit(sandbox_skill_manifest *m);
+/* How a sandbox loads the entrypoint, for a skill mounted at /skills/<name>/ (proto/SKILLS.md,
+ * "Imports"): Python "skills.<name>.leads.sync" (code/ is the package's directory), JavaScript
+ * "skills/<name>/leads/sync.js" (for the runtime's require() resolver). Caller frees. */
+char *sandbox_skill_entry_module(const sandbox_skill_manifest *m);
+
+/* Skill names: [a-z][a-z0-9_]{0,63}, not a Python keyword (so `import skills.<name>` works). */
+bool sandbox_skill_name_valid(const char *name);
+
+/* A skill in the store. */
+typedef struct sandbox_skill {
+	sandbox_skill_manifest manifest;
+	char *digest; /* "sha256:<hex>" */
+	char *dir;    /* absolute path of <store>/skills/<hex> (what is mounted) */
+	/* Entries and bytes of the tree: filled by add, import, list (with walk) and verify,
+	 * which walk it; 0 from resolve, which reads only the manifest (it is on a task's path). */
+	uint64_t files, bytes;
+} sandbox_skill;
+
+void sandbox_skill_deinit(sandbox_skill *s);
+/* Frees an array of n skills. */
+void sandbox_skill_list_free(sandbox_skill *v, size_t n);
+
+/* The digest of the skill directory dir as it would be stored, walking it with the store's
+ * rules (no links, devices or other special files; the caps). Returns 0 or -1 with *e. */
+int sandbox_skill_digest_dir(const char *dir, char out[SANDBOX_SKILL_DIGEST_LEN + 1], err **e);
+
+/* Adds the skill directory src to the store (created when missing; NULL: the default): copies
+ * it into a temporary tree, computes the digest from the copy, validates skill.toml, checks
+ * the entrypoint is one of its regular files, and publishes the tree and the name. Adding the
+ * same tree again is fine (*added false); a name that already names another digest fails
+ * unless replace is set (the old tree is removed). Sealed skills are refused until issue 20
+ * stores them encrypted. Nothing partial is left on any failure. Returns 0 with *out (owned;
+ * may be NULL) or -1 with *e. */
+int sandbox_skill_add(const char *store, const char *src, bool replace, sandbox_skill *out,
+                      bool *added, err **e);
+/* Resolves a name or "sha256:<hex>" to the skill in the store (reading its manifest from the
+ * tree). "skill X is not in the store at S" when missing. Returns 0 with *out or -1. */
+int sandbox_skill_resolve(const char *store, const char *name_or_digest, sandbox_skill *out,
+                          err **e);
+/* Every skill of the store, sorted by name; with walk, each tree is walked for its counts
+ * (files, bytes), else only manifests are read (cheap enough for a registry heartbeat). Returns
+ * 0 with *out (n entries; free with sandbox_skill_list_free) or -1. A missing store is an
+ * empty list. */
+int sandbox_skill_list(const char *store, bool walk, sandbox_skill **out, size_t *n, err **e);
+/* Removes a skill (its name, then its tree). *digest_out (optional) receives its digest. */
+int sandbox_skill_remove(const char *store, const char *name_or_digest, char **digest_out, err **e);
+/* Recomputes the digest of a stored tree and compares it with its name in the store. Returns
+ * 0 when they match (with *out, counts included, when out is not NULL), -1 with *e naming
+ * both digests otherwise. */
+int sandbox_skill_verify(const char *store, const char *name_or_digest, sandbox_skill *out,
+                         err **e);
+
+/* Writes the skill's bundle (proto/SKILLS.md, "Export and import": a ustar archive of
+ * "digest" and "skill/...", byte-for-byte reproducible) to fd. Returns 0 or -1 with *e. */
+int sandbox_skill_export(const char *store, const char *name_or_digest, int fd, err **e);
+/* Writes the bundle as a directory dir (created; must not exist): dir/digest, dir/skill/. */
+int sandbox_skill_export_dir(const char *store, const char *name_or_digest, const char *dir,
+                             err **e);
+/* Imports a bundle: an archive read from fd (at most the caps plus headers), or a directory
+ * bundle when dir is not NULL. The tree's digest must equal the bundle's digest file and, when
+ * expect is not NULL, expect; then it is added as sandbox_skill_add() does. Returns 0 with
+ * *out (may be NULL) and *added, or -1 with *e and nothing stored. */
+int sandbox_skill_import(const char *store, int fd, const char *dir, const char *expect,
+                         bool replace, sandbox_skill *out, bool *added, err **e);

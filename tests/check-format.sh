@@ -2,7 +2,7 @@
 # Every .c and .h of the project is clang-formatted (.clang-format at the root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(find common proto attest sandbox pool daemon cli tests -name '*.[ch]' | sort)
+files=$(find common proto attest sandbox pool daemon cli gateway tests -name '*.[ch]' | sort)
 bad=0
 n=0
 while IFS= read -r f; do

@@ -504,7 +504,7 @@ def drive(b, rt, name, conc, n_tasks, duration_s=None):
 
     def worker(w):
         r = Redis(b.port, timeout=TASK_DEADLINE_S + 10)
-        reply = "bench:reply:%d:%d:%d" % (os.getpid(), b.seq, w)
+        reply = "aisp:reply:bench:%d:%d:%d" % (os.getpid(), b.seq, w)
         last = "0-0"
         try:
             while True:

@@ -22,19 +22,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_task(const char *p, size_t n)
 {
 	proto_task t, t2;
-	char *id = NULL;
+	proto_task_head head = {0};
 	err *e = NULL;
-	if (proto_task_parse(p, n, &t, &id, &e) < 0) {
+	if (proto_task_parse(p, n, &t, &head, &e) < 0) {
 		if (!e || !err_msg(e)[0])
 			abort();
-		if (id && !proto_id_valid(id))
+		if (head.id && !proto_id_valid(head.id))
 			abort();
-		free(id);
+		if (head.reply_stream && !proto_reply_stream_valid(head.reply_stream))
+			abort();
+		proto_task_head_deinit(&head);
 		err_free(e);
 		return;
 	}
-	if (id || e)
+	/* On success the head names the task's own id and reply stream. */
+	if (e || !head.id || strcmp(head.id, t.id) != 0 ||
+	    (head.reply_stream == NULL) != (t.reply_stream == NULL))
 		abort();
+	proto_task_head_deinit(&head);
 	buf a = BUF_INIT, b = BUF_INIT;
 	proto_task_to_json(&t, &a);
 	if (proto_task_parse(buf_str(&a), a.len, &t2, NULL, &e) < 0)

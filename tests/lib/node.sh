@@ -84,8 +84,8 @@ node_run_dir() { echo "$TEST_TMP/node-$1/run"; }
 
 # node_conf NAME: writes NAME's config. Knobs (environment): SLOTS (2), DRAIN_S (5), RT_DEFAULT
 # (runc), RT_ENABLED (runc, runsc), POOL (lines of [pool]), LIMITS (lines of [limits]),
-# RECLAIM_MS (3000), MAX_DELIVERIES (3), REDIS_TIMEOUT_MS (2000), REDIS_EXTRA (lines of
-# [redis]), HTTP_PORT (empty: no HTTP), NODE_AGENT, NODE_STORE, STATE_DIR, EXTRA_SECTIONS
+# RECLAIM_MS (3000), MAX_DELIVERIES (3), REDIS_TIMEOUT_MS (2000), BLOCK_MS (500), REDIS_EXTRA
+# (lines of [redis]), HTTP_PORT (empty: no HTTP), NODE_AGENT, NODE_STORE, STATE_DIR, EXTRA_SECTIONS
 # (appended verbatim).
 node_conf() {
 	local name=$1 d
@@ -108,7 +108,7 @@ address = 127.0.0.1:$REDIS_PORT
 reclaim_ms = ${RECLAIM_MS:-3000}
 max_deliveries = ${MAX_DELIVERIES:-3}
 timeout_ms = ${REDIS_TIMEOUT_MS:-2000}
-block_ms = 500
+block_ms = ${BLOCK_MS:-500}
 ${REDIS_EXTRA:-}
 [images]
 store = ${NODE_STORE:-$STORE}

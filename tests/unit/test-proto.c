@@ -59,8 +59,17 @@ static const bad_case bad_cases[] = {
      "field \"limits.cpus\" must be a positive number with at most 3 decimals", "t1"},
     {"{" HEAD ",\"limits\":{\"timeout_s\":-1}}",
      "field \"limits.timeout_s\" must be a positive number", "t1"},
-    {"{" HEAD ",\"limits\":{\"timeout_s\":1e3}}",
-     "field \"limits.timeout_s\" must be a positive number", "t1"},
+    {"{" HEAD ",\"limits\":{\"timeout_s\":1e-4}}",
+     "field \"limits.timeout_s\" must be a positive number with at most 3 decimals", "t1"},
+    {"{" HEAD ",\"limits\":{\"memory_mb\":99999999999999999999999}}",
+     "field \"limits.memory_mb\" is too large", "t1"},
+    {"{" HEAD ",\"limits\":{\"memory_mb\":9007199254740993}}",
+     "field \"limits.memory_mb\" is too large", "t1"},
+    {"{" HEAD ",\"limits\":{\"timeout_s\":1e30}}", "field \"limits.timeout_s\" is too large", "t1"},
+    {"{" HEAD ",\"limits\":{\"timeout_s\":123456789012345678901234.5}}",
+     "field \"limits.timeout_s\" is too large", "t1"},
+    {"{" HEAD ",\"limits\":{\"pids\":\"5\"}}", "field \"limits.pids\" must be a positive integer",
+     "t1"},
     {"{" HEAD ",\"limits\":[]}", "field \"limits\" must be an object", "t1"},
     {"{" HEAD ",\"env\":{\"PATH\":\"/x\"}}", "env name \"PATH\" is reserved", "t1"},
     {"{" HEAD ",\"env\":{\"LD_PRELOAD\":\"/x\"}}", "env name \"LD_PRELOAD\" is reserved", "t1"},
@@ -80,7 +89,19 @@ static const bad_case bad_cases[] = {
     {"{" HEAD ",\"image\":\"sha256:abc\"}", "field \"image\" must be an image name", "t1"},
     {"{" HEAD ",\"runtime\":\"run sc\"}", "field \"runtime\" must match", "t1"},
     {"{" HEAD ",\"reply_stream\":\"a b\"}",
-     "field \"reply_stream\" must match [A-Za-z0-9:._-]{1,128}", "t1"},
+     "field \"reply_stream\" must be \"aisp:reply:\" followed by [A-Za-z0-9:._-]{1,117}", "t1"},
+    {"{" HEAD ",\"reply_stream\":\"aisp:tasks\"}", "field \"reply_stream\" must be", "t1"},
+    {"{" HEAD ",\"reply_stream\":\"aisp:result:other\"}", "field \"reply_stream\" must be", "t1"},
+    {"{" HEAD ",\"reply_stream\":\"aisp:reply:\"}", "field \"reply_stream\" must be", "t1"},
+    /* strict UTF-8 (the id is still read, so the rejection reaches the client) */
+    {"{" HEAD ",\"stdin\":\"\xc0\xaf\"}", "not valid UTF-8 at byte", "t1"},
+    {"{" HEAD ",\"stdin\":\"\xed\xa0\x80\"}", "not valid UTF-8 at byte", "t1"},
+    {"{" HEAD ",\"stdin\":\"\xf4\x90\x80\x80\"}", "not valid UTF-8 at byte", "t1"},
+    {"{\"id\":\"t1\",\"lang\":\"python\",\"code\":\"\xe0\x80\xaf\"}", "not valid UTF-8", "t1"},
+    {"{" HEAD ",\"stdin\":\"\\ud800\"}", "lone surrogate escape \\ud800", "t1"},
+    {"{" HEAD ",\"stdin\":\"\\udc00x\"}", "lone surrogate escape \\udc00", "t1"},
+    {"{" HEAD ",\"stdin\":\"\\ud800\\u0041\"}", "lone surrogate escape \\ud800", "t1"},
+    {"{" HEAD ",\"code2\":\"\\ud83d\"}", "lone surrogate escape", "t1"},
     {"{" HEAD ",\"nondeterministic\":\"yes\"}", "field \"nondeterministic\" must be true or false",
      "t1"},
     {"{" HEAD ",\"files\":[{\"path\":\"a\",\"content_b64\":\"\"},{\"path\":\"a\",\"content_b64\""
@@ -107,9 +128,10 @@ static void test_bad_tasks(void **state)
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		const bad_case *c = &bad_cases[i];
 		proto_task t;
-		char *id = (char *)"sentinel";
+		proto_task_head head = {(char *)"sentinel", NULL};
 		err *e = NULL;
-		int rc = proto_task_parse(c->json, strlen(c->json), &t, &id, &e);
+		int rc = proto_task_parse(c->json, strlen(c->json), &t, &head, &e);
+		char *id = head.id;
 		if (rc != -1 || !e || !strstr(err_msg(e), c->msg))
 			fail_msg("case %zu (%s): rc %d, message \"%s\", want \"%s\"", i, c->json,
 			         rc, err_msg(e), c->msg);
@@ -120,12 +142,65 @@ static void test_bad_tasks(void **state)
 		} else if (id) {
 			fail_msg("case %zu: id_out %s, want NULL", i, id);
 		}
-		free(id);
+		proto_task_head_deinit(&head);
 		err_free(e);
 		/* The task is left empty on failure. */
 		assert_null(t.id);
 		assert_null(t.code);
 	}
+}
+
+/* Numbers are read by value: any JSON spelling of an integer is an integer (as for JSON
+ * Schema), and a valid surrogate pair escape is one code point. */
+static void test_limit_numbers(void **state)
+{
+	proto_task t;
+	err *e = NULL;
+	const char *json = "{" HEAD ",\"stdin\":\"\\ud83d\\ude00\",\"limits\":{\"memory_mb\":1e3,"
+	                   "\"pids\":64.0,\"cpus\":5e-1,\"timeout_s\":100e-2,\"nofile\":1E+2}}";
+	if (proto_task_parse(json, strlen(json), &t, NULL, &e) < 0)
+		fail_msg("%s", err_msg(e));
+	assert_int_equal(t.limits.memory_bytes, 1000LL * MIB);
+	assert_int_equal(t.limits.pids, 64);
+	assert_int_equal(t.limits.cpus_milli, 500);
+	assert_int_equal(t.limits.timeout_ms, 1000);
+	assert_int_equal(t.limits.nofile, 100);
+	assert_int_equal(t.stdin_len, 4);
+	assert_memory_equal(t.stdin_data, "\xf0\x9f\x98\x80", 4);
+	proto_task_deinit(&t);
+}
+
+/* The id and the reply stream are read first: a rejection reaches both. */
+static void test_head_of_bad_tasks(void **state)
+{
+	const char *json = "{\"id\":\"j7\",\"lang\":\"cobol\",\"code\":\"x\","
+	                   "\"reply_stream\":\"aisp:reply:c1\"}";
+	proto_task t;
+	proto_task_head head = {0};
+	err *e = NULL;
+	assert_int_equal(proto_task_parse(json, strlen(json), &t, &head, &e), -1);
+	assert_string_equal(head.id, "j7");
+	assert_string_equal(head.reply_stream, "aisp:reply:c1");
+	proto_task_head_deinit(&head);
+	err_free(e);
+	e = NULL;
+	/* a reply stream outside its key space is not read */
+	json = "{\"id\":\"j8\",\"lang\":\"python\",\"code\":\"x\",\"reply_stream\":\"aisp:tasks\"}";
+	assert_int_equal(proto_task_parse(json, strlen(json), &t, &head, &e), -1);
+	assert_string_equal(head.id, "j8");
+	assert_null(head.reply_stream);
+	proto_task_head_deinit(&head);
+	err_free(e);
+	e = NULL;
+	/* a duplicated reply_stream key is unreadable, the id still is */
+	json =
+	    "{\"id\":\"j9\",\"lang\":\"python\",\"code\":\"x\",\"reply_stream\":\"aisp:reply:a\","
+	    "\"reply_stream\":\"aisp:reply:b\"}";
+	assert_int_equal(proto_task_parse(json, strlen(json), &t, &head, &e), -1);
+	assert_string_equal(head.id, "j9");
+	assert_null(head.reply_stream);
+	proto_task_head_deinit(&head);
+	err_free(e);
 }
 
 /* A task built from parts: one field with a generated large or deep value. */
@@ -137,16 +212,17 @@ static char *task_with(const char *field_json)
 static void expect_bad(const char *json, size_t len, const char *msg, const char *want_id)
 {
 	proto_task t;
-	char *id = NULL;
+	proto_task_head head = {0};
 	err *e = NULL;
-	assert_int_equal(proto_task_parse(json, len, &t, &id, &e), -1);
+	assert_int_equal(proto_task_parse(json, len, &t, &head, &e), -1);
+	char *id = head.id;
 	if (!strstr(err_msg(e), msg))
 		fail_msg("message \"%s\", want \"%s\"", err_msg(e), msg);
 	if (want_id)
 		assert_string_equal(id, want_id);
 	else
 		assert_null(id);
-	free(id);
+	proto_task_head_deinit(&head);
 	err_free(e);
 }
 
@@ -887,6 +963,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bad_tasks),
+	    cmocka_unit_test(test_limit_numbers),
+	    cmocka_unit_test(test_head_of_bad_tasks),
 	    cmocka_unit_test(test_bad_sizes),
 	    cmocka_unit_test(test_task_minimal),
 	    cmocka_unit_test(test_task_full_script),

@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""The task JSON Schema against the node's parser (issue: "make the schema and the parser
+agree"), over the fuzz corpus and a generated set of edge cases. TAP output.
+
+What must hold: every task the parser accepts is valid under the schema (the schema never
+rejects a task a node would run), and for the cases the schema can express — types, patterns,
+numbers by value, reply stream key space — both say the same. The parser's further rules
+(duplicate keys, nesting, byte lengths, lone surrogates, file path clashes...) are listed in
+the schema's description; a case only the parser rejects must be one of those."""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import jsonschema
+
+checker, schema_path, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
+schema = json.load(open(schema_path))
+validator = jsonschema.Draft202012Validator(schema)
+
+HEAD = '"id":"c1","lang":"python","code":"print(1)"'
+# (name, JSON text, expected by both: True accept / False reject)
+AGREE = [
+    ("cpus 0.5", '{%s,"limits":{"cpus":0.5}}' % HEAD, True),
+    ("cpus 2.125", '{%s,"limits":{"cpus":2.125}}' % HEAD, True),
+    ("cpus 0.0005", '{%s,"limits":{"cpus":0.0005}}' % HEAD, False),
+    ("cpus 5e-1", '{%s,"limits":{"cpus":5e-1}}' % HEAD, True),
+    ("timeout_s 1e3", '{%s,"limits":{"timeout_s":1e3}}' % HEAD, True),
+    ("pids 1e0", '{%s,"limits":{"pids":1e0}}' % HEAD, True),
+    ("pids 64.0", '{%s,"limits":{"pids":64.0}}' % HEAD, True),
+    ("pids 1.5", '{%s,"limits":{"pids":1.5}}' % HEAD, False),
+    ("pids 0", '{%s,"limits":{"pids":0}}' % HEAD, False),
+    ("pids -1", '{%s,"limits":{"pids":-1}}' % HEAD, False),
+    ("pids string", '{%s,"limits":{"pids":"5"}}' % HEAD, False),
+    ("memory_mb 1e3", '{%s,"limits":{"memory_mb":1e3}}' % HEAD, True),
+    ("reply ok", '{%s,"reply_stream":"aisp:reply:j-1.x"}' % HEAD, True),
+    ("reply aisp:tasks", '{%s,"reply_stream":"aisp:tasks"}' % HEAD, False),
+    ("reply result key", '{%s,"reply_stream":"aisp:result:x"}' % HEAD, False),
+    ("reply bare prefix", '{%s,"reply_stream":"aisp:reply:"}' % HEAD, False),
+    ("unknown field", '{%s,"x":1}' % HEAD, False),
+    ("bad lang", '{"id":"c1","lang":"ruby","code":"x"}', False),
+    ("shell function", '{"id":"c1","lang":"shell","mode":"function","code":"x"}', False),
+    ("v 2", '{%s,"v":2}' % HEAD, False),
+    ("env reserved", '{%s,"env":{"PATH":"x"}}' % HEAD, False),
+    ("env AISP_", '{%s,"env":{"AISP_X":"x"}}' % HEAD, False),
+    ("env ok", '{%s,"env":{"MY_VAR":"x"}}' % HEAD, True),
+    ("path absolute", '{%s,"files":[{"path":"/a","content_b64":""}]}' % HEAD, False),
+    ("path dotdot", '{%s,"files":[{"path":"a/../b","content_b64":""}]}' % HEAD, False),
+    ("b64 unused bits", '{%s,"stdin_b64":"YWJ="}' % HEAD, False),
+    ("b64 ok", '{%s,"stdin_b64":"YWI="}' % HEAD, True),
+    ("stdin both", '{%s,"stdin":"a","stdin_b64":"YQ=="}' % HEAD, False),
+]
+# What only the node checks (the schema says so in its description).
+NODE_ONLY = ("duplicate key", "nesting deeper", "U+0000", "lone surrogate", "not valid UTF-8",
+             "bytes, above", "is too large", "directory of", "duplicate file path",
+             "decodes to", "total more than")
+
+n = 0
+failed = 0
+
+
+def tap(ok, what, *diag):
+    global n, failed
+    n += 1
+    print("%s %d - %s" % ("ok" if ok else "not ok", n, what))
+    if not ok:
+        failed += 1
+        for d in diag:
+            print("#   " + str(d))
+
+
+def parse_c(paths):
+    out = subprocess.run([checker] + paths, capture_output=True, text=True, check=True).stdout
+    res = {}
+    for line in out.splitlines():
+        verdict, rest = line.split(" ", 1)
+        path, _, msg = rest.partition(": ")
+        res[path.rstrip(":")] = (verdict == "ok", msg)
+    return res
+
+
+def schema_ok(raw):
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    return validator.is_valid(doc)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    files = sorted(glob.glob(os.path.join(corpus, "*")))
+    for name, text, _ in AGREE:
+        p = os.path.join(tmp, name.replace(" ", "_") + ".json")
+        open(p, "w").write(text)
+        files.append(p)
+    verdicts = parse_c(files)
+    expect = {os.path.join(tmp, name.replace(" ", "_") + ".json"): (name, want)
+              for name, _, want in AGREE}
+    for p in files:
+        raw = open(p, "rb").read()
+        c_ok, msg = verdicts[p]
+        s_ok = schema_ok(raw)
+        label = expect[p][0] if p in expect else os.path.basename(p)
+        if p in expect:
+            want = expect[p][1]
+            tap(c_ok == want and s_ok == want, "%s: parser and schema both %s" %
+                (label, "accept" if want else "reject"),
+                "parser: %s %s" % (c_ok, msg), "schema: %s" % s_ok)
+            continue
+        if c_ok:
+            tap(s_ok, "%s: accepted by the parser, valid under the schema" % label)
+        elif s_ok:
+            tap(any(k in msg for k in NODE_ONLY),
+                "%s: only the parser rejects it, for a rule the schema documents" % label,
+                "parser: " + msg)
+        else:
+            tap(True, "%s: both reject it" % label)
+
+print("1..%d" % n)
+sys.exit(1 if failed else 0)
