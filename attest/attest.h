@@ -60,6 +60,8 @@ attest_key *attest_key_free(attest_key *k);
 
 /* Appends one field: tag bytes, NUL, u64 big-endian length, value bytes. */
 void attest_field(buf *b, const char *tag, const void *value, size_t len);
+/* True when s is digest text: "sha256:" and 64 lower-case hex digits. */
+bool attest_digest_valid(const char *s);
 /* "sha256:<hex>" of n bytes into out. */
 void attest_sha256_str(const void *p, size_t n, char out[ATTEST_DIGEST_LEN]);
 
@@ -121,10 +123,20 @@ void attest_pae(const char *type, const void *payload, size_t len, buf *out);
 
 /* ---- verification ---- */
 
+/* What one check concluded. */
+typedef enum attest_verdict {
+	ATTEST_PASS = 0, /* detail NULL */
+	ATTEST_FAIL,     /* the result is not what was attested; detail says what differs */
+	ATTEST_SKIP,     /* not checked; detail says what was missing ("no --task") */
+	/* differs, and the task declared itself nondeterministic: not a failure (replay) */
+	ATTEST_EXPECTED,
+	ATTEST_ERROR, /* could not be checked here (replay: the sandbox could not run) */
+} attest_verdict;
+
 /* Called once per check, in order: signature, key_id, statement, subjects, output_digest, exit,
- * image_digest, environment_digest, input_digest (only with a task), execution_digest,
- * metadata, chain (from the second result of a verifier on). detail is NULL on success. */
-typedef void (*attest_check_fn)(void *ud, const char *name, bool ok, const char *detail);
+ * error, image_digest, environment_digest, limits, input_digest (ATTEST_SKIP without a task),
+ * execution_digest, metadata, chain (from the second result of a verifier on). */
+typedef void (*attest_check_fn)(void *ud, const char *name, attest_verdict v, const char *detail);
 
 /* Verifies results in order, checking the chain between consecutive ones. */
 typedef struct attest_verifier attest_verifier;
@@ -143,6 +155,35 @@ int attest_verify_result(const char *result_json, size_t len, const attest_key *
 /* The attestation digest of an envelope (SHA-256 of its decoded payload), without checking
  * the signature. Returns 0, or -1 with *e. */
 int attest_envelope_digest(const char *envelope_json, char out[ATTEST_DIGEST_LEN], err **e);
+/* The key id its one signature names ("sha256:<64 hex>", checked), without checking the
+ * signature: where to look the key up (aisp:key:<key id>). Returns 0, or -1 with *e. */
+int attest_envelope_key_id(const char *envelope_json, char out[ATTEST_DIGEST_LEN], err **e);
+
+/* predicate.limits and the environment's limits.<field> pairs are one value written twice.
+ * Returns 0 when each limit of l (NULL: all zero) equals its pair, or when none is set and the
+ * environment has no limits.* pair (a result that never reached a sandbox); otherwise -1 with
+ * *e naming every mismatch ("limits.memory_bytes is 268435456 in predicate.limits, 536870912
+ * in the environment"). */
+int attest_limits_match(const proto_limits *l, const proto_env *env, size_t n, err **e);
+
+/* What a statement claims about how its task ran: what a replay re-executes under and
+ * compares with. Read by name from an envelope's payload; the signature is NOT checked here
+ * (verify first). Everything owned; "" for a missing string. */
+typedef struct attest_claims {
+	char *runtime, *image_digest, *input_digest, *output_digest, *environment_digest;
+	char *execution_digest, *status;
+	int64_t exit_code; /* -1: null */
+	int64_t signal;    /* 0: none */
+	bool nondeterministic;
+	proto_limits limits;
+	proto_env *env; /* predicate.environment, in its order */
+	size_t n_env;
+} attest_claims;
+
+/* Returns 0, or -1 with *e: not a statement, no runtime or image (the task never ran), a
+ * malformed environment or limits, or limits that disagree with the environment (named). */
+int attest_claims_read(const char *envelope_json, attest_claims *c, err **e);
+void attest_claims_deinit(attest_claims *c);
 
 /* ---- secrets (ATTESTATION.md, "Secrets") ---- */
 

@@ -13,13 +13,6 @@
 
 #define CHAIN_FILE_MAX 4096
 
-static bool digest_valid(const char *s)
-{
-	if (strncmp(s, "sha256:", 7) || strlen(s) != ATTEST_DIGEST_LEN - 1)
-		return false;
-	return strspn(s + 7, "0123456789abcdef") == 64;
-}
-
 int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e)
 {
 	*c = (attest_chain)ATTEST_CHAIN_INIT;
@@ -44,7 +37,7 @@ int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e)
 		               "\"sequence\":N})",
 		               name);
 	const char *p = YAJL_GET_STRING(prev);
-	if (!p || (*p && !digest_valid(p)) || (!*p) != (YAJL_GET_INTEGER(seq) == 0))
+	if (!p || (*p && !attest_digest_valid(p)) || (!*p) != (YAJL_GET_INTEGER(seq) == 0))
 		return err_set(e, 0, "chain state %s: invalid previous digest \"%s\"", name, p);
 	snprintf(c->previous, sizeof(c->previous), "%s", p);
 	c->sequence = (uint64_t)YAJL_GET_INTEGER(seq);

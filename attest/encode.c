@@ -50,6 +50,13 @@ void attest_sha256_str(const void *p, size_t n, char out[ATTEST_DIGEST_LEN])
 	hex_encode(md, sizeof(md), out + 7);
 }
 
+bool attest_digest_valid(const char *s)
+{
+	if (strncmp(s, "sha256:", 7) || strlen(s) != ATTEST_DIGEST_LEN - 1)
+		return false;
+	return strspn(s + 7, "0123456789abcdef") == 64;
+}
+
 static int cmp_file(const void *a, const void *b)
 {
 	return strcmp(((const proto_file *)a)->path, ((const proto_file *)b)->path);
@@ -107,7 +114,7 @@ char *attest_return_text(const char *rv)
 		return NULL;
 	_cleanup_yajl_val_ yajl_val v = NULL;
 	if (proto_json_parse(rv, strlen(rv), &v, NULL) < 0)
-		return xstrdup(rv);
+		return NULL;
 	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;

@@ -19,6 +19,7 @@ typedef struct jg {
 void jg_init(jg *j);
 void jg_deinit(jg *j);
 void jg_str(jg *j, const char *s);
+void jg_text(jg *j, const char *s); /* invalid UTF-8 and NUL become U+FFFD */
 void jg_int(jg *j, long long v);
 void jg_kstr(jg *j, const char *k, const char *v);
 void jg_kint(jg *j, const char *k, long long v);
@@ -27,6 +28,9 @@ void jg_close(jg *j, bool map);
 /* The text (caller frees), or -1 with *e when a call failed. */
 int jg_take(jg *j, char **out, size_t *len, err **e);
 
+/* The DSSE envelope JSON of a payload and its signature by the key kid (caller frees). */
+int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
+                        char **out, err **e);
 /* The statement's subject array for an output. */
 void attest_subjects(jg *j, const proto_output *o);
 
@@ -38,6 +42,16 @@ const char *attest_ossl_reason(void);
 int attest_read_secret_file(const char *path, bool secret, size_t max, buf *out, err **e);
 
 /* A function-mode return value as it is hashed: the JSON text re-generated compactly (key
- * order, number text and string contents kept; the form a result document carries), or the
- * text unchanged when it is not JSON. NULL for NULL. Caller frees. */
+ * order, number text and string contents kept; the form a result document carries). NULL for
+ * NULL and for text that is not JSON, which a result document cannot carry either: it is no
+ * return value. Caller frees. */
 char *attest_return_text(const char *rv);
+
+/* The decoded payload of an envelope (*payload caller frees). Returns 0, or -1 with *e. */
+int attest_envelope_payload(const char *envelope_json, uint8_t **payload, size_t *len, err **e);
+/* predicate.environment as pairs whose strings are borrowed from the tree (*out: the array
+ * only, caller frees). Returns 0, or -1 with *e naming the malformed entry. */
+int attest_pred_env(yajl_val pred, proto_env **out, size_t *n, err **e);
+/* predicate.limits: exactly the PROTO_LIMITS fields, each a non-negative integer. Returns 0,
+ * or -1 with *e. */
+int attest_pred_limits(yajl_val pred, proto_limits *l, err **e);

@@ -2,6 +2,7 @@
  * pre-authentication encoding, the Ed25519 signature and the envelope (ATTESTATION.md,
  * "Statement" and "Envelope"). */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <yajl/yajl_gen.h>
@@ -10,6 +11,7 @@
 #include "attest/internal.h"
 #include "common/cleanup.h"
 #include "common/xalloc.h"
+#include "proto/json.h"
 
 void attest_pae(const char *type, const void *payload, size_t len, buf *out)
 {
@@ -44,6 +46,13 @@ void jg_str(jg *j, const char *s)
 {
 	s = s ? s : "";
 	jg_check(j, yajl_gen_string(j->g, (const unsigned char *)s, strlen(s)));
+}
+
+/* Text that may not be UTF-8 (an error message quoting a program's bytes), made valid exactly
+ * as proto_result_to_json() does, so that both documents carry the same string. */
+void jg_text(jg *j, const char *s)
+{
+	proto_json_gen_text(j->g, s, strlen(s));
 }
 
 void jg_int(jg *j, long long v)
@@ -102,14 +111,24 @@ static void subject(jg *j, const char *name, const void *p, size_t n)
 	jg_close(j, true);
 }
 
+static int cmp_file_ptr(const void *a, const void *b)
+{
+	return strcmp((*(const proto_file *const *)a)->path, (*(const proto_file *const *)b)->path);
+}
+
+/* stdout, stderr, the output files sorted by path (bytewise), the return value. */
 void attest_subjects(jg *j, const proto_output *o)
 {
+	_cleanup_free_ const proto_file **files = xcalloc(o->n_files + 1, sizeof(*files));
+	for (size_t i = 0; i < o->n_files; i++)
+		files[i] = &o->files[i];
+	qsort(files, o->n_files, sizeof(*files), cmp_file_ptr);
 	jg_open(j, false);
 	subject(j, "stdout", o->out.data, o->out.len);
 	subject(j, "stderr", o->err.data, o->err.len);
 	for (size_t i = 0; i < o->n_files; i++) {
-		_cleanup_free_ char *name = xasprintf("out/%s", o->files[i].path);
-		subject(j, name, o->files[i].data, o->files[i].len);
+		_cleanup_free_ char *name = xasprintf("out/%s", files[i]->path);
+		subject(j, name, files[i]->data, files[i]->len);
 	}
 	_cleanup_free_ char *rv = attest_return_text(o->return_value);
 	if (rv)
@@ -184,6 +203,11 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	else
 		jg_check(j, yajl_gen_null(j->g));
 	jg_kint(j, "signal", o->signal);
+	jg_str(j, "error");
+	if (o->error)
+		jg_text(j, o->error);
+	else
+		jg_check(j, yajl_gen_null(j->g));
 	jg_kstr(j, "output_digest", p->output);
 	jg_close(j, true);
 	jg_kstr(j, "execution_digest", p->execution);
@@ -210,7 +234,7 @@ static int gen_statement(const attest_claim *c, const attest_digests *p, const c
 	return jg_take(&j, out, len, e);
 }
 
-static int gen_envelope(const char *payload, size_t len, const uint8_t *sig, const char *kid,
+int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
                         char **out, err **e)
 {
 	_cleanup_free_ char *p64 = proto_b64_encode((const uint8_t *)payload, len);
@@ -235,7 +259,7 @@ int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json
                 char **execution_digest, char **attestation_digest, err **e)
 {
 	attest_digests p;
-	if (compute_parts(c, &p, e) < 0)
+	if (compute_parts(c, &p, e) < 0 || attest_limits_match(c->limits, c->env, c->n_env, e) < 0)
 		return err_prefix(e, "attest");
 	const char *kid = attest_key_id(k);
 	_cleanup_free_ char *stmt = NULL;
@@ -250,7 +274,7 @@ int attest_sign(const attest_key *k, const attest_claim *c, char **envelope_json
 	if (r < 0)
 		return err_prefix(e, "attest");
 	_cleanup_free_ char *env = NULL;
-	if (gen_envelope(stmt, stmt_len, sig, kid, &env, e) < 0)
+	if (attest_envelope_gen(stmt, stmt_len, sig, kid, &env, e) < 0)
 		return err_prefix(e, "attest: envelope");
 	if (attestation_digest) {
 		*attestation_digest = xmalloc(ATTEST_DIGEST_LEN);

@@ -42,6 +42,9 @@ typedef struct vctx {
 	yajl_val pred; /* its predicate */
 	char output[ATTEST_DIGEST_LEN];
 	char environment[ATTEST_DIGEST_LEN];
+	proto_env *env; /* predicate.environment, strings borrowed from st */
+	size_t n_env;
+	bool have_env;
 } vctx;
 
 static void report(vctx *c, const char *name, const char *fmt, ...)
@@ -51,7 +54,7 @@ static void report(vctx *c, const char *name, const char *fmt, ...)
 static void report(vctx *c, const char *name, const char *fmt, ...)
 {
 	if (!fmt) {
-		c->cb(c->ud, name, true, NULL);
+		c->cb(c->ud, name, ATTEST_PASS, NULL);
 		return;
 	}
 	va_list ap;
@@ -59,7 +62,7 @@ static void report(vctx *c, const char *name, const char *fmt, ...)
 	_cleanup_free_ char *detail = xvasprintf(fmt, ap);
 	va_end(ap);
 	c->failed = true;
-	c->cb(c->ud, name, false, detail);
+	c->cb(c->ud, name, ATTEST_FAIL, detail);
 }
 
 /* The value at a path of up to three object keys, or NULL. */
@@ -243,34 +246,53 @@ static void check_exit(vctx *c)
 	report(c, "exit", NULL);
 }
 
+/* The environment list is read once (borrowed from the tree) for its digest and the limits. */
+/* The error text is signed as predicate.result.error: a string, or null when there is none. */
+static void check_error(vctx *c)
+{
+	yajl_val v = jget(c->pred, "result", "error", NULL);
+	const char *want = c->r->output.error;
+	if (!v || !(YAJL_IS_NULL(v) || YAJL_IS_STRING(v)))
+		return report(c, "error", "the statement has no result.error (a string or null)");
+	const char *got = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+	if (!got == !want && (!got || !strcmp(got, want)))
+		return report(c, "error", NULL);
+	_cleanup_free_ char *qg = got ? proto_quote(got, strlen(got)) : xstrdup("none");
+	_cleanup_free_ char *qw = want ? proto_quote(want, strlen(want)) : xstrdup("none");
+	report(c, "error", "error differs (statement %s, result %s)", qg, qw);
+}
+
 static void check_environment(vctx *c)
 {
-	yajl_val arr = jget(c->pred, "environment", NULL, NULL);
-	if (!YAJL_IS_ARRAY(arr))
-		return report(c, "environment_digest", "statement has no environment list");
-	size_t n = arr->u.array.len;
-	proto_env *pairs = xcalloc(n + 1, sizeof(*pairs));
-	for (size_t i = 0; i < n; i++) {
-		/* Borrowed from the tree; the encoder only reads them. */
-		pairs[i].name = (char *)jstr(arr->u.array.values[i], "key", NULL, NULL);
-		pairs[i].value = (char *)jstr(arr->u.array.values[i], "value", NULL, NULL);
-		if (!pairs[i].name || !pairs[i].value) {
-			free(pairs);
-			return report(c, "environment_digest", "environment entry %zu malformed",
-			              i);
-		}
-	}
 	_cleanup_err_ err *e = NULL;
-	int r = attest_environment_digest(pairs, n, c->environment, &e);
-	free(pairs);
-	if (r < 0)
+	if (attest_pred_env(c->pred, &c->env, &c->n_env, &e) < 0)
+		return report(c, "environment_digest", "%s", err_msg(e));
+	c->have_env = true;
+	if (attest_environment_digest(c->env, c->n_env, c->environment, &e) < 0)
 		return report(c, "environment_digest", "%s", err_msg(e));
 	check_digest(c, "environment_digest", "environment digest",
 	             jstr(c->pred, "environment_digest", NULL, NULL), c->environment);
 }
 
+/* predicate.limits and the environment's limits.* are two copies of one value. */
+static void check_limits(vctx *c)
+{
+	_cleanup_err_ err *e = NULL;
+	proto_limits l;
+	if (!c->have_env)
+		return report(c, "limits", "the statement's environment list is malformed");
+	if (attest_pred_limits(c->pred, &l, &e) < 0 ||
+	    attest_limits_match(&l, c->env, c->n_env, &e) < 0)
+		return report(c, "limits", "%s", err_msg(e));
+	report(c, "limits", NULL);
+}
+
 static void check_input(vctx *c, const proto_task *t)
 {
+	if (!t) {
+		c->cb(c->ud, "input_digest", ATTEST_SKIP, "no --task");
+		return;
+	}
 	const char *id = jstr(c->pred, "task_id", NULL, NULL);
 	yajl_val nd = jget(c->pred, "nondeterministic", NULL, NULL);
 	if (!id || strcmp(id, nz(t->id)))
@@ -303,9 +325,9 @@ static void check_execution(vctx *c)
 	                        nz(jstr(c->pred, "result", "output_digest", NULL)), ex.data, ex.len,
 	                        nz(jstr(c->pred, "environment_digest", NULL, NULL)), d);
 	buf_deinit(&ex);
-	if (c->r->execution_digest && (!stated || strcmp(c->r->execution_digest, stated)))
+	if (!c->r->execution_digest || !stated || strcmp(c->r->execution_digest, stated))
 		return report(c, "execution_digest", "result says %s, statement %s",
-		              c->r->execution_digest, show(stated));
+		              show(c->r->execution_digest), show(stated));
 	check_digest(c, "execution_digest", "execution digest", stated, d);
 }
 
@@ -396,6 +418,7 @@ static void check_statement(vctx *c, attest_verifier *v, const attest_key *pub,
 	check_digest(c, "output_digest", "output digest",
 	             jstr(c->pred, "result", "output_digest", NULL), c->output);
 	check_exit(c);
+	check_error(c);
 	const char *img = jstr(c->pred, "image_digest", NULL, NULL);
 	if (!img || strcmp(img, nz(c->r->image_digest)))
 		report(c, "image_digest", "image digest differs (statement %s, result %s)",
@@ -403,8 +426,8 @@ static void check_statement(vctx *c, attest_verifier *v, const attest_key *pub,
 	else
 		report(c, "image_digest", NULL);
 	check_environment(c);
-	if (task)
-		check_input(c, task);
+	check_limits(c);
+	check_input(c, task);
 	check_execution(c);
 	check_metadata(c, kid);
 	check_chain(c, v, digest);
@@ -431,6 +454,7 @@ int attest_verifier_check(attest_verifier *v, const proto_result *r, const attes
 	c.st = st;
 	c.pred = jget(st, "predicate", NULL, NULL);
 	check_statement(&c, v, pub, task, kid, digest);
+	free(c.env);
 	return c.failed ? 1 : 0;
 }
 
@@ -452,14 +476,25 @@ int attest_verify_result(const char *result_json, size_t len, const attest_key *
 
 int attest_envelope_digest(const char *envelope_json, char out[ATTEST_DIGEST_LEN], err **e)
 {
+	_cleanup_free_ uint8_t *pl = NULL;
+	size_t len = 0;
+	if (attest_envelope_payload(envelope_json, &pl, &len, e) < 0)
+		return -1;
+	attest_sha256_str(pl, len, out);
+	return 0;
+}
+
+int attest_envelope_key_id(const char *envelope_json, char out[ATTEST_DIGEST_LEN], err **e)
+{
 	_cleanup_yajl_val_ yajl_val env = NULL;
 	if (proto_json_parse(envelope_json, strlen(envelope_json), &env, e) < 0)
 		return err_prefix(e, "envelope");
-	const char *p64 = jstr(env, "payload", NULL, NULL);
-	size_t len = 0;
-	_cleanup_free_ uint8_t *pl = NULL;
-	if (!p64 || proto_b64_decode(p64, strlen(p64), &pl, &len) < 0)
-		return err_set(e, 0, "envelope has no base64 payload");
-	attest_sha256_str(pl, len, out);
+	yajl_val sigs = jget(env, "signatures", NULL, NULL);
+	const char *kid = YAJL_IS_ARRAY(sigs) && sigs->u.array.len == 1
+	                      ? jstr(sigs->u.array.values[0], "keyid", NULL, NULL)
+	                      : NULL;
+	if (!kid || !attest_digest_valid(kid))
+		return err_set(e, 0, "the envelope names no key id (\"sha256:<64 hex>\")");
+	snprintf(out, ATTEST_DIGEST_LEN, "%s", kid);
 	return 0;
 }

@@ -31,7 +31,8 @@ typedef struct run {
 	proto_limits lim;
 	sandbox_spec spec;
 	bool json;
-	int status; /* process exit status */
+	const char *out_dir; /* --out */
+	int status;          /* process exit status */
 	/* --warm */
 	int warm_n, started, finished, ok, hits;
 	int64_t *lat_us;
@@ -47,13 +48,14 @@ static void usage(FILE *f)
 	    "usage: aisp run [--runtime runsc|runc|NAME] [--lang L] [--image NAME] (-c CODE | "
 	    "FILE)\n"
 	    "                [--stdin FILE] [--file PATH=LOCAL]... [--args JSON] [--function]\n"
-	    "                [--timeout S] [--memory MB] [--cpus N] [--json] [--warm N "
-	    "[--pool-size K]]\n"
+	    "                [limits] [--json] [--out DIR] [--warm N [--pool-size K]]\n"
 	    "                [--store DIR] [--state-dir DIR]\n\n%s"
 	    "  --json             print the result document instead of the program's output\n"
+	    "  --out DIR          save the output files below DIR\n"
 	    "  --warm N           run the task N times through a local warm pool; print latencies\n"
 	    "\nexit status: the program's exit code; 124 timeout, 125 output limit, 126 sandbox "
-	    "error, 137 out of memory, 1 function error, 2 usage or rejected\n",
+	    "error, 137 out of memory, 1 function error, 2 usage or rejected (the status is also "
+	    "printed on stderr)\n",
 	    cli_task_usage);
 }
 
@@ -82,7 +84,7 @@ static void print_result(run *r, const cli_local_result *lr, const char *runtime
 		fflush(stdout);
 		r->status = cli_exit_status(o->status, o->exit_code, o->signal);
 	} else {
-		r->status = cli_print_output(o);
+		r->status = cli_print_output(o, r->out_dir);
 	}
 }
 
@@ -223,6 +225,8 @@ static int parse_args(run *r, int argc, char **argv, cli_task_opts *t, const cha
 			r->warm_n = atoi(argv[++i]);
 		} else if (need && !strcmp(a, "--pool-size")) {
 			*pool_size = atoi(argv[++i]);
+		} else if (need && !strcmp(a, "--out")) {
+			r->out_dir = argv[++i];
 		} else if (need && !strcmp(a, "--store")) {
 			*store = argv[++i];
 		} else if (need && !strcmp(a, "--state-dir")) {

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +63,7 @@ static int write_output(const char *path, const void *data, size_t len, mode_t m
 		return write_all(STDOUT_FILENO, data, len) < 0
 		           ? err_set(e, errno, "write standard output")
 		           : 0;
-	_cleanup_free_ char *d = xstrdup(path), *b = xstrdup(path);
-	const char *dir = dirname(d), *name = basename(b);
-	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return err_set(e, errno, "open directory %s", dir);
-	return write_file_at(dfd, name, data, len, mode, e) < 0 ? err_prefix(e, "%s", dir) : 0;
+	return write_file_path(path, data, len, mode, e);
 }
 
 struct recipients {

@@ -20,7 +20,9 @@
 #include "proto/proto.h"
 
 #define EXIT_WAIT_TIMEOUT 3
-#define POLL_BLOCK_MS     1000
+/* Redis could not be reached, or a command failed (distinct from a program's exit 1). */
+#define EXIT_REDIS    4
+#define POLL_BLOCK_MS 1000
 
 DEFINE_CLEANUP_FUNC(redisContext *, redisFree)
 DEFINE_CLEANUP_FUNC(redisReply *, freeReplyObject)
@@ -55,7 +57,8 @@ static bool reply_failed(const char *cmd, redisContext *c, const redisReply *r)
 }
 
 /* Prints a result as `aisp run` does (or the document itself); returns the exit status. */
-static int print_result(const char *cmd, const char *json, size_t len, bool as_json)
+static int print_result(const char *cmd, const char *json, size_t len, bool as_json,
+                        const char *out_dir)
 {
 	proto_result r;
 	proto_result_init(&r);
@@ -71,7 +74,7 @@ static int print_result(const char *cmd, const char *json, size_t len, bool as_j
 		fflush(stdout);
 		status = cli_exit_status(r.output.status, r.output.exit_code, r.output.signal);
 	} else {
-		status = cli_print_output(&r.output);
+		status = cli_print_output(&r.output, out_dir);
 	}
 	proto_result_deinit(&r);
 	return status;
@@ -154,14 +157,22 @@ static void submit_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: aisp submit [task options] (-c CODE | FILE) [--wait [--wait-timeout S]]\n"
-	        "                   [--json] [--redis ADDR]\n\n%s"
+	        "                   [--json] [--out DIR] [--redis ADDR]\n\n%s"
 	        "  --wait             wait for the result, print it as `aisp run` does and exit\n"
 	        "                     with the program's status\n"
 	        "  --wait-timeout S   give up waiting after S seconds (default: wait forever)\n"
-	        "  --json             with --wait, print the result document\n%s\n"
+	        "  --json             with --wait, print the result document\n"
+	        "  --nondeterministic mark the task nondeterministic: a replay (aisp verify\n"
+	        "                     --replay) then accepts a different output\n"
+	        "  --task-out FILE    write the exact task document sent (for aisp verify --task)\n"
+	        "%s\n"
 	        "Without --wait, prints the task id. Exit status with --wait: the program's exit\n"
 	        "code; 124 timeout, 125 output limit, 126 sandbox error or internal, 137 out of\n"
-	        "memory, 1 function error, 2 rejected or usage error, 3 --wait-timeout reached.\n",
+	        "memory, 1 function error, 2 rejected or usage error, 3 --wait-timeout reached,\n"
+	        "4 Redis unreachable or failing, 130 cancelled. The status is also printed on\n"
+	        "stderr (\"aisp: timeout\"), so a program's own exit 124 or SIGKILL (137) is told\n"
+	        "apart from a timeout or out of memory by that line, or by --json's status.\n"
+	        "  --out DIR          with --wait, save the output files below DIR\n",
 	        cli_task_usage, redis_usage);
 }
 
@@ -179,8 +190,10 @@ static int parse_seconds(const char *cmd, const char *s, double *out)
 }
 
 /* The task document to submit: the shared task options through the same parser the node
- * uses, plus a private reply stream when waiting. */
-static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, char **reply)
+ * uses, and the nondeterministic flag. *reply: the reply stream to wait on (with wait): the
+ * task's own --reply-stream, or a private one made here (*own_reply: delete it after). */
+static int build_task(const cli_task_opts *o, bool wait, bool nondeterministic, buf *out, char **id,
+                      char **reply, bool *own_reply)
 {
 	_cleanup_err_ err *e = NULL;
 	buf raw = BUF_INIT;
@@ -198,7 +211,10 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 		proto_task_deinit(&t);
 		return -1;
 	}
-	if (wait) {
+	*own_reply = false;
+	if (wait && t.reply_stream) {
+		*reply = xstrdup(t.reply_stream);
+	} else if (wait) {
 		uint8_t rnd[8];
 		char hex[17];
 		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -214,18 +230,38 @@ static int build_task(const cli_task_opts *o, bool wait, buf *out, char **id, ch
 		free(t.reply_stream);
 		t.reply_stream = xasprintf(PROTO_KEY_REPLY_PREFIX "%s", hex);
 		*reply = xstrdup(t.reply_stream);
+		*own_reply = true;
 	}
+	t.nondeterministic |= nondeterministic;
 	*id = xstrdup(t.id);
 	proto_task_to_json(&t, out);
 	proto_task_deinit(&t);
 	return 0;
 }
 
+/* Says on stderr when no live node is registered: the task waits until one starts. */
+static void warn_if_no_node(redisContext *c)
+{
+	_cleanup_reply_ redisReply *m = redisCommand(c, "SMEMBERS %s", PROTO_KEY_NODES);
+	for (size_t i = 0; m && m->type == REDIS_REPLY_ARRAY && i < m->elements; i++) {
+		_cleanup_reply_ redisReply *x =
+		    redisCommand(c, "EXISTS %s%s", PROTO_KEY_NODE_PREFIX, m->element[i]->str);
+		if (x && x->type == REDIS_REPLY_INTEGER && x->integer == 1)
+			return;
+	}
+	if (m && m->type == REDIS_REPLY_ARRAY)
+		fprintf(stderr,
+		        "aisp submit: no live node is registered in this Redis; the task "
+		        "waits in %s until one starts\n",
+		        PROTO_KEY_TASKS);
+}
+
 typedef struct submit_args {
 	cli_task_opts task;
-	bool wait, json;
+	bool wait, json, nondeterministic;
 	double wait_timeout;
-	const char *addr;
+	const char *addr, *out;
+	const char *task_out; /* --task-out FILE */
 } submit_args;
 
 /* Returns -1 to go on, or the exit status (--help, a usage error). */
@@ -246,11 +282,17 @@ static int parse_submit(submit_args *s, int argc, char **argv)
 			s->wait = true;
 		} else if (!strcmp(a, "--json")) {
 			s->json = true;
+		} else if (!strcmp(a, "--nondeterministic")) {
+			s->nondeterministic = true;
+		} else if (next && !strcmp(a, "--task-out")) {
+			s->task_out = argv[++i];
 		} else if (next && !strcmp(a, "--wait-timeout")) {
 			if (parse_seconds("submit", argv[++i], &s->wait_timeout) < 0)
 				return 2;
 		} else if (next && !strcmp(a, "--redis")) {
 			s->addr = argv[++i];
+		} else if (next && !strcmp(a, "--out")) {
+			s->out = argv[++i];
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			submit_usage(stdout);
 			return 0;
@@ -278,36 +320,46 @@ int cmd_submit(int argc, char **argv)
 		return rc;
 	buf doc = BUF_INIT;
 	_cleanup_free_ char *id = NULL, *reply = NULL;
-	if (build_task(&s.task, s.wait, &doc, &id, &reply) < 0) {
+	bool own_reply = false;
+	if (build_task(&s.task, s.wait, s.nondeterministic, &doc, &id, &reply, &own_reply) < 0) {
 		buf_deinit(&doc);
 		return 2;
+	}
+	/* Written before it is sent: a task that cannot be audited later is not submitted. */
+	_cleanup_err_ err *we = NULL;
+	if (s.task_out && write_file_path(s.task_out, doc.data, doc.len, 0644, &we) < 0) {
+		fprintf(stderr, "aisp submit: --task-out %s: %s\n", s.task_out, err_msg(we));
+		buf_deinit(&doc);
+		return 1;
 	}
 	_cleanup_redis_ redisContext *c = connect_redis("submit", s.addr, POLL_BLOCK_MS);
 	if (!c) {
 		buf_deinit(&doc);
-		return 1;
+		return EXIT_REDIS;
 	}
 	_cleanup_reply_ redisReply *r =
 	    redisCommand(c, "XADD %s * task %b", PROTO_KEY_TASKS, doc.data, doc.len);
 	buf_deinit(&doc);
 	if (reply_failed("submit", c, r))
-		return 1;
+		return EXIT_REDIS;
 	if (!s.wait) {
 		printf("%s\n", id);
 		return 0;
 	}
 	size_t len = 0;
+	warn_if_no_node(c);
 	_cleanup_free_ char *res = wait_result("submit", c, id, reply, s.wait_timeout, &len);
-	freeReplyObject(redisCommand(c, "DEL %s", reply));
+	if (own_reply)
+		freeReplyObject(redisCommand(c, "DEL %s", reply));
 	if (!res)
-		return c->err ? 1 : EXIT_WAIT_TIMEOUT;
-	return print_result("submit", res, len, s.json);
+		return c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT;
+	return print_result("submit", res, len, s.json, s.out);
 }
 
 /* aisp wait ID / aisp result ID share their options. */
 static int id_command(const char *cmd, int argc, char **argv, bool wait)
 {
-	const char *addr = NULL, *id = NULL;
+	const char *addr = NULL, *id = NULL, *out = NULL;
 	bool json = false;
 	double timeout = 0;
 	for (int i = 1; i < argc; i++) {
@@ -315,6 +367,8 @@ static int id_command(const char *cmd, int argc, char **argv, bool wait)
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (next && !strcmp(a, "--redis")) {
 			addr = argv[++i];
+		} else if (wait && next && !strcmp(a, "--out")) {
+			out = argv[++i];
 		} else if (wait && next && !strcmp(a, "--timeout")) {
 			if (parse_seconds(cmd, argv[++i], &timeout) < 0)
 				return 2;
@@ -322,7 +376,7 @@ static int id_command(const char *cmd, int argc, char **argv, bool wait)
 			json = true;
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			printf("usage: aisp %s ID %s[--redis ADDR]\n%s", cmd,
-			       wait ? "[--timeout S] [--json] " : "", redis_usage);
+			       wait ? "[--timeout S] [--json] [--out DIR] " : "", redis_usage);
 			if (wait)
 				printf(
 				    "Waits for the result of task ID and prints it as `aisp run` "
@@ -344,13 +398,13 @@ static int id_command(const char *cmd, int argc, char **argv, bool wait)
 	}
 	_cleanup_redis_ redisContext *c = connect_redis(cmd, addr, POLL_BLOCK_MS);
 	if (!c)
-		return 1;
+		return EXIT_REDIS;
 	size_t len = 0;
 	if (!wait) {
 		bool failed;
 		_cleanup_free_ char *doc = get_result(cmd, c, id, &len, &failed);
 		if (failed)
-			return 1;
+			return EXIT_REDIS;
 		if (!doc) {
 			fprintf(stderr,
 			        "aisp result: no result for %s (not finished, or expired)\n", id);
@@ -362,8 +416,8 @@ static int id_command(const char *cmd, int argc, char **argv, bool wait)
 	}
 	_cleanup_free_ char *doc = wait_result(cmd, c, id, PROTO_KEY_RESULTS, timeout, &len);
 	if (!doc)
-		return c->err ? 1 : EXIT_WAIT_TIMEOUT;
-	return print_result(cmd, doc, len, json);
+		return c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT;
+	return print_result(cmd, doc, len, json, out);
 }
 
 int cmd_wait(int argc, char **argv)
@@ -383,26 +437,29 @@ int cmd_result(int argc, char **argv)
 
 static int cancel_usage(FILE *f, int rc)
 {
-	fprintf(f,
-	        "usage: aisp cancel ID [--wait] [--timeout S] [--json] [--redis ADDR]\n%s"
-	        "Asks the nodes to cancel task ID (SET " PROTO_KEY_CANCEL_PREFIX
-	        "ID, kept as long as a result):\n"
-	        "a queued task is never run, a running one is stopped; either way its one "
-	        "result\nhas status cancelled (with what the program printed so far). "
-	        "--wait prints that\nresult as `aisp wait` does (exit 130 when cancelled).\n",
-	        redis_usage);
+	fprintf(
+	    f,
+	    "usage: aisp cancel ID [--wait] [--timeout S] [--json] [--out DIR] [--redis ADDR]\n%s"
+	    "Asks the nodes to cancel task ID (SET " PROTO_KEY_CANCEL_PREFIX
+	    "ID, kept as long as a result):\n"
+	    "a queued task is never run, a running one is stopped; either way its one "
+	    "result\nhas status cancelled (with what the program printed so far). "
+	    "--wait prints that\nresult as `aisp wait` does (exit 130 when cancelled).\n",
+	    redis_usage);
 	return rc;
 }
 
 int cmd_cancel(int argc, char **argv)
 {
-	const char *addr = NULL, *id = NULL;
+	const char *addr = NULL, *id = NULL, *out = NULL;
 	bool wait = false, json = false;
 	double timeout = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (next && !strcmp(a, "--redis"))
 			addr = argv[++i];
+		else if (next && !strcmp(a, "--out"))
+			out = argv[++i];
 		else if (next && !strcmp(a, "--timeout") &&
 		         parse_seconds("cancel", next, &timeout) == 0)
 			i++;
@@ -420,12 +477,12 @@ int cmd_cancel(int argc, char **argv)
 		return cancel_usage(stderr, 2);
 	_cleanup_redis_ redisContext *c = connect_redis("cancel", addr, POLL_BLOCK_MS);
 	if (!c)
-		return 1;
+		return EXIT_REDIS;
 	_cleanup_reply_ redisReply *r =
 	    redisCommand(c, "SET " PROTO_KEY_CANCEL_PREFIX "%s %lld PX %d", id,
 	                 (long long)now_wall_ms(), CANCEL_TTL_MS);
 	if (reply_failed("cancel", c, r))
-		return 1;
+		return EXIT_REDIS;
 	if (!wait) {
 		printf("cancel requested for %s\n", id);
 		return 0;
@@ -433,8 +490,8 @@ int cmd_cancel(int argc, char **argv)
 	size_t len = 0;
 	_cleanup_free_ char *doc = wait_result("cancel", c, id, PROTO_KEY_RESULTS, timeout, &len);
 	if (!doc)
-		return c->err ? 1 : EXIT_WAIT_TIMEOUT;
-	return print_result("cancel", doc, len, json);
+		return c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT;
+	return print_result("cancel", doc, len, json, out);
 }
 
 /* ---- aisp nodes ---- */
@@ -501,10 +558,10 @@ int cmd_nodes(int argc, char **argv)
 	}
 	_cleanup_redis_ redisContext *c = connect_redis("nodes", addr, 0);
 	if (!c)
-		return 1;
+		return EXIT_REDIS;
 	_cleanup_reply_ redisReply *m = redisCommand(c, "SMEMBERS %s", PROTO_KEY_NODES);
 	if (reply_failed("nodes", c, m))
-		return 1;
+		return EXIT_REDIS;
 	printf("%-20s %-8s %5s %5s %8s %9s %-14s %s\n", "ID", "VERSION", "SLOTS", "BUSY", "DONE",
 	       "HEARTBEAT", "RUNTIMES", "POOLS");
 	int64_t now = now_wall_ms();
@@ -513,7 +570,7 @@ int cmd_nodes(int argc, char **argv)
 		_cleanup_reply_ redisReply *h =
 		    redisCommand(c, "HGETALL %s%s", PROTO_KEY_NODE_PREFIX, id);
 		if (reply_failed("nodes", c, h))
-			return 1;
+			return EXIT_REDIS;
 		if (h->type != REDIS_REPLY_ARRAY || h->elements == 0) {
 			freeReplyObject(redisCommand(c, "SREM %s %s", PROTO_KEY_NODES, id));
 			continue;

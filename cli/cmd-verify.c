@@ -32,32 +32,52 @@ struct verify_opts {
 	redisContext *redis;
 	attest_key *pubkey; /* from --pubkey: used for every result */
 	bool any_failed;
-	bool replay;       /* --replay: re-execute each result's task and compare */
-	const char *store; /* --store: the image store for --replay */
+	bool any_unchecked; /* a check could not be made here (ATTEST_ERROR) */
+	bool replay;        /* --replay: re-execute each result's task and compare */
+	const char *store;  /* --store: the image store for --replay */
 };
 
 static void verify_usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: aisp verify RESULT... [--task TASK.json] [--pubkey PEM | --redis "
-	    "HOST:PORT]\n"
-	    "                  [--replay [--store DIR]]\n"
-	    "  --replay re-executes the task (needs --task) in the same image, runtime and\n"
-	    "  limits, and compares output, exit, environment and the execution digest.\n"
-	    "  RESULT is a result JSON file, or a task id with --redis. Prints one line per\n"
-	    "  check (PASS name / FAIL name: why); exits 0 only when every check passes.\n"
-	    "  Several results are also checked as one node's hash chain, in the order given.\n");
+	fprintf(f,
+	        "usage: aisp verify RESULT... [--task TASK.json] [--pubkey PEM | --redis "
+	        "HOST:PORT]\n"
+	        "                  [--replay --task TASK.json [--store DIR]]\n"
+	        "  RESULT is a result JSON file, or a task id with --redis (the node's key is\n"
+	        "  then read from aisp:key:<key id>, else from the node registry). Several\n"
+	        "  results are also checked as one node's hash chain, in the order given.\n"
+	        "  --task    also checks the input digest (else: SKIP input_digest (no --task))\n"
+	        "  --replay  re-executes the task in the same image, runtime and limits, and\n"
+	        "            compares input, output, exit, environment and the execution digest\n"
+	        "  Prints one line per check: PASS name, FAIL name: why, SKIP name (why),\n"
+	        "  EXPECTED name: why (a replay of a task marked nondeterministic whose output\n"
+	        "  differs), ERROR name: why (could not be checked here).\n"
+	        "Exit status: 0 every check passed (SKIP and EXPECTED lines included); 1 a check\n"
+	        "failed or a result is unreadable; 2 usage error, or the task, key or Redis is\n"
+	        "unavailable; 3 no check failed but one could not be made (ERROR).\n");
 }
 
-static void on_check(void *ud, const char *name, bool ok, const char *detail)
+static void on_check(void *ud, const char *name, attest_verdict v, const char *detail)
 {
 	struct verify_opts *o = ud;
-	if (ok) {
+	switch (v) {
+	case ATTEST_PASS:
 		printf("PASS %s\n", name);
-	} else {
+		break;
+	case ATTEST_SKIP:
+		printf("SKIP %s (%s)\n", name, detail);
+		break;
+	case ATTEST_EXPECTED:
+		printf("EXPECTED %s: %s\n", name, detail);
+		break;
+	case ATTEST_ERROR:
+		o->any_unchecked = true;
+		printf("ERROR %s: %s\n", name, detail);
+		break;
+	default:
 		o->any_failed = true;
 		printf("FAIL %s: %s\n", name, detail);
+		break;
 	}
 }
 
@@ -101,36 +121,59 @@ static int load_result(struct verify_opts *o, const char *arg, buf *out, err **e
 	return r;
 }
 
-/* The key that checks r: --pubkey's, or the node's from the registry (caller frees). */
+/* The key kept by key id (aisp:key:<id>, which outlives the node): it must hash to that id,
+ * and the result's node must have registered it (field node.<node id>; nodes may share a
+ * key). 0 with *out, 1 when Redis has no such key, or -1 with *e. */
+static int key_by_id(struct verify_opts *o, const proto_result *r, const char *kid,
+                     attest_key **out, err **e)
+{
+	_cleanup_free_ char *key = xasprintf("%s%s", PROTO_KEY_KEY_PREFIX, kid);
+	_cleanup_free_ char *field = xasprintf("node.%s", r->node_id);
+	buf pem = BUF_INIT, seen = BUF_INIT;
+	int ret = redis_string(o, "HGET", key, "pubkey", &pem, e);
+	int owner = ret == 0 ? redis_string(o, "HGET", key, field, &seen, e) : 0;
+	if (ret == 0 && owner < 0)
+		ret = -1;
+	if (ret == 0)
+		ret = attest_key_from_public_pem(out, buf_str(&pem), pem.len, e);
+	if (ret == 0 && strcmp(attest_key_id(*out), kid))
+		ret = err_set(e, 0, "%s holds a key whose id is not %s", key, kid);
+	else if (ret == 0 && owner == 1)
+		ret = err_set(e, 0, "key %s is not registered to node %s (%s has no %s)", kid,
+		              r->node_id, key, field);
+	if (ret != 0)
+		*out = attest_key_free(*out);
+	buf_deinit(&pem);
+	buf_deinit(&seen);
+	return ret;
+}
+
+/* The key that checks r: --pubkey's, or from Redis: by the envelope's key id, else the node's
+ * registry entry (caller frees). */
 static int result_key(struct verify_opts *o, const proto_result *r, attest_key **out, err **e)
 {
-	if (o->pubkey || !o->redis) {
-		*out = NULL;
+	*out = NULL;
+	if (o->pubkey || !o->redis)
 		return 0;
-	}
 	if (!r->node_id || !*r->node_id)
 		return err_set(e, 0, "the result names no node");
+	char kid[ATTEST_DIGEST_LEN];
+	int ret = 1;
+	if (r->attestation && attest_envelope_key_id(r->attestation, kid, NULL) == 0 &&
+	    (ret = key_by_id(o, r, kid, out, e)) <= 0)
+		return ret;
 	_cleanup_free_ char *key = xasprintf("%s%s", PROTO_KEY_NODE_PREFIX, r->node_id);
 	buf pem = BUF_INIT;
-	int ret = redis_string(o, "HGET", key, "pubkey", &pem, e);
+	ret = redis_string(o, "HGET", key, "pubkey", &pem, e);
 	if (ret == 1)
 		ret = err_set(e, 0,
-		              "node %s has no public key in Redis (%s pubkey): it may have "
-		              "expired; use --pubkey",
-		              r->node_id, key);
+		              "no public key in Redis for this result (neither %s<key id> nor %s "
+		              "pubkey): it may have expired; use --pubkey",
+		              PROTO_KEY_KEY_PREFIX, key);
 	if (ret == 0)
 		ret = attest_key_from_public_pem(out, buf_str(&pem), pem.len, e);
 	buf_deinit(&pem);
 	return ret;
-}
-
-/* The hook for `--replay` (to come): called for every parsed result after its attestation
- * checks, with the task (NULL without --task). Re-execution reports its checks through
- * on_check(o, ...). Nothing is replayed yet. */
-static void verify_replay_hook(struct verify_opts *o, const proto_task *task, const proto_result *r)
-{
-	if (o->replay)
-		cli_replay(task, r, o->store, on_check, o);
 }
 
 static int verify_one(struct verify_opts *o, attest_verifier *v, const char *arg,
@@ -148,7 +191,8 @@ static int verify_one(struct verify_opts *o, attest_verifier *v, const char *arg
 		ret = result_key(o, &r, &fetched, &e);
 	if (ret == 0) {
 		attest_verifier_check(v, &r, o->pubkey ? o->pubkey : fetched, task, on_check, o);
-		verify_replay_hook(o, task, &r);
+		if (o->replay)
+			cli_replay(task, &r, o->store, on_check, o);
 	} else {
 		o->any_failed = true;
 		printf("FAIL result: %s\n", err_msg(e));
@@ -213,6 +257,10 @@ static int parse_args(int argc, char **argv, struct verify_opts *o)
 		verify_usage(stderr);
 		return 2;
 	}
+	if (o->replay && !o->task_path) {
+		fprintf(stderr, "aisp verify: --replay needs the task: --task TASK.json\n");
+		return 2;
+	}
 	return -1;
 }
 
@@ -240,7 +288,7 @@ int cmd_verify(int argc, char **argv)
 			verify_one(&o, v, argv[i], o.task_path ? &task : NULL);
 		}
 		attest_verifier_free(v);
-		ret = o.any_failed ? 1 : 0;
+		ret = o.any_failed ? 1 : o.any_unchecked ? 3 : 0;
 	}
 	if (o.redis)
 		redisFree(o.redis);

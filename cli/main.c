@@ -38,7 +38,7 @@ static void usage(FILE *f)
 	fprintf(f, "\nexit codes of run / submit --wait: the program's exit code; 124 timeout, "
 	           "125 output limit, 126 sandbox error or internal, 137 out of memory, "
 	           "1 function error, 2 rejected or usage error, 3 --wait-timeout reached, "
-	           "130 cancelled\n");
+	           "4 Redis unreachable, 130 cancelled\n");
 }
 
 int main(int argc, char **argv)

@@ -5,9 +5,12 @@
 #include "attest/attest.h"
 #include "proto/proto.h"
 
-/* Reports through check(ud, name, ok, detail): "replay" (the run itself), then
- * "replay.input", "replay.output", "replay.exit", "replay.environment", "replay.execution".
- * A mismatch names what differs (stdout, stderr, files, return value; the exit status; the
- * environment keys). */
+/* Reports through check(ud, name, verdict, detail): "replay" (the run itself: FAIL when the
+ * statement cannot be replayed, e.g. its limits disagree with its environment; ERROR when it
+ * could not run here), then "replay.input", "replay.output", "replay.exit",
+ * "replay.environment", "replay.execution". A mismatch names what differs (stdout, stderr,
+ * files, return value; the exit status; the environment keys). For a task that declared itself
+ * nondeterministic, a differing output, and the execution digest when only the output differs,
+ * are ATTEST_EXPECTED. task is required (not NULL). */
 void cli_replay(const proto_task *task, const proto_result *r, const char *store,
                 attest_check_fn check, void *ud);

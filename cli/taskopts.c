@@ -1,11 +1,15 @@
 /* Task options -> task JSON (see taskopts.h). */
 #include "cli/taskopts.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -15,17 +19,45 @@
 
 const char cli_task_usage[] =
     "task options:\n"
-    "  --lang python|javascript|shell   (default python)\n"
+    "  --lang python|javascript|shell   (default: from FILE's .py/.js/.sh, else python)\n"
     "  -c CODE | FILE                   the program text, or a file holding it\n"
     "  --id ID                          task id [A-Za-z0-9._-]{1,64} (default: random)\n"
     "  --image NAME|sha256:DIGEST       (default: the node's default image)\n"
     "  --runtime NAME                   runsc, runc or another configured runtime\n"
-    "  --stdin FILE                     the program's standard input\n"
+    "  --stdin FILE|-                   the program's standard input (- : this one's)\n"
     "  --file PATH=LOCALFILE            an input file placed at /workspace/PATH (repeatable)\n"
     "  --env NAME=VALUE                 an environment variable (repeatable)\n"
     "  --args JSON                      script: array of argv strings; function: main(args)\n"
     "  --function                       call main(args) and return its JSON value\n"
-    "  --timeout S  --memory MB  --cpus N   lower the limits for this task\n";
+    "  --reply-stream aisp:reply:NAME   a reply stream of your own for the result\n"
+    "  limits (up to the node's maximum): --cpus N  --memory MB  --timeout S  --pids N\n"
+    "    --nofile N  --fsize MB  --workspace MB  --stdout-bytes N  --stderr-bytes N\n"
+    "  Local files (-c FILE, --stdin, --file) are yours: they may be symbolic links.\n";
+
+/* The flag of a limit: its wire name without the unit suffix, '_' as '-' ("memory_mb" ->
+ * "--memory", "stdout_bytes" -> "--stdout-bytes"). */
+static void limit_flag(const proto_limit_field *f, char *out, size_t n)
+{
+	size_t w = strlen(f->wire);
+	if (w > 3 && (!strcmp(f->wire + w - 3, "_mb") || !strcmp(f->wire + w - 2, "_s")))
+		w -= f->wire[w - 2] == '_' ? 2 : 3;
+	snprintf(out, n, "--%.*s", (int)w, f->wire);
+	for (char *c = out + 2; *c; c++)
+		if (*c == '_')
+			*c = '-';
+}
+
+/* The index of the limit whose flag is a, or -1. */
+static int limit_of(const char *a)
+{
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		char flag[48];
+		limit_flag(&proto_limit_fields[i], flag, sizeof(flag));
+		if (!strcmp(a, flag))
+			return (int)i;
+	}
+	return -1;
+}
 
 int cli_exit_status(int status, int exit_code, int signal)
 {
@@ -49,8 +81,60 @@ int cli_exit_status(int status, int exit_code, int signal)
 	}
 }
 
-int cli_print_output(const proto_output *o)
+/* Opens (creating) the directories of path below dirfd one component at a time, never
+ * following a link; returns the fd of the last directory and sets *base to the file name. */
+static int open_parent(int dirfd, const char *path, const char **base, err **e)
 {
+	int fd = dup(dirfd);
+	_cleanup_free_ char *copy = xstrdup(path);
+	char *p = copy, *slash;
+	while (fd >= 0 && (slash = strchr(p, '/'))) {
+		*slash = '\0';
+		if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST)
+			err_set(e, errno, "mkdir %s", p);
+		int next = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && !(e && *e))
+			err_set(e, errno, "%s is not a directory of ours (a link?)", p);
+		close(fd);
+		fd = next;
+		p = slash + 1;
+	}
+	*base = path + (p - copy);
+	return fd;
+}
+
+int cli_save_outputs(const proto_output *o, const char *dir, err **e)
+{
+	if (mkdir_p(dir, 0755, e) < 0)
+		return -1;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(e, errno, "open %s", dir);
+	for (size_t i = 0; i < o->n_files; i++) {
+		const proto_file *f = &o->files[i];
+		const char *base;
+		if (proto_path_valid(f->path, e) < 0)
+			return err_prefix(e, "output file \"%s\" not saved", f->path);
+		_cleanup_close_ int pfd = open_parent(dfd, f->path, &base, e);
+		if (pfd < 0 || write_file_at(pfd, base, f->data, f->len, 0644, e) < 0)
+			return err_prefix(e, "%s/%s", dir, f->path);
+	}
+	return 0;
+}
+
+int cli_print_output(const proto_output *o, const char *out_dir)
+{
+	_cleanup_err_ err *e = NULL;
+	if (o->n_files && out_dir && cli_save_outputs(o, out_dir, &e) < 0)
+		fprintf(stderr, "aisp: %s\n", err_msg(e));
+	else if (o->n_files && out_dir)
+		fprintf(stderr, "aisp: %zu output file%s saved in %s\n", o->n_files,
+		        o->n_files == 1 ? "" : "s", out_dir);
+	else if (o->n_files)
+		fprintf(stderr,
+		        "aisp: %zu output file%s returned, not saved (--out DIR saves them; "
+		        "--json shows them)\n",
+		        o->n_files, o->n_files == 1 ? "" : "s");
 	fwrite(buf_str(&o->out), 1, o->out.len, stdout);
 	fwrite(buf_str(&o->err), 1, o->err.len, stderr);
 	if (o->return_value)
@@ -71,8 +155,7 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
 	} single[] = {{"--id", &o->id},          {"--lang", &o->lang},
 	              {"--image", &o->image},    {"--runtime", &o->runtime},
 	              {"-c", &o->code},          {"--stdin", &o->stdin_file},
-	              {"--args", &o->args_json}, {"--timeout", &o->timeout},
-	              {"--memory", &o->memory},  {"--cpus", &o->cpus}};
+	              {"--args", &o->args_json}, {"--reply-stream", &o->reply_stream}};
 	if (!strcmp(a, "--function")) {
 		o->function = true;
 		return 1;
@@ -82,6 +165,9 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
 	for (size_t k = 0; k < ARRAY_SIZE(single); k++)
 		if (!strcmp(a, single[k].flag))
 			dst = single[k].dst;
+	int lim = limit_of(a);
+	if (lim >= 0)
+		dst = &o->limits[lim];
 	if (!dst && !is_file && !is_env)
 		return 0;
 	if (*i + 1 >= argc)
@@ -109,34 +195,58 @@ static void gen_b64(yajl_gen g, const uint8_t *p, size_t n)
 	proto_json_gen_str(g, out);
 }
 
+/* The user's own files: links are followed (the no-follow rule is for paths a sandbox wrote);
+ * "-" is this process's standard input. */
 static int read_path(const char *path, size_t max, buf *out, err **e)
 {
-	return read_file_at(AT_FDCWD, path, max, out, e);
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : dup(STDIN_FILENO);
+	if (fd < 0)
+		return err_set(e, errno, "open %s", path);
+	ssize_t n = read_all(fd, out, max + 1);
+	int saved = errno;
+	close(fd);
+	if (n < 0)
+		return err_set(e, saved, "read %s", path);
+	if ((size_t)n > max)
+		return err_set(e, 0, "%s is larger than %zu bytes", path, max);
+	return 0;
 }
 
-static int gen_number_field(yajl_gen g, const char *key, const char *v, err **e)
+/* --lang, else from the program file's name, else python. */
+static const char *task_lang(const cli_task_opts *o)
 {
-	char *end;
-	strtod(v, &end);
-	if (!*v || *end)
-		return err_set(e, 0, "--%s: \"%s\" is not a number", key, v);
-	gs(g, key);
-	yajl_gen_number(g, v, strlen(v));
-	return 0;
+	if (o->lang)
+		return o->lang;
+	const char *dot = o->code_file ? strrchr(o->code_file, '.') : NULL;
+	if (dot && !strcmp(dot, ".js"))
+		return "javascript";
+	if (dot && !strcmp(dot, ".sh"))
+		return "shell";
+	return "python";
 }
 
 static int gen_limits(yajl_gen g, const cli_task_opts *o, err **e)
 {
-	if (!o->timeout && !o->memory && !o->cpus)
+	bool any = false;
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
+		any |= o->limits[i] != NULL;
+	if (!any)
 		return 0;
 	gs(g, "limits");
 	yajl_gen_map_open(g);
-	if (o->timeout && gen_number_field(g, "timeout_s", o->timeout, e) < 0)
-		return -1;
-	if (o->memory && gen_number_field(g, "memory_mb", o->memory, e) < 0)
-		return -1;
-	if (o->cpus && gen_number_field(g, "cpus", o->cpus, e) < 0)
-		return -1;
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		int64_t v;
+		if (!o->limits[i])
+			continue;
+		if (proto_limit_parse(f, o->limits[i], &v, e) < 0) {
+			char flag[48];
+			limit_flag(f, flag, sizeof(flag));
+			return err_prefix(e, "%s %s", flag, o->limits[i]);
+		}
+		gs(g, f->wire);
+		yajl_gen_number(g, o->limits[i], strlen(o->limits[i]));
+	}
 	yajl_gen_map_close(g);
 	return 0;
 }
@@ -200,7 +310,7 @@ static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
 	gs(g, "id");
 	gs(g, o->id ? o->id : idbuf);
 	gs(g, "lang");
-	gs(g, o->lang ? o->lang : "python");
+	gs(g, task_lang(o));
 	if (o->function) {
 		gs(g, "mode");
 		gs(g, "function");
@@ -234,7 +344,8 @@ static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
 	}
 	const struct {
 		const char *k, *v;
-	} strs[] = {{"image", o->image}, {"runtime", o->runtime}};
+	} strs[] = {
+	    {"image", o->image}, {"runtime", o->runtime}, {"reply_stream", o->reply_stream}};
 	for (size_t k = 0; k < ARRAY_SIZE(strs); k++)
 		if (strs[k].v) {
 			gs(g, strs[k].k);

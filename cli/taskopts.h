@@ -12,7 +12,8 @@
 
 typedef struct cli_task_opts {
 	const char *id, *lang, *image, *runtime, *code, *code_file, *stdin_file, *args_json;
-	const char *timeout, *memory, *cpus;
+	const char *reply_stream;
+	const char *limits[PROTO_LIMIT_COUNT]; /* by proto_limit_fields index, wire-unit text */
 	const char *files[CLI_TASK_FILES_MAX]; /* "PATH=LOCALFILE" */
 	const char *env[CLI_TASK_FILES_MAX];   /* "NAME=VALUE" */
 	int n_files, n_env;
@@ -27,7 +28,12 @@ int cli_task_json(const cli_task_opts *o, buf *out, err **e);
 /* The usage text of the task options. */
 extern const char cli_task_usage[];
 /* Prints a program's output as the program would have (stdout, stderr, the return value, and
- * the status when it is not ok) and returns the exit status documented in `aisp --help`. */
-int cli_print_output(const proto_output *o);
+ * the status when it is not ok), saves the output files below out_dir (NULL: says on stderr
+ * how many were returned and not saved), and returns the exit status documented in
+ * `aisp --help`. */
+int cli_print_output(const proto_output *o, const char *out_dir);
+/* Writes the output files below dir (created), each atomically and never through a link; a
+ * path with ".." (or otherwise not a valid relative path) is refused. Returns 0 or -1 with *e. */
+int cli_save_outputs(const proto_output *o, const char *dir, err **e);
 /* Maps a result to the process exit status documented in `aisp --help`. */
 int cli_exit_status(int status, int exit_code, int signal);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,16 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t len, mod
 		return err_set(e, saved, "rename %s to %s", tmp, name);
 	}
 	return 0;
+}
+
+int write_file_path(const char *path, const void *data, size_t len, mode_t mode, err **e)
+{
+	_cleanup_free_ char *d = xstrdup(path), *b = xstrdup(path);
+	const char *dir = dirname(d), *name = basename(b);
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(e, errno, "open directory %s", dir);
+	return write_file_at(dfd, name, data, len, mode, e) < 0 ? err_prefix(e, "%s", dir) : 0;
 }
 
 int read_file_at(int dirfd, const char *name, size_t max, buf *out, err **e)

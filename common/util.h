@@ -28,6 +28,9 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Writes data to dirfd/name atomically: a temporary file created O_EXCL|O_NOFOLLOW beside it,
  * fsync, renameat. Never follows a link. */
 int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e);
+/* write_file_at() of path's last component in its directory (relative paths from the current
+ * directory). Returns 0, or -1 with *e naming the directory. */
+int write_file_path(const char *path, const void *data, size_t len, mode_t mode, err **e);
 /* Reads a regular file (not following a final symlink) of at most max bytes. */
 int read_file_at(int dirfd, const char *name, size_t max, buf *out, err **e);
 /* Removes dirfd/name and everything below it without following links. Missing is fine. */

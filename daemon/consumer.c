@@ -95,6 +95,13 @@ static bool handle_entry(node *n, const redisReply *e, bool fresh)
 		script_release(n->rc, &a, on_stop_reply, n);
 		return false;
 	}
+	if (n->chain_error) {
+		/* Read before the chain state failed to save: nothing may be signed, so it is
+		 * given back (claimable at once) rather than run. */
+		script_release_args a = {.node_id = n->cfg->node_id, .entry = entry};
+		script_release(n->rc, &a, NULL, NULL);
+		return false;
+	}
 	if (n->n_tasks >= (size_t)n->cfg->slots)
 		return false; /* cannot happen (slots are reserved); stays pending for a scan */
 	_cleanup_free_ char *bad = NULL;
@@ -214,6 +221,9 @@ void consumer_read_more(node *n)
 	consumer *c = &n->cons;
 	if (c->in_flight || !c->group_ok || c->draining || c->stopping)
 		return;
+	/* A node that cannot save its chain state signs nothing: it takes no task. */
+	if (n->chain_error)
+		return;
 	size_t free_slots = consumer_free_slots(n);
 	if (!free_slots)
 		return;
@@ -314,6 +324,8 @@ static void on_reclaim_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (rconn_ready(n->rd) && !c->group_ok && c->in_flight != READ_NEW)
 		create_group(n);
+	if (node_chain_retry(n) < 0)
+		return;
 	c->want_claim = true;
 	consumer_read_more(n);
 }

@@ -1,6 +1,7 @@
 /* aispd's HTTP endpoints on evhttp (loopback by default): /metrics in the Prometheus text
- * format and /healthz (200 "ok" only when Redis is connected, the node is not draining, and
- * the pool can create sandboxes or has warm ones; 503 with the reason otherwise). */
+ * format and /healthz (200 "ok" only when Redis is connected, the chain state saves, the node
+ * is not draining, and the pool can create sandboxes or has warm ones; 503 with the reason
+ * otherwise). */
 #include "daemon/node.h"
 
 #include <event2/buffer.h>
@@ -57,6 +58,9 @@ static void on_healthz(struct evhttp_request *req, void *arg)
 	if (!rconn_ready(n->rc) || !rconn_ready(n->rd))
 		why = xasprintf("redis %s not connected: %s\n", n->cfg->redis_address,
 		                rconn_last_error(rconn_ready(n->rc) ? n->rd : n->rc));
+	else if (n->chain_error)
+		why = xasprintf("the chain state cannot be saved (%s): taking no tasks\n",
+		                n->chain_error);
 	else if (n->cons.draining)
 		why = xstrdup("draining\n");
 	else if (n->creation_failing && s.warm == 0)

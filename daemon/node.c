@@ -208,20 +208,48 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 	return TASK_SERVE;
 }
 
+/* The chain advances only once its new state is on disk: a signature whose number a restart
+ * would hand out again never leaves the node (ATTESTATION.md, "The chain state"). */
 static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest, err **e)
 {
 	node *n = arg;
 	if (!n->key)
 		return 0;
+	if (n->chain_error)
+		return err_set(e, 0, "the chain state cannot be saved: %s", n->chain_error), -2;
 	c->previous = n->chain.previous;
 	c->sequence = n->chain.sequence + 1;
-	_cleanup_free_ char *att = NULL;
-	if (attest_sign(n->key, c, envelope, exec_digest, &att, e) < 0)
+	_cleanup_free_ char *att = NULL, *env = NULL, *exec = NULL;
+	if (attest_sign(n->key, c, &env, &exec, &att, e) < 0)
 		return -1;
-	attest_chain_advance(&n->chain, att, c->sequence);
+	attest_chain next = n->chain;
+	attest_chain_advance(&next, att, c->sequence);
 	_cleanup_err_ err *se = NULL;
-	if (attest_chain_save(n->state_dirfd, "chain.json", &n->chain, &se) < 0)
-		log_error("cannot save the chain state: %s", err_msg(se));
+	if (attest_chain_save(n->state_dirfd, "chain.json", &next, &se) < 0) {
+		n->chain_error = xstrdup(err_msg(se));
+		log_error("cannot save the chain state (%s): taking no tasks until it saves; the "
+		          "signature of sequence %llu is discarded",
+		          n->chain_error, (unsigned long long)c->sequence);
+		err_set(e, 0, "the chain state cannot be saved: %s", n->chain_error);
+		c->sequence = 0;
+		return -2;
+	}
+	n->chain = next;
+	*envelope = steal_pointer(&env);
+	*exec_digest = steal_pointer(&exec);
+	return 0;
+}
+
+int node_chain_retry(node *n)
+{
+	if (!n->chain_error)
+		return 0;
+	_cleanup_err_ err *e = NULL;
+	if (attest_chain_save(n->state_dirfd, "chain.json", &n->chain, &e) < 0)
+		return -1;
+	log_info("the chain state saves again (it could not: %s); taking tasks", n->chain_error);
+	free(n->chain_error);
+	n->chain_error = NULL;
 	return 0;
 }
 
@@ -376,6 +404,7 @@ node *node_free(node *n)
 	free(n->imgs);
 	n->key = attest_key_free(n->key);
 	free(n->pubkey_pem);
+	free(n->chain_error);
 	free(n->runtimes_csv);
 	free(n->images_csv);
 	free(n->image_digests_csv);

@@ -61,8 +61,11 @@ typedef struct node {
 
 	attest_key *key;
 	char *pubkey_pem;
-	attest_chain chain;
+	attest_chain chain; /* as saved in state_dir/chain.json */
 	int state_dirfd;
+	/* Why the last save of the chain state failed; while set the node signs nothing, takes
+	 * no task and /healthz is 503 (node_chain_retry() clears it). */
+	char *chain_error;
 
 	task **tasks; /* in flight on this node */
 	size_t n_tasks, cap_tasks;
@@ -105,6 +108,9 @@ const sandbox_image *node_image(node *n, const char *name_or_digest, err **e);
 void node_list_images(node *n);
 /* Updates creation_failing from the pool's counters. */
 void node_update_health(node *n);
+/* When the chain state could not be saved: tries again; returns 0 (saved, or nothing to do:
+ * chain_error is clear) or -1 (still failing). */
+int node_chain_retry(node *n);
 
 /* ---- checks.c ---- */
 /* Directories (state_dir into *state_dirfd), cgroups, the agent. Returns 0 or -1 with *e. */

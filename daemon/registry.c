@@ -1,7 +1,12 @@
 /* The node registry (PROTOCOL.md, "The node registry"): aisp:node:<id>, a hash with a TTL of
  * three heartbeats (public key, runtimes, images, pools, slots, state), and the set aisp:nodes.
  * Written on every heartbeat, on every reconnect of the command connection, and when the node
- * starts draining; deleted on shutdown. */
+ * starts draining; deleted on shutdown.
+ *
+ * The public key is also kept by key id, aisp:key:<key id> (pubkey, node.<id>), written with
+ * every heartbeat and once more on shutdown, never deleted, with a TTL of the result TTL plus
+ * three heartbeats: it outlives every result the key signed, so a stopped node's results still
+ * verify (ATTESTATION.md, "Finding the node's key"). */
 #include "daemon/node.h"
 
 #include <event2/event.h>
@@ -39,6 +44,22 @@ static void advertise_limits(node *n, const char *key)
 	rconn_cmdv(n->rc, NULL, NULL, 0, argc, argv, lens);
 }
 
+/* aisp:key:<key id>: the key and this node's claim to it, renewed. cb per command; returns the
+ * number of commands sent. */
+static int keep_key(node *n, rconn_reply_fn cb, void *arg)
+{
+	if (!n->key)
+		return 0;
+	_cleanup_free_ char *key = xasprintf(PROTO_KEY_KEY_PREFIX "%s", attest_key_id(n->key));
+	_cleanup_free_ char *field = xasprintf("node.%s", n->cfg->node_id);
+	_cleanup_free_ char *now = xasprintf("%lld", (long long)now_wall_ms());
+	_cleanup_free_ char *ttl =
+	    xasprintf("%lld", (long long)(n->cfg->result_ttl_s * 1000 + 3 * n->cfg->heartbeat_ms));
+	rconn_cmd(n->rc, cb, arg, "HSET", key, "pubkey", n->pubkey_pem, field, now, NULL);
+	rconn_cmd(n->rc, cb, arg, "PEXPIRE", key, ttl, NULL);
+	return 2;
+}
+
 void registry_heartbeat(node *n)
 {
 	const config *c = n->cfg;
@@ -65,6 +86,7 @@ void registry_heartbeat(node *n)
 	advertise_limits(n, key);
 	rconn_cmd(n->rc, NULL, NULL, "PEXPIRE", key, ttl, NULL);
 	rconn_cmd(n->rc, NULL, NULL, "SADD", PROTO_KEY_NODES, c->node_id, NULL);
+	keep_key(n, NULL, NULL);
 	buf_deinit(&pools);
 }
 
@@ -85,7 +107,8 @@ int registry_remove(node *n, rconn_reply_fn cb, void *arg)
 	_cleanup_free_ char *key = xasprintf(PROTO_KEY_NODE_PREFIX "%s", n->cfg->node_id);
 	rconn_cmd(n->rc, cb, arg, "DEL", key, NULL);
 	rconn_cmd(n->rc, cb, arg, "SREM", PROTO_KEY_NODES, n->cfg->node_id, NULL);
-	return 2;
+	/* The key stays: results signed during the drain outlive the last heartbeat. */
+	return 2 + keep_key(n, cb, arg);
 }
 
 void registry_deinit(node *n)

@@ -162,16 +162,24 @@ void script_duplicate(rconn *rc, const script_duplicate_args *a, rconn_reply_fn 
 /* The waiting reply streams are named in a set, not in KEYS: fine on a single Redis (the
  * protocol does not support Redis Cluster). */
 #define PUBLISH_LUA                                                                                \
+	"local function audit()\n"                                                                 \
+	"  if KEYS[7] == '' then return end\n"                                                     \
+	"  redis.call('XADD', KEYS[7], 'MAXLEN', '~', '100000', '*', 'id', ARGV[5],\n"             \
+	"             'sequence', ARGV[9], 'result', ARGV[1])\n"                                   \
+	"  redis.call('PEXPIRE', KEYS[7], ARGV[2])\n"                                              \
+	"end\n"                                                                                    \
 	"if ARGV[8] == '1' then\n"                                                                 \
 	"  local existing = redis.call('GET', KEYS[1])\n"                                          \
 	"  if existing then\n"                                                                     \
 	"    if KEYS[4] ~= '' then tell(KEYS[4], ARGV[5], existing, ARGV[2]) end\n"                \
 	"    ack(KEYS[3], ARGV[3], ARGV[4])\n"                                                     \
+	"    audit()\n"                                                                            \
 	"    return 0\n"                                                                           \
 	"  end\n"                                                                                  \
 	"  if redis.call('EXISTS', KEYS[5]) == 1 then\n"                                           \
 	"    if KEYS[4] ~= '' then wait(KEYS[6], KEYS[4], ARGV[2]) end\n"                          \
 	"    ack(KEYS[3], ARGV[3], ARGV[4])\n"                                                     \
+	"    audit()\n"                                                                            \
 	"    return 2\n"                                                                           \
 	"  end\n"                                                                                  \
 	"end\n"                                                                                    \
@@ -185,6 +193,8 @@ void script_duplicate(rconn *rc, const script_duplicate_args *a, rconn_reply_fn 
 	"    if s ~= KEYS[4] then tell(s, ARGV[5], ARGV[1], ARGV[2]) end\n"                        \
 	"  end\n"                                                                                  \
 	"  redis.call('DEL', KEYS[6])\n"                                                           \
+	"else\n"                                                                                   \
+	"  audit()\n"                                                                              \
 	"end\n"                                                                                    \
 	"ack(KEYS[3], ARGV[3], ARGV[4])\n"                                                         \
 	"if redis.call('GET', KEYS[5]) == ARGV[7] then redis.call('DEL', KEYS[5]) end\n"           \
@@ -192,9 +202,9 @@ void script_duplicate(rconn *rc, const script_duplicate_args *a, rconn_reply_fn 
 
 static const char publish_lua[] = PRELUDE PUBLISH_LUA;
 static const char dead_lua[] =
-    PRELUDE "redis.call('XADD', KEYS[7], 'MAXLEN', '~', '100000', '*', 'id', ARGV[5],\n"
-            "           'entry', ARGV[4], 'reason', ARGV[9], 'deliveries', ARGV[10],\n"
-            "           'task', ARGV[11])\n" PUBLISH_LUA;
+    PRELUDE "redis.call('XADD', KEYS[8], 'MAXLEN', '~', '100000', '*', 'id', ARGV[5],\n"
+            "           'entry', ARGV[4], 'reason', ARGV[10], 'deliveries', ARGV[11],\n"
+            "           'task', ARGV[12])\n" PUBLISH_LUA;
 
 void script_publish(rconn *rc, const script_publish_args *a, rconn_reply_fn cb, void *arg)
 {
@@ -206,8 +216,12 @@ void script_publish(rconn *rc, const script_publish_args *a, rconn_reply_fn cb, 
 	put_str(c, a->reply_stream);                 /* KEYS[4], "" for none */
 	put_key(c, PROTO_KEY_RUNNING_PREFIX, a->id); /* KEYS[5] */
 	put_key(c, PROTO_KEY_WAITERS_PREFIX, a->id); /* KEYS[6] */
+	if (a->sequence)
+		put_key(c, PROTO_KEY_AUDIT_PREFIX, a->node_id); /* KEYS[7] */
+	else
+		put_str(c, ""); /* KEYS[7]: unsigned, nothing to account for */
 	if (dead)
-		put_str(c, PROTO_KEY_DEAD); /* KEYS[7] */
+		put_str(c, PROTO_KEY_DEAD); /* KEYS[8] */
 	c->nkeys = c->argc;
 	put(c, a->result_json, a->result_len);   /* ARGV[1] */
 	put_int(c, a->ttl_ms);                   /* ARGV[2] */
@@ -217,10 +231,11 @@ void script_publish(rconn *rc, const script_publish_args *a, rconn_reply_fn cb, 
 	put_str(c, a->status);                   /* ARGV[6] */
 	put_str(c, a->node_id);                  /* ARGV[7] */
 	put_str(c, a->only_if_free ? "1" : "0"); /* ARGV[8] */
+	put_int(c, (int64_t)a->sequence);        /* ARGV[9] */
 	if (dead) {
-		put_str(c, a->dead_reason);                                 /* ARGV[9] */
-		put_int(c, a->dead_deliveries);                             /* ARGV[10] */
-		put(c, a->dead_task ? a->dead_task : "", a->dead_task_len); /* ARGV[11] */
+		put_str(c, a->dead_reason);                                 /* ARGV[10] */
+		put_int(c, a->dead_deliveries);                             /* ARGV[11] */
+		put(c, a->dead_task ? a->dead_task : "", a->dead_task_len); /* ARGV[12] */
 	}
 	send_call(rc, c);
 }

@@ -47,6 +47,9 @@ typedef struct script_duplicate_args {
  * With only_if_free (a rejection under a client's id): when the id already has a result, the
  * reply stream gets that result (reply 0); when another entry holds the id's lease, the reply
  * stream waits for its result (reply 2); the entry is acknowledged either way.
+ * A signed result (sequence > 0) that is not published (reply 0 or 2) goes to the node's
+ * audit stream aisp:audit:<node id> (id, sequence, result; the stream's TTL renewed to ttl_ms),
+ * so that every number of the node's chain is accounted for (ATTESTATION.md, section 10).
  * DEAD: the same, after XADD of the dead-letter stream (dead_reason non-NULL selects it). */
 typedef struct script_publish_args {
 	const char *id;
@@ -58,6 +61,7 @@ typedef struct script_publish_args {
 	const char *status;
 	const char *node_id;
 	bool only_if_free;
+	uint64_t sequence; /* the result's number in the node's chain; 0: unsigned (no audit) */
 	/* DEAD only: */
 	const char *dead_reason;
 	int dead_deliveries;

@@ -94,6 +94,7 @@ struct task {
 	char *fault;
 	char *why_not_here; /* TS_HANDOFF: why this node does not serve it */
 	proto_status status;
+	uint64_t sequence; /* the signed result's number in the node's chain; 0: unsigned */
 	char *result_json;
 	size_t result_len;
 
@@ -199,9 +200,11 @@ static const char *redis_why(const task_ev *ev)
 
 /* ---- results ---- */
 
-/* Signs r (the node's op advances its chain). Errors are logged: an unsigned result is still
- * a result. */
-static void sign(task *t, proto_result *r, char **envelope, char **exec_digest)
+/* Signs r (the node's op advances its chain). Returns 0, also when it could not be signed (an
+ * unsigned result is still a result; the error is logged), or -1 when the node cannot sign now
+ * (its chain state cannot be saved): then nothing may be published and the task gives its
+ * entry back. */
+static int sign(task *t, proto_result *r, char **envelope, char **exec_digest)
 {
 	_cleanup_err_ err *e = NULL;
 	proto_env *env = NULL;
@@ -215,13 +218,17 @@ static void sign(task *t, proto_result *r, char **envelope, char **exec_digest)
 	    .env = env,
 	    .n_env = n_env,
 	};
-	if (t->h->ops->sign(t->h->arg, &c, envelope, exec_digest, &e) < 0)
+	int rc = t->h->ops->sign(t->h->arg, &c, envelope, exec_digest, &e);
+	if (rc < 0)
 		log_error("task %s: cannot sign the result: %s", t->id, err_msg(e));
+	t->sequence = rc == 0 ? c.sequence : 0;
 	proto_env_list_free(env, n_env);
+	return rc == -2 ? -1 : 0;
 }
 
-/* Serialises the result of this task around out (borrowed) into t->result_json. */
-static void make_result(task *t, const proto_output *out, const proto_usage *usage)
+/* Serialises the signed result of this task around out (borrowed) into t->result_json.
+ * Returns 0, or -1 when the node cannot sign now (sign()). */
+static int make_result(task *t, const proto_output *out, const proto_usage *usage)
 {
 	proto_result r;
 	proto_result_init(&r);
@@ -237,7 +244,8 @@ static void make_result(task *t, const proto_output *out, const proto_usage *usa
 	r.finished_ms = t->finished_ms ? t->finished_ms : now_wall_ms();
 	r.attempts = t->deliveries;
 	_cleanup_free_ char *envelope = NULL, *exec = NULL;
-	sign(t, &r, &envelope, &exec);
+	if (sign(t, &r, &envelope, &exec) < 0)
+		return -1;
 	r.attestation = envelope;
 	r.execution_digest = exec;
 	buf b = BUF_INIT;
@@ -246,18 +254,34 @@ static void make_result(task *t, const proto_output *out, const proto_usage *usa
 	t->result_json = buf_steal(&b, &t->result_len);
 	t->status = out->status;
 	/* r borrowed everything: nothing to deinit. */
+	return 0;
 }
 
-/* A result the node made up (rejected, internal): only a status and a message. */
-static void make_status_result(task *t, proto_status status, const char *msg)
+/* A result the node made up (rejected, internal): only a status and a message. Returns as
+ * make_result(). */
+static int make_status_result(task *t, proto_status status, const char *msg)
 {
 	proto_output o;
 	proto_output_init(&o);
 	o.status = status;
 	o.error = (char *)msg;
-	make_result(t, &o, NULL);
+	int rc = make_result(t, &o, NULL);
 	o.error = NULL;
 	proto_output_deinit(&o);
+	return rc;
+}
+
+static void release(task *t, const task_ev *ev);
+
+/* The node cannot sign now: the entry goes back to the stream unpublished, to run again once a
+ * node can sign its result (ATTESTATION.md, "The chain state"). */
+static void give_back(task *t)
+{
+	log_warn("task %s entry %s: its result could not be signed (the chain state cannot be "
+	         "saved); the entry is given back",
+	         t->id ? t->id : "?", t->entry);
+	task_ev ev = {.kind = TE_RELEASE};
+	release(t, &ev);
 }
 
 /* ---- publishing ---- */
@@ -276,6 +300,7 @@ static void send_publish(task *t, const task_ev *ev)
 	    .node_id = h->node_id,
 	    /* A rejection under the client's id must not win over an entry that runs it. */
 	    .only_if_free = t->status == PROTO_STATUS_REJECTED && t->client_id,
+	    .sequence = t->sequence,
 	};
 	if (t->dead) {
 		a.dead_reason = t->fault ? t->fault : "sandbox error";
@@ -342,7 +367,8 @@ static void duplicate(task *t)
 
 static void publish_cancelled(task *t)
 {
-	make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran");
+	if (make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran") < 0)
+		return give_back(t);
 	publish(t);
 }
 
@@ -353,7 +379,8 @@ static void reject(task *t, const char *msg)
 		return;
 	}
 	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
-	make_status_result(t, PROTO_STATUS_REJECTED, msg);
+	if (make_status_result(t, PROTO_STATUS_REJECTED, msg) < 0)
+		return give_back(t);
 	publish(t);
 }
 
@@ -378,9 +405,10 @@ static void dead_letter(task *t)
 	_cleanup_free_ char *msg =
 	    xasprintf("gave up after %d deliveries: %s", t->deliveries, t->fault);
 	log_error("task %s entry %s: %s; dead-lettered", t->id, t->entry, msg);
+	if (make_status_result(t, PROTO_STATUS_INTERNAL, msg) < 0)
+		return give_back(t);
 	t->dead = true;
 	t->h->m->dead++;
-	make_status_result(t, PROTO_STATUS_INTERNAL, msg);
 	publish(t);
 }
 
@@ -457,9 +485,11 @@ static void on_ran_event(task *t, const task_ev *ev)
 		fault(t, ev->out->error ? ev->out->error : "sandbox error");
 		return;
 	}
-	make_result(t, ev->out, ev->usage);
+	int rc = make_result(t, ev->out, ev->usage);
 	/* The sandbox goes after the result: its teardown must not delay the publish. */
 	pool_release(h->pool, ev->sb);
+	if (rc < 0)
+		return give_back(t);
 	publish(t);
 }
 
@@ -685,6 +715,10 @@ static void admit(task *t, const task_ev *ev)
 static void release(task *t, const task_ev *ev)
 {
 	log_info("task %s entry %s: released for another node", t->id ? t->id : "?", t->entry);
+	if (t->state == TS_PUBLISH && t->sequence)
+		log_warn("task %s: its signed result (sequence %llu) was never published: that "
+		         "number of the chain is lost",
+		         t->id, (unsigned long long)t->sequence);
 	script_release_args a = {
 	    .id = t->leased ? t->id : NULL,
 	    .node_id = t->h->node_id,

@@ -45,8 +45,10 @@ typedef struct task_host_ops {
 	 * a verdict; unless TASK_SERVE, *msg (caller frees) says why, for the client. */
 	task_verdict (*resolve)(void *arg, const proto_task *t, task_plan *plan, char **msg);
 	/* Signs a claim: fills its chain fields (previous, sequence), signs, and advances the
-	 * node's chain. Returns 0 with the envelope and execution digest (caller frees), or -1
-	 * with *e. */
+	 * node's chain. Returns 0 with the envelope and execution digest (caller frees; both
+	 * NULL when the node has no key), -1 with *e (not signed: the result goes out
+	 * unsigned), or -2 with *e when the node cannot sign now (its chain state cannot be
+	 * saved): nothing was signed and the task gives its entry back. */
 	int (*sign)(void *arg, attest_claim *c, char **envelope, char **execution_digest, err **e);
 	/* True when another task of this node with this id is past admission (self excluded). */
 	bool (*id_active)(void *arg, const task *self, const char *id);

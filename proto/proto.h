@@ -55,6 +55,8 @@
 #define PROTO_KEY_HANDOFF_PREFIX "aisp:handoff:" /* hops of an entry between unlike nodes */
 #define PROTO_KEY_CANCEL_PREFIX  "aisp:cancel:"  /* a client's request to cancel a task id */
 #define PROTO_KEY_BLOB_PREFIX    "aisp:blob:"    /* + blob id: the blob's bytes, SET NX, TTL */
+#define PROTO_KEY_KEY_PREFIX     "aisp:key:"     /* a node public key by key id */
+#define PROTO_KEY_AUDIT_PREFIX   "aisp:audit:"   /* a node's discarded signed results */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
