@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every .c and .h of the project is clang-formatted (.clang-format at the root).
+set -euo pipefail
 cd "$(dirname "$0")/.."
+files=$(find common proto attest sandbox pool daemon cli gateway tests -name '*.[ch]' | sort)
 bad=0
 n=0
 while IFS= read -r f; do
@@ -9,6 +11,6 @@ while IFS= read -r f; do
 		echo "not formatted: $f (clang-format -i $f)"
 		bad=$((bad + 1))
 	fi
-done < <(find common proto attest sandbox pool daemon cli gateway tests -name '*.[ch]' | sort)
+done <<<"$files"
 echo "$n files checked, $bad not formatted"
 [ "$bad" -eq 0 ]

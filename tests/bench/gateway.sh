@@ -5,18 +5,19 @@
 #   flock /tmp/aisp-heavy.lock tests/bench/gateway.sh [N]
 # It starts its own redis-server, aispd node and aisp-gateway (tests/lib/node.sh) and stops
 # them by pid at exit. Environment: BENCH_BUILD (default build/), AISP_IMAGE_STORE.
+set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${BENCH_BUILD:-$root/build}
 export AISPD_BIN=$build/daemon/aispd AISP_BIN=$build/cli/aisp AISP_AGENT=$build/sandbox/agent/aisp-agent
 N=${1:-50}
 . "$root/tests/lib/node.sh"
-nl_require
+need_nodes
 redis_start
 SLOTS=2 RT_ENABLED="runc, runsc" POOL=$'runc/default/python = 2\nrunsc/default/python = 2' node_conf b1
 node_start b1
 wait_for 120 node_registered b1 || bail "aispd did not register"
-GW=$NL_TMP/gw
+GW=$TEST_TMP/gw
 mkdir -p "$GW"
 PORT=$(free_port)
 KEY=$("$build/gateway/aisp-gateway" key add --file "$GW/keys.conf" --id bench 2>/dev/null)
@@ -31,7 +32,7 @@ keys_file = $GW/keys.conf
 address = 127.0.0.1:$REDIS_PORT
 EOC
 "$build/gateway/aisp-gateway" --config "$GW/gw.conf" >"$GW/log" 2>&1 &
-NL_PIDS+=($!)
+track_pid $!
 wait_for 20 sh -c "curl -sf http://127.0.0.1:$PORT/healthz >/dev/null" || bail "gateway did not start"
 sleep 5 # the pools warm up
 for rt in runc runsc; do

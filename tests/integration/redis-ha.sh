@@ -1,9 +1,9 @@
 # Redis servers, replicas and sentinels on loopback for the test-redis-*.sh suites. Source it
 # after tests/lib/node.sh. Servers run deploy/redis.conf (its ACL users, masteruser and
 # min-replicas settings) with the test's ports and directories; sentinels run generated
-# sentinel.conf files (they rewrite them). Every process is recorded in NL_PIDS, so node.sh's
+# sentinel.conf files (they rewrite them). Every process is recorded with track_pid, so node.sh's
 # EXIT trap stops exactly those; HA_PID[name] names them for a test that kills one.
-HA_DIR=$NL_TMP/ha
+HA_DIR=$TEST_TMP/ha
 # node.sh's bail, but a multi-line message (a log tail) goes out as diagnostics after its
 # first line, so that the TAP stream stays valid
 bail() {
@@ -41,7 +41,7 @@ ha_server_start() {
 		--replica-announce-ip 127.0.0.1 --logfile "$d/log" "$@" >/dev/null 2>&1 &
 	HA_PID[$name]=$!
 	HA_PORT[$name]=$port
-	NL_PIDS+=($!)
+	track_pid $!
 }
 # ha_kill NAME [SIGNAL]: SIGKILL (or SIGNAL) and reap
 ha_kill() {
@@ -76,7 +76,7 @@ EOF
 	redis-server "$d/sentinel.conf" --sentinel >/dev/null 2>&1 &
 	HA_PID[$name]=$!
 	HA_PORT[$name]=$port
-	NL_PIDS+=($!)
+	track_pid $!
 }
 
 # ha_scli SENTINEL_PORT ARGS...: redis-cli to a sentinel

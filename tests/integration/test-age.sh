@@ -3,38 +3,19 @@
 # files made by one are read by the other, binary and armored, to several recipients, at chunk
 # boundaries; wrong identities, truncated, tampered and non-canonical files fail with precise
 # messages and leave no output. Self-contained TAP.   (AISP_BIN: the aisp binary)
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/host.sh"
 
-AISP=${AISP_BIN:?AISP_BIN must name the aisp binary}
-W=$(mktemp -d /tmp/test-age.XXXXXX)
-trap 'rm -rf "$W"' EXIT INT TERM
+: "${AISP_BIN:?AISP_BIN must name the aisp binary}"
+W=$TEST_TMP
 for tool in age age-keygen; do
-	command -v "$tool" >/dev/null || {
-		echo "Bail out! $tool is not installed (deploy/packages.txt lists the age package)"
-		exit 1
-	}
+	command -v "$tool" >/dev/null ||
+		bail "$tool is not installed (deploy/packages.txt lists the age package)"
 done
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-# expect NAME WANT_RC PATTERN CMD...: runs CMD; checks its exit status and that its output
-# (stdout and stderr) contains PATTERN (a fixed string; "" matches anything).
-expect() {
-	local name=$1 want=$2 pat=$3
-	shift 3
-	"$@" >"$W/out" 2>&1
-	local got=$?
-	if [ "$got" -eq "$want" ] && { [ -z "$pat" ] || grep -qF -e "$pat" "$W/out"; }; then
-		ok "$name"
-	else
-		not_ok "$name (exit $got, want $want; output: $(head -c 300 "$W/out" | tr '\n' '|'))"
-	fi
-}
-same() { # same NAME FILE1 FILE2
-	if cmp -s "$2" "$3"; then ok "$1"; else not_ok "$1 ($2 and $3 differ)"; fi
-}
 # The offset of the payload: just after the header's MAC line ("--- " + 43 characters + LF).
 payload_at() {
 	local line
@@ -50,13 +31,13 @@ flip_byte() { # flip_byte FILE OFFSET
 
 # ---- keys ----
 expect "aisp keygen writes the age identity" 0 "age recipient age1" "$AISP" keygen --out "$W/node"
-[ "$(stat -c %a "$W/node/age.key")" = 600 ] && ok "age.key is 0600" || not_ok "age.key mode"
-[ "$(stat -c %a "$W/node/age.pub")" = 644 ] && ok "age.pub is 0644" || not_ok "age.pub mode"
+is "age.key is 0600" "$(stat -c %a "$W/node/age.key")" 600
+is "age.pub is 0644" "$(stat -c %a "$W/node/age.pub")" 644
 for f in private.pem public.pem; do
-	[ -f "$W/node/$f" ] && ok "keygen still writes $f" || not_ok "keygen wrote no $f"
+	check "keygen still writes $f" test -f "$W/node/$f"
 done
 age-keygen -y "$W/node/age.key" >"$W/node.derived" 2>&1
-same "age-keygen -y derives our age.pub from our age.key" "$W/node.derived" "$W/node/age.pub"
+check "age-keygen -y derives our age.pub from our age.key" cmp -s "$W/node.derived" "$W/node/age.pub"
 NODE=$(cat "$W/node/age.pub")
 grep -q "^# public key: $NODE\$" "$W/node/age.key" && ok "age.key names its recipient" ||
 	not_ok "age.key has no '# public key' line"
@@ -77,13 +58,13 @@ for p in p0 p1 p64k p200k; do
 	# age 1.1 creates no -o file for an empty plaintext: decrypt to standard output.
 	age -d -i "$W/user.key" "$W/$p.age" >"$W/$p.out" 2>"$W/err" && ok "age -d decrypts our $p" ||
 		not_ok "age -d decrypts our $p ($(head -c 300 "$W/err"))"
-	same "age -d gives back $p" "$W/$p" "$W/$p.out"
+	check "age -d gives back $p" cmp -s "$W/$p" "$W/$p.out"
 	age -r "$NODE" -o "$W/$p.byage" "$W/$p"
 	expect "aisp unseal decrypts age's $p" 0 "" "$AISP" unseal -i "$W/node/age.key" \
 		-o "$W/$p.back" "$W/$p.byage"
-	same "aisp unseal gives back $p" "$W/$p" "$W/$p.back"
+	check "aisp unseal gives back $p" cmp -s "$W/$p" "$W/$p.back"
 done
-[ "$(stat -c %a "$W/p1.back")" = 600 ] && ok "unseal -o writes mode 0600" || not_ok "unseal -o mode"
+is "unseal -o writes mode 0600" "$(stat -c %a "$W/p1.back")" 600
 
 # ---- armor, both ways, and through pipes ----
 "$AISP" seal -a -r "$USER_R" <"$W/p200k" >"$W/arm.age"
@@ -91,10 +72,10 @@ head -1 "$W/arm.age" | grep -qx -- '-----BEGIN AGE ENCRYPTED FILE-----' && ok "s
 	not_ok "seal -a wrote no armor"
 age -d -i "$W/user.key" "$W/arm.age" >"$W/arm.out" 2>"$W/err" && ok "age -d reads our armor" ||
 	not_ok "age -d reads our armor ($(head -c 300 "$W/err"))"
-same "armored round trip through age" "$W/p200k" "$W/arm.out"
+check "armored round trip through age" cmp -s "$W/p200k" "$W/arm.out"
 age -a -r "$NODE" <"$W/p200k" >"$W/arm.byage"
 "$AISP" unseal -i "$W/node/age.key" <"$W/arm.byage" >"$W/arm.back" 2>"$W/err"
-same "aisp unseal reads age -a from stdin" "$W/p200k" "$W/arm.back"
+check "aisp unseal reads age -a from stdin" cmp -s "$W/p200k" "$W/arm.back"
 
 # ---- several recipients ----
 printf '# the buyer and the node\n%s\n\n%s\n' "$USER_R" "$NODE" >"$W/recipients"
@@ -118,7 +99,7 @@ expect "aisp unseal takes an identity file with several keys" 0 "sealed input" \
 expect "a wrong identity: no identity matches" 1 \
 	"aisp unseal: age: no identity matches any recipient stanza" \
 	"$AISP" unseal -i "$W/other.key" -o "$W/wrong.out" "$W/p200k.byage"
-[ ! -e "$W/wrong.out" ] && ok "no output after a failure" || not_ok "output written after failure"
+check "no output after a failure" test ! -e "$W/wrong.out"
 expect "age -d refuses our file to a wrong identity" 1 "no identity matched" \
 	age -d -i "$W/other.key" "$W/p200k.age"
 
@@ -126,7 +107,7 @@ pay=$(payload_at "$W/p200k.byage")
 head -c $((pay + 16 + 2 * 65552)) "$W/p200k.byage" >"$W/trunc.age"
 expect "truncated after chunk 2" 1 "age: payload: truncated (no final chunk after chunk 2)" \
 	"$AISP" unseal -i "$W/node/age.key" -o "$W/trunc.out" "$W/trunc.age"
-[ ! -e "$W/trunc.out" ] && ok "no output from a truncated file" || not_ok "truncated: output"
+check "no output from a truncated file" test ! -e "$W/trunc.out"
 head -c $((pay + 10)) "$W/p200k.byage" >"$W/trunc2.age"
 expect "truncated inside the nonce" 1 "age: payload: nonce truncated (10 of 16 bytes)" \
 	"$AISP" unseal -i "$W/node/age.key" "$W/trunc2.age"
@@ -138,7 +119,7 @@ cp "$W/p200k.byage" "$W/tamper.age"
 flip_byte "$W/tamper.age" $((pay + 16 + 65552 + 1000))
 expect "tampered chunk 2" 1 "age: payload: chunk 2 failed authentication" \
 	"$AISP" unseal -i "$W/node/age.key" -o "$W/tamper.out" "$W/tamper.age"
-[ ! -e "$W/tamper.out" ] && ok "no output from a tampered file" || not_ok "tampered: output"
+check "no output from a tampered file" test ! -e "$W/tamper.out"
 expect "age -d also rejects the tampered file" 1 "" age -d -i "$W/node/age.key" "$W/tamper.age"
 cp "$W/p1.byage" "$W/trail.age" && printf 'x' >>"$W/trail.age"
 expect "trailing data" 1 "age: payload: chunk 1 failed authentication" \
@@ -183,9 +164,8 @@ cp "$W/node/private.pem" "$W/old.pem"
 rm "$W/node/age.key" "$W/node/age.pub"
 expect "keygen --age-only adds an age key to an old key directory" 0 "age recipient age1" \
 	"$AISP" keygen --out "$W/node" --age-only
-same "--age-only leaves the signing key alone" "$W/old.pem" "$W/node/private.pem"
+check "--age-only leaves the signing key alone" cmp -s "$W/old.pem" "$W/node/private.pem"
 age-keygen -y "$W/node/age.key" >"$W/node.derived2" 2>&1
-same "the new age.pub matches the new age.key" "$W/node.derived2" "$W/node/age.pub"
+check "the new age.pub matches the new age.key" cmp -s "$W/node.derived2" "$W/node/age.pub"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

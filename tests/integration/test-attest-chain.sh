@@ -7,9 +7,12 @@
 #   would reuse, and the node goes on once it can save again, also across a restart;
 # - results of a stopped node still verify through Redis (its key by key id, kept at least as
 #   long as its results).
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
-nl_require
+need_nodes
 redis_start
 A=$AISP
 
@@ -39,12 +42,12 @@ chain_ok() {
 	want=$(seq -s ' ' 1 "$3")
 	is "$1: the signed results are sequences 1..$3, each once" "$got" "$want "
 	for s in $(seq 1 "$3"); do files+=("$2/$s.json"); done
-	"$A" verify --pubkey "$NL_TMP/key/public.pem" "${files[@]}" >"$2/verify" 2>&1
+	"$A" verify --pubkey "$TEST_TMP/key/public.pem" "${files[@]}" >"$2/verify" 2>&1
 	is "$1: they verify as one chain" "$?" 0
 	is "$1: every link checked" "$(grep -c '^PASS chain' "$2/verify")" "$(($3 - 1))"
 	grep '^FAIL' "$2/verify" | head -5 | sed 's/^/# /'
 }
-py() { printf '%s\n' "$1" >"$NL_TMP/code.py"; echo "$NL_TMP/code.py"; }
+py() { printf '%s\n' "$1" >"$TEST_TMP/code.py"; echo "$TEST_TMP/code.py"; }
 entry_pending() { R XPENDING aisp:tasks aisp - + 100 | grep -qx -- "$1"; }
 leased() { [ "$(R EXISTS "aisp:running:$1")" = 1 ]; }
 
@@ -68,11 +71,11 @@ check "a: finishes late; its signed result is kept in its audit stream" \
 	wait_for 60 prints 1 R XLEN "aisp:audit:$(node_id a)"
 is "a: the audit entry names the task" "$(R --raw XRANGE "aisp:audit:$(node_id a)" - + | sed -n 3p)" slow
 check "a: a task after that" run_task three python "$(py 'print(3)')" runc
-chain_ok a "$NL_TMP/chain-a" 3
+chain_ok a "$TEST_TMP/chain-a" 3
 node_stop a
 
 # ---- item 10: the chain state cannot be saved ----
-state=$NL_TMP/state-c
+state=$TEST_TMP/state-c
 mkdir -p "$state"
 mount -t tmpfs -o size=64k tmpfs "$state" || bail "cannot mount a tmpfs for the state dir"
 port=$(free_port)
@@ -101,14 +104,14 @@ node_stop c
 node_start c
 wait_for 60 node_registered c || bail "node c did not restart"
 check "c: a task after the restart" run_task c4 python "$(py 'print(4)')" runc
-chain_ok c "$NL_TMP/chain-c" 4
+chain_ok c "$TEST_TMP/chain-c" 4
 node_stop c
 
 # ---- item 4: results of stopped nodes verify through Redis ----
 for id in one c4; do
-	"$A" verify --redis "127.0.0.1:$REDIS_PORT" "$id" >"$NL_TMP/v-$id" 2>&1
+	"$A" verify --redis "127.0.0.1:$REDIS_PORT" "$id" >"$TEST_TMP/v-$id" 2>&1
 	is "$id: verifies through Redis after its node stopped" "$?" 0
-	grep '^FAIL' "$NL_TMP/v-$id" | sed 's/^/# /'
+	grep '^FAIL' "$TEST_TMP/v-$id" | sed 's/^/# /'
 done
 is "the node registry entries are gone" "$(R EXISTS "aisp:node:$(node_id a)" "aisp:node:$(node_id c)")" 0
 kid=$(rfield one .attestation.signatures[0].keyid)

@@ -1,26 +1,21 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Verifies every golden attestation in attest/testdata/NN-name/ with no project binary: only
 # openssl, sha256sum, base64, jq (to read JSON fields, and the canonical JSON text of
 # ATTESTATION.md section 1 as a jq function), od/wc and shell printf/arithmetic, following
 # attest/ATTESTATION.md section by section. Proves the spec is complete enough to re-implement.
 # The vectors, in directory order, are also checked as one node's hash chain.
 # Usage: test-attest-openssl.sh [TESTDATA_DIR]   (TAP output)
-set -eu
+# `set -e`: every step here is a computation the checks depend on; a failing one ends the suite
+# (no plan: meson reports an error), a failing check does not.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/host.sh"
 export LC_ALL=C
 
 DATA=${1:-${AISP_SOURCE_ROOT:-$(dirname "$0")/../..}/attest/testdata}
 PUB=$DATA/test-pub.pem
-W=$(mktemp -d /tmp/test-attest-openssl.XXXXXX)
-trap 'rm -rf "$W"' EXIT INT TERM
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $V: $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $V: $1"; }
-# check NAME GOT WANT
-check() {
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
-}
+W=$TEST_TMP
+# Every test point is named after its vector: "$V: ...".
 expected() { sed -n "s/^$1 //p" "$EXPECTED"; }
 hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
 digest() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
@@ -40,11 +35,11 @@ def canon: if type == "object" then
   else tojson end;'
 
 # ---- section 2: one field = tag NUL u64be(len) value; value from a file ----
-u64be() { # (no local variables in POSIX sh: _b is this function's own)
-	_b=7
-	while [ $_b -ge 0 ]; do
-		printf "\\$(printf %03o $((($1 >> (8 * _b)) & 255)))"
-		_b=$((_b - 1))
+u64be() {
+	local b=7
+	while [ $b -ge 0 ]; do
+		printf "\\$(printf %03o $((($1 >> (8 * b)) & 255)))"
+		b=$((b - 1))
 	done
 }
 field_file() { # TAG FILE
@@ -70,15 +65,15 @@ doc_bytes() { # FILE NAME OUT
 # byte but NUL and controls, so they go through files, never through word splitting). Keeps
 # each file's content as $W/PREFIX.N (N in sorted order) for the subject checks.
 files_fields() { # FILE PREFIX
-	_n=$(jq -j '.files // [] | length' "$1")
-	_i=0
-	while [ $_i -lt "$_n" ]; do
-		jq -j --argjson i $_i '.files | sort_by(.path)[$i].path' "$1" >"$W/$2.path.$_i"
-		jq -j --argjson i $_i '.files | sort_by(.path)[$i].content_b64' "$1" |
-			base64 -d >"$W/$2.$_i"
-		field_file file.path "$W/$2.path.$_i"
-		field_file file.data "$W/$2.$_i"
-		_i=$((_i + 1))
+	local n i=0
+	n=$(jq -j '.files // [] | length' "$1")
+	while [ $i -lt "$n" ]; do
+		jq -j --argjson i $i '.files | sort_by(.path)[$i].path' "$1" >"$W/$2.path.$i"
+		jq -j --argjson i $i '.files | sort_by(.path)[$i].content_b64' "$1" |
+			base64 -d >"$W/$2.$i"
+		field_file file.path "$W/$2.path.$i"
+		field_file file.data "$W/$2.$i"
+		i=$((i + 1))
 	done
 }
 
@@ -87,50 +82,50 @@ envelope() {
 	jq -r '.attestation.payload' "$RESULT" | base64 -d >"$W/stmt.bin"
 	jq -r '.attestation.signatures[0].sig' "$RESULT" | base64 -d >"$W/sig.bin"
 	TYPE=$(jq -r '.attestation.payloadType' "$RESULT")
-	check "payloadType" "$TYPE" "application/vnd.in-toto+json"
-	check "one signature" "$(jq '.attestation.signatures | length' "$RESULT")" 1
-	check "signature is 64 bytes" "$(wc -c <"$W/sig.bin")" 64
+	is "$V: payloadType" "$TYPE" "application/vnd.in-toto+json"
+	is "$V: one signature" "$(jq '.attestation.signatures | length' "$RESULT")" 1
+	is "$V: signature is 64 bytes" "$(wc -c <"$W/sig.bin")" 64
 	{
 		printf 'DSSEv1 %d %s %d ' "${#TYPE}" "$TYPE" "$(wc -c <"$W/stmt.bin")"
 		cat "$W/stmt.bin"
 	} >"$W/pae.bin"
-	check "PAE bytes" "$(hex "$W/pae.bin")" "$(expected pae_hex)"
+	is "$V: PAE bytes" "$(hex "$W/pae.bin")" "$(expected pae_hex)"
 	if openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$W/pae.bin" \
 		-sigfile "$W/sig.bin" >/dev/null 2>&1; then
-		ok "Ed25519 signature verifies over the PAE"
+		ok "$V: Ed25519 signature verifies over the PAE"
 	else
-		not_ok "Ed25519 signature verifies over the PAE"
+		not_ok "$V: Ed25519 signature verifies over the PAE"
 	fi
 	# One flipped payload byte must break it (the check above can fail).
 	{ head -c 40 "$W/pae.bin"; printf 'X'; tail -c +42 "$W/pae.bin"; } >"$W/bad.bin"
 	if openssl pkeyutl -verify -pubin -inkey "$PUB" -rawin -in "$W/bad.bin" \
 		-sigfile "$W/sig.bin" >/dev/null 2>&1; then
-		not_ok "a tampered PAE is rejected"
+		not_ok "$V: a tampered PAE is rejected"
 	else
-		ok "a tampered PAE is rejected"
+		ok "$V: a tampered PAE is rejected"
 	fi
-	check "keyid is SHA-256 of the DER SubjectPublicKeyInfo" \
+	is "$V: keyid is SHA-256 of the DER SubjectPublicKeyInfo" \
 		"$(jq -r '.attestation.signatures[0].keyid' "$RESULT")" "$KEYID"
-	check "key_id in expected.txt" "$KEYID" "$(expected key_id)"
-	check "statement _type" "$(jq -r '._type' "$S")" "https://in-toto.io/Statement/v1"
-	check "predicateType" "$(jq -r '.predicateType' "$S")" \
+	is "$V: key_id in expected.txt" "$KEYID" "$(expected key_id)"
+	is "$V: statement _type" "$(jq -r '._type' "$S")" "https://in-toto.io/Statement/v1"
+	is "$V: predicateType" "$(jq -r '.predicateType' "$S")" \
 		"https://aisp.dev/attestation/execution/v1"
-	check "metadata.key_id" "$(P .metadata.key_id)" "$KEYID"
+	is "$V: metadata.key_id" "$(P .metadata.key_id)" "$KEYID"
 }
 
 # ---- section 3: input encoding (no task: the input digest is "") ----
 input() {
 	if [ ! -f "$TASK" ]; then
 		INPUT=
-		check "no task: input_digest is empty" "$(P .input_digest)" ""
-		check "no task: input_digest (expected.txt)" "$(expected input_digest)" ""
+		is "$V: no task: input_digest is empty" "$(P .input_digest)" ""
+		is "$V: no task: input_digest (expected.txt)" "$(expected input_digest)" ""
 		return
 	fi
 	jq -j "$CANON"'
 		if (has("args") | not) or .args == null or
 		   ((.mode // "script") == "script" and .args == []) then ""
 		else .args | canon end' "$TASK" >"$W/args"
-	check "args canonical text" "$(hex "$W/args")" "$(expected args_text_hex)"
+	is "$V: args canonical text" "$(hex "$W/args")" "$(expected args_text_hex)"
 	{
 		field type aisp-input-v1
 		field lang "$(jq -j .lang "$TASK")"
@@ -149,12 +144,12 @@ input() {
 		field files "$(jq -j '.files // [] | length' "$TASK")"
 		files_fields "$TASK" task
 	} >"$W/input.bin"
-	check "input encoding" "$(hex "$W/input.bin")" "$(expected input_encoding_hex)"
+	is "$V: input encoding" "$(hex "$W/input.bin")" "$(expected input_encoding_hex)"
 	INPUT=$(digest "$W/input.bin")
-	check "input_digest (statement)" "$(P .input_digest)" "$INPUT"
-	check "input_digest (expected.txt)" "$INPUT" "$(expected input_digest)"
-	check "task_id (statement) is the task's" "$(P .task_id)" "$(jq -j .id "$TASK")"
-	check "nondeterministic (statement) is the task's" "$(P .nondeterministic)" \
+	is "$V: input_digest (statement)" "$(P .input_digest)" "$INPUT"
+	is "$V: input_digest (expected.txt)" "$INPUT" "$(expected input_digest)"
+	is "$V: task_id (statement) is the task's" "$(P .task_id)" "$(jq -j .id "$TASK")"
+	is "$V: nondeterministic (statement) is the task's" "$(P .nondeterministic)" \
 		"$(jq -j '.nondeterministic // false' "$TASK")"
 }
 
@@ -164,7 +159,7 @@ output() {
 	doc_bytes "$RESULT" stderr "$W/stderr"
 	jq -j "$CANON"'if has("return_value") then .return_value | canon else "" end' \
 		"$RESULT" >"$W/rv"
-	check "return value text" "$(hex "$W/rv")" "$(expected return_value_text_hex)"
+	is "$V: return value text" "$(hex "$W/rv")" "$(expected return_value_text_hex)"
 	{
 		field type aisp-output-v1
 		field_file stdout "$W/stdout"
@@ -176,10 +171,10 @@ output() {
 		field files_truncated "$(jq -j '.files_truncated // false' "$RESULT")"
 		field_file return_value "$W/rv"
 	} >"$W/output.bin"
-	check "output encoding" "$(hex "$W/output.bin")" "$(expected output_encoding_hex)"
+	is "$V: output encoding" "$(hex "$W/output.bin")" "$(expected output_encoding_hex)"
 	OUTPUT=$(digest "$W/output.bin")
-	check "output_digest (statement)" "$(P .result.output_digest)" "$OUTPUT"
-	check "output_digest (expected.txt)" "$OUTPUT" "$(expected output_digest)"
+	is "$V: output_digest (statement)" "$(P .result.output_digest)" "$OUTPUT"
+	is "$V: output_digest (expected.txt)" "$OUTPUT" "$(expected output_digest)"
 	# Subjects in their order: stdout, stderr, out/<path> sorted, return_value when present.
 	nf=$(jq -j '.files // [] | length' "$RESULT")
 	{
@@ -197,9 +192,9 @@ output() {
 	} >"$W/subjects.want"
 	jq -r '.subject[] | .name + " " + .digest.sha256' "$S" >"$W/subjects.got"
 	if cmp -s "$W/subjects.want" "$W/subjects.got"; then
-		ok "subjects: names, order and digests ($(wc -l <"$W/subjects.got"))"
+		ok "$V: subjects: names, order and digests ($(wc -l <"$W/subjects.got"))"
 	else
-		not_ok "subjects: $(tr '\n' '|' <"$W/subjects.got") want $(tr '\n' '|' <"$W/subjects.want")"
+		not_ok "$V: subjects: $(tr '\n' '|' <"$W/subjects.got") want $(tr '\n' '|' <"$W/subjects.want")"
 	fi
 }
 
@@ -214,15 +209,15 @@ exit_enc() {
 		field exit_code "$code"
 		field signal "$sig"
 	} >"$W/exit.bin"
-	check "exit encoding" "$(hex "$W/exit.bin")" "$(expected exit_encoding_hex)"
-	check "result.status" "$(P .result.status)" "$status"
-	check "result.exit_code (null: none)" \
+	is "$V: exit encoding" "$(hex "$W/exit.bin")" "$(expected exit_encoding_hex)"
+	is "$V: result.status" "$(P .result.status)" "$status"
+	is "$V: result.exit_code (null: none)" \
 		"$(P 'if .result.exit_code == null then "" else .result.exit_code end')" "$code"
-	check "result.signal (0: none)" \
+	is "$V: result.signal (0: none)" \
 		"$(P 'if .result.signal == 0 then "" else .result.signal end')" "$sig"
-	check "result.error (null: none)" "$(jq -c .predicate.result.error "$S")" \
+	is "$V: result.error (null: none)" "$(jq -c .predicate.result.error "$S")" \
 		"$(jq -c '.error // null' "$RESULT")"
-	check "image_digest" "$(P .image_digest)" "$(jq -j '.image_digest // ""' "$RESULT")"
+	is "$V: image_digest" "$(P .image_digest)" "$(jq -j '.image_digest // ""' "$RESULT")"
 }
 
 # ---- section 6: environment encoding, from the statement's pair list; the limits ----
@@ -241,13 +236,13 @@ environment() {
 			i=$((i + 1))
 		done
 	} >"$W/env.bin"
-	check "environment encoding" "$(hex "$W/env.bin")" "$(expected environment_encoding_hex)"
+	is "$V: environment encoding" "$(hex "$W/env.bin")" "$(expected environment_encoding_hex)"
 	ENVD=$(digest "$W/env.bin")
-	check "environment_digest (statement)" "$(P .environment_digest)" "$ENVD"
-	check "environment_digest (expected.txt)" "$ENVD" "$(expected environment_digest)"
-	check "predicate.limits has the nine limits" "$(P '.limits | keys | join(",")')" \
+	is "$V: environment_digest (statement)" "$(P .environment_digest)" "$ENVD"
+	is "$V: environment_digest (expected.txt)" "$ENVD" "$(expected environment_digest)"
+	is "$V: predicate.limits has the nine limits" "$(P '.limits | keys | join(",")')" \
 		"cpus_milli,fsize_bytes,memory_bytes,nofile,pids,stderr_bytes,stdout_bytes,timeout_ms,workspace_bytes"
-	check "predicate.limits agree with the environment's limits.*" "$(P '
+	is "$V: predicate.limits agree with the environment's limits.*" "$(P '
 		[.environment[] | select(.key | startswith("limits."))] as $l |
 		if ($l | length) == 0 then [.limits[]] | all(. == 0)
 		else [.limits | to_entries[] | . as $e |
@@ -266,26 +261,26 @@ execution() {
 		field environment "$ENVD"
 	} >"$W/exec.bin"
 	EXEC=$(digest "$W/exec.bin")
-	check "execution_digest (statement)" "$(P .execution_digest)" "$EXEC"
-	check "execution_digest (result)" "$(jq -j .execution_digest "$RESULT")" "$EXEC"
-	check "execution_digest (expected.txt)" "$EXEC" "$(expected execution_digest)"
+	is "$V: execution_digest (statement)" "$(P .execution_digest)" "$EXEC"
+	is "$V: execution_digest (result)" "$(jq -j .execution_digest "$RESULT")" "$EXEC"
+	is "$V: execution_digest (expected.txt)" "$EXEC" "$(expected execution_digest)"
 }
 
 # ---- section 10 and 11: the chain; the result fields the metadata covers ----
 chain_and_metadata() {
 	ATT=$(digest "$S")
-	check "attestation_digest" "$ATT" "$(expected attestation_digest)"
-	check "metadata.sequence" "$(P .metadata.sequence)" "$SEQ"
-	check "metadata.sequence (expected.txt)" "$(expected sequence)" "$SEQ"
-	check "metadata.previous is the attestation digest before" "$(P .metadata.previous)" "$PREV"
-	check "metadata.previous (expected.txt)" "$(expected previous)" "$PREV"
+	is "$V: attestation_digest" "$ATT" "$(expected attestation_digest)"
+	is "$V: metadata.sequence" "$(P .metadata.sequence)" "$SEQ"
+	is "$V: metadata.sequence (expected.txt)" "$(expected sequence)" "$SEQ"
+	is "$V: metadata.previous is the attestation digest before" "$(P .metadata.previous)" "$PREV"
+	is "$V: metadata.previous (expected.txt)" "$(expected previous)" "$PREV"
 	for pair in id:task_id runtime:runtime node:metadata.node_id \
 		received_at_ms:metadata.received_ms started_at_ms:metadata.started_ms \
 		finished_at_ms:metadata.finished_ms attempts:metadata.attempt \
 		usage.wall_ms:metadata.usage.wall_ms usage.cpu_ms:metadata.usage.cpu_ms \
 		usage.memory_peak_bytes:metadata.usage.memory_peak_bytes; do
 		r=${pair%%:*} p=${pair#*:}
-		check "result $r is predicate.$p" "$(P ".$p")" "$(jq -j ".$r // \"\"" "$RESULT")"
+		is "$V: result $r is predicate.$p" "$(P ".$p")" "$(jq -j ".$r // \"\"" "$RESULT")"
 	done
 }
 
@@ -312,7 +307,6 @@ for D in "$DATA"/[0-9][0-9]-*/; do
 	PREV=$ATT
 done
 V=all
-check "vectors checked" "$([ "$SEQ" -ge 8 ] && echo yes)" yes
+is "$V: vectors checked" "$([ "$SEQ" -ge 8 ] && echo yes)" yes
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -2,21 +2,22 @@
 # aisp cancel / aisp:cancel:<id> (issue 16 item 5), against a real redis-server and aispd on runc
 # and runsc: a queued task is never run; a running task's sandbox is destroyed; exactly one
 # result either way, status cancelled, signed. TAP output.
-# (-e is off on purpose: a TAP suite goes on after a failing check.)
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
-nl_require
+need_nodes
 redis_start
 
-printf 'echo ran >&2\necho started\nsleep 60\necho never\n' >"$NL_TMP/long.sh"
-printf 'echo hi\n' >"$NL_TMP/hi.sh"
+printf 'echo ran >&2\necho started\nsleep 60\necho never\n' >"$TEST_TMP/long.sh"
+printf 'echo hi\n' >"$TEST_TMP/hi.sh"
 
 # verified ID: the result verifies with the nodes' public key
-verified() { result "$1" >"$NL_TMP/$1.result.json" && "$AISP" verify --pubkey "$NL_TMP/key/public.pem" "$NL_TMP/$1.result.json" >/dev/null; }
+verified() { result "$1" >"$TEST_TMP/$1.result.json" && "$AISP" verify --pubkey "$TEST_TMP/key/public.pem" "$TEST_TMP/$1.result.json" >/dev/null; }
 
 # ---------------------------------------------------------------- queued: never run
 # No node runs yet: the task waits in the stream, and is cancelled there.
-submit_json "$(task_json q-cancel shell "$NL_TMP/hi.sh" runc null '{"reply_stream":"aisp:reply:qc"}')" >/dev/null
+submit_json "$(task_json q-cancel shell "$TEST_TMP/hi.sh" runc null '{"reply_stream":"aisp:reply:qc"}')" >/dev/null
 check "aisp cancel of a queued task is accepted" "$AISP" cancel q-cancel
 SLOTS=2 RT_ENABLED="runc, runsc" node_conf c1
 node_start c1
@@ -32,11 +33,11 @@ is "queued task cancelled: its reply stream heard" "$(R XLEN aisp:reply:qc)" 1
 
 # ---------------------------------------------------------------- running: stopped
 for rt in runc runsc; do
-	submit_json "$(task_json run-$rt shell "$NL_TMP/long.sh" $rt)" >/dev/null
+	submit_json "$(task_json run-$rt shell "$TEST_TMP/long.sh" $rt)" >/dev/null
 	wait_for 60 grep -q "task run-$rt: running in" "$(node_dir c1)/log"
 	sleep 1
 	t0=$(date +%s%3N)
-	"$AISP" cancel --wait --timeout 30 run-$rt >"$NL_TMP/c-$rt.out" 2>"$NL_TMP/c-$rt.err"
+	"$AISP" cancel --wait --timeout 30 run-$rt >"$TEST_TMP/c-$rt.out" 2>"$TEST_TMP/c-$rt.err"
 	rc=$?
 	t1=$(date +%s%3N)
 	is "$rt running task cancelled: aisp cancel --wait exits 130" "$rc" 130
@@ -51,7 +52,7 @@ for rt in runc runsc; do
 done
 
 # ---------------------------------------------------------------- a cancel after the result
-submit_json "$(task_json done1 shell "$NL_TMP/hi.sh" runc)" >/dev/null
+submit_json "$(task_json done1 shell "$TEST_TMP/hi.sh" runc)" >/dev/null
 wait_result done1 30
 "$AISP" cancel done1 >/dev/null
 sleep 1.5

@@ -17,195 +17,27 @@
 # AISP_TEST_UMASK=077 (the daemon-umask test): every aispd runs under that umask, as the unit's
 # UMask=0077 makes it, and reaches the store through a 0700 directory, as StateDirectoryMode=0700
 # makes /var/lib/aisp (issue 15 item 2).
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
 set -uo pipefail
-
-AISPD=${AISPD_BIN:-aispd}
-AISP=${AISP_BIN:-aisp}
-AGENT=${AISP_AGENT:-/usr/libexec/aisp/aisp-agent}
-SRC=${AISP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-STORE=${AISP_IMAGE_STORE:-/var/lib/aisp/images}
-
-n=0
-failed=0
-ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-not_ok() {
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do printf '%s\n' "$line" | sed 's/^/#   /'; done
-}
-skip() {
-	n=$((n + 1))
-	echo "ok $n - $1 # SKIP $2"
-}
-# check DESCRIPTION CONDITION-COMMAND... [-- DIAGNOSTIC-COMMAND]
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-
-if [ "$(id -u)" != 0 ]; then
-	echo "1..0 # SKIP needs root (sandboxes, cgroups)"
-	exit 0
-fi
-for b in redis-server redis-cli python3 curl; do
-	if ! command -v $b >/dev/null; then
-		echo "1..0 # SKIP $b is missing"
-		exit 0
-	fi
-done
-
-# The node refuses to start without its default image: build it once (cached in the store).
-if [ ! -f "$STORE/names/default" ]; then
-	echo "# building the default image into $STORE (once per machine)"
-	if ! "$AISP" image build default --store "$STORE" >/dev/null 2>&1; then
-		echo "1..0 # SKIP the default image is not in $STORE and could not be built"
-		exit 0
-	fi
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/node.sh"
+SRC=${AISP_SOURCE_ROOT:-$(cd "$here/../.." && pwd)}
+need_nodes
+if [ -n "${AISP_TEST_UMASK:-}" ]; then # host_cleanup unmounts it before it removes TEST_TMP
+	mkdir -m 0700 "$TEST_TMP/private" "$TEST_TMP/private/images"
+	mount --bind "$STORE" "$TEST_TMP/private/images" &&
+		mount -o remount,bind,ro "$TEST_TMP/private/images" || bail "cannot bind the store below $TEST_TMP"
+	STORE=$TEST_TMP/private/images
 fi
 
-TMP=$(mktemp -d /tmp/aisp-test-daemon.XXXXXX) # mode 0700: the nodes' state and run dirs' parent
-if [ -n "${AISP_TEST_UMASK:-}" ]; then
-	mkdir "$TMP/images"
-	mount --bind "$STORE" "$TMP/images" && mount -o remount,bind,ro "$TMP/images" ||
-		{ echo "Bail out! cannot bind the store below $TMP"; exit 1; }
-	STORE=$TMP/images
-fi
-declare -A NODE_PID=()
-REDIS_PID=
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Kills the containers a node left behind (it was SIGKILLed, or its runtime state outlived it).
-reap_containers() {
-	local run=$1 rt ids
-	for rt in runc runsc; do
-		[ -d "$run/$rt" ] || continue
-		ids=$($rt --root "$run/$rt" list -q 2>/dev/null) || continue
-		for id in $ids; do
-			$rt --root "$run/$rt" kill "$id" KILL >/dev/null 2>&1
-			$rt --root "$run/$rt" delete -f "$id" >/dev/null 2>&1
-		done
-	done
-}
-
-cleanup() {
-	local name
-	for name in "${!NODE_PID[@]}"; do
-		kill -KILL "${NODE_PID[$name]}" 2>/dev/null
-		wait "${NODE_PID[$name]}" 2>/dev/null
-	done
-	[ -n "$REDIS_PID" ] && kill -KILL "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
-	for d in "$TMP"/node-*/run; do
-		[ -d "$d" ] && reap_containers "$d"
-	done
-	# sandboxes may leave tmpfs mounts below run dirs
-	grep -o " $TMP[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-	if [ -n "${KEEP_TMP:-}" ]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-PORT=$(free_port)
-R() { redis-cli -p "$PORT" "$@"; }
-export AISP_REDIS=127.0.0.1:$PORT
-
-start_redis() {
-	mkdir -p "$TMP/redis"
-	redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP/redis" --save '' \
-		--appendonly yes --appendfsync always --logfile "$TMP/redis/log" \
-		--enable-debug-command local &
-	REDIS_PID=$!
-	wait_for 10 redis_up
-}
-stop_redis() { # SIGTERM: Redis writes its AOF and exits
-	kill -TERM "$REDIS_PID" && wait "$REDIS_PID"
-	REDIS_PID=
-}
-redis_up() { [ "$(R PING 2>/dev/null)" = PONG ]; }
-
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s; fails after SECONDS.
-wait_for() {
-	local limit=$(($1 * 10)) i=0
-	shift
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -ge $limit ] && return 1
-		sleep 0.1
-	done
-}
-
-# is VALUE COMMAND...: true when COMMAND prints VALUE (re-run on every poll of wait_for).
-is() {
-	local want=$1
-	shift
-	[ "$("$@" 2>/dev/null)" = "$want" ]
-}
-
-# node_conf NAME: writes the node's config (its own state and run dirs).
-node_conf() {
-	local name=$1 d=$TMP/node-$1
-	mkdir -p "$d"
-	[ -f "$TMP/key/private.pem" ] || "$AISP" keygen --out "$TMP/key" >/dev/null 2>&1
-	cat >"$d/aispd.conf" <<EOF
-[node]
-id = $name
-slots = ${SLOTS:-2}
-state_dir = $d/state
-run_dir = $d/run
-key = $TMP/key/private.pem
-agent = ${NODE_AGENT:-$AGENT}
-log_level = debug
-heartbeat_ms = 500
-drain_s = ${DRAIN_S:-20}
-[redis]
-address = 127.0.0.1:$PORT
-reclaim_ms = 3000
-timeout_ms = 1000
-block_ms = 500
-${REDIS_EXTRA:-}
-[images]
-store = $STORE
-[runtimes]
-default = runc
-enabled = runc, runsc
-${POOL_EXTRA:-}
-[http]
-listen = ${HTTP_PORT:+127.0.0.1:$HTTP_PORT}
-EOF
-}
-
-start_node() {
-	local name=$1 d=$TMP/node-$1
-	(umask "${AISP_TEST_UMASK:-022}" && exec "$AISPD" --config "$d/aispd.conf") >>"$d/log" 2>&1 &
-	NODE_PID[$name]=$!
-}
-stop_node() { # SIGTERM, then wait for the exit status
-	local name=$1 pid=${NODE_PID[$1]}
-	kill -TERM "$pid"
-	wait "$pid"
-	local rc=$?
-	unset "NODE_PID[$name]"
-	return $rc
-}
-node_log() { cat "$TMP/node-$1/log"; }
-registered() { [ "$(R SISMEMBER aisp:nodes "$1")" = 1 ]; }
-has_result() { [ "$(R EXISTS "aisp:result:$1")" = 1 ]; }
-field() { # field ID NAME: a field of the result document
-	R GET "aisp:result:$1" | python3 -c "import json,sys; d=json.load(sys.stdin); v=d.get('$2'); print(v if v is not None else '')"
-}
-# Number of aisp:results events naming id.
-events() {
-	R XRANGE aisp:results - + | grep -cx -- "$1"
-}
-
+# This suite's node and Redis settings (node.sh's knobs): a long drain (tasks in flight finish),
+# a short request timeout (DEBUG SLEEP stalls the server past it).
+DRAIN_S=20
+REDIS_TIMEOUT_MS=1000
+REDIS_ARGS=(--enable-debug-command local)
 HTTP_PORT=$(free_port)
+N1=$(node_id n1)
 
 # ---------------------------------------------------------------- part 1: no sandbox needed
 
@@ -213,8 +45,8 @@ HTTP_PORT=$(free_port)
 # startup_fails DESCRIPTION EXPECTED-MESSAGE SED-EXPRESSION: edits the config, expects exit 1.
 startup_fails() {
 	local what=$1 want=$2 out rc
-	sed "$3" "$TMP/node-chk/aispd.conf" >"$TMP/node-chk/bad.conf"
-	out=$("$AISPD" --config "$TMP/node-chk/bad.conf" --check 2>&1)
+	sed "$3" "$(node_dir chk)/aispd.conf" >"$(node_dir chk)/bad.conf"
+	out=$("$AISPD" --config "$(node_dir chk)/bad.conf" --check 2>&1)
 	rc=$?
 	if [ $rc = 1 ] && [[ "$out" == *"$want"* ]]; then
 		ok "startup check: $what"
@@ -223,17 +55,16 @@ startup_fails() {
 	fi
 }
 HTTP_PORT= node_conf chk
-out=$("$AISPD" --config "$TMP/node-chk/aispd.conf" --check 2>&1)
-check "aispd --check passes with a good config" test $? = 0
-startup_fails "missing key" "no node key at $TMP/nokey/private.pem: run \`aisp keygen --out $TMP/nokey\` or set create_key = true" "s|^key = .*|key = $TMP/nokey/private.pem|"
+check "aispd --check passes with a good config" "$AISPD" --config "$(node_dir chk)/aispd.conf" --check
+startup_fails "missing key" "no node key at $TEST_TMP/nokey/private.pem: run \`aisp keygen --out $TEST_TMP/nokey\` or set create_key = true" "s|^key = .*|key = $TEST_TMP/nokey/private.pem|"
 startup_fails "runtime missing" "runtime runc: " "s|^\[runtimes\]|[runtime.runc]\npath = /nonexistent/runc\n[runtimes]|"
 startup_fails "image missing" "image nope" "s|^store = .*|store = $STORE\ndefault = nope|"
 startup_fails "agent missing" "agent /nonexistent/agent is missing" "s|^agent = .*|agent = /nonexistent/agent|"
-startup_fails "config error names file:line" "$TMP/node-chk/bad.conf:3: [node] slots = \"many\": not an integer" "s|^slots = .*|slots = many|"
+startup_fails "config error names file:line" "$(node_dir chk)/bad.conf:3: [node] slots = \"many\": not an integer" "s|^slots = .*|slots = many|"
 startup_fails "state dir not writable" "state dir /proc/aisp-state is not usable" "s|^state_dir = .*|state_dir = /proc/aisp-state|"
-sed "s|^key = .*|key = $TMP/newkey/private.pem\ncreate_key = true|" "$TMP/node-chk/aispd.conf" >"$TMP/node-chk/ck.conf"
-if "$AISPD" --config "$TMP/node-chk/ck.conf" --check >/dev/null 2>&1 &&
-	[ "$(stat -c %a "$TMP/newkey/private.pem")" = 600 ] && [ -f "$TMP/newkey/public.pem" ]; then
+sed "s|^key = .*|key = $TEST_TMP/newkey/private.pem\ncreate_key = true|" "$(node_dir chk)/aispd.conf" >"$(node_dir chk)/ck.conf"
+if "$AISPD" --config "$(node_dir chk)/ck.conf" --check >/dev/null 2>&1 &&
+	[ "$(stat -c %a "$TEST_TMP/newkey/private.pem")" = 600 ] && [ -f "$TEST_TMP/newkey/public.pem" ]; then
 	ok "create_key = true creates the key pair (private.pem 0600)"
 else
 	not_ok "create_key = true creates the key pair"
@@ -241,20 +72,19 @@ fi
 
 # Redis down at start: the node says so, keeps retrying, and registers once Redis is up.
 node_conf n1
-start_node n1
-if wait_for 10 grep -q "redis 127.0.0.1:$PORT unreachable (.*), retrying in" "$TMP/node-n1/log"; then
+node_start n1
+if wait_for 10 grep -q "redis 127.0.0.1:$REDIS_PORT unreachable (.*), retrying in" "$(node_dir n1)/log"; then
 	ok "redis down at start: the node logs that it is unreachable and retries"
 else
 	not_ok "redis down at start: the node logs that it is unreachable and retries" "$(node_log n1 | tail -5)"
 fi
-start_redis
-if wait_for 20 registered n1; then
+redis_start
+if wait_for 20 node_registered n1; then
 	ok "redis down at start: the node connects once redis is up and registers"
 else
 	not_ok "redis down at start: the node connects once redis is up and registers" "$(node_log n1 | tail -5)"
 fi
-kill -0 "${NODE_PID[n1]}" 2>/dev/null && ok "node still running after waiting for redis" ||
-	not_ok "node still running after waiting for redis"
+check "node still running after waiting for redis" node_alive n1
 
 # Bad tasks: each gets a rejected result with a precise message.
 # bad ID-OR-"" JSON EXPECTED-SUBSTRING DESCRIPTION
@@ -267,8 +97,8 @@ bad() {
 		return
 	fi
 	local st err
-	st=$(field "$id" status)
-	err=$(field "$id" error)
+	st=$(rfield "$id" .status)
+	err=$(rfield "$id" .error)
 	if [ "$st" = rejected ] && [[ "$err" == *"$want"* ]]; then
 		ok "rejected: $what ($err)"
 	else
@@ -292,48 +122,48 @@ bad b10 '{"id":"b10","lang":"python","code":"x","bogus":1}' 'unknown field "bogu
 bad b11 '{"id":"b11","lang":"shell","mode":"function","code":"x"}' 'function mode is not supported for shell' "function mode for shell"
 bad b12 '{"id":"b12","lang":"python","code":"x","env":{"PATH":"/x"}}' 'env name "PATH" is reserved' "reserved env var"
 # oversized code: 1 MiB + 10 bytes
-python3 -c "print('{\"id\":\"b13\",\"lang\":\"python\",\"code\":\"' + 'a'*(1024*1024+10) + '\"}', end='')" >"$TMP/big.json"
-R -x XADD aisp:tasks '*' task <"$TMP/big.json" >/dev/null
-if wait_for 10 has_result b13 && [ "$(field b13 status)" = rejected ] &&
-	[[ "$(field b13 error)" == *'field "code" is 1048586 bytes, above the 1048576-byte limit'* ]]; then
+python3 -c "print('{\"id\":\"b13\",\"lang\":\"python\",\"code\":\"' + 'a'*(1024*1024+10) + '\"}', end='')" >"$TEST_TMP/big.json"
+R -x XADD aisp:tasks '*' task <"$TEST_TMP/big.json" >/dev/null
+if wait_for 10 has_result b13 && [ "$(rfield b13 .status)" = rejected ] &&
+	[[ "$(rfield b13 .error)" == *'field "code" is 1048586 bytes, above the 1048576-byte limit'* ]]; then
 	ok "rejected: oversized code"
 else
-	not_ok "rejected: oversized code" "$(field b13 error)"
+	not_ok "rejected: oversized code" "$(rfield b13 .error)"
 fi
 entry=$(R XADD aisp:tasks '*' other x)
-if wait_for 10 has_result "entry-$entry" && [[ "$(field "entry-$entry" error)" == *'no "task" field'* ]]; then
+if wait_for 10 has_result "entry-$entry" && [[ "$(rfield "entry-$entry" .error)" == *'no "task" field'* ]]; then
 	ok "rejected: stream entry without a task field"
 else
 	not_ok "rejected: stream entry without a task field"
 fi
-check "rejected results are acknowledged and deleted from aisp:tasks" wait_for 5 is 0 R XLEN aisp:tasks
-check "rejected results announced on aisp:results" test "$(events b6)" = 1
-kill -0 "${NODE_PID[n1]}" 2>/dev/null && ok "node still serving after bad tasks" || not_ok "node still serving after bad tasks"
+check "rejected results are acknowledged and deleted from aisp:tasks" wait_for 5 prints 0 R XLEN aisp:tasks
+is "rejected results announced on aisp:results" "$(events b6)" 1
+check "node still serving after bad tasks" node_alive n1
 
 # Duplicates: the same id twice -> one result, one event, both entries acknowledged.
 R XADD aisp:tasks '*' task '{"id":"d1","lang":"python","code":"x","image":"nope1"}' >/dev/null
 R XADD aisp:tasks '*' task '{"id":"d1","lang":"python","code":"x","image":"nope2"}' >/dev/null
 wait_for 10 has_result d1
 sleep 0.5 # the second entry is handled right after the first; the checks below poll anyway
-if wait_for 10 is 0 R XLEN aisp:tasks && [ "$(events d1)" = 1 ] && [[ "$(field d1 error)" == *nope1* ]]; then
+if wait_for 10 prints 0 R XLEN aisp:tasks && [ "$(events d1)" = 1 ] && [[ "$(rfield d1 .error)" == *nope1* ]]; then
 	ok "duplicate id: one result (the first), one event, both entries acknowledged"
 else
-	not_ok "duplicate id: one result, one event" "events $(events d1), XLEN $(R XLEN aisp:tasks), error $(field d1 error)"
+	not_ok "duplicate id: one result, one event" "events $(events d1), XLEN $(R XLEN aisp:tasks), error $(rfield d1 .error)"
 fi
 
 # The registry.
-h=$(R HGETALL aisp:node:n1)
+h=$(R HGETALL "aisp:node:$N1")
 if [[ "$h" == *"BEGIN PUBLIC KEY"* ]] && [[ "$h" == *runc,runsc* ]] && [[ "$h" == *sha256:* ]] &&
-	[ "$(R HGET aisp:node:n1 slots)" = 2 ] && [ "$(R PTTL aisp:node:n1)" -gt 0 ]; then
-	ok "registry: aisp:node:n1 has pubkey, key_id, runtimes, slots and a TTL"
+	[ "$(R HGET "aisp:node:$N1" slots)" = 2 ] && [ "$(R PTTL "aisp:node:$N1")" -gt 0 ]; then
+	ok "registry: aisp:node:$N1 has pubkey, key_id, runtimes, slots and a TTL"
 else
-	not_ok "registry: aisp:node:n1" "$h"
+	not_ok "registry: aisp:node:$N1" "$h"
 fi
 out=$("$AISP" nodes 2>&1)
-if [[ "$out" == *"n1 "*"0.1"*runc,runsc* ]]; then ok "aisp nodes lists n1"; else not_ok "aisp nodes lists n1" "$out"; fi
+if [[ "$out" == *"$N1 "*"0.1"*runc,runsc* ]]; then ok "aisp nodes lists $N1"; else not_ok "aisp nodes lists $N1" "$out"; fi
 R SADD aisp:nodes ghost >/dev/null
 "$AISP" nodes >/dev/null 2>&1
-check "aisp nodes drops ids whose hash expired" test "$(R SISMEMBER aisp:nodes ghost)" = 0
+is "aisp nodes drops ids whose hash expired" "$(R SISMEMBER aisp:nodes ghost)" 0
 
 # HTTP.
 m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics")
@@ -347,16 +177,15 @@ else
 fi
 rejected=$(echo "$m" | sed -n 's/^aisp_tasks_total{status="rejected"} //p')
 check "/metrics counts every rejected result (>= 17: $rejected)" test "${rejected:-0}" -ge 17
-check "/healthz is 200 ok" test "$(curl -s "http://127.0.0.1:$HTTP_PORT/healthz")" = ok
+is "/healthz is 200 ok" "$(curl -s "http://127.0.0.1:$HTTP_PORT/healthz")" ok
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/nope")
-check "unknown path is 404" test "$code" = 404
+is "unknown path is 404" "$code" 404
 
 # Redis restarted under a running node: /healthz says so, the node reconnects and serves.
-stop_redis
-hz() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/healthz"; }
-check "/healthz is 503 while redis is down" wait_for 10 is 503 hz
-start_redis
-check "node reconnects after a redis restart (/healthz 200)" wait_for 20 is 200 hz
+redis_stop
+check "/healthz is 503 while redis is down" wait_for 10 prints 503 healthz "$HTTP_PORT"
+redis_start
+check "node reconnects after a redis restart (/healthz 200)" wait_for 20 prints 200 healthz "$HTTP_PORT"
 m=$(curl -sf "http://127.0.0.1:$HTTP_PORT/metrics")
 rc=$(echo "$m" | sed -n 's/^aisp_redis_reconnects_total //p')
 check "aisp_redis_reconnects_total counts it ($rc)" test "${rc:-0}" -ge 1
@@ -368,14 +197,14 @@ check "results written before the restart survived (AOF)" has_result b1
 acl=$(grep '^user aisp-node ' "$SRC/deploy/redis.conf" | sed 's/^user aisp-node //; s/>change-me-node/>test-pass/')
 # shellcheck disable=SC2086
 if R ACL SETUSER aisp-node reset $acl >/dev/null && REDIS_EXTRA=$'user = aisp-node\npassword = test-pass' HTTP_PORT= node_conf acl1; then
-	start_node acl1
+	node_start acl1
 	R XADD aisp:tasks '*' task '{"id":"acl-1","lang":"python","code":"x","image":"nope"}' >/dev/null
-	if wait_for 20 registered acl1 && wait_for 10 has_result acl-1 && ! grep -q NOPERM "$TMP/node-acl1/log"; then
+	if wait_for 20 node_registered acl1 && wait_for 10 has_result acl-1 && ! grep -q NOPERM "$(node_dir acl1)/log"; then
 		ok "ACL user aisp-node of deploy/redis.conf: registers, publishes, no NOPERM"
 	else
-		not_ok "ACL user aisp-node" "$(grep -i 'error\|warn' "$TMP/node-acl1/log" | tail -5)"
+		not_ok "ACL user aisp-node" "$(grep -i 'error\|warn' "$(node_dir acl1)/log" | tail -5)"
 	fi
-	stop_node acl1
+	node_stop acl1
 else
 	not_ok "ACL user aisp-node: ACL SETUSER from deploy/redis.conf failed"
 fi
@@ -387,12 +216,12 @@ submit() { "$AISP" submit --wait --wait-timeout 120 "$@"; }
 run_case() {
 	local what=$1 want=$2 want_rc=$3 out rc
 	shift 3
-	out=$(submit "$@" 2>"$TMP/stderr")
+	out=$(submit "$@" 2>"$TEST_TMP/stderr")
 	rc=$?
 	if [ "$out" = "$want" ] && [ $rc = "$want_rc" ]; then
 		ok "$what"
 	else
-		not_ok "$what" "stdout: $out" "exit: $rc (want $want_rc)" "stderr: $(head -c 600 "$TMP/stderr")"
+		not_ok "$what" "stdout: $out" "exit: $rc (want $want_rc)" "stderr: $(head -c 600 "$TEST_TMP/stderr")"
 	fi
 }
 run_case "python script" "2" 0 --lang python -c 'print(1+1)'
@@ -401,13 +230,13 @@ run_case "javascript script" "hi" 0 --lang javascript -c 'console.log("hi")'
 run_case "javascript function" '"ab"' 0 --lang javascript --function --args '["a","b"]' -c 'function main(a) { return a.join(""); }
 module.exports = main;'
 run_case "shell script, exit code passed through" "x" 7 --lang shell -c 'echo x; exit 7'
-printf 'abc' >"$TMP/in.txt"
-run_case "stdin and input files" "abc abc" 0 --lang shell --stdin "$TMP/in.txt" --file data/f.txt="$TMP/in.txt" -c 'read l; printf "%s %s\n" "$l" "$(cat data/f.txt)"'
+printf 'abc' >"$TEST_TMP/in.txt"
+run_case "stdin and input files" "abc abc" 0 --lang shell --stdin "$TEST_TMP/in.txt" --file data/f.txt="$TEST_TMP/in.txt" -c 'read l; printf "%s %s\n" "$l" "$(cat data/f.txt)"'
 run_case "runsc: python" "runsc" 0 --runtime runsc --lang python -c 'print("runsc")'
 run_case "runsc: shell" "ok" 0 --runtime runsc --lang shell -c 'echo ok'
 run_case "timeout -> 124" "" 124 --lang shell --timeout 1 -c 'sleep 30'
 doc=$(submit --json --lang python -c 'print(5)')
-if echo "$doc" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["status"]=="ok" and d["stdout"]=="5\n" and d["node"]=="n1" and d["attestation"]["signatures"] and d["execution_digest"].startswith("sha256:")'; then
+if echo "$doc" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["status"]=="ok" and d["stdout"]=="5\n" and d["node"]==sys.argv[1] and d["attestation"]["signatures"] and d["execution_digest"].startswith("sha256:")' "$N1"; then
 	ok "--json: the result document, signed"
 else
 	not_ok "--json: the result document, signed" "$(echo "$doc" | head -c 800)"
@@ -419,46 +248,37 @@ code='import random; print(random.SystemRandom().random())'
 R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$code\"}" >/dev/null
 R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$code\"}" >/dev/null
 wait_for 60 has_result twice
-wait_for 20 is 0 R XLEN aisp:tasks
-runs=$(grep -c "task twice: running in" "$TMP/node-n1/log")
+wait_for 20 prints 0 R XLEN aisp:tasks
+runs=$(grep -c "task twice: running in" "$(node_dir n1)/log")
 if [ "$(events twice)" = 1 ] && [ "$runs" = 1 ] && [ "$(R XLEN aisp:tasks)" = 0 ]; then
 	ok "same id twice: one execution, one result, both entries acknowledged"
 else
 	not_ok "same id twice" "events $(events twice), runs $runs, XLEN $(R XLEN aisp:tasks)"
 fi
-"$AISP" submit --id twice --wait --wait-timeout 30 -c 'print("never runs")' >"$TMP/out" 2>&1
-check "a third submit of the id gets the first result" test "$(head -1 "$TMP/out")" = "$(field twice stdout | head -1)"
+"$AISP" submit --id twice --wait --wait-timeout 30 -c 'print("never runs")' >"$TEST_TMP/out" 2>&1
+is "a third submit of the id gets the first result" "$(head -1 "$TEST_TMP/out")" "$(rfield twice .stdout | head -1)"
 
 # 100 tasks through 2 nodes.
-POOL_EXTRA=$'[pool]\nrunc/default/shell = 1' HTTP_PORT= node_conf n2
-start_node n2
-wait_for 20 registered n2
-pool_warm() { "$AISP" nodes 2>/dev/null | grep '^n2 ' | grep -q 'runc/[0-9a-f]*/shell 1/1 warm'; }
+POOL='runc/default/shell = 1' HTTP_PORT= node_conf n2
+node_start n2
+wait_for 20 node_registered n2
+pool_warm() { "$AISP" nodes 2>/dev/null | grep "^$(node_id n2) " | grep -q 'runc/[0-9a-f]*/shell 1/1 warm'; }
 if wait_for 60 pool_warm; then
 	ok "warm pool target runc/default/shell = 1: aisp nodes shows it warm"
 else
 	not_ok "warm pool target: aisp nodes shows it warm" "$("$AISP" nodes 2>&1)"
 fi
-for i in $(seq 1 100); do
-	printf "XADD aisp:tasks * task '{\"id\":\"bulk-%d\",\"lang\":\"shell\",\"code\":\"echo %d\"}'\n" "$i" "$i"
-done | R >/dev/null
-all_results() {
-	local i
-	for i in $(seq 1 100); do has_result "bulk-$i" || return 1; done
-}
-if wait_for 300 all_results; then
-	wrong=0
-	for i in $(seq 1 100); do
-		[ "$(field "bulk-$i" stdout)" = "$i" ] || wrong=$((wrong + 1))
-	done
+shell_tasks bulk- 100
+if wait_for 300 all_results bulk- 100; then
+	wrong=$(wrong_results bulk- 100)
 	dup=$(R XRANGE aisp:results - + | grep '^bulk-' | sort | uniq -d | wc -l)
 	cnt=$(R XRANGE aisp:results - + | grep -c '^bulk-')
 	# One publish outcome per task: "published", or (when the reply to a publish was lost to a
 	# Redis timeout and the script ran again) "a result already existed". A task run twice
 	# would show two.
 	pat='task bulk-[0-9]* entry .*: \(published\|a result already existed\)'
-	by1=$(grep -c "$pat" "$TMP/node-n1/log")
-	by2=$(grep -c "$pat" "$TMP/node-n2/log")
+	by1=$(grep -c "$pat" "$(node_dir n1)/log")
+	by2=$(grep -c "$pat" "$(node_dir n2)/log")
 	if [ $wrong = 0 ] && [ "$dup" = 0 ] && [ "$cnt" = 100 ] && [ $((by1 + by2)) = 100 ]; then
 		ok "100 tasks through 2 nodes: 100 results, none twice (n1 $by1, n2 $by2)"
 	else
@@ -473,7 +293,7 @@ fi
 running_on() { # prints the node whose log shows task $1 running
 	local name
 	for name in n1 n2; do
-		grep -q "task $1: running in" "$TMP/node-$name/log" && echo $name && return 0
+		grep -q "task $1: running in" "$(node_dir $name)/log" && echo $name && return 0
 	done
 	return 1
 }
@@ -481,100 +301,71 @@ R XADD aisp:tasks '*' task '{"id":"killed","lang":"shell","code":"sleep 4; echo 
 if wait_for 60 running_on killed >/dev/null; then
 	victim=$(running_on killed)
 	other=$([ "$victim" = n1 ] && echo n2 || echo n1)
-	kill -KILL "${NODE_PID[$victim]}"
-	wait "${NODE_PID[$victim]}" 2>/dev/null
-	unset "NODE_PID[$victim]"
-	reap_containers "$TMP/node-$victim/run"
-	if wait_for 90 has_result killed && [ "$(field killed stdout)" = survived ] &&
-		[ "$(field killed node)" = "$other" ] && [ "$(events killed)" = 1 ]; then
+	node_kill "$victim"
+	if wait_for 90 has_result killed && [ "$(rfield killed .stdout)" = survived ] &&
+		[ "$(rfield killed .node)" = "$(node_id "$other")" ] && [ "$(events killed)" = 1 ]; then
 		ok "node $victim SIGKILLed mid-task: $other finished it, exactly one result"
 	else
-		not_ok "node SIGKILLed mid-task" "result node $(field killed node), events $(events killed)" "$(grep killed "$TMP/node-$other/log" | tail -5)"
+		not_ok "node SIGKILLed mid-task" "result node $(rfield killed .node), events $(events killed)" "$(grep killed "$(node_dir "$other")/log" | tail -5)"
 	fi
-	start_node "$victim" # same id: reads its own pending entries first
-	wait_for 20 registered "$victim"
+	node_start "$victim" # same id: reads its own pending entries first
+	wait_for 20 node_registered "$victim"
 else
 	not_ok "node SIGKILLed mid-task: the task never started"
 fi
 
 # redis-server restarted mid-run: every task exactly one result.
-for i in $(seq 1 20); do
-	printf "XADD aisp:tasks * task '{\"id\":\"rr-%d\",\"lang\":\"shell\",\"code\":\"sleep 0.3; echo %d\"}'\n" "$i" "$i"
-done | R >/dev/null
-wait_for 60 has_result rr-2
-stop_redis
-sleep 1
-start_redis
-rr_all() {
-	local i
-	for i in $(seq 1 20); do has_result "rr-$i" || return 1; done
-}
-if wait_for 180 rr_all; then
-	wrong=0
-	for i in $(seq 1 20); do
-		[ "$(field "rr-$i" stdout)" = "$i" ] && [ "$(events "rr-$i")" = 1 ] || wrong=$((wrong + 1))
-	done
-	check "redis restarted mid-run: 20 tasks, each exactly one result ($wrong wrong)" test $wrong = 0
-else
-	missing=$(for i in $(seq 1 20); do has_result "rr-$i" || echo "rr-$i"; done)
-	not_ok "redis restarted mid-run: every task a result" "missing: $missing"
-fi
+redis_restart_mid_run "redis restarted (SIGTERM) mid-run" redis_stop rr- 20 "sleep 0.3; "
 
 # SIGTERM with tasks in flight: they finish, or another node finishes them; the node exits 0.
-for i in 1 2 3 4; do
-	R XADD aisp:tasks '*' task "{\"id\":\"term-$i\",\"lang\":\"shell\",\"code\":\"sleep 2; echo $i\"}" >/dev/null
-done
-wait_for 60 grep -q "task term-[0-9]: running in" "$TMP/node-n1/log"
-stop_node n1
+shell_tasks term- 4 "sleep 2; "
+wait_for 60 grep -q "task term-[0-9]: running in" "$(node_dir n1)/log"
+node_stop n1
 rc=$?
-check "SIGTERM: n1 drained and exited 0" test $rc = 0
-check "SIGTERM: n1 deregistered" test "$(R SISMEMBER aisp:nodes n1)" = 0
-term_all() { for i in 1 2 3 4; do has_result "term-$i" || return 1; done; }
-if wait_for 120 term_all; then
-	wrong=0
-	for i in 1 2 3 4; do
-		[ "$(field "term-$i" stdout)" = "$i" ] && [ "$(events "term-$i")" = 1 ] || wrong=$((wrong + 1))
-	done
-	check "SIGTERM with tasks in flight: all 4 finished, one result each" test $wrong = 0
+is "SIGTERM: n1 drained and exited 0" "$rc" 0
+is "SIGTERM: n1 deregistered" "$(R SISMEMBER aisp:nodes "$N1")" 0
+if wait_for 120 all_results term- 4; then
+	wrong=$(wrong_results term- 4)
+	is "SIGTERM with tasks in flight: all 4 finished, one result each" "$wrong" 0
 else
 	not_ok "SIGTERM with tasks in flight: all finished"
 fi
 
 # SIGTERM with a drain shorter than the task: the task is released and n2 finishes it at once.
 DRAIN_S=1 HTTP_PORT= node_conf n1
-start_node n1
-wait_for 20 registered n1
-stop_node n2
+node_start n1
+wait_for 20 node_registered n1
+node_stop n2
 R XADD aisp:tasks '*' task '{"id":"released","lang":"shell","code":"sleep 3; echo released"}' >/dev/null
-wait_for 60 grep -q "task released: running in" "$TMP/node-n1/log"
+wait_for 60 grep -q "task released: running in" "$(node_dir n1)/log"
 HTTP_PORT= node_conf n2
-start_node n2
-wait_for 20 registered n2
-stop_node n1
+node_start n2
+wait_for 20 node_registered n2
+node_stop n1
 rc=$?
-check "SIGTERM past drain_s: exit 0" test $rc = 0
-check "SIGTERM past drain_s: the task was released" grep -q "task released entry .*: released for another node" "$TMP/node-n1/log"
-if wait_for 60 has_result released && [ "$(field released node)" = n2 ] && [ "$(events released)" = 1 ]; then
+is "SIGTERM past drain_s: exit 0" "$rc" 0
+check "SIGTERM past drain_s: the task was released" grep -q "task released entry .*: released for another node" "$(node_dir n1)/log"
+if wait_for 60 has_result released && [ "$(rfield released .node)" = "$(node_id n2)" ] && [ "$(events released)" = 1 ]; then
 	ok "released task finished by n2, one result"
 else
-	not_ok "released task finished by n2" "node $(field released node)"
+	not_ok "released task finished by n2" "node $(rfield released .node)"
 fi
-stop_node n2
+node_stop n2
 
 # Sandbox errors: retried with backoff, then dead-lettered with an internal result. The agent
 # of this node exits at once, so every sandbox dies while starting.
-printf '#!/bin/sh\nexit 1\n' >"$TMP/broken-agent"
-chmod 755 "$TMP/broken-agent"
-NODE_AGENT=$TMP/broken-agent REDIS_EXTRA="max_deliveries = 2" HTTP_PORT= node_conf broken
-start_node broken
-wait_for 20 registered broken
+printf '#!/bin/sh\nexit 1\n' >"$TEST_TMP/broken-agent"
+chmod 755 "$TEST_TMP/broken-agent"
+NODE_AGENT=$TEST_TMP/broken-agent MAX_DELIVERIES=2 HTTP_PORT= node_conf broken
+node_start broken
+wait_for 20 node_registered broken
 R XADD aisp:tasks '*' task '{"id":"doomed","lang":"shell","code":"echo never"}' >/dev/null
-if wait_for 60 has_result doomed && [ "$(field doomed status)" = internal ] &&
-	[ "$(field doomed attempts)" = 2 ] && [[ "$(field doomed error)" == "gave up after 2 deliveries: "* ]]; then
-	reason=$(field doomed error)
+if wait_for 60 has_result doomed && [ "$(rfield doomed .status)" = internal ] &&
+	[ "$(rfield doomed .attempts)" = 2 ] && [[ "$(rfield doomed .error)" == "gave up after 2 deliveries: "* ]]; then
+	reason=$(rfield doomed .error)
 	ok "sandbox error: retried, then an internal result after max_deliveries (${reason:0:120})"
 else
-	not_ok "sandbox error: internal result after max_deliveries" "status $(field doomed status), attempts $(field doomed attempts), error $(field doomed error)"
+	not_ok "sandbox error: internal result after max_deliveries" "status $(rfield doomed .status), attempts $(rfield doomed .attempts), error $(rfield doomed .error)"
 fi
 dead=$(R XRANGE aisp:dead - +)
 if [[ "$dead" == *doomed* ]] && [[ "$dead" == *deliveries* ]] && [[ "$dead" == *'"code":"echo never"'* ]]; then
@@ -582,28 +373,27 @@ if [[ "$dead" == *doomed* ]] && [[ "$dead" == *deliveries* ]] && [[ "$dead" == *
 else
 	not_ok "aisp:dead holds the entry" "$dead"
 fi
-check "the dead entry is acknowledged and deleted" wait_for 10 is 0 R XLEN aisp:tasks
-check "retry logged with backoff" grep -q "task doomed entry .*: sandbox error (.*); retry 1 in" "$TMP/node-broken/log"
-stop_node broken
+check "the dead entry is acknowledged and deleted" wait_for 10 prints 0 R XLEN aisp:tasks
+check "retry logged with backoff" grep -q "task doomed entry .*: sandbox error (.*); retry 1 in" "$(node_dir broken)/log"
+node_stop broken
 
 # A request that times out (the server stalls longer than timeout_ms): the connection is
 # dropped and re-made, and the node serves again.
 HTTP_PORT= node_conf n1
-start_node n1
-wait_for 20 registered n1
+node_start n1
+wait_for 20 node_registered n1
 R DEBUG SLEEP 2.5 >/dev/null
-if wait_for 20 grep -q "connection lost: request timed out" "$TMP/node-n1/log"; then
+if wait_for 20 grep -q "connection lost: request timed out" "$(node_dir n1)/log"; then
 	ok "a Redis request past timeout_ms drops the connection"
 else
-	not_ok "a Redis request past timeout_ms drops the connection" "$(tail -5 "$TMP/node-n1/log")"
+	not_ok "a Redis request past timeout_ms drops the connection" "$(node_log n1 | tail -5)"
 fi
 R XADD aisp:tasks '*' task '{"id":"after-stall","lang":"shell","code":"echo back"}' >/dev/null
-if wait_for 60 has_result after-stall && [ "$(field after-stall stdout)" = back ]; then
+if wait_for 60 has_result after-stall && [ "$(rfield after-stall .stdout)" = back ]; then
 	ok "the node reconnects and serves after the stall"
 else
-	not_ok "the node reconnects and serves after the stall" "$(tail -5 "$TMP/node-n1/log")"
+	not_ok "the node reconnects and serves after the stall" "$(node_log n1 | tail -5)"
 fi
-stop_node n1
+node_stop n1
 
-echo "1..$n"
-[ $failed = 0 ]
+done_testing

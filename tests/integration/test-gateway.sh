@@ -21,19 +21,22 @@
 #     and restarted: no loss, no duplicates
 # Every wait is a bounded poll; nothing asserts wall-clock times (the load figures are
 # reported as diagnostics).
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
 SRC=${AISP_SOURCE_ROOT:-$(cd "$here/../.." && pwd)}
 GATEWAY=${1:-${AISP_GATEWAY_BIN:-aisp-gateway}}
 PGB=/usr/lib/postgresql/15/bin
 CLIENT=("/usr/bin/python3" "$here/gateway_client.py")
-nl_require openssl sha256sum base64
-[ -x "$PGB/initdb" ] || { echo "1..0 # SKIP postgresql 15 is missing ($PGB)"; exit 0; }
+need_nodes openssl sha256sum base64
+[ -x "$PGB/initdb" ] || skip_all "postgresql 15 is missing ($PGB)"
 /usr/bin/python3 -c 'import jsonschema, yaml' 2>/dev/null ||
-	{ echo "1..0 # SKIP python3-jsonschema or python3-yaml is missing"; exit 0; }
+	skip_all "python3-jsonschema or python3-yaml is missing"
 
 # ---------------------------------------------------------------- PostgreSQL
-PG_DIR=$NL_TMP/pg
+PG_DIR=$TEST_TMP/pg
 PG_PORT=$(free_port)
 pg_ctl() { runuser -u postgres -- "$PGB/pg_ctl" -D "$PG_DIR/data" "$@"; }
 pg_start() {
@@ -56,7 +59,7 @@ psqlq() { psql -h "$PG_DIR" -p "$PG_PORT" -U aisp -d calls -Atc "$1" 2>/dev/null
 mkdir -p "$PG_DIR" && chown postgres: "$PG_DIR"
 runuser -u postgres -- "$PGB/initdb" -D "$PG_DIR/data" -A trust -U aisp >/dev/null ||
 	bail "initdb failed"
-NL_CLEANUP_HOOKS+=(pg_cleanup)
+at_exit pg_cleanup
 pg_start || bail "postgres did not start"
 runuser -u postgres -- "$PGB/createdb" -h "$PG_DIR" -p "$PG_PORT" -U aisp calls || bail "createdb"
 
@@ -74,11 +77,11 @@ warm() { [ "$(node_metric 'aisp_pool_sandboxes_total{state="warm"}')" = 2 ]; }
 wait_for 120 warm || diag "the pool did not reach 2 warm sandboxes"
 
 # ---------------------------------------------------------------- the gateway
-GW=$NL_TMP/gw
+GW=$TEST_TMP/gw
 mkdir -p "$GW"
 GW_PORT=$(free_port)
 BASE=http://127.0.0.1:$GW_PORT
-GW_ID=gw-$NL_TAG
+GW_ID=gw-$NODE_TAG
 REPLY=aisp:reply:gw:$GW_ID
 addkey() { "$GATEWAY" key add --file "$GW/keys.conf" --id "$@" 2>>"$GW/keyadd.log"; }
 K_FULL=$(addkey full --set block_skills=shell_exec)
@@ -121,7 +124,7 @@ GW_PID=
 gw_start() {
 	"$GATEWAY" --config "$GW/gw.conf" >>"$GW/log" 2>&1 &
 	GW_PID=$!
-	NL_PIDS+=("$GW_PID")
+	track_pid "$GW_PID"
 	wait_for 20 sh -c "curl -sf $BASE/healthz >/dev/null"
 }
 gw_metric() { curl -s "$BASE/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
@@ -285,7 +288,7 @@ is "proofHash = SHA-256 of the envelope bytes in aisp:result:<id>" "$(jqr "$GW/e
 is "the response's taskResult is the stored result" "$(jq -cS .taskResult "$GW/e1.json")" "$(jq -cS . "$GW/r1.json")"
 jq .taskResult "$GW/e1.json" >"$GW/tr.json"
 check "the embedded result verifies with the node's key (aisp verify)" \
-	"$AISP" verify "$GW/tr.json" --pubkey "$NL_TMP/key/public.pem"
+	"$AISP" verify "$GW/tr.json" --pubkey "$TEST_TMP/key/public.pem"
 is "the key's maximum reached the node: the signed limits are memory 256 MiB, timeout 10 s" \
 	"$(jqr "$GW/r1.json" .attestation.payload | base64 -d | jq -c '[.predicate.limits.memory_bytes, .predicate.limits.timeout_ms]')" \
 	"[$((256 * 1024 * 1024)),10000]"
@@ -308,12 +311,12 @@ is "tools: what key py may run and what is blocked" \
 # a second gateway on the same Redis, with a short wait_ms and its own outbox: 202 pending,
 # then the result through GET /v1/tasks/{id} (of either gateway)
 GW2_PORT=$(free_port)
-sed -e "s/^id = .*/id = gw2-$NL_TAG/" -e "s/^listen = .*/listen = 127.0.0.1:$GW2_PORT/" \
+sed -e "s/^id = .*/id = gw2-$NODE_TAG/" -e "s/^listen = .*/listen = 127.0.0.1:$GW2_PORT/" \
 	-e "s/^wait_ms = .*/wait_ms = 1000/" -e "s/^poll_ms = .*/poll_ms = 500/" \
 	-e "s/^postgres = .*/outbox = aisp:gw2:calls/" "$GW/gw.conf" >"$GW/gw2.conf"
 "$GATEWAY" --config "$GW/gw2.conf" >>"$GW/log2" 2>&1 &
 GW2_PID=$!
-NL_PIDS+=("$GW2_PID")
+track_pid "$GW2_PID"
 wait_for 20 sh -c "curl -sf http://127.0.0.1:$GW2_PORT/healthz >/dev/null"
 check "a call past wait_ms -> 202 pending with statusUrl (schema Pending)" \
 	req POST "http://127.0.0.1:$GW2_PORT" /v1/exec --key "$K_FULL" --body '{"id":"gwtest-slow-1","lang":"python","code":"import time; time.sleep(4); print(\"late\")","runtime":"runc"}' --status 202 --schema Pending --out "$GW/pend.json"

@@ -10,57 +10,19 @@
 # as the cached one, as long as the Debian archive has the same package versions).
 #
 # Environment: AISP_BIN (the aisp binary; meson passes it), AISP_IMAGES_DIR (the scripts).
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
 set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+TEST_TMP_PARENT=/var/tmp # image tarballs and rootfs copies: not a tmpfs
+. "$here/../lib/host.sh"
 
-AISP=${AISP_BIN:-aisp}
-images=${AISP_IMAGES_DIR:-$(dirname "$0")/../../images}
+images=${AISP_IMAGES_DIR:-$here/../../images}
 CACHE=${AISP_IMAGE_CACHE:-/var/lib/aisp/images}
-n=0
-failed=0
-
-ok()
-{
-	n=$((n + 1))
-	echo "ok $n - $1"
-}
-
-not_ok()
-{
-	n=$((n + 1))
-	failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for line in "$@"; do
-		printf '%s\n' "$line" | sed 's/^/#   /'
-	done
-}
-
-# check DESCRIPTION COMMAND...: passes when COMMAND succeeds.
-check()
-{
-	local what=$1 out
-	shift
-	if out=$("$@" 2>&1); then
-		ok "$what"
-	else
-		not_ok "$what" "$out"
-	fi
-}
-
-bail()
-{
-	echo "Bail out! $*"
-	exit 1
-}
-
-if [[ $(id -u) -ne 0 ]]; then
-	echo "1..0 # SKIP needs root (mmdebstrap, chroot, umoci unpack)"
-	exit 77
-fi
+need_root "mmdebstrap, chroot, umoci unpack"
 command -v "$AISP" >/dev/null || bail "no aisp binary ($AISP); set AISP_BIN"
 
-tmp=$(mktemp -d /var/tmp/aisp-test-images.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+tmp=$TEST_TMP
 export AISP_IMAGE_STORE=$tmp/unused-default-store
 
 # 1. Build into the cache (a no-op when it already has the image).
@@ -250,7 +212,7 @@ if mount --bind -o ro "$tmp/ro" "$tmp/ro" 2>/dev/null || { mount --bind "$tmp/ro
 		not_ok "import into a read-only bind mount fails clearly" "exit $rc: $out"
 	fi
 else
-	ok "# SKIP read-only bind mount not available"
+	skip "import into a read-only bind mount fails clearly" "read-only bind mount not available"
 fi
 
 # 10. A failing step-2 command (here compileall of a file that is not Python) fails the build,
@@ -385,5 +347,4 @@ done
 out=$("$AISP" run --runtime runc --image datascience --store "$CACHE" --lang javascript -c 'console.log(6 * 7)' 2>&1)
 check "datascience: javascript runs (node)" test "$out" = 42
 
-echo "1..$n"
-[[ $failed -eq 0 ]]
+done_testing

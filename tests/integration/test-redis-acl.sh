@@ -12,9 +12,10 @@
 #      reply stream, a dead letter, a release at shutdown, a takeover; then Redis's ACL LOG
 #      holds no denial of the node user (every command of every path was granted), and the
 #      scheduler's only denial is aisp nodes' SREM of an expired id, which is the operator's
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
-nl_require
+need_nodes
 REDIS_ACL=1 redis_start
 
 # ---------------------------------------------------------------- 1, 2. the matrix
@@ -189,7 +190,7 @@ R DEL aisp:tasks >/dev/null
 R ACL LOG RESET >/dev/null
 
 # ---------------------------------------------------------------- 4. the protocol as these users
-code() { printf '%s\n' "$2" >"$NL_TMP/$1" && echo "$NL_TMP/$1"; }
+code() { printf '%s\n' "$2" >"$TEST_TMP/$1" && echo "$TEST_TMP/$1"; }
 MAX_DELIVERIES=2 SLOTS=2 POOL="runc/default/python = 1" node_conf a
 SLOTS=2 node_conf b
 node_start a
@@ -244,8 +245,8 @@ if runs_on a acl-kill; then victim=a; else victim=b; fi
 node_kill "$victim"
 wait_for 120 has_result acl-kill
 is "a SIGKILLed node's task is taken over (XAUTOCLAIM, lease) as aisp-node" "$(rfield acl-kill .stdout)" survived
-printf 'print("reply")\n' >"$NL_TMP/reply.py"
-submit_json "$(task_json acl-reply python "$NL_TMP/reply.py" runc null '{"reply_stream":"aisp:reply:acl-test"}')" >/dev/null
+printf 'print("reply")\n' >"$TEST_TMP/reply.py"
+submit_json "$(task_json acl-reply python "$TEST_TMP/reply.py" runc null '{"reply_stream":"aisp:reply:acl-test"}')" >/dev/null
 wait_result acl-reply 60
 out=$(redis-cli -p "$REDIS_PORT" --user aisp-scheduler --pass change-me-scheduler --no-auth-warning \
 	XREAD COUNT 1 STREAMS aisp:reply:acl-test 0-0 2>&1)

@@ -20,10 +20,11 @@
 #   7. a node pointed at a read-only replica reconnects on READONLY and serves once the server
 #      is a master
 # AISP_FAILOVER_TASKS (default 300) sets the size.
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
 . "$here/redis-ha.sh"
-nl_require
+need_nodes
 N=${AISP_FAILOVER_TASKS:-300}
 
 # ---------------------------------------------------------------- the topology
@@ -90,9 +91,9 @@ fi
 
 # ---------------------------------------------------------------- 2. tasks, then the kill
 jq -nc --argjson n "$N" 'range(1; $n + 1) | ["XADD", "aisp:tasks", "*", "task",
-	({id: "fo-\(.)", lang: "shell", runtime: "runc", code: "sleep 0.1; echo fo-\(.)"} | tojson)]' >"$NL_TMP/xadd"
-echo '["WAIT", "1", "5000"]' >>"$NL_TMP/xadd"
-replies=$(ha_resp "$PM" aisp-scheduler change-me-scheduler <"$NL_TMP/xadd" 2>&1)
+	({id: "fo-\(.)", lang: "shell", runtime: "runc", code: "sleep 0.1; echo fo-\(.)"} | tojson)]' >"$TEST_TMP/xadd"
+echo '["WAIT", "1", "5000"]' >>"$TEST_TMP/xadd"
+replies=$(ha_resp "$PM" aisp-scheduler change-me-scheduler <"$TEST_TMP/xadd" 2>&1)
 # the scheduler's part of "no task lost": its XADDs are on the replica before it counts on them
 is "$N tasks submitted and confirmed on the replica (WAIT 1)" "$(tail -1 <<<"$replies")" 1
 # results_on PORT: how many fo-* results that server has
@@ -143,34 +144,34 @@ fi
 
 # ---------------------------------------------------------------- 3. exactly one result each
 P=$PR
-for i in $(seq 1 "$N"); do echo "[\"GET\", \"aisp:result:fo-$i\"]"; done >"$NL_TMP/get"
-ha_resp "$P" default change-me-admin <"$NL_TMP/get" >"$NL_TMP/results.jsonl"
+for i in $(seq 1 "$N"); do echo "[\"GET\", \"aisp:result:fo-$i\"]"; done >"$TEST_TMP/get"
+ha_resp "$P" default change-me-admin <"$TEST_TMP/get" >"$TEST_TMP/results.jsonl"
 bad=$(jq -r 'select(. == null or (fromjson | .status != "ok" or
-	.stdout != "\(.id)\n"))' "$NL_TMP/results.jsonl" | head -3)
+	.stdout != "\(.id)\n"))' "$TEST_TMP/results.jsonl" | head -3)
 is "every task's one result on the new master is ok with its own output" "${bad:-none}" "none"
 echo '["XRANGE", "aisp:results", "-", "+"]' | ha_resp "$P" default change-me-admin |
-	jq -r '.[] | .[1] | .[1]' | grep '^fo-' | sort | uniq -c | awk '$1 != 1' >"$NL_TMP/events"
-is "one aisp:results event per task on the new master" "$(wc -l <"$NL_TMP/events")" 0
+	jq -r '.[] | .[1] | .[1]' | grep '^fo-' | sort | uniq -c | awk '$1 != 1' >"$TEST_TMP/events"
+is "one aisp:results event per task on the new master" "$(wc -l <"$TEST_TMP/events")" 0
 is "the task stream is empty" "$(ha_cli "$P" XLEN aisp:tasks)" 0
 is "no pending entry is left" "$(ha_cli "$P" XPENDING aisp:tasks aisp | head -1)" 0
-jq -c 'fromjson' "$NL_TMP/results.jsonl" >"$NL_TMP/results.docs"
-ha_cli "$P" GET aisp:result:pre-1 >>"$NL_TMP/results.docs" # node b's first result: its chain
-mkdir -p "$NL_TMP/res"
-jq -c '.' "$NL_TMP/results.docs" | awk -v d="$NL_TMP/res" '{f = d "/" NR ".json"; print > f; close(f)}'
+jq -c 'fromjson' "$TEST_TMP/results.jsonl" >"$TEST_TMP/results.docs"
+ha_cli "$P" GET aisp:result:pre-1 >>"$TEST_TMP/results.docs" # node b's first result: its chain
+mkdir -p "$TEST_TMP/res"
+jq -c '.' "$TEST_TMP/results.docs" | awk -v d="$TEST_TMP/res" '{f = d "/" NR ".json"; print > f; close(f)}'
 failed=0
-for f in "$NL_TMP"/res/*.json; do
-	"$AISP" verify --pubkey "$NL_TMP/key/public.pem" "$f" >/dev/null 2>&1 || failed=$((failed + 1))
+for f in "$TEST_TMP"/res/*.json; do
+	"$AISP" verify --pubkey "$TEST_TMP/key/public.pem" "$f" >/dev/null 2>&1 || failed=$((failed + 1))
 done
 is "every result verifies (signature, digests)" "$failed" 0
 
 # ---------------------------------------------------------------- 4. the chains
 for n in a b; do
-	node_log "$n" >"$NL_TMP/log-$n"
+	node_log "$n" >"$TEST_TMP/log-$n"
 	# the node's audit stream (ATTESTATION.md section 10): its signed results not published
-	echo "[\"XRANGE\", \"aisp:audit:$(node_id $n)\", \"-\", \"+\"]" | ha_resp "$P" default change-me-admin >"$NL_TMP/audit-$n"
+	echo "[\"XRANGE\", \"aisp:audit:$(node_id $n)\", \"-\", \"+\"]" | ha_resp "$P" default change-me-admin >"$TEST_TMP/audit-$n"
 done
-report=$(python3 - "$NL_TMP/results.docs" "$(node_id a)" "$NL_TMP/log-a" "$(node_dir a)/state/chain.json" \
-	"$NL_TMP/audit-a" "$(node_id b)" "$NL_TMP/log-b" "$(node_dir b)/state/chain.json" "$NL_TMP/audit-b" <<'PY'
+report=$(python3 - "$TEST_TMP/results.docs" "$(node_id a)" "$TEST_TMP/log-a" "$(node_dir a)/state/chain.json" \
+	"$TEST_TMP/audit-a" "$(node_id b)" "$TEST_TMP/log-b" "$(node_dir b)/state/chain.json" "$TEST_TMP/audit-b" <<'PY'
 import base64, hashlib, json, re, sys
 docs = [json.loads(l) for l in open(sys.argv[1])]
 args = sys.argv[2:]
@@ -234,7 +235,7 @@ if grep -q '^PROBLEM' <<<"$report"; then
 else
 	ok "each node's chain: every missing sequence is explained, WAIT-confirmed results survived"
 fi
-twice=$(for n in a b; do grep -o "task fo-[0-9]*: running in" "$NL_TMP/log-$n"; done | sort | uniq -d | wc -l)
+twice=$(for n in a b; do grep -o "task fo-[0-9]*: running in" "$TEST_TMP/log-$n"; done | sort | uniq -d | wc -l)
 diag "tasks run more than once (from the nodes' logs): $twice of $N"
 
 # ---------------------------------------------------------------- 5. registry, takeover
@@ -269,7 +270,7 @@ if wait_for 60 followed; then
 else
 	not_ok "node a follows +switch-master" "$(node_log a | grep -i 'sentinel\|redis' | tail -8)"
 fi
-run_task after-switch shell "$(printf 'echo switched\n' >"$NL_TMP/sw.sh" && echo "$NL_TMP/sw.sh")" runc null '{}' 60
+run_task after-switch shell "$(printf 'echo switched\n' >"$TEST_TMP/sw.sh" && echo "$TEST_TMP/sw.sh")" runc null '{}' 60
 is "a task after the manual failover" "$(rfield after-switch .stdout)" "switched"
 
 # ---------------------------------------------------------------- 7. READONLY

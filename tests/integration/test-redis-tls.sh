@@ -12,12 +12,13 @@
 #      sidecar service; the node finds the master through the sentinel's tunnel, maps it to
 #      its tunnel (address_map), runs a task, follows a failover to the replica's tunnel and
 #      refuses a master that has no tunnel
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
 . "$here/redis-ha.sh"
-nl_require stunnel4 openssl
+need_nodes stunnel4 openssl
 STUNNEL_CONF=$(dirname "$REDIS_CONF")/stunnel-aisp-redis.conf
-T=$NL_TMP/tls
+T=$TEST_TMP/tls
 mkdir -p "$T"
 
 # ---------------------------------------------------------------- certificates
@@ -62,7 +63,7 @@ sidecar() {
 		-e "s|^cert = /etc/aisp/tls/node.crt\$|cert = $cert|" \
 		-e "s|^key = /etc/aisp/tls/node.key\$|key = $key|" "$STUNNEL_CONF" >"$T/$name.conf"
 	stunnel4 "$T/$name.conf" >"$T/$name.log" 2>&1 &
-	NL_PIDS+=($!)
+	track_pid $!
 	wait_for 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$accept" 2>/dev/null ||
 		bail "stunnel $name did not listen on $accept: $(tail -3 "$T/$name.log")"
 }
@@ -241,8 +242,8 @@ if wait_for 60 followed; then
 else
 	not_ok "Sentinel + TLS: failover" "$(node_log st | grep -i 'redis\|sentinel' | tail -6)"
 fi
-printf 'print("after")\n' >"$NL_TMP/after.py"
-run_task stls-2 python "$NL_TMP/after.py" runc null '{}' 90
+printf 'print("after")\n' >"$TEST_TMP/after.py"
+run_task stls-2 python "$TEST_TMP/after.py" runc null '{}' 90
 is "Sentinel + TLS: a task after the failover" "$(rfield stls-2 .stdout)" "after"
 node_stop st >/dev/null
 NODE_REDIS="sentinels = 127.0.0.1:$SS

@@ -2,18 +2,20 @@
 # Sandboxes under the real runtimes (issue 3): languages and modes, file I/O, hardening probes,
 # limits (oom, timeout, output limit), usage, host-side safety, crun as the generic OCI
 # profile, and clean teardown after 50 runs per runtime. Drives `aisp run --json`.
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib.sh"
+. "$here/../lib/host.sh"
 need_image
-A=$AISP_BIN
-run() { "$A" run --json "$@" 2>"$TMP/stderr"; }
+run() { "$AISP" run --json "$@" 2>"$TEST_TMP/stderr"; }
 field() { jq -r "$1"; }
 
 for rt in runc runsc; do
 	diag "runtime $rt"
 	is "$rt python script" "$(run --runtime $rt -c 'import sys; print(sum(range(10))); sys.exit(3)' | field '[.status,.stdout,.exit_code]|@json')" '["ok","45\n",3]'
 	is "$rt javascript script" "$(run --runtime $rt --lang javascript -c 'console.log([1,2,3].map(x=>x*2).join(","))' | field .stdout)" "2,4,6"
-	is "$rt shell script with argv and stdin" "$(printf 'in-data' >"$TMP/in"; run --runtime $rt --lang shell --stdin "$TMP/in" --args '["a","b c"]' -c 'echo "$#:$2:$(cat)"' | field .stdout)" "2:b c:in-data"
+	is "$rt shell script with argv and stdin" "$(printf 'in-data' >"$TEST_TMP/in"; run --runtime $rt --lang shell --stdin "$TEST_TMP/in" --args '["a","b c"]' -c 'echo "$#:$2:$(cat)"' | field .stdout)" "2:b c:in-data"
 	is "$rt python function" "$(run --runtime $rt --function --args '{"a":2,"b":40}' -c 'def main(args): return {"sum": args["a"] + args["b"]}' | field '.return_value|@json')" '{"sum":42}'
 	is "$rt javascript async function" "$(run --runtime $rt --lang javascript --function --args '[5]' -c 'async function main(a){ return a[0]*3 }' | field '.return_value')" "15"
 	is "$rt function that raises -> error" "$(run --runtime $rt --function -c 'def main(a): raise ValueError("boom")' | field '[.status,.error]|@json')" '["error","ValueError: boom"]'
@@ -22,8 +24,8 @@ for rt in runc runsc; do
 		'[["FOO", "bar"], ["HOME", "/workspace"], ["HOSTNAME", "sandbox"], ["LANG", "C.UTF-8"], ["PATH", "/usr/local/bin:/usr/bin:/bin"], ["PYTHONDONTWRITEBYTECODE", "1"], ["PYTHONHASHSEED", "0"], ["PYTHONUNBUFFERED", "1"], ["TMPDIR", "/tmp"], ["TZ", "UTC"]]'
 
 	# file I/O: an input file in, an output file back
-	printf 'hello file' >"$TMP/data.txt"
-	out=$(run --runtime $rt --file data/in.txt="$TMP/data.txt" -c '
+	printf 'hello file' >"$TEST_TMP/data.txt"
+	out=$(run --runtime $rt --file data/in.txt="$TEST_TMP/data.txt" -c '
 import os
 s = open("data/in.txt").read()
 os.makedirs("out/sub", exist_ok=True)
@@ -31,11 +33,11 @@ open("out/sub/result.txt", "w").write(s.upper())')
 	is "$rt output file returned" "$(echo "$out" | field '[.files[0].path, (.files[0].content_b64|@base64d)]|@json')" '["sub/result.txt","HELLO FILE"]'
 
 	# host-side safety: links, FIFOs and devices planted in /workspace/out are not followed
-	echo "host secret $rt" >"$TMP/secret"
+	echo "host secret $rt" >"$TEST_TMP/secret"
 	out=$(run --runtime $rt -c "
 import os
 os.makedirs('out', exist_ok=True)
-os.symlink('$TMP/secret', 'out/link-to-host')
+os.symlink('$TEST_TMP/secret', 'out/link-to-host')
 os.symlink('/etc/passwd', 'out/link-to-passwd')
 os.symlink('..', 'out/dotdot')
 os.symlink('/', 'out/root')
@@ -44,12 +46,12 @@ open('out/real.txt', 'w').write('real')
 print('planted')")
 	is "$rt planted links/FIFOs skipped, regular file returned" "$(echo "$out" | field '[.status, ([.files[].path]|join(","))]|@json')" '["ok","real.txt"]'
 	check "$rt host secret never read" bash -c "! grep -q 'host secret' <<<'$out'"
-	is "$rt host file untouched" "$(cat "$TMP/secret")" "host secret $rt"
+	is "$rt host file untouched" "$(cat "$TEST_TMP/secret")" "host secret $rt"
 
 	# hardening probe
 	port=$(free_port)
 	python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1 &
-	PIDS+=($!)
+	track_pid $!
 	sleep 0.3
 	p=$(run --runtime $rt --args "[\"$port\"]" "$here/probes/hardening.py" | field .stdout)
 	is "$rt capabilities all zero" "$(jq -c .caps <<<"$p")" '{"CapEff":0,"CapPrm":0,"CapBnd":0}'
@@ -87,28 +89,28 @@ while True: sys.stdout.write("x" * 65536)')
 	check "$rt usage measured on the host" bash -c "jq -e '.usage.wall_ms > 0 and .usage.cpu_ms > 0 and .usage.memory_peak_bytes > 1000000' >/dev/null <<<'$out'"
 
 	# plain output mode: stdout/stderr passed through, exit code mapped
-	"$A" run --runtime $rt --lang shell -c 'echo plain; echo oops >&2; exit 7' >"$TMP/o" 2>"$TMP/e"
+	"$AISP" run --runtime $rt --lang shell -c 'echo plain; echo oops >&2; exit 7' >"$TEST_TMP/o" 2>"$TEST_TMP/e"
 	is "$rt plain mode exit code" "$?" 7
-	is "$rt plain mode stdout" "$(cat "$TMP/o")" plain
-	"$A" run --runtime $rt --timeout 1 -c 'import time; time.sleep(30)' >/dev/null 2>&1
+	is "$rt plain mode stdout" "$(cat "$TEST_TMP/o")" plain
+	"$AISP" run --runtime $rt --timeout 1 -c 'import time; time.sleep(30)' >/dev/null 2>&1
 	is "$rt plain mode timeout exit status" "$?" 124
 done
 
 # the generic OCI profile, proven with crun
-is "crun shell" "$("$A" run --runtime crun --lang shell -c 'echo hi')" hi
+is "crun shell" "$("$AISP" run --runtime crun --lang shell -c 'echo hi')" hi
 is "crun python json" "$(run --runtime crun -c 'print(6*7)' | field '[.status,.stdout,.runtime]|@json')" '["ok","42\n","crun"]'
 run --runtime no-such-runtime -c 'print(1)' >/dev/null
 is "missing runtime -> sandbox error exit 126" "$?" 126
-check "missing runtime named in the message" grep -q "runtime no-such-runtime is not usable" "$TMP/stderr"
+check "missing runtime named in the message" grep -q "runtime no-such-runtime is not usable" "$TEST_TMP/stderr"
 
 # teardown: 50 sandboxes per runtime through a pool, then nothing left (checked for this run's
 # sandboxes only: their ids carry the pid of the aisp process, other runs may be live)
 for rt in runc runsc; do
-	st=$TMP/state-$rt
-	"$A" run --runtime $rt --state-dir "$st" --warm 50 --pool-size 2 -c 'print(1+1)' >"$TMP/warm.json" &
+	st=$TEST_TMP/state-$rt
+	"$AISP" run --runtime $rt --state-dir "$st" --warm 50 --pool-size 2 -c 'print(1+1)' >"$TEST_TMP/warm.json" &
 	wpid=$!
 	wait $wpid
-	is "$rt 50 runs all ok" "$(jq -c '[.runs,.ok]' "$TMP/warm.json")" '[50,50]'
+	is "$rt 50 runs all ok" "$(jq -c '[.runs,.ok]' "$TEST_TMP/warm.json")" '[50,50]'
 	is "$rt no container state left" "$($rt --root "$st/$rt" list -q 2>/dev/null | wc -l)" 0
 	is "$rt no bundle directories left" "$(ls "$st/bundles" | wc -l)" 0
 	is "$rt no cgroups left" "$(ls -d /sys/fs/cgroup/*/aisp/aisp-run-$wpid-* 2>/dev/null | wc -l)" 0

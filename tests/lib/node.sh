@@ -1,137 +1,51 @@
-# Shared helpers of the hostile, faults and soak suites (TAP output): a redis-server of their
-# own on a free loopback port and its own directory, aispd nodes with generated configs in a
-# temp dir, task submission through Redis, result checks, and residue checks (containers,
-# bundle dirs, cgroups, mounts, processes). Factored from tests/integration/test-daemon.sh.
+# shellcheck shell=bash
+# The node side of the suites that drive aispd (bash; sources host.sh, and so tap.sh): a
+# redis-server of their own on a free loopback port and its own directory, aispd nodes with
+# generated configs in the scratch dir, task submission through Redis, result checks, and
+# residue checks (containers, bundle dirs, cgroups, mounts, processes).
 #
 # Source it after setting AISPD_BIN, AISP_BIN, AISP_AGENT (meson passes them). Every process a
-# helper starts is recorded by pid; the EXIT trap stops exactly those, reaps the containers the
-# nodes left, unmounts what the test mounted below its temp dir and removes the temp dir
-# (KEEP_TMP=1 keeps it).
-set -uo pipefail
+# helper starts is recorded by pid; at exit exactly those are stopped, the containers the nodes
+# left are reaped, and host.sh removes the scratch dir. Sets no shell option (see tap.sh).
+# shellcheck source=host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host.sh"
 
 AISPD=${AISPD_BIN:-aispd}
-AISP=${AISP_BIN:-aisp}
 AGENT=${AISP_AGENT:-/usr/libexec/aisp/aisp-agent}
-STORE=${AISP_IMAGE_STORE:-/var/lib/aisp/images}
 
-# ---------------------------------------------------------------- TAP
-
-TAP_N=0
-TAP_FAIL=0
-ok() {
-	TAP_N=$((TAP_N + 1))
-	echo "ok $TAP_N - $1"
-}
-# not_ok DESCRIPTION [DIAGNOSTIC LINE...]
-not_ok() {
-	TAP_N=$((TAP_N + 1))
-	TAP_FAIL=$((TAP_FAIL + 1))
-	echo "not ok $TAP_N - $1"
-	shift
-	local line
-	for line in "$@"; do printf '%s\n' "$line" | head -c 4000 | sed 's/^/#   /'; done
-}
-skip() {
-	TAP_N=$((TAP_N + 1))
-	echo "ok $TAP_N - $1 # SKIP $2"
-}
-diag() { printf '%s\n' "$*" | sed 's/^/# /'; }
-# check DESCRIPTION COMMAND...: ok when COMMAND succeeds
-check() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
-# is DESCRIPTION GOT WANT
-is() {
-	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:  $2" "want: $3"; fi
-}
-done_testing() {
-	echo "1..$TAP_N"
-	[ "$TAP_FAIL" -eq 0 ]
-}
-bail() {
-	echo "Bail out! $*"
-	exit 1
-}
-
-# Preconditions shared by every suite: root, the tools, the default image.
-nl_require() {
-	if [ "$(id -u)" != 0 ]; then
-		echo "1..0 # SKIP needs root (sandboxes, cgroups)"
-		exit 0
-	fi
+# need_nodes [TOOL...]: the preconditions of every suite that runs nodes: root, the binaries,
+# the tools (and TOOL...), the default image.
+need_nodes() {
+	need_root
 	local b
 	for b in "$AISPD" "$AISP"; do
 		command -v "$b" >/dev/null || bail "$b is missing (set AISPD_BIN and AISP_BIN)"
 	done
 	[ -f "$AGENT" ] || bail "the agent $AGENT is missing (set AISP_AGENT)"
-	for b in redis-server redis-cli python3 curl jq runc runsc "$@"; do
-		if ! command -v "$b" >/dev/null; then
-			echo "1..0 # SKIP $b is missing"
-			exit 0
-		fi
-	done
-	if [ ! -f "$STORE/names/default" ] && ! "$AISP" image build default --store "$STORE" >/dev/null 2>&1; then
-		echo "1..0 # SKIP the default image is not in $STORE and could not be built"
-		exit 0
-	fi
+	need_tools redis-server redis-cli python3 curl jq runc runsc "$@"
+	need_image
 }
 
-# ---------------------------------------------------------------- temp dir, cleanup
-
-NL_TMP=$(mktemp -d /tmp/aisp-nl.XXXXXX)
-# runc's user namespace (container root = host uid 100000) must traverse to a rootfs or state
-# dir placed below it (the image store copy of the faults suite)
-chmod 0711 "$NL_TMP"
 # A tag unique to this run: node ids (and so container ids and cgroups) carry it.
-NL_TAG=t$$
+NODE_TAG=t$$
 declare -A NODE_PID=()
 REDIS_PID=
-NL_PIDS=()
-NL_CLEANUP_HOOKS=()
+# Extra redis-server arguments of the suite (e.g. --enable-debug-command local).
+REDIS_ARGS=()
 
-nl_cleanup() {
-	local name h p
-	for h in "${NL_CLEANUP_HOOKS[@]}"; do "$h"; done
+node_cleanup() {
+	local name d
 	for name in "${!NODE_PID[@]}"; do
 		kill -CONT "${NODE_PID[$name]}" 2>/dev/null
 		kill -KILL "${NODE_PID[$name]}" 2>/dev/null
 		wait "${NODE_PID[$name]}" 2>/dev/null
 	done
-	for p in "${NL_PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
 	[ -n "$REDIS_PID" ] && kill -KILL "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
-	for d in "$NL_TMP"/node-*/run; do
+	for d in "$TEST_TMP"/node-*/run; do
 		[ -d "$d" ] && reap_containers "$d"
 	done
-	grep -o " $NL_TMP[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
-	if [ -n "${KEEP_TMP:-}" ]; then echo "# kept $NL_TMP"; else rm -rf "$NL_TMP"; fi
 }
-trap nl_cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s; fails after SECONDS.
-wait_for() {
-	local limit=$(($1 * 10)) i=0
-	shift
-	until "$@"; do
-		i=$((i + 1))
-		[ $i -ge $limit ] && return 1
-		sleep 0.1
-	done
-}
-# prints VALUE COMMAND...: true when COMMAND prints VALUE (for wait_for).
-prints() {
-	local want=$1
-	shift
-	[ "$("$@" 2>/dev/null)" = "$want" ]
-}
+at_exit node_cleanup
 
 # ---------------------------------------------------------------- redis-server
 
@@ -147,19 +61,21 @@ REDIS_CONF=${AISP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pw
 NL_REDIS_AUTH=()
 R() { redis-cli -p "$REDIS_PORT" "${NL_REDIS_AUTH[@]}" "$@"; }
 redis_up() { [ "$(R PING 2>/dev/null)" = PONG ]; }
-# redis_start: on REDIS_PORT, its own dir, AOF fsync always (a restart keeps the results).
+# redis_start: on REDIS_PORT, its own dir, AOF fsync always (a restart keeps the results),
+# with REDIS_ARGS.
 redis_start() {
 	local conf=()
-	mkdir -p "$NL_TMP/redis"
+	mkdir -p "$TEST_TMP/redis"
 	if [ -n "$REDIS_ACL" ]; then
-		cp "$REDIS_CONF" "$NL_TMP/redis/redis.conf" # the server may rewrite its file
-		conf=("$NL_TMP/redis/redis.conf" --min-replicas-to-write 0)
+		cp "$REDIS_CONF" "$TEST_TMP/redis/redis.conf" # the server may rewrite its file
+		conf=("$TEST_TMP/redis/redis.conf" --min-replicas-to-write 0)
 		NL_REDIS_ACL=1
 		NL_REDIS_AUTH=(--user default --pass change-me-admin --no-auth-warning)
 		export AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=change-me-scheduler
 	fi
-	redis-server "${conf[@]}" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$NL_TMP/redis" --save '' \
-		--appendonly yes --appendfsync always --logfile "$NL_TMP/redis/log" >/dev/null 2>&1 &
+	redis-server "${conf[@]}" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TEST_TMP/redis" --save '' \
+		--appendonly yes --appendfsync always --logfile "$TEST_TMP/redis/log" "${REDIS_ARGS[@]}" \
+		>/dev/null 2>&1 &
 	REDIS_PID=$!
 	wait_for 10 redis_up || bail "redis-server did not start on port $REDIS_PORT"
 }
@@ -176,41 +92,43 @@ redis_kill() {
 
 # ---------------------------------------------------------------- aispd nodes
 
-# Node names are local to a test; the node id in Redis is <name>-<NL_TAG> so that sandboxes
+# Node names are local to a test; the node id in Redis is <name>-<NODE_TAG> so that sandboxes
 # of parallel runs never share container ids or cgroups.
-node_id() { echo "$1-$NL_TAG"; }
-node_dir() { echo "$NL_TMP/node-$1"; }
-node_run_dir() { echo "$NL_TMP/node-$1/run"; }
+node_id() { echo "$1-$NODE_TAG"; }
+node_dir() { echo "$TEST_TMP/node-$1"; }
+node_run_dir() { echo "$TEST_TMP/node-$1/run"; }
 
-# node_conf NAME: writes NAME's config. Knobs (environment): SLOTS (2), RT_DEFAULT (runc),
-# RT_ENABLED (runc, runsc), POOL (lines of [pool]), LIMITS (lines of [limits]), RECLAIM_MS
-# (3000), MAX_DELIVERIES (3), HTTP_PORT (empty: no HTTP), NODE_AGENT, NODE_STORE, STATE_DIR,
+# node_conf NAME: writes NAME's config. Knobs (environment): SLOTS (2), DRAIN_S (5), RT_DEFAULT
+# (runc), RT_ENABLED (runc, runsc), POOL (lines of [pool]), LIMITS (lines of [limits]),
+# RECLAIM_MS (3000), MAX_DELIVERIES (3), REDIS_TIMEOUT_MS (2000), BLOCK_MS (500), REDIS_EXTRA
+# (lines of [redis]), HTTP_PORT (empty: no HTTP), NODE_AGENT, NODE_STORE, STATE_DIR,
 # NODE_REDIS (the [redis] lines saying where Redis is and how to log in; default: REDIS_PORT,
 # as aisp-node with REDIS_ACL), EXTRA_SECTIONS (appended verbatim).
 node_conf() {
 	local name=$1 d
 	d=$(node_dir "$1")
 	mkdir -p "$d"
-	[ -f "$NL_TMP/key/private.pem" ] || "$AISP" keygen --out "$NL_TMP/key" >/dev/null 2>&1
+	[ -f "$TEST_TMP/key/private.pem" ] || "$AISP" keygen --out "$TEST_TMP/key" >/dev/null 2>&1
 	cat >"$d/aispd.conf" <<EOF
 [node]
 id = $(node_id "$name")
 slots = ${SLOTS:-2}
 state_dir = ${STATE_DIR:-$d/state}
 run_dir = $d/run
-key = $NL_TMP/key/private.pem
+key = $TEST_TMP/key/private.pem
 agent = ${NODE_AGENT:-$AGENT}
 log_level = debug
 heartbeat_ms = 500
-drain_s = 5
+drain_s = ${DRAIN_S:-5}
 [redis]
 ${NODE_REDIS:-address = 127.0.0.1:$REDIS_PORT${NL_REDIS_ACL:+
 user = aisp-node
 password = change-me-node}}
 reclaim_ms = ${RECLAIM_MS:-3000}
 max_deliveries = ${MAX_DELIVERIES:-3}
-timeout_ms = 2000
+timeout_ms = ${REDIS_TIMEOUT_MS:-2000}
 block_ms = ${BLOCK_MS:-500}
+${REDIS_EXTRA:-}
 [images]
 store = ${NODE_STORE:-$STORE}
 [runtimes]
@@ -228,7 +146,8 @@ EOF
 node_start() {
 	local name=$1 d
 	d=$(node_dir "$1")
-	"$AISPD" --config "$d/aispd.conf" >>"$d/log" 2>&1 &
+	# AISP_TEST_UMASK: aispd runs under that umask (the unit's UMask=0077)
+	(umask "${AISP_TEST_UMASK:-022}" && exec "$AISPD" --config "$d/aispd.conf") >>"$d/log" 2>&1 &
 	NODE_PID[$name]=$!
 }
 node_pid() { echo "${NODE_PID[$1]:-}"; }
@@ -236,10 +155,9 @@ node_alive() { kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
 node_registered() { [ "$(R SISMEMBER aisp:nodes "$(node_id "$1")")" = 1 ]; }
 # node_stop NAME: SIGTERM (drain), returns aispd's exit status.
 node_stop() {
-	local name=$1 pid=${NODE_PID[$1]} rc
+	local name=$1 pid=${NODE_PID[$1]} rc=0
 	kill -TERM "$pid"
-	wait "$pid"
-	rc=$?
+	wait "$pid" || rc=$?
 	unset "NODE_PID[$name]"
 	return $rc
 }
@@ -247,7 +165,7 @@ node_stop() {
 node_kill() {
 	local name=$1 pid=${NODE_PID[$1]}
 	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
 	unset "NODE_PID[$name]"
 	reap_containers "$(node_run_dir "$name")"
 }
@@ -284,6 +202,52 @@ run_task() {
 	wait_result "$1" "${7:-120}"
 }
 
+# shell_tasks PREFIX N [PRELUDE [RUNTIME]]: submits the shell tasks PREFIX1..PREFIXN in one
+# redis-cli call; task i runs "PRELUDEecho i" (PRELUDE e.g. "sleep 0.3; ")
+shell_tasks() {
+	local i rt=${4:+,\"runtime\":\"$4\"}
+	for i in $(seq 1 "$2"); do
+		printf "XADD aisp:tasks * task '{\"id\":\"%s%d\",\"lang\":\"shell\"%s,\"code\":\"%secho %d\"}'\n" \
+			"$1" "$i" "$rt" "${3:-}" "$i"
+	done | R >/dev/null
+}
+# all_results PREFIX N: PREFIX1..PREFIXN all have a result (for wait_for)
+all_results() {
+	local i
+	for i in $(seq 1 "$2"); do has_result "$1$i" || return 1; done
+}
+# missing_results PREFIX N: the ids among PREFIX1..PREFIXN without a result
+missing_results() {
+	local i
+	for i in $(seq 1 "$2"); do has_result "$1$i" || echo -n "$1$i "; done
+}
+# wrong_results PREFIX N: how many of the shell_tasks PREFIX1..PREFIXN lack stdout "i" or
+# exactly one aisp:results event
+wrong_results() {
+	local i wrong=0
+	for i in $(seq 1 "$2"); do
+		[ "$(rfield "$1$i" .stdout)" = "$i" ] && [ "$(events "$1$i")" = 1 ] || wrong=$((wrong + 1))
+	done
+	echo $wrong
+}
+
+# redis_restart_mid_run WHAT STOP PREFIX N PRELUDE [RUNTIME]: submits the shell_tasks, stops
+# redis-server with STOP (redis_stop: SIGTERM, or redis_kill) once PREFIX2 has a result, starts
+# it again (AOF), and checks that every task got exactly one result (one test point, WHAT).
+redis_restart_mid_run() {
+	local what=$1 stop=$2 prefix=$3 n=$4
+	shell_tasks "$prefix" "$n" "$5" "${6:-}"
+	wait_for 60 has_result "${prefix}2"
+	"$stop"
+	sleep 1
+	redis_start
+	if wait_for 180 all_results "$prefix" "$n"; then
+		is "$what: $n tasks, exactly one result each (wrong)" "$(wrong_results "$prefix" "$n")" 0
+	else
+		not_ok "$what: every task a result" "missing: $(missing_results "$prefix" "$n")"
+	fi
+}
+
 # ---------------------------------------------------------------- residue
 
 # reap_containers RUN_DIR: kills and deletes every container of runc/runsc state below RUN_DIR.
@@ -293,8 +257,8 @@ reap_containers() {
 		[ -d "$run/$rt" ] || continue
 		ids=$($rt --root "$run/$rt" list -q 2>/dev/null) || continue
 		for id in $ids; do
-			$rt --root "$run/$rt" kill "$id" KILL >/dev/null 2>&1
-			$rt --root "$run/$rt" delete -f "$id" >/dev/null 2>&1
+			$rt --root "$run/$rt" kill "$id" KILL >/dev/null 2>&1 || true
+			$rt --root "$run/$rt" delete -f "$id" >/dev/null 2>&1 || true
 		done
 	done
 }

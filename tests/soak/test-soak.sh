@@ -8,9 +8,12 @@
 # (bound: +4, the Redis reconnect and HTTP slack), RSS by at most 4 MiB (a leak of 2.3 KiB
 # per task would pass it after 1800 tasks). After the nodes stop:
 # no containers, bundle dirs, cgroups, mounts or processes left.
+# No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
+# remaining ones still run), and many steps test a command's exit status.
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
-nl_require
+need_nodes
 TOTAL=${AISP_SOAK_TASKS:-2000}
 WARM=${AISP_SOAK_WARMUP:-200}
 [ "$WARM" -lt "$TOTAL" ] || WARM=$((TOTAL / 10))
@@ -80,10 +83,10 @@ diag "all $TOTAL tasks in $((t2 - t0)) s ($(((TOTAL - WARM) / ((t2 - t1) > 0 ? (
 diag "so1 fds $fd1a -> $fd1b, rss $rss1a -> $rss1b kB; so2 fds $fd2a -> $fd2b, rss $rss2a -> $rss2b kB"
 
 # Exactly once: one aisp:results event per id, every id, nothing else.
-R XRANGE aisp:results - + | grep '^soak-' | sort >"$NL_TMP/events"
-is "every id has exactly one aisp:results event" "$(uniq -d "$NL_TMP/events" | wc -l) $(sort -u "$NL_TMP/events" | wc -l)" "0 $TOTAL"
+R XRANGE aisp:results - + | grep '^soak-' | sort >"$TEST_TMP/events"
+is "every id has exactly one aisp:results event" "$(uniq -d "$TEST_TMP/events" | wc -l) $(sort -u "$TEST_TMP/events" | wc -l)" "0 $TOTAL"
 # Every result as expected (status and output by kind).
-for i in $(seq 1 "$TOTAL"); do echo "GET aisp:result:soak-$i"; done | R >"$NL_TMP/results"
+for i in $(seq 1 "$TOTAL"); do echo "GET aisp:result:soak-$i"; done | R >"$TEST_TMP/results"
 bad=$(jq -r --slurp '
 	def want(i): (i % 20) as $m |
 		if $m == 0 then ["ok", 0, "\(i * 2)\n"]
@@ -95,19 +98,19 @@ bad=$(jq -r --slurp '
 	select(.status != $w[0] or ($w[1] != null and .exit_code != $w[1]) or
 	       ($w[2] != null and .stdout != $w[2]) or
 	       ($w[0] == "output_limit" and (.stdout_truncated | not))) |
-	"\(.id): \(.status) \(.exit_code) \(.stdout // "" | .[:40]) \(.error // "")"' "$NL_TMP/results" 2>&1)
-n_res=$(jq -s length "$NL_TMP/results" 2>/dev/null)
+	"\(.id): \(.status) \(.exit_code) \(.stdout // "" | .[:40]) \(.error // "")"' "$TEST_TMP/results" 2>&1)
+n_res=$(jq -s length "$TEST_TMP/results" 2>/dev/null)
 is "every task has its result document ($n_res)" "$n_res" "$TOTAL"
 if [ -z "$bad" ]; then
 	ok "every result has the expected status and output"
 else
 	not_ok "results with an unexpected status or output: $(echo "$bad" | wc -l)" "$(echo "$bad" | head -20)"
 fi
-summary=$(jq -r -s 'group_by(.status) | map("\(.[0].status) \(length)") | join(", ")' "$NL_TMP/results")
-runtimes=$(jq -r -s 'group_by(.runtime) | map("\(.[0].runtime) \(length)") | join(", ")' "$NL_TMP/results")
-by=$(jq -r -s 'group_by(.node) | map("\(.[0].node) \(length)") | join(", ")' "$NL_TMP/results")
+summary=$(jq -r -s 'group_by(.status) | map("\(.[0].status) \(length)") | join(", ")' "$TEST_TMP/results")
+runtimes=$(jq -r -s 'group_by(.runtime) | map("\(.[0].runtime) \(length)") | join(", ")' "$TEST_TMP/results")
+by=$(jq -r -s 'group_by(.node) | map("\(.[0].node) \(length)") | join(", ")' "$TEST_TMP/results")
 diag "statuses: $summary; runtimes: $runtimes; nodes: $by"
-check "both nodes served" test "$(jq -r -s 'map(.node) | unique | length' "$NL_TMP/results")" = 2
+check "both nodes served" test "$(jq -r -s 'map(.node) | unique | length' "$TEST_TMP/results")" = 2
 is "the task stream is empty" "$(R XLEN aisp:tasks)" 0
 is "no run leases left" "$(R --scan --pattern 'aisp:running:*' | wc -l)" 0
 
