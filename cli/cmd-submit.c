@@ -328,6 +328,7 @@ static int parse_submit(submit_args *s, int argc, char **argv)
 		submit_usage(stderr);
 		return 2;
 	}
+	s->seal.redis = s->addr; /* --seal-to node:ID reads the registry there */
 	return -1;
 }
 

@@ -1,4 +1,4 @@
-/* aisp task: sealed and signed task documents without a network (proto/SEALED.md).
+/* aisp task: sealed and signed task documents without a network (proto/PROTOCOL.md, "Sealed and signed tasks").
  *   aisp task seal TASK.json --seal-to NODE --reply-to BUYER [...]  seal its parts
  *   aisp task sign TASK.json --sign-key KEY [--passport P] [...]     sign it
  *   aisp task check TASK.json -i AGE.key [--issuer ID]... [--redis ADDR]
@@ -29,6 +29,7 @@ static void task_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: aisp task seal TASK.json --seal-to R [--reply-to R] [options] [-o OUT]\n"
+	        "                      [--redis ADDR] (where --seal-to node:ID is read)\n"
 	        "       aisp task sign TASK.json --sign-key PEM [--passport FILE] [options] [-o "
 	        "OUT]\n"
 	        "       aisp task check TASK.json -i IDENTITY [--issuer KEY]... [--min-level L]\n"
@@ -73,6 +74,8 @@ static int task_make(const char *cmd, int argc, char **argv)
 			continue;
 		if (!strcmp(argv[i], "-o") && i + 1 < argc)
 			out = argv[++i];
+		else if (!strcmp(argv[i], "--redis") && i + 1 < argc)
+			o.redis = argv[++i];
 		else if (argv[i][0] != '-' && !in)
 			in = argv[i];
 		else {
@@ -83,7 +86,7 @@ static int task_make(const char *cmd, int argc, char **argv)
 		}
 	}
 	bool seal = !strcmp(cmd, "seal");
-	if (!in || (seal && !o.to.n) || (!seal && !o.sign_key)) {
+	if (!in || (seal && !o.to.n && !o.to_node) || (!seal && !o.sign_key)) {
 		fprintf(stderr, "aisp task %s: give TASK.json and %s\n", cmd,
 		        seal ? "--seal-to" : "--sign-key");
 		return 2;

@@ -12,14 +12,17 @@
 #include <openssl/crypto.h>
 
 #include "attest/attest.h"
+#include "cli/redis.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "proto/json.h"
 
 const char cli_seal_usage[] =
-    "  --seal-to R        seal parts of the task for a node: an age1... recipient, or a\n"
-    "                     file of them (the node's DIR/age.pub); may be repeated\n"
+    "  --seal-to R        seal parts of the task for a node: an age1... recipient, a\n"
+    "                     file of them (the node's DIR/age.pub), or node:ID (the one\n"
+    "                     node ID publishes in the registry, checked with its key);\n"
+    "                     may be repeated\n"
     "  --seal-parts LIST  the parts to seal: code,stdin,args,files (default: each one the\n"
     "                     task has)\n"
     "  --reply-to R       the buyer's age1... recipient (or a file holding it): the result\n"
@@ -84,6 +87,12 @@ int cli_seal_opt(cli_seal_opts *o, int argc, char **argv, int *i, err **e)
 	o->any = true;
 	if (dst) {
 		*dst = v;
+		return 1;
+	}
+	if (!strncmp(v, "node:", 5) && v[5]) {
+		if (o->to_node)
+			return err_set(e, 0, "--seal-to node:ID may be given once");
+		o->to_node = v + 5;
 		return 1;
 	}
 	int r = !strncmp(v, "age1", 4) ? cli_recipients_add(&o->to, v, e)
@@ -164,19 +173,61 @@ static int seal_part(proto_task *t, proto_sealed_part p, const cli_recipients *t
 	return r;
 }
 
+/* The age recipient node id publishes (its registry field age_recipient), checked with the
+ * public key it publishes beside it. The key id goes to stderr: a buyer who knows the node's
+ * key compares it (whoever can write the registry could replace both). */
+static int node_recipient(const char *addr, const char *id, cli_recipients *rs, err **e)
+{
+	if (rs->n == ATTEST_AGE_STANZA_MAX)
+		return err_set(e, 0, "more than %d recipients", ATTEST_AGE_STANZA_MAX);
+	redisContext *c = cli_redis_connect(addr, 5000, e);
+	if (!c)
+		return -1;
+	redisReply *r =
+	    redisCommand(c, "HMGET %s%s age_recipient pubkey", PROTO_KEY_NODE_PREFIX, id);
+	int rc = -1;
+	_cleanup_(attest_key_freep) attest_key *k = NULL;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+		err_set(e, 0, "HMGET %s%s: %s", PROTO_KEY_NODE_PREFIX, id,
+		        r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+	else if (r->element[0]->type != REDIS_REPLY_STRING ||
+	         r->element[1]->type != REDIS_REPLY_STRING)
+		err_set(
+		    e, 0,
+		    "node %s publishes no age recipient (not live in this Redis, or it holds no "
+		    "age identity)",
+		    id);
+	else if (attest_key_from_public_pem(&k, r->element[1]->str, r->element[1]->len, e) == 0 &&
+	         attest_recipient_verify(r->element[0]->str, r->element[0]->len, k, id,
+	                                 &rs->r[rs->n], e) == 0) {
+		char text[ATTEST_AGE_RECIPIENT_LEN + 1];
+		attest_age_recipient_format(&rs->r[rs->n++], text);
+		fprintf(stderr, "aisp: sealing for node %s: %s, signed by its key %s\n", id, text,
+		        attest_key_id(k));
+		rc = 0;
+	}
+	if (r)
+		freeReplyObject(r);
+	redisFree(c);
+	return rc < 0 ? err_prefix(e, "--seal-to node:%s", id) : 0;
+}
+
 static int seal_parts(proto_task *t, const cli_seal_opts *o, err **e)
 {
 	bool want[PROTO_SEALED__COUNT] = {false};
 	bool explicit = o->parts != NULL;
-	if (explicit && !o->to.n)
+	cli_recipients to = o->to;
+	if (o->to_node && node_recipient(o->redis, o->to_node, &to, e) < 0)
+		return -1;
+	if (explicit && !to.n)
 		return err_set(e, 0, "--seal-parts needs --seal-to");
-	if (!o->to.n)
+	if (!to.n)
 		return 0;
 	if (explicit && parse_parts(o->parts, want, e) < 0)
 		return -1;
 	for (int p = 0; p < PROTO_SEALED__COUNT; p++)
 		if ((!explicit || want[p]) &&
-		    seal_part(t, (proto_sealed_part)p, &o->to, explicit, e) < 0)
+		    seal_part(t, (proto_sealed_part)p, &to, explicit, e) < 0)
 			return -1;
 	if (t->sealed && proto_task_part_sealed(t, PROTO_SEALED_CODE))
 		t->sealed->exec_mode = PROTO_EXEC_SEALED;

@@ -1,5 +1,5 @@
 /* The options that seal and sign a task, shared by `aisp submit` and `aisp task seal|sign`
- * (proto/SEALED.md): which parts go to the node as age ciphertext, where the result goes
+ * (proto/PROTOCOL.md, "Sealed and signed tasks"): which parts go to the node as age ciphertext, where the result goes
  * (reply_to), the trust level asked for, the signer and its passport. */
 #pragma once
 
@@ -12,6 +12,8 @@
 
 typedef struct cli_seal_opts {
 	cli_recipients to;    /* --seal-to: the node's age1... (or its age.pub file) */
+	const char *to_node;  /* --seal-to node:ID: the recipient ID publishes in the registry */
+	const char *redis;    /* where to read it (NULL: $AISP_REDIS, the default) */
 	const char *reply_to; /* --reply-to: the buyer's age1... (or a file holding it) */
 	const char *parts;    /* --seal-parts code,stdin,args,files (default: each one given) */
 	const char *sign_key; /* --sign-key: the submitter's Ed25519 private key (PEM) */

@@ -85,6 +85,7 @@ void config_defaults(config *c)
 	c->pool_max_age_s = 600;
 
 	c->http_listen = xstrdup("127.0.0.1:9464");
+	attest_trust_config_init(&c->trust);
 }
 
 static void runtime_deinit(config_runtime *r)
@@ -126,6 +127,8 @@ void config_deinit(config *c)
 	}
 	free(c->targets);
 	free(c->http_listen);
+	free(c->age_key_path);
+	attest_trust_config_deinit(&c->trust);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -291,12 +294,13 @@ static int handle_node(struct parse_ctx *p, const char *key, const char *v)
 	} else if (!strcmp(key, "slots")) {
 		return num(p, "node", key, v, 1, 1024, &c->slots) == 0;
 	} else if (!strcmp(key, "state_dir") || !strcmp(key, "run_dir") || !strcmp(key, "key") ||
-	           !strcmp(key, "agent")) {
+	           !strcmp(key, "agent") || !strcmp(key, "age_key")) {
 		if (v[0] != '/')
 			return fail(p, "[node] %s = \"%s\": must be an absolute path", key, v);
 		char **dst = !strcmp(key, "state_dir") ? &c->state_dir
 		             : !strcmp(key, "run_dir") ? &c->run_dir
 		             : !strcmp(key, "key")     ? &c->key_path
+		             : !strcmp(key, "age_key") ? &c->age_key_path
 		                                       : &c->agent_path;
 		set_str(dst, v);
 	} else if (!strcmp(key, "create_key")) {
@@ -412,6 +416,36 @@ static int validate_redis(const config *c, const char *name, err **e)
 	return 0;
 }
 
+static int handle_http(struct parse_ctx *p, const char *key, const char *v)
+{
+	if (strcmp(key, "listen"))
+		return fail(p, "[http] unknown key \"%s\"", key);
+	if (v[0]) {
+		_cleanup_free_ char *h = NULL, *u = NULL;
+		int port;
+		err *e = NULL;
+		if (addr_split(v, &h, &port, &u, &e) < 0 || u) {
+			fail(p, "[http] listen = \"%s\": expected host:port", v);
+			err_free(e);
+			return 0;
+		}
+	}
+	set_str(&p->c->http_listen, v);
+	return 1;
+}
+
+/* [trust] (attest/TRUST.md, "Configuration"). */
+static int handle_trust(struct parse_ctx *p, const char *key, const char *v)
+{
+	err *e = NULL;
+	if (attest_trust_config_set(&p->c->trust, key, v, &e) < 0) {
+		fail(p, "[trust] %s", err_msg(e));
+		err_free(e);
+		return 0;
+	}
+	return 1;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *v)
 {
 	struct parse_ctx *p = user;
@@ -449,24 +483,12 @@ static int handler(void *user, const char *section, const char *key, const char 
 	}
 	if (!strcmp(section, "limits"))
 		return handle_limits(p, key, v);
+	if (!strcmp(section, "trust"))
+		return handle_trust(p, key, v);
 	if (!strcmp(section, "pool"))
 		return handle_pool(p, key, v);
-	if (!strcmp(section, "http")) {
-		if (strcmp(key, "listen"))
-			return fail(p, "[http] unknown key \"%s\"", key);
-		if (v[0]) {
-			_cleanup_free_ char *h = NULL, *u = NULL;
-			int port;
-			err *e = NULL;
-			if (addr_split(v, &h, &port, &u, &e) < 0 || u) {
-				fail(p, "[http] listen = \"%s\": expected host:port", v);
-				err_free(e);
-				return 0;
-			}
-		}
-		set_str(&c->http_listen, v);
-		return 1;
-	}
+	if (!strcmp(section, "http"))
+		return handle_http(p, key, v);
 	return fail(p, "unknown section [%s]", section);
 }
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attest/attest.h"
 #include "common/err.h"
 #include "proto/proto.h"
 
@@ -83,6 +84,11 @@ typedef struct config {
 
 	/* [http] */
 	char *http_listen; /* "" disables */
+
+	/* [trust] (attest/TRUST.md): issuers, clock skew, revocation polling, the minimum level */
+	attest_trust_config trust;
+	/* [node] age_key: the node's age identity for sealed tasks; NULL: age.key beside the key */
+	char *age_key_path;
 } config;
 
 /* Fills c with every default (the one place defaults live). */

@@ -285,6 +285,17 @@ static void on_rd_lost(rconn *rc, void *arg)
 	n->cons.group_ok = false;
 }
 
+/* A watched party of a running task was revoked (daemon/revocation.h). */
+static void on_revoked(void *arg, void *owner, const char *field, const char *why)
+{
+	node *n = arg;
+	for (size_t i = 0; i < n->n_tasks; i++)
+		if (n->tasks[i] == owner) {
+			task_revoke(owner, why);
+			return;
+		}
+}
+
 static void on_rc_ready(rconn *rc, void *arg)
 {
 	registry_heartbeat(arg);
@@ -434,6 +445,8 @@ void consumer_start(node *n)
 	n->host.rc = n->rc;
 	n->dur = durability_new(n->rc, c->redis_wait_replicas, c->redis_wait_timeout_ms, &n->m);
 	n->host.dur = n->dur;
+	n->rv = revocation_new(n->base, n->rc, c->trust.revocation_poll_ms, on_revoked, n);
+	n->host.rv = n->rv;
 	o.name = "read";
 	o.on_ready = on_rd_ready;
 	o.on_lost = on_rd_lost;

@@ -236,7 +236,8 @@ static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest,
 	}
 	n->chain = next;
 	*envelope = steal_pointer(&env);
-	*exec_digest = steal_pointer(&exec);
+	if (exec_digest) /* NULL: the caller does not keep it (a sealed result's two statements) */
+		*exec_digest = steal_pointer(&exec);
 	return 0;
 }
 
@@ -318,6 +319,36 @@ void node_update_health(node *n)
 
 /* ---- lifecycle ---- */
 
+/* The node's age identity: [node] age_key, else age.key beside the signing key (written by
+ * aisp keygen). Optional: without one the node takes no sealed task (and says so). */
+static int open_age_key(node *n, err **e)
+{
+	const config *c = n->cfg;
+	_cleanup_free_ char *dir = xstrdup(c->key_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	_cleanup_free_ char *path =
+	    c->age_key_path ? xstrdup(c->age_key_path) : xasprintf("%s/age.key", slash ? dir : ".");
+	if (!c->age_key_path && access(path, F_OK) < 0) {
+		log_info(
+		    "no age identity at %s: sealed tasks are rejected (aisp keygen --age-only)",
+		    path);
+		return 0;
+	}
+	if (attest_age_identities_load(path, &n->age_ids, &n->n_age_ids, e) < 0)
+		return err_prefix(e, "age identity");
+	attest_age_recipient r;
+	attest_age_identity_recipient(n->age_ids[0], &r);
+	if (attest_recipient_sign(n->key, c->node_id, &r, now_wall_ms(), &n->age_recipient_env, e) <
+	    0)
+		return err_prefix(e, "age identity");
+	n->age_recipient = xmalloc(ATTEST_AGE_RECIPIENT_LEN + 1);
+	attest_age_recipient_format(&r, n->age_recipient);
+	log_info("age recipient %s (sealed tasks)", n->age_recipient);
+	return 0;
+}
+
 static int open_key(node *n, err **e)
 {
 	const config *c = n->cfg;
@@ -328,7 +359,7 @@ static int open_key(node *n, err **e)
 	n->pubkey_pem = attest_key_public_pem(n->key);
 	if (attest_chain_load(n->state_dirfd, "chain.json", &n->chain, e) < 0)
 		return err_prefix(e, "chain state in %s", c->state_dir);
-	return 0;
+	return open_age_key(n, e);
 }
 
 static void init_host(node *n)
@@ -343,6 +374,10 @@ static void init_host(node *n)
 	    .lease_ttl_ms = c->reclaim_ms,
 	    .max_deliveries = c->max_deliveries,
 	    .handoff_max_hops = 8,
+	    .age_ids = n->age_ids,
+	    .n_age_ids = n->n_age_ids,
+	    .age_recipient = n->age_recipient,
+	    .trust = &c->trust,
 	    .ops = &host_ops,
 	    .arg = n,
 	};
@@ -392,6 +427,7 @@ node *node_free(node *n)
 	http_stop(n);
 	consumer_deinit(n);
 	registry_deinit(n);
+	n->rv = revocation_free(n->rv);
 	n->rc = rconn_free(n->rc);
 	n->rd = rconn_free(n->rd);
 	n->dur = durability_free(n->dur); /* after rc: its WAIT in flight has come back */
@@ -405,6 +441,9 @@ node *node_free(node *n)
 	free(n->imgs);
 	n->key = attest_key_free(n->key);
 	free(n->pubkey_pem);
+	n->age_ids = attest_age_identities_free(n->age_ids, n->n_age_ids);
+	free(n->age_recipient_env);
+	free(n->age_recipient);
 	free(n->chain_error);
 	free(n->runtimes_csv);
 	free(n->images_csv);

@@ -64,6 +64,11 @@ typedef struct node {
 
 	attest_key *key;
 	char *pubkey_pem;
+	attest_age_identity **age_ids; /* the node's age identity (sealed tasks), or none */
+	size_t n_age_ids;
+	char *age_recipient;     /* "age1..." of age_ids[0], or NULL */
+	char *age_recipient_env; /* its recipient, signed by key (the registry's age_recipient) */
+	revocation *rv;
 	attest_chain chain; /* as saved in state_dir/chain.json */
 	int state_dirfd;
 	/* Why the last save of the chain state failed; while set the node signs nothing, takes

@@ -84,6 +84,9 @@ void registry_heartbeat(node *n)
 	          busy, "tasks_done", done, "pools", buf_str(&pools), "started_ms", started,
 	          "heartbeat_ms", now, "draining", n->cons.draining ? "1" : "0", NULL);
 	advertise_limits(n, key);
+	if (n->age_recipient_env)
+		rconn_cmd(n->rc, NULL, NULL, "HSET", key, "age_recipient", n->age_recipient_env,
+		          "age", n->age_recipient, NULL);
 	rconn_cmd(n->rc, NULL, NULL, "PEXPIRE", key, ttl, NULL);
 	rconn_cmd(n->rc, NULL, NULL, "SADD", PROTO_KEY_NODES, c->node_id, NULL);
 	keep_key(n, NULL, NULL);

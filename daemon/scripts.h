@@ -9,6 +9,7 @@
  * that runs (the duplicate's stream waits in aisp:waiters:<id>). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -90,6 +91,10 @@ typedef struct script_handoff_args {
 	const char *limits;  /* "field=value,..." the target's max_<field> must reach */
 	int64_t max_hops;
 	int64_t ttl_ms; /* of the hop counter */
+	/* A sealed task this node cannot open: the target must hold an age identity (its
+	 * registry field "age") other than age_recipient, this node's ("" when none). */
+	bool sealed;
+	const char *age_recipient;
 } script_handoff_args;
 
 /* PENDING: this node's own pending entries (XPENDING, then XRANGE for each), without counting

@@ -10,6 +10,7 @@
 #include "daemon/task.h"
 
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@
 
 typedef enum tstate {
 	TS_NEW = 0, /* created; START parses, validates and admits it */
+	TS_TRUST,   /* the revocation store is asked about the task's parties (trust decision) */
 	TS_HANDOFF, /* this node cannot serve it: the HANDOFF script is in flight */
 	TS_LEASE,   /* the LEASE script is in flight */
 	TS_ACQUIRE, /* waiting for a sandbox from the pool */
@@ -44,13 +46,15 @@ typedef enum tevent {
 	TE_RAN,       /* the sandbox reported the run */
 	TE_TIMER,     /* the task's timer fired */
 	TE_RELEASE,   /* shutdown: give the entry back */
-	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>) */
+	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>), or a party of it
+	               * was revoked (stop_status says which) */
 	TE_DURABLE,   /* WAIT after the publish came back (durability.h) */
+	TE_TRUST,     /* the revocation store's answer about the task's parties */
 	TE__COUNT,
 } tevent;
 
 static const char *const event_names[TE__COUNT] = {
-    "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "durable",
+    "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "durable", "trust",
 };
 
 typedef struct task_ev {
@@ -63,6 +67,10 @@ typedef struct task_ev {
 	const proto_usage *usage;  /* TE_RAN */
 	rconn_reply_fn release_cb; /* TE_RELEASE */
 	void *release_arg;
+	proto_status stop_status;      /* TE_CANCEL: cancelled or revoked */
+	const char *stop_why;          /* TE_CANCEL: the result's error */
+	const attest_revocations *rev; /* TE_TRUST: what the store said */
+	const char *trust_error;       /* TE_TRUST without an answer: why */
 } task_ev;
 
 struct task {
@@ -74,7 +82,12 @@ struct task {
 	bool parsed;  /* t holds a parsed task */
 	bool planned; /* plan holds a resolved plan */
 	bool dead;    /* publishing an internal result after max_deliveries */
-	bool cancel;  /* a client asked to cancel it: it never starts a program */
+	/* A client cancelled it, or a party of it was revoked: it never starts a program, and a
+	 * running one is stopped. stop: PROTO_STATUS_CANCELLED or _REVOKED (0: neither). */
+	proto_status stop;
+	char *stop_why;
+	attest_task_auth auth; /* its signature and passport, checked (parsed tasks) */
+	bool trusted;          /* the trust decision admitted it */
 
 	char *entry;
 	char *bad_entry;
@@ -94,8 +107,9 @@ struct task {
 	int attempt;       /* of the request being retried in this state */
 	int script_errors; /* error replies of the PUBLISH script (not connection failures) */
 	char *fault;
-	char *why_not_here; /* TS_HANDOFF: why this node does not serve it */
-	bool fault_if_none; /* TS_HANDOFF: no other node -> this node's fault, not a rejection */
+	char *why_not_here;    /* TS_HANDOFF: why this node does not serve it */
+	bool fault_if_none;    /* TS_HANDOFF: no other node -> this node's fault, not a rejection */
+	bool sealed_elsewhere; /* a sealed task for an age identity this node does not hold */
 	proto_status status;
 	uint64_t sequence; /* the signed result's number in the node's chain; 0: unsigned */
 	char *result_json;
@@ -130,6 +144,8 @@ static void drop(task *t)
 		proto_task_deinit(&t->t);
 	free(t->fault);
 	free(t->why_not_here);
+	free(t->stop_why);
+	attest_task_auth_deinit(&t->auth);
 	free(t->result_json);
 	free(t);
 }
@@ -143,6 +159,8 @@ static void finish(task *t)
 	t->leased = false;
 	if (t->timer)
 		evtimer_del(t->timer);
+	if (t->h->rv)
+		revocation_unwatch(t->h->rv, t); /* the poller holds t until now */
 	t->h->ops->gone(t->h->arg, t);
 	drop(t);
 }
@@ -215,7 +233,8 @@ static const char *redis_why(const task_ev *ev)
  * unsigned result is still a result; the error is logged), or -1 when the node cannot sign now
  * (its chain state cannot be saved): then nothing may be published and the task gives its
  * entry back. */
-static int sign(task *t, proto_result *r, char **envelope, char **exec_digest)
+static int sign(task *t, proto_result *r, const attest_sealed_out *sealed, bool with_task,
+                char **envelope, char **exec_digest)
 {
 	_cleanup_err_ err *e = NULL;
 	proto_env *env = NULL;
@@ -223,11 +242,12 @@ static int sign(task *t, proto_result *r, char **envelope, char **exec_digest)
 	if (t->planned)
 		n_env = sandbox_environment(&t->plan.spec, &t->t, &t->plan.limits, &env);
 	attest_claim c = {
-	    .task = t->parsed ? &t->t : NULL,
+	    .task = t->parsed && with_task ? &t->t : NULL,
 	    .result = r,
 	    .limits = t->planned ? &t->plan.limits : NULL,
 	    .env = env,
 	    .n_env = n_env,
+	    .sealed = sealed,
 	};
 	int rc = t->h->ops->sign(t->h->arg, &c, envelope, exec_digest, &e);
 	if (rc < 0)
@@ -235,6 +255,52 @@ static int sign(task *t, proto_result *r, char **envelope, char **exec_digest)
 	t->sequence = rc == 0 ? c.sequence : 0;
 	proto_env_list_free(env, n_env);
 	return rc == -2 ? -1 : 0;
+}
+
+static void keep_result(task *t, const proto_result *r)
+{
+	buf b = BUF_INIT;
+	proto_result_to_json(r, &b);
+	free(t->result_json);
+	t->result_json = buf_steal(&b, &t->result_len);
+	t->status = r->output.status;
+}
+
+/* A sealed task's result (attest/SEALED.md): the output goes to reply_to as one age file, the
+ * public result keeps status, usage and the sealed statement. When reply_to cannot be used,
+ * an ordinary rejection signed without the task (nothing of it leaks). */
+static int make_sealed_result(task *t, proto_result *real)
+{
+	_cleanup_err_ err *e = NULL;
+	proto_env *env = NULL;
+	size_t n_env =
+	    t->planned ? sandbox_environment(&t->plan.spec, &t->t, &t->plan.limits, &env) : 0;
+	proto_result pub;
+	attest_sealed_out so;
+	int rc = attest_sealed_result(&t->t, real, env, n_env, &pub, &so, &e);
+	proto_env_list_free(env, n_env);
+	_cleanup_free_ char *envelope = NULL;
+	if (rc < 0) {
+		proto_result bad = *real;
+		proto_output_init(&bad.output);
+		bad.output.status = PROTO_STATUS_REJECTED;
+		bad.output.error = (char *)err_msg(e);
+		if (sign(t, &bad, NULL, false, &envelope, NULL) < 0)
+			return -1;
+		bad.attestation = envelope;
+		bad.execution_digest = NULL;
+		keep_result(t, &bad);
+		return 0;
+	}
+	rc = sign(t, &pub, &so, true, &envelope, NULL);
+	OPENSSL_cleanse(&so, sizeof(so));
+	if (rc == 0) {
+		free(pub.attestation);
+		pub.attestation = steal_pointer(&envelope);
+		keep_result(t, &pub);
+	}
+	proto_result_deinit(&pub);
+	return rc;
 }
 
 /* Serialises the signed result of this task around out (borrowed) into t->result_json.
@@ -254,16 +320,18 @@ static int make_result(task *t, const proto_output *out, const proto_usage *usag
 	r.started_ms = t->started_ms;
 	r.finished_ms = t->finished_ms ? t->finished_ms : now_wall_ms();
 	r.attempts = t->deliveries;
+	/* A sealed task whose parts were never opened (another node's, or a bad ciphertext):
+	 * nothing of it was read, the result is signed without it. One whose decrypted part was
+	 * refused tells the buyer why, sealed. */
+	bool sealed = t->parsed && t->t.sealed;
+	if (sealed && (t->t.sealed->opened || t->t.sealed->private_error))
+		return make_sealed_result(t, &r);
 	_cleanup_free_ char *envelope = NULL, *exec = NULL;
-	if (sign(t, &r, &envelope, &exec) < 0)
+	if (sign(t, &r, NULL, !sealed, &envelope, &exec) < 0)
 		return -1;
 	r.attestation = envelope;
 	r.execution_digest = exec;
-	buf b = BUF_INIT;
-	proto_result_to_json(&r, &b);
-	free(t->result_json);
-	t->result_json = buf_steal(&b, &t->result_len);
-	t->status = out->status;
+	keep_result(t, &r);
 	/* r borrowed everything: nothing to deinit. */
 	return 0;
 }
@@ -403,9 +471,13 @@ static void duplicate(task *t)
 	finish(t);
 }
 
+/* A cancel or a revocation before the program started: the task's one result. */
 static void publish_cancelled(task *t)
 {
-	if (make_status_result(t, PROTO_STATUS_CANCELLED, "cancelled by request before it ran") < 0)
+	_cleanup_free_ char *msg = t->stop == PROTO_STATUS_REVOKED
+	                               ? xasprintf("revoked before it ran: %s", t->stop_why)
+	                               : xstrdup("cancelled by request before it ran");
+	if (make_status_result(t, t->stop ? t->stop : PROTO_STATUS_CANCELLED, msg) < 0)
 		return give_back(t);
 	publish(t);
 }
@@ -470,7 +542,7 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		dead_letter(t);
 		return;
 	}
-	if (t->cancel) {
+	if (t->stop) {
 		publish_cancelled(t);
 		return;
 	}
@@ -484,6 +556,7 @@ static void on_pending_reply(task *t, const task_ev *ev)
 
 static void acquire(task *t);
 static void decide(task *t);
+static void check_trust(task *t);
 
 /* Without JUSTID, XCLAIM increments the delivery count: the retry is counted. */
 static void send_reclaim(task *t, const task_ev *ev)
@@ -502,12 +575,14 @@ static void on_reclaim_reply(task *t, const task_ev *ev)
 	}
 	if (ev->reply)
 		t->deliveries++;
-	if (t->cancel)
+	if (t->stop)
 		publish_cancelled(t);
 	else if (t->planned)
 		acquire(t);
-	else
+	else if (t->trusted)
 		decide(t); /* the fault came before a plan: look again */
+	else
+		check_trust(t); /* the revocation store did not answer: ask again */
 }
 
 /* ---- running ---- */
@@ -549,7 +624,7 @@ static void run(task *t, sandbox *sb)
 
 static void on_sandbox_event(task *t, const task_ev *ev)
 {
-	if (ev->sb && t->cancel) {
+	if (ev->sb && t->stop) {
 		pool_release(t->h->pool, ev->sb);
 		publish_cancelled(t);
 		return;
@@ -599,6 +674,7 @@ static void on_lease_reply(task *t, const task_ev *ev)
 	} else if (code == 4) {
 		log_info("task %s entry %s: cancelled before it ran", t->id, t->entry);
 		t->deliveries = (int)r->element[1]->integer;
+		t->stop = PROTO_STATUS_CANCELLED;
 		publish_cancelled(t);
 	} else if (code == 3) {
 		/* A reclaimed entry whose lease has not expired yet: leave it pending, it will
@@ -609,7 +685,7 @@ static void on_lease_reply(task *t, const task_ev *ev)
 	} else {
 		t->leased = true;
 		t->deliveries = (int)r->element[1]->integer;
-		if (t->cancel)
+		if (t->stop)
 			publish_cancelled(t);
 		else
 			acquire(t);
@@ -654,6 +730,8 @@ static void set_head(task *t, const proto_task_head *head)
 
 static void lease(task *t);
 static void handoff(task *t, char *why);
+static void check_trust(task *t);
+static int open_sealed(task *t);
 
 /* What this node does with a parsed task: run it, hand it to a node that serves it, or count
  * a fault of its own (retried, then dead-lettered). */
@@ -729,9 +807,95 @@ static void handoff(task *t, char *why)
 	    .limits = buf_str(&lim),
 	    .max_hops = t->h->handoff_max_hops,
 	    .ttl_ms = t->h->result_ttl_ms,
+	    .sealed = t->sealed_elsewhere,
+	    .age_recipient = t->h->age_recipient,
 	};
 	script_handoff(t->h->rc, &a, on_reply, hold(t));
 	buf_deinit(&lim);
+}
+
+/* ---- sealed parts and trust ---- */
+
+/* Decrypts the sealed parts into memory (attest/SEALED.md). Returns 0, or -1 when the task
+ * went elsewhere: sealed for an age identity this node does not hold, it is handed to a node
+ * that holds another one (the seed's "hand it on"), else rejected; a bad ciphertext is
+ * rejected. The messages never quote plaintext. */
+static int open_sealed(task *t)
+{
+	_cleanup_err_ err *e = NULL;
+	int r =
+	    t->h->n_age_ids ? attest_sealed_open(&t->t, t->h->age_ids, t->h->n_age_ids, &e) : -2;
+	if (r == 0)
+		return 0;
+	if (r == -2) {
+		t->sealed_elsewhere = true;
+		handoff(t, t->h->n_age_ids
+		               ? xasprintf("%s (the task is sealed for another node's "
+		                           "age identity)",
+		                           err_msg(e))
+		               : xstrdup("this node holds no age identity, so it opens no "
+		                         "sealed task"));
+		return -1;
+	}
+	reject(t, err_msg(e));
+	return -1;
+}
+
+static void on_revocations(void *arg, const attest_revocations *rev, const char *error)
+{
+	task *t = arg;
+	task_ev ev = {.kind = TE_TRUST, .rev = rev, .trust_error = error};
+	task_step(t, &ev);
+	drop(t);
+}
+
+/* The task may run: its parties are watched while it does. */
+static void trusted(task *t)
+{
+	char *fields[ATTEST_PARTY__COUNT];
+	attest_party party[ATTEST_PARTY__COUNT];
+	size_t n = attest_task_auth_fields(&t->auth, fields, party);
+	t->trusted = true;
+	if (n && t->h->rv)
+		revocation_watch(t->h->rv, t, fields, n);
+	for (size_t i = 0; i < n; i++)
+		free(fields[i]);
+	decide(t);
+}
+
+/* Signature, passport, trust level and revocation (attest/TRUST.md, "The decision"). A task
+ * that names none of them, on a node that asks for none, skips the round trip. */
+static void check_trust(task *t)
+{
+	attest_task_auth_deinit(&t->auth); /* a second look after the store did not answer */
+	attest_task_auth_init(&t->auth, &t->t);
+	if (!t->t.auth && t->h->trust->min_level == PROTO_TRUST_NONE) {
+		trusted(t);
+		return;
+	}
+	enter(t, TS_TRUST);
+	revocation_check(t->h->rv, &t->auth, on_revocations, hold(t));
+}
+
+static void on_trust_event(task *t, const task_ev *ev)
+{
+	if (!ev->rev) {
+		fault(t, ev->trust_error ? ev->trust_error : "the revocation store did not answer");
+		return;
+	}
+	const proto_trust_req *reqs[1];
+	size_t n = 0;
+	if (t->t.auth)
+		reqs[n++] = &t->t.auth->req;
+	attest_trust_decision d;
+	if (attest_trust_decide(t->h->trust, reqs, n, &t->auth, ev->rev, now_wall_ms() / 1000, &d) <
+	    0) {
+		reject(t, d.message);
+		attest_trust_decision_deinit(&d);
+		return;
+	}
+	attest_trust_decision_deinit(&d);
+	trusted(t);
 }
 
 /* Parses and validates; a bad task is rejected under the best id that can be read. */
@@ -744,7 +908,7 @@ static void admit(task *t, const task_ev *ev)
 	}
 	_cleanup_err_ err *e = NULL;
 	proto_task_head head = {0};
-	int rc = proto_task_parse(t->payload, t->len, &t->t, &head, &e);
+	int rc = proto_task_parse_entry(t->payload, t->len, &t->t, &head, &e);
 	set_head(t, &head);
 	proto_task_head_deinit(&head);
 	t->parsed = rc == 0; /* t->t holds a task to free, also when the entry is refused */
@@ -752,7 +916,9 @@ static void admit(task *t, const task_ev *ev)
 		reject(t, rc < 0 ? err_msg(e) : t->bad_entry);
 		return;
 	}
-	decide(t);
+	if (t->t.sealed && open_sealed(t) < 0)
+		return;
+	check_trust(t);
 }
 
 /* ---- shutdown ---- */
@@ -784,22 +950,30 @@ static void release_running(task *t, const task_ev *ev)
 	drop(t);
 }
 
-/* ---- cancel ---- */
+/* ---- cancel and revocation ---- */
 
-/* In any state before the program starts: it never will (acquire and the backoff look). */
+/* In any state before the program starts: it never will (acquire and the backoff look). A
+ * revocation wins over a cancel (it says more). */
 static void note_cancel(task *t, const task_ev *ev)
 {
-	if (!t->cancel)
-		log_info("task %s entry %s: cancel requested", t->id, t->entry);
-	t->cancel = true;
+	if (t->stop == PROTO_STATUS_REVOKED)
+		return;
+	log_info("task %s entry %s: %s", t->id, t->entry,
+	         ev->stop_status == PROTO_STATUS_REVOKED ? "revoked" : "cancel requested");
+	t->stop = ev->stop_status;
+	free(t->stop_why);
+	t->stop_why = xstrdup(ev->stop_why);
 }
 
-/* Running: the sandbox ends the run now; its report (status cancelled, what the program
- * printed so far) becomes the result. */
+/* Running: the sandbox ends the run now; its report (status cancelled or revoked, what the
+ * program printed so far) becomes the result. */
 static void cancel_running(task *t, const task_ev *ev)
 {
 	note_cancel(t, ev);
-	sandbox_stop(t->sb, PROTO_STATUS_CANCELLED, "cancelled by request while it ran");
+	_cleanup_free_ char *why = t->stop == PROTO_STATUS_REVOKED
+	                               ? xasprintf("revoked while it ran: %s", t->stop_why)
+	                               : xstrdup("cancelled by request while it ran");
+	sandbox_stop(t->sb, t->stop, why);
 }
 
 /* Waiting to retry after a sandbox error: the retry will not come. */
@@ -825,6 +999,7 @@ typedef void (*handler)(task *t, const task_ev *ev);
 /* What each event means in each state. An empty cell: the event outlived its state. */
 static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_NEW] = {[TE_START] = admit, [TE_RELEASE] = release},
+    [TS_TRUST] = {[TE_TRUST] = on_trust_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_HANDOFF] = {[TE_REPLY] = on_handoff_reply, [TE_RELEASE] = release},
     [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_ACQUIRE] =
@@ -883,7 +1058,14 @@ task *task_new(const task_host *h, const char *entry, const char *payload, size_
 
 void task_cancel(task *t)
 {
-	task_ev ev = {.kind = TE_CANCEL};
+	task_ev ev = {
+	    .kind = TE_CANCEL, .stop_status = PROTO_STATUS_CANCELLED, .stop_why = "cancel"};
+	task_step(t, &ev);
+}
+
+void task_revoke(task *t, const char *why)
+{
+	task_ev ev = {.kind = TE_CANCEL, .stop_status = PROTO_STATUS_REVOKED, .stop_why = why};
 	task_step(t, &ev);
 }
 

@@ -17,6 +17,7 @@
 #include "daemon/durability.h"
 #include "daemon/metrics.h"
 #include "daemon/redis.h"
+#include "daemon/revocation.h"
 #include "pool/pool.h"
 #include "proto/proto.h"
 #include "sandbox/sandbox.h"
@@ -71,6 +72,13 @@ typedef struct task_host {
 	int64_t lease_ttl_ms; /* the run lease and the reclaim time */
 	int64_t max_deliveries;
 	int64_t handoff_max_hops; /* an entry no node serves is rejected after this many hops */
+	/* Sealed tasks and trust (attest/SEALED.md, attest/TRUST.md): the node's age identities
+	 * (n_age_ids 0: it takes no sealed task), what it trusts, the revocation poller. */
+	attest_age_identity *const *age_ids;
+	size_t n_age_ids;
+	const char *age_recipient; /* of age_ids[0] ("age1..."), or NULL */
+	const attest_trust_config *trust;
+	revocation *rv;
 	const task_host_ops *ops;
 	void *arg;
 } task_host;
@@ -91,6 +99,9 @@ void task_release(task *t, rconn_reply_fn cb, void *arg);
 /* A client asked to cancel this task: a running program is stopped (its result says
  * cancelled, with what it printed so far); one that has not started never will. */
 void task_cancel(task *t);
+/* A party of this task (its signer, passport or the passport's issuer) was revoked: as a
+ * cancel, with the status revoked and why as the result's error. */
+void task_revoke(task *t, const char *why);
 
 const char *task_entry(const task *t);
 /* The task id, or NULL before it was read. */

@@ -106,6 +106,30 @@ def main(args):
         a, b = b, a + b
     return {"fib": a}'
 
+say "a sealed task: code and input encrypted with the stock age command, the result to the buyer"
+# The buyer's identity, and the node's recipient from the registry (signed by the node's key:
+# `aisp submit --seal-to node:quickstart` checks that signature for you).
+age-keygen -o "$work/buyer.key" 2>/dev/null
+buyer=$(age-keygen -y "$work/buyer.key")
+node_age=$(redis-cli -p "$rport" HGET aisp:node:quickstart age)
+printf 'import sys\nprint("the node saw", len(sys.stdin.read()), "secret bytes")\n' |
+	age -r "$node_age" | base64 -w0 >"$work/code.b64"
+printf 'my private input' | age -r "$node_age" | base64 -w0 >"$work/stdin.b64"
+jq -nc --arg id "sealed-$sfx" --rawfile c "$work/code.b64" --rawfile s "$work/stdin.b64" \
+	--arg to "$buyer" '{id:$id, lang:"python", code_age:$c, stdin_age:$s, reply_to:$to}' \
+	>"$work/sealed-task.json"
+redis-cli -p "$rport" XADD aisp:tasks '*' task "$(cat "$work/sealed-task.json")" >/dev/null
+"$aisp" wait --timeout 120 "sealed-$sfx" >/dev/null || true
+"$aisp" result "sealed-$sfx" >"$work/sealed-result.json"
+echo "-- public result (no output in the clear):"
+jq -c '{status, stdout, exit_code, sealed: (.sealed | length | tostring + " bytes of age")}' \
+	"$work/sealed-result.json"
+echo "-- the buyer decrypts with age -d:"
+jq -r .sealed "$work/sealed-result.json" | base64 -d | age -d -i "$work/buyer.key" | jq -r .result.stdout
+echo "-- and checks the node's signature and commitments:"
+"$aisp" unseal --verify "$work/sealed-result.json" --key "$work/key" -i "$work/buyer.key" \
+	--task "$work/sealed-task.json" >/dev/null
+
 say "the node"
 "$aisp" nodes
 curl -fs "http://127.0.0.1:$hport/metrics" | grep -E '^aisp_tasks_total' || true

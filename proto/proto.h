@@ -81,7 +81,7 @@ typedef enum proto_status {
 	PROTO_STATUS_REJECTED,      /* the task was invalid; it never ran */
 	PROTO_STATUS_INTERNAL,      /* gave up after retries (dead-lettered) */
 	PROTO_STATUS_CANCELLED, /* cancelled by a client (aisp:cancel:<id>): before or while it ran */
-	PROTO_STATUS_REVOKED,   /* a party's passport or key was revoked while it ran (SEALED.md) */
+	PROTO_STATUS_REVOKED, /* a party's passport or key was revoked while it ran (attest/TRUST.md) */
 	PROTO_STATUS__COUNT,
 } proto_status;
 
@@ -194,7 +194,7 @@ typedef struct proto_task {
 	proto_limits limits;
 	char *reply_stream; /* NULL: none */
 	bool nondeterministic;
-	/* Sealed parts, signer, passport and trust requirements (proto/SEALED.md); NULL when the
+	/* Sealed parts, signer, passport and trust requirements (proto/PROTOCOL.md, "Sealed and signed tasks"); NULL when the
 	 * task has none. Owned; freed (plaintext wiped) by proto_task_deinit(). */
 	struct proto_sealed *sealed;
 	struct proto_auth *auth;
@@ -335,7 +335,7 @@ size_t proto_b64_decoded_max(size_t n);
 int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const proto_limits *maxima,
                          err **e);
 
-/* ---- sealed tasks, signed tasks and trust requirements (proto/SEALED.md) ----
+/* ---- sealed tasks, signed tasks and trust requirements (proto/PROTOCOL.md, "Sealed and signed tasks") ----
  * proto/ parses and bounds the fields; attest/ does the cryptography (decryption, signatures,
  * passports, the trust decision; attest/SEALED.md, attest/TRUST.md). */
 

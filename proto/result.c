@@ -106,7 +106,7 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	proto_json_gen_kint(g, "attempts", r->attempts);
 	gen_kv_str(g, "execution_digest", r->execution_digest);
 	gen_kv_json(g, "attestation", r->attestation);
-	gen_kv_str(g, "sealed", r->sealed); /* proto/SEALED.md */
+	gen_kv_str(g, "sealed", r->sealed); /* proto/PROTOCOL.md */
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
 }

@@ -1,4 +1,4 @@
-/* The fields of sealed and signed tasks (proto/SEALED.md): the age ciphertext parts, reply_to
+/* The fields of sealed and signed tasks (proto/PROTOCOL.md, "Sealed and signed tasks"): the age ciphertext parts, reply_to
  * and exec_mode, the signer and its passport, trust requirements, the signed-task envelope, and
  * the revocation records. Only syntax and bounds live here; every cryptographic check is in
  * attest/ (attest/SEALED.md, attest/TRUST.md). */

@@ -584,7 +584,7 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	proto_json_gen_take(g, out);
 }
 
-/* ---- sealed parts (proto/SEALED.md) ---- */
+/* ---- sealed parts (proto/PROTOCOL.md, "Sealed and signed tasks") ---- */
 
 /* Runs one of the field parsers above on a decrypted JSON value, as the value of key in an
  * object of its own (so the value cannot add fields of its own). */

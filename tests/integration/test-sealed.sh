@@ -8,8 +8,7 @@
 # decided; revocations in Redis reject; `aisp submit --sign-key --seal-to` sends a signed sealed
 # task; the golden sealed result verifies with `aisp unseal --verify` and with openssl-free
 # stock tools (age, jq, base64, sha256sum).
-# Not here: running sealed tasks in aispd end to end (the daemon's admission, run and result
-# hooks are the lead's to wire; see the branch's report). TAP. Needs AISP_BIN, AISP_SOURCE_ROOT.
+# Sealed tasks run through aispd: test-sealed-node.sh. TAP. Needs AISP_BIN, AISP_SOURCE_ROOT.
 . "$(dirname "$0")/lib.sh"
 AISP=${AISP_BIN:?}
 SRC=${AISP_SOURCE_ROOT:?}

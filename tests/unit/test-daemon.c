@@ -357,6 +357,11 @@ static void test_example_is_defaults(void **state)
 	assert_int_equal(c.n_targets, 0);
 	assert_int_equal(c.n_runtimes, 0);
 	assert_string_equal(c.http_listen, d.http_listen);
+	assert_null(c.age_key_path);
+	assert_int_equal(c.trust.n_issuers, 0);
+	assert_int_equal(c.trust.min_level, d.trust.min_level);
+	assert_int_equal(c.trust.clock_skew_s, d.trust.clock_skew_s);
+	assert_int_equal(c.trust.revocation_poll_ms, d.trust.revocation_poll_ms);
 	config_deinit(&c);
 	config_deinit(&d);
 	free(path);
