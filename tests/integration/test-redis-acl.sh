@@ -71,6 +71,9 @@ may $N MGET aisp:cancel:t1 aisp:cancel:t2
 may $N EXISTS aisp:cancel:t1
 may $N WAIT 1 1000
 may $N ROLE
+may $N HMGET aisp:revoked passport:pp_1 key:sha256:k
+mayn $N HSET aisp:revoked passport:pp_1 '{}'
+mayn $N HDEL aisp:revoked passport:pp_1
 mayn $N FLUSHALL
 mayn $N FLUSHDB
 mayn $N CONFIG GET '*'
@@ -114,6 +117,16 @@ may $S SET aisp:cancel:t1 1700000000000 PX 86400000
 may $S SET aisp:blob:sha256:b data NX EX 3600
 may $S GETRANGE aisp:blob:sha256:b 0 100
 may $S EXPIRE aisp:blob:sha256:b 3600 GT
+may $S HMGET aisp:node:n age_recipient pubkey
+mayn $S HSET aisp:revoked passport:pp_1 '{}'
+mayn $S HMGET aisp:revoked passport:pp_1
+V=aisp-revoker
+may $V HSET aisp:revoked passport:pp_1 '{"reason":"lost"}'
+may $V HGET aisp:revoked passport:pp_1
+may $V HDEL aisp:revoked passport:pp_1
+mayn $V XADD aisp:tasks '*' task '{}'
+mayn $V GET aisp:result:t1
+mayn $V HSET aisp:node:n pubkey forged
 mayn $S XACK aisp:tasks aisp 1-0
 mayn $S XDEL aisp:tasks 1-0
 mayn $S XRANGE aisp:tasks - +
