@@ -12,6 +12,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "cli/cli.h"
+#include "cli/follow.h"
 #include "cli/redis.h"
 #include "cli/sealed.h"
 #include "cli/taskopts.h"
@@ -57,7 +58,7 @@ static bool reply_failed(const char *cmd, redisContext *c, const redisReply *r)
 
 /* Prints a result as `aisp run` does (or the document itself); returns the exit status. */
 static int print_result(const char *cmd, const char *json, size_t len, bool as_json,
-                        const char *out_dir)
+                        const char *out_dir, cli_follow *follow)
 {
 	proto_result r;
 	proto_result_init(&r);
@@ -86,6 +87,8 @@ static int print_result(const char *cmd, const char *json, size_t len, bool as_j
 			status = status ? status : CLI_EXIT_NOT_SAVED;
 		}
 	} else {
+		if (follow) /* what --follow already printed is not printed again */
+			cli_follow_finish(follow, &r.output);
 		status = cli_print_output(&r.output, out_dir);
 	}
 	proto_result_deinit(&r);
@@ -104,10 +107,11 @@ static char *get_result(const char *cmd, redisContext *c, const char *id, size_t
 }
 
 /* Waits for id's result: GET, then blocking reads on stream (the task's reply stream, or
- * aisp:results) from last, GET again whenever an entry names id. Returns the document or
- * NULL (timeout or Redis error, already reported). */
+ * aisp:results) from last, GET again whenever an entry names id; follow (or NULL) is shown
+ * the entry's live events. Returns the document or NULL (timeout or Redis error, already
+ * reported). */
 static char *wait_result(const char *cmd, redisContext *c, const char *id, const char *stream,
-                         double timeout_s, size_t *len)
+                         double timeout_s, cli_follow *follow, size_t *len)
 {
 	_cleanup_free_ char *last = xstrdup("0-0");
 	if (!strcmp(stream, PROTO_KEY_RESULTS)) {
@@ -161,6 +165,8 @@ static char *wait_result(const char *cmd, redisContext *c, const char *id, const
 				*len = doc_field->len;
 				return xmemdup(doc_field->str, doc_field->len + 1);
 			}
+			if (mine && follow)
+				cli_follow_event(follow, f);
 		}
 	}
 }
@@ -173,6 +179,8 @@ static void submit_usage(FILE *f)
 	        "  --wait             wait for the result, print it as `aisp run` does and exit\n"
 	        "                     with the program's status\n"
 	        "  --wait-timeout S   give up waiting after S seconds (default: wait forever)\n"
+	        "  --follow           --wait, printing the program's output as it runs (the\n"
+	        "                     node's live events; the signed result follows)\n"
 	        "  --json             with --wait, print the result document\n"
 	        "  --nondeterministic mark the task nondeterministic: a replay (aisp verify\n"
 	        "                     --replay) then accepts a different output\n"
@@ -275,7 +283,7 @@ static void warn_if_no_node(redisContext *c)
 typedef struct submit_args {
 	cli_task_opts task;
 	cli_seal_opts seal;
-	bool wait, json, nondeterministic;
+	bool wait, json, nondeterministic, follow;
 	double wait_timeout;
 	const char *addr, *out;
 	const char *task_out; /* --task-out FILE */
@@ -299,6 +307,8 @@ static int parse_submit(submit_args *s, int argc, char **argv)
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--wait")) {
 			s->wait = true;
+		} else if (!strcmp(a, "--follow")) {
+			s->wait = s->follow = true;
 		} else if (!strcmp(a, "--json")) {
 			s->json = true;
 		} else if (!strcmp(a, "--nondeterministic")) {
@@ -369,12 +379,16 @@ int cmd_submit(int argc, char **argv)
 	}
 	size_t len = 0;
 	warn_if_no_node(c);
-	_cleanup_free_ char *res = wait_result("submit", c, id, reply, s.wait_timeout, &len);
+	cli_follow follow;
+	cli_follow_init(&follow);
+	cli_follow *fw = s.follow && !s.json ? &follow : NULL;
+	_cleanup_free_ char *res = wait_result("submit", c, id, reply, s.wait_timeout, fw, &len);
 	if (own_reply)
 		freeReplyObject(redisCommand(c, "DEL %s", reply));
-	if (!res)
-		return c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT;
-	return print_result("submit", res, len, s.json, s.out);
+	rc = !res ? (c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT)
+	          : print_result("submit", res, len, s.json, s.out, fw);
+	cli_follow_deinit(&follow);
+	return rc;
 }
 
 /* aisp wait ID / aisp result ID share their options. */
@@ -435,10 +449,10 @@ static int id_command(const char *cmd, int argc, char **argv, bool wait)
 		fputc('\n', stdout);
 		return 0;
 	}
-	_cleanup_free_ char *doc = wait_result(cmd, c, id, PROTO_KEY_RESULTS, timeout, &len);
+	_cleanup_free_ char *doc = wait_result(cmd, c, id, PROTO_KEY_RESULTS, timeout, NULL, &len);
 	if (!doc)
 		return c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT;
-	return print_result(cmd, doc, len, json, out);
+	return print_result(cmd, doc, len, json, out, NULL);
 }
 
 int cmd_wait(int argc, char **argv)
@@ -509,10 +523,11 @@ int cmd_cancel(int argc, char **argv)
 		return 0;
 	}
 	size_t len = 0;
-	_cleanup_free_ char *doc = wait_result("cancel", c, id, PROTO_KEY_RESULTS, timeout, &len);
+	_cleanup_free_ char *doc =
+	    wait_result("cancel", c, id, PROTO_KEY_RESULTS, timeout, NULL, &len);
 	if (!doc)
 		return c->err ? EXIT_REDIS : EXIT_WAIT_TIMEOUT;
-	return print_result("cancel", doc, len, json, out);
+	return print_result("cancel", doc, len, json, out, NULL);
 }
 
 /* ---- aisp nodes ---- */
