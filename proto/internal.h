@@ -10,7 +10,28 @@
 
 /* proto_utf8_seq() and proto_utf8_valid() are in proto.h. */
 
+/* An exact non-negative decimal from JSON number text (digits, an optional fraction, an
+ * optional exponent; no sign) scaled by 10^frac: 0 with *out (zero included), -1 when it is
+ * not such a number or has more than frac decimals, -2 when it is too large for int64. */
+int proto_decimal_parse(const char *s, int frac, int64_t *out);
+
 #include <yajl/yajl_tree.h>
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,
  * returns -2 with the tree in *out anyway (so that a rejected task's id can still be read). */
 int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_soft, err **e);
+
+#include <yajl/yajl_gen.h>
+/* Chains (chain.c): the "steps" and "input" fields of a task (root has "steps"), their
+ * serialisation, a value as it sits in a document, and freeing steps. */
+int proto_chain_parse(yajl_val root, proto_task *t, err **e);
+void proto_chain_gen(yajl_gen g, const proto_task *t);
+void proto_value_gen(yajl_gen g, const proto_value *v);
+void proto_steps_free(proto_step *s, size_t n);
+/* The steps, output and failed_step of a chain's result, and a result's cost (chain-result.c). */
+void proto_chain_run_gen(yajl_gen g, const proto_chain_run *c);
+int proto_chain_run_parse(yajl_val root, proto_output *o, err **e);
+void proto_cost_gen(yajl_gen g, const proto_cost *c);
+int proto_cost_parse(yajl_val root, proto_cost **out, err **e);
+/* A result's byte strings, "key": text or "key_b64": base64 (result.c). */
+void proto_result_gen_bytes(yajl_gen g, const char *key, const buf *b);
+int proto_result_get_bytes(yajl_val obj, const char *key, buf *out, err **e);

@@ -96,6 +96,10 @@ void proto_task_deinit(proto_task *t)
 	free(t->image);
 	free(t->runtime);
 	free(t->reply_stream);
+	proto_steps_free(t->steps, t->n_steps);
+	if (t->input)
+		proto_value_deinit(t->input);
+	free(t->input);
 	proto_task_init(t);
 }
 
@@ -114,6 +118,7 @@ void proto_output_deinit(proto_output *o)
 	files_free(o->files, o->n_files);
 	free(o->return_value);
 	free(o->error);
+	proto_chain_run_free(o->chain);
 	proto_output_init(o);
 }
 
@@ -132,6 +137,7 @@ void proto_result_deinit(proto_result *r)
 	free(r->image_digest);
 	free(r->execution_digest);
 	free(r->attestation);
+	proto_cost_free(r->cost);
 	proto_result_init(r);
 }
 
@@ -392,6 +398,12 @@ void proto_limits_default(proto_limits *l)
  * than frac decimals, -2 when it is too large for int64. "1e0", "1.0" and "100e-2" are 1. */
 static int parse_scaled(const char *s, int frac, int64_t *out)
 {
+	int r = proto_decimal_parse(s, frac, out);
+	return r == 0 && *out == 0 ? -1 : r;
+}
+
+int proto_decimal_parse(const char *s, int frac, int64_t *out)
+{
 	char digits[64];
 	size_t nd = 0, i = 0;
 	int64_t exp10 = frac;
@@ -427,8 +439,12 @@ static int parse_scaled(const char *s, int frac, int64_t *out)
 				e = e * 10 + (s[i] - '0');
 		exp10 += neg ? -e : e;
 	}
-	if (s[i] != 0 || nd == 0)
+	if (s[i] != 0)
 		return -1;
+	if (nd == 0) { /* a zero, whatever its exponent */
+		*out = 0;
+		return 0;
+	}
 	for (; exp10 < 0; exp10++) { /* only zeros may be dropped */
 		if (digits[nd - 1] != '0')
 			return -1;
@@ -446,7 +462,7 @@ static int parse_scaled(const char *s, int frac, int64_t *out)
 		v *= 10;
 	}
 	*out = v;
-	return v > 0 ? 0 : -1;
+	return 0;
 }
 
 int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e)
