@@ -39,7 +39,7 @@ void agent_send_exit(uint8_t flags, int32_t code, const char *msg)
 	sandbox_frame_buf_free(&b);
 }
 /* Warm-up: starts the interpreter with its bootstrap and waits for its ready byte. */
-static int warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
+int agent_warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 {
 	const char *py[] = {"/usr/bin/python3", "-s", "-c", agent_boot_python, NULL};
 	const char *js[] = {"/usr/bin/node", "-e", agent_boot_node, NULL};
@@ -68,23 +68,12 @@ static int warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 	return -1;
 }
 
-/* Reads frames from the host until the TASK; returns 1 with *t parsed, 0 on EOF, -1 after
- * reporting a malformed frame. */
-static int read_task(sandbox_frame_reader *r, agent_task *t, char *msg, size_t msz)
+int agent_next_frame(sandbox_frame_reader *r, uint8_t *type, const uint8_t **p, size_t *n)
 {
 	for (;;) {
-		uint8_t type;
-		const uint8_t *p;
-		size_t n;
-		int k = sandbox_frame_reader_next(r, &type, &p, &n);
-		if (k == 1 && type == FRAME_TASK)
-			return agent_task_parse(t, p, n, msg, msz) < 0 ? -1 : 1;
-		if (k == 1 || k < 0) {
-			snprintf(msg, msz,
-			         k < 0 ? "malformed frame from the host"
-			               : "unexpected frame from the host");
-			return -1;
-		}
+		int k = sandbox_frame_reader_next(r, type, p, n);
+		if (k != 0)
+			return k;
 		uint8_t chunk[65536];
 		ssize_t got = read(STDIN_FILENO, chunk, sizeof(chunk));
 		if (got < 0 && errno == EINTR)
@@ -93,6 +82,24 @@ static int read_task(sandbox_frame_reader *r, agent_task *t, char *msg, size_t m
 			return 0;
 		sandbox_frame_reader_feed(r, chunk, (size_t)got);
 	}
+}
+
+/* Reads frames from the host until the TASK (or a chain's first STEP: *p, *n); returns 1 with
+ * *t parsed, 2 for a STEP, 0 on EOF, -1 after reporting a malformed frame. */
+static int read_task(sandbox_frame_reader *r, agent_task *t, const uint8_t **p, size_t *n,
+                     char *msg, size_t msz)
+{
+	uint8_t type;
+	int k = agent_next_frame(r, &type, p, n);
+	if (k == 1 && type == FRAME_TASK)
+		return agent_task_parse(t, *p, *n, msg, msz) < 0 ? -1 : 1;
+	if (k == 1 && type == FRAME_STEP)
+		return 2;
+	if (k != 0)
+		snprintf(msg, msz,
+		         k < 0 ? "malformed frame from the host"
+		               : "unexpected frame from the host");
+	return k == 0 ? 0 : -1;
 }
 
 static void usage(void)
@@ -155,7 +162,7 @@ int main(int argc, char **argv)
 	}
 	_cleanup_close_ int wsfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	agent_child c = AGENT_CHILD_INIT;
-	if (lang != AGENT_LANG_SHELL && warm_up(&c, lang, msg, sizeof(msg)) < 0) {
+	if (lang != AGENT_LANG_SHELL && agent_warm_up(&c, lang, msg, sizeof(msg)) < 0) {
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 		return 1;
 	}
@@ -166,10 +173,14 @@ int main(int argc, char **argv)
 
 	sandbox_frame_reader r;
 	sandbox_frame_reader_init(&r);
-	agent_task t;
-	int k = read_task(&r, &t, msg, sizeof(msg));
+	agent_task t = {0};
+	const uint8_t *p;
+	size_t n;
+	int k = read_task(&r, &t, &p, &n, msg, sizeof(msg));
 	if (k == 1)
 		agent_run_task(&c, lang, wsfd, &t);
+	else if (k == 2)
+		agent_run_steps(&c, lang, wsfd, &r, p, n);
 	else if (k < 0)
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 	agent_kill_task(&c);
