@@ -46,6 +46,7 @@ void sandbox_release(sandbox *sb)
 	sandbox_frame_reader_deinit(&sb->fr);
 	sandbox_frame_buf_free(&sb->wbuf);
 	proto_output_deinit(&sb->out);
+	buf_deinit(&sb->step_output);
 	free((char *)sb->spec.rootfs);
 	free((char *)sb->spec.image_digest);
 	free(sb);
