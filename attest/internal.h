@@ -55,3 +55,15 @@ int attest_pred_env(yajl_val pred, proto_env **out, size_t *n, err **e);
 /* predicate.limits: exactly the PROTO_LIMITS fields, each a non-negative integer. Returns 0,
  * or -1 with *e. */
 int attest_pred_limits(yajl_val pred, proto_limits *l, err **e);
+
+/* Chains (steps.c, verify-steps.c): the encodings a chain's input and output digests are made
+ * of, the statement's "chain" section and signed cost, and their checks (each reported through
+ * cb; true when it passed). */
+void attest_chain_input_encoding(const proto_task *t, buf *out);
+void attest_chain_output_encoding(const proto_chain_run *c, buf *out);
+void attest_gen_chain(jg *j, const proto_task *t, const proto_chain_run *c);
+void attest_gen_cost(jg *j, const proto_cost *cost);
+int attest_chain_claims_from(yajl_val pred, attest_chain_claims *out, err **e);
+bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *task,
+                        attest_check_fn cb, void *ud);
+bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud);

@@ -114,11 +114,8 @@ static void gen_cost_item(yajl_gen g, const proto_cost_item *it)
 	yajl_gen_map_close(g);
 }
 
-void proto_cost_gen(yajl_gen g, const proto_cost *c)
+static void gen_cost(yajl_gen g, const proto_cost *c)
 {
-	if (!c)
-		return;
-	proto_json_gen_str(g, "cost");
 	yajl_gen_map_open(g);
 	proto_json_gen_kstr(g, "unit", "micro_usd");
 	proto_json_gen_kint(g, "total", c->total);
@@ -128,6 +125,23 @@ void proto_cost_gen(yajl_gen g, const proto_cost *c)
 		gen_cost_item(g, &c->items[i]);
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
+}
+
+void proto_cost_gen(yajl_gen g, const proto_cost *c)
+{
+	if (!c)
+		return;
+	proto_json_gen_str(g, "cost");
+	gen_cost(g, c);
+}
+
+char *proto_cost_json(const proto_cost *c)
+{
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	gen_cost(g, c);
+	buf b = BUF_INIT;
+	proto_json_gen_take(g, &b);
+	return buf_steal(&b, NULL);
 }
 
 /* ---- parsing ---- */

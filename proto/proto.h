@@ -460,4 +460,7 @@ proto_cost *proto_cost_new(void);
 proto_cost_item *proto_cost_add(proto_cost *c, proto_cost_kind kind);
 proto_cost *proto_cost_free(proto_cost *c);
 const char *proto_cost_kind_name(proto_cost_kind k);
+/* The cost as the result carries it ({"unit": "micro_usd", "total", "breakdown"}), compact
+ * JSON text; the signed statement embeds the same text. Caller frees. */
+char *proto_cost_json(const proto_cost *c);
 const char *proto_cost_source_name(proto_cost_source s);
