@@ -10,11 +10,6 @@
 
 /* proto_utf8_seq() and proto_utf8_valid() are in proto.h. */
 
-/* An exact non-negative decimal from JSON number text (digits, an optional fraction, an
- * optional exponent; no sign) scaled by 10^frac: 0 with *out (zero included), -1 when it is
- * not such a number or has more than frac decimals, -2 when it is too large for int64. */
-int proto_decimal_parse(const char *s, int frac, int64_t *out);
-
 #include <yajl/yajl_tree.h>
 /* proto_json_parse(), but when the only fault is a duplicate key or a U+0000 in a string,
  * returns -2 with the tree in *out anyway (so that a rejected task's id can still be read). */

@@ -158,6 +158,11 @@ static inline int64_t proto_limit_get(const proto_limits *l, const proto_limit_f
 /* The built-in defaults (the dflt column): the node's defaults and maxima when its config
  * sets none, and what `aisp run` applies locally. */
 void proto_limits_default(proto_limits *l);
+/* An exact non-negative decimal from JSON number text (digits, an optional fraction, an
+ * optional exponent; no sign) scaled by 10^frac: 0 with *out (zero included), -1 when it is
+ * not such a number or has more than frac decimals, -2 when it is too large for int64.
+ * ("0.7", 3) -> 700; ("1.5e-05", 9) -> 15000. */
+int proto_decimal_parse(const char *s, int frac, int64_t *out);
 /* Formats thousandths as a decimal without trailing zeros: 1500 -> "1.5". Caller frees. */
 char *proto_milli_str(int64_t milli);
 

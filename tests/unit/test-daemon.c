@@ -275,9 +275,59 @@ static void test_example_is_defaults(void **state)
 	assert_int_equal(c.n_targets, 0);
 	assert_int_equal(c.n_runtimes, 0);
 	assert_string_equal(c.http_listen, d.http_listen);
+	assert_false(c.llm_enabled); /* [llm] is shown commented out */
+	assert_int_equal(c.cost_cpu_second_nusd, d.cost_cpu_second_nusd);
 	config_deinit(&c);
 	config_deinit(&d);
 	free(path);
+}
+
+/* [llm] and [cost] (chains): every key, exact prices, and every bad value's message. */
+static void test_llm(void **state)
+{
+	config c;
+	char *m = load(&c, "[llm]\nbase_url = https://openrouter.ai/api/v1\n"
+	                   "api_key_file = /etc/aisp/llm.key\nmodels = a/b, c/d:free\n"
+	                   "max_tokens = 2048\ntimeout_ms = 5000\nmax_attempts = 3\n"
+	                   "retry_base_ms = 10\nprices = a/b:0.15:0.6, c/d:free:0:0, *:1.5e0:2\n"
+	                   "[cost]\ncpu_second_usd = 0.000024\ngib_second_usd = 0.0000025\n");
+	if (m)
+		fail_msg("%s", m);
+	assert_true(c.llm_enabled);
+	assert_int_equal(c.n_llm_models, 2);
+	assert_string_equal(c.llm_models[1], "c/d:free");
+	assert_int_equal(c.llm_max_tokens, 2048);
+	assert_int_equal(c.llm_max_attempts, 3);
+	assert_int_equal(c.n_llm_prices, 3);
+	assert_string_equal(c.llm_prices[0].model, "a/b");
+	assert_int_equal(c.llm_prices[0].prompt_per_mtok, 150000);
+	assert_int_equal(c.llm_prices[0].completion_per_mtok, 600000);
+	assert_string_equal(c.llm_prices[1].model, "c/d:free");
+	assert_int_equal(c.llm_prices[2].prompt_per_mtok, 1500000);
+	assert_int_equal(c.cost_cpu_second_nusd, 24000);
+	assert_int_equal(c.cost_gib_second_nusd, 2500);
+	config_deinit(&c);
+	expect_error("[llm]\nmodels = m\n", "t.conf: [llm] needs api_key_file");
+	expect_error("[llm]\napi_key_file = /k\n",
+	             "t.conf: [llm] needs models (the models steps may ask for)");
+	expect_error("[llm]\napi_key_file = k\n",
+	             "t.conf:2: [llm] api_key_file = \"k\": must be an absolute path");
+	expect_error("[llm]\napi_key_file = /k\nmodels = m\nbase_url = http://127.0.0.1:1/v1\n",
+	             "t.conf: [llm] base_url is http://: it needs allow_insecure_http = true, "
+	             "which is for tests only");
+	expect_error("[llm]\nmax_tokens = 0\n",
+	             "t.conf:2: [llm] max_tokens = \"0\": out of range 1..1000000");
+	expect_error("[llm]\nprices = m:0.1\n",
+	             "t.conf:2: [llm] prices: \"m:0.1\": expected model:prompt_usd:completion_usd "
+	             "per million tokens");
+	expect_error("[llm]\nprices = m:0.1:-1\n",
+	             "t.conf:2: [llm] prices = \"-1\": expected a price in USD, at most 6 decimals "
+	             "(like 0.15)");
+	expect_error("[llm]\nprice = m:1:1\n", "t.conf:2: [llm] unknown key \"price\"");
+	expect_error("[cost]\ncpu_second_usd = 0.0000000001\n",
+	             "t.conf:2: [cost] cpu_second_usd = \"0.0000000001\": expected a price in USD, "
+	             "at most 9 decimals (like 0.15)");
+	expect_error("[cost]\ncpu = 1\n", "t.conf:2: [cost] unknown key \"cpu\"");
 }
 
 static void test_histogram(void **state)
@@ -329,6 +379,7 @@ int main(void)
 	    cmocka_unit_test(test_errors),       cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_missing_file), cmocka_unit_test(test_example_is_defaults),
 	    cmocka_unit_test(test_histogram),    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_llm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
