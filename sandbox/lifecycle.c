@@ -190,6 +190,8 @@ static bool run_step(sandbox *sb, const sandbox_event *ev)
 	buf_reset(&sb->step_output);
 	sb->step_mode = true;
 	sb->step_idle = sb->step_over = false;
+	if (sb->rd_ev) /* the last step's end paused reading */
+		event_add(sb->rd_ev, NULL);
 	begin_run(sb, ev, ev->step->timeout_ms);
 	sandbox_steps_send(sb, ev->step, ev->limits);
 	return false;

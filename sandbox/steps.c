@@ -120,5 +120,9 @@ void sandbox_step_record(const proto_output *o, const proto_usage *u, const char
 	if (o->status == PROTO_STATUS_OK)
 		take_value(rec, json, len);
 	if (rec->status != PROTO_STATUS_OK && !rec->error)
-		rec->error = xstrdup(o->error ? o->error : proto_status_name(rec->status));
+		rec->error = xstrdup(
+		    o->error                              ? o->error
+		    : rec->status == PROTO_STATUS_TIMEOUT ? "the step ran past its timeout_ms"
+		    : rec->status == PROTO_STATUS_OOM     ? "the step ran out of memory"
+		                                          : proto_status_name(rec->status));
 }
