@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "daemon/config.h"
+#include "daemon/cost.h"
 #include "daemon/metrics.h"
 
 #define MB (1024LL * 1024)
@@ -282,6 +283,26 @@ static void test_example_is_defaults(void **state)
 	free(path);
 }
 
+/* The cost of a run, exactly: 0.000024 USD per CPU-second, 0.0000025 USD per GiB-second. */
+static void test_cost(void **state)
+{
+	proto_usage u = {.wall_ms = 1000, .cpu_ms = 1000, .memory_peak_bytes = 1LL << 30};
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 27); /* 24 + 2.5, half up */
+	u = (proto_usage){.wall_ms = 145, .cpu_ms = 145, .memory_peak_bytes = 40LL << 20};
+	/* 145 * 24000 * 2^30 + 40 MiB * 145 * 2500, over 2^30 * 10^6: 3.494... */
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 3);
+	u.cpu_ms = 20; /* 0.48 + 0.014: 0.494 rounds down */
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 0);
+	u.cpu_ms = 21; /* 0.504 + 0.014: rounds up */
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 1);
+	assert_int_equal(cost_usage_micro_usd(&u, 0, 0), 0);
+	u = (proto_usage){
+	    .wall_ms = INT64_MAX, .cpu_ms = INT64_MAX, .memory_peak_bytes = INT64_MAX};
+	assert_int_equal(cost_usage_micro_usd(&u, 1000000000000LL, 1000000000000LL), INT64_MAX);
+	u = (proto_usage){.wall_ms = -5, .cpu_ms = -5, .memory_peak_bytes = 1};
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 0);
+}
+
 /* [llm] and [cost] (chains): every key, exact prices, and every bad value's message. */
 static void test_llm(void **state)
 {
@@ -379,7 +400,7 @@ int main(void)
 	    cmocka_unit_test(test_errors),       cmocka_unit_test(test_validation),
 	    cmocka_unit_test(test_missing_file), cmocka_unit_test(test_example_is_defaults),
 	    cmocka_unit_test(test_histogram),    cmocka_unit_test(test_render),
-	    cmocka_unit_test(test_llm),
+	    cmocka_unit_test(test_llm),          cmocka_unit_test(test_cost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
