@@ -213,8 +213,10 @@ typedef struct attest_step_claim {
 } attest_step_claim;
 
 typedef struct attest_chain_claims {
-	char output_digest[ATTEST_DIGEST_LEN];
-	int64_t failed_step; /* -1: none */
+	char input_digest[ATTEST_DIGEST_LEN];     /* predicate.input_digest */
+	char execution_digest[ATTEST_DIGEST_LEN]; /* predicate.execution_digest */
+	char output_digest[ATTEST_DIGEST_LEN];    /* the chain's output value's */
+	int64_t failed_step;                      /* -1: none */
 	attest_step_claim steps[PROTO_STEPS_MAX];
 	size_t n_steps;
 } attest_chain_claims;
@@ -223,9 +225,10 @@ typedef struct attest_chain_claims {
  * first). Returns 0, or -1 with *e (not a statement, or no chain section). */
 int attest_chain_claims_read(const char *envelope_json, attest_chain_claims *out, err **e);
 /* How a step's record differs from its claim ("the output differs (recorded sha256:...,
- * attested sha256:...)"), or NULL when it agrees (type, status, output; llm: request, response
- * and usage; script: stdout, stderr, exit). Caller frees. */
-char *attest_step_compare(const proto_step_run *s, const attest_step_claim *c);
+ * attested sha256:...)", what naming the record: "recorded", "replayed"), or NULL when it
+ * agrees (type, status, output; llm: request, response and usage; script: stdout, stderr,
+ * exit). Caller frees. */
+char *attest_step_compare(const proto_step_run *s, const attest_step_claim *c, const char *what);
 
 /* ---- the node's hash chain (a state file kept by the daemon) ---- */
 

@@ -52,6 +52,8 @@ int attest_chain_claims_from(yajl_val pred, attest_chain_claims *out, err **e)
 	if (!YAJL_IS_OBJECT(ch) || !YAJL_IS_ARRAY(steps) || steps->u.array.len > PROTO_STEPS_MAX)
 		return err_set(e, 0, "the statement has no chain section");
 	snprintf(out->output_digest, ATTEST_DIGEST_LEN, "%s", sget(ch, "output_digest"));
+	snprintf(out->input_digest, ATTEST_DIGEST_LEN, "%s", sget(pred, "input_digest"));
+	snprintf(out->execution_digest, ATTEST_DIGEST_LEN, "%s", sget(pred, "execution_digest"));
 	out->failed_step = iget(ch, "failed_step");
 	out->n_steps = steps->u.array.len;
 	for (size_t i = 0; i < out->n_steps; i++)
@@ -81,60 +83,60 @@ static char *step_name(size_t i, const proto_step_run *s)
 	return xasprintf("step %zu (%s)", i, proto_step_type_name(s->type));
 }
 
-static char *differ(const char *what, const char *recorded, const char *attested)
+static char *differ(const char *what, const char *word, const char *recorded, const char *attested)
 {
-	return xasprintf("%s differs (recorded %s, attested %s)", what,
+	return xasprintf("%s differs (%s %s, attested %s)", what, word,
 	                 *recorded ? recorded : "none", *attested ? attested : "none");
 }
 
-static char *compare_script(const proto_step_run *s, const attest_step_claim *c)
+static char *compare_script(const proto_step_run *s, const attest_step_claim *c, const char *w)
 {
 	char d[ATTEST_DIGEST_LEN];
 	attest_sha256_str(s->out.data, s->out.len, d);
 	if (strcmp(d, c->stdout_digest))
-		return differ("stdout", d, c->stdout_digest);
+		return differ("stdout", w, d, c->stdout_digest);
 	attest_sha256_str(s->err.data, s->err.len, d);
 	if (strcmp(d, c->stderr_digest))
-		return differ("stderr", d, c->stderr_digest);
+		return differ("stderr", w, d, c->stderr_digest);
 	if ((s->exit_code >= 0 ? s->exit_code : -1) != c->exit_code ||
 	    (s->signal > 0 ? s->signal : -1) != c->signal)
-		return xasprintf("exit differs (recorded %d/%d, attested %" PRId64 "/%" PRId64 ")",
+		return xasprintf("exit differs (%s %d/%d, attested %" PRId64 "/%" PRId64 ")", w,
 		                 s->exit_code, s->signal, c->exit_code, c->signal);
 	return NULL;
 }
 
-static char *compare_llm(const proto_step_run *s, const attest_step_claim *c)
+static char *compare_llm(const proto_step_run *s, const attest_step_claim *c, const char *w)
 {
 	const char *rq = s->request_digest ? s->request_digest : "";
 	const char *rs = s->response_digest ? s->response_digest : "";
 	if (strcmp(rq, c->request_digest))
-		return differ("the request digest", rq, c->request_digest);
+		return differ("the request digest", w, rq, c->request_digest);
 	if (strcmp(rs, c->response_digest))
-		return differ("the response digest", rs, c->response_digest);
+		return differ("the response digest", w, rs, c->response_digest);
 	int64_t p = s->usage_reported ? s->prompt_tokens : -1;
 	int64_t k = s->usage_reported ? s->completion_tokens : -1;
 	if (p != c->prompt_tokens || k != c->completion_tokens)
-		return xasprintf("usage differs (recorded %" PRId64 "+%" PRId64
+		return xasprintf("usage differs (%s %" PRId64 "+%" PRId64
 		                 " tokens, attested %" PRId64 "+%" PRId64 ")",
-		                 p, k, c->prompt_tokens, c->completion_tokens);
+		                 w, p, k, c->prompt_tokens, c->completion_tokens);
 	return NULL;
 }
 
-char *attest_step_compare(const proto_step_run *s, const attest_step_claim *c)
+char *attest_step_compare(const proto_step_run *s, const attest_step_claim *c, const char *w)
 {
 	char d[ATTEST_DIGEST_LEN] = "";
 	if (s->output.text)
 		attest_value_digest(&s->output, d);
 	if (strcmp(proto_step_type_name(s->type), c->type))
-		return xasprintf("type differs (recorded %s, attested %s)",
+		return xasprintf("type differs (%s %s, attested %s)", w,
 		                 proto_step_type_name(s->type), c->type);
 	if (strcmp(proto_status_name(s->status), c->status))
-		return xasprintf("status differs (recorded %s, attested %s)",
+		return xasprintf("status differs (%s %s, attested %s)", w,
 		                 proto_status_name(s->status), c->status);
 	if (strcmp(d, c->output_digest))
-		return differ(s->type == PROTO_STEP_LLM ? "the recorded answer" : "the output", d,
-		              c->output_digest);
-	return s->type == PROTO_STEP_LLM ? compare_llm(s, c) : compare_script(s, c);
+		return differ(s->type == PROTO_STEP_LLM ? "the recorded answer" : "the output", w,
+		              d, c->output_digest);
+	return s->type == PROTO_STEP_LLM ? compare_llm(s, c, w) : compare_script(s, c, w);
 }
 
 /* The first step whose record differs from its claim, as a message; NULL when all agree. */
@@ -150,9 +152,10 @@ static char *steps_diff(const proto_chain_run *run, const attest_chain_claims *c
 		if (v && v->text)
 			attest_value_digest(v, in);
 		_cleanup_free_ char *name = step_name(i, &run->steps[i]);
-		_cleanup_free_ char *why = attest_step_compare(&run->steps[i], &cl->steps[i]);
+		_cleanup_free_ char *why =
+		    attest_step_compare(&run->steps[i], &cl->steps[i], "recorded");
 		if (!why && (i || task) && strcmp(in, cl->steps[i].input_digest))
-			why = differ("its input", in, cl->steps[i].input_digest);
+			why = differ("its input", "recorded", in, cl->steps[i].input_digest);
 		if (why)
 			return xasprintf("%s: %s", name, why);
 	}

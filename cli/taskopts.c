@@ -122,6 +122,18 @@ int cli_save_outputs(const proto_output *o, const char *dir, err **e)
 	return 0;
 }
 
+/* A chain: each step's status on stderr, its output on stdout. */
+static void print_chain(const proto_chain_run *c)
+{
+	for (size_t i = 0; i < c->n_steps; i++)
+		fprintf(stderr, "aisp: step %zu (%s): %s\n", i,
+		        proto_step_type_name(c->steps[i].type),
+		        proto_status_name(c->steps[i].status));
+	const proto_value *v = proto_chain_run_output(c);
+	if (v)
+		printf("%s\n", v->text);
+}
+
 int cli_print_output(const proto_output *o, const char *out_dir)
 {
 	_cleanup_err_ err *e = NULL;
@@ -139,6 +151,8 @@ int cli_print_output(const proto_output *o, const char *out_dir)
 	fwrite(buf_str(&o->err), 1, o->err.len, stderr);
 	if (o->return_value)
 		printf("%s\n", o->return_value);
+	if (o->chain)
+		print_chain(o->chain);
 	if (o->status != PROTO_STATUS_OK)
 		fprintf(stderr, "aisp: %s%s%s\n", proto_status_name(o->status),
 		        o->error ? ": " : "", o->error ? o->error : "");
