@@ -264,24 +264,51 @@ static int get_step_run(yajl_val s, size_t i, proto_step_run *r, err **e)
 	    get_usage(s, w, r, e) < 0)
 		return -1;
 	yajl_val out = proto_json_get(s, "output");
-	if (out) {
-		_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-		proto_json_gen_value(g, out);
-		buf b = BUF_INIT;
-		proto_json_gen_take(g, &b);
-		int rc = proto_value_from_json(buf_str(&b), b.len, &r->output, e);
-		buf_deinit(&b);
-		if (rc < 0)
-			return err_prefix(e, "result %s.output", w);
-	}
+	if (out)
+		proto_value_from_tree(out, &r->output);
 	return r->type == PROTO_STEP_LLM ? get_llm(s, w, r, e) : get_script(s, w, r, e);
+}
+
+/* A chain's "failed_step" names its last step, the one that failed, and "output" is the last
+ * step's output when none failed: a document that says otherwise is refused. */
+static int check_consistent(yajl_val root, const proto_chain_run *c, err **e)
+{
+	for (size_t i = 0; i < c->n_steps; i++) {
+		bool failed = c->steps[i].status != PROTO_STATUS_OK;
+		bool last = i + 1 == c->n_steps;
+		if (failed != (last && c->failed_step == (int)i))
+			return err_set(
+			    e, 0,
+			    "result field \"failed_step\" must name the last step, the one "
+			    "that failed (steps[%zu] is %s)",
+			    i, proto_status_name(c->steps[i].status));
+	}
+	yajl_val out = proto_json_get(root, "output");
+	const proto_value *want = proto_chain_run_output(c);
+	proto_value got = {0};
+	if (out)
+		proto_value_from_tree(out, &got);
+	bool same = !out == !want && (!out || (got.json == want->json && got.len == want->len &&
+	                                       !memcmp(got.text, want->text, got.len)));
+	proto_value_deinit(&got);
+	if (!same)
+		return err_set(e, 0,
+		               "result field \"output\" must be the last step's output (absent "
+		               "when a step failed)");
+	return 0;
 }
 
 int proto_chain_run_parse(yajl_val root, proto_output *o, err **e)
 {
 	yajl_val steps = proto_json_get(root, "steps");
-	if (!steps || YAJL_IS_NULL(steps))
+	if (!steps || YAJL_IS_NULL(steps)) {
+		yajl_val fs = proto_json_get(root, "failed_step");
+		if (proto_json_get(root, "output") || (fs && !YAJL_IS_NULL(fs)))
+			return err_set(e, 0,
+			               "result fields \"output\" and \"failed_step\" belong to a "
+			               "chain (with \"steps\")");
 		return 0;
+	}
 	if (!YAJL_IS_ARRAY(steps) || steps->u.array.len > PROTO_STEPS_MAX)
 		return err_set(e, 0, "result field \"steps\" must be an array of at most %d steps",
 		               PROTO_STEPS_MAX);
@@ -296,7 +323,7 @@ int proto_chain_run_parse(yajl_val root, proto_output *o, err **e)
 	    0)
 		return -1;
 	c->failed_step = (int)failed;
-	return 0;
+	return check_consistent(root, c, e);
 }
 
 static int get_cost_item(yajl_val v, size_t i, proto_cost *c, err **e)

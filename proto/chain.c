@@ -61,7 +61,7 @@ int proto_value_from_string(const char *s, size_t n, proto_value *out, err **e)
 }
 
 /* From a parsed tree (strings are UTF-8 without NUL: the strict parser saw to that). */
-static void value_from_tree(yajl_val v, proto_value *out)
+void proto_value_from_tree(yajl_val v, proto_value *out)
 {
 	if (YAJL_IS_STRING(v)) {
 		out->json = false;
@@ -82,7 +82,7 @@ int proto_value_from_json(const char *text, size_t len, proto_value *out, err **
 	_cleanup_yajl_val_ yajl_val v = NULL;
 	if (proto_json_parse(text, len, &v, e) < 0)
 		return err_prefix(e, "not JSON");
-	value_from_tree(v, out);
+	proto_value_from_tree(v, out);
 	return 0;
 }
 
@@ -301,7 +301,7 @@ static int parse_input(yajl_val root, proto_task *t, err **e)
 		t->input->text = xstrdup(""); /* no input: the empty string */
 		return 0;
 	}
-	value_from_tree(v, t->input);
+	proto_value_from_tree(v, t->input);
 	size_t n = 0;
 	free(proto_value_json(t->input, &n));
 	if (n > PROTO_CHAIN_INPUT_MAX)

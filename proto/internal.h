@@ -21,6 +21,8 @@ int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_s
 int proto_chain_parse(yajl_val root, proto_task *t, err **e);
 void proto_chain_gen(yajl_gen g, const proto_task *t);
 void proto_value_gen(yajl_gen g, const proto_value *v);
+/* A value from a parsed tree: a string, or a JSON value's compact text. */
+void proto_value_from_tree(yajl_val v, proto_value *out);
 void proto_steps_free(proto_step *s, size_t n);
 /* The steps, output and failed_step of a chain's result, and a result's cost (chain-result.c). */
 void proto_chain_run_gen(yajl_gen g, const proto_chain_run *c);

@@ -291,6 +291,25 @@ static void test_result_bounds(void **state)
 	expect_result_error(R "\"steps\":[{\"step\":0,\"type\":\"llm\",\"status\":\"ok\"}],"
 	                      "\"failed_step\":1}",
 	                    "failed_step must be an integer in [0, 0]");
+	expect_result_error(R "\"output\":\"x\"}",
+	                    "\"output\" and \"failed_step\" belong to a chain");
+	expect_result_error(R "\"failed_step\":0}",
+	                    "\"output\" and \"failed_step\" belong to a chain");
+#define LLM_OK "{\"step\":0,\"type\":\"llm\",\"status\":\"ok\",\"output\":\"a\"}"
+	expect_result_error(
+	    R "\"steps\":[" LLM_OK "],\"output\":\"b\"}",
+	    "\"output\" must be the last step's output (absent when a step failed)");
+	expect_result_error(R "\"steps\":[" LLM_OK "]}",
+	                    "\"output\" must be the last step's output");
+	expect_result_error(
+	    R "\"steps\":[" LLM_OK "],\"output\":\"a\",\"failed_step\":0}",
+	    "\"failed_step\" must name the last step, the one that failed (steps[0] "
+	    "is ok)");
+	expect_result_error(
+	    R "\"steps\":[{\"step\":0,\"type\":\"llm\",\"status\":\"error\"}]}",
+	    "\"failed_step\" must name the last step, the one that failed (steps[0] "
+	    "is error)");
+#undef LLM_OK
 	expect_result_error(R "\"cost\":{\"unit\":\"usd\",\"total\":1,\"breakdown\":[]}}",
 	                    "\"cost\" must be {\"unit\": \"micro_usd\"");
 	expect_result_error(R "\"cost\":{\"unit\":\"micro_usd\",\"total\":-1,\"breakdown\":[]}}",
