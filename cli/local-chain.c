@@ -66,14 +66,6 @@ static void on_step(sandbox *sb, const proto_output *o, const proto_usage *u, vo
 	next(c);
 }
 
-static int next_script_lang(const proto_task *t, size_t i)
-{
-	for (; i < t->n_steps; i++)
-		if (t->steps[i].type == PROTO_STEP_SCRIPT)
-			return (int)t->steps[i].lang;
-	return -1;
-}
-
 static void run_script(chain_run *c, const proto_step *s)
 {
 	size_t n;
@@ -84,7 +76,7 @@ static void run_script(chain_run *c, const proto_step *s)
 	                         .input = in,
 	                         .input_len = n,
 	                         .timeout_ms = s->timeout_ms,
-	                         .next_lang = next_script_lang(c->task, c->step + 1)};
+	                         .next_lang = proto_chain_next_lang(c->task, c->step + 1)};
 	if (sandbox_run_step(c->sb, &st, c->lim, on_step, c, &c->e) < 0)
 		stop(c);
 }
@@ -92,19 +84,8 @@ static void run_script(chain_run *c, const proto_step *s)
 /* An llm step: its record, as the result carries it. */
 static void take_recorded(chain_run *c)
 {
-	const proto_step_run *r = &c->recorded->steps[c->step];
-	proto_step_run *s = proto_chain_run_add(c->run, PROTO_STEP_LLM);
-	s->status = r->status;
-	s->error = r->error ? xstrdup(r->error) : NULL;
-	proto_value_copy(&s->output, &r->output);
-	s->model = r->model ? xstrdup(r->model) : NULL;
-	s->request_digest = r->request_digest ? xstrdup(r->request_digest) : NULL;
-	s->response_digest = r->response_digest ? xstrdup(r->response_digest) : NULL;
-	s->usage_reported = r->usage_reported;
-	s->prompt_tokens = r->prompt_tokens;
-	s->completion_tokens = r->completion_tokens;
-	s->attempts = r->attempts;
-	s->usage = r->usage;
+	c->run->steps = xreallocarray(c->run->steps, c->run->n_steps + 1, sizeof(proto_step_run));
+	proto_step_run_copy(&c->run->steps[c->run->n_steps++], &c->recorded->steps[c->step]);
 }
 
 /* The steps, as far as the result recorded them. */

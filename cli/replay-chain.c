@@ -68,18 +68,9 @@ static int replay_llm_only(const proto_task *task, const proto_chain_run *record
 	memset(lr, 0, sizeof(*lr));
 	proto_output_init(&lr->out);
 	proto_chain_run *c = lr->out.chain = proto_chain_run_new();
-	for (size_t i = 0; i < recorded->n_steps; i++) {
-		proto_step_run *s = proto_chain_run_add(c, recorded->steps[i].type);
-		const proto_step_run *r = &recorded->steps[i];
-		s->status = r->status;
-		proto_value_copy(&s->output, &r->output);
-		s->model = r->model ? xstrdup(r->model) : NULL;
-		s->request_digest = r->request_digest ? xstrdup(r->request_digest) : NULL;
-		s->response_digest = r->response_digest ? xstrdup(r->response_digest) : NULL;
-		s->usage_reported = r->usage_reported;
-		s->prompt_tokens = r->prompt_tokens;
-		s->completion_tokens = r->completion_tokens;
-	}
+	c->steps = xcalloc(recorded->n_steps + 1, sizeof(*c->steps));
+	for (; c->n_steps < recorded->n_steps; c->n_steps++)
+		proto_step_run_copy(&c->steps[c->n_steps], &recorded->steps[c->n_steps]);
 	c->failed_step = recorded->failed_step;
 	if (c->n_steps)
 		lr->out.status = c->steps[c->n_steps - 1].status;

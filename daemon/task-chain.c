@@ -230,15 +230,6 @@ void chain_release_llm(task *t, const task_ev *ev)
 
 /* ---- script steps ---- */
 
-/* The lang of the first script step from index i on, or -1. */
-static int next_script_lang(const task *t, size_t i)
-{
-	for (; i < t->t.n_steps; i++)
-		if (t->t.steps[i].type == PROTO_STEP_SCRIPT)
-			return (int)t->t.steps[i].lang;
-	return -1;
-}
-
 /* The chain's sandbox failed: the node's fault; the chain runs again from its start. */
 static void chain_fault(task *t, const char *why)
 {
@@ -262,7 +253,7 @@ static void start_script(task *t, const proto_step *s)
 	    .input = in,
 	    .input_len = n,
 	    .timeout_ms = s->timeout_ms,
-	    .next_lang = next_script_lang(t, t->step + 1),
+	    .next_lang = proto_chain_next_lang(&t->t, t->step + 1),
 	};
 	_cleanup_err_ err *e = NULL;
 	if (sandbox_run_step(t->sb, &st, &t->plan.limits, task_on_ran, task_hold(t), &e) < 0) {

@@ -120,6 +120,14 @@ bool proto_task_has_step(const proto_task *t, proto_step_type type)
 	return false;
 }
 
+int proto_chain_next_lang(const proto_task *t, size_t i)
+{
+	for (; i < t->n_steps; i++)
+		if (t->steps[i].type == PROTO_STEP_SCRIPT)
+			return (int)t->steps[i].lang;
+	return -1;
+}
+
 /* The step's fields against its type's list: the first unknown one is named with the list. */
 static int check_step_fields(yajl_val s, size_t i, const char *kind, const char *const *ok,
                              size_t n, err **e)
@@ -398,6 +406,25 @@ void proto_step_run_deinit(proto_step_run *s)
 	buf_deinit(&s->out);
 	buf_deinit(&s->err);
 	proto_step_run_init(s);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+void proto_step_run_copy(proto_step_run *dst, const proto_step_run *src)
+{
+	*dst = *src;
+	dst->error = dup_or_null(src->error);
+	proto_value_copy(&dst->output, &src->output);
+	dst->model = dup_or_null(src->model);
+	dst->request_digest = dup_or_null(src->request_digest);
+	dst->response_digest = dup_or_null(src->response_digest);
+	buf_init(&dst->out);
+	buf_init(&dst->err);
+	buf_append(&dst->out, src->out.data ? src->out.data : (const uint8_t *)"", src->out.len);
+	buf_append(&dst->err, src->err.data ? src->err.data : (const uint8_t *)"", src->err.len);
 }
 
 proto_chain_run *proto_chain_run_new(void)

@@ -388,6 +388,9 @@ typedef struct proto_step {
 
 /* True when the task is a chain with at least one step of that type. */
 bool proto_task_has_step(const proto_task *t, proto_step_type type);
+/* The lang of the chain's first script step from index i on, or -1 (the next interpreter to
+ * warm). */
+int proto_chain_next_lang(const proto_task *t, size_t i);
 
 /* What one step of a chain did. */
 typedef struct proto_step_run {
@@ -415,6 +418,8 @@ typedef struct proto_step_run {
 
 void proto_step_run_init(proto_step_run *s);
 void proto_step_run_deinit(proto_step_run *s);
+/* A deep copy of src into dst (initialised by the call). */
+void proto_step_run_copy(proto_step_run *dst, const proto_step_run *src);
 
 /* The steps of a chain that ran, in order; when one failed it is the last. */
 typedef struct proto_chain_run {
