@@ -63,7 +63,8 @@ int cli_exit_status(int status, int exit_code, int signal)
 {
 	switch (status) {
 	case PROTO_STATUS_OK:
-		return signal ? 128 + signal : exit_code;
+		/* exit_code -1: no process of its own (a chain, whose exit_code is null): 0 */
+		return signal ? 128 + signal : exit_code < 0 ? 0 : exit_code;
 	case PROTO_STATUS_TIMEOUT:
 		return 124;
 	case PROTO_STATUS_OUTPUT_LIMIT:

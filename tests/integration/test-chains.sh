@@ -86,6 +86,10 @@ for rt in runc runsc; do
 	[ $rc = 0 ] || diag "$(cat "$NL_TMP/$id.r")"
 	check "$rt seed chain: the replay re-ran the script step" grep -q "^PASS replay.step.1" "$NL_TMP/$id.r"
 	check "$rt seed chain: the replay reproduced the execution digest" grep -q "^PASS replay.execution" "$NL_TMP/$id.r"
+	"$AISP" wait --timeout 10 $id >"$NL_TMP/$id.w" 2>"$NL_TMP/$id.we"
+	is "$rt seed chain: aisp wait exits 0 and prints the chain's output" "$? $(cat "$NL_TMP/$id.w")" "0 $SUMMARY"
+	is "$rt seed chain: ... and each step's status on stderr" "$(tr '\n' ';' <"$NL_TMP/$id.we")" \
+		"aisp: step 0 (llm): ok;aisp: step 1 (script): ok;aisp: step 2 (llm): ok;"
 done
 
 # ---------------------------------------------------------------- tampering, named by step
