@@ -138,7 +138,8 @@ typedef enum attest_verdict {
 
 /* Called once per check, in order: signature, key_id, statement, subjects, output_digest, exit,
  * error, image_digest, environment_digest, limits, input_digest (ATTEST_SKIP without a task),
- * execution_digest, metadata, chain (from the second result of a verifier on). */
+ * execution_digest, metadata, steps (a chain's), cost (when signed or carried), chain (from
+ * the second result of a verifier on). */
 typedef void (*attest_check_fn)(void *ud, const char *name, attest_verdict v, const char *detail);
 
 /* Verifies results in order, checking the chain between consecutive ones. */
@@ -199,6 +200,38 @@ void attest_claims_deinit(attest_claims *c);
 int attest_secret_digest(const uint8_t key[ATTEST_SECRET_KEY_LEN], const char *name,
                          const uint8_t *value, size_t len, char out[ATTEST_SECRET_DIGEST_LEN],
                          err **e);
+
+/* ---- chains (attest/CHAINS.md) ---- */
+
+/* "sha256:<hex>" of a value's encoding (what flows between a chain's steps). */
+void attest_value_digest(const proto_value *v, char out[ATTEST_DIGEST_LEN]);
+
+/* What a statement claims about one step ("" and -1 for what it does not say). */
+typedef struct attest_step_claim {
+	char type[8], status[16];
+	char input_digest[ATTEST_DIGEST_LEN], output_digest[ATTEST_DIGEST_LEN];
+	char stdout_digest[ATTEST_DIGEST_LEN], stderr_digest[ATTEST_DIGEST_LEN];
+	char request_digest[ATTEST_DIGEST_LEN], response_digest[ATTEST_DIGEST_LEN];
+	int64_t exit_code, signal, prompt_tokens, completion_tokens;
+} attest_step_claim;
+
+typedef struct attest_chain_claims {
+	char input_digest[ATTEST_DIGEST_LEN];     /* predicate.input_digest */
+	char execution_digest[ATTEST_DIGEST_LEN]; /* predicate.execution_digest */
+	char output_digest[ATTEST_DIGEST_LEN];    /* the chain's output value's */
+	int64_t failed_step;                      /* -1: none */
+	attest_step_claim steps[PROTO_STEPS_MAX];
+	size_t n_steps;
+} attest_chain_claims;
+
+/* The chain section of an envelope's statement; the signature is NOT checked here (verify
+ * first). Returns 0, or -1 with *e (not a statement, or no chain section). */
+int attest_chain_claims_read(const char *envelope_json, attest_chain_claims *out, err **e);
+/* How a step's record differs from its claim ("the output differs (recorded sha256:...,
+ * attested sha256:...)", what naming the record: "recorded", "replayed"), or NULL when it
+ * agrees (type, status, output; llm: request, response and usage; script: stdout, stderr,
+ * exit). Caller frees. */
+char *attest_step_compare(const proto_step_run *s, const attest_step_claim *c, const char *what);
 
 /* ---- the node's hash chain (a state file kept by the daemon) ---- */
 

@@ -83,6 +83,10 @@ static void fields_files(buf *b, const proto_file *files, size_t n)
 
 void attest_input_encoding(const proto_task *t, buf *out)
 {
+	if (t->n_steps) {
+		attest_chain_input_encoding(t, out);
+		return;
+	}
 	field_str(out, "type", "aisp-input-v1");
 	field_str(out, "lang", proto_lang_name(t->lang));
 	field_str(out, "mode", proto_mode_name(t->mode));
@@ -124,6 +128,10 @@ char *attest_return_text(const char *rv)
 
 void attest_output_encoding(const proto_output *o, buf *out)
 {
+	if (o->chain) {
+		attest_chain_output_encoding(o->chain, out);
+		return;
+	}
 	field_str(out, "type", "aisp-output-v1");
 	attest_field(out, "stdout", o->out.data, o->out.len);
 	attest_field(out, "stderr", o->err.data, o->err.len);

@@ -92,3 +92,15 @@ void attest_part_digest(const proto_task *t, attest_commit c, char out[ATTEST_DI
 /* The "outputs" object of a sealed result document: "stdout", "stderr", "out/<path>",
  * "return_value", "error" -> digest text. */
 void attest_sealed_output_digests(jg *j, const proto_output *o);
+
+/* Chains (steps.c, verify-steps.c): the encodings a chain's input and output digests are made
+ * of, the statement's "chain" section and signed cost, and their checks (each reported through
+ * cb; true when it passed). */
+void attest_chain_input_encoding(const proto_task *t, buf *out);
+void attest_chain_output_encoding(const proto_chain_run *c, buf *out);
+void attest_gen_chain(jg *j, const proto_task *t, const proto_chain_run *c);
+void attest_gen_cost(jg *j, const proto_cost *cost);
+int attest_chain_claims_from(yajl_val pred, attest_chain_claims *out, err **e);
+bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *task,
+                        attest_check_fn cb, void *ud);
+bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud);

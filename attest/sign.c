@@ -187,6 +187,7 @@ void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id)
 	jg_kint(j, "attempt", r->attempts);
 	jg_kstr(j, "previous", c->previous);
 	jg_kint(j, "sequence", (long long)c->sequence);
+	attest_gen_cost(j, r->cost);
 	jg_close(j, true);
 }
 
@@ -220,9 +221,12 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 		jg_check(j, yajl_gen_null(j->g));
 	jg_kstr(j, "output_digest", p->output);
 	jg_close(j, true);
+	attest_gen_chain(j, c->task, o->chain);
 	jg_kstr(j, "execution_digest", p->execution);
 	jg_str(j, "nondeterministic");
-	jg_check(j, yajl_gen_bool(j->g, c->task && c->task->nondeterministic));
+	/* a chain with an llm step is nondeterministic by nature (attest/CHAINS.md) */
+	jg_check(j, yajl_gen_bool(j->g, c->task && (c->task->nondeterministic ||
+	                                            proto_task_has_step(c->task, PROTO_STEP_LLM))));
 	jg_str(j, "metadata");
 	attest_gen_metadata(j, c, kid);
 	jg_close(j, true);

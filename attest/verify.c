@@ -298,7 +298,8 @@ static void check_input(vctx *c, const proto_task *t)
 	if (!id || strcmp(id, nz(t->id)))
 		return report(c, "input_digest", "task_id differs (statement %s, task %s)",
 		              show(id), nz(t->id));
-	if ((bool)YAJL_IS_TRUE(nd) != t->nondeterministic)
+	if ((bool)YAJL_IS_TRUE(nd) !=
+	    (t->nondeterministic || proto_task_has_step(t, PROTO_STEP_LLM)))
 		return report(c, "input_digest", "nondeterministic flag differs from the task");
 	char d[ATTEST_DIGEST_LEN];
 	attest_input_digest(t, d);
@@ -439,6 +440,8 @@ static void check_statement(vctx *c, attest_verifier *v, const attest_key *pub,
 	check_input(c, task);
 	check_execution(c);
 	check_metadata(c, kid);
+	if (!attest_steps_check(c->pred, c->r, task, c->cb, c->ud))
+		c->failed = true;
 	check_chain(c, v, digest);
 }
 

@@ -71,39 +71,61 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 	sandbox_destroy(sb, on_gone, l);
 }
 
+int cli_local_open(cli_local *l, const cli_local_opts *o, const proto_task *t,
+                   const proto_limits *lim, cli_local_result *r, err **e)
+{
+	memset(l, 0, sizeof(*l));
+	memset(r, 0, sizeof(*r));
+	proto_output_init(&r->out);
+	l->state_own = o->state_dir ? NULL : xasprintf("/run/aisp/run-%d", getpid());
+	l->state = o->state_dir ? o->state_dir : l->state_own;
+	_cleanup_free_ char *agent = sandbox_agent_default_path();
+	l->base = event_base_new();
+	if (spawn_loop_init(l->base, e) < 0 ||
+	    sandbox_image_resolve(o->store, o->image, &l->img, e) < 0)
+		return -1;
+	snprintf(r->image_digest, sizeof(r->image_digest), "%s", l->img.digest);
+	sandbox_runtime_opts ro = {.name = o->runtime,
+	                           .kind = sandbox_runtime_kind_for(o->runtime)};
+	if (sandbox_runtime_new(&l->rt, &ro, l->state, e) < 0)
+		return -1;
+	r->runtime_version = xstrdup(sandbox_runtime_version(l->rt));
+	sandbox_ctx_opts co = {
+	    .state_dir = l->state, .agent_path = agent, .id_prefix = "aisp-run-"};
+	if (sandbox_ctx_new(&l->ctx, l->base, &co, e) < 0)
+		return -1;
+	l->spec = (sandbox_spec){
+	    .rt = l->rt, .rootfs = l->img.rootfs, .image_digest = l->img.digest, .lang = t->lang};
+	sandbox_spec_set_limits(&l->spec, lim);
+	r->n_env = sandbox_environment(&l->spec, t, lim, &r->env);
+	return 0;
+}
+
+void cli_local_close(cli_local *l)
+{
+	if ((!l->ctx || sandbox_ctx_live(l->ctx) == 0) && l->state_own)
+		rm_rf_at(AT_FDCWD, l->state, NULL);
+	sandbox_ctx_free(l->ctx);
+	sandbox_runtime_free(l->rt);
+	sandbox_image_deinit(&l->img);
+	spawn_loop_deinit();
+	if (l->base)
+		event_base_free(l->base);
+	free(l->state_own);
+	memset(l, 0, sizeof(*l));
+}
+
 int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limits *lim,
                   cli_local_result *r, err **e)
 {
-	memset(r, 0, sizeof(*r));
-	proto_output_init(&r->out);
-	_cleanup_free_ char *state_own =
-	    o->state_dir ? NULL : xasprintf("/run/aisp/run-%d", getpid());
-	const char *state = o->state_dir ? o->state_dir : state_own;
+	cli_local loc;
 	local_run l = {.task = t, .lim = lim, .res = r};
-	sandbox_image img = {0};
-	sandbox_runtime *rt = NULL;
-	sandbox_ctx *ctx = NULL;
 	sandbox *sb;
-	_cleanup_free_ char *agent = sandbox_agent_default_path();
-	l.base = event_base_new();
 	int rc = -1;
-	if (spawn_loop_init(l.base, e) < 0 ||
-	    sandbox_image_resolve(o->store, o->image, &img, e) < 0)
+	if (cli_local_open(&loc, o, t, lim, r, e) < 0)
 		goto out;
-	snprintf(r->image_digest, sizeof(r->image_digest), "%s", img.digest);
-	sandbox_runtime_opts ro = {.name = o->runtime,
-	                           .kind = sandbox_runtime_kind_for(o->runtime)};
-	if (sandbox_runtime_new(&rt, &ro, state, e) < 0)
-		goto out;
-	r->runtime_version = xstrdup(sandbox_runtime_version(rt));
-	sandbox_ctx_opts co = {.state_dir = state, .agent_path = agent, .id_prefix = "aisp-run-"};
-	if (sandbox_ctx_new(&ctx, l.base, &co, e) < 0)
-		goto out;
-	sandbox_spec spec = {
-	    .rt = rt, .rootfs = img.rootfs, .image_digest = img.digest, .lang = t->lang};
-	sandbox_spec_set_limits(&spec, lim);
-	r->n_env = sandbox_environment(&spec, t, lim, &r->env);
-	if (sandbox_create(ctx, &spec, on_ready, &l, &sb, e) < 0)
+	l.base = loc.base;
+	if (sandbox_create(loc.ctx, &loc.spec, on_ready, &l, &sb, e) < 0)
 		goto out;
 	while (!l.finished)
 		event_base_dispatch(l.base);
@@ -114,13 +136,7 @@ int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limi
 	}
 	rc = attest_compute_digests(r->image_digest, t, &r->out, r->env, r->n_env, &r->digests, e);
 out:
-	if ((!ctx || sandbox_ctx_live(ctx) == 0) && !o->state_dir)
-		rm_rf_at(AT_FDCWD, state, NULL);
-	sandbox_ctx_free(ctx);
-	sandbox_runtime_free(rt);
-	sandbox_image_deinit(&img);
-	spawn_loop_deinit();
-	event_base_free(l.base);
+	cli_local_close(&loc);
 	return rc;
 }
 

@@ -5,6 +5,9 @@
 #include "attest/attest.h"
 #include "common/err.h"
 #include "proto/proto.h"
+#include "sandbox/sandbox.h"
+
+struct event_base;
 
 typedef struct cli_local_opts {
 	const char *runtime;   /* runsc, runc, crun... */
@@ -30,3 +33,29 @@ typedef struct cli_local_result {
 int cli_local_run(const cli_local_opts *o, const proto_task *t, const proto_limits *lim,
                   cli_local_result *r, err **e);
 void cli_local_result_deinit(cli_local_result *r);
+
+/* What a local run is made of: its loop, runtime, image, sandbox context and spec. */
+typedef struct cli_local {
+	struct event_base *base;
+	sandbox_runtime *rt;
+	sandbox_ctx *ctx;
+	sandbox_image img;
+	sandbox_spec spec;
+	const char *state;
+	char *state_own; /* the state dir made for this run (removed when left empty) */
+} cli_local;
+
+/* Sets up a local run of t (resolving the image and the runtime, creating the context) and fills
+ * r's image digest, runtime version and environment. Returns 0 or -1 with *e; in both cases
+ * cli_local_close() releases it. */
+int cli_local_open(cli_local *l, const cli_local_opts *o, const proto_task *t,
+                   const proto_limits *lim, cli_local_result *r, err **e);
+void cli_local_close(cli_local *l);
+
+/* A chain replayed locally (aisp verify --replay; attest/CHAINS.md, "Replay"): its script steps
+ * re-executed one after another in one fresh sandbox, each fed the output of the step before;
+ * its llm steps taken from recorded (the result's records, which the verifier has checked
+ * against the statement). r->out.chain is the replayed run (stopping where a step fails) and
+ * r->digests its digests. Returns -1 with *e only when the node side failed. */
+int cli_local_chain(const cli_local_opts *o, const proto_task *t, const proto_limits *lim,
+                    const proto_chain_run *recorded, cli_local_result *r, err **e);

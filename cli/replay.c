@@ -148,6 +148,8 @@ void cli_replay(const proto_task *task, const proto_result *r, const char *store
 {
 	attest_claims c;
 	_cleanup_err_ err *e = NULL;
+	if (task->n_steps)
+		return cli_replay_chain(task, r, store, check, ud);
 	if (!r->attestation)
 		return check(ud, "replay", ATTEST_FAIL, "the result has no attestation");
 	if (attest_claims_read(r->attestation, &c, &e) < 0)

@@ -14,3 +14,11 @@
  * are ATTEST_EXPECTED. task is required (not NULL). */
 void cli_replay(const proto_task *task, const proto_result *r, const char *store,
                 attest_check_fn check, void *ud);
+
+/* A chain (cli/replay-chain.c; attest/CHAINS.md, "Replay"): its script steps re-executed, fed
+ * the recorded answers of its llm steps. Reports "replay", "replay.step.N" for every attested
+ * step (the first that differs is named: "step 0 (llm): the recorded answer differs ..."),
+ * "replay.environment" (with a sandbox), "replay.input" and "replay.execution". cli_replay()
+ * calls it for a chain task. */
+void cli_replay_chain(const proto_task *task, const proto_result *r, const char *store,
+                      attest_check_fn check, void *ud);

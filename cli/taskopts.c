@@ -63,7 +63,8 @@ int cli_exit_status(int status, int exit_code, int signal)
 {
 	switch (status) {
 	case PROTO_STATUS_OK:
-		return signal ? 128 + signal : exit_code;
+		/* exit_code -1: no process of its own (a chain, whose exit_code is null): 0 */
+		return signal ? 128 + signal : exit_code < 0 ? 0 : exit_code;
 	case PROTO_STATUS_TIMEOUT:
 		return 124;
 	case PROTO_STATUS_OUTPUT_LIMIT:
@@ -122,6 +123,18 @@ int cli_save_outputs(const proto_output *o, const char *dir, err **e)
 	return 0;
 }
 
+/* A chain: each step's status on stderr, its output on stdout. */
+static void print_chain(const proto_chain_run *c)
+{
+	for (size_t i = 0; i < c->n_steps; i++)
+		fprintf(stderr, "aisp: step %zu (%s): %s\n", i,
+		        proto_step_type_name(c->steps[i].type),
+		        proto_status_name(c->steps[i].status));
+	const proto_value *v = proto_chain_run_output(c);
+	if (v)
+		printf("%s\n", v->text);
+}
+
 int cli_print_output(const proto_output *o, const char *out_dir)
 {
 	_cleanup_err_ err *e = NULL;
@@ -140,6 +153,8 @@ int cli_print_output(const proto_output *o, const char *out_dir)
 	fwrite(buf_str(&o->err), 1, o->err.len, stderr);
 	if (o->return_value)
 		printf("%s\n", o->return_value);
+	if (o->chain)
+		print_chain(o->chain);
 	if (o->status != PROTO_STATUS_OK)
 		fprintf(stderr, "aisp: %s%s%s\n", proto_status_name(o->status),
 		        o->error ? ": " : "", o->error ? o->error : "");

@@ -37,5 +37,5 @@ int cli_print_output(const proto_output *o, const char *out_dir);
 /* Writes the output files below dir (created), each atomically and never through a link; a
  * path with ".." (or otherwise not a valid relative path) is refused. Returns 0 or -1 with *e. */
 int cli_save_outputs(const proto_output *o, const char *dir, err **e);
-/* Maps a result to the process exit status documented in `aisp --help`. */
+/* Maps a result to the process exit status documented in `aisp --help` (an ok chain: 0). */
 int cli_exit_status(int status, int exit_code, int signal);

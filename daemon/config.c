@@ -3,6 +3,7 @@
 #include "daemon/config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +130,13 @@ void config_deinit(config *c)
 	free(c->http_listen);
 	free(c->age_key_path);
 	attest_trust_config_deinit(&c->trust);
+	free(c->llm_base_url);
+	free(c->llm_api_key_file);
+	free_strv(c->llm_models);
+	free(c->llm_ca_file);
+	for (size_t i = 0; i < c->n_llm_prices; i++)
+		free(c->llm_prices[i].model);
+	free(c->llm_prices);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -446,6 +454,133 @@ static int handle_trust(struct parse_ctx *p, const char *key, const char *v)
 	return 1;
 }
 
+/* ---- [llm] and [cost] (chains, proto/CHAINS.md) ---- */
+
+/* USD as decimal text ("0.15") in units of 10^-frac USD, at most max; -1 after fail(). */
+static int usd(struct parse_ctx *p, const char *sec, const char *key, const char *v, int frac,
+               int64_t max, int64_t *out)
+{
+	if (proto_decimal_parse(v, frac, out) < 0 || *out > max)
+		return fail(p,
+		            "[%s] %s = \"%s\": expected a price in USD, at most %d decimals (like "
+		            "0.15)",
+		            sec, key, v, frac),
+		       -1;
+	return 0;
+}
+
+/* One "model:prompt_usd_per_mtok:completion_usd_per_mtok" (the model may hold ':'). */
+static int price(struct parse_ctx *p, const char *item, config_price *out)
+{
+	_cleanup_free_ char *copy = xstrdup(item);
+	char *c2 = strrchr(copy, ':');
+	char *c1 = c2 && c2 != copy ? memrchr(copy, ':', (size_t)(c2 - copy)) : NULL;
+	if (!c1 || c1 == copy)
+		return fail(p,
+		            "[llm] prices: \"%s\": expected model:prompt_usd:completion_usd per "
+		            "million tokens",
+		            item),
+		       -1;
+	*c1 = *c2 = '\0';
+	if (usd(p, "llm", "prices", c1 + 1, 6, 1000000000000LL, &out->prompt_per_mtok) < 0 ||
+	    usd(p, "llm", "prices", c2 + 1, 6, 1000000000000LL, &out->completion_per_mtok) < 0)
+		return -1;
+	out->model = xstrdup(copy);
+	return 0;
+}
+
+static int handle_prices(struct parse_ctx *p, const char *v)
+{
+	config *c = p->c;
+	size_t n = 0;
+	char **items = split_list(v, ", ", &n);
+	c->llm_prices = xcalloc(n + 1, sizeof(*c->llm_prices));
+	int ok = 1;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = price(p, items[i], &c->llm_prices[c->n_llm_prices]) == 0 &&
+		     (c->n_llm_prices++, 1);
+	free_strv(items);
+	return ok;
+}
+
+static int handle_llm_path(struct parse_ctx *p, const char *key, const char *v, char **dst)
+{
+	if (v[0] != '/')
+		return fail(p, "[llm] %s = \"%s\": must be an absolute path", key, v);
+	set_str(dst, v);
+	return 1;
+}
+
+static int handle_llm(struct parse_ctx *p, const char *key, const char *v)
+{
+	config *c = p->c;
+	static const struct {
+		const char *key;
+		int64_t min, max;
+		size_t off;
+	} nums[] = {
+	    {"max_tokens", 1, PROTO_MAX_TOKENS_MAX, offsetof(config, llm_max_tokens)},
+	    {"connect_timeout_ms", 1, 600000, offsetof(config, llm_connect_timeout_ms)},
+	    {"timeout_ms", 1, 3600000, offsetof(config, llm_timeout_ms)},
+	    {"max_attempts", 1, 20, offsetof(config, llm_max_attempts)},
+	    {"retry_budget_ms", 1, 3600000, offsetof(config, llm_retry_budget_ms)},
+	    {"retry_base_ms", 1, 60000, offsetof(config, llm_retry_base_ms)},
+	    {"max_response_bytes", 1024, 16 << 20, offsetof(config, llm_max_response_bytes)},
+	};
+	c->llm_enabled = true;
+	for (size_t i = 0; i < ARRAY_SIZE(nums); i++)
+		if (!strcmp(key, nums[i].key))
+			return num(p, "llm", key, v, nums[i].min, nums[i].max,
+			           (int64_t *)(void *)((char *)c + nums[i].off)) == 0;
+	if (!strcmp(key, "base_url"))
+		return set_str(&c->llm_base_url, v), 1;
+	if (!strcmp(key, "api_key_file"))
+		return handle_llm_path(p, key, v, &c->llm_api_key_file);
+	if (!strcmp(key, "ca_file"))
+		return handle_llm_path(p, key, v, &c->llm_ca_file);
+	if (!strcmp(key, "models")) {
+		free_strv(c->llm_models);
+		c->llm_models = split_list(v, ", ", &c->n_llm_models);
+		return 1;
+	}
+	if (!strcmp(key, "prices"))
+		return handle_prices(p, v);
+	if (!strcmp(key, "allow_insecure_http"))
+		return boolean(p, "llm", key, v, &c->llm_allow_http) == 0;
+	if (!strcmp(key, "allow_private_addresses"))
+		return boolean(p, "llm", key, v, &c->llm_allow_private) == 0;
+	return fail(p, "[llm] unknown key \"%s\"", key);
+}
+
+static int handle_chains(struct parse_ctx *p, const char *section, const char *key, const char *v)
+{
+	if (!strcmp(section, "llm"))
+		return handle_llm(p, key, v);
+	if (!strcmp(key, "cpu_second_usd"))
+		return usd(p, "cost", key, v, 9, 1000000000000LL, &p->c->cost_cpu_second_nusd) == 0;
+	if (!strcmp(key, "gib_second_usd"))
+		return usd(p, "cost", key, v, 9, 1000000000000LL, &p->c->cost_gib_second_nusd) == 0;
+	return fail(p, "[cost] unknown key \"%s\"", key);
+}
+
+/* [llm] as a whole: what it needs, and http only when the tests' key says so. */
+static int validate_llm(const config *c, const char *name, err **e)
+{
+	if (!c->llm_enabled)
+		return 0;
+	if (!c->llm_api_key_file)
+		return err_set(e, 0, "%s: [llm] needs api_key_file", name);
+	if (!c->n_llm_models)
+		return err_set(e, 0, "%s: [llm] needs models (the models steps may ask for)", name);
+	if (c->llm_base_url && !strncmp(c->llm_base_url, "http://", 7) && !c->llm_allow_http)
+		return err_set(
+		    e, 0,
+		    "%s: [llm] base_url is http://: it needs allow_insecure_http = true, "
+		    "which is for tests only",
+		    name);
+	return 0;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *v)
 {
 	struct parse_ctx *p = user;
@@ -485,6 +620,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return handle_limits(p, key, v);
 	if (!strcmp(section, "trust"))
 		return handle_trust(p, key, v);
+	if (!strcmp(section, "llm") || !strcmp(section, "cost"))
+		return handle_chains(p, section, key, v);
 	if (!strcmp(section, "pool"))
 		return handle_pool(p, key, v);
 	if (!strcmp(section, "http"))
@@ -522,7 +659,7 @@ static int validate(const config *c, const char *name, err **e)
 			return err_set(e, 0, "%s: [pool] %s/%s/%s: runtime \"%s\" is not enabled",
 			               name, c->targets[i].runtime, c->targets[i].image,
 			               c->targets[i].lang, c->targets[i].runtime);
-	return 0;
+	return validate_llm(c, name, e);
 }
 
 static int finish(config *c, struct parse_ctx *p, int rc, const char *name, err **e)

@@ -26,6 +26,12 @@ typedef struct config_pool_target {
 	int64_t warm;
 } config_pool_target;
 
+/* A price of the [llm] prices list: micro-USD per million tokens. */
+typedef struct config_price {
+	char *model; /* or "*" */
+	int64_t prompt_per_mtok, completion_per_mtok;
+} config_price;
+
 typedef struct config {
 	char *path; /* the file read, or NULL when only defaults */
 
@@ -89,6 +95,24 @@ typedef struct config {
 	attest_trust_config trust;
 	/* [node] age_key: the node's age identity for sealed tasks; NULL: age.key beside the key */
 	char *age_key_path;
+
+	/* [llm]: chains' llm steps (daemon/LLM.md, "Proposed [llm] config keys"); off without
+	 * the section. 0 in a number: llm.h's default. */
+	bool llm_enabled;
+	char *llm_base_url; /* NULL: LLM_DEFAULT_BASE_URL */
+	char *llm_api_key_file;
+	char **llm_models; /* NULL-terminated */
+	size_t n_llm_models;
+	int64_t llm_max_tokens, llm_connect_timeout_ms, llm_timeout_ms, llm_max_attempts;
+	int64_t llm_retry_budget_ms, llm_retry_base_ms, llm_max_response_bytes;
+	char *llm_ca_file;
+	config_price *llm_prices;
+	size_t n_llm_prices;
+	bool llm_allow_http, llm_allow_private; /* TESTS ONLY */
+
+	/* [cost]: what a sandbox's run costs, nano-USD per CPU-second and per GiB-second of
+	 * memory (proto/CHAINS.md, "Cost"); 0: free. */
+	int64_t cost_cpu_second_nusd, cost_gib_second_nusd;
 } config;
 
 /* Fills c with every default (the one place defaults live). */

@@ -171,6 +171,8 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 {
 	node *n = arg;
 	const config *c = n->cfg;
+	if ((*msg = node_llm_check(n, t)))
+		return TASK_REJECT; /* a fleet serves the same models: no other node would */
 	const char *rname = t->runtime ? t->runtime : c->runtime_default;
 	memset(plan, 0, sizeof(*plan));
 	plan->rt = node_runtime(n, rname);
@@ -378,6 +380,9 @@ static void init_host(node *n)
 	    .n_age_ids = n->n_age_ids,
 	    .age_recipient = n->age_recipient,
 	    .trust = &c->trust,
+	    .llm = n->llm,
+	    .cpu_second_nusd = c->cost_cpu_second_nusd,
+	    .gib_second_nusd = c->cost_gib_second_nusd,
 	    .ops = &host_ops,
 	    .arg = n,
 	};
@@ -393,7 +398,7 @@ int node_new(node **out, const config *cfg, struct event_base *base, bool dry, e
 	n->started_ms = now_wall_ms();
 	*out = NULL;
 	if (checks_host(cfg, &n->state_dirfd, e) < 0 || open_key(n, e) < 0 ||
-	    open_runtimes(n, e) < 0)
+	    node_llm_open(n, e) < 0 || open_runtimes(n, e) < 0)
 		goto fail;
 	if (!node_image(n, cfg->image_default, e)) {
 		err_prefix(e, "image %s (build it with `aisp image build %s`)", cfg->image_default,
@@ -439,6 +444,7 @@ node *node_free(node *n)
 	for (size_t i = 0; i < n->n_imgs; i++)
 		sandbox_image_deinit(&n->imgs[i]);
 	free(n->imgs);
+	node_llm_close(n);
 	n->key = attest_key_free(n->key);
 	free(n->pubkey_pem);
 	n->age_ids = attest_age_identities_free(n->age_ids, n->n_age_ids);

@@ -17,6 +17,8 @@
 #include "attest/attest.h"
 #include "common/err.h"
 #include "daemon/config.h"
+#include "daemon/http-client.h"
+#include "daemon/llm.h"
 #include "daemon/metrics.h"
 #include "daemon/redis.h"
 #include "daemon/task.h"
@@ -86,6 +88,9 @@ typedef struct node {
 	uint64_t seen_created, seen_failed;
 	bool creation_failing;
 
+	http_client *hc; /* outbound HTTP: the llm client's ([llm]) */
+	llm *llm;        /* chains' llm steps; NULL without [llm] */
+
 	metrics m;
 	struct evhttp *http;
 	struct event *ev_heartbeat;
@@ -119,6 +124,15 @@ void node_update_health(node *n);
 /* When the chain state could not be saved: tries again; returns 0 (saved, or nothing to do:
  * chain_error is clear) or -1 (still failing). */
 int node_chain_retry(node *n);
+
+/* ---- node-llm.c ---- */
+/* With [llm]: reads the API key, creates the HTTP client and the llm. Returns 0 (nothing to do
+ * without [llm]) or -1 with *e for the operator. */
+int node_llm_open(node *n, err **e);
+void node_llm_close(node *n);
+/* NULL when this node runs every llm step of t (model allowed, max_tokens within its cap);
+ * else why not, for the client's rejection (caller frees). */
+char *node_llm_check(const node *n, const proto_task *t);
 
 /* ---- checks.c ---- */
 /* Directories (state_dir into *state_dirfd), cgroups, the agent. Returns 0 or -1 with *e. */

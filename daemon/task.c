@@ -19,106 +19,16 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "daemon/scripts.h"
-
-typedef enum tstate {
-	TS_NEW = 0, /* created; START parses, validates and admits it */
-	TS_TRUST,   /* the revocation store is asked about the task's parties (trust decision) */
-	TS_HANDOFF, /* this node cannot serve it: the HANDOFF script is in flight */
-	TS_LEASE,   /* the LEASE script is in flight */
-	TS_ACQUIRE, /* waiting for a sandbox from the pool */
-	TS_RUN,     /* the program runs in the sandbox */
-	TS_PUBLISH, /* the PUBLISH (or DEAD) script is in flight, or waiting to be resent */
-	TS_FAULT,   /* a sandbox error: XPENDING reads the delivery count (or waits to resend) */
-	TS_BACKOFF, /* waiting to retry after a sandbox error */
-	TS_RECLAIM, /* XCLAIM (which counts the delivery) is in flight before the retry */
-	TS_DONE,    /* finished: gone from the node; only late callbacks remain */
-	TS__COUNT,
-} tstate;
+#include "daemon/task-internal.h"
 
 static const char *const state_names[TS__COUNT] = {
-    "new", "handoff", "lease", "acquire", "run", "publish", "fault", "backoff", "reclaim", "done",
+    "new",         "trust",   "handoff", "lease",   "acquire", "run",  "step_llm",
+    "step_script", "publish", "fault",   "backoff", "reclaim", "done",
 };
-
-typedef enum tevent {
-	TE_START = 0, /* task_start() */
-	TE_REPLY,     /* a Redis reply (reply NULL: the request failed) */
-	TE_SANDBOX,   /* the pool's answer (sb NULL: creating one failed) */
-	TE_RAN,       /* the sandbox reported the run */
-	TE_TIMER,     /* the task's timer fired */
-	TE_RELEASE,   /* shutdown: give the entry back */
-	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>), or a party of it
-	               * was revoked (stop_status says which) */
-	TE_DURABLE,   /* WAIT after the publish came back (durability.h) */
-	TE_TRUST,     /* the revocation store's answer about the task's parties */
-	TE__COUNT,
-} tevent;
 
 static const char *const event_names[TE__COUNT] = {
-    "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "durable", "trust",
+    "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "llm", "durable", "trust",
 };
-
-typedef struct task_ev {
-	tevent kind;
-	redisReply *reply;         /* TE_REPLY */
-	const char *redis_error;   /* TE_REPLY without a reply: why */
-	sandbox *sb;               /* TE_SANDBOX, TE_RAN */
-	const err *e;              /* TE_SANDBOX without a sandbox: why */
-	const proto_output *out;   /* TE_RAN */
-	const proto_usage *usage;  /* TE_RAN */
-	rconn_reply_fn release_cb; /* TE_RELEASE */
-	void *release_arg;
-	proto_status stop_status;      /* TE_CANCEL: cancelled or revoked */
-	const char *stop_why;          /* TE_CANCEL: the result's error */
-	const attest_revocations *rev; /* TE_TRUST: what the store said */
-	const char *trust_error;       /* TE_TRUST without an answer: why */
-} task_ev;
-
-struct task {
-	const task_host *h;
-	int refs;
-	tstate state;
-	bool fresh;
-	bool leased;
-	bool parsed;  /* t holds a parsed task */
-	bool planned; /* plan holds a resolved plan */
-	bool dead;    /* publishing an internal result after max_deliveries */
-	/* A client cancelled it, or a party of it was revoked: it never starts a program, and a
-	 * running one is stopped. stop: PROTO_STATUS_CANCELLED or _REVOKED (0: neither). */
-	proto_status stop;
-	char *stop_why;
-	attest_task_auth auth; /* its signature and passport, checked (parsed tasks) */
-	bool trusted;          /* the trust decision admitted it */
-
-	char *entry;
-	char *bad_entry;
-	char *payload;
-	size_t len;
-	char *id;
-	char *reply;       /* the reply stream, once it could be read (also of a bad task) */
-	bool client_id;    /* id is the client's own, not entry-<entry> */
-	char *running_key; /* aisp:running:<id> */
-	proto_task t;
-	task_plan plan;
-	sandbox *sb;
-
-	int64_t received_ms, started_ms, finished_ms;
-	int64_t t_acquire_us, t_run_us, t_publish_us;
-	int deliveries;
-	int attempt;       /* of the request being retried in this state */
-	int script_errors; /* error replies of the PUBLISH script (not connection failures) */
-	char *fault;
-	char *why_not_here;    /* TS_HANDOFF: why this node does not serve it */
-	bool fault_if_none;    /* TS_HANDOFF: no other node -> this node's fault, not a rejection */
-	bool sealed_elsewhere; /* a sealed task for an age identity this node does not hold */
-	proto_status status;
-	uint64_t sequence; /* the signed result's number in the node's chain; 0: unsigned */
-	char *result_json;
-	size_t result_len;
-
-	struct event *timer;
-};
-
-static void task_step(task *t, const task_ev *ev);
 
 /* ---- lifetime ---- */
 
@@ -147,6 +57,8 @@ static void drop(task *t)
 	free(t->stop_why);
 	attest_task_auth_deinit(&t->auth);
 	free(t->result_json);
+	proto_chain_run_free(t->run);
+	proto_cost_free(t->cost);
 	free(t);
 }
 
@@ -239,12 +151,12 @@ static int sign(task *t, proto_result *r, const attest_sealed_out *sealed, bool 
 	_cleanup_err_ err *e = NULL;
 	proto_env *env = NULL;
 	size_t n_env = 0;
-	if (t->planned)
+	if (task_sandboxed(t))
 		n_env = sandbox_environment(&t->plan.spec, &t->t, &t->plan.limits, &env);
 	attest_claim c = {
 	    .task = t->parsed && with_task ? &t->t : NULL,
 	    .result = r,
-	    .limits = t->planned ? &t->plan.limits : NULL,
+	    .limits = task_sandboxed(t) ? &t->plan.limits : NULL,
 	    .env = env,
 	    .n_env = n_env,
 	    .sealed = sealed,
@@ -303,7 +215,8 @@ static int make_sealed_result(task *t, proto_result *real)
 	return rc;
 }
 
-/* Serialises the signed result of this task around out (borrowed) into t->result_json.
+/* Serialises the signed result of this task around out (borrowed) into t->result_json, with
+ * its cost: a chain's (t->cost), else what the run's usage costs (nothing without a run).
  * Returns 0, or -1 when the node cannot sign now (sign()). */
 static int make_result(task *t, const proto_output *out, const proto_usage *usage)
 {
@@ -313,9 +226,13 @@ static int make_result(task *t, const proto_output *out, const proto_usage *usag
 	r.output = *out;
 	if (usage)
 		r.usage = *usage;
+	_cleanup_(proto_cost_freep) proto_cost *own = t->cost ? NULL : proto_cost_new();
+	if (own && usage && task_sandboxed(t))
+		chain_cost_usage(t->h, own, PROTO_COST_TASK, -1, usage);
+	r.cost = t->cost ? t->cost : own;
 	r.node_id = (char *)t->h->node_id;
-	r.runtime = t->planned ? (char *)sandbox_runtime_name(t->plan.rt) : NULL;
-	r.image_digest = t->planned ? t->plan.img->digest : NULL;
+	r.runtime = task_sandboxed(t) ? (char *)sandbox_runtime_name(t->plan.rt) : NULL;
+	r.image_digest = task_sandboxed(t) ? t->plan.img->digest : NULL;
 	r.received_ms = t->received_ms;
 	r.started_ms = t->started_ms;
 	r.finished_ms = t->finished_ms ? t->finished_ms : now_wall_ms();
@@ -634,11 +551,18 @@ static void on_sandbox_event(task *t, const task_ev *ev)
 		return;
 	}
 	metrics_hist_observe(&t->h->m->acquire, (double)(now_mono_us() - t->t_acquire_us) / 1e6);
-	run(t, ev->sb);
+	if (t->t.n_steps)
+		chain_start(t, ev->sb);
+	else
+		run(t, ev->sb);
 }
 
 static void acquire(task *t)
 {
+	if (!task_sandboxed(t)) { /* a chain of llm steps only: no sandbox */
+		chain_start(t, NULL);
+		return;
+	}
 	bool hit = false;
 	enter(t, TS_ACQUIRE);
 	t->t_acquire_us = now_mono_us();
@@ -751,6 +675,10 @@ static void decide(task *t)
 		 * retry (and dead-letter). */
 		t->fault_if_none = true;
 		handoff(t, msg);
+		break;
+	case TASK_REJECT:
+		reject(t, msg);
+		free(msg);
 		break;
 	}
 }
@@ -967,12 +895,16 @@ static void note_cancel(task *t, const task_ev *ev)
 
 /* Running: the sandbox ends the run now; its report (status cancelled or revoked, what the
  * program printed so far) becomes the result. */
+char *task_stop_reason(const task *t)
+{
+	return t->stop == PROTO_STATUS_REVOKED ? xasprintf("revoked while it ran: %s", t->stop_why)
+	                                       : xstrdup("cancelled by request while it ran");
+}
+
 static void cancel_running(task *t, const task_ev *ev)
 {
 	note_cancel(t, ev);
-	_cleanup_free_ char *why = t->stop == PROTO_STATUS_REVOKED
-	                               ? xasprintf("revoked while it ran: %s", t->stop_why)
-	                               : xstrdup("cancelled by request while it ran");
+	_cleanup_free_ char *why = task_stop_reason(t);
 	sandbox_stop(t->sb, t->stop, why);
 }
 
@@ -1006,6 +938,10 @@ static const handler table[TS__COUNT][TE__COUNT] = {
         {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_RUN] =
         {[TE_RAN] = on_ran_event, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
+    [TS_STEP_LLM] =
+        {[TE_LLM] = chain_on_llm, [TE_RELEASE] = chain_release_llm, [TE_CANCEL] = chain_cancel_llm},
+    [TS_STEP_SCRIPT] =
+        {[TE_RAN] = chain_on_script, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
     [TS_PUBLISH] = {[TE_REPLY] = on_publish_reply,
                     [TE_TIMER] = send_publish,
                     [TE_DURABLE] = published,
@@ -1021,7 +957,7 @@ static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_DONE] = {[TE_SANDBOX] = return_sandbox, [TE_RAN] = return_sandbox},
 };
 
-static void task_step(task *t, const task_ev *ev)
+void task_step(task *t, const task_ev *ev)
 {
 	handler h = table[t->state][ev->kind];
 	if (!h) {
@@ -1030,6 +966,63 @@ static void task_step(task *t, const task_ev *ev)
 		return;
 	}
 	h(t, ev);
+}
+
+/* ---- for task-chain.c (task-internal.h) ---- */
+
+task *task_hold(task *t)
+{
+	return hold(t);
+}
+
+void task_drop(task *t)
+{
+	drop(t);
+}
+
+void task_enter(task *t, tstate s)
+{
+	enter(t, s);
+}
+
+void task_on_ran(sandbox *sb, const proto_output *out, const proto_usage *usage, void *arg)
+{
+	on_ran(sb, out, usage, arg);
+}
+
+int task_make_result(task *t, const proto_output *out, const proto_usage *usage)
+{
+	return make_result(t, out, usage);
+}
+
+void task_publish(task *t)
+{
+	publish(t);
+}
+
+void task_give_back(task *t)
+{
+	give_back(t);
+}
+
+void task_fault(task *t, const char *reason)
+{
+	fault(t, reason);
+}
+
+void task_release_entry(task *t, const task_ev *ev)
+{
+	release(t, ev);
+}
+
+void task_note_cancel(task *t, const task_ev *ev)
+{
+	note_cancel(t, ev);
+}
+
+bool task_sandboxed(const task *t)
+{
+	return t->planned && (!t->t.n_steps || proto_task_has_step(&t->t, PROTO_STEP_SCRIPT));
 }
 
 /* ---- interface ---- */

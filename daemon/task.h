@@ -15,6 +15,7 @@
 #include "attest/attest.h"
 #include "common/err.h"
 #include "daemon/durability.h"
+#include "daemon/llm.h"
 #include "daemon/metrics.h"
 #include "daemon/redis.h"
 #include "daemon/revocation.h"
@@ -40,6 +41,7 @@ typedef enum task_verdict {
 	TASK_SERVE = 0,  /* *plan is filled */
 	TASK_ELSEWHERE,  /* this node does not offer its runtime, image or limits: hand it off */
 	TASK_NODE_FAULT, /* this node should serve it but cannot now (its default image is gone) */
+	TASK_REJECT,     /* no node of this fleet serves it (a chain's llm step): rejected */
 } task_verdict;
 
 typedef struct task_host_ops {
@@ -79,6 +81,9 @@ typedef struct task_host {
 	const char *age_recipient; /* of age_ids[0] ("age1..."), or NULL */
 	const attest_trust_config *trust;
 	revocation *rv;
+	llm *llm;                /* a chain's llm steps; NULL: this node has no [llm] */
+	int64_t cpu_second_nusd; /* [cost]: nano-USD per CPU-second of a sandbox's run */
+	int64_t gib_second_nusd; /* ... and per GiB-second of its memory */
 	const task_host_ops *ops;
 	void *arg;
 } task_host;

@@ -2,7 +2,12 @@
 # The README's run command: installs what is missing, builds, builds the default sandbox image
 # if the store lacks it, starts a local redis-server on loopback (its own port and directory),
 # a node key and aispd, submits example tasks with `aisp submit --wait`, verifies each result's
-# signed attestation with `aisp verify`, and stops everything it started.
+# signed attestation with `aisp verify`, runs the seed's three-step chain (llm -> script -> llm)
+# against a local mock of an OpenAI-compatible API (tests/mock/llm_server.py: no LLM is reached
+# from here), prints its steps and cost, verifies and replays it, and stops everything it
+# started. For production, the [llm] section below changes in two lines only: base_url
+# (OpenRouter's, the default) and api_key_file (your key), and the two allow_* lines, which only
+# the loopback mock needs, go; deploy/aispd.conf.example shows it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -55,6 +60,17 @@ for _ in $(seq 100); do admin ping >/dev/null 2>&1 && break; sleep 0.1; done
 admin ping
 export AISP_REDIS=127.0.0.1:$rport AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=$sched_pw
 
+say "a mock LLM server (OpenAI-compatible, deterministic; tests/mock/llm_server.py) on loopback"
+echo "quickstart-not-a-real-key-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$work/llm.key"
+chmod 600 "$work/llm.key"
+/usr/bin/python3 "$root/tests/mock/llm_server.py" --port 0 --port-file "$work/llm.port" \
+	--key-file "$work/llm.key" >"$work/llm.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/llm.port" ] && break; sleep 0.1; done
+[ -s "$work/llm.port" ] || { cat "$work/llm.log"; exit 1; }
+llm_url="http://127.0.0.1:$(cat "$work/llm.port")/v1"
+echo "mock LLM API at $llm_url (a stand-in for OpenRouter)"
+
 say "node key and aispd"
 "$aisp" keygen --out "$work/key"
 hport=$(free_port)
@@ -78,6 +94,17 @@ runsc/default/python = 1
 runc/default/javascript = 1
 [http]
 listen = 127.0.0.1:$hport
+# chains' llm steps: the mock above. Production: base_url = https://openrouter.ai/api/v1 (or
+# leave it out), api_key_file = your key file, and drop the two test-only lines.
+[llm]
+base_url = $llm_url
+api_key_file = $work/llm.key
+models = anthropic/claude-sonnet-4, openai/gpt-4o-mini
+allow_insecure_http = true
+allow_private_addresses = true
+[cost]
+cpu_second_usd = 0.000024
+gib_second_usd = 0.0000025
 CONF
 "$aispd" --config "$work/aispd.conf" 2>"$work/aispd.log" &
 pids+=($!)
@@ -129,6 +156,35 @@ jq -r .sealed "$work/sealed-result.json" | base64 -d | age -d -i "$work/buyer.ke
 echo "-- and checks the node's signature and commitments:"
 "$aisp" unseal --verify "$work/sealed-result.json" --key "$work/key" -i "$work/buyer.key" \
 	--task "$work/sealed-task.json" >/dev/null
+
+say "the seed's three-step chain: llm -> script -> llm (against the mock LLM server)"
+chain_id="chain-$sfx"
+jq -nc --arg id "$chain_id" '{id: $id, runtime: "runc",
+  input: {items: [{price: 10}, {price: 20.5}, {price: 4.5}], currency: "EUR"},
+  steps: [
+    {type: "llm", model: "anthropic/claude-sonnet-4", temperature: 0,
+     system_prompt: "[[mock echo]] Extract the items as JSON."},
+    {type: "script", timeout_ms: 10000, code: "const data = JSON.parse(input);\nconst total = data.items.reduce((sum, item) => sum + item.price, 0);\nreturn JSON.stringify({total, count: data.items.length, average: total / data.items.length, currency: data.currency || \"USD\"});"},
+    {type: "llm", model: "openai/gpt-4o-mini", temperature: 0.7,
+     system_prompt: "Summarise the totals for a customer."}]}' >"$work/chain.json"
+# aisp submit takes code, not steps: a chain task goes to aisp:tasks as any scheduler sends it
+redis-cli -p "$rport" -x XADD aisp:tasks '*' task <"$work/chain.json" >/dev/null
+"$aisp" wait --timeout 120 "$chain_id" || {
+	rc=$?
+	echo "the chain did not succeed (exit status $rc); aispd's log ends:"
+	tail -20 "$work/aispd.log"
+	exit 1
+}
+"$aisp" result "$chain_id" >"$work/chain.result.json"
+echo "-- steps (each one's output is the next one's input):"
+jq -r '.steps[] | "step \(.step) \(.type) \(.status): \(.output)"' "$work/chain.result.json"
+echo "-- cost, signed in the attestation (the mock reports usage.cost as OpenRouter does):"
+jq -r '.cost as $c | ($c.breakdown[] | "step \(.step) \(.type): " +
+  (if .type == "llm" then "\(.model), \(.prompt_tokens) prompt + \(.completion_tokens) completion tokens"
+   else "\(.execution_ms) ms, \(.cpu_ms) ms CPU, \(.memory_peak_bytes) bytes peak" end) +
+  ", \(.cost) \($c.unit) (\(.source))"), "total: \($c.total) \($c.unit)"' "$work/chain.result.json"
+echo "-- verify, then replay the script step with the recorded llm answers:"
+"$aisp" verify --redis "$AISP_REDIS" "$chain_id" --task "$work/chain.json" --replay
 
 say "the node"
 "$aisp" nodes

@@ -97,6 +97,10 @@ void proto_task_deinit(proto_task *t)
 	free(t->image);
 	free(t->runtime);
 	free(t->reply_stream);
+	proto_steps_free(t->steps, t->n_steps);
+	if (t->input)
+		proto_value_deinit(t->input);
+	free(t->input);
 	proto_task_init(t);
 }
 
@@ -115,6 +119,7 @@ void proto_output_deinit(proto_output *o)
 	files_free(o->files, o->n_files);
 	free(o->return_value);
 	free(o->error);
+	proto_chain_run_free(o->chain);
 	proto_output_init(o);
 }
 
@@ -134,6 +139,7 @@ void proto_result_deinit(proto_result *r)
 	free(r->execution_digest);
 	free(r->attestation);
 	free(r->sealed);
+	proto_cost_free(r->cost);
 	proto_result_init(r);
 }
 
@@ -432,6 +438,12 @@ static long read_mantissa(const char *s, mantissa *m, int64_t *exp10)
 
 int proto_number_scaled(const char *s, int frac, int64_t *out)
 {
+	int r = proto_decimal_parse(s, frac, out);
+	return r == 0 && *out == 0 ? -1 : r;
+}
+
+int proto_decimal_parse(const char *s, int frac, int64_t *out)
+{
 	mantissa m = {.n = 0};
 	int64_t exp10 = frac;
 	long r = read_mantissa(s, &m, &exp10);
@@ -450,8 +462,12 @@ int proto_number_scaled(const char *s, int frac, int64_t *out)
 				e = e * 10 + (s[i] - '0');
 		exp10 += neg ? -e : e;
 	}
-	if (s[i] != 0 || m.n == 0)
+	if (s[i] != 0)
 		return -1;
+	if (m.n == 0) { /* a zero, whatever its exponent */
+		*out = 0;
+		return 0;
+	}
 	for (; exp10 < 0; exp10++) /* only zeros may be dropped */
 		if (m.d[--m.n] != '0')
 			return -1;
@@ -467,7 +483,7 @@ int proto_number_scaled(const char *s, int frac, int64_t *out)
 		v *= 10;
 	}
 	*out = v;
-	return v > 0 ? 0 : -1;
+	return 0;
 }
 
 int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e)

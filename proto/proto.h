@@ -160,6 +160,11 @@ static inline int64_t proto_limit_get(const proto_limits *l, const proto_limit_f
 /* The built-in defaults (the dflt column): the node's defaults and maxima when its config
  * sets none, and what `aisp run` applies locally. */
 void proto_limits_default(proto_limits *l);
+/* An exact non-negative decimal from JSON number text (digits, an optional fraction, an
+ * optional exponent; no sign) scaled by 10^frac: 0 with *out (zero included), -1 when it is
+ * not such a number or has more than frac decimals, -2 when it is too large for int64.
+ * ("0.7", 3) -> 700; ("1.5e-05", 9) -> 15000. */
+int proto_decimal_parse(const char *s, int frac, int64_t *out);
 /* Formats thousandths as a decimal without trailing zeros: 1500 -> "1.5". Caller frees. */
 char *proto_milli_str(int64_t milli);
 
@@ -198,6 +203,11 @@ typedef struct proto_task {
 	 * task has none. Owned; freed (plaintext wiped) by proto_task_deinit(). */
 	struct proto_sealed *sealed;
 	struct proto_auth *auth;
+	/* A chain (proto/CHAINS.md): steps instead of code. n_steps 0: a plain task. A chain's
+	 * lang is its first script step's (the warm sandbox it takes), python without one. */
+	struct proto_step *steps;
+	size_t n_steps;
+	struct proto_value *input; /* the first step's input; NULL in a plain task */
 } proto_task;
 
 typedef struct proto_usage {
@@ -220,6 +230,7 @@ typedef struct proto_output {
 	bool files_truncated;
 	char *return_value; /* function mode: JSON text (<= PROTO_RETURN_MAX) or NULL */
 	char *error;        /* human-readable reason for error/sandbox_error/rejected, or NULL */
+	struct proto_chain_run *chain; /* a chain's steps (proto/CHAINS.md), or NULL; owned */
 } proto_output;
 
 typedef struct proto_result {
@@ -234,6 +245,7 @@ typedef struct proto_result {
 	char *execution_digest; /* "sha256:..." or NULL */
 	char *attestation;      /* the DSSE envelope as JSON text, or NULL */
 	char *sealed; /* a sealed task's result document for reply_to: base64 of the age file */
+	struct proto_cost *cost; /* what the run cost (proto/CHAINS.md, "Cost"), or NULL; owned */
 } proto_result;
 
 void proto_task_init(proto_task *t);
@@ -479,3 +491,155 @@ int proto_revocation_parse(const char *json, size_t len, char **reason, int64_t 
 /* The revocation store field of a passport id or a key id ("passport:ID", "key:ID"). Caller
  * frees. */
 char *proto_revocation_field(bool key, const char *id);
+
+/* ---- chains (proto/CHAINS.md) ----
+ * A task may carry "steps" instead of "code": llm steps (run on the host through the node's
+ * OpenAI-compatible client) and script steps (run one after another in one sandbox), each
+ * step's output the next one's input. Values between steps are strings or JSON values. */
+
+#define PROTO_STEPS_MAX               16
+#define PROTO_MODEL_MAX               256
+#define PROTO_SYSTEM_PROMPT_MAX       (64u * 1024)
+#define PROTO_CHAIN_INPUT_MAX         (1u * 1024 * 1024) /* the task's input, as JSON text */
+#define PROTO_STEP_OUTPUT_MAX         (1u * 1024 * 1024) /* one step's output, as JSON text */
+#define PROTO_CHAIN_OUTPUT_MAX        (4u * 1024 * 1024) /* every step's output, summed */
+#define PROTO_STEP_LOG_MAX            (16u * 1024)       /* a script step's stdout, stderr */
+#define PROTO_STEP_TIMEOUT_MS_DEFAULT 30000
+#define PROTO_STEP_TIMEOUT_MS_MAX     60000
+#define PROTO_MAX_TOKENS_MAX          1000000
+#define PROTO_TEMPERATURE_UNSET       (-1)
+#define PROTO_TEMPERATURE_MAX_MILLI   2000
+
+typedef enum proto_step_type {
+	PROTO_STEP_LLM = 0,
+	PROTO_STEP_SCRIPT,
+	PROTO_STEP__COUNT,
+} proto_step_type;
+
+/* "llm", "script"; NULL when out of range. */
+const char *proto_step_type_name(proto_step_type t);
+
+/* What flows between steps: a string, or a JSON value that is not a string. */
+typedef struct proto_value {
+	bool json;  /* false: text is the string's UTF-8 bytes; true: compact JSON text */
+	char *text; /* NUL-terminated, owned */
+	size_t len;
+} proto_value;
+
+/* From JSON text: a JSON string becomes a string value, anything else a JSON value whose text
+ * is the compact form (key order and number text kept). Returns 0, or -1 with *e ("not JSON:
+ * ..."). */
+int proto_value_from_json(const char *text, size_t len, proto_value *out, err **e);
+/* A string value, copied; it must be valid UTF-8 without NUL (checked: -1 with *e). */
+int proto_value_from_string(const char *s, size_t n, proto_value *out, err **e);
+/* What a script step's `input` variable holds: the string itself, or the JSON text. Borrowed. */
+const char *proto_value_input_text(const proto_value *v, size_t *len);
+/* The value as the JSON text a result carries ("\"text\"" escaped, or the JSON): its length
+ * is what the caps count. Caller frees. */
+char *proto_value_json(const proto_value *v, size_t *len);
+void proto_value_copy(proto_value *dst, const proto_value *src);
+void proto_value_deinit(proto_value *v);
+
+/* One step of a chain, validated. */
+typedef struct proto_step {
+	proto_step_type type;
+	/* llm */
+	char *model;           /* 1..PROTO_MODEL_MAX printable ASCII bytes, no space */
+	char *system_prompt;   /* NULL: none */
+	int temperature_milli; /* 0..PROTO_TEMPERATURE_MAX_MILLI, or PROTO_TEMPERATURE_UNSET */
+	int64_t max_tokens;    /* 1..PROTO_MAX_TOKENS_MAX, or 0: the node's cap */
+	/* script */
+	proto_lang lang; /* python or javascript (the default) */
+	char *code;
+	size_t code_len;
+	int64_t timeout_ms; /* 1..PROTO_STEP_TIMEOUT_MS_MAX; PROTO_STEP_TIMEOUT_MS_DEFAULT */
+} proto_step;
+
+/* True when the task is a chain with at least one step of that type. */
+bool proto_task_has_step(const proto_task *t, proto_step_type type);
+/* The lang of the chain's first script step from index i on, or -1 (the next interpreter to
+ * warm). */
+int proto_chain_next_lang(const proto_task *t, size_t i);
+
+/* What one step of a chain did. */
+typedef struct proto_step_run {
+	proto_step_type type;
+	proto_status status; /* ok, or how the step failed */
+	char *error;         /* why it failed; NULL when ok */
+	proto_value output;  /* text NULL when it failed */
+	/* llm */
+	char *model;           /* the model the provider reports answering */
+	char *request_digest;  /* "sha256:..." of the exact request body sent */
+	char *response_digest; /* "sha256:..." of the final response body received, or NULL */
+	bool usage_reported;
+	int64_t prompt_tokens, completion_tokens;
+	int attempts;
+	/* script */
+	proto_lang lang;
+	int exit_code; /* -1 when signalled or not run */
+	int signal;
+	buf out, err; /* at most PROTO_STEP_LOG_MAX each */
+	bool stdout_truncated, stderr_truncated;
+	/* both: script, host-side; llm, wall time only */
+	proto_usage usage;
+	int64_t cost_micro_usd;
+} proto_step_run;
+
+void proto_step_run_init(proto_step_run *s);
+void proto_step_run_deinit(proto_step_run *s);
+/* A deep copy of src into dst (initialised by the call). */
+void proto_step_run_copy(proto_step_run *dst, const proto_step_run *src);
+
+/* The steps of a chain that ran, in order; when one failed it is the last. */
+typedef struct proto_chain_run {
+	proto_step_run *steps;
+	size_t n_steps;
+	int failed_step; /* -1: none */
+} proto_chain_run;
+
+proto_chain_run *proto_chain_run_new(void);
+/* Appends an initialised step and returns it (borrowed). */
+proto_step_run *proto_chain_run_add(proto_chain_run *c, proto_step_type type);
+/* The chain's output: the last step's, when every step succeeded; NULL otherwise. */
+const proto_value *proto_chain_run_output(const proto_chain_run *c);
+proto_chain_run *proto_chain_run_free(proto_chain_run *c);
+
+/* ---- cost (proto/CHAINS.md, "Cost"): exact integer micro-USD, no floating point ---- */
+
+typedef enum proto_cost_kind {
+	PROTO_COST_LLM = 0, /* an llm step: tokens */
+	PROTO_COST_SCRIPT,  /* a script step: host-side usage */
+	PROTO_COST_TASK,    /* a plain task: host-side usage */
+} proto_cost_kind;
+
+typedef enum proto_cost_source {
+	PROTO_COST_SRC_NONE = 0,    /* no price known: cost 0 */
+	PROTO_COST_SRC_PROVIDER,    /* the provider's usage.cost */
+	PROTO_COST_SRC_PRICE_TABLE, /* the node's per-model prices */
+	PROTO_COST_SRC_USAGE,       /* the node's CPU-second and GiB-second prices */
+} proto_cost_source;
+
+typedef struct proto_cost_item {
+	int step; /* the step's index; -1 for a plain task */
+	proto_cost_kind kind;
+	proto_cost_source source;
+	char *model; /* llm: the model requested */
+	int64_t prompt_tokens, completion_tokens;
+	int64_t execution_ms, cpu_ms, memory_peak_bytes;
+	int64_t cost; /* micro-USD */
+} proto_cost_item;
+
+typedef struct proto_cost {
+	int64_t total; /* the sum of the items */
+	proto_cost_item *items;
+	size_t n_items;
+} proto_cost;
+
+proto_cost *proto_cost_new(void);
+proto_cost_item *proto_cost_add(proto_cost *c, proto_cost_kind kind);
+proto_cost *proto_cost_free(proto_cost *c);
+const char *proto_cost_kind_name(proto_cost_kind k);
+/* The cost as the result carries it ({"unit": "micro_usd", "total", "breakdown"}), compact
+ * JSON text; the signed statement embeds the same text. Caller frees. */
+char *proto_cost_json(const proto_cost *c);
+const char *proto_cost_source_name(proto_cost_source s);

@@ -91,12 +91,14 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	proto_json_gen_kbool(g, "files_truncated", o->files_truncated);
 	gen_kv_json(g, "return_value", o->return_value);
 	gen_kv_str(g, "error", o->error);
+	proto_chain_run_gen(g, o->chain);
 	proto_json_gen_str(g, "usage");
 	yajl_gen_map_open(g);
 	proto_json_gen_kint(g, "wall_ms", r->usage.wall_ms);
 	proto_json_gen_kint(g, "cpu_ms", r->usage.cpu_ms);
 	proto_json_gen_kint(g, "memory_peak_bytes", r->usage.memory_peak_bytes);
 	yajl_gen_map_close(g);
+	proto_cost_gen(g, r->cost);
 	gen_kv_str(g, "node", r->node_id);
 	gen_kv_str(g, "runtime", r->runtime);
 	gen_kv_str(g, "image_digest", r->image_digest);
@@ -243,7 +245,8 @@ static int parse_output(yajl_val root, proto_output *o, err **e)
 	    opt_bool(root, "stdout_truncated", &o->stdout_truncated, e) < 0 ||
 	    opt_bool(root, "stderr_truncated", &o->stderr_truncated, e) < 0 ||
 	    opt_bool(root, "files_truncated", &o->files_truncated, e) < 0 ||
-	    parse_out_files(root, o, e) < 0 || opt_str(root, "error", &o->error, e) < 0)
+	    parse_out_files(root, o, e) < 0 || opt_str(root, "error", &o->error, e) < 0 ||
+	    proto_chain_run_parse(root, o, e) < 0)
 		return -1;
 	return opt_json(root, "return_value", &o->return_value);
 }
@@ -276,7 +279,7 @@ static int result_from_tree(yajl_val root, proto_result *r, err **e)
 	    opt_int(root, "finished_at_ms", 0, INT64_MAX, &r->finished_ms, e) < 0 ||
 	    opt_int(root, "attempts", 0, 1000000, &attempts, e) < 0 ||
 	    opt_str(root, "execution_digest", &r->execution_digest, e) < 0 ||
-	    opt_str(root, "sealed", &r->sealed, e) < 0)
+	    opt_str(root, "sealed", &r->sealed, e) < 0 || proto_cost_parse(root, &r->cost, e) < 0)
 		return -1;
 	r->attempts = (int)attempts;
 	yajl_val att = proto_json_get(root, "attestation");
@@ -301,4 +304,15 @@ int proto_result_parse(const char *json, size_t len, proto_result *r, err **e)
 		return -1;
 	}
 	return 0;
+}
+
+/* For chain-result.c: a script step's stdout and stderr travel as a result's do. */
+void proto_result_gen_bytes(yajl_gen g, const char *key, const buf *b)
+{
+	gen_bytes(g, key, b);
+}
+
+int proto_result_get_bytes(yajl_val obj, const char *key, buf *out, err **e)
+{
+	return get_bytes(obj, key, out, e);
 }

@@ -12,8 +12,9 @@
 #include "proto/json.h"
 
 static const char *const task_fields[] = {
-    "v",   "id",    "lang",  "mode",    "code",   "stdin",        "stdin_b64",        "args",
-    "env", "files", "image", "runtime", "limits", "reply_stream", "nondeterministic",
+    "v",     "id",    "lang",  "mode",    "code",   "stdin",        "stdin_b64",        "args",
+    "env",   "files", "image", "runtime", "limits", "reply_stream", "nondeterministic", "steps",
+    "input",
 };
 #define LIMIT_WIRE_(f, w, u, d, m, c) w,
 static const char *const limits_fields[] = {PROTO_LIMITS(LIMIT_WIRE_)};
@@ -335,14 +336,14 @@ static int parse_names(yajl_val root, proto_task *t, err **e)
 	return 0;
 }
 
-static int parse_head(yajl_val root, proto_task *t, err **e)
+static int parse_id(yajl_val root, proto_task *t, err **e)
 {
 	yajl_val v = proto_json_get(root, "v");
 	int64_t version = 0;
 	if (v && !(YAJL_IS_NUMBER(v) && proto_number_scaled(v->u.number.r, 0, &version) == 0 &&
 	           version == 1)) /* by value, as JSON Schema's const: 1, 1.0 and 1e0 */
 		return err_set(e, 0, "field \"v\" must be 1 (the only protocol version)");
-	const char *id, *lang, *mode, *code;
+	const char *id;
 	if (get_string(root, "id", "id", true, &id, e) < 0)
 		return -1;
 	if (!proto_id_valid(id))
@@ -351,6 +352,17 @@ static int parse_head(yajl_val root, proto_task *t, err **e)
 		return err_set(e, 0,
 		               "field \"id\" may not start with \"" PROTO_ID_RESERVED_PREFIX
 		               "\" (the ids of rejections of unreadable entries)");
+	t->id = xstrdup(id);
+	return 0;
+}
+
+static int parse_code(yajl_val root, proto_task *t, err **e)
+{
+	const char *lang, *mode, *code;
+	if (proto_json_get(root, "input"))
+		return err_set(e, 0,
+		               "field \"input\" belongs to a chain task (with \"steps\"); a plain "
+		               "task reads \"stdin\"");
 	if (get_string(root, "lang", "lang", true, &lang, e) < 0)
 		return -1;
 	if (proto_lang_parse(lang, &t->lang) < 0)
@@ -374,8 +386,16 @@ static int parse_head(yajl_val root, proto_task *t, err **e)
 	if (t->code_len > PROTO_CODE_MAX)
 		return err_set(e, 0, "field \"code\" is %zu bytes, above the %u-byte limit",
 		               t->code_len, PROTO_CODE_MAX);
-	t->id = xstrdup(id);
 	t->code = code ? xmemdup(code, t->code_len + 1) : NULL;
+	return 0;
+}
+
+/* A plain task: the program and what it reads. */
+static int parse_program(yajl_val root, proto_task *t, err **e)
+{
+	if (parse_code(root, t, e) < 0 || parse_stdin(root, t, e) < 0 ||
+	    parse_args(root, t, e) < 0 || parse_env(root, t, e) < 0 || parse_files(root, t, e) < 0)
+		return -1;
 	return 0;
 }
 
@@ -384,11 +404,17 @@ static int task_from_tree(yajl_val root, proto_task *t, err **e)
 	if (!YAJL_IS_OBJECT(root))
 		return err_set(e, 0, "task must be a JSON object");
 	if (check_unknown(root, task_fields, ARRAY_SIZE(task_fields), "", e) < 0 ||
-	    parse_head(root, t, e) < 0 || parse_stdin(root, t, e) < 0 ||
-	    parse_args(root, t, e) < 0 || parse_env(root, t, e) < 0 ||
-	    parse_files(root, t, e) < 0 || parse_names(root, t, e) < 0 ||
-	    proto_task_ext_parse(root, t, e) < 0)
+	    parse_id(root, t, e) < 0)
 		return -1;
+	bool chain = proto_json_get(root, "steps") != NULL;
+	if ((chain ? proto_chain_parse(root, t, e) : parse_program(root, t, e)) < 0 ||
+	    parse_names(root, t, e) < 0 || proto_task_ext_parse(root, t, e) < 0)
+		return -1;
+	if (chain && t->sealed) /* sealed execution runs one program, not a chain's steps */
+		return err_set(
+		    e, 0,
+		    "a chain task (with \"steps\") cannot be sealed: code_age, stdin_age, "
+		    "args_age, files_age, reply_to and exec_mode are for plain tasks");
 	yajl_val limits = proto_json_get(root, "limits");
 	if (limits && parse_limits(limits, &t->limits, e) < 0)
 		return -1;
@@ -549,12 +575,8 @@ void proto_task_files_json(const proto_task *t, buf *out)
 	proto_json_gen_take(g, out);
 }
 
-void proto_task_to_json(const proto_task *t, buf *out)
+static void gen_program(yajl_gen g, const proto_task *t)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
-	proto_json_gen_kint(g, "v", 1);
-	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
 	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
 	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
 	/* A sealed part is written as its ciphertext (proto_task_ext_gen), never in the clear. */
@@ -569,6 +591,18 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	gen_env(g, t);
 	if (!proto_task_part_sealed(t, PROTO_SEALED_FILES))
 		gen_files(g, t);
+}
+
+void proto_task_to_json(const proto_task *t, buf *out)
+{
+	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	yajl_gen_map_open(g);
+	proto_json_gen_kint(g, "v", 1);
+	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
+	if (t->n_steps)
+		proto_chain_gen(g, t);
+	else
+		gen_program(g, t);
 	const struct {
 		const char *k, *v;
 	} names[] = {

@@ -35,6 +35,7 @@ static bool dispatch_frames(sandbox *sb)
 			break;
 		case FRAME_FILE:
 		case FRAME_RETURN:
+		case FRAME_STEP_RESULT:
 			ev.type = SANDBOX_EV_RESULT_FRAME;
 			break;
 		case FRAME_EXIT:
@@ -170,6 +171,12 @@ static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limi
 void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l)
 {
 	put_task(&sb->wbuf, t, l);
+	flush_writes(sb);
+}
+
+void sandbox_io_send(sandbox *sb, uint8_t type, const void *p, size_t n)
+{
+	sandbox_frame_put(&sb->wbuf, type, p, n);
 	flush_writes(sb);
 }
 

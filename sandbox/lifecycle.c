@@ -2,7 +2,8 @@
  *
  *   CREATING --spawned + READY frame (either order)--> READY --run--> RUNNING --EXIT frame,
  *   EOF, bad frame, wall time--> DONE;  CREATING --any failure--> DEAD;  READY --EOF--> DEAD;
- *   every state --destroy--> DESTROYING --deleted--> (freed)
+ *   every state --destroy--> DESTROYING --deleted--> (freed);  a chain's script steps (steps.c):
+ *   READY, or DONE after a step that ended with its EXIT frame --run_step--> RUNNING
  *
  * Every (state, event) pair has one cell in the table below, and only the cell's action
  * changes the state. Two actions do nothing, and say why: `never` for an event that cannot
@@ -172,7 +173,8 @@ static bool died(sandbox *sb, const sandbox_event *ev)
 	return false; /* nothing more is read from a dead sandbox */
 }
 
-static bool run(sandbox *sb, const sandbox_event *ev)
+/* RUNNING from now, for the owner's done callback: the timer, usage from here. */
+static void begin_run(sandbox *sb, const sandbox_event *ev, int64_t timeout_ms)
 {
 	sb->state = SANDBOX_RUNNING;
 	sb->done_cb = ev->done;
@@ -183,12 +185,35 @@ static bool run(sandbox *sb, const sandbox_event *ev)
 	sandbox_cgroup_usage u;
 	sandbox_cgroup_read(sb->ctx->cg, sb->id, 0, &u);
 	sb->cpu_start_ns = u.cpu_ns;
-	set_timer(sb->timer, ev->limits->timeout_ms > 0 ? ev->limits->timeout_ms : 600000);
+	set_timer(sb->timer, timeout_ms > 0 ? timeout_ms : 600000);
 	if (sandbox_cgroup_sample(sb->ctx->cg, sb->id, &sb->memory_sampled))
 		set_timer(sb->sample_ev, SAMPLE_MS);
 	*ev->rc = 0;
+}
+
+static bool run(sandbox *sb, const sandbox_event *ev)
+{
+	begin_run(sb, ev, ev->limits->timeout_ms);
 	sandbox_io_send_task(sb, ev->task, ev->limits);
 	return false; /* a broken pipe ends the run, and the owner's callback, at once */
+}
+
+/* run_step, in READY or after a step that ended normally: the chain's next script step */
+static bool run_step(sandbox *sb, const sandbox_event *ev)
+{
+	if (sb->state == SANDBOX_DONE && !sb->step_idle) {
+		*ev->rc = err_set(ev->e, 0, "sandbox %s cannot run another step", sb->id);
+		return true;
+	}
+	proto_output_deinit(&sb->out);
+	buf_reset(&sb->step_output);
+	sb->step_mode = true;
+	sb->step_idle = sb->step_over = false;
+	if (sb->rd_ev) /* the last step's end paused reading */
+		event_add(sb->rd_ev, NULL);
+	begin_run(sb, ev, ev->step->timeout_ms);
+	sandbox_steps_send(sb, ev->step, ev->limits);
+	return false;
 }
 
 static bool not_ready(sandbox *sb, const sandbox_event *ev)
@@ -254,6 +279,10 @@ static bool run_output(sandbox *sb, const sandbox_event *ev)
 
 static bool run_result(sandbox *sb, const sandbox_event *ev)
 {
+	if (ev->frame == FRAME_STEP_RESULT) {
+		sandbox_steps_take_output(sb, ev->p, ev->n);
+		return true;
+	}
 	sandbox_io_add_result(sb, ev->frame, ev->p, ev->n);
 	return true;
 }
@@ -278,6 +307,9 @@ static bool run_exit(sandbox *sb, const sandbox_event *ev)
 		st = PROTO_STATUS_ERROR;
 	else if (sb->return_error)
 		st = PROTO_STATUS_ERROR;
+	else if (sb->step_over)
+		st = PROTO_STATUS_OUTPUT_LIMIT;
+	sb->step_idle = sb->step_mode && !(flags & EXIT_F_SETUP_ERROR);
 	return finish_with(sb, &u, st, st == PROTO_STATUS_ERROR ? sb->return_error : NULL);
 }
 
@@ -402,6 +434,7 @@ EV(RUN)          = ROW(not_ready,      run,       not_ready,   not_ready, not_re
 EV(DESTROY)      = ROW(destroy,        destroy,   destroy,     destroy,   destroy,   ignore),
 EV(DELETED)      = ROW(never,          never,     never,       never,     never,     gone),
 EV(STOP)         = ROW(ignore,         ignore,    run_stop,    ignore,    ignore,    ignore),
+EV(RUN_STEP)     = ROW(not_ready,      run_step,  not_ready,   run_step,  not_ready, not_ready),
 };
 // clang-format on
 _Static_assert(ARRAY_SIZE(lifecycle) == SANDBOX_EV_COUNT, "every event is a row");

@@ -94,6 +94,11 @@ struct sandbox {
 	uint64_t stdout_max, stderr_max; /* the run's caps, which the host keeps too */
 	sandbox_output_fn output_cb;     /* the owner's live output, or NULL */
 	void *output_arg;
+	/* a chain's script steps (steps.c) */
+	bool step_mode;  /* the run is a step */
+	bool step_idle;  /* the last step ended normally: another one may run */
+	buf step_output; /* the STEP_RESULT payload */
+	bool step_over;  /* it was above PROTO_STEP_OUTPUT_MAX */
 };
 
 /* ---- the state machine (lifecycle.c) ---- */
@@ -113,6 +118,7 @@ typedef enum sandbox_event_type {
 	SANDBOX_EV_DESTROY,   /* sandbox_destroy(): gone, arg */
 	SANDBOX_EV_DELETED,   /* `delete` finished (or could not start) */
 	SANDBOX_EV_STOP,      /* sandbox_stop(): status, why */
+	SANDBOX_EV_RUN_STEP,  /* sandbox_run_step(): step, limits, done, arg, e, rc */
 	SANDBOX_EV_COUNT,
 } sandbox_event_type;
 
@@ -122,8 +128,9 @@ typedef struct sandbox_event {
 	const uint8_t *p; /* *_FRAME: its payload, borrowed for the call */
 	size_t n;
 	const char *why;
-	proto_status status;    /* STOP */
-	const proto_task *task; /* RUN */
+	proto_status status;            /* STOP */
+	const proto_task *task;         /* RUN */
+	const sandbox_chain_step *step; /* RUN_STEP */
 	const proto_limits *limits;
 	sandbox_done_fn done;
 	sandbox_gone_fn gone; /* DESTROY */
@@ -200,6 +207,17 @@ void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n
 /* The start of the bytes from the agent that did not decode, quoted for a message ("..."
  * with bytes outside printable ASCII as \xNN, at most 80). Owned by the caller. */
 char *sandbox_io_quote_stream(const sandbox *sb);
+/* Puts one frame of this type and payload on the agent's pipe (a broken pipe becomes
+ * AGENT_EOF). */
+void sandbox_io_send(sandbox *sb, uint8_t type, const void *p, size_t n);
+
+/* ---- a chain's script steps (steps.c) ---- */
+
+/* RUN_STEP, in READY or in DONE after a step: encodes and sends the STEP frame. */
+void sandbox_steps_send(sandbox *sb, const sandbox_chain_step *st, const proto_limits *l);
+/* A STEP_RESULT frame: kept in sb->step_output, within PROTO_STEP_OUTPUT_MAX. */
+void sandbox_steps_take_output(sandbox *sb, const uint8_t *p, size_t n);
+
 /* Decodes an EXIT payload into o (exit code or signal, truncation, message) and *flags.
  * Returns 0, or -1 when it is malformed. */
 int sandbox_io_take_exit(proto_output *o, const uint8_t *p, size_t n, uint8_t *flags);

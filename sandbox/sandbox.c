@@ -51,6 +51,7 @@ void sandbox_release(sandbox *sb)
 	proto_output_deinit(&sb->out);
 	free(sb->return_error);
 	free(sb->runtime_log);
+	buf_deinit(&sb->step_output);
 	free((char *)sb->spec.rootfs);
 	free((char *)sb->spec.image_digest);
 	free(sb);

@@ -143,6 +143,39 @@ void sandbox_watch(sandbox *sb, sandbox_died_fn cb, void *arg);
  * returns (the agent's pipe is already broken). */
 int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, sandbox_done_fn cb,
                 void *arg, err **e);
+/* ---- a chain's script steps (proto/CHAINS.md; sandbox/steps.c) ---- */
+
+typedef struct sandbox_chain_step {
+	proto_lang lang;  /* python or javascript */
+	const char *code; /* borrowed for the call */
+	size_t code_len;
+	const char *input; /* the step's `input` variable, UTF-8 */
+	size_t input_len;
+	int64_t timeout_ms; /* the step's wall limit, from now, enforced on the host */
+	int next_lang;      /* the next script step's proto_lang, or -1: the agent warms it now */
+} sandbox_chain_step;
+
+/* Runs one script step of a chain, in a READY sandbox (the chain's first) or in one whose last
+ * step ended normally; everything in st is copied. Like sandbox_run(): cb is called once with
+ * the step's stdout, stderr, exit and status (ok; error when the code raised, produced no
+ * output or one that is not JSON; timeout; oom; output_limit; sandbox_error) and the host-side
+ * usage of the step, and sandbox_step_output() is its output while cb runs. resolved gives the
+ * caps and limits. After a timeout, a stop or a failure of the sandbox, no step runs again
+ * (-1 with *e). */
+int sandbox_run_step(sandbox *sb, const sandbox_chain_step *st, const proto_limits *resolved,
+                     sandbox_done_fn cb, void *arg, err **e);
+/* The output of the step whose done callback is running: its JSON text (a JSON string for a
+ * string output), at most PROTO_STEP_OUTPUT_MAX bytes, or NULL when it sent none (or a larger
+ * one: the status is then output_limit). Borrowed. */
+const char *sandbox_step_output(const sandbox *sb, size_t *len);
+/* Fills a step's record from what the step's done callback received: status, error, exit,
+ * usage, the output as a value (parsed and measured again: one that is not JSON, or is above
+ * PROTO_STEP_OUTPUT_MAX as the result carries it, fails the step), and the first
+ * PROTO_STEP_LOG_MAX bytes of stdout and stderr (the rest dropped: truncated). json may be
+ * NULL. The same for the node and for aisp verify --replay. */
+void sandbox_step_record(const proto_output *o, const proto_usage *u, const char *json, size_t len,
+                         proto_step_run *rec);
+
 /* Ends a RUNNING task now, by its owner's decision (a cancel, a revocation): the container is
  * killed and the done callback reports status (with why as its error, copied) and whatever
  * the run collected so far. Ignored in any other state. */

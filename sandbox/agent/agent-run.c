@@ -175,6 +175,11 @@ static void collect(agent_child *c, task_io *io)
 	agent_reap(c);
 }
 
+uint64_t agent_return_cap(const agent_task *t)
+{
+	return t->mode == 2 ? t->output_max : AGENT_RETURN_MAX;
+}
+
 /* Builds the EXIT flags, code and message from the program's end and the captures. */
 static void judge(const agent_child *c, const agent_task *t, task_io *io, uint8_t *flags,
                   int32_t *code, char *msg, size_t msz, bool *send_return)
@@ -197,10 +202,10 @@ static void judge(const agent_child *c, const agent_task *t, task_io *io, uint8_
 		         (unsigned long long)(io->out.over ? io->out.max : io->err.max));
 		return;
 	}
-	if (t->mode != 1)
+	if (t->mode == 0)
 		return;
 	const sandbox_frame_buf *r = &io->res.b;
-	if (r->len && r->data[0] == 'V' && r->len - 1 <= AGENT_RETURN_MAX && !io->res.over &&
+	if (r->len && r->data[0] == 'V' && r->len - 1 <= agent_return_cap(t) && !io->res.over &&
 	    !(*flags & EXIT_F_SIGNALED)) {
 		*send_return = true;
 		return;
@@ -209,9 +214,12 @@ static void judge(const agent_child *c, const agent_task *t, task_io *io, uint8_
 	if (r->len && r->data[0] == 'E' && !io->res.over)
 		snprintf(msg, msz, "%.*s", (int)(r->len - 1), (const char *)r->data + 1);
 	else if (r->len && r->data[0] == 'V')
-		snprintf(msg, msz, "return value over %u bytes", AGENT_RETURN_MAX);
+		snprintf(msg, msz, "%s over %llu bytes", t->mode == 2 ? "output" : "return value",
+		         (unsigned long long)agent_return_cap(t));
 	else
-		snprintf(msg, msz, "the program ended before main returned");
+		snprintf(msg, msz, "%s",
+		         t->mode == 2 ? "the script ended before it returned its output"
+		                      : "the program ended before main returned");
 }
 
 /* One task's run, from prepare to report. */
@@ -290,7 +298,7 @@ static int prepare(run *r)
 	r->env = agent_task_env(r->t);
 	r->io = (task_io){.out = {.frame = FRAME_STDOUT, .max = r->t->stdout_max},
 	                  .err = {.frame = FRAME_STDERR, .max = r->t->stderr_max},
-	                  .res.max = 1 + AGENT_RETURN_MAX + 4096,
+	                  .res.max = 1 + agent_return_cap(r->t) + 4096,
 	                  .in = {r->t->stdin_data.p, r->t->stdin_data.n}};
 	return 0;
 }
@@ -350,11 +358,11 @@ static void report(run *r)
 	bool send_return;
 	judge(r->c, r->t, &r->io, &flags, &code, r->msg, sizeof(r->msg), &send_return);
 	char unused[128]; /* not as the program's user: no output files, but the result stands */
-	if (!agent_out_empty(r->wsfd))
+	if (r->t->mode != 2 && !agent_out_empty(r->wsfd)) /* a chain's step has no output files */
 		agent_as_program(false, take_outputs, r, unused, sizeof(unused));
 	if (send_return)
-		sandbox_frame_put(&r->io.frames, FRAME_RETURN, r->io.res.b.data + 1,
-		                  r->io.res.b.len - 1);
+		sandbox_frame_put(&r->io.frames, r->t->mode == 2 ? FRAME_STEP_RESULT : FRAME_RETURN,
+		                  r->io.res.b.data + 1, r->io.res.b.len - 1);
 	sandbox_frame_put_exit(&r->io.frames, flags | (r->files_trunc ? EXIT_F_FILES_TRUNC : 0),
 	                       code, r->msg);
 	agent_send(&r->io.frames); /* the last output read, the files, the value and EXIT at once */

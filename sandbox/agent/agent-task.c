@@ -38,6 +38,8 @@ static uint64_t *u64_field(agent_task *t, uint8_t tag)
 		return &t->out_bytes_max;
 	case FIELD_NPROC_MAX:
 		return &t->nproc_max;
+	case FIELD_STEP_OUTPUT_MAX:
+		return &t->output_max;
 	default:
 		return NULL;
 	}
@@ -76,6 +78,16 @@ static int take_field(agent_task *t, uint8_t tag, const uint8_t *p, size_t n, ch
 		return 0;
 	case FIELD_FILE:
 		push(&t->files, &t->nfiles, p, n);
+		return 0;
+	case FIELD_STEP_INPUT:
+		t->input = (agent_bytes){p, n};
+		return 0;
+	case FIELD_STEP_LANG:
+	case FIELD_STEP_NEXT_LANG:
+		if (n != 1 || p[0] > 1)
+			return snprintf(msg, msz, "malformed STEP: bad lang"), -1;
+		*(tag == FIELD_STEP_LANG ? &t->step_lang : &t->next_lang) = p[0];
+		t->has_next |= tag == FIELD_STEP_NEXT_LANG;
 		return 0;
 	default:
 		return snprintf(msg, msz, "malformed TASK: unknown field %u", tag), -1;
@@ -183,6 +195,10 @@ void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *
 		sandbox_frame_put_field(b, FIELD_ARG, t->argv[i].p, t->argv[i].n);
 	if (t->args_json.p)
 		sandbox_frame_put_field(b, FIELD_ARGS_JSON, t->args_json.p, t->args_json.n);
+	if (t->mode == 2) {
+		sandbox_frame_put_field(b, FIELD_STEP_INPUT, t->input.p, t->input.n);
+		sandbox_frame_put_field_u64(b, FIELD_STEP_OUTPUT_MAX, t->output_max);
+	}
 	for (size_t i = 0; env[i]; i++)
 		sandbox_frame_put_field(b, FIELD_ENV, env[i], strlen(env[i]));
 }

@@ -41,7 +41,7 @@ void agent_send_exit(uint8_t flags, int32_t code, const char *msg)
 	sandbox_frame_buf_free(&b);
 }
 /* Warm-up: starts the interpreter with its bootstrap and waits for its ready byte. */
-static int warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
+int agent_warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 {
 	const char *py[] = {"/usr/bin/python3", "-s", "-c", agent_boot_python, NULL};
 	const char *js[] = {"/usr/bin/node", "-e", agent_boot_node, NULL};
@@ -72,23 +72,12 @@ static int warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 	return -1;
 }
 
-/* Reads frames from the host until the TASK; returns 1 with *t parsed, 0 on EOF, -1 after
- * reporting a malformed frame. */
-static int read_task(sandbox_frame_reader *r, agent_task *t, char *msg, size_t msz)
+int agent_next_frame(sandbox_frame_reader *r, uint8_t *type, const uint8_t **p, size_t *n)
 {
 	for (;;) {
-		uint8_t type;
-		const uint8_t *p;
-		size_t n;
-		int k = sandbox_frame_reader_next(r, &type, &p, &n);
-		if (k == 1 && type == FRAME_TASK)
-			return agent_task_parse(t, p, n, msg, msz) < 0 ? -1 : 1;
-		if (k == 1 || k < 0) {
-			snprintf(msg, msz,
-			         k < 0 ? "malformed frame from the host"
-			               : "unexpected frame from the host");
-			return -1;
-		}
+		int k = sandbox_frame_reader_next(r, type, p, n);
+		if (k != 0)
+			return k;
 		uint8_t chunk[65536];
 		ssize_t got = read(STDIN_FILENO, chunk, sizeof(chunk));
 		if (got < 0 && errno == EINTR)
@@ -114,6 +103,24 @@ static void hide_environment(void)
 		memset(environ[i], 0, strlen(environ[i]));
 	}
 	environ = copy;
+}
+
+/* Reads frames from the host until the TASK (or a chain's first STEP: *p, *n); returns 1 with
+ * *t parsed, 2 for a STEP, 0 on EOF, -1 after reporting a malformed frame. */
+static int read_task(sandbox_frame_reader *r, agent_task *t, const uint8_t **p, size_t *n,
+                     char *msg, size_t msz)
+{
+	uint8_t type;
+	int k = agent_next_frame(r, &type, p, n);
+	if (k == 1 && type == FRAME_TASK)
+		return agent_task_parse(t, *p, *n, msg, msz) < 0 ? -1 : 1;
+	if (k == 1 && type == FRAME_STEP)
+		return 2;
+	if (k != 0)
+		snprintf(msg, msz,
+		         k < 0 ? "malformed frame from the host"
+		               : "unexpected frame from the host");
+	return k == 0 ? 0 : -1;
 }
 
 static void usage(void)
@@ -159,31 +166,37 @@ static int setup_process(const char *ws)
 	return chdir(ws);
 }
 
-int main(int argc, char **argv)
+/* --lang L [--workspace DIR] [--user UID]: the language; exits through usage() otherwise. */
+static enum agent_lang parse_args(int argc, char **argv, const char **ws)
 {
-	if (argc > 1 && !strcmp(argv[1], "--userns"))
-		return agent_userns_main(argc, argv); /* on the host, for runc: agent-userns.c */
-	hide_environment();
-	const char *lang_s = NULL, *ws = "/workspace";
+	const char *lang_s = NULL;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--lang") && i + 1 < argc)
 			lang_s = argv[++i];
 		else if (!strcmp(argv[i], "--workspace") && i + 1 < argc)
-			ws = argv[++i];
+			*ws = argv[++i];
 		else if (!strcmp(argv[i], "--user") && i + 1 < argc)
 			agent_prog_uid = (uid_t)strtoul(argv[++i], NULL, 10);
 		else
 			usage();
 	}
-	enum agent_lang lang;
 	if (lang_s && !strcmp(lang_s, "python"))
-		lang = AGENT_LANG_PYTHON;
-	else if (lang_s && !strcmp(lang_s, "javascript"))
-		lang = AGENT_LANG_JAVASCRIPT;
-	else if (lang_s && !strcmp(lang_s, "shell"))
-		lang = AGENT_LANG_SHELL;
-	else
-		usage();
+		return AGENT_LANG_PYTHON;
+	if (lang_s && !strcmp(lang_s, "javascript"))
+		return AGENT_LANG_JAVASCRIPT;
+	if (lang_s && !strcmp(lang_s, "shell"))
+		return AGENT_LANG_SHELL;
+	usage();
+	return AGENT_LANG_SHELL; /* not reached */
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--userns"))
+		return agent_userns_main(argc, argv); /* on the host, for runc: agent-userns.c */
+	hide_environment();
+	const char *ws = "/workspace";
+	enum agent_lang lang = parse_args(argc, argv, &ws);
 
 	char msg[4096];
 	if (setup_process(ws) < 0) {
@@ -198,7 +211,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	agent_child c = AGENT_CHILD_INIT;
-	if (lang != AGENT_LANG_SHELL && warm_up(&c, lang, msg, sizeof(msg)) < 0) {
+	if (lang != AGENT_LANG_SHELL && agent_warm_up(&c, lang, msg, sizeof(msg)) < 0) {
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 		return 1;
 	}
@@ -209,10 +222,14 @@ int main(int argc, char **argv)
 
 	sandbox_frame_reader r;
 	sandbox_frame_reader_init(&r);
-	agent_task t;
-	int k = read_task(&r, &t, msg, sizeof(msg));
+	agent_task t = {0};
+	const uint8_t *p;
+	size_t n;
+	int k = read_task(&r, &t, &p, &n, msg, sizeof(msg));
 	if (k == 1)
 		agent_run_task(&c, lang, wsfd, &t);
+	else if (k == 2)
+		agent_run_steps(&c, lang, wsfd, &r, p, n);
 	else if (k < 0)
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 	agent_kill_task(&c);

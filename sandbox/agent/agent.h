@@ -8,7 +8,8 @@
  *   agent-run.c    one task: prepare, launch, collect, report
  *   agent-fs.c     input files into /workspace, output files out of /workspace/out
  *   agent-boot.c   the interpreters' bootstrap programs
- *   agent-userns.c `aisp-agent --userns`: a runc sandbox's user namespace, made on the host */
+ *   agent-userns.c `aisp-agent --userns`: a runc sandbox's user namespace, made on the host
+ *   agent-steps.c  a chain's script steps: STEP frames, one fresh interpreter per step */
 #pragma once
 
 #include <stdbool.h>
@@ -27,7 +28,7 @@ typedef struct agent_bytes {
 
 /* A parsed TASK. Every pointer is borrowed from the TASK frame's payload. */
 typedef struct agent_task {
-	uint8_t mode; /* 0 script, 1 function */
+	uint8_t mode; /* 0 script, 1 function, 2 a chain's step (from a STEP frame) */
 	agent_bytes code;
 	agent_bytes stdin_data;
 	agent_bytes args_json;           /* p NULL when absent */
@@ -35,6 +36,11 @@ typedef struct agent_task {
 	size_t nargv, nenv, nfiles;
 	uint64_t stdout_max, stderr_max, fsize_max, nofile_max, nproc_max;
 	uint64_t out_files_max, out_bytes_max;
+	/* STEP frames (agent-steps.c) */
+	uint8_t step_lang, next_lang; /* 0 python, 1 javascript */
+	bool has_next;                /* next_lang is set: another script step follows */
+	agent_bytes input;
+	uint64_t output_max;
 } agent_task;
 
 /* Defaults when the TASK leaves a cap out; the output files' and the return value's are the
@@ -155,6 +161,27 @@ int agent_userns_main(int argc, char **argv);
 /* ---- one task (agent-run.c) ---- */
 
 enum agent_lang { AGENT_LANG_PYTHON, AGENT_LANG_JAVASCRIPT, AGENT_LANG_SHELL };
+
+/* The most bytes of JSON the bootstrap may hand back: a function's return value, or a step's
+ * output (its output_max). */
+uint64_t agent_return_cap(const agent_task *t);
+
+/* ---- the host's frames and the interpreters (agent.c) ---- */
+
+/* Reads frames from the host (fd 0) until a whole one is there: 1 with *type, *p, *n (borrowed
+ * until the next call), 0 at EOF, -1 on a malformed stream. */
+int agent_next_frame(sandbox_frame_reader *r, uint8_t *type, const uint8_t **p, size_t *n);
+/* Starts lang's interpreter with its bootstrap in c and waits for its ready byte. Returns 0,
+ * or -1 with msg. */
+int agent_warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz);
+
+/* ---- a chain's script steps (agent-steps.c) ---- */
+
+/* Serves STEP frames, the first one p[0..n), until the host closes its end: each step runs in
+ * a fresh interpreter (warm is the one c holds warm, of lang), reported like a function (its
+ * output in a STEP_RESULT frame) and followed by EXIT. */
+void agent_run_steps(agent_child *c, enum agent_lang lang, int wsfd, sandbox_frame_reader *r,
+                     const uint8_t *p, size_t n);
 
 /* Runs the task and reports it (frames up to EXIT). lang's interpreter (not shell's) is already
  * warm in c. */

@@ -28,6 +28,8 @@ static bool type_known(uint8_t t)
 	case FRAME_FILE:
 	case FRAME_RETURN:
 	case FRAME_EXIT:
+	case FRAME_STEP:
+	case FRAME_STEP_RESULT:
 		return true;
 	default:
 		return false;

@@ -11,6 +11,14 @@
  *            agent -> (STDOUT | STDERR)*, FILE*, RETURN?, EXIT   EXIT is always last
  * A sandbox serves one task; after EXIT the host destroys it.
  *
+ * A chain's script steps (proto/CHAINS.md) instead:
+ *            agent -> READY
+ *            host  -> STEP  (payload: fields)                once per script step
+ *            agent -> STDOUT, STDERR, STEP_RESULT?, EXIT     then it waits for the next STEP
+ * Each step runs in a fresh interpreter (the agent warms the next step's while the host runs
+ * the chain's llm steps); the host destroys the sandbox after the chain's last step.
+ * STEP_RESULT payload = the step's output as JSON text (a JSON string for a string output).
+ *
  * TASK payload: a sequence of fields, each tag (1 byte) | length (u32 BE) | bytes.
  * RESULT frames: STDOUT/STDERR payload = the next chunk of that stream, as the program wrote it
  * (1..FRAME_CHUNK_MAX bytes), sent while the program runs: the chunks of a stream, in order,
@@ -39,6 +47,8 @@ enum sandbox_frame_type {
 	FRAME_FILE = 'F',
 	FRAME_RETURN = 'V',
 	FRAME_EXIT = 'X',
+	FRAME_STEP = 'S',        /* host -> agent: one script step of a chain */
+	FRAME_STEP_RESULT = 'P', /* agent -> host: the step's output */
 };
 
 enum sandbox_frame_field {
@@ -56,6 +66,11 @@ enum sandbox_frame_field {
 	FIELD_OUT_FILES_MAX = 12, /* u64 BE, max number of output files */
 	FIELD_OUT_BYTES_MAX = 13, /* u64 BE, max total bytes of output files */
 	FIELD_NPROC_MAX = 14,     /* u64 BE, RLIMIT_NPROC for the program (0: none) */
+	/* STEP frames: CODE, the caps and limits above, and */
+	FIELD_STEP_LANG = 15,       /* 1 byte: 0 python, 1 javascript */
+	FIELD_STEP_INPUT = 16,      /* the step's input variable (UTF-8 text) */
+	FIELD_STEP_OUTPUT_MAX = 17, /* u64 BE, max bytes of the output's JSON text */
+	FIELD_STEP_NEXT_LANG = 18,  /* 1 byte: the next script step's lang; absent: none */
 };
 
 /* EXIT flags */

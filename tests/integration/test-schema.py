@@ -21,6 +21,8 @@ schema = json.load(open(schema_path))
 validator = jsonschema.Draft202012Validator(schema)
 
 HEAD = '"id":"c1","lang":"python","code":"print(1)"'
+LLM = '{"type":"llm","model":"openai/gpt-4o","system_prompt":"s","temperature":0.3}'
+SCRIPT = '{"type":"script","code":"return input","timeout_ms":10000}'
 # (name, JSON text, expected by both: True accept / False reject)
 AGREE = [
     ("cpus 0.5", '{%s,"limits":{"cpus":0.5}}' % HEAD, True),
@@ -51,6 +53,35 @@ AGREE = [
     ("b64 unused bits", '{%s,"stdin_b64":"YWJ="}' % HEAD, False),
     ("b64 ok", '{%s,"stdin_b64":"YWI="}' % HEAD, True),
     ("stdin both", '{%s,"stdin":"a","stdin_b64":"YQ=="}' % HEAD, False),
+    # chains (proto/CHAINS.md)
+    ("chain ok", '{"id":"c1","input":{"a":[1]},"steps":[%s,%s]}' % (LLM, SCRIPT), True),
+    ("chain string input", '{"id":"c1","input":"x","steps":[%s]}' % SCRIPT, True),
+    ("chain python step", '{"id":"c1","steps":[{"type":"script","lang":"python",'
+     '"code":"output = input","timeout_ms":60000}]}', True),
+    ("chain with code", '{"id":"c1","code":"x","steps":[%s]}' % LLM, False),
+    ("chain with lang", '{"id":"c1","lang":"python","steps":[%s]}' % LLM, False),
+    ("plain with input", '{%s,"input":"x"}' % HEAD, False),
+    ("chain no steps", '{"id":"c1","steps":[]}', False),
+    ("chain 17 steps", '{"id":"c1","steps":[%s]}' % ",".join([LLM] * 17), False),
+    ("chain step type", '{"id":"c1","steps":[{"type":"wasm","code":"x"}]}', False),
+    ("chain temperature 7e-1", '{"id":"c1","steps":[{"type":"llm","model":"m",'
+     '"temperature":7e-1}]}', True),
+    ("chain temperature 0", '{"id":"c1","steps":[{"type":"llm","model":"m",'
+     '"temperature":0}]}', True),
+    ("chain temperature 2.5", '{"id":"c1","steps":[{"type":"llm","model":"m",'
+     '"temperature":2.5}]}', False),
+    ("chain model space", '{"id":"c1","steps":[{"type":"llm","model":"a b"}]}', False),
+    ("chain llm no model", '{"id":"c1","steps":[{"type":"llm"}]}', False),
+    ("chain llm with code", '{"id":"c1","steps":[{"type":"llm","model":"m","code":"x"}]}',
+     False),
+    ("chain script no code", '{"id":"c1","steps":[{"type":"script"}]}', False),
+    ("chain script empty code", '{"id":"c1","steps":[{"type":"script","code":""}]}', False),
+    ("chain script shell", '{"id":"c1","steps":[{"type":"script","lang":"shell",'
+     '"code":"x"}]}', False),
+    ("chain timeout 0", '{"id":"c1","steps":[{"type":"script","code":"x","timeout_ms":0}]}',
+     False),
+    ("chain max_tokens 0", '{"id":"c1","steps":[{"type":"llm","model":"m","max_tokens":0}]}',
+     False),
 ]
 # What only the node checks (the schema says so in its description).
 NODE_ONLY = ("duplicate key", "nesting deeper", "U+0000", "lone surrogate", "not valid UTF-8",

@@ -90,6 +90,23 @@ redis_kill() {
 	REDIS_PID=
 }
 
+# ---------------------------------------------------------------- the mock LLM API
+
+# mock_llm_start KEY-FILE: tests/mock/llm_server.py on a free loopback port, requiring the key
+# in KEY-FILE (written here: a random canary, mode 0600); sets MOCK_LLM (http://127.0.0.1:PORT)
+# and MOCK_LLM_KEY. Chains' [llm] sections point base_url at $MOCK_LLM/v1.
+mock_llm_start() {
+	local src=${AISP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+	MOCK_LLM_KEY="sk-or-v1-canary$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+	printf '%s\n' "$MOCK_LLM_KEY" >"$1"
+	chmod 600 "$1"
+	/usr/bin/python3 "$src/tests/mock/llm_server.py" --port 0 --port-file "$NL_TMP/mock.port" \
+		--key-file "$1" >"$NL_TMP/mock.log" 2>&1 &
+	NL_PIDS+=($!)
+	wait_for 10 test -s "$NL_TMP/mock.port" || bail "the mock LLM server did not start"
+	MOCK_LLM="http://127.0.0.1:$(cat "$NL_TMP/mock.port")"
+}
+
 # ---------------------------------------------------------------- aispd nodes
 
 # Node names are local to a test; the node id in Redis is <name>-<NODE_TAG> so that sandboxes

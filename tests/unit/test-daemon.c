@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "daemon/config.h"
+#include "daemon/cost.h"
 #include "daemon/metrics.h"
 
 #define MB (1024LL * 1024)
@@ -362,9 +363,79 @@ static void test_example_is_defaults(void **state)
 	assert_int_equal(c.trust.min_level, d.trust.min_level);
 	assert_int_equal(c.trust.clock_skew_s, d.trust.clock_skew_s);
 	assert_int_equal(c.trust.revocation_poll_ms, d.trust.revocation_poll_ms);
+	assert_false(c.llm_enabled); /* [llm] is shown commented out */
+	assert_int_equal(c.cost_cpu_second_nusd, d.cost_cpu_second_nusd);
 	config_deinit(&c);
 	config_deinit(&d);
 	free(path);
+}
+
+/* The cost of a run, exactly: 0.000024 USD per CPU-second, 0.0000025 USD per GiB-second. */
+static void test_cost(void **state)
+{
+	proto_usage u = {.wall_ms = 1000, .cpu_ms = 1000, .memory_peak_bytes = 1LL << 30};
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 27); /* 24 + 2.5, half up */
+	u = (proto_usage){.wall_ms = 145, .cpu_ms = 145, .memory_peak_bytes = 40LL << 20};
+	/* 145 * 24000 * 2^30 + 40 MiB * 145 * 2500, over 2^30 * 10^6: 3.494... */
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 3);
+	u.cpu_ms = 20; /* 0.48 + 0.014: 0.494 rounds down */
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 0);
+	u.cpu_ms = 21; /* 0.504 + 0.014: rounds up */
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 1);
+	assert_int_equal(cost_usage_micro_usd(&u, 0, 0), 0);
+	u = (proto_usage){
+	    .wall_ms = INT64_MAX, .cpu_ms = INT64_MAX, .memory_peak_bytes = INT64_MAX};
+	assert_int_equal(cost_usage_micro_usd(&u, 1000000000000LL, 1000000000000LL), INT64_MAX);
+	u = (proto_usage){.wall_ms = -5, .cpu_ms = -5, .memory_peak_bytes = 1};
+	assert_int_equal(cost_usage_micro_usd(&u, 24000, 2500), 0);
+}
+
+/* [llm] and [cost] (chains): every key, exact prices, and every bad value's message. */
+static void test_llm(void **state)
+{
+	config c;
+	char *m = load(&c, "[llm]\nbase_url = https://openrouter.ai/api/v1\n"
+	                   "api_key_file = /etc/aisp/llm.key\nmodels = a/b, c/d:free\n"
+	                   "max_tokens = 2048\ntimeout_ms = 5000\nmax_attempts = 3\n"
+	                   "retry_base_ms = 10\nprices = a/b:0.15:0.6, c/d:free:0:0, *:1.5e0:2\n"
+	                   "[cost]\ncpu_second_usd = 0.000024\ngib_second_usd = 0.0000025\n");
+	if (m)
+		fail_msg("%s", m);
+	assert_true(c.llm_enabled);
+	assert_int_equal(c.n_llm_models, 2);
+	assert_string_equal(c.llm_models[1], "c/d:free");
+	assert_int_equal(c.llm_max_tokens, 2048);
+	assert_int_equal(c.llm_max_attempts, 3);
+	assert_int_equal(c.n_llm_prices, 3);
+	assert_string_equal(c.llm_prices[0].model, "a/b");
+	assert_int_equal(c.llm_prices[0].prompt_per_mtok, 150000);
+	assert_int_equal(c.llm_prices[0].completion_per_mtok, 600000);
+	assert_string_equal(c.llm_prices[1].model, "c/d:free");
+	assert_int_equal(c.llm_prices[2].prompt_per_mtok, 1500000);
+	assert_int_equal(c.cost_cpu_second_nusd, 24000);
+	assert_int_equal(c.cost_gib_second_nusd, 2500);
+	config_deinit(&c);
+	expect_error("[llm]\nmodels = m\n", "t.conf: [llm] needs api_key_file");
+	expect_error("[llm]\napi_key_file = /k\n",
+	             "t.conf: [llm] needs models (the models steps may ask for)");
+	expect_error("[llm]\napi_key_file = k\n",
+	             "t.conf:2: [llm] api_key_file = \"k\": must be an absolute path");
+	expect_error("[llm]\napi_key_file = /k\nmodels = m\nbase_url = http://127.0.0.1:1/v1\n",
+	             "t.conf: [llm] base_url is http://: it needs allow_insecure_http = true, "
+	             "which is for tests only");
+	expect_error("[llm]\nmax_tokens = 0\n",
+	             "t.conf:2: [llm] max_tokens = \"0\": out of range 1..1000000");
+	expect_error("[llm]\nprices = m:0.1\n",
+	             "t.conf:2: [llm] prices: \"m:0.1\": expected model:prompt_usd:completion_usd "
+	             "per million tokens");
+	expect_error("[llm]\nprices = m:0.1:-1\n",
+	             "t.conf:2: [llm] prices = \"-1\": expected a price in USD, at most 6 decimals "
+	             "(like 0.15)");
+	expect_error("[llm]\nprice = m:1:1\n", "t.conf:2: [llm] unknown key \"price\"");
+	expect_error("[cost]\ncpu_second_usd = 0.0000000001\n",
+	             "t.conf:2: [cost] cpu_second_usd = \"0.0000000001\": expected a price in USD, "
+	             "at most 9 decimals (like 0.15)");
+	expect_error("[cost]\ncpu = 1\n", "t.conf:2: [cost] unknown key \"cpu\"");
 }
 
 static void test_histogram(void **state)
@@ -421,6 +492,8 @@ int main(void)
 	    cmocka_unit_test(test_example_is_defaults),
 	    cmocka_unit_test(test_histogram),
 	    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_llm),
+	    cmocka_unit_test(test_cost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,162 @@
+/* A task's insides, shared by the files that make its life (internal to daemon/):
+ *
+ *   task.c        the states and the table, admission, leases, the plain run, publishing,
+ *                 faults and retries, shutdown and cancel
+ *   task-chain.c  a chain's steps (proto/CHAINS.md): llm steps through the node's llm client,
+ *                 script steps in the chain's one sandbox, their records and cost
+ *
+ * Every callback becomes a task_ev handed to task_step(); only the handler the table names for
+ * the task's state acts on it. */
+#pragma once
+
+#include "attest/attest.h"
+#include "common/cleanup.h"
+#include "daemon/llm.h"
+#include "daemon/task.h"
+
+DEFINE_CLEANUP_FUNC(proto_cost *, proto_cost_free)
+
+typedef enum tstate {
+	TS_NEW = 0, /* created; START parses, validates and admits it */
+	TS_TRUST,   /* the revocation store is asked about the task's parties (trust decision) */
+	TS_HANDOFF, /* this node cannot serve it: the HANDOFF script is in flight */
+	TS_LEASE,   /* the LEASE script is in flight */
+	TS_ACQUIRE, /* waiting for a sandbox from the pool */
+	TS_RUN,     /* the program runs in the sandbox */
+	/* a chain (task-chain.c): one state per kind of step, between acquire and publish */
+	TS_STEP_LLM,    /* an llm step's call is in flight (t->call) */
+	TS_STEP_SCRIPT, /* a script step runs in the chain's sandbox */
+	TS_PUBLISH,     /* the PUBLISH (or DEAD) script is in flight, or waiting to be resent */
+	TS_FAULT,   /* a sandbox error: XPENDING reads the delivery count (or waits to resend) */
+	TS_BACKOFF, /* waiting to retry after a sandbox error */
+	TS_RECLAIM, /* XCLAIM (which counts the delivery) is in flight before the retry */
+	TS_DONE,    /* finished: gone from the node; only late callbacks remain */
+	TS__COUNT,
+} tstate;
+
+typedef enum tevent {
+	TE_START = 0, /* task_start() */
+	TE_REPLY,     /* a Redis reply (reply NULL: the request failed) */
+	TE_SANDBOX,   /* the pool's answer (sb NULL: creating one failed) */
+	TE_RAN,       /* the sandbox reported the run */
+	TE_TIMER,     /* the task's timer fired */
+	TE_RELEASE,   /* shutdown: give the entry back */
+	TE_CANCEL,    /* a client asked to cancel the task (aisp:cancel:<id>), or a party of it
+	               * was revoked (stop_status says which) */
+	TE_LLM,       /* an llm step's call ended (e NULL: answered) */
+	TE_DURABLE,   /* WAIT after the publish came back (durability.h) */
+	TE_TRUST,     /* the revocation store's answer about the task's parties */
+	TE__COUNT,
+} tevent;
+
+typedef struct task_ev {
+	tevent kind;
+	redisReply *reply;         /* TE_REPLY */
+	const char *redis_error;   /* TE_REPLY without a reply: why */
+	sandbox *sb;               /* TE_SANDBOX, TE_RAN */
+	const err *e;              /* TE_SANDBOX without a sandbox, TE_LLM: why */
+	llm_result *llm;           /* TE_LLM */
+	const proto_output *out;   /* TE_RAN */
+	const proto_usage *usage;  /* TE_RAN */
+	rconn_reply_fn release_cb; /* TE_RELEASE */
+	void *release_arg;
+	proto_status stop_status;      /* TE_CANCEL: cancelled or revoked */
+	const char *stop_why;          /* TE_CANCEL: the result's error */
+	const attest_revocations *rev; /* TE_TRUST: what the store said */
+	const char *trust_error;       /* TE_TRUST without an answer: why */
+} task_ev;
+
+struct task {
+	const task_host *h;
+	int refs;
+	tstate state;
+	bool fresh;
+	bool leased;
+	bool parsed;  /* t holds a parsed task */
+	bool planned; /* plan holds a resolved plan */
+	bool dead;    /* publishing an internal result after max_deliveries */
+	/* A client cancelled it, or a party of it was revoked: it never starts a program, and a
+	 * running one is stopped. stop: PROTO_STATUS_CANCELLED or _REVOKED (0: neither). */
+	proto_status stop;
+	char *stop_why;
+	attest_task_auth auth; /* its signature and passport, checked (parsed tasks) */
+	bool trusted;          /* the trust decision admitted it */
+
+	char *entry;
+	char *bad_entry;
+	char *payload;
+	size_t len;
+	char *id;
+	char *reply;       /* the reply stream, once it could be read (also of a bad task) */
+	bool client_id;    /* id is the client's own, not entry-<entry> */
+	char *running_key; /* aisp:running:<id> */
+	proto_task t;
+	task_plan plan;
+	sandbox *sb;
+
+	int64_t received_ms, started_ms, finished_ms;
+	int64_t t_acquire_us, t_run_us, t_publish_us;
+	int deliveries;
+	int attempt;       /* of the request being retried in this state */
+	int script_errors; /* error replies of the PUBLISH script (not connection failures) */
+	char *fault;
+	char *why_not_here;    /* TS_HANDOFF: why this node does not serve it */
+	bool fault_if_none;    /* TS_HANDOFF: no other node -> this node's fault, not a rejection */
+	bool sealed_elsewhere; /* a sealed task for an age identity this node does not hold */
+	proto_status status;
+	uint64_t sequence; /* the signed result's number in the node's chain; 0: unsigned */
+	char *result_json;
+	size_t result_len;
+
+	struct event *timer;
+
+	/* a chain (task-chain.c) */
+	size_t step;          /* the step running, or next */
+	proto_chain_run *run; /* the steps that ran */
+	proto_cost *cost;     /* their cost, item by item */
+	llm_call *call;       /* TS_STEP_LLM: the call in flight (holds a reference) */
+	int64_t t_step_us;    /* when the step started */
+	size_t outputs_len;   /* the steps' outputs so far, as JSON bytes */
+};
+
+/* ---- task.c, for task-chain.c ---- */
+
+/* Hands ev to the task's table. */
+void task_step(task *t, const task_ev *ev);
+/* A reference for a request in flight, and its end (the last one frees the task). */
+task *task_hold(task *t);
+void task_drop(task *t);
+/* Enters a state (resetting the retry count of the state left). */
+void task_enter(task *t, tstate s);
+/* The sandbox's done callback: a TE_RAN event (it drops the reference the run held). */
+void task_on_ran(sandbox *sb, const proto_output *out, const proto_usage *usage, void *arg);
+/* Signs and serialises the result around out and usage (borrowed); t->cost, when set, is its
+ * cost. 0, or -1 when the node cannot sign now (then task_give_back()). */
+int task_make_result(task *t, const proto_output *out, const proto_usage *usage);
+void task_publish(task *t);
+void task_give_back(task *t);
+/* A sandbox error: read the delivery count, retry or dead-letter. */
+void task_fault(task *t, const char *reason);
+/* Shutdown in any state: the entry is released (the caller has dealt with its requests). */
+void task_release_entry(task *t, const task_ev *ev);
+/* A cancel (or a revocation) noted: the task never starts anything new; t->stop and
+ * t->stop_why say which and why. */
+void task_note_cancel(task *t, const task_ev *ev);
+/* Why a running task was stopped, for its result: "revoked while it ran: <why>" or "cancelled
+ * by request while it ran". Caller frees. */
+char *task_stop_reason(const task *t);
+/* True when the task runs in a sandbox: a plain task, or a chain with a script step. */
+bool task_sandboxed(const task *t);
+
+/* ---- task-chain.c ---- */
+
+/* Starts a chain's first step; sb is its sandbox, or NULL for a chain of llm steps only. */
+void chain_start(task *t, sandbox *sb);
+/* The table's cells for the chain's states. */
+void chain_on_llm(task *t, const task_ev *ev);
+void chain_on_script(task *t, const task_ev *ev);
+void chain_cancel_llm(task *t, const task_ev *ev);
+void chain_release_llm(task *t, const task_ev *ev);
+/* What a task's run costs from host-side usage (plain tasks; script steps). */
+proto_cost_item *chain_cost_usage(const task_host *h, proto_cost *c, proto_cost_kind kind, int step,
+                                  const proto_usage *u);
