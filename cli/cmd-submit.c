@@ -215,7 +215,8 @@ static int parse_seconds(const char *cmd, const char *s, double *out)
  * reply stream to wait on (with wait): the task's own --reply-stream, or a private one made
  * here (*own_reply: delete it after). */
 static int build_task(const cli_task_opts *o, const cli_seal_opts *seal, bool wait,
-                      bool nondeterministic, buf *out, char **id, char **reply, bool *own_reply)
+                      bool nondeterministic, bool follow, buf *out, char **id, char **reply,
+                      bool *own_reply)
 {
 	_cleanup_err_ err *e = NULL;
 	buf raw = BUF_INIT;
@@ -255,6 +256,7 @@ static int build_task(const cli_task_opts *o, const cli_seal_opts *seal, bool wa
 		*own_reply = true;
 	}
 	t.nondeterministic |= nondeterministic;
+	t.live_output |= follow; /* the node's live events on the reply stream (--follow) */
 	*id = xstrdup(t.id);
 	rc = cli_seal_finish(&t, seal, out, &e); /* sealed parts, signature: cli/sealed.c */
 	if (rc < 0)
@@ -351,8 +353,8 @@ int cmd_submit(int argc, char **argv)
 	buf doc = BUF_INIT;
 	_cleanup_free_ char *id = NULL, *reply = NULL;
 	bool own_reply = false;
-	if (build_task(&s.task, &s.seal, s.wait, s.nondeterministic, &doc, &id, &reply,
-	               &own_reply) < 0) {
+	if (build_task(&s.task, &s.seal, s.wait, s.nondeterministic, s.follow && !s.json, &doc, &id,
+	               &reply, &own_reply) < 0) {
 		buf_deinit(&doc);
 		return 2;
 	}

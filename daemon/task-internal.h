@@ -11,6 +11,7 @@
 
 #include "attest/attest.h"
 #include "common/cleanup.h"
+#include "daemon/live.h"
 #include "daemon/llm.h"
 #include "daemon/task.h"
 
@@ -109,6 +110,7 @@ struct task {
 	size_t result_len;
 
 	struct event *timer;
+	live *live; /* TS_RUN with a reply stream: its live output events (daemon/live.h) */
 
 	/* a chain (task-chain.c) */
 	size_t step;          /* the step running, or next */

@@ -44,6 +44,7 @@ static void drop(task *t)
 		return;
 	if (t->timer)
 		event_free(t->timer);
+	live_end(t->live);
 	free(t->entry);
 	free(t->bad_entry);
 	free(t->payload);
@@ -504,10 +505,37 @@ static void on_reclaim_reply(task *t, const task_ev *ev)
 
 /* ---- running ---- */
 
+/* Live output (daemon/live.h): a task that asks for it (live_output, with a reply stream)
+ * shows what it prints as it runs, unless it is sealed (its output is the buyer's alone). */
+static void on_output(sandbox *sb, sandbox_stream stream, const uint8_t *p, size_t n, void *arg)
+{
+	task *t = arg;
+	if (t->live)
+		live_output(t->live, stream == SANDBOX_STDERR, p, n);
+}
+
+static void start_live(task *t, sandbox *sb)
+{
+	if (!t->t.live_output || !t->t.reply_stream || t->t.sealed)
+		return;
+	t->live = live_new(t->h->base, t->h->rc, t->reply, t->id, t->h->result_ttl_ms);
+	live_started(t->live, t->h->node_id, sandbox_runtime_name(t->plan.rt), sandbox_id(sb));
+	sandbox_on_output(sb, on_output, t);
+}
+
+/* The run is over (or abandoned): what is pending goes out before the result. */
+static void end_live(task *t, sandbox *sb)
+{
+	if (sb)
+		sandbox_on_output(sb, NULL, NULL);
+	live_end(steal_pointer(&t->live));
+}
+
 static void on_ran_event(task *t, const task_ev *ev)
 {
 	const task_host *h = t->h;
 	t->sb = NULL;
+	end_live(t, ev->sb);
 	t->finished_ms = now_wall_ms();
 	metrics_hist_observe(&h->m->execute, (double)(now_mono_us() - t->t_run_us) / 1e6);
 	if (ev->out->status == PROTO_STATUS_SANDBOX_ERROR) {
@@ -531,7 +559,9 @@ static void run(task *t, sandbox *sb)
 	t->started_ms = now_wall_ms();
 	t->t_run_us = now_mono_us();
 	log_debug("task %s: running in %s", t->id, sandbox_id(sb));
+	start_live(t, sb);
 	if (sandbox_run(sb, &t->t, &t->plan.limits, on_ran, hold(t), &e) < 0) {
+		end_live(t, sb);
 		t->sb = NULL;
 		drop(t);
 		pool_release(t->h->pool, sb);
@@ -873,6 +903,7 @@ static void release_running(task *t, const task_ev *ev)
 {
 	sandbox *sb = t->sb;
 	t->sb = NULL;
+	end_live(t, sb);
 	pool_release(t->h->pool, sb);
 	release(t, ev);
 	drop(t);

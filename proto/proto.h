@@ -199,6 +199,10 @@ typedef struct proto_task {
 	proto_limits limits;
 	char *reply_stream; /* NULL: none */
 	bool nondeterministic;
+	/* The node adds started and output events to reply_stream while the task runs
+	 * (PROTOCOL.md, "Live output"); only with a reply_stream. Covered by no digest: it
+	 * changes what a client sees while it waits, not the run. */
+	bool live_output;
 	/* Sealed parts, signer, passport and trust requirements (proto/PROTOCOL.md, "Sealed and signed tasks"); NULL when the
 	 * task has none. Owned; freed (plaintext wiped) by proto_task_deinit(). */
 	struct proto_sealed *sealed;

@@ -12,9 +12,10 @@
 #include "proto/json.h"
 
 static const char *const task_fields[] = {
-    "v",     "id",    "lang",  "mode",    "code",   "stdin",        "stdin_b64",        "args",
-    "env",   "files", "image", "runtime", "limits", "reply_stream", "nondeterministic", "steps",
-    "input",
+    "v",     "id",        "lang",        "mode",         "code",
+    "stdin", "stdin_b64", "args",        "env",          "files",
+    "image", "runtime",   "limits",      "reply_stream", "nondeterministic",
+    "steps", "input",     "live_output",
 };
 #define LIMIT_WIRE_(f, w, u, d, m, c) w,
 static const char *const limits_fields[] = {PROTO_LIMITS(LIMIT_WIRE_)};
@@ -333,6 +334,14 @@ static int parse_names(yajl_val root, proto_task *t, err **e)
 	if (nd && !YAJL_IS_TRUE(nd) && !YAJL_IS_FALSE(nd))
 		return err_set(e, 0, "field \"nondeterministic\" must be true or false");
 	t->nondeterministic = YAJL_IS_TRUE(nd);
+	yajl_val lo = proto_json_get(root, "live_output");
+	if (lo && !YAJL_IS_TRUE(lo) && !YAJL_IS_FALSE(lo))
+		return err_set(e, 0, "field \"live_output\" must be true or false");
+	t->live_output = YAJL_IS_TRUE(lo);
+	if (t->live_output && !reply)
+		return err_set(e, 0,
+		               "field \"live_output\" needs a \"reply_stream\": the live events go "
+		               "there");
 	return 0;
 }
 
@@ -613,6 +622,8 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	gen_limits(g, &t->limits);
 	if (t->nondeterministic)
 		proto_json_gen_kbool(g, "nondeterministic", true);
+	if (t->live_output)
+		proto_json_gen_kbool(g, "live_output", true);
 	proto_task_ext_gen(g, t);
 	yajl_gen_map_close(g);
 	proto_json_gen_take(g, out);
