@@ -347,6 +347,8 @@ check "unknown path -> 404 problem" req GET "$BASE" /nope --status 404
 check "wrong method -> 405 problem" req GET "$BASE" /v1/exec --status 405
 raw() { "${CLIENT[@]}" raw "$GW_PORT" "$@" >>"$GW/raw.log" 2>&1; }
 check "a garbage request line -> 400 problem+json, not HTML" raw 'GARBAGE\r\n\r\n' --status 400
+check "a malformed request after a served one on a keep-alive connection -> 400 problem+json" \
+	"${CLIENT[@]}" keepalive "$GW_PORT" --step 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' --status 200 --step 'BADLINE\r\n\r\n' --status 400
 check "huge headers -> 431 problem+json, not HTML" raw 'GET /health HTTP/1.1\r\nHost: x\r\nX-Big: @@\r\n\r\n' --repeat 20000 --status 431
 check "a huge body -> 413 problem+json" raw "POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{" --status 413
 CHUNKED=$(printf '%s' "$SIM_PY" | wc -c)
