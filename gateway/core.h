@@ -43,7 +43,8 @@ typedef struct gw_config {
 	int64_t block_ms;
 	/* [calllog] */
 	char *outbox;        /* the Redis stream every call record goes to first */
-	char *postgres;      /* libpq conninfo; "" disables the writer */
+	int64_t outbox_max;  /* XADD MAXLEN ~: its length while PostgreSQL is away */
+	char *postgres;      /* libpq conninfo; "" disables the call log (no outbox) */
 	int64_t batch;       /* records per INSERT */
 	int64_t interval_ms; /* writer poll interval when the outbox is empty */
 	int64_t pg_timeout_ms;

@@ -30,6 +30,9 @@ typedef struct gw_conns gw_conns;
 typedef struct gw_waiter gw_waiter;
 typedef struct gw_calllog gw_calllog;
 
+/* The most bytes of a request path a call record keeps (its "endpoint"). */
+#define GW_RECORD_PATH_MAX 128
+
 /* Routes, for metrics and the call record. */
 typedef enum gw_route {
 	GW_ROUTE_EXEC = 0,
@@ -44,6 +47,14 @@ typedef enum gw_route {
 	GW_ROUTE__COUNT,
 } gw_route;
 
+/* Why a call made no call record (aisp_gateway_calls_unlogged_total{reason}). */
+typedef enum gw_unlogged {
+	GW_UNLOGGED_NO_ROUTE = 0,    /* 404, 405: no endpoint */
+	GW_UNLOGGED_UNAUTHENTICATED, /* 401: no key, or not a key */
+	GW_UNLOGGED_NO_POSTGRES,     /* postgres = "": no call log */
+	GW_UNLOGGED__COUNT,
+} gw_unlogged;
+
 typedef struct gw_metrics {
 	uint64_t requests[GW_ROUTE__COUNT][5]; /* by status class 1xx..5xx */
 	uint64_t decisions[GW_VERDICT__COUNT];
@@ -52,7 +63,7 @@ typedef struct gw_metrics {
 	uint64_t waits_timed_out;
 	uint64_t events_forwarded;
 	uint64_t conns_refused, conns_timed_out, error_pages;
-	uint64_t calls_logged, calls_dropped;
+	uint64_t calls_logged, calls_dropped, calls_unlogged[GW_UNLOGGED__COUNT];
 	uint64_t pg_rows, pg_batches, pg_errors;
 	metrics_hist latency;
 } gw_metrics;
@@ -190,7 +201,9 @@ void gw_task_get(gw_call *c, const char *id);
 /* ---- calllog.c ---- */
 gw_calllog *gw_calllog_new(gw *g);
 gw_calllog *gw_calllog_free(gw_calllog *l);
-/* Queues one call record (JSON) for the outbox; never blocks. */
+/* True when calls are logged (PostgreSQL is configured): only then is there an outbox. */
+bool gw_calllog_enabled(const gw_calllog *l);
+/* Queues one call record (JSON) for the outbox; never blocks. Nothing when not enabled. */
 void gw_calllog_record(gw_calllog *l, const buf *record);
 void gw_calllog_redis_ready(gw_calllog *l);
 bool gw_calllog_pg_connected(const gw_calllog *l);

@@ -342,11 +342,13 @@ def cmd_keepalive(a):
 
 def cmd_flood(a):
     """a.n requests for a.path (padded to a.path_len bytes) on one keep-alive connection,
-    pipelined a.depth at a time, as fast as the gateway answers; each reply must be a.status."""
+    a.depth at a time (1: each after the previous reply), as fast as the gateway answers; each
+    reply must be a.status."""
     path = a.path + "x" * max(0, a.path_len - len(a.path))
     hdr = f"Authorization: Bearer {a.key}\r\n" if a.key else ""
     one = f"GET {path} HTTP/1.1\r\nHost: x\r\n{hdr}\r\n".encode()
     s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     done, rest, bad, t0 = 0, b"", 0, time.monotonic()
     while done < a.n:
         k = min(a.depth, a.n - done)
@@ -412,7 +414,7 @@ def main():
     r.add_argument("path")
     r.add_argument("--n", type=int, default=1000)
     r.add_argument("--path-len", type=int, default=0)
-    r.add_argument("--depth", type=int, default=50)
+    r.add_argument("--depth", type=int, default=1)
     r.add_argument("--key")
     r.add_argument("--status", type=int, default=404)
     a = p.parse_args()

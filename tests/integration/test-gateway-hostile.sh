@@ -6,7 +6,11 @@
 # what an attacker could write. One gateway has no PostgreSQL (the default); another has one
 # where nothing listens, so its outbox fills as during an outage.
 #
-#  1. evhttp's error page on a keep-alive connection that already served a request, pipelined
+#  1. the call log: without PostgreSQL no outbox at all; with it, no record of a call that
+#     failed authentication or hit no route (counted in /metrics), the outbox bounded by
+#     MAXLEN ~ outbox_max, the stored path capped and valid UTF-8; Redis memory under a
+#     keep-alive 404 flood (a diagnostic)
+#  2. evhttp's error page on a keep-alive connection that already served a request, pipelined
 #     and not, is problem+json
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
@@ -63,7 +67,60 @@ REPLY=aisp:reply:gw:a-$NL_TAG
 gw_conf a "$A_PORT"
 gw_start a "$A_PORT" || bail "aisp-gateway did not start: $(tail -5 "$GW/a.log")"
 
-# ---------------------------------------------------------------- 1. keep-alive error pages
+# ---------------------------------------------------------------- 1. the call log
+flood() { "${CLIENT[@]}" flood "$@" >>"$GW/flood.out" 2>&1; }
+mem0=$(redis_mem)
+check "a keep-alive flood of 4000 404s with 500-byte paths is answered" \
+	flood "$A_PORT" /nope/ --n 4000 --path-len 500 --status 404
+mem1=$(redis_mem)
+check "a keep-alive flood of 2000 401s is answered" flood "$A_PORT" /v1/tools --n 2000 --status 401
+check "300 authenticated calls are answered" flood "$A_PORT" /v1/tools --n 300 --key "$K_FULL" --status 200
+diag "without PostgreSQL: $(head -1 "$GW/flood.out"); Redis used_memory $mem0 -> $mem1 bytes over the 404 flood ($(((mem1 - mem0) / 1024)) KiB)"
+is "without PostgreSQL (the default) there is no outbox: nothing reads it" "$(R EXISTS aisp:gw:calls)" 0
+is "404s are counted, not logged" "$(metric "$A_PORT" 'aisp_gateway_calls_unlogged_total{reason="no_route"}')" 4000
+is "401s are counted, not logged" "$(metric "$A_PORT" 'aisp_gateway_calls_unlogged_total{reason="unauthenticated"}')" 2000
+check "authenticated calls without PostgreSQL are counted as not logged" \
+	test "$(metric "$A_PORT" 'aisp_gateway_calls_unlogged_total{reason="no_postgres"}')" -ge 300
+
+B_PORT=$(free_port)
+gw_conf b "$B_PORT" "[calllog]
+outbox = aisp:gwb:calls
+outbox_max = 1000
+postgres = host=$NL_TMP/no-postgres-here port=5 user=nobody dbname=none
+interval_ms = 200"
+check "a gateway with outbox_max and a PostgreSQL that is away starts" gw_start b "$B_PORT"
+mem0=$(redis_mem)
+check "(with PostgreSQL) a flood of 4000 404s is answered" \
+	flood "$B_PORT" /nope/ --n 4000 --path-len 500 --status 404
+mem1=$(redis_mem)
+diag "with PostgreSQL configured: $(tail -1 "$GW/flood.out"); Redis used_memory $mem0 -> $mem1 bytes over the 404 flood ($(((mem1 - mem0) / 1024)) KiB)"
+check "(with PostgreSQL) a flood of 2000 401s is answered" flood "$B_PORT" /v1/nodes --n 2000 --status 401
+drained() { metric_is "$B_PORT" aisp_gateway_calls_backlog 0; }
+wait_for 20 drained
+is "with PostgreSQL, a call that failed authentication or hit no route makes no record" \
+	"$(R XLEN aisp:gwb:calls)" 0
+check "3000 authenticated calls are answered" flood "$B_PORT" /v1/tools --n 3000 --key "$K_FULL" --status 200
+logged() { test "$(metric "$B_PORT" aisp_gateway_calls_logged_total)" -ge 3000; }
+wait_for 20 logged
+n=$(R XLEN aisp:gwb:calls)
+check "the outbox is bounded (MAXLEN ~ 1000) while PostgreSQL is away: $n entries for 3000 calls" \
+	test "$n" -ge 1000 -a "$n" -le 1100
+printf 'GET /v1/tasks/%s\xff\xfe HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' \
+	"$(head -c 400 /dev/zero | tr '\0' a)" "$K_FULL" >"$GW/longpath.req"
+/usr/bin/python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(open(sys.argv[2],"rb").read()); s.recv(65536)' \
+	"$B_PORT" "$GW/longpath.req"
+last_endpoint() { R XREVRANGE aisp:gwb:calls + - COUNT 1 | sed -n 3p | jq -r .endpoint; }
+wait_for 10 sh -c "[ \"\$(redis-cli -p $REDIS_PORT XREVRANGE aisp:gwb:calls + - COUNT 1 | sed -n 3p | jq -r .http_status)\" = 400 ]"
+ep=$(last_endpoint)
+check "the stored path is capped at 128 bytes: ${#ep} characters" test "${#ep}" -le 128 -a "${#ep}" -gt 100
+last_utf8_json() { # the last record is JSON in strict UTF-8
+	R XREVRANGE aisp:gwb:calls + - COUNT 1 | sed -n 3p |
+		/usr/bin/python3 -c 'import sys, json; json.loads(sys.stdin.buffer.read().decode("utf-8"))'
+}
+check "the record is JSON in valid UTF-8 even for a path that is not" last_utf8_json
+gw_stop b
+
+# ---------------------------------------------------------------- 2. keep-alive error pages
 ka() { "${CLIENT[@]}" keepalive "$A_PORT" "$@" >>"$GW/ka.log" 2>&1; }
 check "a malformed request after a served one on the same connection -> problem+json, not HTML" \
 	ka --step 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' --status 200 --step 'BADLINE\r\n\r\n' --status 400

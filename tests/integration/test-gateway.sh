@@ -325,6 +325,7 @@ check "then tasks/{id} gives the result (through the other gateway)" wait_for 60
 is "the late result" "$(jqr "$GW/late.json" .result.output)" "late"
 kill -TERM "$GW2_PID" && wait "$GW2_PID"
 is "the second gateway exits 0" "$?" 0
+is "the second gateway, without PostgreSQL, wrote no outbox" "$(R EXISTS aisp:gw2:calls)" 0
 
 # NDJSON: queued, then an event the node publishes on the reply stream, then the result
 jq -nc '{lang:"python", code:"import time\nprint(\"start\", flush=True)\ntime.sleep(3)\nprint(\"end\")", runtime:"runc"}' >"$GW/nd.json"
@@ -411,6 +412,11 @@ is "the exec call's row (agent, tool, dry run, status, IAM, proof hash, node, ke
 	"agent-1|run_code|f|ok|t|allow|$(jqr "$GW/e1.json" .proofHash)|$NODE|py|200|v1"
 is "a denied call's row records the decision" \
 	"$(psqlq "select count(*) from secureexec_calls where iam_decision = 'payment_required' and http_status = 402 and not iam_approved")" 1
+is "a call that failed authentication or hit no endpoint makes no row" \
+	"$(psqlq "select count(*) from secureexec_calls where iam_decision in ('no_key', 'bad_key') or (http_status in (404, 405) and endpoint not like '/v1/tasks/%')")" 0
+check "... it is counted instead" \
+	test "$(gw_metric 'aisp_gateway_calls_unlogged_total{reason="unauthenticated"}')" -ge 2 -a \
+	"$(gw_metric 'aisp_gateway_calls_unlogged_total{reason="no_route"}')" -ge 2
 is "the seed's indexes (timestamp, agent, tool) exist" \
 	"$(psqlq "select string_agg(indexname, ',' order by indexname) from pg_indexes where tablename = 'secureexec_calls' and indexname like 'idx_secureexec_%'")" \
 	"idx_secureexec_agent,idx_secureexec_key,idx_secureexec_tool,idx_secureexec_ts"

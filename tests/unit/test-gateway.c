@@ -56,6 +56,8 @@ static void test_config_errors(void **state)
 	config_error("[gateway]\nwait_ms = 1000\npoll_ms = 2000\n",
 	             "poll_ms 2000 is above wait_ms");
 	config_error("[cost]\ncurrency = usd\n", "expected [A-Z0-9]{1,16}");
+	config_error("[calllog]\noutbox_max = 10\n",
+	             "gw.conf:2: [calllog] outbox_max = \"10\": out of range 1000..100000000");
 }
 
 static void test_config_values(void **state)
@@ -63,16 +65,21 @@ static void test_config_values(void **state)
 	gw_config c;
 	gw_config_defaults(&c);
 	err *e = NULL;
-	assert_int_equal(
-	    gw_config_load_string(&c, "gw.conf",
-	                          "[gateway]\nid = gw-1\nlisten = [::1]:9000\n"
-	                          "[calllog]\npostgres = host=/tmp port=5\nbatch = 7\n",
-	                          &e),
-	    0);
+	assert_int_equal(gw_config_load_string(&c, "gw.conf",
+	                                       "[gateway]\nid = gw-1\nlisten = [::1]:9000\n"
+	                                       "[calllog]\npostgres = host=/tmp port=5\nbatch = 7\n"
+	                                       "outbox_max = 5000\n",
+	                                       &e),
+	                 0);
 	assert_string_equal(c.id, "gw-1");
 	assert_string_equal(c.listen, "[::1]:9000");
 	assert_string_equal(c.postgres, "host=/tmp port=5");
 	assert_int_equal(c.batch, 7);
+	assert_int_equal(c.outbox_max, 5000);
+	gw_config_deinit(&c);
+	gw_config_defaults(&c);
+	assert_int_equal(c.outbox_max, 100000); /* the outbox is bounded by default */
+	assert_string_equal(c.postgres, "");    /* and, without PostgreSQL, not written */
 	gw_config_deinit(&c);
 }
 
