@@ -138,6 +138,13 @@ static void gen_csv(yajl_gen g, const char *k, const char *csv)
 	yajl_gen_array_close(g);
 }
 
+void gw_images_of(const char *image, const gw_node_info *nodes, size_t n, gw_images *out)
+{
+	for (size_t i = 0; i < n; i++)
+		gw_images_add_node(out, image, gw_node_field(&nodes[i], "images"),
+		                   gw_node_field(&nodes[i], "image_digests"));
+}
+
 bool gw_csv_has(const char *csv, const char *name)
 {
 	size_t n = strlen(name);

@@ -557,7 +557,7 @@ static void submit(gw_call *c, const proto_task *t)
 static void unsupported_skill(gw_call *c, const gw_exec_req *r)
 {
 	gw_decision d = {0};
-	gw_policy_check(c->key, r->tool, r->skill, NULL, &d);
+	gw_policy_check(c->key, r->tool, r->skill, NULL, NULL, &d);
 	gw_call_decide(c, &d);
 	gw_decision_deinit(&d);
 	if (c->decision.verdict != GW_ALLOW) {
@@ -571,11 +571,12 @@ static void unsupported_skill(gw_call *c, const gw_exec_req *r)
 	gw_send_problem(c, 422, "unsupported-tool", detail, NULL);
 }
 
-/* The IAM verdict on a parsed task, payment included. Returns true when it may run. */
-static bool allowed(gw_call *c, const gw_exec_req *r, proto_task *t)
+/* The IAM verdict on a parsed task, payment included (im: its image's forms on the live
+ * nodes, or NULL). Returns true when it may run. */
+static bool allowed(gw_call *c, const gw_exec_req *r, proto_task *t, const gw_images *im)
 {
 	gw_decision d = {0};
-	gw_policy_check(c->key, r->tool, NULL, t, &d);
+	gw_policy_check(c->key, r->tool, NULL, t, im, &d);
 	if (d.verdict == GW_ALLOW && c->key->requires_payment) {
 		d.verdict = GW_DENY_PAYMENT;
 		d.detail = xasprintf("key %s requires payment for execution: settle through the "
@@ -620,26 +621,57 @@ int gw_exec_begin(gw_call *c, bool dry_default, gw_exec_req *r)
 	return 0;
 }
 
+/* An execution between its parse and its IAM decision (which may wait for the registry). */
+typedef struct exec_ctx {
+	gw_call *c;
+	gw_exec_req r;
+	proto_task t;
+} exec_ctx;
+
+static void exec_ctx_free(exec_ctx *x)
+{
+	proto_task_deinit(&x->t);
+	gw_exec_req_deinit(&x->r);
+	free(x);
+}
+
+static void exec_decide(exec_ctx *x, const gw_images *im)
+{
+	if (allowed(x->c, &x->r, &x->t, im))
+		submit(x->c, &x->t);
+	exec_ctx_free(x);
+}
+
+static void on_exec_registry(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *arg)
+{
+	exec_ctx *x = arg;
+	gw_images im = GW_IMAGES_INIT;
+	gw_images_of(x->t.image, ok ? nodes : NULL, ok ? n : 0, &im);
+	exec_decide(x, ok ? &im : NULL);
+	gw_images_deinit(&im);
+}
+
 void gw_exec(gw_call *c, bool dry_default)
 {
-	gw_exec_req r;
+	exec_ctx *x = xzalloc(sizeof(*x));
+	x->c = c;
+	proto_task_init(&x->t);
 	_cleanup_err_ err *e = NULL;
-	if (gw_exec_begin(c, dry_default, &r) < 0)
+	if (gw_exec_begin(c, dry_default, &x->r) < 0) {
+		/* nothing to do: replied */
+	} else if (x->r.dry_run) {
+		gw_simulate_req(c, &x->r);
+	} else if (x->r.skill) {
+		unsupported_skill(c, &x->r);
+	} else if (proto_task_parse(x->r.task_json, strlen(x->r.task_json), &x->t, NULL, &e) < 0) {
+		_cleanup_free_ char *d = xasprintf("invalid task: %s", err_msg(e));
+		gw_send_problem(c, 400, "invalid-task", d, NULL);
+	} else if (gw_policy_needs_images(c->key, &x->t)) { /* the image's forms: the registry */
+		gw_registry_fetch(c->g, on_exec_registry, x);
 		return;
-	if (r.dry_run) {
-		gw_simulate_req(c, &r);
-	} else if (r.skill) {
-		unsupported_skill(c, &r);
 	} else {
-		proto_task t;
-		proto_task_init(&t);
-		if (proto_task_parse(r.task_json, strlen(r.task_json), &t, NULL, &e) < 0) {
-			_cleanup_free_ char *d = xasprintf("invalid task: %s", err_msg(e));
-			gw_send_problem(c, 400, "invalid-task", d, NULL);
-		} else if (allowed(c, &r, &t)) {
-			submit(c, &t);
-		}
-		proto_task_deinit(&t);
+		exec_decide(x, NULL);
+		return;
 	}
-	gw_exec_req_deinit(&r);
+	exec_ctx_free(x);
 }

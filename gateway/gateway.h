@@ -190,6 +190,8 @@ const char *gw_node_field(const gw_node_info *n, const char *name);
 /* The node's limits from its registry fields <prefix><field> ("max_", "default_"; internal
  * units), over out. False when the node publishes none. */
 bool gw_node_limits(const gw_node_info *n, const char *prefix, proto_limits *out);
+/* The forms of image on the live nodes (gw_images_add_node over each node's registry). */
+void gw_images_of(const char *image, const gw_node_info *nodes, size_t n, gw_images *out);
 /* True when the comma-separated list csv has name. */
 bool gw_csv_has(const char *csv, const char *name);
 /* Emits limits as the task's "limits" object (wire units; unset fields left out). */

@@ -10,7 +10,9 @@
 #     failed authentication or hit no route (counted in /metrics), the outbox bounded by
 #     MAXLEN ~ outbox_max, the stored path capped and valid UTF-8; Redis memory under a
 #     keep-alive 404 flood (a diagnostic)
-#  2. evhttp's error page on a keep-alive connection that already served a request, pipelined
+#  2. the image lists hold against digests (the registry's images / image_digests pairs), an
+#     unknown digest is refused, and simulate says what exec does
+#  3. evhttp's error page on a keep-alive connection that already served a request, pipelined
 #     and not, is problem+json
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
@@ -120,7 +122,38 @@ last_utf8_json() { # the last record is JSON in strict UTF-8
 check "the record is JSON in valid UTF-8 even for a path that is not" last_utf8_json
 gw_stop b
 
-# ---------------------------------------------------------------- 2. keep-alive error pages
+# ---------------------------------------------------------------- 2. images named by digest
+D_DEF=sha256:$(printf 'a%.0s' $(seq 64))
+D_OTHER=sha256:$(printf 'b%.0s' $(seq 64))
+D_NONE=sha256:$(printf 'c%.0s' $(seq 64))
+R HSET aisp:node:fake-1 version test runtimes runc default_runtime runc images default,other \
+	image_digests "$D_DEF,$D_OTHER" default_image default slots 1 busy 0 draining 0 >/dev/null
+R SADD aisp:nodes fake-1 >/dev/null
+task() { jq -nc --arg i "$1" '{lang:"python", code:"print(1)", runtime:"runc", image:$i}'; }
+sim() { # sim KEY IMAGE: the simulation's iamDecision, iamDetail
+	req POST "$A" /v1/exec/simulate --key "$1" --body "$(task "$2")" --schema SimulateResponse --out "$GW/sim.json" &&
+		jq -r '.iamDecision + " " + (.iamDetail // "")' "$GW/sim.json"
+}
+out=$(sim "$K_NODEF" "$D_DEF")
+check "simulate: the digest of a blocked image is blocked ($out)" grep -q '^image_blocked .*default' <<<"$out"
+req POST "$A" /v1/exec --key "$K_NODEF" --body "$(task "$D_DEF")" --status 403 --out "$GW/p.json"
+check "exec: the digest of a blocked image -> 403 image_blocked" jq -e '.decision == "image_blocked"' "$GW/p.json"
+diag "$(jq -r .detail "$GW/p.json")"
+out=$(sim "$K_OTHER" "$D_OTHER")
+is "simulate: the digest of an allowed image is allowed" "$out" "allow "
+out=$(sim "$K_OTHER" "$D_DEF")
+check "simulate: the digest of an image not in the allow list is refused ($out)" grep -q '^image_blocked ' <<<"$out"
+req POST "$A" /v1/exec --key "$K_NODEF" --body "$(task "$D_NONE")" --status 403 --out "$GW/p.json"
+check "exec: a digest no live node advertises -> 403 with why" \
+	jq -e '.decision == "image_blocked" and (.detail | test("no live node advertises"))' "$GW/p.json"
+diag "$(jq -r .detail "$GW/p.json")"
+req POST "$A" /v1/exec/simulate --key "$K_FULL" --body "$(task "$D_NONE")" --schema SimulateResponse --out "$GW/sim.json"
+check "simulate: no node can serve a digest it does not advertise" \
+	jq -e '.servable == false and (.nodes[0].reasons[0] | test("not in this node"))' "$GW/sim.json"
+R DEL aisp:node:fake-1 >/dev/null
+R SREM aisp:nodes fake-1 >/dev/null
+
+# ---------------------------------------------------------------- 3. keep-alive error pages
 ka() { "${CLIENT[@]}" keepalive "$A_PORT" "$@" >>"$GW/ka.log" 2>&1; }
 check "a malformed request after a served one on the same connection -> problem+json, not HTML" \
 	ka --step 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' --status 200 --step 'BADLINE\r\n\r\n' --status 400

@@ -87,6 +87,7 @@ K_PY=$(addkey py --set allow_languages=python --set block_runtimes=runsc --set b
 K_NOTOOLS=$(addkey notools --set block_tools=run_code)
 K_RATE=$(addkey rate --set rate_per_s=0.01 --set burst=2)
 K_PAY=$(addkey pay --set requires_payment=true)
+K_NODEF=$(addkey nodefault --set block_images=default)
 gw_conf() { # gw_conf FILE [EXTRA LINES]
 	cat >"$1" <<EOF
 [gateway]
@@ -201,6 +202,11 @@ problem "blocked runtime -> 403" 403 runtime_blocked "$K_PY" \
 	'{"tool":{"name":"run_code","args":{"language":"python","code":"1","runtime":"runsc"}}}'
 problem "blocked image -> 403" 403 image_blocked "$K_PY" \
 	'{"lang":"python","code":"1","runtime":"runc","image":"secret-image"}'
+# the node's digest of "default" (its registry's images and image_digests, in the same order)
+DEF_DIGEST=$(paste -d' ' <(R HGET "aisp:node:$NODE" images | tr , '\n') <(R HGET "aisp:node:$NODE" image_digests | tr , '\n') |
+	awk '$1 == "default" {print $2}')
+problem "the digest of a blocked image -> 403" 403 image_blocked "$K_NODEF" \
+	"{\"lang\":\"python\",\"code\":\"1\",\"runtime\":\"runc\",\"image\":\"$DEF_DIGEST\"}"
 problem "limits above the key's maximum -> 403" 403 limit_exceeded "$K_PY" \
 	'{"lang":"python","code":"1","runtime":"runc","limits":{"memory_mb":1024}}'
 check "the limit detail names the limit and the maximum" grep -q 'limits.memory_mb 1024 is above the maximum 256 of key py' "$GW/p.json"
