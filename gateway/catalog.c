@@ -376,6 +376,30 @@ static void on_running(rconn *rc, redisReply *r, void *arg)
 	gw_send_gen(c, 200, j);
 }
 
+static void on_task_verified(gw *g, gw_result_state st, const char *why, const char *json,
+                             size_t len, void *arg)
+{
+	gw_call *c = arg;
+	if (st != GW_RESULT_OK) {
+		_cleanup_free_ char *d = xasprintf(
+		    "the result of task %s (" PROTO_KEY_RESULT_PREFIX "%s) %s: %s", c->task_id,
+		    c->task_id, st == GW_RESULT_BAD ? "does not verify" : "could not be verified",
+		    why);
+		if (st == GW_RESULT_BAD)
+			g->m.results_refused++;
+		gw_send_problem(c, st == GW_RESULT_BAD ? 502 : 503,
+		                st == GW_RESULT_BAD ? "bad-result" : "redis-unavailable", d, NULL);
+		return;
+	}
+	buf b = BUF_INIT;
+	_cleanup_err_ err *e = NULL;
+	if (gw_result_body(c, json, len, NULL, &b, &e) < 0)
+		gw_send_problem(c, 502, "bad-result", err_msg(e), NULL);
+	else
+		gw_send_json(c, 200, &b);
+	buf_deinit(&b);
+}
+
 static void on_task_result(rconn *rc, redisReply *r, void *arg)
 {
 	gw_call *c = arg;
@@ -388,13 +412,7 @@ static void on_task_result(rconn *rc, redisReply *r, void *arg)
 		rconn_cmd(c->g->rc, on_running, c, "GET", key, NULL);
 		return;
 	}
-	buf b = BUF_INIT;
-	_cleanup_err_ err *e = NULL;
-	if (gw_result_body(c, r->str, r->len, NULL, &b, &e) < 0)
-		gw_send_problem(c, 502, "bad-result", err_msg(e), NULL);
-	else
-		gw_send_json(c, 200, &b);
-	buf_deinit(&b);
+	gw_result_verify(c->g, c->task_id, NULL, r->str, r->len, on_task_verified, c);
 }
 
 void gw_task_get(gw_call *c, const char *id)

@@ -61,6 +61,8 @@ typedef struct gw_metrics {
 	uint64_t submitted;
 	uint64_t results[PROTO_STATUS__COUNT];
 	uint64_t waits_timed_out;
+	uint64_t results_refused; /* results that did not verify (result.c) */
+	uint64_t reply_entries;   /* entries read from the reply stream */
 	uint64_t events_forwarded;
 	uint64_t conns_refused, conns_timed_out, error_pages;
 	uint64_t calls_logged, calls_dropped, calls_unlogged[GW_UNLOGGED__COUNT];
@@ -104,6 +106,7 @@ struct gw {
 	size_t n_waiters;
 	char last_reply_id[64];
 	bool reading;
+	size_t verifying; /* results of the last XREAD still being verified */
 
 	gw_calllog *log;
 	gw_metrics m;
@@ -170,6 +173,23 @@ bool gw_waiting_for(const gw *g, const char *task_id);
  * result, its envelope and proofHash. */
 int gw_result_body(gw_call *c, const char *result, size_t len, const proto_limits *limits, buf *out,
                    err **e);
+
+/* ---- result.c ---- */
+typedef enum gw_result_state {
+	GW_RESULT_OK = 0,    /* the task's result, signed by its node */
+	GW_RESULT_BAD,       /* not that: forged, another task's, unsigned, malformed */
+	GW_RESULT_UNCHECKED, /* the node's key could not be read from Redis */
+} gw_result_state;
+/* st, and why when not OK (borrowed for the call); json and len are the result's copy
+ * (borrowed for the call; NULL for one too large to be copied). */
+typedef void (*gw_verified_fn)(gw *g, gw_result_state st, const char *why, const char *json,
+                               size_t len, void *arg);
+/* Checks that json (len bytes) is the result of task task_id signed by the node it names
+ * (result.c says how), and when task is given (borrowed until cb) that it is this task's
+ * (input_digest). json is copied. cb is called exactly once: at once when json itself is
+ * refused, otherwise from the loop after the key is read. */
+void gw_result_verify(gw *g, const char *task_id, const proto_task *task, const char *json,
+                      size_t len, gw_verified_fn cb, void *arg);
 
 /* ---- simulate.c ---- */
 /* POST /v1/exec/simulate and /exec/simulate, and exec with dryRun (req already parsed). */

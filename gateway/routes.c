@@ -159,6 +159,12 @@ static void on_metrics(gw_call *c)
 	        m->submitted);
 	counter(&b, "aisp_gateway_waits_timed_out_total",
 	        "Calls answered 202 pending: no result within wait_ms.", m->waits_timed_out);
+	counter(&b, "aisp_gateway_results_refused_total",
+	        "Results that did not verify (forged, another task's, not signed by their node's "
+	        "key): ignored.",
+	        m->results_refused);
+	counter(&b, "aisp_gateway_reply_entries_total", "Entries read from the reply stream.",
+	        m->reply_entries);
 	counter(&b, "aisp_gateway_events_forwarded_total",
 	        "Reply-stream events forwarded to NDJSON clients.", m->events_forwarded);
 	counter(&b, "aisp_gateway_connections_refused_total",

@@ -12,7 +12,11 @@
 #     keep-alive 404 flood (a diagnostic)
 #  2. the image lists hold against digests (the registry's images / image_digests pairs), an
 #     unknown digest is refused, and simulate says what exec does
-#  3. evhttp's error page on a keep-alive connection that already served a request, pipelined
+#  3. forged results on the reply stream and in aisp:result:<id> are ignored (a changed one,
+#     another task's, a key not in Redis or not the node's, a bad signature, an oversized
+#     entry, the genuine result of another task that had the same id); the node's signed
+#     result is accepted; GET /v1/tasks/{id} verifies too
+#  4. evhttp's error page on a keep-alive connection that already served a request, pipelined
 #     and not, is problem+json
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
@@ -153,7 +157,76 @@ check "simulate: no node can serve a digest it does not advertise" \
 R DEL aisp:node:fake-1 >/dev/null
 R SREM aisp:nodes fake-1 >/dev/null
 
-# ---------------------------------------------------------------- 3. keep-alive error pages
+# ---------------------------------------------------------------- 3. forged results
+KID=$(jq -r '.attestation.signatures[0].keyid' "$VEC/01-basic/result.json")
+REAL=$(jq -c . "$VEC/01-basic/result.json")
+refused() { metric "$A_PORT" aisp_gateway_results_refused_total; }
+# add_entry WANT-REFUSED FIELD VALUE...: XADD to the reply stream, then wait until the gateway
+# has refused WANT-REFUSED results in all
+add_entry() {
+	local want=$1
+	shift
+	R XADD "$REPLY" '*' "$@" >/dev/null
+	wait_for 10 metric_is "$A_PORT" aisp_gateway_results_refused_total "$want"
+}
+waiting() { metric_is "$A_PORT" aisp_gateway_waiters "$1"; }
+req POST "$A" /v1/exec --key "$K_FULL" --body "@$VEC/01-basic/task.json" --schema ExecResponse --out "$GW/e1.json" &
+E1=$!
+wait_for 20 waiting 1 || diag "the call is not waiting"
+R HSET "aisp:key:$KID" pubkey "$(cat "$VEC/test-pub.pem")" node.node-a 1 >/dev/null
+check "a changed result (stdout FORGED, the node's envelope) is refused" \
+	add_entry 1 id golden-1 result "$(jq -c '.stdout = "FORGED\n"' <<<"$REAL")"
+R HDEL "aisp:key:$KID" node.node-a >/dev/null
+R HSET "aisp:key:$KID" node.node-b 1 >/dev/null
+check "the node's result signed with a key registered to another node is refused" \
+	add_entry 2 id golden-1 result "$REAL"
+R DEL "aisp:key:$KID" >/dev/null
+check "the node's result while its key is not in Redis is refused" add_entry 3 id golden-1 result "$REAL"
+R HSET "aisp:key:$KID" pubkey "$(cat "$VEC/test-pub.pem")" node.node-a 1 >/dev/null
+check "another task's signed result under this task's id is refused" \
+	add_entry 4 id golden-1 result "$(jq -c . "$VEC/03-unicode/result.json")"
+check "the node's result with a signature that is not the key's is refused" \
+	add_entry 5 id golden-1 result "$(jq -c '.attestation.signatures[0].sig |= "AAAA" + .[4:]' <<<"$REAL")"
+head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' x >"$GW/big"
+check "an entry above 16 MiB is refused unparsed" sh -c "redis-cli -p $REDIS_PORT -x XADD $REPLY '*' id golden-1 result <'$GW/big' >/dev/null"
+wait_for 10 metric_is "$A_PORT" aisp_gateway_results_refused_total 6
+is "... and counted" "$(refused)" 6
+is "the call still waits" "$(metric "$A_PORT" aisp_gateway_waiters)" 1
+grep 'refused' "$GW/a.log" | head -5 | sed 's/^/# /'
+# a second call that chose the same id for another task (other stdin): the node's genuine
+# result of golden-1 is not its result
+jq -c '.stdin = "other input\n"' "$VEC/01-basic/task.json" >"$GW/other.json"
+req POST "$A" /v1/exec --key "$K_FULL" --body "@$GW/other.json" --status 503 --out "$GW/e0.json" &
+E0=$!
+wait_for 20 waiting 2 || diag "the second call is not waiting"
+check "the node's result goes to the call whose task it is, and is refused for the other" \
+	add_entry 7 id golden-1 result "$REAL"
+grep 'refused: input_digest' "$GW/a.log" | head -1 | sed 's/^/# /'
+wait "$E1"
+is "the node's signed result is accepted" "$?" 0
+is "the caller gets the node's output" "$(jq -c '[.status, .result.output, .node]' "$GW/e1.json")" '["completed","input data\n","node-a"]'
+is "its proofHash is the envelope's" "$(jq -r .proofHash "$GW/e1.json")" \
+	"sha256:$(jq -cj .attestation <<<"$REAL" | sha256sum | cut -c1-64)"
+is "the other call still waits" "$(metric "$A_PORT" aisp_gateway_waiters)" 1
+
+# the GET aisp:result:<id> fallback verifies too
+req POST "$A" /v1/exec --key "$K_FULL" --body "@$VEC/02-escapes/task.json" --schema ExecResponse --out "$GW/e2.json" &
+E2=$!
+wait_for 20 waiting 2 # and the other call of golden-1
+R SET aisp:result:escapes-1 "$(jq -c '.stdout = "FORGED"' "$VEC/02-escapes/result.json")" >/dev/null
+refused_ge() { test "$(refused)" -ge "$1" 2>/dev/null; }
+check "a forged aisp:result:<id> is refused by the waiting call" wait_for 10 refused_ge 8
+R SET aisp:result:escapes-1 "$(jq -c . "$VEC/02-escapes/result.json")" >/dev/null
+wait "$E2"
+is "the genuine aisp:result:<id> is accepted" "$?/$(jq -r .jobId "$GW/e2.json")" "0/escapes-1"
+R SET aisp:result:unicode-1 "$(jq -c '.exit_code = 1' "$VEC/03-unicode/result.json")" >/dev/null
+req GET "$A" /v1/tasks/unicode-1 --key "$K_FULL" --status 502 --out "$GW/t.json"
+check "GET /v1/tasks/{id} of a forged result -> 502 with why" jq -e '.detail | test("does not verify")' "$GW/t.json"
+diag "$(jq -r .detail "$GW/t.json")"
+R SET aisp:result:unicode-1 "$(jq -c . "$VEC/03-unicode/result.json")" >/dev/null
+check "GET /v1/tasks/{id} of the genuine result -> 200" req GET "$A" /v1/tasks/unicode-1 --key "$K_FULL" --schema ExecResponse
+
+# ---------------------------------------------------------------- 4. keep-alive error pages
 ka() { "${CLIENT[@]}" keepalive "$A_PORT" "$@" >>"$GW/ka.log" 2>&1; }
 check "a malformed request after a served one on the same connection -> problem+json, not HTML" \
 	ka --step 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' --status 200 --step 'BADLINE\r\n\r\n' --status 400
@@ -166,4 +239,8 @@ grep -qi '<html' "$GW/ka.log" && not_ok "no HTML anywhere" "$(grep -i -m3 '<html
 check "the gateway's log has no error line" sh -c "! grep -qE '^[^ ]+ error ' '$GW/a.log'"
 gw_stop a
 is "aisp-gateway exits 0" "$?" 0
+wait "$E0"
+# 503 at shutdown (or 202 pending, had the test outlasted wait_ms): never the other task's result
+check "the call given another task's result under its id never took it" jq -e \
+	'(.type // "" | endswith("/shutting-down")) or (.status == "pending" and .result == null)' "$GW/e0.json"
 done_testing
