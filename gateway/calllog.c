@@ -1,7 +1,9 @@
-/* The call log. Every call's record goes first to a Redis stream, the outbox (XADD <outbox> *
- * call <JSON>), from the loop and after the reply has been handed to evhttp: the response never
- * waits for it. While Redis is away records wait in memory (bounded; dropped ones are
- * counted). A writer in the gateway copies the outbox into PostgreSQL's secureexec_calls:
+/* The call log. The record of every call that reached an endpoint with a valid key (http.c
+ * says which and why) goes first to a Redis stream, the outbox (XADD <outbox> MAXLEN ~
+ * <outbox_max> * call <JSON>), from the loop and after the reply has been handed to evhttp: the
+ * response never waits for it. While Redis is away records wait in memory (bounded; dropped
+ * ones are counted). Without PostgreSQL (postgres = "") there is no call log and no outbox:
+ * nothing would ever read or delete it. A writer in the gateway copies the outbox into PostgreSQL's secureexec_calls:
  * consumer group "pgwriter" (one consumer per gateway id), its own pending entries first (a
  * batch that failed, or a restart), then new ones; each batch is one INSERT ... SELECT FROM
  * jsonb_to_recordset(...) ON CONFLICT (call_id) DO NOTHING (one statement, so one
@@ -17,6 +19,7 @@
 #include "gateway/gateway.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,16 +128,31 @@ static void on_outbox_xadd(rconn *rc, redisReply *reply, void *arg)
 	free(r);
 }
 
+/* XADD <outbox> MAXLEN ~ <outbox_max> * call <JSON>: while PostgreSQL is away the outbox keeps
+ * the newest outbox_max records or so (whole stream nodes are trimmed), never all of Redis. */
 static void send_record(gw_calllog *l, record *r)
 {
-	const char *argv[] = {"XADD", l->g->cfg->outbox, "*", "call", r->json};
-	size_t lens[] = {4, strlen(l->g->cfg->outbox), 1, 4, r->len};
+	const gw_config *c = l->g->cfg;
+	char max[24];
+	snprintf(max, sizeof(max), "%lld", (long long)c->outbox_max);
+	const char *argv[] = {"XADD", c->outbox, "MAXLEN", "~", max, "*", "call", r->json};
+	size_t lens[ARRAY_SIZE(argv)];
+	for (size_t i = 0; i + 1 < ARRAY_SIZE(argv); i++)
+		lens[i] = strlen(argv[i]);
+	lens[ARRAY_SIZE(argv) - 1] = r->len;
 	l->inflight++;
-	rconn_cmdv(l->g->rc, on_outbox_xadd, r, 0, 5, argv, lens);
+	rconn_cmdv(l->g->rc, on_outbox_xadd, r, 0, (int)ARRAY_SIZE(argv), argv, lens);
+}
+
+bool gw_calllog_enabled(const gw_calllog *l)
+{
+	return l && l->pg;
 }
 
 void gw_calllog_record(gw_calllog *l, const buf *rec)
 {
+	if (!gw_calllog_enabled(l)) /* nothing would ever read or delete it (http.c counts it) */
+		return;
 	record *r = xzalloc(sizeof(*r));
 	r->l = l;
 	r->json = xmemdup(rec->data, rec->len + 1);
@@ -258,6 +276,10 @@ static size_t batch_of(gw_calllog *l, const redisReply *r, buf *json)
 		l->ids = xreallocarray(l->ids, l->n_ids + 1, sizeof(*l->ids));
 		l->ids[l->n_ids++] = xstrdup(e->element[0]->str);
 		const redisReply *f = e->element[1];
+		if (f->type == REDIS_REPLY_NIL) { /* trimmed (outbox_max) while it was pending */
+			l->g->m.calls_dropped++;
+			continue;
+		}
 		const redisReply *call = NULL;
 		for (size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2)
 			if (!strcmp(f->element[j]->str, "call"))

@@ -138,6 +138,13 @@ static void gen_csv(yajl_gen g, const char *k, const char *csv)
 	yajl_gen_array_close(g);
 }
 
+void gw_images_of(const char *image, const gw_node_info *nodes, size_t n, gw_images *out)
+{
+	for (size_t i = 0; i < n; i++)
+		gw_images_add_node(out, image, gw_node_field(&nodes[i], "images"),
+		                   gw_node_field(&nodes[i], "image_digests"));
+}
+
 bool gw_csv_has(const char *csv, const char *name)
 {
 	size_t n = strlen(name);
@@ -369,6 +376,30 @@ static void on_running(rconn *rc, redisReply *r, void *arg)
 	gw_send_gen(c, 200, j);
 }
 
+static void on_task_verified(gw *g, gw_result_state st, const char *why, const char *json,
+                             size_t len, void *arg)
+{
+	gw_call *c = arg;
+	if (st != GW_RESULT_OK) {
+		_cleanup_free_ char *d = xasprintf(
+		    "the result of task %s (" PROTO_KEY_RESULT_PREFIX "%s) %s: %s", c->task_id,
+		    c->task_id, st == GW_RESULT_BAD ? "does not verify" : "could not be verified",
+		    why);
+		if (st == GW_RESULT_BAD)
+			g->m.results_refused++;
+		gw_send_problem(c, st == GW_RESULT_BAD ? 502 : 503,
+		                st == GW_RESULT_BAD ? "bad-result" : "redis-unavailable", d, NULL);
+		return;
+	}
+	buf b = BUF_INIT;
+	_cleanup_err_ err *e = NULL;
+	if (gw_result_body(c, json, len, NULL, &b, &e) < 0)
+		gw_send_problem(c, 502, "bad-result", err_msg(e), NULL);
+	else
+		gw_send_json(c, 200, &b);
+	buf_deinit(&b);
+}
+
 static void on_task_result(rconn *rc, redisReply *r, void *arg)
 {
 	gw_call *c = arg;
@@ -381,13 +412,7 @@ static void on_task_result(rconn *rc, redisReply *r, void *arg)
 		rconn_cmd(c->g->rc, on_running, c, "GET", key, NULL);
 		return;
 	}
-	buf b = BUF_INIT;
-	_cleanup_err_ err *e = NULL;
-	if (gw_result_body(c, r->str, r->len, NULL, &b, &e) < 0)
-		gw_send_problem(c, 502, "bad-result", err_msg(e), NULL);
-	else
-		gw_send_json(c, 200, &b);
-	buf_deinit(&b);
+	gw_result_verify(c->g, c->task_id, NULL, r->str, r->len, on_task_verified, c);
 }
 
 void gw_task_get(gw_call *c, const char *id)

@@ -50,6 +50,7 @@ void gw_config_defaults(gw_config *c)
 	c->redis_timeout_ms = 2000;
 	c->block_ms = 1000;
 	c->outbox = xstrdup("aisp:gw:calls");
+	c->outbox_max = 100000;
 	c->postgres = xstrdup("");
 	c->batch = 200;
 	c->interval_ms = 500;
@@ -220,6 +221,8 @@ static int handle_calllog(struct parse_ctx *p, const char *key, const char *v)
 			            v);
 		return set_str(&c->outbox, v), 1;
 	}
+	if (!strcmp(key, "outbox_max"))
+		return num(p, "calllog", key, v, 1000, 100000000, &c->outbox_max);
 	if (!strcmp(key, "postgres"))
 		return set_str(&c->postgres, v), 1;
 	if (!strcmp(key, "batch"))

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 
@@ -66,22 +67,39 @@ struct gw_conns {
 	struct event *sweep_ev;
 };
 
+/* A whole HTTP/1.1 reply with a problem+json body that closes the connection. */
+static void problem_message(int status, const char *slug, const char *detail, buf *msg)
+{
+	buf body = BUF_INIT;
+	gw_problem_render(&body, status, slug, detail, NULL, NULL);
+	buf_appendf(msg,
+	            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
+	            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	            status, gw_status_reason(status), body.len, buf_str(&body));
+	buf_deinit(&body);
+}
+
 static void send_raw(gw_conn *c, int status, const char *slug, const char *detail)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	if (fd < 0)
 		return;
-	buf body = BUF_INIT, msg = BUF_INIT;
-	gw_problem_render(&body, status, slug, detail, NULL, NULL);
-	buf_appendf(&msg,
-	            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
-	            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-	            status, gw_status_reason(status), body.len, buf_str(&body));
+	buf msg = BUF_INIT;
+	problem_message(status, slug, detail, &msg);
 	/* best effort: a client that does not read does not get it */
 	(void)!send(fd, msg.data, msg.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	shutdown(fd, SHUT_RDWR);
-	buf_deinit(&body);
 	buf_deinit(&msg);
+}
+
+/* Copies up to n bytes of b from offset at into dst: the count, or -1 when evbuffer failed
+ * (the input's start is never frozen, so this needs no unfreezing). */
+static ev_ssize_t copy_at(struct evbuffer *b, size_t at, void *dst, size_t n)
+{
+	struct evbuffer_ptr p;
+	if (evbuffer_ptr_set(b, &p, at, EVBUFFER_PTR_SET) < 0)
+		return -1;
+	return evbuffer_copyout_from(b, &p, dst, n);
 }
 
 /* Why evhttp refused the request (its page only says 400 or 413): the status to answer, the
@@ -160,7 +178,42 @@ static void request_reset(gw_conn *c)
 	c->chunk1[0] = '\0';
 }
 
-/* Replaces evhttp's HTML page at the end of the output (from foreign_start on). */
+/* The problem+json reply that stands for evhttp's page of this status. */
+static void page_reply(const gw_conn *c, int status, buf *msg)
+{
+	char detail[256];
+	const char *slug;
+	status = page_detail(c, status, &slug, detail, sizeof(detail));
+	problem_message(status, slug, detail, msg);
+}
+
+/* out[0..start) stays, out[start..] becomes msg. The start of a socket bufferevent's output
+ * is frozen once it has written anything (bufferevent_writecb refreezes it after each write),
+ * so on a connection that already served a request every read or drain of the front fails:
+ * unfreeze it for the rewrite and freeze it again, as libevent does around its own writes
+ * (freezing a start that was not frozen is harmless: every path of libevent that drains the
+ * output unfreezes it first). Returns 0, or -1 when an evbuffer call failed. */
+static int splice_page(struct evbuffer *out, size_t start, const buf *msg)
+{
+	struct evbuffer *keep = evbuffer_new();
+	size_t len = evbuffer_get_length(out);
+	int rc = keep ? 0 : -1;
+	if (rc == 0 && evbuffer_unfreeze(out, 1) < 0)
+		rc = -1;
+	if (rc == 0 &&
+	    (evbuffer_remove_buffer(out, keep, start) != (int)start ||
+	     evbuffer_drain(out, len - start) < 0 || evbuffer_add_buffer(out, keep) < 0 ||
+	     evbuffer_add(out, msg->data, msg->len) < 0))
+		rc = -1;
+	if (evbuffer_freeze(out, 1) < 0)
+		rc = -1;
+	if (keep)
+		evbuffer_free(keep);
+	return rc;
+}
+
+/* Replaces evhttp's HTML page at the end of the output (from foreign_start on). When that
+ * cannot be done the connection is shut down rather than let HTML through. */
 static void rewrite_page(gw_conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -169,10 +222,15 @@ static void rewrite_page(gw_conn *c)
 	if (start >= len)
 		return;
 	char head[HEAD_PEEK_MAX + 1];
-	struct evbuffer_ptr p;
-	evbuffer_ptr_set(out, &p, start, EVBUFFER_PTR_SET);
-	ev_ssize_t got = evbuffer_copyout_from(out, &p, head, HEAD_PEEK_MAX);
-	head[got > 0 ? got : 0] = '\0';
+	ev_ssize_t got = -1;
+	if (evbuffer_unfreeze(out, 1) == 0) /* see splice_page */
+		got = copy_at(out, start, head, HEAD_PEEK_MAX);
+	if (evbuffer_freeze(out, 1) < 0 || got < 0) {
+		log_warn("connection: evhttp's reply could not be read to replace it: closed");
+		shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		return;
+	}
+	head[got] = '\0';
 	char *eoh = strstr(head, "\r\n\r\n");
 	int status = 0;
 	if (!eoh || sscanf(head, "HTTP/1.%*d %d", &status) != 1)
@@ -180,25 +238,17 @@ static void rewrite_page(gw_conn *c)
 	*eoh = '\0';
 	if (!strcasestr(head, "\r\nContent-Type: text/html"))
 		return; /* 100 Continue and the like pass */
-	char detail[256];
-	const char *slug;
-	buf body = BUF_INIT, msg = BUF_INIT;
-	status = page_detail(c, status, &slug, detail, sizeof(detail));
-	gw_problem_render(&body, status, slug, detail, NULL, NULL);
-	buf_appendf(&msg,
-	            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
-	            "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-	            status, gw_status_reason(status), body.len, buf_str(&body));
-	struct evbuffer *keep = evbuffer_new();
+	buf msg = BUF_INIT;
+	page_reply(c, status, &msg);
 	c->rewriting = true;
-	evbuffer_remove_buffer(out, keep, start);
-	evbuffer_drain(out, len - start);
-	evbuffer_add_buffer(out, keep);
-	evbuffer_add(out, msg.data, msg.len);
+	int rc = splice_page(out, start, &msg);
 	c->rewriting = false;
-	evbuffer_free(keep);
-	buf_deinit(&body);
 	buf_deinit(&msg);
+	if (rc < 0) {
+		log_warn("connection: evhttp's %d page could not be replaced: closed", status);
+		shutdown(bufferevent_getfd(c->bev), SHUT_RDWR);
+		return;
+	}
 	c->cs->g->m.error_pages++;
 }
 
@@ -232,13 +282,10 @@ static void on_input(struct evbuffer *b, const struct evbuffer_cb_info *info, vo
 	c->bytes_in += info->n_added;
 	if (c->in_body) {
 		if (c->chunked && c->chunk1_len < sizeof(c->chunk1) - 1) {
-			struct evbuffer_ptr p;
-			evbuffer_ptr_set(b, &p, info->orig_size - info->n_deleted,
-			                 EVBUFFER_PTR_SET);
 			ev_ssize_t got =
-			    evbuffer_copyout_from(b, &p, c->chunk1 + c->chunk1_len,
-			                          sizeof(c->chunk1) - 1 - c->chunk1_len);
-			c->chunk1_len += got > 0 ? (size_t)got : 0;
+			    copy_at(b, info->orig_size - info->n_deleted, c->chunk1 + c->chunk1_len,
+			            sizeof(c->chunk1) - 1 - c->chunk1_len);
+			c->chunk1_len += got > 0 ? (size_t)got : 0; /* -1: a vaguer detail */
 			c->chunk1[c->chunk1_len] = '\0';
 		}
 		c->body_in += info->n_added;
@@ -248,11 +295,10 @@ static void on_input(struct evbuffer *b, const struct evbuffer_cb_info *info, vo
 	size_t cap = (size_t)c->cs->g->cfg->max_headers_bytes + 4, old = c->head.len;
 	size_t take = old >= cap ? 0 : info->n_added < cap - old ? info->n_added : cap - old;
 	if (take) {
-		struct evbuffer_ptr p;
-		evbuffer_ptr_set(b, &p, info->orig_size - info->n_deleted, EVBUFFER_PTR_SET);
 		buf_reserve(&c->head, take + 1);
-		ev_ssize_t got = evbuffer_copyout_from(b, &p, c->head.data + old, take);
-		c->head.len += got > 0 ? (size_t)got : 0;
+		ev_ssize_t got =
+		    copy_at(b, info->orig_size - info->n_deleted, c->head.data + old, take);
+		c->head.len += got > 0 ? (size_t)got : 0; /* -1: a vaguer detail */
 		c->head.data[c->head.len] = '\0';
 	} else {
 		return; /* over the limit: evhttp refuses it, page_detail says why */

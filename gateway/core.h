@@ -43,7 +43,8 @@ typedef struct gw_config {
 	int64_t block_ms;
 	/* [calllog] */
 	char *outbox;        /* the Redis stream every call record goes to first */
-	char *postgres;      /* libpq conninfo; "" disables the writer */
+	int64_t outbox_max;  /* XADD MAXLEN ~: its length while PostgreSQL is away */
+	char *postgres;      /* libpq conninfo; "" disables the call log (no outbox) */
 	int64_t batch;       /* records per INSERT */
 	int64_t interval_ms; /* writer poll interval when the outbox is empty */
 	int64_t pg_timeout_ms;
@@ -137,12 +138,46 @@ typedef struct gw_decision {
 } gw_decision;
 
 void gw_decision_deinit(gw_decision *d);
+
+/* What a task's image is on the live nodes: the (name, digest) pairs of their registry fields
+ * `images` and `image_digests` (a node writes both in the same order) whose name or digest is
+ * the image, each pair once. A task may name an image either way, so the key's image lists
+ * are matched against both forms. */
+typedef struct gw_image_pair {
+	char *name, *digest;
+} gw_image_pair;
+
+typedef struct gw_images {
+	gw_image_pair *v;
+	size_t n;
+} gw_images;
+
+#define GW_IMAGES_INIT                                                                             \
+	{                                                                                          \
+		NULL, 0                                                                            \
+	}
+
+/* Adds the pairs of one node (its images and image_digests fields, comma-separated; either
+ * may be NULL) that match image. A node whose two lists differ in length is skipped: its
+ * pairs cannot be told. */
+void gw_images_add_node(gw_images *im, const char *image, const char *names_csv,
+                        const char *digests_csv);
+void gw_images_deinit(gw_images *im);
+/* True when judging t's image needs the registry: t names an image and the key's image lists
+ * restrict it (an allow list that is not "*", or a block list). */
+bool gw_policy_needs_images(const gw_key *k, const proto_task *t);
+
 /* The policy of key k on a tool (and its skill, NULL for run_code) and, for run_code, a
  * parsed task: tools, languages, runtimes, images, skills, then the key's maximum limits.
- * When the key has a maximum for a limit the task leaves unset, the task gets that maximum
- * (so t may be changed: its limits are the resolved ones). Payment is not looked at here. */
+ * The image is judged by every form it has on the live nodes (im: gw_images_add_node; NULL
+ * when the registry could not be read): blocked when any form is blocked; allowed when the
+ * task's own form is allowed or every pair has an allowed form; a digest that no live node
+ * advertises is refused when the key's image lists restrict images (what it is cannot be
+ * known). When the key has a maximum for a limit the task leaves unset, the task gets that
+ * maximum (so t may be changed: its limits are the resolved ones). Payment is not looked at
+ * here. */
 void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto_task *t,
-                     gw_decision *d);
+                     const gw_images *im, gw_decision *d);
 
 typedef enum gw_kind {
 	GW_KIND_TOOL = 0,

@@ -3,8 +3,10 @@
  * aisp:tasks with this gateway's reply stream, and the call waits for its result. Results come
  * from the reply stream (XREAD BLOCK on a connection of its own, from the last id seen, so a
  * reconnect loses nothing) and, as a fallback, from GET aisp:result:<id> every poll_ms and
- * whenever the reply connection comes back. Event entries on the reply stream (`event
- * started|output`, issue 16) are forwarded to NDJSON clients as they come. */
+ * whenever the reply connection comes back; from either, a result counts only once it
+ * verifies (result.c): a forged one is logged and ignored, and the call waits on. Event
+ * entries on the reply stream (`event started|output`, issue 16) are forwarded to NDJSON
+ * clients as they come. */
 #include "gateway/gateway.h"
 
 #include <event2/event.h>
@@ -20,12 +22,19 @@
 #include "proto/json.h"
 
 #define WAITER_BUCKETS 4096
-#define XREAD_COUNT    "256"
+/* Entries per XREAD. A result may be ~11 MB (output files are 8 MiB before base64) and one up
+ * to PROTO_TASK_MAX_BYTES is looked at, so a read of nodes' results holds at most 4 x 16 MiB,
+ * and the next is sent only when the batch's results are verified. hiredis holds a whole
+ * reply: an entry someone wrote larger (bounded only by Redis's proto-max-bulk-len) is held
+ * once, as Redis sends it, and refused without being copied or parsed. */
+#define XREAD_COUNT  "4"
+#define GW_EVENT_MAX (64 * 1024) /* bytes of one event entry's fields */
 
 struct gw_waiter {
 	gw *g;
 	gw_call *c;
 	char *task_id;
+	proto_task task;     /* as submitted: a result must be its result (input_digest) */
 	proto_limits limits; /* resolved by the policy, for the cost */
 	int64_t deadline_ms;
 	struct event *timer;
@@ -69,6 +78,7 @@ static void waiter_release(gw_waiter *w)
 		return;
 	event_free(w->timer);
 	free(w->task_id);
+	proto_task_deinit(&w->task);
 	free(w);
 }
 
@@ -331,6 +341,43 @@ static void arm(gw_waiter *w)
 	evtimer_add(w->timer, &tv);
 }
 
+/* No result yet, or one that was refused: 202 past the deadline, else a look again later. */
+static void wait_on(gw_waiter *w)
+{
+	if (now_mono_ms() >= w->deadline_ms)
+		pending(w);
+	else if (!evtimer_pending(w->timer, NULL))
+		arm(w);
+}
+
+/* A result that did not verify (where: the key or stream it was in) is logged and ignored. */
+static void result_refused(gw *g, const char *where, const char *task_id, gw_result_state st,
+                           const char *why)
+{
+	if (st == GW_RESULT_BAD)
+		g->m.results_refused++;
+	log_warn("task %s: the result in %s is %s: %s", task_id, where,
+	         st == GW_RESULT_BAD ? "refused" : "not checked yet", why);
+}
+
+static void on_get_verified(gw *g, gw_result_state st, const char *why, const char *json,
+                            size_t len, void *arg)
+{
+	gw_waiter *w = arg;
+	w->ops--;
+	if (w->done) {
+		waiter_release(w);
+		return;
+	}
+	if (st == GW_RESULT_OK) {
+		complete(w, json, len);
+		return;
+	}
+	_cleanup_free_ char *key = xasprintf(PROTO_KEY_RESULT_PREFIX "%s", w->task_id);
+	result_refused(g, key, w->task_id, st, why);
+	wait_on(w);
+}
+
 static void on_get(rconn *rc, redisReply *r, void *arg)
 {
 	gw_waiter *w = arg;
@@ -339,12 +386,12 @@ static void on_get(rconn *rc, redisReply *r, void *arg)
 		waiter_release(w);
 		return;
 	}
-	if (r && r->type == REDIS_REPLY_STRING)
-		complete(w, r->str, r->len);
-	else if (now_mono_ms() >= w->deadline_ms)
-		pending(w);
-	else if (!evtimer_pending(w->timer, NULL))
-		arm(w);
+	if (r && r->type == REDIS_REPLY_STRING) {
+		w->ops++; /* it verifies too: anyone may have set it */
+		gw_result_verify(w->g, w->task_id, &w->task, r->str, r->len, on_get_verified, w);
+	} else {
+		wait_on(w);
+	}
 }
 
 static void poll_result(gw_waiter *w)
@@ -423,26 +470,58 @@ static void forward_event(gw *g, const char *id, const char *event, const redisR
 	buf_deinit(&line);
 }
 
+/* The verdict on a reply-stream result for one waiter. Once the whole batch is verified, the
+ * next XREAD. */
+static void on_stream_verified(gw *g, gw_result_state st, const char *why, const char *json,
+                               size_t len, void *arg)
+{
+	gw_waiter *w = arg;
+	w->ops--;
+	g->verifying--;
+	if (w->done)
+		waiter_release(w);
+	else if (st == GW_RESULT_OK)
+		complete(w, json, len);
+	else
+		result_refused(g, g->reply_stream, w->task_id, st, why);
+	if (g->verifying == 0)
+		gw_replies_read(g);
+}
+
+static size_t fields_size(const redisReply *f)
+{
+	size_t n = 0;
+	for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i < f->elements; i++)
+		n += f->element[i]->type == REDIS_REPLY_STRING ? f->element[i]->len : 0;
+	return n;
+}
+
+/* One entry of the reply stream. Only an entry for a call waiting here is looked at (a late
+ * result is in aisp:result:<id> for GET /v1/tasks/{id}); a result is verified first (result.c:
+ * anyone who can write the stream could have added it), an event above GW_EVENT_MAX bytes is
+ * dropped. */
 static void handle_entry(gw *g, const redisReply *fields)
 {
 	size_t rlen = 0;
 	const char *id = entry_field(fields, "id", NULL);
 	const char *result = entry_field(fields, "result", &rlen);
 	const char *event = entry_field(fields, "event", NULL);
-	if (!id || !g->waiters)
+	if (!id || !proto_id_valid(id) || !gw_waiting_for(g, id))
 		return;
 	if (!result) {
-		if (event && proto_id_valid(event) && strlen(event) <= 32)
+		if (event && proto_id_valid(event) && strlen(event) <= 32 &&
+		    fields_size(fields) <= GW_EVENT_MAX)
 			forward_event(g, id, event, fields);
 		return;
 	}
-	for (gw_waiter **p = &g->waiters[bucket_of(id)]; *p;) {
-		gw_waiter *w = *p;
-		if (strcmp(w->task_id, id) || w->done) {
-			p = &w->next;
+	/* verified against each waiter's own task: two calls may have given the same id */
+	for (gw_waiter *w = g->waiters[bucket_of(id)]; w; w = w->next) {
+		if (strcmp(w->task_id, id) || w->done)
 			continue;
-		}
-		complete(w, result, rlen); /* unlinks w: *p is now the next one */
+		w->ops++;
+		g->verifying++;
+		/* a refusal may be reported at once; it never unlinks or frees w */
+		gw_result_verify(g, id, &w->task, result, rlen, on_stream_verified, w);
 	}
 }
 
@@ -453,43 +532,51 @@ static void on_reread_later(evutil_socket_t fd, short what, void *arg)
 	gw_replies_read(g);
 }
 
+/* Every entry of one XREAD reply; g->reading stays set meanwhile, so that a verification
+ * answered at once cannot start the next XREAD in the middle of the batch. */
+static void handle_batch(gw *g, const redisReply *r)
+{
+	for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; s++) {
+		const redisReply *st = r->element[s];
+		if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+			continue;
+		const redisReply *entries = st->element[1];
+		for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements;
+		     i++) {
+			const redisReply *e = entries->element[i];
+			if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+			    e->element[0]->type != REDIS_REPLY_STRING)
+				continue;
+			snprintf(g->last_reply_id, sizeof(g->last_reply_id), "%s",
+			         e->element[0]->str);
+			g->m.reply_entries++;
+			handle_entry(g, e->element[1]);
+		}
+	}
+}
+
 static void on_replies(rconn *rc, redisReply *r, void *arg)
 {
 	gw *g = arg;
-	g->reading = false;
-	if (!r)
+	if (!r) {
+		g->reading = false;
 		return; /* the connection is being re-made; on_ready reads again */
+	}
 	if (r->type == REDIS_REPLY_ERROR) { /* e.g. WRONGTYPE: try again in a second, not at once */
 		static const struct timeval second = {1, 0};
 		log_warn("XREAD %s: %s (the GET fallback still serves waiting calls)",
 		         g->reply_stream, r->str);
-		g->reading = true;
 		event_base_once(g->base, -1, EV_TIMEOUT, on_reread_later, g, &second);
 		return;
-	} else if (r->type == REDIS_REPLY_ARRAY) {
-		for (size_t s = 0; s < r->elements; s++) {
-			redisReply *st = r->element[s];
-			if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
-				continue;
-			redisReply *entries = st->element[1];
-			for (size_t i = 0;
-			     entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
-				redisReply *e = entries->element[i];
-				if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-				    e->element[0]->type != REDIS_REPLY_STRING)
-					continue;
-				snprintf(g->last_reply_id, sizeof(g->last_reply_id), "%s",
-				         e->element[0]->str);
-				handle_entry(g, e->element[1]);
-			}
-		}
 	}
+	handle_batch(g, r);
+	g->reading = false;
 	gw_replies_read(g);
 }
 
 void gw_replies_read(gw *g)
 {
-	if (g->reading || g->stopping || !rconn_ready(g->rd))
+	if (g->reading || g->verifying || g->stopping || !rconn_ready(g->rd))
 		return;
 	g->reading = true;
 	if (!g->last_reply_id[0])
@@ -533,7 +620,7 @@ static void on_xadd(rconn *rc, redisReply *r, void *arg)
 		arm(w);
 }
 
-static void submit(gw_call *c, const proto_task *t)
+static void submit(gw_call *c, proto_task *t)
 {
 	gw *g = c->g;
 	gw_waiter *w = xzalloc(sizeof(*w));
@@ -541,12 +628,14 @@ static void submit(gw_call *c, const proto_task *t)
 	w->c = c;
 	w->task_id = xstrdup(t->id);
 	w->limits = t->limits;
+	w->task = *t; /* moved: the caller's t is left empty */
+	proto_task_init(t);
 	w->stream = gw_accepts_ndjson(c);
 	w->deadline_ms = now_mono_ms() + g->cfg->wait_ms;
 	w->timer = evtimer_new(g->base, on_timer, w);
 	waiter_link(g, w); /* before the XADD: the reply cannot come before it */
 	buf json = BUF_INIT;
-	proto_task_to_json(t, &json);
+	proto_task_to_json(&w->task, &json);
 	const char *argv[] = {"XADD", PROTO_KEY_TASKS, "*", "task", buf_str(&json)};
 	size_t lens[] = {4, strlen(PROTO_KEY_TASKS), 1, 4, json.len};
 	w->ops++;
@@ -557,7 +646,7 @@ static void submit(gw_call *c, const proto_task *t)
 static void unsupported_skill(gw_call *c, const gw_exec_req *r)
 {
 	gw_decision d = {0};
-	gw_policy_check(c->key, r->tool, r->skill, NULL, &d);
+	gw_policy_check(c->key, r->tool, r->skill, NULL, NULL, &d);
 	gw_call_decide(c, &d);
 	gw_decision_deinit(&d);
 	if (c->decision.verdict != GW_ALLOW) {
@@ -571,11 +660,12 @@ static void unsupported_skill(gw_call *c, const gw_exec_req *r)
 	gw_send_problem(c, 422, "unsupported-tool", detail, NULL);
 }
 
-/* The IAM verdict on a parsed task, payment included. Returns true when it may run. */
-static bool allowed(gw_call *c, const gw_exec_req *r, proto_task *t)
+/* The IAM verdict on a parsed task, payment included (im: its image's forms on the live
+ * nodes, or NULL). Returns true when it may run. */
+static bool allowed(gw_call *c, const gw_exec_req *r, proto_task *t, const gw_images *im)
 {
 	gw_decision d = {0};
-	gw_policy_check(c->key, r->tool, NULL, t, &d);
+	gw_policy_check(c->key, r->tool, NULL, t, im, &d);
 	if (d.verdict == GW_ALLOW && c->key->requires_payment) {
 		d.verdict = GW_DENY_PAYMENT;
 		d.detail = xasprintf("key %s requires payment for execution: settle through the "
@@ -620,26 +710,57 @@ int gw_exec_begin(gw_call *c, bool dry_default, gw_exec_req *r)
 	return 0;
 }
 
+/* An execution between its parse and its IAM decision (which may wait for the registry). */
+typedef struct exec_ctx {
+	gw_call *c;
+	gw_exec_req r;
+	proto_task t;
+} exec_ctx;
+
+static void exec_ctx_free(exec_ctx *x)
+{
+	proto_task_deinit(&x->t);
+	gw_exec_req_deinit(&x->r);
+	free(x);
+}
+
+static void exec_decide(exec_ctx *x, const gw_images *im)
+{
+	if (allowed(x->c, &x->r, &x->t, im))
+		submit(x->c, &x->t);
+	exec_ctx_free(x);
+}
+
+static void on_exec_registry(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *arg)
+{
+	exec_ctx *x = arg;
+	gw_images im = GW_IMAGES_INIT;
+	gw_images_of(x->t.image, ok ? nodes : NULL, ok ? n : 0, &im);
+	exec_decide(x, ok ? &im : NULL);
+	gw_images_deinit(&im);
+}
+
 void gw_exec(gw_call *c, bool dry_default)
 {
-	gw_exec_req r;
+	exec_ctx *x = xzalloc(sizeof(*x));
+	x->c = c;
+	proto_task_init(&x->t);
 	_cleanup_err_ err *e = NULL;
-	if (gw_exec_begin(c, dry_default, &r) < 0)
+	if (gw_exec_begin(c, dry_default, &x->r) < 0) {
+		/* nothing to do: replied */
+	} else if (x->r.dry_run) {
+		gw_simulate_req(c, &x->r);
+	} else if (x->r.skill) {
+		unsupported_skill(c, &x->r);
+	} else if (proto_task_parse(x->r.task_json, strlen(x->r.task_json), &x->t, NULL, &e) < 0) {
+		_cleanup_free_ char *d = xasprintf("invalid task: %s", err_msg(e));
+		gw_send_problem(c, 400, "invalid-task", d, NULL);
+	} else if (gw_policy_needs_images(c->key, &x->t)) { /* the image's forms: the registry */
+		gw_registry_fetch(c->g, on_exec_registry, x);
 		return;
-	if (r.dry_run) {
-		gw_simulate_req(c, &r);
-	} else if (r.skill) {
-		unsupported_skill(c, &r);
 	} else {
-		proto_task t;
-		proto_task_init(&t);
-		if (proto_task_parse(r.task_json, strlen(r.task_json), &t, NULL, &e) < 0) {
-			_cleanup_free_ char *d = xasprintf("invalid task: %s", err_msg(e));
-			gw_send_problem(c, 400, "invalid-task", d, NULL);
-		} else if (allowed(c, &r, &t)) {
-			submit(c, &t);
-		}
-		proto_task_deinit(&t);
+		exec_decide(x, NULL);
+		return;
 	}
-	gw_exec_req_deinit(&r);
+	exec_ctx_free(x);
 }

@@ -30,6 +30,9 @@ typedef struct gw_conns gw_conns;
 typedef struct gw_waiter gw_waiter;
 typedef struct gw_calllog gw_calllog;
 
+/* The most bytes of a request path a call record keeps (its "endpoint"). */
+#define GW_RECORD_PATH_MAX 128
+
 /* Routes, for metrics and the call record. */
 typedef enum gw_route {
 	GW_ROUTE_EXEC = 0,
@@ -44,15 +47,25 @@ typedef enum gw_route {
 	GW_ROUTE__COUNT,
 } gw_route;
 
+/* Why a call made no call record (aisp_gateway_calls_unlogged_total{reason}). */
+typedef enum gw_unlogged {
+	GW_UNLOGGED_NO_ROUTE = 0,    /* 404, 405: no endpoint */
+	GW_UNLOGGED_UNAUTHENTICATED, /* 401: no key, or not a key */
+	GW_UNLOGGED_NO_POSTGRES,     /* postgres = "": no call log */
+	GW_UNLOGGED__COUNT,
+} gw_unlogged;
+
 typedef struct gw_metrics {
 	uint64_t requests[GW_ROUTE__COUNT][5]; /* by status class 1xx..5xx */
 	uint64_t decisions[GW_VERDICT__COUNT];
 	uint64_t submitted;
 	uint64_t results[PROTO_STATUS__COUNT];
 	uint64_t waits_timed_out;
+	uint64_t results_refused; /* results that did not verify (result.c) */
+	uint64_t reply_entries;   /* entries read from the reply stream */
 	uint64_t events_forwarded;
 	uint64_t conns_refused, conns_timed_out, error_pages;
-	uint64_t calls_logged, calls_dropped;
+	uint64_t calls_logged, calls_dropped, calls_unlogged[GW_UNLOGGED__COUNT];
 	uint64_t pg_rows, pg_batches, pg_errors;
 	metrics_hist latency;
 } gw_metrics;
@@ -93,6 +106,7 @@ struct gw {
 	size_t n_waiters;
 	char last_reply_id[64];
 	bool reading;
+	size_t verifying; /* results of the last XREAD still being verified */
 
 	gw_calllog *log;
 	gw_metrics m;
@@ -160,6 +174,23 @@ bool gw_waiting_for(const gw *g, const char *task_id);
 int gw_result_body(gw_call *c, const char *result, size_t len, const proto_limits *limits, buf *out,
                    err **e);
 
+/* ---- result.c ---- */
+typedef enum gw_result_state {
+	GW_RESULT_OK = 0,    /* the task's result, signed by its node */
+	GW_RESULT_BAD,       /* not that: forged, another task's, unsigned, malformed */
+	GW_RESULT_UNCHECKED, /* the node's key could not be read from Redis */
+} gw_result_state;
+/* st, and why when not OK (borrowed for the call); json and len are the result's copy
+ * (borrowed for the call; NULL for one too large to be copied). */
+typedef void (*gw_verified_fn)(gw *g, gw_result_state st, const char *why, const char *json,
+                               size_t len, void *arg);
+/* Checks that json (len bytes) is the result of task task_id signed by the node it names
+ * (result.c says how), and when task is given (borrowed until cb) that it is this task's
+ * (input_digest). json is copied. cb is called exactly once: at once when json itself is
+ * refused, otherwise from the loop after the key is read. */
+void gw_result_verify(gw *g, const char *task_id, const proto_task *task, const char *json,
+                      size_t len, gw_verified_fn cb, void *arg);
+
 /* ---- simulate.c ---- */
 /* POST /v1/exec/simulate and /exec/simulate, and exec with dryRun (req already parsed). */
 void gw_simulate(gw_call *c);
@@ -179,6 +210,8 @@ const char *gw_node_field(const gw_node_info *n, const char *name);
 /* The node's limits from its registry fields <prefix><field> ("max_", "default_"; internal
  * units), over out. False when the node publishes none. */
 bool gw_node_limits(const gw_node_info *n, const char *prefix, proto_limits *out);
+/* The forms of image on the live nodes (gw_images_add_node over each node's registry). */
+void gw_images_of(const char *image, const gw_node_info *nodes, size_t n, gw_images *out);
 /* True when the comma-separated list csv has name. */
 bool gw_csv_has(const char *csv, const char *name);
 /* Emits limits as the task's "limits" object (wire units; unset fields left out). */
@@ -190,7 +223,9 @@ void gw_task_get(gw_call *c, const char *id);
 /* ---- calllog.c ---- */
 gw_calllog *gw_calllog_new(gw *g);
 gw_calllog *gw_calllog_free(gw_calllog *l);
-/* Queues one call record (JSON) for the outbox; never blocks. */
+/* True when calls are logged (PostgreSQL is configured): only then is there an outbox. */
+bool gw_calllog_enabled(const gw_calllog *l);
+/* Queues one call record (JSON) for the outbox; never blocks. Nothing when not enabled. */
 void gw_calllog_record(gw_calllog *l, const buf *record);
 void gw_calllog_redis_ready(gw_calllog *l);
 bool gw_calllog_pg_connected(const gw_calllog *l);

@@ -69,6 +69,21 @@ void gw_gen_kstr_or_null(yajl_gen g, const char *k, const char *v)
 	gw_gen_str_or_null(g, v);
 }
 
+/* "endpoint": the request path, at most GW_RECORD_PATH_MAX bytes (cut at a UTF-8 character
+ * boundary), as valid UTF-8 (a byte that is not is U+FFFD): a record is always JSON that
+ * PostgreSQL's jsonb takes, whatever bytes the client sent. */
+static void gen_endpoint(yajl_gen g, const char *path)
+{
+	size_t n = strlen(path);
+	if (n > GW_RECORD_PATH_MAX) {
+		n = GW_RECORD_PATH_MAX;
+		while (n > 0 && ((unsigned char)path[n] & 0xc0) == 0x80)
+			n--;
+	}
+	proto_json_gen_str(g, "endpoint");
+	proto_json_gen_text(g, path, n);
+}
+
 /* The call record (the columns of secureexec_calls, calllog.c). */
 static void call_record(const gw_call *c, int64_t latency_ms, buf *out)
 {
@@ -78,7 +93,7 @@ static void call_record(const gw_call *c, int64_t latency_ms, buf *out)
 	proto_json_gen_kstr(g, "call_id", c->call_id);
 	proto_json_gen_kint(g, "ts_ms", c->ts_ms);
 	proto_json_gen_kstr(g, "gateway_id", cfg->id);
-	proto_json_gen_kstr(g, "endpoint", c->path);
+	gen_endpoint(g, c->path);
 	gw_gen_kstr_or_null(g, "key_id", c->key ? c->key->id : NULL);
 	gw_gen_kstr_or_null(g, "caller_agent_id", c->agent_id);
 	gw_gen_kstr_or_null(g, "tool_name", c->tool);
@@ -102,6 +117,38 @@ static void call_record(const gw_call *c, int64_t latency_ms, buf *out)
 	proto_json_gen_take(g, out);
 }
 
+/* Which calls make a record. /health, /healthz and /metrics are not calls. A call that failed
+ * authentication (401) or hit no endpoint (404, 405) has no accountable caller, and anyone can
+ * send them as fast as the network carries them (one keep-alive client: over 4000 a second,
+ * +4.4 MB/s of Redis with 500-byte paths when each was logged): they are counted in /metrics
+ * (aisp_gateway_calls_unlogged_total{reason}, next to requests_total and
+ * iam_decisions_total) and not logged. Logging them under a per-address rate limit instead
+ * was rejected: behind the reverse proxy that terminates TLS every client has the proxy's
+ * address, and an attacker has many addresses. A call with a valid key is logged, refused or
+ * not (429, 402, 403 are the key's): that key is whom the record is about.
+ * Without PostgreSQL nothing is logged (calllog.c). Returns true to log c, false after counting
+ * why not (or for a route that is not a call). */
+static bool call_logged(const gw_call *c)
+{
+	gw_metrics *m = &c->g->m;
+	if (c->route == GW_ROUTE_OTHER) {
+		m->calls_unlogged[GW_UNLOGGED_NO_ROUTE]++;
+		return false;
+	}
+	if (c->route > GW_ROUTE_NODES)
+		return false;
+	if (c->decided &&
+	    (c->decision.verdict == GW_DENY_NO_KEY || c->decision.verdict == GW_DENY_BAD_KEY)) {
+		m->calls_unlogged[GW_UNLOGGED_UNAUTHENTICATED]++;
+		return false;
+	}
+	if (!gw_calllog_enabled(c->g->log)) {
+		m->calls_unlogged[GW_UNLOGGED_NO_POSTGRES]++;
+		return false;
+	}
+	return true;
+}
+
 static void call_finish(gw_call *c)
 {
 	gw *g = c->g;
@@ -109,7 +156,7 @@ static void call_finish(gw_call *c)
 	int cls = c->http_status / 100 - 1;
 	g->m.requests[c->route][cls >= 0 && cls < 5 ? cls : 4]++;
 	metrics_hist_observe(&g->m.latency, (double)us / 1e6);
-	if (c->route <= GW_ROUTE_NODES || c->route == GW_ROUTE_OTHER) {
+	if (call_logged(c)) {
 		buf rec = BUF_INIT;
 		call_record(c, us / 1000, &rec);
 		gw_calllog_record(g->log, &rec);

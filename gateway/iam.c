@@ -412,6 +412,120 @@ static bool default_allowed(const gw_key *k, const char *what, const gw_list *al
 	return false;
 }
 
+/* ---- images, by name and by digest ---- */
+
+static bool is_digest(const char *s)
+{
+	return !strncmp(s, "sha256:", 7);
+}
+
+static void images_push(gw_images *im, const char *name, size_t nl, const char *digest, size_t dl)
+{
+	for (size_t i = 0; i < im->n; i++)
+		if (strlen(im->v[i].name) == nl && !strncmp(im->v[i].name, name, nl) &&
+		    strlen(im->v[i].digest) == dl && !strncmp(im->v[i].digest, digest, dl))
+			return;
+	im->v = xreallocarray(im->v, im->n + 1, sizeof(*im->v));
+	im->v[im->n].name = xstrndup(name, nl);
+	im->v[im->n++].digest = xstrndup(digest, dl);
+}
+
+static size_t csv_count(const char *csv)
+{
+	size_t n = csv && *csv ? 1 : 0;
+	for (const char *p = csv; p && *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+void gw_images_add_node(gw_images *im, const char *image, const char *names_csv,
+                        const char *digests_csv)
+{
+	if (!image || csv_count(names_csv) != csv_count(digests_csv))
+		return;
+	const char *n = names_csv, *d = digests_csv;
+	for (size_t i = csv_count(names_csv); i > 0; i--) {
+		size_t nl = strcspn(n, ","), dl = strcspn(d, ",");
+		if ((nl == strlen(image) && !strncmp(n, image, nl)) ||
+		    (dl == strlen(image) && !strncmp(d, image, dl)))
+			images_push(im, n, nl, d, dl);
+		n += nl + (n[nl] == ',');
+		d += dl + (d[dl] == ',');
+	}
+}
+
+void gw_images_deinit(gw_images *im)
+{
+	for (size_t i = 0; i < im->n; i++) {
+		free(im->v[i].name);
+		free(im->v[i].digest);
+	}
+	free(im->v);
+	im->v = NULL;
+	im->n = 0;
+}
+
+static bool images_restricted(const gw_key *k)
+{
+	return !k->allow_images.any || (k->block_images.v && k->block_images.v[0]);
+}
+
+bool gw_policy_needs_images(const gw_key *k, const proto_task *t)
+{
+	return t && t->image && images_restricted(k);
+}
+
+/* The other form of image in pair p ("default" for its digest, the digest for "default"). */
+static const char *other_form(const gw_image_pair *p, const char *image)
+{
+	return strcmp(p->name, image) ? p->name : p->digest;
+}
+
+/* The image of a task under the key's image lists, by every form it has (core.h). */
+static bool image_allowed(const gw_key *k, const char *image, const gw_images *im, gw_decision *d)
+{
+	const gw_list *allow = &k->allow_images, *block = &k->block_images;
+	size_t n = im ? im->n : 0;
+	if (!images_restricted(k))
+		return true;
+	if (list_has(block, image)) {
+		deny(d, GW_DENY_IMAGE, "image \"%s\" is blocked for key %s", image, k->id);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *other = other_form(&im->v[i], image);
+		if (list_has(block, other)) {
+			deny(d, GW_DENY_IMAGE,
+			     "image \"%s\" is image \"%s\" on a live node (registry images / "
+			     "image_digests), which is blocked for key %s",
+			     image, other, k->id);
+			return false;
+		}
+	}
+	if (is_digest(image) && n == 0) {
+		deny(d, GW_DENY_IMAGE,
+		     "image \"%s\" is a digest no live node advertises (registry image_digests%s): "
+		     "key %s's image lists cannot be checked against it; name the image, or the "
+		     "digest of one a node has",
+		     image, im ? "" : ", which could not be read", k->id);
+		return false;
+	}
+	if (list_has(allow, image))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (!list_has(allow, other_form(&im->v[i], image))) {
+			_cleanup_free_ char *l = list_text(allow);
+			deny(d, GW_DENY_IMAGE,
+			     "image \"%s\" is image \"%s\" on a live node, which is not allowed "
+			     "for key %s (allowed: %s)",
+			     image, other_form(&im->v[i], image), k->id, l);
+			return false;
+		}
+	if (n == 0)
+		return name_allowed(k, "image", image, allow, block, GW_DENY_IMAGE, d);
+	return true;
+}
+
 static bool limits_allowed(const gw_key *k, proto_limits *l, gw_decision *d)
 {
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
@@ -441,7 +555,7 @@ static bool limits_allowed(const gw_key *k, proto_limits *l, gw_decision *d)
 }
 
 void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto_task *t,
-                     gw_decision *d)
+                     const gw_images *im, gw_decision *d)
 {
 	d->verdict = GW_ALLOW;
 	if (!name_allowed(k, "tool", tool, &k->allow_tools, &k->block_tools, GW_DENY_TOOL, d))
@@ -458,8 +572,7 @@ void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto
 	                               &k->block_runtimes, GW_DENY_RUNTIME, d)
 	               : !default_allowed(k, "runtime", &k->allow_runtimes, GW_DENY_RUNTIME, d))
 		return;
-	if (t->image ? !name_allowed(k, "image", t->image, &k->allow_images, &k->block_images,
-	                             GW_DENY_IMAGE, d)
+	if (t->image ? !image_allowed(k, t->image, im, d)
 	             : !default_allowed(k, "image", &k->allow_images, GW_DENY_IMAGE, d))
 		return;
 	limits_allowed(k, &t->limits, d);

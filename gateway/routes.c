@@ -133,6 +133,14 @@ static void labelled_families(const gw *g, buf *b)
 	for (int v = 0; v < GW_VERDICT__COUNT; v++)
 		buf_appendf(b, "aisp_gateway_iam_decisions_total{decision=\"%s\"} %llu\n",
 		            gw_verdict_name((gw_verdict)v), (unsigned long long)g->m.decisions[v]);
+	static const char *const unlogged[GW_UNLOGGED__COUNT] = {"no_route", "unauthenticated",
+	                                                         "no_postgres"};
+	buf_append_str(b,
+	               "# HELP aisp_gateway_calls_unlogged_total Calls that made no call record, "
+	               "by why.\n# TYPE aisp_gateway_calls_unlogged_total counter\n");
+	for (int u = 0; u < GW_UNLOGGED__COUNT; u++)
+		buf_appendf(b, "aisp_gateway_calls_unlogged_total{reason=\"%s\"} %llu\n",
+		            unlogged[u], (unsigned long long)g->m.calls_unlogged[u]);
 	buf_append_str(b, "# HELP aisp_gateway_results_total Results received, by status.\n"
 	                  "# TYPE aisp_gateway_results_total counter\n");
 	for (int s = 0; s < PROTO_STATUS__COUNT; s++)
@@ -151,6 +159,12 @@ static void on_metrics(gw_call *c)
 	        m->submitted);
 	counter(&b, "aisp_gateway_waits_timed_out_total",
 	        "Calls answered 202 pending: no result within wait_ms.", m->waits_timed_out);
+	counter(&b, "aisp_gateway_results_refused_total",
+	        "Results that did not verify (forged, another task's, not signed by their node's "
+	        "key): ignored.",
+	        m->results_refused);
+	counter(&b, "aisp_gateway_reply_entries_total", "Entries read from the reply stream.",
+	        m->reply_entries);
 	counter(&b, "aisp_gateway_events_forwarded_total",
 	        "Reply-stream events forwarded to NDJSON clients.", m->events_forwarded);
 	counter(&b, "aisp_gateway_connections_refused_total",
@@ -162,7 +176,9 @@ static void on_metrics(gw_call *c)
 	counter(&b, "aisp_gateway_calls_logged_total", "Call records added to the outbox.",
 	        m->calls_logged);
 	counter(&b, "aisp_gateway_calls_dropped_total",
-	        "Call records dropped: the in-memory backlog was full.", m->calls_dropped);
+	        "Call records dropped: the in-memory backlog was full, or trimmed from the outbox "
+	        "(outbox_max) before PostgreSQL had them.",
+	        m->calls_dropped);
 	counter(&b, "aisp_gateway_pg_rows_total", "Call records inserted into PostgreSQL.",
 	        m->pg_rows);
 	counter(&b, "aisp_gateway_pg_batches_total", "Batches committed to PostgreSQL.",

@@ -104,7 +104,8 @@ static void view_node(const sim *s, const gw_node_info *n, node_view *v)
 		reason(v, "runtime %s is not offered (this node has %s)", t->runtime,
 		       rts ? rts : "none");
 	const char *imgs = gw_node_field(n, "images");
-	if (t->image && strncmp(t->image, "sha256:", 7) && !gw_csv_has(imgs, t->image))
+	if (t->image && !gw_csv_has(imgs, t->image) &&
+	    !gw_csv_has(gw_node_field(n, "image_digests"), t->image))
 		reason(v, "image %s is not in this node's store (it has %s)", t->image,
 		       imgs ? imgs : "none");
 	v->resolved = t->limits;
@@ -269,10 +270,34 @@ static void sim_free(sim *s)
 	free(s);
 }
 
+/* The IAM decision of a dry run: what an execution would get, payment included. The task's
+ * image is judged by its forms on the live nodes (im; NULL: not read). */
+static void sim_decide(sim *s, const char *skill, const gw_images *im)
+{
+	gw_call *c = s->c;
+	gw_decision d = {0};
+	gw_policy_check(c->key, c->tool, skill, s->valid ? &s->t : NULL, im, &d);
+	if (d.verdict == GW_ALLOW && c->key->requires_payment)
+		d.verdict = GW_DENY_PAYMENT,
+		d.detail = xasprintf("key %s requires payment for execution (simulation is free)",
+		                     c->key->id);
+	gw_call_decide(c, &d);
+	gw_decision_deinit(&d);
+}
+
 static void on_registry(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *arg)
 {
 	sim *s = arg;
 	gw_call *c = s->c;
+	if (s->valid) {
+		gw_images im = GW_IMAGES_INIT;
+		gw_images_of(s->t.image, ok ? nodes : NULL, ok ? n : 0, &im);
+		sim_decide(s, NULL, ok ? &im : NULL);
+		gw_images_deinit(&im);
+		buf tj = BUF_INIT; /* after the policy: the key's maxima are the task's limits */
+		proto_task_to_json(&s->t, &tj);
+		s->task_json = buf_steal(&tj, NULL);
+	}
 	buf doc = BUF_INIT, env = BUF_INIT;
 	simulation(s, nodes, n, ok, &doc);
 	_cleanup_err_ err *e = NULL;
@@ -302,29 +327,18 @@ void gw_simulate_req(gw_call *c, gw_exec_req *r)
 	s->c = c;
 	proto_task_init(&s->t);
 	c->dry_run = true;
-	gw_decision d = {0};
 	_cleanup_err_ err *e = NULL;
 	if (r->skill) {
 		s->error = xasprintf("tool \"%s\" is a skill: skills are not in the node protocol "
 		                     "yet; use tool run_code",
 		                     r->skill);
-		gw_policy_check(c->key, r->tool, r->skill, NULL, &d);
+		sim_decide(s, r->skill, NULL);
 	} else if (proto_task_parse(r->task_json, strlen(r->task_json), &s->t, NULL, &e) < 0) {
 		s->error = xasprintf("invalid task: %s", err_msg(e));
-		gw_policy_check(c->key, r->tool, NULL, NULL, &d);
+		sim_decide(s, NULL, NULL);
 	} else {
-		s->valid = true;
-		gw_policy_check(c->key, r->tool, NULL, &s->t, &d);
-		buf tj = BUF_INIT;
-		proto_task_to_json(&s->t, &tj);
-		s->task_json = buf_steal(&tj, NULL);
+		s->valid = true; /* decided with the registry: the image's forms (on_registry) */
 	}
-	if (d.verdict == GW_ALLOW && c->key->requires_payment) /* what an execution would get */
-		d.verdict = GW_DENY_PAYMENT,
-		d.detail = xasprintf("key %s requires payment for execution (simulation is free)",
-		                     c->key->id);
-	gw_call_decide(c, &d);
-	gw_decision_deinit(&d);
 	gw_registry_fetch(c->g, on_registry, s);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """HTTP client of tests/integration/test-gateway.sh: requests whose responses are validated
 against gateway/openapi.yaml (and through it proto/schemas/*.json), raw-socket cases (malformed
-HTTP, slow clients, the connection cap) and a bounded load test. Standard library plus Debian's
+HTTP, keep-alive and pipelined connections, slow clients, the connection cap), a bounded load
+test and a keep-alive flood. Standard library plus Debian's
 python3-jsonschema and python3-yaml. Each command exits 0 when every check passed and prints
 what it saw on stdout (diagnostics on stderr)."""
 import argparse
@@ -286,6 +287,83 @@ def cmd_load(a):
         fail(f"first errors: {errors[:3]}")
 
 
+def read_replies(s, n, buf=b""):
+    """n HTTP/1.1 replies (Content-Length framed, as the gateway sends them) from socket s:
+    a list of (status, headers, body) and what was read past them."""
+    out = []
+    while len(out) < n:
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            lines = buf[:head_end].decode(errors="replace").split("\r\n")
+            hdr = dict((k.lower(), v) for k, v in
+                       (l.split(": ", 1) for l in lines[1:] if ": " in l))
+            end = head_end + 4 + int(hdr.get("content-length", "0"))
+            if len(buf) >= end:
+                out.append((int(lines[0].split()[1]), hdr, buf[head_end + 4:end]))
+                buf = buf[end:]
+                continue
+        d = s.recv(1 << 20)
+        if not d:
+            fail(f"the connection closed after {len(out)} of {n} replies: {buf[:200]!r}")
+        buf += d
+    return out, buf
+
+
+def cmd_keepalive(a):
+    """One connection, the payloads sent one after the other (each after the previous reply,
+    or all at once with --pipeline); every reply must have the wanted status in order, and
+    none may be HTML."""
+    steps = [p.encode().decode("unicode_escape").encode("latin-1") for p in a.step]
+    if len(a.status) != len(steps):
+        fail("one --status per --step")
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+    replies, rest = [], b""
+    if a.pipeline:
+        s.sendall(b"".join(steps))
+        replies, rest = read_replies(s, len(steps))
+    else:
+        for p in steps:
+            s.sendall(p)
+            got, rest = read_replies(s, 1, rest)
+            replies += got
+    s.close()
+    for (st, hdr, body), want in zip(replies, a.status):
+        ct = hdr.get("content-type", "")
+        print(st, ct, body.decode(errors="replace"))
+        if st != want:
+            fail(f"status {st}, want {want}")
+        if "html" in ct.lower() or body.lstrip().startswith(b"<"):
+            fail("an HTML reply")
+        if st >= 400:
+            if ct != "application/problem+json":
+                fail(f"error with Content-Type {ct!r}")
+            validate("Problem", json.loads(body))
+
+
+def cmd_flood(a):
+    """a.n requests for a.path (padded to a.path_len bytes) on one keep-alive connection,
+    a.depth at a time (1: each after the previous reply), as fast as the gateway answers; each
+    reply must be a.status."""
+    path = a.path + "x" * max(0, a.path_len - len(a.path))
+    hdr = f"Authorization: Bearer {a.key}\r\n" if a.key else ""
+    one = f"GET {path} HTTP/1.1\r\nHost: x\r\n{hdr}\r\n".encode()
+    s = socket.create_connection(("127.0.0.1", a.port), timeout=30)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    done, rest, bad, t0 = 0, b"", 0, time.monotonic()
+    while done < a.n:
+        k = min(a.depth, a.n - done)
+        s.sendall(one * k)
+        got, rest = read_replies(s, k, rest)
+        bad += sum(1 for st, _, _ in got if st != a.status)
+        done += k
+    wall = time.monotonic() - t0
+    s.close()
+    print(f"{done} requests of {len(path)}-byte paths on one connection in {wall:.2f} s: "
+          f"{done / wall:.0f} req/s")
+    if bad:
+        fail(f"{bad} replies were not {a.status}")
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -326,9 +404,23 @@ def main():
     r.add_argument("--total", type=int, default=2000)
     r.add_argument("--status", type=int, default=200)
     r.add_argument("--schema")
+    r = sub.add_parser("keepalive")
+    r.add_argument("port", type=int)
+    r.add_argument("--step", action="append", required=True)
+    r.add_argument("--status", type=int, action="append", required=True)
+    r.add_argument("--pipeline", action="store_true")
+    r = sub.add_parser("flood")
+    r.add_argument("port", type=int)
+    r.add_argument("path")
+    r.add_argument("--n", type=int, default=1000)
+    r.add_argument("--path-len", type=int, default=0)
+    r.add_argument("--depth", type=int, default=1)
+    r.add_argument("--key")
+    r.add_argument("--status", type=int, default=404)
     a = p.parse_args()
     {"req": cmd_req, "raw": cmd_raw, "slowloris": cmd_slowloris, "conncap": cmd_conncap,
-     "ndjson": cmd_ndjson, "load": cmd_load}[a.cmd](a)
+     "ndjson": cmd_ndjson, "load": cmd_load, "keepalive": cmd_keepalive,
+     "flood": cmd_flood}[a.cmd](a)
 
 
 if __name__ == "__main__":

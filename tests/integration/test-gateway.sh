@@ -90,6 +90,7 @@ K_PY=$(addkey py --set allow_languages=python --set block_runtimes=runsc --set b
 K_NOTOOLS=$(addkey notools --set block_tools=run_code)
 K_RATE=$(addkey rate --set rate_per_s=0.01 --set burst=2)
 K_PAY=$(addkey pay --set requires_payment=true)
+K_NODEF=$(addkey nodefault --set block_images=default)
 gw_conf() { # gw_conf FILE [EXTRA LINES]
 	cat >"$1" <<EOF
 [gateway]
@@ -204,6 +205,11 @@ problem "blocked runtime -> 403" 403 runtime_blocked "$K_PY" \
 	'{"tool":{"name":"run_code","args":{"language":"python","code":"1","runtime":"runsc"}}}'
 problem "blocked image -> 403" 403 image_blocked "$K_PY" \
 	'{"lang":"python","code":"1","runtime":"runc","image":"secret-image"}'
+# the node's digest of "default" (its registry's images and image_digests, in the same order)
+DEF_DIGEST=$(paste -d' ' <(R HGET "aisp:node:$NODE" images | tr , '\n') <(R HGET "aisp:node:$NODE" image_digests | tr , '\n') |
+	awk '$1 == "default" {print $2}')
+problem "the digest of a blocked image -> 403" 403 image_blocked "$K_NODEF" \
+	"{\"lang\":\"python\",\"code\":\"1\",\"runtime\":\"runc\",\"image\":\"$DEF_DIGEST\"}"
 problem "limits above the key's maximum -> 403" 403 limit_exceeded "$K_PY" \
 	'{"lang":"python","code":"1","runtime":"runc","limits":{"memory_mb":1024}}'
 check "the limit detail names the limit and the maximum" grep -q 'limits.memory_mb 1024 is above the maximum 256 of key py' "$GW/p.json"
@@ -328,6 +334,7 @@ check "then tasks/{id} gives the result (through the other gateway)" wait_for 60
 is "the late result" "$(jqr "$GW/late.json" .result.output)" "late"
 kill -TERM "$GW2_PID" && wait "$GW2_PID"
 is "the second gateway exits 0" "$?" 0
+is "the second gateway, without PostgreSQL, wrote no outbox" "$(R EXISTS aisp:gw2:calls)" 0
 
 # NDJSON: queued, then an event the node publishes on the reply stream, then the result
 jq -nc '{lang:"python", code:"import time\nprint(\"start\", flush=True)\ntime.sleep(3)\nprint(\"end\")", runtime:"runc"}' >"$GW/nd.json"
@@ -350,6 +357,8 @@ check "unknown path -> 404 problem" req GET "$BASE" /nope --status 404
 check "wrong method -> 405 problem" req GET "$BASE" /v1/exec --status 405
 raw() { "${CLIENT[@]}" raw "$GW_PORT" "$@" >>"$GW/raw.log" 2>&1; }
 check "a garbage request line -> 400 problem+json, not HTML" raw 'GARBAGE\r\n\r\n' --status 400
+check "a malformed request after a served one on a keep-alive connection -> 400 problem+json" \
+	"${CLIENT[@]}" keepalive "$GW_PORT" --step 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n' --status 200 --step 'BADLINE\r\n\r\n' --status 400
 check "huge headers -> 431 problem+json, not HTML" raw 'GET /health HTTP/1.1\r\nHost: x\r\nX-Big: @@\r\n\r\n' --repeat 20000 --status 431
 check "a huge body -> 413 problem+json" raw "POST /v1/exec HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{" --status 413
 CHUNKED=$(printf '%s' "$SIM_PY" | wc -c)
@@ -412,6 +421,11 @@ is "the exec call's row (agent, tool, dry run, status, IAM, proof hash, node, ke
 	"agent-1|run_code|f|ok|t|allow|$(jqr "$GW/e1.json" .proofHash)|$NODE|py|200|v1"
 is "a denied call's row records the decision" \
 	"$(psqlq "select count(*) from secureexec_calls where iam_decision = 'payment_required' and http_status = 402 and not iam_approved")" 1
+is "a call that failed authentication or hit no endpoint makes no row" \
+	"$(psqlq "select count(*) from secureexec_calls where iam_decision in ('no_key', 'bad_key') or (http_status in (404, 405) and endpoint not like '/v1/tasks/%')")" 0
+check "... it is counted instead" \
+	test "$(gw_metric 'aisp_gateway_calls_unlogged_total{reason="unauthenticated"}')" -ge 2 -a \
+	"$(gw_metric 'aisp_gateway_calls_unlogged_total{reason="no_route"}')" -ge 2
 is "the seed's indexes (timestamp, agent, tool) exist" \
 	"$(psqlq "select string_agg(indexname, ',' order by indexname) from pg_indexes where tablename = 'secureexec_calls' and indexname like 'idx_secureexec_%'")" \
 	"idx_secureexec_agent,idx_secureexec_key,idx_secureexec_tool,idx_secureexec_ts"

@@ -56,6 +56,8 @@ static void test_config_errors(void **state)
 	config_error("[gateway]\nwait_ms = 1000\npoll_ms = 2000\n",
 	             "poll_ms 2000 is above wait_ms");
 	config_error("[cost]\ncurrency = usd\n", "expected [A-Z0-9]{1,16}");
+	config_error("[calllog]\noutbox_max = 10\n",
+	             "gw.conf:2: [calllog] outbox_max = \"10\": out of range 1000..100000000");
 }
 
 static void test_config_values(void **state)
@@ -63,16 +65,21 @@ static void test_config_values(void **state)
 	gw_config c;
 	gw_config_defaults(&c);
 	err *e = NULL;
-	assert_int_equal(
-	    gw_config_load_string(&c, "gw.conf",
-	                          "[gateway]\nid = gw-1\nlisten = [::1]:9000\n"
-	                          "[calllog]\npostgres = host=/tmp port=5\nbatch = 7\n",
-	                          &e),
-	    0);
+	assert_int_equal(gw_config_load_string(&c, "gw.conf",
+	                                       "[gateway]\nid = gw-1\nlisten = [::1]:9000\n"
+	                                       "[calllog]\npostgres = host=/tmp port=5\nbatch = 7\n"
+	                                       "outbox_max = 5000\n",
+	                                       &e),
+	                 0);
 	assert_string_equal(c.id, "gw-1");
 	assert_string_equal(c.listen, "[::1]:9000");
 	assert_string_equal(c.postgres, "host=/tmp port=5");
 	assert_int_equal(c.batch, 7);
+	assert_int_equal(c.outbox_max, 5000);
+	gw_config_deinit(&c);
+	gw_config_defaults(&c);
+	assert_int_equal(c.outbox_max, 100000); /* the outbox is bounded by default */
+	assert_string_equal(c.postgres, "");    /* and, without PostgreSQL, not written */
 	gw_config_deinit(&c);
 }
 
@@ -216,7 +223,7 @@ static void expect(const gw_key *k, const char *tool, const char *skill, const c
 	gw_decision d = {0};
 	if (task)
 		parse_task(task, &t);
-	gw_policy_check(k, tool, skill, task ? &t : NULL, &d);
+	gw_policy_check(k, tool, skill, task ? &t : NULL, NULL, &d);
 	if (d.verdict != v)
 		fail_msg("verdict %s (%s), want %s", gw_verdict_name(d.verdict),
 		         d.detail ? d.detail : "", gw_verdict_name(v));
@@ -285,7 +292,7 @@ static void test_policy_defaults_and_lists(void **state)
 	    "\"default\"}",
 	    &t);
 	gw_decision d = {0};
-	gw_policy_check(r, "run_code", NULL, &t, &d);
+	gw_policy_check(r, "run_code", NULL, &t, NULL, &d);
 	assert_int_equal(d.verdict, GW_ALLOW);
 	assert_int_equal(t.limits.memory_bytes, 64LL * 1024 * 1024);
 	assert_int_equal(t.limits.cpus_milli, 0);
@@ -293,6 +300,98 @@ static void test_policy_defaults_and_lists(void **state)
 	assert_true(gw_policy_allows(r, GW_KIND_LANGUAGE, "shell"));
 	assert_false(gw_policy_allows(r, GW_KIND_RUNTIME, "runsc"));
 	assert_false(gw_policy_allows(r, GW_KIND_SKILL, "shell_exec"));
+	gw_keys_deinit(&k);
+}
+
+/* ---- images by name and by digest ---- */
+
+#define DA "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define DB "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define DZ "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+
+/* The image check of key k on image, with the registry of two nodes (NULL: not read). */
+static void expect_image(const gw_key *k, const char *image, bool registry, gw_verdict v,
+                         const char *detail)
+{
+	_cleanup_free_ char *json =
+	    xasprintf("{\"id\":\"t\",\"lang\":\"python\",\"code\":\"1\",\"runtime\":\"runc\","
+	              "\"image\":\"%s\"}",
+	              image);
+	proto_task t;
+	parse_task(json, &t);
+	gw_images im = GW_IMAGES_INIT;
+	gw_images_add_node(&im, t.image, "default,other", DA "," DB);
+	gw_images_add_node(&im, t.image, "default", DZ);       /* another build of default */
+	gw_images_add_node(&im, t.image, "default,other", DA); /* lists differ: skipped */
+	gw_decision d = {0};
+	gw_policy_check(k, "run_code", NULL, &t, registry ? &im : NULL, &d);
+	if (d.verdict != v)
+		fail_msg("%s: verdict %s (%s), want %s", image, gw_verdict_name(d.verdict),
+		         d.detail ? d.detail : "", gw_verdict_name(v));
+	if (detail && (!d.detail || !strstr(d.detail, detail)))
+		fail_msg("%s: detail \"%s\", want \"%s\"", image, d.detail ? d.detail : "", detail);
+	gw_decision_deinit(&d);
+	gw_images_deinit(&im);
+	proto_task_deinit(&t);
+}
+
+static void test_policy_images(void **state)
+{
+	const char *h1 =
+	    "hash = sha256:0000000000000000000000000000000000000000000000000000000000000001\n";
+	const char *h2 =
+	    "hash = sha256:0000000000000000000000000000000000000000000000000000000000000002\n";
+	const char *h3 =
+	    "hash = sha256:0000000000000000000000000000000000000000000000000000000000000003\n";
+	_cleanup_free_ char *text =
+	    xasprintf("[key.b]\n%sblock_images = default\n[key.a]\n%sallow_images = other, " DZ
+	              "\n[key.any]\n%s",
+	              h1, h2, h3);
+	gw_keys k = {0};
+	err *e = NULL;
+	assert_int_equal(gw_keys_load_string(&k, "k", text, &e), 0);
+	const gw_key *b = &k.keys[0], *a = &k.keys[1], *any = &k.keys[2];
+
+	gw_images im = GW_IMAGES_INIT; /* the pairs: those that match, each once */
+	gw_images_add_node(&im, "default", "default,other", DA "," DB);
+	gw_images_add_node(&im, "default", "other,default", DB "," DA);
+	gw_images_add_node(&im, DB, "default,other", DA "," DB);
+	assert_int_equal(im.n, 2);
+	assert_string_equal(im.v[0].name, "default");
+	assert_string_equal(im.v[0].digest, DA);
+	assert_string_equal(im.v[1].name, "other");
+	gw_images_deinit(&im);
+
+	/* a block list holds against the digest, and against the name for a blocked digest */
+	expect_image(b, "default", true, GW_DENY_IMAGE, "image \"default\" is blocked for key b");
+	expect_image(b, DA, true, GW_DENY_IMAGE,
+	             "image \"" DA "\" is image \"default\" on a live node");
+	expect_image(b, DZ, true, GW_DENY_IMAGE, "is image \"default\"");
+	expect_image(b, DB, true, GW_ALLOW, NULL);
+	expect_image(b, "other", true, GW_ALLOW, NULL);
+	/* an unknown digest cannot be judged; nor any digest without the registry */
+	expect_image(b, "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+	             true, GW_DENY_IMAGE, "is a digest no live node advertises");
+	expect_image(b, DB, false, GW_DENY_IMAGE, "which could not be read");
+	expect_image(b, "other", false, GW_ALLOW, NULL); /* a name: as written */
+	/* an allow list by name admits its digest; by digest, its name only when every build
+	 * of that name is allowed (default is DA on one node and DZ on another) */
+	expect_image(a, DB, true, GW_ALLOW, NULL);
+	expect_image(a, DZ, true, GW_ALLOW, NULL);
+	expect_image(a, DA, true, GW_DENY_IMAGE,
+	             "is image \"default\" on a live node, which is not allowed for key a");
+	expect_image(a, "default", true, GW_DENY_IMAGE, "is not allowed for key a");
+	expect_image(a, "third", true, GW_DENY_IMAGE,
+	             "image \"third\" is not allowed for key a (allowed: other, " DZ ")");
+	/* a key that restricts nothing needs no registry */
+	expect_image(any, "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+	             false, GW_ALLOW, NULL);
+	proto_task t;
+	parse_task("{\"id\":\"t\",\"lang\":\"python\",\"code\":\"1\",\"image\":\"x\"}", &t);
+	assert_false(gw_policy_needs_images(any, &t));
+	assert_true(gw_policy_needs_images(b, &t));
+	assert_true(gw_policy_needs_images(a, &t));
+	proto_task_deinit(&t);
 	gw_keys_deinit(&k);
 }
 
@@ -479,6 +578,7 @@ int main(void)
 	    cmocka_unit_test(test_key_section),
 	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_policy_defaults_and_lists),
+	    cmocka_unit_test(test_policy_images),
 	    cmocka_unit_test(test_bucket),
 	    cmocka_unit_test(test_translate_seed),
 	    cmocka_unit_test(test_translate_task),
