@@ -631,6 +631,8 @@ static void submit(gw_call *c, proto_task *t)
 	w->task = *t; /* moved: the caller's t is left empty */
 	proto_task_init(t);
 	w->stream = gw_accepts_ndjson(c);
+	/* An NDJSON caller sees the node's live events (started, output) before the result. */
+	w->task.live_output = w->stream && w->task.reply_stream;
 	w->deadline_ms = now_mono_ms() + g->cfg->wait_ms;
 	w->timer = evtimer_new(g->base, on_timer, w);
 	waiter_link(g, w); /* before the XADD: the reply cannot come before it */

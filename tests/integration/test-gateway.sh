@@ -336,17 +336,16 @@ kill -TERM "$GW2_PID" && wait "$GW2_PID"
 is "the second gateway exits 0" "$?" 0
 is "the second gateway, without PostgreSQL, wrote no outbox" "$(R EXISTS aisp:gw2:calls)" 0
 
-# NDJSON: queued, then an event the node publishes on the reply stream, then the result
+# NDJSON: queued, then the node's live events on the reply stream (the task asks for them:
+# live_output), then the result
 jq -nc '{lang:"python", code:"import time\nprint(\"start\", flush=True)\ntime.sleep(3)\nprint(\"end\")", runtime:"runc"}' >"$GW/nd.json"
-rm -f "$GW/mark"
-"${CLIENT[@]}" ndjson "$BASE" "$K_FULL" "$GW/nd.json" --mark "$GW/mark" >"$GW/nd.out" 2>&1 &
-ND=$!
-if wait_for 20 test -s "$GW/mark"; then
-	R XADD "$REPLY" '*' id "$(cat "$GW/mark")" event output stream stdout data "start" >/dev/null
-fi
-wait "$ND"
-is "NDJSON streams queued, the node's output event, then the result" "$(tail -1 "$GW/nd.out")" "events: queued output result"
-check "the forwarded event carries the node's fields" grep -q '"event": "output".*"data": "start"' "$GW/nd.out"
+"${CLIENT[@]}" ndjson "$BASE" "$K_FULL" "$GW/nd.json" >"$GW/nd.out" 2>&1
+is "NDJSON streams queued, the node's started and output events, then the result" \
+	"$(tail -1 "$GW/nd.out")" "events: queued started output output result"
+check "the forwarded output event carries the node's fields" \
+	grep -q '"event": "output".*"stream": "stdout".*"offset": "0".*"data": "start' "$GW/nd.out"
+check "the started event names the node and its sandbox" \
+	grep -q '"event": "started".*"node": ".*"sandbox": "' "$GW/nd.out"
 
 # ---------------------------------------------------------------- 6. malformed requests
 check "bad JSON -> 400 problem" req POST "$BASE" /v1/exec --key "$K_FULL" --body '{"lang": "python",' --status 400
