@@ -345,6 +345,45 @@ def create_rate(aisp, rt, n, tmp):
 # ---------------------------------------------------------------- redis-server and aispd
 
 
+def node_metrics(port):
+    """{series: value} from a node's /metrics on 127.0.0.1:port."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    m = {}
+    for ln in text.splitlines():
+        if ln and not ln.startswith("#"):
+            k, _, v = ln.rpartition(" ")
+            try:
+                m[k] = float(v)
+            except ValueError:
+                pass
+    return m
+
+
+def pool_settled(m):
+    """Every target warm, nothing being created or destroyed."""
+    if m.get("aisp_pool_destroying", 0) > 0:
+        return False
+    for k, v in m.items():
+        if k.startswith("aisp_pool_sandboxes{") and 'state="creating"' in k and v > 0:
+            return False
+        if k.startswith("aisp_pool_target{"):
+            warm = k.replace("aisp_pool_target{", "aisp_pool_sandboxes{")[:-1] + ',state="warm"}'
+            if m.get(warm, 0) < v:
+                return False
+    return True
+
+
+def wait_settled(port, limit_s):
+    """Waits up to limit_s for the node on port's pools to settle; True when they did."""
+    t = time.monotonic()
+    while time.monotonic() - t < limit_s:
+        if pool_settled(node_metrics(port)):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 class Node:
     def __init__(self, b, name, port, targets, slots, max_live):
         self.b = b
@@ -414,38 +453,10 @@ listen = 127.0.0.1:{http}
             return ""
 
     def metrics(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.http, timeout=5) as r:
-            text = r.read().decode()
-        m = {}
-        for ln in text.splitlines():
-            if ln and not ln.startswith("#"):
-                k, _, v = ln.rpartition(" ")
-                try:
-                    m[k] = float(v)
-                except ValueError:
-                    pass
-        return m
-
-    def pool_settled(self, m):
-        """Every target warm, nothing being created or destroyed."""
-        if m.get("aisp_pool_destroying", 0) > 0:
-            return False
-        for k, v in m.items():
-            if k.startswith("aisp_pool_sandboxes{") and 'state="creating"' in k and v > 0:
-                return False
-            if k.startswith("aisp_pool_target{"):
-                warm = k.replace("aisp_pool_target{", "aisp_pool_sandboxes{")[:-1] + ',state="warm"}'
-                if m.get(warm, 0) < v:
-                    return False
-        return True
+        return node_metrics(self.http)
 
     def wait_settled(self, limit_s):
-        t = time.monotonic()
-        while time.monotonic() - t < limit_s:
-            if self.pool_settled(self.metrics()):
-                return True
-            time.sleep(0.1)
-        return False
+        return wait_settled(self.http, limit_s)
 
     def warm_sandboxes(self):
         """{lang: [container id, ...]} of this node's bundles (all idle when the pool settled)."""
