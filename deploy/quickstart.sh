@@ -56,6 +56,8 @@ redis-server "$work/redis.conf" --bind 127.0.0.1 --port "$rport" --dir "$work/re
 	--appendonly no --min-replicas-to-write 0 >"$work/redis.log" 2>&1 &
 pids+=($!)
 admin() { redis-cli -p "$rport" --user default --pass "$admin_pw" --no-auth-warning "$@"; }
+# a scheduler's raw Redis commands (tasks that aisp submit does not build)
+sched() { redis-cli -p "$rport" --user aisp-scheduler --pass "$sched_pw" --no-auth-warning "$@"; }
 for _ in $(seq 100); do admin ping >/dev/null 2>&1 && break; sleep 0.1; done
 admin ping
 export AISP_REDIS=127.0.0.1:$rport AISP_REDIS_USER=aisp-scheduler AISP_REDIS_PASSWORD=$sched_pw
@@ -133,19 +135,25 @@ def main(args):
         a, b = b, a + b
     return {"fib": a}'
 
+say "live output: aisp submit --follow prints the lines as the program prints them"
+"$aisp" submit --follow --id "follow-$sfx" --wait-timeout 120 -c 'import time
+for i in range(1, 4):
+    print("tick", i, flush=True)
+    time.sleep(0.5)'
+
 say "a sealed task: code and input encrypted with the stock age command, the result to the buyer"
 # The buyer's identity, and the node's recipient from the registry (signed by the node's key:
 # `aisp submit --seal-to node:quickstart` checks that signature for you).
 age-keygen -o "$work/buyer.key" 2>/dev/null
 buyer=$(age-keygen -y "$work/buyer.key")
-node_age=$(redis-cli -p "$rport" HGET aisp:node:quickstart age)
+node_age=$(sched HGET aisp:node:quickstart age)
 printf 'import sys\nprint("the node saw", len(sys.stdin.read()), "secret bytes")\n' |
 	age -r "$node_age" | base64 -w0 >"$work/code.b64"
 printf 'my private input' | age -r "$node_age" | base64 -w0 >"$work/stdin.b64"
 jq -nc --arg id "sealed-$sfx" --rawfile c "$work/code.b64" --rawfile s "$work/stdin.b64" \
 	--arg to "$buyer" '{id:$id, lang:"python", code_age:$c, stdin_age:$s, reply_to:$to}' \
 	>"$work/sealed-task.json"
-redis-cli -p "$rport" XADD aisp:tasks '*' task "$(cat "$work/sealed-task.json")" >/dev/null
+sched XADD aisp:tasks '*' task "$(cat "$work/sealed-task.json")" >/dev/null
 "$aisp" wait --timeout 120 "sealed-$sfx" >/dev/null || true
 "$aisp" result "sealed-$sfx" >"$work/sealed-result.json"
 echo "-- public result (no output in the clear):"
@@ -168,7 +176,7 @@ jq -nc --arg id "$chain_id" '{id: $id, runtime: "runc",
     {type: "llm", model: "openai/gpt-4o-mini", temperature: 0.7,
      system_prompt: "Summarise the totals for a customer."}]}' >"$work/chain.json"
 # aisp submit takes code, not steps: a chain task goes to aisp:tasks as any scheduler sends it
-redis-cli -p "$rport" -x XADD aisp:tasks '*' task <"$work/chain.json" >/dev/null
+sched -x XADD aisp:tasks '*' task <"$work/chain.json" >/dev/null
 "$aisp" wait --timeout 120 "$chain_id" || {
 	rc=$?
 	echo "the chain did not succeed (exit status $rc); aispd's log ends:"
