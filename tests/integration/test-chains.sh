@@ -8,17 +8,17 @@
 # (-e is off on purpose: a TAP suite goes on after a failing check.)
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
-nl_require
+need_nodes
 redis_start
 
 # ---------------------------------------------------------------- the mock and its key
-mock_llm_start "$NL_TMP/llm.key"
+mock_llm_start "$TEST_TMP/llm.key"
 CANARY=$MOCK_LLM_KEY
 MOCK=$MOCK_LLM
 
 LLM_CONF="[llm]
 base_url = $MOCK/v1
-api_key_file = $NL_TMP/llm.key
+api_key_file = $TEST_TMP/llm.key
 models = anthropic/claude-sonnet-4, openai/gpt-4o-mini, mock/priced
 max_tokens = 4096
 timeout_ms = 2000
@@ -44,14 +44,14 @@ chain() {
 }
 # run_chain ID JSON [TIMEOUT]: submit, wait for the result, keep task and result in files
 run_chain() {
-	printf '%s' "$2" >"$NL_TMP/$1.task.json"
+	printf '%s' "$2" >"$TEST_TMP/$1.task.json"
 	submit_json "$2" >/dev/null
 	wait_result "$1" "${3:-120}" || { not_ok "$1: no result" "$(node_log c1 | tail -5)"; return 1; }
-	result "$1" >"$NL_TMP/$1.result.json"
+	result "$1" >"$TEST_TMP/$1.result.json"
 }
 # cost_sums ID: true when the total is the sum of the breakdown
 cost_sums() { rfield "$1" '.cost.total == ([.cost.breakdown[].cost] | add // 0)' | grep -qx true; }
-verify() { "$AISP" verify --pubkey "$NL_TMP/key/public.pem" "$NL_TMP/$1.result.json" --task "$NL_TMP/$1.task.json" "${@:2}"; }
+verify() { "$AISP" verify --pubkey "$TEST_TMP/key/public.pem" "$TEST_TMP/$1.result.json" --task "$TEST_TMP/$1.task.json" "${@:2}"; }
 
 SEED_STEPS='[
  {"type":"llm","model":"anthropic/claude-sonnet-4","system_prompt":"[[mock echo]] Extract the items as JSON.","temperature":0},
@@ -77,36 +77,36 @@ for rt in runc runsc; do
 	# the mock's price: $1 per Mtok prompt, $2 per Mtok completion (usage.cost, exact)
 	is "$rt seed chain: an llm step's cost is the provider's" \
 		"$(rfield $id '.cost.breakdown[2] | .cost == ((.prompt_tokens + 2 * .completion_tokens) as $n | ($n + 0))')" true
-	verify $id >"$NL_TMP/$id.v" 2>&1
+	verify $id >"$TEST_TMP/$id.v" 2>&1
 	is "$rt seed chain: the result verifies (steps and cost signed)" "$?" 0
-	check "$rt seed chain: verify checked every step" grep -q "^PASS steps" "$NL_TMP/$id.v"
-	verify $id --replay >"$NL_TMP/$id.r" 2>&1
+	check "$rt seed chain: verify checked every step" grep -q "^PASS steps" "$TEST_TMP/$id.v"
+	verify $id --replay >"$TEST_TMP/$id.r" 2>&1
 	rc=$?
 	is "$rt seed chain: replay with the recorded answers passes" "$rc" 0
-	[ $rc = 0 ] || diag "$(cat "$NL_TMP/$id.r")"
-	check "$rt seed chain: the replay re-ran the script step" grep -q "^PASS replay.step.1" "$NL_TMP/$id.r"
-	check "$rt seed chain: the replay reproduced the execution digest" grep -q "^PASS replay.execution" "$NL_TMP/$id.r"
-	"$AISP" wait --timeout 10 $id >"$NL_TMP/$id.w" 2>"$NL_TMP/$id.we"
-	is "$rt seed chain: aisp wait exits 0 and prints the chain's output" "$? $(cat "$NL_TMP/$id.w")" "0 $SUMMARY"
-	is "$rt seed chain: ... and each step's status on stderr" "$(tr '\n' ';' <"$NL_TMP/$id.we")" \
+	[ $rc = 0 ] || diag "$(cat "$TEST_TMP/$id.r")"
+	check "$rt seed chain: the replay re-ran the script step" grep -q "^PASS replay.step.1" "$TEST_TMP/$id.r"
+	check "$rt seed chain: the replay reproduced the execution digest" grep -q "^PASS replay.execution" "$TEST_TMP/$id.r"
+	"$AISP" wait --timeout 10 $id >"$TEST_TMP/$id.w" 2>"$TEST_TMP/$id.we"
+	is "$rt seed chain: aisp wait exits 0 and prints the chain's output" "$? $(cat "$TEST_TMP/$id.w")" "0 $SUMMARY"
+	is "$rt seed chain: ... and each step's status on stderr" "$(tr '\n' ';' <"$TEST_TMP/$id.we")" \
 		"aisp: step 0 (llm): ok;aisp: step 1 (script): ok;aisp: step 2 (llm): ok;"
 done
 
 # ---------------------------------------------------------------- tampering, named by step
-jq -c '.steps[0].output = "{\"items\":[{\"price\":1000}]}"' "$NL_TMP/seed-runc.result.json" >"$NL_TMP/t1.result.json"
-cp "$NL_TMP/seed-runc.task.json" "$NL_TMP/t1.task.json"
-verify t1 --replay >"$NL_TMP/t1.r" 2>&1
+jq -c '.steps[0].output = "{\"items\":[{\"price\":1000}]}"' "$TEST_TMP/seed-runc.result.json" >"$TEST_TMP/t1.result.json"
+cp "$TEST_TMP/seed-runc.task.json" "$TEST_TMP/t1.task.json"
+verify t1 --replay >"$TEST_TMP/t1.r" 2>&1
 is "a tampered recorded answer fails" "$?" 1
-check "... and verify names step 0" grep -q "^FAIL steps: step 0 (llm): the recorded answer differs" "$NL_TMP/t1.r"
-check "... and the replay names step 0" grep -q "^FAIL replay.step.0: step 0 (llm): the recorded answer differs" "$NL_TMP/t1.r"
-jq -c '.steps[1].output = "{\"total\":1}"' "$NL_TMP/seed-runc.result.json" >"$NL_TMP/t2.result.json"
-cp "$NL_TMP/seed-runc.task.json" "$NL_TMP/t2.task.json"
-verify t2 --replay >"$NL_TMP/t2.r" 2>&1
+check "... and verify names step 0" grep -q "^FAIL steps: step 0 (llm): the recorded answer differs" "$TEST_TMP/t1.r"
+check "... and the replay names step 0" grep -q "^FAIL replay.step.0: step 0 (llm): the recorded answer differs" "$TEST_TMP/t1.r"
+jq -c '.steps[1].output = "{\"total\":1}"' "$TEST_TMP/seed-runc.result.json" >"$TEST_TMP/t2.result.json"
+cp "$TEST_TMP/seed-runc.task.json" "$TEST_TMP/t2.task.json"
+verify t2 --replay >"$TEST_TMP/t2.r" 2>&1
 is "a tampered script output fails" "$?" 1
-check "... and verify names step 1" grep -q "^FAIL steps: step 1 (script): the output differs" "$NL_TMP/t2.r"
-check "... and the replay names step 1" grep -q "^FAIL replay.step.1: step 1 (script): the output differs (recorded" "$NL_TMP/t2.r"
+check "... and verify names step 1" grep -q "^FAIL steps: step 1 (script): the output differs" "$TEST_TMP/t2.r"
+check "... and the replay names step 1" grep -q "^FAIL replay.step.1: step 1 (script): the output differs (recorded" "$TEST_TMP/t2.r"
 check "... while the re-executed step itself matches what was attested" \
-	bash -c "! grep -q 'step 1 (script): the output differs (replayed' '$NL_TMP/t2.r'"
+	bash -c "! grep -q 'step 1 (script): the output differs (replayed' '$TEST_TMP/t2.r'"
 
 # ---------------------------------------------------------------- a python step, llm only, plain
 PY='[{"type":"llm","model":"anthropic/claude-sonnet-4","system_prompt":"[[mock echo]]"},{"type":"script","lang":"python","code":"import json\ndata = json.loads(input)\noutput = {\"n\": len(data[\"items\"])}"}]'
@@ -114,10 +114,10 @@ run_chain py "$(chain py runc "$PY" "$SEED_INPUT")"
 is "python step: input is a str, output assigned" "$(rfield py '.status + " " + (.output | tojson)')" 'ok {"n":3}'
 run_chain llm-only "$(chain llm-only runc '[{"type":"llm","model":"openai/gpt-4o-mini","system_prompt":"[[mock upper]]"}]' '"abc"')"
 is "llm-only chain: no sandbox, the answer" "$(rfield llm-only '.status + " " + .output + " " + (.image_digest // "none")')" "ok ABC none"
-verify llm-only --replay >"$NL_TMP/lo.r" 2>&1
+verify llm-only --replay >"$TEST_TMP/lo.r" 2>&1
 is "llm-only chain: replay passes (nothing to run)" "$?" 0
-printf 'print(6*7)\n' >"$NL_TMP/p.py"
-submit_json "$(task_json plain python "$NL_TMP/p.py" runc)" >/dev/null
+printf 'print(6*7)\n' >"$TEST_TMP/p.py"
+submit_json "$(task_json plain python "$TEST_TMP/p.py" runc)" >/dev/null
 wait_result plain 60
 is "a plain task gets a cost too" "$(rfield plain '.cost.unit + " " + .cost.breakdown[0].type + " " + .cost.breakdown[0].source')" "micro_usd task usage"
 check "... whose total is its breakdown" cost_sums plain
@@ -180,19 +180,19 @@ is "a provider quoting the key: the answer has it redacted" "$(rfield leak '.out
 run_chain echoauth "$(chain echoauth runc '[{"type":"llm","model":"anthropic/claude-sonnet-4","system_prompt":"[[mock echo-auth]]"}]' '"x"')"
 is "a 401 quoting the key: the message has it redacted" "$(rfield echoauth '.error | test("\\[REDACTED\\]")')" true
 check "the mock received the key (the scan below would see a leak)" grep -q "$CANARY" <(curl -s "$MOCK/_mock/requests")
-R --scan >"$NL_TMP/keys"
-: >"$NL_TMP/redis-dump"
+R --scan >"$TEST_TMP/keys"
+: >"$TEST_TMP/redis-dump"
 while read -r k; do
 	case $(R TYPE "$k") in
 	string) R GET "$k" ;;
 	stream) R XRANGE "$k" - + ;;
 	hash) R HGETALL "$k" ;;
 	set) R SMEMBERS "$k" ;;
-	esac >>"$NL_TMP/redis-dump"
-done <"$NL_TMP/keys"
-check "the scan read Redis (results, streams, the node's entry)" grep -q "seed-runc" "$NL_TMP/redis-dump"
-check "the API key canary is nowhere in Redis" bash -c "! grep -qF '$CANARY' '$NL_TMP/redis-dump'"
-check "... nor in any result" bash -c "! cat '$NL_TMP'/*.result.json | grep -qF '$CANARY'"
+	esac >>"$TEST_TMP/redis-dump"
+done <"$TEST_TMP/keys"
+check "the scan read Redis (results, streams, the node's entry)" grep -q "seed-runc" "$TEST_TMP/redis-dump"
+check "the API key canary is nowhere in Redis" bash -c "! grep -qF '$CANARY' '$TEST_TMP/redis-dump'"
+check "... nor in any result" bash -c "! cat '$TEST_TMP'/*.result.json | grep -qF '$CANARY'"
 check "... nor in aispd's log" bash -c "! grep -qF '$CANARY' '$(node_dir c1)/log'"
 
 node_stop c1

@@ -18,6 +18,7 @@
 #     result is accepted; GET /v1/tasks/{id} verifies too
 #  4. evhttp's error page on a keep-alive connection that already served a request, pipelined
 #     and not, is problem+json
+set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/node.sh"
 SRC=${AISP_SOURCE_ROOT:-$(cd "$here/../.." && pwd)}
@@ -31,7 +32,7 @@ done
 	{ echo "1..0 # SKIP python3-jsonschema or python3-yaml is missing"; exit 0; }
 
 redis_start
-GW=$NL_TMP/gw
+GW=$TEST_TMP/gw
 mkdir -p "$GW"
 addkey() { "$GATEWAY" key add --file "$GW/keys.conf" --id "$@" 2>>"$GW/keyadd.log"; }
 K_FULL=$(addkey full)
@@ -40,7 +41,7 @@ K_OTHER=$(addkey onlyother --set allow_images=other)
 gw_conf() { # gw_conf NAME PORT [EXTRA LINES]
 	cat >"$GW/$1.conf" <<EOF
 [gateway]
-id = $1-$NL_TAG
+id = $1-$NODE_TAG
 listen = 127.0.0.1:$2
 key = $GW/key/private.pem
 create_key = true
@@ -57,7 +58,7 @@ declare -A GW_PIDS=()
 gw_start() { # gw_start NAME PORT
 	"$GATEWAY" --config "$GW/$1.conf" >>"$GW/$1.log" 2>&1 &
 	GW_PIDS[$1]=$!
-	NL_PIDS+=("$!")
+	track_pid "$!"
 	wait_for 20 sh -c "curl -sf http://127.0.0.1:$2/healthz >/dev/null"
 }
 gw_stop() { kill -TERM "${GW_PIDS[$1]}" && wait "${GW_PIDS[$1]}"; }
@@ -69,7 +70,7 @@ redis_mem() { R INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $
 
 A_PORT=$(free_port)
 A=http://127.0.0.1:$A_PORT
-REPLY=aisp:reply:gw:a-$NL_TAG
+REPLY=aisp:reply:gw:a-$NODE_TAG
 gw_conf a "$A_PORT"
 gw_start a "$A_PORT" || bail "aisp-gateway did not start: $(tail -5 "$GW/a.log")"
 
@@ -92,7 +93,7 @@ B_PORT=$(free_port)
 gw_conf b "$B_PORT" "[calllog]
 outbox = aisp:gwb:calls
 outbox_max = 1000
-postgres = host=$NL_TMP/no-postgres-here port=5 user=nobody dbname=none
+postgres = host=$TEST_TMP/no-postgres-here port=5 user=nobody dbname=none
 interval_ms = 200"
 check "a gateway with outbox_max and a PostgreSQL that is away starts" gw_start b "$B_PORT"
 mem0=$(redis_mem)

@@ -100,11 +100,11 @@ mock_llm_start() {
 	MOCK_LLM_KEY="sk-or-v1-canary$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 	printf '%s\n' "$MOCK_LLM_KEY" >"$1"
 	chmod 600 "$1"
-	/usr/bin/python3 "$src/tests/mock/llm_server.py" --port 0 --port-file "$NL_TMP/mock.port" \
-		--key-file "$1" >"$NL_TMP/mock.log" 2>&1 &
-	NL_PIDS+=($!)
-	wait_for 10 test -s "$NL_TMP/mock.port" || bail "the mock LLM server did not start"
-	MOCK_LLM="http://127.0.0.1:$(cat "$NL_TMP/mock.port")"
+	/usr/bin/python3 "$src/tests/mock/llm_server.py" --port 0 --port-file "$TEST_TMP/mock.port" \
+		--key-file "$1" >"$TEST_TMP/mock.log" 2>&1 &
+	track_pid $!
+	wait_for 10 test -s "$TEST_TMP/mock.port" || bail "the mock LLM server did not start"
+	MOCK_LLM="http://127.0.0.1:$(cat "$TEST_TMP/mock.port")"
 }
 
 # ---------------------------------------------------------------- aispd nodes
