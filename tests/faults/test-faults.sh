@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The faults suite (issue 7): what tests/integration/test-daemon.sh does not already cover.
 #   1. runtime binary missing: aispd (not --check) exits 1 with a clear message, registers nothing
-#   2. a poison task (cpus 0.001: a CFS quota below the kernel's 1 ms minimum, so every sandbox
-#      fails to start): retried, dead-lettered after max_deliveries, the waiting client gets an
+#   2. a poison task (it asks for a runtime of the node that is broken: it answers --version,
+#      so the node starts, and fails every container, so every sandbox fails to start — a real
+#      node fault): retried, dead-lettered after max_deliveries, the waiting client gets an
 #      `internal` result, aisp:dead has the entry; the node serves the next task
 #   3. node SIGSTOPped past the reclaim time, then SIGCONT: another node finished the task, the
 #      late publish is discarded (one result, the other node's, one aisp:results event)
@@ -52,12 +53,21 @@ is "runtime binary missing: no sandbox state left" "$(ls -A "$(node_run_dir nort
 # ---------------------------------------------------------------- 2. poison task
 HTTP_PORT=$(free_port)
 HP=$HTTP_PORT
-MAX_DELIVERIES=2 node_conf p
+cat >"$NL_TMP/broken-runtime" <<'EOF'
+#!/bin/sh
+case "$1" in
+--version) echo "broken-runtime 1.0" ;;
+*) echo "broken-runtime: refusing $*" >&2; exit 1 ;;
+esac
+EOF
+chmod 755 "$NL_TMP/broken-runtime"
+RT_ENABLED="runc, runsc, broken" MAX_DELIVERIES=2 \
+	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf p
 HTTP_PORT=
 node_start p
 wait_for 30 node_registered p || bail "node p did not register: $(node_log p | tail -5)"
 t0=$(date +%s)
-out=$("$AISP" submit --wait --wait-timeout 120 --json --id poison-1 --runtime runc --cpus 0.001 -c 'print("never")' 2>"$NL_TMP/poison.err")
+out=$("$AISP" submit --wait --wait-timeout 120 --json --id poison-1 --runtime broken -c 'print("never")' 2>"$NL_TMP/poison.err")
 rc=$?
 st=$(echo "$out" | jq -r .status 2>/dev/null)
 if [ "$st" = internal ] && [ $rc = 126 ] && [ "$(echo "$out" | jq -r .attempts)" = 2 ] &&
@@ -67,7 +77,7 @@ else
 	not_ok "poison task: internal result" "exit $rc" "$out" "$(cat "$NL_TMP/poison.err")" "$(node_log p | grep poison | tail -5)"
 fi
 dead=$(R XRANGE aisp:dead - +)
-if [[ "$dead" == *poison-1* ]] && [[ "$dead" == *'"cpus":0.001'* ]]; then
+if [[ "$dead" == *poison-1* ]] && [[ "$dead" == *'"runtime":"broken"'* ]]; then
 	ok "poison task: dead-lettered in aisp:dead with its task"
 else
 	not_ok "poison task: aisp:dead" "$dead"
