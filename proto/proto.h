@@ -57,6 +57,7 @@
 #define PROTO_KEY_BLOB_PREFIX    "aisp:blob:"    /* + blob id: the blob's bytes, SET NX, TTL */
 #define PROTO_KEY_KEY_PREFIX     "aisp:key:"     /* a node public key by key id */
 #define PROTO_KEY_AUDIT_PREFIX   "aisp:audit:"   /* a node's discarded signed results */
+#define PROTO_KEY_LOCK_PREFIX    "aisp:lock:"    /* the node id lock: one live process per id */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,

@@ -217,7 +217,7 @@ HTTP_PORT= node_conf chk
 out=$("$AISPD" --config "$TMP/node-chk/aispd.conf" --check 2>&1)
 check "aispd --check passes with a good config" test $? = 0
 startup_fails "missing key" "no node key at $TMP/nokey/private.pem: run \`aisp keygen --out $TMP/nokey\` or set create_key = true" "s|^key = .*|key = $TMP/nokey/private.pem|"
-startup_fails "runtime missing" "runtime runc: " "s|^\[runtimes\]|[runtime.runc]\npath = /nonexistent/runc\n[runtimes]|"
+startup_fails "runtime missing" "runtime runc is not usable (is it installed?): exec /nonexistent/runc" "s|^\[runtimes\]|[runtime.runc]\npath = /nonexistent/runc\n[runtimes]|"
 startup_fails "image missing" "image nope" "s|^store = .*|store = $STORE\ndefault = nope|"
 startup_fails "agent missing" "agent /nonexistent/agent is missing" "s|^agent = .*|agent = /nonexistent/agent|"
 startup_fails "config error names file:line" "$TMP/node-chk/bad.conf:3: [node] slots = \"many\": not an integer" "s|^slots = .*|slots = many|"
