@@ -460,6 +460,35 @@ else
 	not_ok "100 tasks through 2 nodes: all results" "missing results"
 fi
 
+# /metrics against the tasks sent: n1 has run since part 1, so its aisp_tasks_total, read with
+# the Prometheus text parser (python3-prometheus-client), equals the results in Redis that
+# name n1, status by status (a counter moves when its publish is acknowledged: polled).
+metrics_match() {
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >"$TMP/metrics.txt" || return 1
+	R --scan --pattern 'aisp:result:*' | while read -r k; do R GET "$k"; done >"$TMP/results.jsonl"
+	/usr/bin/python3 - "$TMP/metrics.txt" "$TMP/results.jsonl" n1 >"$TMP/metrics.cmp" 2>&1 <<'PY'
+import collections, json, sys
+from prometheus_client.parser import text_string_to_metric_families
+got, want = collections.Counter(), collections.Counter()
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in fam.samples:
+        if s.name == "aisp_tasks_total" and s.value:
+            got[s.labels["status"]] = int(s.value)
+for line in open(sys.argv[2]):
+    if line.strip():
+        doc = json.loads(line)
+        if doc.get("node") == sys.argv[3]:
+            want[doc["status"]] += 1
+print("metrics", dict(got), "results", dict(want))
+sys.exit(0 if got == want and want else 1)
+PY
+}
+if wait_for 10 metrics_match; then
+	ok "/metrics aisp_tasks_total equals n1's results in Redis ($(cat "$TMP/metrics.cmp"))"
+else
+	not_ok "/metrics aisp_tasks_total equals n1's results in Redis" "$(cat "$TMP/metrics.cmp")"
+fi
+
 # A node SIGKILLed mid-task: the other node finishes it, exactly one result.
 running_on() { # prints the node whose log shows task $1 running
 	local name
