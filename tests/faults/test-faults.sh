@@ -53,14 +53,7 @@ is "runtime binary missing: no sandbox state left" "$(ls -A "$(node_run_dir nort
 # ---------------------------------------------------------------- 2. poison task
 HTTP_PORT=$(free_port)
 HP=$HTTP_PORT
-cat >"$NL_TMP/broken-runtime" <<'EOF'
-#!/bin/sh
-case "$1" in
---version) echo "broken-runtime 1.0" ;;
-*) echo "broken-runtime: refusing $*" >&2; exit 1 ;;
-esac
-EOF
-chmod 755 "$NL_TMP/broken-runtime"
+broken_runtime "$NL_TMP/broken-runtime"
 RT_ENABLED="runc, runsc, broken" MAX_DELIVERIES=2 \
 	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf p
 HTTP_PORT=

@@ -87,14 +87,7 @@ fi
 # ---------------------------------------------------------------- a runtime that runs nothing
 # It answers --version (so a start without --check would come up and fail every task), but
 # refuses every container: only creating a sandbox finds it.
-cat >"$NL_TMP/broken-runtime" <<'EOF'
-#!/bin/sh
-case "$1" in
---version) echo "broken-runtime 1.0" ;;
-*) echo "broken-runtime: refusing $*" >&2; exit 1 ;;
-esac
-EOF
-chmod 755 "$NL_TMP/broken-runtime"
+broken_runtime "$NL_TMP/broken-runtime"
 RT_ENABLED="runc, broken" EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf broken
 chk broken
 is "a runtime that runs no container: exit 1" "$RC" 1

@@ -139,7 +139,8 @@ install -d -m "$(sed -n 's/^RuntimeDirectoryMode=//p' "$unit")" "$T/run/aisp"
 mkdir -p "$(node_dir readme)"
 ln -s "$T/run/aisp" "$(node_run_dir readme)" # residue checks and the cleanup find it there
 readme "aispd --check"
-caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | sed 's/^CAP_//' | tr 'A-Z' 'a-z' | paste -sd, | sed 's/^/-all,+/; s/,/,+/g')
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | sed 's/^CAP_//' | tr 'A-Z' 'a-z' | paste -sd,)
+caps="-all,+${caps//,/,+}"
 umask_=$(sed -n 's/^UMask=//p' "$unit")
 # unit LINE-NAME: the installed unit's ExecStartPre / ExecStart command line
 unit_cmd() { sed -n "s/^$1=//p" "$unit"; }

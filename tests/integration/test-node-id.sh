@@ -19,6 +19,15 @@ twin() {
 lock() { R GET "aisp:lock:$(node_id "$1")"; }
 holds() { [[ "$(lock "$1")" == *" pid $2 "* ]]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
+# exits NAME SECONDS: NAME's aispd exits on its own within SECONDS; its status in RC
+exits() {
+	local pid
+	pid=$(node_pid "$1")
+	wait_for "$2" gone "$pid" || return 1
+	wait "$pid"
+	RC=$?
+	unset "NODE_PID[$1]"
+}
 
 # ---------------------------------------------------------------- a live twin is refused
 HTTP_PORT= RT_ENABLED=runc node_conf a
@@ -28,13 +37,9 @@ wait_for 30 node_registered a || bail "node a did not register: $(node_log a | t
 check "the first process holds the id's lock" holds a "$(node_pid a)"
 started=$(R HGET "aisp:node:$(node_id a)" started_ms)
 node_start b
-bpid=$(node_pid b)
 # heartbeat 500 ms: the lock lives 1.5 s; b gives up after 2 s of refusals
-if wait_for 20 gone "$bpid"; then
-	wait "$bpid"
-	rc=$?
-	unset "NODE_PID[b]"
-	is "the twin exits 1" "$rc" 1
+if exits b 20; then
+	is "the twin exits 1" "$RC" 1
 	check "the twin says the id is in use by the live process, and exits" \
 		grep -q "node id $(node_id a): aisp:lock:$(node_id a) is still held by host .* pid $(node_pid a) .*another live aispd has this id; exiting" "$(node_dir b)/log"
 else
@@ -90,12 +95,8 @@ node_start e
 if wait_for 20 holds a "$(node_pid e)"; then
 	ok "a process stopped past its lock's TTL loses the id to a new one"
 	kill -CONT "$(node_pid b2)"
-	b2pid=$(node_pid b2)
-	if wait_for 20 gone "$b2pid"; then
-		wait "$b2pid"
-		rc=$?
-		unset "NODE_PID[b2]"
-		is "the superseded process stops with exit 1" "$rc" 1
+	if exits b2 20; then
+		is "the superseded process stops with exit 1" "$RC" 1
 		check "... saying another aispd took its id" \
 			grep -q "node id $(node_id a): the lock aisp:lock:$(node_id a) is now held by host .* pid $(node_pid e) .*: another aispd runs with this id; stopping" "$(node_dir b2)/log"
 	else
