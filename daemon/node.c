@@ -212,7 +212,14 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 		return TASK_NODE_FAULT;
 	}
 	if (!plan->img) {
-		log_debug("task %s: %s", t->id, err_msg(e));
+		if (log_get_level() <= LOG_LVL_DEBUG) {
+			buf b = BUF_INIT;
+			log_kv(&b, "task", t->id);
+			log_kv(&b, "event", "no_image");
+			log_kv(&b, "error", err_msg(e));
+			log_debug("%s", buf_str(&b) + 1);
+			buf_deinit(&b);
+		}
 		node_list_images(n);
 		*msg = xasprintf("unknown image \"%s\" (this node has: %s)", iname,
 		                 n->images_csv[0] ? n->images_csv : "none");

@@ -10,6 +10,8 @@
 #include "daemon/task.h"
 
 #include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,6 +88,8 @@ struct task {
 	proto_task t;
 	task_plan plan;
 	sandbox *sb;
+	char *sandbox_name; /* the sandbox it ran in (for the log), once it had one */
+	bool warm;          /* that sandbox came from the warm pool */
 
 	int64_t received_ms, started_ms, finished_ms;
 	int64_t t_acquire_us, t_run_us, t_publish_us;
@@ -102,6 +106,40 @@ struct task {
 };
 
 static void task_step(task *t, const task_ev *ev);
+
+/* ---- the log: one key=value line per event (daemon/README.md, "Logs") ---- */
+
+/* A number as a log value, in storage that lives as long as the full expression it is in. */
+#define NUM(v) fmt_num((char[24]){0}, (long long)(v))
+
+static const char *fmt_num(char *s, long long v)
+{
+	snprintf(s, 24, "%lld", v);
+	return s;
+}
+
+/* Logs an event of t: task=, entry=, event=, then the key, value pairs (NULL-terminated; a
+ * NULL value leaves its key out), then sandbox= and runtime= once known, and ms=, the time
+ * since the node read the entry. Every value goes through log_kv(). */
+static void __attribute__((sentinel)) tlog(const task *t, int level, const char *event, ...)
+{
+	if (level < log_get_level())
+		return;
+	buf b = BUF_INIT;
+	log_kv(&b, "task", t->id ? t->id : "-");
+	log_kv(&b, "entry", t->entry);
+	log_kv(&b, "event", event);
+	va_list ap;
+	va_start(ap, event);
+	for (const char *k; (k = va_arg(ap, const char *));)
+		log_kv(&b, k, va_arg(ap, const char *));
+	va_end(ap);
+	log_kv(&b, "sandbox", t->sandbox_name);
+	log_kv(&b, "runtime", t->planned ? sandbox_runtime_name(t->plan.rt) : NULL);
+	log_kv(&b, "ms", NUM(now_wall_ms() - t->received_ms));
+	log_msg(level, "%s", buf_str(&b) + 1);
+	buf_deinit(&b);
+}
 
 /* ---- lifetime ---- */
 
@@ -123,6 +161,7 @@ static void drop(task *t)
 	free(t->id);
 	free(t->reply);
 	free(t->running_key);
+	free(t->sandbox_name);
 	if (t->parsed)
 		proto_task_deinit(&t->t);
 	free(t->fault);
@@ -220,7 +259,7 @@ static int sign(task *t, proto_result *r, char **envelope, char **exec_digest)
 	};
 	int rc = t->h->ops->sign(t->h->arg, &c, envelope, exec_digest, &e);
 	if (rc < 0)
-		log_error("task %s: cannot sign the result: %s", t->id, err_msg(e));
+		tlog(t, LOG_LVL_ERROR, "unsigned", "error", err_msg(e), NULL);
 	t->sequence = rc == 0 ? c.sequence : 0;
 	proto_env_list_free(env, n_env);
 	return rc == -2 ? -1 : 0;
@@ -277,9 +316,8 @@ static void release(task *t, const task_ev *ev);
  * node can sign its result (ATTESTATION.md, "The chain state"). */
 static void give_back(task *t)
 {
-	log_warn("task %s entry %s: its result could not be signed (the chain state cannot be "
-	         "saved); the entry is given back",
-	         t->id ? t->id : "?", t->entry);
+	tlog(t, LOG_LVL_WARN, "given_back", "reason",
+	     "its result could not be signed (the chain state cannot be saved)", NULL);
 	task_ev ev = {.kind = TE_RELEASE};
 	release(t, &ev);
 }
@@ -323,8 +361,8 @@ static void on_publish_reply(task *t, const task_ev *ev)
 	metrics *m = t->h->m;
 	if (!ev->reply || ev->reply->type != REDIS_REPLY_INTEGER) {
 		int64_t ms = rconn_backoff_ms(t->attempt++, 200, 5000);
-		log_warn("task %s: publish failed (%s), retrying in %lld ms", t->id, redis_why(ev),
-		         (long long)ms);
+		tlog(t, LOG_LVL_WARN, "publish_failed", "error", redis_why(ev), "retry_in_ms",
+		     NUM(ms), NULL);
 		after(t, ms);
 		return;
 	}
@@ -332,17 +370,17 @@ static void on_publish_reply(task *t, const task_ev *ev)
 	if (ev->reply->integer == 1) {
 		m->tasks[t->status]++;
 		m->tasks_done++;
-		log_info("task %s entry %s: published status=%s attempts=%d", t->id, t->entry,
-		         proto_status_name(t->status), t->deliveries);
+		tlog(t, LOG_LVL_INFO, "published", "status", proto_status_name(t->status),
+		     "attempts", NUM(t->deliveries), NULL);
 	} else if (ev->reply->integer == 2) {
 		m->duplicates++;
-		log_info("task %s entry %s: rejected, but another entry runs this id: its result "
-		         "will reach this entry's reply stream; entry acknowledged",
-		         t->id, t->entry);
+		tlog(t, LOG_LVL_INFO, "duplicate", "reason",
+		     "rejected, but another entry runs this id: its result will reach this entry's "
+		     "reply stream",
+		     NULL);
 	} else {
 		m->duplicates++;
-		log_info("task %s entry %s: a result already existed; entry acknowledged", t->id,
-		         t->entry);
+		tlog(t, LOG_LVL_INFO, "duplicate", "reason", "a result already existed", NULL);
 	}
 	finish(t);
 }
@@ -351,9 +389,7 @@ static void on_publish_reply(task *t, const task_ev *ev)
  * result of its own; its reply stream gets the first result. */
 static void duplicate(task *t)
 {
-	log_info("task %s entry %s: the same id is running on this node; "
-	         "acknowledged as a duplicate",
-	         t->id, t->entry);
+	tlog(t, LOG_LVL_INFO, "duplicate", "reason", "the same id is running on this node", NULL);
 	script_duplicate_args a = {
 	    .id = t->id,
 	    .entry = t->entry,
@@ -378,7 +414,7 @@ static void reject(task *t, const char *msg)
 		duplicate(t);
 		return;
 	}
-	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
+	tlog(t, LOG_LVL_INFO, "rejected", "reason", msg, NULL);
 	if (make_status_result(t, PROTO_STATUS_REJECTED, msg) < 0)
 		return give_back(t);
 	publish(t);
@@ -404,7 +440,8 @@ static void dead_letter(task *t)
 {
 	_cleanup_free_ char *msg =
 	    xasprintf("gave up after %d deliveries: %s", t->deliveries, t->fault);
-	log_error("task %s entry %s: %s; dead-lettered", t->id, t->entry, msg);
+	tlog(t, LOG_LVL_ERROR, "dead_lettered", "deliveries", NUM(t->deliveries), "error", t->fault,
+	     NULL);
 	if (make_status_result(t, PROTO_STATUS_INTERNAL, msg) < 0)
 		return give_back(t);
 	t->dead = true;
@@ -420,7 +457,7 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		return;
 	}
 	if (r->elements == 0) {
-		log_info("task %s: entry %s is no longer pending; dropping", t->id, t->entry);
+		tlog(t, LOG_LVL_INFO, "dropped", "reason", "the entry is no longer pending", NULL);
 		finish(t);
 		return;
 	}
@@ -437,8 +474,8 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		return;
 	}
 	int64_t ms = rconn_backoff_ms(t->deliveries - 1, 500, 30000);
-	log_warn("task %s entry %s: sandbox error (%s); retry %d in %lld ms", t->id, t->entry,
-	         t->fault, t->deliveries, (long long)ms);
+	tlog(t, LOG_LVL_WARN, "sandbox_error", "error", t->fault, "retry", NUM(t->deliveries),
+	     "retry_in_ms", NUM(ms), NULL);
 	t->h->m->retries++;
 	enter(t, TS_BACKOFF);
 	after(t, ms);
@@ -458,7 +495,7 @@ static void send_reclaim(task *t, const task_ev *ev)
 static void on_reclaim_reply(task *t, const task_ev *ev)
 {
 	if (ev->reply && ev->reply->type == REDIS_REPLY_ARRAY && ev->reply->elements == 0) {
-		log_info("task %s: entry %s is no longer pending; dropping", t->id, t->entry);
+		tlog(t, LOG_LVL_INFO, "dropped", "reason", "the entry is no longer pending", NULL);
 		finish(t);
 		return;
 	}
@@ -500,7 +537,9 @@ static void run(task *t, sandbox *sb)
 	t->sb = sb;
 	t->started_ms = now_wall_ms();
 	t->t_run_us = now_mono_us();
-	log_debug("task %s: running in %s", t->id, sandbox_id(sb));
+	free(t->sandbox_name);
+	t->sandbox_name = xstrdup(sandbox_id(sb));
+	tlog(t, LOG_LVL_INFO, "started", "warm", t->warm ? "yes" : "no", NULL);
 	if (sandbox_run(sb, &t->t, &t->plan.limits, on_ran, hold(t), &e) < 0) {
 		t->sb = NULL;
 		drop(t);
@@ -528,9 +567,11 @@ static void acquire(task *t)
 {
 	bool hit = false;
 	enter(t, TS_ACQUIRE);
+	free(t->sandbox_name); /* a retry's log lines name no sandbox until it has one */
+	t->sandbox_name = NULL;
 	t->t_acquire_us = now_mono_us();
 	pool_take(t->h->pool, &t->plan.spec, on_sandbox, hold(t), &hit);
-	log_debug("task %s: sandbox %s", t->id, hit ? "warm" : "cold");
+	t->warm = hit;
 }
 
 /* ---- admission ---- */
@@ -545,28 +586,27 @@ static void on_lease_reply(task *t, const task_ev *ev)
 		code = r->element[0]->integer;
 	if (code < 0) {
 		/* The entry stays pending: re-read after a reconnect, or reclaimed. */
-		log_warn("task %s entry %s: cannot take the lease (%s); leaving it pending", t->id,
-		         t->entry, redis_why(ev));
+		tlog(t, LOG_LVL_WARN, "pending", "reason", "cannot take the lease", "error",
+		     redis_why(ev), NULL);
 		finish(t);
 	} else if (code == 0) {
-		log_info("task %s entry %s: already has a result; acknowledged", t->id, t->entry);
+		tlog(t, LOG_LVL_INFO, "duplicate", "reason", "it already has a result", NULL);
 		t->h->m->duplicates++;
 		finish(t);
 	} else if (code == 2) {
-		log_info("task %s entry %s: the same id is running on another node; "
-		         "acknowledged as a duplicate",
-		         t->id, t->entry);
+		tlog(t, LOG_LVL_INFO, "duplicate", "reason",
+		     "the same id is running on another node", NULL);
 		t->h->m->duplicates++;
 		finish(t);
 	} else if (code == 4) {
-		log_info("task %s entry %s: cancelled before it ran", t->id, t->entry);
 		t->deliveries = (int)r->element[1]->integer;
+		tlog(t, LOG_LVL_INFO, "cancelled", "reason", "cancelled before it ran", NULL);
 		publish_cancelled(t);
 	} else if (code == 3) {
 		/* A reclaimed entry whose lease has not expired yet: leave it pending, it will
 		 * be reclaimed again (see daemon/README.md, "A held lease"). */
-		log_info("task %s entry %s: lease still held elsewhere; leaving it pending", t->id,
-		         t->entry);
+		tlog(t, LOG_LVL_INFO, "pending", "reason", "its lease is still held elsewhere",
+		     NULL);
 		finish(t);
 	} else {
 		t->leased = true;
@@ -644,15 +684,15 @@ static void on_handoff_reply(task *t, const task_ev *ev)
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		/* The entry stays in this node's pending list: the next pending scan retries. */
-		log_warn("task %s entry %s: cannot hand it off (%s); leaving it pending", t->id,
-		         t->entry, redis_why(ev));
+		tlog(t, LOG_LVL_WARN, "pending", "reason", "cannot hand it off", "error",
+		     redis_why(ev), NULL);
 		finish(t);
 		return;
 	}
 	long long code = r->element[0]->integer, hops = r->element[1]->integer;
 	if (code == 2) {
-		log_info("task %s entry %s: handed to node %s (hop %lld): %s", t->id, t->entry,
-		         r->element[2]->str, hops, t->why_not_here);
+		tlog(t, LOG_LVL_INFO, "handed_off", "to", r->element[2]->str, "hop", NUM(hops),
+		     "reason", t->why_not_here, NULL);
 		t->h->m->handoffs++;
 		finish(t);
 		return;
@@ -714,11 +754,11 @@ static void admit(task *t, const task_ev *ev)
 
 static void release(task *t, const task_ev *ev)
 {
-	log_info("task %s entry %s: released for another node", t->id ? t->id : "?", t->entry);
+	tlog(t, LOG_LVL_INFO, "released", "reason", "released for another node", NULL);
 	if (t->state == TS_PUBLISH && t->sequence)
-		log_warn("task %s: its signed result (sequence %llu) was never published: that "
-		         "number of the chain is lost",
-		         t->id, (unsigned long long)t->sequence);
+		tlog(t, LOG_LVL_WARN, "sequence_lost", "sequence", NUM(t->sequence), "reason",
+		     "its signed result was never published: that number of the chain is lost",
+		     NULL);
 	script_release_args a = {
 	    .id = t->leased ? t->id : NULL,
 	    .node_id = t->h->node_id,
@@ -745,7 +785,7 @@ static void release_running(task *t, const task_ev *ev)
 static void note_cancel(task *t, const task_ev *ev)
 {
 	if (!t->cancel)
-		log_info("task %s entry %s: cancel requested", t->id, t->entry);
+		tlog(t, LOG_LVL_INFO, "cancel_requested", NULL);
 	t->cancel = true;
 }
 
@@ -803,8 +843,8 @@ static void task_step(task *t, const task_ev *ev)
 {
 	handler h = table[t->state][ev->kind];
 	if (!h) {
-		log_debug("task %s: %s ignored in state %s", t->id ? t->id : "?",
-		          event_names[ev->kind], state_names[t->state]);
+		tlog(t, LOG_LVL_DEBUG, "ignored", "what", event_names[ev->kind], "state",
+		     state_names[t->state], NULL);
 		return;
 	}
 	h(t, ev);

@@ -75,7 +75,7 @@ if [[ "$dead" == *poison-1* ]] && [[ "$dead" == *'"runtime":"broken"'* ]]; then
 else
 	not_ok "poison task: aisp:dead" "$dead"
 fi
-check "poison task: retried with backoff first" grep -q "task poison-1 entry .*: sandbox error (.*); retry 1 in" "$(node_dir p)/log"
+check "poison task: retried with backoff first" grep -q "task=poison-1 .*event=sandbox_error error=.* retry=1 retry_in_ms=[0-9]" "$(node_dir p)/log"
 is "poison task: one aisp:results event" "$(events poison-1)" 1
 check "poison task: the entry is acknowledged and deleted" wait_for 10 prints 0 R XLEN aisp:tasks
 run_task after-poison python "$(code_file ok.py 'print("fine")')" runc '{"timeout_s":30}' '{}' 60
@@ -94,7 +94,7 @@ RECLAIM_MS=3000 node_conf s2
 node_start s1
 wait_for 30 node_registered s1 || bail "node s1 did not register"
 submit_json "$(task_json stopped shell "$(code_file stop.sh 'sleep 3; echo "done on the first node"')" runc '{"timeout_s":60}')" >/dev/null
-if wait_for 60 grep -q "task stopped: running in" "$(node_dir s1)/log"; then
+if wait_for 60 grep -q "task=stopped .*event=started" "$(node_dir s1)/log"; then
 	kill -STOP "$(node_pid s1)"
 	node_start s2
 	wait_for 30 node_registered s2
@@ -106,8 +106,8 @@ if wait_for 60 grep -q "task stopped: running in" "$(node_dir s1)/log"; then
 	fi
 	kill -CONT "$(node_pid s1)"
 	# s1 wakes up, sees its sandbox finish and tries to publish: discarded
-	if wait_for 60 grep -Eq "task stopped (entry .*: a result already existed|entry .*: already has a result|: entry .* is no longer pending)" "$(node_dir s1)/log"; then
-		ok "SIGCONT: the stopped node's late result is discarded ($(grep -Eo 'task stopped (entry [^ ]*: a result already existed|entry [^ ]*: already has a result|: entry [^ ]* is no longer pending)' "$(node_dir s1)/log" | head -1))"
+	if wait_for 60 grep -Eq "task=stopped .*event=(duplicate|dropped) " "$(node_dir s1)/log"; then
+		ok "SIGCONT: the stopped node's late result is discarded ($(grep -Eo 'event=(duplicate|dropped) reason="[^"]*"' "$(node_dir s1)/log" | head -1))"
 	else
 		not_ok "SIGCONT: the stopped node's late result is discarded" "$(node_log s1 | grep stopped | tail -5)"
 	fi

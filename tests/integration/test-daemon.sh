@@ -411,7 +411,7 @@ R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$co
 R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$code\"}" >/dev/null
 wait_for 60 has_result twice
 wait_for 20 is 0 R XLEN aisp:tasks
-runs=$(grep -c "task twice: running in" "$TMP/node-n1/log")
+runs=$(grep -c "task=twice .*event=started" "$TMP/node-n1/log")
 if [ "$(events twice)" = 1 ] && [ "$runs" = 1 ] && [ "$(R XLEN aisp:tasks)" = 0 ]; then
 	ok "same id twice: one execution, one result, both entries acknowledged"
 else
@@ -447,7 +447,7 @@ if wait_for 300 all_results; then
 	# One publish outcome per task: "published", or (when the reply to a publish was lost to a
 	# Redis timeout and the script ran again) "a result already existed". A task run twice
 	# would show two.
-	pat='task bulk-[0-9]* entry .*: \(published\|a result already existed\)'
+	pat='task=bulk-[0-9]* .*event=\(published\|duplicate reason="a result already existed"\)'
 	by1=$(grep -c "$pat" "$TMP/node-n1/log")
 	by2=$(grep -c "$pat" "$TMP/node-n2/log")
 	if [ $wrong = 0 ] && [ "$dup" = 0 ] && [ "$cnt" = 100 ] && [ $((by1 + by2)) = 100 ]; then
@@ -493,7 +493,7 @@ fi
 running_on() { # prints the node whose log shows task $1 running
 	local name
 	for name in n1 n2; do
-		grep -q "task $1: running in" "$TMP/node-$name/log" && echo $name && return 0
+		grep -q "task=$1 .*event=started" "$TMP/node-$name/log" && echo $name && return 0
 	done
 	return 1
 }
@@ -544,7 +544,7 @@ fi
 for i in 1 2 3 4; do
 	R XADD aisp:tasks '*' task "{\"id\":\"term-$i\",\"lang\":\"shell\",\"code\":\"sleep 2; echo $i\"}" >/dev/null
 done
-wait_for 60 grep -q "task term-[0-9]: running in" "$TMP/node-n1/log"
+wait_for 60 grep -q "task=term-[0-9] .*event=started" "$TMP/node-n1/log"
 stop_node n1
 rc=$?
 check "SIGTERM: n1 drained and exited 0" test $rc = 0
@@ -566,14 +566,14 @@ start_node n1
 wait_for 20 registered n1
 stop_node n2
 R XADD aisp:tasks '*' task '{"id":"released","lang":"shell","code":"sleep 3; echo released"}' >/dev/null
-wait_for 60 grep -q "task released: running in" "$TMP/node-n1/log"
+wait_for 60 grep -q "task=released .*event=started" "$TMP/node-n1/log"
 HTTP_PORT= node_conf n2
 start_node n2
 wait_for 20 registered n2
 stop_node n1
 rc=$?
 check "SIGTERM past drain_s: exit 0" test $rc = 0
-check "SIGTERM past drain_s: the task was released" grep -q "task released entry .*: released for another node" "$TMP/node-n1/log"
+check "SIGTERM past drain_s: the task was released" grep -q "task=released .*event=released" "$TMP/node-n1/log"
 if wait_for 60 has_result released && [ "$(field released node)" = n2 ] && [ "$(events released)" = 1 ]; then
 	ok "released task finished by n2, one result"
 else
@@ -603,7 +603,7 @@ else
 	not_ok "aisp:dead holds the entry" "$dead"
 fi
 check "the dead entry is acknowledged and deleted" wait_for 10 is 0 R XLEN aisp:tasks
-check "retry logged with backoff" grep -q "task doomed entry .*: sandbox error (.*); retry 1 in" "$TMP/node-broken/log"
+check "retry logged with backoff" grep -q "task=doomed .*event=sandbox_error error=.* retry=1 retry_in_ms=[0-9]" "$TMP/node-broken/log"
 stop_node broken
 
 # A request that times out (the server stalls longer than timeout_ms): the connection is

@@ -45,7 +45,7 @@ if exits b 20; then
 else
 	not_ok "the twin exits" "$(node_log b | tail -5)"
 fi
-check "the twin read nothing" bash -c "! grep -q 'task ' '$(node_dir b)/log'"
+check "the twin read nothing" bash -c "! grep -q 'task=' '$(node_dir b)/log'"
 check "the twin did not touch the live entry's lock" holds a "$(node_pid a)"
 is "the live entry is the first process's" "$(R HGET "aisp:node:$(node_id a)" started_ms)" "$started"
 run_task by-a shell "$NL_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
