@@ -144,9 +144,11 @@ caps="-all,+${caps//,/,+}"
 umask_=$(sed -n 's/^UMask=//p' "$unit")
 # unit LINE-NAME: the installed unit's ExecStartPre / ExecStart command line
 unit_cmd() { sed -n "s/^$1=//p" "$unit"; }
-as_unit() { (umask "$umask_" && exec setpriv --no-new-privs --bounding-set "$caps" "$@"); }
+# as_unit COMMAND...: execs COMMAND under the unit's UMask, bounding set and NoNewPrivileges
+# (call it in a subshell: its pid is then COMMAND's, so that a signal reaches aispd itself)
+as_unit() { umask "$umask_" && exec setpriv --no-new-privs --bounding-set "$caps" "$@"; }
 # shellcheck disable=SC2046
-as_unit $(unit_cmd ExecStartPre) >"$NL_TMP/check.out" 2>&1
+(as_unit $(unit_cmd ExecStartPre)) >"$NL_TMP/check.out" 2>&1
 rc=$?
 if [ $rc = 0 ] && grep -q "runtime runsc: a sandbox was created, ran a task and was destroyed" "$NL_TMP/check.out" &&
 	grep -q "runtime runc: a sandbox was created, ran a task and was destroyed" "$NL_TMP/check.out"; then
@@ -158,7 +160,7 @@ fi
 # ---------------------------------------------------------------- start, a task, stop
 readme "systemctl daemon-reload && systemctl enable --now aispd"
 # shellcheck disable=SC2046
-as_unit $(unit_cmd ExecStart) >"$NL_TMP/aispd.log" 2>&1 &
+(as_unit $(unit_cmd ExecStart)) >"$NL_TMP/aispd.log" 2>&1 &
 apid=$!
 NL_PIDS+=("$apid")
 if wait_for 60 prints 200 healthz "$hport"; then
