@@ -8,6 +8,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "common/buf.h"
+
 static int log_level = LOG_LVL_INFO;
 static const char *const names[] = {"debug", "info", "warn", "error"};
 static const int prio[] = {7, 6, 4, 3};
@@ -59,4 +61,35 @@ void log_msg(int level, const char *fmt, ...)
 	line[n++] = '\n';
 	fwrite(line, 1, n, stderr);
 	fflush(stderr);
+}
+
+static bool log_bare(unsigned char c)
+{
+	return c > ' ' && c < 0x7f && c != '"' && c != '\\' && c != '=';
+}
+
+void log_kv(buf *b, const char *key, const char *value)
+{
+	if (!value)
+		return;
+	size_t n = strlen(value), cut = n > LOG_VALUE_MAX ? LOG_VALUE_MAX : n;
+	bool bare = n > 0 && n == cut;
+	for (size_t i = 0; bare && i < n; i++)
+		bare = log_bare((unsigned char)value[i]);
+	buf_appendf(b, " %s=", key);
+	if (bare) {
+		buf_append(b, value, n);
+		return;
+	}
+	buf_append_str(b, "\"");
+	for (size_t i = 0; i < cut; i++) {
+		unsigned char c = (unsigned char)value[i];
+		if (c == '"' || c == '\\')
+			buf_appendf(b, "\\%c", c);
+		else if (c < ' ' || c >= 0x7f)
+			buf_appendf(b, "\\x%02x", c);
+		else
+			buf_append(b, &c, 1);
+	}
+	buf_append_str(b, cut < n ? "...\"" : "\"");
 }

@@ -1,10 +1,21 @@
 /* aispd's configuration (config.h): defaults in one function, an inih handler that parses
- * every number strictly and names file:line on the first error, then a validation pass. */
+ * every number strictly, then a validation pass over the whole file.
+ *
+ * Every problem is reported, not only the first, each with its file:line: inih reads the text
+ * through our own line reader, which counts lines (the handler learns its line from it; Debian's
+ * inih is built without INI_HANDLER_LINENO), strips leading blanks (so an indented line is an
+ * ordinary line and never an inih continuation line, which would silently append to the
+ * previous value), refuses lines longer than inih's buffer (which would split them into two
+ * lines), and notices the lines inih skipped as syntax errors (it never calls the handler for
+ * them and reports only the first). A key set twice is an error naming both lines. */
 #include "daemon/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
+#include <fcntl.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +112,12 @@ static void runtime_deinit(config_runtime *r)
 void config_deinit(config *c)
 {
 	free(c->path);
+	for (size_t i = 0; i < c->n_lines; i++) {
+		free(c->lines[i].section);
+		free(c->lines[i].key);
+	}
+	free(c->lines);
+	free_strv(c->errors);
 	free(c->node_id);
 	free(c->state_dir);
 	free(c->run_dir);
@@ -140,23 +157,125 @@ void config_deinit(config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* The parse state: the first error wins (inih reports its line). */
+/* ---- problems and lines ---- */
+
+static void add_error(config *c, char *owned)
+{
+	c->errors = xreallocarray(c->errors, c->n_errors + 2, sizeof(*c->errors));
+	c->errors[c->n_errors++] = owned;
+	c->errors[c->n_errors] = NULL;
+}
+
+static void add_line(config *c, const char *section, const char *key, int line)
+{
+	c->lines = xreallocarray(c->lines, c->n_lines + 1, sizeof(*c->lines));
+	c->lines[c->n_lines++] = (config_line){
+	    .section = xstrdup(section), .key = key ? xstrdup(key) : NULL, .line = line};
+}
+
+int config_line_of(const config *c, const char *section, const char *key)
+{
+	for (size_t i = 0; i < c->n_lines; i++) {
+		const config_line *l = &c->lines[i];
+		if (!strcmp(l->section, section) &&
+		    (key ? l->key && !strcmp(l->key, key) : !l->key))
+			return l->line;
+	}
+	return 0;
+}
+
+char *config_loc(const config *c, const char *section, const char *key)
+{
+	int line = key ? config_line_of(c, section, key) : 0;
+	if (!line)
+		line = config_line_of(c, section, NULL);
+	return line && c->path ? xasprintf("%s:%d", c->path, line) : NULL;
+}
+
+/* The parse state. The reader hands inih one line at a time and counts them. */
+enum line_kind { LINE_BLANK, LINE_SECTION, LINE_KEY };
 struct parse_ctx {
 	config *c;
-	char *error;
+	const char *name;
+	const char *cur, *end; /* the text not read yet */
+	int line;              /* the line inih is parsing */
+	enum line_kind kind;
+	bool handled;           /* the handler was called for this LINE_KEY line */
+	bool failed;            /* a problem was reported on this line */
 	bool redis_address_set; /* [redis] address was given (sentinels are the alternative) */
 };
 
 static int fail(struct parse_ctx *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(struct parse_ctx *p, const char *fmt, ...)
 {
-	if (!p->error) {
-		va_list ap;
-		va_start(ap, fmt);
-		p->error = xvasprintf(fmt, ap);
-		va_end(ap);
-	}
+	va_list ap;
+	va_start(ap, fmt);
+	_cleanup_free_ char *m = xvasprintf(fmt, ap);
+	va_end(ap);
+	add_error(p->c, xasprintf("%s:%d: %s", p->name, p->line, m));
+	p->failed = true;
 	return 0;
+}
+
+/* A line that was neither blank, a comment, a section nor handed to the handler: inih found no
+ * "=" or ":" in it. */
+static void finish_line(struct parse_ctx *p)
+{
+	if (p->kind == LINE_KEY && !p->handled && !p->failed)
+		fail(p, "syntax error (expected [section] or key = value)");
+	p->kind = LINE_BLANK;
+}
+
+/* "[name]" (inih keeps at most 49 bytes of a section name). */
+static void read_section(struct parse_ctx *p, const char *s, size_t len)
+{
+	const char *close = memchr(s, ']', len);
+	if (!close)
+		return; /* inih reports it: a LINE_KEY line it does not hand over */
+	size_t n = (size_t)(close - s - 1);
+	if (n > 49) {
+		fail(p, "section name longer than 49 bytes");
+		return;
+	}
+	p->kind = LINE_SECTION;
+	_cleanup_free_ char *name = xstrndup(s + 1, n);
+	add_line(p->c, name, NULL, p->line);
+}
+
+/* inih's ini_reader: the next line into str (num bytes), without its leading blanks. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *p = stream;
+	finish_line(p);
+	if (p->cur >= p->end)
+		return NULL;
+	const char *s = p->cur, *nl = memchr(s, '\n', (size_t)(p->end - s));
+	size_t len = nl ? (size_t)(nl - s) : (size_t)(p->end - s);
+	p->cur = nl ? nl + 1 : p->end;
+	p->line++;
+	p->handled = p->failed = false;
+	if (p->line == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3)) { /* a UTF-8 BOM */
+		s += 3;
+		len -= 3;
+	}
+	while (len && isspace((unsigned char)*s)) {
+		s++;
+		len--;
+	}
+	if (memchr(s, '\0', len)) {
+		fail(p, "NUL byte in the line");
+		len = 0;
+	} else if (len + 2 > (size_t)num) {
+		fail(p, "line longer than %d bytes", num - 2);
+		len = 0;
+	}
+	memcpy(str, s, len);
+	memcpy(str + len, "\n", 2);
+	if (len && *s == '[')
+		read_section(p, s, len);
+	else if (len && *s != ';' && *s != '#')
+		p->kind = LINE_KEY;
+	return str;
 }
 
 static int num(struct parse_ctx *p, const char *sec, const char *key, const char *v, int64_t min,
@@ -208,12 +327,13 @@ static int handle_limits(struct parse_ctx *p, const char *key, const char *v)
 			return 1;
 		}
 		int64_t milli;
-		if (proto_limit_parse(f, v, &milli, NULL) < 0 || milli > f->cfg_max * 1000)
-			return fail(
-			    p,
-			    "[limits] %s = \"%s\": expected a positive number with at most 3 "
-			    "decimals, at most %lld (like 2 or 0.5)",
-			    key, v, (long long)f->cfg_max);
+		if (proto_limit_parse(f, v, &milli, NULL) < 0 || milli > f->cfg_max * 1000) {
+			_cleanup_free_ char *lo = proto_milli_str(f->min);
+			return fail(p,
+			            "[limits] %s = \"%s\": expected a number from %s to %lld with "
+			            "at most 3 decimals (like 2 or 0.5)",
+			            key, v, lo, (long long)f->cfg_max);
+		}
 		*proto_limit_at(l, f) = milli;
 		return 1;
 	}
@@ -254,6 +374,11 @@ static int handle_runtime(struct parse_ctx *p, const char *name, const char *key
 			            name, v);
 		set_str(&r->kind, v);
 	} else if (!strcmp(key, "platform")) {
+		/* gVisor's platforms; which of them the installed runsc has is checked at start */
+		if (strcmp(v, "ptrace") && strcmp(v, "systrap") && strcmp(v, "kvm"))
+			return fail(
+			    p, "[runtime.%s] platform = \"%s\": expected ptrace, systrap or kvm",
+			    name, v);
 		set_str(&r->platform, v);
 	} else if (!strcmp(key, "flags")) {
 		free_strv(r->flags);
@@ -287,8 +412,11 @@ static int handle_pool(struct parse_ctx *p, const char *key, const char *v)
 	if (num(p, "pool", key, v, 0, 1024, &n) < 0)
 		return 0;
 	c->targets = xreallocarray(c->targets, c->n_targets + 1, sizeof(*c->targets));
-	c->targets[c->n_targets++] = (config_pool_target){
-	    .runtime = xstrdup(copy), .image = xstrdup(s1 + 1), .lang = xstrdup(s2 + 1), .warm = n};
+	c->targets[c->n_targets++] = (config_pool_target){.runtime = xstrdup(copy),
+	                                                  .image = xstrdup(s1 + 1),
+	                                                  .lang = xstrdup(s2 + 1),
+	                                                  .warm = n,
+	                                                  .line = p->line};
 	return 1;
 }
 
@@ -585,8 +713,13 @@ static int handler(void *user, const char *section, const char *key, const char 
 {
 	struct parse_ctx *p = user;
 	config *c = p->c;
-	if (p->error)
-		return 0;
+	p->handled = true;
+	int first = config_line_of(c, section, key);
+	if (first)
+		return fail(p, "[%s] %s: set twice (first on line %d)", section, key, first);
+	add_line(c, section, key, p->line);
+	if (!section[0])
+		return fail(p, "\"%s\" is outside any [section]", key);
 	if (!strcmp(section, "node"))
 		return handle_node(p, key, v);
 	if (!strcmp(section, "redis"))
@@ -629,68 +762,158 @@ static int handler(void *user, const char *section, const char *key, const char 
 	return fail(p, "unknown section [%s]", section);
 }
 
-/* Checks that need the whole file. Returns 0 or -1 with *e. */
-static int validate(const config *c, const char *name, err **e)
+/* A problem of the whole file, at the line of [section] key when the file sets it. */
+static void verr(config *c, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void verr(config *c, const char *section, const char *key, const char *fmt, ...)
 {
-	if (validate_redis(c, name, e) < 0)
-		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	_cleanup_free_ char *m = xvasprintf(fmt, ap);
+	va_end(ap);
+	_cleanup_free_ char *loc = config_loc(c, section, key);
+	add_error(c, xasprintf("%s: %s", loc ? loc : c->path, m));
+}
+
+static void validate_runtimes(config *c)
+{
 	if (c->n_enabled == 0)
-		return err_set(e, 0, "%s: [runtimes] enabled is empty", name);
-	if (!config_runtime_enabled(c, c->runtime_default)) {
+		verr(c, "runtimes", "enabled", "[runtimes] enabled is empty");
+	else if (!config_runtime_enabled(c, c->runtime_default)) {
 		_cleanup_free_ char *l = config_enabled_list(c, ", ");
-		return err_set(e, 0, "%s: [runtimes] default \"%s\" is not enabled (enabled: %s)",
-		               name, c->runtime_default, l);
+		verr(c, "runtimes", "default",
+		     "[runtimes] default \"%s\" is not enabled (enabled: %s)", c->runtime_default,
+		     l);
 	}
 	for (size_t i = 0; i < c->n_enabled; i++) {
 		const char *rt = c->enabled[i];
 		const config_runtime *r = config_find_runtime(c, rt);
-		if ((!r || !r->kind) && strcmp(rt, "runsc") && strcmp(rt, "runc"))
-			return err_set(e, 0, "%s: [runtime.%s] needs kind = runsc, runc or oci",
-			               name, rt);
+		if ((!r || !r->kind) && strcmp(rt, "runsc") && strcmp(rt, "runc")) {
+			_cleanup_free_ char *sec = xasprintf("runtime.%s", rt);
+			verr(c, r ? sec : "runtimes", r ? NULL : "enabled",
+			     "[runtime.%s] needs kind = runsc, runc or oci", rt);
+		}
 	}
-	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
-		const proto_limit_field *f = &proto_limit_fields[i];
-		if (proto_limit_get(&c->limits_default, f) > proto_limit_get(&c->limits_max, f))
-			return err_set(e, 0, "%s: [limits] %s is above max_%s", name, f->wire,
-			               f->wire);
+	for (size_t i = 0; i < c->n_runtimes; i++) {
+		const config_runtime *r = &c->runtimes[i];
+		const char *kind = r->kind ? r->kind : r->name;
+		if (r->platform && strcmp(kind, "runsc")) {
+			_cleanup_free_ char *sec = xasprintf("runtime.%s", r->name);
+			verr(c, sec, "platform",
+			     "[runtime.%s] platform: only runsc has platforms (this runtime's kind "
+			     "is "
+			     "%s)",
+			     r->name, r->kind ? r->kind : "guessed from its name: oci");
+		}
 	}
-	for (size_t i = 0; i < c->n_targets; i++)
-		if (!config_runtime_enabled(c, c->targets[i].runtime))
-			return err_set(e, 0, "%s: [pool] %s/%s/%s: runtime \"%s\" is not enabled",
-			               name, c->targets[i].runtime, c->targets[i].image,
-			               c->targets[i].lang, c->targets[i].runtime);
-	return validate_llm(c, name, e);
 }
 
-static int finish(config *c, struct parse_ctx *p, int rc, const char *name, err **e)
+/* A default above its maximum, with both values and the lines that set them. */
+static void validate_limits(config *c)
 {
-	if (rc == -1)
-		return err_set(e, errno, "%s: cannot open", name);
-	if (rc == -2)
-		return err_set(e, ENOMEM, "%s: out of memory", name);
-	if (rc > 0 || p->error) {
-		int r = err_set(e, 0, "%s:%d: %s", name, rc,
-		                p->error ? p->error
-		                         : "syntax error (expected [section] or key = value)");
-		free(p->error);
-		return r;
+	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
+		const proto_limit_field *f = &proto_limit_fields[i];
+		int64_t dv = proto_limit_get(&c->limits_default, f);
+		int64_t mv = proto_limit_get(&c->limits_max, f);
+		if (dv <= mv)
+			continue;
+		_cleanup_free_ char *max_key = xasprintf("max_%s", f->wire);
+		_cleanup_free_ char *ds = proto_limit_str(f, dv), *ms = proto_limit_str(f, mv);
+		int dl = config_line_of(c, "limits", f->wire);
+		if (!config_line_of(c, "limits", max_key))
+			verr(c, "limits", f->wire,
+			     "[limits] %s = %s is above %s = %s (the built-in maximum: set %s too)",
+			     f->wire, ds, max_key, ms, max_key);
+		else if (!dl)
+			verr(c, "limits", max_key,
+			     "[limits] %s = %s is below %s = %s (the built-in default: set %s too)",
+			     max_key, ms, f->wire, ds, f->wire);
+		else
+			verr(c, "limits", max_key, "[limits] %s = %s is below %s = %s (line %d)",
+			     max_key, ms, f->wire, ds, dl);
 	}
-	return validate(c, name, e);
 }
+
+static void validate_pool(config *c)
+{
+	for (size_t i = 0; i < c->n_targets; i++) {
+		const config_pool_target *t = &c->targets[i];
+		proto_lang lang;
+		_cleanup_free_ char *key = xasprintf("%s/%s/%s", t->runtime, t->image, t->lang);
+		if (!config_runtime_enabled(c, t->runtime)) {
+			_cleanup_free_ char *l = config_enabled_list(c, ", ");
+			verr(c, "pool", key,
+			     "[pool] %s: runtime \"%s\" is not enabled (enabled: %s)", key,
+			     t->runtime, l);
+		}
+		if (proto_lang_parse(t->lang, &lang) < 0) {
+			buf valid = BUF_INIT;
+			for (int l = 0; l < PROTO_LANG__COUNT; l++)
+				buf_appendf(&valid, "%s%s", l ? ", " : "", proto_lang_name(l));
+			verr(c, "pool", key, "[pool] %s: unknown language \"%s\" (valid: %s)", key,
+			     t->lang, buf_str(&valid));
+			buf_deinit(&valid);
+		}
+	}
+}
+
+static int parse_text(config *c, const char *name, const char *text, size_t len, err **e)
+{
+	struct parse_ctx p = {.c = c, .name = name, .cur = text, .end = text + len};
+	int rc = ini_parse_stream(reader, &p, handler, &p);
+	finish_line(&p);
+	if (rc == -2)
+		add_error(c, xasprintf("%s: out of memory", name));
+	else if (rc > 0) {
+		/* inih saw a problem at rc; name it unless it is named already */
+		_cleanup_free_ char *at = xasprintf("%s:%d: ", name, rc);
+		bool named = false;
+		for (size_t i = 0; i < c->n_errors && !named; i++)
+			named = !strncmp(c->errors[i], at, strlen(at));
+		if (!named)
+			add_error(
+			    c, xasprintf("%ssyntax error (expected [section] or key = value)", at));
+	}
+	validate_runtimes(c);
+	validate_limits(c);
+	validate_pool(c);
+	/* the [redis] and [llm] sections as a whole (their messages name the file) */
+	_cleanup_err_ err *re = NULL, *le = NULL;
+	if (validate_redis(c, name, &re) < 0)
+		add_error(c, xstrdup(err_msg(re)));
+	if (validate_llm(c, name, &le) < 0)
+		add_error(c, xstrdup(err_msg(le)));
+	if (c->n_errors)
+		return err_set(e, 0, "%s", c->errors[0]);
+	return 0;
+}
+
+/* Configs are small: more than this is not a config. */
+#define CONFIG_MAX_BYTES (1u << 20)
 
 int config_load(config *c, const char *path, err **e)
 {
-	struct parse_ctx p = {.c = c};
 	set_str(&c->path, path);
-	int rc = ini_parse(path, handler, &p);
-	return finish(c, &p, rc, path, e);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "%s: cannot open", path);
+	buf text = BUF_INIT;
+	ssize_t n = read_all(fd, &text, CONFIG_MAX_BYTES + 1);
+	int rc;
+	if (n < 0)
+		rc = err_set(e, errno, "%s: cannot read", path);
+	else if (text.len > CONFIG_MAX_BYTES)
+		rc = err_set(e, 0, "%s: larger than %u bytes", path, CONFIG_MAX_BYTES);
+	else
+		rc = parse_text(c, path, (const char *)text.data, text.len, e);
+	buf_deinit(&text);
+	return rc;
 }
 
 int config_load_string(config *c, const char *name, const char *text, err **e)
 {
-	struct parse_ctx p = {.c = c};
-	int rc = ini_parse_string(text, handler, &p);
-	return finish(c, &p, rc, name, e);
+	set_str(&c->path, name);
+	return parse_text(c, name, text, strlen(text), e);
 }
 
 const config_runtime *config_find_runtime(const config *c, const char *name)

@@ -24,6 +24,7 @@ typedef struct config_runtime {
 typedef struct config_pool_target {
 	char *runtime, *image, *lang;
 	int64_t warm;
+	int line; /* of its key in [pool] */
 } config_pool_target;
 
 /* A price of the [llm] prices list: micro-USD per million tokens. */
@@ -32,8 +33,22 @@ typedef struct config_price {
 	int64_t prompt_per_mtok, completion_per_mtok;
 } config_price;
 
+/* Where the file set something: a key (key non-NULL) or a section header (key NULL). */
+typedef struct config_line {
+	char *section, *key;
+	int line;
+} config_line;
+
 typedef struct config {
 	char *path; /* the file read, or NULL when only defaults */
+	/* Every key and section header read, with its line: messages of later checks name
+	 * file:line (config_loc). */
+	config_line *lines;
+	size_t n_lines;
+	/* Every problem config_load found, each "file:line: reason" ("file: reason" when no line
+	 * applies), in file order, then the whole-file checks. NULL-terminated. */
+	char **errors;
+	size_t n_errors;
 
 	/* [node] */
 	char *node_id;
@@ -117,11 +132,19 @@ typedef struct config {
 
 /* Fills c with every default (the one place defaults live). */
 void config_defaults(config *c);
-/* Reads path over the defaults. Returns 0, or -1 with *e naming "path:line: reason". */
+/* Reads path over the defaults. Every problem is found in one pass (a bad value leaves the
+ * default in place and parsing goes on) and listed in c->errors. Returns 0, or -1 with *e = the
+ * first problem ("path:line: reason"). */
 int config_load(config *c, const char *path, err **e);
 /* Same, from a string (tests); name is used in messages. */
 int config_load_string(config *c, const char *name, const char *text, err **e);
 void config_deinit(config *c);
+
+/* The line where the file set [section] key (key NULL: the section's header), or 0. */
+int config_line_of(const config *c, const char *section, const char *key);
+/* "file:line" of [section] key, or of the section's header when key is not set, or NULL when
+ * the file sets neither (the value is a default). Caller frees. */
+char *config_loc(const config *c, const char *section, const char *key);
 
 /* The [runtime.NAME] section for name, or NULL. Borrowed. */
 const config_runtime *config_find_runtime(const config *c, const char *name);

@@ -227,7 +227,7 @@ static void read_claim(node *n, size_t free_slots)
 void consumer_read_more(node *n)
 {
 	consumer *c = &n->cons;
-	if (c->in_flight || !c->group_ok || c->draining || c->stopping)
+	if (c->in_flight || !c->group_ok || !n->lock_held || c->draining || c->stopping)
 		return;
 	/* A node that cannot save its chain state signs nothing: it takes no task. */
 	if (n->chain_error)
@@ -504,7 +504,6 @@ static void consumer_stop(node *n)
 		task_release(n->tasks[0], on_stop_reply, n);
 	}
 	c->outstanding += registry_remove(n, on_stop_reply, n);
-	log_info("deregistering %s", n->cfg->node_id);
 }
 
 static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)

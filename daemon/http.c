@@ -6,6 +6,7 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,8 +90,7 @@ int http_start(node *n, err **e)
 	n->http = evhttp_new(n->base);
 	evhttp_set_allowed_methods(n->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	if (evhttp_bind_socket(n->http, host, (uint16_t)port) < 0)
-		return err_set(e, 0, "http listen %s: cannot bind (in use, or not a local address)",
-		               listen);
+		return err_set(e, errno, "[http] listen %s: cannot bind", listen);
 	evhttp_set_cb(n->http, "/metrics", on_metrics, n);
 	evhttp_set_cb(n->http, "/healthz", on_healthz, n);
 	evhttp_set_gencb(n->http, on_other, n);

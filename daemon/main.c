@@ -1,5 +1,6 @@
 /* aispd, the node daemon: reads its config, runs the startup checks, then serves tasks from
- * Redis on one libevent loop until SIGTERM/SIGINT (drain, release, exit 0). */
+ * Redis on one libevent loop until SIGTERM/SIGINT (drain, release, exit 0). `aispd --check`
+ * runs every check (a sandbox per runtime included), reports every problem, and exits. */
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -19,9 +20,11 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: aispd [--config PATH] [--check] [--version]\n"
-	           "  --config PATH  configuration file (default " CONFIG_PATH_DEFAULT ")\n"
-	           "  --check        run the startup checks and exit (0 when all pass)\n");
+	fprintf(f,
+	        "usage: aispd [--config PATH] [--check] [--version]\n"
+	        "  --config PATH  configuration file (default " CONFIG_PATH_DEFAULT ")\n"
+	        "  --check        run every startup check, create and destroy a sandbox per\n"
+	        "                 runtime, report every problem, exit 0 when none is an error\n");
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
@@ -35,8 +38,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	log_warn("SIGHUP: reload not supported; restart aispd to apply a new configuration");
 }
 
-/* Serves until the drain is over (SIGTERM/SIGINT). */
-static void serve(node *n)
+/* Serves until the drain is over (SIGTERM/SIGINT, or another process has the node id).
+ * Returns the exit status. */
+static int serve(node *n)
 {
 	struct event_base *base = n->base;
 	const config *c = n->cfg;
@@ -56,6 +60,7 @@ static void serve(node *n)
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		event_free(sigs[i]);
 	log_info("aispd stopped");
+	return n->exit_code;
 }
 
 /* Returns -1 to go on, or the exit status (--help, --version, a usage error). */
@@ -105,8 +110,27 @@ static void setup_process(const config *cfg)
 		         "reaped by aispd");
 }
 
+/* --check: every check, then one line that sums them up. Returns the exit status. */
+static int check(const config *cfg, struct event_base *base, int config_errors)
+{
+	checks k = {.cfg = cfg, .errors = config_errors};
+	if (config_errors)
+		log_warn("the checks below use the built-in default of every key with an error");
+	node_check(cfg, base, &k);
+	_cleanup_err_ err *se = NULL;
+	if (sidecar_check(cfg, true, &se) < 0) /* [redis] tls_sidecar: the tunnel, live */
+		checks_error(&k, "redis", "tls_sidecar", "%s", err_msg(se));
+	if (k.errors)
+		printf("aispd --check: %d error%s, %d warning%s\n", k.errors,
+		       k.errors == 1 ? "" : "s", k.warnings, k.warnings == 1 ? "" : "s");
+	else
+		printf("aispd --check: all startup checks passed (%d warning%s)\n", k.warnings,
+		       k.warnings == 1 ? "" : "s");
+	return k.errors ? 1 : 0;
+}
+
 /* Builds the node on a loop and serves (or only checks). Returns the exit status. */
-static int run(const config *cfg, bool check_only)
+static int run(const config *cfg, bool check_only, int config_errors)
 {
 	_cleanup_err_ err *e = NULL;
 	struct event_base *base = event_base_new();
@@ -116,16 +140,13 @@ static int run(const config *cfg, bool check_only)
 	}
 	node *n = NULL;
 	int rc = 0;
-	if (node_new(&n, cfg, base, check_only, &e) < 0 || sidecar_check(cfg, check_only, &e) < 0) {
-		log_error("startup check failed: %s", err_msg(e));
-		rc = 1;
-	} else if (check_only) {
-		printf("aispd: all startup checks passed\n");
-	} else if (http_start(n, &e) < 0) {
-		log_error("%s", err_msg(e));
+	if (check_only) {
+		rc = check(cfg, base, config_errors);
+	} else if (sidecar_check(cfg, false, &e) < 0 || node_new(&n, cfg, base, &e) < 0) {
+		log_error("not starting: %s", err_msg(e));
 		rc = 1;
 	} else {
-		serve(n);
+		rc = serve(n);
 	}
 	node_free(n);
 	spawn_loop_deinit();
@@ -144,12 +165,21 @@ int main(int argc, char **argv)
 	config cfg;
 	config_defaults(&cfg);
 	if (config_load(&cfg, path ? path : CONFIG_PATH_DEFAULT, &e) < 0) {
-		log_error("config: %s", err_msg(e));
-		config_deinit(&cfg);
-		return 1;
+		/* every problem of the file, one line each; --check goes on to the other checks
+		 * (a file that cannot be read has nothing to go on with) */
+		for (size_t i = 0; i < cfg.n_errors; i++)
+			log_error("config: %s", cfg.errors[i]);
+		if (!cfg.n_errors)
+			log_error("config: %s", err_msg(e));
+		if (!check_only || !cfg.n_errors) {
+			if (check_only)
+				printf("aispd --check: 1 error, 0 warnings\n");
+			config_deinit(&cfg);
+			return 1;
+		}
 	}
 	setup_process(&cfg);
-	rc = run(&cfg, check_only);
+	rc = run(&cfg, check_only, (int)cfg.n_errors);
 	config_deinit(&cfg);
 	return rc;
 }

@@ -74,7 +74,9 @@ void node_list_images(node *n)
 	buf_deinit(&digests);
 }
 
-static int open_runtimes(node *n, err **e)
+/* Every enabled runtime that works joins n->rts; each one that does not is reported at the
+ * line of its [runtime.NAME] path, or of [runtimes] enabled. */
+static void open_runtimes(node *n, checks *k)
 {
 	const config *c = n->cfg;
 	n->rts = xcalloc(c->n_enabled, sizeof(*n->rts));
@@ -88,31 +90,51 @@ static int open_runtimes(node *n, err **e)
 		    .platform = r ? r->platform : NULL,
 		    .extra_flags = r ? (const char *const *)r->flags : NULL,
 		};
-		if (sandbox_runtime_new(&n->rts[n->n_rts], &o, c->run_dir, e) < 0)
-			return err_prefix(e, "runtime %s", name);
+		_cleanup_err_ err *e = NULL;
+		_cleanup_free_ char *sec = xasprintf("runtime.%s", name);
+		if (sandbox_runtime_new(&n->rts[n->n_rts], &o, c->run_dir, &e) < 0) {
+			checks_error(k, r && r->path ? sec : "runtimes",
+			             r && r->path ? "path" : "enabled", "%s", err_msg(e));
+			continue;
+		}
 		log_info("runtime %s: %s", name, sandbox_runtime_version(n->rts[n->n_rts]));
+		if (o.kind == SANDBOX_RT_RUNSC &&
+		    checks_platform(k, name, o.path ? o.path : name,
+		                    o.platform ? o.platform : "ptrace") < 0) {
+			n->rts[n->n_rts] = sandbox_runtime_free(n->rts[n->n_rts]);
+			continue;
+		}
 		n->n_rts++;
 	}
 	n->runtimes_csv = config_enabled_list(c, ",");
-	return 0;
 }
 
 /* ---- the pool ---- */
 
-/* One [pool] target as a spec. Returns 0 or -1 with *e naming the target. */
-static int target_spec(node *n, const config_pool_target *pt, sandbox_spec *spec, err **e)
+/* `aisp image build NAME`, with --store when the store is not the default one. */
+static char *build_hint(const config *c, const char *image)
+{
+	bool own = strcmp(c->image_store, SANDBOX_IMAGE_STORE_DEFAULT) != 0;
+	return xasprintf("build it with `aisp image build %s%s%s`", image, own ? " --store " : "",
+	                 own ? c->image_store : "");
+}
+
+/* One [pool] target as a spec. Returns 0, or -1 when it was reported. The config checked the
+ * runtime is enabled and the language known; a runtime that did not open was reported. */
+static int target_spec(node *n, checks *k, const config_pool_target *pt, sandbox_spec *spec)
 {
 	proto_lang lang;
+	_cleanup_free_ char *key = xasprintf("%s/%s/%s", pt->runtime, pt->image, pt->lang);
 	spec->rt = node_runtime(n, pt->runtime);
-	if (!spec->rt)
-		return err_set(e, 0, "[pool] %s/%s/%s: runtime not enabled", pt->runtime, pt->image,
-		               pt->lang);
-	if (proto_lang_parse(pt->lang, &lang) < 0)
-		return err_set(e, 0, "[pool] %s/%s/%s: unknown language \"%s\"", pt->runtime,
-		               pt->image, pt->lang, pt->lang);
-	const sandbox_image *img = node_image(n, pt->image, e);
-	if (!img)
-		return err_prefix(e, "[pool] %s/%s/%s: image", pt->runtime, pt->image, pt->lang);
+	if (!spec->rt || proto_lang_parse(pt->lang, &lang) < 0)
+		return -1;
+	_cleanup_err_ err *e = NULL;
+	const sandbox_image *img = node_image(n, pt->image, &e);
+	if (!img) {
+		_cleanup_free_ char *hint = build_hint(n->cfg, pt->image);
+		checks_error(k, "pool", key, "[pool] %s: %s (%s)", key, err_msg(e), hint);
+		return -1;
+	}
 	spec->rootfs = img->rootfs;
 	spec->image_digest = img->digest;
 	spec->lang = lang;
@@ -146,23 +168,24 @@ static int make_pool(node *n, const sandbox_spec *specs, err **e)
 	return 0;
 }
 
-/* Resolves every warm target first (nothing is created while a later one may still fail),
- * then, unless dry, creates the sandbox context and the pool and declares the targets. */
-static int open_pool(node *n, bool dry, err **e)
+/* Resolves every warm target (nothing is created while one may fail). */
+static void pool_specs(node *n, checks *k, sandbox_spec *specs)
 {
 	const config *c = n->cfg;
-	_cleanup_free_ sandbox_spec *specs = xcalloc(c->n_targets + 1, sizeof(*specs));
 	for (size_t i = 0; i < c->n_targets; i++) {
-		if (target_spec(n, &c->targets[i], &specs[i], e) < 0)
-			return -1;
-		for (size_t k = 0; k < i; k++)
-			if (specs[k].rt == specs[i].rt && specs[k].lang == specs[i].lang &&
-			    !strcmp(specs[k].image_digest, specs[i].image_digest))
-				return err_set(e, 0, "[pool] %s/%s/%s: declared twice",
-				               c->targets[i].runtime, c->targets[i].image,
-				               c->targets[i].lang);
+		const config_pool_target *pt = &c->targets[i];
+		if (target_spec(n, k, pt, &specs[i]) < 0)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (specs[j].rt == specs[i].rt && specs[j].lang == specs[i].lang &&
+			    specs[j].image_digest &&
+			    !strcmp(specs[j].image_digest, specs[i].image_digest)) {
+				_cleanup_free_ char *key =
+				    xasprintf("%s/%s/%s", pt->runtime, pt->image, pt->lang);
+				checks_error(k, "pool", key, "[pool] %s: the same pool as line %d",
+				             key, c->targets[j].line);
+			}
 	}
-	return dry ? 0 : make_pool(n, specs, e);
 }
 
 /* ---- what tasks borrow ---- */
@@ -191,7 +214,14 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 		return TASK_NODE_FAULT;
 	}
 	if (!plan->img) {
-		log_debug("task %s: %s", t->id, err_msg(e));
+		if (log_get_level() <= LOG_LVL_DEBUG) {
+			buf b = BUF_INIT;
+			log_kv(&b, "task", t->id);
+			log_kv(&b, "event", "no_image");
+			log_kv(&b, "error", err_msg(e));
+			log_debug("%s", buf_str(&b) + 1);
+			buf_deinit(&b);
+		}
 		node_list_images(n);
 		*msg = xasprintf("unknown image \"%s\" (this node has: %s)", iname,
 		                 n->images_csv[0] ? n->images_csv : "none");
@@ -351,17 +381,24 @@ static int open_age_key(node *n, err **e)
 	return 0;
 }
 
-static int open_key(node *n, err **e)
+static void open_key(node *n, checks *k)
 {
 	const config *c = n->cfg;
-	if (checks_key(c, e) < 0)
-		return -1;
-	if (attest_key_load_private(&n->key, c->key_path, e) < 0)
-		return err_prefix(e, "node key");
+	_cleanup_err_ err *e = NULL;
+	if (checks_key(k) < 0)
+		return;
+	if (attest_key_load_private(&n->key, c->key_path, &e) < 0) {
+		checks_error(k, "node", "key", "node key: %s", err_msg(e));
+		return;
+	}
 	n->pubkey_pem = attest_key_public_pem(n->key);
-	if (attest_chain_load(n->state_dirfd, "chain.json", &n->chain, e) < 0)
-		return err_prefix(e, "chain state in %s", c->state_dir);
-	return open_age_key(n, e);
+	if (n->state_dirfd >= 0 &&
+	    attest_chain_load(n->state_dirfd, "chain.json", &n->chain, &e) < 0)
+		checks_error(k, "node", "state_dir", "chain state in %s: %s", c->state_dir,
+		             err_msg(e));
+	_cleanup_err_ err *ae = NULL;
+	if (open_age_key(n, &ae) < 0)
+		checks_error(k, "node", "age_key", "%s", err_msg(ae));
 }
 
 static void init_host(node *n)
@@ -389,31 +426,73 @@ static void init_host(node *n)
 	/* host.rc is set by consumer_start() when the connection exists. */
 }
 
-int node_new(node **out, const config *cfg, struct event_base *base, bool dry, err **e)
+/* Every startup check and everything a node is made of but the pool, reporting each
+ * problem to k; specs receives the [pool] targets. Returns the default image, or NULL. */
+static const sandbox_image *build(node *n, checks *k, sandbox_spec *specs)
+{
+	const config *c = n->cfg;
+	checks_host(k, &n->state_dirfd);
+	open_key(n, k);
+	_cleanup_err_ err *e = NULL;
+	if (node_llm_open(n, &e) < 0) /* [llm]: chains' llm steps */
+		checks_error(k, "llm", "api_key_file", "%s", err_msg(e));
+	err_free(steal_pointer(&e));
+	open_runtimes(n, k);
+	const sandbox_image *img = node_image(n, c->image_default, &e);
+	if (!img) {
+		_cleanup_free_ char *hint = build_hint(c, c->image_default);
+		checks_error(k, "images", "default", "default image %s: %s (%s)", c->image_default,
+		             err_msg(e), hint);
+	}
+	node_list_images(n);
+	pool_specs(n, k, specs);
+	return img;
+}
+
+static node *node_alloc(const config *cfg, struct event_base *base)
 {
 	node *n = xzalloc(sizeof(*n));
 	n->cfg = cfg;
 	n->base = base;
 	n->state_dirfd = -1;
 	n->started_ms = now_wall_ms();
+	return n;
+}
+
+int node_new(node **out, const config *cfg, struct event_base *base, err **e)
+{
+	node *n = node_alloc(cfg, base);
+	checks k = {.cfg = cfg};
+	_cleanup_free_ sandbox_spec *specs = xcalloc(cfg->n_targets + 1, sizeof(*specs));
 	*out = NULL;
-	if (checks_host(cfg, &n->state_dirfd, e) < 0 || open_key(n, e) < 0 ||
-	    node_llm_open(n, e) < 0 || open_runtimes(n, e) < 0)
-		goto fail;
-	if (!node_image(n, cfg->image_default, e)) {
-		err_prefix(e, "image %s (build it with `aisp image build %s`)", cfg->image_default,
-		           cfg->image_default);
-		goto fail;
+	build(n, &k, specs);
+	_cleanup_err_ err *he = NULL;
+	if (http_start(n, &he) < 0)
+		checks_error(&k, "http", "listen", "%s", err_msg(he));
+	if (k.errors) {
+		node_free(n);
+		return err_set(e, 0, "%d startup check%s failed (each is logged above)", k.errors,
+		               k.errors == 1 ? "" : "s");
 	}
-	node_list_images(n);
-	if (open_pool(n, dry, e) < 0)
-		goto fail;
+	if (make_pool(n, specs, e) < 0) {
+		node_free(n);
+		return -1;
+	}
 	init_host(n);
 	*out = n;
 	return 0;
-fail:
+}
+
+void node_check(const config *cfg, struct event_base *base, checks *k)
+{
+	node *n = node_alloc(cfg, base);
+	_cleanup_free_ sandbox_spec *specs = xcalloc(cfg->n_targets + 1, sizeof(*specs));
+	const sandbox_image *img = build(n, k, specs);
+	if (img && n->n_rts && access(cfg->agent_path, X_OK) == 0)
+		checks_sandboxes(k, n, img);
+	checks_http(k, n);
+	checks_redis(k);
 	node_free(n);
-	return -1;
 }
 
 static void on_pool_gone(void *arg)

@@ -3,9 +3,10 @@
  *
  *   node.c      node_new/node_free: key and chain, runtimes, images, sandbox context, pool;
  *               the task list and free slots; what tasks borrow (task_host: resolve, sign)
- *   checks.c    the startup checks node_new runs first (directories, cgroups, agent, image)
+ *   checks.c    the startup checks (directories, cgroups, agent, key, runsc platforms; for
+ *               --check also a sandbox per runtime, the HTTP address, Redis)
  *   consumer.c  the stream consumer: reads by free slots, leases, takeover, drain, shutdown
- *   registry.c  the node's entry in aisp:node:<id> and aisp:nodes (heartbeat)
+ *   registry.c  the node id lock, the node's entry in aisp:node:<id> and aisp:nodes
  *   http.c      /metrics and /healthz
  *   task.c      one task's life (task.h), which sees only its task_host */
 #pragma once
@@ -94,14 +95,32 @@ typedef struct node {
 	metrics m;
 	struct evhttp *http;
 	struct event *ev_heartbeat;
+	/* The node id lock (registry.c): this process's token; held: the lock is ours (nothing
+	 * is read or registered before); refused_ms: when another process was first seen holding
+	 * it (monotonic, 0: not refused). */
+	char *lock_token;
+	bool lock_held;
+	int64_t lock_refused_ms;
+	int exit_code; /* aispd's exit status once the loop is over */
 } node;
 
+/* The startup checks' report: each problem is logged when it is found (checks_error: naming
+ * the config's file:line of [section] key when the file sets it; section NULL: no line), and
+ * counted. */
+typedef struct checks {
+	const config *cfg;
+	int errors, warnings;
+} checks;
+
 /* ---- node.c ---- */
-/* Runs the startup checks, then loads the key and chain and creates the runtimes, images, the
- * sandbox context and the pool (dry: the pool's targets are checked but neither the context
- * nor the pool is created, so nothing starts). Returns 0 with *out, or -1 with a message for
- * the operator in *e (*out NULL). cfg and base are borrowed and outlive the node. */
-int node_new(node **out, const config *cfg, struct event_base *base, bool dry, err **e);
+/* Runs every startup check, then loads the key and chain and creates the runtimes, images,
+ * the HTTP listener, the sandbox context and the pool. Every problem is logged; returns 0 with *out, or -1 with
+ * *e saying how many there were (*out NULL). cfg and base are borrowed and outlive the node. */
+int node_new(node **out, const config *cfg, struct event_base *base, err **e);
+/* aispd --check: the same checks as node_new (nothing of the pool is created), then one
+ * sandbox created, used and destroyed per enabled runtime, the HTTP address bound, Redis and
+ * the node id lock looked at. Findings go to k. */
+void node_check(const config *cfg, struct event_base *base, checks *k);
 /* Frees everything; a pool that was not shut down is shut down first (running the loop until
  * its sandboxes are gone). NULL is fine; returns NULL. */
 node *node_free(node *n);
@@ -135,10 +154,27 @@ void node_llm_close(node *n);
 char *node_llm_check(const node *n, const proto_task *t);
 
 /* ---- checks.c ---- */
-/* Directories (state_dir into *state_dirfd), cgroups, the agent. Returns 0 or -1 with *e. */
-int checks_host(const config *c, int *state_dirfd, err **e);
-/* Creates the node key when create_key allows it and none exists. Returns 0 or -1 with *e. */
-int checks_key(const config *c, err **e);
+void checks_error(checks *k, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void checks_warn(checks *k, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A check that passed (--check says what it proved). */
+void checks_ok(checks *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Directories (state_dir into *state_dirfd, left -1 when unusable), cgroups, the agent. */
+void checks_host(checks *k, int *state_dirfd);
+/* Creates the node key when create_key allows it and none exists. Returns 0, or -1 (reported)
+ * when there is no key. */
+int checks_key(checks *k);
+/* The platform runsc runtime name (binary bin) is configured for is one it has. Returns 0,
+ * or -1 when it was reported (the runtime cannot work). */
+int checks_platform(checks *k, const char *name, const char *bin, const char *platform);
+/* --check: creates n->sbx and, per runtime of n, a sandbox of image img: started, warmed, a
+ * shell task run, destroyed. */
+void checks_sandboxes(checks *k, node *n, const sandbox_image *img);
+/* --check: the HTTP address can be bound (then it is closed again). */
+void checks_http(checks *k, node *n);
+/* --check: Redis reachable, AUTH accepted, the node id lock free (warnings only). */
+void checks_redis(checks *k);
 
 /* ---- consumer.c ---- */
 /* Connects, creates the group, starts reading, the lease and reclaim timers. */
@@ -154,11 +190,14 @@ void consumer_task_gone(node *n);
 void consumer_deinit(node *n);
 
 /* ---- registry.c ---- */
-/* Starts the heartbeat: the node's hash, its TTL and the set of nodes. */
+/* Starts the heartbeat: the node id lock, the node's hash, its TTL and the set of nodes. */
 void registry_start(node *n);
-/* Writes the node's entry now (also on every rc reconnect and when draining starts). */
+/* Takes or refreshes the node id lock, then writes the node's entry (also on every rc
+ * reconnect and when draining starts). Until the lock is held the node reads nothing; when
+ * another live process holds it, the node stops (exit 1). */
 void registry_heartbeat(node *n);
-/* Shutdown: deletes the node's entry; cb runs once per command sent (returns the count). */
+/* Shutdown: deletes the node's entry and the lock, when the lock is this process's; cb runs
+ * once per command sent (returns the count). */
 int registry_remove(node *n, rconn_reply_fn cb, void *arg);
 void registry_deinit(node *n);
 

@@ -6,17 +6,33 @@
  * The public key is also kept by key id, aisp:key:<key id> (pubkey, node.<id>), written with
  * every heartbeat and once more on shutdown, never deleted, with a TTL of the result TTL plus
  * three heartbeats: it outlives every result the key signed, so a stopped node's results still
- * verify (ATTESTATION.md, "Finding the node's key"). */
+ * verify (ATTESTATION.md, "Finding the node's key").
+ *
+ * The node id lock. Two processes with one id (cloned VMs keep the host name, the default id)
+ * would fork the hash chain, share one consumer and delete each other's entry. So the entry
+ * belongs to whoever holds aisp:lock:<id>, a token unique to the process ("host/pid/random")
+ * with the same TTL as the entry, refreshed by every heartbeat through the LOCK script (set
+ * when free, refreshed when ours: a compare-and-set). Nothing is read from the stream and
+ * nothing registered before the lock is held. A process that finds the lock held by another
+ * token waits: the holder may be a dead process whose lock expires within one TTL (a restart
+ * after a crash). Refused for longer than a TTL plus a heartbeat, the holder is alive: the
+ * node logs so and stops with exit status 1. A node that loses its lock to another process
+ * while serving stops the same way. Shutdown deletes the entry and the lock only while the
+ * lock holds this process's token (UNREGISTER). */
 #include "daemon/node.h"
 
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "daemon/scripts.h"
 
 /* max_<field> and default_<field> for every limit (internal units, PROTOCOL.md "Limits"), for
  * schedulers and gateways routing tasks and for nodes handing off a task they do not serve. */
@@ -60,11 +76,9 @@ static int keep_key(node *n, rconn_reply_fn cb, void *arg)
 	return 2;
 }
 
-void registry_heartbeat(node *n)
+static void write_entry(node *n)
 {
 	const config *c = n->cfg;
-	if (!rconn_ready(n->rc) || n->cons.stopping)
-		return;
 	node_update_health(n);
 	node_list_images(n); /* images built since the start are served: announce them */
 	_cleanup_free_ char *key = xasprintf(PROTO_KEY_NODE_PREFIX "%s", c->node_id);
@@ -93,13 +107,102 @@ void registry_heartbeat(node *n)
 	buf_deinit(&pools);
 }
 
+static int64_t lock_ttl_ms(const node *n)
+{
+	return n->cfg->heartbeat_ms * 3;
+}
+
+/* Another process holds the id (its token is holder). */
+static void lock_refused(node *n, const char *holder)
+{
+	const config *c = n->cfg;
+	int64_t now = now_mono_ms();
+	if (n->lock_held) {
+		n->lock_held = false;
+		log_error(
+		    "node id %s: the lock %s%s is now held by %s: another aispd runs with this "
+		    "id; stopping (give each node its own [node] id)",
+		    c->node_id, PROTO_KEY_LOCK_PREFIX, c->node_id, holder);
+	} else if (!n->lock_refused_ms) {
+		n->lock_refused_ms = now;
+		log_warn("node id %s is in use: %s%s is held by %s; waiting up to %lld ms for it "
+		         "to expire (it does if its holder is dead), reading nothing",
+		         c->node_id, PROTO_KEY_LOCK_PREFIX, c->node_id, holder,
+		         (long long)(lock_ttl_ms(n) + c->heartbeat_ms));
+		return;
+	} else if (now - n->lock_refused_ms <= lock_ttl_ms(n) + c->heartbeat_ms) {
+		return;
+	} else {
+		log_error("node id %s: %s%s is still held by %s after %lld ms: another live aispd "
+		          "has this id; exiting (give each node its own [node] id)",
+		          c->node_id, PROTO_KEY_LOCK_PREFIX, c->node_id, holder,
+		          (long long)(now - n->lock_refused_ms));
+	}
+	n->exit_code = 1;
+	consumer_drain(n);
+}
+
+static void on_lock(rconn *rc, redisReply *r, void *arg)
+{
+	node *n = arg;
+	if (!r || n->cons.stopping)
+		return; /* connection lost: tried again on the next heartbeat */
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER ||
+	    r->element[1]->type != REDIS_REPLY_STRING) {
+		log_error("node id lock %s%s: %s; the node reads nothing until it holds its lock",
+		          PROTO_KEY_LOCK_PREFIX, n->cfg->node_id,
+		          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+		return;
+	}
+	if (r->element[0]->integer != 1) {
+		if (!n->cons.draining)
+			lock_refused(n, r->element[1]->str);
+		return;
+	}
+	if (!n->lock_held)
+		log_info("node id %s: lock %s%s taken (%s)", n->cfg->node_id, PROTO_KEY_LOCK_PREFIX,
+		         n->cfg->node_id, n->lock_token);
+	bool first = !n->lock_held;
+	n->lock_held = true;
+	n->lock_refused_ms = 0;
+	write_entry(n);
+	if (first)
+		consumer_read_more(n);
+}
+
+void registry_heartbeat(node *n)
+{
+	if (!rconn_ready(n->rc) || n->cons.stopping)
+		return;
+	script_lock_args a = {
+	    .node_id = n->cfg->node_id, .token = n->lock_token, .ttl_ms = lock_ttl_ms(n)};
+	script_lock(n->rc, &a, on_lock, n);
+}
+
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	registry_heartbeat(arg);
 }
 
+/* "host/pid/random": unique to this process, and says which process holds an id. */
+static char *make_token(void)
+{
+	char host[256] = "?";
+	unsigned char rnd[8] = {0};
+	char hex[2 * sizeof(rnd) + 1];
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		strcpy(host, "?");
+	host[sizeof(host) - 1] = '\0';
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		abort(); /* the kernel always has 8 random bytes once booted */
+	hex_encode(rnd, sizeof(rnd), hex);
+	return xasprintf("host %s pid %d token %s", host, (int)getpid(), hex);
+}
+
 void registry_start(node *n)
 {
+	n->lock_token = make_token();
 	n->ev_heartbeat = event_new(n->base, -1, EV_PERSIST, on_heartbeat, n);
 	struct timeval tv = {n->cfg->heartbeat_ms / 1000, (n->cfg->heartbeat_ms % 1000) * 1000};
 	event_add(n->ev_heartbeat, &tv);
@@ -107,11 +210,14 @@ void registry_start(node *n)
 
 int registry_remove(node *n, rconn_reply_fn cb, void *arg)
 {
-	_cleanup_free_ char *key = xasprintf(PROTO_KEY_NODE_PREFIX "%s", n->cfg->node_id);
-	rconn_cmd(n->rc, cb, arg, "DEL", key, NULL);
-	rconn_cmd(n->rc, cb, arg, "SREM", PROTO_KEY_NODES, n->cfg->node_id, NULL);
+	if (n->lock_held)
+		log_info("deregistering %s", n->cfg->node_id);
+	else
+		log_info("not deregistering %s: its lock is not this process's", n->cfg->node_id);
+	script_unregister_args a = {.node_id = n->cfg->node_id, .token = n->lock_token};
+	script_unregister(n->rc, &a, cb, arg);
 	/* The key stays: results signed during the drain outlive the last heartbeat. */
-	return 2 + keep_key(n, cb, arg);
+	return 1 + (n->lock_held ? keep_key(n, cb, arg) : 0);
 }
 
 void registry_deinit(node *n)
@@ -119,4 +225,6 @@ void registry_deinit(node *n)
 	if (n->ev_heartbeat)
 		event_free(n->ev_heartbeat);
 	n->ev_heartbeat = NULL;
+	free(n->lock_token);
+	n->lock_token = NULL;
 }

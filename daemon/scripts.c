@@ -19,6 +19,8 @@ typedef enum script_id {
 	SCRIPT_RELEASE,
 	SCRIPT_PENDING,
 	SCRIPT_HANDOFF,
+	SCRIPT_LOCK,
+	SCRIPT_UNREGISTER,
 	SCRIPT__COUNT,
 } script_id;
 
@@ -356,13 +358,51 @@ void script_handoff(rconn *rc, const script_handoff_args *a, rconn_reply_fn cb, 
 	send_call(rc, c);
 }
 
+/* ---- LOCK and UNREGISTER ---- */
+
+static const char lock_lua[] = "local v = redis.call('GET', KEYS[1])\n"
+                               "if v and v ~= ARGV[1] then return {0, v} end\n"
+                               "if v then\n"
+                               "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                               "else\n"
+                               "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                               "end\n"
+                               "return {1, ''}\n";
+
+void script_lock(rconn *rc, const script_lock_args *a, rconn_reply_fn cb, void *arg)
+{
+	call *c = call_new(SCRIPT_LOCK, cb, arg, 1);
+	put_key(c, PROTO_KEY_LOCK_PREFIX, a->node_id); /* KEYS[1] */
+	put_str(c, a->token);                          /* ARGV[1] */
+	put_int(c, a->ttl_ms);                         /* ARGV[2] */
+	send_call(rc, c);
+}
+
+static const char unregister_lua[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                                     "redis.call('DEL', KEYS[2])\n"
+                                     "redis.call('SREM', KEYS[3], ARGV[2])\n"
+                                     "redis.call('DEL', KEYS[1])\n"
+                                     "return 1\n";
+
+void script_unregister(rconn *rc, const script_unregister_args *a, rconn_reply_fn cb, void *arg)
+{
+	call *c = call_new(SCRIPT_UNREGISTER, cb, arg, 3);
+	put_key(c, PROTO_KEY_LOCK_PREFIX, a->node_id); /* KEYS[1] */
+	put_key(c, PROTO_KEY_NODE_PREFIX, a->node_id); /* KEYS[2] */
+	put_str(c, PROTO_KEY_NODES);                   /* KEYS[3] */
+	put_str(c, a->token);                          /* ARGV[1] */
+	put_str(c, a->node_id);                        /* ARGV[2] */
+	send_call(rc, c);
+}
+
 /* ---- EVALSHA / EVAL ---- */
 
 static const char *const texts[SCRIPT__COUNT] = {
-    [SCRIPT_LEASE] = lease_lua,     [SCRIPT_DUPLICATE] = duplicate_lua,
-    [SCRIPT_PUBLISH] = publish_lua, [SCRIPT_DEAD] = dead_lua,
-    [SCRIPT_RELEASE] = release_lua, [SCRIPT_PENDING] = pending_lua,
-    [SCRIPT_HANDOFF] = handoff_lua,
+    [SCRIPT_LEASE] = lease_lua,           [SCRIPT_DUPLICATE] = duplicate_lua,
+    [SCRIPT_PUBLISH] = publish_lua,       [SCRIPT_DEAD] = dead_lua,
+    [SCRIPT_RELEASE] = release_lua,       [SCRIPT_PENDING] = pending_lua,
+    [SCRIPT_HANDOFF] = handoff_lua,       [SCRIPT_LOCK] = lock_lua,
+    [SCRIPT_UNREGISTER] = unregister_lua,
 };
 
 static const char *script_sha(script_id s)

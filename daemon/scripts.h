@@ -105,6 +105,22 @@ typedef struct script_pending_args {
 	int64_t count;
 } script_pending_args;
 
+/* LOCK: the node id lock aisp:lock:<id> (PROTOCOL.md, "The node registry"): SET to token with
+ * a TTL when it is free, its TTL refreshed when it holds token. Reply: [1, ""] held by this
+ * process (taken or refreshed), or [0, holder's token]. */
+typedef struct script_lock_args {
+	const char *node_id;
+	const char *token;
+	int64_t ttl_ms;
+} script_lock_args;
+
+/* UNREGISTER: (shutdown) only while the lock holds token: DEL aisp:node:<id>, SREM aisp:nodes
+ * <id>, DEL the lock. Reply: 1 removed, 0 another process holds the id (nothing touched). */
+typedef struct script_unregister_args {
+	const char *node_id;
+	const char *token;
+} script_unregister_args;
+
 /* Each sends EVALSHA (EVAL on NOSCRIPT); strings are copied. cb as for rconn_cmdv. */
 void script_lease(rconn *rc, const script_lease_args *a, rconn_reply_fn cb, void *arg);
 void script_duplicate(rconn *rc, const script_duplicate_args *a, rconn_reply_fn cb, void *arg);
@@ -112,3 +128,5 @@ void script_publish(rconn *rc, const script_publish_args *a, rconn_reply_fn cb, 
 void script_release(rconn *rc, const script_release_args *a, rconn_reply_fn cb, void *arg);
 void script_pending(rconn *rc, const script_pending_args *a, rconn_reply_fn cb, void *arg);
 void script_handoff(rconn *rc, const script_handoff_args *a, rconn_reply_fn cb, void *arg);
+void script_lock(rconn *rc, const script_lock_args *a, rconn_reply_fn cb, void *arg);
+void script_unregister(rconn *rc, const script_unregister_args *a, rconn_reply_fn cb, void *arg);

@@ -80,9 +80,9 @@ static void chain_end(task *t)
 	metrics_hist_observe(&t->h->m->execute, (double)(now_mono_us() - t->t_run_us) / 1e6);
 	proto_usage u;
 	chain_usage(t, o.chain, &u);
-	log_info("task %s: chain %s after %zu of %zu steps, cost %lld micro-USD", t->id,
-	         proto_status_name(o.status), o.chain->n_steps, t->t.n_steps,
-	         (long long)t->cost->total);
+	task_log(t, LOG_LVL_INFO, "chain_ended", "status", proto_status_name(o.status), "steps_run",
+	         NUM(o.chain->n_steps), "steps", NUM(t->t.n_steps), "cost_micro_usd",
+	         NUM(t->cost->total), NULL);
 	int rc = task_make_result(t, &o, &u);
 	proto_output_deinit(&o);
 	sandbox *sb = steal_pointer(&t->sb);
@@ -193,8 +193,8 @@ void chain_on_llm(task *t, const task_ev *ev)
 	take_llm(rec, ev->llm);
 	cost_llm(t, s, ev->e ? NULL : ev->llm);
 	if (ev->e) {
-		log_info("task %s: step %zu (llm %s) failed: %s", t->id, t->step, s->model,
-		         err_msg(ev->e));
+		task_log(t, LOG_LVL_INFO, "step_failed", "step", NUM(t->step), "type", "llm",
+		         "model", s->model, "error", err_msg(ev->e), NULL);
 		return step_failed(t, rec, PROTO_STATUS_ERROR, err_msg(ev->e));
 	}
 	_cleanup_err_ err *e = NULL;
@@ -276,8 +276,8 @@ void chain_on_script(task *t, const task_ev *ev)
 	rec->cost_micro_usd =
 	    chain_cost_usage(t->h, t->cost, PROTO_COST_SCRIPT, (int)t->step, ev->usage)->cost;
 	if (rec->status != PROTO_STATUS_OK) {
-		log_info("task %s: step %zu (script) %s: %s", t->id, t->step,
-		         proto_status_name(rec->status), rec->error);
+		task_log(t, LOG_LVL_INFO, "step_failed", "step", NUM(t->step), "type", "script",
+		         "status", proto_status_name(rec->status), "error", rec->error, NULL);
 		return chain_end(t);
 	}
 	if (!within_caps(t, rec))
@@ -294,7 +294,8 @@ static void chain_next(task *t)
 		return chain_end(t);
 	const proto_step *s = &t->t.steps[t->step];
 	t->t_step_us = now_mono_us();
-	log_debug("task %s: step %zu (%s)", t->id, t->step, proto_step_type_name(s->type));
+	task_log(t, LOG_LVL_DEBUG, "step", "step", NUM(t->step), "type",
+	         proto_step_type_name(s->type), NULL);
 	if (s->type == PROTO_STEP_LLM)
 		start_llm(t, s);
 	else

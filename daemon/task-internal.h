@@ -94,6 +94,8 @@ struct task {
 	proto_task t;
 	task_plan plan;
 	sandbox *sb;
+	char *sandbox_name; /* the sandbox it ran in (for the log), once it had one */
+	bool warm;          /* that sandbox came from the warm pool */
 
 	int64_t received_ms, started_ms, finished_ms;
 	int64_t t_acquire_us, t_run_us, t_publish_us;
@@ -122,6 +124,15 @@ struct task {
 };
 
 /* ---- task.c, for task-chain.c ---- */
+
+/* The log: one key=value line per event of a task (daemon/README.md, "Logs"): task=, entry=,
+ * event=, then the key, value pairs (NULL-terminated; a NULL value leaves its key out), then
+ * sandbox= and runtime= once known, and ms=, the time since the node read the entry. Every
+ * value goes through log_kv(). */
+void task_log(const task *t, int level, const char *event, ...) __attribute__((sentinel));
+/* A number as a log value, in storage that lives as long as the full expression it is in. */
+#define NUM(v) task_fmt_num((char[24]){0}, (long long)(v))
+const char *task_fmt_num(char *s, long long v);
 
 /* Hands ev to the task's table. */
 void task_step(task *t, const task_ev *ev);

@@ -11,6 +11,8 @@
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,36 @@ static const char *const state_names[TS__COUNT] = {
 static const char *const event_names[TE__COUNT] = {
     "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "llm", "durable", "trust",
 };
+
+/* ---- the log: one key=value line per event (daemon/README.md, "Logs") ---- */
+
+/* ---- the log: task_log() (task-internal.h) ---- */
+
+const char *task_fmt_num(char *s, long long v)
+{
+	snprintf(s, 24, "%lld", v);
+	return s;
+}
+
+void task_log(const task *t, int level, const char *event, ...)
+{
+	if (level < log_get_level())
+		return;
+	buf b = BUF_INIT;
+	log_kv(&b, "task", t->id ? t->id : "-");
+	log_kv(&b, "entry", t->entry);
+	log_kv(&b, "event", event);
+	va_list ap;
+	va_start(ap, event);
+	for (const char *k; (k = va_arg(ap, const char *));)
+		log_kv(&b, k, va_arg(ap, const char *));
+	va_end(ap);
+	log_kv(&b, "sandbox", t->sandbox_name);
+	log_kv(&b, "runtime", t->planned ? sandbox_runtime_name(t->plan.rt) : NULL);
+	log_kv(&b, "ms", NUM(now_wall_ms() - t->received_ms));
+	log_msg(level, "%s", buf_str(&b) + 1);
+	buf_deinit(&b);
+}
 
 /* ---- lifetime ---- */
 
@@ -51,6 +83,7 @@ static void drop(task *t)
 	free(t->id);
 	free(t->reply);
 	free(t->running_key);
+	free(t->sandbox_name);
 	if (t->parsed)
 		proto_task_deinit(&t->t);
 	free(t->fault);
@@ -164,7 +197,7 @@ static int sign(task *t, proto_result *r, const attest_sealed_out *sealed, bool 
 	};
 	int rc = t->h->ops->sign(t->h->arg, &c, envelope, exec_digest, &e);
 	if (rc < 0)
-		log_error("task %s: cannot sign the result: %s", t->id, err_msg(e));
+		task_log(t, LOG_LVL_ERROR, "unsigned", "error", err_msg(e), NULL);
 	t->sequence = rc == 0 ? c.sequence : 0;
 	proto_env_list_free(env, n_env);
 	return rc == -2 ? -1 : 0;
@@ -274,9 +307,8 @@ static void release(task *t, const task_ev *ev);
  * node can sign its result (ATTESTATION.md, "The chain state"). */
 static void give_back(task *t)
 {
-	log_warn("task %s entry %s: its result could not be signed (the chain state cannot be "
-	         "saved); the entry is given back",
-	         t->id ? t->id : "?", t->entry);
+	task_log(t, LOG_LVL_WARN, "given_back", "reason",
+	         "its result could not be signed (the chain state cannot be saved)", NULL);
 	task_ev ev = {.kind = TE_RELEASE};
 	release(t, &ev);
 }
@@ -323,8 +355,8 @@ static void published(task *t, const task_ev *ev)
 	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
 	m->tasks[t->status]++;
 	m->tasks_done++;
-	log_info("task %s entry %s: published status=%s attempts=%d sequence=%llu", t->id, t->entry,
-	         proto_status_name(t->status), t->deliveries, (unsigned long long)t->sequence);
+	task_log(t, LOG_LVL_INFO, "published", "status", proto_status_name(t->status), "attempts",
+	         NUM(t->deliveries), "sequence", NUM(t->sequence), NULL);
 	finish(t);
 }
 
@@ -335,15 +367,15 @@ static void on_publish_reply(task *t, const task_ev *ev)
 		/* Not Redis being away: the script itself fails (a key of the wrong type, an
 		 * ACL). Retrying would hold the slot forever: leave the entry pending (the pending
 		 * scan looks at it again) and say so. */
-		log_error("task %s entry %s: cannot publish (%s); leaving it pending", t->id,
-		          t->entry, ev->reply->str);
+		task_log(t, LOG_LVL_ERROR, "publish_refused", "error", ev->reply->str, "action",
+		         "left pending", NULL);
 		finish(t);
 		return;
 	}
 	if (!ev->reply || ev->reply->type != REDIS_REPLY_INTEGER) {
 		int64_t ms = rconn_backoff_ms(t->attempt++, 200, 5000);
-		log_warn("task %s: publish failed (%s), retrying in %lld ms", t->id, redis_why(ev),
-		         (long long)ms);
+		task_log(t, LOG_LVL_WARN, "publish_failed", "error", redis_why(ev), "retry_in_ms",
+		         NUM(ms), NULL);
 		after(t, ms);
 		return;
 	}
@@ -359,15 +391,13 @@ static void on_publish_reply(task *t, const task_ev *ev)
 	}
 	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
 	m->duplicates++;
-	if (ev->reply->integer == 2)
-		log_info("task %s entry %s: rejected, but another entry runs this id: its result "
-		         "will reach this entry's reply stream; entry acknowledged "
-		         "(sequence=%llu discarded)",
-		         t->id, t->entry, (unsigned long long)t->sequence);
-	else
-		log_info("task %s entry %s: a result already existed; entry acknowledged "
-		         "(sequence=%llu discarded)",
-		         t->id, t->entry, (unsigned long long)t->sequence);
+	/* the signed result is not published: its sequence number stays unused in the chain */
+	task_log(t, LOG_LVL_INFO, "duplicate", "reason",
+	         ev->reply->integer == 2
+	             ? "rejected, but another entry runs this id: its result will "
+	               "reach this entry's reply stream"
+	             : "a result already existed",
+	         "sequence_discarded", NUM(t->sequence), NULL);
 	finish(t);
 }
 
@@ -375,9 +405,8 @@ static void on_publish_reply(task *t, const task_ev *ev)
  * result of its own; its reply stream gets the first result. */
 static void duplicate(task *t)
 {
-	log_info("task %s entry %s: the same id is running on this node; "
-	         "acknowledged as a duplicate",
-	         t->id, t->entry);
+	task_log(t, LOG_LVL_INFO, "duplicate", "reason", "the same id is running on this node",
+	         NULL);
 	script_duplicate_args a = {
 	    .id = t->id,
 	    .entry = t->entry,
@@ -406,7 +435,7 @@ static void reject(task *t, const char *msg)
 		duplicate(t);
 		return;
 	}
-	log_info("task %s entry %s: rejected: %s", t->id, t->entry, msg);
+	task_log(t, LOG_LVL_INFO, "rejected", "reason", msg, NULL);
 	if (make_status_result(t, PROTO_STATUS_REJECTED, msg) < 0)
 		return give_back(t);
 	publish(t);
@@ -432,7 +461,8 @@ static void dead_letter(task *t)
 {
 	_cleanup_free_ char *msg =
 	    xasprintf("gave up after %d deliveries: %s", t->deliveries, t->fault);
-	log_error("task %s entry %s: %s; dead-lettered", t->id, t->entry, msg);
+	task_log(t, LOG_LVL_ERROR, "dead_lettered", "deliveries", NUM(t->deliveries), "error",
+	         t->fault, NULL);
 	if (make_status_result(t, PROTO_STATUS_INTERNAL, msg) < 0)
 		return give_back(t);
 	t->dead = true;
@@ -448,7 +478,8 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		return;
 	}
 	if (r->elements == 0) {
-		log_info("task %s: entry %s is no longer pending; dropping", t->id, t->entry);
+		task_log(t, LOG_LVL_INFO, "dropped", "reason", "the entry is no longer pending",
+		         NULL);
 		finish(t);
 		return;
 	}
@@ -465,8 +496,8 @@ static void on_pending_reply(task *t, const task_ev *ev)
 		return;
 	}
 	int64_t ms = rconn_backoff_ms(t->deliveries - 1, 500, 30000);
-	log_warn("task %s entry %s: sandbox error (%s); retry %d in %lld ms", t->id, t->entry,
-	         t->fault, t->deliveries, (long long)ms);
+	task_log(t, LOG_LVL_WARN, "sandbox_error", "error", t->fault, "retry", NUM(t->deliveries),
+	         "retry_in_ms", NUM(ms), NULL);
 	t->h->m->retries++;
 	enter(t, TS_BACKOFF);
 	after(t, ms);
@@ -487,7 +518,8 @@ static void send_reclaim(task *t, const task_ev *ev)
 static void on_reclaim_reply(task *t, const task_ev *ev)
 {
 	if (ev->reply && ev->reply->type == REDIS_REPLY_ARRAY && ev->reply->elements == 0) {
-		log_info("task %s: entry %s is no longer pending; dropping", t->id, t->entry);
+		task_log(t, LOG_LVL_INFO, "dropped", "reason", "the entry is no longer pending",
+		         NULL);
 		finish(t);
 		return;
 	}
@@ -558,7 +590,9 @@ static void run(task *t, sandbox *sb)
 	t->sb = sb;
 	t->started_ms = now_wall_ms();
 	t->t_run_us = now_mono_us();
-	log_debug("task %s: running in %s", t->id, sandbox_id(sb));
+	free(t->sandbox_name);
+	t->sandbox_name = xstrdup(sandbox_id(sb));
+	task_log(t, LOG_LVL_INFO, "started", "warm", t->warm ? "yes" : "no", NULL);
 	start_live(t, sb);
 	if (sandbox_run(sb, &t->t, &t->plan.limits, on_ran, hold(t), &e) < 0) {
 		end_live(t, sb);
@@ -595,9 +629,11 @@ static void acquire(task *t)
 	}
 	bool hit = false;
 	enter(t, TS_ACQUIRE);
+	free(t->sandbox_name); /* a retry's log lines name no sandbox until it has one */
+	t->sandbox_name = NULL;
 	t->t_acquire_us = now_mono_us();
 	pool_take(t->h->pool, &t->plan.spec, on_sandbox, hold(t), &hit);
-	log_debug("task %s: sandbox %s", t->id, hit ? "warm" : "cold");
+	t->warm = hit;
 }
 
 /* ---- admission ---- */
@@ -612,29 +648,28 @@ static void on_lease_reply(task *t, const task_ev *ev)
 		code = r->element[0]->integer;
 	if (code < 0) {
 		/* The entry stays pending: re-read after a reconnect, or reclaimed. */
-		log_warn("task %s entry %s: cannot take the lease (%s); leaving it pending", t->id,
-		         t->entry, redis_why(ev));
+		task_log(t, LOG_LVL_WARN, "pending", "reason", "cannot take the lease", "error",
+		         redis_why(ev), NULL);
 		finish(t);
 	} else if (code == 0) {
-		log_info("task %s entry %s: already has a result; acknowledged", t->id, t->entry);
+		task_log(t, LOG_LVL_INFO, "duplicate", "reason", "it already has a result", NULL);
 		t->h->m->duplicates++;
 		finish(t);
 	} else if (code == 2) {
-		log_info("task %s entry %s: the same id is running on another node; "
-		         "acknowledged as a duplicate",
-		         t->id, t->entry);
+		task_log(t, LOG_LVL_INFO, "duplicate", "reason",
+		         "the same id is running on another node", NULL);
 		t->h->m->duplicates++;
 		finish(t);
 	} else if (code == 4) {
-		log_info("task %s entry %s: cancelled before it ran", t->id, t->entry);
 		t->deliveries = (int)r->element[1]->integer;
 		t->stop = PROTO_STATUS_CANCELLED;
+		task_log(t, LOG_LVL_INFO, "cancelled", "reason", "cancelled before it ran", NULL);
 		publish_cancelled(t);
 	} else if (code == 3) {
 		/* A reclaimed entry whose lease has not expired yet: leave it pending, it will
 		 * be reclaimed again (see daemon/README.md, "A held lease"). */
-		log_info("task %s entry %s: lease still held elsewhere; leaving it pending", t->id,
-		         t->entry);
+		task_log(t, LOG_LVL_INFO, "pending", "reason", "its lease is still held elsewhere",
+		         NULL);
 		finish(t);
 	} else {
 		t->leased = true;
@@ -721,15 +756,15 @@ static void on_handoff_reply(task *t, const task_ev *ev)
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_INTEGER) {
 		/* The entry stays in this node's pending list: the next pending scan retries. */
-		log_warn("task %s entry %s: cannot hand it off (%s); leaving it pending", t->id,
-		         t->entry, redis_why(ev));
+		task_log(t, LOG_LVL_WARN, "pending", "reason", "cannot hand it off", "error",
+		         redis_why(ev), NULL);
 		finish(t);
 		return;
 	}
 	long long code = r->element[0]->integer, hops = r->element[1]->integer;
 	if (code == 2) {
-		log_info("task %s entry %s: handed to node %s (hop %lld): %s", t->id, t->entry,
-		         r->element[2]->str, hops, t->why_not_here);
+		task_log(t, LOG_LVL_INFO, "handed_off", "to", r->element[2]->str, "hop", NUM(hops),
+		         "reason", t->why_not_here, NULL);
 		t->h->m->handoffs++;
 		finish(t);
 		return;
@@ -883,11 +918,11 @@ static void admit(task *t, const task_ev *ev)
 
 static void release(task *t, const task_ev *ev)
 {
-	log_info("task %s entry %s: released for another node", t->id ? t->id : "?", t->entry);
+	task_log(t, LOG_LVL_INFO, "released", "reason", "released for another node", NULL);
 	if (t->state == TS_PUBLISH && t->sequence)
-		log_warn("task %s: its signed result (sequence %llu) was never published: that "
-		         "number of the chain is lost",
-		         t->id, (unsigned long long)t->sequence);
+		task_log(t, LOG_LVL_WARN, "sequence_lost", "sequence", NUM(t->sequence), "reason",
+		         "its signed result was never published: that number of the chain is lost",
+		         NULL);
 	script_release_args a = {
 	    .id = t->leased ? t->id : NULL,
 	    .node_id = t->h->node_id,
@@ -917,8 +952,9 @@ static void note_cancel(task *t, const task_ev *ev)
 {
 	if (t->stop == PROTO_STATUS_REVOKED)
 		return;
-	log_info("task %s entry %s: %s", t->id, t->entry,
-	         ev->stop_status == PROTO_STATUS_REVOKED ? "revoked" : "cancel requested");
+	task_log(t, LOG_LVL_INFO,
+	         ev->stop_status == PROTO_STATUS_REVOKED ? "revoked" : "cancel_requested", "reason",
+	         ev->stop_why, NULL);
 	t->stop = ev->stop_status;
 	free(t->stop_why);
 	t->stop_why = xstrdup(ev->stop_why);
@@ -992,8 +1028,8 @@ void task_step(task *t, const task_ev *ev)
 {
 	handler h = table[t->state][ev->kind];
 	if (!h) {
-		log_debug("task %s: %s ignored in state %s", t->id ? t->id : "?",
-		          event_names[ev->kind], state_names[t->state]);
+		task_log(t, LOG_LVL_DEBUG, "ignored", "what", event_names[ev->kind], "state",
+		         state_names[t->state], NULL);
 		return;
 	}
 	h(t, ev);

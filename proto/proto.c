@@ -373,19 +373,20 @@ char *proto_milli_str(int64_t milli)
 
 /* ---- limits ---- */
 
-#define PROTO_LIMIT_ROW_(f, w, u, d, m, c)                                                         \
+#define PROTO_LIMIT_ROW_(f, w, u, d, mn, m, c)                                                     \
 	{.field = #f,                                                                              \
 	 .wire = w,                                                                                \
 	 .offset = offsetof(proto_limits, f),                                                      \
 	 .unit = u,                                                                                \
 	 .dflt = d,                                                                                \
+	 .min = mn,                                                                                \
 	 .cfg_max = m,                                                                             \
 	 .container = c},
 const proto_limit_field proto_limit_fields[PROTO_LIMIT_COUNT] = {PROTO_LIMITS(PROTO_LIMIT_ROW_)};
 #undef PROTO_LIMIT_ROW_
 
 /* The table and the count agree (a row added without the count fails to compile). */
-#define PROTO_LIMIT_ONE_(f, w, u, d, m, c) +1
+#define PROTO_LIMIT_ONE_(f, w, u, d, mn, m, c) +1
 _Static_assert(0 PROTO_LIMITS(PROTO_LIMIT_ONE_) == PROTO_LIMIT_COUNT, "PROTO_LIMIT_COUNT");
 #undef PROTO_LIMIT_ONE_
 
@@ -492,8 +493,8 @@ int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out
 	int r = proto_number_scaled(text, f->unit == 0 ? 3 : 0, &v);
 	if (r == 0 && f->unit > 1 && v > INT64_MAX / f->unit)
 		r = -2;
-	if (r == 0)
-		*out = f->unit > 1 ? v * f->unit : v;
+	if (r == 0 && f->unit > 1)
+		v *= f->unit;
 	if (r == -2)
 		return err_set(e, 0, "field \"limits.%s\" is too large", f->wire);
 	if (r < 0 && f->unit == 0)
@@ -503,6 +504,11 @@ int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out
 		               f->wire);
 	if (r < 0)
 		return err_set(e, 0, "field \"limits.%s\" must be a positive integer", f->wire);
+	if (v < f->min) {
+		_cleanup_free_ char *ms = proto_limit_str(f, f->min);
+		return err_set(e, 0, "field \"limits.%s\" must be at least %s", f->wire, ms);
+	}
+	*out = v;
 	return 0;
 }
 

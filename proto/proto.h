@@ -58,6 +58,7 @@
 #define PROTO_KEY_BLOB_PREFIX    "aisp:blob:"    /* + blob id: the blob's bytes, SET NX, TTL */
 #define PROTO_KEY_KEY_PREFIX     "aisp:key:"     /* a node public key by key id */
 #define PROTO_KEY_AUDIT_PREFIX   "aisp:audit:"   /* a node's discarded signed results */
+#define PROTO_KEY_LOCK_PREFIX    "aisp:lock:"    /* the node id lock: one live process per id */
 
 typedef enum proto_lang {
 	PROTO_LANG_PYTHON = 0,
@@ -113,22 +114,25 @@ typedef struct proto_env {
  *   unit       internal units per wire unit; 0: a decimal with up to 3 places, kept in
  *              thousandths (cpus, timeout_s)
  *   dflt       the node's built-in default (and maximum), internal units (PROTOCOL.md)
+ *   min        the smallest value a task or a config file may set, internal units: cpus 0.01
+ *              is a CFS quota of 1 ms per 100 ms period, the kernel's minimum (a smaller one
+ *              is refused by the kernel, so such a task could never run)
  *   cfg_max    the largest value a config file may set, in wire units
  *   container  fixed when a sandbox is created, so part of a warm pool's key */
 #define PROTO_LIMITS(X)                                                                            \
-	X(cpus_milli, "cpus", 0, 4000, 1024, true)                                                 \
-	X(memory_bytes, "memory_mb", PROTO_MIB, 4096 * PROTO_MIB, 1LL << 20, true)                 \
-	X(timeout_ms, "timeout_s", 0, 600 * 1000, 7 * 86400, false)                                \
-	X(pids, "pids", 1, 256, 1 << 22, true)                                                     \
-	X(nofile, "nofile", 1, 1024, 1 << 20, false)                                               \
-	X(fsize_bytes, "fsize_mb", PROTO_MIB, 64 * PROTO_MIB, 1LL << 20, false)                    \
-	X(workspace_bytes, "workspace_mb", PROTO_MIB, 256 * PROTO_MIB, 1LL << 20, true)            \
-	X(stdout_bytes, "stdout_bytes", 1, PROTO_MIB, 1LL << 32, false)                            \
-	X(stderr_bytes, "stderr_bytes", 1, PROTO_MIB, 1LL << 32, false)
+	X(cpus_milli, "cpus", 0, 4000, 10, 1024, true)                                             \
+	X(memory_bytes, "memory_mb", PROTO_MIB, 4096 * PROTO_MIB, PROTO_MIB, 1LL << 20, true)      \
+	X(timeout_ms, "timeout_s", 0, 600 * 1000, 1, 7 * 86400, false)                             \
+	X(pids, "pids", 1, 256, 1, 1 << 22, true)                                                  \
+	X(nofile, "nofile", 1, 1024, 1, 1 << 20, false)                                            \
+	X(fsize_bytes, "fsize_mb", PROTO_MIB, 64 * PROTO_MIB, PROTO_MIB, 1LL << 20, false)         \
+	X(workspace_bytes, "workspace_mb", PROTO_MIB, 256 * PROTO_MIB, PROTO_MIB, 1LL << 20, true) \
+	X(stdout_bytes, "stdout_bytes", 1, PROTO_MIB, 1, 1LL << 32, false)                         \
+	X(stderr_bytes, "stderr_bytes", 1, PROTO_MIB, 1, 1LL << 32, false)
 
 /* Limits; a field of 0 means "not set" (the node's default applies). */
 typedef struct proto_limits {
-#define PROTO_LIMIT_MEMBER_(field, wire, unit, dflt, cfg_max, container) int64_t field;
+#define PROTO_LIMIT_MEMBER_(field, wire, unit, dflt, min, cfg_max, container) int64_t field;
 	PROTO_LIMITS(PROTO_LIMIT_MEMBER_)
 #undef PROTO_LIMIT_MEMBER_
 } proto_limits;
@@ -140,6 +144,7 @@ typedef struct proto_limit_field {
 	size_t offset;     /* in proto_limits */
 	int64_t unit;      /* 0: thousandths of a decimal */
 	int64_t dflt;      /* internal units */
+	int64_t min;       /* internal units */
 	int64_t cfg_max;   /* wire units */
 	bool container;
 } proto_limit_field;
@@ -169,9 +174,10 @@ int proto_decimal_parse(const char *s, int frac, int64_t *out);
 char *proto_milli_str(int64_t milli);
 
 /* Parses a limit from its wire text ("512", "0.5") into internal units: a positive integer,
- * or for unit-0 fields a positive decimal with at most 3 places. Returns 0, or -1 with a
- * message naming "limits.<wire>" in *e ("must be a positive integer", "must be a positive
- * number with at most 3 decimals", "is too large"). */
+ * or for unit-0 fields a positive decimal with at most 3 places, at least the field's min.
+ * Returns 0, or -1 with a message naming "limits.<wire>" in *e ("must be a positive integer",
+ * "must be a positive number with at most 3 decimals", "is too large", "must be at least
+ * 0.01"). */
 int proto_limit_parse(const proto_limit_field *f, const char *text, int64_t *out, err **e);
 /* A value in the field's wire unit, exact: "8192", "0.5", or "N bytes" for a byte count that
  * is not a whole number of the unit. Caller frees. */

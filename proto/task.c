@@ -17,7 +17,7 @@ static const char *const task_fields[] = {
     "image", "runtime",   "limits",      "reply_stream", "nondeterministic",
     "steps", "input",     "live_output",
 };
-#define LIMIT_WIRE_(f, w, u, d, m, c) w,
+#define LIMIT_WIRE_(f, w, u, d, mn, m, c) w,
 static const char *const limits_fields[] = {PROTO_LIMITS(LIMIT_WIRE_)};
 #undef LIMIT_WIRE_
 static const char *const file_fields[] = {"path", "content_b64"};

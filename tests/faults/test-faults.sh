@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The faults suite (issue 7): what tests/integration/test-daemon.sh does not already cover.
 #   1. runtime binary missing: aispd (not --check) exits 1 with a clear message, registers nothing
-#   2. a poison task (cpus 0.001: a CFS quota below the kernel's 1 ms minimum, so every sandbox
-#      fails to start): retried, dead-lettered after max_deliveries, the waiting client gets an
+#   2. a poison task (it asks for a runtime of the node that is broken: it answers --version,
+#      so the node starts, and fails every container, so every sandbox fails to start — a real
+#      node fault): retried, dead-lettered after max_deliveries, the waiting client gets an
 #      `internal` result, aisp:dead has the entry; the node serves the next task
 #   3. node SIGSTOPped past the reclaim time, then SIGCONT: another node finished the task, the
 #      late publish is discarded (one result, the other node's, one aisp:results event)
@@ -51,12 +52,14 @@ is "runtime binary missing: no sandbox state left" "$(ls -A "$(node_run_dir nort
 # ---------------------------------------------------------------- 2. poison task
 HTTP_PORT=$(free_port)
 HP=$HTTP_PORT
-MAX_DELIVERIES=2 node_conf p
+broken_runtime "$NL_TMP/broken-runtime"
+RT_ENABLED="runc, runsc, broken" MAX_DELIVERIES=2 \
+	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf p
 HTTP_PORT=
 node_start p
 wait_for 30 node_registered p || bail "node p did not register: $(node_log p | tail -5)"
 t0=$(date +%s)
-out=$("$AISP" submit --wait --wait-timeout 120 --json --id poison-1 --runtime runc --cpus 0.001 -c 'print("never")' 2>"$TEST_TMP/poison.err")
+out=$("$AISP" submit --wait --wait-timeout 120 --json --id poison-1 --runtime broken -c 'print("never")' 2>"$TEST_TMP/poison.err")
 rc=$?
 st=$(echo "$out" | jq -r .status 2>/dev/null)
 if [ "$st" = internal ] && [ $rc = 126 ] && [ "$(echo "$out" | jq -r .attempts)" = 2 ] &&
@@ -66,12 +69,12 @@ else
 	not_ok "poison task: internal result" "exit $rc" "$out" "$(cat "$TEST_TMP/poison.err")" "$(node_log p | grep poison | tail -5)"
 fi
 dead=$(R XRANGE aisp:dead - +)
-if [[ "$dead" == *poison-1* ]] && [[ "$dead" == *'"cpus":0.001'* ]]; then
+if [[ "$dead" == *poison-1* ]] && [[ "$dead" == *'"runtime":"broken"'* ]]; then
 	ok "poison task: dead-lettered in aisp:dead with its task"
 else
 	not_ok "poison task: aisp:dead" "$dead"
 fi
-check "poison task: retried with backoff first" grep -q "task poison-1 entry .*: sandbox error (.*); retry 1 in" "$(node_dir p)/log"
+check "poison task: retried with backoff first" grep -q "task=poison-1 .*event=sandbox_error error=.* retry=1 retry_in_ms=[0-9]" "$(node_dir p)/log"
 is "poison task: one aisp:results event" "$(events poison-1)" 1
 check "poison task: the entry is acknowledged and deleted" wait_for 10 prints 0 R XLEN aisp:tasks
 run_task after-poison python "$(code_file ok.py 'print("fine")')" runc '{"timeout_s":30}' '{}' 60
@@ -90,7 +93,7 @@ RECLAIM_MS=3000 node_conf s2
 node_start s1
 wait_for 30 node_registered s1 || bail "node s1 did not register"
 submit_json "$(task_json stopped shell "$(code_file stop.sh 'sleep 3; echo "done on the first node"')" runc '{"timeout_s":60}')" >/dev/null
-if wait_for 60 grep -q "task stopped: running in" "$(node_dir s1)/log"; then
+if wait_for 60 grep -q "task=stopped .*event=started" "$(node_dir s1)/log"; then
 	kill -STOP "$(node_pid s1)"
 	node_start s2
 	wait_for 30 node_registered s2
@@ -102,8 +105,8 @@ if wait_for 60 grep -q "task stopped: running in" "$(node_dir s1)/log"; then
 	fi
 	kill -CONT "$(node_pid s1)"
 	# s1 wakes up, sees its sandbox finish and tries to publish: discarded
-	if wait_for 60 grep -Eq "task stopped (entry .*: a result already existed|entry .*: already has a result|: entry .* is no longer pending)" "$(node_dir s1)/log"; then
-		ok "SIGCONT: the stopped node's late result is discarded ($(grep -Eo 'task stopped (entry [^ ]*: a result already existed|entry [^ ]*: already has a result|: entry [^ ]* is no longer pending)' "$(node_dir s1)/log" | head -1))"
+	if wait_for 60 grep -Eq "task=stopped .*event=(duplicate|dropped) " "$(node_dir s1)/log"; then
+		ok "SIGCONT: the stopped node's late result is discarded ($(grep -Eo 'event=(duplicate|dropped) reason="[^"]*"' "$(node_dir s1)/log" | head -1))"
 	else
 		not_ok "SIGCONT: the stopped node's late result is discarded" "$(node_log s1 | grep stopped | tail -5)"
 	fi

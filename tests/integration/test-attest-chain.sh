@@ -93,7 +93,7 @@ check "c: the task whose result could not be signed is given back, unpublished" 
 c3=$(submit_json "$(task_json c3 python "$(py 'print(3)')" runc)")
 sleep 3
 check "c: takes no task while it cannot save" sh -c "! redis-cli -p $REDIS_PORT EXISTS aisp:result:c3 | grep -qx 1"
-check "c: the new entry's program did not run" sh -c "! grep -q 'task c3: running' '$(node_dir c)/log'"
+check "c: the new entry's program did not run" sh -c "! grep -q 'task=c3 .*event=started' '$(node_dir c)/log'"
 diag "c3 is entry $c3"
 is "c: still unhealthy" "$(healthz "$port")" 503
 rm -f "$state/fill"

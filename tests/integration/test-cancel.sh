@@ -25,7 +25,7 @@ wait_for 30 node_registered c1 || bail "node c1 did not register: $(node_log c1 
 wait_result q-cancel 30
 is "queued task cancelled: status" "$(rfield q-cancel '.status + " " + .error')" \
 	"cancelled cancelled by request before it ran"
-check "queued task cancelled: it never ran" [ "$(node_log c1 | grep -c 'task q-cancel: running in')" = 0 ]
+check "queued task cancelled: it never ran" [ "$(node_log c1 | grep -c 'task=q-cancel .*event=started')" = 0 ]
 is "queued task cancelled: one result event" "$(events q-cancel)" 1
 check "queued task cancelled: the result is signed" verified q-cancel
 wait_for 10 prints 1 R XLEN aisp:reply:qc
@@ -34,7 +34,7 @@ is "queued task cancelled: its reply stream heard" "$(R XLEN aisp:reply:qc)" 1
 # ---------------------------------------------------------------- running: stopped
 for rt in runc runsc; do
 	submit_json "$(task_json run-$rt shell "$TEST_TMP/long.sh" $rt)" >/dev/null
-	wait_for 60 grep -q "task run-$rt: running in" "$(node_dir c1)/log"
+	wait_for 60 grep -q "task=run-$rt .*event=started" "$(node_dir c1)/log"
 	sleep 1
 	t0=$(date +%s%3N)
 	"$AISP" cancel --wait --timeout 30 run-$rt >"$TEST_TMP/c-$rt.out" 2>"$TEST_TMP/c-$rt.err"

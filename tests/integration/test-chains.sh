@@ -168,7 +168,7 @@ is "a script step past its timeout_ms: timeout" "$(rfield slow '.status + " " + 
 
 # ---------------------------------------------------------------- cancel during an llm call
 submit_json "$(chain cancel-llm runc '[{"type":"llm","model":"anthropic/claude-sonnet-4","system_prompt":"[[mock delay=20000]]"}]' '"x"')" >/dev/null
-wait_for 20 grep -q "task cancel-llm: step 0 (llm)" "$(node_dir c1)/log"
+wait_for 20 grep -q "task=cancel-llm .*event=step step=0 type=llm" "$(node_dir c1)/log"
 sleep 0.5
 "$AISP" cancel --wait --timeout 10 cancel-llm >/dev/null 2>&1
 is "a cancel stops the llm call: status" "$(rfield cancel-llm '.status + " " + .error')" \

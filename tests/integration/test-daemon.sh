@@ -57,7 +57,7 @@ startup_fails() {
 HTTP_PORT= node_conf chk
 check "aispd --check passes with a good config" "$AISPD" --config "$(node_dir chk)/aispd.conf" --check
 startup_fails "missing key" "no node key at $TEST_TMP/nokey/private.pem: run \`aisp keygen --out $TEST_TMP/nokey\` or set create_key = true" "s|^key = .*|key = $TEST_TMP/nokey/private.pem|"
-startup_fails "runtime missing" "runtime runc: " "s|^\[runtimes\]|[runtime.runc]\npath = /nonexistent/runc\n[runtimes]|"
+startup_fails "runtime missing" "runtime runc is not usable (is it installed?): exec /nonexistent/runc" "s|^\[runtimes\]|[runtime.runc]\npath = /nonexistent/runc\n[runtimes]|"
 startup_fails "image missing" "image nope" "s|^store = .*|store = $STORE\ndefault = nope|"
 startup_fails "agent missing" "agent /nonexistent/agent is missing" "s|^agent = .*|agent = /nonexistent/agent|"
 startup_fails "config error names file:line" "$(node_dir chk)/bad.conf:3: [node] slots = \"many\": not an integer" "s|^slots = .*|slots = many|"
@@ -249,7 +249,7 @@ R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$co
 R XADD aisp:tasks '*' task "{\"id\":\"twice\",\"lang\":\"python\",\"code\":\"$code\"}" >/dev/null
 wait_for 60 has_result twice
 wait_for 20 prints 0 R XLEN aisp:tasks
-runs=$(grep -c "task twice: running in" "$(node_dir n1)/log")
+runs=$(grep -c "task=twice .*event=started" "$(node_dir n1)/log")
 if [ "$(events twice)" = 1 ] && [ "$runs" = 1 ] && [ "$(R XLEN aisp:tasks)" = 0 ]; then
 	ok "same id twice: one execution, one result, both entries acknowledged"
 else
@@ -276,7 +276,7 @@ if wait_for 300 all_results bulk- 100; then
 	# One publish outcome per task: "published", or (when the reply to a publish was lost to a
 	# Redis timeout and the script ran again) "a result already existed". A task run twice
 	# would show two.
-	pat='task bulk-[0-9]* entry .*: \(published\|a result already existed\)'
+	pat='task=bulk-[0-9]* .*event=\(published\|duplicate reason="a result already existed"\)'
 	by1=$(grep -c "$pat" "$(node_dir n1)/log")
 	by2=$(grep -c "$pat" "$(node_dir n2)/log")
 	if [ $wrong = 0 ] && [ "$dup" = 0 ] && [ "$cnt" = 100 ] && [ $((by1 + by2)) = 100 ]; then
@@ -289,11 +289,40 @@ else
 	not_ok "100 tasks through 2 nodes: all results" "missing results"
 fi
 
+# /metrics against the tasks sent: n1 has run since part 1, so its aisp_tasks_total, read with
+# the Prometheus text parser (python3-prometheus-client), equals the results in Redis that
+# name n1, status by status (a counter moves when its publish is acknowledged: polled).
+metrics_match() {
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >"$TMP/metrics.txt" || return 1
+	R --scan --pattern 'aisp:result:*' | while read -r k; do R GET "$k"; done >"$TMP/results.jsonl"
+	/usr/bin/python3 - "$TMP/metrics.txt" "$TMP/results.jsonl" n1 >"$TMP/metrics.cmp" 2>&1 <<'PY'
+import collections, json, sys
+from prometheus_client.parser import text_string_to_metric_families
+got, want = collections.Counter(), collections.Counter()
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in fam.samples:
+        if s.name == "aisp_tasks_total" and s.value:
+            got[s.labels["status"]] = int(s.value)
+for line in open(sys.argv[2]):
+    if line.strip():
+        doc = json.loads(line)
+        if doc.get("node") == sys.argv[3]:
+            want[doc["status"]] += 1
+print("metrics", dict(got), "results", dict(want))
+sys.exit(0 if got == want and want else 1)
+PY
+}
+if wait_for 10 metrics_match; then
+	ok "/metrics aisp_tasks_total equals n1's results in Redis ($(cat "$TMP/metrics.cmp"))"
+else
+	not_ok "/metrics aisp_tasks_total equals n1's results in Redis" "$(cat "$TMP/metrics.cmp")"
+fi
+
 # A node SIGKILLed mid-task: the other node finishes it, exactly one result.
 running_on() { # prints the node whose log shows task $1 running
 	local name
 	for name in n1 n2; do
-		grep -q "task $1: running in" "$(node_dir $name)/log" && echo $name && return 0
+		grep -q "task=$1 .*event=started" "$(node_dir $name)/log" && echo $name && return 0
 	done
 	return 1
 }
@@ -319,7 +348,7 @@ redis_restart_mid_run "redis restarted (SIGTERM) mid-run" redis_stop rr- 20 "sle
 
 # SIGTERM with tasks in flight: they finish, or another node finishes them; the node exits 0.
 shell_tasks term- 4 "sleep 2; "
-wait_for 60 grep -q "task term-[0-9]: running in" "$(node_dir n1)/log"
+wait_for 60 grep -q "task=term-[0-9] .*event=started" "$(node_dir n1)/log"
 node_stop n1
 rc=$?
 is "SIGTERM: n1 drained and exited 0" "$rc" 0
@@ -337,14 +366,14 @@ node_start n1
 wait_for 20 node_registered n1
 node_stop n2
 R XADD aisp:tasks '*' task '{"id":"released","lang":"shell","code":"sleep 3; echo released"}' >/dev/null
-wait_for 60 grep -q "task released: running in" "$(node_dir n1)/log"
+wait_for 60 grep -q "task=released .*event=started" "$(node_dir n1)/log"
 HTTP_PORT= node_conf n2
 node_start n2
 wait_for 20 node_registered n2
 node_stop n1
 rc=$?
 is "SIGTERM past drain_s: exit 0" "$rc" 0
-check "SIGTERM past drain_s: the task was released" grep -q "task released entry .*: released for another node" "$(node_dir n1)/log"
+check "SIGTERM past drain_s: the task was released" grep -q "task=released .*event=released" "$(node_dir n1)/log"
 if wait_for 60 has_result released && [ "$(rfield released .node)" = "$(node_id n2)" ] && [ "$(events released)" = 1 ]; then
 	ok "released task finished by n2, one result"
 else
@@ -374,7 +403,7 @@ else
 	not_ok "aisp:dead holds the entry" "$dead"
 fi
 check "the dead entry is acknowledged and deleted" wait_for 10 prints 0 R XLEN aisp:tasks
-check "retry logged with backoff" grep -q "task doomed entry .*: sandbox error (.*); retry 1 in" "$(node_dir broken)/log"
+check "retry logged with backoff" grep -q "task=doomed .*event=sandbox_error error=.* retry=1 retry_in_ms=[0-9]" "$(node_dir broken)/log"
 node_stop broken
 
 # A request that times out (the server stalls longer than timeout_ms): the connection is

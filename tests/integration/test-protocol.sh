@@ -254,7 +254,7 @@ is "fleet: the image only f2 has ran on f2" "$(rfield fl-special '.status + " " 
 is "fleet: 1024 MiB ran on f1 (f3 allows 256)" "$(rfield fl-mem '.status + " " + .node')" "ok $(node_id f1)"
 is "fleet: a runc task ran" "$(rfield fl-runc .status)" ok
 is "fleet: a task naming nothing ran" "$(rfield fl-plain .status)" ok
-n_handoffs=$(for f in f1 f2 f3; do node_log $f; done | grep -c 'handed to node')
+n_handoffs=$(for f in f1 f2 f3; do node_log $f; done | grep -c 'event=handed_off')
 check "fleet: tasks were handed between nodes ($n_handoffs hand-offs)" [ "$n_handoffs" -ge 1 ]
 for f in f1 f2 f3; do node_stop $f; done
 
@@ -277,7 +277,7 @@ wait_for 30 node_registered g2
 # only g1 reads it first: g2 is stopped from reading by SIGSTOP until g1 has handed it on
 kill -STOP "$(node_pid g2)"
 submit_json "$(task_json gone1 shell "$TEST_TMP/hi.sh")" >/dev/null
-wait_for 20 grep -q "task gone1 .*handed to node" "$(node_dir g1)/log"
+wait_for 20 grep -q "task=gone1 .*event=handed_off" "$(node_dir g1)/log"
 kill -CONT "$(node_pid g2)"
 wait_result gone1 60
 is "default image gone: the task ran on the node that has it" "$(rfield gone1 '.status + " " + .node')" \

@@ -242,18 +242,18 @@ is "a dead letter (sandbox errors until max_deliveries) as aisp-node" "$out" int
 check "the dead letter is in aisp:dead" bash -c "redis-cli -p $REDIS_PORT ${NL_REDIS_AUTH[*]} XRANGE aisp:dead - + | grep -q acl-poison"
 # a release at shutdown (drain_s 5) and a takeover (SIGKILL), each finished by the other node
 submit_json "$(jq -nc '{id:"acl-long", lang:"shell", runtime:"runc", code:"sleep 12; echo long"}')" >/dev/null
-wait_for 60 bash -c "grep -q 'task acl-long: running in' '$(node_dir a)/log' '$(node_dir b)/log'" || diag "acl-long did not start"
-runs_on() { node_log "$1" | grep -q "task $2: running in"; }
+wait_for 60 bash -c "grep -q 'task=acl-long .*event=started' '$(node_dir a)/log' '$(node_dir b)/log'" || diag "acl-long did not start"
+runs_on() { node_log "$1" | grep -q "task=$2 .*event=started"; }
 if runs_on a acl-long; then holder=a other=b; else holder=b other=a; fi
 node_stop "$holder" >/dev/null
-check "the draining node released its task as aisp-node" grep -q "task acl-long entry .*: released for another node" "$(node_dir $holder)/log"
+check "the draining node released its task as aisp-node" grep -q "task=acl-long .*event=released" "$(node_dir $holder)/log"
 wait_for 90 has_result acl-long
 is "the released task finishes on the other node" "$(rfield acl-long '.stdout + .node')" "long
 $(node_id $other)"
 node_start "$holder"
 wait_for 60 node_registered "$holder" || diag "node $holder did not come back"
 submit_json "$(jq -nc '{id:"acl-kill", lang:"shell", runtime:"runc", code:"sleep 8; echo survived"}')" >/dev/null
-wait_for 60 bash -c "grep -q 'task acl-kill: running in' '$(node_dir a)/log' '$(node_dir b)/log'" || diag "acl-kill did not start"
+wait_for 60 bash -c "grep -q 'task=acl-kill .*event=started' '$(node_dir a)/log' '$(node_dir b)/log'" || diag "acl-kill did not start"
 if runs_on a acl-kill; then victim=a; else victim=b; fi
 node_kill "$victim"
 wait_for 120 has_result acl-kill

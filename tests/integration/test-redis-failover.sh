@@ -197,9 +197,9 @@ for k in range(0, len(args), 4):
     if broken:
         problems.append(f"{node}: broken links at {broken[:5]}")
     published = {int(m.group(2)): m.group(1) for m in
-                 re.finditer(r"task (\S+) entry \S+: published status=\S+ attempts=\d+ sequence=(\d+)", log)}
+                 re.finditer(r"task=(\S+) entry=\S+ event=published status=\S+ attempts=\d+ sequence=(\d+)", log)}
     discarded = {int(m.group(2)): m.group(1) for m in
-                 re.finditer(r"task (\S+) entry \S+: a result already existed; entry acknowledged \(sequence=(\d+) discarded\)", log)}
+                 re.finditer(r"task=(\S+) entry=\S+ event=duplicate reason=\"a result already existed\" sequence_discarded=(\d+)", log)}
     unconfirmed = set(re.findall(r"task (\S+ sequence=\d+): published, but", log))
     missing = [s for s in range(1, last + 1) if s not in mine]
     lost = []
@@ -235,7 +235,7 @@ if grep -q '^PROBLEM' <<<"$report"; then
 else
 	ok "each node's chain: every missing sequence is explained, WAIT-confirmed results survived"
 fi
-twice=$(for n in a b; do grep -o "task fo-[0-9]*: running in" "$TEST_TMP/log-$n"; done | sort | uniq -d | wc -l)
+twice=$(for n in a b; do grep "event=started" "$TEST_TMP/log-$n" | grep -o "task=fo-[0-9]* "; done | sort | uniq -d | wc -l)
 diag "tasks run more than once (from the nodes' logs): $twice of $N"
 
 # ---------------------------------------------------------------- 5. registry, takeover
@@ -248,7 +248,7 @@ fi
 for i in 1 2 3 4 5 6; do
 	submit_json "$(jq -nc --arg id "to-$i" '{id:$id, lang:"shell", runtime:"runc", code:"sleep 4; echo taken"}')" >/dev/null
 done
-running_on_b() { node_log b | grep -q "task to-[0-9]: running in"; }
+running_on_b() { node_log b | grep -q "task=to-[0-9] .*event=started"; }
 wait_for 60 running_on_b || diag "node b got none of the takeover tasks"
 node_kill b
 took=0

@@ -28,6 +28,8 @@ AGREE = [
     ("cpus 0.5", '{%s,"limits":{"cpus":0.5}}' % HEAD, True),
     ("cpus 2.125", '{%s,"limits":{"cpus":2.125}}' % HEAD, True),
     ("cpus 0.0005", '{%s,"limits":{"cpus":0.0005}}' % HEAD, False),
+    ("cpus 0.009", '{%s,"limits":{"cpus":0.009}}' % HEAD, False),
+    ("cpus 0.01", '{%s,"limits":{"cpus":0.01}}' % HEAD, True),
     ("cpus 5e-1", '{%s,"limits":{"cpus":5e-1}}' % HEAD, True),
     ("timeout_s 1e3", '{%s,"limits":{"timeout_s":1e3}}' % HEAD, True),
     ("pids 1e0", '{%s,"limits":{"pids":1e0}}' % HEAD, True),

@@ -127,7 +127,7 @@ for rt in runc runsc; do
 	sealed_task "slow-$rt" "$W/slow.age" "$W/stdin.age" "$rt" >"$W/slow-$rt.json"
 	submit_json "$(cat "$W/slow-$rt.json")" >/dev/null
 done
-wait_for 60 grep -q "task slow-runsc: running in" "$(node_dir s1)/log"
+wait_for 60 grep -q "task=slow-runsc .*event=started" "$(node_dir s1)/log"
 sleep 1
 # grep -a: binary files too (the AOF, chain state); -i: the upper-cased output as well
 scan() { grep -rail -- "$CANARY" "$(node_dir s1)" "$TEST_TMP/redis" 2>/dev/null; }
@@ -157,7 +157,7 @@ for i in 1 2; do
 	sealed_task "other-$i" "$W/code2.age" "$W/stdin2.age" runc >"$W/other-$i.json"
 	submit_json "$(cat "$W/other-$i.json")" >/dev/null
 done
-wait_for 10 grep -q "task other-2 entry .*: handed to node $S2" "$(node_dir s1)/log"
+wait_for 10 grep -q "task=other-2 .*event=handed_off to=$S2" "$(node_dir s1)/log"
 kill -CONT "$(node_pid s2)"
 for i in 1 2; do
 	wait_result "other-$i" 60
@@ -230,7 +230,7 @@ for rt in runc runsc; do
 	"$AISP" task sign "$W/rev-$rt.plain" --sign-key "$W/signer/private.pem" --trust-level L1 \
 		--passport "$W/pp_$rt.json" -o "$W/rev-$rt.json"
 	submit_json "$(cat "$W/rev-$rt.json")" >/dev/null
-	wait_for 60 grep -q "task rev-$rt: running in" "$(node_dir s1)/log"
+	wait_for 60 grep -q "task=rev-$rt .*event=started" "$(node_dir s1)/log"
 	sleep 1
 	t0=$(date +%s%3N)
 	"$AISP" passport revoke --passport "pp_$rt" --reason "lost phone" >/dev/null
@@ -252,7 +252,7 @@ jq -nc --rawfile c "$W/long.py" '{id:"rev-sealed", lang:"python", runtime:"runsc
 "$AISP" task seal "$W/rev-sealed.plain" --seal-to "$NODE_AGE" --reply-to "$BUYER" \
 	--sign-key "$W/signer/private.pem" --trust-level L1 --passport "$W/pp_sealed.json" -o "$W/rev-sealed.json"
 submit_json "$(cat "$W/rev-sealed.json")" >/dev/null
-wait_for 60 grep -q "task rev-sealed: running in" "$(node_dir s1)/log"
+wait_for 60 grep -q "task=rev-sealed .*event=started" "$(node_dir s1)/log"
 sleep 1
 "$AISP" passport revoke --passport pp_sealed >/dev/null
 wait_result rev-sealed 30

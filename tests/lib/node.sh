@@ -190,6 +190,19 @@ node_log() { cat "$(node_dir "$1")/log" 2>/dev/null; }
 # healthz HTTP_PORT: prints the HTTP status code of /healthz
 healthz() { curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/healthz"; }
 
+# broken_runtime FILE: writes an OCI runtime that answers --version (so a node starts with
+# it) and refuses every container (so every sandbox fails to start: a real node fault).
+broken_runtime() {
+	cat >"$1" <<'EOF'
+#!/bin/sh
+case "$1" in
+--version) echo "broken-runtime 1.0" ;;
+*) echo "broken-runtime: refusing $*" >&2; exit 1 ;;
+esac
+EOF
+	chmod 755 "$1"
+}
+
 # ---------------------------------------------------------------- tasks and results
 
 # task_json ID LANG CODE-FILE [RUNTIME [LIMITS-JSON [EXTRA-JSON]]]: prints a task document.

@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/spawn.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -275,6 +276,52 @@ static void test_split_address(void **state)
 	err_free(e);
 }
 
+/* kv VALUE: what log_kv(b, "k", VALUE) appends */
+static char *kv(const char *value)
+{
+	buf b = BUF_INIT;
+	log_kv(&b, "k", value);
+	return buf_steal(&b, NULL);
+}
+
+static void test_log_kv(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"task-1.a_B", " k=task-1.a_B"},
+	    {"", " k=\"\""},
+	    {"two words", " k=\"two words\""},
+	    /* a value cannot fake a field, a quote, or a second line */
+	    {"x sandbox=evil", " k=\"x sandbox=evil\""},
+	    {"a=b", " k=\"a=b\""},
+	    {"say \"hi\" \\ bye", " k=\"say \\\"hi\\\" \\\\ bye\""},
+	    {"line1\nline2\r\t", " k=\"line1\\x0aline2\\x0d\\x09\""},
+	    {"caf\xc3\xa9\x7f", " k=\"caf\\xc3\\xa9\\x7f\""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *s = kv(cases[i].in);
+		assert_string_equal(s, cases[i].out);
+		free(s);
+	}
+	char *s = kv(NULL);
+	assert_string_equal(s, "");
+	free(s);
+	/* over LOG_VALUE_MAX: cut, quoted, marked */
+	char big[LOG_VALUE_MAX + 2];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	s = kv(big);
+	assert_int_equal(strlen(s), strlen(" k=\"") + LOG_VALUE_MAX + strlen("...\""));
+	assert_string_equal(s + strlen(s) - 5, "a...\"");
+	free(s);
+	/* exactly LOG_VALUE_MAX: whole and bare */
+	big[LOG_VALUE_MAX] = '\0';
+	s = kv(big);
+	assert_int_equal(strlen(s), strlen(" k=") + LOG_VALUE_MAX);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +336,7 @@ int main(void)
 	    cmocka_unit_test(test_spawn_fds_closed_and_signals_reset),
 	    cmocka_unit_test(test_spawn_async),
 	    cmocka_unit_test(test_split_address),
+	    cmocka_unit_test(test_log_kv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,23 @@ static void expect_error(const char *text, const char *want)
 	config_deinit(&c);
 }
 
+/* Loads text and expects exactly these problems (NULL-terminated), in order. */
+static void expect_errors(const char *text, const char *const *want)
+{
+	config c;
+	free(load(&c, text));
+	size_t n = 0;
+	while (want[n])
+		n++;
+	for (size_t i = 0; i < n || i < c.n_errors; i++) {
+		const char *g = i < c.n_errors ? c.errors[i] : "(none)";
+		const char *w = i < n ? want[i] : "(none)";
+		if (strcmp(g, w))
+			fail_msg("config:\n%s\nproblem %zu\ngot:  %s\nwant: %s", text, i, g, w);
+	}
+	config_deinit(&c);
+}
+
 static void test_defaults(void **state)
 {
 	config c;
@@ -183,16 +200,20 @@ static void test_errors(void **state)
 	expect_error("[redis]\naddress = h:70000\n",
 	             "t.conf:2: [redis] address: \"h:70000\": bad port");
 	expect_error("[limits]\ncpus = 1.2345\n",
-	             "t.conf:2: [limits] cpus = \"1.2345\": expected a positive number with at "
-	             "most 3 decimals, at most 1024 (like 2 or 0.5)");
+	             "t.conf:2: [limits] cpus = \"1.2345\": expected a number from 0.01 to 1024 "
+	             "with at most 3 decimals (like 2 or 0.5)");
 	expect_error("[limits]\ncpus = 0\n",
-	             "t.conf:2: [limits] cpus = \"0\": expected a positive number with at most 3 "
-	             "decimals, at most 1024 (like 2 or 0.5)");
+	             "t.conf:2: [limits] cpus = \"0\": expected a number from 0.01 to 1024 with "
+	             "at most 3 decimals (like 2 or 0.5)");
+	/* below the kernel's smallest CFS quota: a sandbox with it could never start */
+	expect_error("[limits]\nmax_cpus = 0.005\n",
+	             "t.conf:2: [limits] max_cpus = \"0.005\": expected a number from 0.01 to "
+	             "1024 with at most 3 decimals (like 2 or 0.5)");
 	expect_error("[limits]\ncpus = 2000\n",
-	             "t.conf:2: [limits] cpus = \"2000\": expected a positive number with at "
-	             "most 3 decimals, at most 1024 (like 2 or 0.5)");
+	             "t.conf:2: [limits] cpus = \"2000\": expected a number from 0.01 to 1024 "
+	             "with at most 3 decimals (like 2 or 0.5)");
 	expect_error("[limits]\ntimeout_s = 1.5\nmax_timeout_s = 1.25\n",
-	             "t.conf: [limits] timeout_s is above max_timeout_s");
+	             "t.conf:3: [limits] max_timeout_s = 1.25 is below timeout_s = 1.5 (line 2)");
 	expect_error("[limits]\nmemory = 5\n", "t.conf:2: [limits] unknown key \"memory\"");
 	expect_error("[limits]\nmemory_mb = -1\n",
 	             "t.conf:2: [limits] memory_mb = \"-1\": out of range 1..1048576");
@@ -205,22 +226,104 @@ static void test_errors(void **state)
 	             "t.conf:2: [http] listen = \"nowhere\": expected host:port");
 	expect_error("[node]\nthis is not ini\n",
 	             "t.conf:2: syntax error (expected [section] or key = value)");
-	/* the first error wins */
+	expect_error("[runtime.runsc]\nplatform = systrop\n",
+	             "t.conf:2: [runtime.runsc] platform = \"systrop\": expected ptrace, systrap "
+	             "or kvm");
+	expect_error("slots = 4\n", "t.conf:1: \"slots\" is outside any [section]");
+	/* err is the first problem */
 	expect_error("[node]\nslots = x\nslots = y\n",
 	             "t.conf:2: [node] slots = \"x\": not an integer");
+}
+
+/* Every problem in one pass, each at its line. */
+static void test_all_errors(void **state)
+{
+	static const char *const many[] = {
+	    "t.conf:2: [node] slots = \"x\": not an integer",
+	    "t.conf:3: [node] slots: set twice (first on line 2)",
+	    "t.conf:5: syntax error (expected [section] or key = value)",
+	    "t.conf:6: [redis] unknown key \"adress\"",
+	    "t.conf:8: syntax error (expected [section] or key = value)",
+	    /* "[http" is no section header: still in [redis] */
+	    "t.conf:9: [redis] unknown key \"listen\"",
+	    NULL,
+	};
+	expect_errors("[node]\nslots = x\nslots = 3\n[redis]\nnot a line\nadress = x:1\n"
+	              "[http\nmore garbage\nlisten = nowhere\n",
+	              many);
+	/* a key set twice is one problem even when both values are fine */
+	static const char *const twice[] = {
+	    "t.conf:5: [pool] runc/default/python: set twice (first on line 2)", NULL};
+	expect_errors("[pool]\nrunc/default/python = 1\n[node]\n[pool]\nrunc/default/python = 2\n"
+	              "[pool]\n",
+	              twice);
+	/* an indented line is an ordinary line (never an inih continuation of the last value) */
+	config c;
+	char *m = load(&c, "[node]\nid = n1\n    slots = 7\n\tdrain_s = 3\n");
+	assert_null(m);
+	assert_string_equal(c.node_id, "n1");
+	assert_int_equal(c.slots, 7);
+	assert_int_equal(c.drain_s, 3);
+	config_deinit(&c);
+	/* a line longer than inih's buffer is refused, not split in two */
+	char *text = xasprintf("[node]\nid = %0250d\nslots = 3\n", 7);
+	static const char *const lng[] = {"t.conf:2: line longer than 198 bytes", NULL};
+	expect_errors(text, lng);
+	free(text);
+	/* CRLF line ends and a UTF-8 BOM are fine */
+	m = load(&c, "\xEF\xBB\xBF[node]\r\nslots = 5\r\n\r\n; c\r\n");
+	assert_null(m);
+	assert_int_equal(c.slots, 5);
+	assert_int_equal(config_line_of(&c, "node", "slots"), 2);
+	assert_int_equal(config_line_of(&c, "node", NULL), 1);
+	char *loc = config_loc(&c, "node", "slots");
+	assert_string_equal(loc, "t.conf:2");
+	free(loc);
+	loc = config_loc(&c, "node", "drain_s"); /* not set: the section's line */
+	assert_string_equal(loc, "t.conf:1");
+	free(loc);
+	assert_null(config_loc(&c, "redis", "address"));
+	config_deinit(&c);
 }
 
 static void test_validation(void **state)
 {
 	expect_error("[runtimes]\ndefault = crun\n",
-	             "t.conf: [runtimes] default \"crun\" is not enabled (enabled: runsc, runc)");
-	expect_error("[runtimes]\nenabled = ,\n", "t.conf: [runtimes] enabled is empty");
+	             "t.conf:2: [runtimes] default \"crun\" is not enabled (enabled: runsc, runc)");
+	expect_error("[runtimes]\nenabled = ,\n", "t.conf:2: [runtimes] enabled is empty");
 	expect_error("[runtimes]\ndefault = crun\nenabled = crun\n",
-	             "t.conf: [runtime.crun] needs kind = runsc, runc or oci");
+	             "t.conf:3: [runtime.crun] needs kind = runsc, runc or oci");
+	expect_error("[runtime.crun]\npath = /usr/bin/crun\n[runtimes]\nenabled = crun, runc\n"
+	             "default = runc\n",
+	             "t.conf:1: [runtime.crun] needs kind = runsc, runc or oci");
+	expect_error("[runtime.runc]\nplatform = kvm\n",
+	             "t.conf:2: [runtime.runc] platform: only runsc has platforms (this runtime's "
+	             "kind is guessed from its name: oci)");
+	/* max_* below the default: both values, both lines, or which one is built in */
 	expect_error("[limits]\nmemory_mb = 8192\n",
-	             "t.conf: [limits] memory_mb is above max_memory_mb");
+	             "t.conf:2: [limits] memory_mb = 8192 is above max_memory_mb = 4096 (the "
+	             "built-in maximum: set max_memory_mb too)");
+	expect_error("[limits]\nmax_pids = 100\n",
+	             "t.conf:2: [limits] max_pids = 100 is below pids = 256 (the built-in "
+	             "default: set pids too)");
+	expect_error("[limits]\nmemory_mb = 512\n\nmax_memory_mb = 256\n",
+	             "t.conf:4: [limits] max_memory_mb = 256 is below memory_mb = 512 (line 2)");
 	expect_error("[pool]\nkata/default/python = 1\n",
-	             "t.conf: [pool] kata/default/python: runtime \"kata\" is not enabled");
+	             "t.conf:2: [pool] kata/default/python: runtime \"kata\" is not enabled "
+	             "(enabled: runsc, runc)");
+	expect_error("[pool]\nrunc/default/cobol = 1\n",
+	             "t.conf:2: [pool] runc/default/cobol: unknown language \"cobol\" (valid: "
+	             "python, javascript, shell)");
+	static const char *const all[] = {
+	    "t.conf:2: [runtimes] default \"crun\" is not enabled (enabled: runsc, runc)",
+	    "t.conf:4: [limits] max_cpus = 2 is below cpus = 3 (line 5)",
+	    "t.conf:7: [pool] runc/default/cobol: unknown language \"cobol\" (valid: python, "
+	    "javascript, shell)",
+	    NULL,
+	};
+	expect_errors("[runtimes]\ndefault = crun\n[limits]\nmax_cpus = 2\ncpus = 3\n[pool]\n"
+	              "runc/default/cobol = 1\n",
+	              all);
 }
 
 /* [redis] Sentinel, WAIT and the TLS sidecar (issue 23). */
@@ -483,17 +586,12 @@ static void test_render(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_full),
-	    cmocka_unit_test(test_errors),
-	    cmocka_unit_test(test_validation),
-	    cmocka_unit_test(test_redis_sentinel),
-	    cmocka_unit_test(test_missing_file),
-	    cmocka_unit_test(test_example_is_defaults),
-	    cmocka_unit_test(test_histogram),
-	    cmocka_unit_test(test_render),
-	    cmocka_unit_test(test_llm),
-	    cmocka_unit_test(test_cost),
+	    cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
+	    cmocka_unit_test(test_errors),       cmocka_unit_test(test_all_errors),
+	    cmocka_unit_test(test_validation),   cmocka_unit_test(test_redis_sentinel),
+	    cmocka_unit_test(test_missing_file), cmocka_unit_test(test_example_is_defaults),
+	    cmocka_unit_test(test_histogram),    cmocka_unit_test(test_render),
+	    cmocka_unit_test(test_llm),          cmocka_unit_test(test_cost),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,8 @@ static const bad_case bad_cases[] = {
     {"{" HEAD ",\"limits\":{\"cpu\":1}}", "unknown field \"limits.cpu\"", "t1"},
     {"{" HEAD ",\"limits\":{\"cpus\":0.0005}}",
      "field \"limits.cpus\" must be a positive number with at most 3 decimals", "t1"},
+    /* a CFS quota below the kernel's 1 ms minimum: no sandbox could ever start with it */
+    {"{" HEAD ",\"limits\":{\"cpus\":0.009}}", "field \"limits.cpus\" must be at least 0.01", "t1"},
     {"{" HEAD ",\"limits\":{\"timeout_s\":-1}}",
      "field \"limits.timeout_s\" must be a positive number", "t1"},
     {"{" HEAD ",\"limits\":{\"timeout_s\":1e-4}}",
