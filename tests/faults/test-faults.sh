@@ -52,9 +52,9 @@ is "runtime binary missing: no sandbox state left" "$(ls -A "$(node_run_dir nort
 # ---------------------------------------------------------------- 2. poison task
 HTTP_PORT=$(free_port)
 HP=$HTTP_PORT
-broken_runtime "$NL_TMP/broken-runtime"
+broken_runtime "$TEST_TMP/broken-runtime"
 RT_ENABLED="runc, runsc, broken" MAX_DELIVERIES=2 \
-	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf p
+	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$TEST_TMP/broken-runtime" node_conf p
 HTTP_PORT=
 node_start p
 wait_for 30 node_registered p || bail "node p did not register: $(node_log p | tail -5)"

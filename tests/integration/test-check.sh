@@ -7,7 +7,7 @@
 # TAP output. (-e is off on purpose: a TAP suite goes on after a failing check.)
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
-nl_require
+need_nodes
 redis_start
 
 # chk NAME: aispd --check on NAME's config: OUT (stdout and stderr), RC
@@ -46,20 +46,20 @@ is "good config: the check leaves no sandbox behind" "$(residue good)" ""
 coproc BUSY { exec python3 -c 'import socket,time
 s=socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(); print(s.getsockname()[1], flush=True)
 time.sleep(600)'; }
-NL_PIDS+=("$BUSY_PID")
+track_pid "$BUSY_PID"
 read -r busy <&"${BUSY[0]}"
 HTTP_PORT=$busy LIMITS=$'memory_mb = 512\nmax_memory_mb = 256' \
 	POOL=$'runc/nope/python = 1\nrunc/default/cobol = 1' \
 	EXTRA_SECTIONS=$'[runtime.runsc]\nplatform = systrap' node_conf many
 c=$(node_dir many)/aispd.conf
-sed -i "s|^slots = .*|&\nslots = 3|; s|^key = .*|key = $NL_TMP/nokey/private.pem|" "$c"
+sed -i "s|^slots = .*|&\nslots = 3|; s|^key = .*|key = $TEST_TMP/nokey/private.pem|" "$c"
 chk many
 is "many problems: exit 1" "$RC" 1
 says "many problems: every one reported in one run, each at its file:line" \
 	"$(at many '^slots = 3'): [node] slots: set twice (first on line $(grep -n -m1 '^slots' "$c" | cut -d: -f1))" \
 	"$(at many '^max_memory_mb'): [limits] max_memory_mb = 256 is below memory_mb = 512 (line $(grep -n -m1 '^memory_mb' "$c" | cut -d: -f1))" \
 	"$(at many cobol): [pool] runc/default/cobol: unknown language \"cobol\" (valid: python, javascript, shell)" \
-	"$(at many '^key = '): no node key at $NL_TMP/nokey/private.pem: run \`aisp keygen --out $NL_TMP/nokey\` or set create_key = true" \
+	"$(at many '^key = '): no node key at $TEST_TMP/nokey/private.pem: run \`aisp keygen --out $TEST_TMP/nokey\` or set create_key = true" \
 	"$(at many '^platform'): runtime runsc: platform systrap is not supported by runsc (it has: " \
 	"$(at many 'runc/nope'): [pool] runc/nope/python: image nope is not in the store at $STORE (build it with \`aisp image build nope" \
 	"$(at many '^listen'): [http] listen 127.0.0.1:$busy: cannot bind: Address already in use" \
@@ -69,26 +69,26 @@ if [[ "$OUT" == *"platform systrap"* ]]; then
 	got=$(printf '%s\n' "$OUT" | sed -n 's/.*(it has: \(.*\))$/\1/p' | tr ',' '\n' | tr -d ' ' | sort | tr '\n' ' ')
 	is "the platforms named are those the installed runsc lists" "$got" "$have"
 fi
-"$AISPD" --config "$c" >"$NL_TMP/start.out" 2>&1
+"$AISPD" --config "$c" >"$TEST_TMP/start.out" 2>&1
 rc=$?
 is "a start with the same config refuses: exit 1" "$rc" 1
-check "a start names the config's problems too" grep -qF "$(at many '^slots = 3'): [node] slots: set twice" "$NL_TMP/start.out"
+check "a start names the config's problems too" grep -qF "$(at many '^slots = 3'): [node] slots: set twice" "$TEST_TMP/start.out"
 sed -i '/^slots = 3$/d; /cobol/d; /^max_memory_mb/d' "$c"
-"$AISPD" --config "$c" >"$NL_TMP/start.out" 2>&1
+"$AISPD" --config "$c" >"$TEST_TMP/start.out" 2>&1
 rc=$?
-if [ $rc = 1 ] && grep -qF "$(at many '^key = '): no node key" "$NL_TMP/start.out" &&
-	grep -qF "$(at many 'runc/nope'): [pool] runc/nope/python: image nope" "$NL_TMP/start.out" &&
-	grep -qF "not starting: 4 startup checks failed" "$NL_TMP/start.out"; then
+if [ $rc = 1 ] && grep -qF "$(at many '^key = '): no node key" "$TEST_TMP/start.out" &&
+	grep -qF "$(at many 'runc/nope'): [pool] runc/nope/python: image nope" "$TEST_TMP/start.out" &&
+	grep -qF "not starting: 4 startup checks failed" "$TEST_TMP/start.out"; then
 	ok "a start with a valid file reports every failing startup check, then refuses"
 else
-	not_ok "a start reports every failing startup check" "exit $rc" "$(cat "$NL_TMP/start.out")"
+	not_ok "a start reports every failing startup check" "exit $rc" "$(cat "$TEST_TMP/start.out")"
 fi
 
 # ---------------------------------------------------------------- a runtime that runs nothing
 # It answers --version (so a start without --check would come up and fail every task), but
 # refuses every container: only creating a sandbox finds it.
-broken_runtime "$NL_TMP/broken-runtime"
-RT_ENABLED="runc, broken" EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf broken
+broken_runtime "$TEST_TMP/broken-runtime"
+RT_ENABLED="runc, broken" EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$TEST_TMP/broken-runtime" node_conf broken
 chk broken
 is "a runtime that runs no container: exit 1" "$RC" 1
 says "a runtime that runs no container: named, at its section, with the runtime's reason" \
@@ -107,10 +107,10 @@ says "Redis unreachable: a warning at [redis] address" \
 	"all startup checks passed (1 warning)"
 
 apass=$(free_port)
-mkdir -p "$NL_TMP/redis-auth"
-redis-server --port "$apass" --bind 127.0.0.1 --dir "$NL_TMP/redis-auth" --save '' \
+mkdir -p "$TEST_TMP/redis-auth"
+redis-server --port "$apass" --bind 127.0.0.1 --dir "$TEST_TMP/redis-auth" --save '' \
 	--requirepass right-pass >/dev/null 2>&1 &
-NL_PIDS+=($!)
+track_pid $!
 wait_for 10 prints PONG redis-cli -p "$apass" -a right-pass --no-auth-warning PING
 HTTP_PORT= node_conf authbad
 sed -i "s|^address = .*|address = 127.0.0.1:$apass\npassword = wrong-pass|" "$(node_dir authbad)/aispd.conf"
@@ -137,9 +137,9 @@ says "node id held by another process: a warning naming the holder" \
 R DEL "aisp:lock:$(node_id idused)" >/dev/null
 
 # ---------------------------------------------------------------- no file
-OUT=$("$AISPD" --config "$NL_TMP/none.conf" --check 2>&1)
+OUT=$("$AISPD" --config "$TEST_TMP/none.conf" --check 2>&1)
 RC=$?
 is "a config that cannot be read: exit 1" "$RC" 1
-says "a config that cannot be read: says so" "$NL_TMP/none.conf: cannot open: No such file or directory"
+says "a config that cannot be read: says so" "$TEST_TMP/none.conf: cannot open: No such file or directory"
 
 done_testing

@@ -61,7 +61,7 @@ check "a path with .. is never written outside DIR" [ ! -e "$TEST_TMP/escape.txt
 
 # ---------------------------------------------------------------- the small things
 is "the language from .js" "$("$AISP" submit --wait --runtime runc "$TEST_TMP/lang.js" 2>/dev/null)" string
-is "the language from .sh" "$("$AISP" submit --wait --runtime runc "$TEST_TMP/lang.sh" 2>/dev/null)" "sh shell"
+is "the language from .sh ($0 is the program's file, main.sh)" "$("$AISP" submit --wait --runtime runc "$TEST_TMP/lang.sh" 2>/dev/null)" "main.sh shell"
 printf 'linked\n' >"$TEST_TMP/real-stdin"
 ln -s "$TEST_TMP/real-stdin" "$TEST_TMP/link-stdin"
 is "--stdin may be the user's own symlink" \

@@ -476,7 +476,7 @@ is "aisp-gateway exits 0 on SIGTERM" "$?" 0
 wait "$SLOW2"
 is "a call waiting at SIGTERM gets 503 problem+json" "$?" 0
 wait "$SLOW"
-is "an NDJSON call waiting at SIGTERM gets an error event, then the end" "$(tail -1 "$GW/slow.out")" "events: queued error"
+is "an NDJSON call waiting at SIGTERM gets the node's started event, an error event, then the end" "$(tail -1 "$GW/slow.out")" "events: queued started error"
 check "the gateway's log has no error line" sh -c "! grep -qE '^[^ ]+ error ' '$GW/log'"
 node_stop n1
 done_testing

@@ -16,9 +16,9 @@
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
 SRC=${AISP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-nl_require meson setpriv systemd-analyze man bash
+need_nodes meson setpriv systemd-analyze man bash
 redis_start
-T=$NL_TMP/root
+T=$TEST_TMP/root
 P=$T/usr
 mkdir -p "$T"
 
@@ -34,14 +34,14 @@ readme() {
 
 # ---------------------------------------------------------------- install
 readme "./deploy/install-deps.sh && ./deploy/prepare-host.sh"
-(cd "$SRC" && ./deploy/install-deps.sh >"$NL_TMP/deps.out" 2>&1 && ./deploy/prepare-host.sh >>"$NL_TMP/deps.out" 2>&1)
+(cd "$SRC" && ./deploy/install-deps.sh >"$TEST_TMP/deps.out" 2>&1 && ./deploy/prepare-host.sh >>"$TEST_TMP/deps.out" 2>&1)
 is "install-deps and prepare-host succeed" "$?" 0
 readme "meson setup build --prefix=/usr && meson install -C build"
-if meson setup "$T/build" "$SRC" --prefix="$P" --sysconfdir="$T/etc" -Dtests=false >"$NL_TMP/setup.out" 2>&1 &&
-	meson install -C "$T/build" >"$NL_TMP/install.out" 2>&1; then
+if meson setup "$T/build" "$SRC" --prefix="$P" --sysconfdir="$T/etc" -Dtests=false >"$TEST_TMP/setup.out" 2>&1 &&
+	meson install -C "$T/build" >"$TEST_TMP/install.out" 2>&1; then
 	ok "meson setup and meson install into a prefix"
 else
-	bail "meson install failed: $(tail -20 "$NL_TMP/setup.out" "$NL_TMP/install.out")"
+	bail "meson install failed: $(tail -20 "$TEST_TMP/setup.out" "$TEST_TMP/install.out")"
 fi
 unit=$P/lib/systemd/system/aispd.service
 for f in "$P/sbin/aispd" "$P/bin/aisp" "$P/sbin/aisp-gateway" "$P/libexec/aisp/aisp-agent" \
@@ -82,13 +82,13 @@ readme_exposure=$(sed -n 's/.*`systemd-analyze security aispd` rates the unit \(
 is "systemd-analyze security: the exposure README.md states ($readme_exposure)" "$exposure" "$readme_exposure"
 
 # ---------------------------------------------------------------- man pages and completion
-render() { MANWIDTH=100 man --warnings -l "$1" 2>"$NL_TMP/man.err"; }
+render() { MANWIDTH=100 man --warnings -l "$1" 2>"$TEST_TMP/man.err"; }
 for page in man1/aisp.1 man5/aispd.conf.5 man8/aispd.8; do
 	text=$(render "$P/share/man/$page")
-	if [ -n "$text" ] && [ ! -s "$NL_TMP/man.err" ] && [[ "$text" == *NAME* ]] && [[ "$text" == *"SEE ALSO"* ]]; then
+	if [ -n "$text" ] && [ ! -s "$TEST_TMP/man.err" ] && [[ "$text" == *NAME* ]] && [[ "$text" == *"SEE ALSO"* ]]; then
 		ok "man -l $page renders without warnings"
 	else
-		not_ok "man -l $page renders without warnings" "$(head -c 2000 "$NL_TMP/man.err")"
+		not_ok "man -l $page renders without warnings" "$(head -c 2000 "$TEST_TMP/man.err")"
 	fi
 done
 page=$(render "$P/share/man/man1/aisp.1")
@@ -148,28 +148,28 @@ unit_cmd() { sed -n "s/^$1=//p" "$unit"; }
 # (call it in a subshell: its pid is then COMMAND's, so that a signal reaches aispd itself)
 as_unit() { umask "$umask_" && exec setpriv --no-new-privs --bounding-set "$caps" "$@"; }
 # shellcheck disable=SC2046
-(as_unit $(unit_cmd ExecStartPre)) >"$NL_TMP/check.out" 2>&1
+(as_unit $(unit_cmd ExecStartPre)) >"$TEST_TMP/check.out" 2>&1
 rc=$?
-if [ $rc = 0 ] && grep -q "runtime runsc: a sandbox was created, ran a task and was destroyed" "$NL_TMP/check.out" &&
-	grep -q "runtime runc: a sandbox was created, ran a task and was destroyed" "$NL_TMP/check.out"; then
+if [ $rc = 0 ] && grep -q "runtime runsc: a sandbox was created, ran a task and was destroyed" "$TEST_TMP/check.out" &&
+	grep -q "runtime runc: a sandbox was created, ran a task and was destroyed" "$TEST_TMP/check.out"; then
 	ok "the unit's ExecStartPre (aispd --check) passes under its bounding set, NoNewPrivileges, UMask $umask_"
 else
-	not_ok "the unit's ExecStartPre (aispd --check) passes under the unit's limits" "exit $rc" "$(cat "$NL_TMP/check.out")"
+	not_ok "the unit's ExecStartPre (aispd --check) passes under the unit's limits" "exit $rc" "$(cat "$TEST_TMP/check.out")"
 fi
 
 # ---------------------------------------------------------------- start, a task, stop
 readme "systemctl daemon-reload && systemctl enable --now aispd"
 # shellcheck disable=SC2046
-(as_unit $(unit_cmd ExecStart)) >"$NL_TMP/aispd.log" 2>&1 &
+(as_unit $(unit_cmd ExecStart)) >"$TEST_TMP/aispd.log" 2>&1 &
 apid=$!
-NL_PIDS+=("$apid")
+track_pid "$apid"
 if wait_for 60 prints 200 healthz "$hport"; then
 	ok "aispd runs as the unit's ExecStart and reports healthy"
 else
-	not_ok "aispd runs as the unit's ExecStart" "$(tail -20 "$NL_TMP/aispd.log")"
+	not_ok "aispd runs as the unit's ExecStart" "$(tail -20 "$TEST_TMP/aispd.log")"
 fi
 readme "aisp submit --wait -c 'print(1+1)'"
-out=$("$P/bin/aisp" submit --wait --wait-timeout 120 -c 'print(1+1)' 2>"$NL_TMP/submit.err")
+out=$("$P/bin/aisp" submit --wait --wait-timeout 120 -c 'print(1+1)' 2>"$TEST_TMP/submit.err")
 rc=$?
 is "aisp submit --wait -c 'print(1+1)' prints 2 (exit $rc)" "$out" 2
 readme "aisp nodes"

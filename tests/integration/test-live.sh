@@ -11,7 +11,7 @@ set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
 need_nodes age-keygen
 redis_start
-SLOTS=2 node_conf l1
+LIMITS="max_stdout_bytes = 4194304" SLOTS=2 node_conf l1
 node_start l1
 wait_for 30 node_registered l1 || bail "node l1 did not register: $(node_log l1 | tail -5)"
 L1=$(node_id l1)
@@ -37,7 +37,7 @@ for rt in runc runsc; do
 	first=$(R --raw XRANGE "$S" - + COUNT 1 | paste -sd' ')
 	check "$rt: the first event is started, with the node, runtime and sandbox" \
 		grep -qE "^[0-9-]+ id ev-$rt event started node $L1 runtime $rt sandbox aisp-[^ ]+ at_ms [0-9]+$" <<<"$first"
-	second=$(R --raw XRANGE "$S" - + COUNT 2 | paste -sd' ' | sed 's/.* id ev/id ev/')
+	second=$(R --raw XRANGE "$S" - + COUNT 2 | paste -sd' ' | sed -e 's/.* id ev/id ev/' -e 's/ $//')
 	is "$rt: then an output event: stdout from offset 0" "$second" "id ev-$rt event output stream stdout offset 0 data line 1"
 	"$AISP" cancel --wait --timeout 30 "ev-$rt" >/dev/null 2>&1
 	wait_result "ev-$rt" 30
@@ -71,7 +71,7 @@ is "a flood: --follow printed the whole output once" "$(wc -c <"$TEST_TMP/big.ou
 sizes=$(R --raw XRANGE aisp:reply:big - + | awk '/^data$/ {getline; print length($0)}')
 total=$(awk '{s += $1} END {print s + 0}' <<<"$sizes")
 max=$(sort -n <<<"$sizes" | tail -1)
-check "a flood: the events carried at most 1 MiB ($total bytes)" [ "$total" -le 1048576 ] -a [ "$total" -gt 0 ]
+check "a flood: the events carried at most 1 MiB ($total bytes)" [ "$total" -le 1048576 -a "$total" -gt 0 ]
 check "a flood: no event above 16 KiB (largest $max)" [ "${max:-0}" -le 16384 ]
 
 # ---------------------------------------------------------------- who gets none

@@ -8,28 +8,28 @@
 # TAP output. (-e is off on purpose: a TAP suite goes on after a failing check.)
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
-nl_require
+need_nodes
 redis_start
 
 LOGFMT=$(dirname "$0")/logfmt.py
-broken_runtime "$NL_TMP/broken-runtime"
+broken_runtime "$TEST_TMP/broken-runtime"
 RT_ENABLED="runc, runsc, broken" MAX_DELIVERIES=2 \
-	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$NL_TMP/broken-runtime" node_conf l
+	EXTRA_SECTIONS=$'[runtime.broken]\nkind = runc\npath = '"$TEST_TMP/broken-runtime" node_conf l
 sed -i 's/^log_level = .*/log_level = info/' "$(node_dir l)/aispd.conf"
 node_start l
 wait_for 30 node_registered l || bail "node l did not register: $(node_log l | tail -5)"
 
-printf 'print("logged")\n' >"$NL_TMP/ok.py"
+printf 'print("logged")\n' >"$TEST_TMP/ok.py"
 declare -A ENTRY
 # send ID JSON: submits, records the entry id
 send() { ENTRY[$1]=$(submit_json "$2"); }
-send logs-runc "$(task_json logs-runc python "$NL_TMP/ok.py" runc)"
-send logs-runsc "$(task_json logs-runsc python "$NL_TMP/ok.py" runsc)"
+send logs-runc "$(task_json logs-runc python "$TEST_TMP/ok.py" runc)"
+send logs-runsc "$(task_json logs-runsc python "$TEST_TMP/ok.py" runsc)"
 # a prefix of logs-runc's id: grep task=logs-run must not be taken for either
-send logs-run "$(task_json logs-run python "$NL_TMP/ok.py" runc)"
+send logs-run "$(task_json logs-run python "$TEST_TMP/ok.py" runc)"
 # an unknown field whose name tries to fake fields and a second line
 send logs-bad '{"id":"logs-bad","lang":"python","code":"1","x\" sandbox=evil\nstatus=ok":1}'
-send logs-poison "$(task_json logs-poison python "$NL_TMP/ok.py" broken)"
+send logs-poison "$(task_json logs-poison python "$TEST_TMP/ok.py" broken)"
 for id in logs-runc logs-runsc logs-run logs-bad logs-poison; do
 	wait_result "$id" 120 || not_ok "$id: a result" "$(node_log l | grep -- "$id" | tail -5)"
 done

@@ -7,10 +7,10 @@
 # (-e is off on purpose: a TAP suite goes on after a failing check.)
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
-nl_require
+need_nodes
 redis_start
 
-printf 'echo served\n' >"$NL_TMP/hi.sh"
+printf 'echo served\n' >"$TEST_TMP/hi.sh"
 # twin A B: B's config is a copy of A's under B's dirs, with A's node id
 twin() {
 	node_conf "$2"
@@ -48,7 +48,7 @@ fi
 check "the twin read nothing" bash -c "! grep -q 'task=' '$(node_dir b)/log'"
 check "the twin did not touch the live entry's lock" holds a "$(node_pid a)"
 is "the live entry is the first process's" "$(R HGET "aisp:node:$(node_id a)" started_ms)" "$started"
-run_task by-a shell "$NL_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
+run_task by-a shell "$TEST_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
 is "the first process serves on" "$(rfield by-a '.status + " " + .node + " " + .stdout')" "ok $(node_id a) served"
 
 # ---------------------------------------------------------------- a refused twin removes nothing
@@ -84,7 +84,7 @@ if wait_for 20 holds a "$(node_pid b2)"; then
 else
 	not_ok "after a SIGKILL the same id is taken over" "$(node_log b2 | tail -5)"
 fi
-run_task by-b2 shell "$NL_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
+run_task by-b2 shell "$TEST_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
 is "the new process serves under the id" "$(rfield by-b2 '.status + " " + .node')" "ok $(node_id a)"
 
 # ---------------------------------------------------------------- a lock taken while stopped
@@ -104,7 +104,7 @@ if wait_for 20 holds a "$(node_pid e)"; then
 	fi
 	check "the new holder keeps the id's lock" holds a "$(node_pid e)"
 	is "... and its entry" "$(R EXISTS "aisp:node:$(node_id a)")" 1
-	run_task by-e shell "$NL_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
+	run_task by-e shell "$TEST_TMP/hi.sh" runc '{"timeout_s":30}' '{}' 60
 	is "the new holder serves" "$(rfield by-e '.status + " " + .node')" "ok $(node_id a)"
 else
 	not_ok "a process stopped past its lock's TTL loses the id" "$(node_log e | tail -5)"
