@@ -345,21 +345,10 @@ static int probe_ping(SSL *ssl, const service *s, err **e)
 	               ssl_reason("connection closed"));
 }
 
-/* Handshake with s->connect the way the sidecar does (its CA, certificate, key, name). */
-static int probe_tls(const service *s, int64_t ms, err **e)
+/* The TLS handshake on fd the way the sidecar makes it (its name checks), then PING. */
+static int handshake(SSL_CTX *ctx, int fd, const service *s, err **e)
 {
-	ERR_clear_error();
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	SSL *ssl = NULL;
-	int fd = -1, ret = -1;
-	if (!ctx) {
-		err_set(e, 0, "OpenSSL: %s", ssl_reason("cannot create a context"));
-		goto out;
-	}
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	if (load_credentials(ctx, s, e) < 0 || (fd = tcp_connect(s->connect, ms, e)) < 0)
-		goto out;
-	ssl = SSL_new(ctx);
+	SSL *ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	_cleanup_free_ char *host = NULL, *path = NULL;
 	int port;
@@ -371,7 +360,10 @@ static int probe_tls(const service *s, int64_t ms, err **e)
 		SSL_set1_host(ssl, s->check_host);
 	if (s->check_ip)
 		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), s->check_ip);
-	if (SSL_connect(ssl) != 1) {
+	int ret = -1;
+	if (SSL_connect(ssl) == 1) {
+		ret = probe_ping(ssl, s, e);
+	} else {
 		long v = SSL_get_verify_result(ssl);
 		if (v != X509_V_OK)
 			err_set(
@@ -386,11 +378,22 @@ static int probe_tls(const service *s, int64_t ms, err **e)
 		else
 			err_set(e, 0, "TLS handshake with %s failed: %s", s->connect,
 			        ssl_reason("no TLS on the other side"));
-		goto out;
 	}
-	ret = probe_ping(ssl, s, e);
-out:
 	SSL_free(ssl);
+	return ret;
+}
+
+/* Handshake with s->connect the way the sidecar does (its CA, certificate, key, name). */
+static int probe_tls(const service *s, int64_t ms, err **e)
+{
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx)
+		return err_set(e, 0, "OpenSSL: %s", ssl_reason("cannot create a context"));
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	int fd = -1, ret = -1;
+	if (load_credentials(ctx, s, e) == 0 && (fd = tcp_connect(s->connect, ms, e)) >= 0)
+		ret = handshake(ctx, fd, s, e);
 	SSL_CTX_free(ctx);
 	if (fd >= 0)
 		close(fd);
