@@ -38,8 +38,16 @@ static void on_started(cli_follow *f, const redisReply *fields)
 {
 	const char *node = field_str(fields, "node"), *sb = field_str(fields, "sandbox");
 	const char *rt = field_str(fields, "runtime");
-	if (f->started || !node)
+	if (!node)
 		return;
+	if (f->started) { /* the task runs again (a retry, a takeover): its output starts over */
+		f->gap[0] = f->gap[1] = true;
+		fprintf(stderr,
+		        "aisp: started again on node %s: the live output below is not "
+		        "shown; the result follows\n",
+		        node);
+		return;
+	}
 	f->started = true;
 	fprintf(stderr, "aisp: started on node %s, runtime %s, sandbox %s\n", node, rt ? rt : "?",
 	        sb ? sb : "?");

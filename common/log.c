@@ -86,7 +86,8 @@ void log_kv(buf *b, const char *key, const char *value)
 		unsigned char c = (unsigned char)value[i];
 		if (c == '"' || c == '\\')
 			buf_appendf(b, "\\%c", c);
-		else if (c < ' ' || c >= 0x7f)
+		else if (c < ' ' || c >= 0x7f || c == '=')
+			/* '=' too: so that "key=" inside a value never matches grep 'key=...' */
 			buf_appendf(b, "\\x%02x", c);
 		else
 			buf_append(b, &c, 1);

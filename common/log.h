@@ -22,8 +22,8 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* Appends " key=value" (logfmt) to b. The value stays bare when it is printable ASCII other
  * than space, '"', '\\' and '='; otherwise (also when empty) it is in double quotes, with '"'
- * and '\\' escaped by a backslash and every other byte outside printable ASCII (newlines,
+ * and '\\' escaped by a backslash and '=' and every byte outside printable ASCII (newlines,
  * control bytes, UTF-8) as \xNN. So a field never spans lines or fakes another field, and
- * grep "key=value" finds the field. Values over LOG_VALUE_MAX bytes are cut and end in "...".
+ * grep "key=value" finds the field (never text inside another value). Values over LOG_VALUE_MAX bytes are cut and end in "...".
  * A NULL value appends nothing. key is the caller's constant ([a-z_]+). */
 void log_kv(buf *b, const char *key, const char *value);

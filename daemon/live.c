@@ -17,6 +17,7 @@ struct live {
 	buf pending[2];     /* stdout, stderr bytes not sent yet */
 	uint64_t offset[2]; /* where pending[k] starts in its stream */
 	size_t budget;      /* data bytes the task's events may still carry */
+	unsigned events;    /* output events sent */
 	bool ttl_set;
 };
 
@@ -32,11 +33,33 @@ static void set_ttl(live *l)
 	rconn_cmd(l->rc, NULL, NULL, "PEXPIRE", l->stream, ms, NULL);
 }
 
-static void flush_stream(live *l, int k)
+/* The bytes at the end of p[0..n) that start a UTF-8 sequence not complete yet (0 to 3): held
+ * back until the next flush, so that an event never splits a character (a text client, the
+ * gateway's NDJSON, would see two U+FFFD). */
+static size_t utf8_tail(const uint8_t *p, size_t n)
+{
+	for (size_t i = 1; i <= 3 && i <= n; i++) {
+		uint8_t c = p[n - i];
+		if ((c & 0xC0) == 0x80)
+			continue; /* a continuation byte: look further back */
+		size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+		return need > i ? i : 0;
+	}
+	return 0;
+}
+
+/* Sends stream k's pending bytes (all of them when final, else up to a whole character). */
+static void flush_stream(live *l, int k, bool final)
 {
 	buf *b = &l->pending[k];
-	if (!b->len)
+	size_t keep = final ? 0 : utf8_tail(b->data, b->len);
+	if (b->len == keep)
 		return;
+	if (++l->events > LIVE_EVENTS_MAX) { /* past the cap nothing more is sent */
+		l->budget = 0;
+		buf_reset(b);
+		return;
+	}
 	char off[24];
 	snprintf(off, sizeof(off), "%llu", (unsigned long long)l->offset[k]);
 	const char *argv[] = {"XADD",
@@ -55,22 +78,25 @@ static void flush_stream(live *l, int k)
 	size_t lens[ARRAY_SIZE(argv)];
 	for (size_t i = 0; i < ARRAY_SIZE(argv); i++)
 		lens[i] = strlen(argv[i]);
-	lens[ARRAY_SIZE(argv) - 1] = b->len; /* binary safe: the program's bytes */
+	size_t n = b->len - keep;
+	lens[ARRAY_SIZE(argv) - 1] = n; /* binary safe: the program's bytes */
 	rconn_cmdv(l->rc, NULL, NULL, 0, (int)ARRAY_SIZE(argv), argv, lens);
 	set_ttl(l);
-	l->offset[k] += b->len;
-	buf_reset(b);
+	l->offset[k] += n;
+	memmove(b->data, b->data + n, keep);
+	b->len = keep;
+	b->data[keep] = '\0';
 }
 
-static void flush(live *l)
+static void flush(live *l, bool final)
 {
-	flush_stream(l, 0);
-	flush_stream(l, 1);
+	flush_stream(l, 0, final);
+	flush_stream(l, 1, final);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	flush(arg);
+	flush(arg, false);
 }
 
 live *live_new(struct event_base *base, rconn *rc, const char *stream, const char *id,
@@ -110,7 +136,7 @@ void live_output(live *l, int stream, const uint8_t *p, size_t n)
 		buf_append(b, p, k);
 		l->budget -= k, p += k, take -= k;
 		if (b->len == LIVE_EVENT_MAX)
-			flush_stream(l, stream);
+			flush_stream(l, stream, false);
 	}
 	if ((l->pending[0].len || l->pending[1].len) && !evtimer_pending(l->timer, NULL)) {
 		struct timeval tv = {0, LIVE_FLUSH_MS * 1000};
@@ -122,7 +148,7 @@ void live_end(live *l)
 {
 	if (!l)
 		return;
-	flush(l);
+	flush(l, true);
 	event_free(l->timer);
 	buf_deinit(&l->pending[0]);
 	buf_deinit(&l->pending[1]);

@@ -5,7 +5,8 @@
  *
  * Bounded: chunks are coalesced and sent LIVE_FLUSH_MS after the first one pending (one XADD
  * per stream then), or as soon as LIVE_EVENT_MAX bytes of a stream are pending; a task's events
- * carry at most LIVE_TOTAL_MAX bytes of data in all; past that nothing more is sent, and the result fills in the rest.
+ * carry at most LIVE_TOTAL_MAX bytes of data and LIVE_EVENTS_MAX events in all (per run: a task
+ * that runs again, after a retry or a takeover, starts over with a new started event); past that nothing more is sent, and the result fills in the rest.
  * Each output event says where its data starts in its stream (offset), so a client can tell
  * a gap from a repeat. The XADDs go on the node's command connection, before the publish of
  * the result, so a reply stream has a task's events before its result. */
@@ -17,9 +18,10 @@
 
 #include "daemon/redis.h"
 
-#define LIVE_FLUSH_MS  100
-#define LIVE_EVENT_MAX (16u * 1024)
-#define LIVE_TOTAL_MAX (1024u * 1024)
+#define LIVE_FLUSH_MS   100
+#define LIVE_EVENT_MAX  (16u * 1024)
+#define LIVE_TOTAL_MAX  (1024u * 1024)
+#define LIVE_EVENTS_MAX 1024 /* output events of one run, whatever their size */
 
 typedef struct live live;
 

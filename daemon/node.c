@@ -216,7 +216,8 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 	if (!plan->img) {
 		if (log_get_level() <= LOG_LVL_DEBUG) {
 			buf b = BUF_INIT;
-			log_kv(&b, "task", t->id);
+			log_kv(&b, "for_task",
+			       t->id); /* no entry here: not a task line (README, Logs) */
 			log_kv(&b, "event", "no_image");
 			log_kv(&b, "error", err_msg(e));
 			log_debug("%s", buf_str(&b) + 1);

@@ -101,6 +101,8 @@ static void write_entry(node *n)
 	if (n->age_recipient_env)
 		rconn_cmd(n->rc, NULL, NULL, "HSET", key, "age_recipient", n->age_recipient_env,
 		          "age", n->age_recipient, NULL);
+	else /* a node restarted without its age key never leaves its old recipient published */
+		rconn_cmd(n->rc, NULL, NULL, "HDEL", key, "age_recipient", "age", NULL);
 	rconn_cmd(n->rc, NULL, NULL, "PEXPIRE", key, ttl, NULL);
 	rconn_cmd(n->rc, NULL, NULL, "SADD", PROTO_KEY_NODES, c->node_id, NULL);
 	keep_key(n, NULL, NULL);

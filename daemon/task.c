@@ -572,7 +572,14 @@ static void on_ran_event(task *t, const task_ev *ev)
 	metrics_hist_observe(&h->m->execute, (double)(now_mono_us() - t->t_run_us) / 1e6);
 	if (ev->out->status == PROTO_STATUS_SANDBOX_ERROR) {
 		pool_release(h->pool, ev->sb);
-		fault(t, ev->out->error ? ev->out->error : "sandbox error");
+		/* The agent's setup errors quote the task's input (a file's path): for a sealed
+		 * task that is plaintext, and a fault reaches the log, aisp:dead and the public
+		 * result. */
+		bool sealed = t->t.sealed && t->t.sealed->opened;
+		fault(t, sealed           ? "the sandbox failed while it ran the sealed task (the "
+		                            "agent's reason is not shown: it may quote the task)"
+		         : ev->out->error ? ev->out->error
+		                          : "sandbox error");
 		return;
 	}
 	int rc = make_result(t, ev->out, ev->usage);
@@ -767,6 +774,10 @@ static void on_handoff_reply(task *t, const task_ev *ev)
 		         "reason", t->why_not_here, NULL);
 		t->h->m->handoffs++;
 		finish(t);
+		return;
+	}
+	if (t->stop) { /* revoked or cancelled meanwhile: it stays here, and never runs */
+		publish_cancelled(t);
 		return;
 	}
 	if (code == 1 && t->fault_if_none) {
@@ -999,7 +1010,8 @@ typedef void (*handler)(task *t, const task_ev *ev);
 static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_NEW] = {[TE_START] = admit, [TE_RELEASE] = release},
     [TS_TRUST] = {[TE_TRUST] = on_trust_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
-    [TS_HANDOFF] = {[TE_REPLY] = on_handoff_reply, [TE_RELEASE] = release},
+    [TS_HANDOFF] =
+        {[TE_REPLY] = on_handoff_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_ACQUIRE] =
         {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},

@@ -73,7 +73,7 @@ fi
 # Redis down at start: the node says so, keeps retrying, and registers once Redis is up.
 node_conf n1
 node_start n1
-if wait_for 10 grep -q "redis 127.0.0.1:$REDIS_PORT unreachable (.*), retrying in" "$(node_dir n1)/log"; then
+if wait_for 10 grep -q "redis 127.0.0.1:$REDIS_PORT .*unreachable (.*), retrying in" "$(node_dir n1)/log"; then
 	ok "redis down at start: the node logs that it is unreachable and retries"
 else
 	not_ok "redis down at start: the node logs that it is unreachable and retries" "$(node_log n1 | tail -5)"
@@ -293,9 +293,9 @@ fi
 # the Prometheus text parser (python3-prometheus-client), equals the results in Redis that
 # name n1, status by status (a counter moves when its publish is acknowledged: polled).
 metrics_match() {
-	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >"$TMP/metrics.txt" || return 1
-	R --scan --pattern 'aisp:result:*' | while read -r k; do R GET "$k"; done >"$TMP/results.jsonl"
-	/usr/bin/python3 - "$TMP/metrics.txt" "$TMP/results.jsonl" n1 >"$TMP/metrics.cmp" 2>&1 <<'PY'
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >"$TEST_TMP/metrics.txt" || return 1
+	R --scan --pattern 'aisp:result:*' | while read -r k; do R GET "$k"; done >"$TEST_TMP/results.jsonl"
+	/usr/bin/python3 - "$TEST_TMP/metrics.txt" "$TEST_TMP/results.jsonl" "$(node_id n1)" >"$TEST_TMP/metrics.cmp" 2>&1 <<'PY'
 import collections, json, sys
 from prometheus_client.parser import text_string_to_metric_families
 got, want = collections.Counter(), collections.Counter()
@@ -313,9 +313,9 @@ sys.exit(0 if got == want and want else 1)
 PY
 }
 if wait_for 10 metrics_match; then
-	ok "/metrics aisp_tasks_total equals n1's results in Redis ($(cat "$TMP/metrics.cmp"))"
+	ok "/metrics aisp_tasks_total equals n1's results in Redis ($(cat "$TEST_TMP/metrics.cmp"))"
 else
-	not_ok "/metrics aisp_tasks_total equals n1's results in Redis" "$(cat "$TMP/metrics.cmp")"
+	not_ok "/metrics aisp_tasks_total equals n1's results in Redis" "$(cat "$TEST_TMP/metrics.cmp")"
 fi
 
 # A node SIGKILLed mid-task: the other node finishes it, exactly one result.

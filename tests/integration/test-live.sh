@@ -61,18 +61,22 @@ for rt in runc runsc; do
 done
 
 # ---------------------------------------------------------------- bounds
-# 3 MiB of output at once: the events carry at most 1 MiB, in events of at most 16 KiB; the
-# result has all of it, and --follow prints all of it once.
-printf 'import sys\nsys.stdout.write("x" * (3 << 20))\n' >"$TEST_TMP/big.py"
+# 3 MiB of output at once, in 3-byte characters: the events carry at most 1 MiB, in events of
+# at most 16 KiB, none splitting a character; the result has all of it, and --follow prints all
+# of it once.
+printf 'import sys\nsys.stdout.write("\\u20ac" * (1 << 20))\n' >"$TEST_TMP/big.py"
 "$AISP" submit --follow --id big --runtime runc --reply-stream aisp:reply:big --stdout-bytes 4194304 \
 	"$TEST_TMP/big.py" >"$TEST_TMP/big.out" 2>"$TEST_TMP/big.err"
 is "a flood: --follow exit 0" "$?" 0
 is "a flood: --follow printed the whole output once" "$(wc -c <"$TEST_TMP/big.out")" $((3 << 20))
-sizes=$(R --raw XRANGE aisp:reply:big - + | awk '/^data$/ {getline; print length($0)}')
+sizes=$(R --raw XRANGE aisp:reply:big - + | LC_ALL=C awk '/^data$/ {getline; print length($0)}')
 total=$(awk '{s += $1} END {print s + 0}' <<<"$sizes")
 max=$(sort -n <<<"$sizes" | tail -1)
 check "a flood: the events carried at most 1 MiB ($total bytes)" [ "$total" -le 1048576 -a "$total" -gt 0 ]
 check "a flood: no event above 16 KiB (largest $max)" [ "${max:-0}" -le 16384 ]
+R --raw XRANGE aisp:reply:big - + | awk '/^data$/ {getline; print}' >"$TEST_TMP/big.events"
+check "a flood: every event is whole UTF-8 characters (none split between two events)" \
+	/usr/bin/python3 -c 'import sys; [l.rstrip(b"\n").decode("utf-8") for l in open(sys.argv[1], "rb")]' "$TEST_TMP/big.events"
 
 # ---------------------------------------------------------------- who gets none
 printf 'print("quiet")\n' >"$TEST_TMP/quiet.py"

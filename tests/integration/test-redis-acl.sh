@@ -57,6 +57,7 @@ may $N GET aisp:running:t1
 may $N EXISTS aisp:running:t1
 may $N DEL aisp:running:t1
 may $N HSET aisp:node:n slots 2
+may $N HDEL aisp:node:n age age_recipient
 may $N PEXPIRE aisp:node:n 6000
 may $N DEL aisp:node:n
 may $N SADD aisp:nodes n
@@ -72,6 +73,10 @@ may $N EXISTS aisp:cancel:t1
 may $N WAIT 1 1000
 may $N ROLE
 may $N HMGET aisp:revoked passport:pp_1 key:sha256:k
+may $N SET aisp:lock:n owner NX PX 6000
+may $N GET aisp:lock:n
+may $N DEL aisp:lock:n
+may $N PEXPIRE aisp:lock:n 6000
 mayn $N HSET aisp:revoked passport:pp_1 '{}'
 mayn $N HDEL aisp:revoked passport:pp_1
 mayn $N FLUSHALL

@@ -293,8 +293,10 @@ static void test_log_kv(void **state)
 	    {"", " k=\"\""},
 	    {"two words", " k=\"two words\""},
 	    /* a value cannot fake a field, a quote, or a second line */
-	    {"x sandbox=evil", " k=\"x sandbox=evil\""},
-	    {"a=b", " k=\"a=b\""},
+	    /* ... nor match grep 'task=victim ' ('=' is escaped in a quoted value) */
+	    {"x sandbox=evil", " k=\"x sandbox\\x3devil\""},
+	    {"a=b", " k=\"a\\x3db\""},
+	    {"x task=victim event=published", " k=\"x task\\x3dvictim event\\x3dpublished\""},
 	    {"say \"hi\" \\ bye", " k=\"say \\\"hi\\\" \\\\ bye\""},
 	    {"line1\nline2\r\t", " k=\"line1\\x0aline2\\x0d\\x09\""},
 	    {"caf\xc3\xa9\x7f", " k=\"caf\\xc3\\xa9\\x7f\""},
