@@ -21,8 +21,9 @@
 const char cli_seal_usage[] =
     "  --seal-to R        seal parts of the task for a node: an age1... recipient, a\n"
     "                     file of them (the node's DIR/age.pub), or node:ID (the one\n"
-    "                     node ID publishes in the registry, checked with its key);\n"
-    "                     may be repeated\n"
+    "                     node ID publishes in the registry, signed by the key the\n"
+    "                     registry names: node:ID@sha256:KEYID pins that key, else\n"
+    "                     compare the key id printed with the node's own); may be repeated\n"
     "  --seal-parts LIST  the parts to seal: code,stdin,args,files (default: each one the\n"
     "                     task has)\n"
     "  --reply-to R       the buyer's age1... recipient (or a file holding it): the result\n"
@@ -176,8 +177,13 @@ static int seal_part(proto_task *t, proto_sealed_part p, const cli_recipients *t
 /* The age recipient node id publishes (its registry field age_recipient), checked with the
  * public key it publishes beside it. The key id goes to stderr: a buyer who knows the node's
  * key compares it (whoever can write the registry could replace both). */
-static int node_recipient(const char *addr, const char *id, cli_recipients *rs, err **e)
+static int node_recipient(const char *addr, const char *spec, cli_recipients *rs, err **e)
 {
+	/* node:ID@sha256:KEYID: the key that must have signed the recipient */
+	_cleanup_free_ char *id = xstrdup(spec);
+	char *pin = strchr(id, '@');
+	if (pin)
+		*pin++ = '\0';
 	if (rs->n == ATTEST_AGE_STANZA_MAX)
 		return err_set(e, 0, "more than %d recipients", ATTEST_AGE_STANZA_MAX);
 	redisContext *c = cli_redis_connect(addr, 5000, e);
@@ -197,13 +203,22 @@ static int node_recipient(const char *addr, const char *id, cli_recipients *rs, 
 		    "node %s publishes no age recipient (not live in this Redis, or it holds no "
 		    "age identity)",
 		    id);
-	else if (attest_key_from_public_pem(&k, r->element[1]->str, r->element[1]->len, e) == 0 &&
-	         attest_recipient_verify(r->element[0]->str, r->element[0]->len, k, id,
+	else if (attest_key_from_public_pem(&k, r->element[1]->str, r->element[1]->len, e) < 0)
+		;
+	else if (pin && strcmp(pin, attest_key_id(k)))
+		err_set(e, 0,
+		        "the registry's key for node %s is %s, not the pinned %s: not sealing (the "
+		        "registry entry may have been replaced)",
+		        id, attest_key_id(k), pin);
+	else if (attest_recipient_verify(r->element[0]->str, r->element[0]->len, k, id,
 	                                 &rs->r[rs->n], e) == 0) {
 		char text[ATTEST_AGE_RECIPIENT_LEN + 1];
 		attest_age_recipient_format(&rs->r[rs->n++], text);
-		fprintf(stderr, "aisp: sealing for node %s: %s, signed by its key %s\n", id, text,
-		        attest_key_id(k));
+		fprintf(stderr, "aisp: sealing for node %s: %s, signed by %s key %s%s\n", id, text,
+		        pin ? "the pinned" : "the registry's", attest_key_id(k),
+		        pin ? ""
+		            : " (whoever can write the registry can replace both: pin the "
+		              "node's key with node:ID@KEYID)");
 		rc = 0;
 	}
 	if (r)

@@ -111,9 +111,19 @@ printf 'print("%s".upper())\n' "$CANARY" >"$W/cli.py"
 "$AISP" submit --id cli-sealed --seal-to "node:$S1" --reply-to "$BUYER" --runtime runc \
 	"$W/cli.py" >"$W/cli.out" 2>"$W/cli.err"
 is "aisp submit --seal-to node:ID" "$?" 0
-check "... names the key that signed the recipient" grep -qF "signed by its key $KEY_ID" "$W/cli.err"
+check "... names the key that signed the recipient, and how to pin it" \
+	grep -qF "signed by the registry's key $KEY_ID (whoever can write the registry can replace both" "$W/cli.err"
 wait_result cli-sealed 60
 is "... and the node runs it" "$(opened cli-sealed | jq -r .result.stdout)" "$UPPER"
+"$AISP" submit --id cli-pinned --seal-to "node:$S1@$KEY_ID" --reply-to "$BUYER" --runtime runc \
+	"$W/cli.py" >/dev/null 2>"$W/pinned.err"
+is "--seal-to node:ID@KEYID with the node's own key" "$?" 0
+check "... says the key was the pinned one" grep -qF "signed by the pinned key $KEY_ID" "$W/pinned.err"
+OTHER_KEY=sha256:$(printf '0%.0s' $(seq 64))
+"$AISP" submit --id cli-badpin --seal-to "node:$S1@$OTHER_KEY" --reply-to "$BUYER" "$W/cli.py" \
+	>/dev/null 2>"$W/badpin.err"
+is "... with another key pinned: refused (exit 2)" "$?" 2
+check "... naming both keys" grep -qF "the registry's key for node $S1 is $KEY_ID, not the pinned $OTHER_KEY" "$W/badpin.err"
 R HSET "aisp:node:$S1" age_recipient "$(R HGET "aisp:node:$S1" age_recipient | jq -c '.payload = "e30="')" >/dev/null
 "$AISP" submit --id cli-forged --seal-to "node:$S1" --reply-to "$BUYER" "$W/cli.py" >/dev/null 2>"$W/forged.err"
 is "a forged registry recipient is refused (exit 2: the task is not built)" "$?" 2
