@@ -36,7 +36,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: aisp COMMAND [ARGS...]   (aisp COMMAND --help for details)\n\n");
 	for (const struct command *c = commands; c->name; c++)
-		fprintf(f, "  %-8s %s\n", c->name, c->usage);
+		fprintf(f, "  %-9s %s\n", c->name, c->usage);
 	fprintf(
 	    f,
 	    "\nRedis (submit, wait, result, nodes, verify --redis): --redis ADDR or $AISP_REDIS,\n"
