@@ -313,6 +313,7 @@ static const char handoff_lua[] =
     "local function fits(h)\n"
     "  if h.draining == '1' or not h.runtimes then return false end\n"
     "  if ARGV[9] == '1' and (not h.age or h.age == ARGV[10]) then return false end\n"
+    "  if ARGV[9] == '2' and h.age ~= ARGV[10] then return false end\n"
     "  if ARGV[4] ~= '' and not has(h.runtimes, ARGV[4]) then return false end\n"
     "  if ARGV[5] ~= '' and not has(h.images, ARGV[5]) and not has(h.image_digests, ARGV[5])\n"
     "  then return false end\n"
@@ -353,8 +354,10 @@ void script_handoff(rconn *rc, const script_handoff_args *a, rconn_reply_fn cb, 
 	put_int(c, a->max_hops);                        /* ARGV[6] */
 	put_str(c, a->limits);                          /* ARGV[7] */
 	put_int(c, a->ttl_ms);                          /* ARGV[8] */
-	put_str(c, a->sealed ? "1" : "");               /* ARGV[9] */
-	put_str(c, a->age_recipient);                   /* ARGV[10] */
+	put_str(c, a->age_rule == SCRIPT_AGE_OTHER  ? "1"
+	           : a->age_rule == SCRIPT_AGE_SAME ? "2"
+	                                            : ""); /* ARGV[9] */
+	put_str(c, a->age_recipient);                      /* ARGV[10] */
 	send_call(rc, c);
 }
 

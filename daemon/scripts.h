@@ -91,9 +91,11 @@ typedef struct script_handoff_args {
 	const char *limits;  /* "field=value,..." the target's max_<field> must reach */
 	int64_t max_hops;
 	int64_t ttl_ms; /* of the hop counter */
-	/* A sealed task this node cannot open: the target must hold an age identity (its
-	 * registry field "age") other than age_recipient, this node's ("" when none). */
-	bool sealed;
+	/* A sealed task: this node cannot open it (SCRIPT_AGE_OTHER: the target must hold an
+	 * age identity, its registry field "age", other than age_recipient, this node's, "" when
+	 * none), or it opened it but does not serve it (SCRIPT_AGE_SAME: only a node holding
+	 * the same identity can open it). */
+	enum { SCRIPT_AGE_ANY = 0, SCRIPT_AGE_OTHER, SCRIPT_AGE_SAME } age_rule;
 	const char *age_recipient;
 } script_handoff_args;
 

@@ -792,6 +792,15 @@ static void on_handoff_reply(task *t, const task_ev *ev)
 	reject(t, msg);
 }
 
+/* True when some part of the task came as age ciphertext (opened here or not). */
+static bool sealed_parts(const task *t)
+{
+	for (int p = 0; t->parsed && p < PROTO_SEALED__COUNT; p++)
+		if (proto_task_part_sealed(&t->t, (proto_sealed_part)p))
+			return true;
+	return false;
+}
+
 static void handoff(task *t, char *why)
 {
 	enter(t, TS_HANDOFF);
@@ -811,7 +820,9 @@ static void handoff(task *t, char *why)
 	    .limits = buf_str(&lim),
 	    .max_hops = t->h->handoff_max_hops,
 	    .ttl_ms = t->h->result_ttl_ms,
-	    .sealed = t->sealed_elsewhere,
+	    .age_rule = t->sealed_elsewhere ? SCRIPT_AGE_OTHER
+	                : sealed_parts(t)   ? SCRIPT_AGE_SAME
+	                                    : SCRIPT_AGE_ANY,
 	    .age_recipient = t->h->age_recipient,
 	};
 	script_handoff(t->h->rc, &a, on_reply, hold(t));
