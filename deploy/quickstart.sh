@@ -4,8 +4,10 @@
 # a node key and aispd, submits example tasks with `aisp submit --wait`, verifies each result's
 # signed attestation with `aisp verify`, runs the seed's three-step chain (llm -> script -> llm)
 # against a local mock of an OpenAI-compatible API (tests/mock/llm_server.py: no LLM is reached
-# from here), prints its steps and cost, verifies and replays it, and stops everything it
-# started. For production, the [llm] section below changes in two lines only: base_url
+# from here), prints its steps and cost, verifies and replays it, follows a task's live output,
+# runs a sealed task with the stock age command (the buyer decrypts and checks the result),
+# starts the HTTP gateway with an API key and a local PostgreSQL call log and runs the seed's
+# curl examples through it, and stops everything it started. For production, the [llm] section below changes in two lines only: base_url
 # (OpenRouter's, the default) and api_key_file (your key), and the two allow_* lines, which only
 # the loopback mock needs, go; deploy/aispd.conf.example shows it.
 set -euo pipefail
@@ -28,13 +30,15 @@ say "sandbox image"
 
 work=$(mktemp -d /tmp/aisp-quickstart.XXXXXX)
 pids=()
+pg_stop=()
 cleanup() {
-	# aispd first (it drains and destroys its sandboxes), then redis-server
+	# the gateway, aispd (it drains and destroys its sandboxes), then redis-server; PostgreSQL
 	local i
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
 		kill -TERM "${pids[i]}" 2>/dev/null || true
 		wait "${pids[i]}" 2>/dev/null || true
 	done
+	[ ${#pg_stop[@]} -eq 0 ] || "${pg_stop[@]}" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,8 +51,9 @@ mkdir -p "$work/redis"
 # aisp-node, aisp as aisp-scheduler; default is the operator's); no replica here, so no
 # min-replicas-to-write, and no persistence for a throwaway server
 pw() { head -c 18 /dev/urandom | base64 | tr '+/' '-_'; }
-node_pw=$(pw) sched_pw=$(pw) admin_pw=$(pw)
+node_pw=$(pw) sched_pw=$(pw) admin_pw=$(pw) gw_pw=$(pw)
 sed -e "s/>change-me-node />$node_pw /" -e "s/>change-me-scheduler />$sched_pw /" \
+	-e "s/>change-me-gateway />$gw_pw /" \
 	-e "s/>change-me-admin />$admin_pw /" -e "s/>change-me-\([a-z]*\) />$(pw)-\1 /" \
 	deploy/redis.conf >"$work/redis.conf"
 chmod 0600 "$work/redis.conf"
@@ -194,9 +199,60 @@ jq -r '.cost as $c | ($c.breakdown[] | "step \(.step) \(.type): " +
 echo "-- verify, then replay the script step with the recorded llm answers:"
 "$aisp" verify --redis "$AISP_REDIS" "$chain_id" --task "$work/chain.json" --replay
 
+say "the HTTP gateway: an API key, the seed's curl examples, the call log in PostgreSQL"
+# a throwaway PostgreSQL 15 cluster on a unix socket in the work dir (initdb refuses root)
+PGB=/usr/lib/postgresql/15/bin
+pgdir=$work/pg
+mkdir -p "$pgdir" && chown postgres: "$pgdir"
+runuser -u postgres -- "$PGB/initdb" -D "$pgdir/data" -A trust -U aisp >/dev/null
+pgport=$(free_port)
+runuser -u postgres -- "$PGB/pg_ctl" -D "$pgdir/data" -o "-k $pgdir -p $pgport -c listen_addresses=''" \
+	-l "$pgdir/log" -w start >/dev/null
+pg_stop=(runuser -u postgres -- "$PGB/pg_ctl" -D "$pgdir/data" -m fast stop)
+runuser -u postgres -- "$PGB/createdb" -h "$pgdir" -p "$pgport" -U aisp calls
+gateway=$root/build/gateway/aisp-gateway
+gport=$(free_port)
+# an API key that may run Python; the keys file keeps only its SHA-256
+api_key=$("$gateway" key add --file "$work/gw-keys.conf" --id quickstart \
+	--set allow_languages=python --set rate_per_s=20 --set burst=40 | grep -o 'aisk_[A-Za-z0-9_-]*' | head -1)
+printf '%s\n' "[gateway]" "id = quickstart-gw" "listen = 127.0.0.1:$gport" \
+	"key = $work/gw-key/private.pem" "create_key = true" "keys_file = $work/gw-keys.conf" \
+	"[redis]" "address = 127.0.0.1:$rport" "user = aisp-gateway" "password = $gw_pw" \
+	"[calllog]" "postgres = host=$pgdir port=$pgport user=aisp dbname=calls" >"$work/gateway.conf"
+"$gateway" --config "$work/gateway.conf" >"$work/gateway.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gport/health" >/dev/null 2>&1 && break; sleep 0.1; done
+gw=http://127.0.0.1:$gport
+echo "-- curl $gw/exec/simulate (a dry run: no sandbox starts; signed by the gateway):"
+curl -fsS -X POST "$gw/exec/simulate" -H "Authorization: Bearer $api_key" -H "Content-Type: application/json" \
+	-d '{"agentId": "test", "tool": {"name": "run_code", "args": {"language": "python", "code": "print(6*7)"}}}' |
+	jq -c '{dryRun, iamApproved, status, proofHash}'
+echo "-- curl $gw/exec/tool with dryRun false (runs on the node):"
+curl -fsS -X POST "$gw/exec/tool" -H "Authorization: Bearer $api_key" -H "Content-Type: application/json" \
+	-d '{"agentId": "my_agent", "tool": {"name": "run_code", "args": {"language": "python", "code": "print(6*7)"}, "timeout_s": 10}, "dryRun": false}' \
+	>"$work/gw-exec.json"
+jq -c '{jobId, status, output: .result.output, node, proofHash}' "$work/gw-exec.json"
+echo "-- the node's signed result of that call, verified:"
+"$aisp" verify --redis "$AISP_REDIS" "$(jq -r .jobId "$work/gw-exec.json")" | tail -1
+echo "-- a shell task is outside this key's policy:"
+curl -sS -X POST "$gw/v1/exec" -H "Authorization: Bearer $api_key" -H "Content-Type: application/json" \
+	-d '{"lang": "shell", "code": "id"}' | jq -c '{status, title, detail}'
+echo "-- NDJSON: queued, the node's live events, then the result:"
+curl -fsS -N -X POST "$gw/v1/exec" -H "Accept: application/x-ndjson" -H "Authorization: Bearer $api_key" \
+	-H "Content-Type: application/json" \
+	-d '{"lang": "python", "code": "import time\nfor i in range(3): print(i, flush=True); time.sleep(0.3)"}' |
+	jq -c '{event} + (if .event == "output" then {data} elif .event == "result" then {status} else {} end)'
+echo "-- the call log in PostgreSQL:"
+for _ in $(seq 50); do
+	n=$(runuser -u postgres -- "$PGB/psql" -h "$pgdir" -p "$pgport" -U aisp -d calls -Atc 'SELECT count(*) FROM calls' 2>/dev/null || echo 0)
+	[ "${n:-0}" -ge 4 ] && break
+	sleep 0.2
+done
+echo "$n calls logged"
+
 say "the node"
 "$aisp" nodes
 curl -fs "http://127.0.0.1:$hport/metrics" | grep -E '^aisp_tasks_total' || true
 say "what Redis refused the aisp users (ACL LOG; aisp nodes may not drop expired ids)"
 admin ACL LOG 10 | grep -A1 -E '^(username|object)$' | grep -vE '^(username|object|--)$' | paste - - || true
-say "done: stopping aispd and redis-server"
+say "done: stopping the gateway, aispd, redis-server and PostgreSQL"
