@@ -84,6 +84,11 @@ AGREE = [
      False),
     ("chain max_tokens 0", '{"id":"c1","steps":[{"type":"llm","model":"m","max_tokens":0}]}',
      False),
+    # a chain cannot be sealed (the reply_to is a valid recipient: only the rule refuses it)
+    ("chain sealed", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', False),
+    ("plain with reply_to", '{%s,"reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % HEAD, True),
 ]
 # What only the node checks (the schema says so in its description).
 NODE_ONLY = ("duplicate key", "nesting deeper", "U+0000", "lone surrogate", "not valid UTF-8",
