@@ -9,19 +9,21 @@
 # task; the golden sealed result verifies with `aisp unseal --verify` and with openssl-free
 # stock tools (age, jq, base64, sha256sum).
 # Sealed tasks run through aispd: test-sealed-node.sh. TAP. Needs AISP_BIN, AISP_SOURCE_ROOT.
-. "$(dirname "$0")/lib.sh"
+set -uo pipefail
+. "$(dirname "$0")/../lib/host.sh"
 AISP=${AISP_BIN:?}
 SRC=${AISP_SOURCE_ROOT:?}
 for tool in age age-keygen redis-server redis-cli jq base64 sha256sum; do
 	command -v "$tool" >/dev/null || { echo "Bail out! $tool is not installed"; exit 1; }
 done
 port=$(free_port)
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$TEST_TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+track_pid "$REDIS_PID"
 export AISP_REDIS=127.0.0.1:$port
 for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 R() { redis-cli -p "$port" "$@"; }
-W=$TMP
+W=$TEST_TMP
 CANARY=canary-$RANDOM-$RANDOM
 b64() { base64 -w0 "$@"; }
 flip_last() { # flips the last byte of a file
@@ -238,8 +240,8 @@ is "the received code_age is the task's" \
 	"$(jq -r '.subject[] | select(.name == "code_age") | .digest.sha256' <<<"$stmt")"
 
 # ---- Redis gone: the admission check fails; it never admits unchecked ----
-kill "${PIDS[0]}"
-wait "${PIDS[0]}" 2>/dev/null
+kill "$REDIS_PID"
+wait "$REDIS_PID" 2>/dev/null
 expect "no revocation store, no admission" 1 "Connection refused" \
 	admit "$W/m-L1-human.json" --redis "$AISP_REDIS"
 
