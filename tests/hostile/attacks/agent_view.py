@@ -5,7 +5,7 @@
 # be harmless (addresses, fd numbers, the agent's scheduling inside the sandbox's own CPU
 # quota), the agent's environment must hold nothing at all (it clears it at start), and the
 # agent's pipes, memory and files must stay closed to it.
-import ctypes, errno, json, os, signal
+import ctypes, errno, json, os, signal, stat
 
 libc = ctypes.CDLL(None, use_errno=True)
 r = {}
@@ -29,8 +29,12 @@ for d in ("fd", "fdinfo", "root", "cwd", "map_files", "ns"):
         r[d] = code(e)
 for n, fl in (("fd0_open", os.O_RDONLY), ("fd1_open", os.O_WRONLY), ("fd2_open", os.O_WRONLY)):
     try:
-        os.close(os.open("/proc/1/fd/" + n[2], fl))
-        r[n] = "ok"
+        fd = os.open("/proc/1/fd/" + n[2], fl)
+        st = os.fstat(fd)
+        os.close(fd)
+        # the agent's own stderr is /dev/null: opening that reaches nothing of the agent's
+        null = stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+        r[n] = "devnull" if null else "ok"
     except OSError as e:
         r[n] = code(e)
 try:
