@@ -47,7 +47,9 @@ int agent_warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 	const char *js[] = {"/usr/bin/node", "-e", agent_boot_node, NULL};
 	const char *const *argv = lang == AGENT_LANG_PYTHON ? py : js;
 	if (agent_start_child(c, argv, environ, true, NULL) < 0) {
-		snprintf(msg, msz, "warm-up: start %s: %s", argv[0], strerror(errno));
+		char why[512];
+		agent_start_why(c, argv[0], why, sizeof(why));
+		snprintf(msg, msz, "warm-up: %s", why);
 		return -1;
 	}
 	char ready;
