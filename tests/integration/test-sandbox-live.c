@@ -253,7 +253,8 @@ static void expect_why(const why_run *w, const char *want)
 	assert_null(strstr(w->error, "agent exited before it was ready"));
 }
 
-/* An invalid runsc platform: runsc's own words. */
+/* An invalid runsc platform: runsc's own words (this runsc, 2022-12, predates systrap). Its
+ * exit status is runsc's business (its fatal errors exit 128): only that it exited is ours. */
 static void test_why_platform(void **state)
 {
 	sandbox_runtime *bad = NULL;
@@ -262,7 +263,8 @@ static void test_why_platform(void **state)
 	assert_int_equal(sandbox_runtime_new(&bad, &o, state_dir, &e), 0);
 	why_run w = {0};
 	why(bad, img.rootfs, &w);
-	expect_why(&w, "runsc run: exited 1: FATAL ERROR: unknown platform: systrap");
+	expect_why(&w, "runsc run: exited ");
+	expect_why(&w, ": FATAL ERROR: unknown platform: systrap");
 	sandbox_runtime_free(bad);
 }
 
