@@ -258,10 +258,12 @@ static bool finish_with(sandbox *sb, const sandbox_cgroup_usage *u, proto_status
                         const char *why)
 {
 	if (status == PROTO_STATUS_SANDBOX_ERROR && u->oom_kills > 0) {
-		/* the OOM killer's SIGKILL took the sandbox down (runsc: the sentry) */
+		/* the OOM killer's SIGKILL took the sandbox down (runsc: the sentry); that is the
+		 * reason, not "the sandbox died" */
 		status = PROTO_STATUS_OOM;
 		sb->out.exit_code = -1;
 		sb->out.signal = SIGKILL;
+		why = "the sandbox was killed: the program reached its memory limit";
 	} else if (status == PROTO_STATUS_SANDBOX_ERROR && u->pids_max_hits > 0) {
 		/* gVisor's ptrace platform spends host processes per task thread: a program that
 		 * exhausts its pids limit takes the sandbox down with it. That is the program's
