@@ -89,14 +89,33 @@ static bool fail_creation(sandbox *sb, const char *why)
 	return creation_failed(sb, e);
 }
 
+/* The agent went away before READY without a word: a sandbox that hit its process limit says
+ * so instead. Under runsc the host's pids limit counts gVisor's own processes and threads too
+ * (the sentry, the gofer, the ptrace platform's stubs: some 45 for a warm Python sandbox), and
+ * the sentry panics when it cannot make one ("error initializing first thread: resource
+ * temporarily unavailable"), so below that a runsc sandbox never gets ready. */
+static bool fail_silently_gone(sandbox *sb, const char *why)
+{
+	sandbox_cgroup_usage u;
+	sandbox_cgroup_read(sb->ctx->cg, sb->id, 0, &u);
+	if (u.pids_max_hits == 0)
+		return fail_creation(sb, why);
+	_cleanup_free_ char *lim =
+	    xasprintf("the sandbox reached its process limit of %lld before it was ready%s",
+	              (long long)sb->spec.pids,
+	              sandbox_runtime_get_kind(sb->spec.rt) == SANDBOX_RT_RUNSC
+	                  ? " (on the host that limit counts gVisor's own processes too)"
+	                  : "");
+	return fail_creation(sb, lim);
+}
+
 /* spawned: the runtime started the container; READY once the agent said so too */
 static bool created(sandbox *sb, const sandbox_event *ev)
 {
 	sandbox_container_read_pid(sb);
 	if (sb->early_eof)
-		return fail_creation(sb,
-		                     "the agent exited before it was ready (the runtime reported "
-		                     "no error)");
+		return fail_silently_gone(sb, "the agent exited before it was ready (the runtime "
+		                              "reported no error)");
 	return sb->got_ready ? become_ready(sb) : true;
 }
 
@@ -139,7 +158,8 @@ static bool early_eof(sandbox *sb, const sandbox_event *ev)
 		sandbox_io_pause(sb);
 		return true;
 	}
-	return fail_creation(sb, ev->why ? ev->why : "the agent exited before it was ready");
+	return ev->why ? fail_creation(sb, ev->why)
+	               : fail_silently_gone(sb, "the agent exited before it was ready");
 }
 
 /* bad_frame: a frame the agent may not send, or a stream that does not decode (what came
@@ -238,10 +258,12 @@ static bool finish_with(sandbox *sb, const sandbox_cgroup_usage *u, proto_status
                         const char *why)
 {
 	if (status == PROTO_STATUS_SANDBOX_ERROR && u->oom_kills > 0) {
-		/* the OOM killer's SIGKILL took the sandbox down (runsc: the sentry) */
+		/* the OOM killer's SIGKILL took the sandbox down (runsc: the sentry); that is the
+		 * reason, not "the sandbox died" */
 		status = PROTO_STATUS_OOM;
 		sb->out.exit_code = -1;
 		sb->out.signal = SIGKILL;
+		why = "the sandbox was killed: the program reached its memory limit";
 	} else if (status == PROTO_STATUS_SANDBOX_ERROR && u->pids_max_hits > 0) {
 		/* gVisor's ptrace platform spends host processes per task thread: a program that
 		 * exhausts its pids limit takes the sandbox down with it. That is the program's

@@ -214,9 +214,32 @@ static void close_from(int from)
 	}
 	close(dir);
 }
+/* Why a child could not become the program: the step and its errno, written by the child to
+ * its close-on-exec report pipe (nothing arrives there when execve succeeds). */
+typedef struct start_failure {
+	int step; /* a start_step */
+	int err;
+} start_failure;
+
+enum start_step { STEP_EXEC, STEP_PIPES, STEP_IDS, STEP_LIMITS };
+static const char *const start_steps[] = {[STEP_EXEC] = "",
+                                          [STEP_PIPES] = "move its pipes",
+                                          [STEP_IDS] = "take the program's ids",
+                                          [STEP_LIMITS] = "set its limits"};
+
+/* In the child: reports the failed step on fd rep and exits 127. */
+_Noreturn static void child_fail(int rep, int step)
+{
+	start_failure f = {step, errno};
+	ssize_t w = write(rep, &f, sizeof(f));
+	(void)w;
+	_exit(127);
+}
+
 /* In the forked child: becomes the program's process: own group, default signals, empty mask,
- * pipes on fds 0-4, every other fd closed. Never returns. */
-static void child_exec(const char *const argv[], char *const envp[], int fds[5],
+ * pipes on fds 0-4, every other fd closed but the report pipe rep (close-on-exec). Never
+ * returns. */
+static void child_exec(const char *const argv[], char *const envp[], int fds[5], int rep,
                        const agent_rlimits *l)
 {
 	setpgid(0, 0);
@@ -226,40 +249,103 @@ static void child_exec(const char *const argv[], char *const envp[], int fds[5],
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Move the pipes above 4 first, so that the dup2s below cannot clobber each other. */
+	/* Move the pipes above 5 first, so that the dup2s below cannot clobber each other. */
+	if ((rep = fcntl(rep, F_DUPFD_CLOEXEC, 6)) < 0)
+		_exit(127);
 	for (int i = 0; i < 5; i++)
-		if (fds[i] >= 0 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 5)) < 0)
-			_exit(127);
+		if (fds[i] >= 0 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 6)) < 0)
+			child_fail(rep, STEP_PIPES);
 	unsigned keep = fds[3] >= 0 ? 5 : 3; /* fds 3 and 4 only for a bootstrap */
 	for (unsigned i = 0; i < keep; i++)
 		if (dup2(fds[i], (int)i) < 0)
-			_exit(127);
-	if (syscall(SYS_close_range, keep, ~0u, 0u) < 0)
-		close_from((int)keep);
+			child_fail(rep, STEP_PIPES);
+	if ((rep = dup3(rep, (int)keep, O_CLOEXEC)) < 0)
+		_exit(127);
+	if (syscall(SYS_close_range, keep + 1, ~0u, 0u) < 0)
+		close_from((int)keep + 1);
 	if (drop_to_program() < 0)
-		_exit(127);
+		child_fail(rep, STEP_IDS);
 	if (l && agent_apply_rlimits(0, l) < 0)
-		_exit(127);
+		child_fail(rep, STEP_LIMITS);
 	execve(argv[0], (char *const *)argv, envp);
-	_exit(127);
+	child_fail(rep, STEP_EXEC);
 }
+
+static void close_pipes(int p[][2], int n)
+{
+	for (int i = 0; i < n; i++)
+		close(p[i][0]), close(p[i][1]);
+}
+
+/* The parent's end of the report pipe: 0 once the child has exec'd; -1 with errno and
+ * c->start_step when it could not, after reaping it. */
+static int start_result(agent_child *c, pid_t pid, int rep)
+{
+	start_failure f;
+	ssize_t r;
+	while ((r = read(rep, &f, sizeof(f))) < 0 && errno == EINTR)
+		;
+	close(rep);
+	if (r != (ssize_t)sizeof(f))
+		return 0; /* EOF: execve closed the pipe */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	c->start_step =
+	    f.step >= 0 && f.step < (int)ARRAY_SIZE(start_steps) ? start_steps[f.step] : "";
+	errno = f.err;
+	return -1;
+}
+
+void agent_start_why(const agent_child *c, const char *what, char *msg, size_t msz)
+{
+	int saved = errno;
+	const char *step = c->start_step ? c->start_step : "";
+	snprintf(msg, msz, "start %s: %s%s%s", what, step, *step ? ": " : "", strerror(saved));
+	errno = saved;
+}
+
 int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
                       const agent_rlimits *l)
 {
 	int p[5][2]; /* stdin, stdout, stderr, task, result: [0] read end, [1] write end */
 	int n = bootstrap ? 5 : 3;
-	for (int i = 0; i < n; i++)
-		if (pipe2(p[i], O_CLOEXEC) < 0)
+	c->start_step = "";
+	for (int i = 0; i < n; i++) {
+		if (pipe2(p[i], O_CLOEXEC) < 0) {
+			int saved = errno;
+			close_pipes(p, i);
+			errno = saved;
 			return -1;
-	pid_t pid = fork();
-	if (pid < 0)
+		}
+	}
+	int rep[2]; /* the child's report of a failed start */
+	if (pipe2(rep, O_CLOEXEC) < 0) {
+		int saved = errno;
+		close_pipes(p, n);
+		errno = saved;
 		return -1;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		int saved = errno;
+		close_pipes(p, n);
+		close(rep[0]), close(rep[1]);
+		errno = saved;
+		return -1;
+	}
 	if (pid == 0) {
 		int fds[5] = {p[0][0], p[1][1], p[2][1], bootstrap ? p[3][0] : -1,
 		              bootstrap ? p[4][1] : -1};
-		child_exec(argv, envp, fds, l);
+		child_exec(argv, envp, fds, rep[1], l);
 	}
+	close(rep[1]);
 	setpgid(pid, pid); /* also in the child: whichever runs first */
+	if (start_result(c, pid, rep[0]) < 0) {
+		int saved = errno;
+		close_pipes(p, n);
+		errno = saved;
+		return -1;
+	}
 	c->pid = pid;
 	c->in = p[0][1], c->out = p[1][0], c->err = p[2][0];
 	close(p[0][0]), close(p[1][1]), close(p[2][1]);

@@ -322,7 +322,7 @@ static int launch_shell(run *r)
 		free((char *)argv[i]);
 	free(argv);
 	if (rc < 0)
-		return snprintf(r->msg, sizeof(r->msg), "cannot start /bin/sh"), -1;
+		return agent_start_why(r->c, "/bin/sh", r->msg, sizeof(r->msg)), -1;
 	agent_child_nonblock(r->c);
 	return 0;
 }

@@ -47,7 +47,9 @@ int agent_warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz)
 	const char *js[] = {"/usr/bin/node", "-e", agent_boot_node, NULL};
 	const char *const *argv = lang == AGENT_LANG_PYTHON ? py : js;
 	if (agent_start_child(c, argv, environ, true, NULL) < 0) {
-		snprintf(msg, msz, "warm-up: start %s: %s", argv[0], strerror(errno));
+		char why[512];
+		agent_start_why(c, argv[0], why, sizeof(why));
+		snprintf(msg, msz, "warm-up: %s", why);
 		return -1;
 	}
 	char ready;
@@ -166,6 +168,26 @@ static int setup_process(const char *ws)
 	return chdir(ws);
 }
 
+/* In a sandbox (--user) the workspace is the bundle's tmpfs, asked for with mode=1777 (bundle.c)
+ * so that the program's user may write it. runc 1.1 does not keep that mode: it chmods a tmpfs
+ * mount back to the mode of the directory it was mounted on (libcontainer's mountToRootfs), so
+ * an image whose /workspace is 0755 gave a workspace the program cannot write ("mkdir
+ * /workspace/out: Permission denied", and that before the warm-up). The agent, the owner of
+ * that tmpfs, sets the mode the bundle asked for, whatever the image holds. (/tmp, the other
+ * tmpfs, has the same quirk; the agent leaves it to the image, which has it 1777.) */
+static int open_workspace(int wsfd, const char *ws, char *msg, size_t msz)
+{
+	if (wsfd < 0) {
+		snprintf(msg, msz, "workspace %s: %s", ws, strerror(errno));
+		return -1;
+	}
+	if (agent_prog_uid != (uid_t)-1 && fchmod(wsfd, 01777) < 0) {
+		snprintf(msg, msz, "workspace %s: chmod 1777: %s", ws, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* --lang L [--workspace DIR] [--user UID]: the language; exits through usage() otherwise. */
 static enum agent_lang parse_args(int argc, char **argv, const char **ws)
 {
@@ -206,7 +228,8 @@ int main(int argc, char **argv)
 	}
 	_cleanup_close_ int wsfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	msg[0] = '\0';
-	if (agent_make_out(wsfd, msg, sizeof(msg)) < 0) {
+	if (open_workspace(wsfd, ws, msg, sizeof(msg)) < 0 ||
+	    agent_make_out(wsfd, msg, sizeof(msg)) < 0) {
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
 		return 1;
 	}

@@ -105,6 +105,7 @@ typedef struct agent_child {
 	bool exited;
 	bool killed; /* agent_kill_task() ran */
 	int status;
+	const char *start_step; /* what agent_start_child() failed at ("" for execve); static */
 } agent_child;
 
 #define AGENT_CHILD_INIT                                                                           \
@@ -117,9 +118,13 @@ typedef struct agent_rlimits {
 } agent_rlimits;
 
 /* Forks the program with fresh pipes; with bootstrap also the task and result pipes (fds 3,
- * 4); l (or NULL) is applied in the child. Returns 0 or -1 with errno. */
+ * 4); l (or NULL) is applied in the child. Returns 0 once the child has exec'd argv[0], or -1
+ * with errno and c->start_step when the fork, the child's set-up or its execve failed (the
+ * child is reaped then: nothing of it is left). */
 int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
                       const agent_rlimits *l);
+/* After agent_start_child() failed: "start WHAT: [STEP: ]STRERROR" into msg. Keeps errno. */
+void agent_start_why(const agent_child *c, const char *what, char *msg, size_t msz);
 /* Makes the agent's ends of c's pipes non-blocking (for the collect loop's poll()). */
 void agent_child_nonblock(agent_child *c);
 /* Sets pid's limits (0: the calling process). Returns 0 or -1 with errno. */

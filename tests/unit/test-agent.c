@@ -674,6 +674,62 @@ static void test_as_program(void **state)
 	assert_int_equal(in_child(check_cannot_switch, false), 3);
 }
 
+/* fds open in this process */
+static int count_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* A child that cannot exec its program says why (the agent's warm-up and shell launch report
+ * "start PATH: REASON", where they only saw exit status 127 before) and leaves nothing behind:
+ * no pipe, no child. One that can exec returns 0 and runs. */
+static void test_start_child_fails(void **state)
+{
+	char *noexec = xasprintf("%s/not-executable", ws);
+	assert_int_equal(write_file_path(noexec, "#!/bin/sh\n", 10, 0644, NULL), 0);
+	const struct {
+		const char *path;
+		int err;
+		const char *msg;
+	} cases[] = {
+	    {"/nonexistent/python3", ENOENT,
+	     "start /nonexistent/python3: No such file or directory"},
+	    {noexec, EACCES, NULL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int fds = count_fds();
+		agent_child c = AGENT_CHILD_INIT;
+		const char *argv[] = {cases[i].path, NULL};
+		char *envp[] = {NULL};
+		errno = 0;
+		assert_int_equal(agent_start_child(&c, argv, envp, i == 0, NULL), -1);
+		assert_int_equal(errno, cases[i].err);
+		char msg[256];
+		agent_start_why(&c, cases[i].path, msg, sizeof(msg));
+		char *want = cases[i].msg ? xstrdup(cases[i].msg)
+		                          : xasprintf("start %s: Permission denied", noexec);
+		assert_string_equal(msg, want);
+		free(want);
+		assert_int_equal(c.pid, -1);
+		assert_int_equal(count_fds(), fds);
+		assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* reaped already */
+		assert_int_equal(errno, ECHILD);
+	}
+	agent_child c = AGENT_CHILD_INIT;
+	const char *argv[] = {"/bin/sh", "-c", "exit 7", NULL};
+	char *envp[] = {NULL};
+	assert_int_equal(agent_start_child(&c, argv, envp, false, NULL), 0);
+	int st;
+	assert_int_equal(waitpid(c.pid, &st, 0), c.pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 7);
+	close(c.in), close(c.out), close(c.err);
+	free(noexec);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -698,6 +754,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_user_python, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_user_setup_error, setup_ws, teardown_ws),
 	    cmocka_unit_test(test_as_program),
+	    cmocka_unit_test_setup_teardown(test_start_child_fails, setup_ws, teardown_ws),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
