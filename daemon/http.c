@@ -65,7 +65,9 @@ static void on_healthz(struct evhttp_request *req, void *arg)
 	else if (n->cons.draining)
 		why = xstrdup("draining\n");
 	else if (n->creation_failing && s.warm == 0)
-		why = xstrdup("the pool's last sandbox creation failed and no sandbox is warm\n");
+		why = xasprintf(
+		    "the pool's last sandbox creation failed (%s) and no sandbox is warm\n",
+		    pool_last_error(n->pool) ? pool_last_error(n->pool) : "no reason kept");
 	if (why)
 		reply(req, 503, "Service Unavailable", "text/plain", why, strlen(why));
 	else

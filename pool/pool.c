@@ -15,8 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+
+/* A failing pool logs its creation failures at most this often (each log says how many it
+ * did not log since). */
+#define FAILURE_LOG_MS 10000
 
 typedef struct waiter {
 	pool_take_fn cb;
@@ -36,6 +41,8 @@ typedef struct entry {
 	size_t n_waiters;
 	int64_t backoff_ms, retry_at_ms;
 	uint64_t created, failed, hits, misses, recycled, died;
+	int64_t failure_logged_ms; /* when the last failure was logged (0: never) */
+	uint64_t failures_unlogged;
 } entry;
 
 struct pool {
@@ -51,6 +58,7 @@ struct pool {
 	bool shutting_down;
 	void (*shutdown_cb)(void *);
 	void *shutdown_arg;
+	char *last_error; /* the reason of the last creation that failed; NULL after a success */
 };
 
 static void refill(pool *p);
@@ -152,9 +160,28 @@ static waiter *pop_waiter(entry *en)
 
 /* A creation failed (or could not start): the pool's refills wait, twice as long as after the
  * previous failure, up to the maximum. Waiting takers do not (see start_for_waiters). */
-static void note_failure(entry *en)
+static void note_failure(entry *en, const err *e)
 {
 	pool *p = en->p;
+	const char *why = e ? err_msg(e) : "the sandbox could not be created";
+	free(p->last_error);
+	p->last_error = xstrdup(why);
+	int64_t now = now_mono_ms();
+	if (!en->failure_logged_ms || now - en->failure_logged_ms >= FAILURE_LOG_MS) {
+		char more[64] = "";
+		if (en->failures_unlogged)
+			snprintf(more, sizeof(more),
+			         " (and %" PRIu64 " more since the last report)",
+			         en->failures_unlogged);
+		log_warn("pool %s/%s/%s: a sandbox creation failed: %s%s",
+		         sandbox_runtime_name(en->spec.rt),
+		         en->spec.image_digest ? en->spec.image_digest : "-",
+		         proto_lang_name(en->spec.lang), why, more);
+		en->failure_logged_ms = now;
+		en->failures_unlogged = 0;
+	} else {
+		en->failures_unlogged++;
+	}
 	en->failed++;
 	en->backoff_ms = en->backoff_ms ? en->backoff_ms * 2 : p->o.backoff_min_ms;
 	if (en->backoff_ms > p->o.backoff_max_ms)
@@ -180,7 +207,7 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 	en->creating--;
 	p->creating--;
 	if (e) {
-		note_failure(en);
+		note_failure(en, e);
 		destroy(p, sb);
 		/* A waiting task hears about the failure (the node retries it later) rather than
 		 * waiting through the backoff. */
@@ -193,6 +220,13 @@ static void on_ready(sandbox *sb, const err *e, void *arg)
 		return;
 	}
 	en->created++;
+	if (en->failure_logged_ms && en->backoff_ms)
+		log_info("pool %s/%s/%s: sandboxes are created again",
+		         sandbox_runtime_name(en->spec.rt),
+		         en->spec.image_digest ? en->spec.image_digest : "-",
+		         proto_lang_name(en->spec.lang));
+	free(p->last_error);
+	p->last_error = NULL;
 	en->backoff_ms = 0; /* the runtime works again: so do the refills */
 	en->retry_at_ms = 0;
 	if (p->shutting_down) {
@@ -215,7 +249,7 @@ static int start_one(entry *en, bool urgent, err **e)
 	sandbox_spec spec = en->spec;
 	spec.urgent = urgent;
 	if (p->ops->create(p->ops_ctx, &spec, on_ready, en, &sb, e) < 0) {
-		note_failure(en);
+		note_failure(en, e ? *e : NULL);
 		return -1;
 	}
 	en->creating++;
@@ -319,6 +353,7 @@ pool *pool_free(pool *p)
 		free(en);
 	}
 	free(p->entries);
+	free(p->last_error);
 	free(p);
 	return NULL;
 }
@@ -427,6 +462,11 @@ void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg)
 			destroy(p, en->warm[--en->n_warm]);
 	}
 	maybe_shutdown_done(p);
+}
+
+const char *pool_last_error(const pool *p)
+{
+	return p->last_error;
 }
 
 void pool_get_stats(const pool *p, pool_stats *out)

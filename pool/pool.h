@@ -82,6 +82,10 @@ typedef struct pool_stats {
 
 /* Totals over all pools. */
 void pool_get_stats(const pool *p, pool_stats *out);
+/* Why the last sandbox creation failed (the runtime's own first meaningful line, through the
+ * sandbox's error), or NULL when the last one succeeded. Borrowed. Each failure is also logged
+ * at warn, at most every 10 s per pool with a count of the ones not logged. */
+const char *pool_last_error(const pool *p);
 /* Per-pool state as a JSON array (for the node registry and aisp nodes), in declaration order:
  * [{"runtime":..,"image":..,"lang":..,"target":N,"warm":N,"creating":N,"busy":N,"hits":N,
  *   "misses":N,"failed":N,"backoff_ms":N}, ...]; backoff_ms is the current failure backoff

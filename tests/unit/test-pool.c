@@ -514,10 +514,14 @@ static void test_backoff_doubles_to_max_and_resets(void **state)
 	for (int k = 0; k < 5; k++) {
 		RUN_UNTIL(stats(p).failed == (uint64_t)k + 1);
 		assert_int_equal(described(p, 0, "backoff_ms"), want[k]);
+		/* the reason is kept for /healthz (and logged, at most every 10 s) */
+		assert_non_null(pool_last_error(p));
+		assert_non_null(strstr(pool_last_error(p), "fake: creation "));
 	}
 	RUN_UNTIL(stats(p).warm == 1);
 	assert_int_equal(described(p, 0, "backoff_ms"), 0);
-	assert_int_equal(F.n, 6); /* one retry after each failure */
+	assert_null(pool_last_error(p)); /* it works again */
+	assert_int_equal(F.n, 6);        /* one retry after each failure */
 	assert_int_equal(F.max_creating, 1);
 	assert_int_equal(stats(p).created, 1);
 	assert_int_equal(F.n_destroyed, 5); /* every failed sandbox destroyed */
