@@ -130,6 +130,7 @@ void live_output(live *l, int stream, const uint8_t *p, size_t n)
 	buf *b = &l->pending[stream];
 	/* Past the budget nothing more is sent: the result has it. */
 	size_t take = n < l->budget ? n : l->budget;
+	bool cut = take < n;
 	while (take) {
 		size_t room = LIVE_EVENT_MAX - b->len;
 		size_t k = take < room ? take : room;
@@ -137,6 +138,11 @@ void live_output(live *l, int stream, const uint8_t *p, size_t n)
 		l->budget -= k, p += k, take -= k;
 		if (b->len == LIVE_EVENT_MAX)
 			flush_stream(l, stream, false);
+	}
+	if (cut) { /* the budget ends here: a character it cut in two is never sent */
+		b->len -= utf8_tail(b->data, b->len);
+		if (b->data)
+			b->data[b->len] = '\0';
 	}
 	if ((l->pending[0].len || l->pending[1].len) && !evtimer_pending(l->timer, NULL)) {
 		struct timeval tv = {0, LIVE_FLUSH_MS * 1000};

@@ -209,8 +209,12 @@ R ACL LOG RESET >/dev/null
 
 # ---------------------------------------------------------------- 4. the protocol as these users
 code() { printf '%s\n' "$2" >"$TEST_TMP/$1" && echo "$TEST_TMP/$1"; }
-MAX_DELIVERIES=2 SLOTS=2 POOL="runc/default/python = 1" node_conf a
-SLOTS=2 node_conf b
+# both nodes have a runtime that refuses every container: a task for it is a real node fault
+broken_runtime "$TEST_TMP/broken-runtime"
+BROKEN=$'[runtime.broken]\nkind = runc\npath = '"$TEST_TMP/broken-runtime"
+MAX_DELIVERIES=2 SLOTS=2 POOL="runc/default/python = 1" RT_ENABLED="runc, runsc, broken" \
+	EXTRA_SECTIONS=$BROKEN node_conf a
+MAX_DELIVERIES=2 SLOTS=2 RT_ENABLED="runc, runsc, broken" EXTRA_SECTIONS=$BROKEN node_conf b
 node_start a
 node_start b
 wait_for 60 node_registered a || bail "node a did not register as aisp-node: $(node_log a | tail -5)"
@@ -242,7 +246,7 @@ wait_result acl-dup 60
 sleep 3
 is "a duplicate id: one result, the first" "$(rfield acl-dup .stdout)" "first"
 is "a duplicate id: one aisp:results event" "$(events acl-dup)" 1
-out=$("$AISP" submit --wait --wait-timeout 120 --json --id acl-poison --runtime runc --cpus 0.001 -c 'print(1)' 2>/dev/null | jq -r .status)
+out=$("$AISP" submit --wait --wait-timeout 120 --json --id acl-poison --runtime broken -c 'print(1)' 2>/dev/null | jq -r .status)
 is "a dead letter (sandbox errors until max_deliveries) as aisp-node" "$out" internal
 check "the dead letter is in aisp:dead" bash -c "redis-cli -p $REDIS_PORT ${NL_REDIS_AUTH[*]} XRANGE aisp:dead - + | grep -q acl-poison"
 # a release at shutdown (drain_s 5) and a takeover (SIGKILL), each finished by the other node
