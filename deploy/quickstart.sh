@@ -29,6 +29,7 @@ say "sandbox image"
 "$aisp" image build default
 
 work=$(mktemp -d /tmp/aisp-quickstart.XXXXXX)
+chmod 0711 "$work" # PostgreSQL (its own user) reaches its cluster below it; the files keep their modes
 pids=()
 pg_stop=()
 cleanup() {

@@ -165,6 +165,7 @@ may $G XADD aisp:tasks '*' task '{}'
 may $G GET aisp:result:t1
 may $G GET aisp:running:t1
 may $G XREAD COUNT 100 BLOCK 1000 STREAMS aisp:reply:gw:g1 0-0
+may $G HMGET aisp:key:sha256:k pubkey node.n
 may $G DEL aisp:reply:gw:g1
 may $G XADD aisp:gw:calls '*' call '{}'
 may $G XREADGROUP GROUP gw g1 COUNT 10 STREAMS aisp:gw:calls '>'
