@@ -245,11 +245,11 @@ curl -fsS -N -X POST "$gw/v1/exec" -H "Accept: application/x-ndjson" -H "Authori
 	jq -c '{event} + (if .event == "output" then {data} elif .event == "result" then {status} else {} end)'
 echo "-- the call log in PostgreSQL:"
 for _ in $(seq 50); do
-	n=$(runuser -u postgres -- "$PGB/psql" -h "$pgdir" -p "$pgport" -U aisp -d calls -Atc 'SELECT count(*) FROM calls' 2>/dev/null || echo 0)
+	n=$(runuser -u postgres -- "$PGB/psql" -h "$pgdir" -p "$pgport" -U aisp -d calls -Atc 'SELECT count(*) FROM secureexec_calls' 2>/dev/null || echo 0)
 	[ "${n:-0}" -ge 4 ] && break
 	sleep 0.2
 done
-echo "$n calls logged"
+echo "$n calls logged (table secureexec_calls, the seed's schema: aisp-gateway --print-schema)"
 
 say "the node"
 "$aisp" nodes
