@@ -284,11 +284,12 @@ static int set_passport(proto_auth *a, const char *path, const attest_key *k, er
 	_cleanup_yajl_val_ yajl_val v = NULL;
 	int r = read_file_at(AT_FDCWD, path, PROTO_PASSPORT_MAX * 2, &b, e);
 	if (r == 0 && (r = proto_json_parse((const char *)b.data, b.len, &v, e)) == 0) {
-		_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+		_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 		proto_json_gen_value(g, v);
 		buf_reset(&b);
-		proto_json_gen_take(g, &b);
-		r = attest_passport_parse((const char *)b.data, b.len, &p, e);
+		r = proto_json_gen_take(g, &b, e);
+		if (r == 0)
+			r = attest_passport_parse((const char *)b.data, b.len, &p, e);
 	}
 	if (r == 0 && strcmp(p.subject_id, attest_key_id(k)))
 		r = err_set(e, 0, "it is issued to %s, not to the signing key %s", p.subject_id,

@@ -69,10 +69,10 @@ void proto_value_from_tree(yajl_val v, proto_value *out)
 		out->text = xmemdup(v->u.string, out->len + 1);
 		return;
 	}
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	out->json = true;
 	out->text = buf_steal(&b, &out->len);
 }
@@ -93,7 +93,7 @@ const char *proto_value_input_text(const proto_value *v, size_t *len)
 }
 
 /* Emits the value as it sits in a document. */
-void proto_value_gen(yajl_gen g, const proto_value *v)
+void proto_value_gen(proto_gen *g, const proto_value *v)
 {
 	if (!v->json)
 		proto_json_gen_strn(g, v->text ? v->text : "", v->text ? v->len : 0);
@@ -103,10 +103,10 @@ void proto_value_gen(yajl_gen g, const proto_value *v)
 
 char *proto_value_json(const proto_value *v, size_t *len)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_value_gen(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	return buf_steal(&b, len);
 }
 
@@ -339,9 +339,9 @@ int proto_chain_parse(yajl_val root, proto_task *t, err **e)
 
 /* ---- steps: serialisation ---- */
 
-static void gen_step(yajl_gen g, const proto_step *s)
+static void gen_step(proto_gen *g, const proto_step *s)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "type", proto_step_type_name(s->type));
 	if (s->type == PROTO_STEP_LLM) {
 		proto_json_gen_kstr(g, "model", s->model);
@@ -360,16 +360,16 @@ static void gen_step(yajl_gen g, const proto_step *s)
 		proto_json_gen_strn(g, s->code, s->code_len);
 		proto_json_gen_kint(g, "timeout_ms", s->timeout_ms);
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-void proto_chain_gen(yajl_gen g, const proto_task *t)
+void proto_chain_gen(proto_gen *g, const proto_task *t)
 {
 	proto_json_gen_str(g, "steps");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < t->n_steps; i++)
 		gen_step(g, &t->steps[i]);
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	if (t->input && (t->input->json || t->input->len)) {
 		proto_json_gen_str(g, "input");
 		proto_value_gen(g, t->input);

@@ -325,10 +325,10 @@ static int parse_passport(yajl_val root, proto_auth *a, err **e)
 		return err_set(e, 0,
 		               "field \"passport\" needs \"signer\": a passport is presented "
 		               "by the task's signer");
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	if (b.len > PROTO_PASSPORT_MAX) {
 		size_t n = b.len;
 		buf_deinit(&b);
@@ -481,13 +481,13 @@ int proto_task_parse_entry(const char *json, size_t len, proto_task *t, proto_ta
 
 /* ---- serialisation ---- */
 
-static void gen_b64(yajl_gen g, const char *key, const uint8_t *p, size_t n)
+static void gen_b64(proto_gen *g, const char *key, const uint8_t *p, size_t n)
 {
 	_cleanup_free_ char *s = proto_b64_encode(p, n);
 	proto_json_gen_kstr(g, key, s);
 }
 
-static void gen_req(yajl_gen g, const proto_trust_req *r)
+static void gen_req(proto_gen *g, const proto_trust_req *r)
 {
 	if (r->level == PROTO_TRUST_NONE)
 		return;
@@ -495,17 +495,17 @@ static void gen_req(yajl_gen g, const proto_trust_req *r)
 	if (!r->min_assurance && !r->n_providers && !r->n_claims)
 		return;
 	proto_json_gen_str(g, "trust_requirements");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	if (r->min_assurance)
 		proto_json_gen_kstr(g, "min_assurance", proto_assurance_name(r->min_assurance));
 	if (r->n_providers)
 		proto_json_gen_kstrs(g, "accepted_providers", (const char *const *)r->providers);
 	if (r->n_claims)
 		proto_json_gen_kstrs(g, "required_claims", (const char *const *)r->claims);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-void proto_task_ext_gen(yajl_gen g, const proto_task *t)
+void proto_task_ext_gen(proto_gen *g, const proto_task *t)
 {
 	const proto_sealed *sl = t->sealed;
 	if (sl) {
@@ -588,13 +588,13 @@ void proto_task_ext_deinit(proto_task *t)
 
 void proto_revocation_to_json(const char *reason, int64_t revoked_at_ms, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "reason");
 	proto_json_gen_text(g, reason ? reason : "", reason ? strlen(reason) : 0);
 	proto_json_gen_kint(g, "revoked_at_ms", revoked_at_ms);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 int proto_revocation_parse(const char *json, size_t len, char **reason, int64_t *revoked_at_ms,

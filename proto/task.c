@@ -172,10 +172,10 @@ static int parse_args(yajl_val root, proto_task *t, err **e)
 	} else if (YAJL_IS_NULL(v)) {
 		return 0; /* null and absent are the same call */
 	}
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	if (b.len > PROTO_ARGS_MAX) {
 		size_t n = b.len;
 		buf_deinit(&b);
@@ -490,7 +490,7 @@ int proto_task_parse_tree(yajl_val root, int rc, proto_task *t, proto_task_head 
 
 /* ---- serialisation ---- */
 
-static void gen_limits(yajl_gen g, const proto_limits *l)
+static void gen_limits(proto_gen *g, const proto_limits *l)
 {
 	bool any = false;
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
@@ -498,7 +498,7 @@ static void gen_limits(yajl_gen g, const proto_limits *l)
 	if (!any)
 		return;
 	proto_json_gen_str(g, "limits");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
 		const proto_limit_field *f = &proto_limit_fields[i];
 		int64_t v = proto_limit_get(l, f);
@@ -513,10 +513,10 @@ static void gen_limits(yajl_gen g, const proto_limits *l)
 			proto_json_gen_int(g, (v + f->unit - 1) / f->unit);
 		}
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_args(yajl_gen g, const proto_task *t)
+static void gen_args(proto_gen *g, const proto_task *t)
 {
 	if (t->args_json) {
 		proto_json_gen_str(g, "args");
@@ -524,14 +524,14 @@ static void gen_args(yajl_gen g, const proto_task *t)
 			proto_json_gen_null(g);
 	} else if (t->argc > 0) {
 		proto_json_gen_str(g, "args");
-		yajl_gen_array_open(g);
+		proto_json_gen_open(g, false);
 		for (size_t i = 0; i < t->argc; i++)
 			proto_json_gen_str(g, t->argv[i]);
-		yajl_gen_array_close(g);
+		proto_json_gen_close(g, false);
 	}
 }
 
-static void gen_stdin(yajl_gen g, const proto_task *t)
+static void gen_stdin(proto_gen *g, const proto_task *t)
 {
 	if (t->stdin_len == 0)
 		return;
@@ -545,31 +545,31 @@ static void gen_stdin(yajl_gen g, const proto_task *t)
 	}
 }
 
-static void gen_env(yajl_gen g, const proto_task *t)
+static void gen_env(proto_gen *g, const proto_task *t)
 {
 	if (t->n_env == 0)
 		return;
 	proto_json_gen_str(g, "env");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; i < t->n_env; i++)
 		proto_json_gen_kstr(g, t->env[i].name, t->env[i].value);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_files_array(yajl_gen g, const proto_task *t)
+static void gen_files_array(proto_gen *g, const proto_task *t)
 {
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < t->n_files; i++) {
 		_cleanup_free_ char *b = proto_b64_encode(t->files[i].data, t->files[i].len);
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		proto_json_gen_kstr(g, "path", t->files[i].path);
 		proto_json_gen_kstr(g, "content_b64", b);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 }
 
-static void gen_files(yajl_gen g, const proto_task *t)
+static void gen_files(proto_gen *g, const proto_task *t)
 {
 	if (t->n_files == 0)
 		return;
@@ -579,12 +579,12 @@ static void gen_files(yajl_gen g, const proto_task *t)
 
 void proto_task_files_json(const proto_task *t, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	gen_files_array(g, t);
-	proto_json_gen_take(g, out);
+	proto_json_gen_take_valid(g, out);
 }
 
-static void gen_program(yajl_gen g, const proto_task *t)
+static void gen_program(proto_gen *g, const proto_task *t)
 {
 	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
 	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
@@ -604,8 +604,8 @@ static void gen_program(yajl_gen g, const proto_task *t)
 
 void proto_task_to_json(const proto_task *t, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "v", 1);
 	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
 	if (t->n_steps)
@@ -625,8 +625,8 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	if (t->live_output)
 		proto_json_gen_kbool(g, "live_output", true);
 	proto_task_ext_gen(g, t);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 /* ---- sealed parts (proto/PROTOCOL.md, "Sealed and signed tasks") ---- */
