@@ -905,6 +905,7 @@ static void test_json(void **state)
 	assert_int_equal(proto_json_gen_take(g, &out, &e), -1);
 	assert_non_null(strstr(err_msg(e), "not finite"));
 	err_free(e);
+	e = NULL;
 	buf_deinit(&out);
 
 	static const struct {
