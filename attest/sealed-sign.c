@@ -39,10 +39,12 @@ static void gen_subjects(proto_gen *j, const attest_claim *c)
 static void gen_task(proto_gen *j, const proto_task *t)
 {
 	const proto_sealed *sl = t->sealed;
-	bool sealed_code = proto_task_part_sealed(t, PROTO_SEALED_CODE);
+	bool chain = proto_task_is_chain(t);
+	proto_sealed_part code = chain ? PROTO_SEALED_STEPS : PROTO_SEALED_CODE;
+	bool sealed_code = proto_task_part_sealed(t, code);
 	char d[ATTEST_DIGEST_LEN] = "";
-	if (!sealed_code)
-		attest_sha256_str(t->code ? t->code : "", t->code_len, d);
+	if (!sealed_code) /* a chain's code is its steps */
+		attest_part_digest(t, (attest_commit)code, d);
 	proto_json_gen_kstr(j, "exec_mode", sealed_code ? "sealed" : "source");
 	proto_json_gen_kstr(j, "code_digest",
 	                    d); /* source mode: the code is public, and so is its digest */

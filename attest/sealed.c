@@ -16,10 +16,17 @@
 #include "proto/json.h"
 
 static const char *const commit_names[ATTEST_COMMIT__COUNT] = {
-    "code", "stdin", "args", "files", "input", "output", "exit", "execution",
+    "code",        "stdin", "args",   "files", "steps",
+    "chain_input", "input", "output", "exit",  "execution",
 };
+/* A sealed part's commitment has the part's index. */
+_Static_assert((int)ATTEST_COMMIT_STEPS == (int)PROTO_SEALED_STEPS &&
+                   (int)ATTEST_COMMIT_CHAIN_INPUT == (int)PROTO_SEALED_INPUT &&
+                   (int)ATTEST_COMMIT_INPUT == (int)PROTO_SEALED__COUNT,
+               "the part commitments come first, in the parts' order");
 /* What a sealed part holds, for messages. */
-static const char *const part_what[PROTO_SEALED__COUNT] = {"code", "stdin", "args", "files"};
+static const char *const part_what[PROTO_SEALED__COUNT] = {"code",  "stdin", "args",
+                                                           "files", "steps", "input"};
 
 const char *attest_commit_name(attest_commit c)
 {
@@ -118,6 +125,17 @@ void attest_part_digest(const proto_task *t, attest_commit c, char out[ATTEST_DI
 	case ATTEST_COMMIT_ARGS:
 		attest_sha256_str(args, strlen(args), out);
 		break;
+	case ATTEST_COMMIT_STEPS:
+	case ATTEST_COMMIT_CHAIN_INPUT: {
+		size_t n = 0;
+		char *text = c == ATTEST_COMMIT_STEPS ? proto_chain_steps_json(t, &n)
+		             : t->input               ? proto_value_json(t->input, &n)
+		                                      : xstrdup("");
+		attest_sha256_str(text, n, out);
+		OPENSSL_cleanse(text, n);
+		free(text);
+		break;
+	}
 	default:
 		attest_files_digest(t, out);
 		break;

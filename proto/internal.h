@@ -40,6 +40,10 @@ void proto_task_ext_deinit(proto_task *t);
 /* Chains (chain.c): the "steps" and "input" fields of a task (root has "steps"), their
  * serialisation, a value as it sits in a document, and freeing steps. */
 int proto_chain_parse(yajl_val root, proto_task *t, err **e);
+/* The decrypted "steps_age" / "input_age" of a chain, as {"steps": ...} / {"input": ...}. */
+int proto_chain_open_steps(yajl_val root, proto_task *t, err **e);
+int proto_chain_open_input(yajl_val root, proto_task *t, err **e);
+void proto_chain_steps_gen(proto_gen *g, const proto_task *t);
 void proto_chain_gen(proto_gen *g, const proto_task *t);
 void proto_value_gen(proto_gen *g, const proto_value *v);
 /* A value from a parsed tree: a string, or a JSON value's compact text. */

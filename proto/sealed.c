@@ -15,20 +15,22 @@
 #include "proto/internal.h"
 #include "proto/json.h"
 
-static const char *const part_names[PROTO_SEALED__COUNT] = {"code_age", "stdin_age", "args_age",
-                                                            "files_age"};
+static const char *const part_names[PROTO_SEALED__COUNT] = {"code_age",  "stdin_age", "args_age",
+                                                            "files_age", "steps_age", "input_age"};
 /* The clear fields each sealed part stands for (mutually exclusive with it). */
 static const char *const part_clear[PROTO_SEALED__COUNT][2] = {
-    {"code", NULL}, {"stdin", "stdin_b64"}, {"args", NULL}, {"files", NULL}};
-static const size_t part_plain_max[PROTO_SEALED__COUNT] = {PROTO_CODE_MAX, PROTO_STDIN_MAX,
-                                                           PROTO_ARGS_MAX, PROTO_SEALED_FILES_MAX};
+    {"code", NULL},  {"stdin", "stdin_b64"}, {"args", NULL},
+    {"files", NULL}, {"steps", NULL},        {"input", NULL}};
+static const size_t part_plain_max[PROTO_SEALED__COUNT] = {
+    PROTO_CODE_MAX,         PROTO_STDIN_MAX,        PROTO_ARGS_MAX,
+    PROTO_SEALED_FILES_MAX, PROTO_SEALED_STEPS_MAX, PROTO_CHAIN_INPUT_MAX};
 static const char *const level_names[PROTO_TRUST__COUNT] = {"none", "L0", "L1", "L2"};
 static const char *const assurance_names[PROTO_ASSURANCE__COUNT] = {"none", "low", "substantial",
                                                                     "high"};
 static const char *const req_fields[] = {"min_assurance", "accepted_providers", "required_claims"};
 static const char *const ext_fields[] = {
-    "exec_mode", "reply_to", "code_age", "stdin_age",   "args_age",
-    "files_age", "signer",   "passport", "trust_level", "trust_requirements"};
+    "exec_mode", "reply_to",  "code_age", "stdin_age", "args_age",    "files_age",
+    "steps_age", "input_age", "signer",   "passport",  "trust_level", "trust_requirements"};
 static const char *const envelope_fields[] = {"payloadType", "payload", "signatures"};
 static const char *const sig_fields[] = {"keyid", "sig"};
 
@@ -291,13 +293,17 @@ static int parse_sealing(yajl_val root, proto_task *t, err **e)
 		return err_set(e, 0,
 		               "field \"reply_to\" must be an age X25519 recipient (\"age1\" "
 		               "and 58 lower-case bech32 characters)");
-	bool code_sealed = proto_task_part_sealed(t, PROTO_SEALED_CODE);
+	/* A chain's code is its steps. */
+	bool code_sealed = proto_task_part_sealed(t, PROTO_SEALED_CODE) ||
+	                   proto_task_part_sealed(t, PROTO_SEALED_STEPS);
 	if (mode && !strcmp(mode, "sealed") && !code_sealed)
-		return err_set(e, 0, "exec_mode sealed needs the code as \"code_age\"");
+		return err_set(e, 0,
+		               "exec_mode sealed needs the code as \"code_age\" (a chain's steps "
+		               "as \"steps_age\")");
 	if (mode && !strcmp(mode, "source") && code_sealed)
 		return err_set(e, 0,
-		               "exec_mode source needs the code in the clear (\"code\"), not "
-		               "\"code_age\"");
+		               "exec_mode source needs the code in the clear (\"code\", a chain's "
+		               "\"steps\"), not \"code_age\" or \"steps_age\"");
 	if (t->sealed && !reply) {
 		for (int p = 0; p < PROTO_SEALED__COUNT; p++)
 			if (t->sealed->age[p])
@@ -559,6 +565,15 @@ static void wipe_plaintext(proto_task *t)
 		if (t->files[i].data)
 			OPENSSL_cleanse(t->files[i].data, t->files[i].len);
 	}
+	for (size_t i = 0; sl->age[PROTO_SEALED_STEPS] && i < t->n_steps; i++) {
+		const proto_step *st = &t->steps[i];
+		const char *s[] = {st->model, st->system_prompt, st->code};
+		for (size_t k = 0; k < ARRAY_SIZE(s); k++)
+			if (s[k])
+				OPENSSL_cleanse((void *)s[k], strlen(s[k]));
+	}
+	if (sl->age[PROTO_SEALED_INPUT] && t->input && t->input->text)
+		OPENSSL_cleanse(t->input->text, t->input->len);
 }
 
 void proto_task_ext_deinit(proto_task *t)

@@ -368,10 +368,11 @@ static int parse_id(yajl_val root, proto_task *t, err **e)
 static int parse_code(yajl_val root, proto_task *t, err **e)
 {
 	const char *lang, *mode, *code;
-	if (proto_json_get(root, "input"))
+	if (proto_json_get(root, "input") || proto_json_get(root, "input_age"))
 		return err_set(e, 0,
-		               "field \"input\" belongs to a chain task (with \"steps\"); a plain "
-		               "task reads \"stdin\"");
+		               "field \"%s\" belongs to a chain task (with \"steps\"); a plain "
+		               "task reads \"stdin\"",
+		               proto_json_get(root, "input") ? "input" : "input_age");
 	if (get_string(root, "lang", "lang", true, &lang, e) < 0)
 		return -1;
 	if (proto_lang_parse(lang, &t->lang) < 0)
@@ -415,15 +416,10 @@ static int task_from_tree(yajl_val root, proto_task *t, err **e)
 	if (check_unknown(root, task_fields, ARRAY_SIZE(task_fields), "", e) < 0 ||
 	    parse_id(root, t, e) < 0)
 		return -1;
-	bool chain = proto_json_get(root, "steps") != NULL;
+	bool chain = proto_json_get(root, "steps") || proto_json_get(root, "steps_age");
 	if ((chain ? proto_chain_parse(root, t, e) : parse_program(root, t, e)) < 0 ||
 	    parse_names(root, t, e) < 0 || proto_task_ext_parse(root, t, e) < 0)
 		return -1;
-	if (chain && t->sealed) /* sealed execution runs one program, not a chain's steps */
-		return err_set(
-		    e, 0,
-		    "a chain task (with \"steps\") cannot be sealed: code_age, stdin_age, "
-		    "args_age, files_age, reply_to and exec_mode are for plain tasks");
 	yajl_val limits = proto_json_get(root, "limits");
 	if (limits && parse_limits(limits, &t->limits, e) < 0)
 		return -1;
@@ -608,7 +604,7 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "v", 1);
 	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
-	if (t->n_steps)
+	if (proto_task_is_chain(t))
 		proto_chain_gen(g, t);
 	else
 		gen_program(g, t);
@@ -676,6 +672,10 @@ int proto_task_open_part(proto_task *t, proto_sealed_part p, const uint8_t *plai
 		return open_json(t, "args", plain, n, parse_args, e);
 	case PROTO_SEALED_FILES:
 		return open_json(t, "files", plain, n, parse_files, e);
+	case PROTO_SEALED_STEPS:
+		return open_json(t, "steps", plain, n, proto_chain_open_steps, e);
+	case PROTO_SEALED_INPUT:
+		return open_json(t, "input", plain, n, proto_chain_open_input, e);
 	default:
 		return err_set(e, 0, "no such sealed part");
 	}
