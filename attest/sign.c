@@ -98,17 +98,22 @@ int jg_take(jg *j, char **out, size_t *len, err **e)
 	return 0;
 }
 
-static void subject(jg *j, const char *name, const void *p, size_t n)
+static void subject_hex(jg *j, const char *name, const char *hex)
 {
-	char d[ATTEST_DIGEST_LEN];
-	attest_sha256_str(p, n, d);
 	jg_open(j, true);
 	jg_kstr(j, "name", name);
 	jg_str(j, "digest");
 	jg_open(j, true);
-	jg_kstr(j, "sha256", d + 7);
+	jg_kstr(j, "sha256", hex);
 	jg_close(j, true);
 	jg_close(j, true);
+}
+
+static void subject(jg *j, const char *name, const void *p, size_t n)
+{
+	char d[ATTEST_DIGEST_LEN];
+	attest_sha256_str(p, n, d);
+	subject_hex(j, name, d + 7);
 }
 
 static int cmp_file_ptr(const void *a, const void *b)
@@ -133,6 +138,11 @@ void attest_subjects(jg *j, const proto_output *o)
 	_cleanup_free_ char *rv = attest_return_text(o->return_value);
 	if (rv)
 		subject(j, "return_value", rv, strlen(rv));
+	/* output blobs: named by their id, which is their digest */
+	for (size_t i = 0; i < o->n_out_blobs; i++) {
+		_cleanup_free_ char *name = xasprintf("blob/%s", o->out_blobs[i].id);
+		subject_hex(j, name, o->out_blobs[i].id + 7);
+	}
 	jg_close(j, false);
 }
 
@@ -197,6 +207,33 @@ static int compute_parts(const attest_claim *c, attest_digests *p, err **e)
 	                              c->n_env, p, e);
 }
 
+/* The skills (name and digest), input blob ids and secret names of a task that used them
+ * (never a secret's value); the input digest covers them too. */
+static void gen_skills(jg *j, const proto_task *t)
+{
+	if (!t || (!t->n_skill_refs && !t->n_blobs))
+		return;
+	jg_str(j, "skills");
+	jg_open(j, false);
+	for (size_t i = 0; i < t->n_skill_refs; i++) {
+		jg_open(j, true);
+		jg_kstr(j, "name", t->skill_refs[i].name);
+		jg_kstr(j, "digest", t->skill_refs[i].digest);
+		jg_close(j, true);
+	}
+	jg_close(j, false);
+	jg_str(j, "blobs");
+	jg_open(j, false);
+	for (size_t i = 0; i < t->n_blobs; i++)
+		jg_str(j, t->blobs[i]);
+	jg_close(j, false);
+	jg_str(j, "secrets");
+	jg_open(j, false);
+	for (size_t i = 0; i < t->n_secret_names; i++)
+		jg_str(j, t->secret_names[i]);
+	jg_close(j, false);
+}
+
 static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p, const char *kid)
 {
 	const proto_result *r = c->result;
@@ -222,6 +259,7 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_kstr(j, "output_digest", p->output);
 	jg_close(j, true);
 	attest_gen_chain(j, c->task, o->chain);
+	gen_skills(j, c->task);
 	jg_kstr(j, "execution_digest", p->execution);
 	jg_str(j, "nondeterministic");
 	/* a chain with an llm step is nondeterministic by nature (attest/CHAINS.md) */

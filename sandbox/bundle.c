@@ -94,6 +94,8 @@ static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 	const char *sys_o[] = {"nosuid", "noexec", "nodev", "ro", NULL};
 	const char *tmp_o[] = {"nosuid", "nodev", "mode=1777", ws, NULL};
 	const char *agent_o[] = {"rbind", "ro", "nosuid", "nodev", NULL};
+	const char *skills_o[] = {"nosuid", "nodev", "mode=755", "size=65536k", NULL};
+	const char *blobs_o[] = {"nosuid", "nodev", "noexec", "mode=755", "size=33792k", NULL};
 	s(g, "mounts");
 	yajl_gen_array_open(g);
 	mount(g, "/proc", "proc", "proc", proc_o);
@@ -103,6 +105,9 @@ static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 	mount(g, "/workspace", "tmpfs", "tmpfs", tmp_o);
 	mount(g, "/tmp", "tmpfs", "tmpfs", tmp_o);
 	mount(g, "/.aisp", "bind", b->agent_dir, agent_o);
+	/* a task's skills and input blobs, written by the agent as root (agent-skills.c) */
+	mount(g, "/.aisp/skills", "tmpfs", "tmpfs", skills_o);
+	mount(g, "/.aisp/blobs", "tmpfs", "tmpfs", blobs_o);
 	yajl_gen_array_close(g);
 }
 

@@ -30,6 +30,10 @@ static bool type_known(uint8_t t)
 	case FRAME_EXIT:
 	case FRAME_STEP:
 	case FRAME_STEP_RESULT:
+	case FRAME_SKILL_FILE:
+	case FRAME_BLOB_IN:
+	case FRAME_OUT_BLOB:
+	case FRAME_LOGS:
 		return true;
 	default:
 		return false;
@@ -133,6 +137,11 @@ void sandbox_frame_put_header(sandbox_frame_buf *b, uint8_t type, uint32_t len)
 	h[0] = type;
 	put_u32(h + 1, len);
 	buf_add(b, h, sizeof(h));
+}
+
+void sandbox_frame_put_bytes(sandbox_frame_buf *b, const void *p, size_t n)
+{
+	buf_add(b, p, n);
 }
 
 void sandbox_frame_put(sandbox_frame_buf *b, uint8_t type, const void *payload, size_t len)
