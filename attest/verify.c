@@ -165,6 +165,12 @@ static size_t expected_subjects(const proto_output *o, struct subj *s, char **na
 		s[n].name = "return_value";
 		attest_sha256_str(*rv, strlen(*rv), s[n++].digest);
 	}
+	/* output blobs: named blob/<id>, their digest is their id */
+	for (size_t i = 0; i < o->n_out_blobs; i++) {
+		names[o->n_files + i] = xasprintf("blob/%s", o->out_blobs[i].id);
+		s[n].name = names[o->n_files + i];
+		memcpy(s[n++].digest, o->out_blobs[i].id, PROTO_BLOB_ID_LEN + 1);
+	}
 	return n;
 }
 
@@ -198,8 +204,8 @@ static void check_subjects(vctx *c)
 	yajl_val arr = jget(c->st, "subject", NULL, NULL);
 	if (!YAJL_IS_ARRAY(arr))
 		return report(c, "subjects", "statement has no subject list");
-	struct subj *s = xcalloc(o->n_files + 3, sizeof(*s));
-	char **names = xcalloc(o->n_files + 1, sizeof(*names));
+	struct subj *s = xcalloc(o->n_files + o->n_out_blobs + 3, sizeof(*s));
+	char **names = xcalloc(o->n_files + o->n_out_blobs + 1, sizeof(*names));
 	_cleanup_free_ char *rv = NULL;
 	size_t n = expected_subjects(o, s, names, &rv);
 	buf why = BUF_INIT;
@@ -209,7 +215,7 @@ static void check_subjects(vctx *c)
 	else
 		report(c, "subjects", NULL);
 	buf_deinit(&why);
-	for (size_t i = 0; i < o->n_files; i++)
+	for (size_t i = 0; i < o->n_files + o->n_out_blobs; i++)
 		free(names[i]);
 	free(names);
 	free(s);
