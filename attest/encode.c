@@ -108,7 +108,8 @@ void attest_input_encoding(const proto_task *t, buf *out)
 		return;
 	}
 	field_str(out, "type", "aisp-input-v1");
-	field_str(out, "lang", proto_lang_name(t->lang));
+	/* A skill task's lang is its skill's, which the skill's digest covers. */
+	field_str(out, "lang", t->skill ? "" : proto_lang_name(t->lang));
 	field_str(out, "mode", proto_mode_name(t->mode));
 	/* A skill task's code is the node's loader of the skill's entrypoint: the skill's
 	 * digest (below) covers what it runs. */

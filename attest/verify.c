@@ -293,6 +293,34 @@ static void check_limits(vctx *c)
 	report(c, "limits", NULL);
 }
 
+/* The input digest of t with what the node resolved for it (proto/PROTOCOL.md, "Skills"): the
+ * skills' digests and the secrets' names, as the statement records them; the task names its
+ * skills only by name or digest. A statement that names other skills than the task fails. */
+static void with_skills_digest(vctx *c, const proto_task *t, char d[ATTEST_DIGEST_LEN])
+{
+	yajl_val sk = jget(c->pred, "skills", NULL, NULL),
+	         se = jget(c->pred, "secrets", NULL, NULL);
+	proto_task copy = *t;
+	size_t ns = YAJL_IS_ARRAY(sk) ? sk->u.array.len : 0,
+	       nn = YAJL_IS_ARRAY(se) ? se->u.array.len : 0;
+	_cleanup_free_ proto_skill_ref *refs = xcalloc(ns + 1, sizeof(*refs));
+	_cleanup_free_ char **names = xcalloc(nn + 1, sizeof(*names));
+	for (size_t i = 0; i < ns; i++)
+		refs[i] = (proto_skill_ref){
+		    (char *)nz(jstr(sk->u.array.values[i], "name", NULL, NULL)),
+		    (char *)nz(jstr(sk->u.array.values[i], "digest", NULL, NULL))};
+	for (size_t i = 0; i < nn; i++)
+		names[i] = (char *)nz(
+		    YAJL_IS_STRING(se->u.array.values[i]) ? se->u.array.values[i]->u.string : NULL);
+	if (t->skill || t->n_mount_skills || t->n_blobs) {
+		copy.skill_refs = refs;
+		copy.n_skill_refs = ns;
+		copy.secret_names = names;
+		copy.n_secret_names = nn;
+	}
+	attest_input_digest(&copy, d);
+}
+
 static void check_input(vctx *c, const proto_task *t)
 {
 	if (!t) {
@@ -308,7 +336,7 @@ static void check_input(vctx *c, const proto_task *t)
 	    (t->nondeterministic || proto_task_has_step(t, PROTO_STEP_LLM)))
 		return report(c, "input_digest", "nondeterministic flag differs from the task");
 	char d[ATTEST_DIGEST_LEN];
-	attest_input_digest(t, d);
+	with_skills_digest(c, t, d);
 	check_digest(c, "input_digest", "input digest", jstr(c->pred, "input_digest", NULL, NULL),
 	             d);
 }

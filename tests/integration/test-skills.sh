@@ -71,6 +71,13 @@ for rt in runc runsc; do
 		"$(jq -r '.records[0].Email + " " + (.rejected | length | tostring)' "$TEST_TMP/$id.batch.json")" \
 		"ada@example.com 1"
 	check "$rt: aisp verify passes" "$AISP" verify "$TEST_TMP/$id.json" --redis "$AISP_REDIS"
+	jq -nc --arg id "$id" --arg rt "$rt" --arg b "$BLOB" \
+		'{id:$id, runtime:$rt, skill:"salesforce", blobs:[$b], args:{input_blob:$b}}' >"$TEST_TMP/$id.task.json"
+	check "$rt: aisp verify --task checks the input digest (skills, blobs, secret names)" \
+		"$AISP" verify "$TEST_TMP/$id.json" --task "$TEST_TMP/$id.task.json" --redis "$AISP_REDIS"
+	jq -c '.blobs = ["sha256:'"$(printf '%064d' 3)"'"]' "$TEST_TMP/$id.task.json" >"$TEST_TMP/$id.task2.json"
+	expect "$rt: another input blob fails the input digest" 1 "FAIL input_digest" \
+		"$AISP" verify "$TEST_TMP/$id.json" --task "$TEST_TMP/$id.task2.json" --redis "$AISP_REDIS"
 	is "$rt: the statement names the skill by digest" "$(predicate "$id" | jq -r '.skills[0] | .name + " " + .digest')" \
 		"salesforce $SF_DIGEST"
 	is "$rt: and the input blob" "$(predicate "$id" | jq -r '.blobs | join(" ")')" "$BLOB"
@@ -129,6 +136,20 @@ print(blobs.read_text("'$BLOB'").splitlines()[0])'
 	is "$rt: a warm sandbox shows no skill and no blob its task did not ask for" "$(rfield "$id" .stdout)" "[] []"
 	is "$rt: a plain task's result has no runtime fields" "$(rfield "$id" 'has("logs_preview")')" false
 
+	# ---- logs: caps and the preview's UTF-8 boundary
+	id=logs-$rt
+	code='from runtime import log
+for i in range(300):
+    log.info("entry %d" % i)
+print("\u20ac" * 1000)'
+	check "$rt: a run that logs past the cap" submit "$id" \
+		"$(jq -nc --arg rt "$rt" --arg code "$code" '{runtime:$rt, lang:"python", code:$code, blobs:[]}')"
+	is "$rt: logs: 255 entries and the limit entry" "$(rfield "$id" '[(.logs | length), .logs[-1].dropped] | join(" ")')" "256 true"
+	# 682 three-byte characters (2046 bytes) fit in 2048, and jq adds a newline
+	is "$rt: logs_preview: 2048 bytes at most, cut between characters" \
+		"$(rfield "$id" '.logs_preview' | LC_ALL=C wc -c)" 2047
+	check "$rt: logs_preview is valid UTF-8" sh -c "redis-cli -p $REDIS_PORT GET aisp:result:$id | jq -r .logs_preview | iconv -f UTF-8 -t UTF-8 >/dev/null"
+
 	# ---- JavaScript
 	id=js-skill-$rt
 	check "$rt: a JavaScript skill runs" submit "$id" "{\"runtime\":\"$rt\",\"skill\":\"greeter\",\"args\":{\"who\":\"ada\"}}"
@@ -140,6 +161,22 @@ print(blobs.read_text("'$BLOB'").splitlines()[0])'
 		"{\"runtime\":\"$rt\",\"lang\":\"javascript\",\"mount_skills\":[\"greeter\"],\"code\":\"const g = require('skills/greeter/lib/greet'); console.log(g.greet({who: 'bob'}).greeting);\"}"
 	is "$rt: js: require('skills/greeter/lib/greet')" "$(rfield "$id" .stdout)" "hello bob"
 done
+
+# ---- the operator lets run_code mounting salesforce receive its declared secrets
+node_stop a
+POOL= EXTRA_SECTIONS="[skills]
+store = $SK
+[secrets]
+dir = $SEC
+run_code_skills = salesforce" node_conf a
+node_start a
+wait_for 60 node_registered a || bail "node a did not restart"
+check "run_code_skills: a run_code task mounting salesforce" submit rc-allowed \
+	'{"lang":"python","mount_skills":["salesforce"],"code":"import os; print(len(os.environ[\"SALESFORCE_API_KEY\"]), os.environ.get(\"LEAKY_TOKEN\"))"}'
+is "run_code_skills: it receives salesforce's secrets (and no other)" "$(rfield rc-allowed .stdout)" "${#API_KEY} None"
+check "run_code_skills: leaky is not allowed" submit rc-denied \
+	'{"lang":"python","mount_skills":["leaky"],"code":"import os; print(os.environ.get(\"LEAKY_TOKEN\"))"}'
+is "run_code_skills: a mounted skill not listed gives none" "$(rfield rc-denied .stdout)" "None"
 
 # ---- bad input: each a precise rejection, nothing stored
 rejected() { # NAME ID FIELDS PATTERN
