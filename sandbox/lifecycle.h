@@ -21,6 +21,7 @@
 #include "proto/proto.h"
 #include "sandbox/agent/frame.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/runtime-out.h"
 #include "sandbox/sandbox.h"
 
 struct event;
@@ -33,8 +34,6 @@ typedef struct sandbox_embedded_file {
 } sandbox_embedded_file;
 /* The runtime module's files, installed at <agent dir>/runtime/ (NULL name last). */
 extern const sandbox_embedded_file sandbox_runtime_files[];
-/* io.c: a LOGS frame into o's logs (also for aisp run). */
-void sandbox_take_logs(proto_output *o, const uint8_t *p, size_t n);
 
 #define SANDBOX_AGENT_NAME "aisp-agent"
 /* Under runc, container ids 0..65535 map to host ids SANDBOX_USERNS_BASE.. (the sandbox user

@@ -74,40 +74,39 @@ int agent_put_skill_file(const uint8_t *p, size_t n, char *msg, size_t msz)
 {
 	if (open_tree(&skills_fd, AGENT_SKILLS_DIR, msg, msz) < 0)
 		return -1;
-	const uint8_t *nul = n > 1 ? memchr(p + 1, 0, n - 1) : NULL;
-	if (!nul || (p[0] != 'd' && p[0] != 'f' && p[0] != 'x'))
+	sandbox_frame_skill_file f;
+	if (sandbox_frame_parse_skill_file(p, n, &f) < 0)
 		return snprintf(msg, msz, "malformed SKILL_FILE frame"), -1;
-	const char *path = (const char *)p + 1;
-	size_t plen = (size_t)(nul - p - 1), dlen = n - plen - 2;
-	const uint8_t *first_slash = memchr(path, '/', plen);
-	size_t name_len = first_slash ? (size_t)(first_slash - (const uint8_t *)path) : plen;
-	if (!agent_path_valid(path, plen) || !skill_name_ok((const uint8_t *)path, name_len) ||
-	    (!first_slash && p[0] != 'd'))
+	const char *slash = memchr(f.path, '/', f.path_len);
+	size_t name_len = slash ? (size_t)(slash - f.path) : f.path_len;
+	if (!agent_path_valid(f.path, f.path_len) ||
+	    !skill_name_ok((const uint8_t *)f.path, name_len) || (!slash && f.kind != 'd'))
 		return snprintf(msg, msz, "SKILL_FILE: not a path of a skill"), -1;
 	skill_entries++;
-	skill_bytes += dlen;
+	skill_bytes += f.len;
 	if (skill_entries > AGENT_SKILL_ENTRIES_MAX || skill_bytes > AGENT_SKILL_BYTES_MAX)
 		return snprintf(msg, msz, "SKILL_FILE: over the caps of the skills tree"), -1;
-	return make_entry(p[0], path, plen, nul + 1, dlen, msg, msz);
+	return make_entry(f.kind, f.path, f.path_len, f.data, f.len, msg, msz);
 }
 
 int agent_put_blob(const uint8_t *p, size_t n, char *msg, size_t msz)
 {
 	if (open_tree(&blobs_fd, AGENT_BLOBS_DIR, msg, msz) < 0)
 		return -1;
-	if (n < 64 || strspn((const char *)p, "0123456789abcdef") < 64)
+	const uint8_t *data;
+	size_t len;
+	if (sandbox_frame_parse_blob_in(p, n, &data, &len) < 0)
 		return snprintf(msg, msz, "malformed BLOB_IN frame"), -1;
 	blob_count++;
-	blob_bytes += n - 64;
-	if (blob_count > AGENT_BLOBS_MAX || blob_bytes > AGENT_BLOBS_TOTAL ||
-	    n - 64 > AGENT_BLOB_MAX)
+	blob_bytes += len;
+	if (blob_count > AGENT_BLOBS_MAX || blob_bytes > AGENT_BLOBS_TOTAL || len > AGENT_BLOB_MAX)
 		return snprintf(msg, msz, "BLOB_IN: over the caps of input blobs"), -1;
 	char name[65];
 	memcpy(name, p, 64);
 	name[64] = '\0';
 	_cleanup_close_ int fd =
 	    openat(blobs_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
-	if (fd < 0 || write_all(fd, p + 64, n - 64) < 0 || fchmod(fd, 0444) < 0)
+	if (fd < 0 || write_all(fd, data, len) < 0 || fchmod(fd, 0444) < 0)
 		return snprintf(msg, msz, "input blob %s: %s", name, strerror(errno)), -1;
 	return 0;
 }

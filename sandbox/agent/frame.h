@@ -144,3 +144,18 @@ int sandbox_frame_next_field(const uint8_t *payload, size_t len, size_t *off, ui
                              const uint8_t **p, size_t *n);
 uint64_t sandbox_frame_get_u64(const uint8_t *p, size_t n); /* 0 when n != 8 */
 int sandbox_frame_parse_exit(const uint8_t *payload, size_t len, sandbox_frame_exit *out);
+
+/* A SKILL_FILE payload: kind, path (1..n bytes, no NUL; its validity is the agent's to check),
+ * contents (none for a directory). Pointers borrowed from the payload. */
+typedef struct sandbox_frame_skill_file {
+	uint8_t kind; /* 'd', 'f' or 'x' */
+	const char *path;
+	size_t path_len;
+	const uint8_t *data;
+	size_t len;
+} sandbox_frame_skill_file;
+/* Returns 0, or -1 when the payload is not of that form. */
+int sandbox_frame_parse_skill_file(const uint8_t *p, size_t n, sandbox_frame_skill_file *out);
+/* A BLOB_IN payload: 64 lower-case hex digits, then the bytes. Returns 0 (data, len set) or
+ * -1. */
+int sandbox_frame_parse_blob_in(const uint8_t *p, size_t n, const uint8_t **data, size_t *len);
