@@ -245,18 +245,19 @@ static int parse_out_blobs(yajl_val root, proto_output *o, err **e)
 int proto_output_skill_parse(yajl_val root, proto_output *o, err **e)
 {
 	yajl_val pv = proto_json_get(root, "logs_preview");
-	if (!pv)
-		return 0;
-	o->runtime_fields = true;
 	yajl_val lt = proto_json_get(root, "logs_truncated");
 	yajl_val bt = proto_json_get(root, "output_blobs_truncated");
+	if (!pv && !lt && !bt && !proto_json_get(root, "logs") &&
+	    !proto_json_get(root, "output_blobs"))
+		return 0;
+	o->runtime_fields = true; /* any of them: the output digest covers them all */
 	o->logs_truncated = lt && YAJL_IS_TRUE(lt);
 	o->out_blobs_truncated = bt && YAJL_IS_TRUE(bt);
 	if (parse_logs(root, o, e) < 0 || parse_out_blobs(root, o, e) < 0)
 		return -1;
 	/* The preview is stdout and stderr's start: one that is not says the result was edited. */
-	_cleanup_free_ char *want = proto_logs_preview(o);
-	if (!YAJL_IS_STRING(pv) || strcmp(pv->u.string, want))
+	_cleanup_free_ char *want = pv ? proto_logs_preview(o) : NULL;
+	if (pv && (!YAJL_IS_STRING(pv) || strcmp(pv->u.string, want)))
 		return err_set(
 		    e, 0, "result field \"logs_preview\" is not the start of stdout and stderr");
 	return 0;
