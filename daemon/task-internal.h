@@ -186,6 +186,9 @@ proto_cost_item *chain_cost_usage(const task_host *h, proto_cost *c, proto_cost_
 /* True when the task names a skill, mounts skills or lists blobs. */
 bool skill_used(const task *t);
 void skill_free(task *t);
+/* True when the task's sandbox receives secrets: its output is redacted as a whole after the
+ * run, so it shows no live output (a secret can straddle two chunks). */
+bool skill_has_secrets(const task *t);
 /* Resolves and loads the task's skills and their secrets (a skill task's lang and loader
  * set). Returns 0, or -1 with *msg (caller frees) for the rejection. */
 int skill_prepare(task *t, char **msg);

@@ -40,6 +40,11 @@ struct task_skills {
 	size_t stored; /* TS_STORE: output blobs written so far */
 };
 
+bool skill_has_secrets(const task *t)
+{
+	return t->sk && t->sk->n_env;
+}
+
 bool skill_used(const task *t)
 {
 	return t->parsed && (t->t.skill || t->t.n_mount_skills || t->t.n_blobs);
@@ -412,6 +417,8 @@ const proto_output *skill_finish(task *t, const proto_output *out, const proto_u
 	if (!t->sk)
 		t->sk = xzalloc(sizeof(*t->sk));
 	task_skills *s = t->sk;
+	proto_output_deinit(&s->out); /* a retry's run replaces the last one's */
+	s->stored = 0;
 	copy_output(&s->out, out);
 	if (usage)
 		s->usage = *usage;

@@ -539,7 +539,8 @@ static void on_reclaim_reply(task *t, const task_ev *ev)
 /* ---- running ---- */
 
 /* Live output (daemon/live.h): a task that asks for it (live_output, with a reply stream)
- * shows what it prints as it runs, unless it is sealed (its output is the buyer's alone). */
+ * shows what it prints as it runs, unless it is sealed (its output is the buyer's alone) or
+ * its sandbox holds secrets (its output is redacted whole, after the run). */
 static void on_output(sandbox *sb, sandbox_stream stream, const uint8_t *p, size_t n, void *arg)
 {
 	task *t = arg;
@@ -549,7 +550,7 @@ static void on_output(sandbox *sb, sandbox_stream stream, const uint8_t *p, size
 
 static void start_live(task *t, sandbox *sb)
 {
-	if (!t->t.live_output || !t->t.reply_stream || t->t.sealed)
+	if (!t->t.live_output || !t->t.reply_stream || t->t.sealed || skill_has_secrets(t))
 		return;
 	t->live = live_new(t->h->base, t->h->rc, t->reply, t->id, t->h->result_ttl_ms);
 	live_started(t->live, t->h->node_id, sandbox_runtime_name(t->plan.rt), sandbox_id(sb));

@@ -113,6 +113,15 @@ for rt in runc runsc; do
 	is "$rt: leaky: a new file in the skills tree is refused" "$(rfield "$id" .return_value.write)" "error: PermissionError"
 	is "$rt: leaky: a skill file cannot be written" "$(rfield "$id" .return_value.overwrite)" "error: PermissionError"
 
+	id=leaklive-$rt
+	check "$rt: leaky with live output asked for" submit "$id" \
+		"{\"runtime\":\"$rt\",\"skill\":\"leaky\",\"reply_stream\":\"aisp:reply:$id\",\"live_output\":true}"
+	R XRANGE "aisp:reply:$id" - + >"$TEST_TMP/$id.stream"
+	check "$rt: leaky: its reply stream has the result" grep -qx result "$TEST_TMP/$id.stream"
+	check "$rt: leaky: and no live output event (its output is redacted whole)" \
+		sh -c "! grep -qx output '$TEST_TMP/$id.stream'"
+	check "$rt: leaky: no secret in its reply stream" no_secret_in "$TEST_TMP/$id.stream"
+
 	# ---- run_code mounting skills
 	id=mount-$rt
 	code='import os
