@@ -94,6 +94,7 @@ for rt in runc runsc; do
 	result "$id" >"$TEST_TMP/$id.json"
 	is "$rt: leaky: status ok" "$(rfield "$id" .status)" ok
 	check "$rt: leaky: its secret is nowhere in the result" no_secret_in "$TEST_TMP/$id.json"
+	check "$rt: leaky: the redacted result verifies" "$AISP" verify "$TEST_TMP/$id.json" --redis "$AISP_REDIS"
 	is "$rt: leaky: stdout redacted (plain and base64)" "$(rfield "$id" .stdout)" $'token: ***\nb64: ***'
 	is "$rt: leaky: stderr redacted (hex)" "$(rfield "$id" .stderr)" "hex: ***"
 	is "$rt: leaky: the return value redacted" "$(rfield "$id" .return_value.token)" "***"
