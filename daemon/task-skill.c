@@ -355,6 +355,26 @@ static void redact_bytes(const secrets_redactor *r, uint8_t **data, size_t *len)
 	buf_deinit(&b);
 }
 
+/* Output files: contents redacted; a file whose path holds a secret is dropped (a path cannot
+ * be masked without clashing with another), and files_truncated says so. */
+static void redact_files(const secrets_redactor *r, proto_output *o)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < o->n_files; i++) {
+		proto_file *f = &o->files[i];
+		_cleanup_free_ char *p = secrets_redact_str(r, f->path);
+		if (strcmp(p, f->path)) {
+			free(f->path);
+			free(f->data);
+			o->files_truncated = true;
+			continue;
+		}
+		redact_bytes(r, &f->data, &f->len);
+		o->files[k++] = *f;
+	}
+	o->n_files = k;
+}
+
 static int cmp_blob(const void *a, const void *b)
 {
 	return strcmp(((const proto_blob *)a)->id, ((const proto_blob *)b)->id);
@@ -389,8 +409,7 @@ static void redact(const secrets_redactor *r, proto_output *o)
 	redact_str(r, &o->error);
 	redact_str(r, &o->return_value);
 	redact_str(r, &o->logs_json);
-	for (size_t i = 0; i < o->n_files; i++)
-		redact_bytes(r, &o->files[i].data, &o->files[i].len);
+	redact_files(r, o);
 	redact_blobs(r, o);
 	_cleanup_err_ err *e = NULL;
 	if (o->return_value &&

@@ -102,6 +102,7 @@ for rt in runc runsc; do
 		"the token is *** ***"
 	is "$rt: leaky: logs_preview redacted" "$(rfield "$id" .logs_preview)" $'token: ***\nb64: ***\nhex: ***'
 	is "$rt: leaky: the output file redacted" "$(rfield "$id" '.files[0].content_b64' | base64 -d)" '{"t": "***"}'
+	is "$rt: leaky: a file named by the secret is dropped" "$(rfield "$id" '[(.files | length), .files_truncated] | join(" ")')" "1 true"
 	lb=$(rfield "$id" '.output_blobs[0]')
 	is "$rt: leaky: the output blob redacted, named by what remains" "$("$AISP" blob get "$lb")" "blob holds ***"
 	is "$rt: leaky: another skill's secret is not in its environment" "$(rfield "$id" .return_value.other)" null

@@ -24,6 +24,8 @@ def main(args):
     os.makedirs("out", exist_ok=True)
     with open("out/leak.txt", "w") as f:
         f.write(json.dumps({"t": tok}))
+    with open("out/" + tok + ".txt", "w") as f:  # a path that is the secret: dropped
+        f.write("x")
     return {
         "token": tok,
         "len": len(tok),
