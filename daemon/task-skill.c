@@ -145,8 +145,16 @@ static int add_skill(task *t, const char *ref, bool executing, secret_value **va
 	proto_task *pt = &t->t;
 	_cleanup_err_ err *e = NULL;
 	sandbox_skill sk;
-	if (sandbox_skill_resolve(t->h->skill_store, ref, &sk, &e) < 0) {
-		*msg = xasprintf("unknown skill \"%s\": %s", ref, err_msg(e));
+	const char *at = strchr(ref, '@'); /* NAME@DIGEST: the node's NAME must be that digest */
+	_cleanup_free_ char *name = at ? xstrndup(ref, (size_t)(at - ref)) : xstrdup(ref);
+	if (sandbox_skill_resolve(t->h->skill_store, name, &sk, &e) < 0) {
+		*msg = xasprintf("unknown skill \"%s\": %s", name, err_msg(e));
+		return -1;
+	}
+	if (at && strcmp(sk.digest, at + 1)) {
+		*msg = xasprintf("skill %s is %s on this node, not the %s the task pins", name,
+		                 sk.digest, at + 1);
+		sandbox_skill_deinit(&sk);
 		return -1;
 	}
 	int rc = -1;

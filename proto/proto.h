@@ -40,7 +40,7 @@
 #define PROTO_LOGS_PREVIEW_MAX 2048 /* logs_preview: stdout + stderr, cut on UTF-8 */
 /* Skills a task uses (proto/PROTOCOL.md, "Skills"): execute_skill's one, or run_code's mounts. */
 #define PROTO_SKILLS_MAX    8
-#define PROTO_SKILL_REF_MAX 71 /* a skill name ([a-z][a-z0-9_]{0,63}) or "sha256:<hex>" */
+#define PROTO_SKILL_REF_MAX 136 /* a name [a-z][a-z0-9_]{0,63}, "sha256:<hex>", or NAME@DIGEST */
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
 /* Ids the node gives rejections of entries whose own id cannot be read ("entry-<entry id>");
@@ -252,7 +252,8 @@ typedef struct proto_blob {
 	size_t len;
 } proto_blob;
 void proto_blobs_free(proto_blob *b, size_t n);
-/* True when every listed name is a skill name or a digest: [a-z][a-z0-9_]{0,63} or sha256:<hex>. */
+/* True when s names a skill: [a-z][a-z0-9_]{0,63}, sha256:<64 hex>, or NAME@sha256:<64 hex> (the
+ * name pinned to a digest). */
 bool proto_skill_ref_valid(const char *s);
 
 typedef struct proto_usage {

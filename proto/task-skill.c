@@ -20,13 +20,24 @@ bool proto_task_skill_field(const char *key)
 	return false;
 }
 
+static bool digest_valid(const char *s)
+{
+	return !strncmp(s, "sha256:", 7) && strlen(s) == 71 &&
+	       strspn(s + 7, "0123456789abcdef") == 64;
+}
+
+static bool name_valid(const char *s, size_t n)
+{
+	return n >= 1 && n <= 64 && s[0] >= 'a' && s[0] <= 'z' &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") >= n;
+}
+
 bool proto_skill_ref_valid(const char *s)
 {
-	if (!strncmp(s, "sha256:", 7))
-		return strlen(s) == 71 && strspn(s + 7, "0123456789abcdef") == 64;
-	size_t n = strlen(s);
-	return n >= 1 && n <= 64 && s[0] >= 'a' && s[0] <= 'z' &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+	const char *at = strchr(s, '@');
+	if (at) /* NAME@sha256:<hex>: the name, pinned to a digest */
+		return name_valid(s, (size_t)(at - s)) && digest_valid(at + 1);
+	return digest_valid(s) || name_valid(s, strlen(s));
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -64,8 +75,10 @@ static int get_list(yajl_val root, const char *key, size_t max, bool (*ok)(const
 	return 0;
 }
 
-#define SKILL_WHAT "a skill name ([a-z][a-z0-9_]{0,63}) or sha256: and 64 lower-case hex digits"
-#define BLOB_WHAT  "a blob id (expected sha256: and 64 lower-case hex digits)"
+#define SKILL_WHAT                                                                                 \
+	"a skill name ([a-z][a-z0-9_]{0,63}), a digest (sha256: and 64 lower-case hex digits) or " \
+	"NAME@DIGEST"
+#define BLOB_WHAT "a blob id (expected sha256: and 64 lower-case hex digits)"
 
 int proto_task_skill_parse(yajl_val root, proto_task *t, err **e)
 {

@@ -61,6 +61,8 @@ AGREE = [
     # skills and blobs (proto/PROTOCOL.md, "Skills")
     ("skill task", '{"id":"c1","skill":"salesforce","args":{"a":1}}', True),
     ("skill by digest", '{"id":"c1","skill":"sha256:%s"}' % ("a" * 64), True),
+    ("skill pinned", '{"id":"c1","skill":"s@sha256:%s"}' % ("a" * 64), True),
+    ("skill pin no digest", '{"id":"c1","skill":"s@x"}', False),
     ("skill with lang", '{"id":"c1","skill":"s","lang":"python","mode":"function"}', True),
     ("skill with code", '{"id":"c1","skill":"s","code":"x"}', False),
     ("skill shell", '{"id":"c1","skill":"s","lang":"shell"}', False),

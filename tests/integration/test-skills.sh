@@ -88,6 +88,11 @@ for rt in runc runsc; do
 	sed 's/"output_blob":"sha256:[0-9a-f]*"/"output_blob":"sha256:0000"/' "$TEST_TMP/$id.json" >"$TEST_TMP/$id.forged.json"
 	expect "$rt: a forged return value fails verify" 1 "FAIL" "$AISP" verify "$TEST_TMP/$id.forged.json" --redis "$AISP_REDIS"
 
+	id=pinned-$rt
+	check "$rt: a skill pinned to its digest" submit "$id" \
+		"{\"runtime\":\"$rt\",\"skill\":\"salesforce@$SF_DIGEST\",\"blobs\":[\"$BLOB\"],\"args\":{\"input_blob\":\"$BLOB\"}}"
+	is "$rt: pinned: it runs" "$(rfield "$id" .return_value.status)" completed
+
 	# ---- secrets: only the executing skill's, redacted everywhere
 	id=leak-$rt
 	check "$rt: the leaky skill runs" submit "$id" "{\"runtime\":\"$rt\",\"skill\":\"leaky\"}"
@@ -203,6 +208,8 @@ keys_before=$(R --scan --pattern 'aisp:blob:*' | sort)
 rejected "an unknown skill" bad-unknown '{"skill":"nosuch"}' 'unknown skill "nosuch"'
 rejected "a digest the node does not hold" bad-digest "{\"skill\":\"sha256:$(printf '%064d' 1)\"}" \
 	"unknown skill \"sha256:$(printf '%064d' 1)\""
+rejected "a pinned digest that is not the node's skill" bad-pin "{\"skill\":\"salesforce@sha256:$(printf '%064d' 2)\"}" \
+	"skill salesforce is $SF_DIGEST on this node, not the sha256:$(printf '%064d' 2) the task pins"
 rejected "a skill field that is no skill name" bad-name '{"skill":"../etc"}' 'field "skill": "../etc" is not a skill name'
 mounts=$(jq -nc '[range(9) | "s\(.)"]')
 rejected "more skills than the cap" bad-cap "{\"lang\":\"python\",\"code\":\"1\",\"mount_skills\":$mounts}" \
