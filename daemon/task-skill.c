@@ -26,6 +26,7 @@
 #include "daemon/secrets.h"
 #include "daemon/task-internal.h"
 #include "proto/json.h"
+#include "sandbox/agent/frame.h"
 
 struct task_skills {
 	sandbox_payload payload;
@@ -211,6 +212,18 @@ int skill_prepare(task *t, char **msg)
 			*msg = xasprintf("field \"mount_skills\" names skill %s twice (by name and "
 			                 "by digest)",
 			                 pt->skill_refs[i].name);
+			rc = -1;
+		}
+	if (rc == 0 && t->sk->payload.bytes > SANDBOX_SKILLS_TREE_MAX) {
+		*msg = xasprintf("the task's skills hold %llu bytes, over the %u bytes a sandbox's "
+		                 "skills tree holds",
+		                 (unsigned long long)t->sk->payload.bytes, SANDBOX_SKILLS_TREE_MAX);
+		rc = -1;
+	}
+	for (size_t i = 0; rc == 0 && i < t->sk->payload.n_files; i++)
+		if (t->sk->payload.files[i].len + SANDBOX_SKILL_PATH_MAX + 80 > FRAME_MAX) {
+			*msg = xasprintf("skill file %s is too large to deliver to a sandbox",
+			                 t->sk->payload.files[i].path);
 			rc = -1;
 		}
 	if (rc == 0 && pt->n_secret_names > 1)

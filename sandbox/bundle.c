@@ -94,6 +94,7 @@ static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 	const char *sys_o[] = {"nosuid", "noexec", "nodev", "ro", NULL};
 	const char *tmp_o[] = {"nosuid", "nodev", "mode=1777", ws, NULL};
 	const char *agent_o[] = {"rbind", "ro", "nosuid", "nodev", NULL};
+	/* SANDBOX_SKILLS_TREE_MAX, and the blobs' PROTO_BLOBS_TOTAL with room for the inodes */
 	const char *skills_o[] = {"nosuid", "nodev", "mode=755", "size=65536k", NULL};
 	const char *blobs_o[] = {"nosuid", "nodev", "noexec", "mode=755", "size=33792k", NULL};
 	s(g, "mounts");

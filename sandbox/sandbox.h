@@ -186,6 +186,10 @@ typedef struct sandbox_skill_file {
 	size_t len;
 } sandbox_skill_file;
 
+/* The room of a sandbox's skills tree (its tmpfs, bundle.c; the agent's cap): the files of a
+ * task's skills, summed. */
+#define SANDBOX_SKILLS_TREE_MAX (64u * 1024 * 1024)
+
 /* What a task's sandbox receives before its program starts. */
 typedef struct sandbox_payload {
 	sandbox_skill_file *files; /* owned; parents before their entries */

@@ -247,6 +247,17 @@ rejected "skill and mount_skills together" bad-both '{"skill":"salesforce","moun
 	'field "mount_skills" is for run_code tasks'
 rejected "a secret the task sets in env" bad-env '{"skill":"leaky","env":{"LEAKY_TOKEN":"x"}}' \
 	'field "env" sets LEAKY_TOKEN, the secret skill leaky receives'
+for i in 1 2 3; do # three skills of 25 MB: more than a sandbox's 64 MiB skills tree
+	d=$TEST_TMP/big$i
+	mkdir -p "$d/code" "$d/resources"
+	printf 'name = "big%s"\nversion = "1.0.0"\nlanguage = "python"\nentrypoint = "code/m.py"\n' "$i" >"$d/skill.toml"
+	echo 'def main(args): return 1' >"$d/code/m.py"
+	head -c 25000000 /dev/zero >"$d/resources/data.bin"
+	"$AISP" skill add "$d" --store "$SK" >/dev/null || bail "skill add big$i"
+done
+rejected "skills over the sandbox's skills tree" bad-tree-cap \
+	'{"lang":"python","code":"1","mount_skills":["big1","big2","big3"]}' \
+	"the task's skills hold 75000"
 hex=${SF_DIGEST#sha256:}
 echo "# tampered" >>"$SK/skills/$hex/code/leads/sync.py"
 rejected "a skill whose stored tree fails verification" bad-tree '{"skill":"salesforce"}' \
