@@ -81,6 +81,26 @@ static void fields_files(buf *b, const proto_file *files, size_t n)
 	}
 }
 
+/* Skills, input blobs and the names of the secrets the sandbox received (PROTOCOL.md,
+ * "Skills"); nothing for a task without them, so the digests of other tasks stay as they were. */
+static void fields_skills(buf *out, const proto_task *t)
+{
+	if (!t->skill && !t->n_mount_skills && !t->n_blobs && !t->n_skill_refs)
+		return;
+	field_str(out, "skill", t->skill);
+	field_u64(out, "skills", t->n_skill_refs);
+	for (size_t i = 0; i < t->n_skill_refs; i++) {
+		field_str(out, "skill.name", t->skill_refs[i].name);
+		field_str(out, "skill.digest", t->skill_refs[i].digest);
+	}
+	field_u64(out, "blobs", t->n_blobs);
+	for (size_t i = 0; i < t->n_blobs; i++)
+		field_str(out, "blob", t->blobs[i]);
+	field_u64(out, "secrets", t->n_secret_names);
+	for (size_t i = 0; i < t->n_secret_names; i++)
+		field_str(out, "secret.name", t->secret_names[i]);
+}
+
 void attest_input_encoding(const proto_task *t, buf *out)
 {
 	if (t->n_steps) {
@@ -88,9 +108,12 @@ void attest_input_encoding(const proto_task *t, buf *out)
 		return;
 	}
 	field_str(out, "type", "aisp-input-v1");
-	field_str(out, "lang", proto_lang_name(t->lang));
+	/* A skill task's lang is its skill's, which the skill's digest covers. */
+	field_str(out, "lang", t->skill ? "" : proto_lang_name(t->lang));
 	field_str(out, "mode", proto_mode_name(t->mode));
-	attest_field(out, "code", t->code, t->code ? t->code_len : 0);
+	/* A skill task's code is the node's loader of the skill's entrypoint: the skill's
+	 * digest (below) covers what it runs. */
+	attest_field(out, "code", t->code, t->code && !t->skill ? t->code_len : 0);
 	attest_field(out, "stdin", t->stdin_data, t->stdin_data ? t->stdin_len : 0);
 	field_str(out, "args", t->args_json);
 	_cleanup_free_ proto_env *env = t->n_env ? xmemdup(t->env, t->n_env * sizeof(*env)) : NULL;
@@ -102,6 +125,7 @@ void attest_input_encoding(const proto_task *t, buf *out)
 		field_str(out, "env.value", env[i].value);
 	}
 	fields_files(out, t->files, t->n_files);
+	fields_skills(out, t);
 }
 
 void attest_input_digest(const proto_task *t, char out[ATTEST_DIGEST_LEN])
@@ -139,6 +163,14 @@ void attest_output_encoding(const proto_output *o, buf *out)
 	field_bool(out, "files_truncated", o->files_truncated);
 	_cleanup_free_ char *rv = attest_return_text(o->return_value);
 	field_str(out, "return_value", rv);
+	if (!o->runtime_fields)
+		return;
+	field_u64(out, "output_blobs", o->n_out_blobs);
+	for (size_t i = 0; i < o->n_out_blobs; i++)
+		field_str(out, "output_blob", o->out_blobs[i].id);
+	field_bool(out, "output_blobs_truncated", o->out_blobs_truncated);
+	field_str(out, "logs", o->logs_json ? o->logs_json : "[]");
+	field_bool(out, "logs_truncated", o->logs_truncated);
 }
 
 void attest_output_digest(const proto_output *o, char out[ATTEST_DIGEST_LEN])

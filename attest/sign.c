@@ -17,17 +17,22 @@ void attest_pae(const char *type, const void *payload, size_t len, buf *out)
 	buf_append(out, payload, len);
 }
 
-static void subject(proto_gen *j, const char *name, const void *p, size_t n)
+static void subject_hex(proto_gen *j, const char *name, const char *hex)
 {
-	char d[ATTEST_DIGEST_LEN];
-	attest_sha256_str(p, n, d);
 	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "name", name);
 	proto_json_gen_str(j, "digest");
 	proto_json_gen_open(j, true);
-	proto_json_gen_kstr(j, "sha256", d + 7);
+	proto_json_gen_kstr(j, "sha256", hex);
 	proto_json_gen_close(j, true);
 	proto_json_gen_close(j, true);
+}
+
+static void subject(proto_gen *j, const char *name, const void *p, size_t n)
+{
+	char d[ATTEST_DIGEST_LEN];
+	attest_sha256_str(p, n, d);
+	subject_hex(j, name, d + 7);
 }
 
 static int cmp_file_ptr(const void *a, const void *b)
@@ -52,6 +57,11 @@ void attest_subjects(proto_gen *j, const proto_output *o)
 	_cleanup_free_ char *rv = attest_return_text(o->return_value);
 	if (rv)
 		subject(j, "return_value", rv, strlen(rv));
+	/* output blobs: named by their id, which is their digest */
+	for (size_t i = 0; i < o->n_out_blobs; i++) {
+		_cleanup_free_ char *name = xasprintf("blob/%s", o->out_blobs[i].id);
+		subject_hex(j, name, o->out_blobs[i].id + 7);
+	}
 	proto_json_gen_close(j, false);
 }
 
@@ -117,6 +127,33 @@ static int compute_parts(const attest_claim *c, attest_digests *p, err **e)
 	                              c->n_env, p, e);
 }
 
+/* The skills (name and digest), input blob ids and secret names of a task that used them
+ * (never a secret's value); the input digest covers them too. */
+static void gen_skills(proto_gen *j, const proto_task *t)
+{
+	if (!t || (!t->n_skill_refs && !t->n_blobs))
+		return;
+	proto_json_gen_str(j, "skills");
+	proto_json_gen_open(j, false);
+	for (size_t i = 0; i < t->n_skill_refs; i++) {
+		proto_json_gen_open(j, true);
+		proto_json_gen_kstr(j, "name", t->skill_refs[i].name);
+		proto_json_gen_kstr(j, "digest", t->skill_refs[i].digest);
+		proto_json_gen_close(j, true);
+	}
+	proto_json_gen_close(j, false);
+	proto_json_gen_str(j, "blobs");
+	proto_json_gen_open(j, false);
+	for (size_t i = 0; i < t->n_blobs; i++)
+		proto_json_gen_str(j, t->blobs[i]);
+	proto_json_gen_close(j, false);
+	proto_json_gen_str(j, "secrets");
+	proto_json_gen_open(j, false);
+	for (size_t i = 0; i < t->n_secret_names; i++)
+		proto_json_gen_str(j, t->secret_names[i]);
+	proto_json_gen_close(j, false);
+}
+
 static void gen_predicate(proto_gen *j, const attest_claim *c, const attest_digests *p,
                           const char *kid)
 {
@@ -143,6 +180,7 @@ static void gen_predicate(proto_gen *j, const attest_claim *c, const attest_dige
 	proto_json_gen_kstr(j, "output_digest", p->output);
 	proto_json_gen_close(j, true);
 	attest_gen_chain(j, c->task, o->chain);
+	gen_skills(j, c->task);
 	proto_json_gen_kstr(j, "execution_digest", p->execution);
 	proto_json_gen_str(j, "nondeterministic");
 	/* a chain with an llm step is nondeterministic by nature (attest/CHAINS.md) */

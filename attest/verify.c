@@ -165,6 +165,12 @@ static size_t expected_subjects(const proto_output *o, struct subj *s, char **na
 		s[n].name = "return_value";
 		attest_sha256_str(*rv, strlen(*rv), s[n++].digest);
 	}
+	/* output blobs: named blob/<id>, their digest is their id */
+	for (size_t i = 0; i < o->n_out_blobs; i++) {
+		names[o->n_files + i] = xasprintf("blob/%s", o->out_blobs[i].id);
+		s[n].name = names[o->n_files + i];
+		memcpy(s[n++].digest, o->out_blobs[i].id, PROTO_BLOB_ID_LEN + 1);
+	}
 	return n;
 }
 
@@ -198,8 +204,8 @@ static void check_subjects(vctx *c)
 	yajl_val arr = jget(c->st, "subject", NULL, NULL);
 	if (!YAJL_IS_ARRAY(arr))
 		return report(c, "subjects", "statement has no subject list");
-	struct subj *s = xcalloc(o->n_files + 3, sizeof(*s));
-	char **names = xcalloc(o->n_files + 1, sizeof(*names));
+	struct subj *s = xcalloc(o->n_files + o->n_out_blobs + 3, sizeof(*s));
+	char **names = xcalloc(o->n_files + o->n_out_blobs + 1, sizeof(*names));
 	_cleanup_free_ char *rv = NULL;
 	size_t n = expected_subjects(o, s, names, &rv);
 	buf why = BUF_INIT;
@@ -209,7 +215,7 @@ static void check_subjects(vctx *c)
 	else
 		report(c, "subjects", NULL);
 	buf_deinit(&why);
-	for (size_t i = 0; i < o->n_files; i++)
+	for (size_t i = 0; i < o->n_files + o->n_out_blobs; i++)
 		free(names[i]);
 	free(names);
 	free(s);
@@ -287,6 +293,34 @@ static void check_limits(vctx *c)
 	report(c, "limits", NULL);
 }
 
+/* The input digest of t with what the node resolved for it (proto/PROTOCOL.md, "Skills"): the
+ * skills' digests and the secrets' names, as the statement records them; the task names its
+ * skills only by name or digest. A statement that names other skills than the task fails. */
+static void with_skills_digest(vctx *c, const proto_task *t, char d[ATTEST_DIGEST_LEN])
+{
+	yajl_val sk = jget(c->pred, "skills", NULL, NULL),
+	         se = jget(c->pred, "secrets", NULL, NULL);
+	proto_task copy = *t;
+	size_t ns = YAJL_IS_ARRAY(sk) ? sk->u.array.len : 0,
+	       nn = YAJL_IS_ARRAY(se) ? se->u.array.len : 0;
+	_cleanup_free_ proto_skill_ref *refs = xcalloc(ns + 1, sizeof(*refs));
+	_cleanup_free_ char **names = xcalloc(nn + 1, sizeof(*names));
+	for (size_t i = 0; i < ns; i++)
+		refs[i] = (proto_skill_ref){
+		    (char *)nz(jstr(sk->u.array.values[i], "name", NULL, NULL)),
+		    (char *)nz(jstr(sk->u.array.values[i], "digest", NULL, NULL))};
+	for (size_t i = 0; i < nn; i++)
+		names[i] = (char *)nz(
+		    YAJL_IS_STRING(se->u.array.values[i]) ? se->u.array.values[i]->u.string : NULL);
+	if (t->skill || t->n_mount_skills || t->n_blobs) {
+		copy.skill_refs = refs;
+		copy.n_skill_refs = ns;
+		copy.secret_names = names;
+		copy.n_secret_names = nn;
+	}
+	attest_input_digest(&copy, d);
+}
+
 static void check_input(vctx *c, const proto_task *t)
 {
 	if (!t) {
@@ -302,7 +336,7 @@ static void check_input(vctx *c, const proto_task *t)
 	    (t->nondeterministic || proto_task_has_step(t, PROTO_STEP_LLM)))
 		return report(c, "input_digest", "nondeterministic flag differs from the task");
 	char d[ATTEST_DIGEST_LEN];
-	attest_input_digest(t, d);
+	with_skills_digest(c, t, d);
 	check_digest(c, "input_digest", "input digest", jstr(c->pred, "input_digest", NULL, NULL),
 	             d);
 }

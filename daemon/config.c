@@ -9,6 +9,7 @@
  * lines), and notices the lines inih skipped as syntax errors (it never calls the handler for
  * them and reports only the first). A key set twice is an error naming both lines. */
 #include "daemon/config.h"
+#include "sandbox/sandbox.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -85,6 +86,8 @@ void config_defaults(config *c)
 
 	c->image_store = xstrdup("/var/lib/aisp/images");
 	c->image_default = xstrdup("default");
+	c->skill_store = xstrdup(SANDBOX_SKILL_STORE_DEFAULT);
+	secrets_config_defaults(&c->secrets);
 
 	c->runtime_default = xstrdup("runsc");
 	c->enabled = split_list("runsc,runc", ", ", &c->n_enabled);
@@ -133,6 +136,8 @@ void config_deinit(config *c)
 	free(c->redis_user);
 	free(c->image_store);
 	free(c->image_default);
+	free(c->skill_store);
+	secrets_config_deinit(&c->secrets);
 	for (size_t i = 0; i < c->n_runtimes; i++)
 		runtime_deinit(&c->runtimes[i]);
 	free(c->runtimes);
@@ -709,6 +714,24 @@ static int validate_llm(const config *c, const char *name, err **e)
 	return 0;
 }
 
+/* [skills] store = DIR and [secrets] (daemon/secrets.h) */
+static int handle_skills(struct parse_ctx *p, const char *section, const char *key, const char *v)
+{
+	config *c = p->c;
+	if (!strcmp(section, "skills")) {
+		if (strcmp(key, "store"))
+			return fail(p, "[skills] unknown key \"%s\"", key);
+		if (v[0] != '/')
+			return fail(p, "[skills] store = \"%s\": must be absolute", v);
+		set_str(&c->skill_store, v);
+		return 1;
+	}
+	_cleanup_err_ err *e = NULL;
+	if (secrets_config_set(&c->secrets, key, v, &e) < 0)
+		return fail(p, "[secrets] %s", err_msg(e));
+	return 1;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *v)
 {
 	struct parse_ctx *p = user;
@@ -736,6 +759,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 		}
 		return 1;
 	}
+	if (!strcmp(section, "skills") || !strcmp(section, "secrets"))
+		return handle_skills(p, section, key, v);
 	if (!strncmp(section, "runtime.", 8))
 		return handle_runtime(p, section + 8, key, v);
 	if (!strcmp(section, "runtimes")) {

@@ -8,6 +8,7 @@
 
 #include "attest/attest.h"
 #include "common/err.h"
+#include "daemon/secrets.h"
 #include "proto/proto.h"
 
 #define CONFIG_PATH_DEFAULT  "/etc/aisp/aispd.conf"
@@ -84,6 +85,10 @@ typedef struct config {
 	/* [images] */
 	char *image_store;
 	char *image_default;
+
+	/* [skills] store (the skill store, proto/PROTOCOL.md "Skills") and [secrets] */
+	char *skill_store;
+	secrets_config secrets;
 
 	/* [runtime.NAME] and [runtimes] */
 	config_runtime *runtimes;

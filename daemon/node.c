@@ -402,8 +402,18 @@ static void open_key(node *n, checks *k)
 		checks_error(k, "node", "age_key", "%s", err_msg(ae));
 }
 
+/* The secret store: optional (a node without one rejects the skills that declare a secret). */
+static void open_secrets(node *n)
+{
+	_cleanup_err_ err *e = NULL;
+	if (secrets_open(&n->secrets, &n->cfg->secrets, &e) < 0)
+		log_info("no secret store (%s): skills that declare secrets are rejected",
+		         err_msg(e));
+}
+
 static void init_host(node *n)
 {
+	open_secrets(n);
 	const config *c = n->cfg;
 	n->host = (task_host){
 	    .base = n->base,
@@ -419,6 +429,9 @@ static void init_host(node *n)
 	    .age_recipient = n->age_recipient,
 	    .trust = &c->trust,
 	    .llm = n->llm,
+	    .skill_store = c->skill_store,
+	    .secrets = n->secrets,
+	    .secrets_cfg = &c->secrets,
 	    .cpu_second_nusd = c->cost_cpu_second_nusd,
 	    .gib_second_nusd = c->cost_gib_second_nusd,
 	    .ops = &host_ops,
@@ -513,6 +526,7 @@ node *node_free(node *n)
 	consumer_deinit(n);
 	registry_deinit(n);
 	n->rv = revocation_free(n->rv);
+	n->secrets = secrets_free(n->secrets);
 	n->rc = rconn_free(n->rc);
 	n->rd = rconn_free(n->rd);
 	n->dur = durability_free(n->dur); /* after rc: its WAIT in flight has come back */

@@ -2,6 +2,8 @@
  *
  *   task.c        the states and the table, admission, leases, the plain run, publishing,
  *                 faults and retries, shutdown and cancel
+ *   task-skill.c  skills, secrets and blobs: resolved and fetched before the lease, redacted
+ *                 and stored after the run (states TS_BLOBS, TS_STORE)
  *   task-chain.c  a chain's steps (proto/CHAINS.md): llm steps through the node's llm client,
  *                 script steps in the chain's one sandbox, their records and cost
  *
@@ -22,11 +24,13 @@ typedef enum tstate {
 	TS_TRUST,   /* the revocation store is asked about the task's parties (trust decision) */
 	TS_HANDOFF, /* this node cannot serve it: the HANDOFF script is in flight */
 	TS_LEASE,   /* the LEASE script is in flight */
+	TS_BLOBS,   /* the task's input blobs are read from Redis (task-skill.c) */
 	TS_ACQUIRE, /* waiting for a sandbox from the pool */
 	TS_RUN,     /* the program runs in the sandbox */
 	/* a chain (task-chain.c): one state per kind of step, between acquire and publish */
 	TS_STEP_LLM,    /* an llm step's call is in flight (t->call) */
 	TS_STEP_SCRIPT, /* a script step runs in the chain's sandbox */
+	TS_STORE,       /* the run's output blobs are written to Redis (task-skill.c) */
 	TS_PUBLISH,     /* the PUBLISH (or DEAD) script is in flight, or waiting to be resent */
 	TS_FAULT,   /* a sandbox error: XPENDING reads the delivery count (or waits to resend) */
 	TS_BACKOFF, /* waiting to retry after a sandbox error */
@@ -67,8 +71,11 @@ typedef struct task_ev {
 	const char *trust_error;       /* TE_TRUST without an answer: why */
 } task_ev;
 
+typedef struct task_skills task_skills;
+
 struct task {
 	const task_host *h;
+	task_skills *sk; /* skills, secrets and blobs (task-skill.c), or NULL */
 	int refs;
 	tstate state;
 	bool fresh;
@@ -180,3 +187,37 @@ void chain_release_llm(task *t, const task_ev *ev);
 /* What a task's run costs from host-side usage (plain tasks; script steps). */
 proto_cost_item *chain_cost_usage(const task_host *h, proto_cost *c, proto_cost_kind kind, int step,
                                   const proto_usage *u);
+
+/* ---- task-skill.c ---- */
+
+/* True when the task names a skill, mounts skills or lists blobs. */
+bool skill_used(const task *t);
+void skill_free(task *t);
+/* True when the task's sandbox receives secrets: its output is redacted as a whole after the
+ * run, so it shows no live output (a secret can straddle two chunks). */
+bool skill_has_secrets(const task *t);
+/* Resolves and loads the task's skills and their secrets (a skill task's lang and loader
+ * set). Returns 0, or -1 with *msg (caller frees) for the rejection. */
+int skill_prepare(task *t, char **msg);
+/* Hands the skill files, blobs and secrets to sb for the run. */
+void skill_attach(task *t, sandbox *sb);
+/* TS_BLOBS: reads the input blobs; ends in task_blobs_done() or task_blobs_pending(). */
+void skill_fetch_blobs(task *t);
+void skill_on_blob(task *t, const task_ev *ev);
+/* After the run: the output the result carries (redacted; a copy owned by the task), or out
+ * itself for a run without skills, blobs or runtime output. */
+const proto_output *skill_finish(task *t, const proto_output *out, const proto_usage *usage);
+/* TS_STORE: writes the output blobs; ends in task_stored(). */
+void skill_store_blobs(task *t);
+void skill_on_stored(task *t, const task_ev *ev);
+/* The output and usage skill_finish() kept. */
+const proto_output *skill_output(const task *t, const proto_usage **usage);
+
+/* ---- task.c, for task-skill.c ---- */
+
+/* The blobs are there (why NULL), or the task is rejected with why. */
+void task_blobs_done(task *t, const char *why);
+/* Redis did not answer: the entry stays pending and is read again. */
+void task_blobs_pending(task *t);
+/* The output blobs are stored (why NULL: the result is made and published), or a fault. */
+void task_stored(task *t, const char *why);

@@ -24,8 +24,8 @@
 #include "daemon/task-internal.h"
 
 static const char *const state_names[TS__COUNT] = {
-    "new",         "trust",   "handoff", "lease",   "acquire", "run",  "step_llm",
-    "step_script", "publish", "fault",   "backoff", "reclaim", "done",
+    "new",         "trust", "handoff", "lease", "blobs",   "acquire", "run",  "step_llm",
+    "step_script", "store", "publish", "fault", "backoff", "reclaim", "done",
 };
 
 static const char *const event_names[TE__COUNT] = {
@@ -93,6 +93,7 @@ static void drop(task *t)
 	free(t->result_json);
 	proto_chain_run_free(t->run);
 	proto_cost_free(t->cost);
+	skill_free(t);
 	free(t);
 }
 
@@ -539,7 +540,8 @@ static void on_reclaim_reply(task *t, const task_ev *ev)
 /* ---- running ---- */
 
 /* Live output (daemon/live.h): a task that asks for it (live_output, with a reply stream)
- * shows what it prints as it runs, unless it is sealed (its output is the buyer's alone). */
+ * shows what it prints as it runs, unless it is sealed (its output is the buyer's alone) or
+ * its sandbox holds secrets (its output is redacted whole, after the run). */
 static void on_output(sandbox *sb, sandbox_stream stream, const uint8_t *p, size_t n, void *arg)
 {
 	task *t = arg;
@@ -549,7 +551,7 @@ static void on_output(sandbox *sb, sandbox_stream stream, const uint8_t *p, size
 
 static void start_live(task *t, sandbox *sb)
 {
-	if (!t->t.live_output || !t->t.reply_stream || t->t.sealed)
+	if (!t->t.live_output || !t->t.reply_stream || t->t.sealed || skill_has_secrets(t))
 		return;
 	t->live = live_new(t->h->base, t->h->rc, t->reply, t->id, t->h->result_ttl_ms);
 	live_started(t->live, t->h->node_id, sandbox_runtime_name(t->plan.rt), sandbox_id(sb));
@@ -580,7 +582,14 @@ static void on_ran_event(task *t, const task_ev *ev)
 		                    TASK_SEALED_SANDBOX_ERROR));
 		return;
 	}
-	int rc = make_result(t, ev->out, ev->usage);
+	/* Secrets redacted from what leaves the node; output blobs stored before the result. */
+	const proto_output *out = skill_finish(t, ev->out, ev->usage);
+	if (out->n_out_blobs) {
+		pool_release(h->pool, ev->sb);
+		skill_store_blobs(t);
+		return;
+	}
+	int rc = make_result(t, out, ev->usage);
 	/* The sandbox goes after the result: its teardown must not delay the publish. */
 	pool_release(h->pool, ev->sb);
 	if (rc < 0)
@@ -599,6 +608,7 @@ static void run(task *t, sandbox *sb)
 	t->sandbox_name = xstrdup(sandbox_id(sb));
 	task_log(t, LOG_LVL_INFO, "started", "warm", t->warm ? "yes" : "no", NULL);
 	start_live(t, sb);
+	skill_attach(t, sb);
 	if (sandbox_run(sb, &t->t, &t->plan.limits, on_ran, hold(t), &e) < 0) {
 		end_live(t, sb);
 		t->sb = NULL;
@@ -747,10 +757,18 @@ static void reject_plan(task *t, const char *msg)
 static void decide(task *t)
 {
 	char *msg = NULL;
+	if (skill_prepare(t, &msg) < 0) { /* before resolve: a skill task's lang is its skill's */
+		reject(t, msg);
+		free(msg);
+		return;
+	}
 	switch (t->h->ops->resolve(t->h->arg, &t->t, &t->plan, &msg)) {
 	case TASK_SERVE:
 		t->planned = true;
-		lease(t);
+		if (t->t.n_blobs)
+			skill_fetch_blobs(t); /* then lease() */
+		else
+			lease(t);
 		break;
 	case TASK_ELSEWHERE:
 		handoff(t, msg);
@@ -766,6 +784,34 @@ static void decide(task *t)
 		free(msg);
 		break;
 	}
+}
+
+void task_blobs_done(task *t, const char *why)
+{
+	if (why)
+		reject(t, why);
+	else
+		lease(t);
+}
+
+void task_blobs_pending(task *t)
+{
+	task_log(t, LOG_LVL_WARN, "pending", "reason", "cannot read its input blobs from Redis",
+	         NULL);
+	finish(t);
+}
+
+void task_stored(task *t, const char *why)
+{
+	if (why) {
+		fault(t, why);
+		return;
+	}
+	const proto_usage *u;
+	const proto_output *out = skill_output(t, &u);
+	if (make_result(t, out, u) < 0)
+		return give_back(t);
+	publish(t);
 }
 
 /* ---- unlike nodes: a task this node does not serve goes to one that does ---- */
@@ -1037,6 +1083,7 @@ static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_HANDOFF] =
         {[TE_REPLY] = on_handoff_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_LEASE] = {[TE_REPLY] = on_lease_reply, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
+    [TS_BLOBS] = {[TE_REPLY] = skill_on_blob, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_ACQUIRE] =
         {[TE_SANDBOX] = on_sandbox_event, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_RUN] =
@@ -1045,6 +1092,7 @@ static const handler table[TS__COUNT][TE__COUNT] = {
         {[TE_LLM] = chain_on_llm, [TE_RELEASE] = chain_release_llm, [TE_CANCEL] = chain_cancel_llm},
     [TS_STEP_SCRIPT] =
         {[TE_RAN] = chain_on_script, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
+    [TS_STORE] = {[TE_REPLY] = skill_on_stored, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
     [TS_PUBLISH] = {[TE_REPLY] = on_publish_reply,
                     [TE_TIMER] = send_publish,
                     [TE_DURABLE] = published,

@@ -81,7 +81,12 @@ typedef struct task_host {
 	const char *age_recipient; /* of age_ids[0] ("age1..."), or NULL */
 	const attest_trust_config *trust;
 	revocation *rv;
-	llm *llm;                /* a chain's llm steps; NULL: this node has no [llm] */
+	llm *llm; /* a chain's llm steps; NULL: this node has no [llm] */
+	/* Skills and secrets (daemon/task-skill.c): the skill store, the secret store (NULL: the
+	 * node holds no secrets: a skill that declares one is rejected) and its config. */
+	const char *skill_store;
+	const struct secrets *secrets;
+	const struct secrets_config *secrets_cfg;
 	int64_t cpu_second_nusd; /* [cost]: nano-USD per CPU-second of a sandbox's run */
 	int64_t gib_second_nusd; /* ... and per GiB-second of its memory */
 	const task_host_ops *ops;

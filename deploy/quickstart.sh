@@ -7,7 +7,8 @@
 # from here), prints its steps and cost, verifies and replays it, follows a task's live output,
 # runs a sealed task with the stock age command (the buyer decrypts and checks the result),
 # starts the HTTP gateway with an API key and a local PostgreSQL call log and runs the seed's
-# curl examples through it, and stops everything it started. For production, the [llm] section below changes in two lines only: base_url
+# curl examples through it, runs the seed's salesforce skill on a CSV blob (aisp skill add, its
+# secrets, aisp blob put/get), and stops everything it started. For production, the [llm] section below changes in two lines only: base_url
 # (OpenRouter's, the default) and api_key_file (your key), and the two allow_* lines, which only
 # the loopback mock needs, go; deploy/aispd.conf.example shows it.
 set -euo pipefail
@@ -79,6 +80,14 @@ for _ in $(seq 100); do [ -s "$work/llm.port" ] && break; sleep 0.1; done
 llm_url="http://127.0.0.1:$(cat "$work/llm.port")/v1"
 echo "mock LLM API at $llm_url (a stand-in for OpenRouter)"
 
+say "a skill and its secrets (the seed's salesforce example: tests/data/skills/salesforce)"
+"$aisp" skill add tests/data/skills/salesforce --store "$work/skills"
+install -d -m 0700 "$work/secrets" "$work/secrets/skills" "$work/secrets/skills/salesforce"
+# stand-ins: an operator writes the real credentials here (root-only files, never in Redis)
+printf 'sk-quickstart-%s\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" |
+	install -m 0600 /dev/stdin "$work/secrets/skills/salesforce/SALESFORCE_API_KEY"
+printf '00D5e0000012345XYZ\n' | install -m 0600 /dev/stdin "$work/secrets/skills/salesforce/SALESFORCE_ORG_ID"
+
 say "node key and aispd"
 "$aisp" keygen --out "$work/key"
 hport=$(free_port)
@@ -113,6 +122,10 @@ allow_private_addresses = true
 [cost]
 cpu_second_usd = 0.000024
 gib_second_usd = 0.0000025
+[skills]
+store = $work/skills
+[secrets]
+dir = $work/secrets
 CONF
 "$aispd" --config "$work/aispd.conf" 2>"$work/aispd.log" &
 pids+=($!)
@@ -140,6 +153,16 @@ def main(args):
     for _ in range(args["n"]):
         a, b = b, a + b
     return {"fib": a}'
+
+say "execute_skill: the salesforce skill on a CSV input blob, its JSON output blob"
+blob=$("$aisp" blob put tests/data/skills/salesforce/resources/sample_leads.csv)
+echo "input blob $blob"
+sched XADD aisp:tasks '*' task "{\"id\":\"sync-$sfx\",\"skill\":\"salesforce\",\"blobs\":[\"$blob\"],\"args\":{\"input_blob\":\"$blob\"}}" >/dev/null
+"$aisp" wait "sync-$sfx" --timeout 120 >/dev/null || true
+"$aisp" result "sync-$sfx" | jq '{status, return_value, logs, output_blobs}'
+"$aisp" blob get "$("$aisp" result "sync-$sfx" | jq -r .return_value.output_blob)" | jq -c '.records[0]'
+echo "-- verify (the statement names the skill's digest, the blob and the secrets' names):"
+"$aisp" verify --redis "$AISP_REDIS" "sync-$sfx"
 
 say "live output: aisp submit --follow prints the lines as the program prints them"
 "$aisp" submit --follow --id "follow-$sfx" --wait-timeout 120 -c 'import time

@@ -57,3 +57,11 @@ int proto_cost_parse(yajl_val root, proto_cost **out, err **e);
 /* A result's byte strings, "key": text or "key_b64": base64 (result.c). */
 void proto_result_gen_bytes(proto_gen *g, const char *key, const buf *b);
 int proto_result_get_bytes(yajl_val obj, const char *key, buf *out, err **e);
+/* The skill and blob fields of a task (task-skill.c): parsing, serialisation, freeing. */
+bool proto_task_skill_field(const char *key);
+int proto_task_skill_parse(yajl_val root, proto_task *t, err **e);
+void proto_task_skill_gen(proto_gen *g, const proto_task *t);
+void proto_task_skill_deinit(proto_task *t);
+/* The runtime fields of a result (task-skill.c): logs_preview, logs, output_blobs. */
+void proto_output_skill_gen(proto_gen *g, const proto_output *o);
+int proto_output_skill_parse(yajl_val root, proto_output *o, err **e);

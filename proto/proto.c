@@ -101,6 +101,7 @@ void proto_task_deinit(proto_task *t)
 	if (t->input)
 		proto_value_deinit(t->input);
 	free(t->input);
+	proto_task_skill_deinit(t);
 	proto_task_init(t);
 }
 
@@ -120,6 +121,8 @@ void proto_output_deinit(proto_output *o)
 	free(o->return_value);
 	free(o->error);
 	proto_chain_run_free(o->chain);
+	proto_blobs_free(o->out_blobs, o->n_out_blobs);
+	free(o->logs_json);
 	proto_output_init(o);
 }
 

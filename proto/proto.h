@@ -38,6 +38,9 @@
 #define PROTO_LOG_ENTRIES_MAX  256
 #define PROTO_LOG_MESSAGE_MAX  2048 /* bytes of one entry's message */
 #define PROTO_LOGS_PREVIEW_MAX 2048 /* logs_preview: stdout + stderr, cut on UTF-8 */
+/* Skills a task uses (proto/PROTOCOL.md, "Skills"): execute_skill's one, or run_code's mounts. */
+#define PROTO_SKILLS_MAX    8
+#define PROTO_SKILL_REF_MAX 136 /* a name [a-z][a-z0-9_]{0,63}, "sha256:<hex>", or NAME@DIGEST */
 
 /* ---- Redis names (PROTOCOL.md, "Keys") ---- */
 /* Ids the node gives rejections of entries whose own id cannot be read ("entry-<entry id>");
@@ -218,7 +221,40 @@ typedef struct proto_task {
 	struct proto_step *steps;
 	size_t n_steps;
 	struct proto_value *input; /* the first step's input; NULL in a plain task */
+	/* Skills and blobs (proto/task-skill.c; PROTOCOL.md, "Skills"). skill: execute_skill (a
+	 * name or digest; code is then the node's loader, set when it resolves the skill);
+	 * mount_skills: run_code's importable skills (sorted, unique); blobs: input blob ids
+	 * (sorted, unique). lang_given: the task named its lang (a skill task may leave it). */
+	char *skill;
+	char **mount_skills;
+	size_t n_mount_skills;
+	char **blobs;
+	size_t n_blobs;
+	bool lang_given;
+	/* Filled by the node when it resolves the skills (daemon/task-skill.c), for the
+	 * attestation's input digest: each skill as name and digest (sorted by name), and the
+	 * names of the secrets the sandbox received (sorted). Not part of the wire task. */
+	struct proto_skill_ref *skill_refs;
+	size_t n_skill_refs;
+	char **secret_names;
+	size_t n_secret_names;
 } proto_task;
+
+typedef struct proto_skill_ref {
+	char *name;
+	char *digest; /* "sha256:<hex>" */
+} proto_skill_ref;
+
+/* A blob's id and bytes (an input blob fetched by the node, or one a run created). */
+typedef struct proto_blob {
+	char id[PROTO_BLOB_ID_LEN + 1];
+	uint8_t *data;
+	size_t len;
+} proto_blob;
+void proto_blobs_free(proto_blob *b, size_t n);
+/* True when s names a skill: [a-z][a-z0-9_]{0,63}, sha256:<64 hex>, or NAME@sha256:<64 hex> (the
+ * name pinned to a digest). */
+bool proto_skill_ref_valid(const char *s);
 
 typedef struct proto_usage {
 	int64_t wall_ms;
@@ -241,7 +277,19 @@ typedef struct proto_output {
 	char *return_value; /* function mode: JSON text (<= PROTO_RETURN_MAX) or NULL */
 	char *error;        /* human-readable reason for error/sandbox_error/rejected, or NULL */
 	struct proto_chain_run *chain; /* a chain's steps (proto/CHAINS.md), or NULL; owned */
+	/* The runtime module's outputs (PROTOCOL.md, "Skills"): present in a result when
+	 * runtime_fields (a task with skills or blobs, or a run that made blobs or logs). */
+	bool runtime_fields;
+	struct proto_blob *out_blobs; /* sorted by id, unique */
+	size_t n_out_blobs;
+	bool out_blobs_truncated; /* a blob past the caps was left out */
+	char *logs_json;          /* the log entries: a JSON array's compact text, or NULL */
+	bool logs_truncated;      /* entries past the caps were dropped */
 } proto_output;
+
+/* The start of stdout then stderr that fit PROTO_LOGS_PREVIEW_MAX, cut on a UTF-8
+ * boundary, invalid bytes replaced by U+FFFD (a result field is text). Caller frees. */
+char *proto_logs_preview(const proto_output *o);
 
 typedef struct proto_result {
 	char *id;

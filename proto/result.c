@@ -91,6 +91,7 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	proto_json_gen_kbool(g, "files_truncated", o->files_truncated);
 	gen_kv_json(g, "return_value", o->return_value);
 	gen_kv_str(g, "error", o->error);
+	proto_output_skill_gen(g, o);
 	proto_chain_run_gen(g, o->chain);
 	proto_json_gen_str(g, "usage");
 	proto_json_gen_open(g, true);
@@ -246,7 +247,7 @@ static int parse_output(yajl_val root, proto_output *o, err **e)
 	    opt_bool(root, "stderr_truncated", &o->stderr_truncated, e) < 0 ||
 	    opt_bool(root, "files_truncated", &o->files_truncated, e) < 0 ||
 	    parse_out_files(root, o, e) < 0 || opt_str(root, "error", &o->error, e) < 0 ||
-	    proto_chain_run_parse(root, o, e) < 0)
+	    proto_chain_run_parse(root, o, e) < 0 || proto_output_skill_parse(root, o, e) < 0)
 		return -1;
 	return opt_json(root, "return_value", &o->return_value);
 }

@@ -32,7 +32,8 @@ static int check_unknown(yajl_val obj, const char *const *allowed, size_t n, con
 		while (j < n && strcmp(k, allowed[j]) != 0)
 			j++;
 		/* The task's own fields of sealed and signed tasks: proto/sealed.c. */
-		if (j == n && !(!*prefix && proto_task_ext_field(k))) {
+		if (j == n &&
+		    !(!*prefix && (proto_task_ext_field(k) || proto_task_skill_field(k)))) {
 			_cleanup_free_ char *full = xasprintf("%s%s", prefix, k);
 			_cleanup_free_ char *q = proto_quote(full, strlen(full));
 			return err_set(e, 0, "unknown field %s", q);
@@ -365,6 +366,23 @@ static int parse_id(yajl_val root, proto_task *t, err **e)
 	return 0;
 }
 
+/* A skill task: function mode, no code of its own (the node sets the skill's loader). */
+static int skill_code(yajl_val root, proto_task *t, const char *mode, err **e)
+{
+	if (mode && strcmp(mode, "function"))
+		return err_set(e, 0,
+		               "field \"mode\" of a skill task must be function (the node calls "
+		               "the skill's entrypoint with args)");
+	t->mode = PROTO_MODE_FUNCTION;
+	if (proto_json_get(root, "code") || proto_json_get(root, "code_age"))
+		return err_set(e, 0,
+		               "a task with \"skill\" has no \"code\": the node calls the skill's "
+		               "entrypoint");
+	if (t->lang_given && t->lang == PROTO_LANG_SHELL)
+		return err_set(e, 0, "a skill is python or javascript, not shell");
+	return 0;
+}
+
 static int parse_code(yajl_val root, proto_task *t, err **e)
 {
 	const char *lang, *mode, *code;
@@ -373,12 +391,17 @@ static int parse_code(yajl_val root, proto_task *t, err **e)
 		               "field \"%s\" belongs to a chain task (with \"steps\"); a plain "
 		               "task reads \"stdin\"",
 		               proto_json_get(root, "input") ? "input" : "input_age");
-	if (get_string(root, "lang", "lang", true, &lang, e) < 0)
+	/* A skill task (execute_skill) calls the skill's entrypoint: its lang is the skill's. */
+	bool skill = proto_json_get(root, "skill") != NULL;
+	if (get_string(root, "lang", "lang", !skill, &lang, e) < 0)
 		return -1;
-	if (proto_lang_parse(lang, &t->lang) < 0)
+	t->lang_given = lang != NULL;
+	if (lang && proto_lang_parse(lang, &t->lang) < 0)
 		return err_set(e, 0, "field \"lang\" must be one of python, javascript, shell");
 	if (get_string(root, "mode", "mode", false, &mode, e) < 0)
 		return -1;
+	if (skill)
+		return skill_code(root, t, mode, e);
 	if (!mode || strcmp(mode, "script") == 0)
 		t->mode = PROTO_MODE_SCRIPT;
 	else if (strcmp(mode, "function") == 0)
@@ -418,7 +441,8 @@ static int task_from_tree(yajl_val root, proto_task *t, err **e)
 		return -1;
 	bool chain = proto_json_get(root, "steps") || proto_json_get(root, "steps_age");
 	if ((chain ? proto_chain_parse(root, t, e) : parse_program(root, t, e)) < 0 ||
-	    parse_names(root, t, e) < 0 || proto_task_ext_parse(root, t, e) < 0)
+	    parse_names(root, t, e) < 0 || proto_task_ext_parse(root, t, e) < 0 ||
+	    proto_task_skill_parse(root, t, e) < 0)
 		return -1;
 	yajl_val limits = proto_json_get(root, "limits");
 	if (limits && parse_limits(limits, &t->limits, e) < 0)
@@ -582,10 +606,13 @@ void proto_task_files_json(const proto_task *t, buf *out)
 
 static void gen_program(proto_gen *g, const proto_task *t)
 {
-	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
+	if (!t->skill || t->lang_given)
+		proto_json_gen_kstr(g, "lang",
+		                    proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
 	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
-	/* A sealed part is written as its ciphertext (proto_task_ext_gen), never in the clear. */
-	if (!proto_task_part_sealed(t, PROTO_SEALED_CODE)) {
+	/* A sealed part is written as its ciphertext (proto_task_ext_gen), never in the clear;
+	 * a skill task's code is the node's (its loader). */
+	if (!t->skill && !proto_task_part_sealed(t, PROTO_SEALED_CODE)) {
 		proto_json_gen_str(g, "code");
 		proto_json_gen_strn(g, t->code ? t->code : "", t->code_len);
 	}
@@ -621,6 +648,7 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	if (t->live_output)
 		proto_json_gen_kbool(g, "live_output", true);
 	proto_task_ext_gen(g, t);
+	proto_task_skill_gen(g, t);
 	proto_json_gen_close(g, true);
 	proto_json_gen_take_valid(g, out);
 }

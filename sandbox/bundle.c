@@ -93,6 +93,9 @@ static void gen_mounts(proto_gen *g, const sandbox_bundle_spec *b)
 	const char *sys_o[] = {"nosuid", "noexec", "nodev", "ro", NULL};
 	const char *tmp_o[] = {"nosuid", "nodev", "mode=1777", ws, NULL};
 	const char *agent_o[] = {"rbind", "ro", "nosuid", "nodev", NULL};
+	/* SANDBOX_SKILLS_TREE_MAX, and the blobs' PROTO_BLOBS_TOTAL with room for the inodes */
+	const char *skills_o[] = {"nosuid", "nodev", "mode=755", "size=65536k", NULL};
+	const char *blobs_o[] = {"nosuid", "nodev", "noexec", "mode=755", "size=33792k", NULL};
 	s(g, "mounts");
 	proto_json_gen_open(g, false);
 	mount(g, "/proc", "proc", "proc", proc_o);
@@ -102,6 +105,9 @@ static void gen_mounts(proto_gen *g, const sandbox_bundle_spec *b)
 	mount(g, "/workspace", "tmpfs", "tmpfs", tmp_o);
 	mount(g, "/tmp", "tmpfs", "tmpfs", tmp_o);
 	mount(g, "/.aisp", "bind", b->agent_dir, agent_o);
+	/* a task's skills and input blobs, written by the agent as root (agent-skills.c) */
+	mount(g, "/.aisp/skills", "tmpfs", "tmpfs", skills_o);
+	mount(g, "/.aisp/blobs", "tmpfs", "tmpfs", blobs_o);
 	proto_json_gen_close(g, false);
 }
 

@@ -21,6 +21,25 @@
 #include "common/xalloc.h"
 #include "sandbox/lifecycle.h"
 
+/* The runtime module at <agent dir>/runtime/ (the sandbox's /.aisp/runtime/), and the empty
+ * mount points of the skills and blobs tmpfs trees (bundle.c). */
+static int install_runtime(int dfd, err **e)
+{
+	const char *const dirs[] = {"runtime", "skills", "blobs"};
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+		if ((mkdirat(dfd, dirs[i], 0755) < 0 && errno != EEXIST) ||
+		    fchmodat(dfd, dirs[i], 0755, 0) < 0)
+			return err_set(e, errno, "mkdir %s", dirs[i]);
+	_cleanup_close_ int rfd =
+	    openat(dfd, "runtime", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rfd < 0)
+		return err_set(e, errno, "open runtime");
+	for (const sandbox_embedded_file *f = sandbox_runtime_files; f->name; f++)
+		if (write_file_at(rfd, f->name, f->data, f->len, 0444, e) < 0)
+			return -1;
+	return 0;
+}
+
 /* Copies the agent into <state>/agent, which every bundle bind-mounts read-only at /.aisp. */
 static int install_agent(sandbox_ctx *ctx, const char *agent_path, err **e)
 {
@@ -35,7 +54,7 @@ static int install_agent(sandbox_ctx *ctx, const char *agent_path, err **e)
 	int r = dfd < 0 ? err_set(e, errno, "open %s", ctx->agent_dir)
 	                : write_file_at(dfd, SANDBOX_AGENT_NAME, bin.data, bin.len, 0555, e);
 	buf_deinit(&bin);
-	return r;
+	return r < 0 ? -1 : install_runtime(dfd, e);
 }
 
 /* user namespaces are usable when the kernel allows any (and the operator did not opt out) */

@@ -36,6 +36,8 @@ static bool dispatch_frames(sandbox *sb)
 		case FRAME_FILE:
 		case FRAME_RETURN:
 		case FRAME_STEP_RESULT:
+		case FRAME_OUT_BLOB:
+		case FRAME_LOGS:
 			ev.type = SANDBOX_EV_RESULT_FRAME;
 			break;
 		case FRAME_EXIT:
@@ -136,7 +138,8 @@ void sandbox_io_close(sandbox *sb)
 }
 
 /* The fields the agent's TASK parser takes (sandbox/agent/frame.h). */
-static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limits *l)
+static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limits *l,
+                     const char *const *extra_env)
 {
 	sandbox_frame_buf body = {0};
 	uint8_t mode = t->mode == PROTO_MODE_FUNCTION ? 1 : 0;
@@ -151,6 +154,8 @@ static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limi
 		_cleanup_free_ char *kv = xasprintf("%s=%s", t->env[i].name, t->env[i].value);
 		sandbox_frame_put_field(&body, FIELD_ENV, kv, strlen(kv));
 	}
+	for (size_t i = 0; extra_env && extra_env[i]; i++)
+		sandbox_frame_put_field(&body, FIELD_ENV, extra_env[i], strlen(extra_env[i]));
 	for (size_t i = 0; i < t->n_files; i++) {
 		size_t pl = strlen(t->files[i].path);
 		_cleanup_free_ uint8_t *v = xmalloc(pl + 1 + t->files[i].len);
@@ -168,9 +173,30 @@ static void put_task(sandbox_frame_buf *f, const proto_task *t, const proto_limi
 	sandbox_frame_buf_free(&body);
 }
 
+/* The task's skill files and input blobs, before the TASK (frame.h). */
+static void put_payload(sandbox_frame_buf *f, const sandbox_payload *p)
+{
+	for (size_t i = 0; p && i < p->n_files; i++) {
+		const sandbox_skill_file *sf = &p->files[i];
+		size_t pl = strlen(sf->path);
+		sandbox_frame_put_header(f, FRAME_SKILL_FILE, (uint32_t)(1 + pl + 1 + sf->len));
+		sandbox_frame_put_bytes(f, &sf->kind, 1);
+		sandbox_frame_put_bytes(f, sf->path, pl + 1);
+		sandbox_frame_put_bytes(f, sf->data, sf->len);
+	}
+	for (size_t i = 0; p && i < p->n_blobs; i++) {
+		const proto_blob *b = &p->blobs[i];
+		sandbox_frame_put_header(f, FRAME_BLOB_IN, (uint32_t)(64 + b->len));
+		sandbox_frame_put_bytes(f, b->id + 7, 64);
+		sandbox_frame_put_bytes(f, b->data, b->len);
+	}
+}
+
 void sandbox_io_send_task(sandbox *sb, const proto_task *t, const proto_limits *l)
 {
-	put_task(&sb->wbuf, t, l);
+	put_payload(&sb->wbuf, sb->payload);
+	put_task(&sb->wbuf, t, l, sb->payload ? sb->payload->env : NULL);
+	sb->payload = NULL;
 	flush_writes(sb);
 }
 
@@ -251,6 +277,12 @@ void sandbox_io_add_result(sandbox *sb, uint8_t type, const uint8_t *p, size_t n
 {
 	proto_output *o = &sb->out;
 	switch (type) {
+	case FRAME_OUT_BLOB:
+		sandbox_take_out_blob(o, p, n);
+		break;
+	case FRAME_LOGS:
+		sandbox_take_logs(o, p, n);
+		break;
 	case FRAME_FILE:
 		add_file(o, p, n);
 		break;

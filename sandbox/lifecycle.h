@@ -21,9 +21,19 @@
 #include "proto/proto.h"
 #include "sandbox/agent/frame.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/runtime-out.h"
 #include "sandbox/sandbox.h"
 
 struct event;
+
+/* A file compiled into the node (runtime-embed.c, from sandbox/agent/runtime/embed.py). */
+typedef struct sandbox_embedded_file {
+	const char *name;
+	const unsigned char *data;
+	size_t len;
+} sandbox_embedded_file;
+/* The runtime module's files, installed at <agent dir>/runtime/ (NULL name last). */
+extern const sandbox_embedded_file sandbox_runtime_files[];
 
 #define SANDBOX_AGENT_NAME "aisp-agent"
 /* Under runc, container ids 0..65535 map to host ids SANDBOX_USERNS_BASE.. (the sandbox user
@@ -93,6 +103,7 @@ struct sandbox {
 	char *return_error;      /* why the RETURN frame's value was refused, or NULL */
 	uint64_t stdout_max, stderr_max; /* the run's caps, which the host keeps too */
 	sandbox_output_fn output_cb;     /* the owner's live output, or NULL */
+	const sandbox_payload *payload;  /* skill files and blobs for the next TASK, or NULL */
 	void *output_arg;
 	/* a chain's script steps (steps.c) */
 	bool step_mode;  /* the run is a step */

@@ -98,6 +98,11 @@ int sandbox_run(sandbox *sb, const proto_task *t, const proto_limits *resolved, 
 	return rc;
 }
 
+void sandbox_set_payload(sandbox *sb, const sandbox_payload *p)
+{
+	sb->payload = p;
+}
+
 void sandbox_on_output(sandbox *sb, sandbox_output_fn cb, void *arg)
 {
 	sb->output_cb = cb;

@@ -176,6 +176,37 @@ const char *sandbox_step_output(const sandbox *sb, size_t *len);
 void sandbox_step_record(const proto_output *o, const proto_usage *u, const char *json, size_t len,
                          proto_step_run *rec);
 
+/* ---- skills and blobs delivered to a warm sandbox (proto/PROTOCOL.md, "Skills") ---- */
+
+/* One entry of a sandbox's skills tree, below /.aisp/skills (the agent's SKILL_FILE frame). */
+typedef struct sandbox_skill_file {
+	uint8_t kind; /* 'd' directory, 'f' file, 'x' executable file */
+	char *path;   /* "<skill name>/<path in the skill>", or "<skill name>" for its root */
+	uint8_t *data;
+	size_t len;
+} sandbox_skill_file;
+
+/* The room of a sandbox's skills tree (its tmpfs, bundle.c; the agent's cap): the files of a
+ * task's skills, summed. */
+#define SANDBOX_SKILLS_TREE_MAX (64u * 1024 * 1024)
+
+/* What a task's sandbox receives before its program starts. */
+typedef struct sandbox_payload {
+	sandbox_skill_file *files; /* owned; parents before their entries */
+	size_t n_files;
+	uint64_t bytes;
+	const proto_blob *blobs; /* borrowed: the input blobs, checked against their ids */
+	size_t n_blobs;
+	/* borrowed: "NAME=VALUE" entries (the skill's secrets) after the task's env, NULL-terminated,
+	 * or NULL; they reach the program's environment and nothing else */
+	const char *const *env;
+} sandbox_payload;
+
+void sandbox_payload_deinit(sandbox_payload *p);
+/* Hands p (borrowed until the done callback) to the next sandbox_run(): its skill files and
+ * blobs go to the agent before the TASK. Call it before sandbox_run(); NULL: none. */
+void sandbox_set_payload(sandbox *sb, const sandbox_payload *p);
+
 /* Ends a RUNNING task now, by its owner's decision (a cancel, a revocation): the container is
  * killed and the done callback reports status (with why as its error, copied) and whatever
  * the run collected so far. Ignored in any other state. */
@@ -338,3 +369,7 @@ int sandbox_skill_export_dir(const char *store, const char *name_or_digest, cons
  * *out (may be NULL) and *added, or -1 with *e and nothing stored. */
 int sandbox_skill_import(const char *store, int fd, const char *dir, const char *expect,
                          bool replace, sandbox_skill *out, bool *added, err **e);
+/* For a task: walks the stored tree of s (resolved by sandbox_skill_resolve), refuses it unless
+ * it hashes to s->digest (a tree changed in the store is never run), and appends its entries,
+ * with their contents, to p below "<name>/". Returns 0 or -1 with *e. */
+int sandbox_skill_load(const char *store, const sandbox_skill *s, sandbox_payload *p, err **e);

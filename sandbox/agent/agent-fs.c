@@ -90,7 +90,7 @@ static int open_dir_at(int dfd, const char *name, uint64_t ino)
 
 /* Opens the directory path[0..n) below dfd, one component at a time, never following links;
  * with create, missing components are made. Returns a new fd or -1 with errno. */
-static int open_dir_below(int dfd, const char *path, size_t n, bool create)
+int agent_open_dir_below(int dfd, const char *path, size_t n, bool create)
 {
 	int cur = dfd;
 	size_t start = 0;
@@ -136,7 +136,7 @@ static int write_input(int wsfd, const agent_bytes *f, char *msg, size_t msz)
 	const char *slash = memrchr(path, '/', plen);
 	size_t dlen = slash ? (size_t)(slash - path) : 0;
 	const char *name = slash ? slash + 1 : path;
-	_cleanup_close_ int dfd = open_dir_below(wsfd, path, dlen, true);
+	_cleanup_close_ int dfd = agent_open_dir_below(wsfd, path, dlen, true);
 	if (dfd < 0) {
 		snprintf(msg, msz, "input file %s: directory: %s", path, strerror(errno));
 		return -1;

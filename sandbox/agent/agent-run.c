@@ -360,6 +360,8 @@ static void report(run *r)
 	char unused[128]; /* not as the program's user: no output files, but the result stands */
 	if (r->t->mode != 2 && !agent_out_empty(r->wsfd)) /* a chain's step has no output files */
 		agent_as_program(false, take_outputs, r, unused, sizeof(unused));
+	if (r->t->mode != 2)
+		agent_collect_runtime(r->wsfd, &r->io.frames);
 	if (send_return)
 		sandbox_frame_put(&r->io.frames, r->t->mode == 2 ? FRAME_STEP_RESULT : FRAME_RETURN,
 		                  r->io.res.b.data + 1, r->io.res.b.len - 1);

@@ -113,7 +113,13 @@ static int read_task(sandbox_frame_reader *r, agent_task *t, const uint8_t **p, 
                      char *msg, size_t msz)
 {
 	uint8_t type;
-	int k = agent_next_frame(r, &type, p, n);
+	int k;
+	/* a task's skills and input blobs come first */
+	while ((k = agent_next_frame(r, &type, p, n)) == 1 &&
+	       (type == FRAME_SKILL_FILE || type == FRAME_BLOB_IN))
+		if ((type == FRAME_SKILL_FILE ? agent_put_skill_file : agent_put_blob)(*p, *n, msg,
+		                                                                       msz) < 0)
+			return -1;
 	if (k == 1 && type == FRAME_TASK)
 		return agent_task_parse(t, *p, *n, msg, msz) < 0 ? -1 : 1;
 	if (k == 1 && type == FRAME_STEP)

@@ -152,6 +152,31 @@ void agent_strv_free(char **v);
 /* The bootstrap's task payload: MODE, CODE, ARG*, ARGS_JSON, ENV* (the whole environment). */
 void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *env);
 
+/* ---- skills and blobs (agent-skills.c) ---- */
+
+#define AGENT_SKILLS_DIR        "/.aisp/skills"
+#define AGENT_BLOBS_DIR         "/.aisp/blobs"
+#define AGENT_SKILL_ENTRIES_MAX (8u * 1000)         /* PROTO_SKILLS_MAX skills' entries */
+#define AGENT_SKILL_BYTES_MAX   (64u * 1024 * 1024) /* the skills tmpfs's size */
+/* proto/proto.h's caps (the agent includes only proto/caps.h): unit-tested to be equal */
+#define AGENT_BLOB_MAX        (8u * 1024 * 1024)  /* PROTO_BLOB_MAX */
+#define AGENT_BLOBS_MAX       16                  /* PROTO_BLOBS_MAX */
+#define AGENT_BLOBS_TOTAL     (32u * 1024 * 1024) /* PROTO_BLOBS_TOTAL */
+#define AGENT_OUT_BLOBS_MAX   16                  /* PROTO_OUT_BLOBS_MAX */
+#define AGENT_OUT_BLOBS_TOTAL (32u * 1024 * 1024) /* PROTO_OUT_BLOBS_TOTAL */
+#define AGENT_LOG_MAX         (64u * 1024 + 4096) /* PROTO_LOG_MAX and a margin */
+
+/* Writes one SKILL_FILE or BLOB_IN frame's entry (frame.h) as root. Returns 0, or -1 with a
+ * message. */
+int agent_put_skill_file(const uint8_t *p, size_t n, char *msg, size_t msz);
+int agent_put_blob(const uint8_t *p, size_t n, char *msg, size_t msz);
+/* Appends OUT_BLOB frames and one LOGS frame for what the run left in wsfd/.aisp (nothing
+ * when it has none), read as the program's user. */
+void agent_collect_runtime(int wsfd, sandbox_frame_buf *b);
+/* agent-fs.c: opens the directory path[0..n) below dfd, one component at a time, never
+ * following links; with create, missing components are made. A new fd or -1 with errno. */
+int agent_open_dir_below(int dfd, const char *path, size_t n, bool create);
+
 /* ---- frames to the host (agent.c) ---- */
 
 /* Writes b to fd 1 (the host) and empties it; ends the agent when the host is gone. */

@@ -30,6 +30,10 @@ static bool type_known(uint8_t t)
 	case FRAME_EXIT:
 	case FRAME_STEP:
 	case FRAME_STEP_RESULT:
+	case FRAME_SKILL_FILE:
+	case FRAME_BLOB_IN:
+	case FRAME_OUT_BLOB:
+	case FRAME_LOGS:
 		return true;
 	default:
 		return false;
@@ -135,6 +139,11 @@ void sandbox_frame_put_header(sandbox_frame_buf *b, uint8_t type, uint32_t len)
 	buf_add(b, h, sizeof(h));
 }
 
+void sandbox_frame_put_bytes(sandbox_frame_buf *b, const void *p, size_t n)
+{
+	buf_add(b, p, n);
+}
+
 void sandbox_frame_put(sandbox_frame_buf *b, uint8_t type, const void *payload, size_t len)
 {
 	sandbox_frame_put_header(b, type, (uint32_t)len);
@@ -199,5 +208,30 @@ int sandbox_frame_parse_exit(const uint8_t *payload, size_t len, sandbox_frame_e
 	out->code = (int32_t)get_u32(payload + 1);
 	out->msg = (const char *)payload + 5;
 	out->msg_len = len - 5;
+	return 0;
+}
+
+int sandbox_frame_parse_skill_file(const uint8_t *p, size_t n, sandbox_frame_skill_file *out)
+{
+	const uint8_t *nul = n > 1 ? memchr(p + 1, 0, n - 1) : NULL;
+	if (!nul || nul == p + 1 || (p[0] != 'd' && p[0] != 'f' && p[0] != 'x'))
+		return -1;
+	out->kind = p[0];
+	out->path = (const char *)p + 1;
+	out->path_len = (size_t)(nul - p - 1);
+	out->data = nul + 1;
+	out->len = n - out->path_len - 2;
+	return p[0] == 'd' && out->len ? -1 : 0;
+}
+
+int sandbox_frame_parse_blob_in(const uint8_t *p, size_t n, const uint8_t **data, size_t *len)
+{
+	if (n < 64)
+		return -1;
+	for (size_t i = 0; i < 64; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return -1;
+	*data = p + 64;
+	*len = n - 64;
 	return 0;
 }

@@ -49,7 +49,22 @@ enum sandbox_frame_type {
 	FRAME_EXIT = 'X',
 	FRAME_STEP = 'S',        /* host -> agent: one script step of a chain */
 	FRAME_STEP_RESULT = 'P', /* agent -> host: the step's output */
+	/* Skills and blobs (proto/PROTOCOL.md, "Skills"); the range 'b' 'g' 'i' 'k'. */
+	FRAME_SKILL_FILE = 'k', /* host -> agent, before TASK: one entry of /skills */
+	FRAME_BLOB_IN = 'i',    /* host -> agent, before TASK: one input blob */
+	FRAME_OUT_BLOB = 'b',   /* agent -> host, before EXIT: one output blob's bytes */
+	FRAME_LOGS = 'g',       /* agent -> host, before EXIT: the runtime log, and flags */
 };
+
+/* SKILL_FILE payload: kind (1 byte: 'd' directory, 'f' file, 'x' executable file) | path
+ * below /skills ("salesforce/code/leads/sync.py"; a skill name first) | NUL | contents (none
+ * for a directory). Parents come before their entries. BLOB_IN payload: the blob's 64 hex
+ * digits | its bytes (the host checked them against the digest). OUT_BLOB payload: the bytes
+ * of a file /workspace/.aisp/blobs/<64 hex> (the host names it by its own digest). LOGS
+ * payload: flags (1 byte, LOGS_F_*) | the first bytes of /workspace/.aisp/log.jsonl. The agent
+ * writes /skills and /blobs as root: the program reads them and cannot write them. */
+#define LOGS_F_LOG_TRUNC   0x01 /* the log file was longer than AGENT_LOG_MAX */
+#define LOGS_F_BLOBS_TRUNC 0x02 /* an output blob was left out (caps, not a regular file) */
 
 enum sandbox_frame_field {
 	FIELD_MODE = 1,           /* 1 byte: 0 script, 1 function */
@@ -117,6 +132,8 @@ typedef struct sandbox_frame_buf {
 void sandbox_frame_buf_free(sandbox_frame_buf *b);
 void sandbox_frame_put_header(sandbox_frame_buf *b, uint8_t type, uint32_t len);
 void sandbox_frame_put(sandbox_frame_buf *b, uint8_t type, const void *payload, size_t len);
+/* Appends bytes (the rest of a frame whose header sandbox_frame_put_header() wrote). */
+void sandbox_frame_put_bytes(sandbox_frame_buf *b, const void *p, size_t n);
 void sandbox_frame_put_field(sandbox_frame_buf *b, uint8_t tag, const void *p, size_t n);
 void sandbox_frame_put_field_u64(sandbox_frame_buf *b, uint8_t tag, uint64_t v);
 void sandbox_frame_put_exit(sandbox_frame_buf *b, uint8_t flags, int32_t code, const char *msg);
@@ -127,3 +144,18 @@ int sandbox_frame_next_field(const uint8_t *payload, size_t len, size_t *off, ui
                              const uint8_t **p, size_t *n);
 uint64_t sandbox_frame_get_u64(const uint8_t *p, size_t n); /* 0 when n != 8 */
 int sandbox_frame_parse_exit(const uint8_t *payload, size_t len, sandbox_frame_exit *out);
+
+/* A SKILL_FILE payload: kind, path (1..n bytes, no NUL; its validity is the agent's to check),
+ * contents (none for a directory). Pointers borrowed from the payload. */
+typedef struct sandbox_frame_skill_file {
+	uint8_t kind; /* 'd', 'f' or 'x' */
+	const char *path;
+	size_t path_len;
+	const uint8_t *data;
+	size_t len;
+} sandbox_frame_skill_file;
+/* Returns 0, or -1 when the payload is not of that form. */
+int sandbox_frame_parse_skill_file(const uint8_t *p, size_t n, sandbox_frame_skill_file *out);
+/* A BLOB_IN payload: 64 lower-case hex digits, then the bytes. Returns 0 (data, len set) or
+ * -1. */
+int sandbox_frame_parse_blob_in(const uint8_t *p, size_t n, const uint8_t **data, size_t *len);

@@ -5,17 +5,51 @@
  * must read back identically.
  *
  * Build and run (not registered in meson):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz-frame.c \
- *         sandbox/agent/frame.c -o fuzz-frame && ./fuzz-frame -max_total_time=30 */
+ * The skills frames (SKILL_FILE, BLOB_IN: the agent's parsers; OUT_BLOB, LOGS: the host's,
+ * sandbox/runtime-out.c) are parsed too, every frame as each of them, with their bounds
+ * checked. Built by tests/fuzz/meson.build (suite "fuzz"). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/json.h"
 #include "sandbox/agent/frame.h"
+#include "sandbox/runtime-out.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Every payload as each of the skills frames: results within the payload and the caps. */
+static void check_skills(const uint8_t *p, size_t n)
+{
+	sandbox_frame_skill_file f;
+	if (sandbox_frame_parse_skill_file(p, n, &f) == 0 &&
+	    ((const uint8_t *)f.path != p + 1 || f.path_len + f.len + 2 != n ||
+	     memchr(f.path, 0, f.path_len) || f.data != p + f.path_len + 2))
+		abort();
+	const uint8_t *d;
+	size_t dn;
+	if (sandbox_frame_parse_blob_in(p, n, &d, &dn) == 0 && (d != p + 64 || dn != n - 64))
+		abort();
+	proto_output o;
+	proto_output_init(&o);
+	sandbox_take_out_blob(&o, p, n);
+	sandbox_take_out_blob(&o, p, n / 2);
+	sandbox_take_logs(&o, p, n);
+	if (o.n_out_blobs > PROTO_OUT_BLOBS_MAX || (!o.logs_json && n))
+		abort();
+	for (size_t i = 1; i < o.n_out_blobs; i++)
+		if (strcmp(o.out_blobs[i - 1].id, o.out_blobs[i].id) >= 0)
+			abort();
+	yajl_val v = NULL;
+	if (o.logs_json && (proto_json_parse(o.logs_json, strlen(o.logs_json), &v, NULL) < 0 ||
+	                    !YAJL_IS_ARRAY(v) || v->u.array.len > PROTO_LOG_ENTRIES_MAX + 1))
+		abort();
+	yajl_tree_free(v);
+	proto_output_deinit(&o);
+}
+
 static void check_frame(uint8_t type, const uint8_t *p, size_t n)
 {
+	check_skills(p, n);
 	size_t off = 0, vn, total = 0;
 	uint8_t tag;
 	const uint8_t *v;

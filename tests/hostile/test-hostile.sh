@@ -23,13 +23,34 @@ RUNTIMES=${HOSTILE_RUNTIMES:-runc runsc}
 A=$here/attacks
 
 # Canaries: content at the node's key path (the key itself) and config path (a comment line),
-# and in aispd's environment. None may ever show up in a result.
+# in aispd's environment, and the skills' secrets (below). None may ever show up in a result.
 CONF_CANARY=AISP-CONF-CANARY-$RANDOM$RANDOM
 ENV_CANARY=AISP-ENV-CANARY-$RANDOM$RANDOM
 HTTP_PORT=$(free_port)
 redis_start
+# Skills and secrets (issue 18): run_code tasks that mount "leaky" receive its secret (the
+# operator allows it), the salesforce skill's secrets are the victim's; both values are canaries
+# (and the attacker's base64), so redaction and isolation are checked like every other leak.
+SKILLS=$TEST_TMP/skills
+SECRETS=$TEST_TMP/secrets
+LEAKY_CANARY=leaky-$RANDOM$RANDOM-token
+VICTIM_CANARY=sk-victim-$RANDOM$RANDOM
+LEAKY_B64=$(printf '%s' "$LEAKY_CANARY" | base64)
+for s in leaky salesforce; do
+	"$AISP" skill add "$here/../data/skills/$s" --store "$SKILLS" >/dev/null || bail "skill add $s"
+done
+install -d -m 0700 "$SECRETS" "$SECRETS/skills" "$SECRETS/skills/leaky" "$SECRETS/skills/salesforce"
+printf '%s\n' "$LEAKY_CANARY" >"$SECRETS/skills/leaky/LEAKY_TOKEN"
+printf '%s\n' "$VICTIM_CANARY" >"$SECRETS/skills/salesforce/SALESFORCE_API_KEY"
+printf '%s\n' "00D5e0000012345XYZ" >"$SECRETS/skills/salesforce/SALESFORCE_ORG_ID"
+chmod 600 "$SECRETS"/skills/*/*
 SLOTS=2 POOL=$'runc/default/python = 1\nrunsc/default/python = 1' \
-	EXTRA_SECTIONS="# canary: $CONF_CANARY" node_conf h
+	EXTRA_SECTIONS="# canary: $CONF_CANARY
+[skills]
+store = $SKILLS
+[secrets]
+dir = $SECRETS
+run_code_skills = leaky" node_conf h
 KEY=$TEST_TMP/key/private.pem
 CONF=$(node_dir h)/aispd.conf
 KEY_CANARY=$(sed -n 2p "$KEY") # the base64 body of the private key
@@ -116,6 +137,9 @@ return_values@js-nul | javascript | {"timeout_s":30}                   | {"mode"
 return_values@js-deep | javascript | {"timeout_s":30}                  | {"mode":"function","args":{"k":"deep"}} | error | RV_ERR
 return_values@js-surrogate | javascript | {"timeout_s":30}             | {"mode":"function","args":{"k":"surrogate"}} | error | RV_ERR
 result_caps         | python     | {"timeout_s":60}                    | []  | ok           | .files_truncated and ([.files[].path | length] | max // 0) <= 255 and ((.stdout_b64 // .stdout) != null)
+secret_print        | python     | {"timeout_s":30}                    | {"mount_skills":["leaky"]} | ok | (.stdout | split("\n")[0] | fromjson | .have) and (.stdout | test("raw [*]{3}\nb64 [*]{3} [*]{3}\nb64-embedded [^\n]*[*]{3}")) and (.stderr | test("hex [*]{3} [*]{3}"))
+secret_other        | python     | {"timeout_s":30}                    | {"mount_skills":["leaky"]} | ok | $o.env == null and $o.skills == ["leaky"] and ([$o.files[] | select(startswith("/.aisp/skills/leaky/") | not)] == [])
+skills_write        | python     | {"timeout_s":30}                    | {"mount_skills":["leaky"]} | ok | ([$o | to_entries[] | select(.key != "listing" and .value == "ok")] == []) and $o.listing == ["leaky"]
 out_first_by_path   | python     | {"timeout_s":170}                   | []  | ok           | .files_truncated and [.files[].path] == [range(100) | "f" + ((1000000 + .) | tostring | .[1:])]
 EOF
 )
@@ -213,9 +237,10 @@ subst() {
 }
 # canaries FILE: prints the canaries found anywhere in the result (decoded outputs and files)
 canaries() {
-	jq -r '[.stdout, .stderr, .error, (.stdout_b64 // "" | @base64d), (.stderr_b64 // "" | @base64d),
+	jq -r '[.stdout, .stderr, .error, .logs_preview, (.logs // [] | tostring), (.stdout_b64 // "" | @base64d), (.stderr_b64 // "" | @base64d),
 		(.files[]? | .path, (.content_b64 | @base64d))] | map(select(. != null)) | join("\n")' "$1" |
-		grep -oF -e "$KEY_CANARY" -e "$CONF_CANARY" -e "$ENV_CANARY" -e "$HOST_SHADOW" | sort -u
+		grep -oF -e "$KEY_CANARY" -e "$CONF_CANARY" -e "$ENV_CANARY" -e "$HOST_SHADOW" \
+			-e "$LEAKY_CANARY" -e "$LEAKY_B64" -e "$VICTIM_CANARY" | sort -u
 }
 
 declare -A SUMMARY=()

@@ -100,7 +100,10 @@ mayn $N XRANGE aisp:results - +
 mayn $N DEL aisp:result:t1
 mayn $N SET aisp:cancel:t1 1
 mayn $N XRANGE aisp:audit:n - +
-mayn $N SET aisp:blob:sha256:b x
+may $N GETRANGE aisp:blob:sha256:b 0 100
+may $N SET aisp:blob:sha256:n data NX EX 3600
+mayn $N DEL aisp:blob:sha256:b
+mayn $N EXPIRE aisp:blob:sha256:b 1
 mayn $N GET other:key
 mayn $N SET other:key x
 

@@ -16,6 +16,8 @@ import tempfile
 
 import jsonschema
 
+BLOB = '"sha256:%s"' % ("0" * 64)
+
 checker, schema_path, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
 schema = json.load(open(schema_path))
 validator = jsonschema.Draft202012Validator(schema)
@@ -56,6 +58,24 @@ AGREE = [
     ("b64 ok", '{%s,"stdin_b64":"YWI="}' % HEAD, True),
     ("stdin both", '{%s,"stdin":"a","stdin_b64":"YQ=="}' % HEAD, False),
     # chains (proto/CHAINS.md)
+    # skills and blobs (proto/PROTOCOL.md, "Skills")
+    ("skill task", '{"id":"c1","skill":"salesforce","args":{"a":1}}', True),
+    ("skill by digest", '{"id":"c1","skill":"sha256:%s"}' % ("a" * 64), True),
+    ("skill pinned", '{"id":"c1","skill":"s@sha256:%s"}' % ("a" * 64), True),
+    ("skill pin no digest", '{"id":"c1","skill":"s@x"}', False),
+    ("skill with lang", '{"id":"c1","skill":"s","lang":"python","mode":"function"}', True),
+    ("skill with code", '{"id":"c1","skill":"s","code":"x"}', False),
+    ("skill shell", '{"id":"c1","skill":"s","lang":"shell"}', False),
+    ("skill script mode", '{"id":"c1","skill":"s","mode":"script"}', False),
+    ("skill bad name", '{"id":"c1","skill":"Bad"}', False),
+    ("skill and mounts", '{"id":"c1","skill":"s","mount_skills":["t"]}', False),
+    ("mounts ok", '{%s,"mount_skills":["a","b"]}' % HEAD, True),
+    ("mounts 9", '{%s,"mount_skills":["a","b","c","d","e","f","g","h","i"]}' % HEAD, False),
+    ("mounts twice", '{%s,"mount_skills":["a","a"]}' % HEAD, False),
+    ("blobs ok", '{%s,"blobs":[%s]}' % (HEAD, BLOB), True),
+    ("blob not a digest", '{%s,"blobs":["sha256:xyz"]}' % HEAD, False),
+    ("blob upper case", '{%s,"blobs":["sha256:%s"]}' % (HEAD, "A" * 64), False),
+    ("chain with blobs", '{"id":"c1","input":"x","blobs":[%s],"steps":[%s]}' % (BLOB, SCRIPT), False),
     ("chain ok", '{"id":"c1","input":{"a":[1]},"steps":[%s,%s]}' % (LLM, SCRIPT), True),
     ("chain string input", '{"id":"c1","input":"x","steps":[%s]}' % SCRIPT, True),
     ("chain python step", '{"id":"c1","steps":[{"type":"script","lang":"python",'
@@ -97,6 +117,8 @@ AGREE = [
      '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', False),
     ("chain with code_age", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"code_age":"YWdl",'
      '"reply_to":"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', False),
+    ("sealed with blobs", '{%s,"blobs":["sha256:%s"],"reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % (HEAD, "a" * 64), False),
     ("plain with input_age", '{%s,"input_age":"YWdl","reply_to":'
      '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % HEAD, False),
     ("plain with reply_to", '{%s,"reply_to":'

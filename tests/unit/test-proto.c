@@ -50,6 +50,14 @@ static const bad_case bad_cases[] = {
     {"{\"id\":\"t1\",\"id\":\"t2\",\"lang\":\"python\",\"code\":\"\"}", "duplicate key \"id\"",
      NULL},
     {"{" HEAD ",\"cod\":\"x\"}", "unknown field \"cod\"", "t1"},
+    {"{\"id\":\"t1\",\"skill\":\"s\",\"code\":\"x\"}", "a task with \"skill\" has no \"code\"",
+     "t1"},
+    {"{\"id\":\"t1\",\"skill\":\"Bad\"}", "field \"skill\": \"Bad\" is not a skill name", "t1"},
+    {"{" HEAD ",\"blobs\":[\"sha256:x\"]}", "field \"blobs\"[0]: \"sha256:x\" is not a blob id",
+     "t1"},
+    {"{" HEAD ",\"mount_skills\":[\"a\",\"a\"]}", "field \"mount_skills\" lists \"a\" twice", "t1"},
+    {"{" HEAD ",\"mount_skills\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}",
+     "field \"mount_skills\" lists 9 entries, above the cap of 8", "t1"},
     {"{" HEAD ",\"limits\":{\"memory_mb\":0}}",
      "field \"limits.memory_mb\" must be a positive integer", "t1"},
     {"{" HEAD ",\"limits\":{\"memory_mb\":1.5}}",
@@ -962,6 +970,53 @@ static char *protocol_example(const char *doc, const char *name)
 	return end ? xstrndup(p, (size_t)(end - p)) : NULL;
 }
 
+/* Skills and blobs (proto/task-skill.c): the fields, their normal form, the round trip, and
+ * the logs preview's cut. */
+static void test_skill_fields(void **state)
+{
+	(void)state;
+	proto_task t;
+	const char *json =
+	    "{\"id\":\"s1\",\"skill\":\"salesforce\",\"blobs\":[\"sha256:"
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"sha256:"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"],"
+	    "\"args\":{\"k\":1}}";
+	err *e = NULL;
+	assert_int_equal(proto_task_parse(json, strlen(json), &t, NULL, &e), 0);
+	assert_string_equal(t.skill, "salesforce");
+	assert_int_equal(t.mode, PROTO_MODE_FUNCTION);
+	assert_false(t.lang_given);
+	assert_null(t.code);
+	assert_int_equal(t.n_blobs, 2);
+	assert_true(t.blobs[0][7] == 'a'); /* sorted */
+	buf b = BUF_INIT;
+	proto_task_to_json(&t, &b);
+	assert_null(strstr(buf_str(&b), "\"lang\""));
+	assert_null(strstr(buf_str(&b), "\"code\""));
+	proto_task t2;
+	assert_int_equal(proto_task_parse(buf_str(&b), b.len, &t2, NULL, &e), 0);
+	assert_string_equal(t2.skill, "salesforce");
+	assert_int_equal(t2.n_blobs, 2);
+	proto_task_deinit(&t2);
+	proto_task_deinit(&t);
+	buf_deinit(&b);
+	proto_output o;
+	proto_output_init(&o);
+	for (int i = 0; i < 1000; i++)
+		buf_append(&o.out, "\xe2\x82\xac", 3); /* the euro sign: 682 fit in 2048 bytes */
+	char *pv = proto_logs_preview(&o);
+	assert_int_equal(strlen(pv), 2046);
+	free(pv);
+	buf_reset(&o.out);
+	buf_append(&o.out, "a\xff", 2);
+	buf_append(&o.err, "b", 1);
+	pv = proto_logs_preview(&o);
+	assert_string_equal(pv, "a\xef\xbf\xbd"
+	                        "b");
+	free(pv);
+	proto_output_deinit(&o);
+}
+
 static void test_protocol_examples(void **state)
 {
 	const char *root = getenv("AISP_SOURCE_ROOT");
@@ -1022,6 +1077,7 @@ int main(void)
 	    cmocka_unit_test(test_base64),
 	    cmocka_unit_test(test_json),
 	    cmocka_unit_test(test_protocol_examples),
+	    cmocka_unit_test(test_skill_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

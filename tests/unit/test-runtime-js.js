@@ -20,7 +20,7 @@ let root;
 
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'test-runtime-js.'));
-  for (const d of ['blobs', 'workspace', 'skills']) fs.mkdirSync(path.join(root, d));
+  for (const d of ['.aisp/blobs', 'workspace', '.aisp/skills']) fs.mkdirSync(path.join(root, d), { recursive: true });
   process.env.AISP_RUNTIME_ROOT = root;
 });
 afterEach(() => {
@@ -29,7 +29,7 @@ afterEach(() => {
 });
 
 function putInput(buf) {
-  fs.writeFileSync(path.join(root, 'blobs', crypto.createHash('sha256').update(buf).digest('hex')),
+  fs.writeFileSync(path.join(root, '.aisp', 'blobs', crypto.createHash('sha256').update(buf).digest('hex')),
                    buf);
   return sha(buf);
 }
@@ -121,7 +121,7 @@ test('log caps', () => {
 });
 
 test("require('skills/<name>/...') and require('runtime')", () => {
-  const code = path.join(root, 'skills', 'demo_js', 'code', 'lib');
+  const code = path.join(root, '.aisp', 'skills', 'demo_js', 'code', 'lib');
   fs.mkdirSync(code, { recursive: true });
   fs.writeFileSync(path.join(code, 'helper.js'), 'exports.twice = (x) => 2 * x;\n');
   fs.writeFileSync(path.join(code, 'run.js'),

@@ -26,8 +26,8 @@ class Sandbox(unittest.TestCase):
 
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="test-runtime-py.")
-        for d in ("blobs", "workspace", "skills"):
-            os.mkdir(os.path.join(self.root, d))
+        for d in (".aisp/blobs", "workspace", ".aisp/skills"):
+            os.makedirs(os.path.join(self.root, d))
         os.environ["AISP_RUNTIME_ROOT"] = self.root
 
     def tearDown(self):
@@ -35,7 +35,7 @@ class Sandbox(unittest.TestCase):
         shutil.rmtree(self.root)
 
     def put_input(self, data):
-        with open(os.path.join(self.root, "blobs", hashlib.sha256(data).hexdigest()), "wb") as f:
+        with open(os.path.join(self.root, ".aisp", "blobs", hashlib.sha256(data).hexdigest()), "wb") as f:
             f.write(data)
         return sha(data)
 
@@ -108,8 +108,8 @@ class Blobs(Sandbox):
 
     def test_input_symlink_refused(self):
         target = self.put_input(b"real")
-        os.symlink(os.path.join(self.root, "blobs", target[7:]),
-                   os.path.join(self.root, "blobs", "1" * 64))
+        os.symlink(os.path.join(self.root, ".aisp", "blobs", target[7:]),
+                   os.path.join(self.root, ".aisp", "blobs", "1" * 64))
         self.assertRaises(OSError, blobs.read_bytes, "sha256:" + "1" * 64)
 
 
@@ -160,7 +160,7 @@ class Log(Sandbox):
 class Skills(Sandbox):
     def make_skill(self, name, files):
         for rel, text in files.items():
-            p = os.path.join(self.root, "skills", name, rel)
+            p = os.path.join(self.root, ".aisp", "skills", name, rel)
             os.makedirs(os.path.dirname(p), exist_ok=True)
             with open(p, "w") as f:
                 f.write(text)
@@ -172,12 +172,12 @@ class Skills(Sandbox):
         from skills.demo_a.pkg.mod import main
         self.assertEqual(main(21), 42)
         import skills.demo_a.pkg.helper as h
-        self.assertTrue(h.__file__.endswith("/skills/demo_a/code/pkg/helper.py"))
+        self.assertTrue(h.__file__.endswith("/.aisp/skills/demo_a/code/pkg/helper.py"))
 
     def test_unknown_skills(self):
         with self.assertRaises(ModuleNotFoundError):
             import skills.nosuch.x  # noqa: F401
-        os.makedirs(os.path.join(self.root, "skills", "Bad", "code"))
+        os.makedirs(os.path.join(self.root, ".aisp", "skills", "Bad", "code"))
         with self.assertRaises(ModuleNotFoundError):
             import skills.Bad  # noqa: F401
         self.make_skill("nocode", {"SKILL.md": "no code/\n"})
@@ -196,7 +196,7 @@ class Salesforce(Sandbox):
     def setUp(self):
         super().setUp()
         shutil.copytree(os.path.join(SRC, "tests", "data", "skills", "salesforce"),
-                        os.path.join(self.root, "skills", "salesforce"))
+                        os.path.join(self.root, ".aisp", "skills", "salesforce"))
         os.environ["SALESFORCE_API_KEY"] = "sk-test-0123456789"
         os.environ["SALESFORCE_ORG_ID"] = "00D000000000001"
         with open(os.path.join(SRC, "tests", "data", "skills", "salesforce", "resources",

@@ -38,10 +38,10 @@ for (const c of [BlobError, BlobNotFoundError, BlobLimitError, ProxyUnavailableE
   Object.defineProperty(c.prototype, 'name', { value: c.name });
 
 const root = () => process.env.AISP_RUNTIME_ROOT || '';
-const inDir = () => root() + '/blobs';
+const inDir = () => root() + '/.aisp/blobs';
 const outDir = () => root() + '/workspace/.aisp/blobs';
 const logPath = () => root() + '/workspace/.aisp/log.jsonl';
-const skillsDir = () => root() + '/skills';
+const skillsDir = () => root() + '/.aisp/skills';
 
 function hexOf(id) {
   const m = typeof id === 'string' ? ID.exec(id) : null;

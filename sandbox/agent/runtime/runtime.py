@@ -8,10 +8,10 @@ module"): blobs, structured logs, imports of mounted skills, and the credential 
     from skills.salesforce.leads.sync import main   # a skill the task mounted
 
 Where things are (fixed by the protocol; AISP_RUNTIME_ROOT prefixes every path, for tests):
-    /blobs/<hex>                  input blobs, written by the agent before the run, read-only
+    /.aisp/blobs/<hex>            input blobs, written by the agent before the run, read-only
     /workspace/.aisp/blobs/<hex>  output blobs, written here, collected by the agent after
     /workspace/.aisp/log.jsonl    log entries, one JSON object a line, collected as `logs`
-    /skills/<name>/code/          the package skills.<name>
+    /.aisp/skills/<name>/code/    the package skills.<name> (the task's skills, read-only)
 
 The caps mirror proto/proto.h; the node enforces them again when it collects (this module runs
 as the task's code and is not trusted for anything). Imported by the sandbox's bootstrap, which
@@ -63,7 +63,7 @@ def _root():
 
 
 def _in_dir():
-    return _root() + "/blobs"
+    return _root() + "/.aisp/blobs"
 
 
 def _out_dir():
@@ -75,7 +75,7 @@ def _log_path():
 
 
 def _skills_dir():
-    return _root() + "/skills"
+    return _root() + "/.aisp/skills"
 
 
 def _hex_of(blob_id):
