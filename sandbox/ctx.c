@@ -21,6 +21,34 @@
 #include "common/xalloc.h"
 #include "sandbox/lifecycle.h"
 
+/* Copies the runtime module found beside the agent (runtime.py, runtime.js) into
+ * <state>/agent/runtime/, which sandboxes see as /.aisp/runtime/ (the bootstraps put it on the
+ * import path). A file that is not there is left out: its language then has no module. */
+static int install_runtime(sandbox_ctx *ctx, const char *agent_path, err **e)
+{
+	_cleanup_free_ char *copy = xstrdup(agent_path);
+	char *slash = strrchr(copy, '/');
+	const char *dir = slash ? (*slash = '\0', copy) : ".";
+	_cleanup_free_ char *rdir = xasprintf("%s/runtime", ctx->agent_dir);
+	if (mkdir_p(rdir, 0755, e) < 0)
+		return -1;
+	_cleanup_close_ int dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return err_set(e, errno, "open %s", rdir);
+	static const char *const names[] = {"runtime.py", "runtime.js"};
+	for (size_t i = 0; i < 2; i++) {
+		_cleanup_free_ char *src = xasprintf("%s/%s", dir, names[i]);
+		buf b = BUF_INIT;
+		int r = access(src, R_OK) < 0 ? 0 : read_file_at(AT_FDCWD, src, 4u << 20, &b, e);
+		if (r == 0 && b.len)
+			r = write_file_at(dfd, names[i], b.data, b.len, 0444, e);
+		buf_deinit(&b);
+		if (r < 0)
+			return err_prefix(e, "runtime module");
+	}
+	return 0;
+}
+
 /* Copies the agent into <state>/agent, which every bundle bind-mounts read-only at /.aisp. */
 static int install_agent(sandbox_ctx *ctx, const char *agent_path, err **e)
 {
@@ -35,7 +63,7 @@ static int install_agent(sandbox_ctx *ctx, const char *agent_path, err **e)
 	int r = dfd < 0 ? err_set(e, errno, "open %s", ctx->agent_dir)
 	                : write_file_at(dfd, SANDBOX_AGENT_NAME, bin.data, bin.len, 0555, e);
 	buf_deinit(&bin);
-	return r;
+	return r < 0 ? r : install_runtime(ctx, agent_path, e);
 }
 
 /* user namespaces are usable when the kernel allows any (and the operator did not opt out) */

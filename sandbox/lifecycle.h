@@ -94,6 +94,9 @@ struct sandbox {
 	uint64_t stdout_max, stderr_max; /* the run's caps, which the host keeps too */
 	sandbox_output_fn output_cb;     /* the owner's live output, or NULL */
 	void *output_arg;
+	sandbox_proxy_fn proxy_cb; /* the owner's credential proxy, or NULL (io.c) */
+	void *proxy_arg;
+	bool proxy_pending; /* a PROXY_REQUEST is waiting for its answer */
 	/* a chain's script steps (steps.c) */
 	bool step_mode;  /* the run is a step */
 	bool step_idle;  /* the last step ended normally: another one may run */
