@@ -188,6 +188,7 @@ void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id)
 	jg_kstr(j, "previous", c->previous);
 	jg_kint(j, "sequence", (long long)c->sequence);
 	attest_gen_cost(j, r->cost);
+	attest_gen_proxy(j, r->proxy);
 	jg_close(j, true);
 }
 
@@ -225,8 +226,10 @@ static void gen_predicate(jg *j, const attest_claim *c, const attest_digests *p,
 	jg_kstr(j, "execution_digest", p->execution);
 	jg_str(j, "nondeterministic");
 	/* a chain with an llm step is nondeterministic by nature (attest/CHAINS.md) */
-	jg_check(j, yajl_gen_bool(j->g, c->task && (c->task->nondeterministic ||
-	                                            proto_task_has_step(c->task, PROTO_STEP_LLM))));
+	/* so is a task that may call the credential proxy: its responses are not recorded */
+	jg_check(j,
+	         yajl_gen_bool(j->g, c->task && (c->task->nondeterministic || c->task->n_services ||
+	                                         proto_task_has_step(c->task, PROTO_STEP_LLM))));
 	jg_str(j, "metadata");
 	attest_gen_metadata(j, c, kid);
 	jg_close(j, true);

@@ -53,3 +53,8 @@ int proto_cost_parse(yajl_val root, proto_cost **out, err **e);
 /* A result's byte strings, "key": text or "key_b64": base64 (result.c). */
 void proto_result_gen_bytes(yajl_gen g, const char *key, const buf *b);
 int proto_result_get_bytes(yajl_val obj, const char *key, buf *out, err **e);
+
+/* The task's "services" and the result's "proxy" (proxy.c). */
+int proto_services_parse(yajl_val root, proto_task *t, err **e);
+void proto_proxy_audit_gen(yajl_gen g, const proto_proxy_audit *a);
+int proto_proxy_audit_parse(yajl_val root, proto_proxy_audit **out, err **e);

@@ -361,6 +361,7 @@ static const tamper tampers[] = {
     {"steps", "01-basic", SET, "[]"},
     {"failed_step", "01-basic", SET, "0"},
     {"cost", "01-basic", SET, "{\"unit\":\"micro_usd\",\"total\":0,\"breakdown\":[]}"},
+    {"proxy", "01-basic", SET, "{\"services\":[\"x\"],\"calls\":[],\"head\":null,\"refused\":0}"},
     {"usage", "01-basic", DEL, NULL},
     {"usage.wall_ms", "01-basic", SET, "1"},
     {"usage.cpu_ms", "01-basic", SET, "1"},
