@@ -60,6 +60,8 @@ static char **split_list(const char *s, const char *seps, size_t *n_out)
 void config_defaults(config *c)
 {
 	memset(c, 0, sizeof(*c));
+	secrets_config_defaults(&c->secrets);
+	proxy_config_defaults(&c->proxy);
 	char host[256] = "node";
 	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
 		strcpy(host, "node");
@@ -111,6 +113,8 @@ static void runtime_deinit(config_runtime *r)
 
 void config_deinit(config *c)
 {
+	secrets_config_deinit(&c->secrets);
+	proxy_config_deinit(&c->proxy);
 	free(c->path);
 	for (size_t i = 0; i < c->n_lines; i++) {
 		free(c->lines[i].section);
@@ -709,6 +713,9 @@ static int validate_llm(const config *c, const char *name, err **e)
 	return 0;
 }
 
+static int handle_services(struct parse_ctx *p, const char *section, const char *key,
+                           const char *v);
+
 static int handler(void *user, const char *section, const char *key, const char *v)
 {
 	struct parse_ctx *p = user;
@@ -759,7 +766,21 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return handle_pool(p, key, v);
 	if (!strcmp(section, "http"))
 		return handle_http(p, key, v);
-	return fail(p, "unknown section [%s]", section);
+	return handle_services(p, section, key, v);
+}
+
+/* [secrets], [proxy] and [proxy.NAME]: their modules parse their keys. */
+static int handle_services(struct parse_ctx *p, const char *section, const char *key, const char *v)
+{
+	_cleanup_err_ err *e = NULL;
+	int rc;
+	if (!strcmp(section, "secrets"))
+		rc = secrets_config_set(&p->c->secrets, key, v, &e);
+	else if (!strcmp(section, "proxy") || !strncmp(section, "proxy.", 6))
+		rc = proxy_config_set(&p->c->proxy, section[5] ? section + 6 : NULL, key, v, &e);
+	else
+		return fail(p, "unknown section [%s]", section);
+	return rc < 0 ? fail(p, "%s", err_msg(e)) : 1;
 }
 
 /* A problem of the whole file, at the line of [section] key when the file sets it. */
@@ -883,6 +904,9 @@ static int parse_text(config *c, const char *name, const char *text, size_t len,
 		add_error(c, xstrdup(err_msg(re)));
 	if (validate_llm(c, name, &le) < 0)
 		add_error(c, xstrdup(err_msg(le)));
+	_cleanup_err_ err *pe = NULL;
+	if (proxy_config_validate(&c->proxy, &pe) < 0)
+		add_error(c, xasprintf("%s: %s", name, err_msg(pe)));
 	if (c->n_errors)
 		return err_set(e, 0, "%s", c->errors[0]);
 	return 0;

@@ -17,6 +17,7 @@
 #include "daemon/durability.h"
 #include "daemon/llm.h"
 #include "daemon/metrics.h"
+#include "daemon/proxy.h"
 #include "daemon/redis.h"
 #include "daemon/revocation.h"
 #include "pool/pool.h"
@@ -82,6 +83,7 @@ typedef struct task_host {
 	const attest_trust_config *trust;
 	revocation *rv;
 	llm *llm;                /* a chain's llm steps; NULL: this node has no [llm] */
+	proxy *proxy;            /* the credential proxy; NULL: this node serves no services */
 	int64_t cpu_second_nusd; /* [cost]: nano-USD per CPU-second of a sandbox's run */
 	int64_t gib_second_nusd; /* ... and per GiB-second of its memory */
 	const task_host_ops *ops;
