@@ -134,6 +134,11 @@ check "no refused call reached the server (/admin)" bash -c "! grep -q admin '$M
 check "... nor a private address (only loopback is served, and strict has no private access)" \
 	bash -c "[ \$(grep -c '^GET /\$' '$MOCK_HTTPS_LOG') = 0 ]"
 
+# ---------------------------------------------------------------- the chain with the openssl CLI
+calls_prev1=$(jq -r '.proxy.calls[1].prev' "$TEST_TMP/py-runc.result.json")
+is "ATTESTATION.md 17: calls[1].prev is sha256 of jq -cS calls[0], by openssl" \
+	"sha256:$(jq -cS '.proxy.calls[0]' "$TEST_TMP/py-runc.result.json" | tr -d '\n' | openssl dgst -sha256 -r | cut -d' ' -f1)" "$calls_prev1"
+
 # ---------------------------------------------------------------- an edited trail fails verify
 for edit in '.proxy.calls[1].status = 201' '.proxy.calls |= .[1:]' '.proxy.calls |= [.[1], .[0]] + .[2:]' '.proxy.refused = 0' '.proxy.head = "sha256:" + ("0" * 64)'; do
 	jq -c "$edit" "$TEST_TMP/py-runc.result.json" >"$TEST_TMP/edit.result.json"
@@ -177,6 +182,13 @@ submit_json "$json" >/dev/null
 wait_result badname 60
 is "a malformed service name is rejected" "$(rfield badname '.status + ": " + .error')" \
 	'rejected: field "services"[0] must be a service name ([a-z][a-z0-9_-]{0,63})'
+
+# ---------------------------------------------------------------- aisp submit --services
+"$AISP" submit --id cli-svc --runtime runc --services echo \
+	-c "from runtime import proxy_fetch
+print(proxy_fetch('https://localhost:$PORT/v1/echo', {'service': 'echo'}).json()['auth_ok'])" >/dev/null
+wait_result cli-svc 60
+is "aisp submit --services: the task may call the service" "$(rfield cli-svc '.status + " " + .stdout')" "ok True"
 
 # ---------------------------------------------------------------- the node stays healthy
 printf 'print(6*7)\n' >"$TEST_TMP/after.py"
