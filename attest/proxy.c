@@ -45,11 +45,7 @@ static void gen_summary(yajl_gen g, const proto_proxy_audit *a)
 {
 	yajl_gen_map_open(g);
 	proto_json_gen_kint(g, "calls", (int64_t)a->n_calls);
-	proto_json_gen_str(g, "head");
-	if (a->head)
-		proto_json_gen_str(g, a->head);
-	else
-		proto_json_gen_null(g);
+	proto_json_gen_kstr_or_null(g, "head", a->head);
 	proto_json_gen_kint(g, "refused", a->refused);
 	proto_json_gen_kstrs(g, "services", (const char *const *)a->services);
 	yajl_gen_map_close(g);

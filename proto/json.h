@@ -46,6 +46,8 @@ void proto_json_gen_null(yajl_gen g);
 /* A key and its value, for maps: "k": "v" / "k": 1 / "k": true / "k": ["a", "b"] (the array
  * from a NULL-terminated list). */
 void proto_json_gen_kstr(yajl_gen g, const char *k, const char *v);
+/* "k": "v", or "k": null when v is NULL. */
+void proto_json_gen_kstr_or_null(yajl_gen g, const char *k, const char *v);
 void proto_json_gen_kint(yajl_gen g, const char *k, int64_t v);
 void proto_json_gen_kbool(yajl_gen g, const char *k, bool v);
 void proto_json_gen_kstrs(yajl_gen g, const char *k, const char *const *v);

@@ -127,11 +127,7 @@ void proto_proxy_audit_gen(yajl_gen g, const proto_proxy_audit *a)
 	for (size_t i = 0; i < a->n_calls; i++)
 		gen_call(g, &a->calls[i]);
 	yajl_gen_array_close(g);
-	proto_json_gen_str(g, "head");
-	if (a->head)
-		proto_json_gen_str(g, a->head);
-	else
-		proto_json_gen_null(g);
+	proto_json_gen_kstr_or_null(g, "head", a->head);
 	proto_json_gen_kint(g, "refused", a->refused);
 	yajl_gen_map_close(g);
 }

@@ -21,10 +21,7 @@ N=${1:-50}
 . "$root/tests/lib/node.sh"
 need_nodes
 redis_start
-SECRETS=$TEST_TMP/secrets
-mkdir -p "$SECRETS/node" && chmod 700 "$SECRETS" "$SECRETS/node"
-mock_https_start "$SECRETS/node/ECHO_TOKEN"
-PORT=$MOCK_HTTPS_PORT
+proxy_store_start
 SLOTS=2 RT_ENABLED="runc, runsc" POOL=$'runc/default/python = 1\nrunsc/default/python = 1' \
 	EXTRA_SECTIONS="[secrets]
 dir = $SECRETS

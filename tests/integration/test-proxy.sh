@@ -15,12 +15,8 @@ redis_start
 SRC=${AISP_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 
 # ---------------------------------------------------------------- the API, its key, the store
-SECRETS=$TEST_TMP/secrets
-mkdir -p "$SECRETS/node"
-chmod 700 "$SECRETS" "$SECRETS/node"
-mock_https_start "$SECRETS/node/ECHO_TOKEN"
+proxy_store_start
 CANARY=$MOCK_HTTPS_KEY
-PORT=$MOCK_HTTPS_PORT
 PROXY_CONF="[secrets]
 dir = $SECRETS
 [proxy]
@@ -202,16 +198,7 @@ check "refusals are logged" grep -q "event=proxy_refused" "$(node_dir c1)/log"
 # ---------------------------------------------------------------- the canary
 check "the server received the credential (the scans below would see a leak)" \
 	bash -c "jq -r .stdout '$TEST_TMP/py-runc.result.json' | grep -q '\"auth_ok\": true'"
-R --scan >"$TEST_TMP/keys"
-: >"$TEST_TMP/redis-dump"
-while read -r k; do
-	case $(R TYPE "$k") in
-	string) R GET "$k" ;;
-	stream) R XRANGE "$k" - + ;;
-	hash) R HGETALL "$k" ;;
-	set) R SMEMBERS "$k" ;;
-	esac >>"$TEST_TMP/redis-dump"
-done <"$TEST_TMP/keys"
+redis_dump "$TEST_TMP/redis-dump"
 check "the scan read Redis" grep -q "py-runsc" "$TEST_TMP/redis-dump"
 check "the credential canary is nowhere in Redis" bash -c "! grep -qF '$CANARY' '$TEST_TMP/redis-dump'"
 check "... nor in any result" bash -c "! cat '$TEST_TMP'/*.result.json | grep -qF '$CANARY'"

@@ -107,6 +107,16 @@ mock_llm_start() {
 	MOCK_LLM="http://127.0.0.1:$(cat "$TEST_TMP/mock.port")"
 }
 
+# proxy_store_start: a secret store in TEST_TMP (SECRETS, 0700) and the HTTPS API below, whose
+# key is the node secret ECHO_TOKEN; sets PORT too. For the credential proxy's test and bench.
+proxy_store_start() {
+	SECRETS=$TEST_TMP/secrets
+	mkdir -p "$SECRETS/node"
+	chmod 700 "$SECRETS" "$SECRETS/node"
+	mock_https_start "$SECRETS/node/ECHO_TOKEN"
+	PORT=$MOCK_HTTPS_PORT
+}
+
 # mock_https_start KEY-FILE: tests/mock/https_server.py on a free loopback port with a
 # certificate (localhost, 127.0.0.1) of a test CA made here with the openssl CLI; the server
 # expects "Bearer <KEY-FILE's value>" (a random canary written here, mode 0600). Sets
@@ -234,6 +244,20 @@ EOF
 }
 
 # ---------------------------------------------------------------- tasks and results
+
+# redis_dump FILE: every key's value (strings, streams, hashes, sets) into FILE, for canary scans
+redis_dump() {
+	local k
+	: >"$1"
+	R --scan | while read -r k; do
+		case $(R TYPE "$k") in
+		string) R GET "$k" ;;
+		stream) R XRANGE "$k" - + ;;
+		hash) R HGETALL "$k" ;;
+		set) R SMEMBERS "$k" ;;
+		esac >>"$1"
+	done
+}
 
 # task_json ID LANG CODE-FILE [RUNTIME [LIMITS-JSON [EXTRA-JSON]]]: prints a task document.
 # EXTRA-JSON is merged into the task (e.g. '{"args":["x"]}').
