@@ -145,6 +145,18 @@ for edit in '.proxy.calls[1].status = 201' '.proxy.calls |= .[1:]' '.proxy.calls
 	else not_ok "an edited trail ($edit) fails" "rc $rc: $(grep -v ^PASS "$TEST_TMP/edit.v" | head -3)"; fi
 done
 
+# ---------------------------------------------------------------- replay: the calls are not
+# recorded, so a replay's calls fail: its exit and output may differ (EXPECTED), the rest not
+printf 'from runtime import proxy_fetch\nprint(proxy_fetch("https://localhost:%s/v1/echo", {"service": "echo"}).status)\n' "$PORT" >"$TEST_TMP/rp.py"
+proxy_task rp python "$TEST_TMP/rp.py" runc '["echo"]'
+is "replay: the task ran on the node" "$(rfield rp '.status + " " + .stdout')" "ok 200"
+verify rp --replay >"$TEST_TMP/rp.v" 2>&1
+rc=$?
+is "replay of a task with services passes" "$rc" 0
+[ $rc = 0 ] || diag "$(cat "$TEST_TMP/rp.v")"
+check "... its exit is expected to differ, naming the proxy" grep -q "^EXPECTED replay.exit: .*the credential proxy, whose responses are not recorded" "$TEST_TMP/rp.v"
+check "... and input and environment still must match" grep -q "^PASS replay.environment" "$TEST_TMP/rp.v"
+
 # ---------------------------------------------------------------- JavaScript: a Promise
 for rt in runc runsc; do
 	proxy_task js-$rt javascript "$SRC/tests/integration/proxy/calls.js" $rt '["echo"]' "[\"$PORT\"]" || continue
