@@ -251,8 +251,12 @@ static int credential(const proxy *p, const proxy_service *svc, char **out)
 	_cleanup_err_ err *e = NULL;
 	if (secrets_lookup_node(p->store, svc->secret, &v, &e) < 0 ||
 	    strpbrk((const char *)v->value, "\r\n")) {
-		log_warn("event=proxy_credential service=%s error=\"%s\"", svc->name,
-		         e ? err_msg(e) : "the secret holds a line break");
+		buf b = BUF_INIT;
+		log_kv(&b, "event", "proxy_credential");
+		log_kv(&b, "service", svc->name);
+		log_kv(&b, "error", e ? err_msg(e) : "the secret holds a line break");
+		log_warn("%s", buf_str(&b) + 1);
+		buf_deinit(&b);
 		secrets_values_free(v, v ? 1 : 0);
 		return -1;
 	}

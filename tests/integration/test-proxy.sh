@@ -198,6 +198,19 @@ print(proxy_fetch('https://localhost:$PORT/v1/echo', {'service': 'echo'}).json()
 wait_result cli-svc 60
 is "aisp submit --services: the task may call the service" "$(rfield cli-svc '.status + " " + .stdout')" "ok True"
 
+# ---------------------------------------------------------------- the store is read at each call
+printf 'from runtime import proxy_fetch, ProxyError\ntry:\n    print(proxy_fetch("https://localhost:%s/v1/echo", {"service": "echo"}).json()["auth_ok"])\nexcept ProxyError as e:\n    print("ERR", e)\n' "$PORT" >"$TEST_TMP/auth.py"
+ROTATED="sk-proxy-canary-rotated$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s\n' "$ROTATED" >"$SECRETS/node/ECHO_TOKEN" # the server expects the new one too
+proxy_task rot python "$TEST_TMP/auth.py" runc '["echo"]'
+is "a rotated secret is used from the next call on" "$(rfield rot .stdout)" "True"
+chmod 644 "$SECRETS/node/ECHO_TOKEN"
+proxy_task badmode python "$TEST_TMP/auth.py" runc '["echo"]'
+is "a secret file the store refuses (mode 0644): the call is refused, the reason is the operator's" \
+	"$(rfield badmode .stdout)" "ERR proxy_fetch refused (service echo): the service's credential is not available on this node"
+check "... and the log tells the operator why" grep -q "event=proxy_credential service=echo error=.*mode 0644" "$(node_dir c1)/log"
+chmod 600 "$SECRETS/node/ECHO_TOKEN"
+
 # ---------------------------------------------------------------- the node stays healthy
 printf 'print(6*7)\n' >"$TEST_TMP/after.py"
 run_task after python "$TEST_TMP/after.py" runsc
@@ -212,9 +225,11 @@ check "the server received the credential (the scans below would see a leak)" \
 	bash -c "jq -r .stdout '$TEST_TMP/py-runc.result.json' | grep -q '\"auth_ok\": true'"
 redis_dump "$TEST_TMP/redis-dump"
 check "the scan read Redis" grep -q "py-runsc" "$TEST_TMP/redis-dump"
-check "the credential canary is nowhere in Redis" bash -c "! grep -qF '$CANARY' '$TEST_TMP/redis-dump'"
-check "... nor in any result" bash -c "! cat '$TEST_TMP'/*.result.json | grep -qF '$CANARY'"
-check "... nor in aispd's log" bash -c "! grep -qF '$CANARY' '$(node_dir c1)/log'"
+for c in "$CANARY" "$ROTATED"; do
+	check "the credential canary ${c:0:22}... is nowhere in Redis" bash -c "! grep -qF '$c' '$TEST_TMP/redis-dump'"
+	check "... nor in any result" bash -c "! cat '$TEST_TMP'/*.result.json | grep -qF '$c'"
+	check "... nor in aispd's log" bash -c "! grep -qF '$c' '$(node_dir c1)/log'"
+done
 # Every file a task's sandbox holds but the image's own trees (made before this test's canary
 # existed: read-only, shared), and the program's environment, searched for the canary's
 # prefix (built at run time, so main.py does not hold it).
