@@ -569,9 +569,11 @@ int attest_sealed_open(proto_task *t, attest_age_identity *const *ids, size_t n_
 typedef enum attest_commit {
 	ATTEST_COMMIT_CODE = 0, /* SHA-256 of the code (a sealed part) */
 	ATTEST_COMMIT_STDIN,
-	ATTEST_COMMIT_ARGS,  /* SHA-256 of the args' canonical JSON text */
-	ATTEST_COMMIT_FILES, /* SHA-256 of the files encoding */
-	ATTEST_COMMIT_INPUT, /* the input digest (ATTESTATION.md) */
+	ATTEST_COMMIT_ARGS,        /* SHA-256 of the args' canonical JSON text */
+	ATTEST_COMMIT_FILES,       /* SHA-256 of the files encoding */
+	ATTEST_COMMIT_STEPS,       /* SHA-256 of a chain's steps as compact JSON */
+	ATTEST_COMMIT_CHAIN_INPUT, /* SHA-256 of a chain's input as compact JSON */
+	ATTEST_COMMIT_INPUT,       /* the input digest (ATTESTATION.md) */
 	ATTEST_COMMIT_OUTPUT,
 	ATTEST_COMMIT_EXIT, /* SHA-256 of the exit encoding */
 	ATTEST_COMMIT_EXECUTION,

@@ -46,15 +46,14 @@ int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e)
 
 int attest_chain_save(int dirfd, const char *name, const attest_chain *c, err **e)
 {
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	jg_open(&j, true);
-	jg_kstr(&j, "previous", c->previous);
-	jg_kint(&j, "sequence", (long long)c->sequence);
-	jg_close(&j, true);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
+	proto_json_gen_kstr(j, "previous", c->previous);
+	proto_json_gen_kint(j, "sequence", (long long)c->sequence);
+	proto_json_gen_close(j, true);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	if (jg_take(&j, &text, &len, e) < 0)
+	if (!(text = proto_json_gen_steal(j, &len, e)))
 		return err_prefix(e, "chain state");
 	if (write_file_at(dirfd, name, text, len, 0600, e) < 0)
 		return err_prefix(e, "chain state");

@@ -119,11 +119,9 @@ char *attest_return_text(const char *rv)
 	_cleanup_yajl_val_ yajl_val v = NULL;
 	if (proto_json_parse(rv, strlen(rv), &v, NULL) < 0)
 		return NULL;
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
-	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
-	return buf_steal(&b, NULL);
+	return proto_json_gen_steal(g, NULL, NULL);
 }
 
 void attest_output_encoding(const proto_output *o, buf *out)

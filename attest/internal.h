@@ -5,28 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "attest/attest.h"
-
-/* A yajl generator that remembers its first failure. */
-typedef struct jg {
-	yajl_gen g;
-	yajl_gen_status st;
-} jg;
-
-void jg_init(jg *j);
-void jg_deinit(jg *j);
-void jg_str(jg *j, const char *s);
-void jg_text(jg *j, const char *s); /* invalid UTF-8 and NUL become U+FFFD */
-void jg_int(jg *j, long long v);
-void jg_kstr(jg *j, const char *k, const char *v);
-void jg_kint(jg *j, const char *k, long long v);
-void jg_open(jg *j, bool map);
-void jg_close(jg *j, bool map);
-/* The text (caller frees), or -1 with *e when a call failed. */
-int jg_take(jg *j, char **out, size_t *len, err **e);
+#include "proto/json.h"
 
 /* The DSSE envelope JSON of a payload and its signature by the key kid (caller frees). */
 int attest_envelope_gen(const char *payload, size_t len, const uint8_t *sig, const char *kid,
@@ -39,7 +21,7 @@ int attest_dsse_envelope(const char *type, const void *payload, size_t len, cons
 int attest_sign_statement(const attest_key *k, const char *stmt, size_t len, char **envelope_json,
                           char **attestation_digest, err **e);
 /* The statement's subject array for an output. */
-void attest_subjects(jg *j, const proto_output *o);
+void attest_subjects(proto_gen *j, const proto_output *o);
 
 /* The first queued OpenSSL error as text (and the queue cleared). Static storage. */
 const char *attest_ossl_reason(void);
@@ -77,11 +59,11 @@ int attest_dsse_parse(const char *json, size_t len, const char *type, attest_dss
 void attest_dsse_deinit(attest_dsse *d);
 
 /* sign.c's pieces of a statement, shared with the sealed statement (sealed-sign.c). */
-void attest_gen_limits(jg *j, const proto_limits *l);
-void attest_gen_metadata(jg *j, const attest_claim *c, const char *key_id);
-void attest_gen_environment(jg *j, const attest_claim *c); /* predicate.environment */
+void attest_gen_limits(proto_gen *j, const proto_limits *l);
+void attest_gen_metadata(proto_gen *j, const attest_claim *c, const char *key_id);
+void attest_gen_environment(proto_gen *j, const attest_claim *c); /* predicate.environment */
 /* image_digest, runtime, limits, environment, environment_digest: what the run was. */
-void attest_gen_run(jg *j, const attest_claim *c, const char *environment_digest);
+void attest_gen_run(proto_gen *j, const attest_claim *c, const char *environment_digest);
 /* The sealed statement of a claim with c->sealed (attest_sign() hands such claims here). */
 int attest_sealed_sign(const attest_key *k, const attest_claim *c, char **envelope_json,
                        char **attestation_digest, err **e);
@@ -91,15 +73,15 @@ void attest_files_digest(const proto_task *t, char out[ATTEST_DIGEST_LEN]);
 void attest_part_digest(const proto_task *t, attest_commit c, char out[ATTEST_DIGEST_LEN]);
 /* The "outputs" object of a sealed result document: "stdout", "stderr", "out/<path>",
  * "return_value", "error" -> digest text. */
-void attest_sealed_output_digests(jg *j, const proto_output *o);
+void attest_sealed_output_digests(proto_gen *j, const proto_output *o);
 
 /* Chains (steps.c, verify-steps.c): the encodings a chain's input and output digests are made
  * of, the statement's "chain" section and signed cost, and their checks (each reported through
  * cb; true when it passed). */
 void attest_chain_input_encoding(const proto_task *t, buf *out);
 void attest_chain_output_encoding(const proto_chain_run *c, buf *out);
-void attest_gen_chain(jg *j, const proto_task *t, const proto_chain_run *c);
-void attest_gen_cost(jg *j, const proto_cost *cost);
+void attest_gen_chain(proto_gen *j, const proto_task *t, const proto_chain_run *c);
+void attest_gen_cost(proto_gen *j, const proto_cost *cost);
 int attest_chain_claims_from(yajl_val pred, attest_chain_claims *out, err **e);
 bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *task,
                         attest_check_fn cb, void *ud);
@@ -107,5 +89,5 @@ bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb,
 
 /* The credential proxy's audit trail (proxy.c): predicate.metadata.proxy, and its check
  * against the result's entries (the "proxy" check). */
-void attest_gen_proxy(jg *j, const proto_proxy_audit *a);
+void attest_gen_proxy(proto_gen *j, const proto_proxy_audit *a);
 bool attest_proxy_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud);

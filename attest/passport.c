@@ -153,36 +153,36 @@ static int passport_check(const attest_passport *p, err **e)
 	return claims_check(p, e);
 }
 
-static void gen_key(jg *j, const char *k, const uint8_t raw[ATTEST_RAW_KEY_LEN])
+static void gen_key(proto_gen *j, const char *k, const uint8_t raw[ATTEST_RAW_KEY_LEN])
 {
 	_cleanup_free_ char *s = proto_b64_encode(raw, ATTEST_RAW_KEY_LEN);
-	jg_kstr(j, k, s);
+	proto_json_gen_kstr(j, k, s);
 }
 
 static int passport_payload(const attest_passport *p, char **out, size_t *len, err **e)
 {
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	jg_open(&j, true);
-	jg_kstr(&j, "_type", ATTEST_PASSPORT_TYPE);
-	jg_kstr(&j, "id", p->id);
-	jg_kstr(&j, "issuer", p->issuer);
-	gen_key(&j, "issuer_key", p->issuer_key);
-	gen_key(&j, "subject", p->subject);
-	jg_kint(&j, "issued_at", p->issued_at);
-	jg_kint(&j, "expires_at", p->expires_at);
-	jg_str(&j, "claims");
-	jg_open(&j, false);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
+	proto_json_gen_kstr(j, "_type", ATTEST_PASSPORT_TYPE);
+	proto_json_gen_kstr(j, "id", p->id);
+	proto_json_gen_kstr(j, "issuer", p->issuer);
+	gen_key(j, "issuer_key", p->issuer_key);
+	gen_key(j, "subject", p->subject);
+	proto_json_gen_kint(j, "issued_at", p->issued_at);
+	proto_json_gen_kint(j, "expires_at", p->expires_at);
+	proto_json_gen_str(j, "claims");
+	proto_json_gen_open(j, false);
 	for (size_t i = 0; i < p->n_claims; i++) {
-		jg_open(&j, true);
-		jg_kstr(&j, "type", p->claims[i].type);
-		jg_kstr(&j, "assurance", proto_assurance_name(p->claims[i].assurance));
-		jg_kstr(&j, "provider", p->claims[i].provider);
-		jg_close(&j, true);
+		proto_json_gen_open(j, true);
+		proto_json_gen_kstr(j, "type", p->claims[i].type);
+		proto_json_gen_kstr(j, "assurance", proto_assurance_name(p->claims[i].assurance));
+		proto_json_gen_kstr(j, "provider", p->claims[i].provider);
+		proto_json_gen_close(j, true);
 	}
-	jg_close(&j, false);
-	jg_close(&j, true);
-	return jg_take(&j, out, len, e);
+	proto_json_gen_close(j, false);
+	proto_json_gen_close(j, true);
+	*out = proto_json_gen_steal(j, len, e);
+	return *out ? 0 : -1;
 }
 
 int attest_passport_issue(const attest_key *issuer, attest_passport *p, char **envelope_json,
@@ -404,18 +404,17 @@ int attest_recipient_sign(const attest_key *k, const char *node_id, const attest
 {
 	char text[ATTEST_AGE_RECIPIENT_LEN + 1];
 	attest_age_recipient_format(r, text);
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	jg_open(&j, true);
-	jg_kstr(&j, "_type", ATTEST_RECIPIENT_TYPE);
-	jg_kstr(&j, "node_id", node_id);
-	jg_kstr(&j, "recipient", text);
-	jg_kstr(&j, "key_id", attest_key_id(k));
-	jg_kint(&j, "issued_at_ms", issued_at_ms);
-	jg_close(&j, true);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
+	proto_json_gen_kstr(j, "_type", ATTEST_RECIPIENT_TYPE);
+	proto_json_gen_kstr(j, "node_id", node_id);
+	proto_json_gen_kstr(j, "recipient", text);
+	proto_json_gen_kstr(j, "key_id", attest_key_id(k));
+	proto_json_gen_kint(j, "issued_at_ms", issued_at_ms);
+	proto_json_gen_close(j, true);
 	_cleanup_free_ char *payload = NULL;
 	size_t len = 0;
-	if (jg_take(&j, &payload, &len, e) < 0)
+	if (!(payload = proto_json_gen_steal(j, &len, e)))
 		return -1;
 	return attest_dsse_sign(k, ATTEST_RECIPIENT_PAYLOAD_TYPE, payload, len, envelope_json, e);
 }

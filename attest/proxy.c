@@ -41,22 +41,22 @@ char *attest_proxy_chain_why(const proto_proxy_audit *a)
 }
 
 /* The signed summary: {"calls", "head", "refused", "services"} (sorted keys). */
-static void gen_summary(yajl_gen g, const proto_proxy_audit *a)
+static void gen_summary(proto_gen *g, const proto_proxy_audit *a)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "calls", (int64_t)a->n_calls);
 	proto_json_gen_kstr_or_null(g, "head", a->head);
 	proto_json_gen_kint(g, "refused", a->refused);
 	proto_json_gen_kstrs(g, "services", (const char *const *)a->services);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-void attest_gen_proxy(jg *j, const proto_proxy_audit *a)
+void attest_gen_proxy(proto_gen *j, const proto_proxy_audit *a)
 {
 	if (!a)
 		return;
-	jg_str(j, "proxy");
-	gen_summary(j->g, a);
+	proto_json_gen_str(j, "proxy");
+	gen_summary(j, a);
 }
 
 /* What the result carries against what was signed: NULL when they agree. */
@@ -68,13 +68,13 @@ static char *proxy_diff(yajl_val sig, const proto_proxy_audit *a)
 	char *why = attest_proxy_chain_why(a);
 	if (why)
 		return why;
-	_cleanup_yajl_gen_ yajl_gen g1 = proto_json_gen_new();
-	_cleanup_yajl_gen_ yajl_gen g2 = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g1 = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g2 = proto_json_gen_new();
 	gen_summary(g1, a);
 	proto_json_gen_value(g2, sig);
 	buf mine = BUF_INIT, theirs = BUF_INIT;
-	proto_json_gen_take(g1, &mine);
-	proto_json_gen_take(g2, &theirs);
+	proto_json_gen_take_valid(g1, &mine);
+	proto_json_gen_take_valid(g2, &theirs);
 	if (strcmp(buf_str(&mine), buf_str(&theirs)))
 		why = xasprintf("the result's proxy summary %s is not the signed %s",
 		                buf_str(&mine), buf_str(&theirs));

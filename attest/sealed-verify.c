@@ -265,10 +265,10 @@ static bool check_document(vctx *v)
 	_cleanup_err_ err *e = NULL;
 	buf b = BUF_INIT;
 	if (YAJL_IS_OBJECT(res)) {
-		_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+		_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 		proto_json_gen_value(g, res);
-		proto_json_gen_take(g, &b);
-		v->have_inner = proto_result_parse((const char *)b.data, b.len, &v->inner, &e) == 0;
+		v->have_inner = proto_json_gen_take(g, &b, &e) == 0 &&
+		                proto_result_parse((const char *)b.data, b.len, &v->inner, &e) == 0;
 		OPENSSL_cleanse(b.data, b.len);
 	}
 	buf_deinit(&b);
@@ -292,14 +292,14 @@ static bool check_document(vctx *v)
 
 static void check_outputs(vctx *v)
 {
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	attest_sealed_output_digests(&j, &v->inner.output);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	attest_sealed_output_digests(j, &v->inner.output);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	_cleanup_yajl_val_ yajl_val want = NULL;
 	yajl_val have = proto_json_get(v->doc, "outputs");
-	if (jg_take(&j, &text, &len, NULL) < 0 || proto_json_parse(text, len, &want, NULL) < 0)
+	if (!(text = proto_json_gen_steal(j, &len, NULL)) ||
+	    proto_json_parse(text, len, &want, NULL) < 0)
 		abort(); /* generated here */
 	for (size_t i = 0; i < want->u.object.len; i++) {
 		const char *k = want->u.object.keys[i];

@@ -16,10 +16,17 @@
 #include "proto/json.h"
 
 static const char *const commit_names[ATTEST_COMMIT__COUNT] = {
-    "code", "stdin", "args", "files", "input", "output", "exit", "execution",
+    "code",        "stdin", "args",   "files", "steps",
+    "chain_input", "input", "output", "exit",  "execution",
 };
+/* A sealed part's commitment has the part's index. */
+_Static_assert((int)ATTEST_COMMIT_STEPS == (int)PROTO_SEALED_STEPS &&
+                   (int)ATTEST_COMMIT_CHAIN_INPUT == (int)PROTO_SEALED_INPUT &&
+                   (int)ATTEST_COMMIT_INPUT == (int)PROTO_SEALED__COUNT,
+               "the part commitments come first, in the parts' order");
 /* What a sealed part holds, for messages. */
-static const char *const part_what[PROTO_SEALED__COUNT] = {"code", "stdin", "args", "files"};
+static const char *const part_what[PROTO_SEALED__COUNT] = {"code",  "stdin", "args",
+                                                           "files", "steps", "input"};
 
 const char *attest_commit_name(attest_commit c)
 {
@@ -118,6 +125,17 @@ void attest_part_digest(const proto_task *t, attest_commit c, char out[ATTEST_DI
 	case ATTEST_COMMIT_ARGS:
 		attest_sha256_str(args, strlen(args), out);
 		break;
+	case ATTEST_COMMIT_STEPS:
+	case ATTEST_COMMIT_CHAIN_INPUT: {
+		size_t n = 0;
+		char *text = c == ATTEST_COMMIT_STEPS ? proto_chain_steps_json(t, &n)
+		             : t->input               ? proto_value_json(t->input, &n)
+		                                      : xstrdup("");
+		attest_sha256_str(text, n, out);
+		OPENSSL_cleanse(text, n);
+		free(text);
+		break;
+	}
 	default:
 		attest_files_digest(t, out);
 		break;
@@ -168,45 +186,45 @@ static int commit_all(const proto_task *t, const proto_result *r, const proto_ou
 
 /* ---- the sealed result document ---- */
 
-void attest_sealed_output_digests(jg *j, const proto_output *o)
+void attest_sealed_output_digests(proto_gen *j, const proto_output *o)
 {
 	char d[ATTEST_DIGEST_LEN];
-	jg_open(j, true);
+	proto_json_gen_open(j, true);
 	attest_sha256_str(o->out.data ? o->out.data : (const uint8_t *)"", o->out.len, d);
-	jg_kstr(j, "stdout", d);
+	proto_json_gen_kstr(j, "stdout", d);
 	attest_sha256_str(o->err.data ? o->err.data : (const uint8_t *)"", o->err.len, d);
-	jg_kstr(j, "stderr", d);
+	proto_json_gen_kstr(j, "stderr", d);
 	for (size_t i = 0; i < o->n_files; i++) {
 		_cleanup_free_ char *name = xasprintf("out/%s", o->files[i].path);
 		attest_sha256_str(o->files[i].data, o->files[i].len, d);
-		jg_kstr(j, name, d);
+		proto_json_gen_kstr(j, name, d);
 	}
 	_cleanup_free_ char *rv = attest_return_text(o->return_value);
 	if (rv) {
 		attest_sha256_str(rv, strlen(rv), d);
-		jg_kstr(j, "return_value", d);
+		proto_json_gen_kstr(j, "return_value", d);
 	}
 	if (o->error) {
 		attest_sha256_str(o->error, strlen(o->error), d);
-		jg_kstr(j, "error", d);
+		proto_json_gen_kstr(j, "error", d);
 	}
-	jg_close(j, true);
+	proto_json_gen_close(j, true);
 }
 
-static void gen_commitments(jg *j, const attest_sealed_out *o)
+static void gen_commitments(proto_gen *j, const attest_sealed_out *o)
 {
-	jg_open(j, true);
+	proto_json_gen_open(j, true);
 	for (int c = 0; c < ATTEST_COMMIT__COUNT; c++) {
 		if (!o->has[c])
 			continue;
 		_cleanup_free_ char *salt = proto_b64_encode(o->salt[c], ATTEST_SALT_LEN);
-		jg_str(j, commit_names[c]);
-		jg_open(j, true);
-		jg_kstr(j, "digest", o->digest[c]);
-		jg_kstr(j, "salt", salt);
-		jg_close(j, true);
+		proto_json_gen_str(j, commit_names[c]);
+		proto_json_gen_open(j, true);
+		proto_json_gen_kstr(j, "digest", o->digest[c]);
+		proto_json_gen_kstr(j, "salt", salt);
+		proto_json_gen_close(j, true);
 	}
-	jg_close(j, true);
+	proto_json_gen_close(j, true);
 }
 
 /* The document (plaintext: caller wipes and frees *out). */
@@ -214,31 +232,26 @@ static int gen_doc(const proto_result *inner, const attest_sealed_out *o, buf *o
 {
 	buf res = BUF_INIT;
 	proto_result_to_json(inner, &res);
-	_cleanup_(jg_deinit) jg j;
-	jg_init(&j);
-	jg_open(&j, true);
-	jg_kstr(&j, "_type", ATTEST_SEALED_RESULT_TYPE);
-	jg_kstr(&j, "task_id", inner->id);
-	jg_str(&j, "result");
-	int r = proto_json_gen_json(j.g, (const char *)res.data, res.len, e);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
+	proto_json_gen_kstr(j, "_type", ATTEST_SEALED_RESULT_TYPE);
+	proto_json_gen_kstr(j, "task_id", inner->id);
+	proto_json_gen_str(j, "result");
+	int r = proto_json_gen_json(j, (const char *)res.data, res.len, e);
 	OPENSSL_cleanse(res.data, res.len);
 	buf_deinit(&res);
 	if (r < 0)
 		return -1;
-	jg_str(&j, "outputs");
-	attest_sealed_output_digests(&j, &inner->output);
-	jg_str(&j, "commitments");
-	gen_commitments(&j, o);
-	jg_close(&j, true);
+	proto_json_gen_str(j, "outputs");
+	attest_sealed_output_digests(j, &inner->output);
+	proto_json_gen_str(j, "commitments");
+	gen_commitments(j, o);
+	proto_json_gen_close(j, true);
 	char *text = NULL;
 	size_t len = 0;
-	if (jg_take(&j, &text, &len, e) < 0)
+	if (!(text = proto_json_gen_steal(j, &len, e)))
 		return -1;
-	/* jg's generator buffer held the plaintext too. */
-	const unsigned char *gp = NULL;
-	size_t gn = 0;
-	yajl_gen_get_buf(j.g, &gp, &gn);
-	OPENSSL_cleanse((void *)gp, gn);
+	/* The generator's buffer held the plaintext too: proto_json_gen_take() wiped it. */
 	buf_deinit(out);
 	out->data = (uint8_t *)text;
 	out->len = len;

@@ -107,16 +107,16 @@ void attest_chain_output_encoding(const proto_chain_run *c, buf *out)
 
 /* ---- the statement ---- */
 
-static void jnull(jg *j)
+static void jnull(proto_gen *j)
 {
-	yajl_gen_null(j->g);
+	proto_json_gen_null(j);
 }
 
-static void jopt(jg *j, const char *k, bool set, int64_t v)
+static void jopt(proto_gen *j, const char *k, bool set, int64_t v)
 {
-	jg_str(j, k);
+	proto_json_gen_str(j, k);
 	if (set)
-		jg_int(j, v);
+		proto_json_gen_int(j, v);
 	else
 		jnull(j);
 }
@@ -131,64 +131,64 @@ static void input_digest(const proto_task *t, const proto_chain_run *c, size_t i
 		attest_value_digest(in, out);
 }
 
-static void gen_llm_step(jg *j, const proto_step *def, const proto_step_run *s)
+static void gen_llm_step(proto_gen *j, const proto_step *def, const proto_step_run *s)
 {
-	jg_kstr(j, "model", def ? def->model : "");
-	jg_kstr(j, "provider_model", s->model ? s->model : "");
-	jg_kstr(j, "request_digest", s->request_digest ? s->request_digest : "");
-	jg_kstr(j, "response_digest", s->response_digest ? s->response_digest : "");
-	jg_str(j, "usage");
-	jg_open(j, true);
+	proto_json_gen_kstr(j, "model", def ? def->model : "");
+	proto_json_gen_kstr(j, "provider_model", s->model ? s->model : "");
+	proto_json_gen_kstr(j, "request_digest", s->request_digest ? s->request_digest : "");
+	proto_json_gen_kstr(j, "response_digest", s->response_digest ? s->response_digest : "");
+	proto_json_gen_str(j, "usage");
+	proto_json_gen_open(j, true);
 	jopt(j, "prompt_tokens", s->usage_reported, s->prompt_tokens);
 	jopt(j, "completion_tokens", s->usage_reported, s->completion_tokens);
-	jg_close(j, true);
-	jg_kint(j, "attempts", s->attempts);
+	proto_json_gen_close(j, true);
+	proto_json_gen_kint(j, "attempts", s->attempts);
 }
 
-static void gen_script_step(jg *j, const proto_step_run *s)
+static void gen_script_step(proto_gen *j, const proto_step_run *s)
 {
 	char d[ATTEST_DIGEST_LEN];
-	jg_kstr(j, "lang", proto_lang_name(s->lang));
+	proto_json_gen_kstr(j, "lang", proto_lang_name(s->lang));
 	jopt(j, "exit_code", s->exit_code >= 0, s->exit_code);
 	jopt(j, "signal", s->signal > 0, s->signal);
 	attest_sha256_str(s->out.data, s->out.len, d);
-	jg_kstr(j, "stdout_digest", d);
+	proto_json_gen_kstr(j, "stdout_digest", d);
 	attest_sha256_str(s->err.data, s->err.len, d);
-	jg_kstr(j, "stderr_digest", d);
-	jg_str(j, "usage");
-	jg_open(j, true);
-	jg_kint(j, "wall_ms", s->usage.wall_ms);
-	jg_kint(j, "cpu_ms", s->usage.cpu_ms);
-	jg_kint(j, "memory_peak_bytes", s->usage.memory_peak_bytes);
-	jg_close(j, true);
+	proto_json_gen_kstr(j, "stderr_digest", d);
+	proto_json_gen_str(j, "usage");
+	proto_json_gen_open(j, true);
+	proto_json_gen_kint(j, "wall_ms", s->usage.wall_ms);
+	proto_json_gen_kint(j, "cpu_ms", s->usage.cpu_ms);
+	proto_json_gen_kint(j, "memory_peak_bytes", s->usage.memory_peak_bytes);
+	proto_json_gen_close(j, true);
 }
 
-static void gen_step(jg *j, const proto_task *t, const proto_chain_run *c, size_t i)
+static void gen_step(proto_gen *j, const proto_task *t, const proto_chain_run *c, size_t i)
 {
 	const proto_step_run *s = &c->steps[i];
 	char in[ATTEST_DIGEST_LEN], out[ATTEST_DIGEST_LEN] = "";
 	input_digest(t, c, i, in);
 	if (s->output.text)
 		attest_value_digest(&s->output, out);
-	jg_open(j, true);
-	jg_kint(j, "step", (long long)i);
-	jg_kstr(j, "type", proto_step_type_name(s->type));
-	jg_kstr(j, "status", proto_status_name(s->status));
-	jg_str(j, "error");
+	proto_json_gen_open(j, true);
+	proto_json_gen_kint(j, "step", (long long)i);
+	proto_json_gen_kstr(j, "type", proto_step_type_name(s->type));
+	proto_json_gen_kstr(j, "status", proto_status_name(s->status));
+	proto_json_gen_str(j, "error");
 	if (s->error)
-		proto_json_gen_text(j->g, s->error, strlen(s->error));
+		proto_json_gen_text(j, s->error, strlen(s->error));
 	else
 		jnull(j);
-	jg_kstr(j, "input_digest", in);
-	jg_kstr(j, "output_digest", out);
+	proto_json_gen_kstr(j, "input_digest", in);
+	proto_json_gen_kstr(j, "output_digest", out);
 	if (s->type == PROTO_STEP_LLM)
 		gen_llm_step(j, t && i < t->n_steps ? &t->steps[i] : NULL, s);
 	else
 		gen_script_step(j, s);
-	jg_close(j, true);
+	proto_json_gen_close(j, true);
 }
 
-void attest_gen_chain(jg *j, const proto_task *t, const proto_chain_run *c)
+void attest_gen_chain(proto_gen *j, const proto_task *t, const proto_chain_run *c)
 {
 	if (!c)
 		return;
@@ -196,23 +196,23 @@ void attest_gen_chain(jg *j, const proto_task *t, const proto_chain_run *c)
 	char d[ATTEST_DIGEST_LEN] = "";
 	if (v)
 		attest_value_digest(v, d);
-	jg_str(j, "chain");
-	jg_open(j, true);
-	jg_kstr(j, "output_digest", d);
+	proto_json_gen_str(j, "chain");
+	proto_json_gen_open(j, true);
+	proto_json_gen_kstr(j, "output_digest", d);
 	jopt(j, "failed_step", c->failed_step >= 0, c->failed_step);
-	jg_str(j, "steps");
-	jg_open(j, false);
+	proto_json_gen_str(j, "steps");
+	proto_json_gen_open(j, false);
 	for (size_t i = 0; i < c->n_steps; i++)
 		gen_step(j, t, c, i);
-	jg_close(j, false);
-	jg_close(j, true);
+	proto_json_gen_close(j, false);
+	proto_json_gen_close(j, true);
 }
 
-void attest_gen_cost(jg *j, const proto_cost *cost)
+void attest_gen_cost(proto_gen *j, const proto_cost *cost)
 {
 	if (!cost)
 		return;
 	_cleanup_free_ char *text = proto_cost_json(cost);
-	jg_str(j, "cost");
-	proto_json_gen_json(j->g, text, strlen(text), NULL);
+	proto_json_gen_str(j, "cost");
+	proto_json_gen_json(j, text, strlen(text), NULL);
 }

@@ -203,11 +203,11 @@ bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb,
 	if (!r->cost && !signed_cost)
 		return true;
 	_cleanup_free_ char *why = NULL, *mine = r->cost ? proto_cost_json(r->cost) : NULL;
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	buf b = BUF_INIT;
 	if (signed_cost)
 		proto_json_gen_value(g, signed_cost);
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	if (!mine || !signed_cost)
 		why = xstrdup(mine ? "the statement signs no cost" : "the result carries no cost");
 	else if (strcmp(mine, buf_str(&b)))

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <yajl/yajl_gen.h>
+#include "proto/json.h"
 
 #include "cli/cli.h"
 #include "cli/local.h"
@@ -109,13 +109,13 @@ static double pct(const int64_t *v, int n, double p)
 	return (double)v[i] / 1000.0;
 }
 
-static void gkv(yajl_gen g, const char *k, double v, bool integer)
+static void gkv(proto_gen *g, const char *k, double v, bool integer)
 {
-	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+	proto_json_gen_str(g, k);
 	if (integer)
-		yajl_gen_integer(g, (long long)v);
+		proto_json_gen_int(g, (int64_t)v);
 	else
-		yajl_gen_double(g, v);
+		proto_json_gen_double(g, v);
 }
 
 static void warm_report(run *r)
@@ -124,8 +124,8 @@ static void warm_report(run *r)
 	qsort(r->lat_us, (size_t)n, sizeof(int64_t), cmp_i64);
 	pool_stats s;
 	pool_get_stats(r->pool, &s);
-	yajl_gen g = yajl_gen_alloc(NULL);
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	gkv(g, "runs", n, true);
 	gkv(g, "ok", r->ok, true);
 	gkv(g, "hits", (double)s.hits, true);
@@ -135,14 +135,13 @@ static void warm_report(run *r)
 	gkv(g, "p99_ms", pct(r->lat_us, n, 0.99), false);
 	gkv(g, "min_ms", (double)r->lat_us[0] / 1000.0, false);
 	gkv(g, "max_ms", (double)r->lat_us[n - 1] / 1000.0, false);
-	yajl_gen_string(g, (const unsigned char *)"stdout", 6);
-	yajl_gen_string(g, (const unsigned char *)r->first_stdout, strlen(r->first_stdout));
-	yajl_gen_map_close(g);
-	const unsigned char *p;
-	size_t len;
-	yajl_gen_get_buf(g, &p, &len);
-	printf("%.*s\n", (int)len, p);
-	yajl_gen_free(g);
+	proto_json_gen_str(g, "stdout");
+	proto_json_gen_text(g, r->first_stdout, strlen(r->first_stdout));
+	proto_json_gen_close(g, true);
+	buf b = BUF_INIT;
+	proto_json_gen_take_valid(g, &b);
+	printf("%s\n", buf_str(&b));
+	buf_deinit(&b);
 	r->status = r->ok == n ? 0 : 1;
 }
 

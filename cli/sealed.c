@@ -24,8 +24,8 @@ const char cli_seal_usage[] =
     "                     node ID publishes in the registry, signed by the key the\n"
     "                     registry names: node:ID@sha256:KEYID pins that key, else\n"
     "                     compare the key id printed with the node's own); may be repeated\n"
-    "  --seal-parts LIST  the parts to seal: code,stdin,args,files (default: each one the\n"
-    "                     task has)\n"
+    "  --seal-parts LIST  the parts to seal: code,stdin,args,files, or a chain's steps,input\n"
+    "                     (default: each one the task has)\n"
     "  --reply-to R       the buyer's age1... recipient (or a file holding it): the result\n"
     "                     comes back sealed to it (needed with sealed parts)\n"
     "  --trust-level L    L0, L1 or L2: the passport the node must see (attest/TRUST.md)\n"
@@ -103,9 +103,38 @@ int cli_seal_opt(cli_seal_opts *o, int argc, char **argv, int *i, err **e)
 
 /* ---- sealing ---- */
 
+/* A chain's parts are its steps and its input; a plain task's the other four. */
+static bool chain_part(proto_sealed_part p)
+{
+	return p == PROTO_SEALED_STEPS || p == PROTO_SEALED_INPUT;
+}
+
 /* The plaintext of part p of t into out; false when t has none (nothing to seal). */
 static bool part_plaintext(const proto_task *t, proto_sealed_part p, buf *out)
 {
+	if (chain_part(p) != proto_task_is_chain(t))
+		return false;
+	size_t n = 0;
+	char *text = NULL;
+	switch (p) {
+	case PROTO_SEALED_STEPS:
+		text = proto_chain_steps_json(t, &n);
+		break;
+	case PROTO_SEALED_INPUT:
+		if (t->input && (t->input->json || t->input->len))
+			text = proto_value_json(t->input, &n);
+		break;
+	default:
+		break;
+	}
+	if (chain_part(p)) {
+		if (text)
+			buf_append(out, text, n);
+		if (text)
+			OPENSSL_cleanse(text, n);
+		free(text);
+		return text != NULL;
+	}
 	switch (p) {
 	case PROTO_SEALED_CODE:
 		buf_append(out, t->code ? t->code : "", t->code_len);
@@ -138,7 +167,7 @@ static int parse_parts(const char *list, bool want[PROTO_SEALED__COUNT], err **e
 		if (p == PROTO_SEALED__COUNT)
 			return err_set(e, 0,
 			               "--seal-parts: \"%s\" is not one of code, stdin, args, "
-			               "files",
+			               "files (a plain task), steps, input (a chain)",
 			               tok);
 		want[p] = true;
 	}
@@ -244,7 +273,8 @@ static int seal_parts(proto_task *t, const cli_seal_opts *o, err **e)
 		if ((!explicit || want[p]) &&
 		    seal_part(t, (proto_sealed_part)p, &to, explicit, e) < 0)
 			return -1;
-	if (t->sealed && proto_task_part_sealed(t, PROTO_SEALED_CODE))
+	if (t->sealed && (proto_task_part_sealed(t, PROTO_SEALED_CODE) ||
+	                  proto_task_part_sealed(t, PROTO_SEALED_STEPS)))
 		t->sealed->exec_mode = PROTO_EXEC_SEALED;
 	return 0;
 }
@@ -284,11 +314,12 @@ static int set_passport(proto_auth *a, const char *path, const attest_key *k, er
 	_cleanup_yajl_val_ yajl_val v = NULL;
 	int r = read_file_at(AT_FDCWD, path, PROTO_PASSPORT_MAX * 2, &b, e);
 	if (r == 0 && (r = proto_json_parse((const char *)b.data, b.len, &v, e)) == 0) {
-		_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+		_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 		proto_json_gen_value(g, v);
 		buf_reset(&b);
-		proto_json_gen_take(g, &b);
-		r = attest_passport_parse((const char *)b.data, b.len, &p, e);
+		r = proto_json_gen_take(g, &b, e);
+		if (r == 0)
+			r = attest_passport_parse((const char *)b.data, b.len, &p, e);
 	}
 	if (r == 0 && strcmp(p.subject_id, attest_key_id(k)))
 		r = err_set(e, 0, "it is issued to %s, not to the signing key %s", p.subject_id,

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -210,9 +209,7 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
 	return 1;
 }
 
-#define gs proto_json_gen_str
-
-static void gen_b64(yajl_gen g, const uint8_t *p, size_t n)
+static void gen_b64(proto_gen *g, const uint8_t *p, size_t n)
 {
 	_cleanup_free_ char *out = proto_b64_encode(p, n);
 	proto_json_gen_str(g, out);
@@ -248,15 +245,15 @@ static const char *task_lang(const cli_task_opts *o)
 	return "python";
 }
 
-static int gen_limits(yajl_gen g, const cli_task_opts *o, err **e)
+static int gen_limits(proto_gen *g, const cli_task_opts *o, err **e)
 {
 	bool any = false;
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
 		any |= o->limits[i] != NULL;
 	if (!any)
 		return 0;
-	gs(g, "limits");
-	yajl_gen_map_open(g);
+	proto_json_gen_str(g, "limits");
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
 		const proto_limit_field *f = &proto_limit_fields[i];
 		int64_t v;
@@ -267,19 +264,19 @@ static int gen_limits(yajl_gen g, const cli_task_opts *o, err **e)
 			limit_flag(f, flag, sizeof(flag));
 			return err_prefix(e, "%s %s", flag, o->limits[i]);
 		}
-		gs(g, f->wire);
-		yajl_gen_number(g, o->limits[i], strlen(o->limits[i]));
+		proto_json_gen_str(g, f->wire);
+		proto_json_gen_number(g, o->limits[i]);
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	return 0;
 }
 
-static int gen_files(yajl_gen g, const cli_task_opts *o, err **e)
+static int gen_files(proto_gen *g, const cli_task_opts *o, err **e)
 {
 	if (!o->n_files)
 		return 0;
-	gs(g, "files");
-	yajl_gen_array_open(g);
+	proto_json_gen_str(g, "files");
+	proto_json_gen_open(g, false);
 	for (int k = 0; k < o->n_files; k++) {
 		const char *eq = strchr(o->files[k], '=');
 		if (!eq || eq == o->files[k])
@@ -287,50 +284,71 @@ static int gen_files(yajl_gen g, const cli_task_opts *o, err **e)
 		buf data = BUF_INIT;
 		if (read_path(eq + 1, PROTO_FILES_TOTAL_MAX, &data, e) < 0)
 			return err_prefix(e, "--file %s", o->files[k]);
-		yajl_gen_map_open(g);
-		gs(g, "path");
-		yajl_gen_string(g, (const unsigned char *)o->files[k], (size_t)(eq - o->files[k]));
-		gs(g, "content_b64");
+		proto_json_gen_open(g, true);
+		proto_json_gen_str(g, "path");
+		proto_json_gen_strn(g, o->files[k], (size_t)(eq - o->files[k]));
+		proto_json_gen_str(g, "content_b64");
 		gen_b64(g, data.data, data.len);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 		buf_deinit(&data);
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	return 0;
 }
 
-static int gen_env(yajl_gen g, const cli_task_opts *o, err **e)
+static int gen_env(proto_gen *g, const cli_task_opts *o, err **e)
 {
 	if (!o->n_env)
 		return 0;
-	gs(g, "env");
-	yajl_gen_map_open(g);
+	proto_json_gen_str(g, "env");
+	proto_json_gen_open(g, true);
 	for (int k = 0; k < o->n_env; k++) {
 		const char *eq = strchr(o->env[k], '=');
 		if (!eq || eq == o->env[k])
 			return err_set(e, 0, "--env %s: expected NAME=VALUE", o->env[k]);
-		yajl_gen_string(g, (const unsigned char *)o->env[k], (size_t)(eq - o->env[k]));
-		gs(g, eq + 1);
+		proto_json_gen_strn(g, o->env[k], (size_t)(eq - o->env[k]));
+		proto_json_gen_str(g, eq + 1);
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	return 0;
 }
 
 /* --services a,b: the task's "services" (the node validates the names). */
-static void gen_services(yajl_gen g, const cli_task_opts *o)
+static void gen_services(proto_gen *g, const cli_task_opts *o)
 {
 	if (!o->services)
 		return;
-	gs(g, "services");
-	yajl_gen_array_open(g);
+	proto_json_gen_str(g, "services");
+	proto_json_gen_open(g, false);
 	_cleanup_free_ char *copy = xstrdup(o->services);
 	char *save = NULL;
 	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
-		gs(g, t);
-	yajl_gen_array_close(g);
+		proto_json_gen_str(g, t);
+	proto_json_gen_close(g, false);
 }
 
-static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
+/* "code": the -c text, or the FILE's, which must be UTF-8. */
+static int gen_code(proto_gen *g, const cli_task_opts *o, err **e)
+{
+	proto_json_gen_str(g, "code");
+	if (o->code) {
+		proto_json_gen_str(g, o->code);
+	} else {
+		buf code = BUF_INIT;
+		if (read_path(o->code_file, PROTO_CODE_MAX, &code, e) < 0)
+			return -1;
+		bool text = proto_utf8_valid(code.data, code.len);
+		if (text)
+			proto_json_gen_strn(g, (const char *)code.data, code.len);
+		buf_deinit(&code);
+		if (!text)
+			return err_set(e, 0, "%s: not UTF-8 text (a task's code is UTF-8)",
+			               o->code_file);
+	}
+	return 0;
+}
+
+static int gen_body(proto_gen *g, const cli_task_opts *o, err **e)
 {
 	if (!o->code && !o->code_file)
 		return err_set(e, 0, "no program: give -c CODE or a FILE");
@@ -344,40 +362,30 @@ static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
 		memcpy(idbuf, "t-", 2);
 		hex_encode(rnd, sizeof(rnd), idbuf + 2);
 	}
-	gs(g, "id");
-	gs(g, o->id ? o->id : idbuf);
-	gs(g, "lang");
-	gs(g, task_lang(o));
+	proto_json_gen_str(g, "id");
+	proto_json_gen_str(g, o->id ? o->id : idbuf);
+	proto_json_gen_str(g, "lang");
+	proto_json_gen_str(g, task_lang(o));
 	if (o->function) {
-		gs(g, "mode");
-		gs(g, "function");
+		proto_json_gen_str(g, "mode");
+		proto_json_gen_str(g, "function");
 	}
-	gs(g, "code");
-	if (o->code) {
-		gs(g, o->code);
-	} else {
-		buf code = BUF_INIT;
-		if (read_path(o->code_file, PROTO_CODE_MAX, &code, e) < 0)
-			return -1;
-		yajl_gen_string(g, code.data, code.len);
-		buf_deinit(&code);
-	}
+	if (gen_code(g, o, e) < 0)
+		return -1;
 	if (o->stdin_file) {
 		buf in = BUF_INIT;
 		if (read_path(o->stdin_file, PROTO_STDIN_MAX, &in, e) < 0)
 			return err_prefix(e, "--stdin");
-		gs(g, "stdin_b64");
+		proto_json_gen_str(g, "stdin_b64");
 		gen_b64(g, in.data, in.len);
 		buf_deinit(&in);
 	}
 	if (o->args_json) {
-		char msg[256];
-		yajl_val v = yajl_tree_parse(o->args_json, msg, sizeof(msg));
-		if (!v)
-			return err_set(e, 0, "--args is not valid JSON: %s", msg);
-		gs(g, "args");
+		_cleanup_yajl_val_ yajl_val v = NULL;
+		if (proto_json_parse(o->args_json, strlen(o->args_json), &v, e) < 0)
+			return err_prefix(e, "--args is not valid JSON");
+		proto_json_gen_str(g, "args");
 		proto_json_gen_value(g, v);
-		yajl_tree_free(v);
 	}
 	const struct {
 		const char *k, *v;
@@ -385,8 +393,8 @@ static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
 	    {"image", o->image}, {"runtime", o->runtime}, {"reply_stream", o->reply_stream}};
 	for (size_t k = 0; k < ARRAY_SIZE(strs); k++)
 		if (strs[k].v) {
-			gs(g, strs[k].k);
-			gs(g, strs[k].v);
+			proto_json_gen_str(g, strs[k].k);
+			proto_json_gen_str(g, strs[k].v);
 		}
 	if (gen_env(g, o, e) < 0 || gen_files(g, o, e) < 0 || gen_limits(g, o, e) < 0)
 		return -1;
@@ -396,16 +404,13 @@ static int gen_body(yajl_gen g, const cli_task_opts *o, err **e)
 
 int cli_task_json(const cli_task_opts *o, buf *out, err **e)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	yajl_gen_map_open(g);
-	int r = gen_body(g, o, e);
-	yajl_gen_map_close(g);
-	if (r == 0) {
-		const unsigned char *p;
-		size_t n;
-		yajl_gen_get_buf(g, &p, &n);
-		buf_append(out, p, n);
-	}
-	yajl_gen_free(g);
-	return r;
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
+	if (gen_body(g, o, e) < 0)
+		return -1;
+	proto_json_gen_close(g, true);
+	if (proto_json_gen_take(g, out, e) < 0)
+		return err_prefix(e,
+		                  "the task (an --env or --file name or value that is not UTF-8?)");
+	return 0;
 }

@@ -360,31 +360,29 @@ static void milli_text(int v, char out[16])
  * The generator validates UTF-8, so an input that is not UTF-8 is refused, not mangled. */
 static int build_body(const llm *l, const llm_request *rq, buf *out, err **e)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "model", rq->model);
 	proto_json_gen_str(g, "messages");
-	yajl_gen_array_open(g);
-	int bad = 0;
+	proto_json_gen_open(g, false);
+	if (rq->system_prompt &&
+	    !proto_utf8_valid((const uint8_t *)rq->system_prompt, strlen(rq->system_prompt)))
+		return err_set(e, 0, "llm: the system prompt is not valid UTF-8");
+	if (rq->input && !proto_utf8_valid((const uint8_t *)rq->input, rq->input_len))
+		return err_set(e, 0, "llm: the input is not valid UTF-8");
 	if (rq->system_prompt && *rq->system_prompt) {
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		proto_json_gen_kstr(g, "role", "system");
 		proto_json_gen_str(g, "content");
-		bad |= yajl_gen_string(g, (const unsigned char *)rq->system_prompt,
-		                       strlen(rq->system_prompt)) != yajl_gen_status_ok;
-		yajl_gen_map_close(g);
+		proto_json_gen_str(g, rq->system_prompt);
+		proto_json_gen_close(g, true);
 	}
-	if (bad)
-		return err_set(e, 0, "llm: the system prompt is not valid UTF-8");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "role", "user");
 	proto_json_gen_str(g, "content");
-	if (yajl_gen_string(g, (const unsigned char *)(rq->input ? rq->input : ""),
-	                    rq->input_len) != yajl_gen_status_ok)
-		return err_set(e, 0, "llm: the input is not valid UTF-8");
-	yajl_gen_map_close(g);
-	yajl_gen_array_close(g);
+	proto_json_gen_strn(g, rq->input, rq->input_len);
+	proto_json_gen_close(g, true);
+	proto_json_gen_close(g, false);
 	proto_json_gen_kint(g, "max_tokens", rq->max_tokens ? rq->max_tokens : l->max_tokens);
 	if (rq->temperature_milli != LLM_TEMPERATURE_UNSET) {
 		char t[16];
@@ -393,9 +391,8 @@ static int build_body(const llm *l, const llm_request *rq, buf *out, err **e)
 		proto_json_gen_number(g, t);
 	}
 	proto_json_gen_kbool(g, "stream", false);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
-	return 0;
+	proto_json_gen_close(g, true);
+	return proto_json_gen_take(g, out, e);
 }
 
 /* ---- a call ---- */
@@ -559,14 +556,13 @@ static int check_error_member(const llm *l, yajl_val obj, long status, const cha
 	yajl_val er = proto_json_get(obj, "error");
 	if (!er || YAJL_IS_NULL(er))
 		return 0;
-	yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "error");
 	proto_json_gen_value(g, er);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
-	yajl_gen_free(g);
+	proto_json_gen_take_valid(g, &b);
 	_cleanup_free_ char *d = describe_body(l, buf_str(&b), b.len);
 	buf_deinit(&b);
 	return err_set(e, 0, "llm: error%s in an HTTP %ld response from %s: %s", where, status,

@@ -194,7 +194,8 @@ void chain_on_llm(task *t, const task_ev *ev)
 	cost_llm(t, s, ev->e ? NULL : ev->llm);
 	if (ev->e) {
 		task_log(t, LOG_LVL_INFO, "step_failed", "step", NUM(t->step), "type", "llm",
-		         "model", s->model, "error", err_msg(ev->e), NULL);
+		         "model", task_shown(t, s->model, "(sealed)"), "error",
+		         task_shown(t, err_msg(ev->e), "(sealed)"), NULL);
 		return step_failed(t, rec, PROTO_STATUS_ERROR, err_msg(ev->e));
 	}
 	_cleanup_err_ err *e = NULL;
@@ -267,7 +268,9 @@ static void start_script(task *t, const proto_step *s)
 void chain_on_script(task *t, const task_ev *ev)
 {
 	if (ev->out->status == PROTO_STATUS_SANDBOX_ERROR)
-		return chain_fault(t, ev->out->error ? ev->out->error : "sandbox error");
+		return chain_fault(t,
+		                   task_shown(t, ev->out->error ? ev->out->error : "sandbox error",
+		                              TASK_SEALED_SANDBOX_ERROR));
 	proto_step_run *rec = proto_chain_run_add(t->run, PROTO_STEP_SCRIPT);
 	rec->lang = t->t.steps[t->step].lang;
 	size_t n = 0;
@@ -277,7 +280,8 @@ void chain_on_script(task *t, const task_ev *ev)
 	    chain_cost_usage(t->h, t->cost, PROTO_COST_SCRIPT, (int)t->step, ev->usage)->cost;
 	if (rec->status != PROTO_STATUS_OK) {
 		task_log(t, LOG_LVL_INFO, "step_failed", "step", NUM(t->step), "type", "script",
-		         "status", proto_status_name(rec->status), "error", rec->error, NULL);
+		         "status", proto_status_name(rec->status), "error",
+		         task_shown(t, rec->error ? rec->error : "", "(sealed)"), NULL);
 		return chain_end(t);
 	}
 	if (!within_caps(t, rec))

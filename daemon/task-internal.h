@@ -154,6 +154,13 @@ void task_publish(task *t);
 void task_give_back(task *t);
 /* A sandbox error: read the delivery count, retry or dead-letter. */
 void task_fault(task *t, const char *reason);
+/* What the log and a fault may show of text that can quote a task's input (an agent's or a
+ * step's error, a step's model): for an opened sealed task that is plaintext, so the fixed
+ * text `sealed` stands for it. */
+const char *task_shown(const task *t, const char *s, const char *sealed);
+#define TASK_SEALED_SANDBOX_ERROR                                                                  \
+	"the sandbox failed while it ran the sealed task (the agent's reason is not shown: it "    \
+	"may quote the task)"
 /* Shutdown in any state: the entry is released (the caller has dealt with its requests). */
 void task_release_entry(task *t, const task_ev *ev);
 /* A cancel (or a revocation) noted: the task never starts anything new; t->stop and

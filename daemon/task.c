@@ -610,11 +610,8 @@ static void on_ran_event(task *t, const task_ev *ev)
 		/* The agent's setup errors quote the task's input (a file's path): for a sealed
 		 * task that is plaintext, and a fault reaches the log, aisp:dead and the public
 		 * result. */
-		bool sealed = t->t.sealed && t->t.sealed->opened;
-		fault(t, sealed           ? "the sandbox failed while it ran the sealed task (the "
-		                            "agent's reason is not shown: it may quote the task)"
-		         : ev->out->error ? ev->out->error
-		                          : "sandbox error");
+		fault(t, task_shown(t, ev->out->error ? ev->out->error : "sandbox error",
+		                    TASK_SEALED_SANDBOX_ERROR));
 		return;
 	}
 	int rc = make_result(t, ev->out, ev->usage);
@@ -1136,6 +1133,11 @@ void task_give_back(task *t)
 void task_fault(task *t, const char *reason)
 {
 	fault(t, reason);
+}
+
+const char *task_shown(const task *t, const char *s, const char *sealed)
+{
+	return t->t.sealed && t->t.sealed->opened ? sealed : s;
 }
 
 void task_release_entry(task *t, const task_ev *ev)

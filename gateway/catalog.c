@@ -107,9 +107,9 @@ void gw_registry_fetch(gw *g, gw_registry_fn cb, void *arg)
 
 /* ---- shared emitters ---- */
 
-void gw_gen_limits(yajl_gen g, const proto_limits *l)
+void gw_gen_limits(proto_gen *g, const proto_limits *l)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
 		const proto_limit_field *f = &proto_limit_fields[i];
 		int64_t v = proto_limit_get(l, f);
@@ -123,19 +123,19 @@ void gw_gen_limits(yajl_gen g, const proto_limits *l)
 			proto_json_gen_number(g, s);
 		}
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 /* Comma-separated registry values as a JSON array. */
-static void gen_csv(yajl_gen g, const char *k, const char *csv)
+static void gen_csv(proto_gen *g, const char *k, const char *csv)
 {
 	proto_json_gen_str(g, k);
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	_cleanup_free_ char *copy = xstrdup(csv ? csv : "");
 	char *save = NULL;
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
 		proto_json_gen_text(g, t, strlen(t));
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 }
 
 void gw_images_of(const char *image, const gw_node_info *nodes, size_t n, gw_images *out)
@@ -158,7 +158,7 @@ bool gw_csv_has(const char *csv, const char *name)
 	return false;
 }
 
-static void gen_json_field(yajl_gen g, const gw_node_info *n, const char *name)
+static void gen_json_field(proto_gen *g, const gw_node_info *n, const char *name)
 {
 	const char *v = gw_node_field(n, name);
 	proto_json_gen_str(g, name);
@@ -166,11 +166,11 @@ static void gen_json_field(yajl_gen g, const gw_node_info *n, const char *name)
 		proto_json_gen_null(g);
 }
 
-static void gen_node(yajl_gen g, const gw_node_info *n)
+static void gen_node(proto_gen *g, const gw_node_info *n)
 {
 	static const char *const ints[] = {"slots", "busy", "tasks_done", "started_ms",
 	                                   "heartbeat_ms"};
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "id");
 	proto_json_gen_text(g, n->id, strlen(n->id));
 	static const char *const strs[] = {"version", "key_id", "pubkey"};
@@ -202,7 +202,7 @@ static void gen_node(yajl_gen g, const gw_node_info *n)
 	else
 		proto_json_gen_null(g);
 	gen_json_field(g, n, "pools");
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 static void on_nodes(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *arg)
@@ -213,15 +213,15 @@ static void on_nodes(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *
 		                NULL);
 		return;
 	}
-	_cleanup_yajl_gen_ yajl_gen j = proto_json_gen_new();
-	yajl_gen_map_open(j);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "schemaVersion", GW_SCHEMA_VERSION);
 	proto_json_gen_str(j, "nodes");
-	yajl_gen_array_open(j);
+	proto_json_gen_open(j, false);
 	for (size_t i = 0; i < n; i++)
 		gen_node(j, &nodes[i]);
-	yajl_gen_array_close(j);
-	yajl_gen_map_close(j);
+	proto_json_gen_close(j, false);
+	proto_json_gen_close(j, true);
 	gw_send_gen(c, 200, j);
 }
 
@@ -235,20 +235,20 @@ void gw_nodes(gw_call *c)
 /* ---- GET /v1/tools ---- */
 
 /* {"allowed": [...], "blocked": [...]} for candidates (NULL-terminated) of one kind. */
-static void gen_kind(yajl_gen g, const gw_key *k, const char *name, gw_kind kind,
+static void gen_kind(proto_gen *g, const gw_key *k, const char *name, gw_kind kind,
                      const char *const *cands)
 {
 	const gw_list *block = gw_policy_list(k, kind, true);
 	proto_json_gen_str(g, name);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "allowed");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; cands[i]; i++)
 		if (gw_policy_allows(k, kind, cands[i]))
 			proto_json_gen_text(g, cands[i], strlen(cands[i]));
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	proto_json_gen_str(g, "blocked");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; cands[i]; i++)
 		if (!gw_policy_allows(k, kind, cands[i]))
 			proto_json_gen_text(g, cands[i], strlen(cands[i]));
@@ -259,9 +259,9 @@ static void gen_kind(yajl_gen g, const gw_key *k, const char *name, gw_kind kind
 		if (!listed)
 			proto_json_gen_text(g, block->v[i], strlen(block->v[i]));
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	proto_json_gen_kbool(g, "any", gw_policy_list(k, kind, false)->any);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 /* The distinct values of a csv field over the live nodes. */
@@ -293,7 +293,7 @@ static void strv_free(char **v)
 	free(v);
 }
 
-static void gen_tools(yajl_gen j, const gw_key *k, const gw_node_info *nodes, size_t n)
+static void gen_tools(proto_gen *j, const gw_key *k, const gw_node_info *nodes, size_t n)
 {
 	static const char *const tools[] = {"run_code", NULL};
 	static const char *const langs[] = {"python", "javascript", "shell", NULL};
@@ -319,8 +319,8 @@ static void on_tools(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *
 	const gw_key *k = c->key;
 	char ts[32];
 	gw_iso8601(now_wall_ms(), ts);
-	_cleanup_yajl_gen_ yajl_gen j = proto_json_gen_new();
-	yajl_gen_map_open(j);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "schemaVersion", GW_SCHEMA_VERSION);
 	proto_json_gen_kstr(j, "keyId", k->id);
 	/* the seed's shape: the allowed and blocked tool names */
@@ -335,7 +335,7 @@ static void on_tools(gw *g, bool ok, const gw_node_info *nodes, size_t n, void *
 	if (k->trust_level)
 		proto_json_gen_kstr(j, "trustLevel", k->trust_level);
 	proto_json_gen_kstr(j, "timestamp", ts);
-	yajl_gen_map_close(j);
+	proto_json_gen_close(j, true);
 	gw_send_gen(c, 200, j);
 }
 
@@ -365,14 +365,14 @@ static void on_running(rconn *rc, redisReply *r, void *arg)
 		return;
 	}
 	c->status = xstrdup(running ? "running" : "pending");
-	_cleanup_yajl_gen_ yajl_gen j = proto_json_gen_new();
-	yajl_gen_map_open(j);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "schemaVersion", GW_SCHEMA_VERSION);
 	proto_json_gen_kstr(j, "jobId", c->task_id);
 	proto_json_gen_kstr(j, "status", c->status);
 	if (running)
 		proto_json_gen_kstr(j, "node", r->str);
-	yajl_gen_map_close(j);
+	proto_json_gen_close(j, true);
 	gw_send_gen(c, 200, j);
 }
 

@@ -131,16 +131,16 @@ static void proof_hash(yajl_val result, const char *text, size_t len, char out[7
 		*of = "result";
 		return;
 	}
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, env);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	attest_sha256_str(b.data, b.len, out);
 	buf_deinit(&b);
 	*of = "attestation";
 }
 
-static void gen_copy(yajl_gen g, yajl_val r, const char *from, const char *to)
+static void gen_copy(proto_gen *g, yajl_val r, const char *from, const char *to)
 {
 	yajl_val v = proto_json_get(r, from);
 	if (!v)
@@ -149,10 +149,10 @@ static void gen_copy(yajl_gen g, yajl_val r, const char *from, const char *to)
 	proto_json_gen_value(g, v);
 }
 
-static void gen_result_obj(yajl_gen g, yajl_val r, const char *status)
+static void gen_result_obj(proto_gen *g, yajl_val r, const char *status)
 {
 	proto_json_gen_str(g, "result");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "output");
 	yajl_val out = proto_json_get(r, "stdout");
 	if (out)
@@ -170,10 +170,10 @@ static void gen_result_obj(yajl_gen g, yajl_val r, const char *status)
 	gen_copy(g, r, "return_value", "returnValue");
 	gen_copy(g, r, "files", "files");
 	gen_copy(g, r, "usage", "usage");
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_head(yajl_gen g, gw_call *c, const char *status)
+static void gen_head(proto_gen *g, gw_call *c, const char *status)
 {
 	char ts[32];
 	gw_iso8601(now_wall_ms(), ts);
@@ -217,8 +217,8 @@ int gw_result_body(gw_call *c, const char *result, size_t len, const proto_limit
 	c->node = node ? xstrdup(node) : NULL;
 	c->g->m.results[st]++;
 
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	gen_head(g, c, seed_status(st));
 	gen_result_obj(g, r, s);
 	proto_json_gen_kstr(g, "proofHash", ph);
@@ -226,16 +226,15 @@ int gw_result_body(gw_call *c, const char *result, size_t len, const proto_limit
 	if (node)
 		proto_json_gen_kstr(g, "node", node);
 	proto_json_gen_str(g, "cost");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "currency", c->g->cfg->currency);
 	proto_json_gen_kint(g, "amountMicros", c->cost_micros);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	gen_copy(g, r, "attestation", "attestation");
 	proto_json_gen_str(g, "taskResult");
 	proto_json_gen_value(g, r);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
-	return 0;
+	proto_json_gen_close(g, true);
+	return proto_json_gen_take(g, out, e);
 }
 
 /* ---- answering a waiter ---- */
@@ -247,15 +246,15 @@ static void event_line(gw_call *c, const char *event, bool head, const buf *rest
 {
 	char ts[32];
 	gw_iso8601(now_wall_ms(), ts);
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "event", event);
 	if (head) {
 		proto_json_gen_kstr(g, "jobId", c->task_id);
 		proto_json_gen_kstr(g, "timestamp", ts);
 	}
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, line);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, line);
 	if (rest && rest->len > 2) { /* splice the members in */
 		line->len--;
 		buf_append_str(line, ",");
@@ -312,14 +311,14 @@ static void pending(gw_waiter *w)
 	gw_call *c = waiter_finish(w);
 	c->g->m.waits_timed_out++;
 	c->status = xstrdup("pending");
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	_cleanup_free_ char *url = xasprintf("/v1/tasks/%s", c->task_id);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	gen_head(g, c, "pending");
 	proto_json_gen_kstr(g, "statusUrl", url);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	buf body = BUF_INIT;
-	proto_json_gen_take(g, &body);
+	proto_json_gen_take_valid(g, &body);
 	if (stream) {
 		buf line = BUF_INIT;
 		event_line(c, "pending", false, &body, &line);
@@ -445,8 +444,8 @@ static const char *entry_field(const redisReply *f, const char *name, size_t *le
 static void forward_event(gw *g, const char *id, const char *event, const redisReply *f)
 {
 	buf rest = BUF_INIT, line = BUF_INIT;
-	_cleanup_yajl_gen_ yajl_gen j = proto_json_gen_new();
-	yajl_gen_map_open(j);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
 	for (size_t i = 0; i + 1 < f->elements; i += 2) {
 		const redisReply *k = f->element[i], *v = f->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
@@ -456,8 +455,8 @@ static void forward_event(gw *g, const char *id, const char *event, const redisR
 		proto_json_gen_text(j, k->str, k->len);
 		proto_json_gen_text(j, v->str, v->len);
 	}
-	yajl_gen_map_close(j);
-	proto_json_gen_take(j, &rest);
+	proto_json_gen_close(j, true);
+	proto_json_gen_take_valid(j, &rest);
 	for (gw_waiter *w = g->waiters ? g->waiters[bucket_of(id)] : NULL; w; w = w->next) {
 		if (strcmp(w->task_id, id) || !w->stream || w->done)
 			continue;

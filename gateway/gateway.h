@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <yajl/yajl_gen.h>
+#include "proto/json.h"
 
 #include "attest/attest.h"
 #include "common/buf.h"
@@ -215,7 +215,7 @@ void gw_images_of(const char *image, const gw_node_info *nodes, size_t n, gw_ima
 /* True when the comma-separated list csv has name. */
 bool gw_csv_has(const char *csv, const char *name);
 /* Emits limits as the task's "limits" object (wire units; unset fields left out). */
-void gw_gen_limits(yajl_gen g, const proto_limits *l);
+void gw_gen_limits(proto_gen *g, const proto_limits *l);
 void gw_tools(gw_call *c);
 void gw_nodes(gw_call *c);
 void gw_task_get(gw_call *c, const char *id);
@@ -236,11 +236,11 @@ bool gw_calllog_idle(const gw_calllog *l);
 const char *gw_calllog_schema(void);
 
 /* "k": "v" (any bytes, as text) or "k": null when v is NULL; for maps. */
-void gw_gen_kstr_or_null(yajl_gen g, const char *k, const char *v);
+void gw_gen_kstr_or_null(proto_gen *g, const char *k, const char *v);
 /* A string value, or null when v is NULL. */
-void gw_gen_str_or_null(yajl_gen g, const char *v);
+void gw_gen_str_or_null(proto_gen *g, const char *v);
 /* Sends the generator's document as application/json (finishes the call). */
-void gw_send_gen(gw_call *c, int status, yajl_gen g);
+void gw_send_gen(gw_call *c, int status, proto_gen *g);
 
 /* Base64 (standard, padded). Caller frees. */
 char *gw_b64(const void *p, size_t n);

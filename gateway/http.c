@@ -55,7 +55,7 @@ static void call_free(gw_call *c)
 	free(c);
 }
 
-void gw_gen_str_or_null(yajl_gen g, const char *v)
+void gw_gen_str_or_null(proto_gen *g, const char *v)
 {
 	if (v)
 		proto_json_gen_text(g, v, strlen(v));
@@ -63,7 +63,7 @@ void gw_gen_str_or_null(yajl_gen g, const char *v)
 		proto_json_gen_null(g);
 }
 
-void gw_gen_kstr_or_null(yajl_gen g, const char *k, const char *v)
+void gw_gen_kstr_or_null(proto_gen *g, const char *k, const char *v)
 {
 	proto_json_gen_str(g, k);
 	gw_gen_str_or_null(g, v);
@@ -72,7 +72,7 @@ void gw_gen_kstr_or_null(yajl_gen g, const char *k, const char *v)
 /* "endpoint": the request path, at most GW_RECORD_PATH_MAX bytes (cut at a UTF-8 character
  * boundary), as valid UTF-8 (a byte that is not is U+FFFD): a record is always JSON that
  * PostgreSQL's jsonb takes, whatever bytes the client sent. */
-static void gen_endpoint(yajl_gen g, const char *path)
+static void gen_endpoint(proto_gen *g, const char *path)
 {
 	size_t n = strlen(path);
 	if (n > GW_RECORD_PATH_MAX) {
@@ -87,9 +87,9 @@ static void gen_endpoint(yajl_gen g, const char *path)
 /* The call record (the columns of secureexec_calls, calllog.c). */
 static void call_record(const gw_call *c, int64_t latency_ms, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	const gw_config *cfg = c->g->cfg;
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "call_id", c->call_id);
 	proto_json_gen_kint(g, "ts_ms", c->ts_ms);
 	proto_json_gen_kstr(g, "gateway_id", cfg->id);
@@ -113,8 +113,8 @@ static void call_record(const gw_call *c, int64_t latency_ms, buf *out)
 	proto_json_gen_kstr(g, "currency", cfg->currency);
 	gw_gen_kstr_or_null(g, "payment_protocol", NULL);
 	proto_json_gen_kstr(g, "schema_version", GW_SCHEMA_VERSION);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 /* Which calls make a record. /health, /healthz and /metrics are not calls. A call that failed
@@ -190,10 +190,16 @@ void gw_send_json(gw_call *c, int status, const buf *body)
 	gw_send(c, status, "application/json", buf_str(body), body->len);
 }
 
-void gw_send_gen(gw_call *c, int status, yajl_gen g)
+void gw_send_gen(gw_call *c, int status, proto_gen *g)
 {
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	err *e = NULL;
+	if (proto_json_gen_take(g, &b, &e) < 0) {
+		log_error("call %s: generating the response: %s", c->call_id, err_msg(e));
+		err_free(e);
+		gw_send_problem(c, 500, "internal", "the response could not be generated", NULL);
+		return;
+	}
 	gw_send_json(c, status, &b);
 	buf_deinit(&b);
 }

@@ -47,10 +47,10 @@ const char *gw_status_reason(int status)
 void gw_problem_render(buf *out, int status, const char *slug, const char *detail,
                        const char *instance, const char *const *extra)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	char type[128];
 	snprintf(type, sizeof(type), PROBLEM_BASE "%s", slug);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "type", type);
 	proto_json_gen_kstr(g, "title", gw_status_reason(status));
 	proto_json_gen_kint(g, "status", status);
@@ -64,8 +64,8 @@ void gw_problem_render(buf *out, int status, const char *slug, const char *detai
 		proto_json_gen_str(g, extra[i]);
 		proto_json_gen_text(g, extra[i + 1], strlen(extra[i + 1]));
 	}
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 void gw_iso8601(int64_t ms, char out[32])

@@ -71,8 +71,8 @@ static void on_health(gw_call *c)
 	bool up = rconn_ready(g->rc) && rconn_ready(g->rd);
 	char ts[32];
 	gw_iso8601(now_wall_ms(), ts);
-	_cleanup_yajl_gen_ yajl_gen j = proto_json_gen_new();
-	yajl_gen_map_open(j);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "status", up ? "ok" : "unavailable");
 	proto_json_gen_kstr(j, "service", "aisp-gateway");
 	proto_json_gen_kstr(j, "version", GW_SCHEMA_VERSION);
@@ -87,7 +87,7 @@ static void on_health(gw_call *c)
 	proto_json_gen_kstr(j, "publicKey", g->pubkey_pem);
 	proto_json_gen_kstr(j, "timestamp", ts);
 	proto_json_gen_kstr(j, "schemaVersion", GW_SCHEMA_VERSION);
-	yajl_gen_map_close(j);
+	proto_json_gen_close(j, true);
 	gw_send_gen(c, up ? 200 : 503, j);
 }
 

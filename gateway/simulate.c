@@ -121,25 +121,26 @@ typedef struct resolved {
 	const char *source;
 } resolved;
 
-static void gen_node_view(yajl_gen g, const gw_node_info *n, const node_view *v)
+static void gen_node_view(proto_gen *g, const gw_node_info *n, const node_view *v)
 {
 	int64_t slots = 0, busy = 0;
 	parse_i64(gw_node_field(n, "slots") ?: "0", 0, INT64_MAX, &slots);
 	parse_i64(gw_node_field(n, "busy") ?: "0", 0, INT64_MAX, &busy);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "id");
 	proto_json_gen_text(g, n->id, strlen(n->id));
 	proto_json_gen_kbool(g, "canServe", v->can);
 	proto_json_gen_kstrs(g, "reasons", (const char *const *)v->reasons);
 	proto_json_gen_kint(g, "freeSlots", slots > busy ? slots - busy : 0);
 	proto_json_gen_kstr(g, "limitsSource", v->published ? "node" : "protocol-default");
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_nodes(const sim *s, yajl_gen g, const gw_node_info *nodes, size_t n, resolved *res)
+static void gen_nodes(const sim *s, proto_gen *g, const gw_node_info *nodes, size_t n,
+                      resolved *res)
 {
 	proto_json_gen_str(g, "nodes");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; s->valid && i < n; i++) {
 		node_view v = {0};
 		view_node(s, &nodes[i], &v);
@@ -152,12 +153,12 @@ static void gen_nodes(const sim *s, yajl_gen g, const gw_node_info *nodes, size_
 		}
 		view_deinit(&v);
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	gw_gen_kstr_or_null(g, "node", res->node);
 	proto_json_gen_kbool(g, "servable", res->node != NULL);
 }
 
-static void gen_resolved(yajl_gen g, const sim *s, resolved *res)
+static void gen_resolved(proto_gen *g, const sim *s, resolved *res)
 {
 	if (!res->node) { /* nobody can serve it: what PROTOCOL.md's defaults would give */
 		res->limits = s->t.limits;
@@ -166,7 +167,7 @@ static void gen_resolved(yajl_gen g, const sim *s, resolved *res)
 		res->source = "protocol-default";
 	}
 	proto_json_gen_str(g, "resolved");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	gw_gen_kstr_or_null(g, "runtime", res->runtime);
 	proto_json_gen_str(g, "image");
 	if (s->valid && s->t.image)
@@ -176,16 +177,16 @@ static void gen_resolved(yajl_gen g, const sim *s, resolved *res)
 	proto_json_gen_str(g, "limits");
 	gw_gen_limits(g, &res->limits);
 	proto_json_gen_kstr(g, "limitsSource", res->source);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_validation(yajl_gen g, const sim *s)
+static void gen_validation(proto_gen *g, const sim *s)
 {
 	proto_json_gen_str(g, "validation");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kbool(g, "valid", s->valid);
 	gw_gen_kstr_or_null(g, "error", s->error);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	if (s->valid) {
 		proto_json_gen_str(g, "task");
 		proto_json_gen_json(g, s->task_json, strlen(s->task_json), NULL);
@@ -198,8 +199,8 @@ static void simulation(const sim *s, const gw_node_info *nodes, size_t n, bool r
 	gw_call *c = s->c;
 	char ts[32];
 	gw_iso8601(now_wall_ms(), ts);
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "schemaVersion", GW_SCHEMA_VERSION);
 	proto_json_gen_kstr(g, "jobId", c->task_id);
 	proto_json_gen_kstr(g, "callId", c->call_id);
@@ -207,13 +208,13 @@ static void simulation(const sim *s, const gw_node_info *nodes, size_t n, bool r
 	proto_json_gen_kbool(g, "dryRun", true);
 	proto_json_gen_kstr(g, "status", "simulated");
 	proto_json_gen_str(g, "result");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "output");
 	proto_json_gen_null(g);
 	proto_json_gen_str(g, "exitCode");
 	proto_json_gen_null(g);
 	proto_json_gen_kbool(g, "simulated", true);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	proto_json_gen_kbool(g, "iamApproved", c->decision.verdict == GW_ALLOW);
 	proto_json_gen_kstr(g, "iamDecision", gw_verdict_name(c->decision.verdict));
 	gw_gen_kstr_or_null(g, "iamDetail", c->decision.detail);
@@ -224,14 +225,14 @@ static void simulation(const sim *s, const gw_node_info *nodes, size_t n, bool r
 	gen_resolved(g, s, &res);
 	c->cost_micros = gw_cost_max(c->g->cfg, &res.limits);
 	proto_json_gen_str(g, "cost");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "currency", c->g->cfg->currency);
 	proto_json_gen_kint(g, "maxMicros", c->cost_micros);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	proto_json_gen_kstr(g, "gatewayId", c->g->cfg->id);
 	proto_json_gen_kstr(g, "timestamp", ts);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 /* DSSE: payloadType, payload (base64 of the document), one Ed25519 signature over the PAE. */
@@ -246,20 +247,19 @@ static int sign(gw *g, const buf *doc, buf *envelope, err **e)
 		return -1;
 	_cleanup_free_ char *p64 = gw_b64(doc->data, doc->len);
 	_cleanup_free_ char *s64 = gw_b64(sig, sizeof(sig));
-	_cleanup_yajl_gen_ yajl_gen j = proto_json_gen_new();
-	yajl_gen_map_open(j);
+	_cleanup_json_gen_ proto_gen *j = proto_json_gen_new();
+	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "payloadType", SIM_PAYLOAD_TYPE);
 	proto_json_gen_kstr(j, "payload", p64);
 	proto_json_gen_str(j, "signatures");
-	yajl_gen_array_open(j);
-	yajl_gen_map_open(j);
+	proto_json_gen_open(j, false);
+	proto_json_gen_open(j, true);
 	proto_json_gen_kstr(j, "keyid", attest_key_id(g->key));
 	proto_json_gen_kstr(j, "sig", s64);
-	yajl_gen_map_close(j);
-	yajl_gen_array_close(j);
-	yajl_gen_map_close(j);
-	proto_json_gen_take(j, envelope);
-	return 0;
+	proto_json_gen_close(j, true);
+	proto_json_gen_close(j, false);
+	proto_json_gen_close(j, true);
+	return proto_json_gen_take(j, envelope, e);
 }
 
 static void sim_free(sim *s)

@@ -55,9 +55,9 @@ static int task_form(yajl_val root, const char *gw_id, gw_exec_req *r, err **e)
 		               "result for you): leave it out");
 	const char *id = proto_json_get_str(root, "id");
 	r->task_id = id ? xstrdup(id) : gw_task_id_new(gw_id);
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	_cleanup_free_ char *rs = reply_stream(gw_id);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	if (!proto_json_get(root, "id"))
 		proto_json_gen_kstr(g, "id", r->task_id);
 	for (size_t i = 0; i < root->u.object.len; i++) {
@@ -65,10 +65,9 @@ static int task_form(yajl_val root, const char *gw_id, gw_exec_req *r, err **e)
 		proto_json_gen_value(g, root->u.object.values[i]);
 	}
 	proto_json_gen_kstr(g, "reply_stream", rs);
-	yajl_gen_map_close(g);
-	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
-	r->task_json = buf_steal(&b, NULL);
+	proto_json_gen_close(g, true);
+	if (!(r->task_json = proto_json_gen_steal(g, NULL, e)))
+		return -1;
 	r->tool = xstrdup("run_code");
 	return 0;
 }
@@ -87,7 +86,7 @@ static bool is_run_code_field(const char *k)
 }
 
 /* limits, with tool.timeout_s folded in. */
-static int gen_limits(yajl_gen g, yajl_val limits, yajl_val timeout, err **e)
+static int gen_limits(proto_gen *g, yajl_val limits, yajl_val timeout, err **e)
 {
 	if (limits && !YAJL_IS_OBJECT(limits))
 		return err_set(e, 0, "field \"tool.args.limits\" must be an object");
@@ -100,7 +99,7 @@ static int gen_limits(yajl_gen g, yajl_val limits, yajl_val timeout, err **e)
 	if (!limits && !timeout)
 		return 0;
 	proto_json_gen_str(g, "limits");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; limits && i < limits->u.object.len; i++) {
 		proto_json_gen_str(g, limits->u.object.keys[i]);
 		proto_json_gen_value(g, limits->u.object.values[i]);
@@ -109,7 +108,7 @@ static int gen_limits(yajl_gen g, yajl_val limits, yajl_val timeout, err **e)
 		proto_json_gen_str(g, "timeout_s");
 		proto_json_gen_value(g, timeout);
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	return 0;
 }
 
@@ -130,9 +129,9 @@ static int run_code_task(yajl_val args, yajl_val timeout, const char *gw_id, gw_
 	if (!lang)
 		return err_set(e, 0, "missing field \"tool.args.language\"");
 	r->task_id = gw_task_id_new(gw_id);
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	_cleanup_free_ char *rs = reply_stream(gw_id);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "v", 1);
 	proto_json_gen_kstr(g, "id", r->task_id);
 	proto_json_gen_str(g, "lang");
@@ -147,10 +146,9 @@ static int run_code_task(yajl_val args, yajl_val timeout, const char *gw_id, gw_
 	if (gen_limits(g, proto_json_get(args, "limits"), timeout, e) < 0)
 		return -1;
 	proto_json_gen_kstr(g, "reply_stream", rs);
-	yajl_gen_map_close(g);
-	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
-	r->task_json = buf_steal(&b, NULL);
+	proto_json_gen_close(g, true);
+	if (!(r->task_json = proto_json_gen_steal(g, NULL, e)))
+		return -1;
 	return 0;
 }
 

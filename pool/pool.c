@@ -7,7 +7,6 @@
 #include "pool/pool.h"
 
 #include <event2/event.h>
-#include <yajl/yajl_gen.h>
 
 #include "proto/json.h"
 #include <inttypes.h>
@@ -490,11 +489,11 @@ void pool_get_stats(const pool *p, pool_stats *out)
 
 void pool_describe_json(const pool *p, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_array_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < p->n_entries; i++) {
 		const entry *en = p->entries[i];
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		proto_json_gen_kstr(g, "runtime", sandbox_runtime_name(en->spec.rt));
 		proto_json_gen_kstr(g, "image", en->spec.image_digest ? en->spec.image_digest : "");
 		proto_json_gen_kstr(g, "lang", proto_lang_name(en->spec.lang));
@@ -506,10 +505,10 @@ void pool_describe_json(const pool *p, buf *out)
 		proto_json_gen_kint(g, "misses", en->misses);
 		proto_json_gen_kint(g, "failed", en->failed);
 		proto_json_gen_kint(g, "backoff_ms", en->backoff_ms);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
-	yajl_gen_array_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, false);
+	proto_json_gen_take_valid(g, out);
 }
 
 /* ---- Prometheus text (format 0.0.4) ----

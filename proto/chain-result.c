@@ -14,7 +14,7 @@
 
 /* ---- generation ---- */
 
-static void gen_opt_int(yajl_gen g, const char *k, bool set, int64_t v)
+static void gen_opt_int(proto_gen *g, const char *k, bool set, int64_t v)
 {
 	proto_json_gen_str(g, k);
 	if (set)
@@ -23,7 +23,7 @@ static void gen_opt_int(yajl_gen g, const char *k, bool set, int64_t v)
 		proto_json_gen_null(g);
 }
 
-static void gen_llm(yajl_gen g, const proto_step_run *s)
+static void gen_llm(proto_gen *g, const proto_step_run *s)
 {
 	if (s->model)
 		proto_json_gen_kstr(g, "model", s->model);
@@ -32,14 +32,14 @@ static void gen_llm(yajl_gen g, const proto_step_run *s)
 		proto_json_gen_kstr(g, "response_digest", s->response_digest);
 	proto_json_gen_kint(g, "attempts", s->attempts);
 	proto_json_gen_str(g, "usage");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	gen_opt_int(g, "prompt_tokens", s->usage_reported, s->prompt_tokens);
 	gen_opt_int(g, "completion_tokens", s->usage_reported, s->completion_tokens);
 	proto_json_gen_kint(g, "wall_ms", s->usage.wall_ms);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_script(yajl_gen g, const proto_step_run *s)
+static void gen_script(proto_gen *g, const proto_step_run *s)
 {
 	proto_json_gen_kstr(g, "lang", proto_lang_name(s->lang));
 	gen_opt_int(g, "exit_code", s->exit_code >= 0, s->exit_code);
@@ -49,16 +49,16 @@ static void gen_script(yajl_gen g, const proto_step_run *s)
 	proto_json_gen_kbool(g, "stdout_truncated", s->stdout_truncated);
 	proto_json_gen_kbool(g, "stderr_truncated", s->stderr_truncated);
 	proto_json_gen_str(g, "usage");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "wall_ms", s->usage.wall_ms);
 	proto_json_gen_kint(g, "cpu_ms", s->usage.cpu_ms);
 	proto_json_gen_kint(g, "memory_peak_bytes", s->usage.memory_peak_bytes);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_step_run(yajl_gen g, size_t i, const proto_step_run *s)
+static void gen_step_run(proto_gen *g, size_t i, const proto_step_run *s)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "step", (int64_t)i);
 	proto_json_gen_kstr(g, "type", proto_step_type_name(s->type));
 	proto_json_gen_kstr(g, "status", proto_status_name(s->status));
@@ -74,10 +74,10 @@ static void gen_step_run(yajl_gen g, size_t i, const proto_step_run *s)
 		gen_llm(g, s);
 	else
 		gen_script(g, s);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-void proto_chain_run_gen(yajl_gen g, const proto_chain_run *c)
+void proto_chain_run_gen(proto_gen *g, const proto_chain_run *c)
 {
 	if (!c)
 		return;
@@ -87,16 +87,16 @@ void proto_chain_run_gen(yajl_gen g, const proto_chain_run *c)
 		proto_value_gen(g, out);
 	}
 	proto_json_gen_str(g, "steps");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < c->n_steps; i++)
 		gen_step_run(g, i, &c->steps[i]);
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	gen_opt_int(g, "failed_step", c->failed_step >= 0, c->failed_step);
 }
 
-static void gen_cost_item(yajl_gen g, const proto_cost_item *it)
+static void gen_cost_item(proto_gen *g, const proto_cost_item *it)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	if (it->step >= 0)
 		proto_json_gen_kint(g, "step", it->step);
 	proto_json_gen_kstr(g, "type", proto_cost_kind_name(it->kind));
@@ -111,23 +111,23 @@ static void gen_cost_item(yajl_gen g, const proto_cost_item *it)
 	}
 	proto_json_gen_kstr(g, "source", proto_cost_source_name(it->source));
 	proto_json_gen_kint(g, "cost", it->cost);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_cost(yajl_gen g, const proto_cost *c)
+static void gen_cost(proto_gen *g, const proto_cost *c)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "unit", "micro_usd");
 	proto_json_gen_kint(g, "total", c->total);
 	proto_json_gen_str(g, "breakdown");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < c->n_items; i++)
 		gen_cost_item(g, &c->items[i]);
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, false);
+	proto_json_gen_close(g, true);
 }
 
-void proto_cost_gen(yajl_gen g, const proto_cost *c)
+void proto_cost_gen(proto_gen *g, const proto_cost *c)
 {
 	if (!c)
 		return;
@@ -137,10 +137,10 @@ void proto_cost_gen(yajl_gen g, const proto_cost *c)
 
 char *proto_cost_json(const proto_cost *c)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	gen_cost(g, c);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	return buf_steal(&b, NULL);
 }
 

@@ -27,6 +27,10 @@ static const struct {
     {"args", "the chain's input is \"input\""},
     {"env", "steps see the sandbox's fixed environment only"},
     {"files", "steps take no input files"},
+    {"code_age", "each script step carries its own code (seal the steps as \"steps_age\")"},
+    {"stdin_age", "the chain's input is \"input\" (sealed: \"input_age\")"},
+    {"args_age", "the chain's input is \"input\" (sealed: \"input_age\")"},
+    {"files_age", "steps take no input files"},
 };
 
 const char *proto_step_type_name(proto_step_type t)
@@ -69,10 +73,10 @@ void proto_value_from_tree(yajl_val v, proto_value *out)
 		out->text = xmemdup(v->u.string, out->len + 1);
 		return;
 	}
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	out->json = true;
 	out->text = buf_steal(&b, &out->len);
 }
@@ -93,7 +97,7 @@ const char *proto_value_input_text(const proto_value *v, size_t *len)
 }
 
 /* Emits the value as it sits in a document. */
-void proto_value_gen(yajl_gen g, const proto_value *v)
+void proto_value_gen(proto_gen *g, const proto_value *v)
 {
 	if (!v->json)
 		proto_json_gen_strn(g, v->text ? v->text : "", v->text ? v->len : 0);
@@ -103,10 +107,10 @@ void proto_value_gen(yajl_gen g, const proto_value *v)
 
 char *proto_value_json(const proto_value *v, size_t *len)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_value_gen(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	return buf_steal(&b, len);
 }
 
@@ -319,6 +323,23 @@ static int parse_input(yajl_val root, proto_task *t, err **e)
 	return 0;
 }
 
+/* The chain's pool language: its first script step's (python when it has none). */
+static void set_lang(proto_task *t)
+{
+	t->lang = PROTO_LANG_PYTHON;
+	for (size_t i = t->n_steps; i-- > 0;)
+		if (t->steps[i].type == PROTO_STEP_SCRIPT)
+			t->lang = t->steps[i].lang;
+	t->mode = PROTO_MODE_SCRIPT;
+}
+
+bool proto_task_is_chain(const proto_task *t)
+{
+	return t->n_steps || proto_task_part_sealed(t, PROTO_SEALED_STEPS);
+}
+
+/* Sealed steps ("steps_age") and a sealed input ("input_age") stand for "steps" and "input":
+ * they are parsed when attest_sealed_open() decrypts them (proto_chain_open_steps, _input). */
 int proto_chain_parse(yajl_val root, proto_task *t, err **e)
 {
 	for (size_t i = 0; i < ARRAY_SIZE(not_in_chain); i++)
@@ -327,21 +348,39 @@ int proto_chain_parse(yajl_val root, proto_task *t, err **e)
 			               "field \"%s\" is not allowed in a chain task (with "
 			               "\"steps\"): %s",
 			               not_in_chain[i].field, not_in_chain[i].why);
-	if (parse_steps(proto_json_get(root, "steps"), t, e) < 0 || parse_input(root, t, e) < 0)
+	yajl_val steps = proto_json_get(root, "steps");
+	if (steps && proto_json_get(root, "steps_age"))
+		return err_set(e, 0, "fields \"steps\" and \"steps_age\" are mutually exclusive");
+	if (steps && parse_steps(steps, t, e) < 0)
 		return -1;
-	t->lang = PROTO_LANG_PYTHON;
-	for (size_t i = t->n_steps; i-- > 0;)
-		if (t->steps[i].type == PROTO_STEP_SCRIPT)
-			t->lang = t->steps[i].lang;
-	t->mode = PROTO_MODE_SCRIPT;
+	if (!proto_json_get(root, "input_age") && parse_input(root, t, e) < 0)
+		return -1;
+	set_lang(t);
 	return 0;
+}
+
+int proto_chain_open_steps(yajl_val root, proto_task *t, err **e)
+{
+	if (t->n_steps)
+		return err_set(e, 0, "the task has steps already");
+	if (parse_steps(proto_json_get(root, "steps"), t, e) < 0)
+		return -1;
+	set_lang(t);
+	return 0;
+}
+
+int proto_chain_open_input(yajl_val root, proto_task *t, err **e)
+{
+	if (t->input)
+		return err_set(e, 0, "the task has an input already");
+	return parse_input(root, t, e);
 }
 
 /* ---- steps: serialisation ---- */
 
-static void gen_step(yajl_gen g, const proto_step *s)
+static void gen_step(proto_gen *g, const proto_step *s)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "type", proto_step_type_name(s->type));
 	if (s->type == PROTO_STEP_LLM) {
 		proto_json_gen_kstr(g, "model", s->model);
@@ -360,17 +399,35 @@ static void gen_step(yajl_gen g, const proto_step *s)
 		proto_json_gen_strn(g, s->code, s->code_len);
 		proto_json_gen_kint(g, "timeout_ms", s->timeout_ms);
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-void proto_chain_gen(yajl_gen g, const proto_task *t)
+void proto_chain_steps_gen(proto_gen *g, const proto_task *t)
 {
-	proto_json_gen_str(g, "steps");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < t->n_steps; i++)
 		gen_step(g, &t->steps[i]);
-	yajl_gen_array_close(g);
-	if (t->input && (t->input->json || t->input->len)) {
+	proto_json_gen_close(g, false);
+}
+
+char *proto_chain_steps_json(const proto_task *t, size_t *len)
+{
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_chain_steps_gen(g, t);
+	buf b = BUF_INIT;
+	proto_json_gen_take_valid(g, &b);
+	return buf_steal(&b, len);
+}
+
+/* A sealed part is written as its ciphertext (proto_task_ext_gen), never in the clear. */
+void proto_chain_gen(proto_gen *g, const proto_task *t)
+{
+	if (!proto_task_part_sealed(t, PROTO_SEALED_STEPS)) {
+		proto_json_gen_str(g, "steps");
+		proto_chain_steps_gen(g, t);
+	}
+	if (!proto_task_part_sealed(t, PROTO_SEALED_INPUT) && t->input &&
+	    (t->input->json || t->input->len)) {
 		proto_json_gen_str(g, "input");
 		proto_value_gen(g, t->input);
 	}

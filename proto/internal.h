@@ -27,7 +27,7 @@ int proto_json_parse_ex(const char *text, size_t len, yajl_val *out, bool keep_s
  * decimals; -2 when too large for int64. "1e0", "1.0" and "100e-2" are 1. */
 int proto_number_scaled(const char *s, int frac, int64_t *out);
 
-#include <yajl/yajl_gen.h>
+#include "proto/json.h"
 /* A task from a tree parsed with proto_json_parse_ex(keep_soft) (rc its return value); the
  * body of proto_task_parse(), shared with proto_task_parse_entry(). */
 int proto_task_parse_tree(yajl_val root, int rc, proto_task *t, proto_task_head *head, err **e);
@@ -35,26 +35,30 @@ int proto_task_parse_tree(yajl_val root, int rc, proto_task *t, proto_task_head 
  * plaintext of sealed parts wiped), called from task.c and proto.c. */
 bool proto_task_ext_field(const char *key);
 int proto_task_ext_parse(yajl_val root, proto_task *t, err **e);
-void proto_task_ext_gen(yajl_gen g, const proto_task *t);
+void proto_task_ext_gen(proto_gen *g, const proto_task *t);
 void proto_task_ext_deinit(proto_task *t);
 /* Chains (chain.c): the "steps" and "input" fields of a task (root has "steps"), their
  * serialisation, a value as it sits in a document, and freeing steps. */
 int proto_chain_parse(yajl_val root, proto_task *t, err **e);
-void proto_chain_gen(yajl_gen g, const proto_task *t);
-void proto_value_gen(yajl_gen g, const proto_value *v);
+/* The decrypted "steps_age" / "input_age" of a chain, as {"steps": ...} / {"input": ...}. */
+int proto_chain_open_steps(yajl_val root, proto_task *t, err **e);
+int proto_chain_open_input(yajl_val root, proto_task *t, err **e);
+void proto_chain_steps_gen(proto_gen *g, const proto_task *t);
+void proto_chain_gen(proto_gen *g, const proto_task *t);
+void proto_value_gen(proto_gen *g, const proto_value *v);
 /* A value from a parsed tree: a string, or a JSON value's compact text. */
 void proto_value_from_tree(yajl_val v, proto_value *out);
 void proto_steps_free(proto_step *s, size_t n);
 /* The steps, output and failed_step of a chain's result, and a result's cost (chain-result.c). */
-void proto_chain_run_gen(yajl_gen g, const proto_chain_run *c);
+void proto_chain_run_gen(proto_gen *g, const proto_chain_run *c);
 int proto_chain_run_parse(yajl_val root, proto_output *o, err **e);
-void proto_cost_gen(yajl_gen g, const proto_cost *c);
+void proto_cost_gen(proto_gen *g, const proto_cost *c);
 int proto_cost_parse(yajl_val root, proto_cost **out, err **e);
 /* A result's byte strings, "key": text or "key_b64": base64 (result.c). */
-void proto_result_gen_bytes(yajl_gen g, const char *key, const buf *b);
+void proto_result_gen_bytes(proto_gen *g, const char *key, const buf *b);
 int proto_result_get_bytes(yajl_val obj, const char *key, buf *out, err **e);
 
 /* The task's "services" and the result's "proxy" (proxy.c). */
 int proto_services_parse(yajl_val root, proto_task *t, err **e);
-void proto_proxy_audit_gen(yajl_gen g, const proto_proxy_audit *a);
+void proto_proxy_audit_gen(proto_gen *g, const proto_proxy_audit *a);
 int proto_proxy_audit_parse(yajl_val root, proto_proxy_audit **out, err **e);

@@ -403,6 +403,8 @@ int proto_limits_resolve(proto_limits *l, const proto_limits *defaults, const pr
 #define PROTO_SEALED_PART_MAX(plain) (2u * (plain) + PROTO_SEALED_OVERHEAD)
 /* The plaintext of a sealed "files_age" part: a JSON array in the "files" format. */
 #define PROTO_SEALED_FILES_MAX (PROTO_FILES_TOTAL_MAX / 3 * 4 + 1024u * 1024)
+/* The plaintext of a sealed "steps_age" part: no larger than the steps could be in the clear. */
+#define PROTO_SEALED_STEPS_MAX PROTO_TASK_MAX_BYTES
 /* The sealed result document (plaintext): small enough that its age file, in base64 inside
  * the public result, keeps the result below PROTO_TASK_MAX_BYTES. */
 #define PROTO_SEALED_DOC_MAX  (11u * 1024 * 1024)
@@ -434,11 +436,13 @@ typedef enum proto_sealed_part {
 	PROTO_SEALED_STDIN,    /* "stdin_age": the stdin bytes */
 	PROTO_SEALED_ARGS,     /* "args_age": the args as JSON text */
 	PROTO_SEALED_FILES,    /* "files_age": a JSON array in the "files" format */
+	PROTO_SEALED_STEPS, /* "steps_age": a chain's steps, a JSON array in the "steps" format */
+	PROTO_SEALED_INPUT, /* "input_age": a chain's input, as JSON text */
 	PROTO_SEALED__COUNT,
 } proto_sealed_part;
 
 typedef struct proto_sealed {
-	proto_exec_mode exec_mode; /* as given, or derived: sealed when the code is sealed */
+	proto_exec_mode exec_mode; /* as given, or derived: sealed when the code (or steps) is */
 	char *reply_to;            /* the buyer's "age1..." recipient; NULL: none */
 	/* The decoded age files; NULL where the part is in the clear. */
 	uint8_t *age[PROTO_SEALED__COUNT];
@@ -602,6 +606,11 @@ typedef struct proto_step {
 	int64_t timeout_ms; /* 1..PROTO_STEP_TIMEOUT_MS_MAX; PROTO_STEP_TIMEOUT_MS_DEFAULT */
 } proto_step;
 
+/* True when the task is a chain: it has steps, or sealed steps ("steps_age") not yet opened. */
+bool proto_task_is_chain(const proto_task *t);
+/* The steps as the compact JSON array "steps" holds: the plaintext a "steps_age" seals, and
+ * what the part digest of sealed steps is over. Caller frees (and wipes: it may be secret). */
+char *proto_chain_steps_json(const proto_task *t, size_t *len);
 /* True when the task is a chain with at least one step of that type. */
 bool proto_task_has_step(const proto_task *t, proto_step_type type);
 /* The lang of the chain's first script step from index i on, or -1 (the next interpreter to

@@ -91,10 +91,10 @@ proto_proxy_audit *proto_proxy_audit_free(proto_proxy_audit *a)
 	return NULL;
 }
 
-static void gen_call(yajl_gen g, const proto_proxy_call *c)
+static void gen_call(proto_gen *g, const proto_proxy_call *c)
 {
 	/* the keys in sorted order: this is also the entry's canonical form (attest) */
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "host", c->host);
 	proto_json_gen_kstr(g, "method", c->method);
 	proto_json_gen_kint(g, "ms", c->ms);
@@ -105,31 +105,31 @@ static void gen_call(yajl_gen g, const proto_proxy_call *c)
 	proto_json_gen_kint(g, "seq", c->seq);
 	proto_json_gen_kstr(g, "service", c->service);
 	proto_json_gen_kint(g, "status", c->status);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 void proto_proxy_call_json(const proto_proxy_call *c, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	gen_call(g, c);
-	proto_json_gen_take(g, out);
+	proto_json_gen_take_valid(g, out);
 }
 
-void proto_proxy_audit_gen(yajl_gen g, const proto_proxy_audit *a)
+void proto_proxy_audit_gen(proto_gen *g, const proto_proxy_audit *a)
 {
 	if (!a)
 		return;
 	proto_json_gen_str(g, "proxy");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstrs(g, "services", (const char *const *)a->services);
 	proto_json_gen_str(g, "calls");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < a->n_calls; i++)
 		gen_call(g, &a->calls[i]);
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	proto_json_gen_kstr_or_null(g, "head", a->head);
 	proto_json_gen_kint(g, "refused", a->refused);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 static int get_call(yajl_val v, size_t i, proto_proxy_call *c, err **e)

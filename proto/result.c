@@ -13,7 +13,7 @@
 #include "proto/json.h"
 
 /* "stdout": "text" or "stdout_b64": "base64" */
-static void gen_bytes(yajl_gen g, const char *key, const buf *b)
+static void gen_bytes(proto_gen *g, const char *key, const buf *b)
 {
 	const uint8_t *p = b->data ? b->data : (const uint8_t *)"";
 	if (proto_bytes_are_text(p, b->len)) {
@@ -27,7 +27,7 @@ static void gen_bytes(yajl_gen g, const char *key, const buf *b)
 	proto_json_gen_str(g, enc);
 }
 
-static void gen_kv_str(yajl_gen g, const char *k, const char *v)
+static void gen_kv_str(proto_gen *g, const char *k, const char *v)
 {
 	if (!v)
 		return;
@@ -37,7 +37,7 @@ static void gen_kv_str(yajl_gen g, const char *k, const char *v)
 
 /* Embeds JSON text as a value; text that does not parse is left out (the producer's bug; the
  * document stays valid). */
-static void gen_kv_json(yajl_gen g, const char *k, const char *text)
+static void gen_kv_json(proto_gen *g, const char *k, const char *text)
 {
 	if (!text)
 		return;
@@ -48,27 +48,27 @@ static void gen_kv_json(yajl_gen g, const char *k, const char *text)
 	proto_json_gen_value(g, v);
 }
 
-static void gen_files(yajl_gen g, const proto_output *o)
+static void gen_files(proto_gen *g, const proto_output *o)
 {
 	proto_json_gen_str(g, "files");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < o->n_files; i++) {
 		const proto_file *f = &o->files[i];
 		_cleanup_free_ char *enc = proto_b64_encode(f->data, f->len);
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		gen_kv_str(g, "path", f->path);
 		gen_kv_str(g, "content_b64", enc);
 		proto_json_gen_kint(g, "size", (int64_t)f->len);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 }
 
 void proto_result_to_json(const proto_result *r, buf *out)
 {
 	const proto_output *o = &r->output;
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "v", 1);
 	gen_kv_str(g, "id", r->id ? r->id : "");
 	gen_kv_str(g, "status",
@@ -93,11 +93,11 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	gen_kv_str(g, "error", o->error);
 	proto_chain_run_gen(g, o->chain);
 	proto_json_gen_str(g, "usage");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "wall_ms", r->usage.wall_ms);
 	proto_json_gen_kint(g, "cpu_ms", r->usage.cpu_ms);
 	proto_json_gen_kint(g, "memory_peak_bytes", r->usage.memory_peak_bytes);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	proto_cost_gen(g, r->cost);
 	proto_proxy_audit_gen(g, r->proxy);
 	gen_kv_str(g, "node", r->node_id);
@@ -110,8 +110,8 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	gen_kv_str(g, "execution_digest", r->execution_digest);
 	gen_kv_json(g, "attestation", r->attestation);
 	gen_kv_str(g, "sealed", r->sealed); /* proto/PROTOCOL.md */
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 /* ---- parsing ---- */
@@ -156,10 +156,10 @@ static int opt_json(yajl_val root, const char *k, char **out)
 	yajl_val v = proto_json_get(root, k);
 	if (!v)
 		return 0;
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	*out = buf_steal(&b, NULL);
 	return 0;
 }
@@ -309,7 +309,7 @@ int proto_result_parse(const char *json, size_t len, proto_result *r, err **e)
 }
 
 /* For chain-result.c: a script step's stdout and stderr travel as a result's do. */
-void proto_result_gen_bytes(yajl_gen g, const char *key, const buf *b)
+void proto_result_gen_bytes(proto_gen *g, const char *key, const buf *b)
 {
 	gen_bytes(g, key, b);
 }

@@ -15,20 +15,22 @@
 #include "proto/internal.h"
 #include "proto/json.h"
 
-static const char *const part_names[PROTO_SEALED__COUNT] = {"code_age", "stdin_age", "args_age",
-                                                            "files_age"};
+static const char *const part_names[PROTO_SEALED__COUNT] = {"code_age",  "stdin_age", "args_age",
+                                                            "files_age", "steps_age", "input_age"};
 /* The clear fields each sealed part stands for (mutually exclusive with it). */
 static const char *const part_clear[PROTO_SEALED__COUNT][2] = {
-    {"code", NULL}, {"stdin", "stdin_b64"}, {"args", NULL}, {"files", NULL}};
-static const size_t part_plain_max[PROTO_SEALED__COUNT] = {PROTO_CODE_MAX, PROTO_STDIN_MAX,
-                                                           PROTO_ARGS_MAX, PROTO_SEALED_FILES_MAX};
+    {"code", NULL},  {"stdin", "stdin_b64"}, {"args", NULL},
+    {"files", NULL}, {"steps", NULL},        {"input", NULL}};
+static const size_t part_plain_max[PROTO_SEALED__COUNT] = {
+    PROTO_CODE_MAX,         PROTO_STDIN_MAX,        PROTO_ARGS_MAX,
+    PROTO_SEALED_FILES_MAX, PROTO_SEALED_STEPS_MAX, PROTO_CHAIN_INPUT_MAX};
 static const char *const level_names[PROTO_TRUST__COUNT] = {"none", "L0", "L1", "L2"};
 static const char *const assurance_names[PROTO_ASSURANCE__COUNT] = {"none", "low", "substantial",
                                                                     "high"};
 static const char *const req_fields[] = {"min_assurance", "accepted_providers", "required_claims"};
 static const char *const ext_fields[] = {
-    "exec_mode", "reply_to", "code_age", "stdin_age",   "args_age",
-    "files_age", "signer",   "passport", "trust_level", "trust_requirements"};
+    "exec_mode", "reply_to",  "code_age", "stdin_age", "args_age",    "files_age",
+    "steps_age", "input_age", "signer",   "passport",  "trust_level", "trust_requirements"};
 static const char *const envelope_fields[] = {"payloadType", "payload", "signatures"};
 static const char *const sig_fields[] = {"keyid", "sig"};
 
@@ -291,13 +293,17 @@ static int parse_sealing(yajl_val root, proto_task *t, err **e)
 		return err_set(e, 0,
 		               "field \"reply_to\" must be an age X25519 recipient (\"age1\" "
 		               "and 58 lower-case bech32 characters)");
-	bool code_sealed = proto_task_part_sealed(t, PROTO_SEALED_CODE);
+	/* A chain's code is its steps. */
+	bool code_sealed = proto_task_part_sealed(t, PROTO_SEALED_CODE) ||
+	                   proto_task_part_sealed(t, PROTO_SEALED_STEPS);
 	if (mode && !strcmp(mode, "sealed") && !code_sealed)
-		return err_set(e, 0, "exec_mode sealed needs the code as \"code_age\"");
+		return err_set(e, 0,
+		               "exec_mode sealed needs the code as \"code_age\" (a chain's steps "
+		               "as \"steps_age\")");
 	if (mode && !strcmp(mode, "source") && code_sealed)
 		return err_set(e, 0,
-		               "exec_mode source needs the code in the clear (\"code\"), not "
-		               "\"code_age\"");
+		               "exec_mode source needs the code in the clear (\"code\", a chain's "
+		               "\"steps\"), not \"code_age\" or \"steps_age\"");
 	if (t->sealed && !reply) {
 		for (int p = 0; p < PROTO_SEALED__COUNT; p++)
 			if (t->sealed->age[p])
@@ -325,10 +331,10 @@ static int parse_passport(yajl_val root, proto_auth *a, err **e)
 		return err_set(e, 0,
 		               "field \"passport\" needs \"signer\": a passport is presented "
 		               "by the task's signer");
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	if (b.len > PROTO_PASSPORT_MAX) {
 		size_t n = b.len;
 		buf_deinit(&b);
@@ -481,13 +487,13 @@ int proto_task_parse_entry(const char *json, size_t len, proto_task *t, proto_ta
 
 /* ---- serialisation ---- */
 
-static void gen_b64(yajl_gen g, const char *key, const uint8_t *p, size_t n)
+static void gen_b64(proto_gen *g, const char *key, const uint8_t *p, size_t n)
 {
 	_cleanup_free_ char *s = proto_b64_encode(p, n);
 	proto_json_gen_kstr(g, key, s);
 }
 
-static void gen_req(yajl_gen g, const proto_trust_req *r)
+static void gen_req(proto_gen *g, const proto_trust_req *r)
 {
 	if (r->level == PROTO_TRUST_NONE)
 		return;
@@ -495,17 +501,17 @@ static void gen_req(yajl_gen g, const proto_trust_req *r)
 	if (!r->min_assurance && !r->n_providers && !r->n_claims)
 		return;
 	proto_json_gen_str(g, "trust_requirements");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	if (r->min_assurance)
 		proto_json_gen_kstr(g, "min_assurance", proto_assurance_name(r->min_assurance));
 	if (r->n_providers)
 		proto_json_gen_kstrs(g, "accepted_providers", (const char *const *)r->providers);
 	if (r->n_claims)
 		proto_json_gen_kstrs(g, "required_claims", (const char *const *)r->claims);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-void proto_task_ext_gen(yajl_gen g, const proto_task *t)
+void proto_task_ext_gen(proto_gen *g, const proto_task *t)
 {
 	const proto_sealed *sl = t->sealed;
 	if (sl) {
@@ -559,6 +565,15 @@ static void wipe_plaintext(proto_task *t)
 		if (t->files[i].data)
 			OPENSSL_cleanse(t->files[i].data, t->files[i].len);
 	}
+	for (size_t i = 0; sl->age[PROTO_SEALED_STEPS] && i < t->n_steps; i++) {
+		const proto_step *st = &t->steps[i];
+		const char *s[] = {st->model, st->system_prompt, st->code};
+		for (size_t k = 0; k < ARRAY_SIZE(s); k++)
+			if (s[k])
+				OPENSSL_cleanse((void *)s[k], strlen(s[k]));
+	}
+	if (sl->age[PROTO_SEALED_INPUT] && t->input && t->input->text)
+		OPENSSL_cleanse(t->input->text, t->input->len);
 }
 
 void proto_task_ext_deinit(proto_task *t)
@@ -588,13 +603,13 @@ void proto_task_ext_deinit(proto_task *t)
 
 void proto_revocation_to_json(const char *reason, int64_t revoked_at_ms, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_str(g, "reason");
 	proto_json_gen_text(g, reason ? reason : "", reason ? strlen(reason) : 0);
 	proto_json_gen_kint(g, "revoked_at_ms", revoked_at_ms);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 int proto_revocation_parse(const char *json, size_t len, char **reason, int64_t *revoked_at_ms,

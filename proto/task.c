@@ -172,10 +172,10 @@ static int parse_args(yajl_val root, proto_task *t, err **e)
 	} else if (YAJL_IS_NULL(v)) {
 		return 0; /* null and absent are the same call */
 	}
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	if (b.len > PROTO_ARGS_MAX) {
 		size_t n = b.len;
 		buf_deinit(&b);
@@ -368,10 +368,11 @@ static int parse_id(yajl_val root, proto_task *t, err **e)
 static int parse_code(yajl_val root, proto_task *t, err **e)
 {
 	const char *lang, *mode, *code;
-	if (proto_json_get(root, "input"))
+	if (proto_json_get(root, "input") || proto_json_get(root, "input_age"))
 		return err_set(e, 0,
-		               "field \"input\" belongs to a chain task (with \"steps\"); a plain "
-		               "task reads \"stdin\"");
+		               "field \"%s\" belongs to a chain task (with \"steps\"); a plain "
+		               "task reads \"stdin\"",
+		               proto_json_get(root, "input") ? "input" : "input_age");
 	if (get_string(root, "lang", "lang", true, &lang, e) < 0)
 		return -1;
 	if (proto_lang_parse(lang, &t->lang) < 0)
@@ -415,16 +416,11 @@ static int task_from_tree(yajl_val root, proto_task *t, err **e)
 	if (check_unknown(root, task_fields, ARRAY_SIZE(task_fields), "", e) < 0 ||
 	    parse_id(root, t, e) < 0)
 		return -1;
-	bool chain = proto_json_get(root, "steps") != NULL;
+	bool chain = proto_json_get(root, "steps") || proto_json_get(root, "steps_age");
 	if ((chain ? proto_chain_parse(root, t, e) : parse_program(root, t, e)) < 0 ||
 	    parse_names(root, t, e) < 0 || proto_task_ext_parse(root, t, e) < 0 ||
 	    proto_services_parse(root, t, e) < 0)
 		return -1;
-	if (chain && t->sealed) /* sealed execution runs one program, not a chain's steps */
-		return err_set(
-		    e, 0,
-		    "a chain task (with \"steps\") cannot be sealed: code_age, stdin_age, "
-		    "args_age, files_age, reply_to and exec_mode are for plain tasks");
 	yajl_val limits = proto_json_get(root, "limits");
 	if (limits && parse_limits(limits, &t->limits, e) < 0)
 		return -1;
@@ -491,7 +487,7 @@ int proto_task_parse_tree(yajl_val root, int rc, proto_task *t, proto_task_head 
 
 /* ---- serialisation ---- */
 
-static void gen_limits(yajl_gen g, const proto_limits *l)
+static void gen_limits(proto_gen *g, const proto_limits *l)
 {
 	bool any = false;
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++)
@@ -499,7 +495,7 @@ static void gen_limits(yajl_gen g, const proto_limits *l)
 	if (!any)
 		return;
 	proto_json_gen_str(g, "limits");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; i < PROTO_LIMIT_COUNT; i++) {
 		const proto_limit_field *f = &proto_limit_fields[i];
 		int64_t v = proto_limit_get(l, f);
@@ -514,10 +510,10 @@ static void gen_limits(yajl_gen g, const proto_limits *l)
 			proto_json_gen_int(g, (v + f->unit - 1) / f->unit);
 		}
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_args(yajl_gen g, const proto_task *t)
+static void gen_args(proto_gen *g, const proto_task *t)
 {
 	if (t->args_json) {
 		proto_json_gen_str(g, "args");
@@ -525,14 +521,14 @@ static void gen_args(yajl_gen g, const proto_task *t)
 			proto_json_gen_null(g);
 	} else if (t->argc > 0) {
 		proto_json_gen_str(g, "args");
-		yajl_gen_array_open(g);
+		proto_json_gen_open(g, false);
 		for (size_t i = 0; i < t->argc; i++)
 			proto_json_gen_str(g, t->argv[i]);
-		yajl_gen_array_close(g);
+		proto_json_gen_close(g, false);
 	}
 }
 
-static void gen_stdin(yajl_gen g, const proto_task *t)
+static void gen_stdin(proto_gen *g, const proto_task *t)
 {
 	if (t->stdin_len == 0)
 		return;
@@ -546,31 +542,31 @@ static void gen_stdin(yajl_gen g, const proto_task *t)
 	}
 }
 
-static void gen_env(yajl_gen g, const proto_task *t)
+static void gen_env(proto_gen *g, const proto_task *t)
 {
 	if (t->n_env == 0)
 		return;
 	proto_json_gen_str(g, "env");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	for (size_t i = 0; i < t->n_env; i++)
 		proto_json_gen_kstr(g, t->env[i].name, t->env[i].value);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_files_array(yajl_gen g, const proto_task *t)
+static void gen_files_array(proto_gen *g, const proto_task *t)
 {
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < t->n_files; i++) {
 		_cleanup_free_ char *b = proto_b64_encode(t->files[i].data, t->files[i].len);
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		proto_json_gen_kstr(g, "path", t->files[i].path);
 		proto_json_gen_kstr(g, "content_b64", b);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 }
 
-static void gen_files(yajl_gen g, const proto_task *t)
+static void gen_files(proto_gen *g, const proto_task *t)
 {
 	if (t->n_files == 0)
 		return;
@@ -580,12 +576,12 @@ static void gen_files(yajl_gen g, const proto_task *t)
 
 void proto_task_files_json(const proto_task *t, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	gen_files_array(g, t);
-	proto_json_gen_take(g, out);
+	proto_json_gen_take_valid(g, out);
 }
 
-static void gen_program(yajl_gen g, const proto_task *t)
+static void gen_program(proto_gen *g, const proto_task *t)
 {
 	proto_json_gen_kstr(g, "lang", proto_lang_name(t->lang) ? proto_lang_name(t->lang) : "");
 	proto_json_gen_kstr(g, "mode", proto_mode_name(t->mode) ? proto_mode_name(t->mode) : "");
@@ -605,11 +601,11 @@ static void gen_program(yajl_gen g, const proto_task *t)
 
 void proto_task_to_json(const proto_task *t, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kint(g, "v", 1);
 	proto_json_gen_kstr(g, "id", t->id ? t->id : "");
-	if (t->n_steps)
+	if (proto_task_is_chain(t))
 		proto_chain_gen(g, t);
 	else
 		gen_program(g, t);
@@ -628,8 +624,8 @@ void proto_task_to_json(const proto_task *t, buf *out)
 	if (t->n_services)
 		proto_json_gen_kstrs(g, "services", (const char *const *)t->services);
 	proto_task_ext_gen(g, t);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 /* ---- sealed parts (proto/PROTOCOL.md, "Sealed and signed tasks") ---- */
@@ -679,6 +675,10 @@ int proto_task_open_part(proto_task *t, proto_sealed_part p, const uint8_t *plai
 		return open_json(t, "args", plain, n, parse_args, e);
 	case PROTO_SEALED_FILES:
 		return open_json(t, "files", plain, n, parse_files, e);
+	case PROTO_SEALED_STEPS:
+		return open_json(t, "steps", plain, n, proto_chain_open_steps, e);
+	case PROTO_SEALED_INPUT:
+		return open_json(t, "input", plain, n, proto_chain_open_input, e);
 	default:
 		return err_set(e, 0, "no such sealed part");
 	}

@@ -1,17 +1,16 @@
 /* OCI bundle generation: a typed description of the container serialised to config.json with
- * yajl_gen (never printf), written atomically on the bundle's directory fd. */
+ * the JSON generator (never printf), written atomically on the bundle's directory fd. */
 #include "sandbox/bundle.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 
 #include "proto/json.h"
 
 #include "common/cleanup.h"
 #include "common/xalloc.h"
 
-static void s(yajl_gen g, const char *str)
+static void s(proto_gen *g, const char *str)
 {
 	proto_json_gen_str(g, str);
 }
@@ -21,15 +20,15 @@ static void s(yajl_gen g, const char *str)
 #define kb        proto_json_gen_kbool
 #define str_array proto_json_gen_kstrs
 
-static void mount(yajl_gen g, const char *dst, const char *type, const char *src,
+static void mount(proto_gen *g, const char *dst, const char *type, const char *src,
                   const char *const *opts)
 {
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	kv(g, "destination", dst);
 	kv(g, "type", type);
 	kv(g, "source", src);
 	str_array(g, "options", opts);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 /* The agent (PID 1) starts as the container's uid 0 with only what it needs to start the
@@ -39,53 +38,53 @@ static void mount(yajl_gen g, const char *dst, const char *type, const char *src
 static const char *const agent_caps[] = {"CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_KILL",
                                          NULL};
 
-static void gen_process(yajl_gen g, const sandbox_bundle_spec *b)
+static void gen_process(proto_gen *g, const sandbox_bundle_spec *b)
 {
 	static const char *const none[] = {NULL};
 	s(g, "process");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	kb(g, "terminal", false);
 	s(g, "user");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	ki(g, "uid", 0);
 	ki(g, "gid", 0);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	str_array(g, "args", b->args);
 	str_array(g, "env", b->env);
 	kv(g, "cwd", "/workspace");
 	s(g, "capabilities");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	str_array(g, "bounding", agent_caps);
 	str_array(g, "effective", agent_caps);
 	str_array(g, "inheritable", none);
 	str_array(g, "permitted", agent_caps);
 	str_array(g, "ambient", none);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	/* runc sets these from outside with prlimit(), which needs CAP_SYS_RESOURCE over the
 	 * container's user namespace: host root has it as the owner of a namespace runc makes,
 	 * but not over one of ours (owned by the sandbox's uid, userns.c) on a host that drops
 	 * CAP_SYS_RESOURCE from root. The agent lowers both itself at start anyway (agent.c). */
 	if (!b->userns_path) {
 		s(g, "rlimits");
-		yajl_gen_array_open(g);
+		proto_json_gen_open(g, false);
 		struct {
 			const char *type;
 			int64_t v;
 		} rl[] = {{"RLIMIT_CORE", 0}, {"RLIMIT_NOFILE", b->nofile}};
 		for (size_t i = 0; i < ARRAY_SIZE(rl); i++) {
-			yajl_gen_map_open(g);
+			proto_json_gen_open(g, true);
 			kv(g, "type", rl[i].type);
 			ki(g, "hard", rl[i].v);
 			ki(g, "soft", rl[i].v);
-			yajl_gen_map_close(g);
+			proto_json_gen_close(g, true);
 		}
-		yajl_gen_array_close(g);
+		proto_json_gen_close(g, false);
 	}
 	kb(g, "noNewPrivileges", true);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
+static void gen_mounts(proto_gen *g, const sandbox_bundle_spec *b)
 {
 	_cleanup_free_ char *ws = xasprintf("size=%lld", (long long)b->workspace_bytes);
 	const char *proc_o[] = {"nosuid", "noexec", "nodev", NULL};
@@ -95,7 +94,7 @@ static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 	const char *tmp_o[] = {"nosuid", "nodev", "mode=1777", ws, NULL};
 	const char *agent_o[] = {"rbind", "ro", "nosuid", "nodev", NULL};
 	s(g, "mounts");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	mount(g, "/proc", "proc", "proc", proc_o);
 	mount(g, "/dev", "tmpfs", "tmpfs", dev_o);
 	mount(g, "/dev/shm", "tmpfs", "shm", shm_o);
@@ -103,7 +102,7 @@ static void gen_mounts(yajl_gen g, const sandbox_bundle_spec *b)
 	mount(g, "/workspace", "tmpfs", "tmpfs", tmp_o);
 	mount(g, "/tmp", "tmpfs", "tmpfs", tmp_o);
 	mount(g, "/.aisp", "bind", b->agent_dir, agent_o);
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 }
 
 /* The deny-list: syscalls a sandboxed program has no business making. Everything else is
@@ -169,17 +168,17 @@ static const char *const denied_syscalls[] = {
 
 /* One rule: the syscalls fail with errno when argument 0 compares to value (masked by mask for
  * SCMP_CMP_MASKED_EQ). Values are unsigned 64-bit, so they are emitted from their text. */
-static void arg0_rule(yajl_gen g, const char *const *names, int errno_ret, const char *op,
+static void arg0_rule(proto_gen *g, const char *const *names, int errno_ret, const char *op,
                       uint64_t mask, uint64_t value)
 {
 	char t[24];
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	str_array(g, "names", names);
 	kv(g, "action", "SCMP_ACT_ERRNO");
 	ki(g, "errnoRet", errno_ret);
 	s(g, "args");
-	yajl_gen_array_open(g);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, false);
+	proto_json_gen_open(g, true);
 	ki(g, "index", 0);
 	s(g, "value");
 	snprintf(t, sizeof(t), "%llu",
@@ -191,9 +190,9 @@ static void arg0_rule(yajl_gen g, const char *const *names, int errno_ret, const
 		proto_json_gen_number(g, t);
 	}
 	kv(g, "op", op);
-	yajl_gen_map_close(g);
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
+	proto_json_gen_close(g, false);
+	proto_json_gen_close(g, true);
 }
 
 /* Socket families: only those a network namespace isolates stay, AF_UNIX (1), AF_INET (2),
@@ -201,7 +200,7 @@ static void arg0_rule(yajl_gen g, const char *const *names, int errno_ret, const
  * namespace; AF_PACKET, AF_ALG, AF_BLUETOOTH, ...) fails with EAFNOSUPPORT, as if the kernel had
  * none. The rules deny 3, 4-7, 8-9, 11, 12-15 and everything >= 17, which also catches a value
  * with bits above the int the kernel reads. */
-static void gen_socket_rules(yajl_gen g)
+static void gen_socket_rules(proto_gen *g)
 {
 	static const char *const sock[] = {"socket", "socketpair", NULL};
 	const uint64_t all = ~(uint64_t)0;
@@ -214,27 +213,27 @@ static void gen_socket_rules(yajl_gen g)
 	arg0_rule(g, sock, EAFNOSUPPORT_, "SCMP_CMP_MASKED_EQ", all << 2, 12);
 }
 
-static void gen_seccomp(yajl_gen g)
+static void gen_seccomp(proto_gen *g)
 {
 	s(g, "seccomp");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	kv(g, "defaultAction", "SCMP_ACT_ALLOW");
 	str_array(
 	    g, "architectures",
 	    (const char *const[]){"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", NULL});
 	s(g, "syscalls");
-	yajl_gen_array_open(g);
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, false);
+	proto_json_gen_open(g, true);
 	str_array(g, "names", denied_syscalls);
 	kv(g, "action", "SCMP_ACT_ERRNO");
 	ki(g, "errnoRet", 1); /* EPERM */
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	/* clone3 cannot be filtered by flags: ENOSYS makes libc fall back to clone. */
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	str_array(g, "names", (const char *const[]){"clone3", NULL});
 	kv(g, "action", "SCMP_ACT_ERRNO");
 	ki(g, "errnoRet", 38); /* ENOSYS */
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	/* clone with any namespace flag (one rule per flag: rules for a syscall are OR'ed):
 	 * CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET. */
 	static const int64_t ns_flags[] = {0x00020000, 0x02000000, 0x04000000, 0x08000000,
@@ -243,77 +242,77 @@ static void gen_seccomp(yajl_gen g)
 		arg0_rule(g, (const char *const[]){"clone", NULL}, 1, "SCMP_CMP_MASKED_EQ",
 		          (uint64_t)ns_flags[i], (uint64_t)ns_flags[i]);
 	gen_socket_rules(g);
-	yajl_gen_array_close(g);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, false);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_namespaces(yajl_gen g, const sandbox_bundle_spec *b)
+static void gen_namespaces(proto_gen *g, const sandbox_bundle_spec *b)
 {
 	s(g, "namespaces");
-	yajl_gen_array_open(g);
+	proto_json_gen_open(g, false);
 	const char *ns[] = {"pid", "ipc", "uts", "mount", "network", "cgroup", NULL};
 	for (const char **n = ns; *n; n++) {
 		if (!strcmp(*n, "cgroup") && b->kind == SANDBOX_RT_RUNSC)
 			continue;
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		kv(g, "type", *n);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
 	if (b->userns) {
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		kv(g, "type", "user");
 		if (b->userns_path)
 			kv(g, "path", b->userns_path);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
-	yajl_gen_array_close(g);
+	proto_json_gen_close(g, false);
 	if (!b->userns)
 		return;
 	const char *maps[] = {"uidMappings", "gidMappings"};
 	for (int i = 0; i < 2; i++) {
 		s(g, maps[i]);
-		yajl_gen_array_open(g);
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, false);
+		proto_json_gen_open(g, true);
 		ki(g, "containerID", 0);
 		ki(g, "hostID", b->userns_base);
 		ki(g, "size", 65536);
-		yajl_gen_map_close(g);
-		yajl_gen_array_close(g);
+		proto_json_gen_close(g, true);
+		proto_json_gen_close(g, false);
 	}
 }
 
 /* The cgroup limits. Only a v2 host gets "unified" (runc refuses it on v1). */
-static void gen_resources(yajl_gen g, const sandbox_bundle_spec *b)
+static void gen_resources(proto_gen *g, const sandbox_bundle_spec *b)
 {
 	s(g, "resources");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	s(g, "memory");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	ki(g, "limit", b->memory_bytes);
 	ki(g, "swap", b->memory_bytes);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	s(g, "cpu");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	ki(g, "quota", b->cpus_milli * 100);
 	ki(g, "period", 100000);
 	if (b->cpu_shares > 0)
 		ki(g, "shares", b->cpu_shares);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	s(g, "pids");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	ki(g, "limit", b->pids);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	if (b->cpu_weight > 0) {
 		_cleanup_free_ char *w = xasprintf("%lld", (long long)b->cpu_weight);
 		s(g, "unified");
-		yajl_gen_map_open(g);
+		proto_json_gen_open(g, true);
 		kv(g, "cpu.weight", w);
-		yajl_gen_map_close(g);
+		proto_json_gen_close(g, true);
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
-static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
+static void gen_linux(proto_gen *g, const sandbox_bundle_spec *b)
 {
 	static const char *const masked[] = {"/proc/acpi",
 	                                     "/proc/asound",
@@ -330,7 +329,7 @@ static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
 	static const char *const readonly[] = {
 	    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
 	s(g, "linux");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	gen_namespaces(g, b);
 	gen_resources(g, b);
 	kv(g, "cgroupsPath", b->cgroups_path);
@@ -338,25 +337,25 @@ static void gen_linux(yajl_gen g, const sandbox_bundle_spec *b)
 	str_array(g, "readonlyPaths", readonly);
 	if (b->kind != SANDBOX_RT_RUNSC)
 		gen_seccomp(g);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 }
 
 void sandbox_bundle_config_json(const sandbox_bundle_spec *b, buf *out)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	kv(g, "ociVersion", "1.0.2");
 	gen_process(g, b);
 	s(g, "root");
-	yajl_gen_map_open(g);
+	proto_json_gen_open(g, true);
 	kv(g, "path", b->rootfs);
 	kb(g, "readonly", true);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	kv(g, "hostname", "sandbox");
 	gen_mounts(g, b);
 	gen_linux(g, b);
-	yajl_gen_map_close(g);
-	proto_json_gen_take(g, out);
+	proto_json_gen_close(g, true);
+	proto_json_gen_take_valid(g, out);
 }
 
 int sandbox_bundle_write(int dirfd, const sandbox_bundle_spec *b, err **e)

@@ -99,8 +99,8 @@ static int usage(void)
 
 static char *task_json(const char *lang, const char *code, bool fn, const char *args)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "id", "trace");
 	proto_json_gen_kstr(g, "lang", lang);
 	proto_json_gen_kstr(g, "mode", fn ? "function" : "script");
@@ -110,9 +110,9 @@ static char *task_json(const char *lang, const char *code, bool fn, const char *
 		if (proto_json_gen_json(g, args, strlen(args), NULL) < 0)
 			return NULL;
 	}
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	return buf_steal(&b, NULL);
 }
 

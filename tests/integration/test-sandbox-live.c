@@ -107,14 +107,14 @@ static void on_gone(void *arg)
 /* Runs code (python) in a fresh sandbox with these limits; r holds the outcome. */
 static void live(sandbox_runtime *rt, const char *code, const proto_limits *over, live_run *r)
 {
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
-	yajl_gen_map_open(g);
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
+	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "id", "live");
 	proto_json_gen_kstr(g, "lang", "python");
 	proto_json_gen_kstr(g, "code", code);
-	yajl_gen_map_close(g);
+	proto_json_gen_close(g, true);
 	buf json = BUF_INIT;
-	proto_json_gen_take(g, &json);
+	proto_json_gen_take_valid(g, &json);
 	err *e = NULL;
 	proto_task_init(&r->task);
 	assert_int_equal(proto_task_parse((const char *)json.data, json.len, &r->task, NULL, &e),

@@ -84,9 +84,21 @@ AGREE = [
      False),
     ("chain max_tokens 0", '{"id":"c1","steps":[{"type":"llm","model":"m","max_tokens":0}]}',
      False),
-    # a chain cannot be sealed (the reply_to is a valid recipient: only the rule refuses it)
-    ("chain sealed", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"reply_to":'
+    # a chain's result may be sealed, and its steps and input given sealed (issue 20)
+    ("chain with reply_to", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', True),
+    ("chain sealed steps", '{"id":"c1","steps_age":"YWdl","input":"x","reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', True),
+    ("chain sealed input", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"input_age":"YWdl",'
+     '"reply_to":"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', True),
+    ("chain sealed steps without reply_to", '{"id":"c1","steps_age":"YWdl"}', False),
+    ("chain steps and steps_age", '{"id":"c1","steps":[{"type":"llm","model":"m"}],'
+     '"steps_age":"YWdl","reply_to":'
      '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', False),
+    ("chain with code_age", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"code_age":"YWdl",'
+     '"reply_to":"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', False),
+    ("plain with input_age", '{%s,"input_age":"YWdl","reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % HEAD, False),
     ("plain with reply_to", '{%s,"reply_to":'
      '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % HEAD, True),
 ]

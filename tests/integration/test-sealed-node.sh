@@ -3,7 +3,8 @@
 # the stock age command and aispd on runc and runsc: a task whose code and stdin were encrypted
 # with `age -r` to the node's recipient runs, and its result opens with `age -d` (and passes
 # `aisp unseal --verify`); wrong recipient, truncated, tampered and non-canonical ciphertexts
-# are rejected by name; a task sealed for another node's identity is handed to that node; no
+# are rejected by name; a chain whose steps (the seller's) and input (the buyer's) came sealed
+# runs and verifies; a task sealed for another node's identity is handed to that node; no
 # plaintext canary reaches Redis (its AOF), the node's state and run dirs or its log, also
 # while the task runs; the trust level x passport matrix is decided by the node; a revocation
 # mid-run stops the task on both runtimes with a signed `revoked` result. TAP output.
@@ -129,6 +130,49 @@ R HSET "aisp:node:$S1" age_recipient "$(R HGET "aisp:node:$S1" age_recipient | j
 is "a forged registry recipient is refused (exit 2: the task is not built)" "$?" 2
 check "... by name" grep -q "node-recipient\|signature\|does not verify" "$W/forged.err"
 diag "$(cat "$W/forged.err")"
+
+# ---------------------------------------------------------------- a sealed chain, both runtimes
+# The seller seals the steps (scripts, system prompts) with the stock age command; the buyer's
+# `aisp task seal` seals the input, the part still in the clear.
+jq -nc --arg c "$CANARY" '[{type:"script", lang:"python", timeout_ms:30000,
+	code:("import json\n# seller " + $c + "\nd = json.loads(input)\noutput = {\"shout\": d[\"q\"].upper()}")},
+	{type:"script", lang:"python", timeout_ms:30000, code:"output = \"done \" + input"}]' >"$W/steps.json"
+age -r "$NODE_AGE" -o "$W/steps.age" "$W/steps.json"
+for rt in runc runsc; do
+	jq -nc --arg id "chain-$rt" --arg rt "$rt" --arg s "$(b64 "$W/steps.age")" --arg c "$CANARY" \
+		--arg to "$BUYER" '{id:$id, runtime:$rt, steps_age:$s, input:{q:("buyer " + $c)}, reply_to:$to}' \
+		>"$W/chain-$rt.half"
+	"$AISP" task seal "$W/chain-$rt.half" --seal-to "$NODE_AGE" \
+		-o "$W/chain-$rt.json" 2>"$W/chain-$rt.seal.err"
+	is "$rt sealed chain: aisp task seal seals the input beside the sealed steps" \
+		"$(jq -c '[has("steps"), has("steps_age"), has("input"), has("input_age")]' "$W/chain-$rt.json")" \
+		'[false,true,false,true]'
+	submit_json "$(cat "$W/chain-$rt.json")" >/dev/null
+	wait_result "chain-$rt" 120 || diag "no result for chain-$rt: $(node_log s1 | tail -5)"
+	result "chain-$rt" >"$W/chain-$rt.result"
+	is "$rt sealed chain: status ok" "$(jq -r .status "$W/chain-$rt.result")" ok
+	is "$rt sealed chain: the public result has no steps, output or cost breakdown" \
+		"$(jq -c '[has("steps"), has("output"), (.cost.breakdown // [] | length)]' "$W/chain-$rt.result")" \
+		'[false,false,0]'
+	is "$rt sealed chain: age -d opens the steps' run" \
+		"$(opened "chain-$rt" | jq -r '.result.steps[0].output.shout + " | " + .result.steps[1].output')" \
+		"BUYER $UPPER | done {\"shout\":\"BUYER $UPPER\"}"
+	jq -n --slurpfile s "$W/steps.json" --arg c "$CANARY" --arg to "$BUYER" --arg id "chain-$rt" \
+		'{id:$id, steps:$s[0], input:{q:("buyer " + $c)}, reply_to:$to}' >"$W/chain-$rt.plain"
+	"$AISP" unseal --verify "$W/chain-$rt.result" --key "$TEST_TMP/key" -i "$W/buyer.key" \
+		--task "$W/chain-$rt.json" --input "$W/chain-$rt.plain" >"$W/chain-$rt.out" 2>"$W/chain-$rt.err"
+	is "$rt sealed chain: aisp unseal --verify passes with the plaintext chain" "$?" 0
+	check "$rt sealed chain: ... the input commitment checked, every check passed" \
+		bash -c "grep -q '^PASS input' '$W/chain-$rt.err' && ! grep -v '^PASS\|^SKIP\|^aisp: step' '$W/chain-$rt.err'"
+done
+jq -nc --arg s "$(printf '[{"type":"script","lang":"ruby","code":"%s"}]' "$CANARY" | age -r "$NODE_AGE" | b64)" \
+	--arg to "$BUYER" '{id:"chain-bad", runtime:"runc", steps_age:$s, input:"x", reply_to:$to}' >"$W/chain-bad.json"
+submit_json "$(cat "$W/chain-bad.json")" >/dev/null
+wait_result chain-bad 60
+is "a sealed chain whose steps break the rules: rejected naming the part only" \
+	"$(rfield chain-bad '.status + ": " + .error')" \
+	"rejected: sealed part steps_age: the decrypted steps is not valid (the reason is in the result sealed to reply_to)"
+check "... and the buyer reads why in the sealed result" grep -q "steps\[0\]" <<<"$(opened chain-bad | jq -r .result.error)"
 
 # ---------------------------------------------------------------- no plaintext, also mid-run
 printf 'import sys, time\nprint(sys.stdin.read().upper(), flush=True)\ntime.sleep(4)\n' >"$W/slow.py"

@@ -188,10 +188,10 @@ static char *doc_example(const char *text, const char *name)
 	_cleanup_err_ err *e = NULL;
 	if (!end || proto_json_parse(p, (size_t)(end - p), &v, &e) < 0)
 		fail_msg("PROTOCOL.md example:%s is not JSON: %s", name, e ? err_msg(e) : "");
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf b = BUF_INIT;
-	proto_json_gen_take(g, &b);
+	proto_json_gen_take_valid(g, &b);
 	return buf_steal(&b, NULL);
 }
 
@@ -461,9 +461,9 @@ static void tampered_document(const tamper *t, const attest_key *k, fx_case *c, 
 			fail_msg("tamper %s: %s", t->field, err_msg(e));
 		obj_set(obj, last, v);
 	}
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, root);
-	proto_json_gen_take(g, out);
+	proto_json_gen_take_valid(g, out);
 }
 
 static const doc_row *row_for(const doc_row *rows, size_t n, const char *field)

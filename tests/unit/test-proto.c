@@ -859,23 +859,53 @@ static void test_json(void **state)
 	assert_null(proto_json_get(proto_json_get(v, "s"), "x"));
 	assert_int_equal(proto_json_get_bool(v, "s", &b), -1);
 	/* regenerated compact, numbers as written */
-	_cleanup_yajl_gen_ yajl_gen g = proto_json_gen_new();
+	_cleanup_json_gen_ proto_gen *g = proto_json_gen_new();
 	proto_json_gen_value(g, v);
 	buf out = BUF_INIT;
-	proto_json_gen_take(g, &out);
+	assert_int_equal(proto_json_gen_take(g, &out, NULL), 0);
 	assert_string_equal(buf_str(&out), "{\"a\":{\"x\":1,\"y\":[true,false,null]},\"n\":-12.50,"
 	                                   "\"s\":\"\xc3\xa9\",\"big\":123456789012345678901}");
 	/* the generator escapes control characters and quotes, not '/' */
 	buf_reset(&out);
 	proto_json_gen_strn(g, "a\0/\"\x01", 5);
-	proto_json_gen_take(g, &out);
+	assert_int_equal(proto_json_gen_take(g, &out, NULL), 0);
 	assert_string_equal(buf_str(&out), "\"a\\u0000/\\\"\\u0001\"");
 	/* text that is not UTF-8 (or has NUL) is repaired with U+FFFD, valid text kept as is */
 	buf_reset(&out);
 	proto_json_gen_text(g, "ok\xc3\xa9\xff\0\xe2\x82", 8);
-	proto_json_gen_take(g, &out);
+	assert_int_equal(proto_json_gen_take(g, &out, NULL), 0);
 	assert_string_equal(buf_str(&out),
 	                    "\"ok\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");
+	/* the strict policy: a string that is not UTF-8 fails the document, nothing is handed
+	 * out, the message says why, and the generator is usable again afterwards */
+	buf_reset(&out);
+	assert_null(e);
+	proto_json_gen_open(g, true);
+	proto_json_gen_kstr(g, "k", "bad \xff byte");
+	proto_json_gen_kint(g, "n", 1);
+	proto_json_gen_close(g, true);
+	assert_int_equal(proto_json_gen_take(g, &out, &e), -1);
+	assert_int_equal(out.len, 0);
+	assert_non_null(strstr(err_msg(e), "not valid UTF-8"));
+	/* a container left open fails too */
+	proto_json_gen_open(g, false);
+	proto_json_gen_int(g, 1);
+	assert_int_equal(proto_json_gen_take(g, &out, &e), -1);
+	assert_non_null(strstr(err_msg(e), "1 container left open"));
+	proto_json_gen_open(g, false);
+	proto_json_gen_close(g, false);
+	assert_int_equal(proto_json_gen_take(g, &out, NULL), 0);
+	assert_string_equal(buf_str(&out), "[]");
+	/* a value after the document's end, and a non-finite number */
+	buf_reset(&out);
+	proto_json_gen_int(g, 1);
+	proto_json_gen_int(g, 2);
+	assert_int_equal(proto_json_gen_take(g, &out, &e), -1);
+	proto_json_gen_double(g, 1.0 / 0.0);
+	assert_int_equal(proto_json_gen_take(g, &out, &e), -1);
+	assert_non_null(strstr(err_msg(e), "not finite"));
+	err_free(e);
+	e = NULL;
 	buf_deinit(&out);
 
 	static const struct {

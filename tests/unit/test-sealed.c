@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "attest/attest.h"
+#include "attest/internal.h" /* attest_part_digest */
 #include "common/buf.h"
 #include "common/cleanup.h"
 #include "common/err.h"
@@ -800,6 +801,159 @@ static void regenerate(void)
 	attest_age_identity_free(buyer);
 }
 
+/* ---- sealed chains: the steps (scripts and system prompts) and the input ---- */
+
+#define CHAIN_STEPS                                                                                \
+	"[{\"type\":\"llm\",\"model\":\"m/one\",\"system_prompt\":\"prompt " CANARY "\"},"         \
+	"{\"type\":\"script\",\"lang\":\"python\",\"code\":\"output = input  # " CANARY            \
+	"\",\"timeout_ms\":30000}]"
+#define CHAIN_INPUT "{\"q\":\"input " CANARY "\"}"
+
+static char *sealed_chain(const char *steps, const char *input)
+{
+	_cleanup_free_ char *s = seal_b64(steps, &F.node_r);
+	_cleanup_free_ char *i = seal_b64(input, &F.node_r);
+	return xasprintf("{\"id\":\"c1\",\"steps_age\":\"%s\",\"input_age\":\"%s\","
+	                 "\"reply_to\":\"%s\"}",
+	                 s, i, F.buyer_text);
+}
+
+static void chain_run_fixture(proto_output *o)
+{
+	proto_output_init(o);
+	o->status = PROTO_STATUS_OK;
+	o->chain = proto_chain_run_new();
+	proto_step_run *s = proto_chain_run_add(o->chain, PROTO_STEP_LLM);
+	assert_int_equal(
+	    proto_value_from_string("answer " CANARY, strlen("answer " CANARY), &s->output, NULL),
+	    0);
+	s->model = xstrdup("m/one");
+	s = proto_chain_run_add(o->chain, PROTO_STEP_SCRIPT);
+	s->lang = PROTO_LANG_PYTHON;
+	s->exit_code = 0;
+	assert_int_equal(proto_value_from_string("done", 4, &s->output, NULL), 0);
+}
+
+static void test_chain(void **state)
+{
+	_cleanup_free_ char *json = sealed_chain(CHAIN_STEPS, CHAIN_INPUT);
+	proto_task t;
+	parse_ok(json, &t);
+	/* Before opening: a chain whose steps and input are not known yet. */
+	assert_true(proto_task_is_chain(&t));
+	assert_true(proto_task_sealed_pending(&t));
+	assert_int_equal(t.n_steps, 0);
+	assert_null(t.input);
+	assert_int_equal(t.sealed->exec_mode, PROTO_EXEC_SEALED);
+	buf out = BUF_INIT;
+	proto_task_to_json(&t, &out);
+	assert_non_null(strstr(buf_str(&out), "\"steps_age\":"));
+	assert_non_null(strstr(buf_str(&out), "\"input_age\":"));
+	assert_null(strstr(buf_str(&out), "\"steps\":"));
+	_cleanup_err_ err *e = NULL;
+	assert_int_equal(attest_sealed_open(&t, &F.node, 1, &e), 0);
+	assert_int_equal(t.n_steps, 2);
+	assert_string_equal(t.steps[0].system_prompt, "prompt " CANARY);
+	assert_int_equal(t.lang, PROTO_LANG_PYTHON); /* the pool's: the first script step's */
+	assert_true(t.input->json);
+	/* Opened, it still serialises as ciphertext only. */
+	buf_reset(&out);
+	proto_task_to_json(&t, &out);
+	assert_null(strstr(buf_str(&out), CANARY));
+	assert_null(strstr(buf_str(&out), "system_prompt"));
+	/* The part digests are of the steps' and the input's compact JSON as proto writes them
+	 * (CHAIN_STEPS is in that form: key order and the default timeout_ms). */
+	char d[ATTEST_DIGEST_LEN], want[ATTEST_DIGEST_LEN];
+	attest_part_digest(&t, ATTEST_COMMIT_STEPS, d);
+	attest_sha256_str(CHAIN_STEPS, strlen(CHAIN_STEPS), want);
+	assert_string_equal(d, want);
+	attest_part_digest(&t, ATTEST_COMMIT_CHAIN_INPUT, d);
+	attest_sha256_str(CHAIN_INPUT, strlen(CHAIN_INPUT), want);
+	assert_string_equal(d, want);
+	/* The sealed result: nothing of the steps, the input or the answers in public; the buyer
+	 * checks every commitment against the plaintext chain. */
+	proto_output o;
+	chain_run_fixture(&o);
+	_cleanup_free_ char *res = sealed_result_json(&t, &o, F.key);
+	assert_null(strstr(res, CANARY));
+	assert_null(strstr(res, "m/one"));
+	_cleanup_free_ char *pj = xasprintf("{\"id\":\"c1\",\"steps\":%s,\"input\":%s,"
+	                                    "\"reply_to\":\"%s\"}",
+	                                    CHAIN_STEPS, CHAIN_INPUT, F.buyer_text);
+	proto_task plain, sent;
+	parse_ok(pj, &plain);
+	parse_ok(json, &sent);
+	checks c;
+	proto_result inner;
+	if (verify(res, F.key, F.buyer, &sent, &plain, &c, &inner) != 0) {
+		dump(&c);
+		fail_msg("verification failed");
+	}
+	assert_int_equal(verdict(&c, "received"), ATTEST_SEALED_PASS); /* steps_age, input_age */
+	assert_int_equal(verdict(&c, "input"), ATTEST_SEALED_PASS);
+	assert_int_equal(verdict(&c, "output"), ATTEST_SEALED_PASS);
+	assert_int_equal(verdict(&c, "commitments"), ATTEST_SEALED_PASS);
+	/* The buyer reads the chain's run. */
+	assert_non_null(inner.output.chain);
+	assert_int_equal(inner.output.chain->n_steps, 2);
+	proto_result_deinit(&inner);
+	/* A buyer who holds only the input (the steps are the seller's): a partial check. */
+	proto_task_deinit(&plain);
+	_cleanup_free_ char *half = seal_b64(CHAIN_STEPS, &F.node_r);
+	_cleanup_free_ char *hj = xasprintf("{\"id\":\"c1\",\"steps_age\":\"%s\",\"input\":%s,"
+	                                    "\"reply_to\":\"%s\"}",
+	                                    half, CHAIN_INPUT, F.buyer_text);
+	parse_ok(hj, &plain);
+	assert_int_equal(verify(res, F.key, F.buyer, NULL, &plain, &c, NULL), 0);
+	assert_int_equal(verdict(&c, "input"), ATTEST_SEALED_PASS);
+	proto_task_deinit(&plain);
+	proto_task_deinit(&sent);
+	proto_output_deinit(&o);
+	buf_deinit(&out);
+	proto_task_deinit(&t);
+}
+
+static void test_chain_errors(void **state)
+{
+	_cleanup_free_ char *c = seal_b64("[]", &F.node_r);
+	const char *r = F.buyer_text;
+	struct {
+		const char *json, *msg;
+	} cases[] = {
+	    {"{\"id\":\"c\",\"steps_age\":\"@C\"}", "field \"steps_age\" needs \"reply_to\""},
+	    {"{\"id\":\"c\",\"steps\":[{\"type\":\"llm\",\"model\":\"m\"}],\"steps_age\":\"@C\","
+	     "\"reply_to\":\"@R\"}",
+	     "fields \"steps\" and \"steps_age\" are mutually exclusive"},
+	    {"{\"id\":\"c\",\"steps_age\":\"@C\",\"input\":1,\"input_age\":\"@C\",\"reply_to\":"
+	     "\"@R\"}",
+	     "fields \"input\" and \"input_age\" are mutually exclusive"},
+	    {"{\"id\":\"c\",\"steps_age\":\"@C\",\"code_age\":\"@C\",\"reply_to\":\"@R\"}",
+	     "field \"code_age\" is not allowed in a chain task"},
+	    {"{\"id\":\"c\",\"lang\":\"python\",\"code\":\"x\",\"input_age\":\"@C\",\"reply_to\":"
+	     "\"@R\"}",
+	     "field \"input_age\" belongs to a chain task"},
+	    {"{\"id\":\"c\",\"steps_age\":\"@C\",\"exec_mode\":\"source\",\"reply_to\":\"@R\"}",
+	     "exec_mode source needs the code in the clear"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_free_ char *a = replace(cases[i].json, "@C", c);
+		_cleanup_free_ char *b = strstr(a, "@C") ? replace(a, "@C", c) : xstrdup(a);
+		_cleanup_free_ char *j = strstr(b, "@R") ? replace(b, "@R", r) : xstrdup(b);
+		expect_parse_error(j, cases[i].msg);
+	}
+	/* Plaintext that breaks the chain rules: the public message names the part only. */
+	_cleanup_free_ char *j1 = sealed_chain("[]", "1");
+	expect_open_error(j1, F.node,
+	                  "sealed part steps_age: the decrypted steps is not valid (the reason is "
+	                  "in the result sealed to reply_to)",
+	                  "field \"steps\" must have at least one step");
+	_cleanup_free_ char *j2 =
+	    sealed_chain("[{\"type\":\"script\",\"code\":\"" CANARY "\",\"lang\":\"ruby\"}]", "1");
+	expect_open_error(j2, F.node, "sealed part steps_age", "steps[0].lang must be");
+	_cleanup_free_ char *j3 = sealed_chain(CHAIN_STEPS, "{\"a\":1} x");
+	expect_open_error(j3, F.node, "sealed part input_age: the decrypted input", "not JSON");
+}
+
 static void test_golden(void **state)
 {
 	if (getenv("AISP_REGEN_VECTORS") && !strcmp(getenv("AISP_REGEN_VECTORS"), "1"))
@@ -850,6 +1004,8 @@ int main(void)
 	    cmocka_unit_test(test_dishonest_statements),
 	    cmocka_unit_test(test_rejected),
 	    cmocka_unit_test(test_size_bound),
+	    cmocka_unit_test(test_chain),
+	    cmocka_unit_test(test_chain_errors),
 	    cmocka_unit_test(test_golden),
 	};
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);
