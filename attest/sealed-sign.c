@@ -74,8 +74,12 @@ static void gen_predicate(proto_gen *j, const attest_claim *c, const char *kid)
 			proto_json_gen_kstr(j, attest_commit_name((attest_commit)i),
 			                    s->commitment[i]);
 	proto_json_gen_close(j, true);
+	/* As the ordinary statement: llm steps make a run nondeterministic. Sealed steps are said
+	 * to be, whatever they hold, so that the flag does not tell whether they have llm steps. */
+	const proto_task *t = c->task;
 	proto_json_gen_str(j, "nondeterministic");
-	proto_json_gen_bool(j, c->task->nondeterministic);
+	proto_json_gen_bool(j, t->nondeterministic || proto_task_has_step(t, PROTO_STEP_LLM) ||
+	                           proto_task_part_sealed(t, PROTO_SEALED_STEPS));
 	proto_json_gen_kstr(j, "guarantee", ATTEST_SEALED_GUARANTEE);
 	proto_json_gen_str(j, "metadata");
 	attest_gen_metadata(j, c, kid);

@@ -156,6 +156,11 @@ void cli_replay(const proto_task *task, const proto_result *r, const char *store
 {
 	attest_claims c;
 	_cleanup_err_ err *e = NULL;
+	if (proto_task_sealed_pending(task))
+		return check(
+		    ud, "replay", ATTEST_FAIL,
+		    "the task's parts are sealed: a replay needs them in the clear (the buyer "
+		    "checks a sealed result with aisp unseal --verify --input PLAIN.json)");
 	if (task->n_steps)
 		return cli_replay_chain(task, r, store, check, ud);
 	if (!r->attestation)

@@ -128,12 +128,13 @@ static bool part_plaintext(const proto_task *t, proto_sealed_part p, buf *out)
 		break;
 	}
 	if (chain_part(p)) {
-		if (text)
+		bool has = text != NULL;
+		if (has) {
 			buf_append(out, text, n);
-		if (text)
 			OPENSSL_cleanse(text, n);
+		}
 		free(text);
-		return text != NULL;
+		return has;
 	}
 	switch (p) {
 	case PROTO_SEALED_CODE:

@@ -230,6 +230,7 @@ static int make_sealed_result(task *t, proto_result *real)
 	_cleanup_free_ char *envelope = NULL;
 	if (rc < 0) {
 		proto_result bad = *real;
+		bad.cost = NULL; /* a chain's breakdown names its steps' models */
 		proto_output_init(&bad.output);
 		bad.output.status = PROTO_STATUS_REJECTED;
 		bad.output.error = (char *)err_msg(e);
@@ -763,6 +764,21 @@ static void handoff(task *t, char *why);
 static void check_trust(task *t);
 static int open_sealed(task *t);
 
+/* A plan's rejection may quote the steps (node_llm_check names a step's model): for steps that
+ * came sealed, the reason goes to the buyer's sealed result and the public one names the part. */
+static void reject_plan(task *t, const char *msg)
+{
+	proto_sealed *sl = t->t.sealed;
+	if (!sl || !sl->opened || !proto_task_part_sealed(&t->t, PROTO_SEALED_STEPS)) {
+		reject(t, msg);
+		return;
+	}
+	free(sl->private_error);
+	sl->private_error = xasprintf("sealed part steps_age: %s", msg);
+	reject(t, "sealed part steps_age: this node cannot run the decrypted steps (the reason is "
+	          "in the result sealed to reply_to)");
+}
+
 /* What this node does with a parsed task: run it, hand it to a node that serves it, or count
  * a fault of its own (retried, then dead-lettered). */
 static void decide(task *t)
@@ -783,7 +799,7 @@ static void decide(task *t)
 		handoff(t, msg);
 		break;
 	case TASK_REJECT:
-		reject(t, msg);
+		reject_plan(t, msg);
 		free(msg);
 		break;
 	}

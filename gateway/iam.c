@@ -554,6 +554,32 @@ static bool limits_allowed(const gw_key *k, proto_limits *l, gw_decision *d)
 	return true;
 }
 
+/* The languages a task runs: a plain task's lang, each script step of a chain (an llm-only
+ * chain runs none). Sealed steps hide theirs, so a key that restricts languages refuses them. */
+static bool languages_allowed(const gw_key *k, const proto_task *t, gw_decision *d)
+{
+	const gw_list *allow = &k->allow_languages, *block = &k->block_languages;
+	if (!proto_task_is_chain(t))
+		return name_allowed(k, "language", proto_lang_name(t->lang), allow, block,
+		                    GW_DENY_LANGUAGE, d);
+	if (proto_task_part_sealed(t, PROTO_SEALED_STEPS)) {
+		if (allow->any && !(block->v && block->v[0]))
+			return true;
+		deny(d, GW_DENY_LANGUAGE,
+		     "the chain's steps are sealed (steps_age), so their languages cannot be "
+		     "checked "
+		     "against the language policy of key %s",
+		     k->id);
+		return false;
+	}
+	for (size_t i = 0; i < t->n_steps; i++)
+		if (t->steps[i].type == PROTO_STEP_SCRIPT &&
+		    !name_allowed(k, "language", proto_lang_name(t->steps[i].lang), allow, block,
+		                  GW_DENY_LANGUAGE, d))
+			return false;
+	return true;
+}
+
 void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto_task *t,
                      const gw_images *im, gw_decision *d)
 {
@@ -565,8 +591,7 @@ void gw_policy_check(const gw_key *k, const char *tool, const char *skill, proto
 		return;
 	if (!t)
 		return;
-	if (!name_allowed(k, "language", proto_lang_name(t->lang), &k->allow_languages,
-	                  &k->block_languages, GW_DENY_LANGUAGE, d))
+	if (!languages_allowed(k, t, d))
 		return;
 	if (t->runtime ? !name_allowed(k, "runtime", t->runtime, &k->allow_runtimes,
 	                               &k->block_runtimes, GW_DENY_RUNTIME, d)

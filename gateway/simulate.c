@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
 #include "proto/json.h"
@@ -130,7 +131,12 @@ static void gen_node_view(proto_gen *g, const gw_node_info *n, const node_view *
 	proto_json_gen_str(g, "id");
 	proto_json_gen_text(g, n->id, strlen(n->id));
 	proto_json_gen_kbool(g, "canServe", v->can);
-	proto_json_gen_kstrs(g, "reasons", (const char *const *)v->reasons);
+	/* the reasons quote registry fields, which any writer of a node's hash sets */
+	proto_json_gen_str(g, "reasons");
+	proto_json_gen_open(g, false);
+	for (char *const *r = v->reasons; *r; r++)
+		proto_json_gen_text(g, *r, strlen(*r));
+	proto_json_gen_close(g, false);
 	proto_json_gen_kint(g, "freeSlots", slots > busy ? slots - busy : 0);
 	proto_json_gen_kstr(g, "limitsSource", v->published ? "node" : "protocol-default");
 	proto_json_gen_close(g, true);
@@ -193,8 +199,10 @@ static void gen_validation(proto_gen *g, const sim *s)
 	}
 }
 
-/* The signed document: everything but latencyMs, the envelope and proofHash. */
-static void simulation(const sim *s, const gw_node_info *nodes, size_t n, bool reg_ok, buf *out)
+/* The signed document: everything but latencyMs, the envelope and proofHash. Returns 0, or -1
+ * with *e when it cannot be generated. */
+static int simulation(const sim *s, const gw_node_info *nodes, size_t n, bool reg_ok, buf *out,
+                      err **e)
 {
 	gw_call *c = s->c;
 	char ts[32];
@@ -232,7 +240,7 @@ static void simulation(const sim *s, const gw_node_info *nodes, size_t n, bool r
 	proto_json_gen_kstr(g, "gatewayId", c->g->cfg->id);
 	proto_json_gen_kstr(g, "timestamp", ts);
 	proto_json_gen_close(g, true);
-	proto_json_gen_take_valid(g, out);
+	return proto_json_gen_take(g, out, e);
 }
 
 /* DSSE: payloadType, payload (base64 of the document), one Ed25519 signature over the PAE. */
@@ -299,9 +307,11 @@ static void on_registry(gw *g, bool ok, const gw_node_info *nodes, size_t n, voi
 		s->task_json = buf_steal(&tj, NULL);
 	}
 	buf doc = BUF_INIT, env = BUF_INIT;
-	simulation(s, nodes, n, ok, &doc);
 	_cleanup_err_ err *e = NULL;
-	if (sign(g, &doc, &env, &e) < 0) {
+	if (simulation(s, nodes, n, ok, &doc, &e) < 0) {
+		log_error("call %s: the simulation: %s", c->call_id, err_msg(e));
+		gw_send_problem(c, 500, "internal", "the simulation could not be generated", NULL);
+	} else if (sign(g, &doc, &env, &e) < 0) {
 		gw_send_problem(c, 503, "signing-failed", err_msg(e), NULL);
 	} else {
 		char ph[ATTEST_DIGEST_LEN];

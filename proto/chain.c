@@ -315,7 +315,9 @@ static int parse_input(yajl_val root, proto_task *t, err **e)
 	}
 	proto_value_from_tree(v, t->input);
 	size_t n = 0;
-	free(proto_value_json(t->input, &n));
+	char *text = proto_value_json(t->input, &n);
+	explicit_bzero(text, n); /* a sealed input's plaintext */
+	free(text);
 	if (n > PROTO_CHAIN_INPUT_MAX)
 		return err_set(e, 0,
 		               "field \"input\" is %zu bytes as JSON, above the %u-byte limit", n,

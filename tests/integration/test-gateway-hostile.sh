@@ -155,6 +155,15 @@ diag "$(jq -r .detail "$GW/p.json")"
 req POST "$A" /v1/exec/simulate --key "$K_FULL" --body "$(task "$D_NONE")" --schema SimulateResponse --out "$GW/sim.json"
 check "simulate: no node can serve a digest it does not advertise" \
 	jq -e '.servable == false and (.nodes[0].reasons[0] | test("not in this node"))' "$GW/sim.json"
+# a registry writer's bytes that are not UTF-8 are quoted by the simulation's reasons: the
+# answer stays valid JSON (U+FFFD) and the gateway lives (the strict generator aborted on them)
+printf 'runc,\xff' | R -x HSET aisp:node:fake-1 runtimes >/dev/null
+req POST "$A" /v1/exec/simulate --key "$K_FULL" --body "$(jq -nc '{lang:"python", code:"print(1)", runtime:"runsc"}')" \
+	--schema SimulateResponse --out "$GW/sim.json"
+check "simulate: a registry field that is not UTF-8 is quoted as U+FFFD" \
+	jq -e '.nodes[0].reasons[0] | test("runc,\ufffd")' "$GW/sim.json"
+req GET "$A" /healthz --status 200 --out /dev/null
+check "... and the gateway still answers" test "$?" = 0
 R DEL aisp:node:fake-1 >/dev/null
 R SREM aisp:nodes fake-1 >/dev/null
 

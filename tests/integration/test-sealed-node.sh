@@ -173,6 +173,17 @@ is "a sealed chain whose steps break the rules: rejected naming the part only" \
 	"$(rfield chain-bad '.status + ": " + .error')" \
 	"rejected: sealed part steps_age: the decrypted steps is not valid (the reason is in the result sealed to reply_to)"
 check "... and the buyer reads why in the sealed result" grep -q "steps\[0\]" <<<"$(opened chain-bad | jq -r .result.error)"
+# this node runs no llm steps: the reason names the step (and, with an [llm] section, its
+# model), so for sealed steps it is the buyer's alone
+jq -nc --arg s "$(printf '[{"type":"llm","model":"vendor/%s"}]' "$CANARY" | age -r "$NODE_AGE" | b64)" \
+	--arg to "$BUYER" '{id:"chain-llm", steps_age:$s, input:"x", reply_to:$to}' >"$W/chain-llm.json"
+submit_json "$(cat "$W/chain-llm.json")" >/dev/null
+wait_result chain-llm 60
+is "a sealed chain this node cannot plan: rejected without quoting its steps" \
+	"$(rfield chain-llm '.status + ": " + .error')" \
+	"rejected: sealed part steps_age: this node cannot run the decrypted steps (the reason is in the result sealed to reply_to)"
+check "... and the buyer reads the node's reason" grep -q "steps\[0\]: this node runs no llm steps" \
+	<<<"$(opened chain-llm | jq -r .result.error)"
 
 # ---------------------------------------------------------------- no plaintext, also mid-run
 printf 'import sys, time\nprint(sys.stdin.read().upper(), flush=True)\ntime.sleep(4)\n' >"$W/slow.py"

@@ -255,6 +255,23 @@ static void test_policy(void **state)
 	expect(a, "run_code", NULL,
 	       "{\"id\":\"t\",\"lang\":\"python\",\"code\":\"1\",\"limits\":{\"cpus\":2}}",
 	       GW_DENY_LIMIT, "limits.cpus 2 is above the maximum 1.5 of key alice");
+	/* a chain: every script step's language, and sealed steps cannot be checked */
+	expect(a, "run_code", NULL,
+	       "{\"id\":\"t\",\"runtime\":\"runc\",\"steps\":[{\"type\":\"script\",\"lang\":"
+	       "\"python\",\"code\":\"1\"},{\"type\":\"script\",\"code\":\"1\"}]}",
+	       GW_DENY_LANGUAGE, "language \"javascript\" is not allowed for key alice");
+	expect(a, "run_code", NULL,
+	       "{\"id\":\"t\",\"runtime\":\"runc\",\"steps\":[{\"type\":\"script\",\"lang\":"
+	       "\"python\",\"code\":\"1\"}]}",
+	       GW_ALLOW, NULL);
+	expect(a, "run_code", NULL,
+	       "{\"id\":\"t\",\"runtime\":\"runc\",\"steps_age\":\"YWdl\",\"reply_to\":"
+	       "\"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz\"}",
+	       GW_DENY_LANGUAGE, "the chain's steps are sealed (steps_age), so their languages");
+	expect(b, "run_code", NULL,
+	       "{\"id\":\"t\",\"steps_age\":\"YWdl\",\"reply_to\":"
+	       "\"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz\"}",
+	       GW_DENY_TOOL, "tool \"run_code\" is blocked for key bob");
 	expect(b, "run_code", NULL, ok, GW_DENY_TOOL, "tool \"run_code\" is blocked for key bob");
 	expect(b, "http_get", "http_get", NULL, GW_ALLOW, NULL);
 	assert_int_equal(gw_verdict_status(GW_DENY_BAD_KEY), 401);
