@@ -189,6 +189,14 @@ typedef struct attest_claims {
 int attest_claims_read(const char *envelope_json, attest_claims *c, err **e);
 void attest_claims_deinit(attest_claims *c);
 
+/* ---- the credential proxy's audit trail (ATTESTATION.md, "Proxy calls") ---- */
+
+/* "sha256:<hex>" of the entry's canonical JSON: the next entry's prev, or the trail's head. */
+void attest_proxy_entry_digest(const proto_proxy_call *c, char out[ATTEST_DIGEST_LEN]);
+/* NULL when a's entries chain (seq 1.., each prev the digest of the one before, "" first) up
+ * to its head; else why not (caller frees). */
+char *attest_proxy_chain_why(const proto_proxy_audit *a);
+
 /* ---- secrets (ATTESTATION.md, "Secrets") ---- */
 
 #define ATTEST_SECRET_KEY_LEN    32

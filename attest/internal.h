@@ -86,3 +86,8 @@ int attest_chain_claims_from(yajl_val pred, attest_chain_claims *out, err **e);
 bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *task,
                         attest_check_fn cb, void *ud);
 bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud);
+
+/* The credential proxy's audit trail (proxy.c): predicate.metadata.proxy, and its check
+ * against the result's entries (the "proxy" check). */
+void attest_gen_proxy(proto_gen *j, const proto_proxy_audit *a);
+bool attest_proxy_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud);

@@ -118,6 +118,7 @@ void attest_gen_metadata(proto_gen *j, const attest_claim *c, const char *key_id
 	proto_json_gen_kstr(j, "previous", c->previous);
 	proto_json_gen_kint(j, "sequence", (long long)c->sequence);
 	attest_gen_cost(j, r->cost);
+	attest_gen_proxy(j, r->proxy);
 	proto_json_gen_close(j, true);
 }
 
@@ -184,7 +185,8 @@ static void gen_predicate(proto_gen *j, const attest_claim *c, const attest_dige
 	proto_json_gen_kstr(j, "execution_digest", p->execution);
 	proto_json_gen_str(j, "nondeterministic");
 	/* a chain with an llm step is nondeterministic by nature (attest/CHAINS.md) */
-	proto_json_gen_bool(j, c->task && (c->task->nondeterministic ||
+	/* so is a task that may call the credential proxy: its responses are not recorded */
+	proto_json_gen_bool(j, c->task && (c->task->nondeterministic || c->task->n_services ||
 	                                   proto_task_has_step(c->task, PROTO_STEP_LLM)));
 	proto_json_gen_str(j, "metadata");
 	attest_gen_metadata(j, c, kid);

@@ -182,6 +182,7 @@ bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *
 		cb(ud, "steps", why ? ATTEST_FAIL : ATTEST_PASS, why);
 		ok = !why;
 	}
+	ok &= attest_proxy_check(pred, r, cb, ud);
 	return attest_cost_check(pred, r, cb, ud) && ok;
 }
 

@@ -333,7 +333,7 @@ static void check_input(vctx *c, const proto_task *t)
 		return report(c, "input_digest", "task_id differs (statement %s, task %s)",
 		              show(id), nz(t->id));
 	if ((bool)YAJL_IS_TRUE(nd) !=
-	    (t->nondeterministic || proto_task_has_step(t, PROTO_STEP_LLM)))
+	    (t->nondeterministic || t->n_services || proto_task_has_step(t, PROTO_STEP_LLM)))
 		return report(c, "input_digest", "nondeterministic flag differs from the task");
 	char d[ATTEST_DIGEST_LEN];
 	with_skills_digest(c, t, d);

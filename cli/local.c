@@ -61,13 +61,24 @@ static void on_done(sandbox *sb, const proto_output *o, const proto_usage *u, vo
 	sandbox_destroy(sb, on_gone, l);
 }
 
+/* A local run has no credential proxy: a node's credentials and the services' responses are
+ * not here (a replay of a task with services expects its exit and output to differ). */
+static void on_proxy(sandbox *sb, const sandbox_proxy_request *rq, void *arg)
+{
+	sandbox_proxy_reply_error(sb, "proxy_fetch is not available outside a node (aisp run, "
+	                              "aisp verify --replay): no credential, no recorded response");
+}
+
 static void on_ready(sandbox *sb, const err *e, void *arg)
 {
 	local_run *l = arg;
-	if (e)
+	if (e) {
 		err_set(&l->e, 0, "%s", err_msg(e));
-	else if (sandbox_run(sb, l->task, l->lim, on_done, l, &l->e) == 0)
-		return;
+	} else {
+		sandbox_on_proxy(sb, on_proxy, l);
+		if (sandbox_run(sb, l->task, l->lim, on_done, l, &l->e) == 0)
+			return;
+	}
 	sandbox_destroy(sb, on_gone, l);
 }
 

@@ -29,6 +29,7 @@ const char cli_task_usage[] =
     "  --args JSON                      script: array of argv strings; function: main(args)\n"
     "  --function                       call main(args) and return its JSON value\n"
     "  --reply-stream aisp:reply:NAME   a reply stream of your own for the result\n"
+    "  --services NAME[,NAME...]        credential-proxy services proxy_fetch may call\n"
     "  limits (up to the node's maximum): --cpus N  --memory MB  --timeout S  --pids N\n"
     "    --nofile N  --fsize MB  --workspace MB  --stdout-bytes N  --stderr-bytes N\n"
     "  Local files (-c FILE, --stdin, --file) are yours: they may be symbolic links.\n";
@@ -168,10 +169,15 @@ int cli_task_opt(cli_task_opts *o, int argc, char **argv, int *i, err **e)
 	struct {
 		const char *flag;
 		const char **dst;
-	} single[] = {{"--id", &o->id},          {"--lang", &o->lang},
-	              {"--image", &o->image},    {"--runtime", &o->runtime},
-	              {"-c", &o->code},          {"--stdin", &o->stdin_file},
-	              {"--args", &o->args_json}, {"--reply-stream", &o->reply_stream}};
+	} single[] = {{"--id", &o->id},
+	              {"--lang", &o->lang},
+	              {"--image", &o->image},
+	              {"--runtime", &o->runtime},
+	              {"-c", &o->code},
+	              {"--stdin", &o->stdin_file},
+	              {"--args", &o->args_json},
+	              {"--reply-stream", &o->reply_stream},
+	              {"--services", &o->services}};
 	if (!strcmp(a, "--function")) {
 		o->function = true;
 		return 1;
@@ -307,6 +313,20 @@ static int gen_env(proto_gen *g, const cli_task_opts *o, err **e)
 	return 0;
 }
 
+/* --services a,b: the task's "services" (the node validates the names). */
+static void gen_services(proto_gen *g, const cli_task_opts *o)
+{
+	if (!o->services)
+		return;
+	proto_json_gen_str(g, "services");
+	proto_json_gen_open(g, false);
+	_cleanup_free_ char *copy = xstrdup(o->services);
+	char *save = NULL;
+	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+		proto_json_gen_str(g, t);
+	proto_json_gen_close(g, false);
+}
+
 /* "code": the -c text, or the FILE's, which must be UTF-8. */
 static int gen_code(proto_gen *g, const cli_task_opts *o, err **e)
 {
@@ -378,6 +398,7 @@ static int gen_body(proto_gen *g, const cli_task_opts *o, err **e)
 		}
 	if (gen_env(g, o, e) < 0 || gen_files(g, o, e) < 0 || gen_limits(g, o, e) < 0)
 		return -1;
+	gen_services(g, o);
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 typedef struct cli_task_opts {
 	const char *id, *lang, *image, *runtime, *code, *code_file, *stdin_file, *args_json;
 	const char *reply_stream;
+	const char *services; /* "a,b": the credential proxy's services (issue 21) */
 	const char *limits[PROTO_LIMIT_COUNT]; /* by proto_limit_fields index, wire-unit text */
 	const char *files[CLI_TASK_FILES_MAX]; /* "PATH=LOCALFILE" */
 	const char *env[CLI_TASK_FILES_MAX];   /* "NAME=VALUE" */

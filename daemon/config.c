@@ -61,6 +61,8 @@ static char **split_list(const char *s, const char *seps, size_t *n_out)
 void config_defaults(config *c)
 {
 	memset(c, 0, sizeof(*c));
+	secrets_config_defaults(&c->secrets);
+	proxy_config_defaults(&c->proxy);
 	char host[256] = "node";
 	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0])
 		strcpy(host, "node");
@@ -87,7 +89,6 @@ void config_defaults(config *c)
 	c->image_store = xstrdup("/var/lib/aisp/images");
 	c->image_default = xstrdup("default");
 	c->skill_store = xstrdup(SANDBOX_SKILL_STORE_DEFAULT);
-	secrets_config_defaults(&c->secrets);
 
 	c->runtime_default = xstrdup("runsc");
 	c->enabled = split_list("runsc,runc", ", ", &c->n_enabled);
@@ -114,6 +115,8 @@ static void runtime_deinit(config_runtime *r)
 
 void config_deinit(config *c)
 {
+	secrets_config_deinit(&c->secrets);
+	proxy_config_deinit(&c->proxy);
 	free(c->path);
 	for (size_t i = 0; i < c->n_lines; i++) {
 		free(c->lines[i].section);
@@ -137,7 +140,6 @@ void config_deinit(config *c)
 	free(c->image_store);
 	free(c->image_default);
 	free(c->skill_store);
-	secrets_config_deinit(&c->secrets);
 	for (size_t i = 0; i < c->n_runtimes; i++)
 		runtime_deinit(&c->runtimes[i]);
 	free(c->runtimes);
@@ -714,23 +716,20 @@ static int validate_llm(const config *c, const char *name, err **e)
 	return 0;
 }
 
-/* [skills] store = DIR and [secrets] (daemon/secrets.h) */
-static int handle_skills(struct parse_ctx *p, const char *section, const char *key, const char *v)
+/* [skills] store = DIR */
+static int handle_skills(struct parse_ctx *p, const char *key, const char *v)
 {
 	config *c = p->c;
-	if (!strcmp(section, "skills")) {
-		if (strcmp(key, "store"))
-			return fail(p, "[skills] unknown key \"%s\"", key);
-		if (v[0] != '/')
-			return fail(p, "[skills] store = \"%s\": must be absolute", v);
-		set_str(&c->skill_store, v);
-		return 1;
-	}
-	_cleanup_err_ err *e = NULL;
-	if (secrets_config_set(&c->secrets, key, v, &e) < 0)
-		return fail(p, "[secrets] %s", err_msg(e));
+	if (strcmp(key, "store"))
+		return fail(p, "[skills] unknown key \"%s\"", key);
+	if (v[0] != '/')
+		return fail(p, "[skills] store = \"%s\": must be absolute", v);
+	set_str(&c->skill_store, v);
 	return 1;
 }
+
+static int handle_services(struct parse_ctx *p, const char *section, const char *key,
+                           const char *v);
 
 static int handler(void *user, const char *section, const char *key, const char *v)
 {
@@ -759,8 +758,8 @@ static int handler(void *user, const char *section, const char *key, const char 
 		}
 		return 1;
 	}
-	if (!strcmp(section, "skills") || !strcmp(section, "secrets"))
-		return handle_skills(p, section, key, v);
+	if (!strcmp(section, "skills"))
+		return handle_skills(p, key, v);
 	if (!strncmp(section, "runtime.", 8))
 		return handle_runtime(p, section + 8, key, v);
 	if (!strcmp(section, "runtimes")) {
@@ -784,7 +783,21 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return handle_pool(p, key, v);
 	if (!strcmp(section, "http"))
 		return handle_http(p, key, v);
-	return fail(p, "unknown section [%s]", section);
+	return handle_services(p, section, key, v);
+}
+
+/* [secrets], [proxy] and [proxy.NAME]: their modules parse their keys. */
+static int handle_services(struct parse_ctx *p, const char *section, const char *key, const char *v)
+{
+	_cleanup_err_ err *e = NULL;
+	int rc;
+	if (!strcmp(section, "secrets"))
+		rc = secrets_config_set(&p->c->secrets, key, v, &e);
+	else if (!strcmp(section, "proxy") || !strncmp(section, "proxy.", 6))
+		rc = proxy_config_set(&p->c->proxy, section[5] ? section + 6 : NULL, key, v, &e);
+	else
+		return fail(p, "unknown section [%s]", section);
+	return rc < 0 ? fail(p, "%s", err_msg(e)) : 1;
 }
 
 /* A problem of the whole file, at the line of [section] key when the file sets it. */
@@ -908,6 +921,9 @@ static int parse_text(config *c, const char *name, const char *text, size_t len,
 		add_error(c, xstrdup(err_msg(re)));
 	if (validate_llm(c, name, &le) < 0)
 		add_error(c, xstrdup(err_msg(le)));
+	_cleanup_err_ err *pe = NULL;
+	if (proxy_config_validate(&c->proxy, &pe) < 0)
+		add_error(c, xasprintf("%s: %s", name, err_msg(pe)));
 	if (c->n_errors)
 		return err_set(e, 0, "%s", c->errors[0]);
 	return 0;

@@ -8,6 +8,7 @@
 
 #include "attest/attest.h"
 #include "common/err.h"
+#include "daemon/proxy.h"
 #include "daemon/secrets.h"
 #include "proto/proto.h"
 
@@ -86,9 +87,8 @@ typedef struct config {
 	char *image_store;
 	char *image_default;
 
-	/* [skills] store (the skill store, proto/PROTOCOL.md "Skills") and [secrets] */
+	/* [skills] store (the skill store, proto/PROTOCOL.md "Skills") */
 	char *skill_store;
-	secrets_config secrets;
 
 	/* [runtime.NAME] and [runtimes] */
 	config_runtime *runtimes;
@@ -133,6 +133,11 @@ typedef struct config {
 	/* [cost]: what a sandbox's run costs, nano-USD per CPU-second and per GiB-second of
 	 * memory (proto/CHAINS.md, "Cost"); 0: free. */
 	int64_t cost_cpu_second_nusd, cost_gib_second_nusd;
+
+	/* [secrets] (daemon/secrets.h): the node's secret store */
+	secrets_config secrets;
+	/* [proxy] and [proxy.NAME] (daemon/proxy.h): the credential proxy's services */
+	proxy_config proxy;
 } config;
 
 /* Fills c with every default (the one place defaults live). */

@@ -196,6 +196,8 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 	const config *c = n->cfg;
 	if ((*msg = node_llm_check(n, t)))
 		return TASK_REJECT; /* a fleet serves the same models: no other node would */
+	if ((*msg = proxy_check_task(n->proxy, t)))
+		return TASK_REJECT; /* the services are the fleet's configuration, like models */
 	const char *rname = t->runtime ? t->runtime : c->runtime_default;
 	memset(plan, 0, sizeof(*plan));
 	plan->rt = node_runtime(n, rname);
@@ -432,6 +434,7 @@ static void init_host(node *n)
 	    .skill_store = c->skill_store,
 	    .secrets = n->secrets,
 	    .secrets_cfg = &c->secrets,
+	    .proxy = n->proxy,
 	    .cpu_second_nusd = c->cost_cpu_second_nusd,
 	    .gib_second_nusd = c->cost_gib_second_nusd,
 	    .ops = &host_ops,
@@ -450,6 +453,9 @@ static const sandbox_image *build(node *n, checks *k, sandbox_spec *specs)
 	_cleanup_err_ err *e = NULL;
 	if (node_llm_open(n, &e) < 0) /* [llm]: chains' llm steps */
 		checks_error(k, "llm", "api_key_file", "%s", err_msg(e));
+	err_free(steal_pointer(&e));
+	if (proxy_new(&n->proxy, n->base, &c->proxy, &c->secrets, &e) < 0)
+		checks_error(k, "proxy", NULL, "%s", err_msg(e));
 	err_free(steal_pointer(&e));
 	open_runtimes(n, k);
 	const sandbox_image *img = node_image(n, c->image_default, &e);
@@ -539,6 +545,7 @@ node *node_free(node *n)
 		sandbox_image_deinit(&n->imgs[i]);
 	free(n->imgs);
 	node_llm_close(n);
+	n->proxy = proxy_free(n->proxy);
 	n->key = attest_key_free(n->key);
 	free(n->pubkey_pem);
 	n->age_ids = attest_age_identities_free(n->age_ids, n->n_age_ids);

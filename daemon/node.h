@@ -92,6 +92,7 @@ typedef struct node {
 
 	http_client *hc; /* outbound HTTP: the llm client's ([llm]) */
 	llm *llm;        /* chains' llm steps; NULL without [llm] */
+	proxy *proxy;    /* the credential proxy; NULL without [proxy.NAME] */
 
 	metrics m;
 	struct evhttp *http;

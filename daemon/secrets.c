@@ -354,3 +354,23 @@ void secrets_values_free(secret_value *v, size_t n)
 	}
 	free(v);
 }
+
+int secrets_lookup_node(const secrets *s, const char *name, secret_value **out, err **e)
+{
+	*out = NULL;
+	if (!secret_name_ok(name))
+		return err_set(e, 0, "\"%.64s\" is not a secret name", name);
+	bool missing;
+	_cleanup_close_ int nodefd = open_subdir(s, "node", NULL, &missing, e);
+	if (nodefd < 0)
+		return missing ? err_set(e, 0, "this node does not hold the secret %s", name) : -1;
+	_cleanup_free_ char *rel = xasprintf("node/%s", name);
+	secret_value *v = xcalloc(1, sizeof(*v));
+	int r = read_secret(s, nodefd, rel, name, v, e);
+	if (r <= 0) {
+		secrets_values_free(v, 1);
+		return r == 0 ? err_set(e, 0, "this node does not hold the secret %s", name) : -1;
+	}
+	*out = v;
+	return 0;
+}

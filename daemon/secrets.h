@@ -81,6 +81,10 @@ secrets *secrets_free(secrets *s);
  * Returns 0 with *out (free with secrets_values_free) or -1 with *e. */
 int secrets_lookup(const secrets *s, const char *skill, char *const *names, size_t n,
                    secret_value **out, err **e);
+/* The node-wide secret <dir>/node/NAME, for the node's own use (the credential proxy's
+ * [proxy.SERVICE] secret: the operator's config grants it, no skill receives it). Returns 0
+ * with *out (one value: secrets_values_free(*out, 1)) or -1 with *e. */
+int secrets_lookup_node(const secrets *s, const char *name, secret_value **out, err **e);
 /* Wipes and frees n values. */
 void secrets_values_free(secret_value *v, size_t n);
 

@@ -128,6 +128,10 @@ struct task {
 	llm_call *call;       /* TS_STEP_LLM: the call in flight (holds a reference) */
 	int64_t t_step_us;    /* when the step started */
 	size_t outputs_len;   /* the steps' outputs so far, as JSON bytes */
+
+	/* the credential proxy (daemon/proxy.h) */
+	proxy_session *px;              /* TS_RUN of a task with services */
+	proto_proxy_audit *proxy_audit; /* its trail once the run ended, for the result */
 };
 
 /* ---- task.c, for task-chain.c ---- */

@@ -94,6 +94,8 @@ static void drop(task *t)
 	proto_chain_run_free(t->run);
 	proto_cost_free(t->cost);
 	skill_free(t);
+	proxy_session_free(t->px);
+	proto_proxy_audit_free(t->proxy_audit);
 	free(t);
 }
 
@@ -266,6 +268,7 @@ static int make_result(task *t, const proto_output *out, const proto_usage *usag
 	if (own && usage && task_sandboxed(t))
 		chain_cost_usage(t->h, own, PROTO_COST_TASK, -1, usage);
 	r.cost = t->cost ? t->cost : own;
+	r.proxy = t->proxy_audit;
 	r.node_id = (char *)t->h->node_id;
 	r.runtime = task_sandboxed(t) ? (char *)sandbox_runtime_name(t->plan.rt) : NULL;
 	r.image_digest = task_sandboxed(t) ? t->plan.img->digest : NULL;
@@ -566,11 +569,43 @@ static void end_live(task *t, sandbox *sb)
 	live_end(steal_pointer(&t->live));
 }
 
+/* The credential proxy (daemon/proxy.h): a task that names services gets a session for its
+ * run; each call is logged (never its query, body or credential). */
+static void on_proxy_call(void *arg, const proto_proxy_call *c, const char *refused)
+{
+	task *t = arg;
+	if (refused)
+		task_log(t, LOG_LVL_INFO, "proxy_refused", "error", refused, NULL);
+	else
+		task_log(t, LOG_LVL_INFO, "proxy_call", "service", c->service, "method", c->method,
+		         "host", c->host, "path", c->path, "status", NUM(c->status), "call_ms",
+		         NUM(c->ms), NULL);
+}
+
+static void start_proxy(task *t, sandbox *sb)
+{
+	if (!t->t.n_services || !t->h->proxy)
+		return;
+	t->px = proxy_session_new(t->h->proxy, &t->t, on_proxy_call, t);
+	proxy_session_attach(t->px, sb);
+}
+
+/* The run is over (sb still valid): the trail goes into the result. */
+static void end_proxy(task *t)
+{
+	if (!t->px)
+		return;
+	proto_proxy_audit_free(t->proxy_audit);
+	t->proxy_audit = proxy_session_end(t->px);
+	t->px = proxy_session_free(t->px);
+}
+
 static void on_ran_event(task *t, const task_ev *ev)
 {
 	const task_host *h = t->h;
 	t->sb = NULL;
 	end_live(t, ev->sb);
+	end_proxy(t);
 	t->finished_ms = now_wall_ms();
 	metrics_hist_observe(&h->m->execute, (double)(now_mono_us() - t->t_run_us) / 1e6);
 	if (ev->out->status == PROTO_STATUS_SANDBOX_ERROR) {
@@ -609,8 +644,10 @@ static void run(task *t, sandbox *sb)
 	task_log(t, LOG_LVL_INFO, "started", "warm", t->warm ? "yes" : "no", NULL);
 	start_live(t, sb);
 	skill_attach(t, sb);
+	start_proxy(t, sb);
 	if (sandbox_run(sb, &t->t, &t->plan.limits, on_ran, hold(t), &e) < 0) {
 		end_live(t, sb);
+		end_proxy(t);
 		t->sb = NULL;
 		drop(t);
 		pool_release(t->h->pool, sb);
@@ -1020,6 +1057,7 @@ static void release_running(task *t, const task_ev *ev)
 	sandbox *sb = t->sb;
 	t->sb = NULL;
 	end_live(t, sb);
+	end_proxy(t);
 	pool_release(t->h->pool, sb);
 	release(t, ev);
 	drop(t);

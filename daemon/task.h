@@ -17,6 +17,7 @@
 #include "daemon/durability.h"
 #include "daemon/llm.h"
 #include "daemon/metrics.h"
+#include "daemon/proxy.h"
 #include "daemon/redis.h"
 #include "daemon/revocation.h"
 #include "pool/pool.h"
@@ -81,7 +82,8 @@ typedef struct task_host {
 	const char *age_recipient; /* of age_ids[0] ("age1..."), or NULL */
 	const attest_trust_config *trust;
 	revocation *rv;
-	llm *llm; /* a chain's llm steps; NULL: this node has no [llm] */
+	llm *llm;     /* a chain's llm steps; NULL: this node has no [llm] */
+	proxy *proxy; /* the credential proxy; NULL: this node serves no services */
 	/* Skills and secrets (daemon/task-skill.c): the skill store, the secret store (NULL: the
 	 * node holds no secrets: a skill that declares one is rejected) and its config. */
 	const char *skill_store;

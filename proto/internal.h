@@ -65,3 +65,8 @@ void proto_task_skill_deinit(proto_task *t);
 /* The runtime fields of a result (task-skill.c): logs_preview, logs, output_blobs. */
 void proto_output_skill_gen(proto_gen *g, const proto_output *o);
 int proto_output_skill_parse(yajl_val root, proto_output *o, err **e);
+
+/* The task's "services" and the result's "proxy" (proxy.c). */
+int proto_services_parse(yajl_val root, proto_task *t, err **e);
+void proto_proxy_audit_gen(proto_gen *g, const proto_proxy_audit *a);
+int proto_proxy_audit_parse(yajl_val root, proto_proxy_audit **out, err **e);

@@ -130,6 +130,15 @@ void proto_json_gen_kstr(proto_gen *g, const char *k, const char *v)
 	proto_json_gen_str(g, v);
 }
 
+void proto_json_gen_kstr_or_null(proto_gen *g, const char *k, const char *v)
+{
+	proto_json_gen_str(g, k);
+	if (v)
+		proto_json_gen_str(g, v);
+	else
+		proto_json_gen_null(g);
+}
+
 void proto_json_gen_kint(proto_gen *g, const char *k, int64_t v)
 {
 	proto_json_gen_str(g, k);

@@ -58,6 +58,8 @@ void proto_json_gen_close(proto_gen *g, bool map);
 /* A key and its value, for objects: "k": "v" / "k": 1 / "k": true / "k": ["a", "b"] (the
  * array from a NULL-terminated list). */
 void proto_json_gen_kstr(proto_gen *g, const char *k, const char *v);
+/* "k": "v", or "k": null when v is NULL. */
+void proto_json_gen_kstr_or_null(proto_gen *g, const char *k, const char *v);
 void proto_json_gen_kint(proto_gen *g, const char *k, int64_t v);
 void proto_json_gen_kbool(proto_gen *g, const char *k, bool v);
 void proto_json_gen_kstrs(proto_gen *g, const char *k, const char *const *v);

@@ -98,6 +98,9 @@ void proto_task_deinit(proto_task *t)
 	free(t->runtime);
 	free(t->reply_stream);
 	proto_steps_free(t->steps, t->n_steps);
+	for (size_t i = 0; i < t->n_services; i++)
+		free(t->services[i]);
+	free(t->services);
 	if (t->input)
 		proto_value_deinit(t->input);
 	free(t->input);
@@ -143,6 +146,7 @@ void proto_result_deinit(proto_result *r)
 	free(r->attestation);
 	free(r->sealed);
 	proto_cost_free(r->cost);
+	proto_proxy_audit_free(r->proxy);
 	proto_result_init(r);
 }
 

@@ -212,6 +212,10 @@ typedef struct proto_task {
 	 * (PROTOCOL.md, "Live output"); only with a reply_stream. Covered by no digest: it
 	 * changes what a client sees while it waits, not the run. */
 	bool live_output;
+	/* "services": the credential-proxy services its program may call (proto/PROTOCOL.md,
+	 * "The credential proxy"), sorted, unique, each a service name; NULL-terminated. */
+	char **services;
+	size_t n_services;
 	/* Sealed parts, signer, passport and trust requirements (proto/PROTOCOL.md, "Sealed and signed tasks"); NULL when the
 	 * task has none. Owned; freed (plaintext wiped) by proto_task_deinit(). */
 	struct proto_sealed *sealed;
@@ -304,7 +308,40 @@ typedef struct proto_result {
 	char *attestation;      /* the DSSE envelope as JSON text, or NULL */
 	char *sealed; /* a sealed task's result document for reply_to: base64 of the age file */
 	struct proto_cost *cost; /* what the run cost (proto/CHAINS.md, "Cost"), or NULL; owned */
+	struct proto_proxy_audit *proxy; /* the credential proxy's audit trail, or NULL; owned */
 } proto_result;
+
+/* ---- the credential proxy's audit trail (proto/PROTOCOL.md, "The credential proxy") ---- */
+
+#define PROTO_SERVICES_MAX     16  /* services a task may name */
+#define PROTO_SERVICE_NAME_MAX 64  /* [a-z][a-z0-9_-]{0,63} */
+#define PROTO_PROXY_CALLS_MAX  256 /* entries of one trail (the node's budget is lower) */
+
+/* One call: no body, no query string, no credential. prev is the digest of the entry before
+ * ("" for the first); the entry's own digest is attest_proxy_entry_digest(). */
+typedef struct proto_proxy_call {
+	int64_t seq; /* 1, 2, ... */
+	char *service, *method, *host, *path, *prev;
+	int64_t status; /* the HTTP status; 0 when no response arrived */
+	int64_t request_bytes, response_bytes, ms;
+} proto_proxy_call;
+
+typedef struct proto_proxy_audit {
+	char **services; /* the task's, as run; NULL-terminated */
+	size_t n_services;
+	proto_proxy_call *calls;
+	size_t n_calls;
+	char *head;      /* digest of the last entry, or NULL without entries */
+	int64_t refused; /* calls the node refused before they left it (not in calls) */
+} proto_proxy_audit;
+
+proto_proxy_audit *proto_proxy_audit_new(void);
+/* Returns NULL. */
+proto_proxy_audit *proto_proxy_audit_free(proto_proxy_audit *a);
+/* One entry as canonical JSON (sorted keys, no white space): what attest hashes. Into out. */
+void proto_proxy_call_json(const proto_proxy_call *c, buf *out);
+/* Service names: [a-z][a-z0-9_-]{0,63}. */
+bool proto_service_name_valid(const char *name);
 
 void proto_task_init(proto_task *t);
 void proto_task_deinit(proto_task *t);

@@ -100,6 +100,7 @@ void proto_result_to_json(const proto_result *r, buf *out)
 	proto_json_gen_kint(g, "memory_peak_bytes", r->usage.memory_peak_bytes);
 	proto_json_gen_close(g, true);
 	proto_cost_gen(g, r->cost);
+	proto_proxy_audit_gen(g, r->proxy);
 	gen_kv_str(g, "node", r->node_id);
 	gen_kv_str(g, "runtime", r->runtime);
 	gen_kv_str(g, "image_digest", r->image_digest);
@@ -280,7 +281,8 @@ static int result_from_tree(yajl_val root, proto_result *r, err **e)
 	    opt_int(root, "finished_at_ms", 0, INT64_MAX, &r->finished_ms, e) < 0 ||
 	    opt_int(root, "attempts", 0, 1000000, &attempts, e) < 0 ||
 	    opt_str(root, "execution_digest", &r->execution_digest, e) < 0 ||
-	    opt_str(root, "sealed", &r->sealed, e) < 0 || proto_cost_parse(root, &r->cost, e) < 0)
+	    opt_str(root, "sealed", &r->sealed, e) < 0 || proto_cost_parse(root, &r->cost, e) < 0 ||
+	    proto_proxy_audit_parse(root, &r->proxy, e) < 0)
 		return -1;
 	r->attempts = (int)attempts;
 	yajl_val att = proto_json_get(root, "attestation");

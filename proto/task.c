@@ -15,7 +15,7 @@ static const char *const task_fields[] = {
     "v",     "id",        "lang",        "mode",         "code",
     "stdin", "stdin_b64", "args",        "env",          "files",
     "image", "runtime",   "limits",      "reply_stream", "nondeterministic",
-    "steps", "input",     "live_output",
+    "steps", "input",     "live_output", "services",
 };
 #define LIMIT_WIRE_(f, w, u, d, mn, m, c) w,
 static const char *const limits_fields[] = {PROTO_LIMITS(LIMIT_WIRE_)};
@@ -442,7 +442,7 @@ static int task_from_tree(yajl_val root, proto_task *t, err **e)
 	bool chain = proto_json_get(root, "steps") || proto_json_get(root, "steps_age");
 	if ((chain ? proto_chain_parse(root, t, e) : parse_program(root, t, e)) < 0 ||
 	    parse_names(root, t, e) < 0 || proto_task_ext_parse(root, t, e) < 0 ||
-	    proto_task_skill_parse(root, t, e) < 0)
+	    proto_task_skill_parse(root, t, e) < 0 || proto_services_parse(root, t, e) < 0)
 		return -1;
 	yajl_val limits = proto_json_get(root, "limits");
 	if (limits && parse_limits(limits, &t->limits, e) < 0)
@@ -647,6 +647,8 @@ void proto_task_to_json(const proto_task *t, buf *out)
 		proto_json_gen_kbool(g, "nondeterministic", true);
 	if (t->live_output)
 		proto_json_gen_kbool(g, "live_output", true);
+	if (t->n_services)
+		proto_json_gen_kstrs(g, "services", (const char *const *)t->services);
 	proto_task_ext_gen(g, t);
 	proto_task_skill_gen(g, t);
 	proto_json_gen_close(g, true);

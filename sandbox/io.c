@@ -14,6 +14,50 @@
 #include "common/xalloc.h"
 #include "sandbox/lifecycle.h"
 
+/* A PROXY_REQUEST from the agent: to the owner's proxy callback, or answered at once when the
+ * run has none. False when the agent may not send it now (not running, one already in flight,
+ * a request the agent should have refused): a protocol error. */
+static bool proxy_request(sandbox *sb, const uint8_t *p, size_t n)
+{
+	sandbox_proxy_request rq;
+	char msg[256];
+	if (sb->state != SANDBOX_RUNNING || sb->proxy_pending ||
+	    sandbox_proxy_request_parse(p, n, &rq, msg, sizeof(msg)) < 0)
+		return false;
+	sb->proxy_pending = true;
+	if (!sb->proxy_cb || sb->step_mode) {
+		sandbox_proxy_reply_error(sb, sb->step_mode
+		                                  ? "proxy_fetch is not available in a chain's step"
+		                                  : "proxy_fetch: this task names no services (set "
+		                                    "the task's \"services\")");
+		return true;
+	}
+	sb->proxy_cb(sb, &rq, sb->proxy_arg);
+	return true;
+}
+
+void sandbox_on_proxy(sandbox *sb, sandbox_proxy_fn cb, void *arg)
+{
+	sb->proxy_cb = cb;
+	sb->proxy_arg = arg;
+}
+
+void sandbox_proxy_reply(sandbox *sb, const void *payload, size_t n)
+{
+	if (!sb->proxy_pending || sb->state != SANDBOX_RUNNING)
+		return;
+	sb->proxy_pending = false;
+	sandbox_io_send(sb, FRAME_PROXY_RESPONSE, payload, n);
+}
+
+void sandbox_proxy_reply_error(sandbox *sb, const char *msg)
+{
+	sandbox_frame_buf f = {0};
+	sandbox_frame_put_field(&f, PX_ERROR, msg, strlen(msg));
+	sandbox_proxy_reply(sb, f.data, f.len);
+	sandbox_frame_buf_free(&f);
+}
+
 /* Hands each whole frame to the state machine; false when sb may be gone. */
 static bool dispatch_frames(sandbox *sb)
 {
@@ -42,6 +86,11 @@ static bool dispatch_frames(sandbox *sb)
 			break;
 		case FRAME_EXIT:
 			ev.type = SANDBOX_EV_EXIT_FRAME;
+			break;
+		case FRAME_PROXY_REQUEST:
+			if (proxy_request(sb, p, len))
+				continue;
+			ev.type = SANDBOX_EV_BAD_FRAME;
 			break;
 		default: /* known to the codec, but not the agent's to send (TASK) */
 			ev.type = SANDBOX_EV_BAD_FRAME;

@@ -105,6 +105,9 @@ struct sandbox {
 	sandbox_output_fn output_cb;     /* the owner's live output, or NULL */
 	const sandbox_payload *payload;  /* skill files and blobs for the next TASK, or NULL */
 	void *output_arg;
+	sandbox_proxy_fn proxy_cb; /* the owner's credential proxy, or NULL (io.c) */
+	void *proxy_arg;
+	bool proxy_pending; /* a PROXY_REQUEST is waiting for its answer */
 	/* a chain's script steps (steps.c) */
 	bool step_mode;  /* the run is a step */
 	bool step_idle;  /* the last step ended normally: another one may run */

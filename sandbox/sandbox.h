@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "proto/proto.h"
+#include "sandbox/agent/frame.h"
 #include "sandbox/image.h"
 
 struct event_base;
@@ -213,6 +214,23 @@ void sandbox_set_payload(sandbox *sb, const sandbox_payload *p);
 void sandbox_stop(sandbox *sb, proto_status status, const char *why);
 /* Sets the output callback for the sandbox's run (NULL: none); call it before sandbox_run(). */
 void sandbox_on_output(sandbox *sb, sandbox_output_fn cb, void *arg);
+/* ---- the credential proxy (issue 21; sandbox/agent/frame.h, "The credential proxy") ---- */
+
+/* Called for each PROXY_REQUEST while a task runs, at most one at a time: rq is borrowed for
+ * the call (framing and sizes checked, contents not). The owner answers exactly once, now or
+ * later, with sandbox_proxy_reply() or sandbox_proxy_reply_error(); until then the agent sends
+ * no other request. The callback must not destroy sb. */
+typedef void (*sandbox_proxy_fn)(sandbox *sb, const sandbox_proxy_request *rq, void *arg);
+/* Sets the proxy callback for the sandbox's run (NULL: a request is answered "this task names
+ * no services"); call it before sandbox_run(), and with NULL when the run is over. */
+void sandbox_on_proxy(sandbox *sb, sandbox_proxy_fn cb, void *arg);
+/* Answers the request in flight with a PROXY_RESPONSE payload (PX_STATUS, PX_HEADER*, PX_BODY
+ * or PX_ERROR, at most PROXY_RESPONSE_MAX bytes); ignored when none is in flight or the run
+ * is over. */
+void sandbox_proxy_reply(sandbox *sb, const void *payload, size_t n);
+/* The same with PX_ERROR msg alone: the program's proxy_fetch raises with msg. */
+void sandbox_proxy_reply_error(sandbox *sb, const char *msg);
+
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
  * this call; cb (optional) runs when everything is gone. Safe in any state. */
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);

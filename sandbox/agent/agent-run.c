@@ -122,6 +122,8 @@ static void collect(agent_child *c, task_io *io)
 	int *fds[] = {&c->in, &c->task, &c->out, &c->err, &c->res, &sig};
 	int64_t deadline = -1;
 	bool reap = true; /* at first, then on SIGCHLD only */
+	agent_proxy px;
+	agent_proxy_init(&px, c);
 	if (!io->in.n)
 		agent_close_fd(&c->in);
 	for (;;) {
@@ -140,12 +142,14 @@ static void collect(agent_child *c, task_io *io)
 			break;
 		if (io->frames.len)
 			agent_send(&io->frames); /* what the last wake-up read, before sleeping */
-		struct pollfd pfd[6];
+		struct pollfd pfd[9];
 		for (size_t i = 0; i < 6; i++)
 			pfd[i] = (struct pollfd){*fds[i], i < 2 ? POLLOUT : POLLIN, 0};
+		agent_proxy_poll(&px, pfd + 6);
 		int timeout = deadline < 0 ? -1 : (int)(deadline - now_mono_ms());
-		if (poll(pfd, 6, timeout < 0 && deadline >= 0 ? 0 : timeout) < 0 && errno != EINTR)
+		if (poll(pfd, 9, timeout < 0 && deadline >= 0 ? 0 : timeout) < 0 && errno != EINTR)
 			break;
+		agent_proxy_events(&px, pfd + 6, &io->frames);
 		if (pfd[0].revents)
 			feed_some(&c->in, &io->in);
 		if (pfd[1].revents)
@@ -171,6 +175,7 @@ static void collect(agent_child *c, task_io *io)
 	agent_close_fd(&c->out);
 	agent_close_fd(&c->err);
 	agent_close_fd(&c->res);
+	agent_proxy_deinit(&px);
 	agent_kill_task(c);
 	agent_reap(c);
 }

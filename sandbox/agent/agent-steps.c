@@ -25,6 +25,8 @@ static void reset_child(agent_child *c)
 	agent_close_fd(&c->err);
 	agent_close_fd(&c->task);
 	agent_close_fd(&c->res);
+	agent_close_fd(&c->px_req);
+	agent_close_fd(&c->px_resp);
 	*c = (agent_child)AGENT_CHILD_INIT;
 }
 

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <poll.h>
+
 #include "proto/caps.h"
 #include "sandbox/agent/frame.h"
 
@@ -102,6 +104,8 @@ typedef struct agent_child {
 	pid_t pid;
 	int in, out, err; /* the program's stdin (write end), stdout and stderr (read ends) */
 	int task, res;    /* bootstrap: task payload (write end, fd 3), result (read end, fd 4) */
+	int px_req, px_resp; /* bootstrap: the proxy's requests (read end of the program's fd 5)
+	                      * and responses (write end of its fd 6); agent-proxy.c */
 	bool exited;
 	bool killed; /* agent_kill_task() ran */
 	int status;
@@ -110,7 +114,8 @@ typedef struct agent_child {
 
 #define AGENT_CHILD_INIT                                                                           \
 	{                                                                                          \
-		.pid = -1, .in = -1, .out = -1, .err = -1, .task = -1, .res = -1                   \
+		.pid = -1, .in = -1, .out = -1, .err = -1, .task = -1, .res = -1, .px_req = -1,    \
+		.px_resp = -1                                                                      \
 	}
 
 typedef struct agent_rlimits {
@@ -212,6 +217,32 @@ int agent_warm_up(agent_child *c, enum agent_lang lang, char *msg, size_t msz);
  * output in a STEP_RESULT frame) and followed by EXIT. */
 void agent_run_steps(agent_child *c, enum agent_lang lang, int wsfd, sandbox_frame_reader *r,
                      const uint8_t *p, size_t n);
+
+/* ---- the credential proxy's relay (agent-proxy.c) ---- */
+
+/* The host's frames (fd 0), read by main and, while a task waits for a proxy answer, by the
+ * relay. */
+extern sandbox_frame_reader *agent_host_reader;
+
+typedef struct agent_proxy {
+	agent_child *c;         /* its px_req and px_resp */
+	uint8_t *req;           /* the request being read: header and payload */
+	size_t req_len;         /* bytes of it read */
+	bool pending;           /* forwarded; the host has not answered yet */
+	bool host_gone;         /* fd 0 ended or broke: every call gets an error */
+	bool closing;           /* the framing broke: after this answer, no channel */
+	sandbox_frame_buf resp; /* the answer being written to the program */
+	size_t roff;
+} agent_proxy;
+
+void agent_proxy_init(agent_proxy *px, agent_child *c);
+void agent_proxy_deinit(agent_proxy *px);
+/* The relay's three poll entries: the request pipe (when no call is in flight), the host
+ * (while one is) and the response pipe (while an answer is being written); fd -1 when not
+ * wanted. */
+void agent_proxy_poll(const agent_proxy *px, struct pollfd pfd[3]);
+/* Handles what poll() reported for those entries; a forwarded request goes into frames. */
+void agent_proxy_events(agent_proxy *px, const struct pollfd pfd[3], sandbox_frame_buf *frames);
 
 /* Runs the task and reports it (frames up to EXIT). lang's interpreter (not shell's) is already
  * warm in c. */

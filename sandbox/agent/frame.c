@@ -1,5 +1,6 @@
 /* The agent frame protocol (frame.h): an incremental reader, writers and the TASK field and
  * EXIT payload parsers. libc only: this file is linked into the static agent and the host. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,8 @@ static bool type_known(uint8_t t)
 	case FRAME_BLOB_IN:
 	case FRAME_OUT_BLOB:
 	case FRAME_LOGS:
+	case FRAME_PROXY_REQUEST:
+	case FRAME_PROXY_RESPONSE:
 		return true;
 	default:
 		return false;
@@ -233,5 +236,70 @@ int sandbox_frame_parse_blob_in(const uint8_t *p, size_t n, const uint8_t **data
 			return -1;
 	*data = p + 64;
 	*len = n - 64;
+	return 0;
+}
+
+/* One PROXY_REQUEST field into *out; -1 with msg when it breaks the grammar. */
+static int proxy_field(sandbox_proxy_request *out, uint8_t tag, const uint8_t *p, size_t n,
+                       char *msg, size_t msz)
+{
+	sandbox_frame_bytes *one = tag == PX_METHOD    ? &out->method
+	                           : tag == PX_URL     ? &out->url
+	                           : tag == PX_SERVICE ? &out->service
+	                           : tag == PX_BODY    ? &out->body
+	                                               : NULL;
+	size_t max = tag == PX_METHOD    ? 16
+	             : tag == PX_URL     ? PROXY_URL_MAX
+	             : tag == PX_SERVICE ? 64
+	             : tag == PX_BODY    ? PROXY_BODY_MAX
+	                                 : PROXY_HEADER_MAX;
+	if (tag == PX_HEADER) {
+		if (out->n_headers == PROXY_HEADERS_MAX)
+			return snprintf(msg, msz, "more than %u request headers",
+			                PROXY_HEADERS_MAX),
+			       -1;
+		one = &out->headers[out->n_headers++];
+	} else if (!one) {
+		return snprintf(msg, msz, "unknown field %u in a proxy request", tag), -1;
+	} else if (one->p || (tag == PX_BODY && out->has_body)) {
+		return snprintf(msg, msz, "field %u twice in a proxy request", tag), -1;
+	}
+	if (n > max || (n == 0 && tag != PX_BODY))
+		return snprintf(msg, msz, "field %u of a proxy request: %zu bytes (1..%zu allowed)",
+		                tag, n, max),
+		       -1;
+	if (tag == PX_METHOD)
+		for (size_t i = 0; i < n; i++)
+			if (p[i] < 'A' || p[i] > 'Z')
+				return snprintf(msg, msz, "the method is not upper-case letters"),
+				       -1;
+	out->has_body |= tag == PX_BODY;
+	one->p = p ? p : (const uint8_t *)"";
+	one->n = n;
+	return 0;
+}
+
+int sandbox_proxy_request_parse(const uint8_t *payload, size_t len, sandbox_proxy_request *out,
+                                char *msg, size_t msz)
+{
+	memset(out, 0, sizeof(*out));
+	if (len > PROXY_REQUEST_MAX)
+		return snprintf(msg, msz, "a proxy request of %zu bytes (at most %u)", len,
+		                PROXY_REQUEST_MAX),
+		       -1;
+	size_t off = 0;
+	uint8_t tag;
+	const uint8_t *p;
+	size_t n;
+	int r;
+	while ((r = sandbox_frame_next_field(payload, len, &off, &tag, &p, &n)) > 0)
+		if (proxy_field(out, tag, p, n, msg, msz) < 0)
+			return -1;
+	if (r < 0)
+		return snprintf(msg, msz, "a malformed proxy request (a field runs past its end)"),
+		       -1;
+	if (!out->method.p || !out->url.p || !out->service.p)
+		return snprintf(msg, msz, "a proxy request needs a method, a URL and a service"),
+		       -1;
 	return 0;
 }

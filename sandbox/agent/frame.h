@@ -26,6 +26,20 @@
  * program printed until then (issue 12 item 2); a chunk is also what the host may publish as a
  * live output event (sandbox_output_fn). FILE payload = path, NUL, contents; RETURN payload =
  * JSON text; EXIT payload = see sandbox_frame_exit.
+ *
+ * The credential proxy (issue 21; daemon/proxy.h; proto/PROTOCOL.md, "The credential proxy"),
+ * while a TASK runs:
+ *            program -> agent (fd 5): PROXY_REQUEST     one call at a time
+ *            agent   -> host:         PROXY_REQUEST     the same payload, checked for size
+ *            host    -> agent:        PROXY_RESPONSE    exactly one per request
+ *            agent   -> program (fd 6): PROXY_RESPONSE
+ * The program's interpreter holds the write end of the request pipe as fd 5 and the read end
+ * of the response pipe as fd 6 (runtime.py, runtime.js); the sandbox still has no network.
+ * A request that is not one well-formed PROXY_REQUEST frame within PROXY_REQUEST_MAX ends
+ * the channel (the program gets an error response, then EOF); the agent forwards a request
+ * only when the previous one was answered, and the host answers a second one in flight as a
+ * protocol error. PROXY_REQUEST payload: fields PX_METHOD, PX_URL, PX_SERVICE, PX_HEADER*,
+ * PX_BODY; PROXY_RESPONSE payload: PX_STATUS, PX_HEADER*, PX_BODY, or PX_ERROR alone.
  */
 #pragma once
 
@@ -54,6 +68,9 @@ enum sandbox_frame_type {
 	FRAME_BLOB_IN = 'i',    /* host -> agent, before TASK: one input blob */
 	FRAME_OUT_BLOB = 'b',   /* agent -> host, before EXIT: one output blob's bytes */
 	FRAME_LOGS = 'g',       /* agent -> host, before EXIT: the runtime log, and flags */
+	/* ---- the credential proxy (issue 21): lower-case letters, kept in this block ---- */
+	FRAME_PROXY_REQUEST = 'q',  /* program -> agent -> host: one proxy_fetch call */
+	FRAME_PROXY_RESPONSE = 'a', /* host -> agent -> program: its answer */
 };
 
 /* SKILL_FILE payload: kind (1 byte: 'd' directory, 'f' file, 'x' executable file) | path
@@ -65,6 +82,26 @@ enum sandbox_frame_type {
  * writes /skills and /blobs as root: the program reads them and cannot write them. */
 #define LOGS_F_LOG_TRUNC   0x01 /* the log file was longer than AGENT_LOG_MAX */
 #define LOGS_F_BLOBS_TRUNC 0x02 /* an output blob was left out (caps, not a regular file) */
+
+/* ---- the credential proxy's fields and caps (issue 21), kept in this block ---- */
+enum sandbox_proxy_field {
+	PX_METHOD = 96,  /* request: "GET", "POST"... */
+	PX_URL = 97,     /* request: absolute https URL */
+	PX_SERVICE = 98, /* request: the service's name in the node config */
+	PX_HEADER = 99,  /* request and response: "Name: value", repeated */
+	PX_BODY = 100,   /* request and response: bytes */
+	PX_STATUS = 101, /* response: u64 BE, the HTTP status */
+	PX_ERROR = 102,  /* response: why the call was refused or failed (UTF-8); alone */
+};
+#define PROXY_FD_REQUEST        5              /* the program's end of the request pipe */
+#define PROXY_FD_RESPONSE       6              /* the program's end of the response pipe */
+#define PROXY_URL_MAX           8192u          /* bytes of a URL */
+#define PROXY_HEADERS_MAX       64u            /* request headers of one call */
+#define PROXY_HEADER_MAX        8192u          /* bytes of one "Name: value" */
+#define PROXY_BODY_MAX          (1024u * 1024) /* bytes of a request body */
+#define PROXY_REQUEST_MAX       (PROXY_BODY_MAX + 128u * 1024) /* a whole PROXY_REQUEST payload */
+#define PROXY_RESPONSE_BODY_MAX (8u * 1024 * 1024) /* the highest response cap a service may set */
+#define PROXY_RESPONSE_MAX      (PROXY_RESPONSE_BODY_MAX + 128u * 1024) /* a PROXY_RESPONSE payload */
 
 enum sandbox_frame_field {
 	FIELD_MODE = 1,           /* 1 byte: 0 script, 1 function */
@@ -159,3 +196,25 @@ int sandbox_frame_parse_skill_file(const uint8_t *p, size_t n, sandbox_frame_ski
 /* A BLOB_IN payload: 64 lower-case hex digits, then the bytes. Returns 0 (data, len set) or
  * -1. */
 int sandbox_frame_parse_blob_in(const uint8_t *p, size_t n, const uint8_t **data, size_t *len);
+/* ---- the credential proxy's request (issue 21) ---- */
+
+typedef struct sandbox_frame_bytes {
+	const uint8_t *p; /* borrowed from the payload; not NUL-terminated */
+	size_t n;
+} sandbox_frame_bytes;
+
+/* A PROXY_REQUEST payload, parsed: every field borrowed from it. */
+typedef struct sandbox_proxy_request {
+	sandbox_frame_bytes method, url, service, body;
+	sandbox_frame_bytes headers[PROXY_HEADERS_MAX];
+	size_t n_headers;
+	bool has_body;
+} sandbox_proxy_request;
+
+/* Parses a PROXY_REQUEST payload: exactly one PX_METHOD (1..16 upper-case letters), PX_URL
+ * (1..PROXY_URL_MAX bytes) and PX_SERVICE (1..64 bytes), at most PROXY_HEADERS_MAX PX_HEADER
+ * of at most PROXY_HEADER_MAX bytes, at most one PX_BODY of at most PROXY_BODY_MAX bytes, no
+ * other field. Only the framing and sizes: the host judges the contents (daemon/proxy.c).
+ * Returns 0, or -1 with a message for the program in msg. */
+int sandbox_proxy_request_parse(const uint8_t *payload, size_t len, sandbox_proxy_request *out,
+                                char *msg, size_t msz);

@@ -1,8 +1,9 @@
 /* libFuzzer target for the agent frame codec (sandbox/agent/frame.c): the host parses frames
  * from an untrusted agent and the agent parses the TASK payload. The input is fed to a
  * sandbox_frame_reader in pieces whose sizes come from the input itself; every frame taken is then
- * walked as TASK fields and parsed as an EXIT payload, and a frame re-encoded with the writers
- * must read back identically.
+ * walked as TASK fields and parsed as an EXIT payload and as a credential proxy's PROXY_REQUEST
+ * (every field it takes must lie inside the payload, within its cap), and a frame re-encoded
+ * with the writers must read back identically.
  *
  * Build and run (not registered in meson):
  * The skills frames (SKILL_FILE, BLOB_IN: the agent's parsers; OUT_BLOB, LOGS: the host's,
@@ -62,6 +63,23 @@ static void check_frame(uint8_t type, const uint8_t *p, size_t n)
 	}
 	if (r == 0 && total != n)
 		abort();
+	sandbox_proxy_request rq;
+	char msg[256];
+	if (sandbox_proxy_request_parse(p, n, &rq, msg, sizeof(msg)) == 0) {
+		const sandbox_frame_bytes *one[] = {&rq.method, &rq.url, &rq.service, &rq.body};
+		for (size_t i = 0; i < 4; i++)
+			if (one[i]->n && (one[i]->p < p || one[i]->p + one[i]->n > p + n))
+				abort();
+		if (!rq.method.n || rq.method.n > 16 || !rq.url.n || rq.url.n > PROXY_URL_MAX ||
+		    rq.body.n > PROXY_BODY_MAX || rq.n_headers > PROXY_HEADERS_MAX)
+			abort();
+		for (size_t i = 0; i < rq.n_headers; i++)
+			if (rq.headers[i].p < p || rq.headers[i].p + rq.headers[i].n > p + n ||
+			    rq.headers[i].n > PROXY_HEADER_MAX)
+				abort();
+	} else if (!memchr(msg, '\0', sizeof(msg))) {
+		abort(); /* the refusal's message is a string */
+	}
 	sandbox_frame_exit ex;
 	if (sandbox_frame_parse_exit(p, n, &ex) == 0 &&
 	    (ex.msg_len != n - 5 || ex.msg != (const char *)p + 5))

@@ -115,6 +115,7 @@ signal_pid1         | python     | {"timeout_s":30}                    | []  | o
 close_stdout        | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 5 and .stdout == "before close\n"
 binary_garbage      | python     | {"timeout_s":30}                    | []  | ok           | fn:check_garbage
 fake_frames         | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 3 and .files == [] and .stdout_b64 != null and .stderr_b64 != null
+proxy_channel       | python     | {"timeout_s":60}                    | []  | ok           | .exit_code == 0 and $o.no_services == "refused" and $o.flood == 500 and $o.inherited == false and $o.write_response_end == "EBADF" and ($o.garbage | test("not a proxy request frame")) and $o.after == "EPIPE"
 out_symlinks        | python     | {"timeout_s":30}                    | ["@KEY@","@CONF@"] | ok | $files == ["real.txt"]
 out_fifo            | python     | {"timeout_s":30}                    | []  | ok           | $files == ["real.txt"] and .usage.wall_ms < 20000
 out_devices         | python     | {"timeout_s":30}                    | []  | ok           | $files == ["real.txt"] and ($rt == "runsc" or (.stdout | test(" ok") | not))

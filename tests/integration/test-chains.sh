@@ -180,16 +180,7 @@ is "a provider quoting the key: the answer has it redacted" "$(rfield leak '.out
 run_chain echoauth "$(chain echoauth runc '[{"type":"llm","model":"anthropic/claude-sonnet-4","system_prompt":"[[mock echo-auth]]"}]' '"x"')"
 is "a 401 quoting the key: the message has it redacted" "$(rfield echoauth '.error | test("\\[REDACTED\\]")')" true
 check "the mock received the key (the scan below would see a leak)" grep -q "$CANARY" <(curl -s "$MOCK/_mock/requests")
-R --scan >"$TEST_TMP/keys"
-: >"$TEST_TMP/redis-dump"
-while read -r k; do
-	case $(R TYPE "$k") in
-	string) R GET "$k" ;;
-	stream) R XRANGE "$k" - + ;;
-	hash) R HGETALL "$k" ;;
-	set) R SMEMBERS "$k" ;;
-	esac >>"$TEST_TMP/redis-dump"
-done <"$TEST_TMP/keys"
+redis_dump "$TEST_TMP/redis-dump"
 check "the scan read Redis (results, streams, the node's entry)" grep -q "seed-runc" "$TEST_TMP/redis-dump"
 check "the API key canary is nowhere in Redis" bash -c "! grep -qF '$CANARY' '$TEST_TMP/redis-dump'"
 check "... nor in any result" bash -c "! cat '$TEST_TMP'/*.result.json | grep -qF '$CANARY'"

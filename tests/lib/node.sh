@@ -107,6 +107,46 @@ mock_llm_start() {
 	MOCK_LLM="http://127.0.0.1:$(cat "$TEST_TMP/mock.port")"
 }
 
+# proxy_store_start: a secret store in TEST_TMP (SECRETS, 0700) and the HTTPS API below, whose
+# key is the node secret ECHO_TOKEN; sets PORT too. For the credential proxy's test and bench.
+proxy_store_start() {
+	SECRETS=$TEST_TMP/secrets
+	mkdir -p "$SECRETS/node"
+	chmod 700 "$SECRETS" "$SECRETS/node"
+	mock_https_start "$SECRETS/node/ECHO_TOKEN"
+	PORT=$MOCK_HTTPS_PORT
+}
+
+# mock_https_start KEY-FILE: tests/mock/https_server.py on a free loopback port with a
+# certificate (localhost, 127.0.0.1) of a test CA made here with the openssl CLI; the server
+# expects "Bearer <KEY-FILE's value>" (a random canary written here, mode 0600). Sets
+# MOCK_HTTPS_PORT, MOCK_HTTPS_CA (the CA's PEM), MOCK_HTTPS_KEY and MOCK_HTTPS_LOG (one
+# "METHOD PATH" line per request the server received).
+mock_https_start() {
+	local src=${AISP_SOURCE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+	local d=$TEST_TMP/https
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=aisp test CA" -keyout "$d/ca.key" -out "$d/ca.pem" >/dev/null 2>&1 ||
+		bail "openssl: cannot make the test CA"
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+		-keyout "$d/server.key" -out "$d/server.csr" >/dev/null 2>&1
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/ext"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 2 -extfile "$d/ext" -out "$d/server.pem" >/dev/null 2>&1 ||
+		bail "openssl: cannot sign the server certificate"
+	MOCK_HTTPS_KEY="sk-proxy-canary$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+	printf '%s\n' "$MOCK_HTTPS_KEY" >"$1"
+	chmod 600 "$1"
+	MOCK_HTTPS_LOG=$d/requests.log
+	MOCK_HTTPS_CA=$d/ca.pem
+	/usr/bin/python3 "$src/tests/mock/https_server.py" --port-file "$d/port" --cert "$d/server.pem" \
+		--key "$d/server.key" --key-file "$1" --log "$MOCK_HTTPS_LOG" >"$d/server.out" 2>&1 &
+	track_pid $!
+	wait_for 10 test -s "$d/port" || bail "the mock HTTPS server did not start"
+	MOCK_HTTPS_PORT=$(cat "$d/port")
+}
+
 # ---------------------------------------------------------------- aispd nodes
 
 # Node names are local to a test; the node id in Redis is <name>-<NODE_TAG> so that sandboxes
@@ -204,6 +244,20 @@ EOF
 }
 
 # ---------------------------------------------------------------- tasks and results
+
+# redis_dump FILE: every key's value (strings, streams, hashes, sets) into FILE, for canary scans
+redis_dump() {
+	local k
+	: >"$1"
+	R --scan | while read -r k; do
+		case $(R TYPE "$k") in
+		string) R GET "$k" ;;
+		stream) R XRANGE "$k" - + ;;
+		hash) R HGETALL "$k" ;;
+		set) R SMEMBERS "$k" ;;
+		esac >>"$1"
+	done
+}
 
 # task_json ID LANG CODE-FILE [RUNTIME [LIMITS-JSON [EXTRA-JSON]]]: prints a task document.
 # EXTRA-JSON is merged into the task (e.g. '{"args":["x"]}').

@@ -366,6 +366,7 @@ static const tamper tampers[] = {
     {"logs_truncated", "01-basic", SET, "true"},
     {"output_blobs", "01-basic", SET, "[" OTHER_DIGEST "]"},
     {"output_blobs_truncated", "01-basic", SET, "true"},
+    {"proxy", "01-basic", SET, "{\"services\":[\"x\"],\"calls\":[],\"head\":null,\"refused\":0}"},
     {"usage", "01-basic", DEL, NULL},
     {"usage.wall_ms", "01-basic", SET, "1"},
     {"usage.cpu_ms", "01-basic", SET, "1"},

@@ -137,10 +137,11 @@ test("require('skills/<name>/...') and require('runtime')", () => {
   assert.throws(() => require('skills/Bad/x'), { code: 'MODULE_NOT_FOUND' });
 });
 
-test('proxy_fetch rejects clearly', async () => {
+test('proxy_fetch outside a sandbox rejects clearly', async () => {
   await assert.rejects(runtime.proxy_fetch('https://example.com/', { method: 'POST', service: 'x' }),
                        (e) => e instanceof runtime.ProxyUnavailableError &&
-                              e.message === 'proxy_fetch is not available on this node');
+                              e.message === 'proxy_fetch has no channel to the node in this process');
+  await assert.rejects(runtime.proxy_fetch('https://example.com/', {}), TypeError);
 });
 
 test('runtime.py writes the same log lines', () => {

@@ -184,10 +184,14 @@ class Skills(Sandbox):
         with self.assertRaises(ModuleNotFoundError):
             import skills.nocode  # noqa: F401
 
-    def test_proxy_fetch_is_a_clear_stub(self):
+    def test_proxy_fetch_outside_a_sandbox(self):
+        # the sandbox's bootstrap marks the channel (fds 5 and 6); here there is none
         with self.assertRaises(runtime.ProxyUnavailableError) as cm:
             runtime.proxy_fetch("https://example.com/", method="POST", service="salesforce")
-        self.assertEqual(str(cm.exception), "proxy_fetch is not available on this node")
+        self.assertEqual(str(cm.exception),
+                         "proxy_fetch has no channel to the node in this process")
+        with self.assertRaises(TypeError):
+            runtime.proxy_fetch("https://example.com/")  # no service
 
 
 class Salesforce(Sandbox):

@@ -33,8 +33,9 @@ const SKILL = /^skills\/([a-z][a-z0-9_]{0,63})\/(.+)$/;
 class BlobError extends Error {}
 class BlobNotFoundError extends BlobError {}
 class BlobLimitError extends BlobError {}
-class ProxyUnavailableError extends Error {}
-for (const c of [BlobError, BlobNotFoundError, BlobLimitError, ProxyUnavailableError])
+class ProxyError extends Error {}
+class ProxyUnavailableError extends ProxyError {}
+for (const c of [BlobError, BlobNotFoundError, BlobLimitError, ProxyError, ProxyUnavailableError])
   Object.defineProperty(c.prototype, 'name', { value: c.name });
 
 const root = () => process.env.AISP_RUNTIME_ROOT || '';
@@ -202,10 +203,109 @@ const log = {
 };
 log.warn = log.warning;
 
-// Calls an external API through the node's credential proxy (issue 21). Not yet on this node:
-// the Promise always rejects with ProxyUnavailableError, and nothing leaves the sandbox.
+// The credential proxy's channel (sandbox/agent/frame.h, "The credential proxy"), as in
+// runtime.py: frames on fd 5 (requests) and fd 6 (responses), payloads of tagged fields.
+const PX = { REQ_FD: 5, RESP_FD: 6, METHOD: 96, URL: 97, SERVICE: 98, HEADER: 99, BODY: 100,
+             STATUS: 101, ERROR: 102 };
+const PROXY_BODY_MAX = 1024 * 1024;
+const PROXY_RESPONSE_MAX = 8 * 1024 * 1024 + 128 * 1024;
+let pxQueue = Promise.resolve(); // one call at a time: the channel carries one in flight
+
+function pxField(tag, data) {
+  const h = Buffer.alloc(5);
+  h[0] = tag;
+  h.writeUInt32BE(data.length, 1);
+  return Buffer.concat([h, data]);
+}
+
+const pxWrite = (b) => new Promise((resolve, reject) => {
+  const step = (off) => {
+    if (off >= b.length) return resolve();
+    fs.write(PX.REQ_FD, b, off, b.length - off, null, (e, n) => {
+      if (e) return reject(new ProxyUnavailableError('the proxy channel is closed'));
+      step(off + n);
+    });
+  };
+  step(0);
+});
+
+const pxRead = (n) => new Promise((resolve, reject) => {
+  const b = Buffer.alloc(n);
+  const step = (off) => {
+    if (off >= n) return resolve(b);
+    fs.read(PX.RESP_FD, b, off, Math.min(n - off, 1 << 20), null, (e, got) => {
+      if (e && e.code === 'EAGAIN') return setTimeout(() => step(off), 1);
+      if (e || got === 0) return reject(new ProxyUnavailableError('the proxy channel closed'));
+      step(off + got);
+    });
+  };
+  step(0);
+});
+
+function pxAnswer(data) {
+  let status = null; const headers = []; let body = Buffer.alloc(0);
+  for (let off = 0; off < data.length;) {
+    const tag = data[off]; const n = data.readUInt32BE(off + 1);
+    const v = data.subarray(off + 5, off + 5 + n);
+    off += 5 + n;
+    if (tag === PX.ERROR) throw new ProxyError(v.toString('utf8'));
+    if (tag === PX.STATUS) status = Number(v.readBigUInt64BE(0));
+    else if (tag === PX.HEADER) {
+      const t = v.toString('latin1'); const i = t.indexOf(':');
+      headers.push([t.slice(0, i), t.slice(i + 1).trim()]);
+    } else if (tag === PX.BODY) body = Buffer.from(v);
+  }
+  if (status === null) throw new ProxyUnavailableError('malformed answer on the proxy channel');
+  return {
+    status, headers, body, ok: status >= 200 && status < 300,
+    header: (name) => (headers.find(([k]) => k.toLowerCase() === name.toLowerCase()) || [])[1],
+    text: () => body.toString('utf8'),
+    json: () => JSON.parse(body.toString('utf8')),
+  };
+}
+
+async function pxCall(payload) {
+  // the sandbox's bootstrap marks the channel; anywhere else fds 5 and 6 are not ours
+  const ch = globalThis[Symbol.for('aisp.proxy')];
+  if (!Array.isArray(ch) || ch[0] !== PX.REQ_FD || ch[1] !== PX.RESP_FD)
+    throw new ProxyUnavailableError('proxy_fetch has no channel to the node in this process');
+  const h = Buffer.alloc(5);
+  h.write('q', 0, 'latin1');
+  h.writeUInt32BE(payload.length, 1);
+  await pxWrite(Buffer.concat([h, payload]));
+  const head = await pxRead(5);
+  const n = head.readUInt32BE(1);
+  if (head[0] !== 0x61 || n > PROXY_RESPONSE_MAX)
+    throw new ProxyUnavailableError('malformed answer on the proxy channel');
+  return pxAnswer(await pxRead(n));
+}
+
+// Calls an external API through the node's credential proxy (proto/PROTOCOL.md, "The
+// credential proxy"): proxy_fetch(url, {method, service, headers, body}) is a Promise of
+// {status, headers: [[name, value]...], body: Buffer, ok, header(name), text(), json()}; the
+// node adds the service's credential (which never enters the sandbox). A call the node refuses
+// or that fails rejects with a ProxyError that says why. Calls are queued: one in flight.
 function proxy_fetch(url, options) {
-  return Promise.reject(new ProxyUnavailableError('proxy_fetch is not available on this node'));
+  const o = options || {};
+  const method = String(o.method || 'GET').toUpperCase();
+  if (typeof url !== 'string' || typeof o.service !== 'string' || !o.service)
+    return Promise.reject(new TypeError("proxy_fetch(url, {service: name, ...}): url and service are strings"));
+  let body = o.body;
+  if (typeof body === 'string') body = Buffer.from(body, 'utf8');
+  if (body !== undefined && body !== null && !(body instanceof Uint8Array))
+    return Promise.reject(new TypeError('proxy_fetch: body is a string, Buffer or Uint8Array'));
+  if (body && body.length > PROXY_BODY_MAX)
+    return Promise.reject(new ProxyError('request body of ' + body.length +
+                                         ' bytes is over the cap of ' + PROXY_BODY_MAX));
+  const parts = [pxField(PX.METHOD, Buffer.from(method)), pxField(PX.URL, Buffer.from(url)),
+                 pxField(PX.SERVICE, Buffer.from(o.service))];
+  const hs = Array.isArray(o.headers) ? o.headers : Object.entries(o.headers || {});
+  for (const [k, v] of hs) parts.push(pxField(PX.HEADER, Buffer.from(k + ': ' + v, 'utf8')));
+  if (body) parts.push(pxField(PX.BODY, Buffer.from(body)));
+  const payload = Buffer.concat(parts);
+  const p = pxQueue.then(() => pxCall(payload));
+  pxQueue = p.catch(() => {});
+  return p;
 }
 
 // require('runtime') is this file; require('skills/<name>/x/y') is /skills/<name>/code/x/y
@@ -234,6 +334,6 @@ installResolver();
 
 module.exports = {
   blobs, log, proxy_fetch, proxyFetch: proxy_fetch,
-  BlobError, BlobNotFoundError, BlobLimitError, ProxyUnavailableError,
+  BlobError, BlobNotFoundError, BlobLimitError, ProxyError, ProxyUnavailableError,
   BLOB_MAX, OUT_BLOBS_MAX, OUT_BLOBS_TOTAL, LOG_MAX, LOG_ENTRIES_MAX, LOG_MESSAGE_MAX,
 };

@@ -24,10 +24,12 @@ import importlib.machinery
 import json
 import os
 import re
+import struct
 import sys
+import threading
 
 __all__ = ["blobs", "log", "proxy_fetch", "BlobError", "BlobNotFoundError", "BlobLimitError",
-           "ProxyUnavailableError"]
+           "ProxyError", "ProxyUnavailableError", "ProxyResponse"]
 
 BLOB_MAX = 8 * 1024 * 1024          # PROTO_BLOB_MAX
 OUT_BLOBS_MAX = 16                  # PROTO_OUT_BLOBS_MAX
@@ -54,8 +56,13 @@ class BlobLimitError(BlobError, ValueError):
     """A blob, or the blobs of this run, would be over the caps."""
 
 
-class ProxyUnavailableError(RuntimeError):
-    """proxy_fetch cannot reach the node's credential proxy."""
+class ProxyError(RuntimeError):
+    """The node's credential proxy refused the call or could not complete it; the message says
+    which and why (the call never reached the target when it was refused)."""
+
+
+class ProxyUnavailableError(ProxyError):
+    """proxy_fetch cannot reach the node's credential proxy (no channel in this process)."""
 
 
 def _root():
@@ -234,10 +241,129 @@ blobs = _Blobs()
 log = _Log()
 
 
-def proxy_fetch(url, method="GET", service=None, headers=None, body=None):
-    """Calls an external API through the node's credential proxy (issue 21). Not yet on this
-    node: it always raises ProxyUnavailableError, and nothing leaves the sandbox."""
-    raise ProxyUnavailableError("proxy_fetch is not available on this node")
+# The credential proxy's channel (sandbox/agent/frame.h, "The credential proxy"): frames
+# type (1 byte) | length (u32 BE) | payload on fd 5 (requests) and fd 6 (responses); payloads
+# are fields tag (1 byte) | length (u32 BE) | bytes.
+_PX_FD_REQUEST, _PX_FD_RESPONSE = 5, 6
+_PX_REQUEST, _PX_RESPONSE = b"q", b"a"
+_PX_METHOD, _PX_URL, _PX_SERVICE, _PX_HEADER, _PX_BODY, _PX_STATUS, _PX_ERROR = range(96, 103)
+PROXY_BODY_MAX = 1024 * 1024           # PROXY_BODY_MAX
+PROXY_RESPONSE_MAX = 8 * 1024 * 1024 + 128 * 1024  # PROXY_RESPONSE_MAX
+_px_lock = threading.Lock()
+
+
+class ProxyResponse:
+    """What proxy_fetch returns: status (int), headers (list of (name, value)), body (bytes)."""
+
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    @property
+    def ok(self):
+        return 200 <= self.status < 300
+
+    def header(self, name):
+        """The first header of that name (case-insensitive), or None."""
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def text(self, encoding="utf-8"):
+        return self.body.decode(encoding)
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<ProxyResponse %d, %d bytes>" % (self.status, len(self.body))
+
+
+def _field(tag, data):
+    return struct.pack(">BI", tag, len(data)) + data
+
+
+def _read_exact(fd, n):
+    out = bytearray()
+    while len(out) < n:
+        chunk = os.read(fd, min(n - len(out), 1 << 20))
+        if not chunk:
+            raise ProxyUnavailableError("the proxy channel closed")
+        out += chunk
+    return bytes(out)
+
+
+def _px_call(payload):
+    # the bootstrap of the sandbox's interpreter marks the channel; anywhere else fds 5 and 6
+    # are not ours (a subprocess of the program does not inherit them)
+    if getattr(sys, "_aisp_proxy", None) != (_PX_FD_REQUEST, _PX_FD_RESPONSE):
+        raise ProxyUnavailableError("proxy_fetch has no channel to the node in this process")
+    with _px_lock:
+        frame = _PX_REQUEST + struct.pack(">I", len(payload)) + payload
+        try:
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(_PX_FD_REQUEST, view):]
+        except BrokenPipeError:
+            raise ProxyUnavailableError("the proxy channel is closed")
+        head = _read_exact(_PX_FD_RESPONSE, 5)
+        kind, n = head[:1], struct.unpack(">I", head[1:])[0]
+        if kind != _PX_RESPONSE or n > PROXY_RESPONSE_MAX:
+            raise ProxyUnavailableError("malformed answer on the proxy channel")
+        return _read_exact(_PX_FD_RESPONSE, n)
+
+
+def _px_answer(data):
+    status, headers, body, off = None, [], b"", 0
+    while off < len(data):
+        tag, n = struct.unpack(">BI", data[off:off + 5])
+        v = data[off + 5:off + 5 + n]
+        off += 5 + n
+        if tag == _PX_ERROR:
+            raise ProxyError(v.decode("utf-8", "replace"))
+        if tag == _PX_STATUS:
+            status = struct.unpack(">Q", v)[0]
+        elif tag == _PX_HEADER:
+            k, _, val = v.decode("latin-1").partition(":")
+            headers.append((k, val.strip()))
+        elif tag == _PX_BODY:
+            body = v
+    if status is None:
+        raise ProxyUnavailableError("malformed answer on the proxy channel (no status)")
+    return ProxyResponse(int(status), headers, body)
+
+
+def proxy_fetch(url, options=None, method=None, service=None, headers=None, body=None):
+    """Calls an external API through the node's credential proxy (proto/PROTOCOL.md, "The
+    credential proxy"): the node adds the service's credential, which never enters the sandbox,
+    makes the request, and returns a ProxyResponse. options may be a dict with the keys method,
+    service, headers and body (the seed's proxy_fetch(url, {method, service})), or use the
+    keyword arguments. headers: a dict or a list of (name, value); body: bytes or str (UTF-8).
+    A call the node refuses (an undeclared service, a host, path or method the service does not
+    allow, the task's budget spent...) or that fails raises ProxyError with the node's reason.
+    Synchronous; one call at a time per process."""
+    o = dict(options or {})
+    method = (method or o.get("method") or "GET").upper()
+    service = service or o.get("service")
+    headers = headers if headers is not None else o.get("headers")
+    body = body if body is not None else o.get("body")
+    if not isinstance(url, str) or not isinstance(service, str) or not service:
+        raise TypeError("proxy_fetch(url, {'service': name, ...}): url and service are strings")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if body is not None and not isinstance(body, (bytes, bytearray)):
+        raise TypeError("proxy_fetch: body is bytes or str")
+    if body is not None and len(body) > PROXY_BODY_MAX:
+        raise ProxyError("request body of %d bytes is over the cap of %d" % (len(body),
+                                                                            PROXY_BODY_MAX))
+    items = headers.items() if isinstance(headers, dict) else (headers or [])
+    payload = (_field(_PX_METHOD, method.encode("utf-8")) + _field(_PX_URL, url.encode("utf-8"))
+               + _field(_PX_SERVICE, service.encode("utf-8")))
+    for k, v in items:
+        payload += _field(_PX_HEADER, ("%s: %s" % (k, v)).encode("utf-8"))
+    if body is not None:
+        payload += _field(_PX_BODY, bytes(body))
+    return _px_answer(_px_call(payload))
 
 
 class _SkillsFinder(importlib.abc.MetaPathFinder):
