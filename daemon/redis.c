@@ -102,7 +102,7 @@ bool rconn_reply_is_error(const redisReply *r, const char *prefix)
 
 /* Replies that say this server is not a master we can use (now): reconnect (and, with
  * Sentinel, ask for the master again). */
-static bool not_a_master(const redisReply *r)
+bool rconn_reply_not_master(const redisReply *r)
 {
 	return rconn_reply_is_error(r, "READONLY") || rconn_reply_is_error(r, "LOADING") ||
 	       rconn_reply_is_error(r, "MASTERDOWN");
@@ -168,7 +168,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 			q->fn(rc, r, q->arg);
 	}
 	free(q);
-	if (not_a_master(r) && rc->ac == ac) {
+	if (rconn_reply_not_master(r) && rc->ac == ac) {
 		_cleanup_free_ char *why =
 		    xasprintf("%s replied %s", rc->address, ((redisReply *)r)->str);
 		drop(rc, why);

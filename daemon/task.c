@@ -368,7 +368,10 @@ static void published(task *t, const task_ev *ev)
 static void on_publish_reply(task *t, const task_ev *ev)
 {
 	metrics *m = t->h->m;
-	if (ev->reply && ev->reply->type == REDIS_REPLY_ERROR && ++t->script_errors >= 3) {
+	/* A server that is not a master (a failover under way) is Redis being away, not the
+	 * script failing: retried below, never counted. */
+	bool away = !ev->reply || rconn_reply_not_master(ev->reply);
+	if (!away && ev->reply->type == REDIS_REPLY_ERROR && ++t->script_errors >= 3) {
 		/* Not Redis being away: the script itself fails (a key of the wrong type, an
 		 * ACL). Retrying would hold the slot forever: leave the entry pending (the pending
 		 * scan looks at it again) and say so. */
@@ -377,7 +380,7 @@ static void on_publish_reply(task *t, const task_ev *ev)
 		finish(t);
 		return;
 	}
-	if (!ev->reply || ev->reply->type != REDIS_REPLY_INTEGER) {
+	if (away || ev->reply->type != REDIS_REPLY_INTEGER) {
 		int64_t ms = rconn_backoff_ms(t->attempt++, 200, 5000);
 		task_log(t, LOG_LVL_WARN, "publish_failed", "error", redis_why(ev), "retry_in_ms",
 		         NUM(ms), NULL);
