@@ -577,12 +577,14 @@ static void end_live(task *t, sandbox *sb)
 static void on_proxy_call(void *arg, const proto_proxy_call *c, const char *refused)
 {
 	task *t = arg;
+	/* a sealed program's paths and refusals may quote its input: the buyer's result has them */
 	if (refused)
-		task_log(t, LOG_LVL_INFO, "proxy_refused", "error", refused, NULL);
+		task_log(t, LOG_LVL_INFO, "proxy_refused", "error",
+		         task_shown(t, refused, "(sealed)"), NULL);
 	else
 		task_log(t, LOG_LVL_INFO, "proxy_call", "service", c->service, "method", c->method,
-		         "host", c->host, "path", c->path, "status", NUM(c->status), "call_ms",
-		         NUM(c->ms), NULL);
+		         "host", c->host, "path", task_shown(t, c->path, "(sealed)"), "status",
+		         NUM(c->status), "call_ms", NUM(c->ms), NULL);
 }
 
 static void start_proxy(task *t, sandbox *sb)
