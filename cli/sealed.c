@@ -109,33 +109,24 @@ static bool chain_part(proto_sealed_part p)
 	return p == PROTO_SEALED_STEPS || p == PROTO_SEALED_INPUT;
 }
 
+/* Appends an owned plaintext (NULL: none) to out, wiping and freeing it; true when there was. */
+static bool take_plain(buf *out, char *text, size_t n)
+{
+	if (!text)
+		return false;
+	buf_append(out, text, n);
+	OPENSSL_cleanse(text, n);
+	free(text);
+	return true;
+}
+
 /* The plaintext of part p of t into out; false when t has none (nothing to seal). */
 static bool part_plaintext(const proto_task *t, proto_sealed_part p, buf *out)
 {
 	if (chain_part(p) != proto_task_is_chain(t))
 		return false;
 	size_t n = 0;
-	char *text = NULL;
-	switch (p) {
-	case PROTO_SEALED_STEPS:
-		text = proto_chain_steps_json(t, &n);
-		break;
-	case PROTO_SEALED_INPUT:
-		if (t->input && (t->input->json || t->input->len))
-			text = proto_value_json(t->input, &n);
-		break;
-	default:
-		break;
-	}
-	if (chain_part(p)) {
-		bool has = text != NULL;
-		if (has) {
-			buf_append(out, text, n);
-			OPENSSL_cleanse(text, n);
-		}
-		free(text);
-		return has;
-	}
+	char *text = NULL; /* set before take_plain reads n: argument order is unspecified */
 	switch (p) {
 	case PROTO_SEALED_CODE:
 		buf_append(out, t->code ? t->code : "", t->code_len);
@@ -146,6 +137,13 @@ static bool part_plaintext(const proto_task *t, proto_sealed_part p, buf *out)
 	case PROTO_SEALED_ARGS:
 		buf_append_str(out, t->args_json ? t->args_json : "");
 		return t->args_json != NULL;
+	case PROTO_SEALED_STEPS:
+		text = proto_chain_steps_json(t, &n);
+		return take_plain(out, text, n);
+	case PROTO_SEALED_INPUT:
+		if (t->input && (t->input->json || t->input->len))
+			text = proto_value_json(t->input, &n);
+		return take_plain(out, text, n);
 	default:
 		break;
 	}

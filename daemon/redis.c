@@ -102,7 +102,7 @@ bool rconn_reply_is_error(const redisReply *r, const char *prefix)
 
 /* Replies that say this server is not a master we can use (now): reconnect (and, with
  * Sentinel, ask for the master again). */
-bool rconn_reply_not_master(const redisReply *r)
+static bool not_a_master(const redisReply *r)
 {
 	return rconn_reply_is_error(r, "READONLY") || rconn_reply_is_error(r, "LOADING") ||
 	       rconn_reply_is_error(r, "MASTERDOWN");
@@ -156,23 +156,28 @@ static void drop(rconn *rc, const char *why)
 	schedule_retry(rc);
 }
 
+/* A reply that says the server is not a master (a failover under way) reaches the caller as
+ * no reply, as when the connection is lost, which it is about to be: every caller retries it
+ * as Redis being away, none mistakes it for its command failing. */
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
 	rreq *q = privdata;
 	rconn *rc = q->rc;
+	_cleanup_free_ char *why =
+	    not_a_master(r) ? xasprintf("%s replied %s", rc->address, ((redisReply *)r)->str)
+	                    : NULL;
+	if (why)
+		set_error(rc, why);
 	if (!q->done) {
 		q->done = true;
 		event_free(q->ev);
 		q->ev = NULL;
 		if (q->fn)
-			q->fn(rc, r, q->arg);
+			q->fn(rc, why ? NULL : r, q->arg);
 	}
 	free(q);
-	if (rconn_reply_not_master(r) && rc->ac == ac) {
-		_cleanup_free_ char *why =
-		    xasprintf("%s replied %s", rc->address, ((redisReply *)r)->str);
+	if (why && rc->ac == ac)
 		drop(rc, why);
-	}
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)

@@ -72,10 +72,6 @@ void rconn_cmd(rconn *rc, rconn_reply_fn cb, void *arg, ...) __attribute__((sent
 
 /* Is this reply an error whose message starts with prefix ("NOSCRIPT", "BUSYGROUP")? */
 bool rconn_reply_is_error(const redisReply *r, const char *prefix);
-/* READONLY, LOADING or MASTERDOWN: the server is not (yet) a master; the connection is being
- * dropped and found again (a failover), so the command is to be retried, not counted as its
- * failure. */
-bool rconn_reply_not_master(const redisReply *r);
 
 /* Jittered exponential backoff: base * 2^attempt capped at max, times a random 0.5..1.5. */
 int64_t rconn_backoff_ms(int attempt, int64_t base, int64_t max);

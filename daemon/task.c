@@ -368,9 +368,10 @@ static void published(task *t, const task_ev *ev)
 static void on_publish_reply(task *t, const task_ev *ev)
 {
 	metrics *m = t->h->m;
-	/* A server that is not a master (a failover under way) is Redis being away, not the
-	 * script failing: retried below, never counted. */
-	bool away = !ev->reply || rconn_reply_not_master(ev->reply);
+	/* NOREPLICAS: a master below min-replicas-to-write (just after a failover, deploy/REDIS.md)
+	 * takes no write until a replica is back: Redis being away, retried, never counted as the
+	 * script failing (READONLY and the like reach here as no reply: daemon/redis.c). */
+	bool away = !ev->reply || rconn_reply_is_error(ev->reply, "NOREPLICAS");
 	if (!away && ev->reply->type == REDIS_REPLY_ERROR && ++t->script_errors >= 3) {
 		/* Not Redis being away: the script itself fails (a key of the wrong type, an
 		 * ACL). Retrying would hold the slot forever: leave the entry pending (the pending

@@ -3,12 +3,12 @@
 # retries until the server is a master again, and its signed result is published then, under
 # the sequence it was signed with, and never "publish_refused". Against a real redis-server made
 # a replica of a dead address and back (REPLICAOF), and aispd on runc. TAP output.
-# What it cannot force: which command meets READONLY first. Here the node's other commands do,
-# the connection drops and the publish sees "connection lost"; in the redis-failover suite the
-# publish itself once received the READONLY reply three times, which counted as the script
-# failing (left pending, its sequence never published: "sequence ... is unpublished and
-# unexplained by the log"). daemon/task.c now treats READONLY, LOADING and MASTERDOWN as Redis
-# being away (rconn_reply_not_master), whichever command receives them.
+# What it cannot force: which command meets READONLY first (here the node's other commands do:
+# the connection drops and the publish sees "connection lost"). daemon/redis.c hands READONLY,
+# LOADING and MASTERDOWN to every caller as no reply (the connection is being dropped), and a
+# publish retries NOREPLICAS (the new master below min-replicas-to-write), which the
+# redis-failover suite saw counted three times as the script failing: left pending, its
+# sequence never published ("sequence ... is unpublished and unexplained by the log").
 # No `set -e`: a TAP suite goes on past a failing step.
 set -uo pipefail
 . "$(dirname "$0")/../lib/node.sh"
