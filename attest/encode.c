@@ -96,6 +96,8 @@ static void fields_skills(buf *out, const proto_task *t)
 	field_u64(out, "blobs", t->n_blobs);
 	for (size_t i = 0; i < t->n_blobs; i++)
 		field_str(out, "blob", t->blobs[i]);
+	if (t->blobs_age) /* only when set: the digests of other tasks stay as they were */
+		field_str(out, "blobs_age", "true");
 	field_u64(out, "secrets", t->n_secret_names);
 	for (size_t i = 0; i < t->n_secret_names; i++)
 		field_str(out, "secret.name", t->secret_names[i]);

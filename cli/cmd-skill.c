@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/skill.h"
 #include "common/cleanup.h"
 #include "common/err.h"
 #include "common/xalloc.h"
@@ -23,10 +24,20 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: aisp skill add DIR [--replace]      validate DIR/skill.toml, store the skill\n"
+	    "usage: aisp skill add DIR [--replace] [-i IDENTITY]\n"
+	    "                                           validate DIR/skill.toml, store the skill\n"
+	    "                                           (a sealed one is opened with -i and "
+	    "checked)\n"
+	    "       aisp skill seal DIR --to RECIPIENT [--to ...] [-R FILE] -o OUT\n"
+	    "                                           seal DIR (mode = \"sealed\") to a node: "
+	    "OUT\n"
+	    "                                           gets skill.toml and skill.age\n"
 	    "       aisp skill ls                       list the stored skills\n"
 	    "       aisp skill show NAME|DIGEST         a skill's manifest and tree\n"
-	    "       aisp skill verify NAME|DIGEST       recompute a stored skill's digest\n"
+	    "       aisp skill verify NAME|DIGEST [-i IDENTITY]\n"
+	    "                                           recompute a stored skill's digest (and "
+	    "open\n"
+	    "                                           a sealed one with -i)\n"
 	    "       aisp skill digest DIR               the digest DIR would be stored under\n"
 	    "       aisp skill export NAME|DIGEST FILE|- [--dir]\n"
 	    "                                           write its bundle (a tar, or a directory)\n"
@@ -40,7 +51,11 @@ static void usage(FILE *f)
 typedef struct opts {
 	const char *store;
 	const char *digest;
+	const char *out;
 	bool replace, dir;
+	cli_recipients rs;
+	attest_age_identity **ids;
+	size_t n_ids;
 } opts;
 
 static int fail(const err *e)
@@ -68,6 +83,9 @@ static void print_skill(const sandbox_skill *s)
 	print_list("services", m->services, m->n_services);
 	if (m->description)
 		printf("description %s\n", m->description);
+	if (m->mode == SANDBOX_SKILL_SEALED)
+		printf("code        sealed: only in " SANDBOX_SKILL_SEALED_FILE
+		       ", encrypted to the node; never shown or exported in the clear\n");
 	printf("tree        %s (%llu entries, %llu bytes)\n", s->dir, (unsigned long long)s->files,
 	       (unsigned long long)s->bytes);
 }
@@ -77,7 +95,8 @@ static int skill_add(const opts *o, const char *dir)
 	_cleanup_err_ err *e = NULL;
 	sandbox_skill s;
 	bool added = false;
-	if (sandbox_skill_add(o->store, dir, o->replace, &s, &added, &e) < 0)
+	if (cli_skill_check_sealed_dir(dir, o->ids, o->n_ids, &e) < 0 ||
+	    sandbox_skill_add(o->store, dir, o->replace, &s, &added, &e) < 0)
 		return fail(e);
 	printf("%s %s %s %s (%llu entries, %llu bytes)\n", added ? "added" : "unchanged",
 	       s.manifest.name, s.manifest.version, s.digest, (unsigned long long)s.files,
@@ -109,10 +128,16 @@ static int skill_show(const opts *o, const char *ref, bool full)
 	sandbox_skill s;
 	if (sandbox_skill_verify(o->store, ref, &s, &e) < 0)
 		return fail(e);
+	bool open_sealed = !full && o->n_ids && s.manifest.mode == SANDBOX_SKILL_SEALED;
+	if (open_sealed && cli_skill_check_sealed_dir(s.dir, o->ids, o->n_ids, &e) < 0) {
+		sandbox_skill_deinit(&s);
+		return fail(e);
+	}
 	if (full)
 		print_skill(&s);
 	else
-		printf("ok %s %s\n", s.manifest.name, s.digest);
+		printf("ok %s %s%s\n", s.manifest.name, s.digest,
+		       open_sealed ? " (sealed: opened and checked)" : "");
 	sandbox_skill_deinit(&s);
 	return 0;
 }
@@ -181,6 +206,19 @@ static int skill_import(const opts *o, const char *src)
 	return 0;
 }
 
+static int skill_seal(const opts *o, const char *dir)
+{
+	_cleanup_err_ err *e = NULL;
+	if (cli_skill_seal(dir, &o->rs, o->out, &e) < 0)
+		return fail(e);
+	char d[SANDBOX_SKILL_DIGEST_LEN + 1];
+	if (sandbox_skill_digest_dir(o->out, d, &e) < 0)
+		return fail(e);
+	printf("sealed %s to %zu recipient%s: %s (digest %s)\n", dir, o->rs.n,
+	       o->rs.n == 1 ? "" : "s", o->out, d);
+	return 0;
+}
+
 static int skill_rm(const opts *o, const char *ref)
 {
 	_cleanup_err_ err *e = NULL;
@@ -191,17 +229,55 @@ static int skill_rm(const opts *o, const char *ref)
 	return 0;
 }
 
+enum { OPT_TO = 256 };
+
+/* The keys and the output: -i IDENTITY (add, verify), --to RECIPIENT and -R FILE (seal), -o
+ * OUT (seal). Returns 0 when c was one of them, 1 when not; a bad one exits with status 1. */
+static int option_key(opts *o, int c)
+{
+	_cleanup_err_ err *e = NULL;
+	attest_age_identity **more = NULL;
+	size_t n_more = 0;
+	int r = 0;
+	if (c == 'i' && (r = attest_age_identities_load(optarg, &more, &n_more, &e)) == 0) {
+		o->ids = xreallocarray(o->ids, o->n_ids + n_more, sizeof(*o->ids));
+		memcpy(o->ids + o->n_ids, more, n_more * sizeof(*more));
+		o->n_ids += n_more;
+		free(more);
+	} else if (c == OPT_TO) {
+		r = cli_recipients_add(&o->rs, optarg, &e);
+	} else if (c == 'R') {
+		r = cli_recipients_add_file(&o->rs, optarg, &e);
+	} else if (c == 'o') {
+		o->out = optarg;
+	} else if (c != 'i') {
+		return 1;
+	}
+	if (r < 0)
+		exit(fail(e));
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, opts *o)
 {
 	static const struct option lopts[] = {
-	    {"store", required_argument, NULL, 's'}, {"digest", required_argument, NULL, 'd'},
-	    {"replace", no_argument, NULL, 'r'},     {"dir", no_argument, NULL, 'D'},
-	    {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+	    {"store", required_argument, NULL, 's'},
+	    {"digest", required_argument, NULL, 'd'},
+	    {"replace", no_argument, NULL, 'r'},
+	    {"dir", no_argument, NULL, 'D'},
+	    {"identity", required_argument, NULL, 'i'},
+	    {"to", required_argument, NULL, OPT_TO},
+	    {"recipients-file", required_argument, NULL, 'R'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	*o = (opts){.store = getenv("AISP_SKILL_STORE")};
 	int c;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "s:d:rDh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:d:rDhi:R:o:", lopts, NULL)) != -1) {
+		if (option_key(o, c) == 0)
+			continue;
 		switch (c) {
 		case 's':
 			o->store = optarg;
@@ -226,31 +302,41 @@ static int parse_opts(int argc, char **argv, opts *o)
 	return -1;
 }
 
+static int dispatch(const opts *o, int argc, char **argv);
+
 int cmd_skill(int argc, char **argv)
 {
 	opts o;
 	int rc = parse_opts(argc, argv, &o);
-	if (rc >= 0)
-		return rc;
+	if (rc < 0)
+		rc = dispatch(&o, argc, argv);
+	attest_age_identities_free(o.ids, o.n_ids);
+	return rc;
+}
+
+static int dispatch(const opts *o, int argc, char **argv)
+{
 	const char *sub = optind < argc ? argv[optind] : "";
 	char **pos = argv + optind + 1;
 	int npos = argc - optind - 1;
 	if (!strcmp(sub, "add") && npos == 1)
-		return skill_add(&o, pos[0]);
+		return skill_add(o, pos[0]);
+	if (!strcmp(sub, "seal") && npos == 1)
+		return skill_seal(o, pos[0]);
 	if ((!strcmp(sub, "ls") || !strcmp(sub, "list")) && npos == 0)
-		return skill_ls(&o);
+		return skill_ls(o);
 	if (!strcmp(sub, "show") && npos == 1)
-		return skill_show(&o, pos[0], true);
+		return skill_show(o, pos[0], true);
 	if (!strcmp(sub, "verify") && npos == 1)
-		return skill_show(&o, pos[0], false);
+		return skill_show(o, pos[0], false);
 	if (!strcmp(sub, "digest") && npos == 1)
 		return skill_digest(pos[0]);
 	if (!strcmp(sub, "export") && npos == 2)
-		return skill_export(&o, pos[0], pos[1]);
+		return skill_export(o, pos[0], pos[1]);
 	if (!strcmp(sub, "import") && npos == 1)
-		return skill_import(&o, pos[0]);
+		return skill_import(o, pos[0]);
 	if ((!strcmp(sub, "rm") || !strcmp(sub, "remove")) && npos == 1)
-		return skill_rm(&o, pos[0]);
+		return skill_rm(o, pos[0]);
 	usage(stderr);
 	return 2;
 }

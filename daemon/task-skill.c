@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attest/attest.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
@@ -139,6 +140,46 @@ static int add_secrets(task *t, const sandbox_skill *sk, bool executing, secret_
 	return 0;
 }
 
+/* A sealed skill's files (proto/SKILLS.md, "Sealed skills"): its skill.age read from the store,
+ * opened with the node's age identity into memory, checked against the public manifest and
+ * unpacked into the payload; the plaintext is wiped. Only the skill a task executes: mounted
+ * beside other code, its files would be readable by that code. */
+static int load_sealed(task *t, const sandbox_skill *sk, bool executing, char **msg)
+{
+	const char *name = sk->manifest.name;
+	if (!executing) {
+		*msg = xasprintf("skill %s is sealed: it runs only as a task's \"skill\", never "
+		                 "mounted beside other code (which could read it)",
+		                 name);
+		return -1;
+	}
+	if (!t->h->n_age_ids) {
+		*msg = xasprintf("skill %s is sealed, and this node has no age identity to open it "
+		                 "([node] age_key)",
+		                 name);
+		return -1;
+	}
+	_cleanup_err_ err *e = NULL;
+	buf toml = BUF_INIT, age = BUF_INIT;
+	uint8_t *plain = NULL;
+	size_t n = 0;
+	int rc = sandbox_skill_sealed_read(t->h->skill_store, sk, &toml, &age, &e);
+	if (rc == 0 && attest_age_decrypt(age.data, age.len, t->h->age_ids, t->h->n_age_ids, NULL,
+	                                  &plain, &n, NULL, &e) < 0)
+		rc = err_prefix(&e, "sealed skill %s: %s", name, SANDBOX_SKILL_SEALED_FILE);
+	if (rc == 0)
+		rc = sandbox_skill_sealed_unpack(plain, n, toml.data, toml.len, &sk->manifest,
+		                                 &t->sk->payload, &e);
+	if (plain)
+		OPENSSL_cleanse(plain, n);
+	free(plain);
+	buf_deinit(&toml);
+	buf_deinit(&age);
+	if (rc < 0)
+		*msg = xstrdup(err_msg(e));
+	return rc;
+}
+
 /* One skill of the task: resolved, checked against the task's language, loaded. */
 static int add_skill(task *t, const char *ref, bool executing, secret_value **vals, size_t *n_vals,
                      char **msg)
@@ -166,7 +207,10 @@ static int add_skill(task *t, const char *ref, bool executing, secret_value **va
 	else if (!executing && pt->lang != sk.manifest.lang)
 		*msg = xasprintf("skill %s is %s: a %s task cannot import it", sk.manifest.name,
 		                 lang, proto_lang_name(pt->lang));
-	else if (sandbox_skill_load(t->h->skill_store, &sk, &t->sk->payload, &e) < 0)
+	else if (sk.manifest.mode == SANDBOX_SKILL_SEALED) {
+		if (load_sealed(t, &sk, executing, msg) == 0)
+			rc = add_secrets(t, &sk, executing, vals, n_vals, msg);
+	} else if (sandbox_skill_load(t->h->skill_store, &sk, &t->sk->payload, &e) < 0)
 		*msg = xstrdup(err_msg(e));
 	else
 		rc = add_secrets(t, &sk, executing, vals, n_vals, msg);
@@ -276,6 +320,26 @@ void skill_fetch_blobs(task *t)
 		task_blobs_done(t, NULL);
 }
 
+/* blobs_age: the blob id names an age file to the node; its plaintext (in memory only, wiped
+ * with the task) is what the program reads under that id. Returns NULL, or why not. */
+static char *open_blob(task *t, const char *id, const redisReply *r, uint8_t **data, size_t *len)
+{
+	if (!t->h->n_age_ids)
+		return xasprintf(
+		    "blob %s: field \"blobs_age\" asks for age files, and this node has "
+		    "no age identity to open them",
+		    id);
+	_cleanup_err_ err *e = NULL;
+	if (attest_age_decrypt(r->str, r->len, t->h->age_ids, t->h->n_age_ids, NULL, data, len,
+	                       NULL, &e) < 0)
+		return xasprintf("blob %s (blobs_age): %s", id, err_msg(e));
+	if (!*len) { /* the blob type's convention: data is never NULL */
+		free(*data);
+		*data = xmemdup("", 1);
+	}
+	return NULL;
+}
+
 /* A blob's reply: the bytes, checked; the next blob, or the task goes on. */
 void skill_on_blob(task *t, const task_ev *ev)
 {
@@ -301,6 +365,10 @@ void skill_on_blob(task *t, const task_ev *ev)
 		              PROTO_BLOBS_TOTAL, id);
 	else if (proto_blob_check(id, r->str, r->len, &e) < 0)
 		why = xstrdup(err_msg(e));
+	uint8_t *data = NULL;
+	size_t len = 0;
+	if (!why && t->t.blobs_age)
+		why = open_blob(t, id, r, &data, &len);
 	if (why) {
 		task_blobs_done(t, why);
 		return;
@@ -308,8 +376,8 @@ void skill_on_blob(task *t, const task_ev *ev)
 	s->blobs = xreallocarray(s->blobs, s->n_blobs + 1, sizeof(*s->blobs));
 	proto_blob *b = &s->blobs[s->n_blobs++];
 	memcpy(b->id, id, PROTO_BLOB_ID_LEN + 1);
-	b->data = xmemdup(r->len ? r->str : "", r->len ? r->len : 1);
-	b->len = r->len;
+	b->data = data ? data : xmemdup(r->len ? r->str : "", r->len ? r->len : 1);
+	b->len = data ? len : r->len;
 	s->blob_bytes += r->len;
 	if (!fetch_next(t))
 		task_blobs_done(t, NULL);
@@ -450,6 +518,38 @@ static void redact(const secrets_redactor *r, proto_output *o)
 	yajl_tree_free(v);
 }
 
+/* A sealed task's output blobs (reply_to): each one an age file to the buyer, named by the digest
+ * of that ciphertext, so that Redis never holds their plaintext (the buyer reads them with
+ * aisp blob get ID | age -d). One whose ciphertext would be over a blob's cap is left out, and
+ * output_blobs_truncated says so. */
+static void seal_blobs(const proto_sealed *sd, proto_output *o)
+{
+	attest_age_recipient r;
+	_cleanup_err_ err *e = NULL;
+	if (!o->n_out_blobs || attest_age_recipient_parse(&r, sd->reply_to, &e) < 0)
+		return; /* reply_to was checked at admission */
+	size_t k = 0;
+	for (size_t i = 0; i < o->n_out_blobs; i++) {
+		proto_blob *b = &o->out_blobs[i];
+		uint8_t *c = NULL;
+		size_t n = 0;
+		int rc = attest_age_encrypt(b->data, b->len, &r, 1, false, &c, &n, NULL);
+		OPENSSL_cleanse(b->data, b->len);
+		free(b->data);
+		if (rc < 0 || n > PROTO_BLOB_MAX) {
+			free(c);
+			o->out_blobs_truncated = true;
+			continue;
+		}
+		b->data = c;
+		b->len = n;
+		proto_blob_id_of(c, n, b->id);
+		o->out_blobs[k++] = *b;
+	}
+	o->n_out_blobs = k;
+	qsort(o->out_blobs, o->n_out_blobs, sizeof(*o->out_blobs), cmp_blob);
+}
+
 const proto_output *skill_finish(task *t, const proto_output *out, const proto_usage *usage)
 {
 	if (!t->sk && !out->runtime_fields)
@@ -464,6 +564,8 @@ const proto_output *skill_finish(task *t, const proto_output *out, const proto_u
 		s->usage = *usage;
 	if (s->red)
 		redact(s->red, &s->out);
+	if (t->parsed && t->t.sealed && t->t.sealed->reply_to)
+		seal_blobs(t->t.sealed, &s->out);
 	return &s->out;
 }
 

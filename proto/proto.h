@@ -234,6 +234,7 @@ typedef struct proto_task {
 	size_t n_mount_skills;
 	char **blobs;
 	size_t n_blobs;
+	bool blobs_age; /* every input blob is an age file to the node, opened before the run */
 	bool lang_given;
 	/* Filled by the node when it resolves the skills (daemon/task-skill.c), for the
 	 * attestation's input digest: each skill as name and digest (sorted by name), and the

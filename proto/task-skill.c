@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "common/cleanup.h"
 #include "common/xalloc.h"
 #include "proto/internal.h"
 #include "proto/json.h"
 
-static const char *const skill_fields[] = {"skill", "mount_skills", "blobs"};
+static const char *const skill_fields[] = {"skill", "mount_skills", "blobs", "blobs_age"};
 
 bool proto_task_skill_field(const char *key)
 {
@@ -88,13 +90,6 @@ int proto_task_skill_parse(yajl_val root, proto_task *t, err **e)
 		return err_set(e, 0,
 		               "a chain task (with \"steps\") cannot use skill, mount_skills or "
 		               "blobs: they are for plain tasks");
-	/* A blob the program writes is stored in Redis under the digest of its plaintext, which
-	 * a sealed result must not publish; sealed skills and blobs are not served yet. */
-	if (any && t->sealed)
-		return err_set(
-		    e, 0,
-		    "a sealed task (with \"reply_to\") cannot use skill, mount_skills or "
-		    "blobs yet: the blobs its program writes would be stored in the clear");
 	if (skill && !YAJL_IS_STRING(skill))
 		return err_set(e, 0, "field \"skill\" must be a string");
 	if (skill && !proto_skill_ref_valid(skill->u.string)) {
@@ -108,6 +103,12 @@ int proto_task_skill_parse(yajl_val root, proto_task *t, err **e)
 	    get_list(root, "blobs", PROTO_BLOBS_MAX, proto_blob_id_valid, BLOB_WHAT, &t->blobs,
 	             &t->n_blobs, e) < 0)
 		return -1;
+	yajl_val ba = proto_json_get(root, "blobs_age");
+	if (ba && !YAJL_IS_TRUE(ba) && !YAJL_IS_FALSE(ba))
+		return err_set(e, 0, "field \"blobs_age\" must be true or false");
+	t->blobs_age = ba && YAJL_IS_TRUE(ba);
+	if (t->blobs_age && !t->n_blobs)
+		return err_set(e, 0, "field \"blobs_age\" needs \"blobs\" (the age files to open)");
 	if (t->skill && t->n_mount_skills)
 		return err_set(
 		    e, 0,
@@ -133,6 +134,8 @@ void proto_task_skill_gen(proto_gen *g, const proto_task *t)
 		proto_json_gen_kstr(g, "skill", t->skill);
 	gen_list(g, "mount_skills", t->mount_skills, t->n_mount_skills);
 	gen_list(g, "blobs", t->blobs, t->n_blobs);
+	if (t->blobs_age)
+		proto_json_gen_kbool(g, "blobs_age", true);
 }
 
 static void strv_free(char **v, size_t n)
@@ -157,8 +160,11 @@ void proto_task_skill_deinit(proto_task *t)
 
 void proto_blobs_free(proto_blob *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		if (b[i].data) /* a sealed task's blobs (blobs_age): wiped, not only freed */
+			OPENSSL_cleanse(b[i].data, b[i].len);
 		free(b[i].data);
+	}
 	free(b);
 }
 

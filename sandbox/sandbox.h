@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "proto/proto.h"
 #include "sandbox/agent/frame.h"
@@ -181,7 +182,7 @@ void sandbox_step_record(const proto_output *o, const proto_usage *u, const char
 
 /* One entry of a sandbox's skills tree, below /.aisp/skills (the agent's SKILL_FILE frame). */
 typedef struct sandbox_skill_file {
-	uint8_t kind; /* 'd' directory, 'f' file, 'x' executable file */
+	uint8_t kind; /* 'd' directory, 'f' file, 'x' executable file, 's' a sealed skill's root */
 	char *path;   /* "<skill name>/<path in the skill>", or "<skill name>" for its root */
 	uint8_t *data;
 	size_t len;
@@ -387,6 +388,32 @@ int sandbox_skill_export_dir(const char *store, const char *name_or_digest, cons
  * *out (may be NULL) and *added, or -1 with *e and nothing stored. */
 int sandbox_skill_import(const char *store, int fd, const char *dir, const char *expect,
                          bool replace, sandbox_skill *out, bool *added, err **e);
+/* ---- sealed skills (sandbox/skill-sealed.c; proto/SKILLS.md, "Sealed skills") ----
+ * A sealed skill's stored tree is skill.toml (mode = "sealed", in the clear) and skill.age: an
+ * age file to the node whose plaintext is a ustar archive of the skill's tree (what `tar -cf -
+ * -C DIR .` writes, or sandbox_skill_seal_archive). This module never decrypts: the caller
+ * holds the node's age identity. */
+#define SANDBOX_SKILL_SEALED_FILE "skill.age"
+
+/* The archive of the skill directory dir to seal (its entries sorted, reproducible) and the
+ * bytes of its skill.toml, which must say mode = "sealed" and name an entrypoint it holds. */
+int sandbox_skill_seal_archive(const char *dir, buf *manifest, buf *tar, err **e);
+/* Writes the sealed skill directory out (created; must not exist): skill.toml and skill.age. */
+int sandbox_skill_sealed_write(const char *out, const void *manifest, size_t manifest_len,
+                               const void *age, size_t age_len, err **e);
+/* The stored files of the sealed skill s (resolved): its skill.toml and skill.age, read from a
+ * tree that must still hash to s->digest. */
+int sandbox_skill_sealed_read(const char *store, const sandbox_skill *s, buf *manifest, buf *age,
+                              err **e);
+/* Checks the decrypted archive tar[0..n) of the sealed skill whose public manifest is m (its
+ * text: manifest[0..manifest_len)): skill paths within the caps, each directory before its
+ * entries, nothing twice, the same skill.toml, the entrypoint a file. With p, appends the
+ * entries below "<name>/" (the root as 's'; contents copied, wiped when p is). Returns 0, or
+ * -1 with "sealed skill NAME: ..." and p as it was. */
+int sandbox_skill_sealed_unpack(const uint8_t *tar, size_t n, const void *manifest,
+                                size_t manifest_len, const sandbox_skill_manifest *m,
+                                sandbox_payload *p, err **e);
+
 /* For a task: walks the stored tree of s (resolved by sandbox_skill_resolve), refuses it unless
  * it hashes to s->digest (a tree changed in the store is never run), and appends its entries,
  * with their contents, to p below "<name>/". Returns 0 or -1 with *e. */

@@ -25,8 +25,7 @@
 	((size_t)SANDBOX_SKILL_BYTES_MAX + (SANDBOX_SKILL_FILES_MAX + 2) * 1024u + 20 * 512u)
 #define DIGEST_FILE_MAX 128
 
-/* Reads one stored file for the archive, checking it is what the walk hashed. */
-static int read_stored(int treefd, const skill_entry *en, buf *out, err **e)
+int skill_read_entry(int treefd, const skill_entry *en, buf *out, err **e)
 {
 	_cleanup_close_ int fd = skill_open_below(treefd, en->path, 0, e);
 	if (fd < 0)
@@ -42,18 +41,13 @@ static int read_stored(int treefd, const skill_entry *en, buf *out, err **e)
 	return 0;
 }
 
-static int build_archive(int treefd, const skill_tree *t, const char *digest, buf *tar, err **e)
+int skill_tar_tree(int treefd, const skill_tree *t, const char *prefix, buf *tar, err **e)
 {
-	_cleanup_free_ char *text = xasprintf("%s\n", digest);
-	if (skill_tar_add(tar, "digest", false, false, (const uint8_t *)text, strlen(text), e) <
-	        0 ||
-	    skill_tar_add(tar, "skill", true, false, NULL, 0, e) < 0)
-		return -1;
 	for (size_t i = 0; i < t->n; i++) {
 		const skill_entry *en = &t->v[i];
-		_cleanup_free_ char *path = xasprintf("skill/%s", en->path);
+		_cleanup_free_ char *path = xasprintf("%s%s", prefix, en->path);
 		buf b = BUF_INIT;
-		int r = en->dir ? 0 : read_stored(treefd, en, &b, e);
+		int r = en->dir ? 0 : skill_read_entry(treefd, en, &b, e);
 		if (r == 0)
 			r = skill_tar_add(tar, path, en->dir, en->exec, b.data, b.len, e);
 		buf_deinit(&b);
@@ -62,6 +56,16 @@ static int build_archive(int treefd, const skill_tree *t, const char *digest, bu
 	}
 	skill_tar_finish(tar);
 	return 0;
+}
+
+static int build_archive(int treefd, const skill_tree *t, const char *digest, buf *tar, err **e)
+{
+	_cleanup_free_ char *text = xasprintf("%s\n", digest);
+	if (skill_tar_add(tar, "digest", false, false, (const uint8_t *)text, strlen(text), e) <
+	        0 ||
+	    skill_tar_add(tar, "skill", true, false, NULL, 0, e) < 0)
+		return -1;
+	return skill_tar_tree(treefd, t, "skill/", tar, e);
 }
 
 /* Resolves and walks a stored skill and checks its files still hash to its digest. */

@@ -106,6 +106,12 @@ int skill_tar_add(buf *out, const char *path, bool dir, bool exec, const uint8_t
                   err **e);
 /* Appends the end-of-archive blocks. */
 void skill_tar_finish(buf *out);
+/* Appends every entry of the sorted tree t (read below treefd, each checked against what the
+ * walk hashed) as prefix + path, then the end-of-archive blocks. */
+int skill_tar_tree(int treefd, const skill_tree *t, const char *prefix, buf *tar, err **e);
+/* Reads the file of entry en below treefd into out, refusing it unless its size and SHA-256
+ * are still what the walk saw. */
+int skill_read_entry(int treefd, const skill_entry *en, buf *out, err **e);
 
 /* ---- the store (skill.c), shared with the bundle code (skill-bundle.c) ---- */
 typedef struct skill_store {
@@ -133,6 +139,12 @@ int skill_store_publish(skill_store *s, const char *name, int fd, const char *la
 int skill_store_resolve(skill_store *s, const char *name_or_digest, sandbox_skill *out, err **e);
 /* Resolves and walks a stored skill: *out with files and bytes, *t its sorted entries. */
 int skill_store_walk(skill_store *s, const char *ref, sandbox_skill *out, skill_tree *t, err **e);
+/* skill.toml at the root of the tree treefd, parsed and validated; label names the tree in
+ * messages. */
+int skill_load_manifest(int treefd, const char *label, sandbox_skill_manifest *m, err **e);
+/* A stored sealed skill's tree (skill-sealed.c): exactly skill.toml and skill.age. */
+int skill_sealed_check_tree(const skill_tree *t, const char *label, err **e);
+
 /* Opens a path below rootfd one component at a time with O_NOFOLLOW (flags: O_DIRECTORY for
  * a directory, 0 for a file to read). Returns the fd or -1 with *e. */
 int skill_open_below(int rootfd, const char *path, int flags, err **e);

@@ -13,16 +13,6 @@
 #include "common/xalloc.h"
 #include "sandbox/skill-internal.h"
 
-void sandbox_payload_deinit(sandbox_payload *p)
-{
-	for (size_t i = 0; i < p->n_files; i++) {
-		free(p->files[i].path);
-		free(p->files[i].data);
-	}
-	free(p->files);
-	memset(p, 0, sizeof(*p));
-}
-
 static sandbox_skill_file *add(sandbox_payload *p, uint8_t kind, char *path)
 {
 	p->files = xreallocarray(p->files, p->n_files + 1, sizeof(*p->files));

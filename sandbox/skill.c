@@ -179,8 +179,7 @@ static int read_name(skill_store *s, const char *name, char **digest, err **e)
 	return 1;
 }
 
-/* skill.toml at the root of the tree treefd. label names the tree in messages. */
-static int load_manifest(int treefd, const char *label, sandbox_skill_manifest *m, err **e)
+int skill_load_manifest(int treefd, const char *label, sandbox_skill_manifest *m, err **e)
 {
 	buf b = BUF_INIT;
 	err *ie = NULL;
@@ -241,7 +240,7 @@ int skill_store_resolve(skill_store *s, const char *ref, sandbox_skill *out, err
 		           : err_set(e, errno, "skill store %s: open skills/%s", s->abs, hex);
 	_cleanup_free_ char *dir = xasprintf("%s/skills/%s", s->abs, hex);
 	if (check_tree_owner(s, treefd, hex, e) < 0 ||
-	    load_manifest(treefd, dir, &out->manifest, e) < 0)
+	    skill_load_manifest(treefd, dir, &out->manifest, e) < 0)
 		return -1;
 	if (!by_digest && strcmp(out->manifest.name, ref) != 0) {
 		sandbox_skill_deinit(out);
@@ -257,16 +256,12 @@ int skill_store_resolve(skill_store *s, const char *ref, sandbox_skill *out, err
 static int check_tree(const skill_tree *t, const sandbox_skill_manifest *m, const char *label,
                       err **e)
 {
+	if (m->mode == SANDBOX_SKILL_SEALED)
+		return skill_sealed_check_tree(t, label, e);
 	const skill_entry *en = skill_tree_find(t, m->entry_path);
 	if (!en || en->dir)
 		return err_set(e, 0, "%s/skill.toml: entrypoint: %s is not a file of the skill",
 		               label, m->entry_path);
-	if (m->mode == SANDBOX_SKILL_SEALED)
-		return err_set(
-		    e, 0,
-		    "%s/skill.toml: mode: sealed skills are stored encrypted to the node, "
-		    "which this node does not support yet; use mode = \"source\"",
-		    label);
 	return 0;
 }
 
@@ -319,7 +314,7 @@ static int publish_check(skill_store *s, int fd, const char *label, const char *
 	if (expect && strcmp(expect, p->digest) != 0)
 		return err_set(e, 0, "%s: the files hash to %s, not %s", label, p->digest, expect);
 	sandbox_skill_manifest *m = &p->skill.manifest;
-	if (load_manifest(fd, label, m, e) < 0 || check_tree(&p->tree, m, label, e) < 0)
+	if (skill_load_manifest(fd, label, m, e) < 0 || check_tree(&p->tree, m, label, e) < 0)
 		return -1;
 	if (read_name(s, m->name, &p->old, e) < 0)
 		return -1;

@@ -63,10 +63,13 @@ if [ $quick -eq 0 ]; then
 	logs+=("$root/build-fuzz/meson-logs/testlog.json")
 fi
 
-# One summary over both runs, from meson's machine-readable logs.
+# One summary over both runs, from meson's machine-readable logs. Each failed suite's failing
+# checks (and the diagnostics after them) are printed just above the last line, so a CI
+# report that keeps only the tail of the output still says why.
 python3 - "${logs[@]}" <<'PY'
 import json, sys
 p = f = s = 0
+failed = []
 for path in sys.argv[1:]:
     try:
         lines = open(path).read().splitlines()
@@ -74,13 +77,32 @@ for path in sys.argv[1:]:
         f += 1
         continue
     for line in lines:
-        r = json.loads(line).get("result")
+        t = json.loads(line)
+        r = t.get("result")
         if r in ("OK", "EXPECTEDFAIL"):
             p += 1
         elif r == "SKIP":
             s += 1
         else:
             f += 1
+            failed.append(t)
+for t in failed:
+    out = (t.get("stdout") or "").splitlines()
+    keep, after = [], 0
+    for l in out:
+        if l.startswith("not ok") or l.startswith("Bail out!"):
+            keep.append(l)
+            after = 12
+        elif after and (l.startswith("#") or l.startswith("  ")):
+            keep.append(l)
+            after -= 1
+        else:
+            after = 0
+    if not keep:
+        keep = out[-20:] + (t.get("stderr") or "").splitlines()[-10:]
+    print(f"== failed: {t['name']} ({t.get('result')}, exit {t.get('returncode')})")
+    for l in keep[:60]:
+        print("   " + l[:400])
 print(f"{p} passed, {f} failed, {s} skipped")
 sys.exit(1 if f else 0)
 PY

@@ -16,7 +16,12 @@
  * a global), so a top-level `return` (or `await`) works, and takes its value. A string is the
  * step's output as is, anything else its JSON; "V" + the compact JSON text (raw UTF-8, at most
  * STEP_OUTPUT_MAX bytes) goes to fd 4, or "E" + a message when the code raised, set no output
- * or returned nothing, or the value is not JSON. */
+ * or returned nothing, or the value is not JSON.
+ *
+ * Sealed skills (proto/SKILLS.md, "Sealed skills"): when the agent made /.aisp/skills/.sealed,
+ * function mode prints tracebacks without source lines, so that an error never shows the
+ * sealed code: Python's linecache answers nothing and a SyntaxError loses its text; JavaScript
+ * prints the error's name and message and its "at" lines only, uncaught exceptions too. */
 #include "sandbox/agent/agent.h"
 
 /* python3 -s -c agent_boot_python
@@ -125,7 +130,13 @@ const char agent_boot_python[] =
     "    mod.__builtins__ = __builtins__\n"
     "    sys.modules[\"__main__\"] = mod\n"
     "    ns = mod.__dict__\n"
+    "    sealed = mode == 1 and os.path.exists(\"/.aisp/skills/.sealed\")\n"
+    "    if sealed:\n"
+    "        import linecache\n"
+    "        linecache.getline = lambda *a, **k: \"\"\n"
     "    def report(e):\n"
+    "        if sealed and isinstance(e, SyntaxError):\n"
+    "            e.text = None\n"
     "        traceback.print_exception(type(e), e, e.__traceback__.tb_next)\n"
     "        sys.stderr.flush()\n"
     "    if mode == 0:\n"
@@ -239,11 +250,17 @@ const char agent_boot_node[] =
     "  m.loaded = true;\n"
     "  return;\n"
     "}\n"
+    "const sealed = mode === 1 && fs.existsSync('/.aisp/skills/.sealed');\n"
+    "const shown = (e, msg) => {\n"
+    "  const s = String((e && e.stack) || msg);\n"
+    "  return sealed ? [msg].concat(s.split('\\n').filter((l) => /^\\s+at /.test(l))).join('\\n') "
+    ": s;\n"
+    "};\n"
     "const fail = (e) => {\n"
     "  let msg;\n"
     "  try { msg = e instanceof Error ? e.name + ': ' + e.message : 'thrown: ' + String(e); } "
     "catch (_) { msg = 'main threw'; }\n"
-    "  try { process.stderr.write(String((e && e.stack) || msg) + '\\n'); } catch (_) {}\n"
+    "  try { process.stderr.write(shown(e, msg) + '\\n'); } catch (_) {}\n"
     "  fs.writeSync(4, 'E' + msg.slice(0, 4000));\n"
     "  fs.closeSync(4);\n"
     "  process.exitCode = 1;\n"
@@ -276,6 +293,11 @@ const char agent_boot_node[] =
     "  }).catch(fail);\n"
     "  return;\n"
     "}\n"
+    "if (sealed) process.on('uncaughtException', (e) => {\n"
+    "  try { process.stderr.write(shown(e, e instanceof Error ? e.name + ': ' + e.message : "
+    "'thrown') + '\\n'); } catch (_) {}\n"
+    "  process.exit(1);\n"
+    "});\n"
     "let main;\n"
     "try {\n"
     "  m._compile(code + '\\n;try { module.exports.__aispMain = typeof main === \"function\" ? "

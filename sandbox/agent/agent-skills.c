@@ -54,11 +54,20 @@ static int make_entry(uint8_t kind, const char *path, size_t plen, const uint8_t
 		return snprintf(msg, msz, "skill file %.*s: its directory: %s", (int)plen, path,
 		                strerror(errno)),
 		       -1;
-	if (kind == 'd') {
+	if (kind == 'd' || kind == 's') {
 		if (n || (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST))
 			return snprintf(msg, msz, "skill directory %.*s: %s", (int)plen, path,
 			                n ? "has contents" : strerror(errno)),
 			       -1;
+		if (kind == 's') {
+			int mark = openat(skills_fd, AGENT_SKILLS_SEALED_MARK,
+			                  O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0444);
+			if (mark < 0)
+				return snprintf(msg, msz, "skills tree: %s: %s",
+				                AGENT_SKILLS_SEALED_MARK, strerror(errno)),
+				       -1;
+			close(mark);
+		}
 		return 0;
 	}
 	mode_t mode = kind == 'x' ? 0755 : 0644;
@@ -80,7 +89,8 @@ int agent_put_skill_file(const uint8_t *p, size_t n, char *msg, size_t msz)
 	const char *slash = memchr(f.path, '/', f.path_len);
 	size_t name_len = slash ? (size_t)(slash - f.path) : f.path_len;
 	if (!agent_path_valid(f.path, f.path_len) ||
-	    !skill_name_ok((const uint8_t *)f.path, name_len) || (!slash && f.kind != 'd'))
+	    !skill_name_ok((const uint8_t *)f.path, name_len) ||
+	    (!slash && f.kind != 'd' && f.kind != 's') || (slash && f.kind == 's'))
 		return snprintf(msg, msz, "SKILL_FILE: not a path of a skill"), -1;
 	skill_entries++;
 	skill_bytes += f.len;

@@ -159,10 +159,12 @@ void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *
 
 /* ---- skills and blobs (agent-skills.c) ---- */
 
-#define AGENT_SKILLS_DIR        "/.aisp/skills"
-#define AGENT_BLOBS_DIR         "/.aisp/blobs"
-#define AGENT_SKILL_ENTRIES_MAX (8u * 1000)         /* PROTO_SKILLS_MAX skills' entries */
-#define AGENT_SKILL_BYTES_MAX   (64u * 1024 * 1024) /* the skills tmpfs's size */
+#define AGENT_SKILLS_DIR "/.aisp/skills"
+/* below AGENT_SKILLS_DIR: present when a sealed skill is in the tree (the bootstraps read it) */
+#define AGENT_SKILLS_SEALED_MARK ".sealed"
+#define AGENT_BLOBS_DIR          "/.aisp/blobs"
+#define AGENT_SKILL_ENTRIES_MAX  (8u * 1000)         /* PROTO_SKILLS_MAX skills' entries */
+#define AGENT_SKILL_BYTES_MAX    (64u * 1024 * 1024) /* the skills tmpfs's size */
 /* proto/proto.h's caps (the agent includes only proto/caps.h): unit-tested to be equal */
 #define AGENT_BLOB_MAX        (8u * 1024 * 1024)  /* PROTO_BLOB_MAX */
 #define AGENT_BLOBS_MAX       16                  /* PROTO_BLOBS_MAX */

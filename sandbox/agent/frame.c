@@ -217,14 +217,14 @@ int sandbox_frame_parse_exit(const uint8_t *payload, size_t len, sandbox_frame_e
 int sandbox_frame_parse_skill_file(const uint8_t *p, size_t n, sandbox_frame_skill_file *out)
 {
 	const uint8_t *nul = n > 1 ? memchr(p + 1, 0, n - 1) : NULL;
-	if (!nul || nul == p + 1 || (p[0] != 'd' && p[0] != 'f' && p[0] != 'x'))
+	if (!nul || nul == p + 1 || !memchr("dfxs", p[0], 4))
 		return -1;
 	out->kind = p[0];
 	out->path = (const char *)p + 1;
 	out->path_len = (size_t)(nul - p - 1);
 	out->data = nul + 1;
 	out->len = n - out->path_len - 2;
-	return p[0] == 'd' && out->len ? -1 : 0;
+	return (p[0] == 'd' || p[0] == 's') && out->len ? -1 : 0;
 }
 
 int sandbox_frame_parse_blob_in(const uint8_t *p, size_t n, const uint8_t **data, size_t *len)

@@ -73,9 +73,11 @@ enum sandbox_frame_type {
 	FRAME_PROXY_RESPONSE = 'a', /* host -> agent -> program: its answer */
 };
 
-/* SKILL_FILE payload: kind (1 byte: 'd' directory, 'f' file, 'x' executable file) | path
- * below /skills ("salesforce/code/leads/sync.py"; a skill name first) | NUL | contents (none
- * for a directory). Parents come before their entries. BLOB_IN payload: the blob's 64 hex
+/* SKILL_FILE payload: kind (1 byte: 'd' directory, 'f' file, 'x' executable file, 's' the
+ * root directory of a sealed skill: the agent also creates /.aisp/skills/.sealed, and the
+ * bootstraps then print tracebacks without source lines) | path below /skills
+ * ("salesforce/code/leads/sync.py"; a skill name first) | NUL | contents (none for a
+ * directory). Parents come before their entries. BLOB_IN payload: the blob's 64 hex
  * digits | its bytes (the host checked them against the digest). OUT_BLOB payload: the bytes
  * of a file /workspace/.aisp/blobs/<64 hex> (the host names it by its own digest). LOGS
  * payload: flags (1 byte, LOGS_F_*) | the first bytes of /workspace/.aisp/log.jsonl. The agent

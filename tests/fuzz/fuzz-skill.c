@@ -5,7 +5,10 @@
  *   1: a bundle archive (skill_tar_parse). Every member handed over must have a path without
  *      "./" or a trailing "/", and data inside the input.
  *   2: a secret and an output (daemon/secrets-redact.c): after redaction the secret must not
- *      occur in the output. Bytes 1-2 are the secret's length. */
+ *      occur in the output. Bytes 1-2 are the secret's length.
+ *   3: the plaintext of a sealed skill (sandbox_skill_sealed_unpack): whatever is accepted is
+ *      the root as 's', then entries below "demo/" whose directories came before them, and a
+ *      refusal leaves the payload empty. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,19 +89,49 @@ static void fuzz_redact(const uint8_t *p, size_t n)
 	secrets_redactor_free(r);
 }
 
+#define SEALED_TOML                                                                                \
+	"name = \"demo\"\nversion = \"1.0.0\"\nlanguage = \"python\"\nentrypoint = "               \
+	"\"code/run.py:main\"\nmode = \"sealed\"\n"
+
+static void fuzz_sealed(const uint8_t *p, size_t n)
+{
+	sandbox_skill_manifest m;
+	err *e = NULL;
+	if (sandbox_skill_manifest_parse("t", SEALED_TOML, strlen(SEALED_TOML), &m, &e) < 0)
+		abort();
+	sandbox_payload pl = {0};
+	if (sandbox_skill_sealed_unpack(p, n, SEALED_TOML, strlen(SEALED_TOML), &m, &pl, &e) < 0) {
+		if (!e || strncmp(err_msg(e), "sealed skill demo: ", 19) != 0 || pl.n_files)
+			abort();
+		err_free(e);
+	} else {
+		if (pl.n_files < 3 || pl.files[0].kind != 's' || strcmp(pl.files[0].path, "demo"))
+			abort();
+		for (size_t i = 1; i < pl.n_files; i++)
+			if (strncmp(pl.files[i].path, "demo/", 5) ||
+			    !skill_path_valid(pl.files[i].path + 5))
+				abort();
+	}
+	sandbox_payload_deinit(&pl);
+	sandbox_skill_manifest_deinit(&m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0:
 		fuzz_manifest(data + 1, size - 1);
 		break;
 	case 1:
 		fuzz_archive(data + 1, size - 1);
 		break;
-	default:
+	case 2:
 		fuzz_redact(data + 1, size - 1);
+		break;
+	default:
+		fuzz_sealed(data + 1, size - 1);
 	}
 	return 0;
 }

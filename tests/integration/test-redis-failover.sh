@@ -12,8 +12,8 @@
 #      event, an empty task stream and no pending entry; every result verifies
 #   4. the chain of each node: links hold between consecutive published sequence numbers;
 #      every missing number is a result the node signed and logged: discarded (a result
-#      existed) or lost with the old master, re-signed under a later number, and (WAIT) logged
-#      as not confirmed by the replica. Tasks that ran twice are reported.
+#      existed, or another entry runs the id) or lost with the old master, re-signed under a
+#      later number, and (WAIT) logged as not confirmed by the replica. Tasks that ran twice are reported.
 #   5. after the failover: the registry lists both nodes, a SIGKILLed node's tasks are taken
 #      over by the other (leases and takeover work on the new master)
 #   6. a manual failover (SENTINEL FAILOVER: +switch-master, clients killed) is followed too
@@ -199,7 +199,7 @@ for k in range(0, len(args), 4):
     published = {int(m.group(2)): m.group(1) for m in
                  re.finditer(r"task=(\S+) entry=\S+ event=published status=\S+ attempts=\d+ sequence=(\d+)", log)}
     discarded = {int(m.group(2)): m.group(1) for m in
-                 re.finditer(r"task=(\S+) entry=\S+ event=duplicate reason=\"a result already existed\" sequence_discarded=(\d+)", log)}
+                 re.finditer(r"task=(\S+) entry=\S+ event=duplicate reason=\"[^\"]*\" sequence_discarded=(\d+)", log)}
     unconfirmed = set(re.findall(r"task (\S+ sequence=\d+): published, but", log))
     missing = [s for s in range(1, last + 1) if s not in mine]
     lost = []

@@ -79,6 +79,9 @@ check() {
 is() {
 	if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:  $2" "want: $3"; fi
 }
+like() { # NAME GOT SUBSTRING
+	if [[ "$2" == *"$3"* ]]; then ok "$1"; else not_ok "$1" "got:  $2" "want a part: $3"; fi
+}
 expect() {
 	local what=$1 want=$2 pat=$3 got=0
 	shift 3

@@ -934,9 +934,12 @@ static void test_chain_errors(void **state)
 	     "field \"input_age\" belongs to a chain task"},
 	    {"{\"id\":\"c\",\"steps_age\":\"@C\",\"exec_mode\":\"source\",\"reply_to\":\"@R\"}",
 	     "exec_mode source needs the code in the clear"},
-	    {"{\"id\":\"c\",\"lang\":\"python\",\"code_age\":\"@C\",\"mount_skills\":[\"s\"],"
+	    {"{\"id\":\"c\",\"lang\":\"python\",\"code_age\":\"@C\",\"blobs_age\":true,"
 	     "\"reply_to\":\"@R\"}",
-	     "a sealed task (with \"reply_to\") cannot use skill, mount_skills or blobs yet"},
+	     "field \"blobs_age\" needs \"blobs\" (the age files to open)"},
+	    {"{\"id\":\"c\",\"lang\":\"python\",\"code_age\":\"@C\",\"blobs_age\":1,"
+	     "\"reply_to\":\"@R\"}",
+	     "field \"blobs_age\" must be true or false"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		_cleanup_free_ char *a = replace(cases[i].json, "@C", c);

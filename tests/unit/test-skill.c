@@ -733,7 +733,9 @@ static void test_add_refusals(void **state)
 	                 "skill");
 	_cleanup_free_ char *sealed =
 	    make_skill(root, "sealed", BASE "entrypoint = 'code/pkg/run.py'\nmode = 'sealed'\n");
-	expect_add_error(store, sealed, "mode: sealed skills are stored encrypted to the node");
+	expect_add_error(store, sealed,
+	                 "a sealed skill holds only skill.toml and skill.age (its code, encrypted "
+	                 "to the node");
 	_cleanup_free_ char *link = make_skill(root, "link", NULL);
 	_cleanup_free_ char *lp = xasprintf("%s/code/pkg/secret", link);
 	assert_int_equal(symlink("/etc/shadow", lp), 0);
@@ -962,6 +964,80 @@ static void test_list(void **state)
 	rmtree(root);
 }
 
+/* The plaintext of a sealed skill's skill.age: checked against the public manifest, unpacked
+ * into SKILL_FILE entries with the root as 's'; every malformed archive refused by name and
+ * leaving the payload as it was. */
+#define SEALED_TOML BASE ENTRY "mode = \"sealed\"\n"
+
+static void expect_unpack_error(const char *const *paths, const char *const *texts, size_t n,
+                                const sandbox_skill_manifest *m, const char *want)
+{
+	buf tar = BUF_INIT;
+	craft(&tar, NULL, paths, texts, n);
+	sandbox_payload p = {0};
+	err *e = NULL;
+	assert_int_equal(sandbox_skill_sealed_unpack(tar.data, tar.len, SEALED_TOML,
+	                                             strlen(SEALED_TOML), m, &p, &e),
+	                 -1);
+	if (!strstr(err_msg(e), want))
+		fail_msg("got \"%s\", want \"%s\"", err_msg(e), want);
+	assert_int_equal(p.n_files, 0);
+	err_free(e);
+	buf_deinit(&tar);
+}
+
+static void test_sealed_unpack(void **state)
+{
+	sandbox_skill_manifest m;
+	err *e = NULL;
+	assert_int_equal(
+	    sandbox_skill_manifest_parse("t", SEALED_TOML, strlen(SEALED_TOML), &m, &e), 0);
+	const char *paths[] = {"skill.toml", "code", "code/run.py"};
+	const char *texts[] = {SEALED_TOML, NULL, "def main(a): return 1\n"};
+	buf tar = BUF_INIT;
+	craft(&tar, NULL, paths, texts, 3);
+	sandbox_payload p = {0};
+	assert_int_equal(sandbox_skill_sealed_unpack(tar.data, tar.len, SEALED_TOML,
+	                                             strlen(SEALED_TOML), &m, &p, &e),
+	                 0);
+	assert_int_equal(p.n_files, 4);
+	assert_int_equal(p.files[0].kind, 's');
+	assert_string_equal(p.files[0].path, "demo");
+	assert_string_equal(p.files[3].path, "demo/code/run.py");
+	assert_int_equal(p.files[3].kind, 'f');
+	assert_int_equal(p.bytes, strlen(SEALED_TOML) + strlen(texts[2]));
+	sandbox_payload_deinit(&p);
+	buf_deinit(&tar);
+
+	const char *other = BASE ENTRY "mode = \"sealed\"\ndescription = \"x\"\n";
+	const char *t1[] = {other, NULL, "x"};
+	expect_unpack_error(paths, t1, 3, &m, "not the skill's public skill.toml");
+	expect_unpack_error(paths, texts, 2, &m,
+	                    "entrypoint: code/run.py is not a file of the sealed skill");
+	const char *p2[] = {"code/run.py", "skill.toml"};
+	const char *t2[] = {"x", SEALED_TOML};
+	expect_unpack_error(p2, t2, 2, &m, "code/run.py: its directory is not in the archive");
+	const char *p3[] = {"skill.toml", "code", "code", "code/run.py"};
+	const char *t3[] = {SEALED_TOML, NULL, NULL, "x"};
+	expect_unpack_error(p3, t3, 4, &m, "code: listed twice");
+	const char *p4[] = {"skill.toml", "code", "code/run.py", "code/a b"};
+	const char *t4[] = {SEALED_TOML, NULL, "x", "y"};
+	expect_unpack_error(p4, t4, 4, &m, "code/a\\x20b: not a valid skill path");
+	const char *p5[] = {"code"};
+	const char *t5[] = {NULL};
+	expect_unpack_error(p5, t5, 1, &m, "skill.toml: missing from the sealed archive");
+	buf junk = BUF_INIT;
+	buf_append(&junk, "not a tar at all", 16);
+	sandbox_payload q = {0};
+	assert_int_equal(sandbox_skill_sealed_unpack(junk.data, junk.len, SEALED_TOML,
+	                                             strlen(SEALED_TOML), &m, &q, &e),
+	                 -1);
+	assert_non_null(strstr(err_msg(e), "sealed skill demo: archive:"));
+	err_free(e);
+	buf_deinit(&junk);
+	sandbox_skill_manifest_deinit(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -973,6 +1049,7 @@ int main(void)
 	    cmocka_unit_test(test_export_reproducible), cmocka_unit_test(test_add_refusals),
 	    cmocka_unit_test(test_name_collision),      cmocka_unit_test(test_import_refusals),
 	    cmocka_unit_test(test_store_tampering),     cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_sealed_unpack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
