@@ -25,6 +25,8 @@
 struct spawn_child {
 	pid_t pid;
 	int out_fd, err_fd; /* memfds, or -1 */
+	int exec_fd;        /* the exec-error pipe, read when the child is reaped */
+	char *what;         /* argv[0], for an exec error's message */
 	size_t capture_max;
 	struct event *timer;
 	bool timed_out;
@@ -115,8 +117,10 @@ static int open_std(int want, int *owned, const char *name, err **e)
 }
 
 /* Forks and execs; on success returns the pid and leaves the capture memfds in *out_fd and
- * *err_fd (or -1). */
-static pid_t do_spawn(const spawn_opts *o, int *out_fd, int *err_fd, err **e)
+ * *err_fd (or -1). With exec_fd NULL it waits until the child has exec'd (or failed to: then
+ * -1); otherwise it returns at once and *exec_fd is the exec-error pipe's read end: EOF once
+ * the exec succeeded, the errno when it did not (read it when the child has exited). */
+static pid_t do_spawn(const spawn_opts *o, int *out_fd, int *err_fd, int *exec_fd, err **e)
 {
 	_cleanup_close_ int null_in = -1, cap_out = -1, cap_err = -1;
 	int in = open_std(o->stdin_fd, &null_in, "stdin", e);
@@ -136,15 +140,19 @@ static pid_t do_spawn(const spawn_opts *o, int *out_fd, int *err_fd, err **e)
 	if (pid == 0)
 		child_exec(o, in, out, er, ep[1]);
 	close(ep[1]);
-	int code = 0;
-	ssize_t n;
-	do
-		n = read(ep[0], &code, sizeof(code));
-	while (n < 0 && errno == EINTR);
-	close(ep[0]);
-	if (n > 0) {
-		waitpid(pid, NULL, 0);
-		return err_set(e, code, "exec %s", o->argv[0]);
+	if (!exec_fd) {
+		int code = 0;
+		ssize_t n;
+		do
+			n = read(ep[0], &code, sizeof(code));
+		while (n < 0 && errno == EINTR);
+		close(ep[0]);
+		if (n > 0) {
+			waitpid(pid, NULL, 0);
+			return err_set(e, code, "exec %s", o->argv[0]);
+		}
+	} else {
+		*exec_fd = ep[0];
 	}
 	*out_fd = o->stdout_fd == SPAWN_CAPTURE ? steal_fd(&cap_out) : -1;
 	*err_fd = o->stderr_fd == SPAWN_CAPTURE ? steal_fd(&cap_err) : -1;
@@ -179,7 +187,7 @@ int spawn_run(const spawn_opts *o, spawn_result *r, err **e)
 {
 	memset(r, 0, sizeof(*r));
 	_cleanup_close_ int out_fd = -1, err_fd = -1;
-	pid_t pid = do_spawn(o, &out_fd, &err_fd, e);
+	pid_t pid = do_spawn(o, &out_fd, &err_fd, NULL, e);
 	if (pid < 0)
 		return -1;
 	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -229,7 +237,26 @@ static void child_free(spawn_child *c)
 		close(c->out_fd);
 	if (c->err_fd >= 0)
 		close(c->err_fd);
+	if (c->exec_fd >= 0)
+		close(c->exec_fd);
+	free(c->what);
 	free(c);
+}
+
+/* An exited child that never ran its program: status 127, and why as its stderr. */
+static void exec_failed(spawn_child *c, spawn_result *r)
+{
+	int code = 0;
+	ssize_t n;
+	do
+		n = read(c->exec_fd, &code, sizeof(code));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(code))
+		return;
+	free(r->errout);
+	r->errout = xasprintf("exec %s: %s", c->what, strerror(code));
+	r->err_len = strlen(r->errout);
+	r->status = 127;
 }
 
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
@@ -249,6 +276,7 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 		n_children--;
 		spawn_result r;
 		fill_result(&r, pid, st, c->timed_out, c->out_fd, c->err_fd, c->capture_max);
+		exec_failed(c, &r);
 		c->cb(&r, c->arg);
 		spawn_result_deinit(&r);
 		child_free(c);
@@ -293,15 +321,21 @@ int spawn_start(const spawn_opts *o, spawn_done_fn cb, void *arg, spawn_child **
 {
 	if (!loop_base)
 		return err_set(e, 0, "spawn %s: spawn_loop_init() was not called", o->argv[0]);
+	/* A program named by its path that cannot be executed is an error now; any other exec
+	 * failure is the child's exit status 127 (the loop does not wait for the exec). */
+	if (strchr(o->argv[0], '/') && access(o->argv[0], X_OK) < 0)
+		return err_set(e, errno, "exec %s", o->argv[0]);
 	spawn_child *c = xzalloc(sizeof(*c));
 	c->cb = cb;
 	c->arg = arg;
 	c->capture_max = o->capture_max ? o->capture_max : CAPTURE_DEFAULT;
-	c->pid = do_spawn(o, &c->out_fd, &c->err_fd, e);
+	c->exec_fd = -1;
+	c->pid = do_spawn(o, &c->out_fd, &c->err_fd, &c->exec_fd, e);
 	if (c->pid < 0) {
 		free(c);
 		return -1;
 	}
+	c->what = xstrdup(o->argv[0]);
 	if (o->timeout_ms > 0) {
 		c->timer = evtimer_new(loop_base, on_deadline, c);
 		struct timeval tv = {o->timeout_ms / 1000, (o->timeout_ms % 1000) * 1000};

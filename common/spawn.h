@@ -70,7 +70,10 @@ typedef void (*spawn_done_fn)(const spawn_result *r, void *arg);
 int spawn_loop_init(struct event_base *base, err **e);
 void spawn_loop_deinit(void);
 /* Starts a child; cb runs from the loop when it has exited. Returns 0 or -1 with *e (nothing
- * will be called then). *out (optional) is borrowed until the callback. */
+ * will be called then). *out (optional) is borrowed until the callback. It does not wait for
+ * the child's exec (a busy host makes that milliseconds of a blocked loop): a program named by
+ * a path that cannot be executed is refused at once, any other exec failure is reported to cb
+ * as status 127 with errout "exec <argv[0]>: <reason>". */
 int spawn_start(const spawn_opts *o, spawn_done_fn cb, void *arg, spawn_child **out, err **e);
 pid_t spawn_child_pid(const spawn_child *c);
 /* Number of children started with spawn_start() that have not finished yet. */

@@ -110,7 +110,8 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
-int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e)
+static int write_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                    bool durable, err **e)
 {
 	/* The temporary name stays short whatever name is (a NAME_MAX-long name must still be
 	 * writable); the pid and a counter keep concurrent writers apart. */
@@ -123,7 +124,7 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t len, mod
 		return err_set(e, errno, "create %s", tmp);
 	/* exactly the mode asked for, whatever the umask (a UMask=0077 unit must not make the
 	 * agent unreadable to a sandbox's user namespace) */
-	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || write_all(fd, data, len) < 0 || (durable && fsync(fd) < 0)) {
 		int saved = errno;
 		unlinkat(dirfd, tmp, 0);
 		return err_set(e, saved, "write %s", tmp);
@@ -134,6 +135,17 @@ int write_file_at(int dirfd, const char *name, const void *data, size_t len, mod
 		return err_set(e, saved, "rename %s to %s", tmp, name);
 	}
 	return 0;
+}
+
+int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e)
+{
+	return write_at(dirfd, name, data, len, mode, true, e);
+}
+
+int write_file_at_volatile(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                           err **e)
+{
+	return write_at(dirfd, name, data, len, mode, false, e);
 }
 
 int write_file_path(const char *path, const void *data, size_t len, mode_t mode, err **e)

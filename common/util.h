@@ -28,6 +28,11 @@ int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Writes data to dirfd/name atomically: a temporary file created O_EXCL|O_NOFOLLOW beside it,
  * fsync, renameat. Never follows a link. The file gets exactly mode, whatever the umask. */
 int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e);
+/* write_file_at() without the fsync: for files that matter only while the node runs (a
+ * sandbox's bundle, gone with the sandbox and reaped at startup), whose fsync would block the
+ * loop for a journal commit. */
+int write_file_at_volatile(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                           err **e);
 /* write_file_at() of path's last component in its directory (relative paths from the current
  * directory). Returns 0, or -1 with *e naming the directory. */
 int write_file_path(const char *path, const void *data, size_t len, mode_t mode, err **e);

@@ -73,6 +73,22 @@ typedef struct task_ev {
 
 typedef struct task_skills task_skills;
 
+/* The stages of a task's path through the node, in order, each stamped when it ends (the read
+ * is the start): admitted (parsed, trusted, planned: the lease is asked for), leased, acquired
+ * (a sandbox in hand), dispatched (the TASK frame written), ran (the agent's EXIT frame read),
+ * signed (the result signed and serialised, the chain state saved), published (the PUBLISH
+ * script answered, and WAIT when asked for). */
+typedef enum task_stage {
+	TASK_STAGE_ADMITTED = 0,
+	TASK_STAGE_LEASED,
+	TASK_STAGE_ACQUIRED,
+	TASK_STAGE_DISPATCHED,
+	TASK_STAGE_RAN,
+	TASK_STAGE_SIGNED,
+	TASK_STAGE_PUBLISHED,
+	TASK_STAGE__COUNT,
+} task_stage;
+
 struct task {
 	const task_host *h;
 	task_skills *sk; /* skills, secrets and blobs (task-skill.c), or NULL */
@@ -106,6 +122,9 @@ struct task {
 
 	int64_t received_ms, started_ms, finished_ms;
 	int64_t t_acquire_us, t_run_us, t_publish_us;
+	/* Monotonic stamps of the stages of this delivery (task_stage()), for the published line's
+	 * stages_us= (daemon/README.md, "Logs"): 0 until reached. */
+	int64_t t_read_us, stage_us[TASK_STAGE__COUNT];
 	int deliveries;
 	int attempt;       /* of the request being retried in this state */
 	int script_errors; /* error replies of the PUBLISH script (not connection failures) */
@@ -144,6 +163,9 @@ void task_log(const task *t, int level, const char *event, ...) __attribute__((s
 /* A number as a log value, in storage that lives as long as the full expression it is in. */
 #define NUM(v) task_fmt_num((char[24]){0}, (long long)(v))
 const char *task_fmt_num(char *s, long long v);
+
+/* Stamps the end of a stage of this delivery (the last stamp of a stage wins: a retry's). */
+void task_stage_mark(task *t, task_stage s);
 
 /* Hands ev to the task's table. */
 void task_step(task *t, const task_ev *ev);

@@ -32,7 +32,9 @@ static const char *const event_names[TE__COUNT] = {
     "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "llm", "durable", "trust",
 };
 
-/* ---- the log: one key=value line per event (daemon/README.md, "Logs") ---- */
+static const char *const stage_names[TASK_STAGE__COUNT] = {
+    "admitted", "leased", "acquired", "dispatched", "ran", "signed", "published",
+};
 
 /* ---- the log: task_log() (task-internal.h) ---- */
 
@@ -40,6 +42,22 @@ const char *task_fmt_num(char *s, long long v)
 {
 	snprintf(s, 24, "%lld", v);
 	return s;
+}
+
+void task_stage_mark(task *t, task_stage s)
+{
+	t->stage_us[s] = now_mono_us();
+}
+
+/* stages_us=: each stage reached, "name:microseconds since the read", comma-separated. */
+static char *stages_text(const task *t)
+{
+	buf b = BUF_INIT;
+	for (int s = 0; s < TASK_STAGE__COUNT; s++)
+		if (t->stage_us[s])
+			buf_appendf(&b, "%s%s:%lld", b.len ? "," : "", stage_names[s],
+			            (long long)(t->stage_us[s] - t->t_read_us));
+	return buf_steal(&b, NULL);
 }
 
 void task_log(const task *t, int level, const char *event, ...)
@@ -350,6 +368,7 @@ static void publish(task *t)
 {
 	enter(t, TS_PUBLISH);
 	t->t_publish_us = now_mono_us();
+	task_stage_mark(t, TASK_STAGE_SIGNED);
 	send_publish(t, NULL);
 }
 
@@ -360,8 +379,10 @@ static void published(task *t, const task_ev *ev)
 	metrics_hist_observe(&m->publish, (double)(now_mono_us() - t->t_publish_us) / 1e6);
 	m->tasks[t->status]++;
 	m->tasks_done++;
+	task_stage_mark(t, TASK_STAGE_PUBLISHED);
+	_cleanup_free_ char *stages = stages_text(t);
 	task_log(t, LOG_LVL_INFO, "published", "status", proto_status_name(t->status), "attempts",
-	         NUM(t->deliveries), "sequence", NUM(t->sequence), NULL);
+	         NUM(t->deliveries), "sequence", NUM(t->sequence), "stages_us", stages, NULL);
 	finish(t);
 }
 
@@ -609,6 +630,7 @@ static void end_proxy(task *t)
 static void on_ran_event(task *t, const task_ev *ev)
 {
 	const task_host *h = t->h;
+	task_stage_mark(t, TASK_STAGE_RAN);
 	t->sb = NULL;
 	end_live(t, ev->sb);
 	end_proxy(t);
@@ -658,7 +680,9 @@ static void run(task *t, sandbox *sb)
 		drop(t);
 		pool_release(t->h->pool, sb);
 		fault(t, err_msg(e));
+		return;
 	}
+	task_stage_mark(t, TASK_STAGE_DISPATCHED);
 }
 
 static void on_sandbox_event(task *t, const task_ev *ev)
@@ -673,6 +697,7 @@ static void on_sandbox_event(task *t, const task_ev *ev)
 		return;
 	}
 	metrics_hist_observe(&t->h->m->acquire, (double)(now_mono_us() - t->t_acquire_us) / 1e6);
+	task_stage_mark(t, TASK_STAGE_ACQUIRED);
 	if (t->t.n_steps)
 		chain_start(t, ev->sb);
 	else
@@ -730,6 +755,7 @@ static void on_lease_reply(task *t, const task_ev *ev)
 		         NULL);
 		finish(t);
 	} else {
+		task_stage_mark(t, TASK_STAGE_LEASED);
 		t->leased = true;
 		t->deliveries = (int)r->element[1]->integer;
 		if (t->stop)
@@ -752,6 +778,7 @@ static void lease(task *t)
 		return;
 	}
 	enter(t, TS_LEASE);
+	task_stage_mark(t, TASK_STAGE_ADMITTED);
 	script_lease_args a = {
 	    .id = t->id,
 	    .entry = t->entry,
@@ -1245,6 +1272,7 @@ task *task_new(const task_host *h, const char *entry, const char *payload, size_
 	}
 	proto_task_init(&t->t);
 	t->received_ms = now_wall_ms();
+	t->t_read_us = now_mono_us();
 	t->deliveries = 1;
 	return t;
 }

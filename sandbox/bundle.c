@@ -368,7 +368,7 @@ int sandbox_bundle_write(int dirfd, const sandbox_bundle_spec *b, err **e)
 {
 	buf json = BUF_INIT;
 	sandbox_bundle_config_json(b, &json);
-	int r = write_file_at(dirfd, "config.json", json.data, json.len, 0644, e);
+	int r = write_file_at_volatile(dirfd, "config.json", json.data, json.len, 0644, e);
 	buf_deinit(&json);
 	return r;
 }

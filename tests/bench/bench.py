@@ -24,6 +24,7 @@ containers) is stopped by pid at exit. Writes raw.json, summary.json and results
 """
 
 import argparse
+import calendar
 import json
 import math
 import os
@@ -51,9 +52,12 @@ CORPUS = {
     ),
 }
 RUNTIMES = ("runc", "runsc")
+# the stages a node stamps on a task's published line (daemon/task.c, stages_us=), in order
+STAGES = ("admitted", "leased", "acquired", "dispatched", "ran", "signed", "published")
 LANGS = ("python", "javascript", "shell")
 TASK_DEADLINE_S = 120  # one task's result must arrive within this
 T0 = time.monotonic()
+XADD_WALL_MS = {}  # task id: wall clock just before its XADD, ms
 
 
 def log(msg):
@@ -458,6 +462,32 @@ listen = 127.0.0.1:{http}
     def wait_settled(self, limit_s):
         return wait_settled(self.http, limit_s)
 
+    def stages(self, tids):
+        """{task id: {stage: us since the node read it}} from the published lines of this node's
+        log (task.c's stages_us=) for the ids in tids."""
+        out = {}
+        try:
+            with open(os.path.join(self.dir, "log"), errors="replace") as f:
+                for ln in f:
+                    if "event=published" not in ln or "stages_us=" not in ln:
+                        continue
+                    m = re.search(r"\btask=(\S+) .*\bstages_us=(\S+)", ln)
+                    if not m or m.group(1) not in tids:
+                        continue
+                    st = {}
+                    # the wall clock of the node's read: the line's time minus its ms=
+                    w = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*\bms=(\d+)", ln)
+                    if w:
+                        t = calendar.timegm(time.strptime(w.group(1), "%Y-%m-%dT%H:%M:%S"))
+                        st["read_wall_ms"] = t * 1000 + int(w.group(2)) - int(w.group(3))
+                    for part in m.group(2).split(","):
+                        k, _, v = part.partition(":")
+                        st[k] = int(v)
+                    out[m.group(1)] = st
+        except OSError:
+            pass
+        return out
+
     def warm_sandboxes(self):
         """{lang: [container id, ...]} of this node's bundles (all idle when the pool settled)."""
         out = {}
@@ -476,6 +506,10 @@ listen = 127.0.0.1:{http}
         self.b.procs.stop(self.proc, grace_s=60)
         reap_containers(self.run_dir)
         umount_below(self.dir)
+        try:  # its log (the stages of every task) goes with the results
+            shutil.copy(os.path.join(self.dir, "log"), os.path.join(self.b.out, "node-%s.log" % self.name))
+        except OSError:
+            pass
 
 
 def submit_and_wait(r, reply, last, rt, name, tid):
@@ -485,6 +519,7 @@ def submit_and_wait(r, reply, last, rt, name, tid):
     lang, code, expect = CORPUS[name]
     task = json.dumps({"id": tid, "lang": lang, "code": code, "runtime": rt, "reply_stream": reply})
     t = time.perf_counter()
+    XADD_WALL_MS[tid] = time.time() * 1000.0
     r.cmd("XADD", "aisp:tasks", "*", "task", task)
     end = time.monotonic() + TASK_DEADLINE_S
     while time.monotonic() < end:
@@ -505,11 +540,29 @@ def submit_and_wait(r, reply, last, rt, name, tid):
     return None, False, "no result within %d s" % TASK_DEADLINE_S, last
 
 
+def stage_breakdown(stamps, lat_by_tid):
+    """p50 over the tasks of each stage's own time, ms: read->admitted, ..., signed->published
+    from the node's stamps, and "outside" (XADD to the node's read plus the published reply
+    reaching the client: the client's latency minus the node's span)."""
+    per = {k: [] for k in ("read",) + STAGES + ("outside",)}
+    for tid, st in stamps.items():
+        prev = 0
+        if not all(k in st for k in STAGES):
+            continue
+        for k in STAGES:
+            per[k].append((st[k] - prev) / 1000.0)
+            prev = st[k]
+        per["outside"].append(lat_by_tid[tid] - st["published"] / 1000.0)
+        if "read_wall_ms" in st and tid in XADD_WALL_MS:
+            per["read"].append(st["read_wall_ms"] - XADD_WALL_MS[tid])
+    return {k: pct(v, 50) for k, v in per.items()}, len(per["outside"])
+
+
 def drive(b, rt, name, conc, n_tasks, duration_s=None):
     """Closed loop: conc workers, each submits its next task when the previous result arrived.
     Stops after n_tasks, or (duration_s) when the time is up. Returns latencies and errors."""
     lock = threading.Lock()
-    state = {"next": 0, "lat": [], "fails": 0, "err": ""}
+    state = {"next": 0, "lat": [], "fails": 0, "err": "", "tids": {}}
     t0 = time.monotonic()
     stop_at = t0 + (duration_s if duration_s else 600)
 
@@ -529,6 +582,7 @@ def drive(b, rt, name, conc, n_tasks, duration_s=None):
                 with lock:
                     if ms is not None:
                         state["lat"].append(ms)
+                        state["tids"][tid] = ms
                     if not ok:
                         state["fails"] += 1
                         state["err"] = err
@@ -591,7 +645,7 @@ class Bench:
             # languages swept over every concurrency; the others run at concurrency 1 only
             "sweep": ["python"] if q else list(CORPUS),
             # tasks per warm cell, by program and concurrency
-            "warm_n": (lambda name, c: max(8, c) if name == "python" else 4)
+            "warm_n": (lambda name, c: (16 if c == 1 else max(8, c)) if name == "python" else 4)
             if q
             else (lambda name, c: max(30, 2 * c) if name.startswith("python") else max(16, c)),
             "cold_conc": [1, 4, 16] if q else [1, 2, 4, 8, 16],
@@ -600,6 +654,9 @@ class Bench:
             # (the first cells are the ones summary.json needs: python at concurrency 1)
             # warm targets: at least the largest concurrency a language is swept over
             "targets": {"python": 16, "javascript": 4 if q else 16, "shell": 4 if q else 16},
+            # idle cells (a settled pool before each task, host python3 interleaved), c=1
+            "idle_programs": ["python"] if q else ["python", "javascript", "shell"],
+            "idle_n": 16 if q else 40,
             "slots": 16,
             "throughput_s": 15 if q else 60,
             "throughput_conc": 8,
@@ -634,6 +691,33 @@ class Bench:
             self.warm_runtime(rt, p)
             self.cold_runtime(rt, p)
 
+    def run_busy(self):
+        """--busy-only: the host baseline and, per runtime, the idle and back-to-back cells."""
+        p = self.plan()
+        self.raw["plan"] = {k: v for k, v in p.items() if not callable(v)}
+        self.raw["busy_only"] = True
+        subprocess.run([self.aisp, "keygen", "--out", os.path.dirname(self.key)], check=True, capture_output=True)
+        log("baseline: bare host /usr/bin/python3 -c 'print(1+1)' x%d" % p["host_n"])
+        self.raw["baselines"]["host_python"] = host_baseline(p["host_n"])
+        self.start_redis()
+        for rt in RUNTIMES:
+            node = self.warm_node(rt, p)
+            try:
+                for name in p["idle_programs"]:
+                    self.cell(node, rt, "idle", name, 1, p["idle_n"], p["settle_s"])
+                    self.cell(node, rt, "warm", name, 1, p["warm_n"](name, 1), p["settle_s"],
+                              round_size=p["targets"][CORPUS[name][0]])
+            finally:
+                node.stop()
+
+    def warm_node(self, rt, p):
+        targets = {"%s/default/%s" % (rt, lang): p["targets"][lang] for lang in LANGS}
+        log("aispd %s, warm pool %s" % (rt, targets))
+        node = Node(self, "warm-" + rt, self.port, targets, p["slots"], sum(targets.values()) + p["slots"] + 8)
+        if not node.wait_settled(p["settle_s"] * 2):
+            log("  pool did not fill within %d s" % (p["settle_s"] * 2))
+        return node
+
     def start_redis(self):
         self.port = free_port()
         d = os.path.join(self.tmp, "redis")
@@ -656,19 +740,29 @@ class Bench:
     def cell(self, node, rt, mode, name, conc, n, settle_s, round_size=None):
         """n tasks of program name at concurrency conc. Warm cells run in rounds of at most the
         pool's target, each after the pool refilled, so that they measure the warm path while
-        the pool holds (the sustained throughput run measures the pool running dry)."""
-        st = {"lat": [], "fails": 0, "err": ""}
+        the pool holds (the sustained throughput run measures the pool running dry): at
+        concurrency 1 that is back to back, each task while the last one's sandbox is torn down
+        and the pool refills. Mode "idle": one task per round, each after the pool refilled and
+        every teardown ended, with a bare host python3 run interleaved before it (host_p50)."""
+        idle = mode == "idle"
+        if idle:
+            round_size = 1
+        st = {"lat": [], "fails": 0, "err": "", "tids": {}}
+        host = []
         settled = True
         m0 = node.metrics()
         left = n
         rounds = 0
-        while left > 0 and rounds < 100:
+        while left > 0 and rounds < 200:
             # warm: the pool refilled; cold: no sandbox still winding down from the last cell
             if not node.wait_settled(settle_s):
                 settled = False
+            if idle:
+                host.append(time_cmd(["/usr/bin/python3", "-c", "print(1+1)"], "2\n")[0])
             k = min(left, round_size) if round_size else left
             r = drive(self, rt, name, min(conc, k), k)
             st["lat"] += r["lat"]
+            st["tids"].update(r["tids"])
             st["fails"] += r["fails"]
             st["err"] = r["err"] or st["err"]
             left -= k
@@ -690,6 +784,14 @@ class Bench:
             rounds=rounds,
             samples=st["lat"],
         )
+        if conc == 1 and mode != "cold":
+            stamps = node.stages(st["tids"])
+            c["stages"], c["stages_n"] = stage_breakdown(stamps, st["tids"])
+            c["stamps"] = [dict(stamps.get(tid, {}), id=tid, e2e_ms=ms, xadd_wall_ms=XADD_WALL_MS.get(tid))
+                           for tid, ms in st["tids"].items()]
+        if idle:
+            c["host_p50"] = pct(host, 50)
+            c["host_samples"] = host
         self.raw["latency"].append(c)
         log(
             "  %s %-5s %-12s c=%-2d n=%-3d p50 %7.1f p95 %7.1f p99 %7.1f ms  hits %d misses %d fails %d"
@@ -699,13 +801,11 @@ class Bench:
             log("    last error: " + st["err"])
 
     def warm_runtime(self, rt, p):
-        targets = {"%s/default/%s" % (rt, lang): p["targets"][lang] for lang in LANGS}
-        log("aispd %s, warm pool %s" % (rt, targets))
-        node = Node(self, "warm-" + rt, self.port, targets, p["slots"], sum(targets.values()) + p["slots"] + 8)
+        node = self.warm_node(rt, p)
         try:
-            if not node.wait_settled(p["settle_s"] * 2):
-                log("  pool did not fill within %d s" % (p["settle_s"] * 2))
             self.memory(node, rt)
+            for name in p["idle_programs"]:
+                self.cell(node, rt, "idle", name, 1, p["idle_n"], p["settle_s"])
             end = time.monotonic() + p["warm_budget_s"]
             # every program at concurrency 1 first, then upwards: a budget cuts the high end
             for conc in p["concurrency"]:
@@ -859,9 +959,39 @@ def summarize(raw):
         "warm_runsc_python_p99 c8 / c1 (target <= 2)": ratio(s["warm_runsc_python_p99_c8"], s["warm_runsc_python_p99"]),
         "warm_runc_python_p99 c8 / c1 (target <= 2)": ratio(s["warm_runc_python_p99_c8"], s["warm_runc_python_p99"]),
     }
+    s["busy"] = busy_rows(raw)
+    for row in s["busy"]:
+        if row["program"] == "python":
+            for k in ("idle_host", "b2b_host", "b2b_idle"):
+                s["ratios"]["warm_%s_python %s" % (row["runtime"], k)] = row[k]
     s["quick"] = raw["quick"]
     s["started_at"] = raw["started_at"]
     return s
+
+
+def busy_rows(raw):
+    """Per runtime and program: the idle cell, the back-to-back cell (warm, c=1) and the host
+    python3 runs interleaved with the idle cell, as ratios; and both cells' stage breakdowns."""
+    rows = []
+    for rt in RUNTIMES:
+        for name in CORPUS:
+            idle = find_cell(raw, rt, "idle", name, 1)
+            b2b = find_cell(raw, rt, "warm", name, 1)
+            if not idle or not idle["n"]:
+                continue
+            host = idle.get("host_p50")
+            ip, bp = idle["p50"], b2b["p50"] if b2b and b2b["n"] else None
+
+            def ratio(a, bb):
+                return a / bb if a is not None and bb else None
+
+            rows.append({
+                "runtime": rt, "program": name, "host_p50": host, "idle_p50": ip, "b2b_p50": bp,
+                "idle_p99": idle["p99"], "b2b_p99": b2b["p99"] if bp else None,
+                "idle_host": ratio(ip, host), "b2b_host": ratio(bp, host), "b2b_idle": ratio(bp, ip),
+                "idle_stages": idle.get("stages"), "b2b_stages": b2b.get("stages") if b2b else None,
+            })
+    return rows
 
 
 def f1(v, fmt="%.1f"):
@@ -908,12 +1038,40 @@ def markdown(raw, s):
             "RSS %s / PSS %s MiB" % (f1(s["warm_sandbox_rss_%s_%s_mib" % (rt, lang)]), f1(s["warm_sandbox_pss_%s_%s_mib" % (rt, lang)]))
             for lang in LANGS)))
     L.append("")
+    if s.get("busy"):
+        L.append("Idle versus busy, concurrency 1: *idle* waits before each task until the pool is full and no "
+                 "teardown runs, with a bare host `python3 -c 'print(1+1)'` run interleaved (*host*); "
+                 "*back to back* sends each task when the last result arrived, while used sandboxes are "
+                 "torn down and the pool refills. p50 (p99), ms:")
+        L.append("")
+        L.append("| runtime | program | host | idle | back to back | idle / host | b2b / host | b2b / idle |")
+        L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for row in s["busy"]:
+            L.append("| %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s |" % (
+                row["runtime"], row["program"], f1(row["host_p50"]), f1(row["idle_p50"]), f1(row["idle_p99"]),
+                f1(row["b2b_p50"]), f1(row["b2b_p99"]), f1(row["idle_host"], "%.2f"),
+                f1(row["b2b_host"], "%.2f"), f1(row["b2b_idle"], "%.2f")))
+        L.append("")
+        L.append("Where the time goes (p50 of each stage's own time, ms, from the stamps the node logs on each "
+                 "task's published line; *read*: XADD to the node's read, from wall clocks, 1 ms resolution; "
+                 "*outside*: the client's latency minus the node's span from its read to the publish's reply, "
+                 "negative when the client had the result before the node handled that reply):")
+        L.append("")
+        L.append("| runtime | program | cell | read | " + " | ".join(STAGES) + " | outside |")
+        L.append("| --- | --- | --- |" + " --- |" * (len(STAGES) + 2))
+        for row in s["busy"]:
+            for cell, key in (("idle", "idle_stages"), ("back to back", "b2b_stages")):
+                st = row[key] or {}
+                L.append("| %s | %s | %s | %s |" % (row["runtime"], row["program"], cell, " | ".join(
+                    f1(st.get(k), "%.2f") for k in ("read",) + STAGES + ("outside",))))
+        L.append("")
     L.append("End-to-end latency, ms (p50 / p95 / p99; pool hits/misses during the cell):")
     L.append("")
     L.append("| runtime | pool | program | concurrency | n | p50 | p95 | p99 | hits/misses | failures |")
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     order = {name: i for i, name in enumerate(CORPUS)}
-    for c in sorted(raw["latency"], key=lambda c: (c["runtime"], c["mode"] != "warm", order[c["program"]], c["concurrency"])):
+    modes = {"idle": 0, "warm": 1, "cold": 2}
+    for c in sorted(raw["latency"], key=lambda c: (c["runtime"], modes[c["mode"]], order[c["program"]], c["concurrency"])):
         L.append("| %s | %s | %s | %d | %d | %s | %s | %s | %d/%d | %d |" % (
             c["runtime"], c["mode"], c["program"], c["concurrency"], c["n"], f1(c["p50"]), f1(c["p95"]),
             f1(c["p99"]), c["pool_hits"], c["pool_misses"], c["failures"]))
@@ -953,6 +1111,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--store", default="/var/lib/aisp/images")
     ap.add_argument("--report-only", action="store_true", help="rewrite outputs from OUT/raw.json")
+    ap.add_argument("--busy-only", action="store_true", help="only the idle and back-to-back cells")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     if a.report_only:
@@ -967,7 +1126,7 @@ def main():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         try:
-            b.run()
+            b.run_busy() if a.busy_only else b.run()
         finally:
             b.raw["elapsed_s"] = time.monotonic() - T0
             b.cleanup()

@@ -3,8 +3,10 @@
 # side by side with baselines measured in the same run (bare host python3, `runc run` and
 # `runsc run` per task, the machine's sandbox creation rate). Never part of the test suite.
 #
-#   tests/bench/run.sh [--quick] [--publish]
+#   tests/bench/run.sh [--quick] [--busy] [--publish]
 #     --quick    fewer tasks and shorter runs (< 5 minutes); the full run takes < 30
+#     --busy     only the host baseline and, per runtime, the idle and back-to-back cells with
+#                their stage breakdowns (a few minutes; with --quick, fewer programs)
 #     --report-only  measure nothing: rewrite the table, summary and plots from BENCH_OUT/raw.json
 #     --publish  also copy the table and plots to tests/bench/latest/ and put the table into
 #                README.md's Performance section (between the bench markers)
@@ -22,14 +24,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 quick=()
 report=()
+busy=()
 publish=0
 for a in "$@"; do
 	case $a in
 	--quick) quick=(--quick) ;;
 	--publish) publish=1 ;;
+	--busy) busy=(--busy-only) ;;
 	--report-only) report=(--report-only) ;;
 	*)
-		echo "usage: tests/bench/run.sh [--quick] [--report-only] [--publish]" >&2
+		echo "usage: tests/bench/run.sh [--quick] [--busy] [--report-only] [--publish]" >&2
 		exit 2
 		;;
 	esac
@@ -51,7 +55,7 @@ fi
 
 mkdir -p "$out"
 if [ ${#report[@]} = 0 ]; then
-	rm -f "$out"/{results.md,summary.json,raw.json,*.dat,*.png}
+	rm -f "$out"/{results.md,summary.json,raw.json,*.dat,*.png,node-*.log}
 	: >"$out/bench.log"
 fi
 pid=
@@ -64,7 +68,8 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 rc=0
-/usr/bin/python3 "$here/bench.py" "${quick[@]}" "${report[@]}" --build "$build" --out "$out" --store "$store" \
+[ ${#busy[@]} = 0 ] || [ $publish = 0 ] || { echo "run.sh: --busy measures too little to --publish" >&2; exit 2; }
+/usr/bin/python3 "$here/bench.py" "${quick[@]}" "${report[@]}" "${busy[@]}" --build "$build" --out "$out" --store "$store" \
 	2> >(tee -a "$out/bench.log" >&2) &
 pid=$!
 wait "$pid" || rc=$?
@@ -73,7 +78,7 @@ if [ ! -f "$out/summary.json" ]; then
 	echo "run.sh: the run stopped early (exit $rc); what it measured is in $out/raw.json" >&2
 	exit $rc
 fi
-gnuplot -e "dir='$out'" "$here/plot.gp" || rc=1
+[ ${#busy[@]} != 0 ] || gnuplot -e "dir='$out'" "$here/plot.gp" || rc=1
 cat "$out/results.md"
 echo "results: $out (summary.json, results.md, raw.json, latency_by_concurrency.png, warm_vs_cold.png)"
 

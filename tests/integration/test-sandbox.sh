@@ -32,6 +32,37 @@ os.makedirs("out/sub", exist_ok=True)
 open("out/sub/result.txt", "w").write(s.upper())')
 	is "$rt output file returned" "$(echo "$out" | field '[.files[0].path, (.files[0].content_b64|@base64d)]|@json')" '["sub/result.txt","HELLO FILE"]'
 
+	# the end of a program that ran to completion is the interpreter's, also on the bootstrap's
+	# fast exit: threads left running are waited for, atexit functions run, a file left open
+	# is flushed, a cycle's finaliser runs
+	out=$(run --runtime $rt -c '
+import atexit, os, threading, time
+os.makedirs("out", exist_ok=True)
+f = open("out/open.txt", "w")
+f.write("left open")
+class C:
+    def __del__(self):
+        open("out/cycle.txt", "w").write("finalised")
+c = C()
+c.me = c
+del c
+def late():
+    time.sleep(0.2)
+    print("thread")
+threading.Thread(target=late).start()
+atexit.register(lambda: print("atexit"))
+print("main")')
+	is "$rt exit: thread waited for, atexit ran" "$(echo "$out" | field '[.status,.exit_code,.stdout]|@json')" '["ok",0,"main\nthread\natexit\n"]'
+	is "$rt exit: open file flushed, cycle finalised" "$(echo "$out" | field '[.files[]|[.path,(.content_b64|@base64d)]]|sort|@json')" '[["cycle.txt","finalised"],["open.txt","left open"]]'
+	out=$(run --runtime $rt --function -c '
+import atexit
+f = open("out/fn.txt", "w")
+f.write("function")
+atexit.register(lambda: print("bye"))
+def main(a):
+    return 7')
+	is "$rt function exit: value, atexit, open file" "$(echo "$out" | field '[.return_value,.stdout,(.files[0].content_b64|@base64d)]|@json')" '[7,"bye\n","function"]'
+
 	# host-side safety: links, FIFOs and devices planted in /workspace/out are not followed
 	echo "host secret $rt" >"$TEST_TMP/secret"
 	out=$(run --runtime $rt -c "

@@ -202,6 +202,7 @@ struct async_state {
 	int status;
 	bool timed_out;
 	char out[64];
+	char err[96];
 };
 
 static void on_done(const spawn_result *r, void *arg)
@@ -211,6 +212,7 @@ static void on_done(const spawn_result *r, void *arg)
 	s->status = r->status;
 	s->timed_out = r->timed_out;
 	snprintf(s->out, sizeof(s->out), "%s", r->out);
+	snprintf(s->err, sizeof(s->err), "%s", r->errout);
 }
 
 static void test_spawn_async(void **state)
@@ -241,6 +243,18 @@ static void test_spawn_async(void **state)
 	assert_int_equal(spawn_start(&o1, on_done, &a, NULL, &e), -1);
 	assert_non_null(strstr(err_msg(e), "exec /nonexistent/x"));
 	err_free(e);
+	e = NULL;
+	/* a name found on no PATH entry: the loop does not wait for the exec, the child tells */
+	const char *argv4[] = {"aisp-no-such-program", NULL};
+	o1.argv = argv4;
+	o1.stderr_fd = SPAWN_CAPTURE;
+	struct async_state c = {0};
+	assert_int_equal(spawn_start(&o1, on_done, &c, NULL, &e), 0);
+	while (spawn_active() > 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(c.done, 1);
+	assert_int_equal(c.status, 127);
+	assert_string_equal(c.err, "exec aisp-no-such-program: No such file or directory");
 	spawn_loop_deinit();
 	event_base_free(base);
 }
