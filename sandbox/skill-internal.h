@@ -142,6 +142,11 @@ int skill_store_walk(skill_store *s, const char *ref, sandbox_skill *out, skill_
 /* skill.toml at the root of the tree treefd, parsed and validated; label names the tree in
  * messages. */
 int skill_load_manifest(int treefd, const char *label, sandbox_skill_manifest *m, err **e);
+/* Opens the skill directory dir and walks it into *t. Returns its fd, or -1 with *e. */
+int skill_walk_dir(const char *dir, skill_tree *t, err **e);
+/* For a task: walks the stored tree of s (resolved) into *t and refuses it unless it still
+ * hashes to s->digest. Returns the tree's directory fd, or -1 with *e and *t empty. */
+int skill_store_open_tree(const char *store, const sandbox_skill *s, skill_tree *t, err **e);
 /* A stored sealed skill's tree (skill-sealed.c): exactly skill.toml and skill.age. */
 int skill_sealed_check_tree(const skill_tree *t, const char *label, err **e);
 

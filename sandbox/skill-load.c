@@ -51,29 +51,11 @@ static int add_tree(sandbox_payload *p, const char *name, int dirfd, const skill
 
 int sandbox_skill_load(const char *store, const sandbox_skill *s, sandbox_payload *p, err **e)
 {
-	skill_store st;
-	if (skill_store_open(&st, store, false, e) < 0)
+	skill_tree t;
+	_cleanup_close_ int fd = skill_store_open_tree(store, s, &t, e);
+	if (fd < 0)
 		return -1;
-	sandbox_skill sk;
-	skill_tree t = {0};
-	int r = skill_store_walk(&st, s->digest, &sk, &t, e);
-	skill_store_close(&st);
-	if (r < 0)
-		return err_prefix(e, "skill %s", s->manifest.name);
-	char d[72];
-	skill_tree_digest(&t, d);
-	_cleanup_close_ int fd = -1;
-	if (strcmp(d, s->digest)) {
-		r = err_set(e, 0,
-		            "skill %s: the stored tree hashes to %s, not %s (it changed in the "
-		            "store: aisp skill verify %s)",
-		            s->manifest.name, d, s->digest, s->manifest.name);
-	} else if ((fd = open(sk.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		r = err_set(e, errno, "skill %s: open %s", s->manifest.name, sk.dir);
-	} else {
-		r = add_tree(p, s->manifest.name, fd, &t, e);
-	}
+	int r = add_tree(p, s->manifest.name, fd, &t, e);
 	skill_tree_deinit(&t);
-	sandbox_skill_deinit(&sk);
 	return r;
 }

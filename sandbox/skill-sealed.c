@@ -49,11 +49,9 @@ int skill_sealed_check_tree(const skill_tree *t, const char *label, err **e)
 
 int sandbox_skill_seal_archive(const char *dir, buf *manifest, buf *tar, err **e)
 {
-	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return err_set(e, errno, "skill directory %s", dir);
 	skill_tree t;
-	if (skill_tree_walk(fd, -1, dir, &t, e) < 0)
+	_cleanup_close_ int fd = skill_walk_dir(dir, &t, e);
+	if (fd < 0)
 		return -1;
 	sandbox_skill_manifest m;
 	int r = skill_load_manifest(fd, dir, &m, e);
@@ -106,32 +104,17 @@ int sandbox_skill_sealed_write(const char *out, const void *manifest, size_t man
 int sandbox_skill_sealed_read(const char *store, const sandbox_skill *s, buf *manifest, buf *age,
                               err **e)
 {
-	skill_store st;
-	if (skill_store_open(&st, store, false, e) < 0)
-		return -1;
-	sandbox_skill sk;
 	skill_tree t;
-	int r = skill_store_walk(&st, s->digest, &sk, &t, e);
-	skill_store_close(&st);
-	if (r < 0)
-		return err_prefix(e, "skill %s", s->manifest.name);
-	char d[SANDBOX_SKILL_DIGEST_LEN + 1];
-	skill_tree_digest(&t, d);
-	_cleanup_close_ int fd = -1;
-	if (strcmp(d, s->digest))
-		r = err_set(e, 0,
-		            "skill %s: the stored tree hashes to %s, not %s (it changed in the "
-		            "store: aisp skill verify %s)",
-		            s->manifest.name, d, s->digest, s->manifest.name);
-	else if (skill_sealed_check_tree(&t, sk.dir, e) < 0)
-		r = -1;
-	else if ((fd = open(sk.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
-		r = err_set(e, errno, "skill %s: open %s", s->manifest.name, sk.dir);
-	else if (skill_read_entry(fd, skill_tree_find(&t, "skill.toml"), manifest, e) < 0 ||
-	         skill_read_entry(fd, skill_tree_find(&t, SANDBOX_SKILL_SEALED_FILE), age, e) < 0)
+	_cleanup_close_ int fd = skill_store_open_tree(store, s, &t, e);
+	if (fd < 0)
+		return -1;
+	_cleanup_free_ char *label = xasprintf("skill %s", s->manifest.name);
+	int r = skill_sealed_check_tree(&t, label, e);
+	if (r == 0 &&
+	    (skill_read_entry(fd, skill_tree_find(&t, "skill.toml"), manifest, e) < 0 ||
+	     skill_read_entry(fd, skill_tree_find(&t, SANDBOX_SKILL_SEALED_FILE), age, e) < 0))
 		r = err_prefix(e, "skill %s", s->manifest.name);
 	skill_tree_deinit(&t);
-	sandbox_skill_deinit(&sk);
 	return r;
 }
 

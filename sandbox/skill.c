@@ -532,17 +532,53 @@ int sandbox_skill_verify(const char *store, const char *name_or_digest, sandbox_
 	return r;
 }
 
-int sandbox_skill_digest_dir(const char *dir, char out[SANDBOX_SKILL_DIGEST_LEN + 1], err **e)
+int skill_walk_dir(const char *dir, skill_tree *t, err **e)
 {
-	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, errno, "skill directory %s", dir);
+	if (skill_tree_walk(fd, -1, dir, t, e) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int sandbox_skill_digest_dir(const char *dir, char out[SANDBOX_SKILL_DIGEST_LEN + 1], err **e)
+{
 	skill_tree t;
-	if (skill_tree_walk(fd, -1, dir, &t, e) < 0)
+	_cleanup_close_ int fd = skill_walk_dir(dir, &t, e);
+	if (fd < 0)
 		return -1;
 	skill_tree_digest(&t, out);
 	skill_tree_deinit(&t);
 	return 0;
+}
+
+int skill_store_open_tree(const char *store, const sandbox_skill *s, skill_tree *t, err **e)
+{
+	skill_store st;
+	if (skill_store_open(&st, store, false, e) < 0)
+		return -1;
+	sandbox_skill sk;
+	int r = skill_store_walk(&st, s->digest, &sk, t, e);
+	skill_store_close(&st);
+	if (r < 0)
+		return err_prefix(e, "skill %s", s->manifest.name);
+	char d[SANDBOX_SKILL_DIGEST_LEN + 1];
+	skill_tree_digest(t, d);
+	int fd = -1;
+	if (strcmp(d, s->digest))
+		err_set(e, 0,
+		        "skill %s: the stored tree hashes to %s, not %s (it changed in the "
+		        "store: aisp skill verify %s)",
+		        s->manifest.name, d, s->digest, s->manifest.name);
+	else if ((fd = open(sk.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		err_set(e, errno, "skill %s: open %s", s->manifest.name, sk.dir);
+	sandbox_skill_deinit(&sk);
+	if (fd < 0)
+		skill_tree_deinit(t);
+	return fd;
 }
 
 void sandbox_skill_deinit(sandbox_skill *s)
