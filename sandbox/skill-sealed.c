@@ -220,6 +220,10 @@ int sandbox_skill_sealed_unpack(const uint8_t *tar, size_t n, const void *manife
 			free(dst->files[i].data);
 		}
 		dst->n_files = u.first;
+		if (!dst->n_files) { /* as it was: no array */
+			free(dst->files);
+			dst->files = NULL;
+		}
 		sandbox_payload_deinit(&local);
 		return err_prefix(e, "sealed skill %s", m->name);
 	}

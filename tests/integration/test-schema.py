@@ -118,7 +118,14 @@ AGREE = [
     ("chain with code_age", '{"id":"c1","steps":[{"type":"llm","model":"m"}],"code_age":"YWdl",'
      '"reply_to":"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', False),
     ("sealed with blobs", '{%s,"blobs":["sha256:%s"],"reply_to":'
-     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % (HEAD, "a" * 64), False),
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % (HEAD, "a" * 64), True),
+    ("sealed blobs_age", '{%s,"blobs":["sha256:%s"],"blobs_age":true,"reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % (HEAD, "a" * 64), True),
+    ("blobs_age without blobs", '{%s,"blobs_age":true}' % HEAD, False),
+    ("blobs_age not boolean", '{%s,"blobs":["sha256:%s"],"blobs_age":1}' % (HEAD, "a" * 64),
+     False),
+    ("sealed with skill", '{"id":"t1","skill":"hello","args":{},"reply_to":'
+     '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}', True),
     ("plain with input_age", '{%s,"input_age":"YWdl","reply_to":'
      '"age1vad2rcdkxhkn3pdegps6nswx978va55fdzxh4e2cme29vw7wtpzqhsd3yz"}' % HEAD, False),
     ("plain with reply_to", '{%s,"reply_to":'
