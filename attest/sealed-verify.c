@@ -3,6 +3,7 @@
  * and the ciphertexts received when the task is given), then, with the buyer's identity, the
  * sealed document: its outputs, the commitments the node signed, and the digests recomputed
  * from the plaintext. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,36 @@ static void check_metadata(vctx *v)
 		       "the public result carries output (a sealed result must not)");
 	else
 		report(v, "metadata", ATTEST_SEALED_PASS, NULL);
+}
+
+static void on_cost(void *ud, const char *name, attest_verdict verdict, const char *detail)
+{
+	report(ud, name,
+	       verdict == ATTEST_PASS   ? ATTEST_SEALED_PASS
+	       : verdict == ATTEST_SKIP ? ATTEST_SEALED_SKIP
+	                                : ATTEST_SEALED_FAIL,
+	       detail ? "%s" : NULL, detail);
+}
+
+/* The public cost (the total only) against the signed one; after decryption, the document's
+ * cost (with its breakdown) against the public total. */
+static void check_cost(vctx *v)
+{
+	attest_cost_check(v->pred, &v->r, on_cost, v);
+}
+
+static void check_inner_cost(vctx *v)
+{
+	const proto_cost *pub = v->r.cost, *in = v->inner.cost;
+	if (!pub && !in)
+		return;
+	if (!pub || !in || in->breakdown_sealed || !pub->breakdown_sealed ||
+	    in->total != pub->total)
+		report(v, "cost total", ATTEST_SEALED_FAIL,
+		       "the sealed document's cost total %" PRId64 " is not the public %" PRId64,
+		       in ? in->total : -1, pub ? pub->total : -1);
+	else
+		report(v, "cost total", ATTEST_SEALED_PASS, NULL);
 }
 
 static void check_environment(vctx *v)
@@ -448,6 +479,7 @@ static void check_plaintext(vctx *v)
 {
 	char d[ATTEST_DIGEST_LEN];
 	check_outputs(v);
+	check_inner_cost(v);
 	check_commitments(v);
 	attest_output_digest(&v->inner.output, d);
 	check_digest(v, "output", ATTEST_COMMIT_OUTPUT, d);
@@ -469,6 +501,7 @@ int attest_sealed_verify(const char *result_json, size_t len, const attest_seale
 	if (check_signature(&v)) {
 		check_delivered(&v);
 		check_metadata(&v);
+		check_cost(&v);
 		check_environment(&v);
 		check_received(&v);
 		if (decrypt(&v) && check_document(&v))

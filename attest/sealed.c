@@ -305,6 +305,11 @@ static void public_result(const proto_result *real, proto_result *pub)
 	pub->started_ms = real->started_ms;
 	pub->finished_ms = real->finished_ms;
 	pub->attempts = real->attempts;
+	if (real->cost) { /* the total is public (the buyer is billed it), the breakdown sealed */
+		pub->cost = proto_cost_new();
+		pub->cost->total = real->cost->total;
+		pub->cost->breakdown_sealed = true;
+	}
 }
 
 /* The document for inner (its output trimmed until it fits), with its commitments. */

@@ -212,7 +212,7 @@ bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb,
 		why = xstrdup(mine ? "the statement signs no cost" : "the result carries no cost");
 	else if (strcmp(mine, buf_str(&b)))
 		why = xasprintf("the result's cost %s is not the signed %s", mine, buf_str(&b));
-	else if (cost_sum(r->cost) != r->cost->total)
+	else if (!r->cost->breakdown_sealed && cost_sum(r->cost) != r->cost->total)
 		why =
 		    xasprintf("the total %" PRId64 " is not the sum of the breakdown (%" PRId64 ")",
 		              r->cost->total, cost_sum(r->cost));

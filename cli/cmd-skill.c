@@ -41,8 +41,9 @@ static void usage(FILE *f)
 	    "       aisp skill digest DIR               the digest DIR would be stored under\n"
 	    "       aisp skill export NAME|DIGEST FILE|- [--dir]\n"
 	    "                                           write its bundle (a tar, or a directory)\n"
-	    "       aisp skill import FILE|DIR|- [--digest sha256:...] [--replace]\n"
-	    "                                           store a bundle, checking its digest\n"
+	    "       aisp skill import FILE|DIR|- [--digest sha256:...] [--replace] [-i IDENTITY]\n"
+	    "                                           store a bundle, checking its digest (a\n"
+	    "                                           sealed one is opened with -i and checked)\n"
 	    "       aisp skill rm NAME|DIGEST           remove a skill\n"
 	    "options: --store DIR (else $AISP_SKILL_STORE, else %s)\n",
 	    SANDBOX_SKILL_STORE_DEFAULT);
@@ -184,6 +185,12 @@ static int skill_export(const opts *o, const char *ref, const char *dest)
 	return 0;
 }
 
+static int check_import(int dirfd, const char *label, void *arg, err **e)
+{
+	const opts *o = arg;
+	return cli_skill_check_sealed_at(dirfd, label, o->ids, o->n_ids, e);
+}
+
 static int skill_import(const opts *o, const char *src)
 {
 	_cleanup_err_ err *e = NULL;
@@ -197,8 +204,9 @@ static int skill_import(const opts *o, const char *src)
 	sandbox_skill s;
 	bool added = false;
 	int in = fd >= 0 ? fd : STDIN_FILENO;
-	if (sandbox_skill_import(o->store, in, is_dir ? src : NULL, o->digest, o->replace, &s,
-	                         &added, &e) < 0)
+	sandbox_skill_import_check check = {check_import, (void *)o};
+	if (sandbox_skill_import(o->store, in, is_dir ? src : NULL, o->digest, o->replace, &check,
+	                         &s, &added, &e) < 0)
 		return fail(e);
 	printf("%s %s %s %s\n", added ? "imported" : "unchanged", s.manifest.name,
 	       s.manifest.version, s.digest);

@@ -48,6 +48,12 @@ int cli_skill_check_sealed_dir(const char *dir, attest_age_identity *const *ids,
 	_cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, errno, "skill directory %s", dir);
+	return cli_skill_check_sealed_at(fd, dir, ids, n_ids, e);
+}
+
+int cli_skill_check_sealed_at(int fd, const char *dir, attest_age_identity *const *ids,
+                              size_t n_ids, err **e)
+{
 	buf toml = BUF_INIT;
 	sandbox_skill_manifest m = {0};
 	_cleanup_free_ char *label = xasprintf("%s/skill.toml", dir);

@@ -17,6 +17,9 @@ int cli_skill_seal(const char *dir, const cli_recipients *rs, const char *out, e
  * sealed skill and no identity). */
 int cli_skill_check_sealed_dir(const char *dir, attest_age_identity *const *ids, size_t n_ids,
                                err **e);
+/* The same for the directory open at fd (dir names it in messages). */
+int cli_skill_check_sealed_at(int fd, const char *dir, attest_age_identity *const *ids,
+                              size_t n_ids, err **e);
 /* Opens dirfd's skill.age with ids and checks its plaintext against the manifest m (its text
  * toml[0..toml_len)). label names the directory in messages. */
 int cli_skill_check_sealed(const char *label, const sandbox_skill_manifest *m, const void *toml,

@@ -119,6 +119,11 @@ static void gen_cost(proto_gen *g, const proto_cost *c)
 	proto_json_gen_open(g, true);
 	proto_json_gen_kstr(g, "unit", "micro_usd");
 	proto_json_gen_kint(g, "total", c->total);
+	if (c->breakdown_sealed) {
+		proto_json_gen_kbool(g, "breakdown_sealed", true);
+		proto_json_gen_close(g, true);
+		return;
+	}
 	proto_json_gen_str(g, "breakdown");
 	proto_json_gen_open(g, false);
 	for (size_t i = 0; i < c->n_items; i++)
@@ -360,16 +365,24 @@ int proto_cost_parse(yajl_val root, proto_cost **out, err **e)
 	if (!v || YAJL_IS_NULL(v))
 		return 0;
 	yajl_val items = proto_json_get(v, "breakdown");
+	yajl_val sealed = proto_json_get(v, "breakdown_sealed");
 	const char *unit = proto_json_get_str(v, "unit");
-	if (!YAJL_IS_OBJECT(v) || !unit || strcmp(unit, "micro_usd") || !YAJL_IS_ARRAY(items) ||
-	    items->u.array.len > PROTO_STEPS_MAX)
-		return err_set(e, 0,
-		               "result field \"cost\" must be {\"unit\": \"micro_usd\", \"total\", "
-		               "\"breakdown\": [at most %d items]}",
-		               PROTO_STEPS_MAX);
+	bool ok = YAJL_IS_OBJECT(v) && unit && !strcmp(unit, "micro_usd") &&
+	          (sealed ? YAJL_IS_TRUE(sealed) && !items
+	                  : YAJL_IS_ARRAY(items) && items->u.array.len <= PROTO_STEPS_MAX);
+	if (!ok)
+		return err_set(
+		    e, 0,
+		    "result field \"cost\" must be {\"unit\": \"micro_usd\", \"total\", "
+		    "\"breakdown\": [at most %d items]} or, sealed, {\"unit\", \"total\", "
+		    "\"breakdown_sealed\": true}",
+		    PROTO_STEPS_MAX);
 	proto_cost *c = *out = proto_cost_new();
+	c->breakdown_sealed = sealed != NULL;
 	if (get_int(v, "cost", "total", 0, INT64_MAX, &c->total, NULL, e) < 0)
 		return -1;
+	if (c->breakdown_sealed)
+		return 0;
 	for (size_t i = 0; i < items->u.array.len; i++)
 		if (get_cost_item(items->u.array.values[i], i, c, e) < 0)
 			return -1;

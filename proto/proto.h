@@ -738,6 +738,9 @@ typedef struct proto_cost {
 	int64_t total; /* the sum of the items */
 	proto_cost_item *items;
 	size_t n_items;
+	/* a sealed result's public cost: the total only, no items; the breakdown (which names
+	 * the steps' models) is in the document sealed to the buyer ("breakdown_sealed": true) */
+	bool breakdown_sealed;
 } proto_cost;
 
 proto_cost *proto_cost_new(void);

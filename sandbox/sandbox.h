@@ -386,8 +386,16 @@ int sandbox_skill_export_dir(const char *store, const char *name_or_digest, cons
  * bundle when dir is not NULL. The tree's digest must equal the bundle's digest file and, when
  * expect is not NULL, expect; then it is added as sandbox_skill_add() does. Returns 0 with
  * *out (may be NULL) and *added, or -1 with *e and nothing stored. */
+/* The caller's check of an imported tree before it is stored (aisp skill import: that a sealed
+ * skill opens with the node's identity): dirfd is the unpacked tree, label names the bundle.
+ * Returns >= 0, or -1 with *e and nothing is stored. */
+typedef struct sandbox_skill_import_check {
+	int (*fn)(int dirfd, const char *label, void *arg, err **e);
+	void *arg;
+} sandbox_skill_import_check;
 int sandbox_skill_import(const char *store, int fd, const char *dir, const char *expect,
-                         bool replace, sandbox_skill *out, bool *added, err **e);
+                         bool replace, const sandbox_skill_import_check *check, sandbox_skill *out,
+                         bool *added, err **e);
 /* ---- sealed skills (sandbox/skill-sealed.c; proto/SKILLS.md, "Sealed skills") ----
  * A sealed skill's stored tree is skill.toml (mode = "sealed", in the clear) and skill.age: an
  * age file to the node whose plaintext is a ustar archive of the skill's tree (what `tar -cf -

@@ -309,7 +309,8 @@ static int import_dir(const char *dir, int tmpfd, char *digest, err **e)
 }
 
 int sandbox_skill_import(const char *store, int fd, const char *dir, const char *expect,
-                         bool replace, sandbox_skill *out, bool *added, err **e)
+                         bool replace, const sandbox_skill_import_check *check, sandbox_skill *out,
+                         bool *added, err **e)
 {
 	if (expect && !proto_blob_id_valid(expect))
 		return err_set(e, 0, "invalid skill digest \"%.80s\"", expect);
@@ -324,11 +325,13 @@ int sandbox_skill_import(const char *store, int fd, const char *dir, const char 
 		r = dir ? import_dir(dir, tmpfd, digest, e) : import_archive(fd, tmpfd, digest, e);
 	if (r == 0 && expect && strcmp(expect, digest) != 0)
 		r = err_set(e, 0, "the bundle is skill %s, not the expected %s", digest, expect);
+	_cleanup_free_ char *label = dir ? xasprintf("bundle %s", dir) : xstrdup("archive");
+	if (r == 0 && check && check->fn(tmpfd, label, check->arg, e) < 0)
+		r = -1;
 	if (r < 0 && name) {
 		_cleanup_close_ int t = openat(s.fd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
 		rm_rf_at(t, name, NULL);
 	}
-	_cleanup_free_ char *label = dir ? xasprintf("bundle %s", dir) : xstrdup("archive");
 	if (r == 0)
 		r = skill_store_publish(&s, name, tmpfd, label, digest, replace, out, added, e);
 	skill_store_close(&s);

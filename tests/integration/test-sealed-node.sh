@@ -154,6 +154,9 @@ for rt in runc runsc; do
 	is "$rt sealed chain: the public result has no steps, output or cost breakdown" \
 		"$(jq -c '[has("steps"), has("output"), (.cost.breakdown // [] | length)]' "$W/chain-$rt.result")" \
 		'[false,false,0]'
+	is "$rt sealed chain: the public cost is the sealed document's total, its breakdown sealed" \
+		"$(jq -c '.cost | [.total, .breakdown_sealed, has("breakdown")]' "$W/chain-$rt.result")" \
+		"$(opened "chain-$rt" | jq -c '[.result.cost.total, true, false]')"
 	is "$rt sealed chain: age -d opens the steps' run" \
 		"$(opened "chain-$rt" | jq -r '.result.steps[0].output.shout + " | " + .result.steps[1].output')" \
 		"BUYER $UPPER | done {\"shout\":\"BUYER $UPPER\"}"

@@ -126,6 +126,19 @@ like "verify -i opens the stored skill" "$(store verify sauce -i "$TEST_TMP/key/
 store export sauce "$W/sauce.bundle.tar" 2>/dev/null
 check "export: the bundle holds the ciphertext, not the code" bash -c "! grep -aq '$CANARY' '$W/sauce.bundle.tar'"
 check "the store holds no plaintext of the code" bash -c "! grep -rq '$CANARY' '$SK'"
+# importing the bundle on another node's store: opened and checked before it is stored
+SK2=$TEST_TMP/skills2
+expect "import of a sealed bundle without the node's identity is refused" 1 \
+	"skill sauce is sealed: give the node's age identity (-i DIR/age.key)" \
+	"$AISP" skill --store "$SK2" import "$W/sauce.bundle.tar"
+expect "import with another node's identity is refused" 1 "sealed skill sauce: skill.age: age:" \
+	"$AISP" skill --store "$SK2" import "$W/sauce.bundle.tar" -i "$W/other/age.key"
+check "nothing was stored by the import refusals" bash -c "[ ! -e '$SK2/names/sauce' ] && [ -z \"\$(ls -A '$SK2/tmp' 2>/dev/null)\" ]"
+like "import -i opens and checks it, then stores it" \
+	"$("$AISP" skill --store "$SK2" import "$W/sauce.bundle.tar" --digest "$SAUCE" -i "$TEST_TMP/key/age.key" 2>&1)" \
+	"imported sauce 1.0.0 $SAUCE"
+like "a source bundle needs no identity" \
+	"$(store export greeter - 2>/dev/null | "$AISP" skill --store "$SK2" import - 2>&1)" "imported greeter"
 
 # ---------------------------------------------------------------- tasks
 POOL="runc/default/python = 1

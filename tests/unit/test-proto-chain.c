@@ -317,6 +317,12 @@ static void test_result_bounds(void **state)
 	expect_result_error(R "\"cost\":{\"unit\":\"micro_usd\",\"total\":1,\"breakdown\":[{"
 	                      "\"type\":\"gpu\",\"source\":\"usage\"}]}}",
 	                    "breakdown[0] needs a known \"type\" and \"source\"");
+	expect_result_error(R "\"cost\":{\"unit\":\"micro_usd\",\"total\":1,\"breakdown\":[],"
+	                      "\"breakdown_sealed\":true}}",
+	                    "or, sealed, {\"unit\", \"total\", \"breakdown_sealed\": true}");
+	expect_result_error(R "\"cost\":{\"unit\":\"micro_usd\",\"total\":1,"
+	                      "\"breakdown_sealed\":false}}",
+	                    "\"cost\" must be");
 #undef R
 }
 

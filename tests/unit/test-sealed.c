@@ -301,15 +301,21 @@ static void fixture_result(proto_result *r, const char *id, const proto_output *
 	r->attempts = 1;
 }
 
-/* Seals and signs the result of t (opened) as a node would; returns the public document. */
-static char *sealed_result_json(const proto_task *t, const proto_output *o, const attest_key *k)
+/* Seals and signs the result of t (opened) as a node would, with cost (borrowed) when not
+ * NULL and, when pub_total >= 0, a public cost total other than the sealed one (a dishonest
+ * node); returns the public document. */
+static char *sealed_result_cost(const proto_task *t, const proto_output *o, const attest_key *k,
+                                proto_cost *cost, int64_t pub_total)
 {
 	proto_result real, pub;
 	fixture_result(&real, t->id, o);
+	real.cost = cost;
 	attest_sealed_out so;
 	_cleanup_err_ err *e = NULL;
 	if (attest_sealed_result(t, &real, fixture_env, ARRAY_SIZE(fixture_env), &pub, &so, &e) < 0)
 		fail_msg("%s", err_msg(e));
+	if (pub_total >= 0)
+		pub.cost->total = pub_total;
 	proto_limits lim = {.memory_bytes = 268435456};
 	attest_claim c = {.task = t,
 	                  .result = &pub,
@@ -327,6 +333,11 @@ static char *sealed_result_json(const proto_task *t, const proto_output *o, cons
 	proto_result_to_json(&pub, &b);
 	proto_result_deinit(&pub);
 	return buf_steal(&b, NULL);
+}
+
+static char *sealed_result_json(const proto_task *t, const proto_output *o, const attest_key *k)
+{
+	return sealed_result_cost(t, o, k, NULL, -1);
 }
 
 typedef struct checks {
@@ -913,6 +924,57 @@ static void test_chain(void **state)
 	proto_task_deinit(&t);
 }
 
+/* The public part keeps the cost's total (what the buyer is billed), signed; the breakdown,
+ * which names the steps' models, is only in the sealed document, and the buyer checks that
+ * its total is the public one. */
+static void test_cost(void **state)
+{
+	_cleanup_free_ char *json = sealed_task(&F.node_r, NULL);
+	proto_task t;
+	parse_ok(json, &t);
+	assert_int_equal(attest_sealed_open(&t, &F.node, 1, NULL), 0);
+	proto_output o;
+	fixture_output(&o, "a");
+	proto_cost *cost = proto_cost_new();
+	proto_cost_item *it = proto_cost_add(cost, PROTO_COST_LLM);
+	*it = (proto_cost_item){.step = 0,
+	                        .kind = PROTO_COST_LLM,
+	                        .model = xstrdup("m/secret"),
+	                        .prompt_tokens = 10,
+	                        .source = PROTO_COST_SRC_PROVIDER,
+	                        .cost = 38};
+	it = proto_cost_add(cost, PROTO_COST_SCRIPT);
+	*it = (proto_cost_item){
+	    .step = 1, .kind = PROTO_COST_SCRIPT, .source = PROTO_COST_SRC_USAGE, .cost = 2};
+	cost->total = 40;
+	_cleanup_free_ char *res = sealed_result_cost(&t, &o, F.key, cost, -1);
+	assert_non_null(strstr(res, "\"cost\":{\"unit\":\"micro_usd\",\"total\":40,"
+	                            "\"breakdown_sealed\":true}"));
+	assert_null(strstr(res, "m/secret"));
+	checks c;
+	proto_result inner;
+	if (verify(res, F.key, F.buyer, NULL, NULL, &c, &inner) != 0) {
+		dump(&c);
+		fail_msg("verification failed");
+	}
+	assert_int_equal(verdict(&c, "cost"), ATTEST_SEALED_PASS);
+	assert_int_equal(verdict(&c, "cost total"), ATTEST_SEALED_PASS);
+	assert_non_null(inner.cost);
+	assert_int_equal(inner.cost->n_items, 2);
+	assert_string_equal(inner.cost->items[0].model, "m/secret");
+	proto_result_deinit(&inner);
+	/* a changed public total is not the signed one */
+	_cleanup_free_ char *cheap = replace(res, "\"total\":40", "\"total\":4");
+	expect_fail(cheap, NULL, F.buyer, F.key, "cost", "is not the signed");
+	/* a node that signs a public total other than the sealed breakdown's */
+	_cleanup_free_ char *over = sealed_result_cost(&t, &o, F.key, cost, 400);
+	expect_fail(over, NULL, F.buyer, F.key, "cost total",
+	            "the sealed document's cost total 40 is not the public 400");
+	proto_cost_free(cost);
+	proto_output_deinit(&o);
+	proto_task_deinit(&t);
+}
+
 static void test_chain_errors(void **state)
 {
 	_cleanup_free_ char *c = seal_b64("[]", &F.node_r);
@@ -1012,6 +1074,7 @@ int main(void)
 	    cmocka_unit_test(test_size_bound),
 	    cmocka_unit_test(test_chain),
 	    cmocka_unit_test(test_chain_errors),
+	    cmocka_unit_test(test_cost),
 	    cmocka_unit_test(test_golden),
 	};
 	return cmocka_run_group_tests(tests, fx_setup, fx_teardown);

@@ -610,7 +610,7 @@ static int import_bytes(const char *store, const buf *tar, const char *expect, s
 	assert_int_equal(write_all(fd, tar->data, tar->len), 0);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	bool added;
-	int r = sandbox_skill_import(store, fd, NULL, expect, false, out, &added, e);
+	int r = sandbox_skill_import(store, fd, NULL, expect, false, NULL, out, &added, e);
 	close(fd);
 	unlink(path);
 	return r;
@@ -665,7 +665,8 @@ static void test_store_round_trip(void **state)
 	_cleanup_free_ char *bundle = xasprintf("%s/bundle", root);
 	assert_int_equal(sandbox_skill_export_dir(store, "demo", bundle, &e), 0);
 	assert_int_equal(sandbox_skill_remove(store, digest, NULL, &e), 0);
-	assert_int_equal(sandbox_skill_import(store, -1, bundle, NULL, false, &s, &added, &e), 0);
+	assert_int_equal(sandbox_skill_import(store, -1, bundle, NULL, false, NULL, &s, &added, &e),
+	                 0);
 	assert_true(added);
 	assert_string_equal(s.digest, digest);
 	sandbox_skill_deinit(&s);
