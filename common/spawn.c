@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,6 +174,13 @@ static char *read_capture(int fd, size_t max, size_t *len, bool trim)
 	return buf_steal(&b, len);
 }
 
+/* user + system CPU of a reaped child and the descendants it reaped, as wait4 reports it */
+static uint64_t rusage_cpu_ns(const struct rusage *ru)
+{
+	return ((uint64_t)ru->ru_utime.tv_sec + (uint64_t)ru->ru_stime.tv_sec) * 1000000000u +
+	       ((uint64_t)ru->ru_utime.tv_usec + (uint64_t)ru->ru_stime.tv_usec) * 1000u;
+}
+
 static void fill_result(spawn_result *r, pid_t pid, int st, bool timed_out, int out_fd, int err_fd,
                         size_t max)
 {
@@ -210,10 +218,12 @@ int spawn_run(const spawn_opts *o, spawn_result *r, err **e)
 		}
 	}
 	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+	struct rusage ru = {0};
+	while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR)
 		;
 	fill_result(r, pid, st, timed_out, out_fd, err_fd,
 	            o->capture_max ? o->capture_max : CAPTURE_DEFAULT);
+	r->cpu_ns = rusage_cpu_ns(&ru);
 	return 0;
 }
 
@@ -263,7 +273,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
 	for (;;) {
 		int st;
-		pid_t pid = waitpid(-1, &st, WNOHANG);
+		struct rusage ru = {0};
+		pid_t pid = wait4(-1, &st, WNOHANG, &ru);
 		if (pid <= 0)
 			break;
 		spawn_child **pp = &children;
@@ -276,6 +287,7 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 		n_children--;
 		spawn_result r;
 		fill_result(&r, pid, st, c->timed_out, c->out_fd, c->err_fd, c->capture_max);
+		r.cpu_ns = rusage_cpu_ns(&ru);
 		exec_failed(c, &r);
 		c->cb(&r, c->arg);
 		spawn_result_deinit(&r);

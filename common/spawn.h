@@ -48,6 +48,7 @@ typedef struct spawn_result {
 	size_t out_len;
 	char *errout; /* captured stderr, NUL-terminated, trailing whitespace trimmed; owned */
 	size_t err_len;
+	uint64_t cpu_ns; /* user + system CPU of the child and of the descendants it reaped */
 } spawn_result;
 
 void spawn_result_deinit(spawn_result *r);

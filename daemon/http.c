@@ -24,12 +24,33 @@ static void reply(struct evhttp_request *req, int code, const char *reason, cons
 	evbuffer_free(b);
 }
 
+/* Host CPU by runtime and sandbox phase (sandbox_ctx_cpu): what tasks cost besides their runs. */
+static void sandbox_cpu_metrics(const node *n, buf *b)
+{
+	if (!n->sbx)
+		return;
+	buf_append_str(b, "# HELP aisp_sandbox_cpu_seconds_total Host CPU spent on sandboxes, by "
+	                  "runtime and phase (create, idle, run, teardown).\n"
+	                  "# TYPE aisp_sandbox_cpu_seconds_total counter\n");
+	for (size_t i = 0; i < n->n_rts; i++) {
+		uint64_t ns[SANDBOX_CPU_PHASES];
+		sandbox_ctx_cpu(n->sbx, n->rts[i], ns);
+		for (int ph = 0; ph < SANDBOX_CPU_PHASES; ph++)
+			buf_appendf(b,
+			            "aisp_sandbox_cpu_seconds_total{runtime=\"%s\",phase=\"%s\"} "
+			            "%.6f\n",
+			            sandbox_runtime_name(n->rts[i]), sandbox_cpu_phase_name(ph),
+			            (double)ns[ph] / 1e9);
+	}
+}
+
 static void on_metrics(struct evhttp_request *req, void *arg)
 {
 	node *n = arg;
 	buf b = BUF_INIT;
 	metrics_render(&n->m, &b);
 	pool_metrics(n->pool, &b);
+	sandbox_cpu_metrics(n, &b);
 	buf_appendf(&b,
 	            "# HELP aisp_redis_reconnects_total Redis reconnections (both connections).\n"
 	            "# TYPE aisp_redis_reconnects_total counter\n"

@@ -55,14 +55,19 @@ static bool v1_sample(sandbox_cgroup *cg, const char *id, uint64_t *peak_bytes)
 	return false;
 }
 
+static uint64_t v1_cpu(const sandbox_cgroup *cg, const char *id)
+{
+	_cleanup_free_ char *cpu = path_of(cg, "cpuacct", id, "cpuacct.usage");
+	return sandbox_cgroup_read_u64(cpu);
+}
+
 static void v1_read(sandbox_cgroup *cg, const char *id, uint64_t sampled_peak,
                     sandbox_cgroup_usage *out)
 {
-	_cleanup_free_ char *cpu = path_of(cg, "cpuacct", id, "cpuacct.usage");
 	_cleanup_free_ char *peak = path_of(cg, "memory", id, "memory.max_usage_in_bytes");
 	_cleanup_free_ char *oom = path_of(cg, "memory", id, "memory.oom_control");
 	_cleanup_free_ char *pids = path_of(cg, "pids", id, "pids.events");
-	out->cpu_ns = sandbox_cgroup_read_u64(cpu);
+	out->cpu_ns = v1_cpu(cg, id);
 	out->memory_peak_bytes = sandbox_cgroup_read_u64(peak);
 	out->oom_kills = sandbox_cgroup_read_key(oom, "oom_kill");
 	out->pids_max_hits = sandbox_cgroup_read_key(pids, "max");
@@ -83,5 +88,6 @@ const sandbox_cgroup_ops sandbox_cgroup_v1_ops = {
     .set_prio = v1_set_prio,
     .sample = v1_sample,
     .read = v1_read,
+    .cpu = v1_cpu,
     .remove = v1_remove,
 };

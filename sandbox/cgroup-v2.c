@@ -109,13 +109,18 @@ static uint64_t memory_peak(sandbox_cgroup *cg, const char *id, uint64_t sampled
 	return cg->has_peak == 1 || v > sampled_peak ? v : sampled_peak;
 }
 
+static uint64_t v2_cpu(const sandbox_cgroup *cg, const char *id)
+{
+	_cleanup_free_ char *cpu = path_of(cg, id, "cpu.stat");
+	return sandbox_cgroup_read_key(cpu, "usage_usec") * 1000;
+}
+
 static void v2_read(sandbox_cgroup *cg, const char *id, uint64_t sampled_peak,
                     sandbox_cgroup_usage *out)
 {
-	_cleanup_free_ char *cpu = path_of(cg, id, "cpu.stat");
 	_cleanup_free_ char *events = path_of(cg, id, "memory.events");
 	_cleanup_free_ char *pids = path_of(cg, id, "pids.events");
-	out->cpu_ns = sandbox_cgroup_read_key(cpu, "usage_usec") * 1000;
+	out->cpu_ns = v2_cpu(cg, id);
 	out->memory_peak_bytes = memory_peak(cg, id, sampled_peak);
 	out->oom_kills = sandbox_cgroup_read_key(events, "oom_kill");
 	out->pids_max_hits = sandbox_cgroup_read_key(pids, "max");
@@ -134,5 +139,6 @@ const sandbox_cgroup_ops sandbox_cgroup_v2_ops = {
     .set_prio = v2_set_prio,
     .sample = v2_sample,
     .read = v2_read,
+    .cpu = v2_cpu,
     .remove = v2_remove,
 };

@@ -118,6 +118,11 @@ void sandbox_cgroup_read(sandbox_cgroup *cg, const char *id, uint64_t sampled_pe
 	cg->ops->read(cg, id, sampled_peak, out);
 }
 
+uint64_t sandbox_cgroup_cpu_ns(const sandbox_cgroup *cg, const char *id)
+{
+	return cg->ops->cpu(cg, id);
+}
+
 void sandbox_cgroup_remove(const sandbox_cgroup *cg, const char *id)
 {
 	cg->ops->remove(cg, id);

@@ -95,6 +95,8 @@ bool sandbox_cgroup_sample(sandbox_cgroup *cg, const char *id, uint64_t *peak_by
 /* Reads sandbox id's counters; sampled_peak is what sandbox_cgroup_sample() gathered. */
 void sandbox_cgroup_read(sandbox_cgroup *cg, const char *id, uint64_t sampled_peak,
                          sandbox_cgroup_usage *out);
+/* Only the CPU time of sandbox id's cgroup (one file read: the run's hot path). */
+uint64_t sandbox_cgroup_cpu_ns(const sandbox_cgroup *cg, const char *id);
 /* Removes sandbox id's cgroup (every controller's on v1); missing is fine. */
 void sandbox_cgroup_remove(const sandbox_cgroup *cg, const char *id);
 
@@ -109,6 +111,7 @@ typedef struct sandbox_cgroup_ops {
 	bool (*sample)(sandbox_cgroup *cg, const char *id, uint64_t *peak_bytes);
 	void (*read)(sandbox_cgroup *cg, const char *id, uint64_t sampled_peak,
 	             sandbox_cgroup_usage *out);
+	uint64_t (*cpu)(const sandbox_cgroup *cg, const char *id);
 	void (*remove)(const sandbox_cgroup *cg, const char *id);
 } sandbox_cgroup_ops;
 

@@ -67,6 +67,7 @@ static void on_spawned(const spawn_result *r, void *arg)
 {
 	sandbox *sb = arg;
 	sb->spawning = false;
+	sandbox_ctx_account(sb->ctx, sb->spec.rt, SANDBOX_CPU_CREATE, r->cpu_ns);
 	sandbox_userns_close(sb); /* runc has joined it, or never will */
 	if (r->status == 0) {
 		sandbox_step_type(sb, SANDBOX_EV_SPAWNED);
@@ -194,7 +195,9 @@ void sandbox_container_kill(sandbox *sb)
 
 static void on_deleted(const spawn_result *r, void *arg)
 {
-	sandbox_step_type(arg, SANDBOX_EV_DELETED);
+	sandbox *sb = arg;
+	sandbox_ctx_account(sb->ctx, sb->spec.rt, SANDBOX_CPU_TEARDOWN, r->cpu_ns);
+	sandbox_step_type(sb, SANDBOX_EV_DELETED);
 }
 
 void sandbox_container_delete(sandbox *sb)

@@ -152,6 +152,7 @@ sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx)
 	for (size_t i = 0; i < ctx->n_reached; i++)
 		free(ctx->reached[i]);
 	free(ctx->reached);
+	free(ctx->cpu);
 	free(ctx);
 	return NULL;
 }
@@ -159,6 +160,34 @@ sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx)
 struct event_base *sandbox_ctx_base(const sandbox_ctx *ctx)
 {
 	return ctx->base;
+}
+
+const char *sandbox_cpu_phase_name(sandbox_cpu_phase ph)
+{
+	static const char *const names[SANDBOX_CPU_PHASES] = {"create", "idle", "run", "teardown"};
+	return ph < SANDBOX_CPU_PHASES ? names[ph] : "?";
+}
+
+void sandbox_ctx_account(sandbox_ctx *ctx, const sandbox_runtime *rt, sandbox_cpu_phase ph,
+                         uint64_t ns)
+{
+	size_t i = 0;
+	while (i < ctx->n_cpu && ctx->cpu[i].rt != rt)
+		i++;
+	if (i == ctx->n_cpu) { /* a runtime's first: a handful per node */
+		ctx->cpu = xreallocarray(ctx->cpu, ctx->n_cpu + 1, sizeof(*ctx->cpu));
+		ctx->cpu[ctx->n_cpu++] = (struct sandbox_cpu_account){.rt = rt};
+	}
+	ctx->cpu[i].ns[ph] += ns;
+}
+
+void sandbox_ctx_cpu(const sandbox_ctx *ctx, const sandbox_runtime *rt,
+                     uint64_t ns[SANDBOX_CPU_PHASES])
+{
+	memset(ns, 0, SANDBOX_CPU_PHASES * sizeof(*ns));
+	for (size_t i = 0; i < ctx->n_cpu; i++)
+		if (ctx->cpu[i].rt == rt)
+			memcpy(ns, ctx->cpu[i].ns, SANDBOX_CPU_PHASES * sizeof(*ns));
 }
 
 size_t sandbox_ctx_live(const sandbox_ctx *ctx)

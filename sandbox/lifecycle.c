@@ -61,9 +61,19 @@ static bool ignore(sandbox *sb, const sandbox_event *ev)
 
 /* ---- CREATING ---- */
 
+/* The cgroup's CPU time not yet accounted (now_ns is its reading) goes to phase ph. */
+static void account_cgroup(sandbox *sb, sandbox_cpu_phase ph, uint64_t now_ns)
+{
+	if (now_ns <= sb->cpu_accounted)
+		return;
+	sandbox_ctx_account(sb->ctx, sb->spec.rt, ph, now_ns - sb->cpu_accounted);
+	sb->cpu_accounted = now_ns;
+}
+
 static bool become_ready(sandbox *sb)
 {
 	event_del(sb->timer);
+	account_cgroup(sb, SANDBOX_CPU_CREATE, sandbox_cgroup_cpu_ns(sb->ctx->cg, sb->id));
 	sandbox_cgroup_set_prio(sb->ctx->cg, sb->id, SANDBOX_CGROUP_RUNNING);
 	sb->state = SANDBOX_READY;
 	sb->ready_at = now_mono_ms();
@@ -202,9 +212,8 @@ static void begin_run(sandbox *sb, const sandbox_event *ev, int64_t timeout_ms)
 	sb->stdout_max = (uint64_t)ev->limits->stdout_bytes;
 	sb->stderr_max = (uint64_t)ev->limits->stderr_bytes;
 	sb->run_start_us = now_mono_us();
-	sandbox_cgroup_usage u;
-	sandbox_cgroup_read(sb->ctx->cg, sb->id, 0, &u);
-	sb->cpu_start_ns = u.cpu_ns;
+	sb->cpu_start_ns = sandbox_cgroup_cpu_ns(sb->ctx->cg, sb->id);
+	account_cgroup(sb, SANDBOX_CPU_IDLE, sb->cpu_start_ns);
 	set_timer(sb->timer, timeout_ms > 0 ? timeout_ms : 600000);
 	if (sandbox_cgroup_sample(sb->ctx->cg, sb->id, &sb->memory_sampled))
 		set_timer(sb->sample_ev, SAMPLE_MS);
@@ -251,6 +260,7 @@ static void read_usage(sandbox *sb, sandbox_cgroup_usage *u)
 	sb->usage.cpu_ms =
 	    u->cpu_ns > sb->cpu_start_ns ? (int64_t)((u->cpu_ns - sb->cpu_start_ns) / 1000000) : 0;
 	sb->usage.memory_peak_bytes = (int64_t)u->memory_peak_bytes;
+	account_cgroup(sb, SANDBOX_CPU_RUN, u->cpu_ns);
 }
 
 /* -> DONE with the status decided; the owner gets the output and the usage. */
@@ -419,6 +429,8 @@ static bool delete_now(sandbox *sb, const sandbox_event *ev)
 /* deleted: the bundle and the cgroup go, then the sandbox itself */
 static bool gone(sandbox *sb, const sandbox_event *ev)
 {
+	account_cgroup(sb, sb->ready_at ? SANDBOX_CPU_TEARDOWN : SANDBOX_CPU_CREATE,
+	               sandbox_cgroup_cpu_ns(sb->ctx->cg, sb->id));
 	sandbox_container_cleanup(sb);
 	sb->ctx->live--;
 	sandbox_gone_fn cb = sb->gone_cb;

@@ -58,7 +58,16 @@ struct sandbox_ctx {
 	bool userns;    /* the kernel allows user namespaces: runc sandboxes get one */
 	char **reached; /* paths made reachable for runc's user namespace (sandbox_ctx_reach) */
 	size_t n_reached;
+	struct sandbox_cpu_account { /* sandbox_ctx_cpu, per runtime */
+		const sandbox_runtime *rt;
+		uint64_t ns[SANDBOX_CPU_PHASES];
+	} * cpu;
+	size_t n_cpu;
 };
+
+/* Adds ns of host CPU to rt's phase ph (sandbox_ctx_cpu). */
+void sandbox_ctx_account(sandbox_ctx *ctx, const sandbox_runtime *rt, sandbox_cpu_phase ph,
+                         uint64_t ns);
 
 /* Makes path reachable by a runc sandbox's user namespace root: o+x on every directory along
  * it that lacks it (ctx.c says why); remembered, so each path is walked once. Returns 0, or -1
@@ -99,6 +108,7 @@ struct sandbox {
 	proto_usage usage;
 	int64_t run_start_us;
 	uint64_t cpu_start_ns;
+	uint64_t cpu_accounted;  /* the cgroup's CPU time already given to a phase */
 	uint64_t memory_sampled; /* highest memory.current seen (cgroup v2 without memory.peak) */
 	char *return_error;      /* why the RETURN frame's value was refused, or NULL */
 	uint64_t stdout_max, stderr_max; /* the run's caps, which the host keeps too */

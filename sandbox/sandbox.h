@@ -250,6 +250,25 @@ int sandbox_pid(const sandbox *sb);
 /* Number of sandboxes of this context not yet fully gone. */
 size_t sandbox_ctx_live(const sandbox_ctx *ctx);
 
+/* Host CPU time spent on a runtime's sandboxes, by phase of their lives (issue 17: what a task
+ * costs the host besides its run). create: the runtime's `run --detach` (and the user
+ * namespace holder) and the sandbox's own processes until READY (sentry and gofer boot, the
+ * agent, the warm interpreter); idle: READY until a run starts; run: the runs; teardown: from
+ * the last run's end to its cgroup's removal (wind-down, `delete`). The runtime commands'
+ * share comes from wait4, the rest from the sandbox's cgroup. */
+typedef enum sandbox_cpu_phase {
+	SANDBOX_CPU_CREATE = 0,
+	SANDBOX_CPU_IDLE,
+	SANDBOX_CPU_RUN,
+	SANDBOX_CPU_TEARDOWN,
+	SANDBOX_CPU_PHASES,
+} sandbox_cpu_phase;
+
+const char *sandbox_cpu_phase_name(sandbox_cpu_phase ph);
+/* The totals so far for rt's sandboxes (zeros for one that has had none). */
+void sandbox_ctx_cpu(const sandbox_ctx *ctx, const sandbox_runtime *rt,
+                     uint64_t ns[SANDBOX_CPU_PHASES]);
+
 /* The facts of the environment a task ran in, as sorted "key" -> "value" pairs for the
  * environment digest (ATTESTATION.md, "Environment"): runtime name/version/flags, limits, uid,
  * gid, cwd, hostname, every environment variable, network, agent version, architecture.

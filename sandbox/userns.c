@@ -68,6 +68,7 @@ static void on_holder(const spawn_result *r, void *arg)
 {
 	sandbox *sb = arg;
 	err *e = NULL;
+	sandbox_ctx_account(sb->ctx, sb->spec.rt, SANDBOX_CPU_CREATE, r->cpu_ns);
 	if (r->status != 0) {
 		_cleanup_free_ char *d = sandbox_container_why(sb, "user namespace", r);
 		err_set(&e, 0, "%s", d);

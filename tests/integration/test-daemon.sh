@@ -318,6 +318,28 @@ else
 	not_ok "/metrics aisp_tasks_total equals n1's results in Redis" "$(cat "$TEST_TMP/metrics.cmp")"
 fi
 
+# Host CPU by runtime and sandbox phase: n1 has created, run and torn down sandboxes of both
+# runtimes (a used sandbox is destroyed after its task), so every phase but idle has counted.
+cpu_phases() {
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | /usr/bin/python3 -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+v = {}
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        if s.name == "aisp_sandbox_cpu_seconds_total":
+            v[s.labels["runtime"] + "/" + s.labels["phase"]] = s.value
+print(" ".join("%s=%.3f" % kv for kv in sorted(v.items())))
+sys.exit(0 if len(v) == 8 and all(v[r + "/" + p] > 0 for r in ("runc", "runsc")
+                                  for p in ("create", "run", "teardown")) else 1)'
+}
+wait_for 10 cpu_phases >/dev/null
+if out=$(cpu_phases); then
+	ok "/metrics aisp_sandbox_cpu_seconds_total: create, run and teardown counted for runc and runsc ($out)"
+else
+	not_ok "/metrics aisp_sandbox_cpu_seconds_total by runtime and phase" "$out"
+fi
+
 # A node SIGKILLed mid-task: the other node finishes it, exactly one result.
 running_on() { # prints the node whose log shows task $1 running
 	local name

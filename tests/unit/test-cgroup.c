@@ -169,6 +169,7 @@ static void expect_usage(sandbox_cgroup *cg, const char *id, uint64_t sampled, u
 	sandbox_cgroup_usage u;
 	sandbox_cgroup_read(cg, id, sampled, &u);
 	assert_int_equal(u.cpu_ns, cpu_ns);
+	assert_int_equal(sandbox_cgroup_cpu_ns(cg, id), cpu_ns); /* the run's one-file read */
 	assert_int_equal(u.memory_peak_bytes, peak);
 	assert_int_equal(u.oom_kills, oom_kills);
 	assert_int_equal(u.pids_max_hits, pids_max_hits);

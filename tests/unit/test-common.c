@@ -135,6 +135,26 @@ static void test_spawn_ok_and_exit_code(void **state)
 	spawn_result_deinit(&r);
 }
 
+/* wait4's rusage: the CPU a child burnt (and the descendants it reaped), both ways of waiting. */
+static void test_spawn_cpu(void **state)
+{
+	const char *argv[] = {"sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done",
+	                      NULL};
+	spawn_opts o = SPAWN_OPTS_INIT;
+	o.argv = argv;
+	spawn_result r;
+	err *e = NULL;
+	assert_int_equal(spawn_run(&o, &r, &e), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(r.cpu_ns > 1000000); /* a 300000-step shell loop: far above 1 ms of CPU */
+	spawn_result_deinit(&r);
+	const char *idle[] = {"true", NULL};
+	o.argv = idle;
+	assert_int_equal(spawn_run(&o, &r, &e), 0);
+	assert_true(r.cpu_ns < 1000000000); /* and not a made-up figure */
+	spawn_result_deinit(&r);
+}
+
 static void test_spawn_missing_binary(void **state)
 {
 	const char *argv[] = {"/nonexistent/aisp-no-such-binary", NULL};
@@ -201,6 +221,7 @@ struct async_state {
 	int done;
 	int status;
 	bool timed_out;
+	uint64_t cpu_ns;
 	char out[64];
 	char err[96];
 };
@@ -211,6 +232,7 @@ static void on_done(const spawn_result *r, void *arg)
 	s->done++;
 	s->status = r->status;
 	s->timed_out = r->timed_out;
+	s->cpu_ns = r->cpu_ns;
 	snprintf(s->out, sizeof(s->out), "%s", r->out);
 	snprintf(s->err, sizeof(s->err), "%s", r->errout);
 }
@@ -221,7 +243,8 @@ static void test_spawn_async(void **state)
 	err *e = NULL;
 	assert_int_equal(spawn_loop_init(base, &e), 0);
 	struct async_state a = {0}, b = {0};
-	const char *argv1[] = {"sh", "-c", "echo hi; exit 5", NULL};
+	const char *argv1[] = {
+	    "sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo hi; exit 5", NULL};
 	const char *argv2[] = {"sleep", "30", NULL};
 	spawn_opts o1 = SPAWN_OPTS_INIT, o2 = SPAWN_OPTS_INIT;
 	o1.argv = argv1;
@@ -235,6 +258,7 @@ static void test_spawn_async(void **state)
 	assert_int_equal(a.done, 1);
 	assert_int_equal(a.status, 5);
 	assert_string_equal(a.out, "hi\n");
+	assert_true(a.cpu_ns > 1000000); /* its loop's CPU, from wait4 */
 	assert_int_equal(b.done, 1);
 	assert_true(b.timed_out);
 	assert_int_equal(b.status, 137);
@@ -347,6 +371,7 @@ int main(void)
 	    cmocka_unit_test(test_cleanup_steal),
 	    cmocka_unit_test(test_atomic_files),
 	    cmocka_unit_test(test_spawn_ok_and_exit_code),
+	    cmocka_unit_test(test_spawn_cpu),
 	    cmocka_unit_test(test_spawn_missing_binary),
 	    cmocka_unit_test(test_spawn_deadline),
 	    cmocka_unit_test(test_spawn_fds_closed_and_signals_reset),
