@@ -79,6 +79,27 @@ if [ ! -f "$out/summary.json" ]; then
 	exit $rc
 fi
 [ ${#busy[@]} != 0 ] || gnuplot -e "dir='$out'" "$here/plot.gp" || rc=1
+# Syscalls of a warm task inside the sandbox (counts are stable where times are not): the
+# table of agent-syscalls.sh, as markdown, after the latency tables.
+if [ ${#busy[@]} = 0 ] && [ ${#report[@]} = 0 ]; then
+	if "$here/agent-syscalls.sh" "$build" >"$out/syscalls.txt" 2>>"$out/bench.log"; then
+		{
+			echo "Syscalls of one warm task inside the sandbox, from the agent's read of the TASK frame to"
+			echo "its last result frame (the agent, the warm interpreter and the program; runc: \`strace -f\`,"
+			echo "runsc: the sentry's \`--strace\`; tests/bench/agent-syscalls.sh):"
+			echo
+			echo "| runtime | language | mode | syscalls | most frequent |"
+			echo "| --- | --- | --- | --- | --- |"
+			tail -n +2 "$out/syscalls.txt" | while read -r rt lang mode total top; do
+				echo "| $rt | $lang | $mode | $total | ${top//:/ } |"
+			done
+			echo
+		} >>"$out/results.md"
+	else
+		echo "run.sh: agent-syscalls.sh failed (see $out/bench.log)" >&2
+		rc=1
+	fi
+fi
 cat "$out/results.md"
 echo "results: $out (summary.json, results.md, raw.json, latency_by_concurrency.png, warm_vs_cold.png)"
 
