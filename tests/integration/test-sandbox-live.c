@@ -135,9 +135,14 @@ static void live(sandbox_runtime *rt, const char *code, const proto_limits *over
 	sandbox_destroy(r->sb, on_gone, r);
 	loop_until(&r->gone, 120000);
 	proto_task_deinit(&r->task);
-	print_message("# %s: status %s exit %d signal %d stdout \"%.40s\" error \"%s\"\n",
+	char shown[41]; /* one TAP comment line: the output's newlines shown as spaces */
+	snprintf(shown, sizeof(shown), "%s", buf_str(&r->out));
+	for (char *c = shown; *c; c++)
+		if (*c == '\n' || *c == '\r')
+			*c = ' ';
+	print_message("# %s: status %s exit %d signal %d stdout \"%s\" error \"%s\"\n",
 	              sandbox_runtime_name(rt), proto_status_name(r->status), r->exit_code, r->sig,
-	              buf_str(&r->out), r->error);
+	              shown, r->error);
 }
 
 static void live_free(live_run *r)
