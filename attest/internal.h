@@ -85,7 +85,10 @@ void attest_gen_cost(proto_gen *j, const proto_cost *cost);
 int attest_chain_claims_from(yajl_val pred, attest_chain_claims *out, err **e);
 bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *task,
                         attest_check_fn cb, void *ud);
-bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud);
+/* sealed: the result is a sealed one, whose public cost is the total only (breakdown_sealed);
+ * on any other result such a cost fails (the node would hide what the buyer pays for). */
+bool attest_cost_check(yajl_val pred, const proto_result *r, bool sealed, attest_check_fn cb,
+                       void *ud);
 
 /* The credential proxy's audit trail (proxy.c): predicate.metadata.proxy, and its check
  * against the result's entries (the "proxy" check). */

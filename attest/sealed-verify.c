@@ -189,7 +189,7 @@ static void on_cost(void *ud, const char *name, attest_verdict verdict, const ch
  * cost (with its breakdown) against the public total. */
 static void check_cost(vctx *v)
 {
-	attest_cost_check(v->pred, &v->r, on_cost, v);
+	attest_cost_check(v->pred, &v->r, true, on_cost, v);
 }
 
 static void check_inner_cost(vctx *v)

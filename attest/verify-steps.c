@@ -183,7 +183,7 @@ bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *
 		ok = !why;
 	}
 	ok &= attest_proxy_check(pred, r, cb, ud);
-	return attest_cost_check(pred, r, cb, ud) && ok;
+	return attest_cost_check(pred, r, false, cb, ud) && ok;
 }
 
 /* The sum of the breakdown, or -1 when it overflows. */
@@ -196,7 +196,8 @@ static int64_t cost_sum(const proto_cost *c)
 	return s;
 }
 
-bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb, void *ud)
+bool attest_cost_check(yajl_val pred, const proto_result *r, bool sealed, attest_check_fn cb,
+                       void *ud)
 {
 	yajl_val md = proto_json_get(pred, "metadata");
 	yajl_val signed_cost = proto_json_get(md, "cost");
@@ -212,6 +213,8 @@ bool attest_cost_check(yajl_val pred, const proto_result *r, attest_check_fn cb,
 		why = xstrdup(mine ? "the statement signs no cost" : "the result carries no cost");
 	else if (strcmp(mine, buf_str(&b)))
 		why = xasprintf("the result's cost %s is not the signed %s", mine, buf_str(&b));
+	else if (r->cost->breakdown_sealed && !sealed)
+		why = xstrdup("the cost's breakdown is sealed, but the result is not a sealed one");
 	else if (!r->cost->breakdown_sealed && cost_sum(r->cost) != r->cost->total)
 		why =
 		    xasprintf("the total %" PRId64 " is not the sum of the breakdown (%" PRId64 ")",

@@ -302,6 +302,17 @@ static void test_inconsistent_cost(void **state)
 	assert_int_equal(proto_result_parse(buf_str(&doc), doc.len, &p, NULL), 0);
 	expect_failure(k, &t, &p, "cost: the total 66 is not the sum of the breakdown (65)");
 	buf_deinit(&doc);
+	proto_result_deinit(&p);
+	/* ... and one that hides the breakdown of a result that is not sealed */
+	r.cost->total = 65;
+	r.cost->breakdown_sealed = true;
+	free(r.attestation);
+	free(r.execution_digest);
+	assert_int_equal(attest_sign(k, &c, &r.attestation, &r.execution_digest, NULL, NULL), 0);
+	proto_result_to_json(&r, &doc);
+	assert_int_equal(proto_result_parse(buf_str(&doc), doc.len, &p, NULL), 0);
+	expect_failure(k, &t, &p, "cost: the cost's breakdown is sealed, but the result is not");
+	buf_deinit(&doc);
 	proto_result_deinit(&r);
 	proto_result_deinit(&p);
 	proto_task_deinit(&t);
