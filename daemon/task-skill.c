@@ -181,6 +181,30 @@ static int load_sealed(task *t, const sandbox_skill *sk, bool executing, char **
 }
 
 /* One skill of the task: resolved, checked against the task's language, loaded. */
+/* An executing skill reaches only the services its manifest declares ([permissions]
+ * services): a task naming another one is rejected, so that a caller cannot widen what the
+ * seller's code may call. NULL, or the reason (caller frees). */
+static char *undeclared_service(const proto_task *pt, const sandbox_skill_manifest *m)
+{
+	for (size_t i = 0; i < pt->n_services; i++) {
+		bool found = false;
+		for (size_t k = 0; k < m->n_services && !found; k++)
+			found = !strcmp(pt->services[i], m->services[k]);
+		if (found)
+			continue;
+		buf b = BUF_INIT;
+		for (size_t k = 0; k < m->n_services; k++)
+			buf_appendf(&b, "%s%s", k ? ", " : "", m->services[k]);
+		char *why =
+		    xasprintf("service \"%s\" is not declared by skill %s (its [permissions] "
+		              "services: %s)",
+		              pt->services[i], m->name, b.len ? buf_str(&b) : "none");
+		buf_deinit(&b);
+		return why;
+	}
+	return NULL;
+}
+
 static int add_skill(task *t, const char *ref, bool executing, secret_value **vals, size_t *n_vals,
                      char **msg)
 {
@@ -204,6 +228,8 @@ static int add_skill(task *t, const char *ref, bool executing, secret_value **va
 	if (executing && pt->lang_given && pt->lang != sk.manifest.lang)
 		*msg = xasprintf("field \"lang\" is %s, but skill %s is %s",
 		                 proto_lang_name(pt->lang), sk.manifest.name, lang);
+	else if (executing && pt->n_services && (*msg = undeclared_service(pt, &sk.manifest)))
+		rc = -1; /* said why */
 	else if (!executing && pt->lang != sk.manifest.lang)
 		*msg = xasprintf("skill %s is %s: a %s task cannot import it", sk.manifest.name,
 		                 lang, proto_lang_name(pt->lang));

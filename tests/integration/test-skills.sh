@@ -241,6 +241,11 @@ rejected "a skill task with code" bad-code '{"skill":"salesforce","code":"print(
 	'a task with "skill" has no "code"'
 rejected "a skill task whose lang is not the skill's" bad-lang '{"skill":"salesforce","lang":"javascript"}' \
 	'field "lang" is javascript, but skill salesforce is python'
+rejected "an executing skill given a service its manifest does not declare" bad-service \
+	'{"skill":"salesforce","services":["billing"]}' \
+	'service "billing" is not declared by skill salesforce (its [permissions] services: salesforce)'
+rejected "... one it declares passes that check (this node serves no services)" bad-served \
+	'{"skill":"salesforce","services":["salesforce"]}' 'service "salesforce" is not served by this node'
 rejected "run_code mounting a skill of another language" bad-mountlang \
 	'{"lang":"python","code":"1","mount_skills":["greeter"]}' "skill greeter is javascript: a python task cannot import it"
 rejected "skill and mount_skills together" bad-both '{"skill":"salesforce","mount_skills":["leaky"]}' \
