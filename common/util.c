@@ -134,6 +134,11 @@ static int write_at(int dirfd, const char *name, const void *data, size_t len, m
 		unlinkat(dirfd, tmp, 0);
 		return err_set(e, saved, "rename %s to %s", tmp, name);
 	}
+	/* The rename is the directory's change: until the directory is synced a crash can bring
+	 * the old file back (ext4 commits it with the next journal transaction), which for the
+	 * chain state would hand out a signed sequence number again. */
+	if (durable && fsync(dirfd) < 0)
+		return err_set(e, errno, "sync the directory of %s", name);
 	return 0;
 }
 

@@ -26,7 +26,8 @@ int fd_set_cloexec(int fd, bool on);
 int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Writes data to dirfd/name atomically: a temporary file created O_EXCL|O_NOFOLLOW beside it,
- * fsync, renameat. Never follows a link. The file gets exactly mode, whatever the umask. */
+ * fsync, renameat, fsync of the directory (the rename is durable too). Never follows a link.
+ * The file gets exactly mode, whatever the umask. */
 int write_file_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode, err **e);
 /* write_file_at() without the fsync: for files that matter only while the node runs (a
  * sandbox's bundle, gone with the sandbox and reaped at startup), whose fsync would block the
