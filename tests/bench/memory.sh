@@ -6,7 +6,7 @@
 # other work. Arguments go to memory_bench.py (e.g. --sets default,gogc50 --per-lang 2).
 # It starts its own redis-server and aispd nodes and stops them by pid at exit.
 # Environment: BENCH_BUILD (default build/), BENCH_OUT (default bench-results/memory.md; the
-# JSON goes beside it), AISP_IMAGE_STORE (default /var/lib/aisp/images).
+# JSON and each node's log go beside it), AISP_IMAGE_STORE (default /var/lib/aisp/images).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
