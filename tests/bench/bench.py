@@ -453,6 +453,10 @@ listen = 127.0.0.1:{http}
         self.targets = targets
         self.proc = b.procs.start([b.aispd, "--config", self.conf], os.path.join(self.dir, "log"))
         self.pid = self.proc.pid
+        self.wait_healthy()
+
+    def wait_healthy(self):
+        """Until /healthz says 200 (60 s at most); the node's exit or the limit raise."""
         end = time.monotonic() + 60
         while time.monotonic() < end:
             if self.proc.poll() is not None:

@@ -163,22 +163,6 @@ class MemNode(bench.Node):
         self.pid = self.proc.pid
         self.wait_healthy()
 
-    def wait_healthy(self):
-        import urllib.request
-
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError("aispd exited %s: %s" % (self.proc.returncode, self.log_tail()))
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.http, timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("aispd not healthy after 60 s: " + self.log_tail())
-
 
 def run_checks(b, rt, n):
     """n rounds of every language's program and of CHECKS; returns (ok, failed, last error)."""
