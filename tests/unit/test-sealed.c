@@ -480,6 +480,15 @@ static void expect_fail(const char *res, const proto_task *sent, attest_age_iden
 	}
 }
 
+/* A sealed task as the node has opened it, and a run's output for it. */
+static void opened_fixture(proto_task *t, proto_output *o)
+{
+	_cleanup_free_ char *json = sealed_task(&F.node_r, NULL);
+	parse_ok(json, t);
+	assert_int_equal(attest_sealed_open(t, &F.node, 1, NULL), 0);
+	fixture_output(o, "a");
+}
+
 static void test_tamper(void **state)
 {
 	_cleanup_free_ char *json = sealed_task(&F.node_r, NULL);
@@ -551,12 +560,9 @@ static char *dishonest(const proto_task *t, const proto_output *o, const char *f
 
 static void test_tamper_document(void **state)
 {
-	_cleanup_free_ char *json = sealed_task(&F.node_r, NULL);
 	proto_task t;
-	parse_ok(json, &t);
-	assert_int_equal(attest_sealed_open(&t, &F.node, 1, NULL), 0);
 	proto_output o;
-	fixture_output(&o, "a");
+	opened_fixture(&t, &o);
 	_cleanup_free_ char *r1 = dishonest(&t, &o, "stdout a", "stdout b");
 	expect_fail(r1, NULL, F.buyer, F.key, "outputs", "stdout: the document says");
 	_cleanup_free_ char *r2 = dishonest(&t, &o, "\"exit_code\":0", "\"exit_code\":3");
@@ -581,12 +587,9 @@ static void test_tamper_document(void **state)
  * ordinary one. */
 static void test_dishonest_statements(void **state)
 {
-	_cleanup_free_ char *json = sealed_task(&F.node_r, NULL);
 	proto_task t;
-	parse_ok(json, &t);
-	assert_int_equal(attest_sealed_open(&t, &F.node, 1, NULL), 0);
 	proto_output o;
-	fixture_output(&o, "a");
+	opened_fixture(&t, &o);
 	proto_result real, pub;
 	fixture_result(&real, t.id, &o);
 	attest_sealed_out so;
@@ -929,12 +932,9 @@ static void test_chain(void **state)
  * its total is the public one. */
 static void test_cost(void **state)
 {
-	_cleanup_free_ char *json = sealed_task(&F.node_r, NULL);
 	proto_task t;
-	parse_ok(json, &t);
-	assert_int_equal(attest_sealed_open(&t, &F.node, 1, NULL), 0);
 	proto_output o;
-	fixture_output(&o, "a");
+	opened_fixture(&t, &o);
 	proto_cost *cost = proto_cost_new();
 	proto_cost_item *it = proto_cost_add(cost, PROTO_COST_LLM);
 	*it = (proto_cost_item){.step = 0,
