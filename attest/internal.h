@@ -45,6 +45,9 @@ int attest_pred_env(yajl_val pred, proto_env **out, size_t *n, err **e);
  * or -1 with *e. */
 int attest_pred_limits(yajl_val pred, proto_limits *l, err **e);
 
+/* The sum of a cost's items, or -1 when it overflows (a total no honest node signs). */
+int64_t attest_cost_sum(const proto_cost *c);
+
 /* ---- sealed tasks and passports (passport.c, sealed*.c) ---- */
 
 /* A DSSE envelope with exactly one signature, parsed strictly: payloadType must be type, the

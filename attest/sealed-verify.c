@@ -197,11 +197,24 @@ static void check_inner_cost(vctx *v)
 	const proto_cost *pub = v->r.cost, *in = v->inner.cost;
 	if (!pub && !in)
 		return;
-	if (!pub || !in || in->breakdown_sealed || !pub->breakdown_sealed ||
-	    in->total != pub->total)
+	if (!pub || !in)
+		report(v, "cost total", ATTEST_SEALED_FAIL, "%s",
+		       pub ? "the public result has a cost, the sealed document none"
+		           : "the sealed document has a cost, the public result none");
+	else if (in->breakdown_sealed || !pub->breakdown_sealed)
+		report(v, "cost total", ATTEST_SEALED_FAIL, "%s",
+		       in->breakdown_sealed
+		           ? "the sealed document's cost says its breakdown is sealed"
+		           : "the public cost shows a breakdown it should seal");
+	else if (in->total != pub->total)
 		report(v, "cost total", ATTEST_SEALED_FAIL,
 		       "the sealed document's cost total %" PRId64 " is not the public %" PRId64,
-		       in ? in->total : -1, pub ? pub->total : -1);
+		       in->total, pub->total);
+	else if (attest_cost_sum(in) != in->total)
+		report(v, "cost total", ATTEST_SEALED_FAIL,
+		       "the sealed document's total %" PRId64
+		       " is not the sum of its breakdown (%" PRId64 ")",
+		       in->total, attest_cost_sum(in));
 	else
 		report(v, "cost total", ATTEST_SEALED_PASS, NULL);
 }

@@ -187,7 +187,7 @@ bool attest_steps_check(yajl_val pred, const proto_result *r, const proto_task *
 }
 
 /* The sum of the breakdown, or -1 when it overflows. */
-static int64_t cost_sum(const proto_cost *c)
+int64_t attest_cost_sum(const proto_cost *c)
 {
 	int64_t s = 0;
 	for (size_t i = 0; i < c->n_items; i++)
@@ -215,10 +215,10 @@ bool attest_cost_check(yajl_val pred, const proto_result *r, bool sealed, attest
 		why = xasprintf("the result's cost %s is not the signed %s", mine, buf_str(&b));
 	else if (r->cost->breakdown_sealed && !sealed)
 		why = xstrdup("the cost's breakdown is sealed, but the result is not a sealed one");
-	else if (!r->cost->breakdown_sealed && cost_sum(r->cost) != r->cost->total)
+	else if (!r->cost->breakdown_sealed && attest_cost_sum(r->cost) != r->cost->total)
 		why =
 		    xasprintf("the total %" PRId64 " is not the sum of the breakdown (%" PRId64 ")",
-		              r->cost->total, cost_sum(r->cost));
+		              r->cost->total, attest_cost_sum(r->cost));
 	buf_deinit(&b);
 	cb(ud, "cost", why ? ATTEST_FAIL : ATTEST_PASS, why);
 	return !why;

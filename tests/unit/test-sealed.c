@@ -970,6 +970,11 @@ static void test_cost(void **state)
 	_cleanup_free_ char *over = sealed_result_cost(&t, &o, F.key, cost, 400);
 	expect_fail(over, NULL, F.buyer, F.key, "cost total",
 	            "the sealed document's cost total 40 is not the public 400");
+	/* a node that bills a total its own sealed breakdown does not add up to */
+	cost->items[1].cost = 5;
+	_cleanup_free_ char *padded = sealed_result_cost(&t, &o, F.key, cost, -1);
+	expect_fail(padded, NULL, F.buyer, F.key, "cost total",
+	            "the sealed document's total 40 is not the sum of its breakdown (43)");
 	proto_cost_free(cost);
 	proto_output_deinit(&o);
 	proto_task_deinit(&t);

@@ -676,6 +676,39 @@ static void test_store_round_trip(void **state)
 	rmtree(root);
 }
 
+/* The caller's check (aisp skill import's "does the sealed skill open here") sees the
+ * unpacked tree; when it refuses, nothing is stored and the store's tmp/ is left empty. */
+static int refuse_import(int dirfd, const char *label, void *arg, err **e)
+{
+	*(bool *)arg = faccessat(dirfd, "skill.toml", F_OK, 0) == 0;
+	return err_set(e, 0, "%s: refused by the check", label);
+}
+
+static void test_import_check_refuses(void **state)
+{
+	char *root = tmpdir();
+	_cleanup_free_ char *src = make_skill(root, "src", NULL);
+	_cleanup_free_ char *store = xasprintf("%s/store", root);
+	_cleanup_free_ char *other = xasprintf("%s/other", root);
+	_cleanup_free_ char *bundle = xasprintf("%s/bundle", root);
+	err *e = NULL;
+	assert_int_equal(sandbox_skill_add(other, src, false, NULL, NULL, &e), 0);
+	assert_int_equal(sandbox_skill_export_dir(other, "demo", bundle, &e), 0);
+	bool saw_tree = false, added = true;
+	sandbox_skill_import_check check = {refuse_import, &saw_tree};
+	sandbox_skill s = {0};
+	assert_int_equal(
+	    sandbox_skill_import(store, -1, bundle, NULL, false, &check, &s, &added, &e), -1);
+	assert_true(saw_tree);
+	_cleanup_free_ char *want = xasprintf("bundle %s: refused by the check", bundle);
+	assert_string_equal(err_msg(e), want);
+	assert_int_equal(count_entries(store, "skills"), 0);
+	assert_int_equal(count_entries(store, "tmp"), 0);
+	assert_int_equal(sandbox_skill_resolve(store, "demo", &s, &e), -1);
+	err_free(e);
+	rmtree(root);
+}
+
 /* Two stores fed the same skill made differently export byte-identical bundles. */
 static void test_export_reproducible(void **state)
 {
@@ -1042,14 +1075,23 @@ static void test_sealed_unpack(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_toml_accepts),        cmocka_unit_test(test_toml_errors),
-	    cmocka_unit_test(test_toml_caps),           cmocka_unit_test(test_manifest_example),
-	    cmocka_unit_test(test_manifest_errors),     cmocka_unit_test(test_digest_reproducible),
-	    cmocka_unit_test(test_digest_sensitive),    cmocka_unit_test(test_walk_refusals),
-	    cmocka_unit_test(test_walk_caps),           cmocka_unit_test(test_store_round_trip),
-	    cmocka_unit_test(test_export_reproducible), cmocka_unit_test(test_add_refusals),
-	    cmocka_unit_test(test_name_collision),      cmocka_unit_test(test_import_refusals),
-	    cmocka_unit_test(test_store_tampering),     cmocka_unit_test(test_list),
+	    cmocka_unit_test(test_toml_accepts),
+	    cmocka_unit_test(test_toml_errors),
+	    cmocka_unit_test(test_toml_caps),
+	    cmocka_unit_test(test_manifest_example),
+	    cmocka_unit_test(test_manifest_errors),
+	    cmocka_unit_test(test_digest_reproducible),
+	    cmocka_unit_test(test_digest_sensitive),
+	    cmocka_unit_test(test_walk_refusals),
+	    cmocka_unit_test(test_walk_caps),
+	    cmocka_unit_test(test_store_round_trip),
+	    cmocka_unit_test(test_import_check_refuses),
+	    cmocka_unit_test(test_export_reproducible),
+	    cmocka_unit_test(test_add_refusals),
+	    cmocka_unit_test(test_name_collision),
+	    cmocka_unit_test(test_import_refusals),
+	    cmocka_unit_test(test_store_tampering),
+	    cmocka_unit_test(test_list),
 	    cmocka_unit_test(test_sealed_unpack),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
