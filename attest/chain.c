@@ -163,12 +163,17 @@ int attest_chain_open(int dirfd, const char *name, attest_chain_file **out, atte
 		return -1;
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
+	if (fd < 0 && errno != ENOENT)
+		return err_set(e, errno, "chain state %s: open", name);
 	if (fd >= 0 && fstat(fd, &st) < 0)
 		return err_set(e, errno, "chain state %s: stat", name);
+	if (fd >= 0 && !S_ISREG(st.st_mode))
+		return err_set(e, 0, "chain state %s: not a regular file", name);
 	if (fd < 0 || st.st_size != CHAIN_FILE_SIZE) { /* new, or the older form */
 		if (create_file(dirfd, name, c, e) < 0)
 			return err_prefix(e, "chain state");
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			return err_set(e, errno, "chain state %s: open", name);
