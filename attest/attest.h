@@ -253,11 +253,29 @@ typedef struct attest_chain {
 		"", 0                                                                              \
 	}
 
-/* Loads dirfd/name ({"previous":"sha256:...","sequence":N}); a missing file is a fresh chain.
- * Returns 0, or -1 with *e (unreadable or malformed file). */
+/* Each of the state file's two slots (attest/chain.c has the format). */
+#define ATTEST_CHAIN_SLOT 4096
+
+/* Parses a state file's contents: the slotted form (two slots, the newest valid one counts,
+ * *newest its index when not NULL) or the older single {"previous":...,"sequence":N} object
+ * (*newest = -1). Returns 0, or -1 with *e. */
+int attest_chain_parse(const char *text, size_t len, attest_chain *c, int *newest, err **e);
+/* Loads dirfd/name; a missing file is a fresh chain. Returns 0, or -1 with *e (unreadable, or
+ * no slot holds a valid state). */
 int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e);
-/* Writes the state atomically (write_file_at, mode 0600). */
-int attest_chain_save(int dirfd, const char *name, const attest_chain *c, err **e);
+
+/* The open state file the daemon saves into. */
+typedef struct attest_chain_file attest_chain_file;
+/* Loads dirfd/name into *c and opens it for saving; a missing file (or one in the older form)
+ * is written in the slotted form first (atomically: write, fsync, rename, fsync of dirfd).
+ * Returns 0 with *out, or -1 with *e and *out NULL. */
+int attest_chain_open(int dirfd, const char *name, attest_chain_file **out, attest_chain *c,
+                      err **e);
+/* Saves c: the slot not holding the newest state, written in place, then fdatasync. Returns 0,
+ * or -1 with *e: then the newest state on disk is still the one before (a crash may have kept
+ * c, whose number was never published: skipped, never reused). */
+int attest_chain_store(attest_chain_file *f, const attest_chain *c, err **e);
+attest_chain_file *attest_chain_close(attest_chain_file *f);
 /* Records a signed attestation: previous = digest, sequence = its sequence. */
 void attest_chain_advance(attest_chain *c, const char *attestation_digest, uint64_t sequence);
 

@@ -260,7 +260,7 @@ static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest,
 	attest_chain next = n->chain;
 	attest_chain_advance(&next, att, c->sequence);
 	_cleanup_err_ err *se = NULL;
-	if (attest_chain_save(n->state_dirfd, "chain.json", &next, &se) < 0) {
+	if (attest_chain_store(n->chain_file, &next, &se) < 0) {
 		n->chain_error = xstrdup(err_msg(se));
 		log_error("cannot save the chain state (%s): taking no tasks until it saves; the "
 		          "signature of sequence %llu is discarded",
@@ -281,7 +281,7 @@ int node_chain_retry(node *n)
 	if (!n->chain_error)
 		return 0;
 	_cleanup_err_ err *e = NULL;
-	if (attest_chain_save(n->state_dirfd, "chain.json", &n->chain, &e) < 0)
+	if (attest_chain_store(n->chain_file, &n->chain, &e) < 0)
 		return -1;
 	log_info("the chain state saves again (it could not: %s); taking tasks", n->chain_error);
 	free(n->chain_error);
@@ -396,7 +396,7 @@ static void open_key(node *n, checks *k)
 	}
 	n->pubkey_pem = attest_key_public_pem(n->key);
 	if (n->state_dirfd >= 0 &&
-	    attest_chain_load(n->state_dirfd, "chain.json", &n->chain, &e) < 0)
+	    attest_chain_open(n->state_dirfd, "chain.json", &n->chain_file, &n->chain, &e) < 0)
 		checks_error(k, "node", "state_dir", "chain state in %s: %s", c->state_dir,
 		             err_msg(e));
 	_cleanup_err_ err *ae = NULL;
@@ -552,6 +552,7 @@ node *node_free(node *n)
 	free(n->age_recipient_env);
 	free(n->age_recipient);
 	free(n->chain_error);
+	n->chain_file = attest_chain_close(n->chain_file);
 	free(n->runtimes_csv);
 	free(n->images_csv);
 	free(n->image_digests_csv);

@@ -72,8 +72,9 @@ typedef struct node {
 	char *age_recipient;     /* "age1..." of age_ids[0], or NULL */
 	char *age_recipient_env; /* its recipient, signed by key (the registry's age_recipient) */
 	revocation *rv;
-	struct secrets *secrets; /* [secrets] dir, or NULL when it cannot be opened */
-	attest_chain chain;      /* as saved in state_dir/chain.json */
+	struct secrets *secrets;       /* [secrets] dir, or NULL when it cannot be opened */
+	attest_chain chain;            /* as saved in state_dir/chain.json */
+	attest_chain_file *chain_file; /* open for saving (NULL without a key: nothing signed) */
 	int state_dirfd;
 	/* Why the last save of the chain state failed; while set the node signs nothing, takes
 	 * no task and /healthz is 503 (node_chain_retry() clears it). */

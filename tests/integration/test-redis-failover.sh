@@ -182,7 +182,9 @@ args = sys.argv[2:]
 problems, lines = [], []
 ran_twice = set()
 for k in range(0, len(args), 4):
-    node, log, chain = args[k], open(args[k + 1]).read(), json.load(open(args[k + 2]))
+    node, log = args[k], open(args[k + 1]).read()
+    # the chain state's newest slot (each slot is a JSON line: attest/chain.c)
+    chain = max((json.loads(l) for l in open(args[k + 2]) if l.strip()), key=lambda c: c["sequence"])
     audited = set()
     for entry in json.loads(open(args[k + 3]).read() or "[]") or []:
         f = entry[1]

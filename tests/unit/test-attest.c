@@ -419,31 +419,110 @@ static char *make_tmpdir(void)
 	return dir;
 }
 
+/* Reads dir/chain.json's raw bytes into b (at most 3 slots). */
+static size_t chain_bytes(int dfd, char *b)
+{
+	_cleanup_close_ int fd = openat(dfd, "chain.json", O_RDONLY);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, b, 3 * ATTEST_CHAIN_SLOT);
+	assert_true(n >= 0);
+	return (size_t)n;
+}
+
+static void put_chain_bytes(int dfd, const char *b, size_t n)
+{
+	_cleanup_err_ err *e = NULL;
+	assert_int_equal(write_file_at(dfd, "chain.json", b, n, 0600, &e), 0);
+}
+
+/* The state file: created on open, saved by turns into the slot that does not hold the newest
+ * state, each slot a JSON line with its check; the older single-object form is converted. */
 static void test_chain_file(void **state)
 {
 	_cleanup_free_ char *dir = make_tmpdir();
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_err_ err *e = NULL;
-	attest_chain c;
-	assert_int_equal(attest_chain_load(dfd, "chain.json", &c, &e), 0);
+	attest_chain c, c2;
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c, &e), 0); /* missing: fresh */
+	assert_int_equal(c.sequence, 0);
+	attest_chain_file *f = NULL;
+	assert_int_equal(attest_chain_open(dfd, "chain.json", &f, &c, &e), 0);
 	assert_string_equal(c.previous, "");
 	assert_int_equal(c.sequence, 0);
-	char d[ATTEST_DIGEST_LEN];
-	attest_sha256_str("x", 1, d);
-	attest_chain_advance(&c, d, 7);
-	assert_int_equal(attest_chain_save(dfd, "chain.json", &c, &e), 0);
-	attest_chain c2;
-	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
-	assert_string_equal(c2.previous, d);
-	assert_int_equal(c2.sequence, 7);
 	struct stat st;
 	assert_int_equal(fstatat(dfd, "chain.json", &st, 0), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	assert_int_equal(
-	    write_file_at(dfd, "chain.json", "{\"previous\":\"x\",\"sequence\":1}", 29, 0600, &e),
-	    0);
+	assert_int_equal(st.st_size, 2 * ATTEST_CHAIN_SLOT);
+	char d7[ATTEST_DIGEST_LEN], d8[ATTEST_DIGEST_LEN];
+	attest_sha256_str("x", 1, d7);
+	attest_sha256_str("y", 1, d8);
+	attest_chain_advance(&c, d7, 7);
+	assert_int_equal(attest_chain_store(f, &c, &e), 0);
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
+	assert_string_equal(c2.previous, d7);
+	assert_int_equal(c2.sequence, 7);
+	attest_chain_advance(&c, d8, 8);
+	assert_int_equal(attest_chain_store(f, &c, &e), 0);
+	char b[3 * ATTEST_CHAIN_SLOT + 1];
+	assert_int_equal(chain_bytes(dfd, b), 2 * ATTEST_CHAIN_SLOT);
+	b[2 * ATTEST_CHAIN_SLOT] = '\0';
+	/* slot 1 got 7, slot 0 then 8: each a line of its own */
+	assert_non_null(strstr(b, "\"sequence\":8,\"check\":\""));
+	assert_non_null(strstr(b + ATTEST_CHAIN_SLOT, "\"sequence\":7,\"check\":\""));
+	assert_int_equal(b[ATTEST_CHAIN_SLOT - 1], '\n');
+	assert_int_equal(b[2 * ATTEST_CHAIN_SLOT - 1], '\n');
+	attest_chain_close(f);
+
+	/* a torn save of 9 into slot 1: the newest valid slot (8) is the state */
+	char torn[2 * ATTEST_CHAIN_SLOT];
+	memcpy(torn, b, sizeof(torn));
+	memcpy(torn + ATTEST_CHAIN_SLOT, b, 40); /* slot 0's first bytes, the rest still 7's */
+	put_chain_bytes(dfd, torn, sizeof(torn));
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
+	assert_int_equal(c2.sequence, 8);
+	/* a slot whose line parses but whose check does not match is refused too */
+	memcpy(torn, b, sizeof(torn));
+	char *seq = strstr(torn + ATTEST_CHAIN_SLOT, "\"sequence\":7");
+	seq[11] = '9';
+	put_chain_bytes(dfd, torn, sizeof(torn));
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
+	assert_int_equal(c2.sequence, 8);
+	/* with slot 0 torn as well, nothing is trusted */
+	memset(torn, 'z', 30);
+	put_chain_bytes(dfd, torn, sizeof(torn));
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), -1);
+	assert_non_null(strstr(err_msg(e), "neither slot holds a state"));
+	assert_non_null(strstr(err_msg(e), "a torn write"));
+	err_free(steal_pointer(&e));
+
+	/* the older form is read, and converted on open; a save then goes to the other slot */
+	_cleanup_free_ char *old = xasprintf("{\"previous\":\"%s\",\"sequence\":8}", d8);
+	put_chain_bytes(dfd, old, strlen(old));
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
+	assert_int_equal(c2.sequence, 8);
+	assert_int_equal(attest_chain_open(dfd, "chain.json", &f, &c, &e), 0);
+	assert_int_equal(c.sequence, 8);
+	assert_string_equal(c.previous, d8);
+	assert_int_equal(fstatat(dfd, "chain.json", &st, 0), 0);
+	assert_int_equal(st.st_size, 2 * ATTEST_CHAIN_SLOT);
+	attest_chain_advance(&c, d7, 9);
+	assert_int_equal(attest_chain_store(f, &c, &e), 0);
+	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
+	assert_int_equal(c2.sequence, 9);
+	/* saving the same state again (a retry) never overwrites the newest slot */
+	assert_int_equal(attest_chain_store(f, &c, &e), 0);
+	assert_int_equal(chain_bytes(dfd, b), 2 * ATTEST_CHAIN_SLOT);
+	b[2 * ATTEST_CHAIN_SLOT] = '\0';
+	assert_non_null(strstr(b, "\"sequence\":9,"));
+	assert_non_null(strstr(b + ATTEST_CHAIN_SLOT, "\"sequence\":9,"));
+	attest_chain_close(f);
+
+	put_chain_bytes(dfd, "{\"previous\":\"x\",\"sequence\":1}", 29);
 	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), -1);
 	assert_non_null(strstr(err_msg(e), "invalid previous"));
+	err_free(steal_pointer(&e));
+	assert_int_equal(attest_chain_open(dfd, "chain.json", &f, &c, &e), -1);
+	assert_null(f);
 	assert_int_equal(rm_rf_at(AT_FDCWD, dir, &e), 0);
 }
 
