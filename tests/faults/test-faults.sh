@@ -186,7 +186,7 @@ if mount -t tmpfs -o size=64k,mode=0700 aisp-faults-state "$SD"; then
 	umount_sd() { mountpoint -q "$SD" && umount "$SD"; }
 	at_exit umount_sd
 	STATE_DIR=$SD node_conf sf
-	LD_PRELOAD=$AISP_FAULT_FDATASYNC_SO AISP_FAULT_FDATASYNC=$FAIL node_start sf
+	node_start_faulty sf "$FAIL"
 	if wait_for 30 node_registered sf; then
 		run_task sf-1 shell "$(code_file ok.sh 'echo fine')" runc '{"timeout_s":30}' '{}' 60
 		seq1=$(chain_seq)

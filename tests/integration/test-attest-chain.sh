@@ -2,9 +2,11 @@
 # Issue 12, items 4, 9 and 10, end to end with aispd, a real redis-server and runc:
 # - a node's published chain has no unexplained gap under a duplicate and a SIGSTOP/SIGCONT
 #   past the reclaim time (the discarded late result is in aisp:audit:<node id>);
-# - a chain state that cannot be saved (a full state directory) stops the node from taking
-#   tasks and makes /healthz 503 with the reason, publishes no result under a number a restart
-#   would reuse, and the node goes on once it can save again, also across a restart;
+# - a chain state that cannot be saved (fdatasync fails with EIO, from
+#   tests/faults/fault-fdatasync.c; a full state directory no longer is a failure, the file's
+#   room is made at start) stops the node from taking tasks and makes /healthz 503 with the
+#   reason, publishes no result under a number a restart would reuse, and the node goes on once
+#   it can save again, also across a restart;
 # - results of a stopped node still verify through Redis (its key by key id, kept at least as
 #   long as its results).
 # No `set -e`: a TAP suite goes on past a failing step (that test point says "not ok" and the
@@ -76,18 +78,18 @@ node_stop a
 
 # ---- item 10: the chain state cannot be saved ----
 state=$TEST_TMP/state-c
+fail=$TEST_TMP/fail-fdatasync-c
 mkdir -p "$state"
-mount -t tmpfs -o size=64k tmpfs "$state" || bail "cannot mount a tmpfs for the state dir"
 port=$(free_port)
 STATE_DIR=$state HTTP_PORT=$port POOL="runc/default/python = 1" node_conf c
-node_start c
+node_start_faulty c "$fail"
 wait_for 60 node_registered c || bail "node c did not register"
 check "c: a task while the state saves" run_task c1 python "$(py 'print(1)')" runc
-dd if=/dev/zero of="$state/fill" bs=4k 2>/dev/null
+touch "$fail"
 submit_json "$(task_json c2 python "$(py 'print(2)')" runc)" >/dev/null
 check "c: /healthz answers 503 when the chain state cannot be saved" wait_for 60 prints 503 healthz "$port"
 body=$(curl -s -m 5 "http://127.0.0.1:$port/healthz")
-check "c: /healthz says why ($body)" grep -q "chain state" <<<"$body"
+check "c: /healthz says why ($body)" grep -q "chain state.*fdatasync: Input/output error" <<<"$body"
 check "c: the task whose result could not be signed is given back, unpublished" \
 	sh -c "! redis-cli -p $REDIS_PORT EXISTS aisp:result:c2 | grep -qx 1"
 c3=$(submit_json "$(task_json c3 python "$(py 'print(3)')" runc)")
@@ -96,7 +98,7 @@ check "c: takes no task while it cannot save" sh -c "! redis-cli -p $REDIS_PORT 
 check "c: the new entry's program did not run" sh -c "! grep -q 'task=c3 .*event=started' '$(node_dir c)/log'"
 diag "c3 is entry $c3"
 is "c: still unhealthy" "$(healthz "$port")" 503
-rm -f "$state/fill"
+rm -f "$fail"
 check "c: healthy again once the state saves" wait_for 60 prints 200 healthz "$port"
 check "c: the given-back task runs and is published" wait_result c2 120
 check "c: and the waiting one" wait_result c3 120

@@ -207,6 +207,15 @@ node_start() {
 	(umask "${AISP_TEST_UMASK:-022}" && exec "$AISPD" --config "$d/aispd.conf") >>"$d/log" 2>&1 &
 	NODE_PID[$name]=$!
 }
+# node_start_faulty NAME FLAG: node_start with the fdatasync fault injector preloaded
+# (tests/faults/fault-fdatasync.c): while the file FLAG exists, the node's fdatasync() fails
+# with EIO, so its chain state cannot be saved. Under ASan the sanitizer's runtime must come
+# first in the preload list.
+node_start_faulty() {
+	local asan
+	asan=$(ldd "$AISPD" 2>/dev/null | awk '/libasan/ { print $3; exit }')
+	LD_PRELOAD="${asan:+$asan:}$AISP_FAULT_FDATASYNC_SO" AISP_FAULT_FDATASYNC=$2 node_start "$1"
+}
 node_pid() { echo "${NODE_PID[$1]:-}"; }
 node_alive() { kill -0 "${NODE_PID[$1]}" 2>/dev/null; }
 node_registered() { [ "$(R SISMEMBER aisp:nodes "$(node_id "$1")")" = 1 ]; }
