@@ -40,18 +40,20 @@ struct attest_chain_file {
 	char *name; /* for messages */
 };
 
-static void chain_check(const attest_chain *c, char out[CHAIN_CHECK_HEX + 1])
+/* The state's check into out; -1 when SHA-256 cannot be computed (then nothing may be saved). */
+static int chain_check(const attest_chain *c, char out[CHAIN_CHECK_HEX + 1])
 {
 	char text[sizeof("aisp-chain-v1") + ATTEST_DIGEST_LEN + 24];
 	int n = snprintf(text, sizeof(text), "aisp-chain-v1%c%s%c%" PRIu64, 0, c->previous, 0,
 	                 c->sequence);
 	uint8_t md[EVP_MAX_MD_SIZE];
 	unsigned md_len = 0;
-	if (EVP_Digest(text, (size_t)n, md, &md_len, EVP_sha256(), NULL) != 1)
-		memset(md, 0,
-		       sizeof(md)); /* no check then matches: the state is refused, not trusted */
+	if (EVP_Digest(text, (size_t)n, md, &md_len, EVP_sha256(), NULL) != 1 ||
+	    md_len < CHAIN_CHECK_HEX / 2)
+		return -1;
 	for (int i = 0; i < CHAIN_CHECK_HEX / 2; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
 }
 
 /* Parses one state object; want_check: the slotted form (its check must match). Returns 0, or
@@ -76,7 +78,8 @@ static int parse_state(const char *text, size_t len, bool want_check, attest_cha
 	if (!want_check)
 		return 0;
 	char want[CHAIN_CHECK_HEX + 1];
-	chain_check(c, want);
+	if (chain_check(c, want) < 0)
+		return err_set(e, 0, "cannot compute its check (SHA-256)");
 	const char *got = YAJL_GET_STRING(check);
 	if (!got || strcmp(got, want))
 		return err_set(e, 0, "check %.20s is not %s (a torn write)", got ? got : "", want);
@@ -133,24 +136,28 @@ int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e)
 	return r < 0 ? err_prefix(e, "chain state %s", name) : 0;
 }
 
-/* One slot's bytes for c: the JSON line, spaces, a newline as the slot's last byte. */
-static void format_slot(const attest_chain *c, char slot[ATTEST_CHAIN_SLOT])
+/* One slot's bytes for c: the JSON line, spaces, a newline as the slot's last byte. Returns 0,
+ * or -1 with *e when the check cannot be computed. */
+static int format_slot(const attest_chain *c, char slot[ATTEST_CHAIN_SLOT], err **e)
 {
 	char check[CHAIN_CHECK_HEX + 1], line[ATTEST_CHAIN_SLOT];
-	chain_check(c, check);
+	if (chain_check(c, check) < 0)
+		return err_set(e, 0, "chain state: cannot compute its check (SHA-256)");
 	int n = snprintf(line, sizeof(line),
 	                 "{\"previous\":\"%s\",\"sequence\":%" PRIu64 ",\"check\":\"%s\"}",
 	                 c->previous, c->sequence, check);
 	memset(slot, ' ', ATTEST_CHAIN_SLOT);
 	memcpy(slot, line, (size_t)n);
 	slot[ATTEST_CHAIN_SLOT - 1] = '\n';
+	return 0;
 }
 
 /* Creates (or converts) the file: both slots hold c, written and renamed atomically. */
 static int create_file(int dirfd, const char *name, const attest_chain *c, err **e)
 {
 	_cleanup_free_ char *text = xmalloc(CHAIN_FILE_SIZE);
-	format_slot(c, text);
+	if (format_slot(c, text, e) < 0)
+		return -1;
 	memcpy(text + ATTEST_CHAIN_SLOT, text, ATTEST_CHAIN_SLOT);
 	return write_file_at(dirfd, name, text, CHAIN_FILE_SIZE, 0600, e);
 }
@@ -197,7 +204,17 @@ int attest_chain_store(attest_chain_file *f, const attest_chain *c, err **e)
 	if (!f)
 		return err_set(e, 0, "chain state: not open");
 	char slot[ATTEST_CHAIN_SLOT];
-	format_slot(c, slot);
+	if (format_slot(c, slot, e) < 0)
+		return -1;
+	/* a file replaced or removed under the node (a restore, a second instance): saving into
+	 * the old inode would look like success and be lost */
+	struct stat st;
+	if (fstat(f->fd, &st) < 0)
+		return err_set(e, errno, "chain state %s: stat", f->name);
+	if (st.st_nlink == 0)
+		return err_set(
+		    e, 0, "chain state %s: the file was removed or replaced while the node runs",
+		    f->name);
 	int target = !f->newest;
 	ssize_t w = pwrite(f->fd, slot, sizeof(slot), (off_t)target * ATTEST_CHAIN_SLOT);
 	if (w != (ssize_t)sizeof(slot))

@@ -214,7 +214,8 @@ node_start() {
 node_start_faulty() {
 	local asan
 	asan=$(ldd "$AISPD" 2>/dev/null | awk '/libasan/ { print $3; exit }')
-	LD_PRELOAD="${asan:+$asan:}$AISP_FAULT_FDATASYNC_SO" AISP_FAULT_FDATASYNC=$2 node_start "$1"
+	LD_PRELOAD="${asan:+$asan:}${AISP_FAULT_FDATASYNC_SO:?the fault injector is not built}" \
+		AISP_FAULT_FDATASYNC=$2 node_start "$1"
 }
 node_pid() { echo "${NODE_PID[$1]:-}"; }
 node_alive() { kill -0 "${NODE_PID[$1]}" 2>/dev/null; }

@@ -517,6 +517,14 @@ static void test_chain_file(void **state)
 	assert_non_null(strstr(b + ATTEST_CHAIN_SLOT, "\"sequence\":9,"));
 	attest_chain_close(f);
 
+	/* a file replaced under the node (renamed over): a save into the old inode is refused */
+	assert_int_equal(attest_chain_open(dfd, "chain.json", &f, &c, &e), 0);
+	put_chain_bytes(dfd, b, 2 * ATTEST_CHAIN_SLOT);
+	assert_int_equal(attest_chain_store(f, &c, &e), -1);
+	assert_non_null(strstr(err_msg(e), "removed or replaced while the node runs"));
+	err_free(steal_pointer(&e));
+	attest_chain_close(f);
+
 	put_chain_bytes(dfd, "{\"previous\":\"x\",\"sequence\":1}", 29);
 	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), -1);
 	assert_non_null(strstr(err_msg(e), "invalid previous"));
