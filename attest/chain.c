@@ -22,8 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "attest/attest.h"
 #include "attest/internal.h"
 #include "common/cleanup.h"
@@ -40,20 +38,15 @@ struct attest_chain_file {
 	char *name; /* for messages */
 };
 
-/* The state's check into out; -1 when SHA-256 cannot be computed (then nothing may be saved). */
-static int chain_check(const attest_chain *c, char out[CHAIN_CHECK_HEX + 1])
+/* The state's check: the first CHAIN_CHECK_HEX hex digits of its SHA-256. */
+static void chain_check(const attest_chain *c, char out[CHAIN_CHECK_HEX + 1])
 {
-	char text[sizeof("aisp-chain-v1") + ATTEST_DIGEST_LEN + 24];
+	char text[sizeof("aisp-chain-v1") + ATTEST_DIGEST_LEN + 24], d[ATTEST_DIGEST_LEN];
 	int n = snprintf(text, sizeof(text), "aisp-chain-v1%c%s%c%" PRIu64, 0, c->previous, 0,
 	                 c->sequence);
-	uint8_t md[EVP_MAX_MD_SIZE];
-	unsigned md_len = 0;
-	if (EVP_Digest(text, (size_t)n, md, &md_len, EVP_sha256(), NULL) != 1 ||
-	    md_len < CHAIN_CHECK_HEX / 2)
-		return -1;
-	for (int i = 0; i < CHAIN_CHECK_HEX / 2; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
+	attest_sha256_str(text, (size_t)n, d);
+	memcpy(out, d + 7, CHAIN_CHECK_HEX);
+	out[CHAIN_CHECK_HEX] = '\0';
 }
 
 /* Parses one state object; want_check: the slotted form (its check must match). Returns 0, or
@@ -78,8 +71,7 @@ static int parse_state(const char *text, size_t len, bool want_check, attest_cha
 	if (!want_check)
 		return 0;
 	char want[CHAIN_CHECK_HEX + 1];
-	if (chain_check(c, want) < 0)
-		return err_set(e, 0, "cannot compute its check (SHA-256)");
+	chain_check(c, want);
 	const char *got = YAJL_GET_STRING(check);
 	if (!got || strcmp(got, want))
 		return err_set(e, 0, "check %.20s is not %s (a torn write)", got ? got : "", want);
@@ -136,28 +128,24 @@ int attest_chain_load(int dirfd, const char *name, attest_chain *c, err **e)
 	return r < 0 ? err_prefix(e, "chain state %s", name) : 0;
 }
 
-/* One slot's bytes for c: the JSON line, spaces, a newline as the slot's last byte. Returns 0,
- * or -1 with *e when the check cannot be computed. */
-static int format_slot(const attest_chain *c, char slot[ATTEST_CHAIN_SLOT], err **e)
+/* One slot's bytes for c: the JSON line, spaces, a newline as the slot's last byte. */
+static void format_slot(const attest_chain *c, char slot[ATTEST_CHAIN_SLOT])
 {
 	char check[CHAIN_CHECK_HEX + 1], line[ATTEST_CHAIN_SLOT];
-	if (chain_check(c, check) < 0)
-		return err_set(e, 0, "chain state: cannot compute its check (SHA-256)");
+	chain_check(c, check);
 	int n = snprintf(line, sizeof(line),
 	                 "{\"previous\":\"%s\",\"sequence\":%" PRIu64 ",\"check\":\"%s\"}",
 	                 c->previous, c->sequence, check);
 	memset(slot, ' ', ATTEST_CHAIN_SLOT);
 	memcpy(slot, line, (size_t)n);
 	slot[ATTEST_CHAIN_SLOT - 1] = '\n';
-	return 0;
 }
 
 /* Creates (or converts) the file: both slots hold c, written and renamed atomically. */
 static int create_file(int dirfd, const char *name, const attest_chain *c, err **e)
 {
 	_cleanup_free_ char *text = xmalloc(CHAIN_FILE_SIZE);
-	if (format_slot(c, text, e) < 0)
-		return -1;
+	format_slot(c, text);
 	memcpy(text + ATTEST_CHAIN_SLOT, text, ATTEST_CHAIN_SLOT);
 	return write_file_at(dirfd, name, text, CHAIN_FILE_SIZE, 0600, e);
 }
@@ -204,8 +192,7 @@ int attest_chain_store(attest_chain_file *f, const attest_chain *c, err **e)
 	if (!f)
 		return err_set(e, 0, "chain state: not open");
 	char slot[ATTEST_CHAIN_SLOT];
-	if (format_slot(c, slot, e) < 0)
-		return -1;
+	format_slot(c, slot);
 	/* a file replaced or removed under the node (a restore, a second instance): saving into
 	 * the old inode would look like success and be lost */
 	struct stat st;
