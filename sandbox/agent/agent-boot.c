@@ -44,8 +44,11 @@
  * warm task, all of it CPU before the agent can send EXIT): the threads it left running are
  * waited for (threading._shutdown), the atexit functions run, its globals go (so the files it
  * left open are flushed and closed as their last reference goes), a collection finalises its
- * cycles, stdout and stderr are flushed, and os._exit(0). Anything that goes wrong in that, and
- * every other ending (an exception, sys.exit), takes the interpreter's own exit. */
+ * cycles, stdout and stderr are flushed and closed, the exit status (one byte, 0) goes to fd 7,
+ * and os._exit(0). The agent takes that byte as the program's end (agent-run.c), without
+ * waiting for the interpreter's exit to complete. Anything that goes wrong in that, and every
+ * other ending (an exception, sys.exit), takes the interpreter's own exit, which the agent
+ * reaps. */
 const char agent_boot_python[] =
     "import os, sys, json, types, traceback\n"
     "def _aisp_prewarm():\n"
@@ -93,8 +96,14 @@ const char agent_boot_python[] =
     "        gc.collect()\n"
     "        for f in (sys.stdout, sys.stderr):\n"
     "            f.flush()\n"
+    "        os.close(1)\n"
+    "        os.close(2)\n"
     "    except BaseException:\n"
     "        return\n"
+    "    try:\n"
+    "        os.write(7, b\"\\0\")\n"
+    "    except BaseException:\n"
+    "        pass\n"
     "    os._exit(0)\n"
     "def _aisp_boot():\n"
     "    try:\n"
@@ -112,7 +121,7 @@ const char agent_boot_python[] =
     "    gc.freeze()\n"
     "    path = os.path.join(os.getcwd(), \"main.py\")\n"
     "    buf = memoryview(bytearray(1 << 16))\n"
-    "    for fd in (5, 6):\n"
+    "    for fd in (5, 6, 7):\n"
     "        os.set_inheritable(fd, False)\n"
     "    sys._aisp_proxy = (5, 6)\n"
     "    os.write(4, b\"r\")\n"

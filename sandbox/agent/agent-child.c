@@ -160,7 +160,7 @@ void agent_reap(agent_child *c)
 }
 void agent_child_nonblock(agent_child *c)
 {
-	int fds[] = {c->in, c->out, c->err, c->task, c->res, c->px_req, c->px_resp};
+	int fds[] = {c->in, c->out, c->err, c->task, c->res, c->px_req, c->px_resp, c->fin};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			fcntl(fds[i], F_SETFL, O_NONBLOCK);
@@ -236,10 +236,14 @@ _Noreturn static void child_fail(int rep, int step)
 	_exit(127);
 }
 
+/* The pipes of a bootstrap: the program's fds 0 to BOOT_FDS - 1 (stdin, stdout, stderr, task,
+ * result, proxy request, proxy response, exit status); a plain program has the first three. */
+#define BOOT_FDS 8
+
 /* In the forked child: becomes the program's process: own group, default signals, empty mask,
- * pipes on fds 0-4 (a bootstrap: 0-6, with the proxy's), every other fd closed but the report pipe rep (close-on-exec). Never
- * returns. */
-static void child_exec(const char *const argv[], char *const envp[], int fds[7], int rep,
+ * pipes on fds 0-2 (a bootstrap: 0 to BOOT_FDS - 1), every other fd closed but the report pipe
+ * rep (close-on-exec). Never returns. */
+static void child_exec(const char *const argv[], char *const envp[], int fds[BOOT_FDS], int rep,
                        const agent_rlimits *l)
 {
 	setpgid(0, 0);
@@ -249,13 +253,14 @@ static void child_exec(const char *const argv[], char *const envp[], int fds[7],
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Move the pipes above 7 first, so that the dup2s below cannot clobber each other. */
-	if ((rep = fcntl(rep, F_DUPFD_CLOEXEC, 8)) < 0)
+	/* Move the pipes above the report pipe's place first, so that the dup2s below cannot
+	 * clobber each other. */
+	if ((rep = fcntl(rep, F_DUPFD_CLOEXEC, BOOT_FDS + 1)) < 0)
 		_exit(127);
-	for (int i = 0; i < 7; i++)
-		if (fds[i] >= 0 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 8)) < 0)
+	for (int i = 0; i < BOOT_FDS; i++)
+		if (fds[i] >= 0 && (fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, BOOT_FDS + 1)) < 0)
 			child_fail(rep, STEP_PIPES);
-	unsigned keep = fds[3] >= 0 ? 7 : 3; /* fds 3-6 only for a bootstrap */
+	unsigned keep = fds[3] >= 0 ? BOOT_FDS : 3; /* fds 3 and up only for a bootstrap */
 	for (unsigned i = 0; i < keep; i++)
 		if (dup2(fds[i], (int)i) < 0)
 			child_fail(rep, STEP_PIPES);
@@ -307,10 +312,10 @@ void agent_start_why(const agent_child *c, const char *what, char *msg, size_t m
 int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,
                       const agent_rlimits *l)
 {
-	/* stdin, stdout, stderr, task, result, proxy request, proxy response: [0] read end, [1]
-	 * write end */
-	int p[7][2];
-	int n = bootstrap ? 7 : 3;
+	/* stdin, stdout, stderr, task, result, proxy request, proxy response, exit status: [0]
+	 * read end, [1] write end */
+	int p[BOOT_FDS][2];
+	int n = bootstrap ? BOOT_FDS : 3;
 	c->start_step = "";
 	for (int i = 0; i < n; i++) {
 		if (pipe2(p[i], O_CLOEXEC) < 0) {
@@ -336,9 +341,10 @@ int agent_start_child(agent_child *c, const char *const argv[], char *const envp
 		return -1;
 	}
 	if (pid == 0) {
-		int fds[7] = {p[0][0], p[1][1], p[2][1], -1, -1, -1, -1};
+		int fds[BOOT_FDS] = {p[0][0], p[1][1], p[2][1], -1, -1, -1, -1, -1};
 		if (bootstrap)
-			fds[3] = p[3][0], fds[4] = p[4][1], fds[5] = p[5][1], fds[6] = p[6][0];
+			fds[3] = p[3][0], fds[4] = p[4][1], fds[5] = p[5][1], fds[6] = p[6][0],
+			fds[7] = p[7][1];
 		child_exec(argv, envp, fds, rep[1], l);
 	}
 	close(rep[1]);
@@ -354,8 +360,8 @@ int agent_start_child(agent_child *c, const char *const argv[], char *const envp
 	close(p[0][0]), close(p[1][1]), close(p[2][1]);
 	if (bootstrap) {
 		c->task = p[3][1], c->res = p[4][0];
-		c->px_req = p[5][0], c->px_resp = p[6][1];
-		close(p[3][0]), close(p[4][1]), close(p[5][1]), close(p[6][0]);
+		c->px_req = p[5][0], c->px_resp = p[6][1], c->fin = p[7][0];
+		close(p[3][0]), close(p[4][1]), close(p[5][1]), close(p[6][0]), close(p[7][1]);
 	}
 	return 0;
 }

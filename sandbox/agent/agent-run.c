@@ -114,12 +114,58 @@ typedef struct io {
 	sandbox_frame_buf frames; /* to the host, sent once per wake-up: one write */
 } task_io;
 
+/* The bootstrap's exit status (agent-boot.c, "The exit"): one byte on its fd 7, written once
+ * it has flushed and closed its stdout and stderr, just before it calls _exit with that
+ * status. Taken as the program's end, so the report need not wait for the interpreter's exit
+ * to finish in the kernel (under gVisor's ptrace platform, 1-2 ms of tearing down its address
+ * space) and for the agent's reap. The program could write that byte itself: that ends it
+ * there, with that status, as its own _exit would. Nothing (EOF) leaves it to the reap. */
+static void take_exit_status(agent_child *c)
+{
+	uint8_t st;
+	ssize_t r;
+	while ((r = read(c->fin, &st, 1)) < 0 && errno == EINTR)
+		;
+	if (r < 0 && errno == EAGAIN)
+		return;
+	if (r == 1 && !c->exited) {
+		c->exited = true;
+		c->status = st << 8; /* as wait() says "exited with st" */
+	}
+	agent_close_fd(&c->fin);
+}
+
+/* One wake-up's pipe events: stdin and the task payload fed, the streams captured (killing the
+ * task when one goes over its cap). */
+static void pipe_events(agent_child *c, task_io *io, const struct pollfd *pfd)
+{
+	if (pfd[0].revents)
+		feed_some(&c->in, &io->in);
+	if (pfd[1].revents)
+		feed_some(&c->task, &io->task);
+	bool over = false;
+	if (pfd[2].revents)
+		over |= capture_some(&c->out, &io->out, &io->frames);
+	if (pfd[3].revents)
+		over |= capture_some(&c->err, &io->err, &io->frames);
+	if (pfd[4].revents && capture_some(&c->res, &io->res, &io->frames))
+		agent_close_fd(&c->res); /* too long: judged below */
+	if (over)
+		agent_kill_task(c);
+	if (io->out.over)
+		agent_close_fd(&c->out);
+	if (io->err.over)
+		agent_close_fd(&c->err);
+	if (pfd[6].revents)
+		take_exit_status(c);
+}
+
 /* collect: runs the program to its end: feeds stdin and the task payload, captures the streams,
  * reaps. Kills the task when a stream goes over its cap. */
 static void collect(agent_child *c, task_io *io)
 {
 	int sig = agent_sigchld_fd();
-	int *fds[] = {&c->in, &c->task, &c->out, &c->err, &c->res, &sig};
+	int *fds[] = {&c->in, &c->task, &c->out, &c->err, &c->res, &sig, &c->fin};
 	int64_t deadline = -1;
 	bool reap = true; /* at first, then on SIGCHLD only */
 	agent_proxy px;
@@ -142,31 +188,15 @@ static void collect(agent_child *c, task_io *io)
 			break;
 		if (io->frames.len)
 			agent_send(&io->frames); /* what the last wake-up read, before sleeping */
-		struct pollfd pfd[9];
-		for (size_t i = 0; i < 6; i++)
+		struct pollfd pfd[10];
+		for (size_t i = 0; i < 7; i++)
 			pfd[i] = (struct pollfd){*fds[i], i < 2 ? POLLOUT : POLLIN, 0};
-		agent_proxy_poll(&px, pfd + 6);
+		agent_proxy_poll(&px, pfd + 7);
 		int timeout = deadline < 0 ? -1 : (int)(deadline - now_mono_ms());
-		if (poll(pfd, 9, timeout < 0 && deadline >= 0 ? 0 : timeout) < 0 && errno != EINTR)
+		if (poll(pfd, 10, timeout < 0 && deadline >= 0 ? 0 : timeout) < 0 && errno != EINTR)
 			break;
-		agent_proxy_events(&px, pfd + 6, &io->frames);
-		if (pfd[0].revents)
-			feed_some(&c->in, &io->in);
-		if (pfd[1].revents)
-			feed_some(&c->task, &io->task);
-		bool over = false;
-		if (pfd[2].revents)
-			over |= capture_some(&c->out, &io->out, &io->frames);
-		if (pfd[3].revents)
-			over |= capture_some(&c->err, &io->err, &io->frames);
-		if (pfd[4].revents && capture_some(&c->res, &io->res, &io->frames))
-			agent_close_fd(&c->res); /* too long: judged below */
-		if (over)
-			agent_kill_task(c);
-		if (io->out.over)
-			agent_close_fd(&c->out);
-		if (io->err.over)
-			agent_close_fd(&c->err);
+		agent_proxy_events(&px, pfd + 7, &io->frames);
+		pipe_events(c, io, pfd);
 		if (pfd[5].revents) {
 			agent_sigchld_drain();
 			reap = true;
@@ -175,6 +205,7 @@ static void collect(agent_child *c, task_io *io)
 	agent_close_fd(&c->out);
 	agent_close_fd(&c->err);
 	agent_close_fd(&c->res);
+	agent_close_fd(&c->fin);
 	agent_proxy_deinit(&px);
 	agent_kill_task(c);
 	agent_reap(c);

@@ -27,6 +27,7 @@ static void reset_child(agent_child *c)
 	agent_close_fd(&c->res);
 	agent_close_fd(&c->px_req);
 	agent_close_fd(&c->px_resp);
+	agent_close_fd(&c->fin);
 	*c = (agent_child)AGENT_CHILD_INIT;
 }
 

@@ -106,6 +106,7 @@ typedef struct agent_child {
 	int task, res;    /* bootstrap: task payload (write end, fd 3), result (read end, fd 4) */
 	int px_req, px_resp; /* bootstrap: the proxy's requests (read end of the program's fd 5)
 	                      * and responses (write end of its fd 6); agent-proxy.c */
+	int fin; /* bootstrap: its exit status, one byte, written as it exits (read end of fd 7) */
 	bool exited;
 	bool killed; /* agent_kill_task() ran */
 	int status;
@@ -115,7 +116,7 @@ typedef struct agent_child {
 #define AGENT_CHILD_INIT                                                                           \
 	{                                                                                          \
 		.pid = -1, .in = -1, .out = -1, .err = -1, .task = -1, .res = -1, .px_req = -1,    \
-		.px_resp = -1                                                                      \
+		.px_resp = -1, .fin = -1                                                           \
 	}
 
 typedef struct agent_rlimits {
@@ -123,7 +124,7 @@ typedef struct agent_rlimits {
 } agent_rlimits;
 
 /* Forks the program with fresh pipes; with bootstrap also the task and result pipes (fds 3,
- * 4); l (or NULL) is applied in the child. Returns 0 once the child has exec'd argv[0], or -1
+ * 4), the proxy's (5, 6) and the exit status's (7); l (or NULL) is applied in the child. Returns 0 once the child has exec'd argv[0], or -1
  * with errno and c->start_step when the fork, the child's set-up or its execve failed (the
  * child is reaped then: nothing of it is left). */
 int agent_start_child(agent_child *c, const char *const argv[], char *const envp[], bool bootstrap,

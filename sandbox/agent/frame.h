@@ -9,7 +9,9 @@
  * Sequence:  agent -> READY (payload: agent version)        when the interpreter is warm
  *            host  -> TASK  (payload: fields, below)         exactly once
  *            agent -> (STDOUT | STDERR)*, FILE*, RETURN?, EXIT   EXIT is always last
- * A sandbox serves one task; after EXIT the host destroys it.
+ * A sandbox serves one task; after EXIT the host destroys it. The agent then idles until the
+ * host hangs up (EOF on its stdin), so that the sandbox's wind-down starts when the host
+ * destroys it, after the result is published, not while it is signed and published.
  *
  * A chain's script steps (proto/CHAINS.md) instead:
  *            agent -> READY

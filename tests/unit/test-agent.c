@@ -343,8 +343,40 @@ static void test_output_caps(void **state)
 	sandbox_frame_buf_free(&b);
 }
 
+/* The bootstrap's exit status (fd 7, agent-boot.c "The exit") is the program's end: a byte
+ * written there ends the task with that status, whatever the program would have done next; a
+ * program that closed fd 7 is reaped as before; a process left holding stdout after a normal
+ * end is killed and the result still comes. */
+static void test_exit_status_pipe(void **state)
+{
+	(void)state;
+	result r;
+	run_code("python", 0,
+	         "import os, time\nprint('before', flush=True)\nos.write(7, b'\\x05')\n"
+	         "time.sleep(30)\nprint('after')\n",
+	         &r);
+	assert_true(r.got_exit);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 5);
+	assert_string_equal(out_str(&r), "before\n");
+	result_free(&r);
+
+	run_code("python", 0, "import os\nos.close(7)\nprint('no pipe')\n", &r);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(out_str(&r), "no pipe\n");
+	result_free(&r);
+
+	run_code("python", 0,
+	         "import subprocess\nsubprocess.Popen(['sleep', '30'])\nprint('left one')\n", &r);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(out_str(&r), "left one\n");
+	result_free(&r);
+}
+
 /* Frame-like bytes in the output are data; the program sees none of the agent's fds, only its
- * own ends of the credential proxy's pipes (fds 5 and 6, frame.h). */
+ * own ends of the credential proxy's pipes (fds 5 and 6, frame.h) and of the exit status's (7). */
 static void test_no_injection(void **state)
 {
 	result r;
@@ -371,8 +403,10 @@ static void test_no_injection(void **state)
 	                    "X\0\0\0\5\0\0\0\0\x2aV\0\0\0\1"
 	                    "7",
 	                    16);
-	assert_int_equal(r.err.len, 16 + 7);
-	assert_memory_equal(r.err.data + 16, "[5, 6]\n", 7);
+	/* the proxy's pipes (5, 6) and the exit status's (7): the bootstrap's, open to the
+	 * program in its own process only (non-inheritable) */
+	assert_int_equal(r.err.len, 16 + 10);
+	assert_memory_equal(r.err.data + 16, "[5, 6, 7]\n", 10);
 	assert_null(r.ret);
 	assert_int_equal(r.flags, 0);
 	assert_int_equal(r.code, 9);
@@ -748,6 +782,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rlimits, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_output_caps, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_no_injection, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_exit_status_pipe, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_large_stdin, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_malformed_task, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_warm_timing, setup_ws, teardown_ws),
