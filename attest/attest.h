@@ -276,6 +276,9 @@ int attest_chain_open(int dirfd, const char *name, attest_chain_file **out, atte
  * c, whose number was never published: skipped, never reused). */
 int attest_chain_store(attest_chain_file *f, const attest_chain *c, err **e);
 attest_chain_file *attest_chain_close(attest_chain_file *f);
+/* Why the open found one slot without a valid state (a save torn by a crash, or damage), or
+ * NULL when both slots were valid. Borrowed. */
+const char *attest_chain_skipped(const attest_chain_file *f);
 /* Records a signed attestation: previous = digest, sequence = its sequence. */
 void attest_chain_advance(attest_chain *c, const char *attestation_digest, uint64_t sequence);
 

@@ -34,8 +34,9 @@
 
 struct attest_chain_file {
 	int fd;
-	int newest; /* the slot holding the newest state */
-	char *name; /* for messages */
+	int newest;    /* the slot holding the newest state */
+	char *name;    /* for messages */
+	char *skipped; /* why the other slot held no valid state at open, or NULL */
 };
 
 /* The state's check: the first CHAIN_CHECK_HEX hex digits of its SHA-256. */
@@ -85,8 +86,9 @@ static int parse_slot(const char *slot, attest_chain *c, err **e)
 	return parse_state(slot, nl ? (size_t)(nl - slot) : ATTEST_CHAIN_SLOT, true, c, e);
 }
 
-/* The newest valid slot of a slotted file's contents (*newest: its index). */
-static int parse_slots(const char *text, attest_chain *c, int *newest, err **e)
+/* The newest valid slot of a slotted file's contents (*newest: its index); *skipped (when not
+ * NULL) says why the other slot was passed over, or stays NULL when both were valid. */
+static int parse_slots(const char *text, attest_chain *c, int *newest, char **skipped, err **e)
 {
 	attest_chain s[2];
 	_cleanup_err_ err *e0 = NULL, *e1 = NULL;
@@ -97,6 +99,9 @@ static int parse_slots(const char *text, attest_chain *c, int *newest, err **e)
 		               err_msg(e0), err_msg(e1));
 	*newest = !ok0 || (ok1 && s[1].sequence > s[0].sequence);
 	*c = s[*newest];
+	if (skipped && ok0 != ok1)
+		*skipped = xasprintf("slot %d passed over (%s); slot %d holds sequence %" PRIu64,
+		                     ok0, err_msg(ok0 ? e1 : e0), *newest, c->sequence);
 	return 0;
 }
 
@@ -104,7 +109,7 @@ int attest_chain_parse(const char *text, size_t len, attest_chain *c, int *newes
 {
 	*c = (attest_chain)ATTEST_CHAIN_INIT;
 	int slot = 0;
-	int r = len == CHAIN_FILE_SIZE ? parse_slots(text, c, &slot, e)
+	int r = len == CHAIN_FILE_SIZE ? parse_slots(text, c, &slot, NULL, e)
 	                               : parse_state(text, len, false, c, e);
 	if (newest)
 		*newest = r == 0 && len == CHAIN_FILE_SIZE ? slot : -1;
@@ -179,10 +184,12 @@ int attest_chain_open(int dirfd, const char *name, attest_chain_file **out, atte
 		return err_set(e, n < 0 ? errno : 0, "chain state %s: short read", name);
 	text[n] = '\0';
 	int newest;
-	if (attest_chain_parse(text, CHAIN_FILE_SIZE, c, &newest, e) < 0)
+	char *skipped = NULL;
+	*c = (attest_chain)ATTEST_CHAIN_INIT;
+	if (parse_slots(text, c, &newest, &skipped, e) < 0)
 		return err_prefix(e, "chain state %s", name);
 	attest_chain_file *f = xmalloc(sizeof(*f));
-	*f = (attest_chain_file){steal_fd(&fd), newest, xstrdup(name)};
+	*f = (attest_chain_file){steal_fd(&fd), newest, xstrdup(name), skipped};
 	*out = f;
 	return 0;
 }
@@ -217,9 +224,15 @@ attest_chain_file *attest_chain_close(attest_chain_file *f)
 	if (f) {
 		close(f->fd);
 		free(f->name);
+		free(f->skipped);
 		free(f);
 	}
 	return NULL;
+}
+
+const char *attest_chain_skipped(const attest_chain_file *f)
+{
+	return f ? f->skipped : NULL;
 }
 
 void attest_chain_advance(attest_chain *c, const char *attestation_digest, uint64_t sequence)

@@ -395,10 +395,16 @@ static void open_key(node *n, checks *k)
 		return;
 	}
 	n->pubkey_pem = attest_key_public_pem(n->key);
-	if (n->state_dirfd >= 0 &&
-	    attest_chain_open(n->state_dirfd, "chain.json", &n->chain_file, &n->chain, &e) < 0)
+	/* --check only reads the chain state: a start creates or converts it */
+	int rc = n->state_dirfd < 0 ? 0
+	         : n->check_only
+	             ? attest_chain_load(n->state_dirfd, "chain.json", &n->chain, &e)
+	             : attest_chain_open(n->state_dirfd, "chain.json", &n->chain_file, &n->chain, &e);
+	if (rc < 0)
 		checks_error(k, "node", "state_dir", "chain state in %s: %s", c->state_dir,
 		             err_msg(e));
+	else if (attest_chain_skipped(n->chain_file))
+		log_warn("chain state in %s: %s", c->state_dir, attest_chain_skipped(n->chain_file));
 	_cleanup_err_ err *ae = NULL;
 	if (open_age_key(n, &ae) < 0)
 		checks_error(k, "node", "age_key", "%s", err_msg(ae));
@@ -506,6 +512,7 @@ int node_new(node **out, const config *cfg, struct event_base *base, err **e)
 void node_check(const config *cfg, struct event_base *base, checks *k)
 {
 	node *n = node_alloc(cfg, base);
+	n->check_only = true;
 	_cleanup_free_ sandbox_spec *specs = xcalloc(cfg->n_targets + 1, sizeof(*specs));
 	const sandbox_image *img = build(n, k, specs);
 	if (img && n->n_rts && access(cfg->agent_path, X_OK) == 0)

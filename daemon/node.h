@@ -53,6 +53,7 @@ typedef struct consumer {
 typedef struct node {
 	const config *cfg;
 	struct event_base *base;
+	bool check_only; /* aispd --check: read the node's state, never write it */
 	rconn *rc; /* commands: scripts, leases, registry */
 	rconn *rd; /* blocking XREADGROUP only (it would hold up everything else) */
 	/* WAIT after publishing (on rc) */

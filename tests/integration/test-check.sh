@@ -40,6 +40,21 @@ says "good config: a sandbox created, used and destroyed per runtime; Redis reac
 	"redis 127.0.0.1:$REDIS_PORT: reachable, node id $(node_id good) free" \
 	"aispd --check: all startup checks passed (0 warnings)"
 is "good config: the check leaves no sandbox behind" "$(residue good)" ""
+# The check reads the chain state and writes nothing: no chain.json where there was none, and
+# one in the older single-object form is neither converted nor touched.
+is "good config: the check creates no chain state" \
+	"$(ls "$(node_dir good)/state/chain.json" 2>/dev/null)" ""
+printf '{"previous":"sha256:%s","sequence":7}\n' "$(printf 'a%.0s' {1..64})" >"$(node_dir good)/state/chain.json"
+before=$(sha256sum <"$(node_dir good)/state/chain.json")
+chk good
+is "good config, chain state in the older form: exit 0" "$RC" 0
+is "good config: the check leaves the older chain state as it was" \
+	"$(sha256sum <"$(node_dir good)/state/chain.json")" "$before"
+echo 'not json' >"$(node_dir good)/state/chain.json"
+chk good
+is "good config, a malformed chain state: exit 1" "$RC" 1
+says "good config, a malformed chain state: the check names it" "chain state in $(node_dir good)/state:"
+rm -f "$(node_dir good)/state/chain.json"
 
 # ---------------------------------------------------------------- every problem in one run
 # A listener the check cannot bind over.

@@ -453,6 +453,7 @@ static void test_chain_file(void **state)
 	assert_int_equal(fstatat(dfd, "chain.json", &st, 0), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(st.st_size, 2 * ATTEST_CHAIN_SLOT);
+	assert_null(attest_chain_skipped(f)); /* both slots valid */
 	char d7[ATTEST_DIGEST_LEN], d8[ATTEST_DIGEST_LEN];
 	attest_sha256_str("x", 1, d7);
 	attest_sha256_str("y", 1, d8);
@@ -487,6 +488,12 @@ static void test_chain_file(void **state)
 	put_chain_bytes(dfd, torn, sizeof(torn));
 	assert_int_equal(attest_chain_load(dfd, "chain.json", &c2, &e), 0);
 	assert_int_equal(c2.sequence, 8);
+	/* the open says which slot it passed over, and why (the node logs it) */
+	assert_int_equal(attest_chain_open(dfd, "chain.json", &f, &c2, &e), 0);
+	assert_non_null(attest_chain_skipped(f));
+	assert_non_null(strstr(attest_chain_skipped(f), "slot 1 passed over (check "));
+	assert_non_null(strstr(attest_chain_skipped(f), "slot 0 holds sequence 8"));
+	attest_chain_close(f);
 	/* with slot 0 torn as well, nothing is trusted */
 	memset(torn, 'z', 30);
 	put_chain_bytes(dfd, torn, sizeof(torn));
