@@ -44,11 +44,16 @@
  * warm task, all of it CPU before the agent can send EXIT): the threads it left running are
  * waited for (threading._shutdown), the atexit functions run, its globals go (so the files it
  * left open are flushed and closed as their last reference goes), a collection finalises its
- * cycles, stdout and stderr are flushed and closed, the exit status (one byte, 0) goes to fd 7,
- * and os._exit(0). The agent takes that byte as the program's end (agent-run.c), without
- * waiting for the interpreter's exit to complete. Anything that goes wrong in that, and every
- * other ending (an exception, sys.exit), takes the interpreter's own exit, which the agent
- * reaps. */
+ * cycles, and stdout and stderr are flushed and closed. Then, in a sandbox (the payload's
+ * BOOT_FIELD_SANDBOXED, agent.h), kill(-1, SIGKILL) as the program's user ends every other
+ * process of that user, i.e. whatever the program left running (Linux, and gVisor, spare the
+ * caller); the exit status (one byte, 0) goes to fd 7; and the interpreter stops itself
+ * (SIGSTOP, 19 on Linux: the daemon threads it left stop with it) until the agent kills it,
+ * which it does only after it has reported and the host has hung up (agent-run.c, agent.c).
+ * So the interpreter's own exit, 1-2 ms of tearing down its address space under gVisor's
+ * ptrace platform during which every syscall of the agent waited, is not on the task's path.
+ * Anything that goes wrong in that, and every other ending (an exception, sys.exit), takes the
+ * interpreter's own exit, which the agent reaps. */
 const char agent_boot_python[] =
     "import os, sys, json, types, traceback\n"
     "def _aisp_prewarm():\n"
@@ -85,7 +90,7 @@ const char agent_boot_python[] =
     "        os.dup2(saved[1], 2)\n"
     "        os.close(saved[0])\n"
     "        os.close(saved[1])\n"
-    "def _aisp_exit(ns):\n"
+    "def _aisp_exit(ns, sandboxed):\n"
     "    try:\n"
     "        import atexit, gc\n"
     "        th = sys.modules.get(\"threading\")\n"
@@ -101,7 +106,13 @@ const char agent_boot_python[] =
     "    except BaseException:\n"
     "        return\n"
     "    try:\n"
+    "        if sandboxed:\n"
+    "            try:\n"
+    "                os.kill(-1, 9)\n"
+    "            except OSError:\n"
+    "                pass\n"
     "        os.write(7, b\"\\0\")\n"
+    "        os.kill(os.getpid(), 19)\n"
     "    except BaseException:\n"
     "        pass\n"
     "    os._exit(0)\n"
@@ -134,7 +145,7 @@ const char agent_boot_python[] =
     "    os.close(3)\n"
     "    data = b\"\".join(parts)\n"
     "    mode, code, argv, env, args = 0, b\"\", [], {}, b\"null\"\n"
-    "    inp, outmax = b\"\", 0\n"
+    "    inp, outmax, sandboxed = b\"\", 0, False\n"
     "    off = 0\n"
     "    while off + 5 <= len(data):\n"
     "        tag = data[off]\n"
@@ -156,6 +167,8 @@ const char agent_boot_python[] =
     "            inp = v\n"
     "        elif tag == 17:\n"
     "            outmax = int.from_bytes(v, \"big\")\n"
+    "        elif tag == 32:\n"
+    "            sandboxed = True\n"
     "    os.environ.clear()\n"
     "    for k, val in env.items():\n"
     "        os.environb[k] = val\n"
@@ -183,7 +196,7 @@ const char agent_boot_python[] =
     "        except BaseException as e:\n"
     "            report(e)\n"
     "            sys.exit(1)\n"
-    "        return ns\n"
+    "        return ns, sandboxed\n"
     "    os.set_inheritable(4, False)\n"
     "    if mode == 2:\n"
     "        ns[\"input\"] = inp.decode(\"utf-8\", \"replace\")\n"
@@ -222,8 +235,8 @@ const char agent_boot_python[] =
     "        os.write(4, b\"E\" + msg.encode(\"utf-8\", \"replace\")[:4000])\n"
     "        os.close(4)\n"
     "        sys.exit(1)\n"
-    "    return ns\n"
-    "_aisp_exit(_aisp_boot())\n";
+    "    return ns, sandboxed\n"
+    "_aisp_exit(*_aisp_boot())\n";
 
 /* node -e agent_boot_node */
 const char agent_boot_node[] =

@@ -115,11 +115,13 @@ typedef struct io {
 } task_io;
 
 /* The bootstrap's exit status (agent-boot.c, "The exit"): one byte on its fd 7, written once
- * it has flushed and closed its stdout and stderr, just before it calls _exit with that
- * status. Taken as the program's end, so the report need not wait for the interpreter's exit
- * to finish in the kernel (under gVisor's ptrace platform, 1-2 ms of tearing down its address
- * space) and for the agent's reap. The program could write that byte itself: that ends it
- * there, with that status, as its own _exit would. Nothing (EOF) leaves it to the reap. */
+ * it has flushed and closed its stdout and stderr; then it waits to be killed. Taken as the
+ * program's end: the report goes out once the pipes are at EOF, with the interpreter still
+ * alive and idle, and only then is it killed. Its exit (under gVisor's ptrace platform 1-2 ms
+ * of tearing down its address space, which made every syscall of the agent's report wait) and
+ * the reap are no longer on the task's path. The program could write that byte itself: that
+ * ends it there, with that status, as its own _exit would, once it has let go of stdout and
+ * stderr (or DRAIN_MS later, killed). Nothing (EOF) leaves it to the reap. */
 static void take_exit_status(agent_child *c)
 {
 	uint8_t st;
@@ -129,7 +131,7 @@ static void take_exit_status(agent_child *c)
 	if (r < 0 && errno == EAGAIN)
 		return;
 	if (r == 1 && !c->exited) {
-		c->exited = true;
+		c->exited = c->parked = true;
 		c->status = st << 8; /* as wait() says "exited with st" */
 	}
 	agent_close_fd(&c->fin);
@@ -177,7 +179,8 @@ static void collect(agent_child *c, task_io *io)
 			agent_reap(c);
 		reap = false;
 		if (c->exited && deadline < 0) {
-			agent_kill_task(c);
+			if (!c->parked)
+				agent_kill_task(c);
 			agent_close_fd(&c->in);
 			agent_close_fd(&c->task);
 			deadline = now_mono_ms() + DRAIN_MS;
@@ -202,11 +205,14 @@ static void collect(agent_child *c, task_io *io)
 			reap = true;
 		}
 	}
+	bool drained = c->out < 0 && c->err < 0 && c->res < 0;
 	agent_close_fd(&c->out);
 	agent_close_fd(&c->err);
 	agent_close_fd(&c->res);
 	agent_close_fd(&c->fin);
 	agent_proxy_deinit(&px);
+	if (c->parked && drained)
+		return; /* killed after the report */
 	agent_kill_task(c);
 	agent_reap(c);
 }

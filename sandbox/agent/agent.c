@@ -8,6 +8,7 @@
  * the agent is non-dumpable so /proc/1/fd is closed to the program too. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,29 @@ static int read_task(sandbox_frame_reader *r, agent_task *t, const uint8_t **p, 
 		         k < 0 ? "malformed frame from the host"
 		               : "unexpected frame from the host");
 	return k == 0 ? 0 : -1;
+}
+
+/* Reads (and drops) what the host sends until it hangs up, or for at most ms (-1: no limit). */
+static void wait_hangup(int ms)
+{
+	int64_t end = ms < 0 ? -1 : now_mono_ms() + ms;
+	uint8_t chunk[4096];
+	for (;;) {
+		int left = end < 0 ? -1 : (int)(end - now_mono_ms());
+		if (end >= 0 && left <= 0)
+			return;
+		struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+		int k = poll(&p, 1, left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;
+		ssize_t got = read(STDIN_FILENO, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return;
+	}
 }
 
 static void usage(void)
@@ -264,13 +288,16 @@ int main(int argc, char **argv)
 		agent_run_steps(&c, lang, wsfd, &r, p, n);
 	else if (k < 0)
 		agent_send_exit(EXIT_F_SETUP_ERROR, -1, msg);
-	agent_kill_task(&c);
 	/* Reported: the sandbox lives on, idle, until the host hangs up (EOF) as it destroys it,
-	 * once the result is signed and published; its wind-down (runsc's: a few ms of CPU on
-	 * each core) then no longer competes with that. */
-	uint8_t type;
-	while (k != 0 && agent_next_frame(&r, &type, &p, &n) == 1)
-		;
+	 * once the result is signed and published, so that the sandbox's wind-down (runsc's: a
+	 * few ms of CPU on each core) does not compete with that. The stopped interpreter of a
+	 * normal end (agent-run.c) is killed then too, or AGENT_PARKED_MS after EXIT at the
+	 * latest: that bounds what a program that wrote the exit byte itself and ran on can take. */
+	if (k != 0 && c.parked && !c.killed)
+		wait_hangup(AGENT_PARKED_MS);
+	agent_kill_task(&c);
+	if (k != 0)
+		wait_hangup(-1);
 	agent_task_deinit(&t);
 	sandbox_frame_reader_deinit(&r);
 	return k == 0 ? 1 : 0;

@@ -54,6 +54,9 @@ typedef struct agent_task {
 #define AGENT_PATH_MAX              4095u
 /* The agent's own fd limit (config.json's RLIMIT_NOFILE, sandbox/container.c). */
 #define AGENT_NOFILE 4096u
+/* How long after EXIT a stopped interpreter of a normal end may wait for the host to hang up
+ * before the agent kills it (agent.c). */
+#define AGENT_PARKED_MS 250
 
 /* Parses a TASK payload into *t (borrowing from payload). Returns 0, or -1 with a message. */
 int agent_task_parse(agent_task *t, const uint8_t *payload, size_t len, char *msg, size_t msz);
@@ -108,6 +111,7 @@ typedef struct agent_child {
 	                      * and responses (write end of its fd 6); agent-proxy.c */
 	int fin; /* bootstrap: its exit status, one byte, written as it exits (read end of fd 7) */
 	bool exited;
+	bool parked; /* the bootstrap gave its exit status (fd 7) and waits to be killed */
 	bool killed; /* agent_kill_task() ran */
 	int status;
 	const char *start_step; /* what agent_start_child() failed at ("" for execve); static */
@@ -155,7 +159,14 @@ bool agent_has_nul(const agent_bytes *b);
  * variables, which win. NULL-terminated, owned: agent_strv_free(). */
 char **agent_task_env(const agent_task *t);
 void agent_strv_free(char **v);
-/* The bootstrap's task payload: MODE, CODE, ARG*, ARGS_JSON, ENV* (the whole environment). */
+/* A field of the bootstrap's payload only (not one the host sends): present (empty) when the
+ * agent is PID 1 of a sandbox and the program has its own user, so that at its end the
+ * bootstrap kills every other process of that user, i.e. everything the program left running
+ * (agent-boot.c, "The exit"). Never sent on the host, where kill(-1) would reach far more. */
+#define BOOT_FIELD_SANDBOXED 32
+
+/* The bootstrap's task payload: MODE, CODE, ARG*, ARGS_JSON, ENV* (the whole environment),
+ * and BOOT_FIELD_SANDBOXED when it applies. */
 void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *env);
 
 /* ---- skills and blobs (agent-skills.c) ---- */

@@ -113,6 +113,7 @@ io_uring            | python     | {"timeout_s":30}                    | []  | o
 kill_all            | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 0 and (.stdout | startswith("survived"))
 signal_pid1         | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 0 and $o.pid1_state != null
 close_stdout        | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 5 and .stdout == "before close\n"
+exit_byte           | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 7 and .stdout == "before the byte\n"
 binary_garbage      | python     | {"timeout_s":30}                    | []  | ok           | fn:check_garbage
 fake_frames         | python     | {"timeout_s":30}                    | []  | ok           | .exit_code == 3 and .files == [] and .stdout_b64 != null and .stderr_b64 != null
 proxy_channel       | python     | {"timeout_s":60}                    | []  | ok           | .exit_code == 0 and $o.no_services == "refused" and $o.flood == 500 and $o.inherited == false and $o.write_response_end == "EBADF" and ($o.garbage | test("not a proxy request frame")) and $o.after == "EPIPE"

@@ -207,6 +207,21 @@ static void test_javascript_function(void **state)
 	result_free(&r);
 }
 
+/* Starts a python agent and sends it a script-mode TASK of code, leaving stdin open (the host
+ * has not hung up). Returns the agent's pid. */
+static pid_t start_python_task(const char *code, int *to, int *from, sandbox_frame_reader *r)
+{
+	pid_t pid = start_ready("python", to, from, r);
+	sandbox_frame_buf b = {0}, f = {0};
+	put_mode(&b, 0);
+	put_str(&b, FIELD_CODE, code);
+	sandbox_frame_put(&f, FRAME_TASK, b.data, b.len);
+	assert_int_equal(write_all(*to, f.data, f.len), 0);
+	sandbox_frame_buf_free(&b);
+	sandbox_frame_buf_free(&f);
+	return pid;
+}
+
 /* Output reaches the host as the program prints it, in chunks: what was flushed before the
  * agent is killed (a wall timeout, an OOM of the whole sandbox, SIGKILL from outside) is
  * already on the host's side of the pipe (issue 12 item 2). */
@@ -214,17 +229,13 @@ static void test_output_streamed(void **state)
 {
 	int to, from;
 	sandbox_frame_reader r;
-	pid_t pid = start_ready("python", &to, &from, &r);
+	pid_t pid = start_python_task(
+	    "import sys, time\nprint('before', flush=True)\nsys.stderr.write('e1')\n"
+	    "sys.stderr.flush()\ntime.sleep(3)\nprint('never')\n",
+	    &to, &from, &r);
 	uint8_t type;
 	uint8_t *p;
 	size_t n;
-	sandbox_frame_buf b = {0}, f = {0};
-	put_mode(&b, 0);
-	put_str(&b, FIELD_CODE,
-	        "import sys, time\nprint('before', flush=True)\nsys.stderr.write('e1')\n"
-	        "sys.stderr.flush()\ntime.sleep(3)\nprint('never')\n");
-	sandbox_frame_put(&f, FRAME_TASK, b.data, b.len);
-	assert_int_equal(write_all(to, f.data, f.len), 0);
 	buf out = BUF_INIT, errs = BUF_INIT;
 	while ((out.len < 7 || errs.len < 2) && read_frame(from, &r, &type, &p, &n) == 1) {
 		assert_true(type == FRAME_STDOUT || type == FRAME_STDERR);
@@ -248,8 +259,6 @@ static void test_output_streamed(void **state)
 	buf_deinit(&k);
 	buf_deinit(&out);
 	buf_deinit(&errs);
-	sandbox_frame_buf_free(&b);
-	sandbox_frame_buf_free(&f);
 	sandbox_frame_reader_deinit(&r);
 }
 
@@ -373,6 +382,56 @@ static void test_exit_status_pipe(void **state)
 	assert_int_equal(r.code, 0);
 	assert_string_equal(out_str(&r), "left one\n");
 	result_free(&r);
+}
+
+/* True once pid is gone or a zombie (killed, not reaped): waits up to 10 s, a liveness bound
+ * far above the agent's own (AGENT_PARKED_MS), not a timing. */
+static bool ends_within_10s(pid_t pid)
+{
+	_cleanup_free_ char *stat = xasprintf("/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 1000; i++) {
+		buf b = BUF_INIT;
+		int r = read_file_at(AT_FDCWD, stat, 4096, &b, NULL);
+		const char *close_paren = r == 0 ? strrchr(buf_str(&b), ')') : NULL;
+		bool gone = r < 0 || (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+		buf_deinit(&b);
+		if (gone)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* A program that writes the exit byte itself, lets go of stdout and stderr and runs on gets
+ * its EXIT; while the host has not hung up, the agent still kills it, AGENT_PARKED_MS later. */
+static void test_exit_byte_then_run_on(void **state)
+{
+	(void)state;
+	int to, from;
+	sandbox_frame_reader r;
+	pid_t pid = start_python_task(
+	    "import os\nopen('pid', 'w').write(str(os.getpid()))\nos.write(7, b'\\x03')\n"
+	    "os.close(1)\nos.close(2)\nwhile True:\n    pass\n",
+	    &to, &from, &r);
+	uint8_t type;
+	uint8_t *p;
+	size_t n;
+	bool exited = false;
+	while (!exited && read_frame(from, &r, &type, &p, &n) == 1) {
+		exited = type == FRAME_EXIT;
+		free(p);
+	}
+	assert_true(exited);
+	_cleanup_free_ char *pidfile = xasprintf("%s/pid", ws);
+	buf pb = BUF_INIT;
+	assert_int_equal(read_file_at(AT_FDCWD, pidfile, 64, &pb, NULL), 0);
+	assert_true(ends_within_10s((pid_t)strtol(buf_str(&pb), NULL, 10)));
+	close(to); /* the hang-up: the agent exits */
+	assert_int_equal(read_frame(from, &r, &type, &p, &n), 0);
+	waitpid(pid, NULL, 0);
+	close(from);
+	buf_deinit(&pb);
+	sandbox_frame_reader_deinit(&r);
 }
 
 /* Frame-like bytes in the output are data; the program sees none of the agent's fds, only its
@@ -783,6 +842,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_output_caps, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_no_injection, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_exit_status_pipe, setup_ws, teardown_ws),
+	    cmocka_unit_test_setup_teardown(test_exit_byte_then_run_on, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_large_stdin, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_malformed_task, setup_ws, teardown_ws),
 	    cmocka_unit_test_setup_teardown(test_warm_timing, setup_ws, teardown_ws),
