@@ -21,7 +21,14 @@
  * Sealed skills (proto/SKILLS.md, "Sealed skills"): when the agent made /.aisp/skills/.sealed,
  * function mode prints tracebacks without source lines, so that an error never shows the
  * sealed code: Python's linecache answers nothing and a SyntaxError loses its text; JavaScript
- * prints the error's name and message and its "at" lines only, uncaught exceptions too. */
+ * prints the error's name and message and its "at" lines only, uncaught exceptions too.
+ *
+ * The exit, JavaScript: Node's 'exit' event with code 0 (and no process.exitCode), once the
+ * program's own 'exit' listeners have run, does what Python's normal end does (below): stdout
+ * and stderr closed (Node writes pipes synchronously, so nothing is pending), the program's
+ * other processes killed in a sandbox, the exit byte 0 to fd 7, SIGSTOP until the agent kills
+ * it; Node's own teardown of its heap and threads is never run. Any other code takes Node's
+ * own exit. */
 #include "sandbox/agent/agent.h"
 
 /* python3 -s -c agent_boot_python
@@ -264,7 +271,7 @@ const char agent_boot_node[] =
     "}\n"
     "fs.closeSync(3);\n"
     "const data = Buffer.concat(chunks);\n"
-    "let mode = 0, code = '', args = 'null', input = '', outmax = 0;\n"
+    "let mode = 0, code = '', args = 'null', input = '', outmax = 0, sandboxed = false;\n"
     "const argv = [], env = [];\n"
     "for (let off = 0; off + 5 <= data.length;) {\n"
     "  const tag = data[off], n = data.readUInt32BE(off + 1);\n"
@@ -277,7 +284,24 @@ const char agent_boot_node[] =
     "  else if (tag === 6) env.push(v.toString('utf8'));\n"
     "  else if (tag === 16) input = v.toString('utf8');\n"
     "  else if (tag === 17) outmax = Number(v.readBigUInt64BE(0));\n"
+    "  else if (tag === 32) sandboxed = true;\n"
     "}\n"
+    "const emit = process.emit;\n"
+    "let parked = false;\n"
+    "process.emit = function (ev, ...a) {\n"
+    "  const r = emit.apply(this, [ev, ...a]);\n"
+    "  if (ev === 'exit' && !parked && !a[0] && !process.exitCode) {\n"
+    "    parked = true;\n"
+    "    try {\n"
+    "      fs.closeSync(1); fs.closeSync(2);\n"
+    "      if (sandboxed) try { process.kill(-1, 'SIGKILL'); } catch (e) {}\n"
+    "      fs.writeSync(7, Buffer.from([0]));\n"
+    "      process.kill(process.pid, 'SIGSTOP');\n"
+    "    } catch (e) {}\n"
+    "    process.reallyExit(0);\n"
+    "  }\n"
+    "  return r;\n"
+    "};\n"
     "const want = new Map();\n"
     "for (const e of env) {\n"
     "  const i = e.indexOf('=');\n"

@@ -382,6 +382,18 @@ static void test_exit_status_pipe(void **state)
 	assert_int_equal(r.code, 0);
 	assert_string_equal(out_str(&r), "left one\n");
 	result_free(&r);
+	/* JavaScript parks after the program's own 'exit' listeners, which still print; a code
+	 * set by the program takes the interpreter's own exit */
+	run_code("javascript", 0, "process.on('exit', () => console.log('bye'));\nconsole.log('hi');",
+	         &r);
+	assert_int_equal(r.flags, 0);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(out_str(&r), "hi\nbye\n");
+	result_free(&r);
+	run_code("javascript", 0, "console.log('three');\nprocess.exitCode = 3;", &r);
+	assert_int_equal(r.code, 3);
+	assert_string_equal(out_str(&r), "three\n");
+	result_free(&r);
 }
 
 /* True once pid is gone or a zombie (killed, not reaped): waits up to 10 s, a liveness bound
