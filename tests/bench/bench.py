@@ -373,6 +373,14 @@ def host_cpu_s():
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_ticks():
+    """(steal, total) ticks of /proc/stat's cpu line: the time the hypervisor ran something else
+    while a vCPU of this machine wanted to run, out of all."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[7], sum(v[:8])
+
+
 PHASES = ("create", "idle", "run", "teardown")
 
 
@@ -770,6 +778,7 @@ class Bench:
             round_size = 1
         st = {"lat": [], "fails": 0, "err": "", "tids": {}}
         host = []
+        steal = [0, 0]  # steal and all ticks while tasks ran (the settling waits left out)
         settled = True
         m0 = node.metrics()
         left = n
@@ -781,7 +790,11 @@ class Bench:
             if idle:
                 host.append(time_cmd(["/usr/bin/python3", "-c", "print(1+1)"], "2\n")[0])
             k = min(left, round_size) if round_size else left
+            t0 = cpu_ticks()
             r = drive(self, rt, name, min(conc, k), k)
+            t1 = cpu_ticks()
+            steal[0] += t1[0] - t0[0]
+            steal[1] += t1[1] - t0[1]
             st["lat"] += r["lat"]
             st["tids"].update(r["tids"])
             st["fails"] += r["fails"]
@@ -804,6 +817,7 @@ class Bench:
             settled_before=settled,
             rounds=rounds,
             samples=st["lat"],
+            steal_pct=100.0 * steal[0] / steal[1] if steal[1] else None,
         )
         if conc == 1 and mode != "cold":
             stamps = node.stages(st["tids"])
@@ -1023,6 +1037,7 @@ def busy_rows(raw):
                 "idle_p99": idle["p99"], "b2b_p99": b2b["p99"] if bp else None,
                 "idle_host": ratio(ip, host), "b2b_host": ratio(bp, host), "b2b_idle": ratio(bp, ip),
                 "idle_stages": idle.get("stages"), "b2b_stages": b2b.get("stages") if b2b else None,
+                "idle_steal": idle.get("steal_pct"), "b2b_steal": b2b.get("steal_pct") if b2b else None,
             })
     return rows
 
@@ -1075,15 +1090,18 @@ def markdown(raw, s):
         L.append("Idle versus busy, concurrency 1: *idle* waits before each task until the pool is full and no "
                  "teardown runs, with a bare host `python3 -c 'print(1+1)'` run interleaved (*host*); "
                  "*back to back* sends each task when the last result arrived, while used sandboxes are "
-                 "torn down and the pool refills. p50 (p99), ms:")
+                 "torn down and the pool refills. p50 (p99), ms; *steal*: the share of this VM's CPU time "
+                 "that its hypervisor gave to something else while the cell's tasks ran (/proc/stat), %:")
         L.append("")
-        L.append("| runtime | program | host | idle | back to back | idle / host | b2b / host | b2b / idle |")
-        L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        L.append("| runtime | program | host | idle | back to back | idle / host | b2b / host | b2b / idle "
+                 "| steal idle / b2b |")
+        L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for row in s["busy"]:
-            L.append("| %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s |" % (
+            L.append("| %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s | %s / %s |" % (
                 row["runtime"], row["program"], f1(row["host_p50"]), f1(row["idle_p50"]), f1(row["idle_p99"]),
                 f1(row["b2b_p50"]), f1(row["b2b_p99"]), f1(row["idle_host"], "%.2f"),
-                f1(row["b2b_host"], "%.2f"), f1(row["b2b_idle"], "%.2f")))
+                f1(row["b2b_host"], "%.2f"), f1(row["b2b_idle"], "%.2f"),
+                f1(row.get("idle_steal")), f1(row.get("b2b_steal"))))
         L.append("")
         L.append("Where the time goes (p50 of each stage's own time, ms, from the stamps the node logs on each "
                  "task's published line; *read*: XADD to the node's read, from wall clocks, 1 ms resolution; "
