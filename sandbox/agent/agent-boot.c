@@ -24,7 +24,9 @@
  * prints the error's name and message and its "at" lines only, uncaught exceptions too.
  *
  * The exit, JavaScript: Node's 'exit' event with code 0 (and no process.exitCode), once the
- * program's own 'exit' listeners have run, does what Python's normal end does (below): stdout
+ * program's own 'exit' listeners have run and when no library has wrapped process.emit after
+ * the bootstrap (signal-exit does, to run its handlers after the listeners: then Node's own
+ * exit), does what Python's normal end does (below): the result pipe closed if still open, stdout
  * and stderr closed (Node writes pipes synchronously, so nothing is pending), the program's
  * other processes killed in a sandbox, the exit byte 0 to fd 7, SIGSTOP until the agent kills
  * it; Node's own teardown of its heap and threads is never run. Any other code takes Node's
@@ -287,12 +289,14 @@ const char agent_boot_node[] =
     "  else if (tag === 32) sandboxed = true;\n"
     "}\n"
     "const emit = process.emit;\n"
-    "let parked = false;\n"
-    "process.emit = function (ev, ...a) {\n"
+    "let parked = false, resOpen = true;\n"
+    "const closeRes = () => { if (resOpen) { resOpen = false; fs.closeSync(4); } };\n"
+    "const hook = function (ev, ...a) {\n"
     "  const r = emit.apply(this, [ev, ...a]);\n"
-    "  if (ev === 'exit' && !parked && !a[0] && !process.exitCode) {\n"
+    "  if (ev === 'exit' && !parked && !a[0] && !process.exitCode && process.emit === hook) {\n"
     "    parked = true;\n"
     "    try {\n"
+    "      try { closeRes(); } catch (e) {}\n"
     "      fs.closeSync(1); fs.closeSync(2);\n"
     "      if (sandboxed) try { process.kill(-1, 'SIGKILL'); } catch (e) {}\n"
     "      fs.writeSync(7, Buffer.from([0]));\n"
@@ -302,6 +306,7 @@ const char agent_boot_node[] =
     "  }\n"
     "  return r;\n"
     "};\n"
+    "process.emit = hook;\n"
     "const want = new Map();\n"
     "for (const e of env) {\n"
     "  const i = e.indexOf('=');\n"
@@ -318,7 +323,7 @@ const char agent_boot_node[] =
     "process.mainModule = m;\n"
     "Module._cache[filename] = m;\n"
     "if (mode === 0) {\n"
-    "  fs.closeSync(4);\n"
+    "  closeRes();\n"
     "  m._compile(code, filename);\n"
     "  m.loaded = true;\n"
     "  return;\n"
@@ -335,7 +340,7 @@ const char agent_boot_node[] =
     "catch (_) { msg = 'main threw'; }\n"
     "  try { process.stderr.write(shown(e, msg) + '\\n'); } catch (_) {}\n"
     "  fs.writeSync(4, 'E' + msg.slice(0, 4000));\n"
-    "  fs.closeSync(4);\n"
+    "  closeRes();\n"
     "  process.exitCode = 1;\n"
     "};\n"
     "const hand = (s) => {\n"
@@ -343,7 +348,7 @@ const char agent_boot_node[] =
     "  for (let off = 0; off < b.length;) {\n"
     "    try { off += fs.writeSync(4, b, off); } catch (e) { if (e.code !== 'EAGAIN') throw e; }\n"
     "  }\n"
-    "  fs.closeSync(4);\n"
+    "  closeRes();\n"
     "};\n"
     "if (mode === 2) {\n"
     "  globalThis.input = input;\n"

@@ -146,6 +146,16 @@ void agent_kill_task(agent_child *c)
 	c->killed = true;
 }
 
+/* Stops every process of the task (SIGSTOP: nothing of it runs any more, and nothing is torn
+ * down yet): as PID 1 everything but the agent, else the program's process group. */
+void agent_stop_task(const agent_child *c)
+{
+	if (getpid() == 1)
+		kill(-1, SIGSTOP);
+	else if (c->pid > 0)
+		kill(-c->pid, SIGSTOP);
+}
+
 /* Reaps every finished child (as PID 1 or subreaper, orphans too); records the program's. */
 void agent_reap(agent_child *c)
 {

@@ -20,8 +20,9 @@
 #include "common/xalloc.h"
 #include "sandbox/agent/agent.h"
 
-/* Drain time after the program exited, for pipes still held by processes the agent could not
- * kill (only possible when it is not PID 1, i.e. in tests). */
+/* Drain time after the program ended: for pipes still held by processes the agent could not
+ * kill (only possible when it is not PID 1, i.e. in tests), or, after the bootstrap's exit
+ * byte, by processes the program left holding them (then killed). */
 #define DRAIN_MS 2000
 
 /* A stream of the program's: stdout and stderr are forwarded to the host as they are read, as
@@ -211,8 +212,13 @@ static void collect(agent_child *c, task_io *io)
 	agent_close_fd(&c->res);
 	agent_close_fd(&c->fin);
 	agent_proxy_deinit(&px);
-	if (c->parked && drained)
-		return; /* killed after the report */
+	if (c->parked && drained) {
+		/* Killed after the report; stopped now. A normal end is stopped already and has
+		 * nothing else left; a program that wrote the exit byte itself and runs on stops
+		 * here, before its outputs are collected. */
+		agent_stop_task(c);
+		return;
+	}
 	agent_kill_task(c);
 	agent_reap(c);
 }

@@ -141,6 +141,8 @@ void agent_child_nonblock(agent_child *c);
 int agent_apply_rlimits(pid_t pid, const agent_rlimits *l);
 /* Ends every process of the task: the program's group and, as PID 1, everything else. */
 void agent_kill_task(agent_child *c);
+/* Stops (SIGSTOP) every process of the task, the same ones; agent_kill_task() ends them. */
+void agent_stop_task(const agent_child *c);
 /* Empties the agent's capability bounding set (with --user), once, at start. Returns 0, or -1
  * with errno. */
 int agent_drop_bounding(void);

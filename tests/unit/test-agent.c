@@ -390,6 +390,20 @@ static void test_exit_status_pipe(void **state)
 	assert_int_equal(r.code, 0);
 	assert_string_equal(out_str(&r), "hi\nbye\n");
 	result_free(&r);
+	/* a library that wraps process.emit after the bootstrap (signal-exit does) runs its own
+	 * exit handlers after the bootstrap's: Node's own exit then, not the park */
+	run_code("javascript", 0,
+	         "const orig = process.emit;\n"
+	         "process.emit = function (ev, ...a) {\n"
+	         "  const r = orig.apply(this, [ev, ...a]);\n"
+	         "  if (ev === 'exit') require('fs').writeSync(1, 'late\\n');\n"
+	         "  return r;\n"
+	         "};\n"
+	         "console.log('hi');",
+	         &r);
+	assert_int_equal(r.code, 0);
+	assert_string_equal(out_str(&r), "hi\nlate\n");
+	result_free(&r);
 	run_code("javascript", 0, "console.log('three');\nprocess.exitCode = 3;", &r);
 	assert_int_equal(r.code, 3);
 	assert_string_equal(out_str(&r), "three\n");
