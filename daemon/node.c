@@ -396,15 +396,17 @@ static void open_key(node *n, checks *k)
 	}
 	n->pubkey_pem = attest_key_public_pem(n->key);
 	/* --check only reads the chain state: a start creates or converts it */
-	int rc = n->state_dirfd < 0 ? 0
-	         : n->check_only
-	             ? attest_chain_load(n->state_dirfd, "chain.json", &n->chain, &e)
-	             : attest_chain_open(n->state_dirfd, "chain.json", &n->chain_file, &n->chain, &e);
+	int rc = 0;
+	if (n->state_dirfd >= 0 && n->check_only)
+		rc = attest_chain_load(n->state_dirfd, "chain.json", &n->chain, &e);
+	else if (n->state_dirfd >= 0)
+		rc = attest_chain_open(n->state_dirfd, "chain.json", &n->chain_file, &n->chain, &e);
 	if (rc < 0)
 		checks_error(k, "node", "state_dir", "chain state in %s: %s", c->state_dir,
 		             err_msg(e));
 	else if (attest_chain_skipped(n->chain_file))
-		log_warn("chain state in %s: %s", c->state_dir, attest_chain_skipped(n->chain_file));
+		log_warn("chain state in %s: %s", c->state_dir,
+		         attest_chain_skipped(n->chain_file));
 	_cleanup_err_ err *ae = NULL;
 	if (open_age_key(n, &ae) < 0)
 		checks_error(k, "node", "age_key", "%s", err_msg(ae));

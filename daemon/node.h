@@ -54,8 +54,8 @@ typedef struct node {
 	const config *cfg;
 	struct event_base *base;
 	bool check_only; /* aispd --check: read the node's state, never write it */
-	rconn *rc; /* commands: scripts, leases, registry */
-	rconn *rd; /* blocking XREADGROUP only (it would hold up everything else) */
+	rconn *rc;       /* commands: scripts, leases, registry */
+	rconn *rd;       /* blocking XREADGROUP only (it would hold up everything else) */
 	/* WAIT after publishing (on rc) */
 	durability *dur;
 

@@ -384,8 +384,8 @@ static void test_exit_status_pipe(void **state)
 	result_free(&r);
 	/* JavaScript parks after the program's own 'exit' listeners, which still print; a code
 	 * set by the program takes the interpreter's own exit */
-	run_code("javascript", 0, "process.on('exit', () => console.log('bye'));\nconsole.log('hi');",
-	         &r);
+	run_code("javascript", 0,
+	         "process.on('exit', () => console.log('bye'));\nconsole.log('hi');", &r);
 	assert_int_equal(r.flags, 0);
 	assert_int_equal(r.code, 0);
 	assert_string_equal(out_str(&r), "hi\nbye\n");
@@ -419,7 +419,8 @@ static bool ends_within_10s(pid_t pid)
 		buf b = BUF_INIT;
 		int r = read_file_at(AT_FDCWD, stat, 4096, &b, NULL);
 		const char *close_paren = r == 0 ? strrchr(buf_str(&b), ')') : NULL;
-		bool gone = r < 0 || (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+		bool gone =
+		    r < 0 || (close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
 		buf_deinit(&b);
 		if (gone)
 			return true;
