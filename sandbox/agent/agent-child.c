@@ -132,11 +132,17 @@ void agent_close_fd(int *fd)
 /* Ends every process of the task: the program's process group and, as PID 1 of the sandbox,
  * everything else too (a process that left the group with setsid). As PID 1 once is enough:
  * after kill(-1) nothing but the agent is left. */
-void agent_kill_task(agent_child *c)
+bool agent_is_pid1(void)
 {
 	static int pid1 = -1;
 	if (pid1 < 0)
 		pid1 = getpid() == 1;
+	return pid1;
+}
+
+void agent_kill_task(agent_child *c)
+{
+	bool pid1 = agent_is_pid1();
 	if (c->killed && pid1)
 		return;
 	if (c->pid > 0)
@@ -150,7 +156,7 @@ void agent_kill_task(agent_child *c)
  * down yet): as PID 1 everything but the agent, else the program's process group. */
 void agent_stop_task(const agent_child *c)
 {
-	if (getpid() == 1)
+	if (agent_is_pid1())
 		kill(-1, SIGSTOP);
 	else if (c->pid > 0)
 		kill(-c->pid, SIGSTOP);

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/xalloc.h"
 #include "sandbox/agent/agent.h"
@@ -202,6 +201,6 @@ void agent_boot_payload(sandbox_frame_buf *b, const agent_task *t, char *const *
 	}
 	for (size_t i = 0; env[i]; i++)
 		sandbox_frame_put_field(b, FIELD_ENV, env[i], strlen(env[i]));
-	if (getpid() == 1 && agent_prog_uid != (uid_t)-1)
+	if (agent_is_pid1() && agent_prog_uid != (uid_t)-1)
 		sandbox_frame_put_field(b, BOOT_FIELD_SANDBOXED, "", 0);
 }

@@ -139,6 +139,8 @@ void agent_start_why(const agent_child *c, const char *what, char *msg, size_t m
 void agent_child_nonblock(agent_child *c);
 /* Sets pid's limits (0: the calling process). Returns 0 or -1 with errno. */
 int agent_apply_rlimits(pid_t pid, const agent_rlimits *l);
+/* True when the agent is PID 1 (of a sandbox), not a process on the host (tests). */
+bool agent_is_pid1(void);
 /* Ends every process of the task: the program's group and, as PID 1, everything else. */
 void agent_kill_task(agent_child *c);
 /* Stops (SIGSTOP) every process of the task, the same ones; agent_kill_task() ends them. */

@@ -352,6 +352,20 @@ static void test_output_caps(void **state)
 	sandbox_frame_buf_free(&b);
 }
 
+/* Runs script-mode code in lang and checks its end: the EXIT flags (unless flags < 0), the
+ * exit code and stdout. */
+static void expect_end(const char *lang, const char *code, int flags, int32_t exit_code,
+                       const char *out)
+{
+	result r;
+	run_code(lang, 0, code, &r);
+	if (flags >= 0)
+		assert_int_equal(r.flags, flags);
+	assert_int_equal(r.code, exit_code);
+	assert_string_equal(out_str(&r), out);
+	result_free(&r);
+}
+
 /* The bootstrap's exit status (fd 7, agent-boot.c "The exit") is the program's end: a byte
  * written there ends the task with that status, whatever the program would have done next; a
  * program that closed fd 7 is reaped as before; a process left holding stdout after a normal
@@ -370,44 +384,27 @@ static void test_exit_status_pipe(void **state)
 	assert_string_equal(out_str(&r), "before\n");
 	result_free(&r);
 
-	run_code("python", 0, "import os\nos.close(7)\nprint('no pipe')\n", &r);
-	assert_int_equal(r.flags, 0);
-	assert_int_equal(r.code, 0);
-	assert_string_equal(out_str(&r), "no pipe\n");
-	result_free(&r);
-
-	run_code("python", 0,
-	         "import subprocess\nsubprocess.Popen(['sleep', '30'])\nprint('left one')\n", &r);
-	assert_int_equal(r.flags, 0);
-	assert_int_equal(r.code, 0);
-	assert_string_equal(out_str(&r), "left one\n");
-	result_free(&r);
+	expect_end("python", "import os\nos.close(7)\nprint('no pipe')\n", 0, 0, "no pipe\n");
+	expect_end("python",
+	           "import subprocess\nsubprocess.Popen(['sleep', '30'])\nprint('left one')\n", 0,
+	           0, "left one\n");
 	/* JavaScript parks after the program's own 'exit' listeners, which still print; a code
 	 * set by the program takes the interpreter's own exit */
-	run_code("javascript", 0,
-	         "process.on('exit', () => console.log('bye'));\nconsole.log('hi');", &r);
-	assert_int_equal(r.flags, 0);
-	assert_int_equal(r.code, 0);
-	assert_string_equal(out_str(&r), "hi\nbye\n");
-	result_free(&r);
+	expect_end("javascript",
+	           "process.on('exit', () => console.log('bye'));\nconsole.log('hi');", 0, 0,
+	           "hi\nbye\n");
 	/* a library that wraps process.emit after the bootstrap (signal-exit does) runs its own
 	 * exit handlers after the bootstrap's: Node's own exit then, not the park */
-	run_code("javascript", 0,
-	         "const orig = process.emit;\n"
-	         "process.emit = function (ev, ...a) {\n"
-	         "  const r = orig.apply(this, [ev, ...a]);\n"
-	         "  if (ev === 'exit') require('fs').writeSync(1, 'late\\n');\n"
-	         "  return r;\n"
-	         "};\n"
-	         "console.log('hi');",
-	         &r);
-	assert_int_equal(r.code, 0);
-	assert_string_equal(out_str(&r), "hi\nlate\n");
-	result_free(&r);
-	run_code("javascript", 0, "console.log('three');\nprocess.exitCode = 3;", &r);
-	assert_int_equal(r.code, 3);
-	assert_string_equal(out_str(&r), "three\n");
-	result_free(&r);
+	expect_end("javascript",
+	           "const orig = process.emit;\n"
+	           "process.emit = function (ev, ...a) {\n"
+	           "  const r = orig.apply(this, [ev, ...a]);\n"
+	           "  if (ev === 'exit') require('fs').writeSync(1, 'late\\n');\n"
+	           "  return r;\n"
+	           "};\n"
+	           "console.log('hi');",
+	           -1, 0, "hi\nlate\n");
+	expect_end("javascript", "console.log('three');\nprocess.exitCode = 3;", -1, 3, "three\n");
 }
 
 /* True once pid is gone or a zombie (killed, not reaped): waits up to 10 s, a liveness bound
