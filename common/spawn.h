@@ -1,5 +1,9 @@
 /* The one way this project starts a child process.
  *
+ * Children are made with vfork: the caller waits until the child has exec'd (a fraction of a
+ * millisecond), not for a copy of its page tables (fork: about 0.5 ms for the daemon, growing
+ * with its memory, and copy-on-write faults after it).
+ *
  * Every child gets: fds 0/1/2 as asked (everything above 2 closed), a reset signal mask and
  * default handlers, PR_SET_PDEATHSIG(SIGKILL), its own process group, and an exec-error pipe
  * so that "binary missing" (spawn fails, err says so) is told apart from "exited 1" (status 1).
@@ -33,6 +37,14 @@ typedef struct spawn_opts {
 	int64_t timeout_ms;       /* 0: no deadline */
 	size_t capture_max;       /* 0: 64 KiB */
 	const char *cgroup_procs; /* a cgroup.procs file the child joins before exec, or NULL */
+	/* With cgroup_procs: a program the child execs instead, as `<it> --cgexec <cgroup_procs>
+	 * <fd> argv...`, that joins the cgroup and execs argv (`aisp-agent --cgexec`), reporting an
+	 * exec error to fd. The caller then waits only for the helper's exec: moving a process
+	 * into a v1 cgroup waits for an RCU grace period (0.7-5 ms, 20 ms seen) and, once moved, a
+	 * child of low priority may wait for a CPU, with the vfork parent waiting on it. NULL: the
+	 * child joins before its exec (argv[0] is then looked up in the caller's PATH; through the
+	 * helper, in envp's). */
+	const char *cgroup_exec;
 } spawn_opts;
 
 #define SPAWN_OPTS_INIT                                                                            \

@@ -114,7 +114,8 @@ static int spawn_container(sandbox *sb, const int in[2], const int out[2], err *
 	o.stdout_fd = out[1];
 	o.stderr_fd = SPAWN_CAPTURE; /* also the container's fd 2: the agent closes it at once */
 	o.timeout_ms = SANDBOX_CREATE_TIMEOUT_MS;
-	o.cgroup_procs = sb->spec.urgent ? NULL : sandbox_cgroup_plumbing_procs(sb->ctx->cg);
+	if (!sb->spec.urgent)
+		sandbox_ctx_plumbing(sb->ctx, &o);
 	return spawn_start(&o, on_spawned, sb, NULL, e);
 }
 
@@ -209,7 +210,7 @@ void sandbox_container_delete(sandbox *sb)
 	o.argv = argv;
 	o.stdout_fd = SPAWN_NULL;
 	o.timeout_ms = DELETE_TIMEOUT_MS;
-	o.cgroup_procs = sandbox_cgroup_plumbing_procs(sb->ctx->cg);
+	sandbox_ctx_plumbing(sb->ctx, &o);
 	if (spawn_start(&o, on_deleted, sb, NULL, NULL) < 0)
 		sandbox_step_type(sb, SANDBOX_EV_DELETED);
 }

@@ -128,6 +128,7 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 	ctx->state_dir = xstrdup(o->state_dir ? o->state_dir : "/run/aisp");
 	ctx->bundles_dir = xasprintf("%s/bundles", ctx->state_dir);
 	ctx->agent_dir = xasprintf("%s/agent", ctx->state_dir);
+	ctx->agent_bin = xasprintf("%s/%s", ctx->agent_dir, SANDBOX_AGENT_NAME);
 	ctx->id_prefix = xstrdup(o->id_prefix ? o->id_prefix : "aisp-");
 	if (ctx_setup(ctx, o, e) < 0) {
 		err_prefix(e, "sandbox state dir %s", ctx->state_dir);
@@ -136,6 +137,12 @@ int sandbox_ctx_new(sandbox_ctx **out, struct event_base *base, const sandbox_ct
 	}
 	*out = ctx;
 	return 0;
+}
+
+void sandbox_ctx_plumbing(const sandbox_ctx *ctx, spawn_opts *o)
+{
+	o->cgroup_procs = sandbox_cgroup_plumbing_procs(ctx->cg);
+	o->cgroup_exec = ctx->agent_bin;
 }
 
 sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx)
@@ -148,6 +155,7 @@ sandbox_ctx *sandbox_ctx_free(sandbox_ctx *ctx)
 	free(ctx->state_dir);
 	free(ctx->bundles_dir);
 	free(ctx->agent_dir);
+	free(ctx->agent_bin);
 	free(ctx->id_prefix);
 	for (size_t i = 0; i < ctx->n_reached; i++)
 		free(ctx->reached[i]);

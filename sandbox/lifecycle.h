@@ -51,6 +51,7 @@ struct sandbox_ctx {
 	char *bundles_dir;
 	int bundles_fd;
 	char *agent_dir;
+	char *agent_bin; /* <agent_dir>/aisp-agent: also the host's helper (--userns, --cgexec) */
 	char *id_prefix;
 	sandbox_cgroup *cg;
 	uint64_t seq;
@@ -68,6 +69,10 @@ struct sandbox_ctx {
 /* Adds ns of host CPU to rt's phase ph (sandbox_ctx_cpu). */
 void sandbox_ctx_account(sandbox_ctx *ctx, const sandbox_runtime *rt, sandbox_cpu_phase ph,
                          uint64_t ns);
+
+/* Puts a runtime command that is not on a task's path into the plumbing cgroup, joined by
+ * `aisp-agent --cgexec` after the spawn (spawn_opts.cgroup_exec says why). */
+void sandbox_ctx_plumbing(const sandbox_ctx *ctx, spawn_opts *o);
 
 /* Makes path reachable by a runc sandbox's user namespace root: o+x on every directory along
  * it that lacks it (ctx.c says why); remembered, so each path is walked once. Returns 0, or -1

@@ -84,12 +84,11 @@ int sandbox_userns_start(sandbox *sb, err **e)
 	int hold[2];
 	if (pipe2(hold, O_CLOEXEC) < 0)
 		return err_set(e, errno, "pipe");
-	_cleanup_free_ char *agent = xasprintf("%s/%s", sb->ctx->agent_dir, SANDBOX_AGENT_NAME);
 	char owner[16], base[16], size[16];
 	snprintf(owner, sizeof(owner), "%u", (unsigned)sandbox_userns_owner(sb));
 	snprintf(base, sizeof(base), "%u", SANDBOX_USERNS_BASE);
 	snprintf(size, sizeof(size), "%u", SANDBOX_USERNS_SIZE);
-	const char *argv[] = {agent, "--userns", owner, base, size, NULL};
+	const char *argv[] = {sb->ctx->agent_bin, "--userns", owner, base, size, NULL};
 	spawn_opts o = SPAWN_OPTS_INIT;
 	o.argv = argv;
 	o.stdin_fd = hold[0];

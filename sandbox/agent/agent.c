@@ -248,6 +248,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "--userns"))
 		return agent_userns_main(argc, argv); /* on the host, for runc: agent-userns.c */
+	if (argc > 1 && !strcmp(argv[1], "--cgexec"))
+		return agent_cgexec_main(argc, argv); /* on the host: agent-cgexec.c */
 	hide_environment();
 	const char *ws = "/workspace";
 	enum agent_lang lang = parse_args(argc, argv, &ws);

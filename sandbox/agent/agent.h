@@ -210,6 +210,8 @@ void agent_send_exit(uint8_t flags, int32_t code, const char *msg);
 
 /* aisp-agent --userns OWNER BASE SIZE, run by the host before `runc run`. */
 int agent_userns_main(int argc, char **argv);
+/* aisp-agent --cgexec PROCS FD PROGRAM [ARG...], on the host (agent-cgexec.c). */
+int agent_cgexec_main(int argc, char **argv);
 
 /* ---- one task (agent-run.c) ---- */
 

@@ -268,6 +268,65 @@ static void test_spawn_async(void **state)
 	event_base_free(base);
 }
 
+/* A cgroup of this test's own, in the v1 cpu hierarchy or the v2 one; its cgroup.procs, or
+ * NULL (then *dir says why). */
+static char *test_cgroup(char **dir)
+{
+	const char *roots[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup"};
+	for (size_t i = 0; i < 2; i++) {
+		char *d = xasprintf("%s/aisp-unit-spawn-%d", roots[i], (int)getpid());
+		if (mkdir(d, 0755) == 0) {
+			*dir = d;
+			return xasprintf("%s/cgroup.procs", d);
+		}
+		free(d);
+	}
+	*dir = xasprintf("no cgroup can be made here: %s", strerror(errno));
+	return NULL;
+}
+
+/* A child that must live in a cgroup gets there, through the helper (`aisp-agent --cgexec`,
+ * after the spawner's vfork returned) or by itself before its exec; an exec error behind the
+ * helper is still the spawn's error, with its errno. */
+static void test_spawn_cgroup(void **state)
+{
+	char *dir = NULL, *procs = test_cgroup(&dir);
+	if (!procs) {
+		print_message("# %s\n", dir);
+		free(dir);
+		skip();
+	}
+	char *agent = xasprintf("%s/sandbox/agent/aisp-agent", getenv("AISP_BUILD_ROOT"));
+	char *want = xasprintf(":%s\n", strrchr(dir, '/'));
+	const char *argv[] = {"cat", "/proc/self/cgroup", NULL};
+	for (int helper = 0; helper < 2; helper++) {
+		spawn_opts o = SPAWN_OPTS_INIT;
+		o.argv = argv;
+		o.cgroup_procs = procs;
+		o.cgroup_exec = helper ? agent : NULL;
+		spawn_result r;
+		err *e = NULL;
+		assert_int_equal(spawn_run(&o, &r, &e), 0);
+		assert_int_equal(r.status, 0);
+		if (!strstr(r.out, want))
+			fail_msg("helper %d: %s not in:\n%s", helper, want, r.out);
+		spawn_result_deinit(&r);
+	}
+	const char *missing[] = {"aisp-no-such-program", NULL};
+	spawn_opts o = SPAWN_OPTS_INIT;
+	o.argv = missing;
+	o.cgroup_procs = procs;
+	o.cgroup_exec = agent;
+	spawn_result r;
+	err *e = NULL;
+	assert_int_equal(spawn_run(&o, &r, &e), -1);
+	assert_non_null(strstr(err_msg(e), "exec aisp-no-such-program"));
+	assert_int_equal(e->code, ENOENT);
+	err_free(e);
+	assert_int_equal(rmdir(dir), 0); /* empty again: every child has gone */
+	free(procs), free(dir), free(agent), free(want);
+}
+
 static void test_split_address(void **state)
 {
 	char *h, *u;
@@ -360,6 +419,7 @@ int main(void)
 	    cmocka_unit_test(test_spawn_deadline),
 	    cmocka_unit_test(test_spawn_fds_closed_and_signals_reset),
 	    cmocka_unit_test(test_spawn_async),
+	    cmocka_unit_test(test_spawn_cgroup),
 	    cmocka_unit_test(test_split_address),
 	    cmocka_unit_test(test_log_kv),
 	};

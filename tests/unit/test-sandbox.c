@@ -236,10 +236,11 @@ static void noop_setup_with(noop *n, const char *runtime_body)
 	char *state = xasprintf("%s/state", n->dir);
 	char *cg = xasprintf("%s/cgroup", n->dir); /* never the host's cgroups */
 	assert_int_equal(mkdir(cg, 0755), 0);
-	sandbox_ctx_opts co = {.state_dir = state,
-	                       .agent_path = "/usr/bin/true",
-	                       .cgroup_root = cg,
-	                       .id_prefix = "aisp-unit-"};
+	/* the real agent: the host also runs it, as the plumbing cgroup's helper (--cgexec) */
+	_cleanup_free_ char *agent =
+	    xasprintf("%s/sandbox/agent/aisp-agent", getenv("AISP_BUILD_ROOT"));
+	sandbox_ctx_opts co = {
+	    .state_dir = state, .agent_path = agent, .cgroup_root = cg, .id_prefix = "aisp-unit-"};
 	assert_int_equal(sandbox_ctx_new(&n->ctx, n->base, &co, &e), 0);
 	assert_string_equal(sandbox_ctx_cgroup(n->ctx), "v1"); /* a plain directory */
 	_cleanup_free_ char *fake = runtime_body ? fake_runtime(n, runtime_body) : NULL;
