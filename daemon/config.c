@@ -99,6 +99,7 @@ void config_defaults(config *c)
 	c->pool_max_live = 32;
 	c->pool_max_creating = 2;
 	c->pool_max_age_s = 600;
+	c->pool_max_used = 16;
 
 	c->http_listen = xstrdup("127.0.0.1:9464");
 	attest_trust_config_init(&c->trust);
@@ -405,6 +406,8 @@ static int handle_pool(struct parse_ctx *p, const char *key, const char *v)
 		return num(p, "pool", key, v, 1, 256, &c->pool_max_creating) == 0;
 	if (!strcmp(key, "max_age_s"))
 		return num(p, "pool", key, v, 0, 86400 * 30, &c->pool_max_age_s) == 0;
+	if (!strcmp(key, "max_used"))
+		return num(p, "pool", key, v, 0, 4096, &c->pool_max_used) == 0;
 	/* runtime/image/lang = N */
 	_cleanup_free_ char *copy = xstrdup(key);
 	char *s1 = strchr(copy, '/');

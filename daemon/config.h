@@ -105,6 +105,7 @@ typedef struct config {
 	int64_t pool_max_live;
 	int64_t pool_max_creating;
 	int64_t pool_max_age_s;
+	int64_t pool_max_used;
 	config_pool_target *targets;
 	size_t n_targets;
 

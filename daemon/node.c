@@ -157,6 +157,7 @@ static int make_pool(node *n, const sandbox_spec *specs, err **e)
 	    .max_live = (size_t)c->pool_max_live,
 	    .max_creating = (size_t)c->pool_max_creating,
 	    .max_age_ms = c->pool_max_age_s * 1000,
+	    .max_used = (size_t)c->pool_max_used,
 	};
 	if (pool_new(&n->pool, n->base, &pool_sandbox_ops, n->sbx, &po, e) < 0)
 		return err_prefix(e, "pool");

@@ -18,6 +18,11 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
+/* Used sandboxes wait for their teardown until no task has run for this long (pool.h). */
+#define POOL_QUIET_MS 10
+/* Teardowns started at a time while the node is quiet. */
+#define POOL_MAX_TEARING 2
+
 /* A failing pool logs its creation failures at most this often (each log says how many it
  * did not log since). */
 #define FAILURE_LOG_MS 10000
@@ -52,6 +57,12 @@ struct pool {
 	entry **entries;
 	size_t n_entries;
 	size_t creating, destroying, live;
+	size_t busy;         /* sandboxes handed out and not given back: tasks running */
+	int64_t busy_end_ms; /* when busy last fell to 0 */
+	sandbox **used;      /* given back, waiting for their teardown; oldest first */
+	size_t n_used, cap_used;
+	size_t tearing; /* of those, being torn down */
+	struct event *teardown_ev;
 	double acquire_ms_sum;
 	struct event *tick;
 	bool shutting_down;
@@ -61,6 +72,8 @@ struct pool {
 };
 
 static void refill(pool *p);
+static void teardown(pool *p);
+static void on_teardown_timer(evutil_socket_t fd, short what, void *arg);
 
 static bool spec_equal(const sandbox_spec *a, const sandbox_spec *b)
 {
@@ -104,10 +117,12 @@ static void on_gone(void *arg)
 	pool *p = arg;
 	p->destroying--;
 	p->live--;
-	if (p->shutting_down)
+	if (p->shutting_down) {
 		maybe_shutdown_done(p);
-	else
+	} else {
+		teardown(p);
 		refill(p);
+	}
 }
 
 static void destroy(pool *p, sandbox *sb)
@@ -139,6 +154,7 @@ static void hand_out(entry *en, sandbox *sb, waiter *w)
 {
 	pool *p = en->p;
 	en->busy++;
+	p->busy++;
 	p->acquire_ms_sum += (double)(now_mono_us() - w->since_us) / 1000.0;
 	p->ops->watch(p->ops_ctx, sb, NULL, NULL);
 	w->cb(sb, NULL, w->arg);
@@ -287,6 +303,8 @@ static void refill(pool *p)
 			if (start_one(en, false, NULL) < 0)
 				break;
 	}
+	if (p->n_used > 0 && p->live >= p->o.max_live)
+		teardown(p); /* the room a used sandbox holds is wanted */
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -304,6 +322,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 			destroy(p, sb);
 		}
 	}
+	teardown(p);
 	refill(p);
 }
 
@@ -325,9 +344,10 @@ int pool_new(pool **out, struct event_base *base, const pool_ops *ops, void *ops
 		p->o.backoff_max_ms = 30000;
 	if (p->o.tick_ms <= 0)
 		p->o.tick_ms = 1000;
+	p->teardown_ev = evtimer_new(base, on_teardown_timer, p);
 	p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
 	struct timeval tv = {p->o.tick_ms / 1000, (p->o.tick_ms % 1000) * 1000};
-	if (!p->tick || event_add(p->tick, &tv) < 0) {
+	if (!p->tick || !p->teardown_ev || event_add(p->tick, &tv) < 0) {
 		pool_free(p);
 		return err_set(e, 0, "pool: cannot add its timer");
 	}
@@ -341,6 +361,9 @@ pool *pool_free(pool *p)
 		return NULL;
 	if (p->tick)
 		event_free(p->tick);
+	if (p->teardown_ev)
+		event_free(p->teardown_ev);
+	free(p->used);
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		waiter *w;
@@ -409,17 +432,46 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 	refill(p);
 }
 
-typedef struct release {
-	pool *p;
-	sandbox *sb;
-} release;
+/* ---- teardown (pool.h: "Teardown yields to tasks") ---- */
 
-static void on_release(evutil_socket_t fd, short what, void *arg)
+static void on_torn_down(void *arg)
 {
-	release *r = arg;
-	r->p->ops->destroy(r->p->ops_ctx, r->sb, on_gone, r->p);
-	refill(r->p);
-	free(r);
+	pool *p = arg;
+	p->tearing--;
+	on_gone(p); /* refills, and goes on tearing down while the node stays quiet */
+}
+
+/* Must a used sandbox go now, tasks running or not? */
+static bool teardown_forced(const pool *p)
+{
+	return p->shutting_down || p->n_used > p->o.max_used || p->live >= p->o.max_live;
+}
+
+/* Starts the teardowns that may start now: every one that is forced; else, once no task has
+ * run for POOL_QUIET_MS, up to POOL_MAX_TEARING at a time, oldest first. */
+static void teardown(pool *p)
+{
+	int64_t quiet_in = p->busy ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now_mono_ms();
+	while (p->n_used > 0 &&
+	       (teardown_forced(p) || (quiet_in <= 0 && p->tearing < POOL_MAX_TEARING))) {
+		sandbox *sb = p->used[0];
+		memmove(p->used, p->used + 1, --p->n_used * sizeof(*p->used));
+		p->tearing++;
+		p->ops->destroy(p->ops_ctx, sb, on_torn_down, p);
+	}
+	/* while tasks run, the last one's release arms the timer again */
+	if (p->n_used > 0 && quiet_in != INT64_MAX) {
+		int64_t ms = quiet_in > 0 ? quiet_in : POOL_QUIET_MS;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		evtimer_add(p->teardown_ev, &tv);
+	}
+}
+
+static void on_teardown_timer(evutil_socket_t fd, short what, void *arg)
+{
+	pool *p = arg;
+	teardown(p);
+	refill(p);
 }
 
 void pool_release(pool *p, sandbox *sb)
@@ -427,19 +479,22 @@ void pool_release(pool *p, sandbox *sb)
 	entry *en = find_entry(p, p->ops->spec_of(p->ops_ctx, sb));
 	if (en && en->busy > 0)
 		en->busy--;
-	/* Destroying and refilling spawn runtime processes (milliseconds of fork, exec and cgroup
-	 * work): they wait for the next loop iteration, so that whatever the caller sends with
-	 * the task's result (the publish) goes out first. Counted as destroying from now on. */
+	if (p->busy > 0 && --p->busy == 0)
+		p->busy_end_ms = now_mono_ms();
+	if (p->ops->retire)
+		p->ops->retire(p->ops_ctx, sb);
+	/* Counted as destroying from now on. */
 	p->destroying++;
-	release *r = xmalloc(sizeof(*r));
-	*r = (release){p, sb};
-	/* a real (1 ms) timer: event_base_once() runs a zero timeout in this very iteration */
-	struct timeval soon = {0, 1000};
-	if (event_base_once(p->base, -1, EV_TIMEOUT, on_release, r, &soon) < 0) {
-		free(r);
-		p->ops->destroy(p->ops_ctx, sb, on_gone, p);
-		refill(p);
+	if (p->n_used == p->cap_used) {
+		p->cap_used = p->cap_used ? 2 * p->cap_used : 8;
+		p->used = xreallocarray(p->used, p->cap_used, sizeof(*p->used));
 	}
+	p->used[p->n_used++] = sb;
+	/* Teardown and refill spawn runtime processes: never in this iteration, so that what the
+	 * caller sends with the task's result (the publish) goes out first. A real (1 ms) timer:
+	 * a zero timeout would run in this very iteration. */
+	struct timeval soon = {0, 1000};
+	evtimer_add(p->teardown_ev, &soon);
 }
 
 void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg)
@@ -460,6 +515,7 @@ void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg)
 		while (en->n_warm > 0)
 			destroy(p, en->warm[--en->n_warm]);
 	}
+	teardown(p); /* forced: every used one goes */
 	maybe_shutdown_done(p);
 }
 
@@ -472,6 +528,7 @@ void pool_get_stats(const pool *p, pool_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->destroying = p->destroying;
+	out->used = p->n_used;
 	out->acquire_ms_sum = p->acquire_ms_sum;
 	for (size_t i = 0; i < p->n_entries; i++) {
 		const entry *en = p->entries[i];
@@ -575,8 +632,13 @@ void pool_metrics(const pool *p, buf *out)
 	            "aisp_pool_sandboxes_total{state=\"busy\"} %zu\n"
 	            "aisp_pool_sandboxes_total{state=\"destroying\"} %zu\n",
 	            s.creating, s.warm, s.busy, s.destroying);
-	family(out, "aisp_pool_destroying", "gauge", "Sandboxes being destroyed.");
+	family(out, "aisp_pool_destroying", "gauge",
+	       "Sandboxes being destroyed, with the used ones waiting for their teardown.");
 	buf_appendf(out, "aisp_pool_destroying %zu\n", s.destroying);
+	family(out, "aisp_pool_used", "gauge",
+	       "Used sandboxes waiting for their teardown: until no task has run for 10 ms, or "
+	       "while more than [pool] max_used wait.");
+	buf_appendf(out, "aisp_pool_used %zu\n", s.used);
 	family(out, "aisp_pool_takes_total", "counter",
 	       "Sandboxes taken, by warm hit or cold miss.");
 	buf_appendf(out,

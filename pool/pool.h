@@ -2,7 +2,7 @@
  * a node-wide cap on live sandboxes and a cap on concurrent creations, both for refills. Taking
  * a warm sandbox is O(1) and starts no process; a miss creates one at once, caps or not (the
  * caller's task slots bound those), and never waits out a failure backoff. Used sandboxes are
- * destroyed in the background and the pool refills. */
+ * destroyed in the background once no task runs (pool_release) and the pool refills. */
 #pragma once
 
 #include <stdbool.h>
@@ -36,6 +36,9 @@ typedef struct pool_ops {
 	int64_t (*ready_at)(void *ctx, const sandbox *sb);
 	/* What sb was created for. Borrowed; valid while sb lives. */
 	const sandbox_spec *(*spec_of)(void *ctx, const sandbox *sb);
+	/* Optional: sb's task is over and sb waits for its teardown; what is left of it should
+	 * not compete with running tasks (the real one: the warming CPU share again). */
+	void (*retire)(void *ctx, sandbox *sb);
 } pool_ops;
 
 /* The real sandboxes (sandbox_create, sandbox_destroy, ...): ops_ctx is a sandbox_ctx *. */
@@ -48,6 +51,7 @@ typedef struct pool_opts {
 	int64_t backoff_min_ms; /* after a failed creation; default 200 */
 	int64_t backoff_max_ms; /* default 30000 */
 	int64_t tick_ms;        /* how often ages and backoffs are looked at; default 1000 */
+	size_t max_used;        /* used sandboxes that may wait for a quiet node; 0: none */
 } pool_opts;
 
 /* A pool on base (borrowed; the loop the ops' callbacks come from) that makes its sandboxes
@@ -71,11 +75,23 @@ typedef void (*pool_take_fn)(sandbox *sb, const err *e, void *arg);
  * creation cannot even start. The caller owns the sandbox it receives and gives it back with
  * pool_release() after its task. */
 void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bool *hit);
-/* Gives a used sandbox back: it is destroyed in the background and its pool refills. */
+/* Gives a used sandbox back: it is destroyed in the background and its pool refills.
+ *
+ * Teardown yields to tasks. Tearing a used sandbox down (its processes' exit, the runtime's
+ * `delete`, the cgroup and bundle removal) was what slowed the tasks that ran beside it: the
+ * bench's back-to-back tasks ran as fast as idle ones once teardowns waited, refills or not
+ * (the closing note of issue 17 has the figures). So a used sandbox waits, retired (ops
+ * retire), until no task has run for POOL_QUIET_MS (10 ms); then they go, POOL_MAX_TEARING (2)
+ * at a time, oldest first. It goes at once, tasks running or not, when more than max_used
+ * wait, when the node holds max_live sandboxes (a refill needs the room) and when the pool
+ * shuts down. What waiting costs: the used sandboxes' memory, at most max_used of them (their
+ * programs ended: the agent kills what is left of one 250 ms after its result). Under a load
+ * that never pauses, every task past the first max_used still has a teardown beside it. */
 void pool_release(pool *p, sandbox *sb);
 
 typedef struct pool_stats {
 	size_t creating, warm, busy, destroying;
+	size_t used; /* of destroying: used ones waiting for their teardown */
 	uint64_t created, failed, hits, misses, recycled, died;
 	double acquire_ms_sum; /* sum of acquire latencies (ms), with takes = hits + misses */
 } pool_stats;

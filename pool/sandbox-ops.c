@@ -28,10 +28,16 @@ static const sandbox_spec *op_spec_of(void *ctx, const sandbox *sb)
 	return sandbox_get_spec(sb);
 }
 
+static void op_retire(void *ctx, sandbox *sb)
+{
+	sandbox_retire(sb);
+}
+
 const pool_ops pool_sandbox_ops = {
     .create = op_create,
     .destroy = op_destroy,
     .watch = op_watch,
     .ready_at = op_ready_at,
     .spec_of = op_spec_of,
+    .retire = op_retire,
 };

@@ -109,6 +109,11 @@ void sandbox_on_output(sandbox *sb, sandbox_output_fn cb, void *arg)
 	sb->output_arg = arg;
 }
 
+void sandbox_retire(sandbox *sb)
+{
+	sandbox_cgroup_set_prio(sb->ctx->cg, sb->id, SANDBOX_CGROUP_WARMING);
+}
+
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg)
 {
 	if (sb)

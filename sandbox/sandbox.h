@@ -232,6 +232,11 @@ void sandbox_proxy_reply(sandbox *sb, const void *payload, size_t n);
 /* The same with PX_ERROR msg alone: the program's proxy_fetch raises with msg. */
 void sandbox_proxy_reply_error(sandbox *sb, const char *msg);
 
+/* The sandbox's task is over and it waits for sandbox_destroy(): what still runs in it (the
+ * agent, a program's last 250 ms) gets the warming CPU share again, so that it never slows a
+ * running task. */
+void sandbox_retire(sandbox *sb);
+
 /* Destroys the sandbox in the background (kill, delete, bundle, cgroup). sb is invalid after
  * this call; cb (optional) runs when everything is gone. Safe in any state. */
 void sandbox_destroy(sandbox *sb, sandbox_gone_fn cb, void *arg);

@@ -90,6 +90,7 @@ static void test_defaults(void **state)
 	assert_memory_equal(&c.limits_default, &c.limits_max, sizeof(proto_limits));
 	assert_int_equal(c.pool_max_live, 32);
 	assert_int_equal(c.pool_max_creating, 2);
+	assert_int_equal(c.pool_max_used, 16);
 	assert_int_equal(c.n_targets, 0);
 	assert_string_equal(c.http_listen, "127.0.0.1:9464");
 	char *l = config_enabled_list(&c, ", ");
@@ -131,6 +132,7 @@ static void test_full(void **state)
 	                   "timeout_s = 30\n"
 	                   "[pool]\n"
 	                   "max_live = 10\n"
+	                   "max_used = 0\n"
 	                   "runc/default/python = 2\n"
 	                   "crun/py/shell = 0\n"
 	                   "[http]\n"
@@ -166,6 +168,7 @@ static void test_full(void **state)
 	assert_int_equal(c.limits_default.timeout_ms, 30000);
 	assert_int_equal(c.limits_max.timeout_ms, 600000);
 	assert_int_equal(c.pool_max_live, 10);
+	assert_int_equal(c.pool_max_used, 0); /* 0: each used sandbox goes right after its task */
 	assert_int_equal(c.n_targets, 2);
 	assert_string_equal(c.targets[0].runtime, "runc");
 	assert_string_equal(c.targets[0].image, "default");
@@ -181,6 +184,8 @@ static void test_errors(void **state)
 {
 	expect_error("[node]\nslots = 4x\n", "t.conf:2: [node] slots = \"4x\": not an integer");
 	expect_error("[node]\nslots = 0\n", "t.conf:2: [node] slots = \"0\": out of range 1..1024");
+	expect_error("[pool]\nmax_used = 4097\n",
+	             "t.conf:2: [pool] max_used = \"4097\": out of range 0..4096");
 	expect_error("[node]\nslots = \n", "t.conf:2: [node] slots = \"\": not an integer");
 	expect_error("\n\n[redis]\nreclaim_ms = 99999999999999999999\n",
 	             "t.conf:4: [redis] reclaim_ms = \"99999999999999999999\": out of range "
@@ -458,6 +463,7 @@ static void test_example_is_defaults(void **state)
 	assert_int_equal(c.pool_max_live, d.pool_max_live);
 	assert_int_equal(c.pool_max_creating, d.pool_max_creating);
 	assert_int_equal(c.pool_max_age_s, d.pool_max_age_s);
+	assert_int_equal(c.pool_max_used, d.pool_max_used);
 	assert_int_equal(c.n_targets, 0);
 	assert_int_equal(c.n_runtimes, 0);
 	assert_string_equal(c.http_listen, d.http_listen);

@@ -63,6 +63,8 @@ typedef struct fake {
 	int destroyed[FAKE_MAX];    /* ids in the order destroy was called */
 	int n_destroyed;
 	int n_gone;
+	int retired[FAKE_MAX]; /* ids in the order retire was called */
+	int n_retired;
 	int refuse;      /* the next N create calls fail at once */
 	int fail;        /* in auto mode, the next N creations end in an error */
 	bool auto_ready; /* creations complete on a zero timer */
@@ -199,12 +201,19 @@ static const sandbox_spec *fk_spec_of(void *ctx, const sandbox *sb)
 	return &((const fake_sb *)sb)->spec;
 }
 
+static void fk_retire(void *ctx, sandbox *sb)
+{
+	fake *f = ctx;
+	f->retired[f->n_retired++] = fk(sb)->id;
+}
+
 static const pool_ops fake_ops = {
     .create = fk_create,
     .destroy = fk_destroy,
     .watch = fk_watch,
     .ready_at = fk_ready_at,
     .spec_of = fk_spec_of,
+    .retire = fk_retire,
 };
 
 /* ---- helpers ---- */
@@ -307,6 +316,23 @@ static bool take(pool *p, const sandbox_spec *s, taker *t)
 	bool hit = false;
 	pool_take(p, s, on_take, t, &hit);
 	return hit;
+}
+
+/* A pool of py sandboxes in auto mode, filled to target. */
+static pool *full_pool(pool_opts o, size_t target)
+{
+	F.auto_ready = F.auto_gone = true;
+	pool *p = new_pool(o);
+	add(p, &py, target);
+	RUN_UNTIL(stats(p).warm == target);
+	return p;
+}
+
+/* Takes n warm sandboxes, each a hit. */
+static void take_hits(pool *p, taker *t, int n)
+{
+	for (int i = 0; i < n; i++)
+		assert_true(take(p, &py, &t[i]));
 }
 
 static void on_down(void *arg)
@@ -441,10 +467,7 @@ static void test_miss_creates_beyond_caps(void **state)
 
 static void test_burst_larger_than_pool(void **state)
 {
-	F.auto_ready = F.auto_gone = true;
-	pool *p = new_pool((pool_opts){.max_creating = 2});
-	add(p, &py, 2);
-	RUN_UNTIL(stats(p).warm == 2);
+	pool *p = full_pool((pool_opts){.max_creating = 2}, 2);
 	taker t[5] = {0};
 	for (int i = 0; i < 5; i++) {
 		bool hit = take(p, &py, &t[i]);
@@ -633,6 +656,73 @@ static void test_release_destroys_later_and_refills(void **state)
 	fake_finish(1, true);
 	assert_int_equal(stats(p).warm, 1);
 	shutdown_all(p);
+}
+
+/* Teardown yields to tasks (pool.h): a used sandbox is retired at once and waits while any
+ * task runs; once none has run for a moment they all go, oldest first. */
+static void test_teardown_waits_for_quiet(void **state)
+{
+	pool *p = full_pool((pool_opts){.max_used = 4}, 3);
+	taker t[3] = {0};
+	take_hits(p, t, 3);
+	pool_release(p, t[0].sb);
+	pool_release(p, t[1].sb);
+	assert_int_equal(F.n_retired, 2);
+	assert_int_equal(F.retired[0], t[0].id);
+	/* t[2] still runs: nothing is torn down, however long it runs; the pool still refills */
+	spin(100);
+	assert_int_equal(F.n_destroyed, 0);
+	pool_stats st = stats(p);
+	assert_int_equal(st.used, 2);
+	assert_int_equal(st.destroying, 2);
+	assert_int_equal(st.busy, 1);
+	assert_int_equal(st.warm, 3);
+	/* the last task ends: all three go */
+	pool_release(p, t[2].sb);
+	RUN_UNTIL(F.n_gone == 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(F.destroyed[i], t[i].id);
+	st = stats(p);
+	assert_int_equal(st.used, 0);
+	assert_int_equal(st.destroying, 0);
+	shutdown_all(p);
+}
+
+/* More than max_used waiting: the oldest goes, tasks running or not. */
+static void test_teardown_forced_by_max_used(void **state)
+{
+	pool *p = full_pool((pool_opts){.max_used = 1}, 3);
+	taker t[3] = {0};
+	take_hits(p, t, 3);
+	pool_release(p, t[0].sb);
+	spin(50);
+	assert_int_equal(F.n_destroyed, 0); /* one may wait */
+	pool_release(p, t[1].sb);
+	RUN_UNTIL(F.n_destroyed == 1); /* two may not: the oldest goes */
+	assert_int_equal(F.destroyed[0], t[0].id);
+	spin(50);
+	assert_int_equal(F.n_destroyed, 1);
+	assert_int_equal(stats(p).used, 1);
+	pool_release(p, t[2].sb);
+	shutdown_all(p);
+}
+
+/* The node at max_live: the room a used sandbox holds goes to the refill. */
+static void test_teardown_forced_by_max_live(void **state)
+{
+	pool *p = full_pool((pool_opts){.max_used = 8, .max_live = 3}, 2);
+	taker t[2] = {0};
+	take_hits(p, t, 2);
+	/* t[1] runs; the refill after t[0] takes the node to 3, then needs t[0]'s room */
+	pool_release(p, t[0].sb);
+	RUN_UNTIL(F.n_destroyed == 1);
+	assert_int_equal(F.destroyed[0], t[0].id);
+	RUN_UNTIL(stats(p).warm == 2);
+	assert_int_equal(stats(p).used, 0);
+	assert_int_equal(stats(p).busy, 1);
+	pool_release(p, t[1].sb);
+	shutdown_all(p); /* used ones go at the shutdown, tasks or not */
+	assert_int_equal(F.n_destroyed, F.n);
 }
 
 static void test_shutdown(void **state)
@@ -904,6 +994,7 @@ static void test_metrics_text(void **state)
 	    "aisp_pool_target",
 	    "aisp_pool_sandboxes_total",
 	    "aisp_pool_destroying",
+	    "aisp_pool_used",
 	    "aisp_pool_takes_total",
 	    "aisp_pool_hits_total",
 	    "aisp_pool_misses_total",
@@ -927,6 +1018,7 @@ static void test_metrics_text(void **state)
 	    "aisp_pool_sandboxes_total{state=\"destroying\"} 1\n",
 	    "aisp_pool_sandboxes_total{state=\"busy\"} 2\n",
 	    "\naisp_pool_destroying 1\n",
+	    "\naisp_pool_used 0\n",
 	    "aisp_pool_takes_total{result=\"hit\"} 2\n",
 	    "aisp_pool_takes_total{result=\"miss\"} 1\n",
 	    "\naisp_pool_hits_total 2\n",
@@ -937,7 +1029,7 @@ static void test_metrics_text(void **state)
 	for (size_t i = 0; i < sizeof(lines) / sizeof(*lines); i++)
 		if (!strstr(buf_str(&b), lines[i]))
 			fail_msg("missing %s in\n%s", lines[i], buf_str(&b));
-	assert_int_equal(m.n_seen, 6 + 2 + 4 + 1 + 2 + 6);
+	assert_int_equal(m.n_seen, 6 + 2 + 4 + 1 + 1 + 2 + 6);
 	buf_deinit(&b);
 	release_scene(p, t);
 }
@@ -1008,6 +1100,9 @@ int main(void)
 	    T(test_refused_creation),
 	    T(test_warm_death_is_replaced),
 	    T(test_release_destroys_later_and_refills),
+	    T(test_teardown_waits_for_quiet),
+	    T(test_teardown_forced_by_max_used),
+	    T(test_teardown_forced_by_max_live),
 	    T(test_shutdown),
 	    T(test_stats_and_describe),
 	    T(test_prometheus_checker),
