@@ -63,8 +63,9 @@ static int status_code(int st)
  * allocate, take a lock or return. The parent blocked every signal before vfork, so no handler
  * of the parent's (libevent's, writing to its socketpair) can run here: the handlers are reset
  * first, then the mask is cleared. */
-static void child_exec(const spawn_opts *o, const char *const *helper, int in, int out, int errfd,
-                       int errpipe)
+/* Never inlined: the child's frame must lie below start_child's, which the parent uses again. */
+static __attribute__((noinline, noreturn)) void
+child_exec(const spawn_opts *o, const char *const *helper, int in, int out, int errfd, int errpipe)
 {
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
@@ -389,6 +390,9 @@ int spawn_start(const spawn_opts *o, spawn_done_fn cb, void *arg, spawn_child **
 	 * failure is the child's exit status 127 (the loop does not wait for the exec). */
 	if (strchr(o->argv[0], '/') && access(o->argv[0], X_OK) < 0)
 		return err_set(e, errno, "exec %s", o->argv[0]);
+	if (o->cgroup_procs && o->cgroup_exec && access(o->cgroup_exec, X_OK) < 0)
+		return err_set(e, errno, "exec %s (the cgroup helper of %s)", o->cgroup_exec,
+		               o->argv[0]);
 	spawn_child *c = xzalloc(sizeof(*c));
 	c->cb = cb;
 	c->arg = arg;

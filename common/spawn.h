@@ -39,7 +39,8 @@ typedef struct spawn_opts {
 	const char *cgroup_procs; /* a cgroup.procs file the child joins before exec, or NULL */
 	/* With cgroup_procs: a program the child execs instead, as `<it> --cgexec <cgroup_procs>
 	 * <fd> argv...`, that joins the cgroup and execs argv (`aisp-agent --cgexec`), reporting an
-	 * exec error to fd. The caller then waits only for the helper's exec: moving a process
+	 * exec error to fd. spawn_start() then waits only for the helper's exec (spawn_run() waits
+	 * for argv's, so for the move too): moving a process
 	 * into a v1 cgroup waits for an RCU grace period (0.7-5 ms, 20 ms seen) and, once moved, a
 	 * child of low priority may wait for a CPU, with the vfork parent waiting on it. NULL: the
 	 * child joins before its exec (argv[0] is then looked up in the caller's PATH; through the

@@ -22,6 +22,8 @@
 #define POOL_QUIET_MS 10
 /* Teardowns started at a time while the node is quiet. */
 #define POOL_MAX_TEARING 2
+/* ... and never longer than this, tasks running or not. */
+#define POOL_USED_MAX_MS 2000
 
 /* A failing pool logs its creation failures at most this often (each log says how many it
  * did not log since). */
@@ -59,7 +61,11 @@ struct pool {
 	size_t creating, destroying, live;
 	size_t busy;         /* sandboxes handed out and not given back: tasks running */
 	int64_t busy_end_ms; /* when busy last fell to 0 */
-	sandbox **used;      /* given back, waiting for their teardown; oldest first */
+	struct used_sb {     /* given back, waiting for their teardown; oldest first */
+		sandbox *sb;
+		int64_t since_ms;
+	} * used;
+	bool room_wanted; /* the last refill wanted a sandbox that max_live refused */
 	size_t n_used, cap_used;
 	size_t tearing; /* of those, being torn down */
 	struct event *teardown_ev;
@@ -294,6 +300,7 @@ static void refill(pool *p)
 {
 	if (p->shutting_down)
 		return;
+	bool wanted = false;
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		start_for_waiters(en);
@@ -302,8 +309,13 @@ static void refill(pool *p)
 		       p->creating < p->o.max_creating && p->live < p->o.max_live)
 			if (start_one(en, false, NULL) < 0)
 				break;
+		if (en->retry_at_ms <= now_mono_ms() &&
+		    en->n_warm + en->creating < en->target + en->n_waiters &&
+		    p->live >= p->o.max_live)
+			wanted = true;
 	}
-	if (p->n_used > 0 && p->live >= p->o.max_live)
+	p->room_wanted = wanted;
+	if (wanted && p->n_used > 0)
 		teardown(p); /* the room a used sandbox holds is wanted */
 }
 
@@ -441,30 +453,36 @@ static void on_torn_down(void *arg)
 	on_gone(p); /* refills, and goes on tearing down while the node stays quiet */
 }
 
-/* Must a used sandbox go now, tasks running or not? */
-static bool teardown_forced(const pool *p)
+/* Must a used sandbox go now, tasks running or not? Only as many as max_live needs: those
+ * already being torn down count as gone. */
+static bool teardown_forced(const pool *p, int64_t now)
 {
-	return p->shutting_down || p->n_used > p->o.max_used || p->live >= p->o.max_live;
+	return p->shutting_down || p->n_used > p->o.max_used ||
+	       (p->room_wanted && p->live - p->tearing >= p->o.max_live) ||
+	       now - p->used[0].since_ms >= POOL_USED_MAX_MS;
 }
 
 /* Starts the teardowns that may start now: every one that is forced; else, once no task has
  * run for POOL_QUIET_MS, up to POOL_MAX_TEARING at a time, oldest first. */
 static void teardown(pool *p)
 {
-	int64_t quiet_in = p->busy ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now_mono_ms();
+	int64_t now = now_mono_ms();
+	int64_t quiet_in = p->busy ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now;
 	while (p->n_used > 0 &&
-	       (teardown_forced(p) || (quiet_in <= 0 && p->tearing < POOL_MAX_TEARING))) {
-		sandbox *sb = p->used[0];
+	       (teardown_forced(p, now) || (quiet_in <= 0 && p->tearing < POOL_MAX_TEARING))) {
+		sandbox *sb = p->used[0].sb;
 		memmove(p->used, p->used + 1, --p->n_used * sizeof(*p->used));
 		p->tearing++;
 		p->ops->destroy(p->ops_ctx, sb, on_torn_down, p);
 	}
-	/* while tasks run, the last one's release arms the timer again */
-	if (p->n_used > 0 && quiet_in != INT64_MAX) {
-		int64_t ms = quiet_in > 0 ? quiet_in : POOL_QUIET_MS;
-		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-		evtimer_add(p->teardown_ev, &tv);
-	}
+	if (p->n_used == 0)
+		return;
+	/* the oldest one's age limit, or the quiet moment (a teardown ending also goes on) */
+	int64_t ms = p->used[0].since_ms + POOL_USED_MAX_MS - now;
+	if (quiet_in > 0 && quiet_in < ms)
+		ms = quiet_in;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(p->teardown_ev, &tv);
 }
 
 static void on_teardown_timer(evutil_socket_t fd, short what, void *arg)
@@ -489,7 +507,7 @@ void pool_release(pool *p, sandbox *sb)
 		p->cap_used = p->cap_used ? 2 * p->cap_used : 8;
 		p->used = xreallocarray(p->used, p->cap_used, sizeof(*p->used));
 	}
-	p->used[p->n_used++] = sb;
+	p->used[p->n_used++] = (struct used_sb){sb, now_mono_ms()};
 	/* Teardown and refill spawn runtime processes: never in this iteration, so that what the
 	 * caller sends with the task's result (the publish) goes out first. A real (1 ms) timer:
 	 * a zero timeout would run in this very iteration. */

@@ -83,10 +83,14 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
  * (the closing note of issue 17 has the figures). So a used sandbox waits, retired (ops
  * retire), until no task has run for POOL_QUIET_MS (10 ms); then they go, POOL_MAX_TEARING (2)
  * at a time, oldest first. It goes at once, tasks running or not, when more than max_used
- * wait, when the node holds max_live sandboxes (a refill needs the room) and when the pool
- * shuts down. What waiting costs: the used sandboxes' memory, at most max_used of them (their
- * programs ended: the agent kills what is left of one 250 ms after its result). Under a load
- * that never pauses, every task past the first max_used still has a teardown beside it. */
+ * wait, when a refill needs the room it holds under max_live (only as many as that needs),
+ * when it has waited POOL_USED_MAX_MS (2 s: a long task never keeps the used ones alive) and
+ * when the pool shuts down. What waiting costs: the memory of at most max_used used sandboxes
+ * for at most 2 s, their workspace and /tmp included, at the warming CPU share (which bounds
+ * nothing on idle cores: their own CPU limit does). Their programs ended: the agent kills
+ * what is left 250 ms after the result; a program that subverted its agent keeps running that
+ * long inside its limits. Under a load that never pauses, every task past the first max_used
+ * still has a teardown beside it. */
 void pool_release(pool *p, sandbox *sb);
 
 typedef struct pool_stats {

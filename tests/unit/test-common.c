@@ -322,7 +322,25 @@ static void test_spawn_cgroup(void **state)
 	assert_int_equal(spawn_run(&o, &r, &e), -1);
 	assert_non_null(strstr(err_msg(e), "exec aisp-no-such-program"));
 	assert_int_equal(e->code, ENOENT);
+	e = err_free(e);
+	/* the same on the loop: the exec error comes with the reaped helper; a missing helper is
+	 * refused at once, naming itself */
+	struct event_base *base = event_base_new();
+	assert_int_equal(spawn_loop_init(base, &e), 0);
+	struct async_state a = {0};
+	o.stderr_fd = SPAWN_CAPTURE;
+	assert_int_equal(spawn_start(&o, on_done, &a, NULL, &e), 0);
+	while (spawn_active() > 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(a.status, 127);
+	assert_string_equal(a.err, "exec aisp-no-such-program: No such file or directory");
+	o.cgroup_exec = "/nonexistent/aisp-agent";
+	assert_int_equal(spawn_start(&o, on_done, &a, NULL, &e), -1);
+	assert_non_null(strstr(err_msg(e), "exec /nonexistent/aisp-agent (the cgroup helper of "
+	                                   "aisp-no-such-program)"));
 	err_free(e);
+	spawn_loop_deinit();
+	event_base_free(base);
 	assert_int_equal(rmdir(dir), 0); /* empty again: every child has gone */
 	free(procs), free(dir), free(agent), free(want);
 }

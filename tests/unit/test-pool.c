@@ -63,7 +63,8 @@ typedef struct fake {
 	int destroyed[FAKE_MAX];    /* ids in the order destroy was called */
 	int n_destroyed;
 	int n_gone;
-	int retired[FAKE_MAX]; /* ids in the order retire was called */
+	int destroying, max_destroying; /* destructions in flight now, and the most ever */
+	int retired[FAKE_MAX];          /* ids in the order retire was called */
 	int n_retired;
 	int refuse;      /* the next N create calls fail at once */
 	int fail;        /* in auto mode, the next N creations end in an error */
@@ -116,6 +117,7 @@ static void fake_gone(int id)
 	assert_int_equal(s->state, FK_DESTROYING);
 	s->state = FK_GONE;
 	F.n_gone++;
+	F.destroying--;
 	s->gone(s->gone_arg);
 }
 
@@ -179,6 +181,8 @@ static void fk_destroy(void *ctx, sandbox *sb, sandbox_gone_fn gone, void *arg)
 	s->gone_arg = arg;
 	s->died = NULL;
 	f->destroyed[f->n_destroyed++] = s->id;
+	if (++f->destroying > f->max_destroying)
+		f->max_destroying = f->destroying;
 	if (f->auto_gone)
 		arm(s, on_auto_gone);
 }
@@ -682,6 +686,7 @@ static void test_teardown_waits_for_quiet(void **state)
 	RUN_UNTIL(F.n_gone == 3);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(F.destroyed[i], t[i].id);
+	assert_int_equal(F.max_destroying, 2); /* POOL_MAX_TEARING at a time */
 	st = stats(p);
 	assert_int_equal(st.used, 0);
 	assert_int_equal(st.destroying, 0);
@@ -707,22 +712,38 @@ static void test_teardown_forced_by_max_used(void **state)
 	shutdown_all(p);
 }
 
-/* The node at max_live: the room a used sandbox holds goes to the refill. */
+/* The node at max_live: the room a refill needs goes to it, one used sandbox, not all. */
 static void test_teardown_forced_by_max_live(void **state)
 {
-	pool *p = full_pool((pool_opts){.max_used = 8, .max_live = 3}, 2);
+	pool *p = full_pool((pool_opts){.max_used = 8, .max_live = 5}, 2);
+	taker t[4] = {0};
+	take_hits(p, t, 2);
+	pool_release(p, t[0].sb); /* t[1] runs; the refill takes the node to 4 */
+	RUN_UNTIL(stats(p).warm == 2);
+	take_hits(p, t + 2, 2);
+	pool_release(p, t[1].sb);
+	pool_release(p, t[2].sb); /* t[3] runs, 3 used; the refill makes 1 and wants room */
+	RUN_UNTIL(F.n_destroyed == 1 && stats(p).warm == 2);
+	assert_int_equal(F.destroyed[0], t[0].id);
+	spin(50);
+	assert_int_equal(F.n_destroyed, 1);
+	assert_int_equal(stats(p).used, 2);
+	pool_release(p, t[3].sb);
+	shutdown_all(p); /* used ones go at the shutdown, tasks or not */
+}
+
+/* However long a task runs, a used sandbox waits at most POOL_USED_MAX_MS. */
+static void test_teardown_forced_by_age(void **state)
+{
+	pool *p = full_pool((pool_opts){.max_used = 8}, 2);
 	taker t[2] = {0};
 	take_hits(p, t, 2);
-	/* t[1] runs; the refill after t[0] takes the node to 3, then needs t[0]'s room */
 	pool_release(p, t[0].sb);
-	RUN_UNTIL(F.n_destroyed == 1);
+	RUN_UNTIL(F.n_destroyed == 1); /* t[1] still runs */
 	assert_int_equal(F.destroyed[0], t[0].id);
-	RUN_UNTIL(stats(p).warm == 2);
-	assert_int_equal(stats(p).used, 0);
 	assert_int_equal(stats(p).busy, 1);
 	pool_release(p, t[1].sb);
-	shutdown_all(p); /* used ones go at the shutdown, tasks or not */
-	assert_int_equal(F.n_destroyed, F.n);
+	shutdown_all(p);
 }
 
 static void test_shutdown(void **state)
@@ -1103,6 +1124,7 @@ int main(void)
 	    T(test_teardown_waits_for_quiet),
 	    T(test_teardown_forced_by_max_used),
 	    T(test_teardown_forced_by_max_live),
+	    T(test_teardown_forced_by_age),
 	    T(test_shutdown),
 	    T(test_stats_and_describe),
 	    T(test_prometheus_checker),
