@@ -296,6 +296,13 @@ static void start_for_waiters(entry *en)
 
 /* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
  * creations, under the node's caps and outside the pool's backoff. */
+/* Below its target (and its waiters), and outside its failure backoff. */
+static bool wants_one(const entry *en)
+{
+	return en->retry_at_ms <= now_mono_ms() &&
+	       en->n_warm + en->creating < en->target + en->n_waiters;
+}
+
 static void refill(pool *p)
 {
 	if (p->shutting_down)
@@ -304,14 +311,10 @@ static void refill(pool *p)
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		start_for_waiters(en);
-		while (en->retry_at_ms <= now_mono_ms() &&
-		       en->n_warm + en->creating < en->target + en->n_waiters &&
-		       p->creating < p->o.max_creating && p->live < p->o.max_live)
+		while (wants_one(en) && p->creating < p->o.max_creating && p->live < p->o.max_live)
 			if (start_one(en, false, NULL) < 0)
 				break;
-		if (en->retry_at_ms <= now_mono_ms() &&
-		    en->n_warm + en->creating < en->target + en->n_waiters &&
-		    p->live >= p->o.max_live)
+		if (wants_one(en) && p->live >= p->o.max_live)
 			wanted = true;
 	}
 	p->room_wanted = wanted;
