@@ -62,8 +62,8 @@ static int status_code(int st)
 /* Runs in the vfork child, on the parent's memory, until it execs or _exits: nothing here may
  * allocate, take a lock or return. The parent blocked every signal before vfork, so no handler
  * of the parent's (libevent's, writing to its socketpair) can run here: the handlers are reset
- * first, then the mask is cleared. */
-/* Never inlined: the child's frame must lie below start_child's, which the parent uses again. */
+ * first, then the mask is cleared. Never inlined: its frame must lie below start_child's,
+ * which the parent uses again. */
 static __attribute__((noinline, noreturn)) void
 child_exec(const spawn_opts *o, const char *const *helper, int in, int out, int errfd, int errpipe)
 {
@@ -150,10 +150,16 @@ static __attribute__((noinline)) pid_t start_child(const spawn_opts *o, const ch
 	return pid;
 }
 
+/* Does the child join its cgroup through the helper (spawn_opts.cgroup_exec)? */
+static bool via_helper(const spawn_opts *o)
+{
+	return o->cgroup_procs && o->cgroup_exec;
+}
+
 /* `<cgroup_exec> --cgexec <cgroup_procs> <fd> argv...` (spawn.h), or NULL without a helper. */
 static const char **helper_argv(const spawn_opts *o, const char *fdnum)
 {
-	if (!o->cgroup_procs || !o->cgroup_exec)
+	if (!via_helper(o))
 		return NULL;
 	size_t n = 0;
 	while (o->argv[n])
@@ -390,7 +396,7 @@ int spawn_start(const spawn_opts *o, spawn_done_fn cb, void *arg, spawn_child **
 	 * failure is the child's exit status 127 (the loop does not wait for the exec). */
 	if (strchr(o->argv[0], '/') && access(o->argv[0], X_OK) < 0)
 		return err_set(e, errno, "exec %s", o->argv[0]);
-	if (o->cgroup_procs && o->cgroup_exec && access(o->cgroup_exec, X_OK) < 0)
+	if (via_helper(o) && access(o->cgroup_exec, X_OK) < 0)
 		return err_set(e, errno, "exec %s (the cgroup helper of %s)", o->cgroup_exec,
 		               o->argv[0]);
 	spawn_child *c = xzalloc(sizeof(*c));

@@ -59,15 +59,14 @@ struct pool {
 	entry **entries;
 	size_t n_entries;
 	size_t creating, destroying, live;
-	size_t busy;         /* sandboxes handed out and not given back: tasks running */
-	int64_t busy_end_ms; /* when busy last fell to 0 */
+	int64_t busy_end_ms; /* when the last task running gave its sandbox back */
 	struct used_sb {     /* given back, waiting for their teardown; oldest first */
 		sandbox *sb;
 		int64_t since_ms;
 	} * used;
-	bool room_wanted; /* the last refill wanted a sandbox that max_live refused */
 	size_t n_used, cap_used;
-	size_t tearing; /* of those, being torn down */
+	size_t tearing;   /* used ones being torn down */
+	bool room_wanted; /* the last refill wanted a sandbox that max_live refused */
 	struct event *teardown_ev;
 	double acquire_ms_sum;
 	struct event *tick;
@@ -160,7 +159,6 @@ static void hand_out(entry *en, sandbox *sb, waiter *w)
 {
 	pool *p = en->p;
 	en->busy++;
-	p->busy++;
 	p->acquire_ms_sum += (double)(now_mono_us() - w->since_us) / 1000.0;
 	p->ops->watch(p->ops_ctx, sb, NULL, NULL);
 	w->cb(sb, NULL, w->arg);
@@ -294,14 +292,15 @@ static void start_for_waiters(entry *en)
 	}
 }
 
-/* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
- * creations, under the node's caps and outside the pool's backoff. */
 /* Below its target (and its waiters), and outside its failure backoff. */
 static bool wants_one(const entry *en)
 {
 	return en->retry_at_ms <= now_mono_ms() &&
 	       en->n_warm + en->creating < en->target + en->n_waiters;
 }
+
+/* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
+ * creations, under the node's caps and outside the pool's backoff. */
 
 static void refill(pool *p)
 {
@@ -449,6 +448,15 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 
 /* ---- teardown (pool.h: "Teardown yields to tasks") ---- */
 
+/* Sandboxes handed out and not given back: the tasks running. */
+static size_t busy(const pool *p)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_entries; i++)
+		n += p->entries[i]->busy;
+	return n;
+}
+
 static void on_torn_down(void *arg)
 {
 	pool *p = arg;
@@ -470,7 +478,7 @@ static bool teardown_forced(const pool *p, int64_t now)
 static void teardown(pool *p)
 {
 	int64_t now = now_mono_ms();
-	int64_t quiet_in = p->busy ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now;
+	int64_t quiet_in = busy(p) ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now;
 	while (p->n_used > 0 &&
 	       (teardown_forced(p, now) || (quiet_in <= 0 && p->tearing < POOL_MAX_TEARING))) {
 		sandbox *sb = p->used[0].sb;
@@ -500,7 +508,7 @@ void pool_release(pool *p, sandbox *sb)
 	entry *en = find_entry(p, p->ops->spec_of(p->ops_ctx, sb));
 	if (en && en->busy > 0)
 		en->busy--;
-	if (p->busy > 0 && --p->busy == 0)
+	if (!busy(p))
 		p->busy_end_ms = now_mono_ms();
 	if (p->ops->retire)
 		p->ops->retire(p->ops_ctx, sb);
