@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "common/xalloc.h"
+#include "daemon/chain-save.h"
 
 #define MAX_IMAGES 64
 
@@ -244,8 +245,10 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 	return TASK_SERVE;
 }
 
-/* The chain advances only once its new state is on disk: a signature whose number a restart
- * would hand out again never leaves the node (ATTESTATION.md, "The chain state"). */
+/* The chain advances at once; the result waits for its state on disk (saved() below) before
+ * it leaves the node, and the save runs on the saver's thread (chain-save.h): a signature
+ * whose number a restart would hand out again never leaves the node (ATTESTATION.md, "The
+ * chain state"). */
 static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest, err **e)
 {
 	node *n = arg;
@@ -253,41 +256,74 @@ static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest,
 		return 0;
 	if (n->chain_error)
 		return err_set(e, 0, "the chain state cannot be saved: %s", n->chain_error), -2;
+	if (!n->saver)
+		return err_set(e, 0, "the chain state cannot be saved: it is not open"), -2;
 	c->previous = n->chain.previous;
 	c->sequence = n->chain.sequence + 1;
 	_cleanup_free_ char *att = NULL, *env = NULL, *exec = NULL;
 	if (attest_sign(n->key, c, &env, &exec, &att, e) < 0)
 		return -1;
-	attest_chain next = n->chain;
-	attest_chain_advance(&next, att, c->sequence);
-	_cleanup_err_ err *se = NULL;
-	if (attest_chain_store(n->chain_file, &next, &se) < 0) {
-		n->chain_error = xstrdup(err_msg(se));
-		log_error("cannot save the chain state (%s): taking no tasks until it saves; the "
-		          "signature of sequence %llu is discarded",
-		          n->chain_error, (unsigned long long)c->sequence);
-		err_set(e, 0, "the chain state cannot be saved: %s", n->chain_error);
-		c->sequence = 0;
-		return -2;
-	}
-	n->chain = next;
+	attest_chain_advance(&n->chain, att, c->sequence);
+	chain_saver_save(n->saver, &n->chain);
 	*envelope = steal_pointer(&env);
 	if (exec_digest) /* NULL: the caller does not keep it (a sealed result's two statements) */
 		*exec_digest = steal_pointer(&exec);
 	return 0;
 }
 
+static bool saved(void *arg, uint64_t sequence)
+{
+	const node *n = arg;
+	return sequence <= n->saved.sequence;
+}
+
+/* Every task waiting for the chain state hears of a save or a failure (task_chain_saved). A
+ * task that finishes leaves the array: the one moved into its place is told next. */
+static void tell_tasks(node *n, uint64_t sequence, const err *e)
+{
+	for (size_t i = 0; i < n->n_tasks;) {
+		task *t = n->tasks[i];
+		task_chain_saved(t, sequence, e);
+		if (i < n->n_tasks && n->tasks[i] == t)
+			i++;
+	}
+}
+
+/* The saver's word (on the loop). A failure discards every signature past the saved state: the
+ * tasks that wait give their entries back, the chain goes on from the saved state (their
+ * numbers are handed out again: none was published), and the node takes no task until a
+ * save succeeds (node_chain_retry). */
+static void on_chain_saved(void *arg, const attest_chain *state, const err *e)
+{
+	node *n = arg;
+	if (e) {
+		free(n->chain_error);
+		n->chain_error = xstrdup(err_msg(e));
+		log_error("cannot save the chain state (%s): taking no tasks until it saves; the "
+		          "signatures of sequence %llu to %llu are discarded",
+		          n->chain_error, (unsigned long long)n->saved.sequence + 1,
+		          (unsigned long long)n->chain.sequence);
+		n->chain = n->saved;
+		tell_tasks(n, n->saved.sequence, e);
+		return;
+	}
+	n->saved = *state;
+	tell_tasks(n, state->sequence, NULL);
+	if (n->chain_error) {
+		log_info("the chain state saves again (it could not: %s); taking tasks",
+		         n->chain_error);
+		free(n->chain_error);
+		n->chain_error = NULL;
+		consumer_read_more(n);
+	}
+}
+
 int node_chain_retry(node *n)
 {
 	if (!n->chain_error)
 		return 0;
-	_cleanup_err_ err *e = NULL;
-	if (attest_chain_store(n->chain_file, &n->chain, &e) < 0)
-		return -1;
-	log_info("the chain state saves again (it could not: %s); taking tasks", n->chain_error);
-	free(n->chain_error);
-	n->chain_error = NULL;
-	return 0;
+	chain_saver_resume(n->saver, &n->chain); /* on_chain_saved clears chain_error */
+	return -1;
 }
 
 static bool id_active(void *arg, const task *self, const char *id)
@@ -315,6 +351,7 @@ static void gone(void *arg, task *t)
 static const task_host_ops host_ops = {
     .resolve = resolve,
     .sign = sign,
+    .saved = saved,
     .id_active = id_active,
     .gone = gone,
 };
@@ -408,6 +445,12 @@ static void open_key(node *n, checks *k)
 	else if (attest_chain_skipped(n->chain_file))
 		log_warn("chain state in %s: %s", c->state_dir,
 		         attest_chain_skipped(n->chain_file));
+	n->saved = n->chain;
+	if (n->chain_file &&
+	    chain_saver_new(&n->saver, n->base, n->chain_file, on_chain_saved, n, &e) < 0)
+		checks_error(k, "node", "state_dir", "%s", err_msg(e));
+	else
+		n->chain_file = NULL; /* the saver's */
 	_cleanup_err_ err *ae = NULL;
 	if (open_age_key(n, &ae) < 0)
 		checks_error(k, "node", "age_key", "%s", err_msg(ae));
@@ -562,6 +605,7 @@ node *node_free(node *n)
 	free(n->age_recipient_env);
 	free(n->age_recipient);
 	free(n->chain_error);
+	n->saver = chain_saver_free(n->saver);
 	n->chain_file = attest_chain_close(n->chain_file);
 	free(n->runtimes_csv);
 	free(n->images_csv);

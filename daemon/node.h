@@ -73,12 +73,16 @@ typedef struct node {
 	char *age_recipient;     /* "age1..." of age_ids[0], or NULL */
 	char *age_recipient_env; /* its recipient, signed by key (the registry's age_recipient) */
 	revocation *rv;
-	struct secrets *secrets;       /* [secrets] dir, or NULL when it cannot be opened */
-	attest_chain chain;            /* as saved in state_dir/chain.json */
-	attest_chain_file *chain_file; /* open for saving (NULL without a key: nothing signed) */
+	struct secrets *secrets; /* [secrets] dir, or NULL when it cannot be opened */
+	/* The chain: its newest state (the last signature's) and the one on disk, saved on the
+	 * saver's thread (chain-save.h); a result leaves the node once its number is saved. */
+	attest_chain chain;
+	attest_chain saved;
+	struct chain_saver *saver;     /* NULL without a key (nothing signed) or with --check */
+	attest_chain_file *chain_file; /* until the saver takes it */
 	int state_dirfd;
 	/* Why the last save of the chain state failed; while set the node signs nothing, takes
-	 * no task and /healthz is 503 (node_chain_retry() clears it). */
+	 * no task and /healthz is 503 (a save after node_chain_retry() clears it). */
 	char *chain_error;
 
 	task **tasks; /* in flight on this node */
@@ -144,8 +148,8 @@ const sandbox_image *node_image(node *n, const char *name_or_digest, err **e);
 void node_list_images(node *n);
 /* Updates creation_failing from the pool's counters. */
 void node_update_health(node *n);
-/* When the chain state could not be saved: tries again; returns 0 (saved, or nothing to do:
- * chain_error is clear) or -1 (still failing). */
+/* When the chain state could not be saved: asks for the save again (the saver's answer clears
+ * chain_error and reads on); returns 0 (nothing to do: chain_error is clear) or -1. */
 int node_chain_retry(node *n);
 
 /* ---- node-llm.c ---- */

@@ -31,6 +31,7 @@ typedef enum tstate {
 	TS_STEP_LLM,    /* an llm step's call is in flight (t->call) */
 	TS_STEP_SCRIPT, /* a script step runs in the chain's sandbox */
 	TS_STORE,       /* the run's output blobs are written to Redis (task-skill.c) */
+	TS_SAVE,        /* signed: waiting for the chain state of its number on disk */
 	TS_PUBLISH,     /* the PUBLISH (or DEAD) script is in flight, or waiting to be resent */
 	TS_FAULT,   /* a sandbox error: XPENDING reads the delivery count (or waits to resend) */
 	TS_BACKOFF, /* waiting to retry after a sandbox error */
@@ -51,6 +52,7 @@ typedef enum tevent {
 	TE_LLM,       /* an llm step's call ended (e NULL: answered) */
 	TE_DURABLE,   /* WAIT after the publish came back (durability.h) */
 	TE_TRUST,     /* the revocation store's answer about the task's parties */
+	TE_SAVED,     /* the chain state was saved up to the task's number (e: it failed) */
 	TE__COUNT,
 } tevent;
 
@@ -59,7 +61,7 @@ typedef struct task_ev {
 	redisReply *reply;         /* TE_REPLY */
 	const char *redis_error;   /* TE_REPLY without a reply: why */
 	sandbox *sb;               /* TE_SANDBOX, TE_RAN */
-	const err *e;              /* TE_SANDBOX without a sandbox, TE_LLM: why */
+	const err *e;              /* TE_SANDBOX without a sandbox, TE_LLM, TE_SAVED: why */
 	llm_result *llm;           /* TE_LLM */
 	const proto_output *out;   /* TE_RAN */
 	const proto_usage *usage;  /* TE_RAN */

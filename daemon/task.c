@@ -24,12 +24,13 @@
 #include "daemon/task-internal.h"
 
 static const char *const state_names[TS__COUNT] = {
-    "new",         "trust", "handoff", "lease", "blobs",   "acquire", "run",  "step_llm",
-    "step_script", "store", "publish", "fault", "backoff", "reclaim", "done",
+    "new",         "trust", "handoff", "lease",   "blobs", "acquire", "run",     "step_llm",
+    "step_script", "store", "save",    "publish", "fault", "backoff", "reclaim", "done",
 };
 
 static const char *const event_names[TE__COUNT] = {
-    "start", "reply", "sandbox", "ran", "timer", "release", "cancel", "llm", "durable", "trust",
+    "start",  "reply", "sandbox", "ran",   "timer", "release",
+    "cancel", "llm",   "durable", "trust", "saved",
 };
 
 static const char *const stage_names[TASK_STAGE__COUNT] = {
@@ -332,6 +333,7 @@ static void give_back(task *t)
 {
 	task_log(t, LOG_LVL_WARN, "given_back", "reason",
 	         "its result could not be signed (the chain state cannot be saved)", NULL);
+	t->sequence = 0; /* discarded: the chain goes on from its saved state (node.c) */
 	task_ev ev = {.kind = TE_RELEASE};
 	release(t, &ev);
 }
@@ -364,12 +366,24 @@ static void send_publish(task *t, const task_ev *ev)
 	script_publish(h->rc, &a, on_reply, hold(t));
 }
 
+/* A signed result leaves the node once the chain state of its number is on disk. */
 static void publish(task *t)
 {
+	if (t->sequence && !t->h->ops->saved(t->h->arg, t->sequence)) {
+		enter(t, TS_SAVE);
+		return;
+	}
 	enter(t, TS_PUBLISH);
 	t->t_publish_us = now_mono_us();
 	task_stage_mark(t, TASK_STAGE_SIGNED);
 	send_publish(t, NULL);
+}
+
+static void on_saved(task *t, const task_ev *ev)
+{
+	if (ev->e)
+		return give_back(t);
+	publish(t);
 }
 
 /* Published (and, with [redis] wait_replicas, WAITed for: durability.h). */
@@ -1070,7 +1084,7 @@ static void admit(task *t, const task_ev *ev)
 static void release(task *t, const task_ev *ev)
 {
 	task_log(t, LOG_LVL_INFO, "released", "reason", "released for another node", NULL);
-	if (t->state == TS_PUBLISH && t->sequence)
+	if ((t->state == TS_SAVE || t->state == TS_PUBLISH) && t->sequence)
 		task_log(t, LOG_LVL_WARN, "sequence_lost", "sequence", NUM(t->sequence), "reason",
 		         "its signed result was never published: that number of the chain is lost",
 		         NULL);
@@ -1164,6 +1178,7 @@ static const handler table[TS__COUNT][TE__COUNT] = {
     [TS_STEP_SCRIPT] =
         {[TE_RAN] = chain_on_script, [TE_RELEASE] = release_running, [TE_CANCEL] = cancel_running},
     [TS_STORE] = {[TE_REPLY] = skill_on_stored, [TE_RELEASE] = release, [TE_CANCEL] = note_cancel},
+    [TS_SAVE] = {[TE_SAVED] = on_saved, [TE_RELEASE] = release},
     [TS_PUBLISH] = {[TE_REPLY] = on_publish_reply,
                     [TE_TIMER] = send_publish,
                     [TE_DURABLE] = published,
@@ -1287,6 +1302,14 @@ void task_cancel(task *t)
 void task_revoke(task *t, const char *why)
 {
 	task_ev ev = {.kind = TE_CANCEL, .stop_status = PROTO_STATUS_REVOKED, .stop_why = why};
+	task_step(t, &ev);
+}
+
+void task_chain_saved(task *t, uint64_t sequence, const err *e)
+{
+	if (t->state != TS_SAVE || (!e && t->sequence > sequence))
+		return;
+	task_ev ev = {.kind = TE_SAVED, .e = e};
 	task_step(t, &ev);
 }
 

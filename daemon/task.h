@@ -55,6 +55,9 @@ typedef struct task_host_ops {
 	 * unsigned), or -2 with *e when the node cannot sign now (its chain state cannot be
 	 * saved): nothing was signed and the task gives its entry back. */
 	int (*sign)(void *arg, attest_claim *c, char **envelope, char **execution_digest, err **e);
+	/* True once the chain state of this sequence is on disk: a result signed under it may
+	 * leave the node. Until then the task waits for task_chain_saved(). */
+	bool (*saved)(void *arg, uint64_t sequence);
 	/* True when another task of this node with this id is past admission (self excluded). */
 	bool (*id_active)(void *arg, const task *self, const char *id);
 	/* The task has finished (published, dropped or released): called exactly once. The
@@ -114,6 +117,10 @@ void task_cancel(task *t);
 /* A party of this task (its signer, passport or the passport's issuer) was revoked: as a
  * cancel, with the status revoked and why as the result's error. */
 void task_revoke(task *t, const char *why);
+/* The node's chain state is on disk up to sequence (e NULL): a task waiting to publish a result
+ * signed under a number up to it publishes it. Or a save failed (e): a waiting task discards
+ * its signature and gives its entry back, to run again. Other tasks ignore it. */
+void task_chain_saved(task *t, uint64_t sequence, const err *e);
 
 const char *task_entry(const task *t);
 /* The task id, or NULL before it was read. */
