@@ -58,6 +58,7 @@ LANGS = ("python", "javascript", "shell")
 TASK_DEADLINE_S = 120  # one task's result must arrive within this
 T0 = time.monotonic()
 XADD_WALL_MS = {}  # task id: wall clock just before its XADD, ms
+RUN_FS = {}  # what the nodes' run_dir is on (run_tmpfs)
 
 
 def log(msg):
@@ -188,6 +189,19 @@ def reap_containers(run_dir):
             subprocess.run([rt, "--root", root, "delete", force, cid], capture_output=True, timeout=30)
 
 
+def run_tmpfs(path):
+    """path as a tmpfs of its own: the nodes' run_dir (bundles, the runtimes' state) and the
+    baselines' runtime state live where an operator's do, in RAM: aispd.service's
+    RuntimeDirectory (/run/aisp) and the runtimes' /run/runc, /run/runsc are on the tmpfs that
+    systemd mounts at /run (this VM's /run is not a tmpfs). Without the rights to mount one, a
+    plain directory, and the report says so."""
+    os.makedirs(path, mode=0o711)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0711,size=4g", "aisp-bench-run", path], capture_output=True)
+    RUN_FS["type"] = "tmpfs" if r.returncode == 0 else "the bench's temporary directory (no tmpfs: %s)" % (
+        r.stderr.decode(errors="replace").strip() or "mount failed")
+    return path
+
+
 def umount_below(path):
     with open("/proc/mounts") as f:
         mounts = [ln.split()[1] for ln in f]
@@ -295,10 +309,10 @@ def write_bundle(bdir, rootfs, args):
         json.dump(c, f)
 
 
-def cold_runtime_baseline(rt, n, rootfs, tmp, deadline):
+def cold_runtime_baseline(rt, n, rootfs, tmp, run_root, deadline):
     """`RT run` + `RT delete` of python3 -c 'print(1+1)' per task, sequentially."""
     bdir = os.path.join(tmp, "bundle-" + rt)
-    root = os.path.join(tmp, "state-" + rt)
+    root = os.path.join(run_root, "state-" + rt)
     write_bundle(bdir, rootfs, ["/usr/bin/python3", "-c", "print(1+1)"])
     glob = ["--root", root]
     if rt == "runsc":
@@ -373,6 +387,48 @@ def host_cpu_s():
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def sched_ms(pid):
+    """CPU ms so far of every thread of pid, from the scheduler's own clock (/proc/PID/task/*/
+    schedstat, ns), not the 10 ms ticks of /proc/PID/stat."""
+    ns = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                ns += int(f.read().split()[0])
+        except OSError:
+            pass  # a thread that just ended
+    return ns / 1e6
+
+
+def host_sched_ms():
+    """CPU ms so far of every task of the host, in ns resolution: the root cgroup's usage (v1
+    cpuacct.usage, v2 cpu.stat usage_usec), else /proc/stat's ticks."""
+    try:
+        with open("/sys/fs/cgroup/cpuacct/cpuacct.usage") as f:
+            return int(f.read()) / 1e6
+    except OSError:
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu.stat") as f:
+            for ln in f:
+                if ln.startswith("usage_usec "):
+                    return int(ln.split()[1]) / 1e3
+    except OSError:
+        pass
+    return host_cpu_s() * 1000.0
+
+
+def cpu_by_process(node_pid, redis_pid):
+    """CPU ms so far of: the node (aispd's threads), redis-server, this bench (its client
+    threads), and the whole host (every process, the sandboxes and the runtimes included)."""
+    return {
+        "aispd": sched_ms(node_pid),
+        "redis": sched_ms(redis_pid),
+        "client": sched_ms(os.getpid()),
+        "host": host_sched_ms(),
+    }
+
+
 def cpu_ticks():
     """(steal, total) ticks of /proc/stat's cpu line: the time the hypervisor ran something else
     while a vCPU of this machine wanted to run, out of all."""
@@ -418,7 +474,7 @@ class Node:
         self.b = b
         self.name = name
         self.dir = os.path.join(b.tmp, "node-" + name)
-        self.run_dir = os.path.join(self.dir, "run")
+        self.run_dir = os.path.join(b.run_root, "node-" + name)
         self.http = free_port()
         os.makedirs(self.dir)
         pool = "\n".join("%s = %d" % (k, v) for k, v in targets.items())
@@ -535,6 +591,7 @@ listen = 127.0.0.1:{http}
         self.b.procs.stop(self.proc, grace_s=60)
         reap_containers(self.run_dir)
         umount_below(self.dir)
+        umount_below(self.run_dir)
         try:  # its log (the stages of every task) goes with the results
             shutil.copy(os.path.join(self.dir, "log"), os.path.join(self.b.out, "node-%s.log" % self.name))
         except OSError:
@@ -645,6 +702,7 @@ class Bench:
         self.procs = Procs()
         self.tmp = tempfile.mkdtemp(prefix="aisp-bench.")
         os.chmod(self.tmp, 0o711)
+        self.run_root = run_tmpfs(os.path.join(self.tmp, "run"))
         self.seq = 0
         self.raw = {
             "quick": self.quick,
@@ -708,7 +766,7 @@ class Bench:
             n = p["cold_base_n"][rt]
             log("baseline: cold `%s run` + delete of the same program x%d" % (rt, n))
             self.raw["baselines"]["cold_%s_run" % rt] = cold_runtime_baseline(
-                rt, n, rootfs, self.tmp, time.monotonic() + (60 if self.quick else 300)
+                rt, n, rootfs, self.tmp, self.run_root, time.monotonic() + (60 if self.quick else 300)
             )
         for rt in RUNTIMES:
             log("sandbox creation rate: aisp run --runtime %s --warm %d --pool-size 2" % (rt, p["create_n"]))
@@ -779,6 +837,7 @@ class Bench:
         st = {"lat": [], "fails": 0, "err": "", "tids": {}}
         host = []
         steal = [0, 0]  # steal and all ticks while tasks ran (the settling waits left out)
+        cpu = {"aispd": 0.0, "redis": 0.0, "client": 0.0, "host": 0.0}  # ms, likewise
         settled = True
         m0 = node.metrics()
         left = n
@@ -791,8 +850,12 @@ class Bench:
                 host.append(time_cmd(["/usr/bin/python3", "-c", "print(1+1)"], "2\n")[0])
             k = min(left, round_size) if round_size else left
             t0 = cpu_ticks()
+            c0 = cpu_by_process(node.pid, self.redis.pid)
             r = drive(self, rt, name, min(conc, k), k)
+            c1 = cpu_by_process(node.pid, self.redis.pid)
             t1 = cpu_ticks()
+            for key in c0:
+                cpu[key] += c1[key] - c0[key]
             steal[0] += t1[0] - t0[0]
             steal[1] += t1[1] - t0[1]
             st["lat"] += r["lat"]
@@ -818,6 +881,7 @@ class Bench:
             rounds=rounds,
             samples=st["lat"],
             steal_pct=100.0 * steal[0] / steal[1] if steal[1] else None,
+            cpu_ms_per_task={key: v / len(st["lat"]) for key, v in cpu.items()} if st["lat"] else None,
         )
         if conc == 1 and mode != "cold":
             stamps = node.stages(st["tids"])
@@ -940,11 +1004,11 @@ class Bench:
 
     def cleanup(self):
         self.procs.stop_all()
-        for d in os.listdir(self.tmp) if os.path.isdir(self.tmp) else []:
+        for d in os.listdir(self.run_root) if os.path.isdir(self.run_root) else []:
             if d.startswith("node-"):
-                reap_containers(os.path.join(self.tmp, d, "run"))
+                reap_containers(os.path.join(self.run_root, d))
         for rt in RUNTIMES:
-            reap_containers(os.path.join(self.tmp, "state-" + rt))
+            reap_containers(os.path.join(self.run_root, "state-" + rt))
         umount_below(self.tmp)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -1048,8 +1112,10 @@ def f1(v, fmt="%.1f"):
 
 def markdown(raw, s):
     L = []
-    L.append("Measured %s on %d cores (kernel %s)%s. Latency: XADD to result readable, ms."
-             % (raw["started_at"], raw["host"]["cpus"], raw["host"]["kernel"], ", `--quick`" if raw["quick"] else ""))
+    L.append("Measured %s on %d cores (kernel %s)%s. Latency: XADD to result readable, ms. The nodes' "
+             "run_dir (bundles, runtime state): %s; their state_dir (the chain state): the disk."
+             % (raw["started_at"], raw["host"]["cpus"], raw["host"]["kernel"], ", `--quick`" if raw["quick"] else "",
+                raw.get("run_dir_fs", "the bench's temporary directory")))
     L.append("")
     L.append("| figure | value | ratio | target |")
     L.append("| --- | --- | --- | --- |")
@@ -1135,6 +1201,7 @@ def markdown(raw, s):
             if c:
                 L.append("| %s | %s |" % (rt, " | ".join(f1(c.get(k)) for k in cols)))
         L.append("")
+    L += concurrency_cpu_rows(raw)
     L.append("End-to-end latency, ms (p50 / p95 / p99; pool hits/misses during the cell):")
     L.append("")
     L.append("| runtime | pool | program | concurrency | n | p50 | p95 | p99 | hits/misses | failures |")
@@ -1147,6 +1214,30 @@ def markdown(raw, s):
             f1(c["p99"]), c["pool_hits"], c["pool_misses"], c["failures"]))
     L.append("")
     return "\n".join(L)
+
+
+def concurrency_cpu_rows(raw):
+    """Warm Python by concurrency: the CPU each task cost (ms, while the cells' tasks ran) and
+    the floor it puts under p50 when the cell is CPU-bound: c tasks in flight, each needing
+    host CPU, on the host's cores, wait at least c x host / cores (Little's law)."""
+    cores = raw["host"]["cpus"]
+    cells = [c for c in raw["latency"] if c["mode"] == "warm" and c["program"] == "python" and c.get("cpu_ms_per_task")]
+    if not cells:
+        return []
+    L = ["Warm Python by concurrency: CPU per task, ms, while the cell's tasks ran (*aispd* its own, "
+         "*redis* redis-server's, *client* this bench's client threads, *host* every task of the host: "
+         "the root cgroup's CPU usage, the sandboxes and the refills included; the scheduler's ns "
+         "clocks) and the floor that puts under p50 on "
+         "%d cores: *c x host / cores*:" % cores, ""]
+    L.append("| runtime | concurrency | p50 | p99 | host | aispd | redis | client | floor of p50 |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for c in sorted(cells, key=lambda c: (c["runtime"], c["concurrency"])):
+        u = c["cpu_ms_per_task"]
+        L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            c["runtime"], c["concurrency"], f1(c["p50"]), f1(c["p99"]), f1(u["host"], "%.2f"), f1(u["aispd"], "%.2f"),
+            f1(u["redis"], "%.2f"), f1(u["client"], "%.2f"), f1(c["concurrency"] * u["host"] / cores)))
+    L.append("")
+    return L
 
 
 def write_dat(raw, out):
@@ -1199,6 +1290,7 @@ def main():
             b.run_busy() if a.busy_only else b.run()
         finally:
             b.raw["elapsed_s"] = time.monotonic() - T0
+            b.raw["run_dir_fs"] = RUN_FS.get("type")
             b.cleanup()
             with open(os.path.join(a.out, "raw.json"), "w") as f:
                 json.dump(b.raw, f, indent=1)
