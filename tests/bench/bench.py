@@ -1218,8 +1218,8 @@ def markdown(raw, s):
 
 def concurrency_cpu_rows(raw):
     """Warm Python by concurrency: the CPU each task cost (ms, while the cells' tasks ran) and
-    the floor it puts under p50 when the cell is CPU-bound: c tasks in flight, each needing
-    host CPU, on the host's cores, wait at least c x host / cores (Little's law)."""
+    what it makes of p50 when the cell is CPU-bound: c tasks in flight, each needing host CPU,
+    on the host's cores: about c x host / cores (Little's law)."""
     cores = raw["host"]["cpus"]
     cells = [c for c in raw["latency"] if c["mode"] == "warm" and c["program"] == "python" and c.get("cpu_ms_per_task")]
     if not cells:
@@ -1227,9 +1227,10 @@ def concurrency_cpu_rows(raw):
     L = ["Warm Python by concurrency: CPU per task, ms, while the cell's tasks ran (*aispd* its own, "
          "*redis* redis-server's, *client* this bench's client threads, *host* every task of the host: "
          "the root cgroup's CPU usage, the sandboxes and the refills included; the scheduler's ns "
-         "clocks) and the floor that puts under p50 on "
-         "%d cores: *c x host / cores*:" % cores, ""]
-    L.append("| runtime | concurrency | p50 | p99 | host | aispd | redis | client | floor of p50 |")
+         "clocks) and what that CPU alone makes of p50 on %d cores when the cell is CPU-bound: "
+         "*c x host / cores*, c tasks in flight that each need *host* (Little's law; the rounds "
+         "start all c at once and end with fewer in flight, so it is an estimate, not a bound):" % cores, ""]
+    L.append("| runtime | concurrency | p50 | p99 | host | aispd | redis | client | c x host / cores |")
     L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for c in sorted(cells, key=lambda c: (c["runtime"], c["concurrency"])):
         u = c["cpu_ms_per_task"]
