@@ -1,6 +1,7 @@
 /* The node's hash chain state: the digest and sequence number of its last attestation, saved
- * after every signature and before the signed result leaves the node (ATTESTATION.md, "The
- * chain state").
+ * before a signed result leaves the node (ATTESTATION.md, "The chain state"; the daemon saves
+ * on a thread of its own, one save for the signatures made while the last one ran:
+ * daemon/chain-save.h).
  *
  * The file has two slots of ATTEST_CHAIN_SLOT bytes, each one JSON line
  * {"previous":"sha256:...","sequence":N,"check":"<16 hex>"} padded with spaces; check is the

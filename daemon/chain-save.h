@@ -18,25 +18,30 @@
 #pragma once
 
 #include <event2/event.h>
+#include <stdint.h>
 
 #include "attest/attest.h"
 #include "common/err.h"
 
 typedef struct chain_saver chain_saver;
 
-/* On the loop: saved is the state now on disk (e NULL), or the save of a state failed (saved
- * NULL, e says why; the saver is stopped). Successes come in order of sequence; a success
- * the thread had before a failure is reported before it. */
+/* On the loop: saved is the state now on disk (e NULL), or a save failed (saved NULL, e says
+ * why; the saver is stopped). Outcomes come in the order the saves happened.
+ *
+ * A save that has not ended timeout_ms after it was asked for (a disk that hangs) is reported
+ * as failed then; its own outcome, whenever it comes, is dropped. */
 typedef void (*chain_saved_fn)(void *arg, const attest_chain *saved, const err *e);
 
 /* Takes f (closed by chain_saver_free). Returns 0 with *out, or -1 with *e (the caller keeps
  * f). */
 int chain_saver_new(chain_saver **out, struct event_base *base, attest_chain_file *f,
-                    chain_saved_fn cb, void *arg, err **e);
+                    int64_t timeout_ms, chain_saved_fn cb, void *arg, err **e);
 /* Asks for c to be saved. Ignored while the saver is stopped by a failure. */
 void chain_saver_save(chain_saver *s, const attest_chain *c);
 /* After a failure: saves c (the state the node goes on from) and takes requests again. */
 void chain_saver_resume(chain_saver *s, const attest_chain *c);
 /* Waits for a save under way (a request not yet started is dropped: its results were never
- * published), ends the thread, closes the file. NULL is a no-op; returns NULL. */
+ * published), ends the thread, closes the file. A save that does not end within timeout_ms is
+ * left to itself: the thread keeps what it uses to the process's end. NULL is a no-op;
+ * returns NULL. */
 chain_saver *chain_saver_free(chain_saver *s);

@@ -271,6 +271,10 @@ static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest,
 	return 0;
 }
 
+/* A save not done by then fails (chain-save.h): the tasks go back to the stream, /healthz says
+ * why, instead of the node holding them, and their leases, for as long as its disk hangs. */
+#define CHAIN_SAVE_TIMEOUT_MS 10000
+
 static bool saved(void *arg, uint64_t sequence)
 {
 	const node *n = arg;
@@ -282,9 +286,9 @@ static bool saved(void *arg, uint64_t sequence)
 static void tell_tasks(node *n, uint64_t sequence, const err *e)
 {
 	for (size_t i = 0; i < n->n_tasks;) {
-		task *t = n->tasks[i];
-		task_chain_saved(t, sequence, e);
-		if (i < n->n_tasks && n->tasks[i] == t)
+		size_t before = n->n_tasks;
+		task_chain_saved(n->tasks[i], sequence, e);
+		if (n->n_tasks == before)
 			i++;
 	}
 }
@@ -299,10 +303,16 @@ static void on_chain_saved(void *arg, const attest_chain *state, const err *e)
 	if (e) {
 		free(n->chain_error);
 		n->chain_error = xstrdup(err_msg(e));
-		log_error("cannot save the chain state (%s): taking no tasks until it saves; the "
-		          "signatures of sequence %llu to %llu are discarded",
-		          n->chain_error, (unsigned long long)n->saved.sequence + 1,
-		          (unsigned long long)n->chain.sequence);
+		if (n->chain.sequence > n->saved.sequence)
+			log_error(
+			    "cannot save the chain state (%s): taking no tasks until it saves; "
+			    "the signatures of sequence %llu to %llu are discarded",
+			    n->chain_error, (unsigned long long)n->saved.sequence + 1,
+			    (unsigned long long)n->chain.sequence);
+		else
+			log_error(
+			    "cannot save the chain state (%s): taking no tasks until it saves",
+			    n->chain_error);
 		n->chain = n->saved;
 		tell_tasks(n, n->saved.sequence, e);
 		return;
@@ -314,6 +324,8 @@ static void on_chain_saved(void *arg, const attest_chain *state, const err *e)
 		         n->chain_error);
 		free(n->chain_error);
 		n->chain_error = NULL;
+		n->cons.want_claim =
+		    true; /* what other nodes left meanwhile: as the reclaim tick */
 		consumer_read_more(n);
 	}
 }
@@ -446,8 +458,8 @@ static void open_key(node *n, checks *k)
 		log_warn("chain state in %s: %s", c->state_dir,
 		         attest_chain_skipped(n->chain_file));
 	n->saved = n->chain;
-	if (n->chain_file &&
-	    chain_saver_new(&n->saver, n->base, n->chain_file, on_chain_saved, n, &e) < 0)
+	if (n->chain_file && chain_saver_new(&n->saver, n->base, n->chain_file,
+	                                     CHAIN_SAVE_TIMEOUT_MS, on_chain_saved, n, &e) < 0)
 		checks_error(k, "node", "state_dir", "%s", err_msg(e));
 	else
 		n->chain_file = NULL; /* the saver's */

@@ -27,6 +27,7 @@
 static pthread_mutex_t fmu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t fcv = PTHREAD_COND_INITIALIZER;
 static int flushes;  /* fdatasync() calls */
+static int flushed;  /* ... that returned */
 static bool hold;    /* the next flush waits while set */
 static bool holding; /* a flush is waiting */
 static bool failing; /* flushes fail with EIO */
@@ -42,11 +43,13 @@ int fdatasync(int fd)
 	holding = false;
 	bool fail = failing;
 	pthread_mutex_unlock(&fmu);
-	if (fail) {
-		errno = EIO;
-		return -1;
-	}
-	return (int)syscall(SYS_fdatasync, fd);
+	int r = fail ? -1 : (int)syscall(SYS_fdatasync, fd);
+	int saved_errno = fail ? EIO : errno;
+	pthread_mutex_lock(&fmu);
+	flushed++;
+	pthread_mutex_unlock(&fmu);
+	errno = saved_errno;
+	return r;
 }
 
 static void set_flag(bool *flag, bool on)
@@ -65,12 +68,17 @@ static void wait_holding(void)
 	pthread_mutex_unlock(&fmu);
 }
 
-static int flush_count(void)
+static int count_of(const int *n)
 {
 	pthread_mutex_lock(&fmu);
-	int n = flushes;
+	int v = *n;
 	pthread_mutex_unlock(&fmu);
-	return n;
+	return v;
+}
+
+static int flush_count(void)
+{
+	return count_of(&flushes);
 }
 
 /* ---- a saver on a loop ---- */
@@ -82,13 +90,17 @@ typedef struct fixture {
 	chain_saver *s;
 	uint64_t reported[64]; /* the sequences saved, as reported */
 	size_t n_reported;
-	char *failure; /* the last failure reported */
+	char *failure;  /* the last failure reported */
+	char order[64]; /* 'S' a save, 'F' a failure, as reported */
+	size_t n_order;
 	char digest[ATTEST_DIGEST_LEN];
 } fixture;
 
 static void on_saved(void *arg, const attest_chain *saved, const err *e)
 {
 	fixture *fx = arg;
+	assert_true(fx->n_order < sizeof(fx->order) - 1);
+	fx->order[fx->n_order++] = e ? 'F' : 'S';
 	if (e) {
 		assert_null(saved);
 		free(fx->failure);
@@ -99,7 +111,7 @@ static void on_saved(void *arg, const attest_chain *saved, const err *e)
 	fx->reported[fx->n_reported++] = saved->sequence;
 }
 
-static int setup(void **state)
+static fixture *fixture_new(int64_t timeout_ms)
 {
 	fixture *fx = xzalloc(sizeof(*fx));
 	fx->dir = xstrdup("/tmp/test-chain-save-XXXXXX");
@@ -111,10 +123,22 @@ static int setup(void **state)
 	attest_chain_file *f = NULL;
 	_cleanup_err_ err *e = NULL;
 	assert_int_equal(attest_chain_open(fx->dfd, "chain.json", &f, &c, &e), 0);
-	assert_int_equal(chain_saver_new(&fx->s, fx->base, f, on_saved, fx, &e), 0);
+	assert_int_equal(chain_saver_new(&fx->s, fx->base, f, timeout_ms, on_saved, fx, &e), 0);
 	attest_sha256_str("x", 1, fx->digest);
-	flushes = 0;
-	*state = fx;
+	flushes = flushed = 0;
+	return fx;
+}
+
+static int setup(void **state)
+{
+	*state = fixture_new(10000);
+	return 0;
+}
+
+/* A saver that gives up on a save after 200 ms. */
+static int setup_short(void **state)
+{
+	*state = fixture_new(200);
 	return 0;
 }
 
@@ -166,6 +190,29 @@ static void run_until(fixture *fx, uint64_t seq, bool want_failure)
 	                    : !(fx->n_reported > seen && fx->reported[fx->n_reported - 1] == seq))
 		event_base_loop(fx->base, EVLOOP_ONCE);
 	event_free(deadline);
+}
+
+static void on_enough(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* Runs the loop for ms: what the saver reports meanwhile is recorded. */
+static void run_for(fixture *fx, int ms)
+{
+	struct event *t = evtimer_new(fx->base, on_enough, fx->base);
+	struct timeval tv = {0, ms * 1000};
+	evtimer_add(t, &tv);
+	event_base_dispatch(fx->base);
+	event_free(t);
+}
+
+/* Waits (the loop not running) until n flushes have returned. */
+static void wait_flushed(int n)
+{
+	for (int i = 0; i < 10000 && count_of(&flushed) < n; i++)
+		usleep(1000);
+	assert_int_equal(count_of(&flushed), n);
 }
 
 static uint64_t on_disk(const fixture *fx)
@@ -225,6 +272,8 @@ static void test_failure_stops_until_resume(void **state)
 	int after_failure = flush_count();
 	set_flag(&failing, false);
 	ask(fx, 3); /* built on the failed 2: must not reach the disk */
+	run_for(fx, 100);
+	assert_int_equal(flush_count(), after_failure);
 	attest_chain resumed = state_of(fx, 1);
 	chain_saver_resume(fx->s, &resumed);
 	size_t before = fx->n_reported;
@@ -238,16 +287,70 @@ static void test_failure_stops_until_resume(void **state)
 	assert_int_equal(on_disk(fx), 2);
 }
 
-/* Freed while a save runs: it waits for that save, and the file holds its state. */
+static void *release_later(void *arg)
+{
+	usleep(100 * 1000);
+	set_flag(&hold, false);
+	return NULL;
+}
+
+/* Freed while a save runs: it returns only once that save's flush has returned (held here for
+ * 100 ms), and the file holds its state. */
 static void test_free_waits_for_the_save(void **state)
 {
 	fixture *fx = *state;
 	set_flag(&hold, true);
 	ask(fx, 5);
 	wait_holding();
-	set_flag(&hold, false);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, release_later, NULL), 0);
 	fx->s = chain_saver_free(fx->s);
+	assert_int_equal(count_of(&flushed), 1);
+	pthread_join(th, NULL);
 	assert_int_equal(on_disk(fx), 5);
+}
+
+/* A save that does not end is given up on after the saver's timeout (200 ms here): reported as
+ * a failure, the saver stopped; the hung save's own outcome, when it comes, is dropped; a
+ * resume saves again. */
+static void test_gives_up_on_a_hung_save(void **state)
+{
+	fixture *fx = *state;
+	set_flag(&hold, true);
+	ask(fx, 1);
+	wait_holding();
+	run_until(fx, 0, true);
+	assert_non_null(strstr(fx->failure, "has not finished in 200 ms"));
+	ask(fx, 2); /* stopped: never written */
+	set_flag(&hold, false);
+	wait_flushed(1);
+	run_for(fx, 100);
+	assert_int_equal(fx->n_reported, 0); /* the late success of 1 is not reported */
+	assert_int_equal(flush_count(), 1);
+	attest_chain resumed = state_of(fx, 1);
+	chain_saver_resume(fx->s, &resumed);
+	run_until(fx, 1, false);
+	assert_int_equal(flush_count(), 2);
+	assert_int_equal(on_disk(fx), 1);
+}
+
+/* Outcomes come in the order they happened: a retry that fails, then one that succeeds, both
+ * before the loop hears of either, are reported failure first. */
+static void test_outcomes_in_order(void **state)
+{
+	fixture *fx = *state;
+	set_flag(&failing, true);
+	ask(fx, 1);
+	run_until(fx, 0, true);
+	attest_chain c = state_of(fx, 0);
+	chain_saver_resume(fx->s, &c); /* fails too */
+	wait_flushed(2);
+	set_flag(&failing, false);
+	chain_saver_resume(fx->s, &c);
+	wait_flushed(3);
+	run_until(fx, 0, false);
+	assert_int_equal(fx->n_order, 3);
+	assert_memory_equal(fx->order, "FFS", 3);
 }
 
 int main(void)
@@ -257,6 +360,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_coalesces, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failure_stops_until_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_waits_for_the_save, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_gives_up_on_a_hung_save, setup_short, teardown),
+	    cmocka_unit_test_setup_teardown(test_outcomes_in_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
