@@ -65,10 +65,12 @@ print(sum(c.values()), " ".join("%s:%d" % kv for kv in c.most_common(8)))
 EOF
 }
 
-count_runsc() { # the boot log in $raw/logs -> "total top..."
-	/usr/bin/python3 - "$raw"/logs/*boot* <<'EOF'
-import collections, re, sys
-lines = open(sys.argv[1], errors="replace").read().splitlines()
+# runsc: the count, from the boot log in $raw/logs -> "total top..." (0 until the sentry has
+# logged the agent's last write to fd 1 after the TASK read)
+cat >"$raw/count-runsc.py" <<'EOF'
+import collections, glob, os, re, sys
+logs = glob.glob(os.path.join(sys.argv[1], "*boot*"))
+lines = open(logs[0], errors="replace").read().splitlines() if logs else []
 ev = []
 for l in lines:
     m = re.search(r"\[\s*(\d+):\s*(\d+)\] \S+ ([EX]) (\w+)\((.*)", l)
@@ -81,7 +83,19 @@ end = max(i for i, e in enumerate(ev) if e[0] == "1" and e[1] == "X" and e[2] in
 c = collections.Counter(e[2] for e in ev[start + 1:end + 1] if e[1] == "E")
 print(sum(c.values()), " ".join("%s:%d" % kv for kv in c.most_common(8)))
 EOF
-}
+count_runsc() { /usr/bin/python3 "$raw/count-runsc.py" "$raw/logs" 2>/dev/null || echo 0; }
+# Before the sandbox goes: wait (up to 5 s) until the sentry has logged the task's end, i.e.
+# the count is above 0 and the same twice 150 ms apart. The host has the last frame before
+# the sentry logs the write that sent it: without the wait the count was 0 now and then.
+cat >"$raw/after-runsc.sh" <<'EOF'
+last=-1
+for i in $(seq 33); do
+	n=$(/usr/bin/python3 "$RAW/count-runsc.py" "$RAW/logs" 2>/dev/null | cut -d' ' -f1)
+	[ "${n:-0}" -gt 0 ] && [ "$n" = "$last" ] && exit 0
+	last=${n:-0}
+	sleep 0.15
+done
+EOF
 
 printf '%-6s %-11s %-8s %6s  %s\n' runtime language mode total "top syscalls"
 while IFS='|' read -r lang mode code; do
@@ -97,7 +111,7 @@ while IFS='|' read -r lang mode code; do
 	rm -rf "$raw/logs"
 	mkdir -p "$raw/logs"
 	out=$("$drv" --runtime runsc --lang "$lang" --code "$code" "${fnargs[@]}" \
-		--flag --strace --flag --debug --flag "--debug-log=$raw/logs/")
+		--flag --strace --flag --debug --flag "--debug-log=$raw/logs/" --after "bash $raw/after-runsc.sh")
 	printf '%-6s %-11s %-8s %s\n' runsc "$lang" "$mode" "$(count_runsc)"
 	mv "$raw/logs" "$raw/logs-runsc-$lang-$mode"
 done <<'EOF'
