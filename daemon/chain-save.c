@@ -229,6 +229,24 @@ void chain_saver_resume(chain_saver *s, const attest_chain *c)
 	ask(s, c, true);
 }
 
+int chain_saver_store_now(chain_saver *s, const attest_chain *c, err **e)
+{
+	pthread_mutex_lock(&s->mu);
+	/* nothing asked for, nothing unreported: the thread is not near the file */
+	bool idle = !s->busy && !s->asking && !s->stopped && s->n_asked == s->answered;
+	if (idle)
+		s->busy = true;
+	pthread_mutex_unlock(&s->mu);
+	if (!idle)
+		return 1;
+	int r = attest_chain_store(s->f, c, e);
+	pthread_mutex_lock(&s->mu);
+	s->busy = false;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
 /* Waits (at most the saver's timeout) for the save under way; false when it does not end. */
 static bool wait_idle(chain_saver *s)
 {

@@ -245,6 +245,32 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 	return TASK_SERVE;
 }
 
+/* One task in flight: the loop has nothing else to do meanwhile, so the save is made here and
+ * the result goes out without waiting in save (chain_saver_store_now); if that save fails,
+ * this signature is discarded and the chain stays at its saved state. Otherwise (or while the
+ * saver is busy) the chain advances at once and the save goes to the saver's thread.
+ * Returns 0, or -1 with *e when this signature is discarded. */
+static int save_here(node *n, const attest_chain *next, attest_claim *c, err **e)
+{
+	_cleanup_err_ err *se = NULL;
+	int r = n->n_tasks <= 1 ? chain_saver_store_now(n->saver, next, &se) : 1;
+	if (r == 0)
+		n->saved = *next;
+	if (r >= 0) {
+		n->chain = *next;
+		if (r == 1)
+			chain_saver_save(n->saver, &n->chain);
+		return 0;
+	}
+	n->chain_error = xstrdup(err_msg(se));
+	log_error("cannot save the chain state (%s): taking no tasks until it saves; the "
+	          "signature of sequence %llu is discarded",
+	          n->chain_error, (unsigned long long)c->sequence);
+	err_set(e, 0, "the chain state cannot be saved: %s", n->chain_error);
+	c->sequence = 0;
+	return -1;
+}
+
 /* The chain advances at once; the result waits for its state on disk (saved() below) before
  * it leaves the node, and the save runs on the saver's thread (chain-save.h): a signature
  * whose number a restart would hand out again never leaves the node (ATTESTATION.md, "The
@@ -263,8 +289,10 @@ static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest,
 	_cleanup_free_ char *att = NULL, *env = NULL, *exec = NULL;
 	if (attest_sign(n->key, c, &env, &exec, &att, e) < 0)
 		return -1;
-	attest_chain_advance(&n->chain, att, c->sequence);
-	chain_saver_save(n->saver, &n->chain);
+	attest_chain next = n->chain;
+	attest_chain_advance(&next, att, c->sequence);
+	if (save_here(n, &next, c, e) < 0)
+		return -2;
 	*envelope = steal_pointer(&env);
 	if (exec_digest) /* NULL: the caller does not keep it (a sealed result's two statements) */
 		*exec_digest = steal_pointer(&exec);

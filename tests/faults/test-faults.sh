@@ -216,7 +216,7 @@ if mount -t tmpfs -o size=64k,mode=0700 aisp-faults-state "$SD"; then
 		# signatures the node discarded (its log names the last: sf-3's, or sf-4's when the
 		# two were saved as one, daemon/chain-save.h); the retries while $FAIL exists
 		# rewrite the saved state
-		top=$(grep -o 'signatures of sequence [0-9]* to [0-9]*' "$(node_dir sf)/log" | head -1 | awk '{print $NF}')
+		top=$(grep -oE 'signatures? of sequence [0-9]+( to [0-9]+)?' "$(node_dir sf)/log" | head -1 | awk '{print $NF}')
 		seq_now=$(chain_seq)
 		if [ -n "$top" ] && [ "$top" -le $((seq1 + 3)) ] && [ "$seq_now" -ge $((seq1 + 1)) ] &&
 			[ "$seq_now" -le "$top" ]; then

@@ -353,6 +353,35 @@ static void test_outcomes_in_order(void **state)
 	assert_memory_equal(fx->order, "FFS", 3);
 }
 
+/* A save made at once on the caller's thread when the saver is idle; refused (1) while a save
+ * runs or a request waits; a failure of its own stops nothing. */
+static void test_store_now(void **state)
+{
+	fixture *fx = *state;
+	_cleanup_err_ err *e = NULL;
+	attest_chain c = state_of(fx, 1);
+	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 0);
+	assert_int_equal(flush_count(), 1);
+	assert_int_equal(on_disk(fx), 1);
+	assert_int_equal(fx->n_reported, 0); /* the caller knows: nothing is reported */
+	set_flag(&hold, true);
+	ask(fx, 2);
+	wait_holding();
+	c = state_of(fx, 3);
+	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 1); /* a save runs */
+	set_flag(&hold, false);
+	wait_flushed(2);
+	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 1); /* its outcome is unreported */
+	run_until(fx, 2, false);
+	set_flag(&failing, true);
+	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), -1);
+	assert_non_null(strstr(err_msg(e), "fdatasync: Input/output error"));
+	set_flag(&failing, false);
+	ask(fx, 3); /* not stopped by it */
+	run_until(fx, 3, false);
+	assert_int_equal(on_disk(fx), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -362,6 +391,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_free_waits_for_the_save, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gives_up_on_a_hung_save, setup_short, teardown),
 	    cmocka_unit_test_setup_teardown(test_outcomes_in_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_now, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
