@@ -16,7 +16,7 @@
 #include "daemon/chain-save.h"
 
 struct chain_saver {
-	attest_chain_file *f; /* the thread's alone while it runs */
+	attest_chain_file *f; /* the thread's, or chain_saver_store_now()'s while busy */
 	chain_saved_fn cb;
 	void *arg;
 	int64_t timeout_ms;
@@ -39,7 +39,7 @@ struct chain_saver {
 	bool asking;
 	bool stopped; /* a save failed or was given up on: nothing is written until a resume */
 	bool quit;
-	bool busy;          /* the thread is in a save */
+	bool busy;          /* a save runs (the thread's, or chain_saver_store_now()'s) */
 	attest_chain saved; /* the newest state written, not yet reported (saved_no 0: none) */
 	uint64_t saved_no;
 	char *failed; /* why a save failed, not yet reported */

@@ -8,16 +8,17 @@
  * loop hears (an event on a pipe) which sequence is on disk, or that a save failed.
  *
  * A caller with nothing else to do meanwhile can still save at once on its own thread
- * (chain_saver_store_now), sparing itself the two wake-ups of the handoff.
+ * (chain_saver_store_now), sparing itself the two wake-ups of the handoff; such a save has no
+ * deadline (a disk that hangs holds the caller) and a failure of it stops nothing.
  *
  * Saves coalesce: the states asked for while one save runs go to disk as one save of the
  * newest of them, which also covers every number before it (a chain state names the last
  * attestation only). So at concurrency n the node makes fewer flushes than it signs.
  *
- * A failed save stops the saver: nothing asked for afterwards is written until
+ * A failed save on the thread stops the saver: nothing asked for afterwards is written until
  * chain_saver_resume(), so that no state past the failed one can reach the disk while the
- * node takes back the signatures it discarded. Only the thread touches the file while the
- * saver lives. */
+ * node takes back the signatures it discarded. The file is touched by the thread, or by
+ * chain_saver_store_now() while the thread has nothing to do, never by both at once. */
 #pragma once
 
 #include <event2/event.h>

@@ -245,11 +245,13 @@ static task_verdict resolve(void *arg, const proto_task *t, task_plan *plan, cha
 	return TASK_SERVE;
 }
 
-/* One task in flight: the loop has nothing else to do meanwhile, so the save is made here and
- * the result goes out without waiting in save (chain_saver_store_now); if that save fails,
- * this signature is discarded and the chain stays at its saved state. Otherwise (or while the
- * saver is busy) the chain advances at once and the save goes to the saver's thread.
- * Returns 0, or -1 with *e when this signature is discarded. */
+/* One task in flight: no other task waits for the loop, so the save is made here and the
+ * result goes out without waiting in save (chain_saver_store_now), sparing it the handoff's
+ * two wake-ups. The price: this save has no deadline; a disk that hangs holds the loop (its
+ * heartbeat and leases stop, so other nodes take its entries over), as every save did before
+ * the saver's thread. If it fails, this signature is discarded and the chain stays at its
+ * saved state. Otherwise (or while the saver is busy) the chain advances at once and the save
+ * goes to the thread. Returns 0, or -1 with *e when this signature is discarded. */
 static int save_here(node *n, const attest_chain *next, attest_claim *c, err **e)
 {
 	_cleanup_err_ err *se = NULL;
@@ -271,10 +273,10 @@ static int save_here(node *n, const attest_chain *next, attest_claim *c, err **e
 	return -1;
 }
 
-/* The chain advances at once; the result waits for its state on disk (saved() below) before
- * it leaves the node, and the save runs on the saver's thread (chain-save.h): a signature
- * whose number a restart would hand out again never leaves the node (ATTESTATION.md, "The
- * chain state"). */
+/* A signed result leaves the node only once its chain state is on disk: saved here at once
+ * with one task in flight (save_here), else on the saver's thread while the result waits in
+ * save (saved() below; chain-save.h). A signature whose number a restart would hand out again
+ * never leaves the node (ATTESTATION.md, "The chain state"). */
 static int sign(void *arg, attest_claim *c, char **envelope, char **exec_digest, err **e)
 {
 	node *n = arg;

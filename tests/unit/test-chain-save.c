@@ -353,8 +353,9 @@ static void test_outcomes_in_order(void **state)
 	assert_memory_equal(fx->order, "FFS", 3);
 }
 
-/* A save made at once on the caller's thread when the saver is idle; refused (1) while a save
- * runs or a request waits; a failure of its own stops nothing. */
+/* A save made at once on the caller's thread when the saver is idle, reporting nothing;
+ * refused (1) while a save runs, while an outcome is unreported and while the saver is
+ * stopped; a failure of its own reports and stops nothing. */
 static void test_store_now(void **state)
 {
 	fixture *fx = *state;
@@ -363,7 +364,8 @@ static void test_store_now(void **state)
 	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 0);
 	assert_int_equal(flush_count(), 1);
 	assert_int_equal(on_disk(fx), 1);
-	assert_int_equal(fx->n_reported, 0); /* the caller knows: nothing is reported */
+	run_for(fx, 50);
+	assert_int_equal(fx->n_order, 0); /* the caller knows: nothing is reported */
 	set_flag(&hold, true);
 	ask(fx, 2);
 	wait_holding();
@@ -373,13 +375,29 @@ static void test_store_now(void **state)
 	wait_flushed(2);
 	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 1); /* its outcome is unreported */
 	run_until(fx, 2, false);
+	/* its own failure */
 	set_flag(&failing, true);
+	c = state_of(fx, 9);
 	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), -1);
 	assert_non_null(strstr(err_msg(e), "fdatasync: Input/output error"));
+	err_free(steal_pointer(&e));
+	size_t reports = fx->n_order;
+	run_for(fx, 50);
+	assert_int_equal(fx->n_order, reports);
 	set_flag(&failing, false);
 	ask(fx, 3); /* not stopped by it */
 	run_until(fx, 3, false);
 	assert_int_equal(on_disk(fx), 3);
+	/* a saver stopped by a failure on the thread refuses until it is resumed */
+	set_flag(&failing, true);
+	ask(fx, 4);
+	run_until(fx, 0, true);
+	set_flag(&failing, false);
+	c = state_of(fx, 4);
+	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 1);
+	chain_saver_resume(fx->s, &c);
+	run_until(fx, 4, false);
+	assert_int_equal(chain_saver_store_now(fx->s, &c, &e), 0);
 }
 
 int main(void)
