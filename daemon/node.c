@@ -354,8 +354,8 @@ static void on_chain_saved(void *arg, const attest_chain *state, const err *e)
 		         n->chain_error);
 		free(n->chain_error);
 		n->chain_error = NULL;
-		n->cons.want_claim =
-		    true; /* what other nodes left meanwhile: as the reclaim tick */
+		/* what other nodes left meanwhile, as the reclaim tick would */
+		n->cons.want_claim = true;
 		consumer_read_more(n);
 	}
 }
