@@ -42,7 +42,7 @@ struct chain_saver {
 	bool busy;          /* a save runs (the thread's, or chain_saver_store_now()'s) */
 	attest_chain saved; /* the newest state written, not yet reported (saved_no 0: none) */
 	uint64_t saved_no;
-	char *failed; /* why a save failed, not yet reported */
+	err *failed; /* why a save failed, not yet reported */
 	uint64_t failed_no;
 };
 
@@ -62,12 +62,11 @@ static void save_one(chain_saver *s)
 		s->saved = c;
 		s->saved_no = no;
 	} else {
-		free(s->failed);
-		s->failed = xstrdup(err_msg(e));
+		err_free(s->failed);
+		s->failed = steal_pointer(&e);
 		s->failed_no = no;
 		s->stopped = true;
 		s->asking = false; /* what was asked meanwhile builds on the failed state */
-		err_free(e);
 	}
 	pthread_cond_broadcast(&s->cv); /* chain_saver_free may wait for the end of a save */
 	/* a full pipe already holds a wake-up: the loop reads all there is under mu */
@@ -101,20 +100,13 @@ static void arm_deadline(chain_saver *s)
 	evtimer_add(s->deadline, &tv);
 }
 
-static void report(chain_saver *s, uint64_t no, const attest_chain *saved, const char *failed)
+static void report(chain_saver *s, uint64_t no, const attest_chain *saved, const err *failed)
 {
 	if (no <= s->given_up_to)
 		return; /* the loop has answered for it already */
 	if (no > s->answered)
 		s->answered = no;
-	if (saved) {
-		s->cb(s->arg, saved, NULL);
-		return;
-	}
-	err *e = NULL;
-	err_set(&e, 0, "%s", failed);
-	s->cb(s->arg, NULL, e);
-	err_free(e);
+	s->cb(s->arg, saved, failed);
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
@@ -126,7 +118,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_lock(&s->mu);
 	attest_chain saved = s->saved;
 	uint64_t saved_no = s->saved_no, failed_no = s->failed_no;
-	_cleanup_free_ char *failed = s->failed;
+	_cleanup_err_ err *failed = s->failed;
 	s->saved_no = s->failed_no = 0;
 	s->failed = NULL;
 	pthread_mutex_unlock(&s->mu);
@@ -288,7 +280,7 @@ chain_saver *chain_saver_free(chain_saver *s)
 	close(s->wake[1]);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
-	free(s->failed);
+	err_free(s->failed);
 	attest_chain_close(s->f);
 	free(s);
 	return NULL;
