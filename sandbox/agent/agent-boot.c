@@ -48,23 +48,27 @@
  * modules live as long as the interpreter anyway). So are the bootstrap's own (the runtime
  * module and what it imports), pre-warm list or not.
  *
- * The exit (issue 17 item 3): a program that ended normally exits as the interpreter would,
- * less the finalisation that frees every object and tears every module down (some 10 ms of a
- * warm task, all of it CPU before the agent can send EXIT): the threads it left running are
- * waited for (threading._shutdown), the atexit functions run, its globals go (so the files it
- * left open are flushed and closed as their last reference goes), a collection finalises its
- * cycles, and stdout and stderr are flushed and closed. Then, in a sandbox (the payload's
- * BOOT_FIELD_SANDBOXED, agent.h), kill(-1, SIGKILL) as the program's user ends every other
- * process of that user, i.e. whatever the program left running (Linux, and gVisor, spare the
- * caller); the exit status (one byte, 0) goes to fd 7; and the interpreter stops itself
- * (SIGSTOP, 19 on Linux: the daemon threads it left stop with it) until the agent kills it,
- * which it does only after it has reported and the host has hung up (agent-run.c, agent.c).
- * So the interpreter's own exit, 1-2 ms of tearing down its address space under gVisor's
- * ptrace platform during which every syscall of the agent waited, is not on the task's path.
- * Anything that goes wrong in that, and every other ending (an exception, sys.exit), takes the
- * interpreter's own exit, which the agent reaps. */
+ * The exit (issue 17 item 3): a program that ended normally exits as the interpreter would, less
+ * the finalisation that frees every object and tears every module down (some 10 ms of a warm task,
+ * all of it CPU before the agent can send EXIT): the threads it left running are waited for
+ * (threading._shutdown, which is skipped only when no thread but the main one is left and no
+ * threading atexit callback is registered: it would join nothing, and each lock it takes reads the
+ * clock, which under this gVisor build's ptrace platform is a syscall, as is every clock read of
+ * Python 3.11's lock acquisition; for the same reason atexit and gc are imported at warm-up, not
+ * at exit, where the import system's locks cost 6 of them), the atexit functions run, its globals
+ * go (so the files it left open are flushed and closed as their last reference goes), a collection
+ * finalises its cycles, and stdout and stderr are flushed and closed. Then, in a sandbox (the
+ * payload's BOOT_FIELD_SANDBOXED, agent.h), kill(-1, SIGKILL) as the program's user ends every
+ * other process of that user, i.e. whatever the program left running (Linux, and gVisor, spare the
+ * caller); the exit status (one byte, 0) goes to fd 7; and the interpreter stops itself (SIGSTOP,
+ * 19 on Linux: the daemon threads it left stop with it) until the agent kills it, which it does
+ * only after it has reported and the host has hung up (agent-run.c, agent.c). So the interpreter's
+ * own exit, 1-2 ms of tearing down its address space under gVisor's ptrace platform during which
+ * every syscall of the agent waited, is not on the task's path. Anything that goes wrong in that,
+ * and every other ending (an exception, sys.exit), takes the interpreter's own exit, which the
+ * agent reaps. */
 const char agent_boot_python[] =
-    "import os, sys, json, types, traceback\n"
+    "import os, sys, json, types, traceback, atexit, gc\n"
     "def _aisp_prewarm():\n"
     "    try:\n"
     "        with open(\"/etc/aisp/prewarm.txt\", \"rb\") as f:\n"
@@ -86,7 +90,6 @@ const char agent_boot_python[] =
     "                __import__(n)\n"
     "            except BaseException:\n"
     "                pass\n"
-    "        import gc\n"
     "        gc.collect()\n"
     "        gc.freeze()\n"
     "    finally:\n"
@@ -101,9 +104,9 @@ const char agent_boot_python[] =
     "        os.close(saved[1])\n"
     "def _aisp_exit(ns, sandboxed):\n"
     "    try:\n"
-    "        import atexit, gc\n"
     "        th = sys.modules.get(\"threading\")\n"
-    "        if th is not None:\n"
+    "        if th is not None and (len(th._active) > 1 or th._limbo or\n"
+    "                               getattr(th, \"_threading_atexits\", True)):\n"
     "            th._shutdown()\n"
     "        atexit._run_exitfuncs()\n"
     "        ns.clear()\n"
@@ -136,7 +139,6 @@ const char agent_boot_python[] =
     "            import runtime\n"
     "        except BaseException:\n"
     "            pass\n"
-    "    import gc\n"
     "    gc.collect()\n"
     "    gc.freeze()\n"
     "    path = os.path.join(os.getcwd(), \"main.py\")\n"

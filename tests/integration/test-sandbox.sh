@@ -54,6 +54,19 @@ atexit.register(lambda: print("atexit"))
 print("main")')
 	is "$rt exit: thread waited for, atexit ran" "$(echo "$out" | field '[.status,.exit_code,.stdout]|@json')" '["ok",0,"main\nthread\natexit\n"]'
 	is "$rt exit: open file flushed, cycle finalised" "$(echo "$out" | field '[.files[]|[.path,(.content_b64|@base64d)]]|sort|@json')" '[["cycle.txt","finalised"],["open.txt","left open"]]'
+	# ... a thread that already ended is not waited for again; an executor's worker still
+	# running is, through threading's own exit callbacks
+	out=$(run --runtime $rt -c '
+import concurrent.futures, threading, time
+t = threading.Thread(target=lambda: print("early"))
+t.start()
+t.join()
+def slow():
+    time.sleep(0.2)
+    print("pool")
+concurrent.futures.ThreadPoolExecutor(1).submit(slow)
+print("main")')
+	is "$rt exit: executor worker waited for" "$(echo "$out" | field '[.status,.exit_code,.stdout]|@json')" '["ok",0,"early\nmain\npool\n"]'
 	out=$(run --runtime $rt --function -c '
 import atexit
 f = open("out/fn.txt", "w")
