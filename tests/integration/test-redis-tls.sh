@@ -139,7 +139,7 @@ $acl_lines
 tls_sidecar = yes")
 	rc=$?
 	if [ $rc = 1 ] && [[ "$out" == *"$want"* ]]; then
-		ok "$label: aispd --check fails: ${out##*startup check failed: }"
+		ok "$label: aispd --check fails: $want"
 	else
 		not_ok "$label: aispd --check" "exit $rc" "$out"
 	fi
