@@ -7,7 +7,11 @@
 # runc: `strace -f` attached to every process of the container once it is READY (the agent and
 #       the warm interpreter), counted up to the agent's last write to fd 1 (the EXIT frame).
 # runsc: the sentry's own strace (`runsc --strace`), counted from the agent's read of the TASK
-#       (its only read of fd 0 that returns data) to its last write to fd 1.
+#       (its only read of fd 0 that returns data) to its last write to fd 1. The task goes
+#       AGENT_SYSCALLS_AGE_S (default 2) seconds after READY, as to a sandbox that waited in the
+#       pool: gVisor's vDSO answers clock reads only once the sentry has calibrated its clock,
+#       from two samples 1 s apart; before that, every clock_gettime is a syscall (0.4 s after
+#       READY, a warm JavaScript task made 618 of them, Python 9). 0 measures a fresh sandbox.
 # Both count every syscall the agent, the interpreter and the program make in that window.
 # Output: a table (runtime, language, mode, total, the top syscalls); AGENT_SYSCALLS_RAW=DIR
 # keeps the traces there.
@@ -111,7 +115,8 @@ while IFS='|' read -r lang mode code; do
 	rm -rf "$raw/logs"
 	mkdir -p "$raw/logs"
 	out=$("$drv" --runtime runsc --lang "$lang" --code "$code" "${fnargs[@]}" \
-		--flag --strace --flag --debug --flag "--debug-log=$raw/logs/" --after "bash $raw/after-runsc.sh")
+		--flag --strace --flag --debug --flag "--debug-log=$raw/logs/" \
+		--before "sleep ${AGENT_SYSCALLS_AGE_S:-2}" --after "bash $raw/after-runsc.sh")
 	printf '%-6s %-11s %-8s %s\n' runsc "$lang" "$mode" "$(count_runsc)"
 	mv "$raw/logs" "$raw/logs-runsc-$lang-$mode"
 done <<'EOF'
