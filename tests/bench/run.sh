@@ -86,7 +86,8 @@ if [ ${#busy[@]} = 0 ] && [ ${#report[@]} = 0 ]; then
 		{
 			echo "Syscalls of one warm task inside the sandbox, from the agent's read of the TASK frame to"
 			echo "its last result frame (the agent, the warm interpreter and the program; runc: \`strace -f\`,"
-			echo "runsc: the sentry's \`--strace\`; tests/bench/agent-syscalls.sh):"
+			echo "runsc: the sentry's \`--strace\`, the task sent ${AGENT_SYSCALLS_AGE_S:-2} s after READY as to a pooled"
+			echo "sandbox, once gVisor's vDSO clock is calibrated; tests/bench/agent-syscalls.sh):"
 			echo
 			echo "| runtime | language | mode | syscalls | most frequent |"
 			echo "| --- | --- | --- | --- | --- |"
