@@ -18,7 +18,8 @@
 #include "common/util.h"
 #include "common/xalloc.h"
 
-/* Used sandboxes wait for their teardown until no task has run for this long (pool.h). */
+/* Used sandboxes wait for their teardown, and a pool holding half its target or more for its
+ * refills, until no task has run for this long (pool.h). */
 #define POOL_QUIET_MS 10
 /* Teardowns started at a time while the node is quiet. */
 #define POOL_MAX_TEARING 2
@@ -68,6 +69,7 @@ struct pool {
 	size_t tearing;   /* used ones being torn down */
 	bool room_wanted; /* the last refill wanted a sandbox that max_live refused */
 	struct event *teardown_ev;
+	struct event *refill_ev; /* a held refill's quiet moment */
 	double acquire_ms_sum;
 	struct event *tick;
 	bool shutting_down;
@@ -79,6 +81,13 @@ struct pool {
 static void refill(pool *p);
 static void teardown(pool *p);
 static void on_teardown_timer(evutil_socket_t fd, short what, void *arg);
+static int64_t quiet_in(const pool *p, int64_t now);
+
+static void arm_refill(pool *p, int64_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(p->refill_ev, &tv);
+}
 
 static bool spec_equal(const sandbox_spec *a, const sandbox_spec *b)
 {
@@ -299,26 +308,49 @@ static bool wants_one(const entry *en)
 	       en->n_warm + en->creating < en->target + en->n_waiters;
 }
 
-/* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
- * creations, under the node's caps and outside the pool's backoff. */
+/* Refills yield to tasks (pool.h): while one ran in the last POOL_QUIET_MS, a pool refills only
+ * below half its target or with takers waiting. */
+static bool below_half(const entry *en)
+{
+	return 2 * (en->n_warm + en->creating) < en->target;
+}
 
+static bool may_refill(const entry *en, bool quiet)
+{
+	return quiet || en->n_waiters > 0 || below_half(en);
+}
+
+/* Each pool aims at warm + creating = target + waiting takers; beyond the waiters' own
+ * creations, under the node's caps, outside the pool's backoff and when refills may start. */
 static void refill(pool *p)
 {
 	if (p->shutting_down)
 		return;
-	bool wanted = false;
+	int64_t quiet_ms = quiet_in(p, now_mono_ms());
+	bool wanted = false, held = false;
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		start_for_waiters(en);
-		while (wants_one(en) && p->creating < p->o.max_creating && p->live < p->o.max_live)
+		while (wants_one(en) && may_refill(en, quiet_ms <= 0) &&
+		       p->creating < p->o.max_creating && p->live < p->o.max_live)
 			if (start_one(en, false, NULL) < 0)
 				break;
-		if (wants_one(en) && p->live >= p->o.max_live)
+		if (wants_one(en) && !may_refill(en, quiet_ms <= 0))
+			held = true;
+		else if (wants_one(en) && p->live >= p->o.max_live)
 			wanted = true;
 	}
 	p->room_wanted = wanted;
 	if (wanted && p->n_used > 0)
 		teardown(p); /* the room a used sandbox holds is wanted */
+	/* held: at the quiet moment, or (a task runs) the last one's release calls again */
+	if (held && quiet_ms < INT64_MAX)
+		arm_refill(p, quiet_ms);
+}
+
+static void on_refill_timer(evutil_socket_t fd, short what, void *arg)
+{
+	refill(arg);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -359,9 +391,10 @@ int pool_new(pool **out, struct event_base *base, const pool_ops *ops, void *ops
 	if (p->o.tick_ms <= 0)
 		p->o.tick_ms = 1000;
 	p->teardown_ev = evtimer_new(base, on_teardown_timer, p);
+	p->refill_ev = evtimer_new(base, on_refill_timer, p);
 	p->tick = event_new(base, -1, EV_PERSIST, on_tick, p);
 	struct timeval tv = {p->o.tick_ms / 1000, (p->o.tick_ms % 1000) * 1000};
-	if (!p->tick || !p->teardown_ev || event_add(p->tick, &tv) < 0) {
+	if (!p->tick || !p->teardown_ev || !p->refill_ev || event_add(p->tick, &tv) < 0) {
 		pool_free(p);
 		return err_set(e, 0, "pool: cannot add its timer");
 	}
@@ -377,6 +410,8 @@ pool *pool_free(pool *p)
 		event_free(p->tick);
 	if (p->teardown_ev)
 		event_free(p->teardown_ev);
+	if (p->refill_ev)
+		event_free(p->refill_ev);
 	free(p->used);
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
@@ -424,6 +459,10 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 		if (hit)
 			*hit = true;
 		hand_out(en, sb, w);
+		/* below half its target, a pool refills beside the tasks: after this iteration, so
+		 * that the task's dispatch goes first (a real 1 ms timer, as in pool_release) */
+		if (below_half(en))
+			arm_refill(p, 1);
 		return;
 	}
 	en->misses++;
@@ -473,14 +512,21 @@ static bool teardown_forced(const pool *p, int64_t now)
 	       now - p->used[0].since_ms >= POOL_USED_MAX_MS;
 }
 
+/* ms until the node is quiet (no task has run for POOL_QUIET_MS): <= 0 when it is, INT64_MAX
+ * while one runs. */
+static int64_t quiet_in(const pool *p, int64_t now)
+{
+	return busy(p) ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now;
+}
+
 /* Starts the teardowns that may start now: every one that is forced; else, once no task has
  * run for POOL_QUIET_MS, up to POOL_MAX_TEARING at a time, oldest first. */
 static void teardown(pool *p)
 {
 	int64_t now = now_mono_ms();
-	int64_t quiet_in = busy(p) ? INT64_MAX : p->busy_end_ms + POOL_QUIET_MS - now;
+	int64_t quiet_ms = quiet_in(p, now);
 	while (p->n_used > 0 &&
-	       (teardown_forced(p, now) || (quiet_in <= 0 && p->tearing < POOL_MAX_TEARING))) {
+	       (teardown_forced(p, now) || (quiet_ms <= 0 && p->tearing < POOL_MAX_TEARING))) {
 		sandbox *sb = p->used[0].sb;
 		memmove(p->used, p->used + 1, --p->n_used * sizeof(*p->used));
 		p->tearing++;
@@ -490,8 +536,8 @@ static void teardown(pool *p)
 		return;
 	/* the oldest one's age limit, or the quiet moment (a teardown ending also goes on) */
 	int64_t ms = p->used[0].since_ms + POOL_USED_MAX_MS - now;
-	if (quiet_in > 0 && quiet_in < ms)
-		ms = quiet_in;
+	if (quiet_ms > 0 && quiet_ms < ms)
+		ms = quiet_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(p->teardown_ev, &tv);
 }

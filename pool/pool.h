@@ -90,7 +90,17 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
  * nothing on idle cores: their own CPU limit does). Their programs ended: the agent kills
  * what is left 250 ms after the result; a program that subverted its agent keeps running that
  * long inside its limits. Under a load that never pauses, every task past the first max_used
- * still has a teardown beside it. */
+ * still has a teardown beside it.
+ *
+ * Refills yield to tasks too. A creation is the runtime's `create` or `run --detach`, a Go
+ * program of tens of ms of CPU (runc) to hundreds (runsc), and the loop's own work to start it
+ * and take it in: beside a burst of warm tasks on a small host, it is their slowest part (issue
+ * 17's closing note: runc at concurrency 8, p99 13.1 -> 10.4 ms once refills waited). So while
+ * a task has run in the last POOL_QUIET_MS, a pool holding half its target or more (warm and
+ * creating) starts no refill; below half it refills up to half, and with a taker waiting (a
+ * miss) up to its whole target, as before. A burst of up to half the target thus runs beside
+ * no creation, and the pool is full again once the node is quiet; under a load that never
+ * pauses, a pool holds half its target, what the creations keep up with. */
 void pool_release(pool *p, sandbox *sb);
 
 typedef struct pool_stats {

@@ -435,7 +435,7 @@ static void test_live_cap(void **state)
 	RUN_UNTIL(F.n_destroyed == 1);
 	assert_int_equal(F.n, 3); /* a sandbox being destroyed still counts */
 	fake_gone(t.id);
-	assert_int_equal(F.n, 4);
+	RUN_UNTIL(F.n == 4);
 	assert_int_equal(F.sb[3]->spec.lang, PROTO_LANG_PYTHON); /* the first pool short of one */
 	fake_finish(3, true);
 	spin(5);
@@ -579,15 +579,19 @@ static void test_backoff_and_waiters(void **state)
 	assert_string_equal(a.err, "fake: creation 2 failed");
 	assert_int_equal(described(p, 0, "backoff_ms"), 4 * hour);
 	assert_int_equal(F.n, 3);
-	/* a success resets the backoff and the refills resume at once */
+	/* a success resets the backoff and the refills resume at once: up to half the target
+	 * while b's task runs, the rest once the node is quiet */
 	assert_false(take(p, &py, &b));
 	assert_int_equal(F.n, 4);
 	fake_finish(3, true);
 	assert_int_equal(b.id, 3);
 	assert_int_equal(described(p, 0, "backoff_ms"), 0);
-	assert_int_equal(F.n, 6);
-	assert_int_equal(stats(p).failed, 3);
+	assert_int_equal(F.n, 5);
+	spin(30);
+	assert_int_equal(F.n, 5);
 	pool_release(p, b.sb);
+	RUN_UNTIL(F.n == 6);
+	assert_int_equal(stats(p).failed, 3);
 	shutdown_all(p);
 }
 
@@ -673,17 +677,18 @@ static void test_teardown_waits_for_quiet(void **state)
 	pool_release(p, t[1].sb);
 	assert_int_equal(F.n_retired, 2);
 	assert_int_equal(F.retired[0], t[0].id);
-	/* t[2] still runs: nothing is torn down, however long it runs; the pool still refills */
+	/* t[2] still runs: nothing is torn down, however long it runs; the pool still refills, to
+	 * half its target (refills yield to tasks too) */
 	spin(100);
 	assert_int_equal(F.n_destroyed, 0);
 	pool_stats st = stats(p);
 	assert_int_equal(st.used, 2);
 	assert_int_equal(st.destroying, 2);
 	assert_int_equal(st.busy, 1);
-	assert_int_equal(st.warm, 3);
-	/* the last task ends: all three go */
+	assert_int_equal(st.warm, 2);
+	/* the last task ends: all three go, and the pool is full again */
 	pool_release(p, t[2].sb);
-	RUN_UNTIL(F.n_gone == 3);
+	RUN_UNTIL(F.n_gone == 3 && stats(p).warm == 3);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(F.destroyed[i], t[i].id);
 	assert_int_equal(F.max_destroying, 2); /* POOL_MAX_TEARING at a time */
@@ -715,15 +720,18 @@ static void test_teardown_forced_by_max_used(void **state)
 /* The node at max_live: the room a refill needs goes to it, one used sandbox, not all. */
 static void test_teardown_forced_by_max_live(void **state)
 {
-	pool *p = full_pool((pool_opts){.max_used = 8, .max_live = 5}, 2);
+	pool *p = full_pool((pool_opts){.max_used = 8, .max_live = 4}, 2);
 	taker t[4] = {0};
 	take_hits(p, t, 2);
-	pool_release(p, t[0].sb); /* t[1] runs; the refill takes the node to 4 */
-	RUN_UNTIL(stats(p).warm == 2);
-	take_hits(p, t + 2, 2);
-	pool_release(p, t[1].sb);
-	pool_release(p, t[2].sb); /* t[3] runs, 3 used; the refill makes 1 and wants room */
-	RUN_UNTIL(F.n_destroyed == 1 && stats(p).warm == 2);
+	pool_release(p,
+	             t[0].sb); /* t[1] runs; the refill (to half the target) takes the node to 3 */
+	RUN_UNTIL(stats(p).warm == 1);
+	take_hits(p, t + 2, 1);
+	pool_release(p, t[1].sb); /* t[2] runs, 2 used; the refill makes 1: the node at 4 */
+	RUN_UNTIL(stats(p).warm == 1);
+	take_hits(p, t + 3, 1);
+	pool_release(p, t[2].sb); /* t[3] runs, 3 used; the refill wants room */
+	RUN_UNTIL(F.n_destroyed == 1 && stats(p).warm == 1);
 	assert_int_equal(F.destroyed[0], t[0].id);
 	spin(50);
 	assert_int_equal(F.n_destroyed, 1);
@@ -746,6 +754,31 @@ static void test_teardown_forced_by_age(void **state)
 	shutdown_all(p);
 }
 
+/* Refills yield to tasks (pool.h): while one runs, a pool holding half its target starts no
+ * creation; below half it refills to half at once; the rest waits for the quiet moment. */
+static void test_refill_yields_to_tasks(void **state)
+{
+	/* no tick: only the pool's own timers refill */
+	pool *p = full_pool((pool_opts){.max_creating = 4, .tick_ms = 3600 * 1000}, 4);
+	taker t[3] = {0};
+	take_hits(p, t, 2);
+	pool_release(p, t[0].sb); /* t[1] runs: 2 warm of 4 */
+	RUN_UNTIL(F.n_destroyed == 1);
+	spin(50);
+	assert_int_equal(F.n, 4);
+	assert_int_equal(stats(p).warm, 2);
+	take_hits(p, t + 2, 1); /* below half: one creation, without a release or a tick */
+	RUN_UNTIL(F.n == 5 && stats(p).warm == 2);
+	spin(50);
+	assert_int_equal(F.n, 5);
+	assert_int_equal(stats(p).busy, 2);
+	pool_release(p, t[1].sb);
+	pool_release(p, t[2].sb); /* quiet: the pool fills */
+	RUN_UNTIL(stats(p).warm == 4);
+	assert_int_equal(F.n, 7);
+	shutdown_all(p);
+}
+
 static void test_shutdown(void **state)
 {
 	pool *p = new_pool((pool_opts){.max_creating = 3});
@@ -755,9 +788,9 @@ static void test_shutdown(void **state)
 	taker busy = {0}, waiting = {0}, late = {0};
 	assert_true(take(p, &py, &busy));
 	assert_int_equal(busy.id, 2); /* the newest */
-	add(p, &sh, 1);               /* refills: 3 for the first pool, 4 for the second */
+	add(p, &sh, 1); /* 3: the second pool's (the first holds half its target: a task runs) */
 	assert_false(take(p, &sh, &waiting));
-	assert_int_equal(F.n, 6); /* 5: the second pool's target beside its waiting taker */
+	assert_int_equal(F.n, 5); /* 4: the second pool's target beside its waiting taker */
 	int downs = 0;
 	pool_shutdown(p, on_down, &downs);
 	assert_int_equal(waiting.calls, 1);
@@ -769,21 +802,20 @@ static void test_shutdown(void **state)
 	/* creations that end now are destroyed, whatever their outcome; nothing new starts */
 	fake_finish(3, true);
 	fake_finish(4, false);
-	fake_finish(5, true);
-	assert_int_equal(F.n_destroyed, 5);
-	assert_int_equal(F.n, 6);
-	for (int i = 0; i < 6; i++)
+	assert_int_equal(F.n_destroyed, 4);
+	assert_int_equal(F.n, 5);
+	for (int i = 0; i < 5; i++)
 		if (i != busy.id)
 			fake_gone(i);
 	assert_int_equal(downs, 0); /* one still taken */
 	pool_release(p, busy.sb);
-	RUN_UNTIL(F.n_destroyed == 6);
+	RUN_UNTIL(F.n_destroyed == 5);
 	assert_int_equal(downs, 0);
 	fake_gone(busy.id);
 	assert_int_equal(downs, 1);
 	spin(5);
 	assert_int_equal(downs, 1);
-	assert_int_equal(F.n, 6);
+	assert_int_equal(F.n, 5);
 	pool_stats st = stats(p);
 	assert_int_equal(st.warm + st.creating + st.busy + st.destroying, 0);
 	pool_free(p);
@@ -1125,6 +1157,7 @@ int main(void)
 	    T(test_teardown_forced_by_max_used),
 	    T(test_teardown_forced_by_max_live),
 	    T(test_teardown_forced_by_age),
+	    T(test_refill_yields_to_tasks),
 	    T(test_shutdown),
 	    T(test_stats_and_describe),
 	    T(test_prometheus_checker),
