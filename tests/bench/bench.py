@@ -1162,10 +1162,11 @@ def markdown(raw, s):
         L.append("Idle versus busy, concurrency 1: *idle* waits before each task until the pool is full and no "
                  "teardown runs, with a bare host `python3 -c 'print(1+1)'` run interleaved (*host*); "
                  "*back to back* sends each task when the last result arrived, in rounds of up to the "
-                 "pool's target, while the pool refills; the used sandboxes of a round wait for their "
-                 "teardown until no task has run for 10 ms (the node's default `[pool] max_used = 16` "
-                 "holds a round: pool/pool.h), so its tasks run beside refills, not teardowns (under "
-                 "a load that never pauses, as in the sustained throughput figure, teardowns run "
+                 "pool's target; the used sandboxes of a round wait for their teardown until no task "
+                 "has run for 10 ms (the node's default `[pool] max_used = 16` holds a round), and so "
+                 "do its refills until the pool is below half its target (pool/pool.h): the first "
+                 "half of a round runs beside neither, the second beside refills (under a load that "
+                 "never pauses, as in the sustained throughput figure, teardowns and refills run "
                  "beside tasks). p50 (p99), ms; *steal*: the share of this VM's CPU time "
                  "that its hypervisor gave to something else while the cell's tasks ran (/proc/stat), %:")
         L.append("")
