@@ -1,6 +1,7 @@
 /* Warm pools (see pool.h). Each entry (one per spec) keeps a stack of READY sandboxes, a
  * queue of takers waiting on a miss, and counts; creations for waiting takers start at once,
- * refills only under the node's caps and outside the entry's failure backoff. Sandboxes are
+ * refills only under the node's caps, outside the entry's failure backoff and, while tasks
+ * run, below half the target (pool.h: "Refills yield to tasks too"). Sandboxes are
  * made and unmade only through p->ops (pool_sandbox_ops in sandbox-ops.c, or a test's fakes),
  * and every callback the pool gives them runs later from the loop; takers' callbacks run from
  * the pool, so they must not free it (pool_shutdown first). */
@@ -23,7 +24,7 @@
 #define POOL_QUIET_MS 10
 /* Teardowns started at a time while the node is quiet. */
 #define POOL_MAX_TEARING 2
-/* ... and never longer than this, tasks running or not. */
+/* ... and never longer than this, tasks running or not; nor do refills. */
 #define POOL_USED_MAX_MS 2000
 
 /* A failing pool logs its creation failures at most this often (each log says how many it
@@ -69,7 +70,8 @@ struct pool {
 	size_t tearing;   /* used ones being torn down */
 	bool room_wanted; /* the last refill wanted a sandbox that max_live refused */
 	struct event *teardown_ev;
-	struct event *refill_ev; /* a held refill's quiet moment */
+	struct event *refill_ev; /* a held refill's quiet moment, or its POOL_USED_MAX_MS */
+	int64_t held_since_ms;   /* when refills began to wait for a quiet node (0: they do not) */
 	double acquire_ms_sum;
 	struct event *tick;
 	bool shutting_down;
@@ -326,8 +328,13 @@ static void refill(pool *p)
 {
 	if (p->shutting_down)
 		return;
-	int64_t quiet_ms = quiet_in(p, now_mono_ms());
-	bool wanted = false, held = false;
+	int64_t now = now_mono_ms(), quiet_ms = quiet_in(p, now);
+	/* a refill waits for the quiet moment at most POOL_USED_MAX_MS (a chain's sandbox stays
+	 * taken through its llm steps); once overdue, until the pools are full */
+	bool overdue = p->held_since_ms && now - p->held_since_ms >= POOL_USED_MAX_MS;
+	if (overdue)
+		quiet_ms = 0;
+	bool wanted = false, held = false, short_of = false;
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		start_for_waiters(en);
@@ -339,13 +346,22 @@ static void refill(pool *p)
 			held = true;
 		else if (wants_one(en) && p->live >= p->o.max_live)
 			wanted = true;
+		short_of |= wants_one(en);
 	}
 	p->room_wanted = wanted;
 	if (wanted && p->n_used > 0)
 		teardown(p); /* the room a used sandbox holds is wanted */
-	/* held: at the quiet moment, or (a task runs) the last one's release calls again */
-	if (held && quiet_ms < INT64_MAX)
-		arm_refill(p, quiet_ms);
+	if (!held) {
+		if (!overdue || !short_of)
+			p->held_since_ms = 0;
+		return;
+	}
+	if (!p->held_since_ms)
+		p->held_since_ms = now;
+	/* again at the quiet moment (a task runs: the last one's release calls too), or when the
+	 * wait is up */
+	int64_t ms = p->held_since_ms + POOL_USED_MAX_MS - now;
+	arm_refill(p, quiet_ms < ms ? quiet_ms : ms);
 }
 
 static void on_refill_timer(evutil_socket_t fd, short what, void *arg)

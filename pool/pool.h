@@ -96,11 +96,15 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
  * program of tens of ms of CPU (runc) to hundreds (runsc), and the loop's own work to start it
  * and take it in: beside a burst of warm tasks on a small host, it is their slowest part (issue
  * 17's closing note: runc at concurrency 8, p99 13.1 -> 10.4 ms once refills waited). So while
- * a task has run in the last POOL_QUIET_MS, a pool holding half its target or more (warm and
- * creating) starts no refill; below half it refills up to half, and with a taker waiting (a
- * miss) up to its whole target, as before. A burst of up to half the target thus runs beside
- * no creation, and the pool is full again once the node is quiet; under a load that never
- * pauses, a pool holds half its target, what the creations keep up with. */
+ * a sandbox is taken (a task's, or a chain's between its steps, an llm step included) or was
+ * given back in the last POOL_QUIET_MS, a pool holding half its target or more (warm and
+ * creating) starts no refill; below half it refills up to half (rounded up), and with a taker
+ * waiting (a miss) up to its whole target and its waiters, as before. A held refill waits at
+ * most POOL_USED_MAX_MS (2 s), then fills the pools beside the tasks; a held one does not
+ * force a used sandbox's teardown for room under max_live. A burst of up to half the target
+ * thus runs beside no creation, and the pool is full again once the node is quiet (caps and
+ * backoff allowing); under a load that never pauses, a pool holds at least half its target
+ * and is filled every 2 s. */
 void pool_release(pool *p, sandbox *sb);
 
 typedef struct pool_stats {

@@ -723,8 +723,8 @@ static void test_teardown_forced_by_max_live(void **state)
 	pool *p = full_pool((pool_opts){.max_used = 8, .max_live = 4}, 2);
 	taker t[4] = {0};
 	take_hits(p, t, 2);
-	pool_release(p,
-	             t[0].sb); /* t[1] runs; the refill (to half the target) takes the node to 3 */
+	/* t[1] runs; the refill (to half the target) takes the node to 3 */
+	pool_release(p, t[0].sb);
 	RUN_UNTIL(stats(p).warm == 1);
 	take_hits(p, t + 2, 1);
 	pool_release(p, t[1].sb); /* t[2] runs, 2 used; the refill makes 1: the node at 4 */
@@ -767,7 +767,8 @@ static void test_refill_yields_to_tasks(void **state)
 	spin(50);
 	assert_int_equal(F.n, 4);
 	assert_int_equal(stats(p).warm, 2);
-	take_hits(p, t + 2, 1); /* below half: one creation, without a release or a tick */
+	take_hits(p, t + 2, 1);   /* below half: one creation, without a release or a tick, */
+	assert_int_equal(F.n, 4); /* after the take's own iteration */
 	RUN_UNTIL(F.n == 5 && stats(p).warm == 2);
 	spin(50);
 	assert_int_equal(F.n, 5);
@@ -776,6 +777,23 @@ static void test_refill_yields_to_tasks(void **state)
 	pool_release(p, t[2].sb); /* quiet: the pool fills */
 	RUN_UNTIL(stats(p).warm == 4);
 	assert_int_equal(F.n, 7);
+	shutdown_all(p);
+}
+
+/* A sandbox may stay taken long (a chain's llm step): a refill waits for the quiet moment at
+ * most POOL_USED_MAX_MS (2 s), then fills the pool beside the tasks. */
+static void test_refill_waits_at_most_used_max(void **state)
+{
+	pool *p = full_pool((pool_opts){.max_creating = 4, .tick_ms = 50}, 4);
+	taker t[2] = {0};
+	take_hits(p, t, 2); /* half the target warm: the ticks' refills wait */
+	spin(500);
+	assert_int_equal(F.n, 4);
+	RUN_UNTIL(stats(p).warm == 4);
+	assert_int_equal(F.n, 6);
+	assert_int_equal(stats(p).busy, 2);
+	pool_release(p, t[0].sb);
+	pool_release(p, t[1].sb);
 	shutdown_all(p);
 }
 
@@ -1158,6 +1176,7 @@ int main(void)
 	    T(test_teardown_forced_by_max_live),
 	    T(test_teardown_forced_by_age),
 	    T(test_refill_yields_to_tasks),
+	    T(test_refill_waits_at_most_used_max),
 	    T(test_shutdown),
 	    T(test_stats_and_describe),
 	    T(test_prometheus_checker),
