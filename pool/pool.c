@@ -85,10 +85,11 @@ static void teardown(pool *p);
 static void on_teardown_timer(evutil_socket_t fd, short what, void *arg);
 static int64_t quiet_in(const pool *p, int64_t now);
 
-static void arm_refill(pool *p, int64_t ms)
+/* Arms one of the pool's timers ms from now (re-arming a pending one moves it). */
+static void arm_in(struct event *ev, int64_t ms)
 {
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(p->refill_ev, &tv);
+	evtimer_add(ev, &tv);
 }
 
 static bool spec_equal(const sandbox_spec *a, const sandbox_spec *b)
@@ -332,21 +333,23 @@ static void refill(pool *p)
 	/* a refill waits for the quiet moment at most POOL_USED_MAX_MS (a chain's sandbox stays
 	 * taken through its llm steps); once overdue, until the pools are full */
 	bool overdue = p->held_since_ms && now - p->held_since_ms >= POOL_USED_MAX_MS;
-	if (overdue)
-		quiet_ms = 0;
+	bool quiet = overdue || quiet_ms <= 0;
 	bool wanted = false, held = false, short_of = false;
 	for (size_t i = 0; i < p->n_entries; i++) {
 		entry *en = p->entries[i];
 		start_for_waiters(en);
-		while (wants_one(en) && may_refill(en, quiet_ms <= 0) &&
-		       p->creating < p->o.max_creating && p->live < p->o.max_live)
+		/* may_refill each time: a pool below half refills only up to half */
+		while (wants_one(en) && may_refill(en, quiet) && p->creating < p->o.max_creating &&
+		       p->live < p->o.max_live)
 			if (start_one(en, false, NULL) < 0)
 				break;
-		if (wants_one(en) && !may_refill(en, quiet_ms <= 0))
+		if (!wants_one(en))
+			continue;
+		short_of = true;
+		if (!may_refill(en, quiet))
 			held = true;
-		else if (wants_one(en) && p->live >= p->o.max_live)
+		else if (p->live >= p->o.max_live)
 			wanted = true;
-		short_of |= wants_one(en);
 	}
 	p->room_wanted = wanted;
 	if (wanted && p->n_used > 0)
@@ -361,7 +364,7 @@ static void refill(pool *p)
 	/* again at the quiet moment (a task runs: the last one's release calls too), or when the
 	 * wait is up */
 	int64_t ms = p->held_since_ms + POOL_USED_MAX_MS - now;
-	arm_refill(p, quiet_ms < ms ? quiet_ms : ms);
+	arm_in(p->refill_ev, quiet_ms < ms ? quiet_ms : ms);
 }
 
 static void on_refill_timer(evutil_socket_t fd, short what, void *arg)
@@ -478,7 +481,7 @@ void pool_take(pool *p, const sandbox_spec *spec, pool_take_fn cb, void *arg, bo
 		/* below half its target, a pool refills beside the tasks: after this iteration, so
 		 * that the task's dispatch goes first (a real 1 ms timer, as in pool_release) */
 		if (below_half(en))
-			arm_refill(p, 1);
+			arm_in(p->refill_ev, 1);
 		return;
 	}
 	en->misses++;
@@ -554,8 +557,7 @@ static void teardown(pool *p)
 	int64_t ms = p->used[0].since_ms + POOL_USED_MAX_MS - now;
 	if (quiet_ms > 0 && quiet_ms < ms)
 		ms = quiet_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-	evtimer_add(p->teardown_ev, &tv);
+	arm_in(p->teardown_ev, ms);
 }
 
 static void on_teardown_timer(evutil_socket_t fd, short what, void *arg)
@@ -584,8 +586,7 @@ void pool_release(pool *p, sandbox *sb)
 	/* Teardown and refill spawn runtime processes: never in this iteration, so that what the
 	 * caller sends with the task's result (the publish) goes out first. A real (1 ms) timer:
 	 * a zero timeout would run in this very iteration. */
-	struct timeval soon = {0, 1000};
-	evtimer_add(p->teardown_ev, &soon);
+	arm_in(p->teardown_ev, 1);
 }
 
 void pool_shutdown(pool *p, void (*cb)(void *arg), void *arg)
